@@ -1,0 +1,117 @@
+/*  event — the ledger's event model and its one canonical JSON form.
+
+    An event is either *proposed* (sent by transaction to stream: no seq, no
+    ts, may carry `expect`) or *stored* (written by stream: seq and ts set,
+    no `expect`). Both are parsed with full validation here, so no service
+    trusts bytes from the network or the disk. The canonical form is the
+    only form the stream ever writes; the same event is the same bytes in
+    the log, on the wire and in every replica.
+
+    Canonical stored line (no spaces, fixed key order, no trailing \n):
+      {"seq":N,"id":"..","type":"..","v":1,"ts":"YYYY-MM-DDTHH:MM:SS.mmmZ",
+       then "account":"..","amount":N             (deposited, withdrawn)
+       or   "from":"..","to":"..","amount":N      (transferred)
+       then optionally "meta":{"correlation_id":"..","request_id":"..",
+                               "reference":".."}  (keys present only if set)}
+    Canonical proposed line: same without seq and ts, with an optional
+    trailing "expect":{"account":version,...} in the order given.
+
+    Strings are escaped minimally: \" \\ and control characters (\n \r \t
+    \b \f, others as \u00XX); everything else is copied as UTF-8, which must
+    be valid.
+
+    Unknown types (or a schema version above EVENT_SCHEMA_VERSION) in a
+    stored event parse successfully as EVENT_TYPE_UNKNOWN with only the
+    common fields validated, so readers can skip and count them. Older
+    schema versions are upcast in event_parse_stored, the one place that
+    knows them.
+*/
+#ifndef EVENT_H_INCLUDED
+#define EVENT_H_INCLUDED
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define EVENT_SCHEMA_VERSION       1
+#define EVENT_ACCOUNT_BYTES_MAX    64    // ^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$
+#define EVENT_ID_BYTES_MAX         64    // same pattern as accounts; UUIDs are 36
+#define EVENT_TYPE_BYTES_MAX       32    // long enough for any sane past-tense name
+#define EVENT_META_VALUE_BYTES_MAX 256   // per meta value (DESIGN: reference <= 256 bytes)
+#define EVENT_AMOUNT_MAX           1000000000000000LL   // 10^15 minor units
+#define EVENT_EXPECT_MAX           2     // an event touches at most two accounts
+// Upper bound of a canonical line: three escaped meta values (6 bytes per
+// byte at worst as \u00XX) dominate; keeps every line in one stack buffer.
+#define EVENT_LINE_BYTES_MAX       6144
+#define EVENT_TS_BYTES             24    // "2026-11-22T07:28:47.123Z"
+
+typedef enum {
+    EVENT_TYPE_UNKNOWN = 0,
+    EVENT_DEPOSITED,
+    EVENT_WITHDRAWN,
+    EVENT_TRANSFERRED,
+} event_type_t;
+
+typedef struct {
+    char account[EVENT_ACCOUNT_BYTES_MAX + 1];
+    int64_t version;   // >= 0; 0 means "never seen"
+} event_expect_t;
+
+typedef struct {
+    int64_t seq;       // >= 1 when stored, 0 when proposed
+    int64_t ts_ms;     // ms since the Unix epoch; 0 when proposed
+    event_type_t type;
+    int v;
+    char id[EVENT_ID_BYTES_MAX + 1];
+    char type_name[EVENT_TYPE_BYTES_MAX + 1];   // as read, so unknown types can be counted
+    char account[EVENT_ACCOUNT_BYTES_MAX + 1];  // deposited, withdrawn
+    char from[EVENT_ACCOUNT_BYTES_MAX + 1];     // transferred
+    char to[EVENT_ACCOUNT_BYTES_MAX + 1];       // transferred; never equal to from
+    int64_t amount;                             // 1 .. EVENT_AMOUNT_MAX
+    // meta; "" when absent
+    char correlation_id[EVENT_META_VALUE_BYTES_MAX + 1];
+    char request_id[EVENT_META_VALUE_BYTES_MAX + 1];
+    char reference[EVENT_META_VALUE_BYTES_MAX + 1];
+    size_t expect_count;                        // proposed events only
+    event_expect_t expect[EVENT_EXPECT_MAX];
+} event_t;
+
+//  Sets every field to its empty value and v to EVENT_SCHEMA_VERSION.
+void event_init (event_t *self);
+
+//  True if the bytes match ^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$ (accounts and ids).
+bool event_id_is_valid (const char *text, size_t bytes);
+
+//  Type name <-> enum; event_type_from_name returns EVENT_TYPE_UNKNOWN for
+//  names it does not know. event_type_name returns "" for unknown.
+event_type_t event_type_from_name (const char *name);
+const char *event_type_name (event_type_t type);
+
+//  Parse a proposed event (strict: unknown keys, seq or ts, missing fields,
+//  wrong types, bad ranges, unknown types are all rejected). On error
+//  returns -1 and writes a one-line reason into error ("amount: must be an
+//  integer between 1 and 10^15").
+int event_parse_proposed (const char *json, size_t bytes, event_t *self, char *error,
+                          size_t error_size);
+
+//  Parse a stored event line (without its \n). Same validation plus seq >= 1
+//  and a canonical ts. Returns 0 or -1 with a reason as above.
+int event_parse_stored (const char *line, size_t bytes, event_t *self, char *error,
+                        size_t error_size);
+
+//  Write the canonical stored form (seq and ts must be set; no \n). Returns
+//  the length, or 0 if buffer_size is too small (buffer_size >=
+//  EVENT_LINE_BYTES_MAX always suffices). The result is NUL-terminated.
+size_t event_format_stored (const event_t *self, char *buffer, size_t buffer_size);
+
+//  Write the canonical proposed form (no seq or ts; expect if any).
+size_t event_format_proposed (const event_t *self, char *buffer, size_t buffer_size);
+
+//  RFC 3339 UTC with milliseconds. event_ts_format writes exactly
+//  EVENT_TS_BYTES characters plus a NUL (buffer of EVENT_TS_BYTES + 1).
+//  event_ts_parse accepts any RFC 3339 date-time (offsets, 0-9 fraction
+//  digits, fractions beyond ms truncated) and returns 0 or -1.
+void event_ts_format (int64_t ts_ms, char *buffer);
+int event_ts_parse (const char *text, int64_t *ts_ms);
+
+#endif

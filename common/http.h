@@ -1,0 +1,114 @@
+/*  http — libmicrohttpd glue that runs inside a service's zloop.
+
+    MHD runs in external-epoll mode: its epoll fd is one more poller in the
+    service's zloop, so the service stays one thread with one loop. This
+    module owns everything HTTP that is the same in every service: the
+    route table (method, path pattern, handler, body limit), 404 / 405 with
+    Allow / 413 / 415 answers, problem+json errors (RFC 9457), X-Request-Id
+    on every response, JSON body parsing with a 400 that says where, and
+    suspend/resume so a handler can answer later from another loop event.
+
+    It does not know any service's business: handlers get a request, read
+    what they need through the accessors, and answer with one of the
+    http_respond_* calls, now or later.
+
+    Responses are always queued on a later access-handler call than the
+    first (libmicrohttpd 0.9.75 closes keep-alive connections otherwise).
+*/
+#ifndef HTTP_H_INCLUDED
+#define HTTP_H_INCLUDED
+
+#include <czmq.h>
+#include <cjson/cJSON.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#define HTTP_PATH_PARAMS_MAX 4          // "{id}" segments in one route pattern
+#define HTTP_REQUEST_ID_BYTES_MAX 128   // longer or non-printable X-Request-Id is replaced
+
+typedef struct http_server http_server_t;
+typedef struct http_request http_request_t;
+
+//  A handler must answer with exactly one http_respond* call, either
+//  before it returns or later after http_request_suspend().
+typedef void(http_handler_fn) (http_request_t *request, void *arg);
+
+typedef struct {
+    const char *method;         // "GET", "POST", ...
+    const char *path;           // "/accounts/{id}/events"; {name} matches one non-empty segment
+    http_handler_fn *handler;
+    size_t body_bytes_max;      // 0: no body expected; else larger bodies get 413,
+                                // and a Content-Type other than application/json gets 415
+} http_route_t;
+
+typedef struct {
+    const char *service;        // name used in logs and in problem "type" URIs
+    const char *address;        // "127.0.0.1"
+    int port;                   // 0 picks a free port (see http_server_port)
+    bool reuse_port;            // SO_REUSEPORT: several processes share one port
+    const http_route_t *routes;
+    size_t route_count;
+    void *arg;                  // passed to every handler
+    unsigned connections_max;   // 0: default
+    unsigned connection_timeout_s;   // idle connection timeout; 0: default
+} http_config_t;
+
+//  Binds, listens and registers with loop. Returns NULL (logged) on failure,
+//  e.g. when the port is taken.
+http_server_t *http_server_new (zloop_t *loop, const http_config_t *config);
+
+//  Answers every suspended request with 503, stops the daemon and frees
+//  it. Idempotent; nulls *self_p.
+void http_server_destroy (http_server_t **self_p);
+
+//  The bound port (useful when config.port was 0).
+int http_server_port (http_server_t *self);
+
+//  Requests answered so far, and requests currently suspended.
+uint64_t http_server_requests_total (http_server_t *self);
+size_t http_server_suspended_count (http_server_t *self);
+
+//  Request accessors. Returned strings are borrowed and valid until the
+//  request is answered.
+const char *http_request_method (http_request_t *self);
+const char *http_request_path (http_request_t *self);
+//  A {name} segment of the matched route pattern (percent-decoded), or NULL.
+const char *http_request_param (http_request_t *self, const char *name);
+//  A query-string argument (decoded), or NULL when absent.
+const char *http_request_query (http_request_t *self, const char *key);
+//  A request header (case-insensitive name), or NULL.
+const char *http_request_header (http_request_t *self, const char *name);
+//  The body (NUL-terminated for convenience) and its length; "" when none.
+const char *http_request_body (http_request_t *self, size_t *bytes);
+//  The X-Request-Id of this request: the client's, or a generated UUID.
+const char *http_request_id (http_request_t *self);
+
+//  Parses the body as JSON. On failure answers 400 problem+json naming the
+//  byte offset where parsing stopped, and returns NULL (the request is then
+//  answered and no longer valid). The caller owns the returned tree.
+cJSON *http_request_parse_json (http_request_t *self);
+
+//  Adds a header to the eventual response (name and value are copied).
+void http_request_add_header (http_request_t *self, const char *name, const char *value);
+
+//  Keeps the connection open after the handler returns; answer later with
+//  http_respond_*. Suspended requests do not time out by themselves: the
+//  caller needs its own timer and a cap on how many it keeps.
+void http_request_suspend (http_request_t *self);
+
+//  Answer. Bodies are copied. After the call the request is no longer
+//  valid for the caller.
+void http_respond (http_request_t *self, unsigned status, const char *content_type,
+                   const char *body, size_t bytes);
+//  Prints json unformatted as application/json; json stays the caller's.
+void http_respond_json (http_request_t *self, unsigned status, const cJSON *json);
+//  problem+json with type, title, status, detail and, when errors is not
+//  NULL, "errors": [{field, message}...]. Takes ownership of errors.
+void http_respond_problem (http_request_t *self, unsigned status, const char *title,
+                           const char *detail, cJSON *errors);
+
+//  Helper to build the errors array for http_respond_problem: appends
+//  {"field": field, "message": message} to *errors_p, creating it if NULL.
+void http_problem_add_error (cJSON **errors_p, const char *field, const char *message);
+
+#endif

@@ -1,0 +1,25 @@
+/*  metrics — Prometheus text exposition (format 0.0.4) into a growing
+    buffer. A service's /metrics handler creates one, writes its figures,
+    sends metrics_text() and destroys it.
+*/
+#ifndef METRICS_H_INCLUDED
+#define METRICS_H_INCLUDED
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define METRICS_CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
+
+typedef struct metrics metrics_t;
+
+metrics_t *metrics_new (void);
+void metrics_destroy (metrics_t **self_p);
+
+//  Writes "# HELP", "# TYPE" and the sample. name must be a valid metric name.
+void metrics_counter (metrics_t *self, const char *name, const char *help, uint64_t value);
+void metrics_gauge (metrics_t *self, const char *name, const char *help, double value);
+
+//  The text so far (borrowed, NUL-terminated).
+const char *metrics_text (metrics_t *self, size_t *bytes);
+
+#endif

@@ -1,0 +1,66 @@
+/*  subscriber — the catch-up subscriber (the ZeroMQ Guide's Clone pattern).
+
+    Keeps a local state in step with the stream's log: SUB first and buffer
+    live events, FETCH from applied_seq + 1 over the replay DEALER until
+    caught up, then apply the buffered live events whose seq > applied_seq.
+    A live event with seq > applied_seq + 1, or a HEARTBEAT ahead of
+    applied_seq, starts a FETCH for the gap. Events reach on_event exactly
+    once, in seq order, never older ones. Reconnects are automatic (ZeroMQ
+    reconnects; a replay request without answer is retried on a new
+    socket), and nothing here ever blocks the loop.
+
+    Used by accounting (read model) and transaction (write model).
+*/
+#ifndef SUBSCRIBER_H_INCLUDED
+#define SUBSCRIBER_H_INCLUDED
+
+#include <czmq.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "event.h"
+
+#define SUBSCRIBER_FETCH_EVENTS_MAX 10000       // events per FETCH; the stream caps bytes at ~1 MiB
+#define SUBSCRIBER_LIVE_BUFFER_EVENTS_MAX 100000 // live events kept while catching up; beyond, dropped and fetched later
+
+typedef struct subscriber subscriber_t;
+
+typedef struct {
+    //  One event, exactly once, in seq order (seq == applied_seq + 1).
+    //  event, line borrowed. line is the canonical line without \n.
+    void (*on_event) (void *arg, const event_t *event, const char *line, size_t line_bytes);
+    //  Optional: a RESULT frame (request_id and result_json borrowed). Only
+    //  delivered when the subscriber was created with want_results.
+    void (*on_result) (void *arg, const char *request_id, const char *result_json);
+    //  Optional: after a run of events was applied (a live message or a
+    //  fetched batch), e.g. to flush a replica or wake waiters.
+    void (*on_applied) (void *arg, int64_t applied_seq);
+} subscriber_handlers_t;
+
+typedef struct {
+    const char *publish_endpoint;   // stream's PUB, e.g. tcp://127.0.0.1:5556
+    const char *replay_endpoint;    // stream's ROUTER, e.g. tcp://127.0.0.1:5558
+    int64_t applied_seq;            // already applied locally (0 for nothing)
+    bool want_results;              // also subscribe to RESULT
+    int upstream_timeout_ms;        // no message for this long: upstream "disconnected"; 0: 3000
+    int receive_hwm;                // SUB receive high-water mark; 0: ZeroMQ default
+} subscriber_config_t;
+
+//  Connects and registers with loop; starts catching up at once.
+subscriber_t *subscriber_new (zloop_t *loop, const subscriber_config_t *config,
+                              const subscriber_handlers_t *handlers, void *arg);
+void subscriber_destroy (subscriber_t **self_p);
+
+int64_t subscriber_applied_seq (subscriber_t *self);
+//  Highest seq the stream is known to have (heartbeats, batches, events).
+int64_t subscriber_head_seq (subscriber_t *self);
+//  True while messages arrive from the stream within upstream_timeout_ms.
+bool subscriber_connected (subscriber_t *self);
+//  True once a FETCH came back empty (caught up at least once).
+bool subscriber_caught_up (subscriber_t *self);
+//  Counters for metrics.
+uint64_t subscriber_fetches (subscriber_t *self);
+uint64_t subscriber_gaps (subscriber_t *self);
+uint64_t subscriber_live_dropped (subscriber_t *self);
+
+#endif
