@@ -1,0 +1,122 @@
+/*  fuzz_common — checks shared by the libFuzzer targets.
+
+    A failed check is a bug in the code under test, so it prints what
+    differed and aborts: libFuzzer then saves the input as a crash file.
+    Nothing here keeps state between inputs.
+*/
+#ifndef FUZZ_COMMON_H_INCLUDED
+#define FUZZ_COMMON_H_INCLUDED
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "event.h"
+
+int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size);
+int LLVMFuzzerInitialize (int *argc, char ***argv);
+
+#define FUZZ_ERROR_BYTES 256   // room for any one-line parse reason
+
+#define fuzz_check(condition, ...)                                                   \
+    do {                                                                             \
+        if (!(condition)) {                                                          \
+            fprintf (stderr, "fuzz check failed: %s (%s:%d): ", #condition, __FILE__, \
+                     __LINE__);                                                      \
+            fprintf (stderr, __VA_ARGS__);                                           \
+            fputc ('\n', stderr);                                                    \
+            abort ();                                                                \
+        }                                                                            \
+    } while (0)
+
+//  Field by field, because event_t has padding that memcmp would compare.
+static inline const char *fuzz_event_difference (const event_t *a, const event_t *b)
+{
+    if (a->seq != b->seq)
+        return "seq";
+    if (a->ts_ms != b->ts_ms)
+        return "ts_ms";
+    if (a->type != b->type)
+        return "type";
+    if (a->v != b->v)
+        return "v";
+    if (strcmp (a->id, b->id) != 0)
+        return "id";
+    if (strcmp (a->type_name, b->type_name) != 0)
+        return "type_name";
+    if (strcmp (a->account, b->account) != 0)
+        return "account";
+    if (strcmp (a->from, b->from) != 0)
+        return "from";
+    if (strcmp (a->to, b->to) != 0)
+        return "to";
+    if (a->amount != b->amount)
+        return "amount";
+    if (strcmp (a->correlation_id, b->correlation_id) != 0)
+        return "correlation_id";
+    if (strcmp (a->request_id, b->request_id) != 0)
+        return "request_id";
+    if (strcmp (a->reference, b->reference) != 0)
+        return "reference";
+    if (a->expect_count != b->expect_count)
+        return "expect_count";
+    for (size_t index = 0; index < a->expect_count && index < EVENT_EXPECT_MAX; index++) {
+        if (strcmp (a->expect[index].account, b->expect[index].account) != 0)
+            return "expect.account";
+        if (a->expect[index].version != b->expect[index].version)
+            return "expect.version";
+    }
+    return NULL;
+}
+
+static inline int fuzz_account_is_valid (const char *account)
+{
+    return event_id_is_valid (account, strlen (account));
+}
+
+//  What event.h promises about a successfully parsed event of a known type.
+static inline void fuzz_check_known_event (const event_t *event)
+{
+    fuzz_check (event->type != EVENT_TYPE_UNKNOWN, "type");
+    fuzz_check (event->v == EVENT_SCHEMA_VERSION, "v=%d", event->v);
+    fuzz_check (event_id_is_valid (event->id, strlen (event->id)), "id '%s'", event->id);
+    fuzz_check (strcmp (event->type_name, event_type_name (event->type)) == 0,
+                "type_name '%s'", event->type_name);
+    fuzz_check (event->amount >= 1 && event->amount <= EVENT_AMOUNT_MAX, "amount %lld",
+                (long long)event->amount);
+    if (event->type == EVENT_TRANSFERRED) {
+        fuzz_check (fuzz_account_is_valid (event->from), "from '%s'", event->from);
+        fuzz_check (fuzz_account_is_valid (event->to), "to '%s'", event->to);
+        fuzz_check (strcmp (event->from, event->to) != 0, "from == to '%s'", event->to);
+    }
+    else
+        fuzz_check (fuzz_account_is_valid (event->account), "account '%s'", event->account);
+}
+
+//  Formats into a heap buffer of exactly the size needed, so ASan sees any
+//  byte written past it, and checks the "0 if too small" contract one byte
+//  short. Returns the line (caller frees) and its length in *bytes_out.
+typedef size_t(fuzz_format_fn) (const event_t *self, char *buffer, size_t buffer_size);
+
+static inline char *fuzz_format_exact (fuzz_format_fn *format, const event_t *event,
+                                       size_t *bytes_out)
+{
+    char line[EVENT_LINE_BYTES_MAX];
+    size_t bytes = format (event, line, sizeof line);
+    fuzz_check (bytes > 0 && bytes < sizeof line, "format gave %zu bytes", bytes);
+    fuzz_check (strlen (line) == bytes, "NUL at %zu, length %zu", strlen (line), bytes);
+
+    char *exact = malloc (bytes + 1);
+    fuzz_check (exact, "out of memory");
+    fuzz_check (format (event, exact, bytes + 1) == bytes, "exact buffer");
+    fuzz_check (memcmp (exact, line, bytes + 1) == 0, "exact buffer gave other bytes");
+    char *short_buffer = malloc (bytes);
+    fuzz_check (short_buffer, "out of memory");
+    fuzz_check (format (event, short_buffer, bytes) == 0, "buffer one byte short accepted");
+    free (short_buffer);
+    *bytes_out = bytes;
+    return exact;
+}
+
+#endif
