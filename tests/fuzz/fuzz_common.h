@@ -17,17 +17,17 @@
 int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size);
 int LLVMFuzzerInitialize (int *argc, char ***argv);
 
-#define FUZZ_ERROR_BYTES 256   // room for any one-line parse reason
+#define FUZZ_ERROR_BYTES 256 // room for any one-line parse reason
 
-#define fuzz_check(condition, ...)                                                   \
-    do {                                                                             \
-        if (!(condition)) {                                                          \
-            fprintf (stderr, "fuzz check failed: %s (%s:%d): ", #condition, __FILE__, \
-                     __LINE__);                                                      \
-            fprintf (stderr, __VA_ARGS__);                                           \
-            fputc ('\n', stderr);                                                    \
-            abort ();                                                                \
-        }                                                                            \
+#define fuzz_check(condition, ...)                                                       \
+    do {                                                                                 \
+        if (!(condition)) {                                                              \
+            fprintf (stderr, "fuzz check failed: %s (%s:%d): ", #condition, __FILE__,    \
+                     __LINE__);                                                          \
+            fprintf (stderr, __VA_ARGS__);                                               \
+            fputc ('\n', stderr);                                                        \
+            abort ();                                                                    \
+        }                                                                                \
     } while (0)
 
 //  Field by field, because event_t has padding that memcmp would compare.
@@ -89,15 +89,15 @@ static inline void fuzz_check_known_event (const event_t *event)
         fuzz_check (fuzz_account_is_valid (event->from), "from '%s'", event->from);
         fuzz_check (fuzz_account_is_valid (event->to), "to '%s'", event->to);
         fuzz_check (strcmp (event->from, event->to) != 0, "from == to '%s'", event->to);
-    }
-    else
-        fuzz_check (fuzz_account_is_valid (event->account), "account '%s'", event->account);
+    } else
+        fuzz_check (fuzz_account_is_valid (event->account), "account '%s'",
+                    event->account);
 }
 
 //  Formats into a heap buffer of exactly the size needed, so ASan sees any
 //  byte written past it, and checks the "0 if too small" contract one byte
 //  short. Returns the line (caller frees) and its length in *bytes_out.
-typedef size_t(fuzz_format_fn) (const event_t *self, char *buffer, size_t buffer_size);
+typedef size_t (fuzz_format_fn) (const event_t *self, char *buffer, size_t buffer_size);
 
 static inline char *fuzz_format_exact (fuzz_format_fn *format, const event_t *event,
                                        size_t *bytes_out)
@@ -113,7 +113,8 @@ static inline char *fuzz_format_exact (fuzz_format_fn *format, const event_t *ev
     fuzz_check (memcmp (exact, line, bytes + 1) == 0, "exact buffer gave other bytes");
     char *short_buffer = malloc (bytes);
     fuzz_check (short_buffer, "out of memory");
-    fuzz_check (format (event, short_buffer, bytes) == 0, "buffer one byte short accepted");
+    fuzz_check (format (event, short_buffer, bytes) == 0,
+                "buffer one byte short accepted");
     free (short_buffer);
     *bytes_out = bytes;
     return exact;

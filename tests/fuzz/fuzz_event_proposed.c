@@ -27,7 +27,8 @@ int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
     event_init (&event);
     char error[FUZZ_ERROR_BYTES];
     memset (error, 'x', sizeof error);
-    if (event_parse_proposed ((const char *)data, size, &event, error, sizeof error) != 0) {
+    if (event_parse_proposed ((const char *)data, size, &event, error, sizeof error) !=
+        0) {
         fuzz_check (memchr (error, '\0', sizeof error), "error not NUL-terminated");
         fuzz_check (error[0] != '\0', "rejected without a reason");
         return 0;

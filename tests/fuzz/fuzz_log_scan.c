@@ -21,20 +21,20 @@
 #include "log.h"
 #include "log_file.h"
 
-#define FUZZ_LOG_INPUT_BYTES_MAX (64 * 1024)   // many lines; still thousands of runs/s
-#define FUZZ_LOG_BASE_TS_MS      1700000000000LL   // ts of the appended line in an empty log
-#define FUZZ_LOG_ABORT_ID        "abort-scan"   // an event with this id makes the scan fail
+#define FUZZ_LOG_INPUT_BYTES_MAX (64 * 1024)     // many lines; still thousands of runs/s
+#define FUZZ_LOG_BASE_TS_MS      1700000000000LL // ts of the appended line in an empty log
+#define FUZZ_LOG_ABORT_ID        "abort-scan" // an event with this id makes the scan fail
 
 static char s_dir[256];
 static char s_path[300];
 
 typedef struct {
-    const uint8_t *data;   // the file as written
+    const uint8_t *data; // the file as written
     size_t size;
-    size_t offset;         // where the next line must start
-    int64_t count;         // events seen
+    size_t offset; // where the next line must start
+    int64_t count; // events seen
     int64_t last_ts_ms;
-    bool aborted;          // the callback refused on purpose
+    bool aborted; // the callback refused on purpose
 } scan_state_t;
 
 static void s_cleanup (void)
@@ -105,7 +105,8 @@ static uint8_t *s_read_file (size_t *size_out)
     size_t size = (size_t)status.st_size;
     uint8_t *bytes = malloc (size + 1);
     fuzz_check (bytes, "out of memory");
-    fuzz_check (pread (fd, bytes, size, 0) == (ssize_t)size, "pread: %s", strerror (errno));
+    fuzz_check (pread (fd, bytes, size, 0) == (ssize_t)size, "pread: %s",
+                strerror (errno));
     close (fd);
     *size_out = size;
     return bytes;
@@ -125,13 +126,15 @@ static size_t s_line_offset (const uint8_t *data, size_t kept, int64_t seq)
 }
 
 //  log_file_read from seq must give exactly the kept bytes from that line on.
-static void s_check_read (log_file_t *log, const uint8_t *data, int64_t count, int64_t from_seq)
+static void s_check_read (log_file_t *log, const uint8_t *data, int64_t count,
+                          int64_t from_seq)
 {
     size_t kept = (size_t)log_file_bytes (log);
     char *buffer = malloc (kept + 1);
     fuzz_check (buffer, "out of memory");
     size_t bytes = 0;
-    int events = log_file_read (log, from_seq, (size_t)count + 1, buffer, kept + 1, &bytes);
+    int events =
+        log_file_read (log, from_seq, (size_t)count + 1, buffer, kept + 1, &bytes);
     int64_t expected = from_seq > count ? 0 : count - from_seq + 1;
     fuzz_check (events == expected, "read from %lld gave %d events, not %lld",
                 (long long)from_seq, events, (long long)expected);
@@ -158,21 +161,24 @@ static void s_check_append (log_file_t *log, int64_t count)
     int64_t last_ts_ms = log_file_last_ts_ms (log);
     event.ts_ms = last_ts_ms > FUZZ_LOG_BASE_TS_MS ? last_ts_ms : FUZZ_LOG_BASE_TS_MS;
     event.type = EVENT_DEPOSITED;
-    snprintf (event.type_name, sizeof event.type_name, "%s", event_type_name (event.type));
+    snprintf (event.type_name, sizeof event.type_name, "%s",
+              event_type_name (event.type));
     snprintf (event.id, sizeof event.id, "fuzz-append");
     snprintf (event.account, sizeof event.account, "fuzz");
     event.amount = 1;
     char line[EVENT_LINE_BYTES_MAX];
     size_t line_bytes = event_format_stored (&event, line, sizeof line);
     fuzz_check (line_bytes > 0, "format of the appended event");
-    fuzz_check (log_file_append (log, line, line_bytes, event.seq, event.ts_ms) == 0, "append");
+    fuzz_check (log_file_append (log, line, line_bytes, event.seq, event.ts_ms) == 0,
+                "append");
     fuzz_check (log_file_commit (log, false) == 0, "commit: %s", strerror (errno));
     fuzz_check (log_file_committed_seq (log) == event.seq, "committed seq");
 
     char buffer[EVENT_LINE_BYTES_MAX + 1];
     size_t bytes = 0;
     int events = log_file_read (log, event.seq, 1, buffer, sizeof buffer, &bytes);
-    fuzz_check (events == 1 && bytes == line_bytes + 1 && memcmp (buffer, line, line_bytes) == 0,
+    fuzz_check (events == 1 && bytes == line_bytes + 1 &&
+                    memcmp (buffer, line, line_bytes) == 0,
                 "appended line reads back as %d events, %zu bytes", events, bytes);
 }
 
@@ -196,7 +202,8 @@ int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
     memset (error, 'x', sizeof error);
     log_file_t *log = log_file_open (s_path, s_scan, &state, error, sizeof error);
     if (!log) {
-        fuzz_check (memchr (error, '\0', sizeof error) && error[0], "refused without a reason");
+        fuzz_check (memchr (error, '\0', sizeof error) && error[0],
+                    "refused without a reason");
         size_t now_size;
         uint8_t *now = s_read_file (&now_size);
         fuzz_check (state.aborted || (now_size == size && memcmp (now, data, size) == 0),

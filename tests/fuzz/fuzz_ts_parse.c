@@ -6,7 +6,7 @@
 */
 #include "fuzz_common.h"
 
-#define FUZZ_TS_INPUT_BYTES_MAX 256   // far beyond any RFC 3339 text; keeps runs fast
+#define FUZZ_TS_INPUT_BYTES_MAX 256 // far beyond any RFC 3339 text; keeps runs fast
 
 int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
 {
@@ -23,7 +23,8 @@ int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
         char canonical[EVENT_TS_BYTES + 1];
         memset (canonical, 'x', sizeof canonical);
         event_ts_format (ts_ms, canonical);
-        fuzz_check (canonical[EVENT_TS_BYTES] == '\0' && strlen (canonical) == EVENT_TS_BYTES,
+        fuzz_check (canonical[EVENT_TS_BYTES] == '\0' &&
+                        strlen (canonical) == EVENT_TS_BYTES,
                     "format of %lld is not %d bytes", (long long)ts_ms, EVENT_TS_BYTES);
         int64_t again_ms = -1;
         fuzz_check (event_ts_parse (canonical, &again_ms) == 0,
@@ -32,7 +33,8 @@ int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
                     (long long)ts_ms, canonical, (long long)again_ms);
         char again[EVENT_TS_BYTES + 1];
         event_ts_format (again_ms, again);
-        fuzz_check (strcmp (again, canonical) == 0, "'%s' formats as '%s'", canonical, again);
+        fuzz_check (strcmp (again, canonical) == 0, "'%s' formats as '%s'", canonical,
+                    again);
     }
     free (text);
     return 0;
