@@ -1,1 +1,1066 @@
-/* placeholder: being written */
+/*  event — validation and canonical serialization of ledger events.
+
+    Two parsers live here. The reference parser uses cJSON for structure and
+    string decoding and is the only one that reports errors. Because cJSON
+    keeps numbers as doubles, every integer (seq, v, amount, expect versions)
+    is validated from its source digits, found by walking the raw text of the
+    object alongside cJSON's children (both keep source order).
+
+    The fast path (s_fast_parse_stored) accepts only the exact canonical byte
+    layout of a stored line and gives up on anything else, so a line is
+    either accepted by both parsers with identical results or handed to the
+    reference parser. It exists for catch-up and log scans, where cJSON
+    would be the bottleneck.
+
+    Formatting never goes through cJSON's printer (too slow on the append
+    path); it writes the canonical form with memcpy and a digit loop.
+*/
+#include "event.h"
+
+#include <assert.h>
+#include <cjson/cJSON.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+//  2^53 - 1: every JSON reader (doubles included) sees such a seq exactly.
+#define EVENT_SEQ_MAX        9007199254740991LL
+//  Expect versions count events per account, bounded by seq.
+#define EVENT_VERSION_MAX    EVENT_SEQ_MAX
+//  Members of one JSON object we look at; real events have at most 10.
+#define EVENT_FIELDS_MAX     32
+#define EVENT_INT_DIGITS_MAX 19   // fits int64 before the overflow check
+
+typedef enum {
+    F_SEQ,
+    F_ID,
+    F_TYPE,
+    F_V,
+    F_TS,
+    F_ACCOUNT,
+    F_FROM,
+    F_TO,
+    F_AMOUNT,
+    F_META,
+    F_EXPECT,
+    F_COUNT
+} field_t;
+
+static const char *s_field_names[F_COUNT] = {
+    "seq", "id", "type", "v", "ts", "account", "from", "to", "amount", "meta", "expect",
+};
+
+static const char *s_type_names[] = {"", "deposited", "withdrawn", "transferred"};
+
+//  Raw source text of one JSON value.
+typedef struct {
+    const char *text;
+    size_t bytes;
+} span_t;
+
+typedef struct {
+    const cJSON *item;
+    span_t raw;
+} slot_t;
+
+//  Bytes allowed in ids and accounts after the first one.
+static bool s_id_chars[256];
+static bool s_id_chars_ready;
+
+static void s_id_chars_init (void)
+{
+    if (s_id_chars_ready)
+        return;
+    for (int c = 0; c < 256; c++)
+        s_id_chars[c] = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
+                        || (c >= '0' && c <= '9') || c == '.' || c == '_' || c == ':'
+                        || c == '-';
+    s_id_chars_ready = true;
+}
+
+static bool s_is_alnum (unsigned char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+}
+
+//  Writes a one-line reason; control bytes from the input become '?'.
+static int s_fail (char *error, size_t error_size, const char *format, ...)
+    __attribute__ ((format (printf, 3, 4)));
+
+static int s_fail (char *error, size_t error_size, const char *format, ...)
+{
+    if (error && error_size > 0) {
+        va_list args;
+        va_start (args, format);
+        vsnprintf (error, error_size, format, args);
+        va_end (args);
+        for (char *c = error; *c; c++)
+            if ((unsigned char) *c < 0x20)
+                *c = '?';
+    }
+    return -1;
+}
+
+void event_init (event_t *self)
+{
+    assert (self);
+    memset (self, 0, sizeof *self);
+    self->v = EVENT_SCHEMA_VERSION;
+}
+
+bool event_id_is_valid (const char *text, size_t bytes)
+{
+    s_id_chars_init ();
+    if (bytes < 1 || bytes > EVENT_ID_BYTES_MAX || !s_is_alnum ((unsigned char) text[0]))
+        return false;
+    for (size_t i = 1; i < bytes; i++)
+        if (!s_id_chars[(unsigned char) text[i]])
+            return false;
+    return true;
+}
+
+event_type_t event_type_from_name (const char *name)
+{
+    for (int type = EVENT_DEPOSITED; type <= EVENT_TRANSFERRED; type++)
+        if (strcmp (name, s_type_names[type]) == 0)
+            return (event_type_t) type;
+    return EVENT_TYPE_UNKNOWN;
+}
+
+const char *event_type_name (event_type_t type)
+{
+    if (type < EVENT_DEPOSITED || type > EVENT_TRANSFERRED)
+        return "";
+    return s_type_names[type];
+}
+
+//  Strict UTF-8: no overlong forms, no surrogates, nothing above U+10FFFF.
+static bool s_utf8_is_valid (const unsigned char *s, size_t bytes)
+{
+    size_t i = 0;
+    while (i < bytes) {
+        unsigned char c = s[i];
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        size_t extra;
+        unsigned int min, cp;
+        if (c >= 0xC2 && c <= 0xDF)
+            extra = 1, min = 0x80, cp = c & 0x1F;
+        else if (c >= 0xE0 && c <= 0xEF)
+            extra = 2, min = 0x800, cp = c & 0x0F;
+        else if (c >= 0xF0 && c <= 0xF4)
+            extra = 3, min = 0x10000, cp = c & 0x07;
+        else
+            return false;
+        if (bytes - i <= extra)
+            return false;
+        for (size_t k = 1; k <= extra; k++) {
+            if ((s[i + k] & 0xC0) != 0x80)
+                return false;
+            cp = (cp << 6) | (s[i + k] & 0x3F);
+        }
+        if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+            return false;
+        i += extra + 1;
+    }
+    return true;
+}
+
+//  --------------------------------------------------------------------------
+//  Timestamps
+
+static bool s_is_leap (int64_t year)
+{
+    return (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+}
+
+static int s_days_in_month (int64_t year, int month)
+{
+    static const int days[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    return month == 2 && s_is_leap (year) ? 29 : days[month - 1];
+}
+
+static int64_t s_floor_div (int64_t a, int64_t b)
+{
+    return a / b - (a % b < 0);
+}
+
+void event_ts_format (int64_t ts_ms, char *buffer)
+{
+    time_t seconds = (time_t) s_floor_div (ts_ms, 1000);
+    int ms = (int) (ts_ms - (int64_t) seconds * 1000);
+    struct tm tm;
+    gmtime_r (&seconds, &tm);
+    int year = tm.tm_year + 1900;
+    //  Years outside 0..9999 do not fit RFC 3339; only a caller bug gets here.
+    assert (year >= 0 && year <= 9999);
+    int n = snprintf (buffer, EVENT_TS_BYTES + 1, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
+                      year, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                      ms);
+    assert (n == EVENT_TS_BYTES);
+}
+
+//  Reads exactly count digits; -1 if any is not a digit.
+static int s_digits (const char *text, int count, int *value)
+{
+    int result = 0;
+    for (int i = 0; i < count; i++) {
+        if (text[i] < '0' || text[i] > '9')
+            return -1;
+        result = result * 10 + (text[i] - '0');
+    }
+    *value = result;
+    return 0;
+}
+
+//  RFC 3339 date-time: YYYY-MM-DD(T|t| )HH:MM:SS[.frac](Z|z|(+|-)HH:MM).
+int event_ts_parse (const char *text, int64_t *ts_ms)
+{
+    int year, month, day, hour, minute, second;
+    if (s_digits (text, 4, &year) || text[4] != '-' || s_digits (text + 5, 2, &month)
+        || text[7] != '-' || s_digits (text + 8, 2, &day)
+        || (text[10] != 'T' && text[10] != 't' && text[10] != ' ')
+        || s_digits (text + 11, 2, &hour) || text[13] != ':'
+        || s_digits (text + 14, 2, &minute) || text[16] != ':'
+        || s_digits (text + 17, 2, &second))
+        return -1;
+    if (month < 1 || month > 12 || day < 1 || day > s_days_in_month (year, month)
+        || hour > 23 || minute > 59 || second > 60)
+        return -1;
+    const char *p = text + 19;
+    int ms = 0;
+    if (*p == '.') {
+        p++;
+        int digits = 0;
+        for (; *p >= '0' && *p <= '9'; p++, digits++)
+            if (digits < 3)
+                ms = ms * 10 + (*p - '0');
+        if (digits == 0 || digits > 9)
+            return -1;
+        for (; digits < 3; digits++)
+            ms *= 10;
+    }
+    int offset_minutes = 0;
+    if (*p == 'Z' || *p == 'z')
+        p++;
+    else if (*p == '+' || *p == '-') {
+        int off_hour, off_minute;
+        if (s_digits (p + 1, 2, &off_hour) || p[3] != ':' || s_digits (p + 4, 2, &off_minute)
+            || off_hour > 23 || off_minute > 59)
+            return -1;
+        offset_minutes = (off_hour * 60 + off_minute) * (*p == '-' ? -1 : 1);
+        p += 6;
+    }
+    else
+        return -1;
+    if (*p != '\0')
+        return -1;
+    struct tm tm = {
+        .tm_year = year - 1900,
+        .tm_mon = month - 1,
+        .tm_mday = day,
+        .tm_hour = hour,
+        .tm_min = minute,
+        .tm_sec = second,
+    };
+    int64_t seconds = (int64_t) timegm (&tm) - (int64_t) offset_minutes * 60;
+    *ts_ms = seconds * 1000 + ms;
+    return 0;
+}
+
+//  Days since 1970-01-01 of a valid civil date (proleptic Gregorian).
+static int64_t s_days_from_civil (int64_t year, int month, int day)
+{
+    year -= month <= 2;
+    int64_t era = s_floor_div (year, 400);
+    int64_t year_of_era = year - era * 400;
+    int64_t day_of_year = (153 * (month + (month > 2 ? -3 : 9)) + 2) / 5 + day - 1;
+    int64_t day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    return era * 146097 + day_of_era - 719468;
+}
+
+//  The canonical 24-byte form only; false for anything else.
+static bool s_fast_ts_parse (const char *t, int64_t *ts_ms)
+{
+    int year, month, day, hour, minute, second, ms;
+    if (s_digits (t, 4, &year) || t[4] != '-' || s_digits (t + 5, 2, &month) || t[7] != '-'
+        || s_digits (t + 8, 2, &day) || t[10] != 'T' || s_digits (t + 11, 2, &hour)
+        || t[13] != ':' || s_digits (t + 14, 2, &minute) || t[16] != ':'
+        || s_digits (t + 17, 2, &second) || t[19] != '.' || s_digits (t + 20, 3, &ms)
+        || t[23] != 'Z')
+        return false;
+    if (month < 1 || month > 12 || day < 1 || day > s_days_in_month (year, month)
+        || hour > 23 || minute > 59 || second > 59)
+        return false;
+    int64_t days = s_days_from_civil (year, month, day);
+    *ts_ms = ((days * 24 + hour) * 60 + minute) * 60000 + second * 1000 + ms;
+    return true;
+}
+
+//  --------------------------------------------------------------------------
+//  Canonical formatting
+
+typedef struct {
+    char *p;
+    char *end;   // one before the buffer's end, room for the NUL
+    bool overflow;
+} writer_t;
+
+static void s_put (writer_t *w, const char *data, size_t bytes)
+{
+    if (w->overflow || (size_t) (w->end - w->p) < bytes) {
+        w->overflow = true;
+        return;
+    }
+    memcpy (w->p, data, bytes);
+    w->p += bytes;
+}
+
+#define s_put_lit(w, literal) s_put ((w), (literal), sizeof (literal) - 1)
+
+static void s_put_int (writer_t *w, int64_t value)
+{
+    char digits[24];
+    char *p = digits + sizeof digits;
+    uint64_t magnitude = value < 0 ? 0 - (uint64_t) value : (uint64_t) value;
+    do {
+        *--p = (char) ('0' + magnitude % 10);
+        magnitude /= 10;
+    } while (magnitude);
+    if (value < 0)
+        *--p = '-';
+    s_put (w, p, (size_t) (digits + sizeof digits - p));
+}
+
+//  Minimal escaping: \" \\ the short control escapes, other controls as \u00xx.
+static void s_put_string (writer_t *w, const char *text)
+{
+    static const char hex[] = "0123456789abcdef";
+    s_put_lit (w, "\"");
+    const char *run = text;
+    for (const char *c = text;; c++) {
+        unsigned char byte = (unsigned char) *c;
+        if (byte >= 0x20 && byte != '"' && byte != '\\')
+            continue;
+        s_put (w, run, (size_t) (c - run));
+        run = c + 1;
+        if (byte == 0)
+            break;
+        char escape[6] = {'\\', 0, 0, 0, 0, 0};
+        size_t escape_bytes = 2;
+        switch (byte) {
+            case '"': escape[1] = '"'; break;
+            case '\\': escape[1] = '\\'; break;
+            case '\n': escape[1] = 'n'; break;
+            case '\r': escape[1] = 'r'; break;
+            case '\t': escape[1] = 't'; break;
+            case '\b': escape[1] = 'b'; break;
+            case '\f': escape[1] = 'f'; break;
+            default:
+                memcpy (escape + 1, "u00", 3);
+                escape[4] = hex[byte >> 4];
+                escape[5] = hex[byte & 0xF];
+                escape_bytes = 6;
+        }
+        s_put (w, escape, escape_bytes);
+    }
+    s_put_lit (w, "\"");
+}
+
+//  Everything after ts: the type's fields and meta (shared by both forms).
+static void s_put_body (writer_t *w, const event_t *self)
+{
+    if (self->type == EVENT_TRANSFERRED) {
+        s_put_lit (w, ",\"from\":");
+        s_put_string (w, self->from);
+        s_put_lit (w, ",\"to\":");
+        s_put_string (w, self->to);
+    }
+    else {
+        s_put_lit (w, ",\"account\":");
+        s_put_string (w, self->account);
+    }
+    s_put_lit (w, ",\"amount\":");
+    s_put_int (w, self->amount);
+    const char *values[] = {self->correlation_id, self->request_id, self->reference};
+    const char *keys[] = {"\"correlation_id\":", "\"request_id\":", "\"reference\":"};
+    bool any = false;
+    for (size_t i = 0; i < 3; i++) {
+        if (values[i][0] == '\0')
+            continue;
+        if (any)
+            s_put_lit (w, ",");
+        else
+            s_put_lit (w, ",\"meta\":{");
+        any = true;
+        s_put (w, keys[i], strlen (keys[i]));
+        s_put_string (w, values[i]);
+    }
+    if (any)
+        s_put_lit (w, "}");
+}
+
+static size_t s_finish (writer_t *w, char *buffer)
+{
+    if (w->overflow)
+        return 0;
+    *w->p = '\0';
+    return (size_t) (w->p - buffer);
+}
+
+size_t event_format_stored (const event_t *self, char *buffer, size_t buffer_size)
+{
+    assert (self && buffer);
+    if (buffer_size == 0 || self->type == EVENT_TYPE_UNKNOWN)
+        return 0;
+    writer_t w = {buffer, buffer + buffer_size - 1, false};
+    char ts[EVENT_TS_BYTES + 1];
+    event_ts_format (self->ts_ms, ts);
+    s_put_lit (&w, "{\"seq\":");
+    s_put_int (&w, self->seq);
+    s_put_lit (&w, ",\"id\":");
+    s_put_string (&w, self->id);
+    s_put_lit (&w, ",\"type\":");
+    s_put_string (&w, event_type_name (self->type));
+    s_put_lit (&w, ",\"v\":");
+    s_put_int (&w, self->v);
+    s_put_lit (&w, ",\"ts\":\"");
+    s_put (&w, ts, EVENT_TS_BYTES);
+    s_put_lit (&w, "\"");
+    s_put_body (&w, self);
+    s_put_lit (&w, "}");
+    return s_finish (&w, buffer);
+}
+
+size_t event_format_proposed (const event_t *self, char *buffer, size_t buffer_size)
+{
+    assert (self && buffer);
+    if (buffer_size == 0 || self->type == EVENT_TYPE_UNKNOWN)
+        return 0;
+    writer_t w = {buffer, buffer + buffer_size - 1, false};
+    s_put_lit (&w, "{\"id\":");
+    s_put_string (&w, self->id);
+    s_put_lit (&w, ",\"type\":");
+    s_put_string (&w, event_type_name (self->type));
+    s_put_lit (&w, ",\"v\":");
+    s_put_int (&w, self->v);
+    s_put_body (&w, self);
+    for (size_t i = 0; i < self->expect_count; i++) {
+        if (i == 0)
+            s_put_lit (&w, ",\"expect\":{");
+        else
+            s_put_lit (&w, ",");
+        s_put_string (&w, self->expect[i].account);
+        s_put_lit (&w, ":");
+        s_put_int (&w, self->expect[i].version);
+    }
+    if (self->expect_count > 0)
+        s_put_lit (&w, "}");
+    s_put_lit (&w, "}");
+    return s_finish (&w, buffer);
+}
+
+//  --------------------------------------------------------------------------
+//  Raw JSON walking (input already validated by cJSON; bounded by the NUL)
+
+static const char *s_skip_ws (const char *p)
+{
+    while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')
+        p++;
+    return p;
+}
+
+static const char *s_skip_string (const char *p)
+{
+    for (p++; *p && *p != '"'; p++)
+        if (*p == '\\' && p[1])
+            p++;
+    return *p ? p + 1 : p;
+}
+
+static const char *s_skip_value (const char *p)
+{
+    if (*p == '"')
+        return s_skip_string (p);
+    if (*p == '{' || *p == '[') {
+        int depth = 0;
+        while (*p) {
+            if (*p == '"') {
+                p = s_skip_string (p);
+                continue;
+            }
+            if (*p == '{' || *p == '[')
+                depth++;
+            else if (*p == '}' || *p == ']')
+                depth--;
+            p++;
+            if (depth == 0)
+                break;
+        }
+        return p;
+    }
+    while (*p && *p != ',' && *p != '}' && *p != ']' && *p != ' ' && *p != '\t'
+           && *p != '\n' && *p != '\r')
+        p++;
+    return p;
+}
+
+//  Value spans of the members of the object at p, in source order.
+//  Returns the member count (spans beyond max are not stored).
+static size_t s_raw_members (const char *p, span_t *spans, size_t max)
+{
+    size_t count = 0;
+    if (*p != '{')
+        return 0;
+    p = s_skip_ws (p + 1);
+    while (*p == '"') {
+        p = s_skip_ws (s_skip_string (p));
+        if (*p != ':')
+            break;
+        p = s_skip_ws (p + 1);
+        const char *value = p;
+        p = s_skip_value (p);
+        if (count < max)
+            spans[count] = (span_t) {value, (size_t) (p - value)};
+        count++;
+        p = s_skip_ws (p);
+        if (*p == ',')
+            p = s_skip_ws (p + 1);
+    }
+    return count;
+}
+
+//  An integer in [min, max] written as plain JSON digits (no fraction, no
+//  exponent, no leading zero), exact at any size.
+static bool s_raw_int (span_t raw, int64_t min, int64_t max, int64_t *value)
+{
+    const char *p = raw.text;
+    size_t bytes = raw.bytes;
+    bool negative = bytes > 0 && *p == '-';
+    if (negative)
+        p++, bytes--;
+    if (bytes == 0 || bytes > EVENT_INT_DIGITS_MAX || (p[0] == '0' && bytes > 1))
+        return false;
+    uint64_t magnitude = 0;
+    for (size_t i = 0; i < bytes; i++) {
+        if (p[i] < '0' || p[i] > '9')
+            return false;
+        magnitude = magnitude * 10 + (uint64_t) (p[i] - '0');
+    }
+    if (magnitude > (uint64_t) INT64_MAX)
+        return false;
+    int64_t result = negative ? -(int64_t) magnitude : (int64_t) magnitude;
+    if (result < min || result > max)
+        return false;
+    *value = result;
+    return true;
+}
+
+//  cJSON silently cuts a string at \u0000 and lets raw control bytes
+//  through; both are refused here from the source text.
+static bool s_raw_string_is_clean (span_t raw)
+{
+    for (size_t i = 1; i + 1 < raw.bytes; i++) {
+        unsigned char c = (unsigned char) raw.text[i];
+        if (c < 0x20)
+            return false;
+        if (c == '\\') {
+            if (raw.text[i + 1] == 'u' && i + 5 < raw.bytes
+                && memcmp (raw.text + i + 2, "0000", 4) == 0)
+                return false;
+            i++;
+        }
+    }
+    return true;
+}
+
+//  --------------------------------------------------------------------------
+//  Reference parser (cJSON)
+
+typedef struct {
+    bool stored;   // stored line (seq, ts) or proposed event (expect)
+    char *error;
+    size_t error_size;
+} parse_ctx_t;
+
+static int s_get_string (parse_ctx_t *ctx, const slot_t *slot, const char *name,
+                         char *out, size_t out_max, const char *rule)
+{
+    if (!cJSON_IsString (slot->item) || !s_raw_string_is_clean (slot->raw))
+        return s_fail (ctx->error, ctx->error_size, "%s: %s", name, rule);
+    size_t bytes = strlen (slot->item->valuestring);
+    if (bytes == 0 || bytes > out_max
+        || !s_utf8_is_valid ((const unsigned char *) slot->item->valuestring, bytes))
+        return s_fail (ctx->error, ctx->error_size, "%s: %s", name, rule);
+    memcpy (out, slot->item->valuestring, bytes + 1);
+    return 0;
+}
+
+static int s_get_id (parse_ctx_t *ctx, const slot_t *slot, const char *name, char *out,
+                     size_t out_max)
+{
+    static const char rule[] = "must be a string matching ^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$";
+    if (!slot->item)
+        return s_fail (ctx->error, ctx->error_size, "%s: missing", name);
+    if (s_get_string (ctx, slot, name, out, out_max, rule))
+        return -1;
+    if (!event_id_is_valid (out, strlen (out)))
+        return s_fail (ctx->error, ctx->error_size, "%s: %s", name, rule);
+    return 0;
+}
+
+//  Maps members to fields; unknown names are kept for a later verdict.
+static int s_collect (parse_ctx_t *ctx, const cJSON *root, const char *root_text,
+                      slot_t slots[F_COUNT], const char **unknown)
+{
+    span_t spans[EVENT_FIELDS_MAX];
+    size_t count = s_raw_members (root_text, spans, EVENT_FIELDS_MAX);
+    if (count > EVENT_FIELDS_MAX)
+        return s_fail (ctx->error, ctx->error_size, "event: more than %d fields",
+                       EVENT_FIELDS_MAX);
+    if ((int) count != cJSON_GetArraySize (root))
+        return s_fail (ctx->error, ctx->error_size, "event: not valid JSON");
+    size_t index = 0;
+    *unknown = NULL;
+    for (const cJSON *child = root->child; child; child = child->next, index++) {
+        int field = 0;
+        while (field < F_COUNT && strcmp (child->string, s_field_names[field]) != 0)
+            field++;
+        if (field == F_COUNT) {
+            if (!*unknown)
+                *unknown = child->string;
+            continue;
+        }
+        if (slots[field].item)
+            return s_fail (ctx->error, ctx->error_size, "%s: duplicate field",
+                           s_field_names[field]);
+        slots[field] = (slot_t) {child, spans[index]};
+    }
+    return 0;
+}
+
+static int s_parse_common (parse_ctx_t *ctx, slot_t slots[F_COUNT], event_t *self)
+{
+    if (ctx->stored) {
+        if (!slots[F_SEQ].item)
+            return s_fail (ctx->error, ctx->error_size, "seq: missing");
+        if (!cJSON_IsNumber (slots[F_SEQ].item)
+            || !s_raw_int (slots[F_SEQ].raw, 1, EVENT_SEQ_MAX, &self->seq))
+            return s_fail (ctx->error, ctx->error_size,
+                           "seq: must be an integer between 1 and 2^53-1");
+    }
+    else if (slots[F_SEQ].item || slots[F_TS].item)
+        return s_fail (ctx->error, ctx->error_size,
+                       "%s: not allowed in a proposed event (the stream assigns it)",
+                       slots[F_SEQ].item ? "seq" : "ts");
+    if (s_get_id (ctx, &slots[F_ID], "id", self->id, EVENT_ID_BYTES_MAX))
+        return -1;
+    if (!slots[F_TYPE].item)
+        return s_fail (ctx->error, ctx->error_size, "type: missing");
+    static const char type_rule[] = "must be deposited, withdrawn or transferred";
+    if (s_get_string (ctx, &slots[F_TYPE], "type", self->type_name, EVENT_TYPE_BYTES_MAX,
+                      type_rule))
+        return -1;
+    self->type = event_type_from_name (self->type_name);
+    if (!event_id_is_valid (self->type_name, strlen (self->type_name))
+        || (!ctx->stored && self->type == EVENT_TYPE_UNKNOWN))
+        return s_fail (ctx->error, ctx->error_size, "type: %s", type_rule);
+    if (!slots[F_V].item)
+        return s_fail (ctx->error, ctx->error_size, "v: missing");
+    int64_t v_max = ctx->stored ? 1000000 : EVENT_SCHEMA_VERSION;
+    int64_t v;
+    if (!cJSON_IsNumber (slots[F_V].item) || !s_raw_int (slots[F_V].raw, 1, v_max, &v))
+        return s_fail (ctx->error, ctx->error_size, "v: must be an integer between 1 and %lld",
+                       (long long) v_max);
+    self->v = (int) v;
+    if (ctx->stored) {
+        static const char ts_rule[] = "must be RFC 3339 UTC with milliseconds "
+                                      "(YYYY-MM-DDTHH:MM:SS.mmmZ)";
+        if (!slots[F_TS].item)
+            return s_fail (ctx->error, ctx->error_size, "ts: missing");
+        if (!cJSON_IsString (slots[F_TS].item)
+            || strlen (slots[F_TS].item->valuestring) != EVENT_TS_BYTES
+            || event_ts_parse (slots[F_TS].item->valuestring, &self->ts_ms))
+            return s_fail (ctx->error, ctx->error_size, "ts: %s", ts_rule);
+        char canonical[EVENT_TS_BYTES + 1];
+        event_ts_format (self->ts_ms, canonical);
+        if (strcmp (canonical, slots[F_TS].item->valuestring) != 0)
+            return s_fail (ctx->error, ctx->error_size, "ts: %s", ts_rule);
+    }
+    return 0;
+}
+
+static int s_parse_meta (parse_ctx_t *ctx, const slot_t *slot, event_t *self)
+{
+    static const char rule[] = "must be a non-empty string of at most 256 bytes of "
+                               "valid UTF-8 without NUL";
+    if (!cJSON_IsObject (slot->item))
+        return s_fail (ctx->error, ctx->error_size,
+                       "meta: must be an object with correlation_id, request_id or "
+                       "reference");
+    span_t spans[EVENT_FIELDS_MAX];
+    size_t count = s_raw_members (slot->raw.text, spans, EVENT_FIELDS_MAX);
+    if (count > 3 || (int) count != cJSON_GetArraySize (slot->item))
+        return s_fail (ctx->error, ctx->error_size, "meta: at most 3 fields");
+    size_t index = 0;
+    for (const cJSON *child = slot->item->child; child; child = child->next, index++) {
+        char *out = strcmp (child->string, "correlation_id") == 0 ? self->correlation_id
+                    : strcmp (child->string, "request_id") == 0   ? self->request_id
+                    : strcmp (child->string, "reference") == 0    ? self->reference
+                                                                  : NULL;
+        if (!out)
+            return s_fail (ctx->error, ctx->error_size, "meta.%.64s: unknown field",
+                           child->string);
+        if (out[0])
+            return s_fail (ctx->error, ctx->error_size, "meta.%s: duplicate field",
+                           child->string);
+        char name[32];
+        snprintf (name, sizeof name, "meta.%s", child->string);
+        slot_t member = {child, spans[index]};
+        if (s_get_string (ctx, &member, name, out, EVENT_META_VALUE_BYTES_MAX, rule))
+            return -1;
+    }
+    return 0;
+}
+
+static bool s_touches (const event_t *self, const char *account)
+{
+    if (self->type == EVENT_TRANSFERRED)
+        return strcmp (account, self->from) == 0 || strcmp (account, self->to) == 0;
+    return strcmp (account, self->account) == 0;
+}
+
+static int s_parse_expect (parse_ctx_t *ctx, const slot_t *slot, event_t *self)
+{
+    span_t spans[EVENT_EXPECT_MAX + 1];
+    size_t count = cJSON_IsObject (slot->item)
+                       ? s_raw_members (slot->raw.text, spans, EVENT_EXPECT_MAX + 1)
+                       : 0;
+    if (!cJSON_IsObject (slot->item) || count > EVENT_EXPECT_MAX
+        || (int) count != cJSON_GetArraySize (slot->item))
+        return s_fail (ctx->error, ctx->error_size,
+                       "expect: must be an object of at most %d accounts to versions",
+                       EVENT_EXPECT_MAX);
+    size_t index = 0;
+    for (const cJSON *child = slot->item->child; child; child = child->next, index++) {
+        const char *account = child->string;
+        if (!s_touches (self, account))
+            return s_fail (ctx->error, ctx->error_size,
+                           "expect.%.64s: not an account of this event", account);
+        for (size_t k = 0; k < index; k++)
+            if (strcmp (self->expect[k].account, account) == 0)
+                return s_fail (ctx->error, ctx->error_size, "expect.%s: duplicate field",
+                               account);
+        event_expect_t *expect = &self->expect[index];
+        if (!cJSON_IsNumber (child)
+            || !s_raw_int (spans[index], 0, EVENT_VERSION_MAX, &expect->version))
+            return s_fail (ctx->error, ctx->error_size,
+                           "expect.%s: must be an integer version >= 0", account);
+        memcpy (expect->account, account, strlen (account) + 1);
+        self->expect_count = index + 1;
+    }
+    return 0;
+}
+
+static int s_parse_amount (parse_ctx_t *ctx, const slot_t *slot, event_t *self)
+{
+    if (!slot->item)
+        return s_fail (ctx->error, ctx->error_size, "amount: missing");
+    if (!cJSON_IsNumber (slot->item)
+        || !s_raw_int (slot->raw, 1, EVENT_AMOUNT_MAX, &self->amount))
+        return s_fail (ctx->error, ctx->error_size,
+                       "amount: must be an integer between 1 and 10^15");
+    return 0;
+}
+
+//  The fields of a known type, after the common ones.
+static int s_parse_body (parse_ctx_t *ctx, slot_t slots[F_COUNT], const char *unknown,
+                         event_t *self)
+{
+    bool transfer = self->type == EVENT_TRANSFERRED;
+    bool allowed[F_COUNT] = {
+        [F_SEQ] = true, [F_ID] = true, [F_TYPE] = true, [F_V] = true, [F_TS] = true,
+        [F_ACCOUNT] = !transfer, [F_FROM] = transfer, [F_TO] = transfer,
+        [F_AMOUNT] = true, [F_META] = true, [F_EXPECT] = !ctx->stored,
+    };
+    for (int field = 0; field < F_COUNT; field++)
+        if (slots[field].item && !allowed[field])
+            return s_fail (ctx->error, ctx->error_size, "%s: not allowed in a %s %s",
+                           s_field_names[field], self->type_name,
+                           ctx->stored ? "stored event" : "event");
+    if (unknown)
+        return s_fail (ctx->error, ctx->error_size, "%.64s: unknown field", unknown);
+    if (transfer) {
+        if (s_get_id (ctx, &slots[F_FROM], "from", self->from, EVENT_ACCOUNT_BYTES_MAX)
+            || s_get_id (ctx, &slots[F_TO], "to", self->to, EVENT_ACCOUNT_BYTES_MAX))
+            return -1;
+        if (strcmp (self->from, self->to) == 0)
+            return s_fail (ctx->error, ctx->error_size, "to: must differ from from");
+    }
+    else if (s_get_id (ctx, &slots[F_ACCOUNT], "account", self->account,
+                       EVENT_ACCOUNT_BYTES_MAX))
+        return -1;
+    if (s_parse_amount (ctx, &slots[F_AMOUNT], self))
+        return -1;
+    if (slots[F_META].item && s_parse_meta (ctx, &slots[F_META], self))
+        return -1;
+    if (slots[F_EXPECT].item && s_parse_expect (ctx, &slots[F_EXPECT], self))
+        return -1;
+    return 0;
+}
+
+//  The one place that knows old schema versions. Version 1 is the only one
+//  so far; when v2 arrives, a v1 event is rewritten here into the v2 model
+//  (renamed fields, defaults for new ones) and v set to the current
+//  version, so nothing downstream ever sees an old shape. Returns -1 for a
+//  version that cannot be upcast.
+static int s_upcast (parse_ctx_t *ctx, event_t *self)
+{
+    switch (self->v) {
+        case EVENT_SCHEMA_VERSION: return 0;
+        default:
+            return s_fail (ctx->error, ctx->error_size, "v: no upcast from version %d",
+                           self->v);
+    }
+}
+
+static int s_parse_json (parse_ctx_t *ctx, const char *json, size_t bytes, event_t *self)
+{
+    if (bytes > EVENT_LINE_BYTES_MAX)
+        return s_fail (ctx->error, ctx->error_size, "event: longer than %d bytes",
+                       EVENT_LINE_BYTES_MAX);
+    if (memchr (json, '\0', bytes))
+        return s_fail (ctx->error, ctx->error_size, "event: contains a NUL byte");
+    //  A NUL-terminated copy lets the raw walkers rely on the terminator.
+    char text[EVENT_LINE_BYTES_MAX + 1];
+    memcpy (text, json, bytes);
+    text[bytes] = '\0';
+    const char *end = NULL;
+    cJSON *root = cJSON_ParseWithOpts (text, &end, false);
+    if (!root || *s_skip_ws (end) != '\0') {
+        cJSON_Delete (root);
+        return s_fail (ctx->error, ctx->error_size, "event: not valid JSON");
+    }
+    int rc = -1;
+    slot_t slots[F_COUNT] = {{0}};
+    const char *unknown = NULL;
+    if (!cJSON_IsObject (root)) {
+        s_fail (ctx->error, ctx->error_size, "event: must be a JSON object");
+        goto done;
+    }
+    if (s_collect (ctx, root, s_skip_ws (text), slots, &unknown)
+        || s_parse_common (ctx, slots, self))
+        goto done;
+    if (self->type == EVENT_TYPE_UNKNOWN || self->v > EVENT_SCHEMA_VERSION) {
+        //  Stored events only: readers skip and count what they do not know.
+        self->type = EVENT_TYPE_UNKNOWN;
+        rc = 0;
+        goto done;
+    }
+    if (s_upcast (ctx, self) == 0 && s_parse_body (ctx, slots, unknown, self) == 0)
+        rc = 0;
+done:
+    cJSON_Delete (root);
+    return rc;
+}
+
+int event_parse_proposed (const char *json, size_t bytes, event_t *self, char *error,
+                          size_t error_size)
+{
+    assert (json && self);
+    event_init (self);
+    parse_ctx_t ctx = {false, error, error_size};
+    return s_parse_json (&ctx, json, bytes, self);
+}
+
+//  --------------------------------------------------------------------------
+//  Fast path: exact canonical stored lines only
+
+typedef struct {
+    const char *p;
+    const char *end;
+} cursor_t;
+
+static bool s_lit (cursor_t *c, const char *literal, size_t bytes)
+{
+    if ((size_t) (c->end - c->p) < bytes || memcmp (c->p, literal, bytes) != 0)
+        return false;
+    c->p += bytes;
+    return true;
+}
+
+#define s_expect_lit(c, literal) s_lit ((c), (literal), sizeof (literal) - 1)
+
+//  Canonical positive integer in [1, max], followed by a non-digit.
+static bool s_fast_uint (cursor_t *c, int64_t max, int64_t *value)
+{
+    const char *p = c->p;
+    if (p == c->end || *p < '1' || *p > '9')
+        return false;
+    int64_t result = 0;
+    int digits = 0;
+    for (; p < c->end && *p >= '0' && *p <= '9'; p++, digits++) {
+        if (digits == 16)   // our maxima have at most 16 digits
+            return false;
+        result = result * 10 + (*p - '0');
+    }
+    if (result > max)
+        return false;
+    *value = result;
+    c->p = p;
+    return true;
+}
+
+//  An id/account and its closing quote.
+static bool s_fast_id (cursor_t *c, char *out)
+{
+    const char *start = c->p;
+    const char *p = start;
+    if (p == c->end || !s_is_alnum ((unsigned char) *p))
+        return false;
+    while (p < c->end && s_id_chars[(unsigned char) *p])
+        p++;
+    size_t bytes = (size_t) (p - start);
+    if (p == c->end || *p != '"' || bytes > EVENT_ID_BYTES_MAX)
+        return false;
+    memcpy (out, start, bytes);
+    out[bytes] = '\0';
+    c->p = p + 1;
+    return true;
+}
+
+static int s_hex_digit (char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    return -1;
+}
+
+//  One canonically escaped meta value and its closing quote.
+static bool s_fast_string (cursor_t *c, char *out)
+{
+    const char *p = c->p;
+    size_t bytes = 0;
+    bool high = false;
+    while (p < c->end && *p != '"') {
+        unsigned char byte = (unsigned char) *p++;
+        if (byte < 0x20)
+            return false;
+        if (byte == '\\') {
+            if (p == c->end)
+                return false;
+            switch (*p++) {
+                case '"': byte = '"'; break;
+                case '\\': byte = '\\'; break;
+                case 'n': byte = '\n'; break;
+                case 'r': byte = '\r'; break;
+                case 't': byte = '\t'; break;
+                case 'b': byte = '\b'; break;
+                case 'f': byte = '\f'; break;
+                case 'u': {
+                    if (c->end - p < 4 || p[0] != '0' || p[1] != '0')
+                        return false;
+                    int hi = s_hex_digit (p[2]), lo = s_hex_digit (p[3]);
+                    if (hi < 0 || lo < 0)
+                        return false;
+                    byte = (unsigned char) (hi * 16 + lo);
+                    p += 4;
+                    //  Only controls without a short escape are written so.
+                    if (byte == 0 || byte >= 0x20 || byte == '\n' || byte == '\r'
+                        || byte == '\t' || byte == '\b' || byte == '\f')
+                        return false;
+                    break;
+                }
+                default: return false;
+            }
+        }
+        if (bytes == EVENT_META_VALUE_BYTES_MAX)
+            return false;
+        high |= byte >= 0x80;
+        out[bytes++] = (char) byte;
+    }
+    if (p == c->end || bytes == 0)
+        return false;
+    out[bytes] = '\0';
+    if (high && !s_utf8_is_valid ((const unsigned char *) out, bytes))
+        return false;
+    c->p = p + 1;
+    return true;
+}
+
+static bool s_fast_meta (cursor_t *c, event_t *self)
+{
+    bool any = false;
+    if (s_expect_lit (c, "\"correlation_id\":\"")) {
+        if (!s_fast_string (c, self->correlation_id))
+            return false;
+        any = true;
+    }
+    if (any ? s_expect_lit (c, ",\"request_id\":\"") : s_expect_lit (c, "\"request_id\":\"")) {
+        if (!s_fast_string (c, self->request_id))
+            return false;
+        any = true;
+    }
+    if (any ? s_expect_lit (c, ",\"reference\":\"") : s_expect_lit (c, "\"reference\":\"")) {
+        if (!s_fast_string (c, self->reference))
+            return false;
+        any = true;
+    }
+    return any && s_expect_lit (c, "}");
+}
+
+//  True and self filled if the line is exactly canonical and valid; false
+//  (self in any state) for anything the reference parser must judge.
+static bool s_fast_parse_stored (const char *line, size_t bytes, event_t *self)
+{
+    cursor_t c = {line, line + bytes};
+    if (!s_expect_lit (&c, "{\"seq\":") || !s_fast_uint (&c, EVENT_SEQ_MAX, &self->seq)
+        || !s_expect_lit (&c, ",\"id\":\"") || !s_fast_id (&c, self->id)
+        || !s_expect_lit (&c, ",\"type\":\""))
+        return false;
+    if (s_expect_lit (&c, "deposited\""))
+        self->type = EVENT_DEPOSITED;
+    else if (s_expect_lit (&c, "withdrawn\""))
+        self->type = EVENT_WITHDRAWN;
+    else if (s_expect_lit (&c, "transferred\""))
+        self->type = EVENT_TRANSFERRED;
+    else
+        return false;
+    memcpy (self->type_name, s_type_names[self->type], strlen (s_type_names[self->type]));
+    if (!s_expect_lit (&c, ",\"v\":1,\"ts\":\"") || c.end - c.p < EVENT_TS_BYTES + 1
+        || !s_fast_ts_parse (c.p, &self->ts_ms))
+        return false;
+    c.p += EVENT_TS_BYTES;
+    if (self->type == EVENT_TRANSFERRED) {
+        if (!s_expect_lit (&c, "\",\"from\":\"") || !s_fast_id (&c, self->from)
+            || !s_expect_lit (&c, ",\"to\":\"") || !s_fast_id (&c, self->to)
+            || strcmp (self->from, self->to) == 0)
+            return false;
+    }
+    else if (!s_expect_lit (&c, "\",\"account\":\"") || !s_fast_id (&c, self->account))
+        return false;
+    if (!s_expect_lit (&c, ",\"amount\":")
+        || !s_fast_uint (&c, EVENT_AMOUNT_MAX, &self->amount))
+        return false;
+    if (s_expect_lit (&c, ",\"meta\":{") && !s_fast_meta (&c, self))
+        return false;
+    return s_expect_lit (&c, "}") && c.p == c.end;
+}
+
+int event_parse_stored (const char *line, size_t bytes, event_t *self, char *error,
+                        size_t error_size)
+{
+    assert (line && self);
+    s_id_chars_init ();
+    event_init (self);
+    if (s_fast_parse_stored (line, bytes, self))
+        return 0;
+    event_init (self);
+    parse_ctx_t ctx = {true, error, error_size};
+    return s_parse_json (&ctx, line, bytes, self);
+}
