@@ -1,1 +1,338 @@
-/* placeholder: being written */
+/*  accounting — the read model service.
+
+    Folds the stream's events into balances and answers queries over HTTP.
+    Start-up: open the local replica (<data-dir>/events.jsonl), folding
+    every line as log_file scans it, serve HTTP at once, then follow the
+    stream from the replica's last seq with the catch-up subscriber. Every
+    event applied is appended to the replica as received, and each applied
+    run is committed (without fsync: the stream is the source of truth and
+    a torn replica tail is recovered at open).
+
+    Usage: accounting [--publish EP] [--replay EP] [--http-port N] ...
+    (see --help).
+*/
+#include <czmq.h>
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "accounts.h"
+#include "api.h"
+#include "config.h"
+#include "event.h"
+#include "http.h"
+#include "log.h"
+#include "log_file.h"
+#include "subscriber.h"
+#include "waiters.h"
+
+#define ACCOUNTING_HTTP_PORT_DEFAULT   3001
+#define ACCOUNTING_WAIT_MS_MAX_DEFAULT 30000   // longest read-your-writes wait
+#define ACCOUNTING_WAITERS_MAX_DEFAULT 10000   // parked requests; each holds a connection
+#define ACCOUNTING_WAITERS_LIMIT       1000000 // sanity bound for --waiters-max
+#define ACCOUNTING_WAIT_MS_LIMIT       3600000 // sanity bound for --wait-ms-max: one hour
+#define ACCOUNTING_PATH_BYTES_MAX      4096
+
+typedef struct {
+    const char *publish;
+    const char *replay;
+    const char *http_addr;
+    const char *data_dir;   // NULL: data/accounting-<port>
+    int64_t http_port;
+    int64_t wait_ms_max;
+    int64_t waiters_max;
+    int64_t subscriber_hwm;
+    int64_t upstream_timeout_ms;
+    bool reuse_port;
+    bool rebuild;
+    log_level_t log_level;
+} options_t;
+
+typedef struct {
+    options_t options;
+    api_context_t api;
+    zloop_t *loop;
+    bool failed;   // a fatal error stopped the loop
+} service_t;
+
+enum {
+    OPT_PUBLISH = 1000,
+    OPT_REPLAY,
+    OPT_HTTP_PORT,
+    OPT_HTTP_ADDR,
+    OPT_DATA_DIR,
+    OPT_REUSE_PORT,
+    OPT_REBUILD,
+    OPT_WAIT_MS_MAX,
+    OPT_WAITERS_MAX,
+    OPT_LOG_LEVEL,
+    OPT_SUBSCRIBER_HWM,
+    OPT_UPSTREAM_TIMEOUT_MS,
+    OPT_HELP,
+    OPT_VERSION,
+};
+
+static const struct option s_long_options[] = {
+    {"publish", required_argument, NULL, OPT_PUBLISH},
+    {"replay", required_argument, NULL, OPT_REPLAY},
+    {"http-port", required_argument, NULL, OPT_HTTP_PORT},
+    {"http-addr", required_argument, NULL, OPT_HTTP_ADDR},
+    {"data-dir", required_argument, NULL, OPT_DATA_DIR},
+    {"reuse-port", no_argument, NULL, OPT_REUSE_PORT},
+    {"rebuild", no_argument, NULL, OPT_REBUILD},
+    {"wait-ms-max", required_argument, NULL, OPT_WAIT_MS_MAX},
+    {"waiters-max", required_argument, NULL, OPT_WAITERS_MAX},
+    {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
+    {"subscriber-hwm", required_argument, NULL, OPT_SUBSCRIBER_HWM},
+    {"upstream-timeout-ms", required_argument, NULL, OPT_UPSTREAM_TIMEOUT_MS},
+    {"help", no_argument, NULL, OPT_HELP},
+    {"version", no_argument, NULL, OPT_VERSION},
+    {NULL, 0, NULL, 0},
+};
+
+static void
+s_usage (FILE *out)
+{
+    fprintf (out,
+             "Usage: accounting [OPTION]...\n"
+             "The ledger's read model: folds the stream's events into balances.\n\n"
+             "  --publish EP          stream's PUB endpoint (tcp://127.0.0.1:5556)\n"
+             "  --replay EP           stream's replay endpoint (tcp://127.0.0.1:5558)\n"
+             "  --http-port N         HTTP port (%d)\n"
+             "  --http-addr A         HTTP address (127.0.0.1)\n"
+             "  --data-dir DIR        replica directory (data/accounting-<port>)\n"
+             "  --reuse-port          share the HTTP port with other instances\n"
+             "  --rebuild             discard the replica and refetch everything\n"
+             "  --wait-ms-max N       cap for ?wait_ms (%d)\n"
+             "  --waiters-max N       requests waiting for ?min_seq at once (%d)\n"
+             "  --log-level L         debug|info|warn|error (info)\n"
+             "  --subscriber-hwm N    SUB receive high-water mark (ZeroMQ default)\n"
+             "  --upstream-timeout-ms N  silence before upstream counts as down (3000)\n"
+             "  --help, --version\n",
+             ACCOUNTING_HTTP_PORT_DEFAULT, ACCOUNTING_WAIT_MS_MAX_DEFAULT,
+             ACCOUNTING_WAITERS_MAX_DEFAULT);
+}
+
+//  Returns 0 to run, 1 to exit 0 (help, version), -1 to exit 2.
+static int
+s_options_parse (options_t *options, int argc, char *argv[])
+{
+    *options = (options_t) {.publish = "tcp://127.0.0.1:5556",
+                            .replay = "tcp://127.0.0.1:5558",
+                            .http_addr = "127.0.0.1",
+                            .http_port = ACCOUNTING_HTTP_PORT_DEFAULT,
+                            .wait_ms_max = ACCOUNTING_WAIT_MS_MAX_DEFAULT,
+                            .waiters_max = ACCOUNTING_WAITERS_MAX_DEFAULT,
+                            .log_level = LOG_INFO};
+    int option, rc = 0;
+    while (rc == 0 && (option = getopt_long (argc, argv, "", s_long_options, NULL)) != -1) {
+        switch (option) {
+        case OPT_PUBLISH: options->publish = optarg; break;
+        case OPT_REPLAY: options->replay = optarg; break;
+        case OPT_HTTP_ADDR: options->http_addr = optarg; break;
+        case OPT_DATA_DIR: options->data_dir = optarg; break;
+        case OPT_REUSE_PORT: options->reuse_port = true; break;
+        case OPT_REBUILD: options->rebuild = true; break;
+        case OPT_HTTP_PORT:
+            rc = config_parse_int64 ("--http-port", optarg, 0, 65535, &options->http_port);
+            break;
+        case OPT_WAIT_MS_MAX:
+            rc = config_parse_int64 ("--wait-ms-max", optarg, 0, ACCOUNTING_WAIT_MS_LIMIT,
+                                     &options->wait_ms_max);
+            break;
+        case OPT_WAITERS_MAX:
+            rc = config_parse_int64 ("--waiters-max", optarg, 0, ACCOUNTING_WAITERS_LIMIT,
+                                     &options->waiters_max);
+            break;
+        case OPT_SUBSCRIBER_HWM:
+            rc = config_parse_int64 ("--subscriber-hwm", optarg, 0, INT_MAX,
+                                     &options->subscriber_hwm);
+            break;
+        case OPT_UPSTREAM_TIMEOUT_MS:
+            rc = config_parse_int64 ("--upstream-timeout-ms", optarg, 1, INT_MAX,
+                                     &options->upstream_timeout_ms);
+            break;
+        case OPT_LOG_LEVEL:
+            rc = log_level_parse (optarg, &options->log_level);
+            if (rc)
+                fprintf (stderr, "accounting: --log-level: expected debug|info|warn|error\n");
+            break;
+        case OPT_HELP: s_usage (stdout); return 1;
+        case OPT_VERSION: config_print_version ("accounting"); return 1;
+        default: s_usage (stderr); return -1;
+        }
+    }
+    if (rc == 0 && optind < argc) {
+        fprintf (stderr, "accounting: unexpected argument '%s'\n", argv[optind]);
+        rc = -1;
+    }
+    return rc ? -1 : 0;
+}
+
+//  The opening scan of the replica: fold every line.
+static int
+s_on_scan (void *arg, const event_t *event, const char *line, size_t line_bytes)
+{
+    service_t *self = arg;
+    if (accounts_apply (self->api.accounts, event) == ACCOUNTS_NOMEM) {
+        log_error ("out of memory folding seq %" PRId64, event->seq);
+        return -1;
+    }
+    return 0;
+}
+
+static void
+s_on_event (void *arg, const event_t *event, const char *line, size_t line_bytes)
+{
+    service_t *self = arg;
+    if (self->failed)
+        return;   // stopping: later events are refetched after a restart
+    accounts_result_t result = accounts_apply (self->api.accounts, event);
+    if (result == ACCOUNTS_NOMEM) {
+        //  The seq was not consumed; a restart refetches it.
+        log_error ("out of memory folding seq %" PRId64 "; stopping", event->seq);
+        self->failed = true;
+        zsys_interrupted = 1;
+        return;
+    }
+    if (result == ACCOUNTS_OVERFLOW)
+        log_error ("seq %" PRId64 " would overflow a balance; skipped", event->seq);
+    else if (result == ACCOUNTS_FULL)
+        log_error ("seq %" PRId64 " exceeds %d accounts; skipped", event->seq,
+                   ACCOUNTS_COUNT_MAX);
+    if (self->api.replica_failed)
+        return;
+    if (log_file_append (self->api.replica, line, line_bytes, event->seq, event->ts_ms)) {
+        log_error ("replica append of seq %" PRId64 " failed: out of memory; the replica "
+                   "stops following until restart",
+                   event->seq);
+        log_file_rollback (self->api.replica);
+        self->api.replica_failed = true;
+    }
+}
+
+static void
+s_on_applied (void *arg, int64_t applied_seq)
+{
+    service_t *self = arg;
+    if (!self->api.replica_failed && log_file_commit (self->api.replica, false)) {
+        log_error ("replica commit up to seq %" PRId64 " failed: %s; the replica stops "
+                   "following until restart",
+                   applied_seq, strerror (errno));
+        self->api.replica_failed = true;
+    }
+    waiters_wake (self->api.waiters, applied_seq);
+}
+
+static int
+s_open_replica (service_t *self, const char *data_dir)
+{
+    char path[ACCOUNTING_PATH_BYTES_MAX];
+    if (snprintf (path, sizeof path, "%s/events.jsonl", data_dir) >= (int) sizeof path) {
+        log_error ("--data-dir too long: %s", data_dir);
+        return -1;
+    }
+    if (self->options.rebuild) {
+        if (unlink (path) && errno != ENOENT) {
+            log_error ("unlink(\"%s\") failed: %s", path, strerror (errno));
+            return -1;
+        }
+        log_info ("--rebuild: discarded %s; refetching everything from the stream", path);
+    }
+    int64_t started_ms = zclock_mono ();
+    char error[512] = "";
+    self->api.replica = log_file_open (path, s_on_scan, self, error, sizeof error);
+    if (!self->api.replica) {
+        log_error ("replica %s refused: %s (start with --rebuild to refetch it)", path, error);
+        return -1;
+    }
+    log_info ("replica %s: folded %" PRId64 " events into %zu accounts in %" PRId64 " ms",
+              path, accounts_applied_seq (self->api.accounts),
+              accounts_count (self->api.accounts), zclock_mono () - started_ms);
+    return 0;
+}
+
+static int
+s_start (service_t *self)
+{
+    options_t *options = &self->options;
+    char data_dir[ACCOUNTING_PATH_BYTES_MAX];
+    if (options->data_dir)
+        snprintf (data_dir, sizeof data_dir, "%s", options->data_dir);
+    else
+        snprintf (data_dir, sizeof data_dir, "data/accounting-%" PRId64, options->http_port);
+    snprintf (self->api.instance, sizeof self->api.instance, "%d", (int) getpid ());
+    self->api.wait_ms_max = options->wait_ms_max;
+    self->api.accounts = accounts_new ();
+    self->loop = zloop_new ();
+    if (!self->api.accounts || !self->loop)
+        return -1;
+    if (s_open_replica (self, data_dir))
+        return -1;
+    self->api.waiters =
+        waiters_new (self->loop, (size_t) options->waiters_max, api_on_waiter, &self->api);
+    if (!self->api.waiters)
+        return -1;
+    http_config_t http_config = {.service = "accounting",
+                                 .address = options->http_addr,
+                                 .port = (int) options->http_port,
+                                 .reuse_port = options->reuse_port,
+                                 .arg = &self->api};
+    http_config.routes = api_routes (&http_config.route_count);
+    self->api.http = http_server_new (self->loop, &http_config);
+    if (!self->api.http)
+        return -1;
+    subscriber_config_t subscriber_config = {
+        .publish_endpoint = options->publish,
+        .replay_endpoint = options->replay,
+        .applied_seq = accounts_applied_seq (self->api.accounts),
+        .upstream_timeout_ms = (int) options->upstream_timeout_ms,
+        .receive_hwm = (int) options->subscriber_hwm};
+    subscriber_handlers_t handlers = {.on_event = s_on_event, .on_applied = s_on_applied};
+    self->api.subscriber = subscriber_new (self->loop, &subscriber_config, &handlers, self);
+    if (!self->api.subscriber)
+        return -1;
+    log_info ("listening on %s:%d, following %s and %s from seq %" PRId64,
+              options->http_addr, http_server_port (self->api.http), options->publish,
+              options->replay, accounts_applied_seq (self->api.accounts) + 1);
+    return 0;
+}
+
+//  Answers waiters, commits the replica, frees everything; idempotent.
+static void
+s_stop (service_t *self)
+{
+    waiters_destroy (&self->api.waiters);
+    subscriber_destroy (&self->api.subscriber);
+    http_server_destroy (&self->api.http);
+    if (self->api.replica && !self->api.replica_failed
+        && log_file_commit (self->api.replica, false))
+        log_error ("replica commit at exit failed: %s", strerror (errno));
+    log_file_destroy (&self->api.replica);
+    accounts_destroy (&self->api.accounts);
+    zloop_destroy (&self->loop);
+}
+
+int
+main (int argc, char *argv[])
+{
+    service_t service = {0};
+    int rc = s_options_parse (&service.options, argc, argv);
+    if (rc)
+        return rc > 0 ? 0 : 2;
+    log_init ("accounting", service.options.log_level);
+    zsys_init ();   // installs the SIGINT/SIGTERM handler that stops zloop
+    if (s_start (&service)) {
+        log_error ("start-up failed");
+        s_stop (&service);
+        return 1;
+    }
+    zloop_start (service.loop);
+    log_info ("stopping at applied_seq %" PRId64,
+              accounts_applied_seq (service.api.accounts));
+    s_stop (&service);
+    return service.failed ? 1 : 0;
+}

@@ -1,0 +1,512 @@
+/*  accounts — the accounting read model: balances folded from the log.
+
+    Layout: accounts live in one dense array (index = insertion order);
+    an open-addressing table of 32-bit indices (linear probing, power-of-two
+    size, load <= 1/2) finds them by id; ids live once in an arena. An
+    account's balance, version and last seq are those of its last touch,
+    so the record holds only the touch array. A sorted index of the
+    accounts is brought up to date lazily, when a list is asked for.
+*/
+#include "accounts.h"
+
+#include <assert.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define ACCOUNTS_SLOTS_MIN       1024   // first hash table size (power of two)
+#define ACCOUNTS_ITEMS_MIN       256    // first account array size
+#define ACCOUNTS_IDS_BYTES_MIN   4096   // first id arena size
+#define ACCOUNTS_TS_MIN          1024   // first ts array size
+#define ACCOUNTS_HISTORY_MIN     1      // most accounts are touched few times
+#define ACCOUNTS_HISTORY_MAX     UINT32_MAX
+
+__extension__ typedef __int128 accounts_int128_t;
+
+typedef struct {
+    account_touch_t *history;   // version touches, oldest first; never empty
+    uint32_t version;           // == touches used
+    uint32_t history_capacity;
+    uint32_t id_offset;         // into ids; NUL-terminated there
+    uint32_t hash;
+} account_t;
+
+struct accounts {
+    account_t *items;
+    uint32_t count;
+    uint32_t capacity;
+    uint32_t *slots;            // index + 1; 0 = empty
+    uint32_t slot_capacity;     // power of two, >= 2 * count
+    char *ids;
+    size_t ids_bytes;
+    size_t ids_capacity;
+    int64_t *ts;                // ts[seq - 1], for every folded seq
+    int64_t applied_seq;
+    int64_t ts_capacity;
+    uint32_t *sorted;           // sorted[0 .. sorted_count) in id order
+    uint32_t sorted_count;      // accounts >= sorted_count are not sorted yet
+    uint64_t events_applied;
+    uint64_t unknown_skipped;
+    uint64_t overflow_skipped;
+    accounts_int128_t total;
+};
+
+static uint32_t
+s_hash (const char *id, size_t bytes)
+{
+    uint32_t hash = 2166136261u;   // FNV-1a: ids are short, this is enough
+    for (size_t i = 0; i < bytes; i++)
+        hash = (hash ^ (uint8_t) id[i]) * 16777619u;
+    return hash;
+}
+
+static const char *
+s_id (accounts_t *self, const account_t *account)
+{
+    return self->ids + account->id_offset;
+}
+
+static account_t *
+s_find (accounts_t *self, const char *id, size_t bytes, uint32_t hash)
+{
+    uint32_t mask = self->slot_capacity - 1;
+    for (uint32_t slot = hash & mask;; slot = (slot + 1) & mask) {
+        uint32_t index = self->slots[slot];
+        if (index == 0)
+            return NULL;
+        account_t *account = &self->items[index - 1];
+        const char *known = s_id (self, account);
+        if (account->hash == hash && memcmp (known, id, bytes) == 0 && known[bytes] == 0)
+            return account;
+    }
+}
+
+static void
+s_slot_insert (uint32_t *slots, uint32_t slot_capacity, uint32_t hash, uint32_t index)
+{
+    uint32_t mask = slot_capacity - 1;
+    uint32_t slot = hash & mask;
+    while (slots[slot])
+        slot = (slot + 1) & mask;
+    slots[slot] = index + 1;
+}
+
+static int
+s_grow_slots (accounts_t *self)
+{
+    uint32_t capacity = self->slot_capacity * 2;
+    uint32_t *slots = calloc (capacity, sizeof (uint32_t));
+    if (!slots)
+        return -1;
+    for (uint32_t index = 0; index < self->count; index++)
+        s_slot_insert (slots, capacity, self->items[index].hash, index);
+    free (self->slots);
+    self->slots = slots;
+    self->slot_capacity = capacity;
+    return 0;
+}
+
+//  Makes room for one more account with an id of bytes.
+static int
+s_reserve_account (accounts_t *self, size_t bytes)
+{
+    if (self->count == self->capacity) {
+        uint32_t capacity = self->capacity * 2;
+        account_t *items = realloc (self->items, capacity * sizeof (account_t));
+        if (!items)
+            return -1;
+        self->items = items;
+        self->capacity = capacity;
+    }
+    if ((self->count + 1) * 2 > self->slot_capacity && s_grow_slots (self))
+        return -1;
+    if (self->ids_bytes + bytes + 1 > self->ids_capacity) {
+        size_t capacity = self->ids_capacity * 2;
+        char *ids = realloc (self->ids, capacity);
+        if (!ids)
+            return -1;
+        self->ids = ids;
+        self->ids_capacity = capacity;
+    }
+    return 0;
+}
+
+//  Adds an account that is not there yet (room reserved), with no touch.
+static account_t *
+s_add (accounts_t *self, const char *id, size_t bytes, uint32_t hash)
+{
+    account_t *account = &self->items[self->count];
+    *account = (account_t) {.id_offset = (uint32_t) self->ids_bytes, .hash = hash};
+    memcpy (self->ids + self->ids_bytes, id, bytes);
+    self->ids[self->ids_bytes + bytes] = 0;
+    self->ids_bytes += bytes + 1;
+    s_slot_insert (self->slots, self->slot_capacity, hash, self->count);
+    self->count++;
+    return account;
+}
+
+static int64_t
+s_balance (const account_t *account)
+{
+    //  An account left without touches by a failed apply counts as never seen.
+    return account && account->version ? account->history[account->version - 1].balance_after
+                                       : 0;
+}
+
+static int
+s_reserve_touch (account_t *account)
+{
+    if (account->version < account->history_capacity)
+        return 0;
+    if (account->history_capacity == ACCOUNTS_HISTORY_MAX)
+        return -1;
+    uint64_t capacity = account->history_capacity ? account->history_capacity * 2ull
+                                                  : ACCOUNTS_HISTORY_MIN;
+    if (capacity > ACCOUNTS_HISTORY_MAX)
+        capacity = ACCOUNTS_HISTORY_MAX;
+    account_touch_t *history = realloc (account->history, capacity * sizeof (account_touch_t));
+    if (!history)
+        return -1;
+    account->history = history;
+    account->history_capacity = (uint32_t) capacity;
+    return 0;
+}
+
+//  A change to one account, checked before anything is changed.
+typedef struct {
+    const char *id;
+    int64_t delta;
+    account_t *account;   // NULL until found or added
+    uint32_t hash;
+    int64_t balance_after;
+} change_t;
+
+//  Finds or adds every account of changes, checks every balance, reserves
+//  every touch; only then applies. Ids are valid per event.h.
+static accounts_result_t
+s_change (accounts_t *self, change_t *changes, size_t change_count, int64_t seq)
+{
+    for (size_t i = 0; i < change_count; i++) {
+        change_t *change = &changes[i];
+        size_t bytes = strlen (change->id);
+        change->hash = s_hash (change->id, bytes);
+        change->account = s_find (self, change->id, bytes, change->hash);
+        if (__builtin_add_overflow (s_balance (change->account), change->delta,
+                                    &change->balance_after))
+            return ACCOUNTS_OVERFLOW;
+    }
+    for (size_t i = 0; i < change_count; i++) {
+        change_t *change = &changes[i];
+        if (!change->account) {
+            if (self->count >= ACCOUNTS_COUNT_MAX)
+                return ACCOUNTS_FULL;
+            size_t bytes = strlen (change->id);
+            if (s_reserve_account (self, bytes))
+                return ACCOUNTS_NOMEM;
+            //  The earlier account pointer may have moved with the array.
+            change->account = s_add (self, change->id, bytes, change->hash);
+            for (size_t j = 0; j < i; j++)
+                changes[j].account = s_find (self, changes[j].id, strlen (changes[j].id),
+                                             changes[j].hash);
+        }
+        if (s_reserve_touch (change->account))
+            return ACCOUNTS_NOMEM;
+    }
+    for (size_t i = 0; i < change_count; i++) {
+        account_t *account = changes[i].account;
+        account->history[account->version++] =
+            (account_touch_t) {.seq = seq, .balance_after = changes[i].balance_after};
+        self->total += changes[i].delta;
+    }
+    return ACCOUNTS_APPLIED;
+}
+
+static int
+s_reserve_ts (accounts_t *self)
+{
+    if (self->applied_seq < self->ts_capacity)
+        return 0;
+    int64_t capacity = self->ts_capacity * 2;
+    int64_t *ts = realloc (self->ts, (size_t) capacity * sizeof (int64_t));
+    if (!ts)
+        return -1;
+    self->ts = ts;
+    self->ts_capacity = capacity;
+    return 0;
+}
+
+accounts_t *
+accounts_new (void)
+{
+    accounts_t *self = calloc (1, sizeof (accounts_t));
+    if (!self)
+        return NULL;
+    self->capacity = ACCOUNTS_ITEMS_MIN;
+    self->slot_capacity = ACCOUNTS_SLOTS_MIN;
+    self->ids_capacity = ACCOUNTS_IDS_BYTES_MIN;
+    self->ts_capacity = ACCOUNTS_TS_MIN;
+    self->items = malloc (self->capacity * sizeof (account_t));
+    self->slots = calloc (self->slot_capacity, sizeof (uint32_t));
+    self->ids = malloc (self->ids_capacity);
+    self->ts = malloc ((size_t) self->ts_capacity * sizeof (int64_t));
+    if (!self->items || !self->slots || !self->ids || !self->ts)
+        goto failed;
+    return self;
+failed:
+    accounts_destroy (&self);
+    return NULL;
+}
+
+void
+accounts_destroy (accounts_t **self_p)
+{
+    assert (self_p);
+    accounts_t *self = *self_p;
+    if (!self)
+        return;
+    for (uint32_t index = 0; self->items && index < self->count; index++)
+        free (self->items[index].history);
+    free (self->items);
+    free (self->slots);
+    free (self->ids);
+    free (self->ts);
+    free (self->sorted);
+    free (self);
+    *self_p = NULL;
+}
+
+accounts_result_t
+accounts_apply (accounts_t *self, const event_t *event)
+{
+    assert (self);
+    assert (event->seq == self->applied_seq + 1);
+    if (s_reserve_ts (self))
+        return ACCOUNTS_NOMEM;
+    accounts_result_t result;
+    change_t changes[2];
+    switch (event->type) {
+    case EVENT_DEPOSITED:
+        changes[0] = (change_t) {.id = event->account, .delta = event->amount};
+        result = s_change (self, changes, 1, event->seq);
+        break;
+    case EVENT_WITHDRAWN:
+        changes[0] = (change_t) {.id = event->account, .delta = -event->amount};
+        result = s_change (self, changes, 1, event->seq);
+        break;
+    case EVENT_TRANSFERRED:
+        changes[0] = (change_t) {.id = event->from, .delta = -event->amount};
+        changes[1] = (change_t) {.id = event->to, .delta = event->amount};
+        result = s_change (self, changes, 2, event->seq);
+        break;
+    default:
+        result = ACCOUNTS_UNKNOWN;
+        break;
+    }
+    if (result == ACCOUNTS_NOMEM)
+        return result;
+    if (result == ACCOUNTS_APPLIED)
+        self->events_applied++;
+    else if (result == ACCOUNTS_UNKNOWN)
+        self->unknown_skipped++;
+    else
+        self->overflow_skipped++;
+    self->ts[self->applied_seq++] = event->ts_ms;
+    return result;
+}
+
+int64_t
+accounts_applied_seq (accounts_t *self)
+{
+    return self->applied_seq;
+}
+
+size_t
+accounts_count (accounts_t *self)
+{
+    return self->count;
+}
+
+uint64_t
+accounts_events_applied (accounts_t *self)
+{
+    return self->events_applied;
+}
+
+uint64_t
+accounts_unknown_skipped (accounts_t *self)
+{
+    return self->unknown_skipped;
+}
+
+uint64_t
+accounts_overflow_skipped (accounts_t *self)
+{
+    return self->overflow_skipped;
+}
+
+void
+accounts_total_format (accounts_t *self, char *buffer, size_t buffer_size)
+{
+    char digits[48];
+    size_t length = 0;
+    accounts_int128_t total = self->total;
+    bool negative = total < 0;
+    //  Digit by digit from the negative side, so the minimum value works too.
+    if (!negative)
+        total = -total;
+    do {
+        digits[length++] = (char) ('0' - (int) (total % 10));
+        total /= 10;
+    } while (total != 0);
+    size_t at = 0;
+    if (negative && at + 1 < buffer_size)
+        buffer[at++] = '-';
+    while (length > 0 && at + 1 < buffer_size)
+        buffer[at++] = digits[--length];
+    buffer[at] = 0;
+}
+
+static account_t *
+s_lookup (accounts_t *self, const char *id)
+{
+    size_t bytes = strlen (id);
+    account_t *account = s_find (self, id, bytes, s_hash (id, bytes));
+    return account && account->version ? account : NULL;
+}
+
+//  Number of touches of account with seq <= at_seq.
+static uint32_t
+s_touches_upto (const account_t *account, int64_t at_seq)
+{
+    uint32_t low = 0, high = account->version;
+    while (low < high) {
+        uint32_t middle = low + (high - low) / 2;
+        if (account->history[middle].seq <= at_seq)
+            low = middle + 1;
+        else
+            high = middle;
+    }
+    return low;
+}
+
+static void
+s_state (accounts_t *self, const account_t *account, uint32_t touches,
+         account_state_t *state)
+{
+    assert (touches >= 1);
+    const account_touch_t *touch = &account->history[touches - 1];
+    *state = (account_state_t) {.id = s_id (self, account),
+                                .balance = touch->balance_after,
+                                .version = touches,
+                                .last_seq = touch->seq};
+}
+
+int
+accounts_state_at (accounts_t *self, const char *id, int64_t at_seq,
+                   account_state_t *state)
+{
+    account_t *account = s_lookup (self, id);
+    if (!account)
+        return -1;
+    uint32_t touches = s_touches_upto (account, at_seq);
+    if (touches == 0)
+        return -1;
+    s_state (self, account, touches, state);
+    return 0;
+}
+
+int64_t
+accounts_seq_at_ts (accounts_t *self, int64_t ts_ms)
+{
+    int64_t low = 0, high = self->applied_seq;
+    while (low < high) {
+        int64_t middle = low + (high - low) / 2;
+        if (self->ts[middle] <= ts_ms)
+            low = middle + 1;
+        else
+            high = middle;
+    }
+    return low;
+}
+
+int
+accounts_touches (accounts_t *self, const char *id, int64_t after_seq, size_t limit,
+                  account_touch_t *touches, bool *more)
+{
+    account_t *account = s_lookup (self, id);
+    if (!account)
+        return -1;
+    uint32_t first = s_touches_upto (account, after_seq);
+    size_t count = account->version - first;
+    *more = count > limit;
+    if (count > limit)
+        count = limit;
+    memcpy (touches, account->history + first, count * sizeof (account_touch_t));
+    return (int) count;
+}
+
+static int
+s_compare_ids (const void *a, const void *b, void *arg)
+{
+    accounts_t *self = arg;
+    return strcmp (s_id (self, &self->items[*(const uint32_t *) a]),
+                   s_id (self, &self->items[*(const uint32_t *) b]));
+}
+
+//  Sorts the accounts added since the last call and merges them in.
+static int
+s_sort (accounts_t *self)
+{
+    uint32_t added = self->count - self->sorted_count;
+    if (added == 0)
+        return 0;
+    uint32_t *fresh = malloc (added * sizeof (uint32_t));
+    uint32_t *sorted = realloc (self->sorted, self->count * sizeof (uint32_t));
+    if (!fresh || !sorted) {
+        free (fresh);
+        if (sorted)
+            self->sorted = sorted;
+        return -1;
+    }
+    self->sorted = sorted;
+    for (uint32_t i = 0; i < added; i++)
+        fresh[i] = self->sorted_count + i;
+    qsort_r (fresh, added, sizeof (uint32_t), s_compare_ids, self);
+    //  Merge from the back so the sorted run can be extended in place.
+    int64_t old = (int64_t) self->sorted_count - 1, add = (int64_t) added - 1;
+    for (int64_t to = (int64_t) self->count - 1; add >= 0; to--) {
+        if (old >= 0 && s_compare_ids (&sorted[old], &fresh[add], self) > 0)
+            sorted[to] = sorted[old--];
+        else
+            sorted[to] = fresh[add--];
+    }
+    self->sorted_count = self->count;
+    free (fresh);
+    return 0;
+}
+
+int
+accounts_list (accounts_t *self, const char *after, size_t limit,
+               account_state_t *states, bool *more)
+{
+    if (s_sort (self))
+        return -1;
+    uint32_t low = 0, high = self->sorted_count;
+    while (low < high) {
+        uint32_t middle = low + (high - low) / 2;
+        if (strcmp (s_id (self, &self->items[self->sorted[middle]]), after) <= 0)
+            low = middle + 1;
+        else
+            high = middle;
+    }
+    size_t count = 0;
+    for (; low < self->sorted_count && count < limit; low++) {
+        const account_t *account = &self->items[self->sorted[low]];
+        if (account->version == 0)
+            continue;
+        s_state (self, account, account->version, &states[count++]);
+    }
+    *more = low < self->sorted_count;
+    return (int) count;
+}

@@ -1,0 +1,96 @@
+/*  accounts — the accounting read model: balances folded from the log.
+
+    Folds stored events, in seq order, into per-account balance and version
+    and keeps, per account, the compact history of its touches (seq,
+    balance after) plus, per seq, the event's ts. That is enough to answer
+    the current state, the state at any past seq or time, and the list of
+    an account's events (whose bytes live in the replica, not here).
+
+    It is not a store: nothing here touches the disk or the network.
+
+    Memory: one 32-byte record per account plus its id (once), a 4-byte
+    hash slot (load <= 1/2) and a 4-byte sorted-index entry; 16 bytes per
+    account touch; 8 bytes per event. Lookups are one open-addressing
+    probe run keyed by the account id.
+*/
+#ifndef ACCOUNTS_H_INCLUDED
+#define ACCOUNTS_H_INCLUDED
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "event.h"
+
+//  Ids are stored once in an arena addressed by 32-bit offsets: 50M ids of
+//  at most 65 bytes stay below 4 GiB.
+#define ACCOUNTS_COUNT_MAX 50000000
+
+typedef struct accounts accounts_t;
+
+typedef enum {
+    ACCOUNTS_APPLIED = 0,   // balances changed
+    ACCOUNTS_UNKNOWN,       // unknown type: skipped, counted, seq still consumed
+    ACCOUNTS_OVERFLOW,      // a balance would leave int64: skipped, counted
+    ACCOUNTS_FULL,          // ACCOUNTS_COUNT_MAX reached: skipped, counted
+    ACCOUNTS_NOMEM,         // out of memory: nothing changed, seq not consumed
+} accounts_result_t;
+
+//  One account's state, at the head or at a past seq. id is borrowed.
+typedef struct {
+    const char *id;
+    int64_t balance;
+    int64_t version;    // touches so far; >= 1 (an account never seen has no state)
+    int64_t last_seq;   // seq of the latest touch
+} account_state_t;
+
+//  One touch of an account: the event at seq left the balance at balance_after.
+typedef struct {
+    int64_t seq;
+    int64_t balance_after;
+} account_touch_t;
+
+accounts_t *accounts_new (void);
+void accounts_destroy (accounts_t **self_p);
+
+//  Folds one stored event; event->seq must be accounts_applied_seq() + 1
+//  (asserted: the subscriber and the log guarantee it).
+accounts_result_t accounts_apply (accounts_t *self, const event_t *event);
+
+//  Seq of the last event folded (applied or skipped); 0 when empty.
+int64_t accounts_applied_seq (accounts_t *self);
+
+//  Counters.
+size_t accounts_count (accounts_t *self);
+uint64_t accounts_events_applied (accounts_t *self);
+uint64_t accounts_unknown_skipped (accounts_t *self);
+uint64_t accounts_overflow_skipped (accounts_t *self);
+
+//  Sum of all balances, printed as a decimal integer (it may exceed int64).
+//  buffer holds at least 48 bytes.
+void accounts_total_format (accounts_t *self, char *buffer, size_t buffer_size);
+
+//  State of account id after every event with seq <= at_seq (INT64_MAX for
+//  the head). Returns 0, or -1 if the account had no touch by then.
+int accounts_state_at (accounts_t *self, const char *id, int64_t at_seq,
+                       account_state_t *state);
+
+//  The last seq whose ts <= ts_ms (0 if none), among folded events.
+int64_t accounts_seq_at_ts (accounts_t *self, int64_t ts_ms);
+
+//  Up to limit touches of account id with seq > after_seq, oldest first,
+//  into touches; *more says whether later ones exist. Returns the count,
+//  or -1 if the account was never seen.
+int accounts_touches (accounts_t *self, const char *id, int64_t after_seq, size_t limit,
+                      account_touch_t *touches, bool *more);
+
+//  Up to limit accounts whose id sorts (bytewise) after `after` ("" for
+//  the first page), in id order, into states; *more says whether others
+//  follow. Cost: sorting the accounts created since the previous call
+//  (k log k) and merging them into the sorted index (n), then a binary
+//  search; pages without new accounts cost log n + limit. Returns the
+//  count, or -1 when out of memory.
+int accounts_list (accounts_t *self, const char *after, size_t limit,
+                   account_state_t *states, bool *more);
+
+#endif

@@ -1,0 +1,49 @@
+/*  api — the accounting HTTP API (reads only): routes and handlers.
+
+    GET /accounts/{id}           balance, version, last_seq, applied_seq;
+                                 ?at_seq=N | ?at=RFC3339 (time travel),
+                                 ?min_seq=N[&wait_ms=M] (read-your-writes)
+    GET /accounts                ?after=ID&limit=N, sorted by id
+    GET /accounts/{id}/events    ?after_seq=N&limit=N, the stored lines
+    GET /stats, GET /health, GET /metrics
+
+    The handlers read the service's state through api_context_t, which the
+    service owns and fills before the loop starts; nothing here changes it.
+*/
+#ifndef API_H_INCLUDED
+#define API_H_INCLUDED
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "accounts.h"
+#include "http.h"
+#include "log_file.h"
+#include "subscriber.h"
+#include "waiters.h"
+
+#define API_LIST_LIMIT_MAX       1000   // accounts per page: bounds one answer to ~100 KiB
+#define API_LIST_LIMIT_DEFAULT   100
+#define API_EVENTS_LIMIT_MAX     1000   // events per page: each is one replica read
+#define API_EVENTS_LIMIT_DEFAULT 100
+#define API_WAIT_MS_DEFAULT      5000   // min_seq without wait_ms
+#define API_RETRY_AFTER_S        "1"    // Retry-After on 503
+
+typedef struct {
+    accounts_t *accounts;
+    log_file_t *replica;
+    subscriber_t *subscriber;   // NULL until created
+    waiters_t *waiters;
+    http_server_t *http;        // NULL until created
+    int64_t wait_ms_max;        // cap for wait_ms
+    bool replica_failed;        // the replica stopped following (disk error)
+    char instance[32];          // tells instances sharing a port apart (pid)
+} api_context_t;
+
+//  The route table (static storage).
+const http_route_t *api_routes (size_t *count);
+
+//  The waiters' callback: answers a parked GET /accounts/{id}.
+void api_on_waiter (void *arg, http_request_t *request, waiter_reason_t reason);
+
+#endif

@@ -1,0 +1,224 @@
+/*  test_accounts — claims about the accounting fold, checked against a
+    small model (full per-account histories kept the slow, obvious way)
+    over randomized event sequences.
+*/
+#include <assert.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "accounts.h"
+
+#define MODEL_ACCOUNTS 37     // few enough that accounts are touched many times
+#define MODEL_EVENTS   5000
+#define CHECK(cond)                                                                     \
+    do {                                                                                \
+        if (!(cond)) {                                                                  \
+            fprintf (stderr, "%s:%d: claim failed: %s\n", __FILE__, __LINE__, #cond);  \
+            exit (1);                                                                   \
+        }                                                                               \
+    } while (0)
+
+typedef struct {
+    int64_t seq[MODEL_EVENTS * 2];
+    int64_t balance[MODEL_EVENTS * 2];
+    int count;
+} model_account_t;
+
+static model_account_t s_model[MODEL_ACCOUNTS];
+static int64_t s_ts[MODEL_EVENTS + 1];
+
+static void
+s_name (int index, char *buffer)
+{
+    //  Names that do not sort like their indices.
+    snprintf (buffer, EVENT_ACCOUNT_BYTES_MAX, "acct-%d", (index * 7919) % 1000);
+}
+
+static event_t
+s_event (int64_t seq, int64_t ts_ms, event_type_t type, int64_t amount)
+{
+    event_t event;
+    memset (&event, 0, sizeof event);
+    event.seq = seq;
+    event.ts_ms = ts_ms;
+    event.type = type;
+    event.amount = amount;
+    return event;
+}
+
+static void
+s_model_touch (int index, int64_t seq, int64_t delta)
+{
+    model_account_t *account = &s_model[index];
+    int64_t before = account->count ? account->balance[account->count - 1] : 0;
+    account->seq[account->count] = seq;
+    account->balance[account->count++] = before + delta;
+}
+
+//  State of the model account at seq; -1 when it had no touch by then.
+static int
+s_model_at (int index, int64_t at_seq, int64_t *balance, int64_t *version, int64_t *last_seq)
+{
+    model_account_t *account = &s_model[index];
+    int touches = 0;
+    while (touches < account->count && account->seq[touches] <= at_seq)
+        touches++;
+    if (touches == 0)
+        return -1;
+    *balance = account->balance[touches - 1];
+    *version = touches;
+    *last_seq = account->seq[touches - 1];
+    return 0;
+}
+
+static void
+test_fold_matches_model_at_every_point (void)
+{
+    accounts_t *accounts = accounts_new ();
+    CHECK (accounts);
+    srand (42);
+    int64_t ts = 1700000000000;
+    for (int64_t seq = 1; seq <= MODEL_EVENTS; seq++) {
+        ts += rand () % 3;   // equal timestamps happen
+        s_ts[seq] = ts;
+        int kind = rand () % 10;
+        int a = rand () % MODEL_ACCOUNTS, b = (a + 1 + rand () % (MODEL_ACCOUNTS - 1)) % MODEL_ACCOUNTS;
+        int64_t amount = 1 + rand () % 100000;
+        event_t event = s_event (seq, ts, EVENT_TYPE_UNKNOWN, amount);
+        if (kind < 4) {
+            event.type = EVENT_DEPOSITED;
+            s_name (a, event.account);
+            s_model_touch (a, seq, amount);
+        }
+        else if (kind < 6) {
+            event.type = EVENT_WITHDRAWN;
+            s_name (a, event.account);
+            s_model_touch (a, seq, -amount);
+        }
+        else if (kind < 9) {
+            event.type = EVENT_TRANSFERRED;
+            s_name (a, event.from);
+            s_name (b, event.to);
+            s_model_touch (a, seq, -amount);
+            s_model_touch (b, seq, amount);
+        }
+        accounts_result_t expected = kind < 9 ? ACCOUNTS_APPLIED : ACCOUNTS_UNKNOWN;
+        CHECK (accounts_apply (accounts, &event) == expected);
+    }
+    CHECK (accounts_applied_seq (accounts) == MODEL_EVENTS);
+    for (int64_t at_seq = 0; at_seq <= MODEL_EVENTS; at_seq += 1 + rand () % 50) {
+        for (int index = 0; index < MODEL_ACCOUNTS; index++) {
+            char name[EVENT_ACCOUNT_BYTES_MAX];
+            s_name (index, name);
+            int64_t balance, version, last_seq;
+            account_state_t state;
+            int expected = s_model_at (index, at_seq, &balance, &version, &last_seq);
+            CHECK (accounts_state_at (accounts, name, at_seq, &state) == expected);
+            if (expected == 0)
+                CHECK (state.balance == balance && state.version == version
+                       && state.last_seq == last_seq && strcmp (state.id, name) == 0);
+        }
+    }
+    //  Time travel by ts: the last seq with ts <= t.
+    for (int64_t seq = 1; seq <= MODEL_EVENTS; seq += 1 + rand () % 20) {
+        int64_t expected = seq;
+        while (expected < MODEL_EVENTS && s_ts[expected + 1] <= s_ts[seq])
+            expected++;
+        CHECK (accounts_seq_at_ts (accounts, s_ts[seq]) == expected);
+    }
+    CHECK (accounts_seq_at_ts (accounts, s_ts[1] - 1) == 0);
+    //  Touches page through the whole history.
+    for (int index = 0; index < MODEL_ACCOUNTS; index++) {
+        char name[EVENT_ACCOUNT_BYTES_MAX];
+        s_name (index, name);
+        account_touch_t touches[7];
+        int64_t after = 0;
+        int seen = 0;
+        bool more = true;
+        while (more) {
+            int count = accounts_touches (accounts, name, after, 7, touches, &more);
+            CHECK (count >= 0);
+            for (int i = 0; i < count; i++, seen++) {
+                CHECK (touches[i].seq == s_model[index].seq[seen]);
+                CHECK (touches[i].balance_after == s_model[index].balance[seen]);
+                after = touches[i].seq;
+            }
+        }
+        CHECK (seen == s_model[index].count);
+    }
+    account_touch_t touch;
+    bool more;
+    CHECK (accounts_touches (accounts, "nobody", 0, 1, &touch, &more) == -1);
+    accounts_destroy (&accounts);
+    CHECK (accounts == NULL);
+    accounts_destroy (&accounts);
+}
+
+static void
+test_overflowing_event_is_skipped_and_counted (void)
+{
+    accounts_t *accounts = accounts_new ();
+    event_t event = s_event (1, 1, EVENT_DEPOSITED, INT64_MAX);
+    strcpy (event.account, "alice");
+    CHECK (accounts_apply (accounts, &event) == ACCOUNTS_APPLIED);
+    event = s_event (2, 1, EVENT_TRANSFERRED, 1);
+    strcpy (event.from, "bob");
+    strcpy (event.to, "alice");
+    CHECK (accounts_apply (accounts, &event) == ACCOUNTS_OVERFLOW);
+    CHECK (accounts_overflow_skipped (accounts) == 1);
+    CHECK (accounts_applied_seq (accounts) == 2);
+    account_state_t state;
+    CHECK (accounts_state_at (accounts, "bob", INT64_MAX, &state) == -1);
+    CHECK (accounts_state_at (accounts, "alice", INT64_MAX, &state) == 0);
+    CHECK (state.balance == INT64_MAX && state.version == 1);
+    char total[48];
+    event = s_event (3, 1, EVENT_DEPOSITED, INT64_MAX);
+    strcpy (event.account, "carol");
+    CHECK (accounts_apply (accounts, &event) == ACCOUNTS_APPLIED);
+    accounts_total_format (accounts, total, sizeof total);
+    CHECK (strcmp (total, "18446744073709551614") == 0);   // beyond int64, still exact
+    accounts_destroy (&accounts);
+}
+
+static void
+test_list_is_sorted_and_paginates_across_new_accounts (void)
+{
+    accounts_t *accounts = accounts_new ();
+    int64_t seq = 0;
+    const char *first[] = {"m", "c", "x", "a"}, *second[] = {"b", "z", "d", "n"};
+    for (int i = 0; i < 4; i++) {
+        event_t event = s_event (++seq, 1, EVENT_DEPOSITED, 10 + i);
+        strcpy (event.account, first[i]);
+        CHECK (accounts_apply (accounts, &event) == ACCOUNTS_APPLIED);
+    }
+    account_state_t states[8];
+    bool more;
+    CHECK (accounts_list (accounts, "", 3, states, &more) == 3 && more);
+    CHECK (!strcmp (states[0].id, "a") && !strcmp (states[1].id, "c")
+           && !strcmp (states[2].id, "m"));
+    for (int i = 0; i < 4; i++) {
+        event_t event = s_event (++seq, 1, EVENT_DEPOSITED, 1);
+        strcpy (event.account, second[i]);
+        CHECK (accounts_apply (accounts, &event) == ACCOUNTS_APPLIED);
+    }
+    CHECK (accounts_list (accounts, "c", 8, states, &more) == 5 && !more);
+    const char *expected[] = {"d", "m", "n", "x", "z"};
+    for (int i = 0; i < 5; i++)
+        CHECK (!strcmp (states[i].id, expected[i]));
+    CHECK (states[1].balance == 10);
+    CHECK (accounts_list (accounts, "z", 8, states, &more) == 0 && !more);
+    CHECK (accounts_count (accounts) == 8);
+    accounts_destroy (&accounts);
+}
+
+int
+main (void)
+{
+    test_fold_matches_model_at_every_point ();
+    test_overflowing_event_is_skipped_and_counted ();
+    test_list_is_sorted_and_paginates_across_new_accounts ();
+    printf ("test_accounts: all claims hold\n");
+    return 0;
+}
