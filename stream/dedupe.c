@@ -1,0 +1,168 @@
+/*  dedupe — see dedupe.h. Linear probing with backward-shift deletion, so
+    the table never fills with tombstones; a slot holds a seq (0 = empty)
+    and the seq's id hash lives in the ring, which is also how an entry
+    finds its home slot when it has to move.
+*/
+#include "dedupe.h"
+
+#include <assert.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct dedupe {
+    int64_t *slots;      // seqs; 0 = empty; at most half full
+    size_t slot_mask;    // slot count - 1 (a power of two)
+    uint64_t *ring;      // id hash of seq s at ring[s % ring_size]
+    size_t ring_size;    // window + slack: every seq in the table has its hash here
+    size_t window;
+    size_t slack;
+    int64_t oldest_seq;  // the table holds exactly the seqs oldest_seq..last_seq
+    int64_t last_seq;
+    int64_t settled_seq; // adds after this one can still be undone
+    dedupe_confirm_fn *confirm;
+    void *arg;
+};
+
+//  FNV-1a, then the splitmix64 finalizer so the low bits (the home slot)
+//  depend on every byte of the id.
+static uint64_t
+s_hash (const char *id)
+{
+    uint64_t hash = 14695981039346656037ULL;
+    for (const unsigned char *p = (const unsigned char *) id; *p; p++)
+        hash = (hash ^ *p) * 1099511628211ULL;
+    hash ^= hash >> 30;
+    hash *= 0xbf58476d1ce4e5b9ULL;
+    hash ^= hash >> 27;
+    hash *= 0x94d049bb133111ebULL;
+    hash ^= hash >> 31;
+    return hash;
+}
+
+dedupe_t *
+dedupe_new (size_t window, size_t slack, dedupe_confirm_fn *confirm, void *arg)
+{
+    assert (window > 0 && confirm);
+    dedupe_t *self = calloc (1, sizeof (dedupe_t));
+    if (!self)
+        return NULL;
+    self->window = window;
+    self->slack = slack;
+    self->ring_size = window + slack;
+    size_t slot_count = 16;
+    while (slot_count < 2 * self->ring_size)
+        slot_count *= 2;
+    self->slot_mask = slot_count - 1;
+    self->slots = calloc (slot_count, sizeof (int64_t));
+    self->ring = calloc (self->ring_size, sizeof (uint64_t));
+    if (!self->slots || !self->ring) {
+        dedupe_destroy (&self);
+        return NULL;
+    }
+    self->oldest_seq = 1;
+    self->confirm = confirm;
+    self->arg = arg;
+    return self;
+}
+
+void
+dedupe_destroy (dedupe_t **self_p)
+{
+    assert (self_p);
+    if (*self_p) {
+        dedupe_t *self = *self_p;
+        free (self->slots);
+        free (self->ring);
+        free (self);
+        *self_p = NULL;
+    }
+}
+
+static uint64_t
+s_hash_of (dedupe_t *self, int64_t seq)
+{
+    return self->ring[(uint64_t) seq % self->ring_size];
+}
+
+int64_t
+dedupe_find (dedupe_t *self, const char *id)
+{
+    uint64_t hash = s_hash (id);
+    for (size_t i = hash & self->slot_mask; self->slots[i]; i = (i + 1) & self->slot_mask) {
+        int64_t seq = self->slots[i];
+        if (s_hash_of (self, seq) == hash && self->confirm (self->arg, seq, id))
+            return seq;
+    }
+    return 0;
+}
+
+void
+dedupe_add (dedupe_t *self, const char *id, int64_t seq)
+{
+    assert (seq == self->last_seq + 1);
+    assert ((size_t) (seq - self->settled_seq) <= self->slack);
+    uint64_t hash = s_hash (id);
+    self->ring[(uint64_t) seq % self->ring_size] = hash;
+    size_t i = hash & self->slot_mask;
+    while (self->slots[i])
+        i = (i + 1) & self->slot_mask;
+    self->slots[i] = seq;
+    self->last_seq = seq;
+}
+
+static size_t
+s_slot_of (dedupe_t *self, int64_t seq)
+{
+    size_t i = s_hash_of (self, seq) & self->slot_mask;
+    while (self->slots[i] != seq) {
+        assert (self->slots[i]);
+        i = (i + 1) & self->slot_mask;
+    }
+    return i;
+}
+
+void
+dedupe_undo (dedupe_t *self)
+{
+    //  Newest first: each entry then sits where it was put, with nothing
+    //  probed past it, so clearing its slot restores the table exactly.
+    for (; self->last_seq > self->settled_seq; self->last_seq--)
+        self->slots[s_slot_of (self, self->last_seq)] = 0;
+}
+
+//  Backward-shift deletion: pull later entries of the probe run into the
+//  hole unless their home lies cyclically in (hole, here].
+static void
+s_remove (dedupe_t *self, int64_t seq)
+{
+    size_t hole = s_slot_of (self, seq);
+    size_t i = hole;
+    self->slots[hole] = 0;
+    while (true) {
+        i = (i + 1) & self->slot_mask;
+        if (!self->slots[i])
+            return;
+        size_t home = s_hash_of (self, self->slots[i]) & self->slot_mask;
+        bool stays = hole <= i ? (hole < home && home <= i) : (hole < home || home <= i);
+        if (!stays) {
+            self->slots[hole] = self->slots[i];
+            self->slots[i] = 0;
+            hole = i;
+        }
+    }
+}
+
+void
+dedupe_settle (dedupe_t *self)
+{
+    self->settled_seq = self->last_seq;
+    while (self->oldest_seq <= self->last_seq - (int64_t) self->window)
+        s_remove (self, self->oldest_seq++);
+}
+
+size_t
+dedupe_bytes (dedupe_t *self)
+{
+    return sizeof (dedupe_t) + (self->slot_mask + 1) * sizeof (int64_t)
+           + self->ring_size * sizeof (uint64_t);
+}

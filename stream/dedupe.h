@@ -1,0 +1,49 @@
+/*  dedupe — the stream's idempotency window: which seq holds an event id.
+
+    Remembers the ids of the last `window` events as an open-addressing
+    table of seqs (linear probing) plus a ring of 64-bit id hashes indexed
+    by seq, so one remembered id costs about 24 bytes (8 in the ring, 8-16
+    in the table at a load factor of at most one half) instead of the id
+    itself. A hash hit is only a candidate: the caller's confirm function
+    reads the event at that seq and compares the id, so a hash collision is
+    never taken as a duplicate.
+
+    Ids are added in seq order. Entries added since the last
+    dedupe_settle() can be taken back (dedupe_undo) when a commit fails;
+    dedupe_settle() forgets ids that fell out of the window.
+*/
+#ifndef DEDUPE_H_INCLUDED
+#define DEDUPE_H_INCLUDED
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct dedupe dedupe_t;
+
+//  True if the event stored at seq has this id. Called only on hash hits.
+typedef bool(dedupe_confirm_fn) (void *arg, int64_t seq, const char *id);
+
+//  window: ids remembered; slack: most ids added between two settles.
+//  Returns NULL when the memory cannot be allocated.
+dedupe_t *dedupe_new (size_t window, size_t slack, dedupe_confirm_fn *confirm, void *arg);
+void dedupe_destroy (dedupe_t **self_p);
+
+//  The seq holding id, or 0 when the id is not in the window.
+int64_t dedupe_find (dedupe_t *self, const char *id);
+
+//  Remembers id at seq; seq must be one more than the last seq added
+//  (asserted), and at most `slack` adds may be pending.
+void dedupe_add (dedupe_t *self, const char *id, int64_t seq);
+
+//  Forgets every add since the last settle, newest first.
+void dedupe_undo (dedupe_t *self);
+
+//  Makes the pending adds permanent and forgets ids older than the
+//  window.
+void dedupe_settle (dedupe_t *self);
+
+//  Bytes allocated (for metrics and the start-up log line).
+size_t dedupe_bytes (dedupe_t *self);
+
+#endif

@@ -1,0 +1,106 @@
+/*  test_dedupe — the idempotency window against a model.
+
+    The model is the plain list of ids by seq; the window must answer
+    exactly the seqs the model says are remembered, through random bursts
+    that are settled or undone, with a table small enough that probe runs
+    wrap and entries move on deletion.
+*/
+#include "dedupe.h"
+
+#include <assert.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define TEST_WINDOW      50
+#define TEST_SLACK       20
+#define TEST_STEPS       20000
+#define TEST_ID_BYTES    32
+#define TEST_SEQS_MAX    (TEST_STEPS * TEST_SLACK + 1)
+
+static char (*s_ids)[TEST_ID_BYTES];   // s_ids[seq]: the model log
+static unsigned s_confirms;
+
+static bool
+s_confirm (void *arg, int64_t seq, const char *id)
+{
+    s_confirms++;
+    return strcmp (s_ids[seq], id) == 0;
+}
+
+//  The seq the model remembers for id in [oldest, last], or 0.
+static int64_t
+s_model_find (int64_t oldest, int64_t last, const char *id)
+{
+    for (int64_t seq = oldest; seq <= last; seq++)
+        if (strcmp (s_ids[seq], id) == 0)
+            return seq;
+    return 0;
+}
+
+static void
+s_check_all (dedupe_t *dedupe, int64_t settled, int64_t last)
+{
+    int64_t oldest = settled - TEST_WINDOW + 1 > 1 ? settled - TEST_WINDOW + 1 : 1;
+    //  Every id ever written (recent ones and evicted ones) answers as the model does.
+    int64_t from = last > 3 * TEST_WINDOW ? last - 3 * TEST_WINDOW : 1;
+    for (int64_t seq = from; seq <= last; seq++) {
+        int64_t expected = s_model_find (oldest, last, s_ids[seq]);
+        if (dedupe_find (dedupe, s_ids[seq]) != expected) {
+            fprintf (stderr, "FAIL: id %s: expected seq %lld\n", s_ids[seq],
+                     (long long) expected);
+            exit (1);
+        }
+    }
+    assert (dedupe_find (dedupe, "never-added") == 0);
+}
+
+static void
+test_window_matches_model_through_undo_and_settle (void)
+{
+    s_ids = calloc (TEST_SEQS_MAX + 1, TEST_ID_BYTES);
+    assert (s_ids);
+    dedupe_t *dedupe = dedupe_new (TEST_WINDOW, TEST_SLACK, s_confirm, NULL);
+    assert (dedupe);
+    srand (42);
+    int64_t settled = 0, last = 0, fresh = 0;
+    for (int step = 0; step < TEST_STEPS; step++) {
+        int64_t oldest = settled - TEST_WINDOW + 1 > 1 ? settled - TEST_WINDOW + 1 : 1;
+        int burst = 1 + rand () % TEST_SLACK;
+        for (int i = 0; i < burst; i++) {
+            //  Sometimes reuse an id that has left the window: it is new again.
+            int64_t old = last > 2 * TEST_WINDOW ? 1 + rand () % (last - TEST_WINDOW) : 0;
+            char id[TEST_ID_BYTES];
+            if (old && rand () % 4 == 0 && !s_model_find (oldest, last, s_ids[old]))
+                snprintf (id, sizeof id, "%s", s_ids[old]);
+            else
+                snprintf (id, sizeof id, "id-%lld", (long long) ++fresh);
+            last++;
+            snprintf (s_ids[last], TEST_ID_BYTES, "%s", id);
+            dedupe_add (dedupe, id, last);
+        }
+        s_check_all (dedupe, settled, last);
+        if (rand () % 3 == 0) {
+            dedupe_undo (dedupe);
+            last = settled;
+        }
+        else {
+            dedupe_settle (dedupe);
+            settled = last;
+        }
+        s_check_all (dedupe, settled, last);
+    }
+    assert (s_confirms > 0);
+    dedupe_destroy (&dedupe);
+    dedupe_destroy (&dedupe);
+    assert (dedupe == NULL);
+    free (s_ids);
+    printf ("ok   test_window_matches_model_through_undo_and_settle\n");
+}
+
+int
+main (void)
+{
+    test_window_matches_model_through_undo_and_settle ();
+    return 0;
+}
