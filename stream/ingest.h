@@ -1,0 +1,61 @@
+/*  ingest — the stream's sequencer: turns APPEND requests into durable,
+    published events.
+
+    Owns the log file and the state the log implies: per-account versions
+    (for `expect`) and the idempotency window of event ids. One call to
+    ingest_drain() takes one burst of requests off the PULL socket,
+    decides each in order (invalid, duplicate, conflict or appended; later
+    requests see the effects of earlier ones), makes the burst durable with
+    one log_file_commit(), and only then publishes EVENTS and RESULT per
+    request. If the commit fails, the burst's effects are undone and its
+    requests are answered "unavailable"; the log and the state stay as they
+    were before the burst.
+
+    It holds no business rules: amounts and balances are not its concern.
+*/
+#ifndef INGEST_H_INCLUDED
+#define INGEST_H_INCLUDED
+
+#include <czmq.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "log_file.h"
+
+//  Remembered ids by default; about 24 bytes each (dedupe.h): ~24 MiB.
+#define INGEST_DEDUPE_WINDOW_DEFAULT 1000000
+
+typedef struct ingest ingest_t;
+
+typedef struct {
+    uint64_t requests_ok;
+    uint64_t requests_conflict;
+    uint64_t requests_duplicate;
+    uint64_t requests_invalid;
+    uint64_t requests_unavailable;
+    uint64_t events_appended;   // committed since start
+    uint64_t bursts;            // drains that took at least one request
+    uint64_t commits_failed;
+} ingest_stats_t;
+
+//  Opens (or creates) the log at log_path and rebuilds versions and the
+//  dedupe window from it. publish is borrowed and must outlive the
+//  ingest. Returns NULL with a reason in error when the log is refused or
+//  memory is short.
+ingest_t *ingest_new (const char *log_path, zsock_t *publish, bool fsync_always,
+                      size_t dedupe_window, char *error, size_t error_size);
+void ingest_destroy (ingest_t **self_p);
+
+//  Takes one burst of requests from pull (non-blocking), commits and
+//  publishes. Returns 0; storage failures are answered, not returned.
+int ingest_drain (ingest_t *self, zsock_t *pull);
+
+//  The log, for readers (replay, HTTP). Borrowed.
+log_file_t *ingest_log (ingest_t *self);
+
+const ingest_stats_t *ingest_stats (ingest_t *self);
+
+//  Accounts with at least one event.
+size_t ingest_account_count (ingest_t *self);
+
+#endif

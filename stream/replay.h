@@ -1,0 +1,39 @@
+/*  replay — the stream's pull-based catch-up endpoint (ROUTER) and the
+    bounded reader behind it, shared with GET /events.
+
+      ["FETCH", from_seq, max_events] -> ["BATCH", committed_seq, line...]
+                                      or ["ERROR", message]
+
+    A batch holds at most REPLAY_BATCH_EVENTS_MAX events and about
+    REPLAY_BATCH_BYTES_MAX bytes, read with pread into one reusable buffer,
+    so memory stays bounded whatever readers ask for. An empty batch means
+    the reader is caught up. DEALER peers send no delimiter; REQ peers'
+    empty delimiter is echoed back.
+*/
+#ifndef REPLAY_H_INCLUDED
+#define REPLAY_H_INCLUDED
+
+#include <czmq.h>
+
+#include "log_file.h"
+
+#define REPLAY_BATCH_EVENTS_MAX 10000
+#define REPLAY_BATCH_BYTES_MAX  (1024 * 1024)   // a batch is one ZeroMQ message in memory
+
+typedef struct replay replay_t;
+
+//  log is borrowed and must outlive the replay.
+replay_t *replay_new (log_file_t *log);
+void replay_destroy (replay_t **self_p);
+
+//  Answers the FETCH requests waiting on router (a bounded number per call).
+int replay_handle (replay_t *self, zsock_t *router);
+
+//  Reads committed events from from_seq on (at most max_events and about
+//  REPLAY_BATCH_BYTES_MAX bytes) into the shared buffer. *text_p is
+//  borrowed until the next read: whole lines, each ending in \n. Returns
+//  the event count, or -1 on an I/O error (logged).
+int replay_read (replay_t *self, int64_t from_seq, size_t max_events, const char **text_p,
+                 size_t *bytes_p);
+
+#endif

@@ -1,0 +1,37 @@
+/*  server — the stream process: one zloop over the ingest PULL, the
+    publish PUB, the replay ROUTER, the HTTP server and a heartbeat timer.
+
+    It wires the modules together (ingest decides and appends, replay
+    reads, HTTP reports) and owns every socket; it has no logic of its own
+    beyond the HTTP handlers for /health, /metrics and /events.
+*/
+#ifndef SERVER_H_INCLUDED
+#define SERVER_H_INCLUDED
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct {
+    const char *ingest_endpoint;    // PULL, bind
+    const char *publish_endpoint;   // PUB, bind
+    const char *replay_endpoint;    // ROUTER, bind
+    const char *http_addr;
+    int http_port;
+    const char *data_dir;           // holds events.jsonl
+    bool fsync_always;
+    int64_t heartbeat_ms;
+    size_t dedupe_window;           // event ids remembered for idempotency
+} server_config_t;
+
+typedef struct server server_t;
+
+//  Opens the log, binds every endpoint. Returns NULL (logged) on failure.
+server_t *server_new (const server_config_t *config);
+void server_destroy (server_t **self_p);
+
+//  Runs the loop until SIGINT or SIGTERM. Returns 0, or -1 if the loop
+//  failed.
+int server_run (server_t *self);
+
+#endif
