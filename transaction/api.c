@@ -1,0 +1,1092 @@
+/*  api — the transaction service's request lifecycle (see api.h).
+
+    Every write request becomes a request_t that lives until it is
+    answered. It holds its planned debits in the write model (so requests
+    behind it cannot spend the same money), is indexed by the id of its
+    current APPEND attempt (to match RESULTs) and by its idempotency key
+    (so the same key arriving again waits for it), and sits in a list in
+    arrival order, which is also deadline order (one ack timeout for all).
+*/
+#include "api.h"
+
+#include <cjson/cJSON.h>
+#include <inttypes.h>
+
+#include "commands.h"
+#include "event.h"
+#include "http.h"
+#include "idempotency.h"
+#include "log.h"
+#include "metrics.h"
+#include "openapi.h"
+#include "subscriber.h"
+#include "write_model.h"
+
+#define API_SINGLE_BODY_BYTES_MAX (64 * 1024)        // DESIGN: one command
+#define API_BATCH_BODY_BYTES_MAX  (8 * 1024 * 1024)  // DESIGN: one batch
+#define API_RETRY_AFTER_S         "1"                // what a 503 asks clients to wait
+#define API_TICK_MS_MAX           50                 // timeout granularity
+#define API_ATTEMPT_BYTES_MAX     64                 // "<instance uuid>-<counter>"
+#define API_PROBLEM_TYPE          "https://ledger.example/problems/"
+
+typedef enum { ROUTE_TRANSACTION, ROUTE_TRANSFER, ROUTE_BATCH } route_t;
+
+typedef enum {
+    STATE_SENT,         // APPEND sent, waiting for its RESULT
+    STATE_APPLYING,     // ok/duplicate: waiting for the write model to reach last_seq
+    STATE_CONFLICTED,   // conflict: waiting for the write model to reach versions
+} state_t;
+
+typedef struct {
+    int64_t balance;     // confirmed balance plus this request's earlier commands
+    int64_t available;   // the same minus holds of other requests
+    int64_t debit;       // held by this request
+    int64_t events;      // held by this request
+    int64_t expect;      // version before this request, pending ones included
+    bool expect_sent;    // the attempt being built already carries expect
+} hold_t;
+
+static void
+s_hold_free (void **hold_p)
+{
+    free (*hold_p);
+    *hold_p = NULL;
+}
+
+typedef struct {
+    api_t *api;
+    void *handle;                         // in api->requests
+    route_t route;
+    command_t *commands;                  // ids are the final event ids
+    size_t count;
+    bool keyed;                           // the client gave the key
+    char key[EVENT_ID_BYTES_MAX + 1];
+    char fingerprint[COMMANDS_FINGERPRINT_BYTES + 1];
+    char attempt[API_ATTEMPT_BYTES_MAX];  // request_id of the APPEND in flight
+    char request_id[HTTP_REQUEST_ID_BYTES_MAX + 1];
+    char correlation_id[EVENT_META_VALUE_BYTES_MAX + 1];
+    zlistx_t *waiters;                    // http_request_t *, the originator first
+    zhashx_t *holds;                      // account -> hold_t (owned)
+    int64_t deadline_ms;
+    int retries;
+    state_t state;
+    bool duplicate;
+    int64_t first_seq, last_seq;
+    cJSON *versions;                      // conflict: versions to reach first
+} request_t;
+
+struct api {
+    api_config_t config;
+    zloop_t *loop;
+    zsock_t *ingest;
+    subscriber_t *subscriber;
+    http_server_t *http;
+    write_model_t *model;
+    idempotency_t *idempotency;
+    zlistx_t *requests;      // request_t, arrival (= deadline) order; owns them
+    zhashx_t *by_attempt;    // attempt id -> request_t
+    zhashx_t *by_key;        // idempotency key -> request_t
+    size_t waiters;          // suspended HTTP requests over all requests
+    char instance[33];
+    uint64_t attempts;
+    int timer_id;
+    uint64_t created, replayed, rejected, conflicts, retried, timeouts, unavailable;
+};
+
+static void s_progress (request_t *request);
+
+//  --------------------------------------------------------------------
+//  Answers
+
+static const char *
+s_problem_slug (unsigned status)
+{
+    switch (status) {
+    case 409: return "conflict";
+    case 422: return "unprocessable-content";
+    case 503: return "service-unavailable";
+    default: return "internal-server-error";
+    }
+}
+
+static const char *
+s_problem_title (unsigned status)
+{
+    switch (status) {
+    case 409: return "Conflict";
+    case 422: return "Unprocessable Content";
+    case 503: return "Service Unavailable";
+    default: return "Internal Server Error";
+    }
+}
+
+//  A problem+json body (caller frees). Takes ownership of errors and extra
+//  (extra's members are added to the problem, e.g. "balance").
+static char *
+s_problem_text (unsigned status, const char *detail, cJSON *errors, cJSON *extra)
+{
+    cJSON *json = cJSON_CreateObject ();
+    char type[128];
+    snprintf (type, sizeof type, API_PROBLEM_TYPE "%s", s_problem_slug (status));
+    cJSON_AddStringToObject (json, "type", type);
+    cJSON_AddStringToObject (json, "title", s_problem_title (status));
+    cJSON_AddNumberToObject (json, "status", status);
+    cJSON_AddStringToObject (json, "detail", detail);
+    if (errors)
+        cJSON_AddItemToObject (json, "errors", errors);
+    while (extra && extra->child) {
+        cJSON *item = cJSON_DetachItemViaPointer (extra, extra->child);
+        cJSON_AddItemToObject (json, item->string, item);
+    }
+    cJSON_Delete (extra);
+    char *text = cJSON_PrintUnformatted (json);
+    cJSON_Delete (json);
+    assert (text);
+    return text;
+}
+
+static void
+s_respond (api_t *self, http_request_t *http, unsigned status, const char *body,
+           bool replayed)
+{
+    if (replayed)
+        http_request_add_header (http, "Idempotent-Replayed", "true");
+    if (status == 503)
+        http_request_add_header (http, "Retry-After", API_RETRY_AFTER_S);
+    const char *type = status < 300 ? "application/json" : "application/problem+json";
+    http_respond (http, status, type, body, strlen (body));
+    if (status == 201)
+        replayed ? self->replayed++ : self->created++;
+    else if (status == 503)
+        self->unavailable++;
+    else
+        self->rejected++;
+}
+
+//  Answers an HTTP request that has no request_t (yet).
+static void
+s_respond_problem (api_t *self, http_request_t *http, unsigned status, const char *detail,
+                   cJSON *errors)
+{
+    char *body = s_problem_text (status, detail, errors, NULL);
+    s_respond (self, http, status, body, false);
+    free (body);
+}
+
+static void
+s_release_holds (request_t *request)
+{
+    write_model_t *model = request->api->model;
+    for (hold_t *hold = zhashx_first (request->holds); hold;
+         hold = zhashx_next (request->holds))
+        if (hold->events)
+            write_model_hold (model, zhashx_cursor (request->holds), hold->debit,
+                              hold->events, -1);
+    zhashx_purge (request->holds);
+}
+
+static void
+s_request_destroy (request_t **request_p)
+{
+    request_t *request = *request_p;
+    if (request) {
+        assert (zlistx_size (request->waiters) == 0);
+        zlistx_destroy (&request->waiters);
+        zhashx_destroy (&request->holds);
+        cJSON_Delete (request->versions);
+        free (request->commands);
+        free (request);
+        *request_p = NULL;
+    }
+}
+
+//  Answers every waiter with body (the originator without the replay
+//  header unless replayed), releases holds and frees the request.
+static void
+s_request_end (request_t *request, unsigned status, const char *body, bool replayed)
+{
+    api_t *self = request->api;
+    bool first = true;
+    http_request_t *http;
+    while ((http = zlistx_detach (request->waiters, NULL))) {
+        s_respond (self, http, status, body, replayed || !first);
+        self->waiters--;
+        first = false;
+    }
+    if (status == 201 && request->keyed)
+        idempotency_store (self->idempotency, request->key, request->fingerprint, status,
+                           body, strlen (body));
+    s_release_holds (request);
+    if (*request->attempt)
+        zhashx_delete (self->by_attempt, request->attempt);
+    if (request->keyed && zhashx_lookup (self->by_key, request->key) == request)
+        zhashx_delete (self->by_key, request->key);
+    zlistx_detach (self->requests, request->handle);
+    s_request_destroy (&request);
+}
+
+static void
+s_request_fail (request_t *request, unsigned status, const char *detail, cJSON *errors,
+                cJSON *extra)
+{
+    char *body = s_problem_text (status, detail, errors, extra);
+    s_request_end (request, status, body, false);
+    free (body);
+}
+
+//  --------------------------------------------------------------------
+//  Planning: validate in order against the write model, hold the debits
+
+static hold_t *
+s_hold (request_t *request, const char *account)
+{
+    hold_t *hold = zhashx_lookup (request->holds, account);
+    if (!hold) {
+        write_model_t *model = request->api->model;
+        hold = calloc (1, sizeof *hold);
+        assert (hold);
+        hold->balance = write_model_balance (model, account);
+        hold->available = write_model_available (model, account);
+        hold->expect = write_model_expect (model, account);
+        zhashx_insert (request->holds, account, hold);
+    }
+    return hold;
+}
+
+//  Plans command index: returns 0, or -1 with *extra_p / *errors_p set.
+static int
+s_plan_command (request_t *request, size_t index, cJSON **errors_p, cJSON **extra_p)
+{
+    const command_t *command = &request->commands[index];
+    char field[48];
+    snprintf (field, sizeof field, request->route == ROUTE_BATCH ? "commands[%zu].amount"
+                                                                 : "amount", index);
+    const char *debited = command->kind == COMMAND_WITHDRAW ? command->account
+                        : command->kind == COMMAND_TRANSFER ? command->from : NULL;
+    const char *credited = command->kind == COMMAND_DEPOSIT  ? command->account
+                         : command->kind == COMMAND_TRANSFER ? command->to : NULL;
+    hold_t *from = debited ? s_hold (request, debited) : NULL;
+    hold_t *to = credited ? s_hold (request, credited) : NULL;
+    int64_t floor = -request->api->config.overdraft_limit;
+    if (from && from->available - command->amount < floor) {
+        http_problem_add_error (errors_p, field, "exceeds the available balance");
+        *extra_p = cJSON_CreateObject ();
+        cJSON_AddStringToObject (*extra_p, "account", debited);
+        cJSON_AddNumberToObject (*extra_p, "balance", (double) from->balance);
+        cJSON_AddNumberToObject (*extra_p, "available", (double) from->available);
+        cJSON_AddNumberToObject (*extra_p, "overdraft_limit",
+                                 (double) request->api->config.overdraft_limit);
+        return -1;
+    }
+    int64_t credited_balance = 0;
+    if (to && __builtin_add_overflow (to->balance, command->amount, &credited_balance)) {
+        http_problem_add_error (errors_p, field, "the balance would overflow");
+        return -1;
+    }
+    if (from) {
+        from->balance -= command->amount;
+        from->available -= command->amount;
+        from->debit += command->amount;
+        from->events++;
+    }
+    if (to) {
+        to->balance = credited_balance;
+        to->available += command->amount;   // credits count for later commands of this request
+        to->events++;
+    }
+    return 0;
+}
+
+//  Validates every command; on success the holds enter the write model.
+//  On failure answers the request (422) and frees it; returns -1.
+static int
+s_plan (request_t *request)
+{
+    zhashx_purge (request->holds);
+    cJSON *errors = NULL, *extra = NULL;
+    for (size_t index = 0; index < request->count; index++) {
+        if (s_plan_command (request, index, &errors, &extra) == 0)
+            continue;
+        char detail[160];
+        snprintf (detail, sizeof detail, "%s", extra ? "insufficient funds" : "invalid amount");
+        zhashx_purge (request->holds);   // nothing was held yet
+        s_request_fail (request, 422, detail, errors, extra);
+        return -1;
+    }
+    for (hold_t *hold = zhashx_first (request->holds); hold;
+         hold = zhashx_next (request->holds))
+        write_model_hold (request->api->model, zhashx_cursor (request->holds), hold->debit,
+                          hold->events, 1);
+    return 0;
+}
+
+//  --------------------------------------------------------------------
+//  Sending: one APPEND with every event; expect on each account's first event
+
+static void
+s_expect (request_t *request, event_t *event, const char *account)
+{
+    hold_t *hold = zhashx_lookup (request->holds, account);
+    assert (hold);
+    if (hold->expect_sent)
+        return;
+    hold->expect_sent = true;
+    event_expect_t *expect = &event->expect[event->expect_count++];
+    snprintf (expect->account, sizeof expect->account, "%s", account);
+    expect->version = hold->expect;
+}
+
+static void
+s_event_from_command (request_t *request, const command_t *command, event_t *event)
+{
+    event_init (event);
+    snprintf (event->id, sizeof event->id, "%s", command->id);
+    event->amount = command->amount;
+    snprintf (event->reference, sizeof event->reference, "%s", command->reference);
+    snprintf (event->request_id, sizeof event->request_id, "%s", request->request_id);
+    snprintf (event->correlation_id, sizeof event->correlation_id, "%s",
+              request->correlation_id);
+    if (command->kind == COMMAND_TRANSFER) {
+        event->type = EVENT_TRANSFERRED;
+        snprintf (event->from, sizeof event->from, "%s", command->from);
+        snprintf (event->to, sizeof event->to, "%s", command->to);
+        s_expect (request, event, command->from);
+        s_expect (request, event, command->to);
+    }
+    else {
+        event->type = command->kind == COMMAND_DEPOSIT ? EVENT_DEPOSITED : EVENT_WITHDRAWN;
+        snprintf (event->account, sizeof event->account, "%s", command->account);
+        s_expect (request, event, command->account);
+    }
+    snprintf (event->type_name, sizeof event->type_name, "%s", event_type_name (event->type));
+}
+
+//  Sends a new attempt. Returns 0, or -1 when the stream cannot take it.
+static int
+s_send (request_t *request)
+{
+    api_t *self = request->api;
+    if (!(zsock_events (self->ingest) & ZMQ_POLLOUT))
+        return -1;   // no connection to the stream (immediate) or its queue is full
+    if (*request->attempt)
+        zhashx_delete (self->by_attempt, request->attempt);
+    snprintf (request->attempt, sizeof request->attempt, "%s-%" PRIu64, self->instance,
+              ++self->attempts);
+    for (hold_t *hold = zhashx_first (request->holds); hold;
+         hold = zhashx_next (request->holds))
+        hold->expect_sent = false;
+    zmsg_t *msg = zmsg_new ();
+    zmsg_addstr (msg, "APPEND");
+    zmsg_addstr (msg, request->attempt);
+    event_t event;
+    char line[EVENT_LINE_BYTES_MAX];
+    for (size_t index = 0; index < request->count; index++) {
+        s_event_from_command (request, &request->commands[index], &event);
+        size_t bytes = event_format_proposed (&event, line, sizeof line);
+        assert (bytes > 0);
+        zmsg_addmem (msg, line, bytes);
+    }
+    if (zmsg_send (&msg, self->ingest) != 0) {
+        log_warn ("zmsg_send (APPEND %s) failed: %s", request->attempt, zmq_strerror (errno));
+        zmsg_destroy (&msg);
+        *request->attempt = '\0';
+        return -1;
+    }
+    zhashx_insert (self->by_attempt, request->attempt, request);
+    request->state = STATE_SENT;
+    return 0;
+}
+
+//  --------------------------------------------------------------------
+//  Completion: answers built from the stored events
+
+static cJSON *
+s_record_json (const write_model_record_t *record)
+{
+    cJSON *json = cJSON_CreateObject ();
+    char ts[EVENT_TS_BYTES + 1];
+    event_ts_format (record->ts_ms, ts);
+    cJSON_AddNumberToObject (json, "seq", (double) record->seq);
+    cJSON_AddStringToObject (json, "id", record->id);
+    cJSON_AddStringToObject (json, "type", event_type_name (record->type));
+    cJSON_AddStringToObject (json, "ts", ts);
+    if (record->type == EVENT_TRANSFERRED) {
+        cJSON_AddStringToObject (json, "from", record->account);
+        cJSON_AddStringToObject (json, "to", record->to);
+        cJSON_AddNumberToObject (json, "amount", (double) record->amount);
+        cJSON *balances = cJSON_AddObjectToObject (json, "balances");
+        cJSON_AddNumberToObject (balances, record->account, (double) record->balance);
+        cJSON_AddNumberToObject (balances, record->to, (double) record->balance_to);
+    }
+    else {
+        cJSON_AddStringToObject (json, "account", record->account);
+        cJSON_AddNumberToObject (json, "amount", (double) record->amount);
+        cJSON_AddNumberToObject (json, "balance", (double) record->balance);
+    }
+    return json;
+}
+
+static bool
+s_record_matches (const write_model_record_t *record, const command_t *command)
+{
+    if (!streq (record->id, command->id) || record->amount != command->amount)
+        return false;
+    switch (command->kind) {
+    case COMMAND_DEPOSIT:
+        return record->type == EVENT_DEPOSITED && streq (record->account, command->account);
+    case COMMAND_WITHDRAW:
+        return record->type == EVENT_WITHDRAWN && streq (record->account, command->account);
+    case COMMAND_TRANSFER:
+        return record->type == EVENT_TRANSFERRED && streq (record->account, command->from)
+            && streq (record->to, command->to);
+    }
+    return false;
+}
+
+//  The 201 body for first_seq..last_seq (caller frees), or NULL with
+//  *status / detail saying why it cannot be given.
+static char *
+s_success_text (request_t *request, unsigned *status, const char **detail)
+{
+    write_model_t *model = request->api->model;
+    if (request->last_seq - request->first_seq + 1 != (int64_t) request->count) {
+        *status = request->duplicate ? 422 : 500;
+        *detail = request->duplicate ? "the idempotency key was used for another request"
+                                     : "the stream stored a different number of events";
+        return NULL;
+    }
+    cJSON *results = cJSON_CreateArray ();
+    for (size_t index = 0; index < request->count; index++) {
+        const write_model_record_t *record =
+            write_model_record (model, request->first_seq + (int64_t) index);
+        bool matches = record && s_record_matches (record, &request->commands[index]);
+        if (!matches) {
+            cJSON_Delete (results);
+            *status = record || request->duplicate ? 422 : 500;
+            *detail = record ? "the idempotency key was used for another request"
+                             : "the stored event is no longer kept for replay";
+            return NULL;
+        }
+        cJSON_AddItemToArray (results, s_record_json (record));
+    }
+    cJSON *json = results;
+    if (request->route == ROUTE_BATCH) {
+        json = cJSON_CreateObject ();
+        cJSON_AddNumberToObject (json, "first_seq", (double) request->first_seq);
+        cJSON_AddNumberToObject (json, "last_seq", (double) request->last_seq);
+        cJSON_AddItemToObject (json, "results", results);
+    }
+    char *text = cJSON_PrintUnformatted (request->route == ROUTE_BATCH ? json
+                                                                       : results->child);
+    cJSON_Delete (json);
+    assert (text);
+    return text;
+}
+
+static void
+s_finish_applied (request_t *request)
+{
+    unsigned status = 201;
+    const char *detail = NULL;
+    char *text = s_success_text (request, &status, &detail);
+    if (text) {
+        s_request_end (request, 201, text, request->duplicate);
+        free (text);
+    }
+    else {
+        if (status == 500)
+            log_error ("request %s: %s", request->request_id, detail);
+        cJSON *errors = NULL;
+        if (status == 422)
+            http_problem_add_error (&errors, "id", detail);
+        s_request_fail (request, status, detail, errors, NULL);
+    }
+}
+
+static bool
+s_versions_reached (request_t *request)
+{
+    const cJSON *item;
+    cJSON_ArrayForEach (item, request->versions)
+    {
+        if (cJSON_IsNumber (item) && item->string
+            && write_model_version (request->api->model, item->string) < item->valuedouble)
+            return false;
+    }
+    return true;
+}
+
+//  Conflict: the write model now knows what the stream knew; try again.
+static void
+s_retry (request_t *request)
+{
+    api_t *self = request->api;
+    cJSON_Delete (request->versions);
+    request->versions = NULL;
+    if (++request->retries > self->config.retries_max) {
+        s_request_fail (request, 409, "the accounts changed concurrently; retry", NULL, NULL);
+        return;
+    }
+    self->retried++;
+    s_release_holds (request);
+    if (s_plan (request) != 0)
+        return;   // answered: e.g. insufficient funds now
+    if (s_send (request) != 0)
+        s_request_fail (request, 503, "the stream is unreachable", NULL, NULL);
+}
+
+static void
+s_progress (request_t *request)
+{
+    int64_t applied = write_model_applied_seq (request->api->model);
+    if (request->state == STATE_APPLYING && applied >= request->last_seq)
+        s_finish_applied (request);
+    else if (request->state == STATE_CONFLICTED && s_versions_reached (request))
+        s_retry (request);
+}
+
+static int64_t
+s_result_int (const cJSON *result, const char *name)
+{
+    const cJSON *item = cJSON_GetObjectItemCaseSensitive (result, name);
+    return cJSON_IsNumber (item) ? (int64_t) item->valuedouble : 0;
+}
+
+static void
+s_on_event (void *arg, const event_t *event, const char *line, size_t line_bytes)
+{
+    api_t *self = (api_t *) arg;
+    write_model_apply (self->model, event);
+}
+
+static void
+s_on_result (void *arg, const char *attempt, const char *result_json)
+{
+    api_t *self = (api_t *) arg;
+    request_t *request = zhashx_lookup (self->by_attempt, attempt);
+    if (!request)
+        return;   // another instance's, or one we stopped waiting for
+    zhashx_delete (self->by_attempt, attempt);
+    *request->attempt = '\0';
+    cJSON *result = cJSON_Parse (result_json);
+    const cJSON *status = cJSON_GetObjectItemCaseSensitive (result, "status");
+    const char *name = cJSON_IsString (status) ? status->valuestring : "";
+    if (streq (name, "ok") || streq (name, "duplicate")) {
+        request->state = STATE_APPLYING;
+        request->duplicate = streq (name, "duplicate");
+        request->first_seq = s_result_int (result, "first_seq");
+        request->last_seq = s_result_int (result, "last_seq");
+        s_progress (request);
+    }
+    else if (streq (name, "conflict")) {
+        self->conflicts++;
+        s_release_holds (request);   // nothing of it was stored
+        request->state = STATE_CONFLICTED;
+        request->versions =
+            cJSON_DetachItemFromObjectCaseSensitive (result, "versions");
+        s_progress (request);
+    }
+    else if (streq (name, "unavailable"))
+        s_request_fail (request, 503, "the stream could not store the events", NULL, NULL);
+    else {
+        const cJSON *error = cJSON_GetObjectItemCaseSensitive (result, "error");
+        const char *text = cJSON_IsString (error) ? error->valuestring : result_json;
+        // Everything was validated here, so this is a disagreement with the
+        // stream worth a log line; the client still learns why.
+        log_warn ("stream rejected request %s: %s", request->request_id, text);
+        s_request_fail (request, 422, text, NULL, NULL);
+    }
+    cJSON_Delete (result);
+}
+
+static void
+s_on_applied (void *arg, int64_t applied_seq)
+{
+    api_t *self = (api_t *) arg;
+    request_t *request = zlistx_first (self->requests);
+    while (request) {
+        // s_progress may end the request; the cursor stays valid (detach moves it back)
+        request_t *next = zlistx_next (self->requests);
+        if (request->state != STATE_SENT)
+            s_progress (request);
+        request = next;
+    }
+}
+
+//  --------------------------------------------------------------------
+//  Timeouts and an unreachable stream
+
+static int
+s_on_tick (zloop_t *loop, int timer_id, void *arg)
+{
+    api_t *self = (api_t *) arg;
+    int64_t now = zclock_mono ();
+    bool connected = subscriber_connected (self->subscriber);
+    request_t *request;
+    // Arrival order is deadline order: stop at the first one still in time.
+    while ((request = zlistx_first (self->requests))
+           && (request->deadline_ms <= now || !connected)) {
+        self->timeouts++;
+        char detail[96];
+        if (connected)
+            snprintf (detail, sizeof detail, "no result from the stream within %d ms",
+                      self->config.ack_timeout_ms);
+        else
+            snprintf (detail, sizeof detail, "the stream is unreachable");
+        s_request_fail (request, 503, detail, NULL, NULL);
+    }
+    return 0;
+}
+
+//  --------------------------------------------------------------------
+//  HTTP: write requests
+
+typedef struct {
+    command_t *commands;
+    size_t count;
+    char key[EVENT_ID_BYTES_MAX + 1];   // "" when none
+} parsed_t;
+
+static int
+s_parse_key (http_request_t *http, const char *body_id, char *key, cJSON **errors_p)
+{
+    const char *header = http_request_header (http, "Idempotency-Key");
+    if (header && !event_id_is_valid (header, strlen (header))) {
+        http_problem_add_error (errors_p, "Idempotency-Key",
+                                "must match ^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$");
+        return -1;
+    }
+    if (header && *body_id && !streq (header, body_id)) {
+        http_problem_add_error (errors_p, "id", "differs from the Idempotency-Key header");
+        return -1;
+    }
+    if (header)
+        snprintf (key, EVENT_ID_BYTES_MAX + 1, "%s", header);
+    else if (key != body_id)
+        snprintf (key, EVENT_ID_BYTES_MAX + 1, "%s", body_id);
+    return 0;
+}
+
+//  {"commands":[...], "id"?}: every command checked, ids made final.
+static int
+s_parse_batch (const cJSON *json, parsed_t *parsed, cJSON **errors_p)
+{
+    const cJSON *list = NULL;
+    const cJSON *item;
+    int rc = 0;
+    if (!cJSON_IsObject (json)) {
+        http_problem_add_error (errors_p, "body", "must be a JSON object");
+        return -1;
+    }
+    cJSON_ArrayForEach (item, json)
+    {
+        if (streq (item->string, "commands") && !list)
+            list = item;
+        else if (streq (item->string, "id") && cJSON_IsString (item)
+                 && event_id_is_valid (item->valuestring, strlen (item->valuestring)))
+            snprintf (parsed->key, sizeof parsed->key, "%s", item->valuestring);
+        else {
+            http_problem_add_error (errors_p, item->string,
+                                    streq (item->string, "id") ? "must be a valid id"
+                                                               : "unknown field");
+            rc = -1;
+        }
+    }
+    int size = cJSON_IsArray (list) ? cJSON_GetArraySize (list) : -1;
+    if (size < 1 || size > COMMANDS_BATCH_MAX) {
+        http_problem_add_error (errors_p, "commands",
+                                "required: an array of 1 to 10000 commands");
+        return -1;
+    }
+    parsed->count = (size_t) size;
+    parsed->commands = calloc (parsed->count, sizeof (command_t));
+    assert (parsed->commands);
+    size_t index = 0;
+    cJSON_ArrayForEach (item, list)
+    {
+        char prefix[32];
+        snprintf (prefix, sizeof prefix, "commands[%zu].", index);
+        if (commands_parse (item, COMMAND_SHAPE_ANY, prefix, &parsed->commands[index],
+                            errors_p) != 0)
+            rc = -1;
+        index++;
+    }
+    return rc;
+}
+
+//  Event ids: a single command's is the key (or a new UUID); a batch
+//  command's is its own id, else "<key>:<index>", so a retried batch is
+//  deduplicated by the stream. Ids must be unique within a request.
+static int
+s_assign_ids (route_t route, parsed_t *parsed, cJSON **errors_p)
+{
+    char base[EVENT_ID_BYTES_MAX + 1];
+    zuuid_t *uuid = zuuid_new ();
+    snprintf (base, sizeof base, "%s", *parsed->key ? parsed->key : zuuid_str_canonical (uuid));
+    zuuid_destroy (&uuid);
+    if (route != ROUTE_BATCH) {
+        snprintf (parsed->commands[0].id, EVENT_ID_BYTES_MAX + 1, "%s", base);
+        return 0;
+    }
+    zhashx_t *seen = zhashx_new ();
+    int rc = 0;
+    for (size_t index = 0; index < parsed->count && rc == 0; index++) {
+        command_t *command = &parsed->commands[index];
+        char field[48];
+        snprintf (field, sizeof field, "commands[%zu].id", index);
+        if (!*command->id) {
+            int bytes = snprintf (command->id, sizeof command->id, "%s:%zu", base, index);
+            if (bytes >= (int) sizeof command->id) {
+                http_problem_add_error (errors_p, "Idempotency-Key",
+                                        "too long to derive the batch's event ids");
+                rc = -1;
+            }
+        }
+        if (rc == 0 && zhashx_insert (seen, command->id, command) != 0) {
+            http_problem_add_error (errors_p, field, "duplicate id within the batch");
+            rc = -1;
+        }
+    }
+    zhashx_destroy (&seen);
+    return rc;
+}
+
+//  Parses and validates the body; on failure answers and returns -1.
+static int
+s_parse_request (api_t *self, http_request_t *http, route_t route, parsed_t *parsed)
+{
+    cJSON *json = http_request_parse_json (http);
+    if (!json)
+        return -1;   // answered 400
+    size_t bytes = 0;
+    const char *body = http_request_body (http, &bytes);
+    commands_annotate_numbers (json, body, bytes);
+    cJSON *errors = NULL;
+    int rc = 0;
+    if (route == ROUTE_BATCH)
+        rc = s_parse_batch (json, parsed, &errors);
+    else {
+        parsed->count = 1;
+        parsed->commands = calloc (1, sizeof (command_t));
+        assert (parsed->commands);
+        command_shape_t shape =
+            route == ROUTE_TRANSFER ? COMMAND_SHAPE_TRANSFER : COMMAND_SHAPE_TRANSACTION;
+        rc = commands_parse (json, shape, "", parsed->commands, &errors);
+    }
+    cJSON_Delete (json);
+    const char *body_id = route == ROUTE_BATCH ? parsed->key : parsed->commands[0].id;
+    if (rc == 0)
+        rc = s_parse_key (http, body_id, parsed->key, &errors);
+    const char *correlation = http_request_header (http, "X-Correlation-Id");
+    if (rc == 0 && correlation && strlen (correlation) > EVENT_META_VALUE_BYTES_MAX) {
+        http_problem_add_error (&errors, "X-Correlation-Id", "at most 256 bytes");
+        rc = -1;
+    }
+    if (rc == 0)
+        rc = s_assign_ids (route, parsed, &errors);
+    if (rc != 0)
+        s_respond_problem (self, http, 422, "the command is not valid", errors);
+    return rc;
+}
+
+//  The same key again: the same answer (or the same wait), or 422.
+//  Returns true when http was answered or attached.
+static bool
+s_handle_known_key (api_t *self, http_request_t *http, const char *key,
+                    const char *fingerprint)
+{
+    request_t *running = zhashx_lookup (self->by_key, key);
+    const idempotency_entry_t *entry = idempotency_lookup (self->idempotency, key);
+    const char *known = running ? running->fingerprint : entry ? entry->fingerprint : NULL;
+    if (!known)
+        return false;
+    if (!streq (known, fingerprint)) {
+        cJSON *errors = NULL;
+        http_problem_add_error (&errors, "Idempotency-Key",
+                                "already used for another request");
+        s_respond_problem (self, http, 422, "the idempotency key was used for another request",
+                           errors);
+    }
+    else if (running) {
+        http_request_suspend (http);
+        zlistx_add_end (running->waiters, http);
+        self->waiters++;
+    }
+    else
+        s_respond (self, http, entry->status, entry->body, true);
+    return true;
+}
+
+static request_t *
+s_request_new (api_t *self, http_request_t *http, route_t route, parsed_t *parsed,
+               const char *fingerprint)
+{
+    request_t *request = calloc (1, sizeof *request);
+    assert (request);
+    request->api = self;
+    request->route = route;
+    request->commands = parsed->commands;
+    request->count = parsed->count;
+    parsed->commands = NULL;
+    request->keyed = *parsed->key != '\0';
+    snprintf (request->key, sizeof request->key, "%s", parsed->key);
+    snprintf (request->fingerprint, sizeof request->fingerprint, "%s", fingerprint);
+    snprintf (request->request_id, sizeof request->request_id, "%s", http_request_id (http));
+    const char *correlation = http_request_header (http, "X-Correlation-Id");
+    snprintf (request->correlation_id, sizeof request->correlation_id, "%s",
+              correlation ? correlation : "");
+    request->waiters = zlistx_new ();
+    request->holds = zhashx_new ();
+    assert (request->waiters && request->holds);
+    zhashx_set_destructor (request->holds, s_hold_free);
+    request->deadline_ms = zclock_mono () + self->config.ack_timeout_ms;
+    zlistx_add_end (request->waiters, http);
+    self->waiters++;
+    request->handle = zlistx_add_end (self->requests, request);
+    if (request->keyed)
+        zhashx_insert (self->by_key, request->key, request);
+    return request;
+}
+
+//  POST /transactions, /transfers, /batch
+static void
+s_handle_write (api_t *self, http_request_t *http, route_t route)
+{
+    if (!subscriber_caught_up (self->subscriber)) {
+        s_respond_problem (self, http, 503, "starting: the write model is catching up", NULL);
+        return;
+    }
+    if (!subscriber_connected (self->subscriber)) {
+        s_respond_problem (self, http, 503, "the stream is unreachable", NULL);
+        return;
+    }
+    parsed_t parsed = {NULL, 0, ""};
+    if (s_parse_request (self, http, route, &parsed) != 0) {
+        free (parsed.commands);
+        return;
+    }
+    char fingerprint[COMMANDS_FINGERPRINT_BYTES + 1];
+    commands_fingerprint (parsed.commands, parsed.count, route == ROUTE_BATCH, fingerprint);
+    if (*parsed.key && s_handle_known_key (self, http, parsed.key, fingerprint)) {
+        free (parsed.commands);
+        return;
+    }
+    if (self->waiters >= self->config.inflight_max) {
+        free (parsed.commands);
+        s_respond_problem (self, http, 503, "too many requests in flight", NULL);
+        return;
+    }
+    request_t *request = s_request_new (self, http, route, &parsed, fingerprint);
+    if (s_plan (request) != 0)
+        return;   // answered 422
+    if (s_send (request) != 0)
+        s_request_fail (request, 503, "the stream is unreachable", NULL, NULL);
+    else
+        http_request_suspend (http);   // answered from a RESULT, an event or the timer
+}
+
+static void
+s_handle_transactions (http_request_t *http, void *arg)
+{
+    s_handle_write ((api_t *) arg, http, ROUTE_TRANSACTION);
+}
+
+static void
+s_handle_transfers (http_request_t *http, void *arg)
+{
+    s_handle_write ((api_t *) arg, http, ROUTE_TRANSFER);
+}
+
+static void
+s_handle_batch (http_request_t *http, void *arg)
+{
+    s_handle_write ((api_t *) arg, http, ROUTE_BATCH);
+}
+
+//  --------------------------------------------------------------------
+//  HTTP: health and metrics
+
+static void
+s_handle_health (http_request_t *http, void *arg)
+{
+    api_t *self = (api_t *) arg;
+    bool ready = subscriber_caught_up (self->subscriber);
+    cJSON *json = cJSON_CreateObject ();
+    cJSON_AddStringToObject (json, "status", ready ? "ok" : "starting");
+    cJSON_AddStringToObject (json, "upstream", subscriber_connected (self->subscriber)
+                                                   ? "connected"
+                                                   : "disconnected");
+    cJSON_AddNumberToObject (json, "applied_seq",
+                             (double) write_model_applied_seq (self->model));
+    cJSON_AddNumberToObject (json, "head_seq",
+                             (double) subscriber_head_seq (self->subscriber));
+    cJSON_AddNumberToObject (json, "inflight", (double) zlistx_size (self->requests));
+    // 503 until caught up: a load balancer should not send writes yet.
+    http_respond_json (http, ready ? 200 : 503, json);
+    cJSON_Delete (json);
+}
+
+static void
+s_handle_metrics (http_request_t *http, void *arg)
+{
+    api_t *self = (api_t *) arg;
+    metrics_t *metrics = metrics_new ();
+    assert (metrics);
+    metrics_counter (metrics, "transaction_created_total", "Write requests answered 201",
+                     self->created);
+    metrics_counter (metrics, "transaction_replayed_total",
+                     "Requests answered from an earlier result (Idempotent-Replayed)",
+                     self->replayed);
+    metrics_counter (metrics, "transaction_rejected_total",
+                     "Write requests answered 4xx or 500", self->rejected);
+    metrics_counter (metrics, "transaction_unavailable_total",
+                     "Write requests answered 503", self->unavailable);
+    metrics_counter (metrics, "transaction_conflicts_total",
+                     "Conflict results from the stream", self->conflicts);
+    metrics_counter (metrics, "transaction_retries_total", "Appends retried after a conflict",
+                     self->retried);
+    metrics_counter (metrics, "transaction_timeouts_total",
+                     "Requests given up on (ack timeout or stream unreachable)",
+                     self->timeouts);
+    metrics_counter (metrics, "transaction_http_requests_total", "HTTP requests answered",
+                     http_server_requests_total (self->http));
+    metrics_gauge (metrics, "transaction_inflight", "Write requests waiting for the stream",
+                   (double) zlistx_size (self->requests));
+    metrics_gauge (metrics, "transaction_applied_seq", "Last seq in the write model",
+                   (double) write_model_applied_seq (self->model));
+    metrics_gauge (metrics, "transaction_accounts", "Accounts in the write model",
+                   (double) write_model_account_count (self->model));
+    metrics_gauge (metrics, "transaction_idempotency_keys", "Answers remembered by key",
+                   (double) idempotency_size (self->idempotency));
+    metrics_gauge (metrics, "transaction_upstream_connected", "1 while the stream is heard",
+                   subscriber_connected (self->subscriber) ? 1 : 0);
+    size_t bytes = 0;
+    const char *text = metrics_text (metrics, &bytes);
+    http_respond (http, 200, METRICS_CONTENT_TYPE, text, bytes);
+    metrics_destroy (&metrics);
+}
+
+//  --------------------------------------------------------------------
+//  Construction
+
+static const http_route_t s_routes[] = {
+    {"POST", "/transactions", s_handle_transactions, API_SINGLE_BODY_BYTES_MAX},
+    {"POST", "/transfers", s_handle_transfers, API_SINGLE_BODY_BYTES_MAX},
+    {"POST", "/batch", s_handle_batch, API_BATCH_BODY_BYTES_MAX},
+    {"GET", "/health", s_handle_health, 0},
+    {"GET", "/metrics", s_handle_metrics, 0},
+    OPENAPI_ROUTE,
+};
+
+static int
+s_connect_ingest (api_t *self)
+{
+    self->ingest = zsock_new (ZMQ_PUSH);
+    if (!self->ingest)
+        return -1;
+    // Queue only to a live stream connection, never block the loop, and
+    // drop what is unsent at exit: a client that saw 503 retries by key.
+    zsock_set_immediate (self->ingest, 1);
+    zsock_set_sndtimeo (self->ingest, 0);
+    zsock_set_linger (self->ingest, 0);
+    if (zsock_connect (self->ingest, "%s", self->config.ingest_endpoint) != 0) {
+        log_error ("zsock_connect (PUSH, \"%s\") failed: %s", self->config.ingest_endpoint,
+                   zmq_strerror (errno));
+        return -1;
+    }
+    return 0;
+}
+
+static int
+s_start_subscriber (api_t *self)
+{
+    subscriber_config_t config = {
+        .publish_endpoint = self->config.publish_endpoint,
+        .replay_endpoint = self->config.replay_endpoint,
+        .applied_seq = 0,
+        .want_results = true,
+    };
+    subscriber_handlers_t handlers = {
+        .on_event = s_on_event,
+        .on_result = s_on_result,
+        .on_applied = s_on_applied,
+    };
+    self->subscriber = subscriber_new (self->loop, &config, &handlers, self);
+    return self->subscriber ? 0 : -1;
+}
+
+static int
+s_start_http (api_t *self)
+{
+    openapi_register (s_routes, sizeof s_routes / sizeof s_routes[0]);
+    http_config_t config = {
+        .service = "transaction",
+        .address = self->config.http_address,
+        .port = self->config.http_port,
+        .routes = s_routes,
+        .route_count = sizeof s_routes / sizeof s_routes[0],
+        .arg = self,
+    };
+    self->http = http_server_new (self->loop, &config);
+    return self->http ? 0 : -1;
+}
+
+api_t *
+api_new (zloop_t *loop, const api_config_t *config)
+{
+    api_t *self = calloc (1, sizeof *self);
+    if (!self)
+        return NULL;
+    self->config = *config;
+    self->loop = loop;
+    self->timer_id = -1;
+    zuuid_t *uuid = zuuid_new ();
+    snprintf (self->instance, sizeof self->instance, "%s", zuuid_str (uuid));
+    zuuid_destroy (&uuid);
+    self->model = write_model_new ();
+    self->idempotency = idempotency_new (config->idempotency_keys_max);
+    self->requests = zlistx_new ();
+    self->by_attempt = zhashx_new ();
+    self->by_key = zhashx_new ();
+    if (!self->model || !self->idempotency || !self->requests || !self->by_attempt
+        || !self->by_key)
+        goto failed;
+    if (s_connect_ingest (self) || s_start_subscriber (self) || s_start_http (self))
+        goto failed;
+    int tick_ms = config->ack_timeout_ms / 4;
+    tick_ms = tick_ms < 1 ? 1 : tick_ms > API_TICK_MS_MAX ? API_TICK_MS_MAX : tick_ms;
+    self->timer_id = zloop_timer (loop, (size_t) tick_ms, 0, s_on_tick, self);
+    if (self->timer_id < 0)
+        goto failed;
+    log_info ("listening on %s:%d, ingest %s, ack timeout %d ms, overdraft limit %" PRId64,
+              config->http_address, http_server_port (self->http), config->ingest_endpoint,
+              config->ack_timeout_ms, config->overdraft_limit);
+    return self;
+failed:
+    api_destroy (&self);
+    return NULL;
+}
+
+void
+api_destroy (api_t **self_p)
+{
+    assert (self_p);
+    api_t *self = *self_p;
+    if (!self)
+        return;
+    request_t *request;
+    while (self->requests && (request = zlistx_first (self->requests)))
+        s_request_fail (request, 503, "the service is stopping", NULL, NULL);
+    if (self->timer_id >= 0)
+        zloop_timer_end (self->loop, self->timer_id);
+    http_server_destroy (&self->http);
+    subscriber_destroy (&self->subscriber);
+    zsock_destroy (&self->ingest);
+    zhashx_destroy (&self->by_key);
+    zhashx_destroy (&self->by_attempt);
+    zlistx_destroy (&self->requests);
+    idempotency_destroy (&self->idempotency);
+    write_model_destroy (&self->model);
+    free (self);
+    *self_p = NULL;
+}

@@ -1,0 +1,282 @@
+/*  commands — parse and validate the HTTP write commands (see commands.h).
+*/
+#include "commands.h"
+
+#include <czmq.h>
+#include <errno.h>
+#include <string.h>
+
+#include "http.h"
+
+#define FIELD_BYTES_MAX 96   // "commands[9999]." plus the longest field name
+
+//  Number tokens start with '-' or a digit outside strings; cJSON reads
+//  the same characters (then strtod). The body parsed, so it is JSON.
+static const char *
+s_next_number (const char *cursor, const char *end, size_t *token_bytes)
+{
+    bool in_string = false;
+    for (; cursor < end; cursor++) {
+        char c = *cursor;
+        if (in_string) {
+            if (c == '\\')
+                cursor++;
+            else if (c == '"')
+                in_string = false;
+        }
+        else if (c == '"')
+            in_string = true;
+        else if (c == '-' || (c >= '0' && c <= '9')) {
+            const char *start = cursor;
+            while (cursor < end && strchr ("0123456789+-.eE", *cursor) && *cursor)
+                cursor++;
+            *token_bytes = (size_t) (cursor - start);
+            return start;
+        }
+    }
+    return NULL;
+}
+
+static void
+s_annotate (cJSON *item, const char **cursor, const char *end)
+{
+    for (; item; item = item->next) {
+        if (cJSON_IsNumber (item) && item->valuestring == NULL) {
+            size_t token_bytes = 0;
+            const char *token = s_next_number (*cursor, end, &token_bytes);
+            if (token == NULL)
+                return;   // text and tree disagree: amounts then fail as "not an integer"
+            item->valuestring = strndup (token, token_bytes);
+            *cursor = token + token_bytes;
+        }
+        if (item->child)
+            s_annotate (item->child, cursor, end);
+    }
+}
+
+void
+commands_annotate_numbers (cJSON *root, const char *text, size_t bytes)
+{
+    const char *cursor = text;
+    if (root)
+        s_annotate (root, &cursor, text + bytes);
+}
+
+//  Exact integer from a number's source text: -?(0|[1-9][0-9]*), no
+//  fraction, no exponent, within +-EVENT_AMOUNT_MAX.
+static const char *
+s_integer_from_text (const char *text, int64_t *value)
+{
+    if (text == NULL || *text == '\0')
+        return "must be an integer";
+    const char *digits = text[0] == '-' ? text + 1 : text;
+    size_t count = strlen (digits);
+    if (count == 0 || strspn (digits, "0123456789") != count)
+        return "must be an integer (no fraction or exponent)";
+    if (count > 1 && digits[0] == '0')
+        return "must be an integer without leading zeros";
+    if (count > 16)
+        return "must be an integer between -10^15 and 10^15";
+    errno = 0;
+    long long parsed = strtoll (text, NULL, 10);
+    if (errno || parsed > EVENT_AMOUNT_MAX || parsed < -EVENT_AMOUNT_MAX)
+        return "must be an integer between -10^15 and 10^15";
+    *value = parsed;
+    return NULL;
+}
+
+static bool
+s_utf8_is_valid (const unsigned char *text)
+{
+    while (*text) {
+        unsigned char c = *text;
+        size_t extra = c < 0x80 ? 0 : (c >> 5) == 0x6 ? 1 : (c >> 4) == 0xE ? 2
+                                   : (c >> 3) == 0x1E ? 3 : 9;
+        if (extra == 9 || (c >= 0xC0 && c <= 0xC1) || c > 0xF4)
+            return false;
+        text++;
+        for (size_t index = 0; index < extra; index++, text++)
+            if ((*text & 0xC0) != 0x80)
+                return false;
+    }
+    return true;
+}
+
+static void
+s_error (cJSON **errors_p, const char *prefix, const char *field, const char *message)
+{
+    char name[FIELD_BYTES_MAX];
+    snprintf (name, sizeof name, "%s%s", prefix, field);
+    http_problem_add_error (errors_p, name, message);
+}
+
+//  An account or id string field into target. Returns 0 or -1 (reported).
+static int
+s_parse_id (const cJSON *item, const char *prefix, char *target, cJSON **errors_p)
+{
+    if (!cJSON_IsString (item)) {
+        s_error (errors_p, prefix, item->string, "must be a string");
+        return -1;
+    }
+    size_t bytes = strlen (item->valuestring);
+    if (!event_id_is_valid (item->valuestring, bytes)) {
+        s_error (errors_p, prefix, item->string,
+                 "must match ^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$");
+        return -1;
+    }
+    memcpy (target, item->valuestring, bytes + 1);
+    return 0;
+}
+
+static int
+s_parse_reference (const cJSON *item, const char *prefix, command_t *command,
+                   cJSON **errors_p)
+{
+    if (!cJSON_IsString (item)) {
+        s_error (errors_p, prefix, "reference", "must be a string");
+        return -1;
+    }
+    size_t bytes = strlen (item->valuestring);
+    if (bytes > EVENT_META_VALUE_BYTES_MAX
+        || !s_utf8_is_valid ((const unsigned char *) item->valuestring)) {
+        s_error (errors_p, prefix, "reference", "must be valid UTF-8 of at most 256 bytes");
+        return -1;
+    }
+    memcpy (command->reference, item->valuestring, bytes + 1);
+    return 0;
+}
+
+static int
+s_parse_amount (const cJSON *item, const char *prefix, command_t *command,
+                cJSON **errors_p)
+{
+    if (!cJSON_IsNumber (item)) {
+        s_error (errors_p, prefix, "amount", "must be an integer (a JSON number)");
+        return -1;
+    }
+    int64_t value = 0;
+    const char *fault = s_integer_from_text (item->valuestring, &value);
+    if (fault == NULL && value == 0)
+        fault = "must not be zero";
+    if (fault == NULL && command->kind == COMMAND_TRANSFER && value < 0)
+        fault = "must be positive (1 to 10^15) for a transfer";
+    if (fault) {
+        s_error (errors_p, prefix, "amount", fault);
+        return -1;
+    }
+    if (command->kind != COMMAND_TRANSFER)
+        command->kind = value > 0 ? COMMAND_DEPOSIT : COMMAND_WITHDRAW;
+    command->amount = value > 0 ? value : -value;
+    return 0;
+}
+
+static command_shape_t
+s_shape_of (const cJSON *json)
+{
+    if (cJSON_GetObjectItemCaseSensitive (json, "account"))
+        return COMMAND_SHAPE_TRANSACTION;
+    if (cJSON_GetObjectItemCaseSensitive (json, "from")
+        || cJSON_GetObjectItemCaseSensitive (json, "to"))
+        return COMMAND_SHAPE_TRANSFER;
+    return COMMAND_SHAPE_ANY;
+}
+
+//  One member of a command object; returns a bit of "seen" or 0 (bad).
+static unsigned
+s_parse_member (const cJSON *item, command_shape_t shape, const char *prefix,
+                command_t *command, cJSON **errors_p)
+{
+    const char *name = item->string;
+    bool transfer = shape == COMMAND_SHAPE_TRANSFER;
+    int rc = 0;
+    unsigned bit = 0;
+    if (streq (name, "amount"))
+        bit = 1, rc = s_parse_amount (item, prefix, command, errors_p);
+    else if (streq (name, "account") && !transfer)
+        bit = 2, rc = s_parse_id (item, prefix, command->account, errors_p);
+    else if (streq (name, "from") && transfer)
+        bit = 4, rc = s_parse_id (item, prefix, command->from, errors_p);
+    else if (streq (name, "to") && transfer)
+        bit = 8, rc = s_parse_id (item, prefix, command->to, errors_p);
+    else if (streq (name, "reference"))
+        bit = 16, rc = s_parse_reference (item, prefix, command, errors_p);
+    else if (streq (name, "id"))
+        bit = 32, rc = s_parse_id (item, prefix, command->id, errors_p);
+    else {
+        s_error (errors_p, prefix, name, "unknown field");
+        return 0;
+    }
+    return rc == 0 ? bit : 0;
+}
+
+int
+commands_parse (const cJSON *json, command_shape_t shape, const char *prefix,
+                command_t *command, cJSON **errors_p)
+{
+    memset (command, 0, sizeof *command);
+    if (!cJSON_IsObject (json)) {
+        char field[FIELD_BYTES_MAX];
+        snprintf (field, sizeof field, "%s", *prefix ? prefix : "body");
+        if (*prefix)
+            field[strlen (field) - 1] = '\0';   // "commands[3]." -> "commands[3]"
+        http_problem_add_error (errors_p, field, "must be a JSON object");
+        return -1;
+    }
+    if (shape == COMMAND_SHAPE_ANY)
+        shape = s_shape_of (json);
+    if (shape == COMMAND_SHAPE_ANY) {
+        s_error (errors_p, prefix, "account", "required (or from and to for a transfer)");
+        return -1;
+    }
+    command->kind = shape == COMMAND_SHAPE_TRANSFER ? COMMAND_TRANSFER : COMMAND_DEPOSIT;
+    unsigned seen = 0;
+    int rc = 0;
+    for (const cJSON *item = json->child; item; item = item->next) {
+        if (cJSON_GetObjectItemCaseSensitive (json, item->string) != item) {
+            s_error (errors_p, prefix, item->string, "duplicate field");
+            rc = -1;
+            continue;
+        }
+        unsigned bit = s_parse_member (item, shape, prefix, command, errors_p);
+        if (bit == 0)
+            rc = -1;
+        seen |= bit;
+    }
+    unsigned required = shape == COMMAND_SHAPE_TRANSFER ? 1 | 4 | 8 : 1 | 2;
+    const char *names[] = {"amount", "account", "from", "to"};
+    for (unsigned index = 0; index < 4; index++) {
+        unsigned bit = 1u << index;
+        if ((required & bit) && !(seen & bit)
+            && !cJSON_GetObjectItemCaseSensitive (json, names[index])) {
+            s_error (errors_p, prefix, names[index], "required");
+            rc = -1;
+        }
+    }
+    if (rc == 0 && shape == COMMAND_SHAPE_TRANSFER && streq (command->from, command->to)) {
+        s_error (errors_p, prefix, "to", "must differ from from (transfer to self)");
+        rc = -1;
+    }
+    return rc;
+}
+
+void
+commands_fingerprint (const command_t *commands, size_t count, bool batch,
+                      char *fingerprint)
+{
+    zdigest_t *digest = zdigest_new ();
+    assert (digest);
+    for (size_t index = 0; index < count; index++) {
+        const command_t *command = &commands[index];
+        // In a batch the event ids are part of the request; for a single
+        // command the id is the idempotency key itself.
+        char text[EVENT_LINE_BYTES_MAX];
+        int bytes = snprintf (text, sizeof text, "%d|%s|%s|%s|%" PRId64 "|%s|%s;",
+                              (int) command->kind, command->account, command->from,
+                              command->to, command->amount, batch ? command->id : "",
+                              command->reference);
+        assert (bytes > 0 && (size_t) bytes < sizeof text);
+        zdigest_update (digest, (const byte *) text, (size_t) bytes);
+    }
+    snprintf (fingerprint, COMMANDS_FINGERPRINT_BYTES + 1, "%s", zdigest_string (digest));
+    zdigest_destroy (&digest);
+}

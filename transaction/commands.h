@@ -1,0 +1,66 @@
+/*  commands — parse and validate the HTTP write commands of transaction.
+
+    A command is one balance change a client asks for: a deposit or a
+    withdrawal (POST /transactions, signed amount) or a transfer (POST
+    /transfers). POST /batch carries many, each told apart by its fields.
+    This module checks shape and ranges only (no balances: that is the
+    write model's job) and reports every fault as {field, message} so a
+    422 can list them all, with fields like "commands[3].amount".
+
+    Amounts are checked on their source text: cJSON stores numbers as
+    doubles, where 1.0, 1e3 and 10000000000000001 lose what made them
+    wrong. commands_annotate_numbers attaches each number's text first.
+*/
+#ifndef COMMANDS_H_INCLUDED
+#define COMMANDS_H_INCLUDED
+
+#include <cjson/cJSON.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "event.h"
+
+#define COMMANDS_BATCH_MAX 10000   // commands per batch: one append, ~2 MiB of events
+#define COMMANDS_FINGERPRINT_BYTES 40   // SHA-1 in hex
+
+typedef enum {
+    COMMAND_DEPOSIT = 1,
+    COMMAND_WITHDRAW,
+    COMMAND_TRANSFER,
+} command_kind_t;
+
+typedef enum {
+    COMMAND_SHAPE_TRANSACTION,   // account, amount (signed)
+    COMMAND_SHAPE_TRANSFER,      // from, to, amount (positive)
+    COMMAND_SHAPE_ANY,           // batch item: decided by its fields
+} command_shape_t;
+
+typedef struct {
+    command_kind_t kind;
+    char account[EVENT_ACCOUNT_BYTES_MAX + 1];   // deposit, withdraw
+    char from[EVENT_ACCOUNT_BYTES_MAX + 1];      // transfer
+    char to[EVENT_ACCOUNT_BYTES_MAX + 1];        // transfer; never equal to from
+    int64_t amount;                              // 1 .. EVENT_AMOUNT_MAX; sign is in kind
+    char id[EVENT_ID_BYTES_MAX + 1];             // "" when the body has none
+    char reference[EVENT_META_VALUE_BYTES_MAX + 1];
+} command_t;
+
+//  Stores the source text of every number of root (parsed from text) in
+//  the item's valuestring, where cJSON_Delete frees it. Numbers are
+//  matched to the text in document order, which is cJSON's child order.
+void commands_annotate_numbers (cJSON *root, const char *text, size_t bytes);
+
+//  Validates one command object. Faults are appended to *errors_p with
+//  field names prefixed by prefix ("" or "commands[3]."). Returns 0 when
+//  the command is valid, else -1.
+int commands_parse (const cJSON *json, command_shape_t shape, const char *prefix,
+                    command_t *command, cJSON **errors_p);
+
+//  A fingerprint of what the commands ask for (not of their JSON
+//  spelling), so a retry with the same request matches. Writes
+//  COMMANDS_FINGERPRINT_BYTES hex digits plus a NUL.
+void commands_fingerprint (const command_t *commands, size_t count, bool batch,
+                           char *fingerprint);
+
+#endif

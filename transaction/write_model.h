@@ -1,0 +1,68 @@
+/*  write_model — what transaction decides against.
+
+    Balances and versions folded from the stream's events (confirmed),
+    plus what this instance has in flight per account (pending debits and
+    pending event counts). Withdrawals are validated against the confirmed
+    balance minus pending debits; credits in flight do not count until the
+    stream confirms them. Expected versions include the pending events, so
+    a burst of requests on one account pipelines instead of conflicting.
+
+    Also keeps the most recent events (bounded ring, by seq) with the
+    balances after them, to answer 201 from stored events once a RESULT
+    names their seqs, and to replay duplicates. It is not a read model:
+    it answers no queries beyond these.
+*/
+#ifndef WRITE_MODEL_H_INCLUDED
+#define WRITE_MODEL_H_INCLUDED
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "event.h"
+
+//  Recent events kept for responses and duplicate replays: larger than
+//  the largest batch, ~300 bytes each.
+#define WRITE_MODEL_RECENT_EVENTS_MAX 32768
+
+typedef struct write_model write_model_t;
+
+typedef struct {
+    int64_t seq;
+    int64_t ts_ms;
+    event_type_t type;
+    int64_t amount;
+    int64_t balance;        // after the event: of account, or of from
+    int64_t balance_to;     // transfers: of to, after the event
+    char id[EVENT_ID_BYTES_MAX + 1];
+    char account[EVENT_ACCOUNT_BYTES_MAX + 1];   // deposited/withdrawn; from for transfers
+    char to[EVENT_ACCOUNT_BYTES_MAX + 1];
+} write_model_record_t;
+
+write_model_t *write_model_new (void);
+void write_model_destroy (write_model_t **self_p);
+
+//  Folds one stored event (seq == applied + 1, from the subscriber).
+//  Unknown types only advance the position. Returns 0, or -1 when a
+//  balance would overflow (logged; the balance is left unchanged).
+int write_model_apply (write_model_t *self, const event_t *event);
+
+int64_t write_model_applied_seq (write_model_t *self);
+size_t write_model_account_count (write_model_t *self);
+
+//  Confirmed figures (0 for an account never seen).
+int64_t write_model_balance (write_model_t *self, const char *account);
+int64_t write_model_version (write_model_t *self, const char *account);
+//  Confirmed balance minus this instance's pending debits.
+int64_t write_model_available (write_model_t *self, const char *account);
+//  Confirmed version plus this instance's pending events on the account:
+//  what the next request's "expect" says.
+int64_t write_model_expect (write_model_t *self, const char *account);
+
+//  Adds (sign +1) or removes (sign -1) an in-flight hold on account.
+void write_model_hold (write_model_t *self, const char *account, int64_t debit,
+                       int64_t events, int sign);
+
+//  The stored event at seq, or NULL when it is no longer (or not yet) kept.
+const write_model_record_t *write_model_record (write_model_t *self, int64_t seq);
+
+#endif
