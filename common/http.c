@@ -1,1 +1,894 @@
-/* placeholder: being written */
+/*  http — libmicrohttpd glue that runs inside a service's zloop.
+
+    libmicrohttpd (MHD) runs in external-epoll mode with no threads of its
+    own: its epoll fd is a poller in the caller's zloop, and MHD_run does the
+    work when that fd is readable, plus a periodic timer for connection
+    timeouts. This module owns the route table, the standard error answers
+    (404, 405 + Allow, 413, 415, 400 with the offset where JSON parsing
+    stopped), problem+json, X-Request-Id and suspend/resume.
+
+    One request = one context, allocated on MHD's first access-handler call
+    and freed in the request-completed callback. The access handler runs in
+    three phases: the first call only sets up the context (queueing a
+    response then would make MHD 0.9.75 close the keep-alive connection),
+    calls with upload data append to our own body buffer, and the final
+    call (upload_data_size == 0) dispatches to the route's handler and
+    queues the answer. A suspended request is resumed by its answer; MHD then
+    calls the access handler once more and that call queues the stored
+    response.
+
+    Paths are matched after MHD has percent-decoded them, so "{id}" values
+    arrive decoded; a "%2F" in a segment becomes a separator and the path
+    then matches no route (ids in this project never contain '/').
+*/
+#include "http.h"
+#include "log.h"
+
+#include <arpa/inet.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+
+#define HTTP_CONNECTIONS_MAX_DEFAULT      1024
+#define HTTP_CONNECTION_TIMEOUT_S_DEFAULT 30
+//  MHD keeps the request line, headers, its read buffer and the response
+//  head in this pool. Bodies go to our own buffer, so this only caps the
+//  header size: measured with 0.9.75, headers up to ~15.5 KiB pass and
+//  from ~16.5 KiB MHD answers 431 itself (in between it just closes).
+#define HTTP_CONNECTION_MEMORY_BYTES_MAX (16 * 1024)
+#define HTTP_TIMER_MS                    500 // runs MHD's connection timeouts
+#define HTTP_RUN_ROUNDS_MAX              64 // MHD_run calls per wake-up while work is pending
+#define HTTP_PARAM_INLINE_BYTES          256 // decoded {name} values; longer ones take a malloc
+#define HTTP_RESPONSE_HEADERS_MAX        8    // http_request_add_header per request
+#define HTTP_BODY_BYTES_INITIAL          1024 // first body buffer, doubled as it fills
+#define HTTP_ALLOW_BYTES_MAX             128  // "GET, POST, ..." for a 405
+#define HTTP_PROBLEM_TYPE_BASE           "https://ledger.example/problems/"
+#define HTTP_PROBLEM_SLUG_BYTES_MAX      64
+
+typedef enum {
+    REQUEST_RECEIVING,  // headers in, body arriving
+    REQUEST_DISPATCHED, // handler running or suspended, no answer yet
+    REQUEST_ANSWERED,   // response stored, not yet queued
+    REQUEST_QUEUED      // response handed to MHD
+} request_state_t;
+
+struct http_server {
+    zloop_t *loop;
+    struct MHD_Daemon *daemon;
+    http_config_t config;     // routes are borrowed from the caller
+    zmq_pollitem_t poll_item; // MHD's epoll fd
+    bool poller_added;
+    int timer_id;
+    int port;
+    bool in_run;               // inside MHD_run: resumes must wait for it to return
+    bool run_again;            // a resume happened during MHD_run
+    http_request_t *suspended; // doubly linked list of suspended requests
+    size_t suspended_count;
+    uint64_t requests_total;
+    zuuid_t *request_id_base; // random per process; ids are base ^ counter
+    uint64_t request_id_counter;
+};
+
+struct http_request {
+    http_server_t *server;
+    struct MHD_Connection *connection;
+    const char *method;        // MHD's, valid for the request's life
+    const char *path;          // MHD's, percent-decoded
+    const http_route_t *route; // NULL when early_status is set
+    request_state_t state;
+    unsigned early_status; // 404/405/413/415 decided before dispatch; 0: none
+    bool suspended;        // MHD_suspend_connection called, not yet resumed
+    bool was_suspended;    // answer is queued by the call after the resume
+    bool body_discarding;  // over body_bytes_max: read and drop the rest
+    char *body;
+    size_t body_bytes;
+    size_t body_capacity;
+    struct MHD_Response *response;
+    unsigned response_status;
+    http_request_t *prev, *next; // suspended list
+    size_t param_count;
+    const char *param_names[HTTP_PATH_PARAMS_MAX]; // into the route pattern
+    size_t param_name_bytes[HTTP_PATH_PARAMS_MAX];
+    const char *param_values[HTTP_PATH_PARAMS_MAX]; // into param_text
+    char *param_text;                               // param_inline or a malloc
+    size_t header_count;
+    char *header_names[HTTP_RESPONSE_HEADERS_MAX];
+    char *header_values[HTTP_RESPONSE_HEADERS_MAX];
+    //  Buffers last: s_request_new zeroes only the fields above them.
+    char request_id[HTTP_REQUEST_ID_BYTES_MAX + 1];
+    char param_inline[HTTP_PARAM_INLINE_BYTES];
+};
+
+static void s_run (http_server_t *self);
+
+//  ---------------------------------------------------------------------
+//  Routing
+
+static bool s_method_matches (const char *route_method, const char *method)
+{
+    //  HEAD is answered by GET routes; MHD drops the body.
+    return strcmp (route_method, method) == 0 ||
+           (strcmp (method, "HEAD") == 0 && strcmp (route_method, "GET") == 0);
+}
+
+//  Matches path against pattern segment by segment. On a match, fills the
+//  request's parameter names and (start, length) spans into path.
+static bool s_path_matches (http_request_t *request, const char *pattern,
+                            const char *path, const char *starts[], size_t lengths[])
+{
+    size_t count = 0;
+    while (*pattern && *path) {
+        if (*pattern != '/' || *path != '/')
+            return false;
+        pattern++;
+        path++;
+        const char *pattern_end = strchrnul (pattern, '/');
+        const char *path_end = strchrnul (path, '/');
+        size_t pattern_bytes = (size_t)(pattern_end - pattern);
+        size_t path_bytes = (size_t)(path_end - path);
+        if (pattern_bytes >= 2 && pattern[0] == '{' && pattern_end[-1] == '}') {
+            if (path_bytes == 0 || count == HTTP_PATH_PARAMS_MAX)
+                return false;
+            request->param_names[count] = pattern + 1;
+            request->param_name_bytes[count] = pattern_bytes - 2;
+            starts[count] = path;
+            lengths[count] = path_bytes;
+            count++;
+        } else if (pattern_bytes != path_bytes || memcmp (pattern, path, path_bytes) != 0)
+            return false;
+        pattern = pattern_end;
+        path = path_end;
+    }
+    if (*pattern || *path)
+        return false;
+    request->param_count = count;
+    return true;
+}
+
+//  Copies matched {name} values into the context, NUL-terminated.
+static int s_store_params (http_request_t *request, const char *starts[],
+                           size_t lengths[])
+{
+    size_t total = 0;
+    for (size_t index = 0; index < request->param_count; index++)
+        total += lengths[index] + 1;
+    request->param_text = request->param_inline;
+    if (total > sizeof request->param_inline) {
+        request->param_text = malloc (total);
+        if (!request->param_text)
+            return -1;
+    }
+    char *cursor = request->param_text;
+    for (size_t index = 0; index < request->param_count; index++) {
+        memcpy (cursor, starts[index], lengths[index]);
+        cursor[lengths[index]] = '\0';
+        request->param_values[index] = cursor;
+        cursor += lengths[index] + 1;
+    }
+    return 0;
+}
+
+//  Finds the route for method + path. Sets early_status to 404 or 405
+//  (with the Allow header) when there is none.
+static void s_route (http_request_t *request)
+{
+    http_server_t *server = request->server;
+    const char *starts[HTTP_PATH_PARAMS_MAX];
+    size_t lengths[HTTP_PATH_PARAMS_MAX];
+    char allow[HTTP_ALLOW_BYTES_MAX] = "";
+    size_t allow_bytes = 0;
+    for (size_t index = 0; index < server->config.route_count; index++) {
+        const http_route_t *route = &server->config.routes[index];
+        if (!s_path_matches (request, route->path, request->path, starts, lengths))
+            continue;
+        if (s_method_matches (route->method, request->method)) {
+            request->route = route;
+            if (s_store_params (request, starts, lengths))
+                request->early_status = MHD_HTTP_INTERNAL_SERVER_ERROR;
+            return;
+        }
+        if (!strstr (allow, route->method) && allow_bytes < sizeof allow) {
+            int written = snprintf (allow + allow_bytes, sizeof allow - allow_bytes,
+                                    "%s%s", allow_bytes ? ", " : "", route->method);
+            if (written > 0)
+                allow_bytes += (size_t)written;
+        }
+    }
+    request->param_count = 0;
+    if (allow_bytes) {
+        request->early_status = MHD_HTTP_METHOD_NOT_ALLOWED;
+        http_request_add_header (request, MHD_HTTP_HEADER_ALLOW, allow);
+    } else
+        request->early_status = MHD_HTTP_NOT_FOUND;
+}
+
+//  ---------------------------------------------------------------------
+//  Request set-up and body
+
+static bool s_request_id_is_valid (const char *id)
+{
+    size_t bytes = 0;
+    for (; id[bytes]; bytes++) {
+        if (bytes == HTTP_REQUEST_ID_BYTES_MAX || id[bytes] < 0x20 || id[bytes] > 0x7e)
+            return false;
+    }
+    return bytes > 0;
+}
+
+//  Generated ids come from one random zuuid per process with a counter
+//  folded in: unique like a fresh UUID, without a syscall per request.
+static void s_generate_request_id (http_server_t *server, char *buffer, size_t bytes)
+{
+    byte data[ZUUID_LEN];
+    memcpy (data, zuuid_data (server->request_id_base), ZUUID_LEN);
+    uint64_t counter = ++server->request_id_counter;
+    for (int index = 0; index < 8; index++)
+        data[ZUUID_LEN - 1 - index] ^= (byte)(counter >> (8 * index));
+    zuuid_set (server->request_id_base, data);
+    snprintf (buffer, bytes, "%s", zuuid_str_canonical (server->request_id_base));
+    for (int index = 0; index < 8; index++)
+        data[ZUUID_LEN - 1 - index] ^= (byte)(counter >> (8 * index));
+    zuuid_set (server->request_id_base, data);
+}
+
+static bool s_content_type_is_json (const char *content_type)
+{
+    static const char json[] = "application/json";
+    if (!content_type || strncasecmp (content_type, json, sizeof json - 1) != 0)
+        return false;
+    char next = content_type[sizeof json - 1];
+    return next == '\0' || next == ';' || next == ' ' || next == '\t';
+}
+
+//  Checks what the headers tell about the body: Content-Type (415) and a
+//  declared Content-Length over the route's limit (413).
+static void s_check_body_headers (http_request_t *request)
+{
+    const char *length_text =
+        http_request_header (request, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    const char *encoding =
+        http_request_header (request, MHD_HTTP_HEADER_TRANSFER_ENCODING);
+    unsigned long long length = length_text ? strtoull (length_text, NULL, 10) : 0;
+    bool has_body = length > 0 || encoding != NULL;
+    if (!has_body)
+        return;
+    size_t max = request->route->body_bytes_max;
+    if (max > 0 &&
+        !s_content_type_is_json (http_request_header (request, "Content-Type")))
+        request->early_status = MHD_HTTP_UNSUPPORTED_MEDIA_TYPE;
+    else if (length > max)
+        request->early_status = MHD_HTTP_CONTENT_TOO_LARGE;
+}
+
+static http_request_t *s_request_new (http_server_t *server,
+                                      struct MHD_Connection *connection, const char *url,
+                                      const char *method)
+{
+    http_request_t *self = malloc (sizeof *self);
+    if (!self)
+        return NULL;
+    //  Only the head of the struct needs zeroing; the inline buffers are
+    //  written before they are read.
+    memset (self, 0, offsetof (http_request_t, request_id));
+    self->server = server;
+    self->connection = connection;
+    self->method = method;
+    self->path = url;
+    self->param_text = self->param_inline;
+    const char *client_id = http_request_header (self, "X-Request-Id");
+    if (client_id && s_request_id_is_valid (client_id))
+        snprintf (self->request_id, sizeof self->request_id, "%s", client_id);
+    else
+        s_generate_request_id (server, self->request_id, sizeof self->request_id);
+    s_route (self);
+    if (!self->early_status)
+        s_check_body_headers (self);
+    self->body_discarding = self->early_status != 0;
+    return self;
+}
+
+static void s_request_destroy (http_request_t **self_p)
+{
+    http_request_t *self = *self_p;
+    if (!self)
+        return;
+    if (self->response)
+        MHD_destroy_response (self->response);
+    for (size_t index = 0; index < self->header_count; index++) {
+        free (self->header_names[index]);
+        free (self->header_values[index]);
+    }
+    if (self->param_text != self->param_inline)
+        free (self->param_text);
+    free (self->body);
+    free (self);
+    *self_p = NULL;
+}
+
+//  Appends upload data, or drops it once the request is over its limit.
+static void s_body_append (http_request_t *self, const char *data, size_t bytes)
+{
+    if (self->body_discarding)
+        return;
+    size_t max = self->route->body_bytes_max;
+    if (bytes > max - self->body_bytes) {
+        self->early_status = MHD_HTTP_CONTENT_TOO_LARGE;
+        self->body_discarding = true;
+        return;
+    }
+    size_t needed = self->body_bytes + bytes + 1;
+    if (needed > self->body_capacity) {
+        size_t capacity =
+            self->body_capacity ? self->body_capacity : HTTP_BODY_BYTES_INITIAL;
+        while (capacity < needed)
+            capacity *= 2;
+        char *body = realloc (self->body, capacity);
+        if (!body) {
+            self->early_status = MHD_HTTP_INTERNAL_SERVER_ERROR;
+            self->body_discarding = true;
+            return;
+        }
+        self->body = body;
+        self->body_capacity = capacity;
+    }
+    memcpy (self->body + self->body_bytes, data, bytes);
+    self->body_bytes += bytes;
+    self->body[self->body_bytes] = '\0';
+}
+
+//  ---------------------------------------------------------------------
+//  MHD callbacks
+
+static void s_suspended_remove (http_request_t *request)
+{
+    http_server_t *server = request->server;
+    if (request->prev)
+        request->prev->next = request->next;
+    else
+        server->suspended = request->next;
+    if (request->next)
+        request->next->prev = request->prev;
+    request->prev = request->next = NULL;
+    server->suspended_count--;
+}
+
+static enum MHD_Result s_queue (http_request_t *request)
+{
+    assert (request->state == REQUEST_ANSWERED);
+    enum MHD_Result result = MHD_queue_response (
+        request->connection, request->response_status, request->response);
+    MHD_destroy_response (request->response);
+    request->response = NULL;
+    request->state = REQUEST_QUEUED;
+    request->server->requests_total++;
+    return result;
+}
+
+static const char *s_status_title (unsigned status)
+{
+    switch (status) {
+    case MHD_HTTP_NOT_FOUND:
+        return "Not Found";
+    case MHD_HTTP_METHOD_NOT_ALLOWED:
+        return "Method Not Allowed";
+    case MHD_HTTP_CONTENT_TOO_LARGE:
+        return "Payload Too Large";
+    case MHD_HTTP_UNSUPPORTED_MEDIA_TYPE:
+        return "Unsupported Media Type";
+    default:
+        return "Internal Server Error";
+    }
+}
+
+static enum MHD_Result s_dispatch (http_request_t *request)
+{
+    request->state = REQUEST_DISPATCHED;
+    if (request->early_status) {
+        unsigned status = request->early_status;
+        char detail[160];
+        if (status == MHD_HTTP_CONTENT_TOO_LARGE)
+            snprintf (detail, sizeof detail, "the body exceeds %zu bytes",
+                      request->route->body_bytes_max);
+        else if (status == MHD_HTTP_UNSUPPORTED_MEDIA_TYPE)
+            snprintf (detail, sizeof detail, "the body must be application/json");
+        else
+            snprintf (detail, sizeof detail, "%s %s", request->method, request->path);
+        http_respond_problem (request, status, s_status_title (status), detail, NULL);
+    } else {
+        request->route->handler (request, request->server->config.arg);
+        if (request->state == REQUEST_DISPATCHED && !request->suspended) {
+            log_error ("handler for %s %s returned without answering", request->method,
+                       request->route->path);
+            http_respond_problem (request, MHD_HTTP_INTERNAL_SERVER_ERROR,
+                                  "Internal Server Error", "the request was not answered",
+                                  NULL);
+        }
+    }
+    if (request->was_suspended)
+        return MHD_YES; // answered by the call after the resume
+    if (request->state == REQUEST_ANSWERED)
+        return s_queue (request);
+    return MHD_NO; // no response could be built: let MHD close the connection
+}
+
+static enum MHD_Result s_on_access (void *cls, struct MHD_Connection *connection,
+                                    const char *url, const char *method,
+                                    const char *version, const char *upload_data,
+                                    size_t *upload_data_size, void **con_cls)
+{
+    http_server_t *server = cls;
+    http_request_t *request = *con_cls;
+    if (!request) {
+        request = s_request_new (server, connection, url, method);
+        *con_cls = request;
+        return request ? MHD_YES : MHD_NO;
+    }
+    if (request->state == REQUEST_RECEIVING) {
+        if (*upload_data_size > 0) {
+            s_body_append (request, upload_data, *upload_data_size);
+            *upload_data_size = 0;
+            return MHD_YES;
+        }
+        return s_dispatch (request);
+    }
+    //  Called again after a resume: queue the answer stored meanwhile.
+    if (request->state == REQUEST_ANSWERED)
+        return s_queue (request);
+    //  Resumed without a response (it could not be built): close.
+    return request->suspended ? MHD_YES : MHD_NO;
+}
+
+static void s_on_completed (void *cls, struct MHD_Connection *connection, void **con_cls,
+                            enum MHD_RequestTerminationCode code)
+{
+    http_request_t *request = *con_cls;
+    if (!request)
+        return;
+    if (request->suspended)
+        s_suspended_remove (request);
+    if (code != MHD_REQUEST_TERMINATED_COMPLETED_OK && log_enabled (LOG_DEBUG))
+        log_debug ("%s %s ended early (MHD code %d)", request->method, request->path,
+                   (int)code);
+    s_request_destroy (&request);
+    *con_cls = NULL;
+}
+
+static void s_on_mhd_log (void *cls, const char *format, va_list args)
+{
+    char message[256];
+    vsnprintf (message, sizeof message, format, args);
+    size_t bytes = strlen (message);
+    while (bytes && message[bytes - 1] == '\n')
+        message[--bytes] = '\0';
+    log_warn ("libmicrohttpd: %s", message);
+}
+
+//  ---------------------------------------------------------------------
+//  Running MHD from the zloop
+
+//  Runs MHD until it has no immediate work. A resume inside an MHD callback
+//  only sets run_again, because MHD_run must not recurse.
+static void s_run (http_server_t *self)
+{
+    if (self->in_run) {
+        self->run_again = true;
+        return;
+    }
+    self->in_run = true;
+    for (int round = 0; round < HTTP_RUN_ROUNDS_MAX; round++) {
+        self->run_again = false;
+        MHD_run (self->daemon);
+        MHD_UNSIGNED_LONG_LONG timeout_ms = 1;
+        bool pending =
+            MHD_get_timeout (self->daemon, &timeout_ms) == MHD_YES && timeout_ms == 0;
+        if (!self->run_again && !pending)
+            break;
+    }
+    self->in_run = false;
+}
+
+static int s_on_readable (zloop_t *loop, zmq_pollitem_t *item, void *arg)
+{
+    s_run ((http_server_t *)arg);
+    return 0;
+}
+
+static int s_on_timer (zloop_t *loop, int timer_id, void *arg)
+{
+    s_run ((http_server_t *)arg);
+    return 0;
+}
+
+//  ---------------------------------------------------------------------
+//  Server
+
+static int s_address_parse (const http_config_t *config, struct sockaddr_storage *address,
+                            unsigned *flags)
+{
+    memset (address, 0, sizeof *address);
+    const char *text = config->address ? config->address : "127.0.0.1";
+    struct sockaddr_in *ipv4 = (struct sockaddr_in *)address;
+    struct sockaddr_in6 *ipv6 = (struct sockaddr_in6 *)address;
+    if (inet_pton (AF_INET, text, &ipv4->sin_addr) == 1) {
+        ipv4->sin_family = AF_INET;
+        ipv4->sin_port = htons ((uint16_t)config->port);
+        return 0;
+    }
+    if (inet_pton (AF_INET6, text, &ipv6->sin6_addr) == 1) {
+        ipv6->sin6_family = AF_INET6;
+        ipv6->sin6_port = htons ((uint16_t)config->port);
+        *flags |= MHD_USE_IPv6;
+        return 0;
+    }
+    log_error ("http: '%s' is not a numeric IPv4 or IPv6 address", text);
+    return -1;
+}
+
+http_server_t *http_server_new (zloop_t *loop, const http_config_t *config)
+{
+    assert (loop);
+    assert (config);
+    assert (config->routes || config->route_count == 0);
+    http_server_t *self = calloc (1, sizeof *self);
+    if (!self)
+        return NULL;
+    self->loop = loop;
+    self->config = *config;
+    self->timer_id = -1;
+    self->request_id_base = zuuid_new ();
+    if (!self->request_id_base)
+        goto failed;
+
+    struct sockaddr_storage address;
+    unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+    if (s_address_parse (config, &address, &flags))
+        goto failed;
+    unsigned connections_max =
+        config->connections_max ? config->connections_max : HTTP_CONNECTIONS_MAX_DEFAULT;
+    unsigned timeout_s = config->connection_timeout_s ? config->connection_timeout_s
+                                                      : HTTP_CONNECTION_TIMEOUT_S_DEFAULT;
+    //  Passing LISTENING_ADDRESS_REUSE = 0 would also drop MHD's default
+    //  SO_REUSEADDR (restarts then fail on TIME_WAIT), so it is only given
+    //  when asked for.
+    struct MHD_OptionItem reuse[] = {
+        {config->reuse_port ? MHD_OPTION_LISTENING_ADDRESS_REUSE : MHD_OPTION_END, 1,
+         NULL},
+        {MHD_OPTION_END, 0, NULL},
+    };
+    // clang-format off
+    self->daemon = MHD_start_daemon (
+        flags, (uint16_t) config->port, NULL, NULL, s_on_access, self,
+        MHD_OPTION_EXTERNAL_LOGGER, s_on_mhd_log, self,
+        MHD_OPTION_SOCK_ADDR, (struct sockaddr *) &address,
+        MHD_OPTION_ARRAY, reuse,
+        MHD_OPTION_CONNECTION_LIMIT, connections_max,
+        MHD_OPTION_CONNECTION_TIMEOUT, timeout_s,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) HTTP_CONNECTION_MEMORY_BYTES_MAX,
+        MHD_OPTION_NOTIFY_COMPLETED, s_on_completed, self,
+        MHD_OPTION_END);
+    // clang-format on
+    if (!self->daemon) {
+        log_error ("http: MHD_start_daemon(%s:%d) failed: %s",
+                   config->address ? config->address : "127.0.0.1", config->port,
+                   strerror (errno));
+        goto failed;
+    }
+    const union MHD_DaemonInfo *info =
+        MHD_get_daemon_info (self->daemon, MHD_DAEMON_INFO_EPOLL_FD);
+    const union MHD_DaemonInfo *port_info =
+        MHD_get_daemon_info (self->daemon, MHD_DAEMON_INFO_BIND_PORT);
+    if (!info || !port_info) {
+        log_error ("http: MHD_get_daemon_info failed");
+        goto failed;
+    }
+    self->port = port_info->port;
+    self->poll_item = (zmq_pollitem_t){.fd = info->epoll_fd, .events = ZMQ_POLLIN};
+    if (zloop_poller (loop, &self->poll_item, s_on_readable, self)) {
+        log_error ("http: zloop_poller(fd %d) failed", info->epoll_fd);
+        goto failed;
+    }
+    self->poller_added = true;
+    self->timer_id = zloop_timer (loop, HTTP_TIMER_MS, 0, s_on_timer, self);
+    if (self->timer_id < 0) {
+        log_error ("http: zloop_timer failed");
+        goto failed;
+    }
+    return self;
+failed:
+    http_server_destroy (&self);
+    return NULL;
+}
+
+void http_server_destroy (http_server_t **self_p)
+{
+    assert (self_p);
+    http_server_t *self = *self_p;
+    if (!self)
+        return;
+    if (self->daemon) {
+        //  MHD_stop_daemon refuses suspended connections: answer them first.
+        while (self->suspended) {
+            http_request_t *request = self->suspended;
+            http_respond_problem (request, MHD_HTTP_SERVICE_UNAVAILABLE,
+                                  "Service Unavailable", "the server is shutting down",
+                                  NULL);
+            assert (self->suspended != request);
+        }
+        s_run (self);
+        if (self->poller_added)
+            zloop_poller_end (self->loop, &self->poll_item);
+        MHD_stop_daemon (self->daemon);
+    }
+    if (self->timer_id >= 0)
+        zloop_timer_end (self->loop, self->timer_id);
+    zuuid_destroy (&self->request_id_base);
+    free (self);
+    *self_p = NULL;
+}
+
+int http_server_port (http_server_t *self)
+{
+    assert (self);
+    return self->port;
+}
+
+uint64_t http_server_requests_total (http_server_t *self)
+{
+    assert (self);
+    return self->requests_total;
+}
+
+size_t http_server_suspended_count (http_server_t *self)
+{
+    assert (self);
+    return self->suspended_count;
+}
+
+//  ---------------------------------------------------------------------
+//  Request accessors
+
+const char *http_request_method (http_request_t *self)
+{
+    assert (self);
+    return self->method;
+}
+
+const char *http_request_path (http_request_t *self)
+{
+    assert (self);
+    return self->path;
+}
+
+const char *http_request_param (http_request_t *self, const char *name)
+{
+    assert (self);
+    size_t bytes = strlen (name);
+    for (size_t index = 0; index < self->param_count; index++) {
+        if (self->param_name_bytes[index] == bytes &&
+            memcmp (self->param_names[index], name, bytes) == 0)
+            return self->param_values[index];
+    }
+    return NULL;
+}
+
+const char *http_request_query (http_request_t *self, const char *key)
+{
+    assert (self);
+    return MHD_lookup_connection_value (self->connection, MHD_GET_ARGUMENT_KIND, key);
+}
+
+const char *http_request_header (http_request_t *self, const char *name)
+{
+    assert (self);
+    return MHD_lookup_connection_value (self->connection, MHD_HEADER_KIND, name);
+}
+
+const char *http_request_body (http_request_t *self, size_t *bytes)
+{
+    assert (self);
+    if (bytes)
+        *bytes = self->body_bytes;
+    return self->body ? self->body : "";
+}
+
+const char *http_request_id (http_request_t *self)
+{
+    assert (self);
+    return self->request_id;
+}
+
+cJSON *http_request_parse_json (http_request_t *self)
+{
+    assert (self);
+    if (self->body_bytes == 0) {
+        http_respond_problem (self, MHD_HTTP_BAD_REQUEST, "Bad Request",
+                              "the body is empty; expected JSON", NULL);
+        return NULL;
+    }
+    //  The length includes our terminating NUL: cJSON 1.7.15 with
+    //  require_null_terminated fails a buffer that ends right after the value.
+    const char *end = NULL;
+    cJSON *json =
+        cJSON_ParseWithLengthOpts (self->body, self->body_bytes + 1, &end, true);
+    if (json && end != self->body + self->body_bytes) {
+        cJSON_Delete (json); // an embedded NUL ended the text early
+        json = NULL;
+    }
+    if (!json) {
+        const char *error = end && end >= self->body ? end : cJSON_GetErrorPtr ();
+        size_t offset =
+            error && error >= self->body && error <= self->body + self->body_bytes
+                ? (size_t)(error - self->body)
+                : self->body_bytes;
+        char detail[96];
+        snprintf (detail, sizeof detail, "the body is not valid JSON (at byte %zu)",
+                  offset);
+        http_respond_problem (self, MHD_HTTP_BAD_REQUEST, "Bad Request", detail, NULL);
+    }
+    return json;
+}
+
+void http_request_add_header (http_request_t *self, const char *name, const char *value)
+{
+    assert (self);
+    assert (self->state != REQUEST_ANSWERED && self->state != REQUEST_QUEUED);
+    if (self->header_count == HTTP_RESPONSE_HEADERS_MAX) {
+        log_error ("http: more than %d response headers, dropping %s",
+                   HTTP_RESPONSE_HEADERS_MAX, name);
+        return;
+    }
+    char *name_copy = strdup (name);
+    char *value_copy = strdup (value);
+    if (!name_copy || !value_copy) {
+        free (name_copy);
+        free (value_copy);
+        return;
+    }
+    self->header_names[self->header_count] = name_copy;
+    self->header_values[self->header_count] = value_copy;
+    self->header_count++;
+}
+
+void http_request_suspend (http_request_t *self)
+{
+    assert (self);
+    assert (self->state == REQUEST_DISPATCHED && !self->suspended);
+    http_server_t *server = self->server;
+    MHD_suspend_connection (self->connection);
+    self->suspended = true;
+    self->was_suspended = true;
+    self->next = server->suspended;
+    if (server->suspended)
+        server->suspended->prev = self;
+    server->suspended = self;
+    server->suspended_count++;
+}
+
+//  ---------------------------------------------------------------------
+//  Answers
+
+static void s_resume (http_request_t *self)
+{
+    if (!self->suspended)
+        return;
+    s_suspended_remove (self);
+    self->suspended = false;
+    MHD_resume_connection (self->connection);
+    s_run (self->server);
+}
+
+//  Stores response as the answer; queued now by the access handler that
+//  dispatched, or after the resume for a suspended request.
+static void s_answer (http_request_t *self, unsigned status, const char *content_type,
+                      struct MHD_Response *response)
+{
+    assert (self->state == REQUEST_DISPATCHED);
+    if (!response) {
+        log_error ("http: MHD_create_response_from_buffer(%u) failed", status);
+        s_resume (self); // the access handler then closes the connection
+        return;
+    }
+    if (content_type)
+        MHD_add_response_header (response, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+    MHD_add_response_header (response, "X-Request-Id", self->request_id);
+    for (size_t index = 0; index < self->header_count; index++)
+        MHD_add_response_header (response, self->header_names[index],
+                                 self->header_values[index]);
+    self->response = response;
+    self->response_status = status;
+    self->state = REQUEST_ANSWERED;
+    s_resume (self);
+}
+
+void http_respond (http_request_t *self, unsigned status, const char *content_type,
+                   const char *body, size_t bytes)
+{
+    assert (self);
+    struct MHD_Response *response =
+        MHD_create_response_from_buffer (bytes, (void *)body, MHD_RESPMEM_MUST_COPY);
+    s_answer (self, status, content_type, response);
+}
+
+void http_respond_json (http_request_t *self, unsigned status, const cJSON *json)
+{
+    assert (self);
+    char *text = cJSON_PrintUnformatted (json);
+    if (!text) {
+        http_respond_problem (self, MHD_HTTP_INTERNAL_SERVER_ERROR,
+                              "Internal Server Error", "could not print the response",
+                              NULL);
+        return;
+    }
+    struct MHD_Response *response =
+        MHD_create_response_from_buffer (strlen (text), text, MHD_RESPMEM_MUST_FREE);
+    if (!response)
+        free (text);
+    s_answer (self, status, "application/json", response);
+}
+
+//  "Method Not Allowed" -> "method-not-allowed".
+static void s_slug (const char *title, char *slug, size_t bytes)
+{
+    size_t length = 0;
+    bool dash = false;
+    for (const char *cursor = title; *cursor && length + 2 < bytes; cursor++) {
+        char c = *cursor;
+        if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'))
+            ;
+        else if (c >= 'A' && c <= 'Z')
+            c = (char)(c - 'A' + 'a');
+        else {
+            dash = length > 0;
+            continue;
+        }
+        if (dash)
+            slug[length++] = '-';
+        dash = false;
+        slug[length++] = c;
+    }
+    slug[length] = '\0';
+}
+
+void http_respond_problem (http_request_t *self, unsigned status, const char *title,
+                           const char *detail, cJSON *errors)
+{
+    assert (self);
+    assert (title);
+    char type[sizeof HTTP_PROBLEM_TYPE_BASE + HTTP_PROBLEM_SLUG_BYTES_MAX];
+    memcpy (type, HTTP_PROBLEM_TYPE_BASE, sizeof HTTP_PROBLEM_TYPE_BASE - 1);
+    s_slug (title, type + sizeof HTTP_PROBLEM_TYPE_BASE - 1, HTTP_PROBLEM_SLUG_BYTES_MAX);
+    cJSON *problem = cJSON_CreateObject ();
+    cJSON_AddStringToObject (problem, "type", type);
+    cJSON_AddStringToObject (problem, "title", title);
+    cJSON_AddNumberToObject (problem, "status", status);
+    if (detail)
+        cJSON_AddStringToObject (problem, "detail", detail);
+    if (errors)
+        cJSON_AddItemToObject (problem, "errors", errors);
+    char *text = cJSON_PrintUnformatted (problem);
+    cJSON_Delete (problem);
+    struct MHD_Response *response =
+        text
+            ? MHD_create_response_from_buffer (strlen (text), text, MHD_RESPMEM_MUST_FREE)
+            : NULL;
+    if (!response)
+        free (text);
+    s_answer (self, status, "application/problem+json", response);
+}
+
+void http_problem_add_error (cJSON **errors_p, const char *field, const char *message)
+{
+    assert (errors_p);
+    if (!*errors_p)
+        *errors_p = cJSON_CreateArray ();
+    if (!*errors_p)
+        return;
+    cJSON *error = cJSON_CreateObject ();
+    cJSON_AddStringToObject (error, "field", field);
+    cJSON_AddStringToObject (error, "message", message);
+    cJSON_AddItemToArray (*errors_p, error);
+}

@@ -6,6 +6,13 @@
 #ifndef LOG_H_INCLUDED
 #define LOG_H_INCLUDED
 
+//  <syslog.h> (pulled in by czmq.h) defines LOG_DEBUG and LOG_INFO as
+//  macros; include it here first and drop them, so our enum wins in any
+//  include order.
+#include <syslog.h>
+#undef LOG_DEBUG
+#undef LOG_INFO
+
 typedef enum { LOG_DEBUG = 0, LOG_INFO, LOG_WARN, LOG_ERROR } log_level_t;
 
 void log_init (const char *service, log_level_t level);
