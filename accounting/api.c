@@ -25,6 +25,7 @@
 
 #include "event.h"
 #include "metrics.h"
+#include "openapi.h"
 
 #define API_BODY_BYTES_MAX 512   // fixed-shape bodies printed with snprintf
 
@@ -447,6 +448,7 @@ static const http_route_t s_routes[] = {
     {"GET", "/stats", s_get_stats, 0},
     {"GET", "/health", s_get_health, 0},
     {"GET", "/metrics", s_get_metrics, 0},
+    OPENAPI_ROUTE,
 };
 
 const http_route_t *

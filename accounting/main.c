@@ -26,6 +26,7 @@
 #include "http.h"
 #include "log.h"
 #include "log_file.h"
+#include "openapi.h"
 #include "subscriber.h"
 #include "waiters.h"
 
@@ -282,6 +283,7 @@ s_start (service_t *self)
                                  .reuse_port = options->reuse_port,
                                  .arg = &self->api};
     http_config.routes = api_routes (&http_config.route_count);
+    openapi_register (http_config.routes, http_config.route_count);
     self->api.http = http_server_new (self->loop, &http_config);
     if (!self->api.http)
         return -1;
