@@ -44,9 +44,9 @@
 #define SUBSCRIBER_ERROR_BYTES_MAX 256
 
 typedef enum {
-    APPLY_OK,       // every line applied or skipped as already applied
-    APPLY_GAP,      // stopped at a seq beyond applied_seq + 1
-    APPLY_INVALID,  // stopped at a line that does not parse (logged)
+    APPLY_OK,      // every line applied or skipped as already applied
+    APPLY_GAP,     // stopped at a seq beyond applied_seq + 1
+    APPLY_INVALID, // stopped at a line that does not parse (logged)
 } apply_result_t;
 
 struct subscriber {
@@ -54,27 +54,27 @@ struct subscriber {
     subscriber_handlers_t handlers;
     void *arg;
     char *publish_endpoint;
-    char *replay_endpoint;      // kept to recreate the DEALER
+    char *replay_endpoint; // kept to recreate the DEALER
     int upstream_timeout_ms;
     zsock_t *sub;
     zsock_t *dealer;
     int tick_id;
 
-    int64_t applied_seq;        // seq of the last event given to on_event
-    int64_t head_seq;           // highest seq the stream is known to have
-    bool catching_up;           // live messages go to the buffer, a FETCH is due or out
-    bool caught_up;             // was live at least once
-    bool fetch_in_flight;       // at most one FETCH out; its reply is the next one
-    int64_t fetch_sent_ms;      // zclock_mono of the FETCH in flight
-    int64_t fetch_retry_ms;     // > 0: no FETCH out, send one at this time
-    uint64_t fetch_timeouts;    // in a row; only the first is a warning
-    int64_t last_message_ms;    // any message from PUB or replay; 0: none yet
-    int64_t bad_seq;            // a bad line was logged at this seq; not again
+    int64_t applied_seq;     // seq of the last event given to on_event
+    int64_t head_seq;        // highest seq the stream is known to have
+    bool catching_up;        // live messages go to the buffer, a FETCH is due or out
+    bool caught_up;          // was live at least once
+    bool fetch_in_flight;    // at most one FETCH out; its reply is the next one
+    int64_t fetch_sent_ms;   // zclock_mono of the FETCH in flight
+    int64_t fetch_retry_ms;  // > 0: no FETCH out, send one at this time
+    uint64_t fetch_timeouts; // in a row; only the first is a warning
+    int64_t last_message_ms; // any message from PUB or replay; 0: none yet
+    int64_t bad_seq;         // a bad line was logged at this seq; not again
 
-    zlistx_t *buffer;           // zmsg_t * (EVENTS, RESULT), oldest first
-    size_t buffer_events;       // weight of buffer, <= SUBSCRIBER_LIVE_BUFFER_EVENTS_MAX
+    zlistx_t *buffer;     // zmsg_t * (EVENTS, RESULT), oldest first
+    size_t buffer_events; // weight of buffer, <= SUBSCRIBER_LIVE_BUFFER_EVENTS_MAX
 
-    int64_t catch_up_start_ms;  // for the progress and caught-up log lines
+    int64_t catch_up_start_ms; // for the progress and caught-up log lines
     int64_t catch_up_start_seq;
     int64_t progress_ms;
     int64_t progress_seq;
@@ -83,8 +83,8 @@ struct subscriber {
     uint64_t gaps;
     uint64_t live_dropped;
 
-    event_t event;                          // reused for every line
-    char line[EVENT_LINE_BYTES_MAX + 1];    // the line NUL-terminated for on_event
+    event_t event;                       // reused for every line
+    char line[EVENT_LINE_BYTES_MAX + 1]; // the line NUL-terminated for on_event
 };
 
 static void s_fetch (subscriber_t *self);
@@ -93,8 +93,7 @@ static void s_drain (subscriber_t *self);
 //  Canonical lines start with {"seq":N, — reading N without a full parse
 //  lets duplicates be skipped cheaply and the buffer be measured. Returns
 //  0 if the line does not start that way (a full parse will say why).
-static int64_t
-s_line_seq (const byte *data, size_t bytes)
+static int64_t s_line_seq (const byte *data, size_t bytes)
 {
     static const char prefix[] = "{\"seq\":";
     size_t prefix_bytes = sizeof prefix - 1;
@@ -104,15 +103,14 @@ s_line_seq (const byte *data, size_t bytes)
     size_t digits = 0;
     for (size_t i = prefix_bytes; i < bytes && data[i] >= '0' && data[i] <= '9'; i++) {
         if (++digits > 18)
-            return 0;   // beyond any real log; not worth an overflow check
+            return 0; // beyond any real log; not worth an overflow check
         seq = seq * 10 + (data[i] - '0');
     }
     return seq;
 }
 
 //  A decimal frame (log_last_seq, heartbeat seq) -> 0 or -1.
-static int
-s_frame_int64 (zframe_t *frame, int64_t *value)
+static int s_frame_int64 (zframe_t *frame, int64_t *value)
 {
     char text[24];
     size_t bytes = frame ? zframe_size (frame) : 0;
@@ -128,29 +126,26 @@ s_frame_int64 (zframe_t *frame, int64_t *value)
     return 0;
 }
 
-static void
-s_see_head (subscriber_t *self, int64_t seq)
+static void s_see_head (subscriber_t *self, int64_t seq)
 {
     if (seq > self->head_seq)
         self->head_seq = seq;
 }
 
-static bool
-s_is (zmsg_t *msg, const char *topic)
+static bool s_is (zmsg_t *msg, const char *topic)
 {
     zframe_t *frame = zmsg_first (msg);
     return frame && zframe_streq (frame, topic);
 }
 
 //  What a message costs in the buffer: its events, or 1 for a RESULT.
-static size_t
-s_weight (zmsg_t *msg)
+static size_t s_weight (zmsg_t *msg)
 {
     return s_is (msg, "EVENTS") ? zmsg_size (msg) - 1 : 1;
 }
 
-static void
-s_log_invalid (subscriber_t *self, const char *source, size_t index, const char *reason)
+static void s_log_invalid (subscriber_t *self, const char *source, size_t index,
+                           const char *reason)
 {
     int64_t seq = self->applied_seq + 1;
     if (self->bad_seq == seq) {
@@ -167,9 +162,8 @@ s_log_invalid (subscriber_t *self, const char *source, size_t index, const char 
 //  Applies the lines from frame to the end of msg in order: seq <= applied
 //  skipped, applied + 1 delivered, stops at a gap or a bad line. Counts
 //  delivered events into *applied.
-static apply_result_t
-s_apply_lines (subscriber_t *self, zmsg_t *msg, zframe_t *frame, const char *source,
-               size_t *applied)
+static apply_result_t s_apply_lines (subscriber_t *self, zmsg_t *msg, zframe_t *frame,
+                                     const char *source, size_t *applied)
 {
     for (size_t index = 1; frame; frame = zmsg_next (msg), index++) {
         const byte *data = zframe_data (frame);
@@ -201,11 +195,11 @@ s_apply_lines (subscriber_t *self, zmsg_t *msg, zframe_t *frame, const char *sou
     return APPLY_OK;
 }
 
-static void
-s_deliver_result (subscriber_t *self, zmsg_t *msg)
+static void s_deliver_result (subscriber_t *self, zmsg_t *msg)
 {
     if (zmsg_size (msg) != 3) {
-        log_warn ("subscriber: RESULT with %zu frames instead of 3 ignored", zmsg_size (msg));
+        log_warn ("subscriber: RESULT with %zu frames instead of 3 ignored",
+                  zmsg_size (msg));
         return;
     }
     if (!self->handlers.on_result)
@@ -220,8 +214,7 @@ s_deliver_result (subscriber_t *self, zmsg_t *msg)
 }
 
 //  Applies one live message (EVENTS or RESULT); on_applied if it applied any.
-static apply_result_t
-s_deliver (subscriber_t *self, zmsg_t *msg)
+static apply_result_t s_deliver (subscriber_t *self, zmsg_t *msg)
 {
     if (!s_is (msg, "EVENTS")) {
         s_deliver_result (self, msg);
@@ -237,8 +230,7 @@ s_deliver (subscriber_t *self, zmsg_t *msg)
 
 //  Takes the message into the buffer or, beyond its bound, drops it: the
 //  FETCH that follows the drained buffer brings dropped events back.
-static void
-s_buffer (subscriber_t *self, zmsg_t **msg_p)
+static void s_buffer (subscriber_t *self, zmsg_t **msg_p)
 {
     size_t weight = s_weight (*msg_p);
     if (self->buffer_events + weight > SUBSCRIBER_LIVE_BUFFER_EVENTS_MAX) {
@@ -254,8 +246,7 @@ s_buffer (subscriber_t *self, zmsg_t **msg_p)
     self->buffer_events += weight;
 }
 
-static void
-s_start_catch_up (subscriber_t *self)
+static void s_start_catch_up (subscriber_t *self)
 {
     if (!self->catching_up) {
         self->catching_up = true;
@@ -266,14 +257,13 @@ s_start_catch_up (subscriber_t *self)
         s_fetch (self);
 }
 
-static void
-s_go_live (subscriber_t *self)
+static void s_go_live (subscriber_t *self)
 {
     assert (zlistx_size (self->buffer) == 0);
     self->catching_up = false;
     if (!self->caught_up)
-        log_info ("subscriber: caught up at seq %" PRId64 " (%" PRId64 " events in %" PRId64
-                  " ms)",
+        log_info ("subscriber: caught up at seq %" PRId64 " (%" PRId64
+                  " events in %" PRId64 " ms)",
                   self->applied_seq, self->applied_seq - self->catch_up_start_seq,
                   zclock_mono () - self->catch_up_start_ms);
     self->caught_up = true;
@@ -281,8 +271,7 @@ s_go_live (subscriber_t *self)
 
 //  FETCH from applied_seq + 1. A send that fails (no peer yet, queue full)
 //  still counts as in flight: the timeout retries it on a new socket.
-static void
-s_fetch (subscriber_t *self)
+static void s_fetch (subscriber_t *self)
 {
     assert (!self->fetch_in_flight);
     self->fetch_retry_ms = 0;
@@ -299,16 +288,14 @@ s_fetch (subscriber_t *self)
     zmsg_destroy (&request);
 }
 
-static void
-s_fetch_later (subscriber_t *self)
+static void s_fetch_later (subscriber_t *self)
 {
     self->fetch_retry_ms = zclock_mono () + SUBSCRIBER_FETCH_RETRY_MS;
 }
 
 //  True if the buffer holds applied_seq + 1: the live events continue
 //  where the fetched ones end, so draining it replaces the next FETCH.
-static bool
-s_buffer_continues (subscriber_t *self)
+static bool s_buffer_continues (subscriber_t *self)
 {
     int64_t next = self->applied_seq + 1;
     int64_t first = 0, last = 0;
@@ -329,22 +316,22 @@ s_buffer_continues (subscriber_t *self)
 
 //  Applies the buffer in order. Ends live, or catching up with a FETCH
 //  out when the buffer has a gap or a bad line.
-static void
-s_drain (subscriber_t *self)
+static void s_drain (subscriber_t *self)
 {
     zmsg_t *msg;
-    while ((msg = (zmsg_t *) zlistx_head (self->buffer))) {
+    while ((msg = (zmsg_t *)zlistx_head (self->buffer))) {
         apply_result_t rc = s_deliver (self, msg);
         if (rc == APPLY_GAP) {
             self->gaps++;
-            s_fetch (self);   // the message stays at the head; its applied lines will be skipped
+            s_fetch (
+                self); // the message stays at the head; its applied lines will be skipped
             return;
         }
-        msg = (zmsg_t *) zlistx_detach (self->buffer, NULL);
+        msg = (zmsg_t *)zlistx_detach (self->buffer, NULL);
         self->buffer_events -= s_weight (msg);
         zmsg_destroy (&msg);
         if (rc == APPLY_INVALID) {
-            s_fetch (self);   // the log holds the good line
+            s_fetch (self); // the log holds the good line
             return;
         }
     }
@@ -352,8 +339,7 @@ s_drain (subscriber_t *self)
 }
 
 //  ["BATCH", log_last_seq, event_line, ...]
-static void
-s_on_batch (subscriber_t *self, zmsg_t *msg)
+static void s_on_batch (subscriber_t *self, zmsg_t *msg)
 {
     int64_t log_last_seq;
     if (s_frame_int64 (zmsg_next (msg), &log_last_seq)) {
@@ -369,7 +355,8 @@ s_on_batch (subscriber_t *self, zmsg_t *msg)
     if (applied > 0 && self->handlers.on_applied)
         self->handlers.on_applied (self->arg, self->applied_seq);
     if (rc == APPLY_GAP)
-        log_error ("subscriber: BATCH from %s skips seq %" PRId64 "; fetching again later",
+        log_error ("subscriber: BATCH from %s skips seq %" PRId64
+                   "; fetching again later",
                    self->replay_endpoint, self->applied_seq + 1);
     if (rc != APPLY_OK)
         s_fetch_later (self);
@@ -381,8 +368,7 @@ s_on_batch (subscriber_t *self, zmsg_t *msg)
 
 //  A reply on the DEALER: the answer to the FETCH in flight (stale replies
 //  cannot come: a timed-out request's socket is gone).
-static void
-s_on_reply (subscriber_t *self, zmsg_t *msg)
+static void s_on_reply (subscriber_t *self, zmsg_t *msg)
 {
     if (!self->fetch_in_flight) {
         log_warn ("subscriber: reply from %s without a FETCH out, ignored",
@@ -398,8 +384,8 @@ s_on_reply (subscriber_t *self, zmsg_t *msg)
     char text[SUBSCRIBER_ERROR_BYTES_MAX] = "";
     zframe_t *frame = zmsg_next (msg);
     if (frame)
-        snprintf (text, sizeof text, "%.*s", (int) zframe_size (frame),
-                  (const char *) zframe_data (frame));
+        snprintf (text, sizeof text, "%.*s", (int)zframe_size (frame),
+                  (const char *)zframe_data (frame));
     log_warn ("subscriber: FETCH %" PRId64 " from %s failed: %s", self->applied_seq + 1,
               self->replay_endpoint, text);
     s_fetch_later (self);
@@ -407,8 +393,7 @@ s_on_reply (subscriber_t *self, zmsg_t *msg)
 
 //  ["HEARTBEAT", last_seq]: ahead of applied_seq while live means the tail
 //  was missed.
-static void
-s_on_heartbeat (subscriber_t *self, zmsg_t *msg)
+static void s_on_heartbeat (subscriber_t *self, zmsg_t *msg)
 {
     zmsg_first (msg);
     int64_t last_seq;
@@ -423,8 +408,7 @@ s_on_heartbeat (subscriber_t *self, zmsg_t *msg)
     }
 }
 
-static void
-s_on_publish_message (subscriber_t *self, zmsg_t **msg_p)
+static void s_on_publish_message (subscriber_t *self, zmsg_t **msg_p)
 {
     zmsg_t *msg = *msg_p;
     if (s_is (msg, "HEARTBEAT")) {
@@ -438,17 +422,15 @@ s_on_publish_message (subscriber_t *self, zmsg_t **msg_p)
     apply_result_t rc = s_deliver (self, msg);
     if (rc == APPLY_GAP) {
         self->gaps++;
-        s_buffer (self, msg_p);   // its lines after the gap are not lost
+        s_buffer (self, msg_p); // its lines after the gap are not lost
         s_start_catch_up (self);
-    }
-    else if (rc == APPLY_INVALID)
-        s_start_catch_up (self);  // the message is dropped; the log holds the good line
+    } else if (rc == APPLY_INVALID)
+        s_start_catch_up (self); // the message is dropped; the log holds the good line
 }
 
-static int
-s_on_publish (zloop_t *loop, zsock_t *reader, void *arg)
+static int s_on_publish (zloop_t *loop, zsock_t *reader, void *arg)
 {
-    subscriber_t *self = (subscriber_t *) arg;
+    subscriber_t *self = (subscriber_t *)arg;
     for (int count = 0; count < SUBSCRIBER_DRAIN_MESSAGES_MAX; count++) {
         if (count > 0 && !(zsock_events (reader) & ZMQ_POLLIN))
             break;
@@ -462,10 +444,9 @@ s_on_publish (zloop_t *loop, zsock_t *reader, void *arg)
     return 0;
 }
 
-static int
-s_on_replay (zloop_t *loop, zsock_t *reader, void *arg)
+static int s_on_replay (zloop_t *loop, zsock_t *reader, void *arg)
 {
-    subscriber_t *self = (subscriber_t *) arg;
+    subscriber_t *self = (subscriber_t *)arg;
     for (int count = 0; count < SUBSCRIBER_DRAIN_MESSAGES_MAX; count++) {
         if (count > 0 && !(zsock_events (reader) & ZMQ_POLLIN))
             break;
@@ -479,16 +460,15 @@ s_on_replay (zloop_t *loop, zsock_t *reader, void *arg)
     return 0;
 }
 
-static zsock_t *
-s_dealer_new (subscriber_t *self)
+static zsock_t *s_dealer_new (subscriber_t *self)
 {
     zsock_t *dealer = zsock_new (ZMQ_DEALER);
     if (!dealer)
         return NULL;
-    zsock_set_linger (dealer, 0);     // a request to a dead peer is worthless
-    zsock_set_sndtimeo (dealer, 0);   // never block the loop on send
-    if (zsock_connect (dealer, "%s", self->replay_endpoint)
-        || zloop_reader (self->loop, dealer, s_on_replay, self)) {
+    zsock_set_linger (dealer, 0);   // a request to a dead peer is worthless
+    zsock_set_sndtimeo (dealer, 0); // never block the loop on send
+    if (zsock_connect (dealer, "%s", self->replay_endpoint) ||
+        zloop_reader (self->loop, dealer, s_on_replay, self)) {
         log_error ("subscriber: connect (\"%s\") failed: %s", self->replay_endpoint,
                    zmq_strerror (zmq_errno ()));
         zsock_destroy (&dealer);
@@ -498,8 +478,7 @@ s_dealer_new (subscriber_t *self)
 
 //  A new DEALER, so a restarted stream is reached at once and a late reply
 //  to the old request can never be taken for the answer to the next.
-static int
-s_dealer_recreate (subscriber_t *self)
+static int s_dealer_recreate (subscriber_t *self)
 {
     zsock_t *dealer = s_dealer_new (self);
     if (!dealer)
@@ -510,53 +489,52 @@ s_dealer_recreate (subscriber_t *self)
     return 0;
 }
 
-static void
-s_log_progress (subscriber_t *self, int64_t now)
+static void s_log_progress (subscriber_t *self, int64_t now)
 {
     int64_t elapsed_ms = now - self->progress_ms;
     if (!self->catching_up || elapsed_ms < SUBSCRIBER_PROGRESS_LOG_MS)
         return;
     int64_t applied = self->applied_seq - self->progress_seq;
     if (applied > 0)
-        log_info ("subscriber: catching up: %" PRId64 " events applied (%.0f/s), at seq %" PRId64
-                  ", %" PRId64 " behind head %" PRId64,
+        log_info ("subscriber: catching up: %" PRId64
+                  " events applied (%.0f/s), at seq %" PRId64 ", %" PRId64
+                  " behind head %" PRId64,
                   self->applied_seq - self->catch_up_start_seq,
-                  applied * 1000.0 / (double) elapsed_ms, self->applied_seq,
+                  applied * 1000.0 / (double)elapsed_ms, self->applied_seq,
                   self->head_seq - self->applied_seq, self->head_seq);
     self->progress_ms = now;
     self->progress_seq = self->applied_seq;
 }
 
-static int
-s_on_tick (zloop_t *loop, int timer_id, void *arg)
+static int s_on_tick (zloop_t *loop, int timer_id, void *arg)
 {
-    subscriber_t *self = (subscriber_t *) arg;
+    subscriber_t *self = (subscriber_t *)arg;
     int64_t now = zclock_mono ();
-    if (self->fetch_in_flight && now - self->fetch_sent_ms >= SUBSCRIBER_FETCH_TIMEOUT_MS) {
+    if (self->fetch_in_flight &&
+        now - self->fetch_sent_ms >= SUBSCRIBER_FETCH_TIMEOUT_MS) {
         if (self->fetch_timeouts++ == 0)
-            log_warn ("subscriber: no answer from %s within %d ms; retrying on a new socket",
-                      self->replay_endpoint, SUBSCRIBER_FETCH_TIMEOUT_MS);
+            log_warn (
+                "subscriber: no answer from %s within %d ms; retrying on a new socket",
+                self->replay_endpoint, SUBSCRIBER_FETCH_TIMEOUT_MS);
         self->fetch_in_flight = false;
         if (s_dealer_recreate (self) == 0)
             s_fetch (self);
         else
             s_fetch_later (self);
-    }
-    else if (!self->fetch_in_flight && self->fetch_retry_ms > 0 && now >= self->fetch_retry_ms)
+    } else if (!self->fetch_in_flight && self->fetch_retry_ms > 0 &&
+               now >= self->fetch_retry_ms)
         s_fetch (self);
     s_log_progress (self, now);
     return 0;
 }
 
-static void
-s_buffer_item_destroy (void **item)
+static void s_buffer_item_destroy (void **item)
 {
-    zmsg_t **msg_p = (zmsg_t **) item;
+    zmsg_t **msg_p = (zmsg_t **)item;
     zmsg_destroy (msg_p);
 }
 
-static zsock_t *
-s_sub_new (subscriber_t *self, bool want_results, int receive_hwm)
+static zsock_t *s_sub_new (subscriber_t *self, bool want_results, int receive_hwm)
 {
     zsock_t *sub = zsock_new (ZMQ_SUB);
     if (!sub)
@@ -568,8 +546,8 @@ s_sub_new (subscriber_t *self, bool want_results, int receive_hwm)
     zsock_set_subscribe (sub, "HEARTBEAT");
     if (want_results)
         zsock_set_subscribe (sub, "RESULT");
-    if (zsock_connect (sub, "%s", self->publish_endpoint)
-        || zloop_reader (self->loop, sub, s_on_publish, self)) {
+    if (zsock_connect (sub, "%s", self->publish_endpoint) ||
+        zloop_reader (self->loop, sub, s_on_publish, self)) {
         log_error ("subscriber: connect (\"%s\") failed: %s", self->publish_endpoint,
                    zmq_strerror (zmq_errno ()));
         zsock_destroy (&sub);
@@ -577,14 +555,13 @@ s_sub_new (subscriber_t *self, bool want_results, int receive_hwm)
     return sub;
 }
 
-subscriber_t *
-subscriber_new (zloop_t *loop, const subscriber_config_t *config,
-                const subscriber_handlers_t *handlers, void *arg)
+subscriber_t *subscriber_new (zloop_t *loop, const subscriber_config_t *config,
+                              const subscriber_handlers_t *handlers, void *arg)
 {
     assert (loop && config && handlers && handlers->on_event);
     assert (config->publish_endpoint && config->replay_endpoint);
     assert (config->applied_seq >= 0);
-    subscriber_t *self = (subscriber_t *) zmalloc (sizeof (subscriber_t));
+    subscriber_t *self = (subscriber_t *)zmalloc (sizeof (subscriber_t));
     assert (self);
     self->loop = loop;
     self->handlers = *handlers;
@@ -618,8 +595,7 @@ failed:
     return NULL;
 }
 
-void
-subscriber_destroy (subscriber_t **self_p)
+void subscriber_destroy (subscriber_t **self_p)
 {
     assert (self_p);
     subscriber_t *self = *self_p;
@@ -640,51 +616,44 @@ subscriber_destroy (subscriber_t **self_p)
     *self_p = NULL;
 }
 
-int64_t
-subscriber_applied_seq (subscriber_t *self)
+int64_t subscriber_applied_seq (subscriber_t *self)
 {
     assert (self);
     return self->applied_seq;
 }
 
-int64_t
-subscriber_head_seq (subscriber_t *self)
+int64_t subscriber_head_seq (subscriber_t *self)
 {
     assert (self);
     return self->head_seq;
 }
 
-bool
-subscriber_connected (subscriber_t *self)
+bool subscriber_connected (subscriber_t *self)
 {
     assert (self);
-    return self->last_message_ms > 0
-           && zclock_mono () - self->last_message_ms < self->upstream_timeout_ms;
+    return self->last_message_ms > 0 &&
+           zclock_mono () - self->last_message_ms < self->upstream_timeout_ms;
 }
 
-bool
-subscriber_caught_up (subscriber_t *self)
+bool subscriber_caught_up (subscriber_t *self)
 {
     assert (self);
     return self->caught_up;
 }
 
-uint64_t
-subscriber_fetches (subscriber_t *self)
+uint64_t subscriber_fetches (subscriber_t *self)
 {
     assert (self);
     return self->fetches;
 }
 
-uint64_t
-subscriber_gaps (subscriber_t *self)
+uint64_t subscriber_gaps (subscriber_t *self)
 {
     assert (self);
     return self->gaps;
 }
 
-uint64_t
-subscriber_live_dropped (subscriber_t *self)
+uint64_t subscriber_live_dropped (subscriber_t *self)
 {
     assert (self);
     return self->live_dropped;

@@ -1,1 +1,663 @@
-/* placeholder: being written */
+/*  test_subscriber — claims about the catch-up subscriber.
+
+    The test plays the stream with real ZeroMQ sockets on ephemeral
+    loopback ports in the subscriber's own zloop: an XPUB for the publish
+    side (it sees the subscriptions arrive, so nothing is published before
+    the subscriber can hear it) and a ROUTER that serves FETCH from a log
+    of canonical lines made with event_format_stored. The stream can show
+    only a prefix of its log to FETCH (to play events that are published
+    but not yet visible to a given reply), hold a request to answer later,
+    or read requests and never answer.
+
+    Every wait is bounded: the loop runs until a claim's condition holds
+    or a deadline passes. No claim depends on how fast anything is.
+*/
+#include "subscriber.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int s_failures;
+
+#define CHECK(cond)                                                                      \
+    do {                                                                                 \
+        if (!(cond)) {                                                                   \
+            fprintf (stderr, "    %s:%d: check failed: %s\n", __FILE__, __LINE__,        \
+                     #cond);                                                             \
+            s_failures++;                                                                \
+            return;                                                                      \
+        }                                                                                \
+    } while (0)
+
+#define RUN(test)                                                                        \
+    do {                                                                                 \
+        int failures_before = s_failures;                                                \
+        fixture_t *fixture = s_fixture_new ();                                           \
+        test (fixture);                                                                  \
+        s_fixture_destroy (&fixture);                                                    \
+        printf ("%s %s\n", s_failures == failures_before ? "ok  " : "FAIL", #test);      \
+    } while (0)
+
+#define LOG_EVENTS_MAX    64    // the fake stream's log; tests use a few dozen
+#define WAIT_MS           10000 // bound of every wait; generous on a loaded machine
+#define CHECK_EVERY_MS    5     // how often a wait looks at its condition
+#define PORT_REBIND_TRIES 500   // 10 ms apart: the old listener's port frees quickly
+
+//  --------------------------------------------------------------------------
+//  The fake stream
+
+typedef struct {
+    zsock_t *pub; // XPUB
+    zsock_t *router;
+    int replay_port;
+    char *lines[LOG_EVENTS_MAX + 1]; // lines[seq], 1 .. log_seq
+    int64_t log_seq;
+    int64_t visible_seq;    // FETCH serves lines <= this
+    size_t page_events_max; // events per BATCH, below the FETCH's max
+    bool answering;         // false: requests are read and dropped
+    bool holding;           // true: the next request is kept in held
+    zmsg_t *held;
+    int fetches_received;
+    bool subscribed_events;
+    bool subscribed_results;
+} stream_t;
+
+static char *s_make_line (int64_t seq, const char *account)
+{
+    event_t event;
+    event_init (&event);
+    event.seq = seq;
+    event.ts_ms = 1795000000000LL + seq;
+    event.type = EVENT_DEPOSITED;
+    snprintf (event.id, sizeof event.id, "ev-%" PRId64, seq);
+    snprintf (event.account, sizeof event.account, "%s", account);
+    event.amount = seq;
+    char line[EVENT_LINE_BYTES_MAX];
+    size_t bytes = event_format_stored (&event, line, sizeof line);
+    assert (bytes > 0);
+    return strdup (line);
+}
+
+//  Appends events up to seq; all visible unless the test says otherwise.
+static void s_stream_append (stream_t *self, int64_t last_seq)
+{
+    assert (last_seq <= LOG_EVENTS_MAX);
+    while (self->log_seq < last_seq) {
+        self->log_seq++;
+        self->lines[self->log_seq] = s_make_line (self->log_seq, "alice");
+    }
+    self->visible_seq = self->log_seq;
+}
+
+static void s_stream_replace (stream_t *self, int64_t seq, const char *line)
+{
+    free (self->lines[seq]);
+    self->lines[seq] = strdup (line);
+}
+
+static void s_stream_answer (stream_t *self, zmsg_t **request_p)
+{
+    zmsg_t *request = *request_p;
+    zframe_t *identity = zmsg_pop (request);
+    char *command = zmsg_popstr (request);
+    char *from_text = zmsg_popstr (request);
+    char *max_text = zmsg_popstr (request);
+    assert (identity && command && from_text && max_text);
+    assert (streq (command, "FETCH"));
+    int64_t from = atoll (from_text);
+    int64_t max = atoll (max_text);
+    assert (from >= 1 && max >= 1);
+    zmsg_t *reply = zmsg_new ();
+    zmsg_append (reply, &identity);
+    zmsg_addstr (reply, "BATCH");
+    zmsg_addstrf (reply, "%" PRId64, self->visible_seq);
+    for (int64_t seq = from, count = 0;
+         seq <= self->visible_seq && count < max && (size_t)count < self->page_events_max;
+         seq++, count++)
+        zmsg_addstr (reply, self->lines[seq]);
+    zmsg_send (&reply, self->router);
+    free (command);
+    free (from_text);
+    free (max_text);
+    zmsg_destroy (request_p);
+}
+
+static int s_stream_on_request (zloop_t *loop, zsock_t *reader, void *arg)
+{
+    stream_t *self = (stream_t *)arg;
+    zmsg_t *request = zmsg_recv (reader);
+    if (!request)
+        return 0;
+    self->fetches_received++;
+    if (!self->answering)
+        zmsg_destroy (&request);
+    else if (self->holding) {
+        self->held = request;
+        self->holding = false;
+    } else
+        s_stream_answer (self, &request);
+    return 0;
+}
+
+static int s_stream_on_subscription (zloop_t *loop, zsock_t *reader, void *arg)
+{
+    stream_t *self = (stream_t *)arg;
+    zframe_t *frame = zframe_recv (reader);
+    if (!frame)
+        return 0;
+    if (zframe_size (frame) > 1 && zframe_data (frame)[0] == 1) {
+        const char *topic = (const char *)zframe_data (frame) + 1;
+        size_t bytes = zframe_size (frame) - 1;
+        if (bytes == 6 && memcmp (topic, "EVENTS", 6) == 0)
+            self->subscribed_events = true;
+        if (bytes == 6 && memcmp (topic, "RESULT", 6) == 0)
+            self->subscribed_results = true;
+    }
+    zframe_destroy (&frame);
+    return 0;
+}
+
+static int s_stream_bind_router (stream_t *self, zloop_t *loop)
+{
+    self->router = zsock_new (ZMQ_ROUTER);
+    assert (self->router);
+    zsock_set_linger (self->router, 0);
+    if (self->replay_port == 0) {
+        self->replay_port = zsock_bind (self->router, "tcp://127.0.0.1:*");
+        if (self->replay_port <= 0)
+            return -1;
+    } else {
+        int rc = -1;
+        for (int tries = 0; rc == -1 && tries < PORT_REBIND_TRIES; tries++) {
+            rc = zsock_bind (self->router, "tcp://127.0.0.1:%d", self->replay_port);
+            if (rc == -1)
+                zclock_sleep (10);
+        }
+        if (rc == -1)
+            return -1;
+    }
+    return zloop_reader (loop, self->router, s_stream_on_request, self);
+}
+
+static void s_stream_close_router (stream_t *self, zloop_t *loop)
+{
+    zloop_reader_end (loop, self->router);
+    zsock_destroy (&self->router);
+}
+
+static stream_t *s_stream_new (zloop_t *loop)
+{
+    stream_t *self = (stream_t *)zmalloc (sizeof (stream_t));
+    assert (self);
+    self->page_events_max = LOG_EVENTS_MAX;
+    self->answering = true;
+    self->pub = zsock_new (ZMQ_XPUB);
+    assert (self->pub);
+    zsock_set_linger (self->pub, 0);
+    int port = zsock_bind (self->pub, "tcp://127.0.0.1:*");
+    assert (port > 0);
+    int rc = zloop_reader (loop, self->pub, s_stream_on_subscription, self);
+    assert (rc == 0);
+    rc = s_stream_bind_router (self, loop);
+    assert (rc == 0);
+    return self;
+}
+
+static void s_stream_destroy (stream_t **self_p)
+{
+    stream_t *self = *self_p;
+    if (!self)
+        return;
+    zsock_destroy (&self->pub);
+    zsock_destroy (&self->router);
+    zmsg_destroy (&self->held);
+    for (int64_t seq = 1; seq <= self->log_seq; seq++)
+        free (self->lines[seq]);
+    free (self);
+    *self_p = NULL;
+}
+
+//  ["EVENTS", line(first) .. line(last)]
+static void s_publish_events (stream_t *self, int64_t first, int64_t last)
+{
+    zmsg_t *msg = zmsg_new ();
+    zmsg_addstr (msg, "EVENTS");
+    for (int64_t seq = first; seq <= last; seq++)
+        zmsg_addstr (msg, self->lines[seq]);
+    zmsg_send (&msg, self->pub);
+}
+
+static void s_publish_heartbeat (stream_t *self, int64_t last_seq)
+{
+    char text[24];
+    snprintf (text, sizeof text, "%" PRId64, last_seq);
+    zstr_sendx (self->pub, "HEARTBEAT", text, NULL);
+}
+
+//  --------------------------------------------------------------------------
+//  The consumer: checks order inside the callback, counts everything
+
+typedef struct {
+    int64_t last_seq;
+    size_t events;
+    size_t not_alice; // events from a reply that should never be seen
+    size_t applied_calls;
+    int64_t applied_seq; // as last reported by on_applied
+    size_t results;
+    int64_t seq_at_result; // last_seq when the last result came
+    char request_id[64];
+    char result_json[256];
+} sink_t;
+
+static void s_on_event (void *arg, const event_t *event, const char *line,
+                        size_t line_bytes)
+{
+    sink_t *sink = (sink_t *)arg;
+    assert (event->seq == sink->last_seq + 1); // exactly once, in order, always
+    assert (strlen (line) == line_bytes);
+    sink->last_seq = event->seq;
+    sink->events++;
+    if (!streq (event->account, "alice"))
+        sink->not_alice++;
+}
+
+static void s_on_result (void *arg, const char *request_id, const char *result_json)
+{
+    sink_t *sink = (sink_t *)arg;
+    sink->results++;
+    sink->seq_at_result = sink->last_seq;
+    snprintf (sink->request_id, sizeof sink->request_id, "%s", request_id);
+    snprintf (sink->result_json, sizeof sink->result_json, "%s", result_json);
+}
+
+static void s_on_applied (void *arg, int64_t applied_seq)
+{
+    sink_t *sink = (sink_t *)arg;
+    assert (applied_seq == sink->last_seq);
+    sink->applied_calls++;
+    sink->applied_seq = applied_seq;
+}
+
+//  --------------------------------------------------------------------------
+//  Fixture: loop, stream, consumer and (once started) the subscriber
+
+typedef struct fixture fixture_t;
+typedef bool (condition_fn) (fixture_t *self);
+
+struct fixture {
+    zloop_t *loop;
+    stream_t *stream;
+    sink_t sink;
+    subscriber_t *subscriber;
+    condition_fn *condition; // of the wait in progress
+    int64_t deadline_ms;
+    bool met;
+};
+
+static fixture_t *s_fixture_new (void)
+{
+    fixture_t *self = (fixture_t *)zmalloc (sizeof (fixture_t));
+    assert (self);
+    self->loop = zloop_new ();
+    assert (self->loop);
+    self->stream = s_stream_new (self->loop);
+    return self;
+}
+
+static void s_fixture_destroy (fixture_t **self_p)
+{
+    fixture_t *self = *self_p;
+    subscriber_destroy (&self->subscriber);
+    s_stream_destroy (&self->stream);
+    zloop_destroy (&self->loop);
+    free (self);
+    *self_p = NULL;
+}
+
+typedef struct {
+    int64_t applied_seq;
+    bool want_results;
+    int upstream_timeout_ms;
+} start_t;
+
+static void s_start (fixture_t *self, start_t start)
+{
+    char publish[64], replay[64];
+    snprintf (publish, sizeof publish, "%s", zsock_endpoint (self->stream->pub));
+    snprintf (replay, sizeof replay, "tcp://127.0.0.1:%d", self->stream->replay_port);
+    subscriber_config_t config = {
+        .publish_endpoint = publish,
+        .replay_endpoint = replay,
+        .applied_seq = start.applied_seq,
+        .want_results = start.want_results,
+        .upstream_timeout_ms = start.upstream_timeout_ms,
+    };
+    subscriber_handlers_t handlers = {s_on_event, s_on_result, s_on_applied};
+    self->sink.last_seq = start.applied_seq;
+    self->subscriber = subscriber_new (self->loop, &config, &handlers, &self->sink);
+    assert (self->subscriber);
+}
+
+static int s_check_condition (zloop_t *loop, int timer_id, void *arg)
+{
+    fixture_t *self = (fixture_t *)arg;
+    self->met = self->condition (self);
+    return self->met || zclock_mono () >= self->deadline_ms ? -1 : 0;
+}
+
+//  Runs the loop until condition holds (true) or WAIT_MS pass (false).
+static bool s_wait (fixture_t *self, condition_fn *condition)
+{
+    self->condition = condition;
+    self->met = condition (self);
+    if (self->met)
+        return true;
+    self->deadline_ms = zclock_mono () + WAIT_MS;
+    int timer_id = zloop_timer (self->loop, CHECK_EVERY_MS, 0, s_check_condition, self);
+    assert (timer_id >= 0);
+    zloop_start (self->loop);
+    zloop_timer_end (self->loop, timer_id);
+    return self->met;
+}
+
+static bool s_caught_up (fixture_t *self)
+{
+    return subscriber_caught_up (self->subscriber) &&
+           subscriber_applied_seq (self->subscriber) == self->stream->visible_seq;
+}
+
+static bool s_live (fixture_t *self)
+{
+    return s_caught_up (self) && self->stream->subscribed_events;
+}
+
+static bool s_applied_all (fixture_t *self)
+{
+    return subscriber_applied_seq (self->subscriber) == self->stream->log_seq;
+}
+
+static bool s_request_held (fixture_t *self)
+{
+    return self->stream->held != NULL && self->stream->subscribed_events;
+}
+
+static bool s_connected (fixture_t *self)
+{
+    return subscriber_connected (self->subscriber);
+}
+
+static bool s_one_request (fixture_t *self)
+{
+    return self->stream->fetches_received >= 1;
+}
+
+static bool s_two_requests (fixture_t *self)
+{
+    return self->stream->fetches_received >= 2;
+}
+
+static bool s_disconnected (fixture_t *self)
+{
+    return !subscriber_connected (self->subscriber);
+}
+
+static bool s_one_result (fixture_t *self)
+{
+    return self->sink.results == 1;
+}
+
+//  --------------------------------------------------------------------------
+//  Claims
+
+static void test_catches_up_from_zero_over_several_fetch_pages (fixture_t *f)
+{
+    s_stream_append (f->stream, 25);
+    f->stream->page_events_max = 10;
+    s_start (f, (start_t){0});
+    CHECK (s_wait (f, s_caught_up));
+    CHECK (f->sink.events == 25);
+    CHECK (f->sink.last_seq == 25);
+    CHECK (f->sink.applied_calls == 3); // pages of 10, 10 and 5
+    CHECK (f->sink.applied_seq == 25);
+    CHECK (subscriber_fetches (f->subscriber) == 4); // three pages, then an empty one
+    CHECK (subscriber_head_seq (f->subscriber) == 25);
+    CHECK (subscriber_connected (f->subscriber));
+}
+
+static void test_starts_from_a_nonzero_applied_seq (fixture_t *f)
+{
+    s_stream_append (f->stream, 20);
+    s_start (f, (start_t){.applied_seq = 7});
+    CHECK (subscriber_applied_seq (f->subscriber) == 7);
+    CHECK (s_wait (f, s_caught_up));
+    CHECK (f->sink.events == 13); // 8 .. 20; on_event asserts the first was 8
+    CHECK (f->sink.last_seq == 20);
+}
+
+static void test_live_events_after_catch_up_are_applied_in_order_once (fixture_t *f)
+{
+    s_stream_append (f->stream, 5);
+    s_start (f, (start_t){0});
+    CHECK (s_wait (f, s_live));
+    uint64_t fetches = subscriber_fetches (f->subscriber);
+    s_stream_append (f->stream, 9);
+    s_publish_events (f->stream, 6, 7);
+    s_publish_events (f->stream, 8, 8);
+    s_publish_events (f->stream, 9, 9);
+    CHECK (s_wait (f, s_applied_all));
+    CHECK (f->sink.events == 9);
+    CHECK (f->sink.applied_calls == 4); // the catch-up batch, then one per message
+    CHECK (subscriber_fetches (f->subscriber) == fetches); // all came live
+    CHECK (subscriber_gaps (f->subscriber) == 0);
+}
+
+static void test_live_events_during_catch_up_are_applied_from_the_buffer (fixture_t *f)
+{
+    s_stream_append (f->stream, 12);
+    f->stream->visible_seq = 10; // 11 and 12 are published after this reply was read
+    f->stream->holding = true;
+    s_start (f, (start_t){0});
+    CHECK (s_wait (f, s_request_held));
+    s_publish_events (f->stream, 11, 12);
+    //  Nothing came from the replay socket yet: connected means the live
+    //  message was read, so it is in the buffer before the reply comes.
+    CHECK (s_wait (f, s_connected));
+    s_stream_answer (f->stream, &f->stream->held);
+    //  FETCH never shows 11 and 12: they can only come from the buffer.
+    CHECK (s_wait (f, s_applied_all));
+    CHECK (f->sink.events == 12);
+    CHECK (subscriber_caught_up (f->subscriber));
+}
+
+static void test_live_events_during_catch_up_are_not_applied_twice (fixture_t *f)
+{
+    s_stream_append (f->stream, 12);
+    f->stream->holding = true; // the reply will carry 11 and 12 as well
+    s_start (f, (start_t){0});
+    CHECK (s_wait (f, s_request_held));
+    s_publish_events (f->stream, 11, 12);
+    CHECK (s_wait (f, s_connected)); // the live message is in the buffer (see above)
+    s_stream_answer (f->stream, &f->stream->held);
+    CHECK (s_wait (f, s_caught_up));
+    //  A later live event proves the buffered duplicates were drained.
+    s_stream_append (f->stream, 13);
+    s_publish_events (f->stream, 13, 13);
+    CHECK (s_wait (f, s_applied_all));
+    CHECK (f->sink.events == 13);
+}
+
+static void test_gap_in_live_events_is_fetched (fixture_t *f)
+{
+    s_stream_append (f->stream, 9);
+    s_start (f, (start_t){0});
+    CHECK (s_wait (f, s_live));
+    uint64_t fetches = subscriber_fetches (f->subscriber);
+    s_stream_append (f->stream, 13);
+    s_publish_events (f->stream, 10, 10);
+    s_publish_events (f->stream, 13, 13); // 11 and 12 were lost on the way
+    CHECK (s_wait (f, s_applied_all));
+    CHECK (f->sink.events == 13);
+    CHECK (subscriber_gaps (f->subscriber) == 1);
+    CHECK (subscriber_fetches (f->subscriber) > fetches);
+}
+
+static void test_heartbeat_ahead_triggers_a_fetch (fixture_t *f)
+{
+    s_stream_append (f->stream, 10);
+    s_start (f, (start_t){0});
+    CHECK (s_wait (f, s_live));
+    uint64_t fetches = subscriber_fetches (f->subscriber);
+    s_stream_append (f->stream, 15); // published, but this subscriber missed all of it
+    s_publish_heartbeat (f->stream, 15);
+    CHECK (s_wait (f, s_applied_all));
+    CHECK (f->sink.events == 15);
+    CHECK (subscriber_head_seq (f->subscriber) == 15);
+    CHECK (subscriber_fetches (f->subscriber) > fetches);
+}
+
+static void test_heartbeat_at_applied_seq_fetches_nothing (fixture_t *f)
+{
+    s_stream_append (f->stream, 10);
+    s_start (f, (start_t){0});
+    CHECK (s_wait (f, s_live));
+    uint64_t fetches = subscriber_fetches (f->subscriber);
+    s_publish_heartbeat (f->stream, 10);
+    s_stream_append (f->stream, 11);
+    s_publish_events (f->stream, 11, 11); // after the heartbeat on the same socket
+    CHECK (s_wait (f, s_applied_all));
+    CHECK (subscriber_fetches (f->subscriber) == fetches);
+}
+
+static void test_duplicates_and_old_seqs_are_ignored (fixture_t *f)
+{
+    s_stream_append (f->stream, 10);
+    s_start (f, (start_t){0});
+    CHECK (s_wait (f, s_live));
+    uint64_t fetches = subscriber_fetches (f->subscriber);
+    s_stream_append (f->stream, 12);
+    s_publish_events (f->stream, 5, 5);
+    s_publish_events (f->stream, 10, 10);
+    s_publish_events (f->stream, 9, 11); // one new event behind two old ones
+    s_publish_events (f->stream, 11, 11);
+    s_publish_events (f->stream, 1, 10);
+    s_publish_events (f->stream, 12, 12); // last on the same socket: all above were seen
+    CHECK (s_wait (f, s_applied_all));
+    CHECK (f->sink.events == 12);
+    CHECK (subscriber_fetches (f->subscriber) == fetches);
+    CHECK (subscriber_gaps (f->subscriber) == 0);
+}
+
+static void test_replay_that_does_not_answer_is_retried_on_a_new_socket (fixture_t *f)
+{
+    s_stream_append (f->stream, 20);
+    f->stream->answering = false;
+    s_start (f, (start_t){0});
+    CHECK (s_wait (f, s_one_request));
+    //  The stream dies with the request and comes back on the same port.
+    s_stream_close_router (f->stream, f->loop);
+    f->stream->answering = true;
+    CHECK (s_stream_bind_router (f->stream, f->loop) == 0);
+    CHECK (s_wait (f, s_caught_up));
+    CHECK (f->sink.events == 20);
+    CHECK (subscriber_fetches (f->subscriber) >= 2);
+}
+
+static void test_late_reply_to_a_timed_out_fetch_is_never_applied (fixture_t *f)
+{
+    s_stream_append (f->stream, 5);
+    f->stream->holding = true;
+    s_start (f, (start_t){0});
+    CHECK (s_wait (f, s_two_requests)); // the first timed out; the second is answered
+    CHECK (s_wait (f, s_caught_up));
+    //  Now the first request is answered, with events nobody should see.
+    for (int64_t seq = 1; seq <= 5; seq++) {
+        char *line = s_make_line (seq, "mallory");
+        s_stream_replace (f->stream, seq, line);
+        free (line);
+    }
+    s_stream_answer (f->stream, &f->stream->held);
+    s_stream_append (f->stream, 6);
+    s_publish_events (f->stream, 6, 6);
+    CHECK (s_wait (f, s_applied_all));
+    CHECK (f->sink.events == 6);
+    CHECK (f->sink.not_alice == 0);
+}
+
+static void test_invalid_line_stops_applying_until_it_is_fixed (fixture_t *f)
+{
+    s_stream_append (f->stream, 10);
+    char *good = strdup (f->stream->lines[5]);
+    s_stream_replace (f->stream, 5, "{\"seq\":5,\"id\":\"broken\"}");
+    s_start (f, (start_t){0});
+    CHECK (s_wait (f, s_two_requests)); // it asked again rather than skipping
+    CHECK (subscriber_applied_seq (f->subscriber) == 4);
+    CHECK (f->sink.events == 4);
+    CHECK (!subscriber_caught_up (f->subscriber));
+    s_stream_replace (f->stream, 5, good);
+    free (good);
+    CHECK (s_wait (f, s_caught_up));
+    CHECK (f->sink.events == 10);
+}
+
+static void test_results_are_delivered_when_wanted (fixture_t *f)
+{
+    s_stream_append (f->stream, 3);
+    s_start (f, (start_t){.want_results = true});
+    CHECK (s_wait (f, s_live));
+    CHECK (f->stream->subscribed_results);
+    zstr_sendx (f->stream->pub, "RESULT", "req-1", "{\"status\":\"ok\",\"first_seq\":3}",
+                NULL);
+    CHECK (s_wait (f, s_one_result));
+    CHECK (streq (f->sink.request_id, "req-1"));
+    CHECK (streq (f->sink.result_json, "{\"status\":\"ok\",\"first_seq\":3}"));
+}
+
+static void test_result_during_catch_up_comes_after_its_events (fixture_t *f)
+{
+    s_stream_append (f->stream, 11);
+    f->stream->visible_seq = 10;
+    f->stream->holding = true;
+    s_start (f, (start_t){.want_results = true});
+    CHECK (s_wait (f, s_request_held));
+    s_publish_events (f->stream, 11, 11);
+    zstr_sendx (f->stream->pub, "RESULT", "req-11", "{\"status\":\"ok\"}", NULL);
+    s_stream_answer (f->stream, &f->stream->held);
+    CHECK (s_wait (f, s_one_result));
+    CHECK (f->sink.seq_at_result == 11);
+}
+
+static void test_connected_goes_false_when_nothing_arrives (fixture_t *f)
+{
+    s_stream_append (f->stream, 3);
+    s_start (f, (start_t){.upstream_timeout_ms = 200});
+    CHECK (!subscriber_connected (f->subscriber)); // nothing heard yet
+    CHECK (s_wait (f, s_caught_up));
+    CHECK (subscriber_connected (f->subscriber));
+    CHECK (s_wait (f, s_disconnected)); // the fake stream sends no heartbeats
+    s_publish_heartbeat (f->stream, 3);
+    CHECK (s_wait (f, s_connected));
+}
+
+int main (void)
+{
+    zsys_init ();
+    RUN (test_catches_up_from_zero_over_several_fetch_pages);
+    RUN (test_starts_from_a_nonzero_applied_seq);
+    RUN (test_live_events_after_catch_up_are_applied_in_order_once);
+    RUN (test_live_events_during_catch_up_are_applied_from_the_buffer);
+    RUN (test_live_events_during_catch_up_are_not_applied_twice);
+    RUN (test_gap_in_live_events_is_fetched);
+    RUN (test_heartbeat_ahead_triggers_a_fetch);
+    RUN (test_heartbeat_at_applied_seq_fetches_nothing);
+    RUN (test_duplicates_and_old_seqs_are_ignored);
+    RUN (test_replay_that_does_not_answer_is_retried_on_a_new_socket);
+    RUN (test_late_reply_to_a_timed_out_fetch_is_never_applied);
+    RUN (test_invalid_line_stops_applying_until_it_is_fixed);
+    RUN (test_results_are_delivered_when_wanted);
+    RUN (test_result_during_catch_up_comes_after_its_events);
+    RUN (test_connected_goes_false_when_nothing_arrives);
+    printf ("%s\n", s_failures ? "FAILED" : "all claims hold");
+    return s_failures ? 1 : 0;
+}
