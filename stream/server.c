@@ -293,7 +293,7 @@ server_new (const server_config_t *config)
         || s_start_http (self))
         goto failed;
     if (!config->fsync_always)
-        log_warn ("--fsync never: appends are acknowledged before they reach the disk; "
+        log_warn ("--fsync never: acknowledgements are not durable (no fdatasync); "
                   "a crash can lose acknowledged events");
     return self;
 failed:
