@@ -200,12 +200,13 @@ def test_answers_from_own_files_while_stream_is_down_and_resumes_without_gap():
     ledger.close()
 
 
-def test_lost_live_messages_are_refetched_and_state_stays_exact():
+def test_frozen_instance_with_tiny_hwm_ends_exact():
     ledger = Ledger()
     accounting = ledger.accounting(extra=["--subscriber-hwm", "1"])
     ledger.wait_committed(ledger.append(1000))
     wait_applied(accounting, 1000)
-    # Frozen while events flow: the PUB side drops what it cannot queue.
+    # Frozen while events flow: they pile up in queues and TCP buffers, then
+    # rush in through a one-message receive queue; none lost or doubled.
     accounting.signal(signal.SIGSTOP)
     last = ledger.append(20000, batch=20)
     ledger.wait_committed(last)
@@ -217,6 +218,67 @@ def test_lost_live_messages_are_refetched_and_state_stays_exact():
     status, metrics = request("GET", accounting.url + "/metrics")[::2]
     assert status == 200 and b"accounting_fetches_total" in metrics
     accounting.stop_clean()
+    ledger.stream.stop_clean()
+    ledger.close()
+
+
+class LossyProxy:
+    """XSUB/XPUB forwarder between the stream's PUB and a subscriber that
+    drops every drop_every-th EVENTS message: live messages lost for sure."""
+
+    def __init__(self, upstream, drop_every):
+        self.endpoint = f"tcp://127.0.0.1:{harness.free_port()}"
+        self.upstream, self.drop_every = upstream, drop_every
+        self.dropped = 0
+        self.running = True
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        context = zmq.Context.instance()
+        xsub, xpub = context.socket(zmq.XSUB), context.socket(zmq.XPUB)
+        xsub.connect(self.upstream)
+        xpub.bind(self.endpoint)
+        poller = zmq.Poller()
+        poller.register(xsub, zmq.POLLIN)
+        poller.register(xpub, zmq.POLLIN)
+        events = 0
+        while self.running:
+            for sock, _ in poller.poll(50):
+                if sock is xpub:
+                    xsub.send(xpub.recv())   # subscriptions go upstream
+                    continue
+                frames = xsub.recv_multipart()
+                if frames[0] == b"EVENTS":
+                    events += 1
+                    if events % self.drop_every == 0:
+                        self.dropped += 1
+                        continue
+                xpub.send_multipart(frames)
+        xsub.close(0)
+        xpub.close(0)
+
+    def stop(self):
+        self.running = False
+        self.thread.join(5)
+
+
+def test_live_messages_lost_on_the_way_are_refetched_and_state_stays_exact():
+    ledger = Ledger()
+    proxy = LossyProxy(ledger.endpoints.publish, drop_every=7)
+    data_dir = harness.tmpdir("ledger-accounting-")
+    accounting = harness.start_accounting(
+        ledger.endpoints, data_dir, extra=["--publish", proxy.endpoint])
+    last = ledger.append(6000, batch=20, pause_s=0.001)
+    ledger.wait_committed(last)
+    wait_applied(accounting, last)
+    assert proxy.dropped > 0
+    assert_matches_log(accounting, ledger)
+    metrics = request("GET", accounting.url + "/metrics")[2].decode()
+    gaps = [line for line in metrics.splitlines() if line.startswith("accounting_gaps_total ")]
+    assert gaps and int(gaps[0].split()[1]) > 0, gaps
+    accounting.stop_clean()
+    proxy.stop()
     ledger.stream.stop_clean()
     ledger.close()
 
@@ -410,7 +472,8 @@ if __name__ == "__main__":
         test_late_instance_catches_up_to_reference_fold_with_identical_replica,
         test_three_instances_converge_while_events_flow,
         test_answers_from_own_files_while_stream_is_down_and_resumes_without_gap,
-        test_lost_live_messages_are_refetched_and_state_stays_exact,
+        test_frozen_instance_with_tiny_hwm_ends_exact,
+        test_live_messages_lost_on_the_way_are_refetched_and_state_stays_exact,
         test_time_travel_equals_reference_fold_at_that_point,
         test_min_seq_answers_once_applied_and_503_when_it_never_comes,
         test_two_instances_share_one_port_with_reuse_port,
