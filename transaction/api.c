@@ -42,7 +42,7 @@ typedef struct {
     int64_t available;   // the same minus holds of other requests
     int64_t debit;       // held by this request
     int64_t events;      // held by this request
-    int64_t expect;      // version before this request, pending ones included
+    int64_t expect;      // confirmed version the request was validated against
     bool expect_sent;    // the attempt being built already carries expect
 } hold_t;
 
@@ -247,7 +247,7 @@ s_hold (request_t *request, const char *account)
         assert (hold);
         hold->balance = write_model_balance (model, account);
         hold->available = write_model_available (model, account);
-        hold->expect = write_model_expect (model, account);
+        hold->expect = write_model_version (model, account);
         zhashx_insert (request->holds, account, hold);
     }
     return hold;
@@ -321,7 +321,15 @@ s_plan (request_t *request)
 }
 
 //  --------------------------------------------------------------------
-//  Sending: one APPEND with every event; expect on each account's first event
+//  Sending: one APPEND with every event.
+//
+//  Only debited accounts carry an expect, on the first event that debits
+//  them, and it is the *confirmed* version. A credit can never break the
+//  overdraft rule, so deposits never conflict. Counting this instance's
+//  pending events into expect would pipeline better but is unsafe with
+//  two instances: if the pending event fails and another instance's
+//  debit fills its version slot, the later request still matches its
+//  expect while having been validated against the wrong debit.
 
 static void
 s_expect (request_t *request, event_t *event, const char *account)
@@ -351,12 +359,12 @@ s_event_from_command (request_t *request, const command_t *command, event_t *eve
         snprintf (event->from, sizeof event->from, "%s", command->from);
         snprintf (event->to, sizeof event->to, "%s", command->to);
         s_expect (request, event, command->from);
-        s_expect (request, event, command->to);
     }
     else {
         event->type = command->kind == COMMAND_DEPOSIT ? EVENT_DEPOSITED : EVENT_WITHDRAWN;
         snprintf (event->account, sizeof event->account, "%s", command->account);
-        s_expect (request, event, command->account);
+        if (command->kind == COMMAND_WITHDRAW)
+            s_expect (request, event, command->account);
     }
     snprintf (event->type_name, sizeof event->type_name, "%s", event_type_name (event->type));
 }

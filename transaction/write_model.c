@@ -154,13 +154,6 @@ write_model_available (write_model_t *self, const char *name)
     return account ? account->balance - account->pending_debit : 0;
 }
 
-int64_t
-write_model_expect (write_model_t *self, const char *name)
-{
-    account_t *account = s_account (self, name, false);
-    return account ? account->version + account->pending_events : 0;
-}
-
 void
 write_model_hold (write_model_t *self, const char *name, int64_t debit, int64_t events,
                   int sign)

@@ -4,8 +4,8 @@
     plus what this instance has in flight per account (pending debits and
     pending event counts). Withdrawals are validated against the confirmed
     balance minus pending debits; credits in flight do not count until the
-    stream confirms them. Expected versions include the pending events, so
-    a burst of requests on one account pipelines instead of conflicting.
+    stream confirms them. Expected versions are the confirmed ones (see
+    api.c for why pending events must not count there).
 
     Also keeps the most recent events (bounded ring, by seq) with the
     balances after them, to answer 201 from stored events once a RESULT
@@ -54,10 +54,6 @@ int64_t write_model_balance (write_model_t *self, const char *account);
 int64_t write_model_version (write_model_t *self, const char *account);
 //  Confirmed balance minus this instance's pending debits.
 int64_t write_model_available (write_model_t *self, const char *account);
-//  Confirmed version plus this instance's pending events on the account:
-//  what the next request's "expect" says.
-int64_t write_model_expect (write_model_t *self, const char *account);
-
 //  Adds (sign +1) or removes (sign -1) an in-flight hold on account.
 void write_model_hold (write_model_t *self, const char *account, int64_t debit,
                        int64_t events, int sign);

@@ -218,11 +218,11 @@ def _bad_requests():
         ("transfer missing to", "POST", F, {"from": "rich", "amount": 5}, None, 422, "to"),
         ("transfer with account", "POST", F, {"account": "a", "from": "rich", "to": "b",
                                               "amount": 5}, None, 422, "account"),
-        ("transfer beyond balance", "POST", F, {"from": "rich", "to": "b", "amount": 101},
+        ("transfer beyond balance", "POST", F, {"from": "rich", "to": "b", "amount": 106},
          None, 422, "amount"),
         ("overdraft of a fresh account", "POST", T, {"account": "nobody", "amount": -1}, None,
          422, "amount"),
-        ("overdraft by one", "POST", T, {"account": "rich", "amount": -101}, None, 422,
+        ("overdraft by one", "POST", T, {"account": "rich", "amount": -106}, None, 422,
          "amount"),
         ("batch missing commands", "POST", B, {}, None, 422, "commands"),
         ("batch empty", "POST", B, {"commands": []}, None, 422, "commands"),
@@ -235,7 +235,7 @@ def _bad_requests():
         ("batch command neither kind", "POST", B, {"commands": [{"amount": 1}]}, None, 422,
          "commands[0].account"),
         ("batch overdraws by its own earlier command", "POST", B, {"commands": [
-            {"account": "rich", "amount": -60}, {"from": "rich", "to": "b", "amount": 41}]},
+            {"account": "rich", "amount": -60}, {"from": "rich", "to": "b", "amount": 46}]},
          None, 422, "commands[1].amount"),
         ("batch duplicate ids", "POST", B, {"commands": [
             {"account": "a", "amount": 1, "id": "same"},
@@ -278,7 +278,7 @@ def test_bad_requests_get_exact_problems_and_leave_the_log_untouched():
         if want_status == 405:
             assert "allow" in resp_headers, name
         if name in ("overdraft by one", "transfer beyond balance"):
-            assert problem["balance"] == 95, (name, problem)
+            assert problem["balance"] == 105, (name, problem)
         if name == "overdraft of a fresh account":
             assert problem["balance"] == 0, problem
     assert ledger.log_bytes() == before
