@@ -69,7 +69,7 @@ struct http_server {
     http_request_t *suspended; // doubly linked list of suspended requests
     size_t suspended_count;
     uint64_t requests_total;
-    zuuid_t *request_id_base; // random per process; ids are base ^ counter
+    byte request_id_base[ZUUID_LEN]; // random per server; ids are base ^ counter
     uint64_t request_id_counter;
 };
 
@@ -219,20 +219,25 @@ static bool s_request_id_is_valid (const char *id)
     return bytes > 0;
 }
 
-//  Generated ids come from one random zuuid per process with a counter
-//  folded in: unique like a fresh UUID, without a syscall per request.
-static void s_generate_request_id (http_server_t *server, char *buffer, size_t bytes)
+//  Generated ids are one random zuuid per process with a counter folded
+//  into its low bytes: as unique as a fresh UUID, without a getrandom()
+//  and an allocation per request.
+static void s_generate_request_id (http_server_t *server, char *buffer)
 {
+    static const char hex[] = "0123456789abcdef";
     byte data[ZUUID_LEN];
-    memcpy (data, zuuid_data (server->request_id_base), ZUUID_LEN);
+    memcpy (data, server->request_id_base, ZUUID_LEN);
     uint64_t counter = ++server->request_id_counter;
     for (int index = 0; index < 8; index++)
         data[ZUUID_LEN - 1 - index] ^= (byte)(counter >> (8 * index));
-    zuuid_set (server->request_id_base, data);
-    snprintf (buffer, bytes, "%s", zuuid_str_canonical (server->request_id_base));
-    for (int index = 0; index < 8; index++)
-        data[ZUUID_LEN - 1 - index] ^= (byte)(counter >> (8 * index));
-    zuuid_set (server->request_id_base, data);
+    char *cursor = buffer;
+    for (int index = 0; index < ZUUID_LEN; index++) {
+        if (index == 4 || index == 6 || index == 8 || index == 10)
+            *cursor++ = '-';
+        *cursor++ = hex[data[index] >> 4];
+        *cursor++ = hex[data[index] & 0xf];
+    }
+    *cursor = '\0';
 }
 
 static bool s_content_type_is_json (const char *content_type)
@@ -283,7 +288,7 @@ static http_request_t *s_request_new (http_server_t *server,
     if (client_id && s_request_id_is_valid (client_id))
         snprintf (self->request_id, sizeof self->request_id, "%s", client_id);
     else
-        s_generate_request_id (server, self->request_id, sizeof self->request_id);
+        s_generate_request_id (server, self->request_id);
     s_route (self);
     if (!self->early_status)
         s_check_body_headers (self);
@@ -539,9 +544,11 @@ http_server_t *http_server_new (zloop_t *loop, const http_config_t *config)
     self->loop = loop;
     self->config = *config;
     self->timer_id = -1;
-    self->request_id_base = zuuid_new ();
-    if (!self->request_id_base)
+    zuuid_t *uuid = zuuid_new ();
+    if (!uuid)
         goto failed;
+    memcpy (self->request_id_base, zuuid_data (uuid), ZUUID_LEN);
+    zuuid_destroy (&uuid);
 
     struct sockaddr_storage address;
     unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
@@ -625,7 +632,6 @@ void http_server_destroy (http_server_t **self_p)
     }
     if (self->timer_id >= 0)
         zloop_timer_end (self->loop, self->timer_id);
-    zuuid_destroy (&self->request_id_base);
     free (self);
     *self_p = NULL;
 }
