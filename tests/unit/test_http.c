@@ -37,6 +37,7 @@
 typedef struct {
     zloop_t *loop;
     http_server_t *server;
+    http_request_t *waiting; // parked by GET /wait, answered by GET /wake
 } server_state_t;
 
 static void s_get_thing (http_request_t *request, void *arg)
@@ -79,6 +80,29 @@ static void s_get_never (http_request_t *request, void *arg)
     http_request_suspend (request);
 }
 
+static void s_get_wait (http_request_t *request, void *arg)
+{
+    server_state_t *state = arg;
+    if (state->waiting) {
+        http_respond_problem (request, 409, "Conflict", "someone is waiting", NULL);
+        return;
+    }
+    http_request_suspend (request);
+    state->waiting = request;
+}
+
+//  Answers the parked request from inside another request's handler, that
+//  is from inside MHD_run.
+static void s_get_wake (http_request_t *request, void *arg)
+{
+    server_state_t *state = arg;
+    if (state->waiting) {
+        http_respond (state->waiting, 200, "text/plain", "woken", 5);
+        state->waiting = NULL;
+    }
+    http_respond (request, 200, "text/plain", "waker", 5);
+}
+
 static void s_get_stats (http_request_t *request, void *arg)
 {
     server_state_t *state = arg;
@@ -99,6 +123,8 @@ static const http_route_t s_routes[] = {
     {"GET", "/slow", s_get_slow, 0},
     {"GET", "/never", s_get_never, 0},
     {"GET", "/stats", s_get_stats, 0},
+    {"GET", "/wait", s_get_wait, 0},
+    {"GET", "/wake", s_get_wake, 0},
     {"GET", "/hello", s_get_hello, 0},
 };
 
@@ -511,6 +537,21 @@ static bool s_wait_suspended (const char *count)
     return false;
 }
 
+static void test_request_answered_from_another_handler_is_sent (void)
+{
+    response_t *r = &s_response;
+    int fd = s_connect ();
+    const char wait[] = "GET /wait HTTP/1.1\r\nHost: test\r\n\r\n";
+    s_send (fd, wait, sizeof wait - 1);
+    CHECK (s_wait_suspended ("1"));
+    CHECK (s_get ("/wake", r) == 0);
+    CHECK (r->status == 200 && r->body && strcmp (r->body, "waker") == 0);
+    CHECK (s_receive (fd, r) == 0);
+    CHECK (r->status == 200 && r->body && strcmp (r->body, "woken") == 0);
+    close (fd);
+    CHECK (s_wait_suspended ("0"));
+}
+
 static void test_shutdown_answers_suspended_with_503_and_exits_0 (pid_t child)
 {
     response_t *r = &s_response;
@@ -578,6 +619,7 @@ int main (int argc, char *argv[])
     test_keep_alive_serves_two_requests_on_one_connection ();
     test_suspended_request_is_answered_later ();
     test_oversized_header_is_rejected_by_mhd ();
+    test_request_answered_from_another_handler_is_sent ();
     test_shutdown_answers_suspended_with_503_and_exits_0 (child);
 
     if (s_failures) {
