@@ -25,12 +25,15 @@
 #include <time.h>
 
 //  2^53 - 1: every JSON reader (doubles included) sees such a seq exactly.
-#define EVENT_SEQ_MAX        9007199254740991LL
+#define EVENT_SEQ_MAX 9007199254740991LL
 //  Expect versions count events per account, bounded by seq.
-#define EVENT_VERSION_MAX    EVENT_SEQ_MAX
+#define EVENT_VERSION_MAX EVENT_SEQ_MAX
 //  Members of one JSON object we look at; real events have at most 10.
-#define EVENT_FIELDS_MAX     32
-#define EVENT_INT_DIGITS_MAX 19   // fits int64 before the overflow check
+#define EVENT_FIELDS_MAX 32
+//  0000-01-01T00:00:00.000Z and 9999-12-31T23:59:59.999Z
+#define EVENT_TS_MIN_MS      (-62167219200000LL)
+#define EVENT_TS_MAX_MS      253402300799999LL
+#define EVENT_INT_DIGITS_MAX 19 // fits int64 before the overflow check
 
 typedef enum {
     F_SEQ,
@@ -73,9 +76,9 @@ static void s_id_chars_init (void)
     if (s_id_chars_ready)
         return;
     for (int c = 0; c < 256; c++)
-        s_id_chars[c] = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
-                        || (c >= '0' && c <= '9') || c == '.' || c == '_' || c == ':'
-                        || c == '-';
+        s_id_chars[c] = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                        (c >= '0' && c <= '9') || c == '.' || c == '_' || c == ':' ||
+                        c == '-';
     s_id_chars_ready = true;
 }
 
@@ -96,7 +99,7 @@ static int s_fail (char *error, size_t error_size, const char *format, ...)
         vsnprintf (error, error_size, format, args);
         va_end (args);
         for (char *c = error; *c; c++)
-            if ((unsigned char) *c < 0x20)
+            if ((unsigned char)*c < 0x20)
                 *c = '?';
     }
     return -1;
@@ -112,10 +115,10 @@ void event_init (event_t *self)
 bool event_id_is_valid (const char *text, size_t bytes)
 {
     s_id_chars_init ();
-    if (bytes < 1 || bytes > EVENT_ID_BYTES_MAX || !s_is_alnum ((unsigned char) text[0]))
+    if (bytes < 1 || bytes > EVENT_ID_BYTES_MAX || !s_is_alnum ((unsigned char)text[0]))
         return false;
     for (size_t i = 1; i < bytes; i++)
-        if (!s_id_chars[(unsigned char) text[i]])
+        if (!s_id_chars[(unsigned char)text[i]])
             return false;
     return true;
 }
@@ -124,7 +127,7 @@ event_type_t event_type_from_name (const char *name)
 {
     for (int type = EVENT_DEPOSITED; type <= EVENT_TRANSFERRED; type++)
         if (strcmp (name, s_type_names[type]) == 0)
-            return (event_type_t) type;
+            return (event_type_t)type;
     return EVENT_TYPE_UNKNOWN;
 }
 
@@ -190,16 +193,16 @@ static int64_t s_floor_div (int64_t a, int64_t b)
 
 void event_ts_format (int64_t ts_ms, char *buffer)
 {
-    time_t seconds = (time_t) s_floor_div (ts_ms, 1000);
-    int ms = (int) (ts_ms - (int64_t) seconds * 1000);
+    time_t seconds = (time_t)s_floor_div (ts_ms, 1000);
+    int ms = (int)(ts_ms - (int64_t)seconds * 1000);
     struct tm tm;
     gmtime_r (&seconds, &tm);
     int year = tm.tm_year + 1900;
     //  Years outside 0..9999 do not fit RFC 3339; only a caller bug gets here.
     assert (year >= 0 && year <= 9999);
-    int n = snprintf (buffer, EVENT_TS_BYTES + 1, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
-                      year, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                      ms);
+    int n =
+        snprintf (buffer, EVENT_TS_BYTES + 1, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", year,
+                  tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ms);
     assert (n == EVENT_TS_BYTES);
 }
 
@@ -220,15 +223,15 @@ static int s_digits (const char *text, int count, int *value)
 int event_ts_parse (const char *text, int64_t *ts_ms)
 {
     int year, month, day, hour, minute, second;
-    if (s_digits (text, 4, &year) || text[4] != '-' || s_digits (text + 5, 2, &month)
-        || text[7] != '-' || s_digits (text + 8, 2, &day)
-        || (text[10] != 'T' && text[10] != 't' && text[10] != ' ')
-        || s_digits (text + 11, 2, &hour) || text[13] != ':'
-        || s_digits (text + 14, 2, &minute) || text[16] != ':'
-        || s_digits (text + 17, 2, &second))
+    if (s_digits (text, 4, &year) || text[4] != '-' || s_digits (text + 5, 2, &month) ||
+        text[7] != '-' || s_digits (text + 8, 2, &day) ||
+        (text[10] != 'T' && text[10] != 't' && text[10] != ' ') ||
+        s_digits (text + 11, 2, &hour) || text[13] != ':' ||
+        s_digits (text + 14, 2, &minute) || text[16] != ':' ||
+        s_digits (text + 17, 2, &second))
         return -1;
-    if (month < 1 || month > 12 || day < 1 || day > s_days_in_month (year, month)
-        || hour > 23 || minute > 59 || second > 60)
+    if (month < 1 || month > 12 || day < 1 || day > s_days_in_month (year, month) ||
+        hour > 23 || minute > 59 || second > 60)
         return -1;
     const char *p = text + 19;
     int ms = 0;
@@ -248,13 +251,12 @@ int event_ts_parse (const char *text, int64_t *ts_ms)
         p++;
     else if (*p == '+' || *p == '-') {
         int off_hour, off_minute;
-        if (s_digits (p + 1, 2, &off_hour) || p[3] != ':' || s_digits (p + 4, 2, &off_minute)
-            || off_hour > 23 || off_minute > 59)
+        if (s_digits (p + 1, 2, &off_hour) || p[3] != ':' ||
+            s_digits (p + 4, 2, &off_minute) || off_hour > 23 || off_minute > 59)
             return -1;
         offset_minutes = (off_hour * 60 + off_minute) * (*p == '-' ? -1 : 1);
         p += 6;
-    }
-    else
+    } else
         return -1;
     if (*p != '\0')
         return -1;
@@ -266,8 +268,12 @@ int event_ts_parse (const char *text, int64_t *ts_ms)
         .tm_min = minute,
         .tm_sec = second,
     };
-    int64_t seconds = (int64_t) timegm (&tm) - (int64_t) offset_minutes * 60;
+    int64_t seconds = (int64_t)timegm (&tm) - (int64_t)offset_minutes * 60;
     *ts_ms = seconds * 1000 + ms;
+    //  Offsets and leap seconds can step outside what the canonical form
+    //  (four-digit UTC years) can write back.
+    if (*ts_ms < EVENT_TS_MIN_MS || *ts_ms > EVENT_TS_MAX_MS)
+        return -1;
     return 0;
 }
 
@@ -278,7 +284,8 @@ static int64_t s_days_from_civil (int64_t year, int month, int day)
     int64_t era = s_floor_div (year, 400);
     int64_t year_of_era = year - era * 400;
     int64_t day_of_year = (153 * (month + (month > 2 ? -3 : 9)) + 2) / 5 + day - 1;
-    int64_t day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    int64_t day_of_era =
+        year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
     return era * 146097 + day_of_era - 719468;
 }
 
@@ -286,14 +293,14 @@ static int64_t s_days_from_civil (int64_t year, int month, int day)
 static bool s_fast_ts_parse (const char *t, int64_t *ts_ms)
 {
     int year, month, day, hour, minute, second, ms;
-    if (s_digits (t, 4, &year) || t[4] != '-' || s_digits (t + 5, 2, &month) || t[7] != '-'
-        || s_digits (t + 8, 2, &day) || t[10] != 'T' || s_digits (t + 11, 2, &hour)
-        || t[13] != ':' || s_digits (t + 14, 2, &minute) || t[16] != ':'
-        || s_digits (t + 17, 2, &second) || t[19] != '.' || s_digits (t + 20, 3, &ms)
-        || t[23] != 'Z')
+    if (s_digits (t, 4, &year) || t[4] != '-' || s_digits (t + 5, 2, &month) ||
+        t[7] != '-' || s_digits (t + 8, 2, &day) || t[10] != 'T' ||
+        s_digits (t + 11, 2, &hour) || t[13] != ':' || s_digits (t + 14, 2, &minute) ||
+        t[16] != ':' || s_digits (t + 17, 2, &second) || t[19] != '.' ||
+        s_digits (t + 20, 3, &ms) || t[23] != 'Z')
         return false;
-    if (month < 1 || month > 12 || day < 1 || day > s_days_in_month (year, month)
-        || hour > 23 || minute > 59 || second > 59)
+    if (month < 1 || month > 12 || day < 1 || day > s_days_in_month (year, month) ||
+        hour > 23 || minute > 59 || second > 59)
         return false;
     int64_t days = s_days_from_civil (year, month, day);
     *ts_ms = ((days * 24 + hour) * 60 + minute) * 60000 + second * 1000 + ms;
@@ -305,13 +312,13 @@ static bool s_fast_ts_parse (const char *t, int64_t *ts_ms)
 
 typedef struct {
     char *p;
-    char *end;   // one before the buffer's end, room for the NUL
+    char *end; // one before the buffer's end, room for the NUL
     bool overflow;
 } writer_t;
 
 static void s_put (writer_t *w, const char *data, size_t bytes)
 {
-    if (w->overflow || (size_t) (w->end - w->p) < bytes) {
+    if (w->overflow || (size_t)(w->end - w->p) < bytes) {
         w->overflow = true;
         return;
     }
@@ -325,14 +332,14 @@ static void s_put_int (writer_t *w, int64_t value)
 {
     char digits[24];
     char *p = digits + sizeof digits;
-    uint64_t magnitude = value < 0 ? 0 - (uint64_t) value : (uint64_t) value;
+    uint64_t magnitude = value < 0 ? 0 - (uint64_t)value : (uint64_t)value;
     do {
-        *--p = (char) ('0' + magnitude % 10);
+        *--p = (char)('0' + magnitude % 10);
         magnitude /= 10;
     } while (magnitude);
     if (value < 0)
         *--p = '-';
-    s_put (w, p, (size_t) (digits + sizeof digits - p));
+    s_put (w, p, (size_t)(digits + sizeof digits - p));
 }
 
 //  Minimal escaping: \" \\ the short control escapes, other controls as \u00xx.
@@ -342,28 +349,42 @@ static void s_put_string (writer_t *w, const char *text)
     s_put_lit (w, "\"");
     const char *run = text;
     for (const char *c = text;; c++) {
-        unsigned char byte = (unsigned char) *c;
+        unsigned char byte = (unsigned char)*c;
         if (byte >= 0x20 && byte != '"' && byte != '\\')
             continue;
-        s_put (w, run, (size_t) (c - run));
+        s_put (w, run, (size_t)(c - run));
         run = c + 1;
         if (byte == 0)
             break;
         char escape[6] = {'\\', 0, 0, 0, 0, 0};
         size_t escape_bytes = 2;
         switch (byte) {
-            case '"': escape[1] = '"'; break;
-            case '\\': escape[1] = '\\'; break;
-            case '\n': escape[1] = 'n'; break;
-            case '\r': escape[1] = 'r'; break;
-            case '\t': escape[1] = 't'; break;
-            case '\b': escape[1] = 'b'; break;
-            case '\f': escape[1] = 'f'; break;
-            default:
-                memcpy (escape + 1, "u00", 3);
-                escape[4] = hex[byte >> 4];
-                escape[5] = hex[byte & 0xF];
-                escape_bytes = 6;
+        case '"':
+            escape[1] = '"';
+            break;
+        case '\\':
+            escape[1] = '\\';
+            break;
+        case '\n':
+            escape[1] = 'n';
+            break;
+        case '\r':
+            escape[1] = 'r';
+            break;
+        case '\t':
+            escape[1] = 't';
+            break;
+        case '\b':
+            escape[1] = 'b';
+            break;
+        case '\f':
+            escape[1] = 'f';
+            break;
+        default:
+            memcpy (escape + 1, "u00", 3);
+            escape[4] = hex[byte >> 4];
+            escape[5] = hex[byte & 0xF];
+            escape_bytes = 6;
         }
         s_put (w, escape, escape_bytes);
     }
@@ -378,8 +399,7 @@ static void s_put_body (writer_t *w, const event_t *self)
         s_put_string (w, self->from);
         s_put_lit (w, ",\"to\":");
         s_put_string (w, self->to);
-    }
-    else {
+    } else {
         s_put_lit (w, ",\"account\":");
         s_put_string (w, self->account);
     }
@@ -408,7 +428,7 @@ static size_t s_finish (writer_t *w, char *buffer)
     if (w->overflow)
         return 0;
     *w->p = '\0';
-    return (size_t) (w->p - buffer);
+    return (size_t)(w->p - buffer);
 }
 
 size_t event_format_stored (const event_t *self, char *buffer, size_t buffer_size)
@@ -502,8 +522,8 @@ static const char *s_skip_value (const char *p)
         }
         return p;
     }
-    while (*p && *p != ',' && *p != '}' && *p != ']' && *p != ' ' && *p != '\t'
-           && *p != '\n' && *p != '\r')
+    while (*p && *p != ',' && *p != '}' && *p != ']' && *p != ' ' && *p != '\t' &&
+           *p != '\n' && *p != '\r')
         p++;
     return p;
 }
@@ -524,7 +544,7 @@ static size_t s_raw_members (const char *p, span_t *spans, size_t max)
         const char *value = p;
         p = s_skip_value (p);
         if (count < max)
-            spans[count] = (span_t) {value, (size_t) (p - value)};
+            spans[count] = (span_t){value, (size_t)(p - value)};
         count++;
         p = s_skip_ws (p);
         if (*p == ',')
@@ -548,11 +568,11 @@ static bool s_raw_int (span_t raw, int64_t min, int64_t max, int64_t *value)
     for (size_t i = 0; i < bytes; i++) {
         if (p[i] < '0' || p[i] > '9')
             return false;
-        magnitude = magnitude * 10 + (uint64_t) (p[i] - '0');
+        magnitude = magnitude * 10 + (uint64_t)(p[i] - '0');
     }
-    if (magnitude > (uint64_t) INT64_MAX)
+    if (magnitude > (uint64_t)INT64_MAX)
         return false;
-    int64_t result = negative ? -(int64_t) magnitude : (int64_t) magnitude;
+    int64_t result = negative ? -(int64_t)magnitude : (int64_t)magnitude;
     if (result < min || result > max)
         return false;
     *value = result;
@@ -564,12 +584,12 @@ static bool s_raw_int (span_t raw, int64_t min, int64_t max, int64_t *value)
 static bool s_raw_string_is_clean (span_t raw)
 {
     for (size_t i = 1; i + 1 < raw.bytes; i++) {
-        unsigned char c = (unsigned char) raw.text[i];
+        unsigned char c = (unsigned char)raw.text[i];
         if (c < 0x20)
             return false;
         if (c == '\\') {
-            if (raw.text[i + 1] == 'u' && i + 5 < raw.bytes
-                && memcmp (raw.text + i + 2, "0000", 4) == 0)
+            if (raw.text[i + 1] == 'u' && i + 5 < raw.bytes &&
+                memcmp (raw.text + i + 2, "0000", 4) == 0)
                 return false;
             i++;
         }
@@ -581,7 +601,7 @@ static bool s_raw_string_is_clean (span_t raw)
 //  Reference parser (cJSON)
 
 typedef struct {
-    bool stored;   // stored line (seq, ts) or proposed event (expect)
+    bool stored; // stored line (seq, ts) or proposed event (expect)
     char *error;
     size_t error_size;
 } parse_ctx_t;
@@ -592,8 +612,8 @@ static int s_get_string (parse_ctx_t *ctx, const slot_t *slot, const char *name,
     if (!cJSON_IsString (slot->item) || !s_raw_string_is_clean (slot->raw))
         return s_fail (ctx->error, ctx->error_size, "%s: %s", name, rule);
     size_t bytes = strlen (slot->item->valuestring);
-    if (bytes == 0 || bytes > out_max
-        || !s_utf8_is_valid ((const unsigned char *) slot->item->valuestring, bytes))
+    if (bytes == 0 || bytes > out_max ||
+        !s_utf8_is_valid ((const unsigned char *)slot->item->valuestring, bytes))
         return s_fail (ctx->error, ctx->error_size, "%s: %s", name, rule);
     memcpy (out, slot->item->valuestring, bytes + 1);
     return 0;
@@ -602,7 +622,8 @@ static int s_get_string (parse_ctx_t *ctx, const slot_t *slot, const char *name,
 static int s_get_id (parse_ctx_t *ctx, const slot_t *slot, const char *name, char *out,
                      size_t out_max)
 {
-    static const char rule[] = "must be a string matching ^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$";
+    static const char rule[] =
+        "must be a string matching ^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$";
     if (!slot->item)
         return s_fail (ctx->error, ctx->error_size, "%s: missing", name);
     if (s_get_string (ctx, slot, name, out, out_max, rule))
@@ -621,7 +642,7 @@ static int s_collect (parse_ctx_t *ctx, const cJSON *root, const char *root_text
     if (count > EVENT_FIELDS_MAX)
         return s_fail (ctx->error, ctx->error_size, "event: more than %d fields",
                        EVENT_FIELDS_MAX);
-    if ((int) count != cJSON_GetArraySize (root))
+    if ((int)count != cJSON_GetArraySize (root))
         return s_fail (ctx->error, ctx->error_size, "event: not valid JSON");
     size_t index = 0;
     *unknown = NULL;
@@ -637,7 +658,7 @@ static int s_collect (parse_ctx_t *ctx, const cJSON *root, const char *root_text
         if (slots[field].item)
             return s_fail (ctx->error, ctx->error_size, "%s: duplicate field",
                            s_field_names[field]);
-        slots[field] = (slot_t) {child, spans[index]};
+        slots[field] = (slot_t){child, spans[index]};
     }
     return 0;
 }
@@ -647,12 +668,11 @@ static int s_parse_common (parse_ctx_t *ctx, slot_t slots[F_COUNT], event_t *sel
     if (ctx->stored) {
         if (!slots[F_SEQ].item)
             return s_fail (ctx->error, ctx->error_size, "seq: missing");
-        if (!cJSON_IsNumber (slots[F_SEQ].item)
-            || !s_raw_int (slots[F_SEQ].raw, 1, EVENT_SEQ_MAX, &self->seq))
+        if (!cJSON_IsNumber (slots[F_SEQ].item) ||
+            !s_raw_int (slots[F_SEQ].raw, 1, EVENT_SEQ_MAX, &self->seq))
             return s_fail (ctx->error, ctx->error_size,
                            "seq: must be an integer between 1 and 2^53-1");
-    }
-    else if (slots[F_SEQ].item || slots[F_TS].item)
+    } else if (slots[F_SEQ].item || slots[F_TS].item)
         return s_fail (ctx->error, ctx->error_size,
                        "%s: not allowed in a proposed event (the stream assigns it)",
                        slots[F_SEQ].item ? "seq" : "ts");
@@ -665,25 +685,25 @@ static int s_parse_common (parse_ctx_t *ctx, slot_t slots[F_COUNT], event_t *sel
                       type_rule))
         return -1;
     self->type = event_type_from_name (self->type_name);
-    if (!event_id_is_valid (self->type_name, strlen (self->type_name))
-        || (!ctx->stored && self->type == EVENT_TYPE_UNKNOWN))
+    if (!event_id_is_valid (self->type_name, strlen (self->type_name)) ||
+        (!ctx->stored && self->type == EVENT_TYPE_UNKNOWN))
         return s_fail (ctx->error, ctx->error_size, "type: %s", type_rule);
     if (!slots[F_V].item)
         return s_fail (ctx->error, ctx->error_size, "v: missing");
     int64_t v_max = ctx->stored ? 1000000 : EVENT_SCHEMA_VERSION;
     int64_t v;
     if (!cJSON_IsNumber (slots[F_V].item) || !s_raw_int (slots[F_V].raw, 1, v_max, &v))
-        return s_fail (ctx->error, ctx->error_size, "v: must be an integer between 1 and %lld",
-                       (long long) v_max);
-    self->v = (int) v;
+        return s_fail (ctx->error, ctx->error_size,
+                       "v: must be an integer between 1 and %lld", (long long)v_max);
+    self->v = (int)v;
     if (ctx->stored) {
         static const char ts_rule[] = "must be RFC 3339 UTC with milliseconds "
                                       "(YYYY-MM-DDTHH:MM:SS.mmmZ)";
         if (!slots[F_TS].item)
             return s_fail (ctx->error, ctx->error_size, "ts: missing");
-        if (!cJSON_IsString (slots[F_TS].item)
-            || strlen (slots[F_TS].item->valuestring) != EVENT_TS_BYTES
-            || event_ts_parse (slots[F_TS].item->valuestring, &self->ts_ms))
+        if (!cJSON_IsString (slots[F_TS].item) ||
+            strlen (slots[F_TS].item->valuestring) != EVENT_TS_BYTES ||
+            event_ts_parse (slots[F_TS].item->valuestring, &self->ts_ms))
             return s_fail (ctx->error, ctx->error_size, "ts: %s", ts_rule);
         char canonical[EVENT_TS_BYTES + 1];
         event_ts_format (self->ts_ms, canonical);
@@ -703,7 +723,7 @@ static int s_parse_meta (parse_ctx_t *ctx, const slot_t *slot, event_t *self)
                        "reference");
     span_t spans[EVENT_FIELDS_MAX];
     size_t count = s_raw_members (slot->raw.text, spans, EVENT_FIELDS_MAX);
-    if (count > 3 || (int) count != cJSON_GetArraySize (slot->item))
+    if (count > 3 || (int)count != cJSON_GetArraySize (slot->item))
         return s_fail (ctx->error, ctx->error_size, "meta: at most 3 fields");
     size_t index = 0;
     for (const cJSON *child = slot->item->child; child; child = child->next, index++) {
@@ -739,8 +759,8 @@ static int s_parse_expect (parse_ctx_t *ctx, const slot_t *slot, event_t *self)
     size_t count = cJSON_IsObject (slot->item)
                        ? s_raw_members (slot->raw.text, spans, EVENT_EXPECT_MAX + 1)
                        : 0;
-    if (!cJSON_IsObject (slot->item) || count > EVENT_EXPECT_MAX
-        || (int) count != cJSON_GetArraySize (slot->item))
+    if (!cJSON_IsObject (slot->item) || count > EVENT_EXPECT_MAX ||
+        (int)count != cJSON_GetArraySize (slot->item))
         return s_fail (ctx->error, ctx->error_size,
                        "expect: must be an object of at most %d accounts to versions",
                        EVENT_EXPECT_MAX);
@@ -755,8 +775,8 @@ static int s_parse_expect (parse_ctx_t *ctx, const slot_t *slot, event_t *self)
                 return s_fail (ctx->error, ctx->error_size, "expect.%s: duplicate field",
                                account);
         event_expect_t *expect = &self->expect[index];
-        if (!cJSON_IsNumber (child)
-            || !s_raw_int (spans[index], 0, EVENT_VERSION_MAX, &expect->version))
+        if (!cJSON_IsNumber (child) ||
+            !s_raw_int (spans[index], 0, EVENT_VERSION_MAX, &expect->version))
             return s_fail (ctx->error, ctx->error_size,
                            "expect.%s: must be an integer version >= 0", account);
         memcpy (expect->account, account, strlen (account) + 1);
@@ -769,8 +789,8 @@ static int s_parse_amount (parse_ctx_t *ctx, const slot_t *slot, event_t *self)
 {
     if (!slot->item)
         return s_fail (ctx->error, ctx->error_size, "amount: missing");
-    if (!cJSON_IsNumber (slot->item)
-        || !s_raw_int (slot->raw, 1, EVENT_AMOUNT_MAX, &self->amount))
+    if (!cJSON_IsNumber (slot->item) ||
+        !s_raw_int (slot->raw, 1, EVENT_AMOUNT_MAX, &self->amount))
         return s_fail (ctx->error, ctx->error_size,
                        "amount: must be an integer between 1 and 10^15");
     return 0;
@@ -782,9 +802,17 @@ static int s_parse_body (parse_ctx_t *ctx, slot_t slots[F_COUNT], const char *un
 {
     bool transfer = self->type == EVENT_TRANSFERRED;
     bool allowed[F_COUNT] = {
-        [F_SEQ] = true, [F_ID] = true, [F_TYPE] = true, [F_V] = true, [F_TS] = true,
-        [F_ACCOUNT] = !transfer, [F_FROM] = transfer, [F_TO] = transfer,
-        [F_AMOUNT] = true, [F_META] = true, [F_EXPECT] = !ctx->stored,
+        [F_SEQ] = true,
+        [F_ID] = true,
+        [F_TYPE] = true,
+        [F_V] = true,
+        [F_TS] = true,
+        [F_ACCOUNT] = !transfer,
+        [F_FROM] = transfer,
+        [F_TO] = transfer,
+        [F_AMOUNT] = true,
+        [F_META] = true,
+        [F_EXPECT] = !ctx->stored,
     };
     for (int field = 0; field < F_COUNT; field++)
         if (slots[field].item && !allowed[field])
@@ -794,14 +822,13 @@ static int s_parse_body (parse_ctx_t *ctx, slot_t slots[F_COUNT], const char *un
     if (unknown)
         return s_fail (ctx->error, ctx->error_size, "%.64s: unknown field", unknown);
     if (transfer) {
-        if (s_get_id (ctx, &slots[F_FROM], "from", self->from, EVENT_ACCOUNT_BYTES_MAX)
-            || s_get_id (ctx, &slots[F_TO], "to", self->to, EVENT_ACCOUNT_BYTES_MAX))
+        if (s_get_id (ctx, &slots[F_FROM], "from", self->from, EVENT_ACCOUNT_BYTES_MAX) ||
+            s_get_id (ctx, &slots[F_TO], "to", self->to, EVENT_ACCOUNT_BYTES_MAX))
             return -1;
         if (strcmp (self->from, self->to) == 0)
             return s_fail (ctx->error, ctx->error_size, "to: must differ from from");
-    }
-    else if (s_get_id (ctx, &slots[F_ACCOUNT], "account", self->account,
-                       EVENT_ACCOUNT_BYTES_MAX))
+    } else if (s_get_id (ctx, &slots[F_ACCOUNT], "account", self->account,
+                         EVENT_ACCOUNT_BYTES_MAX))
         return -1;
     if (s_parse_amount (ctx, &slots[F_AMOUNT], self))
         return -1;
@@ -820,10 +847,11 @@ static int s_parse_body (parse_ctx_t *ctx, slot_t slots[F_COUNT], const char *un
 static int s_upcast (parse_ctx_t *ctx, event_t *self)
 {
     switch (self->v) {
-        case EVENT_SCHEMA_VERSION: return 0;
-        default:
-            return s_fail (ctx->error, ctx->error_size, "v: no upcast from version %d",
-                           self->v);
+    case EVENT_SCHEMA_VERSION:
+        return 0;
+    default:
+        return s_fail (ctx->error, ctx->error_size, "v: no upcast from version %d",
+                       self->v);
     }
 }
 
@@ -851,8 +879,8 @@ static int s_parse_json (parse_ctx_t *ctx, const char *json, size_t bytes, event
         s_fail (ctx->error, ctx->error_size, "event: must be a JSON object");
         goto done;
     }
-    if (s_collect (ctx, root, s_skip_ws (text), slots, &unknown)
-        || s_parse_common (ctx, slots, self))
+    if (s_collect (ctx, root, s_skip_ws (text), slots, &unknown) ||
+        s_parse_common (ctx, slots, self))
         goto done;
     if (self->type == EVENT_TYPE_UNKNOWN || self->v > EVENT_SCHEMA_VERSION) {
         //  Stored events only: readers skip and count what they do not know.
@@ -886,7 +914,7 @@ typedef struct {
 
 static bool s_lit (cursor_t *c, const char *literal, size_t bytes)
 {
-    if ((size_t) (c->end - c->p) < bytes || memcmp (c->p, literal, bytes) != 0)
+    if ((size_t)(c->end - c->p) < bytes || memcmp (c->p, literal, bytes) != 0)
         return false;
     c->p += bytes;
     return true;
@@ -903,7 +931,7 @@ static bool s_fast_uint (cursor_t *c, int64_t max, int64_t *value)
     int64_t result = 0;
     int digits = 0;
     for (; p < c->end && *p >= '0' && *p <= '9'; p++, digits++) {
-        if (digits == 16)   // our maxima have at most 16 digits
+        if (digits == 16) // our maxima have at most 16 digits
             return false;
         result = result * 10 + (*p - '0');
     }
@@ -919,11 +947,11 @@ static bool s_fast_id (cursor_t *c, char *out)
 {
     const char *start = c->p;
     const char *p = start;
-    if (p == c->end || !s_is_alnum ((unsigned char) *p))
+    if (p == c->end || !s_is_alnum ((unsigned char)*p))
         return false;
-    while (p < c->end && s_id_chars[(unsigned char) *p])
+    while (p < c->end && s_id_chars[(unsigned char)*p])
         p++;
-    size_t bytes = (size_t) (p - start);
+    size_t bytes = (size_t)(p - start);
     if (p == c->end || *p != '"' || bytes > EVENT_ID_BYTES_MAX)
         return false;
     memcpy (out, start, bytes);
@@ -948,46 +976,61 @@ static bool s_fast_string (cursor_t *c, char *out)
     size_t bytes = 0;
     bool high = false;
     while (p < c->end && *p != '"') {
-        unsigned char byte = (unsigned char) *p++;
+        unsigned char byte = (unsigned char)*p++;
         if (byte < 0x20)
             return false;
         if (byte == '\\') {
             if (p == c->end)
                 return false;
             switch (*p++) {
-                case '"': byte = '"'; break;
-                case '\\': byte = '\\'; break;
-                case 'n': byte = '\n'; break;
-                case 'r': byte = '\r'; break;
-                case 't': byte = '\t'; break;
-                case 'b': byte = '\b'; break;
-                case 'f': byte = '\f'; break;
-                case 'u': {
-                    if (c->end - p < 4 || p[0] != '0' || p[1] != '0')
-                        return false;
-                    int hi = s_hex_digit (p[2]), lo = s_hex_digit (p[3]);
-                    if (hi < 0 || lo < 0)
-                        return false;
-                    byte = (unsigned char) (hi * 16 + lo);
-                    p += 4;
-                    //  Only controls without a short escape are written so.
-                    if (byte == 0 || byte >= 0x20 || byte == '\n' || byte == '\r'
-                        || byte == '\t' || byte == '\b' || byte == '\f')
-                        return false;
-                    break;
-                }
-                default: return false;
+            case '"':
+                byte = '"';
+                break;
+            case '\\':
+                byte = '\\';
+                break;
+            case 'n':
+                byte = '\n';
+                break;
+            case 'r':
+                byte = '\r';
+                break;
+            case 't':
+                byte = '\t';
+                break;
+            case 'b':
+                byte = '\b';
+                break;
+            case 'f':
+                byte = '\f';
+                break;
+            case 'u': {
+                if (c->end - p < 4 || p[0] != '0' || p[1] != '0')
+                    return false;
+                int hi = s_hex_digit (p[2]), lo = s_hex_digit (p[3]);
+                if (hi < 0 || lo < 0)
+                    return false;
+                byte = (unsigned char)(hi * 16 + lo);
+                p += 4;
+                //  Only controls without a short escape are written so.
+                if (byte == 0 || byte >= 0x20 || byte == '\n' || byte == '\r' ||
+                    byte == '\t' || byte == '\b' || byte == '\f')
+                    return false;
+                break;
+            }
+            default:
+                return false;
             }
         }
         if (bytes == EVENT_META_VALUE_BYTES_MAX)
             return false;
         high |= byte >= 0x80;
-        out[bytes++] = (char) byte;
+        out[bytes++] = (char)byte;
     }
     if (p == c->end || bytes == 0)
         return false;
     out[bytes] = '\0';
-    if (high && !s_utf8_is_valid ((const unsigned char *) out, bytes))
+    if (high && !s_utf8_is_valid ((const unsigned char *)out, bytes))
         return false;
     c->p = p + 1;
     return true;
@@ -1001,12 +1044,14 @@ static bool s_fast_meta (cursor_t *c, event_t *self)
             return false;
         any = true;
     }
-    if (any ? s_expect_lit (c, ",\"request_id\":\"") : s_expect_lit (c, "\"request_id\":\"")) {
+    if (any ? s_expect_lit (c, ",\"request_id\":\"")
+            : s_expect_lit (c, "\"request_id\":\"")) {
         if (!s_fast_string (c, self->request_id))
             return false;
         any = true;
     }
-    if (any ? s_expect_lit (c, ",\"reference\":\"") : s_expect_lit (c, "\"reference\":\"")) {
+    if (any ? s_expect_lit (c, ",\"reference\":\"")
+            : s_expect_lit (c, "\"reference\":\"")) {
         if (!s_fast_string (c, self->reference))
             return false;
         any = true;
@@ -1019,9 +1064,9 @@ static bool s_fast_meta (cursor_t *c, event_t *self)
 static bool s_fast_parse_stored (const char *line, size_t bytes, event_t *self)
 {
     cursor_t c = {line, line + bytes};
-    if (!s_expect_lit (&c, "{\"seq\":") || !s_fast_uint (&c, EVENT_SEQ_MAX, &self->seq)
-        || !s_expect_lit (&c, ",\"id\":\"") || !s_fast_id (&c, self->id)
-        || !s_expect_lit (&c, ",\"type\":\""))
+    if (!s_expect_lit (&c, "{\"seq\":") || !s_fast_uint (&c, EVENT_SEQ_MAX, &self->seq) ||
+        !s_expect_lit (&c, ",\"id\":\"") || !s_fast_id (&c, self->id) ||
+        !s_expect_lit (&c, ",\"type\":\""))
         return false;
     if (s_expect_lit (&c, "deposited\""))
         self->type = EVENT_DEPOSITED;
@@ -1032,20 +1077,19 @@ static bool s_fast_parse_stored (const char *line, size_t bytes, event_t *self)
     else
         return false;
     memcpy (self->type_name, s_type_names[self->type], strlen (s_type_names[self->type]));
-    if (!s_expect_lit (&c, ",\"v\":1,\"ts\":\"") || c.end - c.p < EVENT_TS_BYTES + 1
-        || !s_fast_ts_parse (c.p, &self->ts_ms))
+    if (!s_expect_lit (&c, ",\"v\":1,\"ts\":\"") || c.end - c.p < EVENT_TS_BYTES + 1 ||
+        !s_fast_ts_parse (c.p, &self->ts_ms))
         return false;
     c.p += EVENT_TS_BYTES;
     if (self->type == EVENT_TRANSFERRED) {
-        if (!s_expect_lit (&c, "\",\"from\":\"") || !s_fast_id (&c, self->from)
-            || !s_expect_lit (&c, ",\"to\":\"") || !s_fast_id (&c, self->to)
-            || strcmp (self->from, self->to) == 0)
+        if (!s_expect_lit (&c, "\",\"from\":\"") || !s_fast_id (&c, self->from) ||
+            !s_expect_lit (&c, ",\"to\":\"") || !s_fast_id (&c, self->to) ||
+            strcmp (self->from, self->to) == 0)
             return false;
-    }
-    else if (!s_expect_lit (&c, "\",\"account\":\"") || !s_fast_id (&c, self->account))
+    } else if (!s_expect_lit (&c, "\",\"account\":\"") || !s_fast_id (&c, self->account))
         return false;
-    if (!s_expect_lit (&c, ",\"amount\":")
-        || !s_fast_uint (&c, EVENT_AMOUNT_MAX, &self->amount))
+    if (!s_expect_lit (&c, ",\"amount\":") ||
+        !s_fast_uint (&c, EVENT_AMOUNT_MAX, &self->amount))
         return false;
     if (s_expect_lit (&c, ",\"meta\":{") && !s_fast_meta (&c, self))
         return false;

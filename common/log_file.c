@@ -28,8 +28,8 @@
 
 //  Opening reads this much per read(): large enough that syscalls vanish
 //  in the scan, small enough not to matter in RSS.
-#define LOG_FILE_SCAN_CHUNK_BYTES (4 * 1024 * 1024)
-#define LOG_FILE_PENDING_BYTES_MIN (64 * 1024)   // first pending buffer
+#define LOG_FILE_SCAN_CHUNK_BYTES  (4 * 1024 * 1024)
+#define LOG_FILE_PENDING_BYTES_MIN (64 * 1024) // first pending buffer
 #define LOG_FILE_INDEX_ENTRIES_MIN 1024
 
 struct log_file {
@@ -41,10 +41,10 @@ struct log_file {
     int64_t committed_ts_ms;
     uint64_t committed_bytes;
     uint64_t sync_count;
-    char *pending;   // lines with their \n, not yet written
+    char *pending; // lines with their \n, not yet written
     size_t pending_bytes;
     size_t pending_capacity;
-    uint64_t *index;   // offsets of seqs 1, 1 + STRIDE, 1 + 2 * STRIDE, ...
+    uint64_t *index; // offsets of seqs 1, 1 + STRIDE, 1 + 2 * STRIDE, ...
     size_t index_count;
     size_t index_capacity;
 };
@@ -58,7 +58,7 @@ typedef struct {
     size_t error_size;
     uint64_t file_bytes;
     int64_t line_number;
-    uint64_t torn_offset;   // where a torn tail starts; file_bytes if none
+    uint64_t torn_offset; // where a torn tail starts; file_bytes if none
 } scan_t;
 
 static int s_fail (char *error, size_t error_size, const char *format, ...)
@@ -78,8 +78,8 @@ static int s_fail (char *error, size_t error_size, const char *format, ...)
 static int s_index_add (log_file_t *self, uint64_t offset)
 {
     if (self->index_count == self->index_capacity) {
-        size_t capacity = self->index_capacity ? self->index_capacity * 2
-                                               : LOG_FILE_INDEX_ENTRIES_MIN;
+        size_t capacity =
+            self->index_capacity ? self->index_capacity * 2 : LOG_FILE_INDEX_ENTRIES_MIN;
         uint64_t *index = realloc (self->index, capacity * sizeof *index);
         if (!index)
             return -1;
@@ -93,7 +93,7 @@ static int s_index_add (log_file_t *self, uint64_t offset)
 //  Index entries for seqs up to seq only.
 static void s_index_trim (log_file_t *self, int64_t seq)
 {
-    size_t count = seq == 0 ? 0 : (size_t) ((seq - 1) / LOG_FILE_INDEX_STRIDE) + 1;
+    size_t count = seq == 0 ? 0 : (size_t)((seq - 1) / LOG_FILE_INDEX_STRIDE) + 1;
     if (self->index_count > count)
         self->index_count = count;
 }
@@ -112,32 +112,34 @@ static int s_scan_line (scan_t *scan, const char *line, size_t bytes, uint64_t o
     char reason[256] = "";
     if (event_parse_stored (line, bytes, &event, reason, sizeof reason)) {
         if (offset + bytes + 1 == scan->file_bytes) {
-            scan->torn_offset = offset;   // unparseable last line: torn tail
+            scan->torn_offset = offset; // unparseable last line: torn tail
             return 0;
         }
-        return s_fail (scan->error, scan->error_size, "%s: line %lld (byte offset %llu): %s",
-                       self->path, (long long) scan->line_number,
-                       (unsigned long long) offset, reason);
+        return s_fail (scan->error, scan->error_size,
+                       "%s: line %lld (byte offset %llu): %s", self->path,
+                       (long long)scan->line_number, (unsigned long long)offset, reason);
     }
     if (event.seq != self->last_seq + 1)
-        return s_fail (scan->error, scan->error_size,
-                       "%s: line %lld (byte offset %llu): seq %lld where %lld was expected "
-                       "(%s)",
-                       self->path, (long long) scan->line_number, (unsigned long long) offset,
-                       (long long) event.seq, (long long) self->last_seq + 1,
-                       event.seq > self->last_seq ? "gap" : "disorder");
+        return s_fail (
+            scan->error, scan->error_size,
+            "%s: line %lld (byte offset %llu): seq %lld where %lld was expected "
+            "(%s)",
+            self->path, (long long)scan->line_number, (unsigned long long)offset,
+            (long long)event.seq, (long long)self->last_seq + 1,
+            event.seq > self->last_seq ? "gap" : "disorder");
     if (event.ts_ms < self->last_ts_ms)
         return s_fail (scan->error, scan->error_size,
                        "%s: line %lld (byte offset %llu): ts goes backwards", self->path,
-                       (long long) scan->line_number, (unsigned long long) offset);
+                       (long long)scan->line_number, (unsigned long long)offset);
     if (s_starts_stride (event.seq) && s_index_add (self, offset))
         return s_fail (scan->error, scan->error_size, "%s: out of memory for the index",
                        self->path);
     if (scan->scan_fn && scan->scan_fn (scan->arg, &event, line, bytes))
-        return s_fail (scan->error, scan->error_size,
-                       "%s: line %lld (byte offset %llu): the scan callback refused seq %lld",
-                       self->path, (long long) scan->line_number, (unsigned long long) offset,
-                       (long long) event.seq);
+        return s_fail (
+            scan->error, scan->error_size,
+            "%s: line %lld (byte offset %llu): the scan callback refused seq %lld",
+            self->path, (long long)scan->line_number, (unsigned long long)offset,
+            (long long)event.seq);
     self->last_seq = event.seq;
     self->last_ts_ms = event.ts_ms;
     self->committed_bytes = offset + bytes + 1;
@@ -149,14 +151,15 @@ static uint64_t s_next_newline (log_file_t *self, uint64_t offset, uint64_t file
                                 char *buffer, size_t capacity)
 {
     while (offset < file_bytes) {
-        size_t want = file_bytes - offset < capacity ? (size_t) (file_bytes - offset) : capacity;
-        ssize_t got = pread (self->fd, buffer, want, (off_t) offset);
+        size_t want =
+            file_bytes - offset < capacity ? (size_t)(file_bytes - offset) : capacity;
+        ssize_t got = pread (self->fd, buffer, want, (off_t)offset);
         if (got <= 0)
-            return offset;   // unreadable: refuse rather than truncate
-        char *newline = memchr (buffer, '\n', (size_t) got);
+            return offset; // unreadable: refuse rather than truncate
+        char *newline = memchr (buffer, '\n', (size_t)got);
         if (newline)
-            return offset + (uint64_t) (newline - buffer);
-        offset += (uint64_t) got;
+            return offset + (uint64_t)(newline - buffer);
+        offset += (uint64_t)got;
     }
     return file_bytes;
 }
@@ -165,15 +168,16 @@ static uint64_t s_next_newline (log_file_t *self, uint64_t offset, uint64_t file
 //  line, refused otherwise. Clobbers buffer.
 static int s_scan_overlong (scan_t *scan, uint64_t offset, char *buffer, size_t capacity)
 {
-    uint64_t newline = s_next_newline (scan->self, offset, scan->file_bytes, buffer, capacity);
+    uint64_t newline =
+        s_next_newline (scan->self, offset, scan->file_bytes, buffer, capacity);
     if (newline + 1 >= scan->file_bytes) {
         scan->torn_offset = offset;
         return 0;
     }
     return s_fail (scan->error, scan->error_size,
-                   "%s: line %lld (byte offset %llu): longer than %d bytes", scan->self->path,
-                   (long long) scan->line_number + 1, (unsigned long long) offset,
-                   EVENT_LINE_BYTES_MAX);
+                   "%s: line %lld (byte offset %llu): longer than %d bytes",
+                   scan->self->path, (long long)scan->line_number + 1,
+                   (unsigned long long)offset, EVENT_LINE_BYTES_MAX);
 }
 
 //  Reads the file in large chunks and validates every line; stops at the
@@ -185,25 +189,26 @@ static int s_scan (scan_t *scan)
     char *buffer = malloc (capacity);
     if (!buffer)
         return s_fail (scan->error, scan->error_size, "%s: out of memory", self->path);
-    uint64_t buffer_offset = 0;   // file offset of buffer[0]
+    uint64_t buffer_offset = 0; // file offset of buffer[0]
     size_t have = 0;
     int rc = 0;
     while (rc == 0 && buffer_offset + have < scan->file_bytes) {
         uint64_t left = scan->file_bytes - buffer_offset - have;
-        size_t want = left < capacity - have ? (size_t) left : capacity - have;
-        ssize_t got = pread (self->fd, buffer + have, want, (off_t) (buffer_offset + have));
+        size_t want = left < capacity - have ? (size_t)left : capacity - have;
+        ssize_t got =
+            pread (self->fd, buffer + have, want, (off_t)(buffer_offset + have));
         if (got <= 0) {
             rc = s_fail (scan->error, scan->error_size, "%s: read at %llu failed: %s",
-                         self->path, (unsigned long long) (buffer_offset + have),
+                         self->path, (unsigned long long)(buffer_offset + have),
                          got < 0 ? strerror (errno) : "file shrank");
             break;
         }
-        have += (size_t) got;
+        have += (size_t)got;
         size_t start = 0;
         char *newline;
-        while (rc == 0 && scan->torn_offset == scan->file_bytes
-               && (newline = memchr (buffer + start, '\n', have - start))) {
-            size_t bytes = (size_t) (newline - buffer) - start;
+        while (rc == 0 && scan->torn_offset == scan->file_bytes &&
+               (newline = memchr (buffer + start, '\n', have - start))) {
+            size_t bytes = (size_t)(newline - buffer) - start;
             rc = s_scan_line (scan, buffer + start, bytes, buffer_offset + start);
             start += bytes + 1;
         }
@@ -218,7 +223,7 @@ static int s_scan (scan_t *scan)
         }
     }
     if (rc == 0 && scan->torn_offset == scan->file_bytes && have > 0)
-        scan->torn_offset = buffer_offset;   // last line without \n
+        scan->torn_offset = buffer_offset; // last line without \n
     free (buffer);
     return rc;
 }
@@ -233,7 +238,8 @@ static int s_make_parent (const char *path, bool *created, char *error, size_t e
     int rc = 0;
     *created = stat (parent, &status) != 0;
     if (*created && zsys_dir_create ("%s", parent))
-        rc = s_fail (error, error_size, "mkdir(\"%s\") failed: %s", parent, strerror (errno));
+        rc = s_fail (error, error_size, "mkdir(\"%s\") failed: %s", parent,
+                     strerror (errno));
     free (copy);
     return rc;
 }
@@ -248,7 +254,8 @@ static int s_sync_parent (const char *path, char *error, size_t error_size)
     int fd = open (parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     int rc = 0;
     if (fd < 0 || fsync (fd))
-        rc = s_fail (error, error_size, "fsync(\"%s\") failed: %s", parent, strerror (errno));
+        rc = s_fail (error, error_size, "fsync(\"%s\") failed: %s", parent,
+                     strerror (errno));
     if (fd >= 0)
         close (fd);
     free (copy);
@@ -260,11 +267,12 @@ static int s_truncate_torn (log_file_t *self, const scan_t *scan)
     uint64_t dropped = scan->file_bytes - scan->torn_offset;
     log_warn ("log_file: %s: torn tail at byte offset %llu: dropping %llu bytes "
               "(never acknowledged)",
-              self->path, (unsigned long long) scan->torn_offset,
-              (unsigned long long) dropped);
-    if (ftruncate (self->fd, (off_t) scan->torn_offset) || fdatasync (self->fd))
-        return s_fail (scan->error, scan->error_size, "ftruncate(\"%s\", %llu) failed: %s",
-                       self->path, (unsigned long long) scan->torn_offset, strerror (errno));
+              self->path, (unsigned long long)scan->torn_offset,
+              (unsigned long long)dropped);
+    if (ftruncate (self->fd, (off_t)scan->torn_offset) || fdatasync (self->fd))
+        return s_fail (scan->error, scan->error_size,
+                       "ftruncate(\"%s\", %llu) failed: %s", self->path,
+                       (unsigned long long)scan->torn_offset, strerror (errno));
     return 0;
 }
 
@@ -290,8 +298,9 @@ log_file_t *log_file_open (const char *path, log_file_scan_fn *scan_fn, void *ar
         goto failed;
     }
     if (flock (self->fd, LOCK_EX | LOCK_NB)) {
-        s_fail (error, error_size, "flock(\"%s\") failed: %s (is another process using it?)",
-                path, strerror (errno));
+        s_fail (error, error_size,
+                "flock(\"%s\") failed: %s (is another process using it?)", path,
+                strerror (errno));
         goto failed;
     }
     if ((created_file || created_dir) && s_sync_parent (path, error, error_size))
@@ -300,7 +309,7 @@ log_file_t *log_file_open (const char *path, log_file_scan_fn *scan_fn, void *ar
         s_fail (error, error_size, "fstat(\"%s\") failed: %s", path, strerror (errno));
         goto failed;
     }
-    uint64_t file_bytes = (uint64_t) status.st_size;
+    uint64_t file_bytes = (uint64_t)status.st_size;
     scan_t scan = {self, scan_fn, arg, error, error_size, file_bytes, 0, file_bytes};
     if (s_scan (&scan))
         goto failed;
@@ -363,8 +372,8 @@ static int s_pending_reserve (log_file_t *self, size_t bytes)
 {
     if (self->pending_capacity - self->pending_bytes >= bytes)
         return 0;
-    size_t capacity = self->pending_capacity ? self->pending_capacity
-                                             : LOG_FILE_PENDING_BYTES_MIN;
+    size_t capacity =
+        self->pending_capacity ? self->pending_capacity : LOG_FILE_PENDING_BYTES_MIN;
     while (capacity - self->pending_bytes < bytes)
         capacity *= 2;
     char *pending = realloc (self->pending, capacity);
@@ -384,7 +393,8 @@ int log_file_append (log_file_t *self, const char *line, size_t line_bytes, int6
     assert (memchr (line, '\n', line_bytes) == NULL);
     if (s_pending_reserve (self, line_bytes + 1))
         return -1;
-    if (s_starts_stride (seq) && s_index_add (self, self->committed_bytes + self->pending_bytes))
+    if (s_starts_stride (seq) &&
+        s_index_add (self, self->committed_bytes + self->pending_bytes))
         return -1;
     memcpy (self->pending + self->pending_bytes, line, line_bytes);
     self->pending[self->pending_bytes + line_bytes] = '\n';
@@ -411,8 +421,9 @@ int log_file_commit (log_file_t *self, bool sync)
     const char *call = "write";
     size_t written = 0;
     while (written < self->pending_bytes) {
-        ssize_t n = pwrite (self->fd, self->pending + written, self->pending_bytes - written,
-                            (off_t) (self->committed_bytes + written));
+        ssize_t n =
+            pwrite (self->fd, self->pending + written, self->pending_bytes - written,
+                    (off_t)(self->committed_bytes + written));
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0) {
@@ -420,7 +431,7 @@ int log_file_commit (log_file_t *self, bool sync)
                 errno = EIO;
             goto failed;
         }
-        written += (size_t) n;
+        written += (size_t)n;
     }
     if (sync) {
         call = "fdatasync";
@@ -435,14 +446,14 @@ int log_file_commit (log_file_t *self, bool sync)
     return 0;
 failed:;
     int saved_errno = errno;
-    log_error ("log_file: %s(\"%s\", %zu bytes at offset %llu) failed: %s", call, self->path,
-               self->pending_bytes, (unsigned long long) self->committed_bytes,
+    log_error ("log_file: %s(\"%s\", %zu bytes at offset %llu) failed: %s", call,
+               self->path, self->pending_bytes, (unsigned long long)self->committed_bytes,
                strerror (saved_errno));
     //  Whatever reached the file past the committed size goes, so the file
     //  stays exactly the committed log even if we crash right after.
-    if (ftruncate (self->fd, (off_t) self->committed_bytes))
+    if (ftruncate (self->fd, (off_t)self->committed_bytes))
         log_error ("log_file: ftruncate(\"%s\", %llu) failed: %s", self->path,
-                   (unsigned long long) self->committed_bytes, strerror (errno));
+                   (unsigned long long)self->committed_bytes, strerror (errno));
     log_file_rollback (self);
     errno = saved_errno;
     return -1;
@@ -450,23 +461,25 @@ failed:;
 
 //  Reads up to size committed bytes at offset; *got is short only at the
 //  committed end.
-static int s_pread (log_file_t *self, char *buffer, size_t size, uint64_t offset, size_t *got)
+static int s_pread (log_file_t *self, char *buffer, size_t size, uint64_t offset,
+                    size_t *got)
 {
     uint64_t left = offset < self->committed_bytes ? self->committed_bytes - offset : 0;
-    size_t want = left < size ? (size_t) left : size;
+    size_t want = left < size ? (size_t)left : size;
     size_t done = 0;
     while (done < want) {
-        ssize_t n = pread (self->fd, buffer + done, want - done, (off_t) (offset + done));
+        ssize_t n = pread (self->fd, buffer + done, want - done, (off_t)(offset + done));
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0) {
             if (n == 0)
-                errno = EIO;   // the file shrank under us
-            log_error ("log_file: pread(\"%s\", %zu bytes at %llu) failed: %s", self->path,
-                       want - done, (unsigned long long) (offset + done), strerror (errno));
+                errno = EIO; // the file shrank under us
+            log_error ("log_file: pread(\"%s\", %zu bytes at %llu) failed: %s",
+                       self->path, want - done, (unsigned long long)(offset + done),
+                       strerror (errno));
             return -1;
         }
-        done += (size_t) n;
+        done += (size_t)n;
     }
     *got = done;
     return 0;
@@ -487,13 +500,13 @@ static int s_skip_lines (log_file_t *self, int64_t skip, uint64_t *offset, char 
             return -1;
         }
         char *p = buffer, *end = buffer + got, *newline;
-        while (skip > 0 && (newline = memchr (p, '\n', (size_t) (end - p)))) {
+        while (skip > 0 && (newline = memchr (p, '\n', (size_t)(end - p)))) {
             p = newline + 1;
             skip--;
         }
-        *offset += (uint64_t) (skip > 0 ? got : (size_t) (p - buffer));
+        *offset += (uint64_t)(skip > 0 ? got : (size_t)(p - buffer));
         if (skip == 0) {
-            *kept = (size_t) (end - p);
+            *kept = (size_t)(end - p);
             memmove (buffer, p, *kept);
         }
     }
@@ -511,24 +524,24 @@ int log_file_read (log_file_t *self, int64_t from_seq, size_t max_events, char *
         return 0;
     if (max_events > INT_MAX)
         max_events = INT_MAX;
-    size_t entry = (size_t) ((from_seq - 1) / LOG_FILE_INDEX_STRIDE);
+    size_t entry = (size_t)((from_seq - 1) / LOG_FILE_INDEX_STRIDE);
     assert (entry < self->index_count);
     uint64_t offset = self->index[entry];
-    int64_t skip = from_seq - (int64_t) entry * LOG_FILE_INDEX_STRIDE - 1;
+    int64_t skip = from_seq - (int64_t)entry * LOG_FILE_INDEX_STRIDE - 1;
     size_t kept, got;
-    if (s_skip_lines (self, skip, &offset, buffer, buffer_size, &kept)
-        || s_pread (self, buffer + kept, buffer_size - kept, offset + kept, &got))
+    if (s_skip_lines (self, skip, &offset, buffer, buffer_size, &kept) ||
+        s_pread (self, buffer + kept, buffer_size - kept, offset + kept, &got))
         return -1;
     char *p = buffer, *end = buffer + kept + got, *newline;
     size_t count = 0;
-    while (count < max_events && (newline = memchr (p, '\n', (size_t) (end - p)))) {
+    while (count < max_events && (newline = memchr (p, '\n', (size_t)(end - p)))) {
         p = newline + 1;
         count++;
     }
     if (count == 0) {
-        errno = ENOBUFS;   // the line at from_seq does not fit
+        errno = ENOBUFS; // the line at from_seq does not fit
         return -1;
     }
-    *bytes_out = (size_t) (p - buffer);
-    return (int) count;
+    *bytes_out = (size_t)(p - buffer);
+    return (int)count;
 }

@@ -12,31 +12,34 @@
 
 static int s_failures;
 
-#define CHECK(cond)                                                                    \
-    do {                                                                               \
-        if (!(cond)) {                                                                 \
-            fprintf (stderr, "    %s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-            s_failures++;                                                              \
-            return;                                                                    \
-        }                                                                              \
+#define CHECK(cond)                                                                      \
+    do {                                                                                 \
+        if (!(cond)) {                                                                   \
+            fprintf (stderr, "    %s:%d: check failed: %s\n", __FILE__, __LINE__,        \
+                     #cond);                                                             \
+            s_failures++;                                                                \
+            return;                                                                      \
+        }                                                                                \
     } while (0)
 
-#define RUN(test)                                                                      \
-    do {                                                                               \
-        int failures_before = s_failures;                                              \
-        test ();                                                                       \
-        printf ("%s %s\n", s_failures == failures_before ? "ok  " : "FAIL", #test);   \
+#define RUN(test)                                                                        \
+    do {                                                                                 \
+        int failures_before = s_failures;                                                \
+        test ();                                                                         \
+        printf ("%s %s\n", s_failures == failures_before ? "ok  " : "FAIL", #test);      \
     } while (0)
 
-static const char *s_deposit = "{\"seq\":17,\"id\":\"0b7f3c1e-9d2a-4f6b-8c1d-2e3f4a5b6c7d\","
-                               "\"type\":\"deposited\",\"v\":1,\"ts\":"
-                               "\"2026-11-22T07:28:47.123Z\",\"account\":\"alice\","
-                               "\"amount\":1250}";
-static const char *s_transfer = "{\"seq\":19,\"id\":\"d4\",\"type\":\"transferred\",\"v\":1,"
-                                "\"ts\":\"2026-11-22T07:28:48.000Z\",\"from\":\"alice\","
-                                "\"to\":\"bob\",\"amount\":300,\"meta\":{\"correlation_id\":"
-                                "\"req-42\",\"reference\":\"rent \\\"May\\\"\\n\\u0001 "
-                                "caf\xc3\xa9\"}}";
+static const char *s_deposit =
+    "{\"seq\":17,\"id\":\"0b7f3c1e-9d2a-4f6b-8c1d-2e3f4a5b6c7d\","
+    "\"type\":\"deposited\",\"v\":1,\"ts\":"
+    "\"2026-11-22T07:28:47.123Z\",\"account\":\"alice\","
+    "\"amount\":1250}";
+static const char *s_transfer =
+    "{\"seq\":19,\"id\":\"d4\",\"type\":\"transferred\",\"v\":1,"
+    "\"ts\":\"2026-11-22T07:28:48.000Z\",\"from\":\"alice\","
+    "\"to\":\"bob\",\"amount\":300,\"meta\":{\"correlation_id\":"
+    "\"req-42\",\"reference\":\"rent \\\"May\\\"\\n\\u0001 "
+    "caf\xc3\xa9\"}}";
 
 static int s_stored (const char *line, event_t *event, char *error)
 {
@@ -49,7 +52,8 @@ static int s_proposed (const char *json, event_t *event, char *error)
 }
 
 //  Reference parser only, as event_parse_stored would call it.
-static int s_reference_stored (const char *line, size_t bytes, event_t *event, char *error)
+static int s_reference_stored (const char *line, size_t bytes, event_t *event,
+                               char *error)
 {
     event_init (event);
     parse_ctx_t ctx = {true, error, 256};
@@ -131,11 +135,15 @@ static void test_accepts_any_key_order_and_whitespace (void)
 
 typedef struct {
     const char *json;
-    const char *reason;   // the error must start with this
+    const char *reason; // the error must start with this
 } bad_input_t;
 
-#define HEAD "{\"seq\":1,\"id\":\"e1\",\"type\":\"deposited\",\"v\":1,\"ts\":\"2026-01-01T00:00:00.000Z\","
-#define THEAD "{\"seq\":1,\"id\":\"e1\",\"type\":\"transferred\",\"v\":1,\"ts\":\"2026-01-01T00:00:00.000Z\","
+#define HEAD                                                                             \
+    "{\"seq\":1,\"id\":\"e1\",\"type\":\"deposited\",\"v\":1,\"ts\":\"2026-01-01T00:00:" \
+    "00.000Z\","
+#define THEAD                                                                            \
+    "{\"seq\":1,\"id\":\"e1\",\"type\":\"transferred\",\"v\":1,\"ts\":\"2026-01-01T00:"  \
+    "00:00.000Z\","
 #define META(x) HEAD "\"account\":\"a\",\"amount\":1,\"meta\":" x "}"
 
 static const bad_input_t s_bad_stored[] = {
@@ -144,7 +152,8 @@ static const bad_input_t s_bad_stored[] = {
     {"[1,2]", "event: must be a JSON object"},
     {HEAD "\"account\":\"a\",\"amount\":1} x", "event: not valid JSON"},
     {"{\"id\":\"e1\",\"type\":\"deposited\",\"v\":1,\"ts\":\"2026-01-01T00:00:00.000Z\","
-     "\"account\":\"a\",\"amount\":1}", "seq: missing"},
+     "\"account\":\"a\",\"amount\":1}",
+     "seq: missing"},
     {"{\"seq\":0,\"id\":\"e1\"}", "seq: must be an integer"},
     {"{\"seq\":-3,\"id\":\"e1\"}", "seq: must be an integer"},
     {"{\"seq\":1.0,\"id\":\"e1\"}", "seq: must be an integer"},
@@ -155,31 +164,47 @@ static const bad_input_t s_bad_stored[] = {
     {"{\"seq\":1,\"id\":\"-bad\"}", "id: must be a string matching"},
     {"{\"seq\":1,\"id\":\"a b\"}", "id: must be a string matching"},
     {"{\"seq\":1,\"id\":7}", "id: must be a string matching"},
-    {"{\"seq\":1,\"id\":\"x0123456789012345678901234567890123456789012345678901234567890123\"}",
+    {"{\"seq\":1,\"id\":"
+     "\"x0123456789012345678901234567890123456789012345678901234567890123\"}",
      "id: must be a string matching"},
     {"{\"seq\":1}", "id: missing"},
     {"{\"seq\":1,\"id\":\"e1\",\"type\":\"\"}", "type: must be"},
     {"{\"seq\":1,\"id\":\"e1\",\"type\":null}", "type: must be"},
     {"{\"seq\":1,\"id\":\"e1\",\"type\":\"deposited\"}", "v: missing"},
     {"{\"seq\":1,\"id\":\"e1\",\"type\":\"deposited\",\"v\":0}", "v: must be an integer"},
-    {"{\"seq\":1,\"id\":\"e1\",\"type\":\"deposited\",\"v\":true}", "v: must be an integer"},
+    {"{\"seq\":1,\"id\":\"e1\",\"type\":\"deposited\",\"v\":true}",
+     "v: must be an integer"},
     {"{\"seq\":1,\"id\":\"e1\",\"type\":\"deposited\",\"v\":1}", "ts: missing"},
-    {"{\"seq\":1,\"id\":\"e1\",\"type\":\"deposited\",\"v\":1,\"ts\":\"2026-01-01T00:00:00Z\"}",
+    {"{\"seq\":1,\"id\":\"e1\",\"type\":\"deposited\",\"v\":1,\"ts\":\"2026-01-01T00:00:"
+     "00Z\"}",
      "ts: must be RFC 3339"},
     {"{\"seq\":1,\"id\":\"e1\",\"type\":\"deposited\",\"v\":1,"
-     "\"ts\":\"2026-01-01T01:00:00.000+01:00\"}", "ts: must be RFC 3339"},
-    {"{\"seq\":1,\"id\":\"e1\",\"type\":\"deposited\",\"v\":1,\"ts\":\"2026-02-30T00:00:00.000Z\"}",
+     "\"ts\":\"2026-01-01T01:00:00.000+01:00\"}",
+     "ts: must be RFC 3339"},
+    {"{\"seq\":1,\"id\":\"e1\",\"type\":\"deposited\",\"v\":1,\"ts\":\"2026-02-30T00:00:"
+     "00.000Z\"}",
+     "ts: must be RFC 3339"},
+    {"{\"seq\":1,\"id\":\"e1\",\"type\":\"deposited\",\"v\":1,\"ts\":\"9999-12-31T23:59:"
+     "60.000Z\"}",
      "ts: must be RFC 3339"},
     {HEAD "\"amount\":1}", "account: missing"},
     {HEAD "\"account\":\"a\"}", "amount: missing"},
-    {HEAD "\"account\":\"a\",\"amount\":0}", "amount: must be an integer between 1 and 10^15"},
-    {HEAD "\"account\":\"a\",\"amount\":-5}", "amount: must be an integer between 1 and 10^15"},
-    {HEAD "\"account\":\"a\",\"amount\":1.5}", "amount: must be an integer between 1 and 10^15"},
-    {HEAD "\"account\":\"a\",\"amount\":1e3}", "amount: must be an integer between 1 and 10^15"},
-    {HEAD "\"account\":\"a\",\"amount\":100.0}", "amount: must be an integer between 1 and 10^15"},
-    {HEAD "\"account\":\"a\",\"amount\":\"5\"}", "amount: must be an integer between 1 and 10^15"},
-    {HEAD "\"account\":\"a\",\"amount\":true}", "amount: must be an integer between 1 and 10^15"},
-    {HEAD "\"account\":\"a\",\"amount\":null}", "amount: must be an integer between 1 and 10^15"},
+    {HEAD "\"account\":\"a\",\"amount\":0}",
+     "amount: must be an integer between 1 and 10^15"},
+    {HEAD "\"account\":\"a\",\"amount\":-5}",
+     "amount: must be an integer between 1 and 10^15"},
+    {HEAD "\"account\":\"a\",\"amount\":1.5}",
+     "amount: must be an integer between 1 and 10^15"},
+    {HEAD "\"account\":\"a\",\"amount\":1e3}",
+     "amount: must be an integer between 1 and 10^15"},
+    {HEAD "\"account\":\"a\",\"amount\":100.0}",
+     "amount: must be an integer between 1 and 10^15"},
+    {HEAD "\"account\":\"a\",\"amount\":\"5\"}",
+     "amount: must be an integer between 1 and 10^15"},
+    {HEAD "\"account\":\"a\",\"amount\":true}",
+     "amount: must be an integer between 1 and 10^15"},
+    {HEAD "\"account\":\"a\",\"amount\":null}",
+     "amount: must be an integer between 1 and 10^15"},
     {HEAD "\"account\":\"a\",\"amount\":1000000000000001}",
      "amount: must be an integer between 1 and 10^15"},
     {HEAD "\"account\":\"a\",\"amount\":9007199254740993}",
@@ -187,23 +212,31 @@ static const bad_input_t s_bad_stored[] = {
     {HEAD "\"account\":\"a\",\"amount\":123456789012345678901234567890}",
      "amount: must be an integer between 1 and 10^15"},
     {HEAD "\"account\":\"a\",\"amount\":1,\"color\":\"red\"}", "color: unknown field"},
-    {HEAD "\"account\":\"a\",\"amount\":1,\"from\":\"b\"}", "from: not allowed in a deposited"},
+    {HEAD "\"account\":\"a\",\"amount\":1,\"from\":\"b\"}",
+     "from: not allowed in a deposited"},
     {HEAD "\"account\":\"a\",\"amount\":1,\"expect\":{}}", "expect: not allowed"},
     {HEAD "\"account\":\"\",\"amount\":1}", "account: must be a string matching"},
-    {HEAD "\"account\":\"al\\u0000ice\",\"amount\":1}", "account: must be a string matching"},
+    {HEAD "\"account\":\"al\\u0000ice\",\"amount\":1}",
+     "account: must be a string matching"},
     {THEAD "\"from\":\"a\",\"to\":\"a\",\"amount\":1}", "to: must differ from from"},
     {THEAD "\"from\":\"a\",\"amount\":1}", "to: missing"},
-    {THEAD "\"from\":\"a\",\"to\":\"b\",\"account\":\"c\",\"amount\":1}", "account: not allowed"},
+    {THEAD "\"from\":\"a\",\"to\":\"b\",\"account\":\"c\",\"amount\":1}",
+     "account: not allowed"},
     {META ("[]"), "meta: must be an object"},
     {META ("{\"note\":\"x\"}"), "meta.note: unknown field"},
     {META ("{\"reference\":\"\"}"), "meta.reference: must be a non-empty string"},
     {META ("{\"reference\":5}"), "meta.reference: must be a non-empty string"},
-    {META ("{\"reference\":\"a\\u0000b\"}"), "meta.reference: must be a non-empty string"},
-    {META ("{\"reference\":\"bad \xc3\x28 utf8\"}"), "meta.reference: must be a non-empty string"},
-    {META ("{\"reference\":\"overlong \xc0\xaf\"}"), "meta.reference: must be a non-empty string"},
-    {META ("{\"reference\":\"surrogate \xed\xa0\x80\"}"), "meta.reference: must be a non-empty string"},
+    {META ("{\"reference\":\"a\\u0000b\"}"),
+     "meta.reference: must be a non-empty string"},
+    {META ("{\"reference\":\"bad \xc3\x28 utf8\"}"),
+     "meta.reference: must be a non-empty string"},
+    {META ("{\"reference\":\"overlong \xc0\xaf\"}"),
+     "meta.reference: must be a non-empty string"},
+    {META ("{\"reference\":\"surrogate \xed\xa0\x80\"}"),
+     "meta.reference: must be a non-empty string"},
     {META ("{\"reference\":\"raw\ttab\"}"), "meta.reference: must be a non-empty string"},
-    {META ("{\"reference\":\"a\",\"reference\":\"b\"}"), "meta.reference: duplicate field"},
+    {META ("{\"reference\":\"a\",\"reference\":\"b\"}"),
+     "meta.reference: duplicate field"},
 };
 
 static void test_bad_stored_inputs_are_rejected_naming_the_field (void)
@@ -214,7 +247,8 @@ static void test_bad_stored_inputs_are_rejected_naming_the_field (void)
         event_t event;
         char error[256] = "";
         int rc = s_stored (s_bad_stored[i].json, &event, error);
-        if (rc != -1 || strncmp (error, s_bad_stored[i].reason, strlen (s_bad_stored[i].reason))) {
+        if (rc != -1 ||
+            strncmp (error, s_bad_stored[i].reason, strlen (s_bad_stored[i].reason))) {
             fprintf (stderr, "    input %zu: %s\n    got rc %d, error \"%s\"\n", i,
                      s_bad_stored[i].json, rc, error);
             CHECK (false);
@@ -234,13 +268,14 @@ static void test_long_meta_value_is_rejected (void)
     char error[256] = "";
     CHECK (s_stored (line, &event, error) == -1);
     CHECK (strncmp (error, "meta.reference:", 15) == 0);
-    value[EVENT_META_VALUE_BYTES_MAX] = '\0';   // exactly the limit
+    value[EVENT_META_VALUE_BYTES_MAX] = '\0'; // exactly the limit
     snprintf (line, sizeof line, META ("{\"reference\":\"%s\"}"), value);
     CHECK (s_stored (line, &event, error) == 0);
 }
 
 static const bad_input_t s_bad_proposed[] = {
-    {"{\"seq\":1,\"id\":\"e1\",\"type\":\"deposited\",\"v\":1,\"account\":\"a\",\"amount\":1}",
+    {"{\"seq\":1,\"id\":\"e1\",\"type\":\"deposited\",\"v\":1,\"account\":\"a\","
+     "\"amount\":1}",
      "seq: not allowed in a proposed event"},
     {"{\"id\":\"e1\",\"ts\":\"2026-01-01T00:00:00.000Z\",\"type\":\"deposited\",\"v\":1}",
      "ts: not allowed in a proposed event"},
@@ -248,20 +283,28 @@ static const bad_input_t s_bad_proposed[] = {
      "type: must be deposited, withdrawn or transferred"},
     {"{\"id\":\"e1\",\"type\":\"deposited\",\"v\":2,\"account\":\"a\",\"amount\":1}",
      "v: must be an integer between 1 and 1"},
-    {"{\"id\":\"e1\",\"type\":\"deposited\",\"v\":1,\"account\":\"a\",\"amount\":1,\"x\":1}",
+    {"{\"id\":\"e1\",\"type\":\"deposited\",\"v\":1,\"account\":\"a\",\"amount\":1,\"x\":"
+     "1}",
      "x: unknown field"},
     {"{\"id\":\"e1\",\"type\":\"deposited\",\"v\":1,\"account\":\"a\",\"amount\":1,"
-     "\"expect\":{\"b\":1}}", "expect.b: not an account of this event"},
+     "\"expect\":{\"b\":1}}",
+     "expect.b: not an account of this event"},
     {"{\"id\":\"e1\",\"type\":\"deposited\",\"v\":1,\"account\":\"a\",\"amount\":1,"
-     "\"expect\":{\"a\":-1}}", "expect.a: must be an integer version >= 0"},
+     "\"expect\":{\"a\":-1}}",
+     "expect.a: must be an integer version >= 0"},
     {"{\"id\":\"e1\",\"type\":\"deposited\",\"v\":1,\"account\":\"a\",\"amount\":1,"
-     "\"expect\":{\"a\":1.5}}", "expect.a: must be an integer version >= 0"},
+     "\"expect\":{\"a\":1.5}}",
+     "expect.a: must be an integer version >= 0"},
     {"{\"id\":\"e1\",\"type\":\"deposited\",\"v\":1,\"account\":\"a\",\"amount\":1,"
-     "\"expect\":{\"a\":1,\"a\":2}}", "expect.a: duplicate field"},
-    {"{\"id\":\"e1\",\"type\":\"transferred\",\"v\":1,\"from\":\"a\",\"to\":\"b\",\"amount\":1,"
-     "\"expect\":{\"a\":1,\"b\":2,\"c\":3}}", "expect: must be an object of at most 2"},
+     "\"expect\":{\"a\":1,\"a\":2}}",
+     "expect.a: duplicate field"},
+    {"{\"id\":\"e1\",\"type\":\"transferred\",\"v\":1,\"from\":\"a\",\"to\":\"b\","
+     "\"amount\":1,"
+     "\"expect\":{\"a\":1,\"b\":2,\"c\":3}}",
+     "expect: must be an object of at most 2"},
     {"{\"id\":\"e1\",\"type\":\"deposited\",\"v\":1,\"account\":\"a\",\"amount\":1,"
-     "\"expect\":[]}", "expect: must be an object"},
+     "\"expect\":[]}",
+     "expect: must be an object"},
     {"{\"type\":\"deposited\",\"v\":1,\"account\":\"a\",\"amount\":1}", "id: missing"},
 };
 
@@ -271,8 +314,8 @@ static void test_bad_proposed_inputs_are_rejected_naming_the_field (void)
         event_t event;
         char error[256] = "";
         int rc = s_proposed (s_bad_proposed[i].json, &event, error);
-        if (rc != -1
-            || strncmp (error, s_bad_proposed[i].reason, strlen (s_bad_proposed[i].reason))) {
+        if (rc != -1 || strncmp (error, s_bad_proposed[i].reason,
+                                 strlen (s_bad_proposed[i].reason))) {
             fprintf (stderr, "    input %zu: %s\n    got rc %d, error \"%s\"\n", i,
                      s_bad_proposed[i].json, rc, error);
             CHECK (false);
@@ -297,9 +340,11 @@ static void test_oversized_input_is_rejected (void)
 static void test_unknown_type_or_newer_version_parses_as_unknown (void)
 {
     const char *lines[] = {
-        "{\"seq\":5,\"id\":\"e5\",\"type\":\"frozen\",\"v\":1,\"ts\":\"2026-01-01T00:00:00.000Z\","
+        "{\"seq\":5,\"id\":\"e5\",\"type\":\"frozen\",\"v\":1,\"ts\":\"2026-01-01T00:00:"
+        "00.000Z\","
         "\"account\":\"a\",\"whatever\":[1,2]}",
-        "{\"seq\":5,\"id\":\"e5\",\"type\":\"deposited\",\"v\":2,\"ts\":\"2026-01-01T00:00:00.000Z\","
+        "{\"seq\":5,\"id\":\"e5\",\"type\":\"deposited\",\"v\":2,\"ts\":\"2026-01-01T00:"
+        "00:00.000Z\","
         "\"account\":{\"new\":\"shape\"}}",
     };
     for (size_t i = 0; i < 2; i++) {
@@ -313,8 +358,8 @@ static void test_unknown_type_or_newer_version_parses_as_unknown (void)
     }
     event_t event;
     char error[256] = "";
-    CHECK (s_stored ("{\"seq\":5,\"id\":\"e5\",\"type\":\"frozen\",\"v\":1}", &event, error)
-           == -1);
+    CHECK (s_stored ("{\"seq\":5,\"id\":\"e5\",\"type\":\"frozen\",\"v\":1}", &event,
+                     error) == -1);
     CHECK (strncmp (error, "ts: missing", 11) == 0);
 }
 
@@ -323,11 +368,12 @@ static void test_ts_parse_and_format (void)
     int64_t ms;
     CHECK (event_ts_parse ("1970-01-01T00:00:00.000Z", &ms) == 0 && ms == 0);
     CHECK (event_ts_parse ("1970-01-01T00:00:00Z", &ms) == 0 && ms == 0);
-    CHECK (event_ts_parse ("2026-11-22T07:28:47.123Z", &ms) == 0 && ms == 1795332527123LL);
-    CHECK (event_ts_parse ("2026-11-22T08:28:47.1239999+01:00", &ms) == 0
-           && ms == 1795332527123LL);
-    CHECK (event_ts_parse ("2026-11-22t02:28:47.5-05:00", &ms) == 0
-           && ms == 1795332527500LL);
+    CHECK (event_ts_parse ("2026-11-22T07:28:47.123Z", &ms) == 0 &&
+           ms == 1795332527123LL);
+    CHECK (event_ts_parse ("2026-11-22T08:28:47.1239999+01:00", &ms) == 0 &&
+           ms == 1795332527123LL);
+    CHECK (event_ts_parse ("2026-11-22t02:28:47.5-05:00", &ms) == 0 &&
+           ms == 1795332527500LL);
     CHECK (event_ts_parse ("2024-02-29T00:00:00Z", &ms) == 0);
     CHECK (event_ts_parse ("2023-02-29T00:00:00Z", &ms) == -1);
     CHECK (event_ts_parse ("2026-13-01T00:00:00Z", &ms) == -1);
@@ -337,6 +383,12 @@ static void test_ts_parse_and_format (void)
     CHECK (event_ts_parse ("2026-11-22T07:28:47", &ms) == -1);
     CHECK (event_ts_parse ("2026-11-22T07:28:47Zjunk", &ms) == -1);
     CHECK (event_ts_parse ("2026-11-22T07:28:47+0100", &ms) == -1);
+    CHECK (event_ts_parse ("9999-12-31T23:59:59.999Z", &ms) == 0 &&
+           ms == EVENT_TS_MAX_MS);
+    CHECK (event_ts_parse ("9999-12-31T23:59:60.999Z", &ms) == -1);
+    CHECK (event_ts_parse ("0000-01-01T00:00:00.000+00:01", &ms) == -1);
+    CHECK (event_ts_parse ("0000-01-01T00:00:00.000Z", &ms) == 0 &&
+           ms == EVENT_TS_MIN_MS);
     char text[EVENT_TS_BYTES + 1];
     event_ts_format (1795332527123LL, text);
     CHECK (strcmp (text, "2026-11-22T07:28:47.123Z") == 0);
@@ -344,7 +396,7 @@ static void test_ts_parse_and_format (void)
     CHECK (strcmp (text, "1969-12-31T23:59:59.999Z") == 0);
     srand (7);
     for (int i = 0; i < 100000; i++) {
-        int64_t value = ((int64_t) rand () << 20 ^ rand ()) % 253402300800000LL;
+        int64_t value = ((int64_t)rand () << 20 ^ rand ()) % 253402300800000LL;
         int64_t parsed, fast;
         event_ts_format (value, text);
         CHECK (event_ts_parse (text, &parsed) == 0 && parsed == value);
@@ -357,8 +409,9 @@ static void test_ts_parse_and_format (void)
 
 static void s_random_id (char *out, size_t max)
 {
-    static const char chars[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._:-";
-    size_t bytes = 1 + (size_t) rand () % max;
+    static const char chars[] =
+        "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._:-";
+    size_t bytes = 1 + (size_t)rand () % max;
     out[0] = chars[rand () % 62];
     for (size_t i = 1; i < bytes; i++)
         out[i] = chars[rand () % (sizeof chars - 1)];
@@ -368,11 +421,26 @@ static void s_random_id (char *out, size_t max)
 //  Meta text mixing ASCII, escapes, controls and 2-4 byte UTF-8.
 static void s_random_text (char *out)
 {
-    static const char *pieces[] = {"a", "Z", " ", "\"", "\\", "/", "\n", "\t", "\x01",
-                                   "\x1f", "\x7f", "\xc3\xa9", "\xe2\x82\xac",
-                                   "\xf0\x9f\x98\x80", "req-", "\r", "\b", "\f"};
+    static const char *pieces[] = {"a",
+                                   "Z",
+                                   " ",
+                                   "\"",
+                                   "\\",
+                                   "/",
+                                   "\n",
+                                   "\t",
+                                   "\x01",
+                                   "\x1f",
+                                   "\x7f",
+                                   "\xc3\xa9",
+                                   "\xe2\x82\xac",
+                                   "\xf0\x9f\x98\x80",
+                                   "req-",
+                                   "\r",
+                                   "\b",
+                                   "\f"};
     size_t bytes = 0;
-    size_t target = 1 + (size_t) rand () % EVENT_META_VALUE_BYTES_MAX;
+    size_t target = 1 + (size_t)rand () % EVENT_META_VALUE_BYTES_MAX;
     while (bytes < target) {
         const char *piece = pieces[rand () % (sizeof pieces / sizeof pieces[0])];
         size_t piece_bytes = strlen (piece);
@@ -388,8 +456,9 @@ static void s_random_text (char *out)
 
 static int64_t s_random_range (int64_t max)
 {
-    uint64_t value = ((uint64_t) rand () << 42) ^ ((uint64_t) rand () << 21) ^ (uint64_t) rand ();
-    return 1 + (int64_t) (value % (uint64_t) max);
+    uint64_t value =
+        ((uint64_t)rand () << 42) ^ ((uint64_t)rand () << 21) ^ (uint64_t)rand ();
+    return 1 + (int64_t)(value % (uint64_t)max);
 }
 
 static void s_random_event (event_t *event, int64_t seq)
@@ -397,7 +466,7 @@ static void s_random_event (event_t *event, int64_t seq)
     event_init (event);
     event->seq = seq;
     event->ts_ms = s_random_range (4102444800000LL);
-    event->type = (event_type_t) (1 + rand () % 3);
+    event->type = (event_type_t)(1 + rand () % 3);
     strcpy (event->type_name, event_type_name (event->type));
     s_random_id (event->id, rand () % 2 ? 36 : EVENT_ID_BYTES_MAX);
     if (event->type == EVENT_TRANSFERRED) {
@@ -405,10 +474,10 @@ static void s_random_event (event_t *event, int64_t seq)
         do
             s_random_id (event->to, 1 + rand () % EVENT_ACCOUNT_BYTES_MAX);
         while (strcmp (event->from, event->to) == 0);
-    }
-    else
+    } else
         s_random_id (event->account, 1 + rand () % EVENT_ACCOUNT_BYTES_MAX);
-    event->amount = rand () % 4 ? 1 + rand () % 100000 : s_random_range (EVENT_AMOUNT_MAX);
+    event->amount =
+        rand () % 4 ? 1 + rand () % 100000 : s_random_range (EVENT_AMOUNT_MAX);
     if (rand () % 2)
         s_random_text (event->correlation_id);
     if (rand () % 3 == 0)
@@ -422,7 +491,8 @@ static void test_fast_path_equals_reference_on_random_events (void)
     srand (42);
     for (int i = 0; i < 50000; i++) {
         event_t original, fast, reference;
-        s_random_event (&original, s_random_range (rand () % 10 ? 1000000 : EVENT_SEQ_MAX));
+        s_random_event (&original,
+                        s_random_range (rand () % 10 ? 1000000 : EVENT_SEQ_MAX));
         char line[EVENT_LINE_BYTES_MAX];
         size_t bytes = event_format_stored (&original, line, sizeof line);
         CHECK (bytes > 0);
@@ -455,7 +525,7 @@ static void test_fast_path_never_accepts_more_than_reference (void)
         for (int m = 0; m < mutations; m++)
             line[rand () % bytes] = replacements[rand () % (sizeof replacements - 1)];
         if (rand () % 8 == 0)
-            bytes -= 1 + (size_t) rand () % 8;
+            bytes -= 1 + (size_t)rand () % 8;
         char error[256];
         if (!s_fast (line, bytes, &fast))
             continue;
@@ -469,13 +539,18 @@ static void test_fast_path_never_accepts_more_than_reference (void)
 static void test_non_canonical_lines_fall_back_to_reference (void)
 {
     const char *variants[] = {
-        "{ \"seq\":17,\"id\":\"e\",\"type\":\"deposited\",\"v\":1,\"ts\":\"2026-11-22T07:28:47.123Z\","
+        "{ "
+        "\"seq\":17,\"id\":\"e\",\"type\":\"deposited\",\"v\":1,\"ts\":\"2026-11-22T07:"
+        "28:47.123Z\","
         "\"account\":\"alice\",\"amount\":1250}",
-        "{\"seq\":17,\"id\":\"e\",\"type\":\"deposited\",\"v\":1,\"ts\":\"2026-11-22T07:28:47.123Z\","
+        "{\"seq\":17,\"id\":\"e\",\"type\":\"deposited\",\"v\":1,\"ts\":\"2026-11-22T07:"
+        "28:47.123Z\","
         "\"account\":\"al\\u0069ce\",\"amount\":1250}",
-        "{\"seq\":17,\"id\":\"e\",\"type\":\"deposited\",\"v\":1,\"ts\":\"2026-11-22T07:28:47.123Z\","
+        "{\"seq\":17,\"id\":\"e\",\"type\":\"deposited\",\"v\":1,\"ts\":\"2026-11-22T07:"
+        "28:47.123Z\","
         "\"amount\":1250,\"account\":\"alice\"}",
-        "{\"seq\":17,\"id\":\"e\",\"type\":\"deposited\",\"v\":1,\"ts\":\"2026-11-22T07:28:47.123Z\","
+        "{\"seq\":17,\"id\":\"e\",\"type\":\"deposited\",\"v\":1,\"ts\":\"2026-11-22T07:"
+        "28:47.123Z\","
         "\"account\":\"alice\",\"amount\":1250,\"meta\":{}}",
     };
     event_t canonical, event, fast;
@@ -524,17 +599,19 @@ static void test_print_parse_rates (void)
             for (int i = 0; i < LINES; i++) {
                 event_t event;
                 char error[256];
-                int rc = path == 0 ? event_parse_stored (lines[i], sizes[i], &event, error, 256)
-                                   : s_reference_stored (lines[i], sizes[i], &event, error);
+                int rc = path == 0
+                             ? event_parse_stored (lines[i], sizes[i], &event, error, 256)
+                             : s_reference_stored (lines[i], sizes[i], &event, error);
                 CHECK (rc == 0);
             }
         clock_gettime (CLOCK_MONOTONIC, &end);
-        double seconds = (double) (end.tv_sec - start.tv_sec)
-                         + (double) (end.tv_nsec - start.tv_nsec) / 1e9;
-        rates[path] = (double) LINES * (path == 0 ? ROUNDS : ROUNDS / 10) / seconds;
+        double seconds = (double)(end.tv_sec - start.tv_sec) +
+                         (double)(end.tv_nsec - start.tv_nsec) / 1e9;
+        rates[path] = (double)LINES * (path == 0 ? ROUNDS : ROUNDS / 10) / seconds;
     }
-    printf ("     event_parse_stored: fast path %.2fM lines/s, cJSON path %.2fM lines/s\n",
-            rates[0] / 1e6, rates[1] / 1e6);
+    printf (
+        "     event_parse_stored: fast path %.2fM lines/s, cJSON path %.2fM lines/s\n",
+        rates[0] / 1e6, rates[1] / 1e6);
 }
 
 int main (void)

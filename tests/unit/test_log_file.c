@@ -22,20 +22,21 @@
 
 static int s_failures;
 
-#define CHECK(cond)                                                                    \
-    do {                                                                               \
-        if (!(cond)) {                                                                 \
-            fprintf (stderr, "    %s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-            s_failures++;                                                              \
-            goto cleanup;                                                              \
-        }                                                                              \
+#define CHECK(cond)                                                                      \
+    do {                                                                                 \
+        if (!(cond)) {                                                                   \
+            fprintf (stderr, "    %s:%d: check failed: %s\n", __FILE__, __LINE__,        \
+                     #cond);                                                             \
+            s_failures++;                                                                \
+            goto cleanup;                                                                \
+        }                                                                                \
     } while (0)
 
-#define RUN(test)                                                                      \
-    do {                                                                               \
-        int failures_before = s_failures;                                              \
-        test ();                                                                       \
-        printf ("%s %s\n", s_failures == failures_before ? "ok  " : "FAIL", #test);   \
+#define RUN(test)                                                                        \
+    do {                                                                                 \
+        int failures_before = s_failures;                                                \
+        test ();                                                                         \
+        printf ("%s %s\n", s_failures == failures_before ? "ok  " : "FAIL", #test);      \
     } while (0)
 
 #define TS_START_MS 1795332527000LL
@@ -48,7 +49,8 @@ typedef struct {
 static void s_scratch_new (scratch_t *scratch)
 {
     const char *tmp = getenv ("TMPDIR");
-    snprintf (scratch->dir, sizeof scratch->dir, "%s/test_log_file.XXXXXX", tmp ? tmp : "/tmp");
+    snprintf (scratch->dir, sizeof scratch->dir, "%s/test_log_file.XXXXXX",
+              tmp ? tmp : "/tmp");
     char *made = mkdtemp (scratch->dir);
     assert (made);
     snprintf (scratch->path, sizeof scratch->path, "%s/sub/events.jsonl", scratch->dir);
@@ -70,16 +72,18 @@ static size_t s_line (int64_t seq, int64_t ts_ms, char *buffer, size_t size)
     event.seq = seq;
     event.ts_ms = ts_ms;
     event.type = seq % 3 == 0 ? EVENT_TRANSFERRED : EVENT_DEPOSITED;
-    snprintf (event.id, sizeof event.id, "6f1c2d3e-0000-4000-8000-%012lld", (long long) seq);
+    snprintf (event.id, sizeof event.id, "6f1c2d3e-0000-4000-8000-%012lld",
+              (long long)seq);
     if (event.type == EVENT_TRANSFERRED) {
-        snprintf (event.from, sizeof event.from, "acct-%lld", (long long) (seq % 97));
-        snprintf (event.to, sizeof event.to, "acct-%lld", (long long) (seq % 97 + 1));
-    }
-    else
-        snprintf (event.account, sizeof event.account, "acct-%lld", (long long) (seq % 89));
+        snprintf (event.from, sizeof event.from, "acct-%lld", (long long)(seq % 97));
+        snprintf (event.to, sizeof event.to, "acct-%lld", (long long)(seq % 97 + 1));
+    } else
+        snprintf (event.account, sizeof event.account, "acct-%lld",
+                  (long long)(seq % 89));
     event.amount = 1 + seq % 100000;
     if (seq % 7 == 0)
-        snprintf (event.reference, sizeof event.reference, "invoice \"%lld\"", (long long) seq);
+        snprintf (event.reference, sizeof event.reference, "invoice \"%lld\"",
+                  (long long)seq);
     size_t bytes = event_format_stored (&event, buffer, size);
     assert (bytes > 0);
     return bytes;
@@ -119,13 +123,13 @@ static char *s_slurp (const char *path, size_t *bytes)
     fseek (file, 0, SEEK_END);
     long size = ftell (file);
     fseek (file, 0, SEEK_SET);
-    char *data = malloc ((size_t) size + 1);
-    if (data && fread (data, 1, (size_t) size, file) != (size_t) size) {
+    char *data = malloc ((size_t)size + 1);
+    if (data && fread (data, 1, (size_t)size, file) != (size_t)size) {
         free (data);
         data = NULL;
     }
     fclose (file);
-    *bytes = (size_t) size;
+    *bytes = (size_t)size;
     return data;
 }
 
@@ -141,7 +145,7 @@ static int s_spit (const char *path, const char *data, size_t bytes, const char 
 typedef struct {
     int64_t events;
     int64_t next_seq;
-    int64_t refuse_seq;   // the callback refuses this seq; 0 never
+    int64_t refuse_seq; // the callback refuses this seq; 0 never
     bool lines_match;
 } counter_t;
 
@@ -150,8 +154,8 @@ static int s_count (void *arg, const event_t *event, const char *line, size_t li
     counter_t *counter = arg;
     char expected[EVENT_LINE_BYTES_MAX];
     size_t bytes = s_line (event->seq, event->ts_ms, expected, sizeof expected);
-    if (event->seq != counter->next_seq || bytes != line_bytes
-        || memcmp (expected, line, bytes) != 0)
+    if (event->seq != counter->next_seq || bytes != line_bytes ||
+        memcmp (expected, line, bytes) != 0)
         counter->lines_match = false;
     counter->events++;
     counter->next_seq++;
@@ -174,9 +178,9 @@ static void test_append_commit_reopen_keeps_every_event (void)
     uint64_t bytes = log_file_bytes (log);
     log_file_destroy (&log);
     CHECK (log == NULL);
-    log_file_destroy (&log);   // idempotent
+    log_file_destroy (&log); // idempotent
     struct stat status;
-    CHECK (stat (scratch.path, &status) == 0 && (uint64_t) status.st_size == bytes);
+    CHECK (stat (scratch.path, &status) == 0 && (uint64_t)status.st_size == bytes);
     log = log_file_open (scratch.path, s_count, &counter, error, sizeof error);
     CHECK (log);
     CHECK (counter.events == 1000 && counter.lines_match);
@@ -206,7 +210,8 @@ static void test_uncommitted_appends_are_unread_and_dropped (void)
     CHECK (log_file_read (log, 6, 10, buffer, sizeof buffer, &bytes) == 0 && bytes == 0);
     CHECK (log_file_read (log, 1, 10, buffer, sizeof buffer, &bytes) == 5);
     log_file_rollback (log);
-    CHECK (log_file_last_seq (log) == 5 && log_file_last_ts_ms (log) == TS_START_MS + 5 / 3);
+    CHECK (log_file_last_seq (log) == 5 &&
+           log_file_last_ts_ms (log) == TS_START_MS + 5 / 3);
     size_t line_bytes = s_line (6, TS_START_MS + 9, line, sizeof line);
     CHECK (log_file_append (log, line, line_bytes, 6, TS_START_MS + 9) == 0);
     log_file_destroy (&log);
@@ -234,7 +239,8 @@ static void s_check_torn_tail (const char *tail, size_t tail_bytes)
     CHECK (log);
     CHECK (log_file_last_seq (log) == 10 && log_file_bytes (log) == before_bytes);
     after = s_slurp (scratch.path, &after_bytes);
-    CHECK (after && after_bytes == before_bytes && memcmp (before, after, before_bytes) == 0);
+    CHECK (after && after_bytes == before_bytes &&
+           memcmp (before, after, before_bytes) == 0);
     CHECK (s_append (log, 11, 12, 100, true) == 0);
     log_file_destroy (&log);
     log = log_file_open (scratch.path, NULL, NULL, error, sizeof error);
@@ -251,7 +257,7 @@ static void test_torn_tail_without_newline_is_truncated (void)
     char line[EVENT_LINE_BYTES_MAX];
     size_t bytes = s_line (11, TS_START_MS + 4, line, sizeof line);
     s_check_torn_tail (line, bytes / 2);
-    s_check_torn_tail (line, bytes);   // complete but never terminated
+    s_check_torn_tail (line, bytes); // complete but never terminated
 }
 
 static void test_unparseable_last_line_is_truncated (void)
@@ -321,7 +327,7 @@ static void test_middle_corruption_is_refused_and_file_unchanged (void)
     content[offsets[3] + 10] = '#';
     snprintf (expect, sizeof expect, "byte offset %zu", offsets[3]);
     s_check_refused (content, bytes, "line 4 ", expect);
-    bytes = s_lines (seqs, ts, 6, content, &offsets);   // a blank line in the middle
+    bytes = s_lines (seqs, ts, 6, content, &offsets); // a blank line in the middle
     memmove (content + offsets[2] + 1, content + offsets[2], bytes - offsets[2]);
     content[offsets[2]] = '\n';
     snprintf (expect, sizeof expect, "byte offset %zu", offsets[2]);
@@ -355,7 +361,7 @@ static void test_seq_gap_is_refused (void)
     snprintf (expect, sizeof expect, "byte offset %zu", offsets[2]);
     s_check_refused (content, bytes, "line 3 ", expect);
     s_check_refused (content, bytes, "gap", "seq 4 where 3 was expected");
-    int64_t late[] = {2, 3};   // a log must start at seq 1
+    int64_t late[] = {2, 3}; // a log must start at seq 1
     bytes = s_lines (late, ts, 2, content, &offsets);
     s_check_refused (content, bytes, "line 1 ", "seq 2 where 1 was expected");
 }
@@ -416,7 +422,8 @@ cleanup:
 
 //  Checks one read against the file's own lines.
 static int s_check_read (log_file_t *log, const char *file, const size_t *starts,
-                         int64_t last, int64_t from, size_t max_events, size_t buffer_size)
+                         int64_t last, int64_t from, size_t max_events,
+                         size_t buffer_size)
 {
     char *buffer = malloc (buffer_size ? buffer_size : 1);
     assert (buffer);
@@ -425,19 +432,21 @@ static int s_check_read (log_file_t *log, const char *file, const size_t *starts
     int64_t first = from < 1 ? 1 : from;
     //  The expected answer: as many whole lines as fit both limits.
     int64_t expected = 0;
-    while (first + expected <= last && (size_t) expected < max_events
-           && starts[first + expected + 1] - starts[first] <= buffer_size)
+    while (first + expected <= last && (size_t)expected < max_events &&
+           starts[first + expected + 1] - starts[first] <= buffer_size)
         expected++;
     int rc = 0;
     if (first <= last && max_events > 0 && expected == 0)
-        rc = count == -1 ? 0 : -1;   // the line at first does not fit
-    else if (count != expected
-             || bytes != (expected ? starts[first + expected] - starts[first] : 0)
-             || (expected && memcmp (buffer, file + starts[first], bytes) != 0))
+        rc = count == -1 ? 0 : -1; // the line at first does not fit
+    else if (count != expected ||
+             bytes != (expected ? starts[first + expected] - starts[first] : 0) ||
+             (expected && memcmp (buffer, file + starts[first], bytes) != 0))
         rc = -1;
     if (rc)
-        fprintf (stderr, "    read from %lld max %zu buffer %zu: got %d (%zu bytes), want %lld\n",
-                 (long long) from, max_events, buffer_size, count, bytes, (long long) expected);
+        fprintf (stderr,
+                 "    read from %lld max %zu buffer %zu: got %d (%zu bytes), want %lld\n",
+                 (long long)from, max_events, buffer_size, count, bytes,
+                 (long long)expected);
     free (buffer);
     return rc;
 }
@@ -456,7 +465,7 @@ static void test_sparse_index_reads_from_any_seq (void)
     file = s_slurp (scratch.path, &file_bytes);
     CHECK (file);
     //  starts[seq] = offset of seq's line; starts[last + 1] = file size.
-    starts = calloc ((size_t) last + 2, sizeof *starts);
+    starts = calloc ((size_t)last + 2, sizeof *starts);
     CHECK (starts);
     int64_t seq = 1;
     for (size_t i = 0; i < file_bytes; i++)
@@ -483,8 +492,8 @@ static void test_sparse_index_reads_from_any_seq (void)
     for (size_t f = 0; f < sizeof froms / sizeof froms[0]; f++)
         for (size_t m = 0; m < sizeof maxima / sizeof maxima[0]; m++)
             for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++)
-                CHECK (s_check_read (log, file, starts, last, froms[f], maxima[m], sizes[s])
-                       == 0);
+                CHECK (s_check_read (log, file, starts, last, froms[f], maxima[m],
+                                     sizes[s]) == 0);
 cleanup:
     free (file);
     free (starts);
@@ -507,7 +516,7 @@ static void test_commit_failure_leaves_the_log_valid_and_usable (void)
     signal (SIGXFSZ, SIG_IGN);
     CHECK (getrlimit (RLIMIT_FSIZE, &saved) == 0);
     limited = saved;
-    limited.rlim_cur = committed_bytes + 1000;   // room for a few lines, not 300
+    limited.rlim_cur = committed_bytes + 1000; // room for a few lines, not 300
     CHECK (setrlimit (RLIMIT_FSIZE, &limited) == 0);
     limit_set = true;
     errno = 0;
@@ -518,7 +527,8 @@ static void test_commit_failure_leaves_the_log_valid_and_usable (void)
     CHECK (log_file_bytes (log) == committed_bytes);
     CHECK (log_file_last_seq (log) == 300 && log_file_committed_seq (log) == 300);
     struct stat status;
-    CHECK (stat (scratch.path, &status) == 0 && (uint64_t) status.st_size == committed_bytes);
+    CHECK (stat (scratch.path, &status) == 0 &&
+           (uint64_t)status.st_size == committed_bytes);
     CHECK (log_file_read (log, 300, 10, buffer, sizeof buffer, &bytes) == 1);
     CHECK (log_file_read (log, 301, 10, buffer, sizeof buffer, &bytes) == 0);
     CHECK (s_append (log, 301, 600, 100, true) == 0);
@@ -538,7 +548,7 @@ static double s_seconds (void)
 {
     struct timespec now;
     clock_gettime (CLOCK_MONOTONIC, &now);
-    return (double) now.tv_sec + (double) now.tv_nsec / 1e9;
+    return (double)now.tv_sec + (double)now.tv_nsec / 1e9;
 }
 
 //  Timing is printed, never asserted: the machine is shared.
@@ -558,9 +568,10 @@ static void test_print_open_scan_rate (void)
     log = log_file_open (scratch.path, NULL, NULL, error, sizeof error);
     double seconds = s_seconds () - start;
     CHECK (log && log_file_last_seq (log) == events);
-    printf ("     log_file_open: %lld events (%.0f MiB) scanned in %.3f s: %.2fM events/s\n",
-            (long long) events, (double) bytes / 1048576.0, seconds,
-            (double) events / seconds / 1e6);
+    printf (
+        "     log_file_open: %lld events (%.0f MiB) scanned in %.3f s: %.2fM events/s\n",
+        (long long)events, (double)bytes / 1048576.0, seconds,
+        (double)events / seconds / 1e6);
 cleanup:
     log_file_destroy (&log);
     s_scratch_destroy (&scratch);
