@@ -22,32 +22,31 @@
 #include "subscriber.h"
 #include "write_model.h"
 
-#define API_SINGLE_BODY_BYTES_MAX (64 * 1024)        // DESIGN: one command
-#define API_BATCH_BODY_BYTES_MAX  (8 * 1024 * 1024)  // DESIGN: one batch
-#define API_RETRY_AFTER_S         "1"                // what a 503 asks clients to wait
-#define API_TICK_MS_MAX           50                 // timeout granularity
-#define API_ATTEMPT_BYTES_MAX     64                 // "<instance uuid>-<counter>"
+#define API_SINGLE_BODY_BYTES_MAX (64 * 1024)       // DESIGN: one command
+#define API_BATCH_BODY_BYTES_MAX  (8 * 1024 * 1024) // DESIGN: one batch
+#define API_RETRY_AFTER_S         "1"               // what a 503 asks clients to wait
+#define API_TICK_MS_MAX           50                // timeout granularity
+#define API_ATTEMPT_BYTES_MAX     64                // "<instance uuid>-<counter>"
 #define API_PROBLEM_TYPE          "https://ledger.example/problems/"
 
 typedef enum { ROUTE_TRANSACTION, ROUTE_TRANSFER, ROUTE_BATCH } route_t;
 
 typedef enum {
-    STATE_SENT,         // APPEND sent, waiting for its RESULT
-    STATE_APPLYING,     // ok/duplicate: waiting for the write model to reach last_seq
-    STATE_CONFLICTED,   // conflict: waiting for the write model to reach versions
+    STATE_SENT,       // APPEND sent, waiting for its RESULT
+    STATE_APPLYING,   // ok/duplicate: waiting for the write model to reach last_seq
+    STATE_CONFLICTED, // conflict: waiting for the write model to reach versions
 } state_t;
 
 typedef struct {
-    int64_t balance;     // confirmed balance plus this request's earlier commands
-    int64_t available;   // the same minus holds of other requests
-    int64_t debit;       // held by this request
-    int64_t events;      // held by this request
-    int64_t expect;      // confirmed version the request was validated against
-    bool expect_sent;    // the attempt being built already carries expect
+    int64_t balance;   // confirmed balance plus this request's earlier commands
+    int64_t available; // the same minus holds of other requests
+    int64_t debit;     // held by this request
+    int64_t events;    // held by this request
+    int64_t expect;    // confirmed version the request was validated against
+    bool expect_sent;  // the attempt being built already carries expect
 } hold_t;
 
-static void
-s_hold_free (void **hold_p)
+static void s_hold_free (void **hold_p)
 {
     free (*hold_p);
     *hold_p = NULL;
@@ -55,24 +54,24 @@ s_hold_free (void **hold_p)
 
 typedef struct {
     api_t *api;
-    void *handle;                         // in api->requests
+    void *handle; // in api->requests
     route_t route;
-    command_t *commands;                  // ids are the final event ids
+    command_t *commands; // ids are the final event ids
     size_t count;
-    bool keyed;                           // the client gave the key
+    bool keyed; // the client gave the key
     char key[EVENT_ID_BYTES_MAX + 1];
     char fingerprint[COMMANDS_FINGERPRINT_BYTES + 1];
-    char attempt[API_ATTEMPT_BYTES_MAX];  // request_id of the APPEND in flight
+    char attempt[API_ATTEMPT_BYTES_MAX]; // request_id of the APPEND in flight
     char request_id[HTTP_REQUEST_ID_BYTES_MAX + 1];
     char correlation_id[EVENT_META_VALUE_BYTES_MAX + 1];
-    zlistx_t *waiters;                    // http_request_t *, the originator first
-    zhashx_t *holds;                      // account -> hold_t (owned)
+    zlistx_t *waiters; // http_request_t *, the originator first
+    zhashx_t *holds;   // account -> hold_t (owned)
     int64_t deadline_ms;
     int retries;
     state_t state;
     bool duplicate;
     int64_t first_seq, last_seq;
-    cJSON *versions;                      // conflict: versions to reach first
+    cJSON *versions; // conflict: versions to reach first
 } request_t;
 
 struct api {
@@ -83,10 +82,10 @@ struct api {
     http_server_t *http;
     write_model_t *model;
     idempotency_t *idempotency;
-    zlistx_t *requests;      // request_t, arrival (= deadline) order; owns them
-    zhashx_t *by_attempt;    // attempt id -> request_t
-    zhashx_t *by_key;        // idempotency key -> request_t
-    size_t waiters;          // suspended HTTP requests over all requests
+    zlistx_t *requests;   // request_t, arrival (= deadline) order; owns them
+    zhashx_t *by_attempt; // attempt id -> request_t
+    zhashx_t *by_key;     // idempotency key -> request_t
+    size_t waiters;       // suspended HTTP requests over all requests
     char instance[33];
     uint64_t attempts;
     int timer_id;
@@ -98,32 +97,38 @@ static void s_progress (request_t *request);
 //  --------------------------------------------------------------------
 //  Answers
 
-static const char *
-s_problem_slug (unsigned status)
+static const char *s_problem_slug (unsigned status)
 {
     switch (status) {
-    case 409: return "conflict";
-    case 422: return "unprocessable-content";
-    case 503: return "service-unavailable";
-    default: return "internal-server-error";
+    case 409:
+        return "conflict";
+    case 422:
+        return "unprocessable-content";
+    case 503:
+        return "service-unavailable";
+    default:
+        return "internal-server-error";
     }
 }
 
-static const char *
-s_problem_title (unsigned status)
+static const char *s_problem_title (unsigned status)
 {
     switch (status) {
-    case 409: return "Conflict";
-    case 422: return "Unprocessable Content";
-    case 503: return "Service Unavailable";
-    default: return "Internal Server Error";
+    case 409:
+        return "Conflict";
+    case 422:
+        return "Unprocessable Content";
+    case 503:
+        return "Service Unavailable";
+    default:
+        return "Internal Server Error";
     }
 }
 
 //  A problem+json body (caller frees). Takes ownership of errors and extra
 //  (extra's members are added to the problem, e.g. "balance").
-static char *
-s_problem_text (unsigned status, const char *detail, cJSON *errors, cJSON *extra)
+static char *s_problem_text (unsigned status, const char *detail, cJSON *errors,
+                             cJSON *extra)
 {
     cJSON *json = cJSON_CreateObject ();
     char type[128];
@@ -145,9 +150,8 @@ s_problem_text (unsigned status, const char *detail, cJSON *errors, cJSON *extra
     return text;
 }
 
-static void
-s_respond (api_t *self, http_request_t *http, unsigned status, const char *body,
-           bool replayed)
+static void s_respond (api_t *self, http_request_t *http, unsigned status,
+                       const char *body, bool replayed)
 {
     if (replayed)
         http_request_add_header (http, "Idempotent-Replayed", "true");
@@ -164,17 +168,15 @@ s_respond (api_t *self, http_request_t *http, unsigned status, const char *body,
 }
 
 //  Answers an HTTP request that has no request_t (yet).
-static void
-s_respond_problem (api_t *self, http_request_t *http, unsigned status, const char *detail,
-                   cJSON *errors)
+static void s_respond_problem (api_t *self, http_request_t *http, unsigned status,
+                               const char *detail, cJSON *errors)
 {
     char *body = s_problem_text (status, detail, errors, NULL);
     s_respond (self, http, status, body, false);
     free (body);
 }
 
-static void
-s_release_holds (request_t *request)
+static void s_release_holds (request_t *request)
 {
     write_model_t *model = request->api->model;
     for (hold_t *hold = zhashx_first (request->holds); hold;
@@ -185,8 +187,7 @@ s_release_holds (request_t *request)
     zhashx_purge (request->holds);
 }
 
-static void
-s_request_destroy (request_t **request_p)
+static void s_request_destroy (request_t **request_p)
 {
     request_t *request = *request_p;
     if (request) {
@@ -202,8 +203,8 @@ s_request_destroy (request_t **request_p)
 
 //  Answers every waiter with body (the originator without the replay
 //  header unless replayed), releases holds and frees the request.
-static void
-s_request_end (request_t *request, unsigned status, const char *body, bool replayed)
+static void s_request_end (request_t *request, unsigned status, const char *body,
+                           bool replayed)
 {
     api_t *self = request->api;
     bool first = true;
@@ -225,9 +226,8 @@ s_request_end (request_t *request, unsigned status, const char *body, bool repla
     s_request_destroy (&request);
 }
 
-static void
-s_request_fail (request_t *request, unsigned status, const char *detail, cJSON *errors,
-                cJSON *extra)
+static void s_request_fail (request_t *request, unsigned status, const char *detail,
+                            cJSON *errors, cJSON *extra)
 {
     char *body = s_problem_text (status, detail, errors, extra);
     s_request_end (request, status, body, false);
@@ -237,8 +237,7 @@ s_request_fail (request_t *request, unsigned status, const char *detail, cJSON *
 //  --------------------------------------------------------------------
 //  Planning: validate in order against the write model, hold the debits
 
-static hold_t *
-s_hold (request_t *request, const char *account)
+static hold_t *s_hold (request_t *request, const char *account)
 {
     hold_t *hold = zhashx_lookup (request->holds, account);
     if (!hold) {
@@ -254,17 +253,19 @@ s_hold (request_t *request, const char *account)
 }
 
 //  Plans command index: returns 0, or -1 with *extra_p / *errors_p set.
-static int
-s_plan_command (request_t *request, size_t index, cJSON **errors_p, cJSON **extra_p)
+static int s_plan_command (request_t *request, size_t index, cJSON **errors_p,
+                           cJSON **extra_p)
 {
     const command_t *command = &request->commands[index];
     char field[48];
-    snprintf (field, sizeof field, request->route == ROUTE_BATCH ? "commands[%zu].amount"
-                                                                 : "amount", index);
-    const char *debited = command->kind == COMMAND_WITHDRAW ? command->account
-                        : command->kind == COMMAND_TRANSFER ? command->from : NULL;
-    const char *credited = command->kind == COMMAND_DEPOSIT  ? command->account
-                         : command->kind == COMMAND_TRANSFER ? command->to : NULL;
+    snprintf (field, sizeof field,
+              request->route == ROUTE_BATCH ? "commands[%zu].amount" : "amount", index);
+    const char *debited = command->kind == COMMAND_WITHDRAW   ? command->account
+                          : command->kind == COMMAND_TRANSFER ? command->from
+                                                              : NULL;
+    const char *credited = command->kind == COMMAND_DEPOSIT    ? command->account
+                           : command->kind == COMMAND_TRANSFER ? command->to
+                                                               : NULL;
     hold_t *from = debited ? s_hold (request, debited) : NULL;
     hold_t *to = credited ? s_hold (request, credited) : NULL;
     int64_t floor = -request->api->config.overdraft_limit;
@@ -272,10 +273,10 @@ s_plan_command (request_t *request, size_t index, cJSON **errors_p, cJSON **extr
         http_problem_add_error (errors_p, field, "exceeds the available balance");
         *extra_p = cJSON_CreateObject ();
         cJSON_AddStringToObject (*extra_p, "account", debited);
-        cJSON_AddNumberToObject (*extra_p, "balance", (double) from->balance);
-        cJSON_AddNumberToObject (*extra_p, "available", (double) from->available);
+        cJSON_AddNumberToObject (*extra_p, "balance", (double)from->balance);
+        cJSON_AddNumberToObject (*extra_p, "available", (double)from->available);
         cJSON_AddNumberToObject (*extra_p, "overdraft_limit",
-                                 (double) request->api->config.overdraft_limit);
+                                 (double)request->api->config.overdraft_limit);
         return -1;
     }
     int64_t credited_balance = 0;
@@ -291,7 +292,8 @@ s_plan_command (request_t *request, size_t index, cJSON **errors_p, cJSON **extr
     }
     if (to) {
         to->balance = credited_balance;
-        to->available += command->amount;   // credits count for later commands of this request
+        to->available +=
+            command->amount; // credits count for later commands of this request
         to->events++;
     }
     return 0;
@@ -299,8 +301,7 @@ s_plan_command (request_t *request, size_t index, cJSON **errors_p, cJSON **extr
 
 //  Validates every command; on success the holds enter the write model.
 //  On failure answers the request (422) and frees it; returns -1.
-static int
-s_plan (request_t *request)
+static int s_plan (request_t *request)
 {
     zhashx_purge (request->holds);
     cJSON *errors = NULL, *extra = NULL;
@@ -308,15 +309,16 @@ s_plan (request_t *request)
         if (s_plan_command (request, index, &errors, &extra) == 0)
             continue;
         char detail[160];
-        snprintf (detail, sizeof detail, "%s", extra ? "insufficient funds" : "invalid amount");
-        zhashx_purge (request->holds);   // nothing was held yet
+        snprintf (detail, sizeof detail, "%s",
+                  extra ? "insufficient funds" : "invalid amount");
+        zhashx_purge (request->holds); // nothing was held yet
         s_request_fail (request, 422, detail, errors, extra);
         return -1;
     }
     for (hold_t *hold = zhashx_first (request->holds); hold;
          hold = zhashx_next (request->holds))
-        write_model_hold (request->api->model, zhashx_cursor (request->holds), hold->debit,
-                          hold->events, 1);
+        write_model_hold (request->api->model, zhashx_cursor (request->holds),
+                          hold->debit, hold->events, 1);
     return 0;
 }
 
@@ -331,8 +333,7 @@ s_plan (request_t *request)
 //  debit fills its version slot, the later request still matches its
 //  expect while having been validated against the wrong debit.
 
-static void
-s_expect (request_t *request, event_t *event, const char *account)
+static void s_expect (request_t *request, event_t *event, const char *account)
 {
     hold_t *hold = zhashx_lookup (request->holds, account);
     assert (hold);
@@ -344,8 +345,8 @@ s_expect (request_t *request, event_t *event, const char *account)
     expect->version = hold->expect;
 }
 
-static void
-s_event_from_command (request_t *request, const command_t *command, event_t *event)
+static void s_event_from_command (request_t *request, const command_t *command,
+                                  event_t *event)
 {
     event_init (event);
     snprintf (event->id, sizeof event->id, "%s", command->id);
@@ -359,23 +360,23 @@ s_event_from_command (request_t *request, const command_t *command, event_t *eve
         snprintf (event->from, sizeof event->from, "%s", command->from);
         snprintf (event->to, sizeof event->to, "%s", command->to);
         s_expect (request, event, command->from);
-    }
-    else {
-        event->type = command->kind == COMMAND_DEPOSIT ? EVENT_DEPOSITED : EVENT_WITHDRAWN;
+    } else {
+        event->type =
+            command->kind == COMMAND_DEPOSIT ? EVENT_DEPOSITED : EVENT_WITHDRAWN;
         snprintf (event->account, sizeof event->account, "%s", command->account);
         if (command->kind == COMMAND_WITHDRAW)
             s_expect (request, event, command->account);
     }
-    snprintf (event->type_name, sizeof event->type_name, "%s", event_type_name (event->type));
+    snprintf (event->type_name, sizeof event->type_name, "%s",
+              event_type_name (event->type));
 }
 
 //  Sends a new attempt. Returns 0, or -1 when the stream cannot take it.
-static int
-s_send (request_t *request)
+static int s_send (request_t *request)
 {
     api_t *self = request->api;
     if (!(zsock_events (self->ingest) & ZMQ_POLLOUT))
-        return -1;   // no connection to the stream (immediate) or its queue is full
+        return -1; // no connection to the stream (immediate) or its queue is full
     if (*request->attempt)
         zhashx_delete (self->by_attempt, request->attempt);
     snprintf (request->attempt, sizeof request->attempt, "%s-%" PRIu64, self->instance,
@@ -395,7 +396,8 @@ s_send (request_t *request)
         zmsg_addmem (msg, line, bytes);
     }
     if (zmsg_send (&msg, self->ingest) != 0) {
-        log_warn ("zmsg_send (APPEND %s) failed: %s", request->attempt, zmq_strerror (errno));
+        log_warn ("zmsg_send (APPEND %s) failed: %s", request->attempt,
+                  zmq_strerror (errno));
         zmsg_destroy (&msg);
         *request->attempt = '\0';
         return -1;
@@ -408,56 +410,55 @@ s_send (request_t *request)
 //  --------------------------------------------------------------------
 //  Completion: answers built from the stored events
 
-static cJSON *
-s_record_json (const write_model_record_t *record)
+static cJSON *s_record_json (const write_model_record_t *record)
 {
     cJSON *json = cJSON_CreateObject ();
     char ts[EVENT_TS_BYTES + 1];
     event_ts_format (record->ts_ms, ts);
-    cJSON_AddNumberToObject (json, "seq", (double) record->seq);
+    cJSON_AddNumberToObject (json, "seq", (double)record->seq);
     cJSON_AddStringToObject (json, "id", record->id);
     cJSON_AddStringToObject (json, "type", event_type_name (record->type));
     cJSON_AddStringToObject (json, "ts", ts);
     if (record->type == EVENT_TRANSFERRED) {
         cJSON_AddStringToObject (json, "from", record->account);
         cJSON_AddStringToObject (json, "to", record->to);
-        cJSON_AddNumberToObject (json, "amount", (double) record->amount);
+        cJSON_AddNumberToObject (json, "amount", (double)record->amount);
         cJSON *balances = cJSON_AddObjectToObject (json, "balances");
-        cJSON_AddNumberToObject (balances, record->account, (double) record->balance);
-        cJSON_AddNumberToObject (balances, record->to, (double) record->balance_to);
-    }
-    else {
+        cJSON_AddNumberToObject (balances, record->account, (double)record->balance);
+        cJSON_AddNumberToObject (balances, record->to, (double)record->balance_to);
+    } else {
         cJSON_AddStringToObject (json, "account", record->account);
-        cJSON_AddNumberToObject (json, "amount", (double) record->amount);
-        cJSON_AddNumberToObject (json, "balance", (double) record->balance);
+        cJSON_AddNumberToObject (json, "amount", (double)record->amount);
+        cJSON_AddNumberToObject (json, "balance", (double)record->balance);
     }
     return json;
 }
 
-static bool
-s_record_matches (const write_model_record_t *record, const command_t *command)
+static bool s_record_matches (const write_model_record_t *record,
+                              const command_t *command)
 {
     if (!streq (record->id, command->id) || record->amount != command->amount)
         return false;
     switch (command->kind) {
     case COMMAND_DEPOSIT:
-        return record->type == EVENT_DEPOSITED && streq (record->account, command->account);
+        return record->type == EVENT_DEPOSITED &&
+               streq (record->account, command->account);
     case COMMAND_WITHDRAW:
-        return record->type == EVENT_WITHDRAWN && streq (record->account, command->account);
+        return record->type == EVENT_WITHDRAWN &&
+               streq (record->account, command->account);
     case COMMAND_TRANSFER:
-        return record->type == EVENT_TRANSFERRED && streq (record->account, command->from)
-            && streq (record->to, command->to);
+        return record->type == EVENT_TRANSFERRED &&
+               streq (record->account, command->from) && streq (record->to, command->to);
     }
     return false;
 }
 
 //  The 201 body for first_seq..last_seq (caller frees), or NULL with
 //  *status / detail saying why it cannot be given.
-static char *
-s_success_text (request_t *request, unsigned *status, const char **detail)
+static char *s_success_text (request_t *request, unsigned *status, const char **detail)
 {
     write_model_t *model = request->api->model;
-    if (request->last_seq - request->first_seq + 1 != (int64_t) request->count) {
+    if (request->last_seq - request->first_seq + 1 != (int64_t)request->count) {
         *status = request->duplicate ? 422 : 500;
         *detail = request->duplicate ? "the idempotency key was used for another request"
                                      : "the stream stored a different number of events";
@@ -466,7 +467,7 @@ s_success_text (request_t *request, unsigned *status, const char **detail)
     cJSON *results = cJSON_CreateArray ();
     for (size_t index = 0; index < request->count; index++) {
         const write_model_record_t *record =
-            write_model_record (model, request->first_seq + (int64_t) index);
+            write_model_record (model, request->first_seq + (int64_t)index);
         bool matches = record && s_record_matches (record, &request->commands[index]);
         if (!matches) {
             cJSON_Delete (results);
@@ -480,19 +481,18 @@ s_success_text (request_t *request, unsigned *status, const char **detail)
     cJSON *json = results;
     if (request->route == ROUTE_BATCH) {
         json = cJSON_CreateObject ();
-        cJSON_AddNumberToObject (json, "first_seq", (double) request->first_seq);
-        cJSON_AddNumberToObject (json, "last_seq", (double) request->last_seq);
+        cJSON_AddNumberToObject (json, "first_seq", (double)request->first_seq);
+        cJSON_AddNumberToObject (json, "last_seq", (double)request->last_seq);
         cJSON_AddItemToObject (json, "results", results);
     }
-    char *text = cJSON_PrintUnformatted (request->route == ROUTE_BATCH ? json
-                                                                       : results->child);
+    char *text =
+        cJSON_PrintUnformatted (request->route == ROUTE_BATCH ? json : results->child);
     cJSON_Delete (json);
     assert (text);
     return text;
 }
 
-static void
-s_finish_applied (request_t *request)
+static void s_finish_applied (request_t *request)
 {
     unsigned status = 201;
     const char *detail = NULL;
@@ -500,8 +500,7 @@ s_finish_applied (request_t *request)
     if (text) {
         s_request_end (request, 201, text, request->duplicate);
         free (text);
-    }
-    else {
+    } else {
         if (status == 500)
             log_error ("request %s: %s", request->request_id, detail);
         cJSON *errors = NULL;
@@ -511,40 +510,38 @@ s_finish_applied (request_t *request)
     }
 }
 
-static bool
-s_versions_reached (request_t *request)
+static bool s_versions_reached (request_t *request)
 {
     const cJSON *item;
     cJSON_ArrayForEach (item, request->versions)
     {
-        if (cJSON_IsNumber (item) && item->string
-            && write_model_version (request->api->model, item->string) < item->valuedouble)
+        if (cJSON_IsNumber (item) && item->string &&
+            write_model_version (request->api->model, item->string) < item->valuedouble)
             return false;
     }
     return true;
 }
 
 //  Conflict: the write model now knows what the stream knew; try again.
-static void
-s_retry (request_t *request)
+static void s_retry (request_t *request)
 {
     api_t *self = request->api;
     cJSON_Delete (request->versions);
     request->versions = NULL;
     if (++request->retries > self->config.retries_max) {
-        s_request_fail (request, 409, "the accounts changed concurrently; retry", NULL, NULL);
+        s_request_fail (request, 409, "the accounts changed concurrently; retry", NULL,
+                        NULL);
         return;
     }
     self->retried++;
     s_release_holds (request);
     if (s_plan (request) != 0)
-        return;   // answered: e.g. insufficient funds now
+        return; // answered: e.g. insufficient funds now
     if (s_send (request) != 0)
         s_request_fail (request, 503, "the stream is unreachable", NULL, NULL);
 }
 
-static void
-s_progress (request_t *request)
+static void s_progress (request_t *request)
 {
     int64_t applied = write_model_applied_seq (request->api->model);
     if (request->state == STATE_APPLYING && applied >= request->last_seq)
@@ -553,27 +550,25 @@ s_progress (request_t *request)
         s_retry (request);
 }
 
-static int64_t
-s_result_int (const cJSON *result, const char *name)
+static int64_t s_result_int (const cJSON *result, const char *name)
 {
     const cJSON *item = cJSON_GetObjectItemCaseSensitive (result, name);
-    return cJSON_IsNumber (item) ? (int64_t) item->valuedouble : 0;
+    return cJSON_IsNumber (item) ? (int64_t)item->valuedouble : 0;
 }
 
-static void
-s_on_event (void *arg, const event_t *event, const char *line, size_t line_bytes)
+static void s_on_event (void *arg, const event_t *event, const char *line,
+                        size_t line_bytes)
 {
-    api_t *self = (api_t *) arg;
+    api_t *self = (api_t *)arg;
     write_model_apply (self->model, event);
 }
 
-static void
-s_on_result (void *arg, const char *attempt, const char *result_json)
+static void s_on_result (void *arg, const char *attempt, const char *result_json)
 {
-    api_t *self = (api_t *) arg;
+    api_t *self = (api_t *)arg;
     request_t *request = zhashx_lookup (self->by_attempt, attempt);
     if (!request)
-        return;   // another instance's, or one we stopped waiting for
+        return; // another instance's, or one we stopped waiting for
     zhashx_delete (self->by_attempt, attempt);
     *request->attempt = '\0';
     cJSON *result = cJSON_Parse (result_json);
@@ -585,17 +580,15 @@ s_on_result (void *arg, const char *attempt, const char *result_json)
         request->first_seq = s_result_int (result, "first_seq");
         request->last_seq = s_result_int (result, "last_seq");
         s_progress (request);
-    }
-    else if (streq (name, "conflict")) {
+    } else if (streq (name, "conflict")) {
         self->conflicts++;
-        s_release_holds (request);   // nothing of it was stored
+        s_release_holds (request); // nothing of it was stored
         request->state = STATE_CONFLICTED;
-        request->versions =
-            cJSON_DetachItemFromObjectCaseSensitive (result, "versions");
+        request->versions = cJSON_DetachItemFromObjectCaseSensitive (result, "versions");
         s_progress (request);
-    }
-    else if (streq (name, "unavailable"))
-        s_request_fail (request, 503, "the stream could not store the events", NULL, NULL);
+    } else if (streq (name, "unavailable"))
+        s_request_fail (request, 503, "the stream could not store the events", NULL,
+                        NULL);
     else {
         const cJSON *error = cJSON_GetObjectItemCaseSensitive (result, "error");
         const char *text = cJSON_IsString (error) ? error->valuestring : result_json;
@@ -607,10 +600,9 @@ s_on_result (void *arg, const char *attempt, const char *result_json)
     cJSON_Delete (result);
 }
 
-static void
-s_on_applied (void *arg, int64_t applied_seq)
+static void s_on_applied (void *arg, int64_t applied_seq)
 {
-    api_t *self = (api_t *) arg;
+    api_t *self = (api_t *)arg;
     request_t *request = zlistx_first (self->requests);
     while (request) {
         // s_progress may end the request; the cursor stays valid (detach moves it back)
@@ -624,16 +616,15 @@ s_on_applied (void *arg, int64_t applied_seq)
 //  --------------------------------------------------------------------
 //  Timeouts and an unreachable stream
 
-static int
-s_on_tick (zloop_t *loop, int timer_id, void *arg)
+static int s_on_tick (zloop_t *loop, int timer_id, void *arg)
 {
-    api_t *self = (api_t *) arg;
+    api_t *self = (api_t *)arg;
     int64_t now = zclock_mono ();
     bool connected = subscriber_connected (self->subscriber);
     request_t *request;
     // Arrival order is deadline order: stop at the first one still in time.
-    while ((request = zlistx_first (self->requests))
-           && (request->deadline_ms <= now || !connected)) {
+    while ((request = zlistx_first (self->requests)) &&
+           (request->deadline_ms <= now || !connected)) {
         self->timeouts++;
         char detail[96];
         if (connected)
@@ -652,11 +643,11 @@ s_on_tick (zloop_t *loop, int timer_id, void *arg)
 typedef struct {
     command_t *commands;
     size_t count;
-    char key[EVENT_ID_BYTES_MAX + 1];   // "" when none
+    char key[EVENT_ID_BYTES_MAX + 1]; // "" when none
 } parsed_t;
 
-static int
-s_parse_key (http_request_t *http, const char *body_id, char *key, cJSON **errors_p)
+static int s_parse_key (http_request_t *http, const char *body_id, char *key,
+                        cJSON **errors_p)
 {
     const char *header = http_request_header (http, "Idempotency-Key");
     if (header && !event_id_is_valid (header, strlen (header))) {
@@ -665,7 +656,8 @@ s_parse_key (http_request_t *http, const char *body_id, char *key, cJSON **error
         return -1;
     }
     if (header && *body_id && !streq (header, body_id)) {
-        http_problem_add_error (errors_p, "id", "differs from the Idempotency-Key header");
+        http_problem_add_error (errors_p, "id",
+                                "differs from the Idempotency-Key header");
         return -1;
     }
     if (header)
@@ -676,8 +668,7 @@ s_parse_key (http_request_t *http, const char *body_id, char *key, cJSON **error
 }
 
 //  {"commands":[...], "id"?}: every command checked, ids made final.
-static int
-s_parse_batch (const cJSON *json, parsed_t *parsed, cJSON **errors_p)
+static int s_parse_batch (const cJSON *json, parsed_t *parsed, cJSON **errors_p)
 {
     const cJSON *list = NULL;
     const cJSON *item;
@@ -690,8 +681,8 @@ s_parse_batch (const cJSON *json, parsed_t *parsed, cJSON **errors_p)
     {
         if (streq (item->string, "commands") && !list)
             list = item;
-        else if (streq (item->string, "id") && cJSON_IsString (item)
-                 && event_id_is_valid (item->valuestring, strlen (item->valuestring)))
+        else if (streq (item->string, "id") && cJSON_IsString (item) &&
+                 event_id_is_valid (item->valuestring, strlen (item->valuestring)))
             snprintf (parsed->key, sizeof parsed->key, "%s", item->valuestring);
         else {
             http_problem_add_error (errors_p, item->string,
@@ -706,7 +697,7 @@ s_parse_batch (const cJSON *json, parsed_t *parsed, cJSON **errors_p)
                                 "required: an array of 1 to 10000 commands");
         return -1;
     }
-    parsed->count = (size_t) size;
+    parsed->count = (size_t)size;
     parsed->commands = calloc (parsed->count, sizeof (command_t));
     assert (parsed->commands);
     size_t index = 0;
@@ -725,12 +716,12 @@ s_parse_batch (const cJSON *json, parsed_t *parsed, cJSON **errors_p)
 //  Event ids: a single command's is the key (or a new UUID); a batch
 //  command's is its own id, else "<key>:<index>", so a retried batch is
 //  deduplicated by the stream. Ids must be unique within a request.
-static int
-s_assign_ids (route_t route, parsed_t *parsed, cJSON **errors_p)
+static int s_assign_ids (route_t route, parsed_t *parsed, cJSON **errors_p)
 {
     char base[EVENT_ID_BYTES_MAX + 1];
     zuuid_t *uuid = zuuid_new ();
-    snprintf (base, sizeof base, "%s", *parsed->key ? parsed->key : zuuid_str_canonical (uuid));
+    snprintf (base, sizeof base, "%s",
+              *parsed->key ? parsed->key : zuuid_str_canonical (uuid));
     zuuid_destroy (&uuid);
     if (route != ROUTE_BATCH) {
         snprintf (parsed->commands[0].id, EVENT_ID_BYTES_MAX + 1, "%s", base);
@@ -744,7 +735,7 @@ s_assign_ids (route_t route, parsed_t *parsed, cJSON **errors_p)
         snprintf (field, sizeof field, "commands[%zu].id", index);
         if (!*command->id) {
             int bytes = snprintf (command->id, sizeof command->id, "%s:%zu", base, index);
-            if (bytes >= (int) sizeof command->id) {
+            if (bytes >= (int)sizeof command->id) {
                 http_problem_add_error (errors_p, "Idempotency-Key",
                                         "too long to derive the batch's event ids");
                 rc = -1;
@@ -760,12 +751,12 @@ s_assign_ids (route_t route, parsed_t *parsed, cJSON **errors_p)
 }
 
 //  Parses and validates the body; on failure answers and returns -1.
-static int
-s_parse_request (api_t *self, http_request_t *http, route_t route, parsed_t *parsed)
+static int s_parse_request (api_t *self, http_request_t *http, route_t route,
+                            parsed_t *parsed)
 {
     cJSON *json = http_request_parse_json (http);
     if (!json)
-        return -1;   // answered 400
+        return -1; // answered 400
     size_t bytes = 0;
     const char *body = http_request_body (http, &bytes);
     commands_annotate_numbers (json, body, bytes);
@@ -799,35 +790,33 @@ s_parse_request (api_t *self, http_request_t *http, route_t route, parsed_t *par
 
 //  The same key again: the same answer (or the same wait), or 422.
 //  Returns true when http was answered or attached.
-static bool
-s_handle_known_key (api_t *self, http_request_t *http, const char *key,
-                    const char *fingerprint)
+static bool s_handle_known_key (api_t *self, http_request_t *http, const char *key,
+                                const char *fingerprint)
 {
     request_t *running = zhashx_lookup (self->by_key, key);
     const idempotency_entry_t *entry = idempotency_lookup (self->idempotency, key);
-    const char *known = running ? running->fingerprint : entry ? entry->fingerprint : NULL;
+    const char *known = running ? running->fingerprint
+                        : entry ? entry->fingerprint
+                                : NULL;
     if (!known)
         return false;
     if (!streq (known, fingerprint)) {
         cJSON *errors = NULL;
         http_problem_add_error (&errors, "Idempotency-Key",
                                 "already used for another request");
-        s_respond_problem (self, http, 422, "the idempotency key was used for another request",
-                           errors);
-    }
-    else if (running) {
+        s_respond_problem (self, http, 422,
+                           "the idempotency key was used for another request", errors);
+    } else if (running) {
         http_request_suspend (http);
         zlistx_add_end (running->waiters, http);
         self->waiters++;
-    }
-    else
+    } else
         s_respond (self, http, entry->status, entry->body, true);
     return true;
 }
 
-static request_t *
-s_request_new (api_t *self, http_request_t *http, route_t route, parsed_t *parsed,
-               const char *fingerprint)
+static request_t *s_request_new (api_t *self, http_request_t *http, route_t route,
+                                 parsed_t *parsed, const char *fingerprint)
 {
     request_t *request = calloc (1, sizeof *request);
     assert (request);
@@ -839,7 +828,8 @@ s_request_new (api_t *self, http_request_t *http, route_t route, parsed_t *parse
     request->keyed = *parsed->key != '\0';
     snprintf (request->key, sizeof request->key, "%s", parsed->key);
     snprintf (request->fingerprint, sizeof request->fingerprint, "%s", fingerprint);
-    snprintf (request->request_id, sizeof request->request_id, "%s", http_request_id (http));
+    snprintf (request->request_id, sizeof request->request_id, "%s",
+              http_request_id (http));
     const char *correlation = http_request_header (http, "X-Correlation-Id");
     snprintf (request->correlation_id, sizeof request->correlation_id, "%s",
               correlation ? correlation : "");
@@ -857,11 +847,11 @@ s_request_new (api_t *self, http_request_t *http, route_t route, parsed_t *parse
 }
 
 //  POST /transactions, /transfers, /batch
-static void
-s_handle_write (api_t *self, http_request_t *http, route_t route)
+static void s_handle_write (api_t *self, http_request_t *http, route_t route)
 {
     if (!subscriber_caught_up (self->subscriber)) {
-        s_respond_problem (self, http, 503, "starting: the write model is catching up", NULL);
+        s_respond_problem (self, http, 503, "starting: the write model is catching up",
+                           NULL);
         return;
     }
     if (!subscriber_connected (self->subscriber)) {
@@ -874,7 +864,8 @@ s_handle_write (api_t *self, http_request_t *http, route_t route)
         return;
     }
     char fingerprint[COMMANDS_FINGERPRINT_BYTES + 1];
-    commands_fingerprint (parsed.commands, parsed.count, route == ROUTE_BATCH, fingerprint);
+    commands_fingerprint (parsed.commands, parsed.count, route == ROUTE_BATCH,
+                          fingerprint);
     if (*parsed.key && s_handle_known_key (self, http, parsed.key, fingerprint)) {
         free (parsed.commands);
         return;
@@ -886,58 +877,53 @@ s_handle_write (api_t *self, http_request_t *http, route_t route)
     }
     request_t *request = s_request_new (self, http, route, &parsed, fingerprint);
     if (s_plan (request) != 0)
-        return;   // answered 422
+        return; // answered 422
     if (s_send (request) != 0)
         s_request_fail (request, 503, "the stream is unreachable", NULL, NULL);
     else
-        http_request_suspend (http);   // answered from a RESULT, an event or the timer
+        http_request_suspend (http); // answered from a RESULT, an event or the timer
 }
 
-static void
-s_handle_transactions (http_request_t *http, void *arg)
+static void s_handle_transactions (http_request_t *http, void *arg)
 {
-    s_handle_write ((api_t *) arg, http, ROUTE_TRANSACTION);
+    s_handle_write ((api_t *)arg, http, ROUTE_TRANSACTION);
 }
 
-static void
-s_handle_transfers (http_request_t *http, void *arg)
+static void s_handle_transfers (http_request_t *http, void *arg)
 {
-    s_handle_write ((api_t *) arg, http, ROUTE_TRANSFER);
+    s_handle_write ((api_t *)arg, http, ROUTE_TRANSFER);
 }
 
-static void
-s_handle_batch (http_request_t *http, void *arg)
+static void s_handle_batch (http_request_t *http, void *arg)
 {
-    s_handle_write ((api_t *) arg, http, ROUTE_BATCH);
+    s_handle_write ((api_t *)arg, http, ROUTE_BATCH);
 }
 
 //  --------------------------------------------------------------------
 //  HTTP: health and metrics
 
-static void
-s_handle_health (http_request_t *http, void *arg)
+static void s_handle_health (http_request_t *http, void *arg)
 {
-    api_t *self = (api_t *) arg;
+    api_t *self = (api_t *)arg;
     bool ready = subscriber_caught_up (self->subscriber);
     cJSON *json = cJSON_CreateObject ();
     cJSON_AddStringToObject (json, "status", ready ? "ok" : "starting");
-    cJSON_AddStringToObject (json, "upstream", subscriber_connected (self->subscriber)
-                                                   ? "connected"
-                                                   : "disconnected");
+    cJSON_AddStringToObject (json, "upstream",
+                             subscriber_connected (self->subscriber) ? "connected"
+                                                                     : "disconnected");
     cJSON_AddNumberToObject (json, "applied_seq",
-                             (double) write_model_applied_seq (self->model));
+                             (double)write_model_applied_seq (self->model));
     cJSON_AddNumberToObject (json, "head_seq",
-                             (double) subscriber_head_seq (self->subscriber));
-    cJSON_AddNumberToObject (json, "inflight", (double) zlistx_size (self->requests));
+                             (double)subscriber_head_seq (self->subscriber));
+    cJSON_AddNumberToObject (json, "inflight", (double)zlistx_size (self->requests));
     // 503 until caught up: a load balancer should not send writes yet.
     http_respond_json (http, ready ? 200 : 503, json);
     cJSON_Delete (json);
 }
 
-static void
-s_handle_metrics (http_request_t *http, void *arg)
+static void s_handle_metrics (http_request_t *http, void *arg)
 {
-    api_t *self = (api_t *) arg;
+    api_t *self = (api_t *)arg;
     metrics_t *metrics = metrics_new ();
     assert (metrics);
     metrics_counter (metrics, "transaction_created_total", "Write requests answered 201",
@@ -951,22 +937,24 @@ s_handle_metrics (http_request_t *http, void *arg)
                      "Write requests answered 503", self->unavailable);
     metrics_counter (metrics, "transaction_conflicts_total",
                      "Conflict results from the stream", self->conflicts);
-    metrics_counter (metrics, "transaction_retries_total", "Appends retried after a conflict",
-                     self->retried);
+    metrics_counter (metrics, "transaction_retries_total",
+                     "Appends retried after a conflict", self->retried);
     metrics_counter (metrics, "transaction_timeouts_total",
                      "Requests given up on (ack timeout or stream unreachable)",
                      self->timeouts);
     metrics_counter (metrics, "transaction_http_requests_total", "HTTP requests answered",
                      http_server_requests_total (self->http));
-    metrics_gauge (metrics, "transaction_inflight", "Write requests waiting for the stream",
-                   (double) zlistx_size (self->requests));
+    metrics_gauge (metrics, "transaction_inflight",
+                   "Write requests waiting for the stream",
+                   (double)zlistx_size (self->requests));
     metrics_gauge (metrics, "transaction_applied_seq", "Last seq in the write model",
-                   (double) write_model_applied_seq (self->model));
+                   (double)write_model_applied_seq (self->model));
     metrics_gauge (metrics, "transaction_accounts", "Accounts in the write model",
-                   (double) write_model_account_count (self->model));
+                   (double)write_model_account_count (self->model));
     metrics_gauge (metrics, "transaction_idempotency_keys", "Answers remembered by key",
-                   (double) idempotency_size (self->idempotency));
-    metrics_gauge (metrics, "transaction_upstream_connected", "1 while the stream is heard",
+                   (double)idempotency_size (self->idempotency));
+    metrics_gauge (metrics, "transaction_upstream_connected",
+                   "1 while the stream is heard",
                    subscriber_connected (self->subscriber) ? 1 : 0);
     size_t bytes = 0;
     const char *text = metrics_text (metrics, &bytes);
@@ -986,8 +974,7 @@ static const http_route_t s_routes[] = {
     OPENAPI_ROUTE,
 };
 
-static int
-s_connect_ingest (api_t *self)
+static int s_connect_ingest (api_t *self)
 {
     self->ingest = zsock_new (ZMQ_PUSH);
     if (!self->ingest)
@@ -998,15 +985,14 @@ s_connect_ingest (api_t *self)
     zsock_set_sndtimeo (self->ingest, 0);
     zsock_set_linger (self->ingest, 0);
     if (zsock_connect (self->ingest, "%s", self->config.ingest_endpoint) != 0) {
-        log_error ("zsock_connect (PUSH, \"%s\") failed: %s", self->config.ingest_endpoint,
-                   zmq_strerror (errno));
+        log_error ("zsock_connect (PUSH, \"%s\") failed: %s",
+                   self->config.ingest_endpoint, zmq_strerror (errno));
         return -1;
     }
     return 0;
 }
 
-static int
-s_start_subscriber (api_t *self)
+static int s_start_subscriber (api_t *self)
 {
     subscriber_config_t config = {
         .publish_endpoint = self->config.publish_endpoint,
@@ -1023,8 +1009,7 @@ s_start_subscriber (api_t *self)
     return self->subscriber ? 0 : -1;
 }
 
-static int
-s_start_http (api_t *self)
+static int s_start_http (api_t *self)
 {
     openapi_register (s_routes, sizeof s_routes / sizeof s_routes[0]);
     http_config_t config = {
@@ -1039,8 +1024,7 @@ s_start_http (api_t *self)
     return self->http ? 0 : -1;
 }
 
-api_t *
-api_new (zloop_t *loop, const api_config_t *config)
+api_t *api_new (zloop_t *loop, const api_config_t *config)
 {
     api_t *self = calloc (1, sizeof *self);
     if (!self)
@@ -1056,27 +1040,27 @@ api_new (zloop_t *loop, const api_config_t *config)
     self->requests = zlistx_new ();
     self->by_attempt = zhashx_new ();
     self->by_key = zhashx_new ();
-    if (!self->model || !self->idempotency || !self->requests || !self->by_attempt
-        || !self->by_key)
+    if (!self->model || !self->idempotency || !self->requests || !self->by_attempt ||
+        !self->by_key)
         goto failed;
     if (s_connect_ingest (self) || s_start_subscriber (self) || s_start_http (self))
         goto failed;
     int tick_ms = config->ack_timeout_ms / 4;
     tick_ms = tick_ms < 1 ? 1 : tick_ms > API_TICK_MS_MAX ? API_TICK_MS_MAX : tick_ms;
-    self->timer_id = zloop_timer (loop, (size_t) tick_ms, 0, s_on_tick, self);
+    self->timer_id = zloop_timer (loop, (size_t)tick_ms, 0, s_on_tick, self);
     if (self->timer_id < 0)
         goto failed;
-    log_info ("listening on %s:%d, ingest %s, ack timeout %d ms, overdraft limit %" PRId64,
-              config->http_address, http_server_port (self->http), config->ingest_endpoint,
-              config->ack_timeout_ms, config->overdraft_limit);
+    log_info (
+        "listening on %s:%d, ingest %s, ack timeout %d ms, overdraft limit %" PRId64,
+        config->http_address, http_server_port (self->http), config->ingest_endpoint,
+        config->ack_timeout_ms, config->overdraft_limit);
     return self;
 failed:
     api_destroy (&self);
     return NULL;
 }
 
-void
-api_destroy (api_t **self_p)
+void api_destroy (api_t **self_p)
 {
     assert (self_p);
     api_t *self = *self_p;

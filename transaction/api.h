@@ -17,16 +17,16 @@
 typedef struct api api_t;
 
 typedef struct {
-    const char *ingest_endpoint;    // stream's PULL (we connect PUSH)
-    const char *publish_endpoint;   // stream's PUB
-    const char *replay_endpoint;    // stream's ROUTER
+    const char *ingest_endpoint;  // stream's PULL (we connect PUSH)
+    const char *publish_endpoint; // stream's PUB
+    const char *replay_endpoint;  // stream's ROUTER
     const char *http_address;
     int http_port;
-    int ack_timeout_ms;             // no durable result within: 503
-    int64_t overdraft_limit;        // balances may not go below -overdraft_limit
-    size_t inflight_max;            // waiting HTTP requests; beyond: 503 at once
-    int retries_max;                // conflict retries before 409
-    size_t idempotency_keys_max;    // answers remembered by key
+    int ack_timeout_ms;          // no durable result within: 503
+    int64_t overdraft_limit;     // balances may not go below -overdraft_limit
+    size_t inflight_max;         // waiting HTTP requests; beyond: 503 at once
+    int retries_max;             // conflict retries before 409
+    size_t idempotency_keys_max; // answers remembered by key
 } api_config_t;
 
 //  Creates the sockets, the subscriber and the HTTP server on loop.

@@ -1,5 +1,5 @@
 /*  commands — parse and validate the HTTP write commands (see commands.h).
-*/
+ */
 #include "commands.h"
 
 #include <czmq.h>
@@ -8,12 +8,12 @@
 
 #include "http.h"
 
-#define FIELD_BYTES_MAX 96   // "commands[9999]." plus the longest field name
+#define FIELD_BYTES_MAX 96 // "commands[9999]." plus the longest field name
 
 //  Number tokens start with '-' or a digit outside strings; cJSON reads
 //  the same characters (then strtod). The body parsed, so it is JSON.
-static const char *
-s_next_number (const char *cursor, const char *end, size_t *token_bytes)
+static const char *s_next_number (const char *cursor, const char *end,
+                                  size_t *token_bytes)
 {
     bool in_string = false;
     for (; cursor < end; cursor++) {
@@ -23,29 +23,27 @@ s_next_number (const char *cursor, const char *end, size_t *token_bytes)
                 cursor++;
             else if (c == '"')
                 in_string = false;
-        }
-        else if (c == '"')
+        } else if (c == '"')
             in_string = true;
         else if (c == '-' || (c >= '0' && c <= '9')) {
             const char *start = cursor;
             while (cursor < end && strchr ("0123456789+-.eE", *cursor) && *cursor)
                 cursor++;
-            *token_bytes = (size_t) (cursor - start);
+            *token_bytes = (size_t)(cursor - start);
             return start;
         }
     }
     return NULL;
 }
 
-static void
-s_annotate (cJSON *item, const char **cursor, const char *end)
+static void s_annotate (cJSON *item, const char **cursor, const char *end)
 {
     for (; item; item = item->next) {
         if (cJSON_IsNumber (item) && item->valuestring == NULL) {
             size_t token_bytes = 0;
             const char *token = s_next_number (*cursor, end, &token_bytes);
             if (token == NULL)
-                return;   // text and tree disagree: amounts then fail as "not an integer"
+                return; // text and tree disagree: amounts then fail as "not an integer"
             item->valuestring = strndup (token, token_bytes);
             *cursor = token + token_bytes;
         }
@@ -54,8 +52,7 @@ s_annotate (cJSON *item, const char **cursor, const char *end)
     }
 }
 
-void
-commands_annotate_numbers (cJSON *root, const char *text, size_t bytes)
+void commands_annotate_numbers (cJSON *root, const char *text, size_t bytes)
 {
     const char *cursor = text;
     if (root)
@@ -64,8 +61,7 @@ commands_annotate_numbers (cJSON *root, const char *text, size_t bytes)
 
 //  Exact integer from a number's source text: -?(0|[1-9][0-9]*), no
 //  fraction, no exponent, within +-EVENT_AMOUNT_MAX.
-static const char *
-s_integer_from_text (const char *text, int64_t *value)
+static const char *s_integer_from_text (const char *text, int64_t *value)
 {
     if (text == NULL || *text == '\0')
         return "must be an integer";
@@ -85,13 +81,15 @@ s_integer_from_text (const char *text, int64_t *value)
     return NULL;
 }
 
-static bool
-s_utf8_is_valid (const unsigned char *text)
+static bool s_utf8_is_valid (const unsigned char *text)
 {
     while (*text) {
         unsigned char c = *text;
-        size_t extra = c < 0x80 ? 0 : (c >> 5) == 0x6 ? 1 : (c >> 4) == 0xE ? 2
-                                   : (c >> 3) == 0x1E ? 3 : 9;
+        size_t extra = c < 0x80           ? 0
+                       : (c >> 5) == 0x6  ? 1
+                       : (c >> 4) == 0xE  ? 2
+                       : (c >> 3) == 0x1E ? 3
+                                          : 9;
         if (extra == 9 || (c >= 0xC0 && c <= 0xC1) || c > 0xF4)
             return false;
         text++;
@@ -102,8 +100,8 @@ s_utf8_is_valid (const unsigned char *text)
     return true;
 }
 
-static void
-s_error (cJSON **errors_p, const char *prefix, const char *field, const char *message)
+static void s_error (cJSON **errors_p, const char *prefix, const char *field,
+                     const char *message)
 {
     char name[FIELD_BYTES_MAX];
     snprintf (name, sizeof name, "%s%s", prefix, field);
@@ -111,8 +109,8 @@ s_error (cJSON **errors_p, const char *prefix, const char *field, const char *me
 }
 
 //  An account or id string field into target. Returns 0 or -1 (reported).
-static int
-s_parse_id (const cJSON *item, const char *prefix, char *target, cJSON **errors_p)
+static int s_parse_id (const cJSON *item, const char *prefix, char *target,
+                       cJSON **errors_p)
 {
     if (!cJSON_IsString (item)) {
         s_error (errors_p, prefix, item->string, "must be a string");
@@ -128,27 +126,26 @@ s_parse_id (const cJSON *item, const char *prefix, char *target, cJSON **errors_
     return 0;
 }
 
-static int
-s_parse_reference (const cJSON *item, const char *prefix, command_t *command,
-                   cJSON **errors_p)
+static int s_parse_reference (const cJSON *item, const char *prefix, command_t *command,
+                              cJSON **errors_p)
 {
     if (!cJSON_IsString (item)) {
         s_error (errors_p, prefix, "reference", "must be a string");
         return -1;
     }
     size_t bytes = strlen (item->valuestring);
-    if (bytes > EVENT_META_VALUE_BYTES_MAX
-        || !s_utf8_is_valid ((const unsigned char *) item->valuestring)) {
-        s_error (errors_p, prefix, "reference", "must be valid UTF-8 of at most 256 bytes");
+    if (bytes > EVENT_META_VALUE_BYTES_MAX ||
+        !s_utf8_is_valid ((const unsigned char *)item->valuestring)) {
+        s_error (errors_p, prefix, "reference",
+                 "must be valid UTF-8 of at most 256 bytes");
         return -1;
     }
     memcpy (command->reference, item->valuestring, bytes + 1);
     return 0;
 }
 
-static int
-s_parse_amount (const cJSON *item, const char *prefix, command_t *command,
-                cJSON **errors_p)
+static int s_parse_amount (const cJSON *item, const char *prefix, command_t *command,
+                           cJSON **errors_p)
 {
     if (!cJSON_IsNumber (item)) {
         s_error (errors_p, prefix, "amount", "must be an integer (a JSON number)");
@@ -170,21 +167,19 @@ s_parse_amount (const cJSON *item, const char *prefix, command_t *command,
     return 0;
 }
 
-static command_shape_t
-s_shape_of (const cJSON *json)
+static command_shape_t s_shape_of (const cJSON *json)
 {
     if (cJSON_GetObjectItemCaseSensitive (json, "account"))
         return COMMAND_SHAPE_TRANSACTION;
-    if (cJSON_GetObjectItemCaseSensitive (json, "from")
-        || cJSON_GetObjectItemCaseSensitive (json, "to"))
+    if (cJSON_GetObjectItemCaseSensitive (json, "from") ||
+        cJSON_GetObjectItemCaseSensitive (json, "to"))
         return COMMAND_SHAPE_TRANSFER;
     return COMMAND_SHAPE_ANY;
 }
 
 //  One member of a command object; returns a bit of "seen" or 0 (bad).
-static unsigned
-s_parse_member (const cJSON *item, command_shape_t shape, const char *prefix,
-                command_t *command, cJSON **errors_p)
+static unsigned s_parse_member (const cJSON *item, command_shape_t shape,
+                                const char *prefix, command_t *command, cJSON **errors_p)
 {
     const char *name = item->string;
     bool transfer = shape == COMMAND_SHAPE_TRANSFER;
@@ -209,16 +204,15 @@ s_parse_member (const cJSON *item, command_shape_t shape, const char *prefix,
     return rc == 0 ? bit : 0;
 }
 
-int
-commands_parse (const cJSON *json, command_shape_t shape, const char *prefix,
-                command_t *command, cJSON **errors_p)
+int commands_parse (const cJSON *json, command_shape_t shape, const char *prefix,
+                    command_t *command, cJSON **errors_p)
 {
     memset (command, 0, sizeof *command);
     if (!cJSON_IsObject (json)) {
         char field[FIELD_BYTES_MAX];
         snprintf (field, sizeof field, "%s", *prefix ? prefix : "body");
         if (*prefix)
-            field[strlen (field) - 1] = '\0';   // "commands[3]." -> "commands[3]"
+            field[strlen (field) - 1] = '\0'; // "commands[3]." -> "commands[3]"
         http_problem_add_error (errors_p, field, "must be a JSON object");
         return -1;
     }
@@ -246,22 +240,22 @@ commands_parse (const cJSON *json, command_shape_t shape, const char *prefix,
     const char *names[] = {"amount", "account", "from", "to"};
     for (unsigned index = 0; index < 4; index++) {
         unsigned bit = 1u << index;
-        if ((required & bit) && !(seen & bit)
-            && !cJSON_GetObjectItemCaseSensitive (json, names[index])) {
+        if ((required & bit) && !(seen & bit) &&
+            !cJSON_GetObjectItemCaseSensitive (json, names[index])) {
             s_error (errors_p, prefix, names[index], "required");
             rc = -1;
         }
     }
-    if (rc == 0 && shape == COMMAND_SHAPE_TRANSFER && streq (command->from, command->to)) {
+    if (rc == 0 && shape == COMMAND_SHAPE_TRANSFER &&
+        streq (command->from, command->to)) {
         s_error (errors_p, prefix, "to", "must differ from from (transfer to self)");
         rc = -1;
     }
     return rc;
 }
 
-void
-commands_fingerprint (const command_t *commands, size_t count, bool batch,
-                      char *fingerprint)
+void commands_fingerprint (const command_t *commands, size_t count, bool batch,
+                           char *fingerprint)
 {
     zdigest_t *digest = zdigest_new ();
     assert (digest);
@@ -270,12 +264,12 @@ commands_fingerprint (const command_t *commands, size_t count, bool batch,
         // In a batch the event ids are part of the request; for a single
         // command the id is the idempotency key itself.
         char text[EVENT_LINE_BYTES_MAX];
-        int bytes = snprintf (text, sizeof text, "%d|%s|%s|%s|%" PRId64 "|%s|%s;",
-                              (int) command->kind, command->account, command->from,
-                              command->to, command->amount, batch ? command->id : "",
-                              command->reference);
-        assert (bytes > 0 && (size_t) bytes < sizeof text);
-        zdigest_update (digest, (const byte *) text, (size_t) bytes);
+        int bytes =
+            snprintf (text, sizeof text, "%d|%s|%s|%s|%" PRId64 "|%s|%s;",
+                      (int)command->kind, command->account, command->from, command->to,
+                      command->amount, batch ? command->id : "", command->reference);
+        assert (bytes > 0 && (size_t)bytes < sizeof text);
+        zdigest_update (digest, (const byte *)text, (size_t)bytes);
     }
     snprintf (fingerprint, COMMANDS_FINGERPRINT_BYTES + 1, "%s", zdigest_string (digest));
     zdigest_destroy (&digest);

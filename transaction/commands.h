@@ -21,8 +21,8 @@
 
 #include "event.h"
 
-#define COMMANDS_BATCH_MAX 10000   // commands per batch: one append, ~2 MiB of events
-#define COMMANDS_FINGERPRINT_BYTES 40   // SHA-1 in hex
+#define COMMANDS_BATCH_MAX         10000 // commands per batch: one append, ~2 MiB of events
+#define COMMANDS_FINGERPRINT_BYTES 40    // SHA-1 in hex
 
 typedef enum {
     COMMAND_DEPOSIT = 1,
@@ -31,18 +31,18 @@ typedef enum {
 } command_kind_t;
 
 typedef enum {
-    COMMAND_SHAPE_TRANSACTION,   // account, amount (signed)
-    COMMAND_SHAPE_TRANSFER,      // from, to, amount (positive)
-    COMMAND_SHAPE_ANY,           // batch item: decided by its fields
+    COMMAND_SHAPE_TRANSACTION, // account, amount (signed)
+    COMMAND_SHAPE_TRANSFER,    // from, to, amount (positive)
+    COMMAND_SHAPE_ANY,         // batch item: decided by its fields
 } command_shape_t;
 
 typedef struct {
     command_kind_t kind;
-    char account[EVENT_ACCOUNT_BYTES_MAX + 1];   // deposit, withdraw
-    char from[EVENT_ACCOUNT_BYTES_MAX + 1];      // transfer
-    char to[EVENT_ACCOUNT_BYTES_MAX + 1];        // transfer; never equal to from
-    int64_t amount;                              // 1 .. EVENT_AMOUNT_MAX; sign is in kind
-    char id[EVENT_ID_BYTES_MAX + 1];             // "" when the body has none
+    char account[EVENT_ACCOUNT_BYTES_MAX + 1]; // deposit, withdraw
+    char from[EVENT_ACCOUNT_BYTES_MAX + 1];    // transfer
+    char to[EVENT_ACCOUNT_BYTES_MAX + 1];      // transfer; never equal to from
+    int64_t amount;                            // 1 .. EVENT_AMOUNT_MAX; sign is in kind
+    char id[EVENT_ID_BYTES_MAX + 1];           // "" when the body has none
     char reference[EVENT_META_VALUE_BYTES_MAX + 1];
 } command_t;
 

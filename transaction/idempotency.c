@@ -1,35 +1,33 @@
 /*  idempotency — bounded key -> answer cache (see idempotency.h).
-*/
+ */
 #include "idempotency.h"
 
 #include <czmq.h>
 
 typedef struct {
-    idempotency_entry_t public;   // strings below are owned
-    char *key;                    // owned copy, also the FIFO's item
+    idempotency_entry_t public; // strings below are owned
+    char *key;                  // owned copy, also the FIFO's item
 } entry_t;
 
 struct idempotency {
-    zhashx_t *entries;      // key -> entry_t (owned)
-    zlistx_t *order;        // keys, oldest first (borrowed from the entries)
+    zhashx_t *entries; // key -> entry_t (owned)
+    zlistx_t *order;   // keys, oldest first (borrowed from the entries)
     size_t keys_max;
 };
 
-static void
-s_entry_free (void **item_p)
+static void s_entry_free (void **item_p)
 {
-    entry_t *entry = (entry_t *) *item_p;
+    entry_t *entry = (entry_t *)*item_p;
     if (entry) {
-        free ((char *) entry->public.fingerprint);
-        free ((char *) entry->public.body);
+        free ((char *)entry->public.fingerprint);
+        free ((char *)entry->public.body);
         free (entry->key);
         free (entry);
         *item_p = NULL;
     }
 }
 
-idempotency_t *
-idempotency_new (size_t keys_max)
+idempotency_t *idempotency_new (size_t keys_max)
 {
     assert (keys_max > 0);
     idempotency_t *self = calloc (1, sizeof *self);
@@ -46,8 +44,7 @@ idempotency_new (size_t keys_max)
     return self;
 }
 
-void
-idempotency_destroy (idempotency_t **self_p)
+void idempotency_destroy (idempotency_t **self_p)
 {
     assert (self_p);
     idempotency_t *self = *self_p;
@@ -59,22 +56,20 @@ idempotency_destroy (idempotency_t **self_p)
     }
 }
 
-const idempotency_entry_t *
-idempotency_lookup (idempotency_t *self, const char *key)
+const idempotency_entry_t *idempotency_lookup (idempotency_t *self, const char *key)
 {
     entry_t *entry = zhashx_lookup (self->entries, key);
     return entry ? &entry->public : NULL;
 }
 
-void
-idempotency_store (idempotency_t *self, const char *key, const char *fingerprint,
-                   unsigned status, const char *body, size_t body_bytes)
+void idempotency_store (idempotency_t *self, const char *key, const char *fingerprint,
+                        unsigned status, const char *body, size_t body_bytes)
 {
     if (zhashx_lookup (self->entries, key))
-        return;   // the first answer stays the answer
+        return; // the first answer stays the answer
     while (zlistx_size (self->order) >= self->keys_max) {
-        char *oldest = zlistx_detach (self->order, NULL);   // NULL: the first
-        zhashx_delete (self->entries, oldest);   // frees oldest
+        char *oldest = zlistx_detach (self->order, NULL); // NULL: the first
+        zhashx_delete (self->entries, oldest);            // frees oldest
     }
     entry_t *entry = calloc (1, sizeof *entry);
     char *copy = malloc (body_bytes + 1);
@@ -90,8 +85,7 @@ idempotency_store (idempotency_t *self, const char *key, const char *fingerprint
     zlistx_add_end (self->order, entry->key);
 }
 
-size_t
-idempotency_size (idempotency_t *self)
+size_t idempotency_size (idempotency_t *self)
 {
     return zhashx_size (self->entries);
 }

@@ -10,33 +10,36 @@
 #include "config.h"
 #include "log.h"
 
-#define ACK_TIMEOUT_MS_DEFAULT        5000     // a durable result normally takes < 10 ms
-#define INFLIGHT_MAX_DEFAULT          4096     // waiting HTTP requests; each holds a connection
-#define RETRIES_MAX_DEFAULT           5        // conflict retries before 409
-#define IDEMPOTENCY_KEYS_MAX_DEFAULT  100000   // answers remembered by key (~0.5 KiB each)
+#define ACK_TIMEOUT_MS_DEFAULT       5000 // a durable result normally takes < 10 ms
+#define INFLIGHT_MAX_DEFAULT         4096 // waiting HTTP requests; each holds a connection
+#define RETRIES_MAX_DEFAULT          5    // conflict retries before 409
+#define IDEMPOTENCY_KEYS_MAX_DEFAULT 100000 // answers remembered by key (~0.5 KiB each)
 
-static void
-s_usage (FILE *out)
+static void s_usage (FILE *out)
 {
-    fprintf (out,
-             "Usage: transaction [OPTIONS]\n"
-             "Validates deposits, withdrawals and transfers and appends them via the stream.\n\n"
-             "  --ingest ENDPOINT          stream's ingest, PUSH connect (tcp://127.0.0.1:5557)\n"
-             "  --publish ENDPOINT         stream's publish, SUB connect (tcp://127.0.0.1:5556)\n"
-             "  --replay ENDPOINT          stream's replay, DEALER connect (tcp://127.0.0.1:5558)\n"
-             "  --http-port N              HTTP port (3000; 0 picks one)\n"
-             "  --http-addr A              HTTP address (127.0.0.1)\n"
-             "  --ack-timeout-ms N         503 when no durable result within N ms (5000)\n"
-             "  --overdraft-limit N        balances may not go below -N (0)\n"
-             "  --inflight-max N           waiting requests; beyond, 503 at once (4096)\n"
-             "  --retries-max N            conflict retries before 409 (5)\n"
-             "  --idempotency-keys-max N   answers remembered by Idempotency-Key (100000)\n"
-             "  --log-level LEVEL          debug|info|warn|error (info)\n"
-             "  --help, --version\n");
+    fprintf (
+        out,
+        "Usage: transaction [OPTIONS]\n"
+        "Validates deposits, withdrawals and transfers and appends them via the "
+        "stream.\n\n"
+        "  --ingest ENDPOINT          stream's ingest, PUSH connect "
+        "(tcp://127.0.0.1:5557)\n"
+        "  --publish ENDPOINT         stream's publish, SUB connect "
+        "(tcp://127.0.0.1:5556)\n"
+        "  --replay ENDPOINT          stream's replay, DEALER connect "
+        "(tcp://127.0.0.1:5558)\n"
+        "  --http-port N              HTTP port (3000; 0 picks one)\n"
+        "  --http-addr A              HTTP address (127.0.0.1)\n"
+        "  --ack-timeout-ms N         503 when no durable result within N ms (5000)\n"
+        "  --overdraft-limit N        balances may not go below -N (0)\n"
+        "  --inflight-max N           waiting requests; beyond, 503 at once (4096)\n"
+        "  --retries-max N            conflict retries before 409 (5)\n"
+        "  --idempotency-keys-max N   answers remembered by Idempotency-Key (100000)\n"
+        "  --log-level LEVEL          debug|info|warn|error (info)\n"
+        "  --help, --version\n");
 }
 
-static int
-s_parse_args (int argc, char **argv, api_config_t *config, log_level_t *level)
+static int s_parse_args (int argc, char **argv, api_config_t *config, log_level_t *level)
 {
     static const struct option options[] = {
         {"ingest", required_argument, NULL, 'i'},
@@ -59,42 +62,58 @@ s_parse_args (int argc, char **argv, api_config_t *config, log_level_t *level)
     while ((opt = getopt_long (argc, argv, "", options, NULL)) != -1) {
         int rc = 0;
         switch (opt) {
-        case 'i': config->ingest_endpoint = optarg; break;
-        case 'p': config->publish_endpoint = optarg; break;
-        case 'r': config->replay_endpoint = optarg; break;
-        case 'A': config->http_address = optarg; break;
+        case 'i':
+            config->ingest_endpoint = optarg;
+            break;
+        case 'p':
+            config->publish_endpoint = optarg;
+            break;
+        case 'r':
+            config->replay_endpoint = optarg;
+            break;
+        case 'A':
+            config->http_address = optarg;
+            break;
         case 'P':
             rc = config_parse_int64 ("--http-port", optarg, 0, 65535, &value);
-            config->http_port = (int) value;
+            config->http_port = (int)value;
             break;
         case 't':
             rc = config_parse_int64 ("--ack-timeout-ms", optarg, 1, 3600000, &value);
-            config->ack_timeout_ms = (int) value;
+            config->ack_timeout_ms = (int)value;
             break;
         case 'o':
-            rc = config_parse_int64 ("--overdraft-limit", optarg, 0, 1000000000000000000LL,
-                                     &config->overdraft_limit);
+            rc = config_parse_int64 ("--overdraft-limit", optarg, 0,
+                                     1000000000000000000LL, &config->overdraft_limit);
             break;
         case 'm':
             rc = config_parse_int64 ("--inflight-max", optarg, 1, 1000000, &value);
-            config->inflight_max = (size_t) value;
+            config->inflight_max = (size_t)value;
             break;
         case 'R':
             rc = config_parse_int64 ("--retries-max", optarg, 0, 1000, &value);
-            config->retries_max = (int) value;
+            config->retries_max = (int)value;
             break;
         case 'k':
-            rc = config_parse_int64 ("--idempotency-keys-max", optarg, 1, 100000000, &value);
-            config->idempotency_keys_max = (size_t) value;
+            rc = config_parse_int64 ("--idempotency-keys-max", optarg, 1, 100000000,
+                                     &value);
+            config->idempotency_keys_max = (size_t)value;
             break;
         case 'l':
             rc = log_level_parse (optarg, level);
             if (rc)
-                fprintf (stderr, "transaction: --log-level: expected debug|info|warn|error\n");
+                fprintf (stderr,
+                         "transaction: --log-level: expected debug|info|warn|error\n");
             break;
-        case 'h': s_usage (stdout); exit (0);
-        case 'V': config_print_version ("transaction"); exit (0);
-        default: s_usage (stderr); return -1;
+        case 'h':
+            s_usage (stdout);
+            exit (0);
+        case 'V':
+            config_print_version ("transaction");
+            exit (0);
+        default:
+            s_usage (stderr);
+            return -1;
         }
         if (rc)
             return -1;
@@ -106,8 +125,7 @@ s_parse_args (int argc, char **argv, api_config_t *config, log_level_t *level)
     return 0;
 }
 
-int
-main (int argc, char **argv)
+int main (int argc, char **argv)
 {
     api_config_t config = {
         .ingest_endpoint = "tcp://127.0.0.1:5557",
@@ -133,7 +151,7 @@ main (int argc, char **argv)
         zloop_destroy (&loop);
         return 1;
     }
-    zloop_start (loop);   // until SIGINT / SIGTERM
+    zloop_start (loop); // until SIGINT / SIGTERM
     log_info ("stopping");
     api_destroy (&api);
     zloop_destroy (&loop);

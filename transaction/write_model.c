@@ -1,5 +1,5 @@
 /*  write_model — confirmed balances + this instance's holds (see .h).
-*/
+ */
 #include "write_model.h"
 
 #include <czmq.h>
@@ -7,27 +7,25 @@
 #include "log.h"
 
 typedef struct {
-    int64_t balance;          // confirmed
-    int64_t version;          // confirmed events that touched the account
-    int64_t pending_debit;    // >= 0: debits this instance has in flight
-    int64_t pending_events;   // >= 0: events this instance has in flight
+    int64_t balance;        // confirmed
+    int64_t version;        // confirmed events that touched the account
+    int64_t pending_debit;  // >= 0: debits this instance has in flight
+    int64_t pending_events; // >= 0: events this instance has in flight
 } account_t;
 
 struct write_model {
-    zhashx_t *accounts;                 // name -> account_t (owned)
+    zhashx_t *accounts; // name -> account_t (owned)
     int64_t applied_seq;
-    write_model_record_t *recent;       // ring of WRITE_MODEL_RECENT_EVENTS_MAX, by seq
+    write_model_record_t *recent; // ring of WRITE_MODEL_RECENT_EVENTS_MAX, by seq
 };
 
-static void
-s_account_free (void **item_p)
+static void s_account_free (void **item_p)
 {
     free (*item_p);
     *item_p = NULL;
 }
 
-write_model_t *
-write_model_new (void)
+write_model_t *write_model_new (void)
 {
     write_model_t *self = calloc (1, sizeof *self);
     if (!self)
@@ -43,8 +41,7 @@ failed:
     return NULL;
 }
 
-void
-write_model_destroy (write_model_t **self_p)
+void write_model_destroy (write_model_t **self_p)
 {
     assert (self_p);
     write_model_t *self = *self_p;
@@ -56,8 +53,7 @@ write_model_destroy (write_model_t **self_p)
     }
 }
 
-static account_t *
-s_account (write_model_t *self, const char *name, bool create)
+static account_t *s_account (write_model_t *self, const char *name, bool create)
 {
     account_t *account = zhashx_lookup (self->accounts, name);
     if (!account && create) {
@@ -69,15 +65,13 @@ s_account (write_model_t *self, const char *name, bool create)
 }
 
 //  An account with nothing confirmed and nothing held is not worth keeping.
-static void
-s_forget_if_empty (write_model_t *self, const char *name, account_t *account)
+static void s_forget_if_empty (write_model_t *self, const char *name, account_t *account)
 {
     if (account->version == 0 && account->pending_events == 0)
         zhashx_delete (self->accounts, name);
 }
 
-int
-write_model_apply (write_model_t *self, const event_t *event)
+int write_model_apply (write_model_t *self, const event_t *event)
 {
     assert (event->seq == self->applied_seq + 1);
     self->applied_seq = event->seq;
@@ -102,8 +96,8 @@ write_model_apply (write_model_t *self, const event_t *event)
     account_t *from = debited ? s_account (self, debited, true) : NULL;
     account_t *to = credited ? s_account (self, credited, true) : NULL;
     int64_t from_after = 0, to_after = 0;
-    if ((from && __builtin_sub_overflow (from->balance, event->amount, &from_after))
-        || (to && __builtin_add_overflow (to->balance, event->amount, &to_after))) {
+    if ((from && __builtin_sub_overflow (from->balance, event->amount, &from_after)) ||
+        (to && __builtin_add_overflow (to->balance, event->amount, &to_after))) {
         log_error ("event seq %" PRId64 " overflows a balance; not applied", event->seq);
         return -1;
     }
@@ -111,7 +105,8 @@ write_model_apply (write_model_t *self, const event_t *event)
         from->balance = from_after, from->version++;
     if (to)
         to->balance = to_after, to->version++;
-    snprintf (record->account, sizeof record->account, "%s", debited ? debited : credited);
+    snprintf (record->account, sizeof record->account, "%s",
+              debited ? debited : credited);
     record->balance = from ? from_after : to_after;
     if (event->type == EVENT_TRANSFERRED) {
         snprintf (record->to, sizeof record->to, "%s", credited);
@@ -120,43 +115,37 @@ write_model_apply (write_model_t *self, const event_t *event)
     return 0;
 }
 
-int64_t
-write_model_applied_seq (write_model_t *self)
+int64_t write_model_applied_seq (write_model_t *self)
 {
     return self->applied_seq;
 }
 
-size_t
-write_model_account_count (write_model_t *self)
+size_t write_model_account_count (write_model_t *self)
 {
     return zhashx_size (self->accounts);
 }
 
-int64_t
-write_model_balance (write_model_t *self, const char *name)
+int64_t write_model_balance (write_model_t *self, const char *name)
 {
     account_t *account = s_account (self, name, false);
     return account ? account->balance : 0;
 }
 
-int64_t
-write_model_version (write_model_t *self, const char *name)
+int64_t write_model_version (write_model_t *self, const char *name)
 {
     account_t *account = s_account (self, name, false);
     return account ? account->version : 0;
 }
 
-int64_t
-write_model_available (write_model_t *self, const char *name)
+int64_t write_model_available (write_model_t *self, const char *name)
 {
     account_t *account = s_account (self, name, false);
     // Pending debits are bounded by inflight * 10^15, far from overflow.
     return account ? account->balance - account->pending_debit : 0;
 }
 
-void
-write_model_hold (write_model_t *self, const char *name, int64_t debit, int64_t events,
-                  int sign)
+void write_model_hold (write_model_t *self, const char *name, int64_t debit,
+                       int64_t events, int sign)
 {
     assert (sign == 1 || sign == -1);
     account_t *account = s_account (self, name, true);
@@ -167,11 +156,11 @@ write_model_hold (write_model_t *self, const char *name, int64_t debit, int64_t 
         s_forget_if_empty (self, name, account);
 }
 
-const write_model_record_t *
-write_model_record (write_model_t *self, int64_t seq)
+const write_model_record_t *write_model_record (write_model_t *self, int64_t seq)
 {
     if (seq < 1)
         return NULL;
-    const write_model_record_t *record = &self->recent[seq % WRITE_MODEL_RECENT_EVENTS_MAX];
+    const write_model_record_t *record =
+        &self->recent[seq % WRITE_MODEL_RECENT_EVENTS_MAX];
     return record->seq == seq ? record : NULL;
 }

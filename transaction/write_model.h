@@ -31,10 +31,10 @@ typedef struct {
     int64_t ts_ms;
     event_type_t type;
     int64_t amount;
-    int64_t balance;        // after the event: of account, or of from
-    int64_t balance_to;     // transfers: of to, after the event
+    int64_t balance;    // after the event: of account, or of from
+    int64_t balance_to; // transfers: of to, after the event
     char id[EVENT_ID_BYTES_MAX + 1];
-    char account[EVENT_ACCOUNT_BYTES_MAX + 1];   // deposited/withdrawn; from for transfers
+    char account[EVENT_ACCOUNT_BYTES_MAX + 1]; // deposited/withdrawn; from for transfers
     char to[EVENT_ACCOUNT_BYTES_MAX + 1];
 } write_model_record_t;
 
