@@ -30,6 +30,9 @@
 #define TEST_SLOW_DELAY_MS      50
 #define TEST_POLL_ATTEMPTS_MAX  200 // polls of /stats while waiting for a suspension
 #define TEST_CHILD_EXIT_WAIT_MS 10000
+#define TEST_IDLE_TIMEOUT_S                                                              \
+    3 // well under the receive timeout, well over any pause
+      // between two requests of one test
 
 //  ---------------------------------------------------------------------
 //  Server side (child)
@@ -71,7 +74,10 @@ static void s_get_slow (http_request_t *request, void *arg)
 {
     server_state_t *state = arg;
     http_request_suspend (request);
-    zloop_timer (state->loop, TEST_SLOW_DELAY_MS, 1, s_on_slow_timer, request);
+    if (http_request_query (request, "now"))
+        http_respond (request, 200, "text/plain", "now", 3); // changed its mind
+    else
+        zloop_timer (state->loop, TEST_SLOW_DELAY_MS, 1, s_on_slow_timer, request);
 }
 
 //  Never answered by the handler: only the server's shutdown answers it.
@@ -141,6 +147,7 @@ static int s_serve (int port, int report_fd)
         .routes = s_routes,
         .route_count = sizeof s_routes / sizeof s_routes[0],
         .arg = &state,
+        .connection_timeout_s = TEST_IDLE_TIMEOUT_S,
     };
     state.server = http_server_new (state.loop, &config);
     if (!state.server) {
@@ -508,6 +515,21 @@ static void test_suspended_request_is_answered_later (void)
     //  Still keep-alive after the resume.
     s_send (fd, slow, sizeof slow - 1);
     CHECK (s_receive (fd, r) == 0 && r->status == 200);
+    //  Answered in the same handler call that suspended it.
+    const char now[] = "GET /slow?now=1 HTTP/1.1\r\nHost: test\r\n\r\n";
+    s_send (fd, now, sizeof now - 1);
+    CHECK (s_receive (fd, r) == 0);
+    CHECK (r->status == 200 && r->body && strcmp (r->body, "now") == 0);
+    close (fd);
+}
+
+static void test_idle_connection_is_closed_by_the_server (void)
+{
+    int fd = s_connect ();
+    char byte;
+    //  EOF (0), not the receive timeout (-1): the zloop timer runs MHD's
+    //  connection timeouts.
+    CHECK (recv (fd, &byte, 1, 0) == 0);
     close (fd);
 }
 
@@ -619,6 +641,7 @@ int main (int argc, char *argv[])
     test_keep_alive_serves_two_requests_on_one_connection ();
     test_suspended_request_is_answered_later ();
     test_oversized_header_is_rejected_by_mhd ();
+    test_idle_connection_is_closed_by_the_server ();
     test_request_answered_from_another_handler_is_sent ();
     test_shutdown_answers_suspended_with_503_and_exits_0 (child);
 
