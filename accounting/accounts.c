@@ -15,20 +15,20 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define ACCOUNTS_SLOTS_MIN       1024   // first hash table size (power of two)
-#define ACCOUNTS_ITEMS_MIN       256    // first account array size
-#define ACCOUNTS_IDS_BYTES_MIN   4096   // first id arena size
-#define ACCOUNTS_TS_MIN          1024   // first ts array size
-#define ACCOUNTS_HISTORY_MIN     1      // most accounts are touched few times
-#define ACCOUNTS_HISTORY_MAX     UINT32_MAX
+#define ACCOUNTS_SLOTS_MIN     1024 // first hash table size (power of two)
+#define ACCOUNTS_ITEMS_MIN     256  // first account array size
+#define ACCOUNTS_IDS_BYTES_MIN 4096 // first id arena size
+#define ACCOUNTS_TS_MIN        1024 // first ts array size
+#define ACCOUNTS_HISTORY_MIN   1    // most accounts are touched few times
+#define ACCOUNTS_HISTORY_MAX   UINT32_MAX
 
 __extension__ typedef __int128 accounts_int128_t;
 
 typedef struct {
-    account_touch_t *history;   // version touches, oldest first; never empty
-    uint32_t version;           // == touches used
+    account_touch_t *history; // version touches, oldest first; never empty
+    uint32_t version;         // == touches used
     uint32_t history_capacity;
-    uint32_t id_offset;         // into ids; NUL-terminated there
+    uint32_t id_offset; // into ids; NUL-terminated there
     uint32_t hash;
 } account_t;
 
@@ -36,39 +36,36 @@ struct accounts {
     account_t *items;
     uint32_t count;
     uint32_t capacity;
-    uint32_t *slots;            // index + 1; 0 = empty
-    uint32_t slot_capacity;     // power of two, >= 2 * count
+    uint32_t *slots;        // index + 1; 0 = empty
+    uint32_t slot_capacity; // power of two, >= 2 * count
     char *ids;
     size_t ids_bytes;
     size_t ids_capacity;
-    int64_t *ts;                // ts[seq - 1], for every folded seq
+    int64_t *ts; // ts[seq - 1], for every folded seq
     int64_t applied_seq;
     int64_t ts_capacity;
-    uint32_t *sorted;           // sorted[0 .. sorted_count) in id order
-    uint32_t sorted_count;      // accounts >= sorted_count are not sorted yet
+    uint32_t *sorted;      // sorted[0 .. sorted_count) in id order
+    uint32_t sorted_count; // accounts >= sorted_count are not sorted yet
     uint64_t events_applied;
     uint64_t unknown_skipped;
     uint64_t overflow_skipped;
     accounts_int128_t total;
 };
 
-static uint32_t
-s_hash (const char *id, size_t bytes)
+static uint32_t s_hash (const char *id, size_t bytes)
 {
-    uint32_t hash = 2166136261u;   // FNV-1a: ids are short, this is enough
+    uint32_t hash = 2166136261u; // FNV-1a: ids are short, this is enough
     for (size_t i = 0; i < bytes; i++)
-        hash = (hash ^ (uint8_t) id[i]) * 16777619u;
+        hash = (hash ^ (uint8_t)id[i]) * 16777619u;
     return hash;
 }
 
-static const char *
-s_id (accounts_t *self, const account_t *account)
+static const char *s_id (accounts_t *self, const account_t *account)
 {
     return self->ids + account->id_offset;
 }
 
-static account_t *
-s_find (accounts_t *self, const char *id, size_t bytes, uint32_t hash)
+static account_t *s_find (accounts_t *self, const char *id, size_t bytes, uint32_t hash)
 {
     uint32_t mask = self->slot_capacity - 1;
     for (uint32_t slot = hash & mask;; slot = (slot + 1) & mask) {
@@ -82,8 +79,8 @@ s_find (accounts_t *self, const char *id, size_t bytes, uint32_t hash)
     }
 }
 
-static void
-s_slot_insert (uint32_t *slots, uint32_t slot_capacity, uint32_t hash, uint32_t index)
+static void s_slot_insert (uint32_t *slots, uint32_t slot_capacity, uint32_t hash,
+                           uint32_t index)
 {
     uint32_t mask = slot_capacity - 1;
     uint32_t slot = hash & mask;
@@ -92,8 +89,7 @@ s_slot_insert (uint32_t *slots, uint32_t slot_capacity, uint32_t hash, uint32_t 
     slots[slot] = index + 1;
 }
 
-static int
-s_grow_slots (accounts_t *self)
+static int s_grow_slots (accounts_t *self)
 {
     uint32_t capacity = self->slot_capacity * 2;
     uint32_t *slots = calloc (capacity, sizeof (uint32_t));
@@ -108,8 +104,7 @@ s_grow_slots (accounts_t *self)
 }
 
 //  Makes room for one more account with an id of bytes.
-static int
-s_reserve_account (accounts_t *self, size_t bytes)
+static int s_reserve_account (accounts_t *self, size_t bytes)
 {
     if (self->count == self->capacity) {
         uint32_t capacity = self->capacity * 2;
@@ -133,11 +128,10 @@ s_reserve_account (accounts_t *self, size_t bytes)
 }
 
 //  Adds an account that is not there yet (room reserved), with no touch.
-static account_t *
-s_add (accounts_t *self, const char *id, size_t bytes, uint32_t hash)
+static account_t *s_add (accounts_t *self, const char *id, size_t bytes, uint32_t hash)
 {
     account_t *account = &self->items[self->count];
-    *account = (account_t) {.id_offset = (uint32_t) self->ids_bytes, .hash = hash};
+    *account = (account_t){.id_offset = (uint32_t)self->ids_bytes, .hash = hash};
     memcpy (self->ids + self->ids_bytes, id, bytes);
     self->ids[self->ids_bytes + bytes] = 0;
     self->ids_bytes += bytes + 1;
@@ -146,16 +140,15 @@ s_add (accounts_t *self, const char *id, size_t bytes, uint32_t hash)
     return account;
 }
 
-static int64_t
-s_balance (const account_t *account)
+static int64_t s_balance (const account_t *account)
 {
     //  An account left without touches by a failed apply counts as never seen.
-    return account && account->version ? account->history[account->version - 1].balance_after
-                                       : 0;
+    return account && account->version
+               ? account->history[account->version - 1].balance_after
+               : 0;
 }
 
-static int
-s_reserve_touch (account_t *account)
+static int s_reserve_touch (account_t *account)
 {
     if (account->version < account->history_capacity)
         return 0;
@@ -165,11 +158,12 @@ s_reserve_touch (account_t *account)
                                                   : ACCOUNTS_HISTORY_MIN;
     if (capacity > ACCOUNTS_HISTORY_MAX)
         capacity = ACCOUNTS_HISTORY_MAX;
-    account_touch_t *history = realloc (account->history, capacity * sizeof (account_touch_t));
+    account_touch_t *history =
+        realloc (account->history, capacity * sizeof (account_touch_t));
     if (!history)
         return -1;
     account->history = history;
-    account->history_capacity = (uint32_t) capacity;
+    account->history_capacity = (uint32_t)capacity;
     return 0;
 }
 
@@ -177,15 +171,15 @@ s_reserve_touch (account_t *account)
 typedef struct {
     const char *id;
     int64_t delta;
-    account_t *account;   // NULL until found or added
+    account_t *account; // NULL until found or added
     uint32_t hash;
     int64_t balance_after;
 } change_t;
 
 //  Finds or adds every account of changes, checks every balance, reserves
 //  every touch; only then applies. Ids are valid per event.h.
-static accounts_result_t
-s_change (accounts_t *self, change_t *changes, size_t change_count, int64_t seq)
+static accounts_result_t s_change (accounts_t *self, change_t *changes,
+                                   size_t change_count, int64_t seq)
 {
     for (size_t i = 0; i < change_count; i++) {
         change_t *change = &changes[i];
@@ -207,8 +201,8 @@ s_change (accounts_t *self, change_t *changes, size_t change_count, int64_t seq)
             //  The earlier account pointer may have moved with the array.
             change->account = s_add (self, change->id, bytes, change->hash);
             for (size_t j = 0; j < i; j++)
-                changes[j].account = s_find (self, changes[j].id, strlen (changes[j].id),
-                                             changes[j].hash);
+                changes[j].account =
+                    s_find (self, changes[j].id, strlen (changes[j].id), changes[j].hash);
         }
         if (s_reserve_touch (change->account))
             return ACCOUNTS_NOMEM;
@@ -216,19 +210,18 @@ s_change (accounts_t *self, change_t *changes, size_t change_count, int64_t seq)
     for (size_t i = 0; i < change_count; i++) {
         account_t *account = changes[i].account;
         account->history[account->version++] =
-            (account_touch_t) {.seq = seq, .balance_after = changes[i].balance_after};
+            (account_touch_t){.seq = seq, .balance_after = changes[i].balance_after};
         self->total += changes[i].delta;
     }
     return ACCOUNTS_APPLIED;
 }
 
-static int
-s_reserve_ts (accounts_t *self)
+static int s_reserve_ts (accounts_t *self)
 {
     if (self->applied_seq < self->ts_capacity)
         return 0;
     int64_t capacity = self->ts_capacity * 2;
-    int64_t *ts = realloc (self->ts, (size_t) capacity * sizeof (int64_t));
+    int64_t *ts = realloc (self->ts, (size_t)capacity * sizeof (int64_t));
     if (!ts)
         return -1;
     self->ts = ts;
@@ -236,8 +229,7 @@ s_reserve_ts (accounts_t *self)
     return 0;
 }
 
-accounts_t *
-accounts_new (void)
+accounts_t *accounts_new (void)
 {
     accounts_t *self = calloc (1, sizeof (accounts_t));
     if (!self)
@@ -249,7 +241,7 @@ accounts_new (void)
     self->items = malloc (self->capacity * sizeof (account_t));
     self->slots = calloc (self->slot_capacity, sizeof (uint32_t));
     self->ids = malloc (self->ids_capacity);
-    self->ts = malloc ((size_t) self->ts_capacity * sizeof (int64_t));
+    self->ts = malloc ((size_t)self->ts_capacity * sizeof (int64_t));
     if (!self->items || !self->slots || !self->ids || !self->ts)
         goto failed;
     return self;
@@ -258,8 +250,7 @@ failed:
     return NULL;
 }
 
-void
-accounts_destroy (accounts_t **self_p)
+void accounts_destroy (accounts_t **self_p)
 {
     assert (self_p);
     accounts_t *self = *self_p;
@@ -276,8 +267,7 @@ accounts_destroy (accounts_t **self_p)
     *self_p = NULL;
 }
 
-accounts_result_t
-accounts_apply (accounts_t *self, const event_t *event)
+accounts_result_t accounts_apply (accounts_t *self, const event_t *event)
 {
     assert (self);
     assert (event->seq == self->applied_seq + 1);
@@ -287,16 +277,16 @@ accounts_apply (accounts_t *self, const event_t *event)
     change_t changes[2];
     switch (event->type) {
     case EVENT_DEPOSITED:
-        changes[0] = (change_t) {.id = event->account, .delta = event->amount};
+        changes[0] = (change_t){.id = event->account, .delta = event->amount};
         result = s_change (self, changes, 1, event->seq);
         break;
     case EVENT_WITHDRAWN:
-        changes[0] = (change_t) {.id = event->account, .delta = -event->amount};
+        changes[0] = (change_t){.id = event->account, .delta = -event->amount};
         result = s_change (self, changes, 1, event->seq);
         break;
     case EVENT_TRANSFERRED:
-        changes[0] = (change_t) {.id = event->from, .delta = -event->amount};
-        changes[1] = (change_t) {.id = event->to, .delta = event->amount};
+        changes[0] = (change_t){.id = event->from, .delta = -event->amount};
+        changes[1] = (change_t){.id = event->to, .delta = event->amount};
         result = s_change (self, changes, 2, event->seq);
         break;
     default:
@@ -315,38 +305,32 @@ accounts_apply (accounts_t *self, const event_t *event)
     return result;
 }
 
-int64_t
-accounts_applied_seq (accounts_t *self)
+int64_t accounts_applied_seq (accounts_t *self)
 {
     return self->applied_seq;
 }
 
-size_t
-accounts_count (accounts_t *self)
+size_t accounts_count (accounts_t *self)
 {
     return self->count;
 }
 
-uint64_t
-accounts_events_applied (accounts_t *self)
+uint64_t accounts_events_applied (accounts_t *self)
 {
     return self->events_applied;
 }
 
-uint64_t
-accounts_unknown_skipped (accounts_t *self)
+uint64_t accounts_unknown_skipped (accounts_t *self)
 {
     return self->unknown_skipped;
 }
 
-uint64_t
-accounts_overflow_skipped (accounts_t *self)
+uint64_t accounts_overflow_skipped (accounts_t *self)
 {
     return self->overflow_skipped;
 }
 
-void
-accounts_total_format (accounts_t *self, char *buffer, size_t buffer_size)
+void accounts_total_format (accounts_t *self, char *buffer, size_t buffer_size)
 {
     char digits[48];
     size_t length = 0;
@@ -356,7 +340,7 @@ accounts_total_format (accounts_t *self, char *buffer, size_t buffer_size)
     if (!negative)
         total = -total;
     do {
-        digits[length++] = (char) ('0' - (int) (total % 10));
+        digits[length++] = (char)('0' - (int)(total % 10));
         total /= 10;
     } while (total != 0);
     size_t at = 0;
@@ -367,8 +351,7 @@ accounts_total_format (accounts_t *self, char *buffer, size_t buffer_size)
     buffer[at] = 0;
 }
 
-static account_t *
-s_lookup (accounts_t *self, const char *id)
+static account_t *s_lookup (accounts_t *self, const char *id)
 {
     size_t bytes = strlen (id);
     account_t *account = s_find (self, id, bytes, s_hash (id, bytes));
@@ -376,8 +359,7 @@ s_lookup (accounts_t *self, const char *id)
 }
 
 //  Number of touches of account with seq <= at_seq.
-static uint32_t
-s_touches_upto (const account_t *account, int64_t at_seq)
+static uint32_t s_touches_upto (const account_t *account, int64_t at_seq)
 {
     uint32_t low = 0, high = account->version;
     while (low < high) {
@@ -390,21 +372,19 @@ s_touches_upto (const account_t *account, int64_t at_seq)
     return low;
 }
 
-static void
-s_state (accounts_t *self, const account_t *account, uint32_t touches,
-         account_state_t *state)
+static void s_state (accounts_t *self, const account_t *account, uint32_t touches,
+                     account_state_t *state)
 {
     assert (touches >= 1);
     const account_touch_t *touch = &account->history[touches - 1];
-    *state = (account_state_t) {.id = s_id (self, account),
-                                .balance = touch->balance_after,
-                                .version = touches,
-                                .last_seq = touch->seq};
+    *state = (account_state_t){.id = s_id (self, account),
+                               .balance = touch->balance_after,
+                               .version = touches,
+                               .last_seq = touch->seq};
 }
 
-int
-accounts_state_at (accounts_t *self, const char *id, int64_t at_seq,
-                   account_state_t *state)
+int accounts_state_at (accounts_t *self, const char *id, int64_t at_seq,
+                       account_state_t *state)
 {
     account_t *account = s_lookup (self, id);
     if (!account)
@@ -416,8 +396,7 @@ accounts_state_at (accounts_t *self, const char *id, int64_t at_seq,
     return 0;
 }
 
-int64_t
-accounts_seq_at_ts (accounts_t *self, int64_t ts_ms)
+int64_t accounts_seq_at_ts (accounts_t *self, int64_t ts_ms)
 {
     int64_t low = 0, high = self->applied_seq;
     while (low < high) {
@@ -430,9 +409,8 @@ accounts_seq_at_ts (accounts_t *self, int64_t ts_ms)
     return low;
 }
 
-int
-accounts_touches (accounts_t *self, const char *id, int64_t after_seq, size_t limit,
-                  account_touch_t *touches, bool *more)
+int accounts_touches (accounts_t *self, const char *id, int64_t after_seq, size_t limit,
+                      account_touch_t *touches, bool *more)
 {
     account_t *account = s_lookup (self, id);
     if (!account)
@@ -443,20 +421,18 @@ accounts_touches (accounts_t *self, const char *id, int64_t after_seq, size_t li
     if (count > limit)
         count = limit;
     memcpy (touches, account->history + first, count * sizeof (account_touch_t));
-    return (int) count;
+    return (int)count;
 }
 
-static int
-s_compare_ids (const void *a, const void *b, void *arg)
+static int s_compare_ids (const void *a, const void *b, void *arg)
 {
     accounts_t *self = arg;
-    return strcmp (s_id (self, &self->items[*(const uint32_t *) a]),
-                   s_id (self, &self->items[*(const uint32_t *) b]));
+    return strcmp (s_id (self, &self->items[*(const uint32_t *)a]),
+                   s_id (self, &self->items[*(const uint32_t *)b]));
 }
 
 //  Sorts the accounts added since the last call and merges them in.
-static int
-s_sort (accounts_t *self)
+static int s_sort (accounts_t *self)
 {
     uint32_t added = self->count - self->sorted_count;
     if (added == 0)
@@ -474,8 +450,8 @@ s_sort (accounts_t *self)
         fresh[i] = self->sorted_count + i;
     qsort_r (fresh, added, sizeof (uint32_t), s_compare_ids, self);
     //  Merge from the back so the sorted run can be extended in place.
-    int64_t old = (int64_t) self->sorted_count - 1, add = (int64_t) added - 1;
-    for (int64_t to = (int64_t) self->count - 1; add >= 0; to--) {
+    int64_t old = (int64_t)self->sorted_count - 1, add = (int64_t)added - 1;
+    for (int64_t to = (int64_t)self->count - 1; add >= 0; to--) {
         if (old >= 0 && s_compare_ids (&sorted[old], &fresh[add], self) > 0)
             sorted[to] = sorted[old--];
         else
@@ -486,9 +462,8 @@ s_sort (accounts_t *self)
     return 0;
 }
 
-int
-accounts_list (accounts_t *self, const char *after, size_t limit,
-               account_state_t *states, bool *more)
+int accounts_list (accounts_t *self, const char *after, size_t limit,
+                   account_state_t *states, bool *more)
 {
     if (s_sort (self))
         return -1;
@@ -508,5 +483,5 @@ accounts_list (accounts_t *self, const char *after, size_t limit,
         s_state (self, account, account->version, &states[count++]);
     }
     *more = low < self->sorted_count;
-    return (int) count;
+    return (int)count;
 }

@@ -29,19 +29,19 @@
 typedef struct accounts accounts_t;
 
 typedef enum {
-    ACCOUNTS_APPLIED = 0,   // balances changed
-    ACCOUNTS_UNKNOWN,       // unknown type: skipped, counted, seq still consumed
-    ACCOUNTS_OVERFLOW,      // a balance would leave int64: skipped, counted
-    ACCOUNTS_FULL,          // ACCOUNTS_COUNT_MAX reached: skipped, counted
-    ACCOUNTS_NOMEM,         // out of memory: nothing changed, seq not consumed
+    ACCOUNTS_APPLIED = 0, // balances changed
+    ACCOUNTS_UNKNOWN,     // unknown type: skipped, counted, seq still consumed
+    ACCOUNTS_OVERFLOW,    // a balance would leave int64: skipped, counted
+    ACCOUNTS_FULL,        // ACCOUNTS_COUNT_MAX reached: skipped, counted
+    ACCOUNTS_NOMEM,       // out of memory: nothing changed, seq not consumed
 } accounts_result_t;
 
 //  One account's state, at the head or at a past seq. id is borrowed.
 typedef struct {
     const char *id;
     int64_t balance;
-    int64_t version;    // touches so far; >= 1 (an account never seen has no state)
-    int64_t last_seq;   // seq of the latest touch
+    int64_t version;  // touches so far; >= 1 (an account never seen has no state)
+    int64_t last_seq; // seq of the latest touch
 } account_state_t;
 
 //  One touch of an account: the event at seq left the balance at balance_after.

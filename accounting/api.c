@@ -27,7 +27,7 @@
 #include "metrics.h"
 #include "openapi.h"
 
-#define API_BODY_BYTES_MAX 512   // fixed-shape bodies printed with snprintf
+#define API_BODY_BYTES_MAX 512 // fixed-shape bodies printed with snprintf
 
 typedef struct {
     bool has_at_seq, has_at, has_min_seq, has_wait_ms;
@@ -39,9 +39,8 @@ typedef struct {
 
 //  Reads an optional integer query argument within [min, max]. Returns 0
 //  when absent or valid, -1 (error added) otherwise.
-static int
-s_query_int64 (http_request_t *request, const char *key, int64_t min, int64_t max,
-               int64_t *value, bool *present, cJSON **errors)
+static int s_query_int64 (http_request_t *request, const char *key, int64_t min,
+                          int64_t max, int64_t *value, bool *present, cJSON **errors)
 {
     const char *text = http_request_query (request, key);
     if (present)
@@ -54,8 +53,8 @@ s_query_int64 (http_request_t *request, const char *key, int64_t min, int64_t ma
     bool digits = *text == '-' || (*text >= '0' && *text <= '9');
     if (!digits || *end || errno || parsed < min || parsed > max) {
         char message[128];
-        snprintf (message, sizeof message, "must be an integer between %" PRId64 " and %" PRId64,
-                  min, max);
+        snprintf (message, sizeof message,
+                  "must be an integer between %" PRId64 " and %" PRId64, min, max);
         http_problem_add_error (errors, key, message);
         return -1;
     }
@@ -63,49 +62,46 @@ s_query_int64 (http_request_t *request, const char *key, int64_t min, int64_t ma
     return 0;
 }
 
-static int64_t
-s_applied_seq (api_context_t *self)
+static int64_t s_applied_seq (api_context_t *self)
 {
     return accounts_applied_seq (self->accounts);
 }
 
-static int64_t
-s_head_seq (api_context_t *self)
+static int64_t s_head_seq (api_context_t *self)
 {
     int64_t head = self->subscriber ? subscriber_head_seq (self->subscriber) : 0;
     int64_t applied = s_applied_seq (self);
     return head > applied ? head : applied;
 }
 
-static void
-s_respond_body (http_request_t *request, unsigned status, const char *body, int bytes)
+static void s_respond_body (http_request_t *request, unsigned status, const char *body,
+                            int bytes)
 {
     if (bytes < 0 || bytes >= API_BODY_BYTES_MAX) {
         http_respond_problem (request, 500, "Internal error", "answer too large", NULL);
         return;
     }
-    http_respond (request, status, "application/json", body, (size_t) bytes);
+    http_respond (request, status, "application/json", body, (size_t)bytes);
 }
 
 //  The {id} segment, or NULL after answering 400.
-static const char *
-s_account_id (http_request_t *request)
+static const char *s_account_id (http_request_t *request)
 {
     const char *id = http_request_param (request, "id");
     if (id && event_id_is_valid (id, strlen (id)))
         return id;
     cJSON *errors = NULL;
-    http_problem_add_error (&errors, "id", "must match ^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$");
-    http_respond_problem (request, 400, "Invalid account id", "the account id is not valid",
-                          errors);
+    http_problem_add_error (&errors, "id",
+                            "must match ^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$");
+    http_respond_problem (request, 400, "Invalid account id",
+                          "the account id is not valid", errors);
     return NULL;
 }
 
-static cJSON *
-s_account_query_parse (http_request_t *request, account_query_t *query)
+static cJSON *s_account_query_parse (http_request_t *request, account_query_t *query)
 {
     cJSON *errors = NULL;
-    *query = (account_query_t) {0};
+    *query = (account_query_t){0};
     s_query_int64 (request, "at_seq", 0, INT64_MAX, &query->at_seq, &query->has_at_seq,
                    &errors);
     s_query_int64 (request, "min_seq", 0, INT64_MAX, &query->min_seq, &query->has_min_seq,
@@ -116,30 +112,30 @@ s_account_query_parse (http_request_t *request, account_query_t *query)
     if (at) {
         query->has_at = true;
         if (event_ts_parse (at, &query->at_ms))
-            http_problem_add_error (&errors, "at",
-                                    "must be an RFC 3339 date-time, e.g. 2026-11-22T07:28:47.123Z");
+            http_problem_add_error (
+                &errors, "at",
+                "must be an RFC 3339 date-time, e.g. 2026-11-22T07:28:47.123Z");
     }
     if (query->has_at && query->has_at_seq)
         http_problem_add_error (&errors, "at", "at and at_seq exclude each other");
     return errors;
 }
 
-static void
-s_not_yet (http_request_t *request, int64_t min_seq, int64_t applied_seq, const char *why)
+static void s_not_yet (http_request_t *request, int64_t min_seq, int64_t applied_seq,
+                       const char *why)
 {
     char detail[160];
     snprintf (detail, sizeof detail,
-              "%s: min_seq %" PRId64 " not applied yet (applied_seq %" PRId64 ")", why, min_seq,
-              applied_seq);
+              "%s: min_seq %" PRId64 " not applied yet (applied_seq %" PRId64 ")", why,
+              min_seq, applied_seq);
     http_request_add_header (request, "Retry-After", API_RETRY_AFTER_S);
     http_respond_problem (request, 503, "Not applied yet", detail, NULL);
 }
 
 //  Answers GET /accounts/{id} from the state now (min_seq already met or
 //  given up on by the caller).
-static void
-s_account_answer (api_context_t *self, http_request_t *request, const char *id,
-                  const account_query_t *query)
+static void s_account_answer (api_context_t *self, http_request_t *request,
+                              const char *id, const account_query_t *query)
 {
     int64_t applied_seq = s_applied_seq (self);
     int64_t at_seq = INT64_MAX;
@@ -147,7 +143,8 @@ s_account_answer (api_context_t *self, http_request_t *request, const char *id,
         if (query->at_seq > applied_seq) {
             char message[128];
             snprintf (message, sizeof message,
-                      "beyond applied_seq %" PRId64 " of this instance; add min_seq to wait",
+                      "beyond applied_seq %" PRId64
+                      " of this instance; add min_seq to wait",
                       applied_seq);
             cJSON *errors = NULL;
             http_problem_add_error (&errors, "at_seq", message);
@@ -155,8 +152,7 @@ s_account_answer (api_context_t *self, http_request_t *request, const char *id,
             return;
         }
         at_seq = query->at_seq;
-    }
-    else if (query->has_at)
+    } else if (query->has_at)
         at_seq = accounts_seq_at_ts (self->accounts, query->at_ms);
 
     account_state_t state;
@@ -168,12 +164,13 @@ s_account_answer (api_context_t *self, http_request_t *request, const char *id,
         return;
     }
     char body[API_BODY_BYTES_MAX];
-    int bytes = snprintf (body, sizeof body,
-                          "{\"account\":\"%s\",\"balance\":%" PRId64 ",\"version\":%" PRId64
-                          ",\"last_seq\":%" PRId64 ",\"applied_seq\":%" PRId64,
-                          id, state.balance, state.version, state.last_seq, applied_seq);
+    int bytes =
+        snprintf (body, sizeof body,
+                  "{\"account\":\"%s\",\"balance\":%" PRId64 ",\"version\":%" PRId64
+                  ",\"last_seq\":%" PRId64 ",\"applied_seq\":%" PRId64,
+                  id, state.balance, state.version, state.last_seq, applied_seq);
     if (at_seq != INT64_MAX && bytes > 0 && bytes < API_BODY_BYTES_MAX)
-        bytes += snprintf (body + bytes, sizeof body - (size_t) bytes,
+        bytes += snprintf (body + bytes, sizeof body - (size_t)bytes,
                            ",\"at_seq\":%" PRId64, at_seq);
     if (bytes > 0 && bytes < API_BODY_BYTES_MAX - 1)
         body[bytes++] = '}';
@@ -181,8 +178,7 @@ s_account_answer (api_context_t *self, http_request_t *request, const char *id,
 }
 
 //  GET /accounts/{id}[?at_seq=N|?at=TS][&min_seq=N[&wait_ms=M]]
-static void
-s_get_account (http_request_t *request, void *arg)
+static void s_get_account (http_request_t *request, void *arg)
 {
     api_context_t *self = arg;
     const char *id = s_account_id (request);
@@ -191,8 +187,8 @@ s_get_account (http_request_t *request, void *arg)
     account_query_t query;
     cJSON *errors = s_account_query_parse (request, &query);
     if (errors) {
-        http_respond_problem (request, 400, "Invalid query", "a query parameter is not valid",
-                              errors);
+        http_respond_problem (request, 400, "Invalid query",
+                              "a query parameter is not valid", errors);
         return;
     }
     int64_t applied_seq = s_applied_seq (self);
@@ -209,8 +205,7 @@ s_get_account (http_request_t *request, void *arg)
     s_account_answer (self, request, id, &query);
 }
 
-void
-api_on_waiter (void *arg, http_request_t *request, waiter_reason_t reason)
+void api_on_waiter (void *arg, http_request_t *request, waiter_reason_t reason)
 {
     api_context_t *self = arg;
     account_query_t query;
@@ -228,8 +223,8 @@ api_on_waiter (void *arg, http_request_t *request, waiter_reason_t reason)
 }
 
 //  Prints `line` (a canonical event object) with ,"balance_after":N added.
-static void
-s_print_event (FILE *out, const char *line, size_t line_bytes, int64_t balance_after)
+static void s_print_event (FILE *out, const char *line, size_t line_bytes,
+                           int64_t balance_after)
 {
     //  Drop the \n and the one closing brace, then close it again.
     if (line_bytes && line[line_bytes - 1] == '\n')
@@ -240,8 +235,8 @@ s_print_event (FILE *out, const char *line, size_t line_bytes, int64_t balance_a
     fprintf (out, ",\"balance_after\":%" PRId64 "}", balance_after);
 }
 
-static void
-s_respond_stream (http_request_t *request, FILE *out, char **body, size_t *bytes)
+static void s_respond_stream (http_request_t *request, FILE *out, char **body,
+                              size_t *bytes)
 {
     if (fclose (out) == 0 && *body)
         http_respond (request, 200, "application/json", *body, *bytes);
@@ -251,8 +246,7 @@ s_respond_stream (http_request_t *request, FILE *out, char **body, size_t *bytes
 }
 
 //  GET /accounts/{id}/events?after_seq=N&limit=N
-static void
-s_get_account_events (http_request_t *request, void *arg)
+static void s_get_account_events (http_request_t *request, void *arg)
 {
     api_context_t *self = arg;
     const char *id = s_account_id (request);
@@ -263,16 +257,17 @@ s_get_account_events (http_request_t *request, void *arg)
     s_query_int64 (request, "after_seq", 0, INT64_MAX, &after_seq, NULL, &errors);
     s_query_int64 (request, "limit", 1, API_EVENTS_LIMIT_MAX, &limit, NULL, &errors);
     if (errors) {
-        http_respond_problem (request, 400, "Invalid query", "a query parameter is not valid",
-                              errors);
+        http_respond_problem (request, 400, "Invalid query",
+                              "a query parameter is not valid", errors);
         return;
     }
     static account_touch_t touches[API_EVENTS_LIMIT_MAX];
     bool more = false;
-    int count = accounts_touches (self->accounts, id, after_seq, (size_t) limit, touches, &more);
+    int count =
+        accounts_touches (self->accounts, id, after_seq, (size_t)limit, touches, &more);
     if (count < 0) {
-        http_respond_problem (request, 404, "Account not found", "the account has no events",
-                              NULL);
+        http_respond_problem (request, 404, "Account not found",
+                              "the account has no events", NULL);
         return;
     }
     char *body = NULL;
@@ -288,8 +283,8 @@ s_get_account_events (http_request_t *request, void *arg)
     for (int i = 0; i < count; i++) {
         size_t line_bytes = 0;
         //  Only committed lines are readable; stop at the first that is not.
-        if (log_file_read (self->replica, touches[i].seq, 1, line, sizeof line, &line_bytes)
-            != 1) {
+        if (log_file_read (self->replica, touches[i].seq, 1, line, sizeof line,
+                           &line_bytes) != 1) {
             more = true;
             break;
         }
@@ -306,8 +301,7 @@ s_get_account_events (http_request_t *request, void *arg)
 }
 
 //  GET /accounts?after=ID&limit=N
-static void
-s_get_accounts (http_request_t *request, void *arg)
+static void s_get_accounts (http_request_t *request, void *arg)
 {
     api_context_t *self = arg;
     cJSON *errors = NULL;
@@ -318,13 +312,14 @@ s_get_accounts (http_request_t *request, void *arg)
         http_problem_add_error (&errors, "after",
                                 "must match ^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$");
     if (errors) {
-        http_respond_problem (request, 400, "Invalid query", "a query parameter is not valid",
-                              errors);
+        http_respond_problem (request, 400, "Invalid query",
+                              "a query parameter is not valid", errors);
         return;
     }
     static account_state_t states[API_LIST_LIMIT_MAX];
     bool more = false;
-    int count = accounts_list (self->accounts, after ? after : "", (size_t) limit, states, &more);
+    int count =
+        accounts_list (self->accounts, after ? after : "", (size_t)limit, states, &more);
     char *body = NULL;
     size_t bytes = 0;
     FILE *out = count < 0 ? NULL : open_memstream (&body, &bytes);
@@ -347,8 +342,7 @@ s_get_accounts (http_request_t *request, void *arg)
 }
 
 //  GET /stats
-static void
-s_get_stats (http_request_t *request, void *arg)
+static void s_get_stats (http_request_t *request, void *arg)
 {
     api_context_t *self = arg;
     char total[48];
@@ -359,37 +353,37 @@ s_get_stats (http_request_t *request, void *arg)
         body, sizeof body,
         "{\"accounts\":%zu,\"events_applied\":%" PRIu64 ",\"unknown_skipped\":%" PRIu64
         ",\"overflow_skipped\":%" PRIu64 ",\"total_balance\":%s,\"applied_seq\":%" PRId64
-        ",\"head_seq\":%" PRId64 ",\"lag\":%" PRId64 ",\"waiters\":%zu,\"replica_bytes\":%" PRIu64
-        "}",
+        ",\"head_seq\":%" PRId64 ",\"lag\":%" PRId64
+        ",\"waiters\":%zu,\"replica_bytes\":%" PRIu64 "}",
         accounts_count (self->accounts), accounts_events_applied (self->accounts),
-        accounts_unknown_skipped (self->accounts), accounts_overflow_skipped (self->accounts),
-        total, applied_seq, head_seq, head_seq - applied_seq, waiters_count (self->waiters),
+        accounts_unknown_skipped (self->accounts),
+        accounts_overflow_skipped (self->accounts), total, applied_seq, head_seq,
+        head_seq - applied_seq, waiters_count (self->waiters),
         log_file_bytes (self->replica));
     s_respond_body (request, 200, body, bytes);
 }
 
 //  GET /health
-static void
-s_get_health (http_request_t *request, void *arg)
+static void s_get_health (http_request_t *request, void *arg)
 {
     api_context_t *self = arg;
     bool connected = self->subscriber && subscriber_connected (self->subscriber);
     bool caught_up = self->subscriber && subscriber_caught_up (self->subscriber);
     int64_t applied_seq = s_applied_seq (self), head_seq = s_head_seq (self);
     char body[API_BODY_BYTES_MAX];
-    int bytes = snprintf (body, sizeof body,
-                          "{\"status\":\"ok\",\"upstream\":\"%s\",\"applied_seq\":%" PRId64
-                          ",\"head_seq\":%" PRId64 ",\"lag\":%" PRId64
-                          ",\"caught_up\":%s,\"replica\":\"%s\",\"instance\":\"%s\"}",
-                          connected ? "connected" : "disconnected", applied_seq, head_seq,
-                          head_seq - applied_seq, caught_up ? "true" : "false",
-                          self->replica_failed ? "failed" : "ok", self->instance);
+    int bytes =
+        snprintf (body, sizeof body,
+                  "{\"status\":\"ok\",\"upstream\":\"%s\",\"applied_seq\":%" PRId64
+                  ",\"head_seq\":%" PRId64 ",\"lag\":%" PRId64
+                  ",\"caught_up\":%s,\"replica\":\"%s\",\"instance\":\"%s\"}",
+                  connected ? "connected" : "disconnected", applied_seq, head_seq,
+                  head_seq - applied_seq, caught_up ? "true" : "false",
+                  self->replica_failed ? "failed" : "ok", self->instance);
     s_respond_body (request, 200, body, bytes);
 }
 
 //  GET /metrics
-static void
-s_get_metrics (http_request_t *request, void *arg)
+static void s_get_metrics (http_request_t *request, void *arg)
 {
     api_context_t *self = arg;
     metrics_t *metrics = metrics_new ();
@@ -400,29 +394,33 @@ s_get_metrics (http_request_t *request, void *arg)
     accounts_t *accounts = self->accounts;
     subscriber_t *subscriber = self->subscriber;
     int64_t applied_seq = s_applied_seq (self), head_seq = s_head_seq (self);
-    metrics_counter (metrics, "accounting_events_applied_total", "Events folded into balances",
-                     accounts_events_applied (accounts));
+    metrics_counter (metrics, "accounting_events_applied_total",
+                     "Events folded into balances", accounts_events_applied (accounts));
     metrics_counter (metrics, "accounting_unknown_skipped_total",
-                     "Events of unknown type skipped", accounts_unknown_skipped (accounts));
+                     "Events of unknown type skipped",
+                     accounts_unknown_skipped (accounts));
     metrics_counter (metrics, "accounting_overflow_skipped_total",
                      "Events skipped because a balance would overflow",
                      accounts_overflow_skipped (accounts));
     metrics_gauge (metrics, "accounting_accounts", "Accounts known",
-                   (double) accounts_count (accounts));
-    metrics_gauge (metrics, "accounting_applied_seq", "Last seq applied", (double) applied_seq);
-    metrics_gauge (metrics, "accounting_head_seq", "Last seq known upstream", (double) head_seq);
+                   (double)accounts_count (accounts));
+    metrics_gauge (metrics, "accounting_applied_seq", "Last seq applied",
+                   (double)applied_seq);
+    metrics_gauge (metrics, "accounting_head_seq", "Last seq known upstream",
+                   (double)head_seq);
     metrics_gauge (metrics, "accounting_lag_events", "head_seq - applied_seq",
-                   (double) (head_seq - applied_seq));
-    metrics_gauge (metrics, "accounting_upstream_connected", "1 while the stream is heard",
+                   (double)(head_seq - applied_seq));
+    metrics_gauge (metrics, "accounting_upstream_connected",
+                   "1 while the stream is heard",
                    subscriber && subscriber_connected (subscriber) ? 1 : 0);
     metrics_gauge (metrics, "accounting_waiters", "Requests waiting for min_seq",
-                   (double) waiters_count (self->waiters));
+                   (double)waiters_count (self->waiters));
     metrics_counter (metrics, "accounting_waiter_timeouts_total",
                      "min_seq waits that ended in 503", waiters_timeouts (self->waiters));
     metrics_gauge (metrics, "accounting_replica_bytes", "Committed replica size",
-                   (double) log_file_bytes (self->replica));
-    metrics_gauge (metrics, "accounting_replica_failed", "1 once the replica stopped following",
-                   self->replica_failed ? 1 : 0);
+                   (double)log_file_bytes (self->replica));
+    metrics_gauge (metrics, "accounting_replica_failed",
+                   "1 once the replica stopped following", self->replica_failed ? 1 : 0);
     if (subscriber) {
         metrics_counter (metrics, "accounting_fetches_total", "FETCH requests sent",
                          subscriber_fetches (subscriber));
@@ -433,7 +431,8 @@ s_get_metrics (http_request_t *request, void *arg)
                          subscriber_live_dropped (subscriber));
     }
     if (self->http)
-        metrics_counter (metrics, "accounting_http_requests_total", "HTTP requests answered",
+        metrics_counter (metrics, "accounting_http_requests_total",
+                         "HTTP requests answered",
                          http_server_requests_total (self->http));
     size_t bytes = 0;
     const char *text = metrics_text (metrics, &bytes);
@@ -451,8 +450,7 @@ static const http_route_t s_routes[] = {
     OPENAPI_ROUTE,
 };
 
-const http_route_t *
-api_routes (size_t *count)
+const http_route_t *api_routes (size_t *count)
 {
     *count = sizeof s_routes / sizeof s_routes[0];
     return s_routes;

@@ -22,22 +22,22 @@
 #include "subscriber.h"
 #include "waiters.h"
 
-#define API_LIST_LIMIT_MAX       1000   // accounts per page: bounds one answer to ~100 KiB
+#define API_LIST_LIMIT_MAX       1000 // accounts per page: bounds one answer to ~100 KiB
 #define API_LIST_LIMIT_DEFAULT   100
-#define API_EVENTS_LIMIT_MAX     1000   // events per page: each is one replica read
+#define API_EVENTS_LIMIT_MAX     1000 // events per page: each is one replica read
 #define API_EVENTS_LIMIT_DEFAULT 100
-#define API_WAIT_MS_DEFAULT      5000   // min_seq without wait_ms
-#define API_RETRY_AFTER_S        "1"    // Retry-After on 503
+#define API_WAIT_MS_DEFAULT      5000 // min_seq without wait_ms
+#define API_RETRY_AFTER_S        "1"  // Retry-After on 503
 
 typedef struct {
     accounts_t *accounts;
     log_file_t *replica;
-    subscriber_t *subscriber;   // NULL until created
+    subscriber_t *subscriber; // NULL until created
     waiters_t *waiters;
-    http_server_t *http;        // NULL until created
-    int64_t wait_ms_max;        // cap for wait_ms
-    bool replica_failed;        // the replica stopped following (disk error)
-    char instance[32];          // tells instances sharing a port apart (pid)
+    http_server_t *http; // NULL until created
+    int64_t wait_ms_max; // cap for wait_ms
+    bool replica_failed; // the replica stopped following (disk error)
+    char instance[32];   // tells instances sharing a port apart (pid)
 } api_context_t;
 
 //  The route table (static storage).

@@ -41,7 +41,7 @@ typedef struct {
     const char *publish;
     const char *replay;
     const char *http_addr;
-    const char *data_dir;   // NULL: data/accounting-<port>
+    const char *data_dir; // NULL: data/accounting-<port>
     int64_t http_port;
     int64_t wait_ms_max;
     int64_t waiters_max;
@@ -56,7 +56,7 @@ typedef struct {
     options_t options;
     api_context_t api;
     zloop_t *loop;
-    bool failed;   // a fatal error stopped the loop
+    bool failed; // a fatal error stopped the loop
 } service_t;
 
 enum {
@@ -94,8 +94,7 @@ static const struct option s_long_options[] = {
     {NULL, 0, NULL, 0},
 };
 
-static void
-s_usage (FILE *out)
+static void s_usage (FILE *out)
 {
     fprintf (out,
              "Usage: accounting [OPTION]...\n"
@@ -118,27 +117,40 @@ s_usage (FILE *out)
 }
 
 //  Returns 0 to run, 1 to exit 0 (help, version), -1 to exit 2.
-static int
-s_options_parse (options_t *options, int argc, char *argv[])
+static int s_options_parse (options_t *options, int argc, char *argv[])
 {
-    *options = (options_t) {.publish = "tcp://127.0.0.1:5556",
-                            .replay = "tcp://127.0.0.1:5558",
-                            .http_addr = "127.0.0.1",
-                            .http_port = ACCOUNTING_HTTP_PORT_DEFAULT,
-                            .wait_ms_max = ACCOUNTING_WAIT_MS_MAX_DEFAULT,
-                            .waiters_max = ACCOUNTING_WAITERS_MAX_DEFAULT,
-                            .log_level = LOG_INFO};
+    *options = (options_t){.publish = "tcp://127.0.0.1:5556",
+                           .replay = "tcp://127.0.0.1:5558",
+                           .http_addr = "127.0.0.1",
+                           .http_port = ACCOUNTING_HTTP_PORT_DEFAULT,
+                           .wait_ms_max = ACCOUNTING_WAIT_MS_MAX_DEFAULT,
+                           .waiters_max = ACCOUNTING_WAITERS_MAX_DEFAULT,
+                           .log_level = LOG_INFO};
     int option, rc = 0;
-    while (rc == 0 && (option = getopt_long (argc, argv, "", s_long_options, NULL)) != -1) {
+    while (rc == 0 &&
+           (option = getopt_long (argc, argv, "", s_long_options, NULL)) != -1) {
         switch (option) {
-        case OPT_PUBLISH: options->publish = optarg; break;
-        case OPT_REPLAY: options->replay = optarg; break;
-        case OPT_HTTP_ADDR: options->http_addr = optarg; break;
-        case OPT_DATA_DIR: options->data_dir = optarg; break;
-        case OPT_REUSE_PORT: options->reuse_port = true; break;
-        case OPT_REBUILD: options->rebuild = true; break;
+        case OPT_PUBLISH:
+            options->publish = optarg;
+            break;
+        case OPT_REPLAY:
+            options->replay = optarg;
+            break;
+        case OPT_HTTP_ADDR:
+            options->http_addr = optarg;
+            break;
+        case OPT_DATA_DIR:
+            options->data_dir = optarg;
+            break;
+        case OPT_REUSE_PORT:
+            options->reuse_port = true;
+            break;
+        case OPT_REBUILD:
+            options->rebuild = true;
+            break;
         case OPT_HTTP_PORT:
-            rc = config_parse_int64 ("--http-port", optarg, 0, 65535, &options->http_port);
+            rc =
+                config_parse_int64 ("--http-port", optarg, 0, 65535, &options->http_port);
             break;
         case OPT_WAIT_MS_MAX:
             rc = config_parse_int64 ("--wait-ms-max", optarg, 0, ACCOUNTING_WAIT_MS_LIMIT,
@@ -159,11 +171,18 @@ s_options_parse (options_t *options, int argc, char *argv[])
         case OPT_LOG_LEVEL:
             rc = log_level_parse (optarg, &options->log_level);
             if (rc)
-                fprintf (stderr, "accounting: --log-level: expected debug|info|warn|error\n");
+                fprintf (stderr,
+                         "accounting: --log-level: expected debug|info|warn|error\n");
             break;
-        case OPT_HELP: s_usage (stdout); return 1;
-        case OPT_VERSION: config_print_version ("accounting"); return 1;
-        default: s_usage (stderr); return -1;
+        case OPT_HELP:
+            s_usage (stdout);
+            return 1;
+        case OPT_VERSION:
+            config_print_version ("accounting");
+            return 1;
+        default:
+            s_usage (stderr);
+            return -1;
         }
     }
     if (rc == 0 && optind < argc) {
@@ -174,8 +193,8 @@ s_options_parse (options_t *options, int argc, char *argv[])
 }
 
 //  The opening scan of the replica: fold every line.
-static int
-s_on_scan (void *arg, const event_t *event, const char *line, size_t line_bytes)
+static int s_on_scan (void *arg, const event_t *event, const char *line,
+                      size_t line_bytes)
 {
     service_t *self = arg;
     if (accounts_apply (self->api.accounts, event) == ACCOUNTS_NOMEM) {
@@ -185,12 +204,12 @@ s_on_scan (void *arg, const event_t *event, const char *line, size_t line_bytes)
     return 0;
 }
 
-static void
-s_on_event (void *arg, const event_t *event, const char *line, size_t line_bytes)
+static void s_on_event (void *arg, const event_t *event, const char *line,
+                        size_t line_bytes)
 {
     service_t *self = arg;
     if (self->failed)
-        return;   // stopping: later events are refetched after a restart
+        return; // stopping: later events are refetched after a restart
     accounts_result_t result = accounts_apply (self->api.accounts, event);
     if (result == ACCOUNTS_NOMEM) {
         //  The seq was not consumed; a restart refetches it.
@@ -215,8 +234,7 @@ s_on_event (void *arg, const event_t *event, const char *line, size_t line_bytes
     }
 }
 
-static void
-s_on_applied (void *arg, int64_t applied_seq)
+static void s_on_applied (void *arg, int64_t applied_seq)
 {
     service_t *self = arg;
     if (!self->api.replica_failed && log_file_commit (self->api.replica, false)) {
@@ -228,11 +246,10 @@ s_on_applied (void *arg, int64_t applied_seq)
     waiters_wake (self->api.waiters, applied_seq);
 }
 
-static int
-s_open_replica (service_t *self, const char *data_dir)
+static int s_open_replica (service_t *self, const char *data_dir)
 {
     char path[ACCOUNTING_PATH_BYTES_MAX];
-    if (snprintf (path, sizeof path, "%s/events.jsonl", data_dir) >= (int) sizeof path) {
+    if (snprintf (path, sizeof path, "%s/events.jsonl", data_dir) >= (int)sizeof path) {
         log_error ("--data-dir too long: %s", data_dir);
         return -1;
     }
@@ -247,7 +264,8 @@ s_open_replica (service_t *self, const char *data_dir)
     char error[512] = "";
     self->api.replica = log_file_open (path, s_on_scan, self, error, sizeof error);
     if (!self->api.replica) {
-        log_error ("replica %s refused: %s (start with --rebuild to refetch it)", path, error);
+        log_error ("replica %s refused: %s (start with --rebuild to refetch it)", path,
+                   error);
         return -1;
     }
     log_info ("replica %s: folded %" PRId64 " events into %zu accounts in %" PRId64 " ms",
@@ -256,16 +274,16 @@ s_open_replica (service_t *self, const char *data_dir)
     return 0;
 }
 
-static int
-s_start (service_t *self)
+static int s_start (service_t *self)
 {
     options_t *options = &self->options;
     char data_dir[ACCOUNTING_PATH_BYTES_MAX];
     if (options->data_dir)
         snprintf (data_dir, sizeof data_dir, "%s", options->data_dir);
     else
-        snprintf (data_dir, sizeof data_dir, "data/accounting-%" PRId64, options->http_port);
-    snprintf (self->api.instance, sizeof self->api.instance, "%d", (int) getpid ());
+        snprintf (data_dir, sizeof data_dir, "data/accounting-%" PRId64,
+                  options->http_port);
+    snprintf (self->api.instance, sizeof self->api.instance, "%d", (int)getpid ());
     self->api.wait_ms_max = options->wait_ms_max;
     self->api.accounts = accounts_new ();
     self->loop = zloop_new ();
@@ -274,12 +292,12 @@ s_start (service_t *self)
     if (s_open_replica (self, data_dir))
         return -1;
     self->api.waiters =
-        waiters_new (self->loop, (size_t) options->waiters_max, api_on_waiter, &self->api);
+        waiters_new (self->loop, (size_t)options->waiters_max, api_on_waiter, &self->api);
     if (!self->api.waiters)
         return -1;
     http_config_t http_config = {.service = "accounting",
                                  .address = options->http_addr,
-                                 .port = (int) options->http_port,
+                                 .port = (int)options->http_port,
                                  .reuse_port = options->reuse_port,
                                  .arg = &self->api};
     http_config.routes = api_routes (&http_config.route_count);
@@ -291,10 +309,11 @@ s_start (service_t *self)
         .publish_endpoint = options->publish,
         .replay_endpoint = options->replay,
         .applied_seq = accounts_applied_seq (self->api.accounts),
-        .upstream_timeout_ms = (int) options->upstream_timeout_ms,
-        .receive_hwm = (int) options->subscriber_hwm};
+        .upstream_timeout_ms = (int)options->upstream_timeout_ms,
+        .receive_hwm = (int)options->subscriber_hwm};
     subscriber_handlers_t handlers = {.on_event = s_on_event, .on_applied = s_on_applied};
-    self->api.subscriber = subscriber_new (self->loop, &subscriber_config, &handlers, self);
+    self->api.subscriber =
+        subscriber_new (self->loop, &subscriber_config, &handlers, self);
     if (!self->api.subscriber)
         return -1;
     log_info ("listening on %s:%d, following %s and %s from seq %" PRId64,
@@ -304,29 +323,27 @@ s_start (service_t *self)
 }
 
 //  Answers waiters, commits the replica, frees everything; idempotent.
-static void
-s_stop (service_t *self)
+static void s_stop (service_t *self)
 {
     waiters_destroy (&self->api.waiters);
     subscriber_destroy (&self->api.subscriber);
     http_server_destroy (&self->api.http);
-    if (self->api.replica && !self->api.replica_failed
-        && log_file_commit (self->api.replica, false))
+    if (self->api.replica && !self->api.replica_failed &&
+        log_file_commit (self->api.replica, false))
         log_error ("replica commit at exit failed: %s", strerror (errno));
     log_file_destroy (&self->api.replica);
     accounts_destroy (&self->api.accounts);
     zloop_destroy (&self->loop);
 }
 
-int
-main (int argc, char *argv[])
+int main (int argc, char *argv[])
 {
     service_t service = {0};
     int rc = s_options_parse (&service.options, argc, argv);
     if (rc)
         return rc > 0 ? 0 : 2;
     log_init ("accounting", service.options.log_level);
-    zsys_init ();   // installs the SIGINT/SIGTERM handler that stops zloop
+    zsys_init (); // installs the SIGINT/SIGTERM handler that stops zloop
     if (s_start (&service)) {
         log_error ("start-up failed");
         s_stop (&service);

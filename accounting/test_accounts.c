@@ -10,14 +10,14 @@
 
 #include "accounts.h"
 
-#define MODEL_ACCOUNTS 37     // few enough that accounts are touched many times
+#define MODEL_ACCOUNTS 37 // few enough that accounts are touched many times
 #define MODEL_EVENTS   5000
-#define CHECK(cond)                                                                     \
-    do {                                                                                \
-        if (!(cond)) {                                                                  \
-            fprintf (stderr, "%s:%d: claim failed: %s\n", __FILE__, __LINE__, #cond);  \
-            exit (1);                                                                   \
-        }                                                                               \
+#define CHECK(cond)                                                                      \
+    do {                                                                                 \
+        if (!(cond)) {                                                                   \
+            fprintf (stderr, "%s:%d: claim failed: %s\n", __FILE__, __LINE__, #cond);    \
+            exit (1);                                                                    \
+        }                                                                                \
     } while (0)
 
 typedef struct {
@@ -29,15 +29,13 @@ typedef struct {
 static model_account_t s_model[MODEL_ACCOUNTS];
 static int64_t s_ts[MODEL_EVENTS + 1];
 
-static void
-s_name (int index, char *buffer)
+static void s_name (int index, char *buffer)
 {
     //  Names that do not sort like their indices.
     snprintf (buffer, EVENT_ACCOUNT_BYTES_MAX, "acct-%d", (index * 7919) % 1000);
 }
 
-static event_t
-s_event (int64_t seq, int64_t ts_ms, event_type_t type, int64_t amount)
+static event_t s_event (int64_t seq, int64_t ts_ms, event_type_t type, int64_t amount)
 {
     event_t event;
     memset (&event, 0, sizeof event);
@@ -48,8 +46,7 @@ s_event (int64_t seq, int64_t ts_ms, event_type_t type, int64_t amount)
     return event;
 }
 
-static void
-s_model_touch (int index, int64_t seq, int64_t delta)
+static void s_model_touch (int index, int64_t seq, int64_t delta)
 {
     model_account_t *account = &s_model[index];
     int64_t before = account->count ? account->balance[account->count - 1] : 0;
@@ -58,8 +55,8 @@ s_model_touch (int index, int64_t seq, int64_t delta)
 }
 
 //  State of the model account at seq; -1 when it had no touch by then.
-static int
-s_model_at (int index, int64_t at_seq, int64_t *balance, int64_t *version, int64_t *last_seq)
+static int s_model_at (int index, int64_t at_seq, int64_t *balance, int64_t *version,
+                       int64_t *last_seq)
 {
     model_account_t *account = &s_model[index];
     int touches = 0;
@@ -73,31 +70,29 @@ s_model_at (int index, int64_t at_seq, int64_t *balance, int64_t *version, int64
     return 0;
 }
 
-static void
-test_fold_matches_model_at_every_point (void)
+static void test_fold_matches_model_at_every_point (void)
 {
     accounts_t *accounts = accounts_new ();
     CHECK (accounts);
     srand (42);
     int64_t ts = 1700000000000;
     for (int64_t seq = 1; seq <= MODEL_EVENTS; seq++) {
-        ts += rand () % 3;   // equal timestamps happen
+        ts += rand () % 3; // equal timestamps happen
         s_ts[seq] = ts;
         int kind = rand () % 10;
-        int a = rand () % MODEL_ACCOUNTS, b = (a + 1 + rand () % (MODEL_ACCOUNTS - 1)) % MODEL_ACCOUNTS;
+        int a = rand () % MODEL_ACCOUNTS,
+            b = (a + 1 + rand () % (MODEL_ACCOUNTS - 1)) % MODEL_ACCOUNTS;
         int64_t amount = 1 + rand () % 100000;
         event_t event = s_event (seq, ts, EVENT_TYPE_UNKNOWN, amount);
         if (kind < 4) {
             event.type = EVENT_DEPOSITED;
             s_name (a, event.account);
             s_model_touch (a, seq, amount);
-        }
-        else if (kind < 6) {
+        } else if (kind < 6) {
             event.type = EVENT_WITHDRAWN;
             s_name (a, event.account);
             s_model_touch (a, seq, -amount);
-        }
-        else if (kind < 9) {
+        } else if (kind < 9) {
             event.type = EVENT_TRANSFERRED;
             s_name (a, event.from);
             s_name (b, event.to);
@@ -117,8 +112,8 @@ test_fold_matches_model_at_every_point (void)
             int expected = s_model_at (index, at_seq, &balance, &version, &last_seq);
             CHECK (accounts_state_at (accounts, name, at_seq, &state) == expected);
             if (expected == 0)
-                CHECK (state.balance == balance && state.version == version
-                       && state.last_seq == last_seq && strcmp (state.id, name) == 0);
+                CHECK (state.balance == balance && state.version == version &&
+                       state.last_seq == last_seq && strcmp (state.id, name) == 0);
         }
     }
     //  Time travel by ts: the last seq with ts <= t.
@@ -156,8 +151,7 @@ test_fold_matches_model_at_every_point (void)
     accounts_destroy (&accounts);
 }
 
-static void
-test_overflowing_event_is_skipped_and_counted (void)
+static void test_overflowing_event_is_skipped_and_counted (void)
 {
     accounts_t *accounts = accounts_new ();
     event_t event = s_event (1, 1, EVENT_DEPOSITED, INT64_MAX);
@@ -178,12 +172,11 @@ test_overflowing_event_is_skipped_and_counted (void)
     strcpy (event.account, "carol");
     CHECK (accounts_apply (accounts, &event) == ACCOUNTS_APPLIED);
     accounts_total_format (accounts, total, sizeof total);
-    CHECK (strcmp (total, "18446744073709551614") == 0);   // beyond int64, still exact
+    CHECK (strcmp (total, "18446744073709551614") == 0); // beyond int64, still exact
     accounts_destroy (&accounts);
 }
 
-static void
-test_list_is_sorted_and_paginates_across_new_accounts (void)
+static void test_list_is_sorted_and_paginates_across_new_accounts (void)
 {
     accounts_t *accounts = accounts_new ();
     int64_t seq = 0;
@@ -196,8 +189,8 @@ test_list_is_sorted_and_paginates_across_new_accounts (void)
     account_state_t states[8];
     bool more;
     CHECK (accounts_list (accounts, "", 3, states, &more) == 3 && more);
-    CHECK (!strcmp (states[0].id, "a") && !strcmp (states[1].id, "c")
-           && !strcmp (states[2].id, "m"));
+    CHECK (!strcmp (states[0].id, "a") && !strcmp (states[1].id, "c") &&
+           !strcmp (states[2].id, "m"));
     for (int i = 0; i < 4; i++) {
         event_t event = s_event (++seq, 1, EVENT_DEPOSITED, 1);
         strcpy (event.account, second[i]);
@@ -213,8 +206,7 @@ test_list_is_sorted_and_paginates_across_new_accounts (void)
     accounts_destroy (&accounts);
 }
 
-int
-main (void)
+int main (void)
 {
     test_fold_matches_model_at_every_point ();
     test_overflowing_event_is_skipped_and_counted ();

@@ -13,7 +13,7 @@ typedef struct {
     http_request_t *request;
     int64_t min_seq;
     int timer_id;
-    size_t index;          // position in waiters->items
+    size_t index; // position in waiters->items
     waiters_t *owner;
 } waiter_t;
 
@@ -22,14 +22,13 @@ struct waiters {
     waiter_t **items;
     size_t count;
     size_t waiters_max;
-    int64_t min_seq_low;   // <= every waiting min_seq; INT64_MAX when empty
+    int64_t min_seq_low; // <= every waiting min_seq; INT64_MAX when empty
     waiter_fn *handler;
     void *arg;
     uint64_t timeouts;
 };
 
-waiters_t *
-waiters_new (zloop_t *loop, size_t waiters_max, waiter_fn *handler, void *arg)
+waiters_t *waiters_new (zloop_t *loop, size_t waiters_max, waiter_fn *handler, void *arg)
 {
     assert (loop && handler);
     waiters_t *self = calloc (1, sizeof (waiters_t));
@@ -49,8 +48,7 @@ waiters_new (zloop_t *loop, size_t waiters_max, waiter_fn *handler, void *arg)
 }
 
 //  Takes waiter out of the set and frees it; returns its request.
-static http_request_t *
-s_remove (waiters_t *self, waiter_t *waiter)
+static http_request_t *s_remove (waiters_t *self, waiter_t *waiter)
 {
     assert (waiter->index < self->count && self->items[waiter->index] == waiter);
     self->items[waiter->index] = self->items[--self->count];
@@ -62,8 +60,7 @@ s_remove (waiters_t *self, waiter_t *waiter)
     return request;
 }
 
-void
-waiters_destroy (waiters_t **self_p)
+void waiters_destroy (waiters_t **self_p)
 {
     assert (self_p);
     waiters_t *self = *self_p;
@@ -79,8 +76,7 @@ waiters_destroy (waiters_t **self_p)
     *self_p = NULL;
 }
 
-static int
-s_on_deadline (zloop_t *loop, int timer_id, void *arg)
+static int s_on_deadline (zloop_t *loop, int timer_id, void *arg)
 {
     waiter_t *waiter = arg;
     waiters_t *self = waiter->owner;
@@ -90,8 +86,8 @@ s_on_deadline (zloop_t *loop, int timer_id, void *arg)
     return 0;
 }
 
-int
-waiters_add (waiters_t *self, http_request_t *request, int64_t min_seq, int64_t wait_ms)
+int waiters_add (waiters_t *self, http_request_t *request, int64_t min_seq,
+                 int64_t wait_ms)
 {
     assert (wait_ms >= 1);
     if (self->count >= self->waiters_max)
@@ -99,9 +95,10 @@ waiters_add (waiters_t *self, http_request_t *request, int64_t min_seq, int64_t 
     waiter_t *waiter = calloc (1, sizeof (waiter_t));
     if (!waiter)
         return -1;
-    *waiter = (waiter_t) {
+    *waiter = (waiter_t){
         .request = request, .min_seq = min_seq, .index = self->count, .owner = self};
-    waiter->timer_id = zloop_timer (self->loop, (size_t) wait_ms, 1, s_on_deadline, waiter);
+    waiter->timer_id =
+        zloop_timer (self->loop, (size_t)wait_ms, 1, s_on_deadline, waiter);
     if (waiter->timer_id == -1) {
         free (waiter);
         return -1;
@@ -113,8 +110,7 @@ waiters_add (waiters_t *self, http_request_t *request, int64_t min_seq, int64_t 
     return 0;
 }
 
-void
-waiters_wake (waiters_t *self, int64_t applied_seq)
+void waiters_wake (waiters_t *self, int64_t applied_seq)
 {
     if (applied_seq < self->min_seq_low)
         return;
@@ -126,8 +122,7 @@ waiters_wake (waiters_t *self, int64_t applied_seq)
             zloop_timer_end (self->loop, waiter->timer_id);
             //  The last waiter moves into index: look at it next.
             self->handler (self->arg, s_remove (self, waiter), WAITER_READY);
-        }
-        else {
+        } else {
             if (waiter->min_seq < low)
                 low = waiter->min_seq;
             index++;
@@ -136,14 +131,12 @@ waiters_wake (waiters_t *self, int64_t applied_seq)
     self->min_seq_low = low;
 }
 
-size_t
-waiters_count (waiters_t *self)
+size_t waiters_count (waiters_t *self)
 {
     return self->count;
 }
 
-uint64_t
-waiters_timeouts (waiters_t *self)
+uint64_t waiters_timeouts (waiters_t *self)
 {
     return self->timeouts;
 }

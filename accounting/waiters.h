@@ -19,13 +19,13 @@
 typedef struct waiters waiters_t;
 
 typedef enum {
-    WAITER_READY = 0,   // applied_seq reached min_seq
-    WAITER_TIMEOUT,     // deadline passed first
-    WAITER_SHUTDOWN,    // the service is stopping
+    WAITER_READY = 0, // applied_seq reached min_seq
+    WAITER_TIMEOUT,   // deadline passed first
+    WAITER_SHUTDOWN,  // the service is stopping
 } waiter_reason_t;
 
 //  Must answer request (http_respond*).
-typedef void(waiter_fn) (void *arg, http_request_t *request, waiter_reason_t reason);
+typedef void (waiter_fn) (void *arg, http_request_t *request, waiter_reason_t reason);
 
 waiters_t *waiters_new (zloop_t *loop, size_t waiters_max, waiter_fn *handler, void *arg);
 
@@ -36,7 +36,8 @@ void waiters_destroy (waiters_t **self_p);
 //  Suspends request until min_seq is applied or wait_ms (>= 1) passes.
 //  Returns 0, or -1 (request untouched) when waiters_max are waiting or
 //  the timer cannot be made.
-int waiters_add (waiters_t *self, http_request_t *request, int64_t min_seq, int64_t wait_ms);
+int waiters_add (waiters_t *self, http_request_t *request, int64_t min_seq,
+                 int64_t wait_ms);
 
 //  Answers, with WAITER_READY, every waiter whose min_seq <= applied_seq.
 void waiters_wake (waiters_t *self, int64_t applied_seq);

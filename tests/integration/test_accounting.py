@@ -4,6 +4,7 @@ requests to the stream's ingest, as transaction does; every claim is checked
 against harness.fold, the reference fold, and the stream's own log bytes.
 """
 
+import http.client
 import json
 import os
 import random
@@ -438,6 +439,15 @@ def test_bad_ids_params_and_routes_get_problem_json():
     problem("/nowhere", 404)
     code, headers, _ = request("POST", url + "/accounts/acct-1", body={"x": 1})
     assert code == 405 and "GET" in headers["allow"]
+    # Keep-alive: two answers on one connection, none saying "close".
+    conn = http.client.HTTPConnection("127.0.0.1", accounting.http_port, timeout=10)
+    for _ in range(2):
+        conn.request("GET", "/accounts/acct-1")
+        resp = conn.getresponse()
+        resp.read()
+        assert resp.status in (200, 404)
+        assert (resp.getheader("Connection") or "").lower() != "close"
+    conn.close()
     status, body = get_json(url + "/accounts/acct-1?unknown=1")
     assert status in (200, 404)   # unknown parameters are ignored
     accounting.stop_clean()
