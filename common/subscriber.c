@@ -19,10 +19,6 @@
 #include <inttypes.h>
 #include <string.h>
 
-//  czmq pulls in <syslog.h>, whose LOG_DEBUG and LOG_INFO macros would
-//  shadow log.h's levels.
-#undef LOG_DEBUG
-#undef LOG_INFO
 #include "log.h"
 
 // No BATCH by then: the stream restarted or lost the request. Twice the
