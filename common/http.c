@@ -384,6 +384,14 @@ static const char *s_status_title (unsigned status)
         return "Payload Too Large";
     case MHD_HTTP_UNSUPPORTED_MEDIA_TYPE:
         return "Unsupported Media Type";
+    case MHD_HTTP_BAD_REQUEST:
+        return "Bad Request";
+    case MHD_HTTP_CONFLICT:
+        return "Conflict";
+    case MHD_HTTP_UNPROCESSABLE_CONTENT:
+        return "Unprocessable Content";
+    case MHD_HTTP_SERVICE_UNAVAILABLE:
+        return "Service Unavailable";
     default:
         return "Internal Server Error";
     }
@@ -859,11 +867,11 @@ static void s_slug (const char *title, char *slug, size_t bytes)
     slug[length] = '\0';
 }
 
-void http_respond_problem (http_request_t *self, unsigned status, const char *title,
-                           const char *detail, cJSON *errors)
+cJSON *http_problem_new (unsigned status, const char *title, const char *detail,
+                         cJSON *errors)
 {
-    assert (self);
-    assert (title);
+    if (!title)
+        title = s_status_title (status);
     char type[sizeof HTTP_PROBLEM_TYPE_BASE + HTTP_PROBLEM_SLUG_BYTES_MAX];
     memcpy (type, HTTP_PROBLEM_TYPE_BASE, sizeof HTTP_PROBLEM_TYPE_BASE - 1);
     s_slug (title, type + sizeof HTTP_PROBLEM_TYPE_BASE - 1, HTTP_PROBLEM_SLUG_BYTES_MAX);
@@ -875,6 +883,14 @@ void http_respond_problem (http_request_t *self, unsigned status, const char *ti
         cJSON_AddStringToObject (problem, "detail", detail);
     if (errors)
         cJSON_AddItemToObject (problem, "errors", errors);
+    return problem;
+}
+
+void http_respond_problem (http_request_t *self, unsigned status, const char *title,
+                           const char *detail, cJSON *errors)
+{
+    assert (self);
+    cJSON *problem = http_problem_new (status, title, detail, errors);
     char *text = cJSON_PrintUnformatted (problem);
     cJSON_Delete (problem);
     struct MHD_Response *response =

@@ -103,9 +103,16 @@ void http_respond (http_request_t *self, unsigned status, const char *content_ty
 //  Prints json unformatted as application/json; json stays the caller's.
 void http_respond_json (http_request_t *self, unsigned status, const cJSON *json);
 //  problem+json with type, title, status, detail and, when errors is not
-//  NULL, "errors": [{field, message}...]. Takes ownership of errors.
+//  NULL, "errors": [{field, message}...]. Takes ownership of errors. A
+//  NULL title stands for the status's standard reason phrase.
 void http_respond_problem (http_request_t *self, unsigned status, const char *title,
                            const char *detail, cJSON *errors);
+
+//  The problem object http_respond_problem sends, for callers that add
+//  members of their own (e.g. "balance") or keep the body for later
+//  (idempotent replays). Same arguments; the caller owns the result.
+cJSON *http_problem_new (unsigned status, const char *title, const char *detail,
+                         cJSON *errors);
 
 //  Helper to build the errors array for http_respond_problem: appends
 //  {"field": field, "message": message} to *errors_p, creating it if NULL.

@@ -27,7 +27,6 @@
 #define API_RETRY_AFTER_S         "1"               // what a 503 asks clients to wait
 #define API_TICK_MS_MAX           50                // timeout granularity
 #define API_ATTEMPT_BYTES_MAX     64                // "<instance uuid>-<counter>"
-#define API_PROBLEM_TYPE          "https://ledger.example/problems/"
 
 typedef enum { ROUTE_TRANSACTION, ROUTE_TRANSFER, ROUTE_BATCH } route_t;
 
@@ -97,48 +96,12 @@ static void s_progress (request_t *request);
 //  --------------------------------------------------------------------
 //  Answers
 
-static const char *s_problem_slug (unsigned status)
-{
-    switch (status) {
-    case 409:
-        return "conflict";
-    case 422:
-        return "unprocessable-content";
-    case 503:
-        return "service-unavailable";
-    default:
-        return "internal-server-error";
-    }
-}
-
-static const char *s_problem_title (unsigned status)
-{
-    switch (status) {
-    case 409:
-        return "Conflict";
-    case 422:
-        return "Unprocessable Content";
-    case 503:
-        return "Service Unavailable";
-    default:
-        return "Internal Server Error";
-    }
-}
-
 //  A problem+json body (caller frees). Takes ownership of errors and extra
 //  (extra's members are added to the problem, e.g. "balance").
 static char *s_problem_text (unsigned status, const char *detail, cJSON *errors,
                              cJSON *extra)
 {
-    cJSON *json = cJSON_CreateObject ();
-    char type[128];
-    snprintf (type, sizeof type, API_PROBLEM_TYPE "%s", s_problem_slug (status));
-    cJSON_AddStringToObject (json, "type", type);
-    cJSON_AddStringToObject (json, "title", s_problem_title (status));
-    cJSON_AddNumberToObject (json, "status", status);
-    cJSON_AddStringToObject (json, "detail", detail);
-    if (errors)
-        cJSON_AddItemToObject (json, "errors", errors);
+    cJSON *json = http_problem_new (status, NULL, detail, errors);
     while (extra && extra->child) {
         cJSON *item = cJSON_DetachItemViaPointer (extra, extra->child);
         cJSON_AddItemToObject (json, item->string, item);
