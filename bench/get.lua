@@ -1,0 +1,9 @@
+-- GET /accounts/{id} on one of $BENCH_ACCOUNTS accounts named r-1..r-N
+-- (scripts/bench deposits on them first).
+dofile("bench/wrk_report.lua")
+
+local accounts = tonumber(os.getenv("BENCH_ACCOUNTS") or "1000")
+
+function request()
+   return wrk.format("GET", "/accounts/r-" .. math.random(1, accounts))
+end
