@@ -31,6 +31,8 @@
 //  A transfer touches two accounts.
 #define INGEST_BURST_UNDO_MAX (2 * INGEST_BURST_EVENTS_HARD_MAX)
 #define INGEST_ERROR_BYTES_MAX 256
+//  Up to this many events, pairwise id comparison is cheaper than a hash table.
+#define INGEST_REPEAT_SCAN_EVENTS_MAX 16
 
 typedef enum {
     STATUS_OK,
@@ -257,6 +259,39 @@ s_answer_invalid (burst_request_t *request, bool stateless, const char *error)
     request->stateless = stateless;
 }
 
+//  Answers invalid if an id appears twice in the request. Small requests
+//  compare pairs; larger ones go through a hash of their ids.
+static bool
+s_find_repeated_id (ingest_t *self, size_t count, burst_request_t *request)
+{
+    size_t repeat = 0, first = 0;
+    if (count <= INGEST_REPEAT_SCAN_EVENTS_MAX) {
+        for (repeat = 1; repeat < count; repeat++)
+            for (first = 0; first < repeat; first++)
+                if (streq (self->events[first].id, self->events[repeat].id))
+                    goto repeated;
+        return false;
+    }
+    zhashx_t *seen = zhashx_new ();
+    for (repeat = 0; repeat < count; repeat++) {
+        void *index = zhashx_lookup (seen, self->events[repeat].id);
+        if (index) {
+            first = (size_t) (uintptr_t) index - 1;
+            zhashx_destroy (&seen);
+            goto repeated;
+        }
+        zhashx_insert (seen, self->events[repeat].id, (void *) (uintptr_t) (repeat + 1));
+    }
+    zhashx_destroy (&seen);
+    return false;
+repeated:;
+    char error[INGEST_ERROR_BYTES_MAX];
+    snprintf (error, sizeof error, "event %zu: id \"%s\" repeats event %zu", repeat,
+              self->events[repeat].id, first);
+    s_answer_invalid (request, true, error);
+    return true;
+}
+
 //  Parses the proposed events and checks ids do not repeat inside the
 //  request. Returns the event count, or 0 with the request answered.
 static size_t
@@ -284,21 +319,8 @@ s_parse_request (ingest_t *self, zmsg_t *msg, burst_request_t *request)
             return 0;
         }
     }
-    //  Quadratic only in the worst case of a request whose ids share hashes;
-    //  a zhashx of the ids keeps this linear.
-    zhashx_t *seen = zhashx_new ();
-    for (index = 0; index < count; index++) {
-        void *first = zhashx_lookup (seen, self->events[index].id);
-        if (first) {
-            snprintf (error, sizeof error, "event %zu: id \"%s\" repeats event %zu", index,
-                      self->events[index].id, (size_t) (uintptr_t) first - 1);
-            s_answer_invalid (request, true, error);
-            zhashx_destroy (&seen);
-            return 0;
-        }
-        zhashx_insert (seen, self->events[index].id, (void *) (uintptr_t) (index + 1));
-    }
-    zhashx_destroy (&seen);
+    if (s_find_repeated_id (self, count, request))
+        return 0;
     return count;
 }
 

@@ -31,7 +31,7 @@ s_send_request (zsock_t *push, const char *prefix, long request, long events, lo
 {
     zmsg_t *msg = zmsg_new ();
     zmsg_addstr (msg, "APPEND");
-    zmsg_addstrf (msg, "%s-%ld", prefix, request);
+    zmsg_addstrf (msg, "%s-r%ld", prefix, request);
     for (long i = 0; i < events; i++)
         zmsg_addstrf (msg,
                       "{\"id\":\"%s-%ld-%ld\",\"type\":\"deposited\",\"v\":1,"
@@ -51,7 +51,8 @@ s_recv_result (zsock_t *sub, const char *prefix, const char *probe)
         char *topic = NULL, *id = NULL, *result = NULL;
         zsock_recv (sub, "sss", &topic, &id, &result);
         bool ours = id && (probe ? strcmp (id, probe) == 0
-                                 : strncmp (id, prefix, strlen (prefix)) == 0);
+                                 : strncmp (id, prefix, strlen (prefix)) == 0
+                                       && id[strlen (prefix) + 1] == 'r');
         if (ours)
             rc = result && strstr (result, "\"status\":\"ok\"") ? 1 : 0;
         zstr_free (&topic);
@@ -67,7 +68,7 @@ s_recv_result (zsock_t *sub, const char *prefix, const char *probe)
 static int
 s_run (const load_config_t *config)
 {
-    char prefix[48];
+    char prefix[48];   // request ids are prefix-rN, the probe's prefix-probe
     snprintf (prefix, sizeof prefix, "load-%d-%lld", getpid (), (long long) zclock_time ());
     zsock_t *sub = zsock_new_sub (config->publish, "RESULT");
     zsock_t *push[LOAD_CLIENTS_MAX];
