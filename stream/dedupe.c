@@ -10,13 +10,13 @@
 #include <string.h>
 
 struct dedupe {
-    int64_t *slots;      // seqs; 0 = empty; at most half full
-    size_t slot_mask;    // slot count - 1 (a power of two)
-    uint64_t *ring;      // id hash of seq s at ring[s % ring_size]
-    size_t ring_size;    // window + slack: every seq in the table has its hash here
+    int64_t *slots;   // seqs; 0 = empty; at most half full
+    size_t slot_mask; // slot count - 1 (a power of two)
+    uint64_t *ring;   // id hash of seq s at ring[s % ring_size]
+    size_t ring_size; // window + slack: every seq in the table has its hash here
     size_t window;
     size_t slack;
-    int64_t oldest_seq;  // the table holds exactly the seqs oldest_seq..last_seq
+    int64_t oldest_seq; // the table holds exactly the seqs oldest_seq..last_seq
     int64_t last_seq;
     int64_t settled_seq; // adds after this one can still be undone
     dedupe_confirm_fn *confirm;
@@ -25,11 +25,10 @@ struct dedupe {
 
 //  FNV-1a, then the splitmix64 finalizer so the low bits (the home slot)
 //  depend on every byte of the id.
-static uint64_t
-s_hash (const char *id)
+static uint64_t s_hash (const char *id)
 {
     uint64_t hash = 14695981039346656037ULL;
-    for (const unsigned char *p = (const unsigned char *) id; *p; p++)
+    for (const unsigned char *p = (const unsigned char *)id; *p; p++)
         hash = (hash ^ *p) * 1099511628211ULL;
     hash ^= hash >> 30;
     hash *= 0xbf58476d1ce4e5b9ULL;
@@ -39,8 +38,7 @@ s_hash (const char *id)
     return hash;
 }
 
-dedupe_t *
-dedupe_new (size_t window, size_t slack, dedupe_confirm_fn *confirm, void *arg)
+dedupe_t *dedupe_new (size_t window, size_t slack, dedupe_confirm_fn *confirm, void *arg)
 {
     assert (window > 0 && confirm);
     dedupe_t *self = calloc (1, sizeof (dedupe_t));
@@ -65,8 +63,7 @@ dedupe_new (size_t window, size_t slack, dedupe_confirm_fn *confirm, void *arg)
     return self;
 }
 
-void
-dedupe_destroy (dedupe_t **self_p)
+void dedupe_destroy (dedupe_t **self_p)
 {
     assert (self_p);
     if (*self_p) {
@@ -78,17 +75,16 @@ dedupe_destroy (dedupe_t **self_p)
     }
 }
 
-static uint64_t
-s_hash_of (dedupe_t *self, int64_t seq)
+static uint64_t s_hash_of (dedupe_t *self, int64_t seq)
 {
-    return self->ring[(uint64_t) seq % self->ring_size];
+    return self->ring[(uint64_t)seq % self->ring_size];
 }
 
-int64_t
-dedupe_find (dedupe_t *self, const char *id)
+int64_t dedupe_find (dedupe_t *self, const char *id)
 {
     uint64_t hash = s_hash (id);
-    for (size_t i = hash & self->slot_mask; self->slots[i]; i = (i + 1) & self->slot_mask) {
+    for (size_t i = hash & self->slot_mask; self->slots[i];
+         i = (i + 1) & self->slot_mask) {
         int64_t seq = self->slots[i];
         if (s_hash_of (self, seq) == hash && self->confirm (self->arg, seq, id))
             return seq;
@@ -96,13 +92,12 @@ dedupe_find (dedupe_t *self, const char *id)
     return 0;
 }
 
-void
-dedupe_add (dedupe_t *self, const char *id, int64_t seq)
+void dedupe_add (dedupe_t *self, const char *id, int64_t seq)
 {
     assert (seq == self->last_seq + 1);
-    assert ((size_t) (seq - self->settled_seq) <= self->slack);
+    assert ((size_t)(seq - self->settled_seq) <= self->slack);
     uint64_t hash = s_hash (id);
-    self->ring[(uint64_t) seq % self->ring_size] = hash;
+    self->ring[(uint64_t)seq % self->ring_size] = hash;
     size_t i = hash & self->slot_mask;
     while (self->slots[i])
         i = (i + 1) & self->slot_mask;
@@ -110,8 +105,7 @@ dedupe_add (dedupe_t *self, const char *id, int64_t seq)
     self->last_seq = seq;
 }
 
-static size_t
-s_slot_of (dedupe_t *self, int64_t seq)
+static size_t s_slot_of (dedupe_t *self, int64_t seq)
 {
     size_t i = s_hash_of (self, seq) & self->slot_mask;
     while (self->slots[i] != seq) {
@@ -121,8 +115,7 @@ s_slot_of (dedupe_t *self, int64_t seq)
     return i;
 }
 
-void
-dedupe_undo (dedupe_t *self)
+void dedupe_undo (dedupe_t *self)
 {
     //  Newest first: each entry then sits where it was put, with nothing
     //  probed past it, so clearing its slot restores the table exactly.
@@ -132,8 +125,7 @@ dedupe_undo (dedupe_t *self)
 
 //  Backward-shift deletion: pull later entries of the probe run into the
 //  hole unless their home lies cyclically in (hole, here].
-static void
-s_remove (dedupe_t *self, int64_t seq)
+static void s_remove (dedupe_t *self, int64_t seq)
 {
     size_t hole = s_slot_of (self, seq);
     size_t i = hole;
@@ -152,17 +144,15 @@ s_remove (dedupe_t *self, int64_t seq)
     }
 }
 
-void
-dedupe_settle (dedupe_t *self)
+void dedupe_settle (dedupe_t *self)
 {
     self->settled_seq = self->last_seq;
-    while (self->oldest_seq <= self->last_seq - (int64_t) self->window)
+    while (self->oldest_seq <= self->last_seq - (int64_t)self->window)
         s_remove (self, self->oldest_seq++);
 }
 
-size_t
-dedupe_bytes (dedupe_t *self)
+size_t dedupe_bytes (dedupe_t *self)
 {
-    return sizeof (dedupe_t) + (self->slot_mask + 1) * sizeof (int64_t)
-           + self->ring_size * sizeof (uint64_t);
+    return sizeof (dedupe_t) + (self->slot_mask + 1) * sizeof (int64_t) +
+           self->ring_size * sizeof (uint64_t);
 }

@@ -22,7 +22,7 @@
 typedef struct dedupe dedupe_t;
 
 //  True if the event stored at seq has this id. Called only on hash hits.
-typedef bool(dedupe_confirm_fn) (void *arg, int64_t seq, const char *id);
+typedef bool (dedupe_confirm_fn) (void *arg, int64_t seq, const char *id);
 
 //  window: ids remembered; slack: most ids added between two settles.
 //  Returns NULL when the memory cannot be allocated.

@@ -29,7 +29,7 @@
 //  The last request may overshoot the events limit by up to one request.
 #define INGEST_BURST_EVENTS_HARD_MAX (INGEST_BURST_EVENTS_MAX + INGEST_REQUEST_EVENTS_MAX)
 //  A transfer touches two accounts.
-#define INGEST_BURST_UNDO_MAX (2 * INGEST_BURST_EVENTS_HARD_MAX)
+#define INGEST_BURST_UNDO_MAX  (2 * INGEST_BURST_EVENTS_HARD_MAX)
 #define INGEST_ERROR_BYTES_MAX 256
 //  Up to this many events, pairwise id comparison is cheaper than a hash table.
 #define INGEST_REPEAT_SCAN_EVENTS_MAX 16
@@ -43,75 +43,71 @@ typedef enum {
 } status_t;
 
 typedef struct {
-    size_t id_offset;     // request id in the burst text
+    size_t id_offset; // request id in the burst text
     size_t id_bytes;
     status_t status;
-    bool stateless;       // invalid whatever the state: stays so when a commit fails
-    int64_t first_seq;    // ok and duplicate
+    bool stateless;    // invalid whatever the state: stays so when a commit fails
+    int64_t first_seq; // ok and duplicate
     int64_t last_seq;
-    size_t line_first;    // ok: its events in the burst's lines
+    size_t line_first; // ok: its events in the burst's lines
     size_t line_count;
-    char *result;         // conflict and invalid: the result JSON (owned)
+    char *result; // conflict and invalid: the result JSON (owned)
 } burst_request_t;
 
 typedef struct {
-    size_t offset;        // in the burst text, without \n
+    size_t offset; // in the burst text, without \n
     size_t bytes;
 } burst_line_t;
 
 typedef struct {
     char account[EVENT_ACCOUNT_BYTES_MAX + 1];
-    int64_t version;      // before the burst changed it; 0 = absent
+    int64_t version; // before the burst changed it; 0 = absent
 } undo_t;
 
 struct ingest {
     log_file_t *log;
-    zsock_t *publish;               // borrowed
+    zsock_t *publish; // borrowed
     bool fsync_always;
-    zhashx_t *versions;             // account -> (void *) version, version >= 1
+    zhashx_t *versions; // account -> (void *) version, version >= 1
     dedupe_t *dedupe;
     ingest_stats_t stats;
-    event_t *events;                // scratch: one request's parsed events
+    event_t *events; // scratch: one request's parsed events
     //  The current burst; every field is reset when it is published
     burst_request_t *requests;
     size_t request_count;
-    burst_line_t *lines;            // line i has seq burst_first_seq + i
+    burst_line_t *lines; // line i has seq burst_first_seq + i
     size_t line_count;
     int64_t burst_first_seq;
-    char *text;                     // lines and request ids
+    char *text; // lines and request ids
     size_t text_bytes;
     size_t text_size;
     undo_t *undo;
     size_t undo_count;
-    int burst_errno;                // non-zero: the burst failed to append or commit
-    char line[EVENT_LINE_BYTES_MAX + 2];   // one stored line read back (+ \n)
+    int burst_errno;                     // non-zero: the burst failed to append or commit
+    char line[EVENT_LINE_BYTES_MAX + 2]; // one stored line read back (+ \n)
 };
 
-static int64_t
-s_version (ingest_t *self, const char *account)
+static int64_t s_version (ingest_t *self, const char *account)
 {
-    return (int64_t) (intptr_t) zhashx_lookup (self->versions, account);
+    return (int64_t)(intptr_t)zhashx_lookup (self->versions, account);
 }
 
-static void
-s_set_version (ingest_t *self, const char *account, int64_t version)
+static void s_set_version (ingest_t *self, const char *account, int64_t version)
 {
     if (version)
-        zhashx_update (self->versions, account, (void *) (intptr_t) version);
+        zhashx_update (self->versions, account, (void *)(intptr_t)version);
     else
         zhashx_delete (self->versions, account);
 }
 
 //  Touches every account of event: one more version each.
-static void
-s_bump_versions (ingest_t *self, const event_t *event, bool record)
+static void s_bump_versions (ingest_t *self, const event_t *event, bool record)
 {
     const char *accounts[2] = {NULL, NULL};
     if (event->type == EVENT_TRANSFERRED) {
         accounts[0] = event->from;
         accounts[1] = event->to;
-    }
-    else if (event->type != EVENT_TYPE_UNKNOWN)
+    } else if (event->type != EVENT_TYPE_UNKNOWN)
         accounts[0] = event->account;
     for (size_t i = 0; i < 2 && accounts[i]; i++) {
         int64_t version = s_version (self, accounts[i]);
@@ -127,22 +123,20 @@ s_bump_versions (ingest_t *self, const event_t *event, bool record)
 
 //  The id of a canonical stored line: it follows {"seq":N, and ids need
 //  no escaping (event_id_is_valid).
-static bool
-s_line_has_id (const char *line, size_t bytes, const char *id)
+static bool s_line_has_id (const char *line, size_t bytes, const char *id)
 {
     const char *key = memmem (line, bytes, ",\"id\":\"", 7);
     if (!key)
         return false;
     const char *start = key + 7;
     size_t id_bytes = strlen (id);
-    return (size_t) (line + bytes - start) > id_bytes && memcmp (start, id, id_bytes) == 0
-           && start[id_bytes] == '"';
+    return (size_t)(line + bytes - start) > id_bytes &&
+           memcmp (start, id, id_bytes) == 0 && start[id_bytes] == '"';
 }
 
-static bool
-s_confirm (void *arg, int64_t seq, const char *id)
+static bool s_confirm (void *arg, int64_t seq, const char *id)
 {
-    ingest_t *self = (ingest_t *) arg;
+    ingest_t *self = (ingest_t *)arg;
     if (self->line_count && seq >= self->burst_first_seq) {
         burst_line_t *line = &self->lines[seq - self->burst_first_seq];
         return s_line_has_id (self->text + line->offset, line->bytes, id);
@@ -151,38 +145,38 @@ s_confirm (void *arg, int64_t seq, const char *id)
     int count = log_file_read (self->log, seq, 1, self->line, sizeof self->line, &bytes);
     if (count != 1) {
         log_error ("log_file_read (seq %lld) failed while checking id \"%s\"",
-                   (long long) seq, id);
+                   (long long)seq, id);
         return false;
     }
     return s_line_has_id (self->line, bytes, id);
 }
 
-static int
-s_scan (void *arg, const event_t *event, const char *line, size_t line_bytes)
+static int s_scan (void *arg, const event_t *event, const char *line, size_t line_bytes)
 {
-    ingest_t *self = (ingest_t *) arg;
+    ingest_t *self = (ingest_t *)arg;
     s_bump_versions (self, event, false);
     dedupe_add (self->dedupe, event->id, event->seq);
     dedupe_settle (self->dedupe);
     return 0;
 }
 
-ingest_t *
-ingest_new (const char *log_path, zsock_t *publish, bool fsync_always,
-            size_t dedupe_window, char *error, size_t error_size)
+ingest_t *ingest_new (const char *log_path, zsock_t *publish, bool fsync_always,
+                      size_t dedupe_window, char *error, size_t error_size)
 {
-    ingest_t *self = (ingest_t *) zmalloc (sizeof (ingest_t));
+    ingest_t *self = (ingest_t *)zmalloc (sizeof (ingest_t));
     self->publish = publish;
     self->fsync_always = fsync_always;
     self->versions = zhashx_new ();
-    self->dedupe = dedupe_new (dedupe_window, INGEST_BURST_EVENTS_HARD_MAX, s_confirm, self);
-    self->events = (event_t *) calloc (INGEST_REQUEST_EVENTS_MAX, sizeof (event_t));
+    self->dedupe =
+        dedupe_new (dedupe_window, INGEST_BURST_EVENTS_HARD_MAX, s_confirm, self);
+    self->events = (event_t *)calloc (INGEST_REQUEST_EVENTS_MAX, sizeof (event_t));
     self->requests =
-        (burst_request_t *) calloc (INGEST_BURST_REQUESTS_MAX, sizeof (burst_request_t));
-    self->lines = (burst_line_t *) calloc (INGEST_BURST_EVENTS_HARD_MAX, sizeof (burst_line_t));
-    self->undo = (undo_t *) calloc (INGEST_BURST_UNDO_MAX, sizeof (undo_t));
-    if (!self->versions || !self->dedupe || !self->events || !self->requests || !self->lines
-        || !self->undo) {
+        (burst_request_t *)calloc (INGEST_BURST_REQUESTS_MAX, sizeof (burst_request_t));
+    self->lines =
+        (burst_line_t *)calloc (INGEST_BURST_EVENTS_HARD_MAX, sizeof (burst_line_t));
+    self->undo = (undo_t *)calloc (INGEST_BURST_UNDO_MAX, sizeof (undo_t));
+    if (!self->versions || !self->dedupe || !self->events || !self->requests ||
+        !self->lines || !self->undo) {
         snprintf (error, error_size, "out of memory (dedupe window %zu)", dedupe_window);
         goto failed;
     }
@@ -195,8 +189,7 @@ failed:
     return NULL;
 }
 
-static void
-s_burst_reset (ingest_t *self)
+static void s_burst_reset (ingest_t *self)
 {
     for (size_t i = 0; i < self->request_count; i++)
         free (self->requests[i].result);
@@ -207,8 +200,7 @@ s_burst_reset (ingest_t *self)
     self->burst_errno = 0;
 }
 
-void
-ingest_destroy (ingest_t **self_p)
+void ingest_destroy (ingest_t **self_p)
 {
     assert (self_p);
     if (*self_p) {
@@ -229,14 +221,13 @@ ingest_destroy (ingest_t **self_p)
 }
 
 //  Appends bytes to the burst text; returns the offset, or -1 when out of memory.
-static ssize_t
-s_text_add (ingest_t *self, const void *data, size_t bytes)
+static ssize_t s_text_add (ingest_t *self, const void *data, size_t bytes)
 {
     if (self->text_bytes + bytes > self->text_size) {
         size_t size = self->text_size ? self->text_size : 64 * 1024;
         while (size < self->text_bytes + bytes)
             size *= 2;
-        char *text = (char *) realloc (self->text, size);
+        char *text = (char *)realloc (self->text, size);
         if (!text)
             return -1;
         self->text = text;
@@ -244,11 +235,10 @@ s_text_add (ingest_t *self, const void *data, size_t bytes)
     }
     memcpy (self->text + self->text_bytes, data, bytes);
     self->text_bytes += bytes;
-    return (ssize_t) (self->text_bytes - bytes);
+    return (ssize_t)(self->text_bytes - bytes);
 }
 
-static void
-s_answer_invalid (burst_request_t *request, bool stateless, const char *error)
+static void s_answer_invalid (burst_request_t *request, bool stateless, const char *error)
 {
     cJSON *json = cJSON_CreateObject ();
     cJSON_AddStringToObject (json, "status", "invalid");
@@ -261,8 +251,7 @@ s_answer_invalid (burst_request_t *request, bool stateless, const char *error)
 
 //  Answers invalid if an id appears twice in the request. Small requests
 //  compare pairs; larger ones go through a hash of their ids.
-static bool
-s_find_repeated_id (ingest_t *self, size_t count, burst_request_t *request)
+static bool s_find_repeated_id (ingest_t *self, size_t count, burst_request_t *request)
 {
     size_t repeat = 0, first = 0;
     if (count <= INGEST_REPEAT_SCAN_EVENTS_MAX) {
@@ -276,11 +265,11 @@ s_find_repeated_id (ingest_t *self, size_t count, burst_request_t *request)
     for (repeat = 0; repeat < count; repeat++) {
         void *index = zhashx_lookup (seen, self->events[repeat].id);
         if (index) {
-            first = (size_t) (uintptr_t) index - 1;
+            first = (size_t)(uintptr_t)index - 1;
             zhashx_destroy (&seen);
             goto repeated;
         }
-        zhashx_insert (seen, self->events[repeat].id, (void *) (uintptr_t) (repeat + 1));
+        zhashx_insert (seen, self->events[repeat].id, (void *)(uintptr_t)(repeat + 1));
     }
     zhashx_destroy (&seen);
     return false;
@@ -294,8 +283,7 @@ repeated:;
 
 //  Parses the proposed events and checks ids do not repeat inside the
 //  request. Returns the event count, or 0 with the request answered.
-static size_t
-s_parse_request (ingest_t *self, zmsg_t *msg, burst_request_t *request)
+static size_t s_parse_request (ingest_t *self, zmsg_t *msg, burst_request_t *request)
 {
     size_t count = zmsg_size (msg);
     char error[INGEST_ERROR_BYTES_MAX];
@@ -312,7 +300,7 @@ s_parse_request (ingest_t *self, zmsg_t *msg, burst_request_t *request)
     size_t index = 0;
     for (zframe_t *frame = zmsg_first (msg); frame; frame = zmsg_next (msg), index++) {
         char reason[INGEST_ERROR_BYTES_MAX - 32];
-        if (event_parse_proposed ((const char *) zframe_data (frame), zframe_size (frame),
+        if (event_parse_proposed ((const char *)zframe_data (frame), zframe_size (frame),
                                   &self->events[index], reason, sizeof reason)) {
             snprintf (error, sizeof error, "event %zu: %s", index, reason);
             s_answer_invalid (request, true, error);
@@ -326,25 +314,26 @@ s_parse_request (ingest_t *self, zmsg_t *msg, burst_request_t *request)
 
 //  Duplicate if every id is stored, in order, from the first one's seq;
 //  invalid if some are stored and others not. Returns true when answered.
-static bool
-s_check_duplicate (ingest_t *self, size_t count, burst_request_t *request)
+static bool s_check_duplicate (ingest_t *self, size_t count, burst_request_t *request)
 {
     char error[INGEST_ERROR_BYTES_MAX];
     int64_t first_seq = dedupe_find (self->dedupe, self->events[0].id);
     for (size_t index = first_seq ? 0 : 1; index < count; index++) {
-        int64_t seq = index ? dedupe_find (self->dedupe, self->events[index].id) : first_seq;
-        if (first_seq && seq != first_seq + (int64_t) index) {
+        int64_t seq =
+            index ? dedupe_find (self->dedupe, self->events[index].id) : first_seq;
+        if (first_seq && seq != first_seq + (int64_t)index) {
             snprintf (error, sizeof error,
-                      "event %zu: id \"%s\" %s, unlike event 0 (stored at seq %lld)", index,
-                      self->events[index].id, seq ? "is stored elsewhere" : "is new",
-                      (long long) first_seq);
+                      "event %zu: id \"%s\" %s, unlike event 0 (stored at seq %lld)",
+                      index, self->events[index].id,
+                      seq ? "is stored elsewhere" : "is new", (long long)first_seq);
             s_answer_invalid (request, false, error);
             return true;
         }
         if (!first_seq && seq) {
-            snprintf (error, sizeof error,
-                      "event %zu: id \"%s\" is already stored at seq %lld, but event 0 is new",
-                      index, self->events[index].id, (long long) seq);
+            snprintf (
+                error, sizeof error,
+                "event %zu: id \"%s\" is already stored at seq %lld, but event 0 is new",
+                index, self->events[index].id, (long long)seq);
             s_answer_invalid (request, false, error);
             return true;
         }
@@ -353,14 +342,13 @@ s_check_duplicate (ingest_t *self, size_t count, burst_request_t *request)
         return false;
     request->status = STATUS_DUPLICATE;
     request->first_seq = first_seq;
-    request->last_seq = first_seq + (int64_t) count - 1;
+    request->last_seq = first_seq + (int64_t)count - 1;
     return true;
 }
 
 //  Conflict unless every expect holds against the versions before this
 //  request. Returns true when answered.
-static bool
-s_check_expect (ingest_t *self, size_t count, burst_request_t *request)
+static bool s_check_expect (ingest_t *self, size_t count, burst_request_t *request)
 {
     bool holds = true;
     for (size_t index = 0; index < count && holds; index++)
@@ -379,7 +367,7 @@ s_check_expect (ingest_t *self, size_t count, burst_request_t *request)
             const char *account = self->events[index].expect[e].account;
             if (!cJSON_GetObjectItemCaseSensitive (versions, account))
                 cJSON_AddNumberToObject (versions, account,
-                                         (double) s_version (self, account));
+                                         (double)s_version (self, account));
         }
     request->result = cJSON_PrintUnformatted (json);
     cJSON_Delete (json);
@@ -389,14 +377,13 @@ s_check_expect (ingest_t *self, size_t count, burst_request_t *request)
 
 //  Sequences, formats and appends the request's events. Returns 0, or -1
 //  with burst_errno set (nothing of the burst can be kept then).
-static int
-s_append_request (ingest_t *self, size_t count, burst_request_t *request)
+static int s_append_request (ingest_t *self, size_t count, burst_request_t *request)
 {
     request->status = STATUS_OK;
     request->line_first = self->line_count;
     request->line_count = count;
     request->first_seq = log_file_last_seq (self->log) + 1;
-    request->last_seq = request->first_seq + (int64_t) count - 1;
+    request->last_seq = request->first_seq + (int64_t)count - 1;
     if (self->line_count == 0)
         self->burst_first_seq = request->first_seq;
     //  ts never decreases along seq, even when the wall clock steps back.
@@ -406,7 +393,7 @@ s_append_request (ingest_t *self, size_t count, burst_request_t *request)
     char line[EVENT_LINE_BYTES_MAX];
     for (size_t index = 0; index < count; index++) {
         event_t *event = &self->events[index];
-        event->seq = request->first_seq + (int64_t) index;
+        event->seq = request->first_seq + (int64_t)index;
         event->ts_ms = ts_ms;
         event->expect_count = 0;
         size_t bytes = event_format_stored (event, line, sizeof line);
@@ -416,7 +403,7 @@ s_append_request (ingest_t *self, size_t count, burst_request_t *request)
             self->burst_errno = ENOMEM;
             return -1;
         }
-        self->lines[self->line_count++] = (burst_line_t) {(size_t) offset, bytes};
+        self->lines[self->line_count++] = (burst_line_t){(size_t)offset, bytes};
         dedupe_add (self->dedupe, event->id, event->seq);
         s_bump_versions (self, event, true);
     }
@@ -424,25 +411,25 @@ s_append_request (ingest_t *self, size_t count, burst_request_t *request)
 }
 
 //  Decides one request of the burst. msg is ["APPEND", request_id, event...].
-static void
-s_take_request (ingest_t *self, zmsg_t *msg)
+static void s_take_request (ingest_t *self, zmsg_t *msg)
 {
     burst_request_t *request = &self->requests[self->request_count];
-    *request = (burst_request_t) {0};
+    *request = (burst_request_t){0};
     zframe_t *command = zmsg_pop (msg);
     zframe_t *request_id = zmsg_pop (msg);
     if (!request_id) {
         log_warn ("ingest: dropped a message of %zu frame(s) without a request id",
-                  command ? (size_t) 1 : (size_t) 0);
+                  command ? (size_t)1 : (size_t)0);
         self->stats.requests_invalid++;
         goto done;
     }
-    ssize_t offset = s_text_add (self, zframe_data (request_id), zframe_size (request_id));
+    ssize_t offset =
+        s_text_add (self, zframe_data (request_id), zframe_size (request_id));
     if (offset < 0) {
         log_error ("ingest: out of memory for a request id");
         goto done;
     }
-    request->id_offset = (size_t) offset;
+    request->id_offset = (size_t)offset;
     request->id_bytes = zframe_size (request_id);
     self->request_count++;
     if (self->burst_errno)
@@ -451,8 +438,8 @@ s_take_request (ingest_t *self, zmsg_t *msg)
         s_answer_invalid (request, true, "unknown command (expected APPEND)");
     else {
         size_t count = s_parse_request (self, msg, request);
-        if (count && !s_check_duplicate (self, count, request)
-            && !s_check_expect (self, count, request))
+        if (count && !s_check_duplicate (self, count, request) &&
+            !s_check_expect (self, count, request))
             s_append_request (self, count, request);
     }
 done:
@@ -461,8 +448,7 @@ done:
 }
 
 //  The burst is not durable: forget its effects, newest first.
-static void
-s_undo_burst (ingest_t *self)
+static void s_undo_burst (ingest_t *self)
 {
     log_file_rollback (self->log);
     dedupe_undo (self->dedupe);
@@ -482,19 +468,19 @@ s_undo_burst (ingest_t *self)
     }
 }
 
-static void
-s_publish_result (ingest_t *self, burst_request_t *request)
+static void s_publish_result (ingest_t *self, burst_request_t *request)
 {
     char text[INGEST_ERROR_BYTES_MAX];
     const char *result = request->result;
     if (request->status == STATUS_OK || request->status == STATUS_DUPLICATE) {
-        snprintf (text, sizeof text, "{\"status\":\"%s\",\"first_seq\":%lld,\"last_seq\":%lld}",
+        snprintf (text, sizeof text,
+                  "{\"status\":\"%s\",\"first_seq\":%lld,\"last_seq\":%lld}",
                   request->status == STATUS_OK ? "ok" : "duplicate",
-                  (long long) request->first_seq, (long long) request->last_seq);
+                  (long long)request->first_seq, (long long)request->last_seq);
         result = text;
-    }
-    else if (request->status == STATUS_UNAVAILABLE) {
-        snprintf (text, sizeof text, "{\"status\":\"unavailable\",\"error\":\"storage: %s\"}",
+    } else if (request->status == STATUS_UNAVAILABLE) {
+        snprintf (text, sizeof text,
+                  "{\"status\":\"unavailable\",\"error\":\"storage: %s\"}",
                   strerror (self->burst_errno));
         result = text;
     }
@@ -506,8 +492,7 @@ s_publish_result (ingest_t *self, burst_request_t *request)
     zmsg_send (&msg, self->publish);
 }
 
-static void
-s_publish_burst (ingest_t *self)
+static void s_publish_burst (ingest_t *self)
 {
     for (size_t i = 0; i < self->request_count; i++) {
         burst_request_t *request = &self->requests[i];
@@ -522,20 +507,19 @@ s_publish_burst (ingest_t *self)
         }
         s_publish_result (self, request);
         uint64_t *counters[] = {
-            &self->stats.requests_ok,      &self->stats.requests_conflict,
-            &self->stats.requests_duplicate, &self->stats.requests_invalid,
+            &self->stats.requests_ok,          &self->stats.requests_conflict,
+            &self->stats.requests_duplicate,   &self->stats.requests_invalid,
             &self->stats.requests_unavailable,
         };
         (*counters[request->status])++;
     }
 }
 
-int
-ingest_drain (ingest_t *self, zsock_t *pull)
+int ingest_drain (ingest_t *self, zsock_t *pull)
 {
-    while (self->request_count < INGEST_BURST_REQUESTS_MAX
-           && self->line_count < INGEST_BURST_EVENTS_MAX
-           && (zsock_events (pull) & ZMQ_POLLIN)) {
+    while (self->request_count < INGEST_BURST_REQUESTS_MAX &&
+           self->line_count < INGEST_BURST_EVENTS_MAX &&
+           (zsock_events (pull) & ZMQ_POLLIN)) {
         zmsg_t *msg = zmsg_recv (pull);
         if (!msg)
             break;
@@ -545,16 +529,15 @@ ingest_drain (ingest_t *self, zsock_t *pull)
     if (self->request_count == 0)
         return 0;
     self->stats.bursts++;
-    if (self->line_count && !self->burst_errno
-        && log_file_commit (self->log, self->fsync_always))
+    if (self->line_count && !self->burst_errno &&
+        log_file_commit (self->log, self->fsync_always))
         self->burst_errno = errno ? errno : EIO;
     if (self->burst_errno) {
         log_error ("ingest: appending %zu event(s) from seq %lld failed: %s",
-                   self->line_count, (long long) self->burst_first_seq,
+                   self->line_count, (long long)self->burst_first_seq,
                    strerror (self->burst_errno));
         s_undo_burst (self);
-    }
-    else {
+    } else {
         dedupe_settle (self->dedupe);
         self->stats.events_appended += self->line_count;
     }
@@ -563,20 +546,17 @@ ingest_drain (ingest_t *self, zsock_t *pull)
     return 0;
 }
 
-log_file_t *
-ingest_log (ingest_t *self)
+log_file_t *ingest_log (ingest_t *self)
 {
     return self->log;
 }
 
-const ingest_stats_t *
-ingest_stats (ingest_t *self)
+const ingest_stats_t *ingest_stats (ingest_t *self)
 {
     return &self->stats;
 }
 
-size_t
-ingest_account_count (ingest_t *self)
+size_t ingest_account_count (ingest_t *self)
 {
     return zhashx_size (self->versions);
 }

@@ -33,8 +33,8 @@ typedef struct {
     uint64_t requests_duplicate;
     uint64_t requests_invalid;
     uint64_t requests_unavailable;
-    uint64_t events_appended;   // committed since start
-    uint64_t bursts;            // drains that took at least one request
+    uint64_t events_appended; // committed since start
+    uint64_t bursts;          // drains that took at least one request
     uint64_t commits_failed;
 } ingest_stats_t;
 

@@ -12,33 +12,45 @@
 #include "log.h"
 #include "server.h"
 
-#define STREAM_HEARTBEAT_MS_MAX     3600000     // an hour: beyond it, no subscriber notices a gap
-#define STREAM_DEDUPE_WINDOW_MAX    100000000   // ~2.4 GiB of ids at ~24 bytes each
+#define STREAM_HEARTBEAT_MS_MAX  3600000 // an hour: beyond it, no subscriber notices a gap
+#define STREAM_DEDUPE_WINDOW_MAX 100000000 // ~2.4 GiB of ids at ~24 bytes each
 
 static const char *s_usage =
     "Usage: stream [OPTION]...\n"
     "The ledger's event store: sequences, stores and publishes events.\n"
     "\n"
     "  --ingest ENDPOINT       PULL bind for APPEND requests (tcp://127.0.0.1:5557)\n"
-    "  --publish ENDPOINT      PUB bind for EVENTS, RESULT, HEARTBEAT (tcp://127.0.0.1:5556)\n"
+    "  --publish ENDPOINT      PUB bind for EVENTS, RESULT, HEARTBEAT "
+    "(tcp://127.0.0.1:5556)\n"
     "  --replay ENDPOINT       ROUTER bind for FETCH (tcp://127.0.0.1:5558)\n"
     "  --http-addr ADDRESS     HTTP address (127.0.0.1)\n"
     "  --http-port N           HTTP port for /health, /metrics, /events (3002; 0 = any)\n"
     "  --data-dir DIR          directory of events.jsonl (data/stream)\n"
     "  --fsync always|never    fdatasync each burst before acknowledging (always)\n"
     "  --heartbeat-ms N        HEARTBEAT period (1000)\n"
-    "  --dedupe-window N       event ids remembered for idempotency (1000000, ~24 bytes each)\n"
+    "  --dedupe-window N       event ids remembered for idempotency (1000000, ~24 bytes "
+    "each)\n"
     "  --log-level LEVEL       debug, info, warn or error (info)\n"
     "  --help                  this text\n"
     "  --version               the version\n";
 
 //  Returns 0, 1 when --help or --version was answered, or -1 on a bad option.
-static int
-s_parse (int argc, char *argv[], server_config_t *config, log_level_t *level)
+static int s_parse (int argc, char *argv[], server_config_t *config, log_level_t *level)
 {
-    enum { OPT_INGEST = 256, OPT_PUBLISH, OPT_REPLAY, OPT_HTTP_ADDR, OPT_HTTP_PORT,
-           OPT_DATA_DIR, OPT_FSYNC, OPT_HEARTBEAT, OPT_DEDUPE, OPT_LOG_LEVEL, OPT_HELP,
-           OPT_VERSION };
+    enum {
+        OPT_INGEST = 256,
+        OPT_PUBLISH,
+        OPT_REPLAY,
+        OPT_HTTP_ADDR,
+        OPT_HTTP_PORT,
+        OPT_DATA_DIR,
+        OPT_FSYNC,
+        OPT_HEARTBEAT,
+        OPT_DEDUPE,
+        OPT_LOG_LEVEL,
+        OPT_HELP,
+        OPT_VERSION
+    };
     static const struct option options[] = {
         {"ingest", required_argument, NULL, OPT_INGEST},
         {"publish", required_argument, NULL, OPT_PUBLISH},
@@ -58,15 +70,25 @@ s_parse (int argc, char *argv[], server_config_t *config, log_level_t *level)
     int option;
     while ((option = getopt_long (argc, argv, "", options, NULL)) != -1) {
         switch (option) {
-        case OPT_INGEST: config->ingest_endpoint = optarg; break;
-        case OPT_PUBLISH: config->publish_endpoint = optarg; break;
-        case OPT_REPLAY: config->replay_endpoint = optarg; break;
-        case OPT_HTTP_ADDR: config->http_addr = optarg; break;
-        case OPT_DATA_DIR: config->data_dir = optarg; break;
+        case OPT_INGEST:
+            config->ingest_endpoint = optarg;
+            break;
+        case OPT_PUBLISH:
+            config->publish_endpoint = optarg;
+            break;
+        case OPT_REPLAY:
+            config->replay_endpoint = optarg;
+            break;
+        case OPT_HTTP_ADDR:
+            config->http_addr = optarg;
+            break;
+        case OPT_DATA_DIR:
+            config->data_dir = optarg;
+            break;
         case OPT_HTTP_PORT:
             if (config_parse_int64 ("--http-port", optarg, 0, 65535, &value))
                 return -1;
-            config->http_port = (int) value;
+            config->http_port = (int)value;
             break;
         case OPT_FSYNC:
             if (config_parse_fsync (optarg, &config->fsync_always))
@@ -78,21 +100,29 @@ s_parse (int argc, char *argv[], server_config_t *config, log_level_t *level)
                 return -1;
             break;
         case OPT_DEDUPE:
-            if (config_parse_int64 ("--dedupe-window", optarg, 1, STREAM_DEDUPE_WINDOW_MAX,
-                                    &value))
+            if (config_parse_int64 ("--dedupe-window", optarg, 1,
+                                    STREAM_DEDUPE_WINDOW_MAX, &value))
                 return -1;
-            config->dedupe_window = (size_t) value;
+            config->dedupe_window = (size_t)value;
             break;
         case OPT_LOG_LEVEL:
             if (log_level_parse (optarg, level)) {
-                fprintf (stderr, "stream: --log-level: expected debug, info, warn or error, "
-                                 "got \"%s\"\n", optarg);
+                fprintf (stderr,
+                         "stream: --log-level: expected debug, info, warn or error, "
+                         "got \"%s\"\n",
+                         optarg);
                 return -1;
             }
             break;
-        case OPT_HELP: fputs (s_usage, stdout); return 1;
-        case OPT_VERSION: config_print_version ("stream"); return 1;
-        default: fputs (s_usage, stderr); return -1;
+        case OPT_HELP:
+            fputs (s_usage, stdout);
+            return 1;
+        case OPT_VERSION:
+            config_print_version ("stream");
+            return 1;
+        default:
+            fputs (s_usage, stderr);
+            return -1;
         }
     }
     if (optind < argc) {
@@ -102,8 +132,7 @@ s_parse (int argc, char *argv[], server_config_t *config, log_level_t *level)
     return 0;
 }
 
-int
-main (int argc, char *argv[])
+int main (int argc, char *argv[])
 {
     server_config_t config = {
         .ingest_endpoint = "tcp://127.0.0.1:5557",

@@ -9,26 +9,24 @@
 
 //  Requests answered per wake-up before the loop serves other sockets.
 #define REPLAY_REQUESTS_PER_WAKE 16
-#define REPLAY_NUMBER_DIGITS_MAX 18   // fits int64_t with room to spare
+#define REPLAY_NUMBER_DIGITS_MAX 18 // fits int64_t with room to spare
 
 struct replay {
-    log_file_t *log;   // borrowed
-    char *buffer;      // REPLAY_BATCH_BYTES_MAX bytes, reused by every read
+    log_file_t *log; // borrowed
+    char *buffer;    // REPLAY_BATCH_BYTES_MAX bytes, reused by every read
 };
 
-replay_t *
-replay_new (log_file_t *log)
+replay_t *replay_new (log_file_t *log)
 {
-    replay_t *self = (replay_t *) zmalloc (sizeof (replay_t));
+    replay_t *self = (replay_t *)zmalloc (sizeof (replay_t));
     self->log = log;
-    self->buffer = (char *) malloc (REPLAY_BATCH_BYTES_MAX);
+    self->buffer = (char *)malloc (REPLAY_BATCH_BYTES_MAX);
     if (!self->buffer)
         replay_destroy (&self);
     return self;
 }
 
-void
-replay_destroy (replay_t **self_p)
+void replay_destroy (replay_t **self_p)
 {
     assert (self_p);
     if (*self_p) {
@@ -38,9 +36,8 @@ replay_destroy (replay_t **self_p)
     }
 }
 
-int
-replay_read (replay_t *self, int64_t from_seq, size_t max_events, const char **text_p,
-             size_t *bytes_p)
+int replay_read (replay_t *self, int64_t from_seq, size_t max_events, const char **text_p,
+                 size_t *bytes_p)
 {
     if (max_events > REPLAY_BATCH_EVENTS_MAX)
         max_events = REPLAY_BATCH_EVENTS_MAX;
@@ -50,15 +47,15 @@ replay_read (replay_t *self, int64_t from_seq, size_t max_events, const char **t
                                REPLAY_BATCH_BYTES_MAX, bytes_p);
     if (count < 0)
         log_error ("replay: log_file_read (from seq %lld, %zu events) failed",
-                   (long long) from_seq, max_events);
+                   (long long)from_seq, max_events);
     return count;
 }
 
 //  A frame holding a decimal integer in [min, INT64 range]; -1 if not.
-static int64_t
-s_frame_number (zframe_t *frame, int64_t min)
+static int64_t s_frame_number (zframe_t *frame, int64_t min)
 {
-    if (!frame || zframe_size (frame) == 0 || zframe_size (frame) > REPLAY_NUMBER_DIGITS_MAX)
+    if (!frame || zframe_size (frame) == 0 ||
+        zframe_size (frame) > REPLAY_NUMBER_DIGITS_MAX)
         return -1;
     int64_t value = 0;
     const byte *data = zframe_data (frame);
@@ -72,8 +69,7 @@ s_frame_number (zframe_t *frame, int64_t min)
 
 //  Builds the reply body of one FETCH (command, from_seq, max_events popped
 //  from request) onto reply.
-static void
-s_answer (replay_t *self, zmsg_t *request, zmsg_t *reply)
+static void s_answer (replay_t *self, zmsg_t *request, zmsg_t *reply)
 {
     zframe_t *command = zmsg_pop (request);
     zframe_t *from_frame = zmsg_pop (request);
@@ -92,19 +88,19 @@ s_answer (replay_t *self, zmsg_t *request, zmsg_t *reply)
     const char *text = NULL;
     size_t bytes = 0;
     int count = 0;
-    if (!error && (count = replay_read (self, from_seq, (size_t) max_events, &text, &bytes)) < 0)
+    if (!error &&
+        (count = replay_read (self, from_seq, (size_t)max_events, &text, &bytes)) < 0)
         error = "storage: cannot read the log";
     if (error) {
         zmsg_addstr (reply, "ERROR");
         zmsg_addstr (reply, error);
-    }
-    else {
+    } else {
         zmsg_addstr (reply, "BATCH");
-        zmsg_addstrf (reply, "%lld", (long long) log_file_committed_seq (self->log));
+        zmsg_addstrf (reply, "%lld", (long long)log_file_committed_seq (self->log));
         for (const char *line = text; line < text + bytes;) {
-            const char *end = memchr (line, '\n', (size_t) (text + bytes - line));
+            const char *end = memchr (line, '\n', (size_t)(text + bytes - line));
             assert (end);
-            zmsg_addmem (reply, line, (size_t) (end - line));
+            zmsg_addmem (reply, line, (size_t)(end - line));
             line = end + 1;
         }
     }
@@ -113,8 +109,7 @@ s_answer (replay_t *self, zmsg_t *request, zmsg_t *reply)
     zframe_destroy (&max_frame);
 }
 
-int
-replay_handle (replay_t *self, zsock_t *router)
+int replay_handle (replay_t *self, zsock_t *router)
 {
     for (int i = 0; i < REPLAY_REQUESTS_PER_WAKE && (zsock_events (router) & ZMQ_POLLIN);
          i++) {
@@ -125,7 +120,7 @@ replay_handle (replay_t *self, zsock_t *router)
         zframe_t *identity = zmsg_pop (request);
         zmsg_append (reply, &identity);
         zframe_t *next = zmsg_first (request);
-        if (next && zframe_size (next) == 0) {   // REQ envelope delimiter
+        if (next && zframe_size (next) == 0) { // REQ envelope delimiter
             zframe_t *delimiter = zmsg_pop (request);
             zmsg_append (reply, &delimiter);
         }

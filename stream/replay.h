@@ -18,7 +18,7 @@
 #include "log_file.h"
 
 #define REPLAY_BATCH_EVENTS_MAX 10000
-#define REPLAY_BATCH_BYTES_MAX  (1024 * 1024)   // a batch is one ZeroMQ message in memory
+#define REPLAY_BATCH_BYTES_MAX  (1024 * 1024) // a batch is one ZeroMQ message in memory
 
 typedef struct replay replay_t;
 

@@ -22,9 +22,9 @@
 //  Bounds one ingest frame; a proposed event is at most EVENT_LINE_BYTES_MAX.
 #define SERVER_INGEST_FRAME_BYTES_MAX (64 * 1024)
 //  Requests queued at the PULL before senders block: several bursts.
-#define SERVER_INGEST_RCVHWM_MSGS 100000
+#define SERVER_INGEST_RCVHWM_MSGS   100000
 #define SERVER_EVENTS_LIMIT_DEFAULT 100
-#define SERVER_EVENTS_LIMIT_MAX     1000   // GET /events is for audit, replay is for bulk
+#define SERVER_EVENTS_LIMIT_MAX     1000 // GET /events is for audit, replay is for bulk
 #define SERVER_PATH_BYTES_MAX       4096
 
 struct server {
@@ -39,50 +39,46 @@ struct server {
     uint64_t heartbeats;
 };
 
-static int
-s_on_ingest (zloop_t *loop, zsock_t *reader, void *arg)
+static int s_on_ingest (zloop_t *loop, zsock_t *reader, void *arg)
 {
-    server_t *self = (server_t *) arg;
+    server_t *self = (server_t *)arg;
     return ingest_drain (self->ingest, reader);
 }
 
-static int
-s_on_replay (zloop_t *loop, zsock_t *reader, void *arg)
+static int s_on_replay (zloop_t *loop, zsock_t *reader, void *arg)
 {
-    server_t *self = (server_t *) arg;
+    server_t *self = (server_t *)arg;
     return replay_handle (self->replay, reader);
 }
 
 //  ["HEARTBEAT", last_committed_seq]
-static int
-s_on_heartbeat (zloop_t *loop, int timer_id, void *arg)
+static int s_on_heartbeat (zloop_t *loop, int timer_id, void *arg)
 {
-    server_t *self = (server_t *) arg;
+    server_t *self = (server_t *)arg;
     char seq[32];
     snprintf (seq, sizeof seq, "%lld",
-              (long long) log_file_committed_seq (ingest_log (self->ingest)));
+              (long long)log_file_committed_seq (ingest_log (self->ingest)));
     zsock_send (self->publish, "ss", "HEARTBEAT", seq);
     self->heartbeats++;
     return 0;
 }
 
-static void
-s_health (http_request_t *request, void *arg)
+static void s_health (http_request_t *request, void *arg)
 {
-    server_t *self = (server_t *) arg;
+    server_t *self = (server_t *)arg;
     cJSON *json = cJSON_CreateObject ();
     cJSON_AddStringToObject (json, "status", "ok");
     cJSON_AddNumberToObject (json, "last_seq",
-                             (double) log_file_committed_seq (ingest_log (self->ingest)));
-    cJSON_AddStringToObject (json, "fsync", self->config.fsync_always ? "always" : "never");
+                             (double)log_file_committed_seq (ingest_log (self->ingest)));
+    cJSON_AddStringToObject (json, "fsync",
+                             self->config.fsync_always ? "always" : "never");
     http_respond_json (request, 200, json);
     cJSON_Delete (json);
 }
 
-static void
-s_metrics (http_request_t *request, void *arg)
+static void s_metrics (http_request_t *request, void *arg)
 {
-    server_t *self = (server_t *) arg;
+    server_t *self = (server_t *)arg;
     const ingest_stats_t *stats = ingest_stats (self->ingest);
     log_file_t *log = ingest_log (self->ingest);
     uint64_t syncs = log_file_sync_count (log);
@@ -97,24 +93,24 @@ s_metrics (http_request_t *request, void *arg)
                      "Requests answered conflict", stats->requests_conflict);
     metrics_counter (metrics, "stream_requests_duplicate_total",
                      "Requests answered duplicate", stats->requests_duplicate);
-    metrics_counter (metrics, "stream_requests_invalid_total", "Requests answered invalid",
-                     stats->requests_invalid);
+    metrics_counter (metrics, "stream_requests_invalid_total",
+                     "Requests answered invalid", stats->requests_invalid);
     metrics_counter (metrics, "stream_requests_unavailable_total",
                      "Requests answered unavailable (storage failed)",
                      stats->requests_unavailable);
     metrics_counter (metrics, "stream_bursts_total", "Drained bursts of requests",
                      stats->bursts);
-    metrics_counter (metrics, "stream_commit_failures_total", "Bursts whose commit failed",
-                     stats->commits_failed);
+    metrics_counter (metrics, "stream_commit_failures_total",
+                     "Bursts whose commit failed", stats->commits_failed);
     metrics_counter (metrics, "stream_fsyncs_total", "fdatasync calls on the log", syncs);
     metrics_gauge (metrics, "stream_events_per_fsync", "Average events per fdatasync",
-                   syncs ? (double) stats->events_appended / (double) syncs : 0.0);
+                   syncs ? (double)stats->events_appended / (double)syncs : 0.0);
     metrics_gauge (metrics, "stream_last_seq", "Last committed seq",
-                   (double) log_file_committed_seq (log));
+                   (double)log_file_committed_seq (log));
     metrics_gauge (metrics, "stream_log_bytes", "Committed bytes of the log",
-                   (double) log_file_bytes (log));
+                   (double)log_file_bytes (log));
     metrics_gauge (metrics, "stream_accounts", "Accounts with at least one event",
-                   (double) ingest_account_count (self->ingest));
+                   (double)ingest_account_count (self->ingest));
     metrics_counter (metrics, "stream_http_requests_total", "HTTP requests answered",
                      http_server_requests_total (self->http));
     size_t bytes = 0;
@@ -125,9 +121,9 @@ s_metrics (http_request_t *request, void *arg)
 
 //  A query argument as an integer in [min, max]; default_value when absent.
 //  Returns -1 and adds an error for the field when it is malformed.
-static int
-s_query_int (http_request_t *request, const char *name, int64_t min, int64_t max,
-             int64_t default_value, int64_t *value, cJSON **errors_p)
+static int s_query_int (http_request_t *request, const char *name, int64_t min,
+                        int64_t max, int64_t default_value, int64_t *value,
+                        cJSON **errors_p)
 {
     const char *text = http_request_query (request, name);
     *value = default_value;
@@ -139,7 +135,7 @@ s_query_int (http_request_t *request, const char *name, int64_t min, int64_t max
     if (errno || end == text || *end || parsed < min || parsed > max) {
         char message[128];
         snprintf (message, sizeof message, "must be an integer between %lld and %lld",
-                  (long long) min, (long long) max);
+                  (long long)min, (long long)max);
         http_problem_add_error (errors_p, name, message);
         return -1;
     }
@@ -150,14 +146,14 @@ s_query_int (http_request_t *request, const char *name, int64_t min, int64_t max
 //  GET /events?from_seq=&limit= -> {"events":[...],"last_seq":N}; limit
 //  above SERVER_EVENTS_LIMIT_MAX is capped, and a page also stops at
 //  REPLAY_BATCH_BYTES_MAX bytes: page on with from_seq.
-static void
-s_events (http_request_t *request, void *arg)
+static void s_events (http_request_t *request, void *arg)
 {
-    server_t *self = (server_t *) arg;
+    server_t *self = (server_t *)arg;
     cJSON *errors = NULL;
     int64_t from_seq = 1, limit = SERVER_EVENTS_LIMIT_DEFAULT;
     s_query_int (request, "from_seq", 1, INT64_MAX, 1, &from_seq, &errors);
-    s_query_int (request, "limit", 1, INT64_MAX, SERVER_EVENTS_LIMIT_DEFAULT, &limit, &errors);
+    s_query_int (request, "limit", 1, INT64_MAX, SERVER_EVENTS_LIMIT_DEFAULT, &limit,
+                 &errors);
     if (errors) {
         http_respond_problem (request, 400, "Bad query parameters",
                               "from_seq and limit must be positive integers", errors);
@@ -167,14 +163,14 @@ s_events (http_request_t *request, void *arg)
         limit = SERVER_EVENTS_LIMIT_MAX;
     const char *text = NULL;
     size_t bytes = 0;
-    int count = replay_read (self->replay, from_seq, (size_t) limit, &text, &bytes);
+    int count = replay_read (self->replay, from_seq, (size_t)limit, &text, &bytes);
     if (count < 0) {
         http_respond_problem (request, 500, "Storage error", "cannot read the log", NULL);
         return;
     }
     //  Lines are canonical JSON already: join them instead of re-printing.
     size_t size = bytes + 64;
-    char *body = (char *) malloc (size);
+    char *body = (char *)malloc (size);
     if (!body) {
         http_respond_problem (request, 503, "Out of memory", "try a smaller limit", NULL);
         return;
@@ -182,16 +178,18 @@ s_events (http_request_t *request, void *arg)
     memcpy (body, "{\"events\":[", 11);
     size_t used = 11;
     for (const char *line = text; line < text + bytes;) {
-        const char *end = (const char *) memchr (line, '\n', (size_t) (text + bytes - line));
+        const char *end =
+            (const char *)memchr (line, '\n', (size_t)(text + bytes - line));
         assert (end);
         if (line != text)
             body[used++] = ',';
-        memcpy (body + used, line, (size_t) (end - line));
-        used += (size_t) (end - line);
+        memcpy (body + used, line, (size_t)(end - line));
+        used += (size_t)(end - line);
         line = end + 1;
     }
-    used += (size_t) snprintf (body + used, size - used, "],\"last_seq\":%lld}",
-                               (long long) log_file_committed_seq (ingest_log (self->ingest)));
+    used +=
+        (size_t)snprintf (body + used, size - used, "],\"last_seq\":%lld}",
+                          (long long)log_file_committed_seq (ingest_log (self->ingest)));
     http_respond (request, 200, "application/json", body, used);
     free (body);
 }
@@ -203,8 +201,7 @@ static const http_route_t s_routes[] = {
     OPENAPI_ROUTE,
 };
 
-static zsock_t *
-s_bind (int type, const char *endpoint, const char *what)
+static zsock_t *s_bind (int type, const char *endpoint, const char *what)
 {
     zsock_t *sock = zsock_new (type);
     if (!sock) {
@@ -218,14 +215,14 @@ s_bind (int type, const char *endpoint, const char *what)
         zsock_set_maxmsgsize (sock, SERVER_INGEST_FRAME_BYTES_MAX);
     }
     if (zsock_bind (sock, "%s", endpoint) < 0) {
-        log_error ("zsock_bind (%s \"%s\") failed: %s", what, endpoint, zmq_strerror (errno));
+        log_error ("zsock_bind (%s \"%s\") failed: %s", what, endpoint,
+                   zmq_strerror (errno));
         zsock_destroy (&sock);
     }
     return sock;
 }
 
-static int
-s_open_log (server_t *self)
+static int s_open_log (server_t *self)
 {
     char path[SERVER_PATH_BYTES_MAX];
     char error[512];
@@ -242,15 +239,14 @@ s_open_log (server_t *self)
         return -1;
     }
     log_info ("log %s: %lld events, %llu bytes, %zu accounts", path,
-              (long long) log_file_committed_seq (ingest_log (self->ingest)),
-              (unsigned long long) log_file_bytes (ingest_log (self->ingest)),
+              (long long)log_file_committed_seq (ingest_log (self->ingest)),
+              (unsigned long long)log_file_bytes (ingest_log (self->ingest)),
               ingest_account_count (self->ingest));
     self->replay = replay_new (ingest_log (self->ingest));
     return self->replay ? 0 : -1;
 }
 
-static int
-s_start_http (server_t *self)
+static int s_start_http (server_t *self)
 {
     http_config_t http = {
         .service = "stream",
@@ -270,10 +266,9 @@ s_start_http (server_t *self)
     return 0;
 }
 
-server_t *
-server_new (const server_config_t *config)
+server_t *server_new (const server_config_t *config)
 {
-    server_t *self = (server_t *) zmalloc (sizeof (server_t));
+    server_t *self = (server_t *)zmalloc (sizeof (server_t));
     self->config = *config;
     //  A file-size limit must fail the write (EFBIG, answered as a
     //  storage error), not kill the process.
@@ -286,11 +281,11 @@ server_new (const server_config_t *config)
     self->loop = zloop_new ();
     if (!self->pull || !self->router || !self->loop)
         goto failed;
-    if (zloop_reader (self->loop, self->pull, s_on_ingest, self)
-        || zloop_reader (self->loop, self->router, s_on_replay, self)
-        || zloop_timer (self->loop, (size_t) config->heartbeat_ms, 0, s_on_heartbeat, self)
-               < 0
-        || s_start_http (self))
+    if (zloop_reader (self->loop, self->pull, s_on_ingest, self) ||
+        zloop_reader (self->loop, self->router, s_on_replay, self) ||
+        zloop_timer (self->loop, (size_t)config->heartbeat_ms, 0, s_on_heartbeat, self) <
+            0 ||
+        s_start_http (self))
         goto failed;
     if (!config->fsync_always)
         log_warn ("--fsync never: acknowledgements are not durable (no fdatasync); "
@@ -301,8 +296,7 @@ failed:
     return NULL;
 }
 
-void
-server_destroy (server_t **self_p)
+void server_destroy (server_t **self_p)
 {
     assert (self_p);
     if (*self_p) {
@@ -319,13 +313,12 @@ server_destroy (server_t **self_p)
     }
 }
 
-int
-server_run (server_t *self)
+int server_run (server_t *self)
 {
     //  zloop returns on SIGINT/SIGTERM (czmq's handler sets
     //  zsys_interrupted), or -1 when a handler fails.
     int rc = zloop_start (self->loop);
     log_info ("stopping at seq %lld",
-              (long long) log_file_committed_seq (ingest_log (self->ingest)));
+              (long long)log_file_committed_seq (ingest_log (self->ingest)));
     return rc == -1 && !zsys_interrupted ? -1 : 0;
 }

@@ -13,15 +13,15 @@
 #include <stdint.h>
 
 typedef struct {
-    const char *ingest_endpoint;    // PULL, bind
-    const char *publish_endpoint;   // PUB, bind
-    const char *replay_endpoint;    // ROUTER, bind
+    const char *ingest_endpoint;  // PULL, bind
+    const char *publish_endpoint; // PUB, bind
+    const char *replay_endpoint;  // ROUTER, bind
     const char *http_addr;
     int http_port;
-    const char *data_dir;           // holds events.jsonl
+    const char *data_dir; // holds events.jsonl
     bool fsync_always;
     int64_t heartbeat_ms;
-    size_t dedupe_window;           // event ids remembered for idempotency
+    size_t dedupe_window; // event ids remembered for idempotency
 } server_config_t;
 
 typedef struct server server_t;

@@ -11,10 +11,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define LOAD_CLIENTS_MAX     64
-#define LOAD_EVENTS_MAX      4096   // the stream's per-request limit
-#define LOAD_RESULT_WAIT_MS  10000  // no RESULT this long: the stream is stuck or gone
-#define LOAD_PROBE_MS        100
+#define LOAD_CLIENTS_MAX    64
+#define LOAD_EVENTS_MAX     4096  // the stream's per-request limit
+#define LOAD_RESULT_WAIT_MS 10000 // no RESULT this long: the stream is stuck or gone
+#define LOAD_PROBE_MS       100
 
 typedef struct {
     const char *ingest;
@@ -26,8 +26,8 @@ typedef struct {
     long accounts;
 } load_config_t;
 
-static void
-s_send_request (zsock_t *push, const char *prefix, long request, long events, long accounts)
+static void s_send_request (zsock_t *push, const char *prefix, long request, long events,
+                            long accounts)
 {
     zmsg_t *msg = zmsg_new ();
     zmsg_addstr (msg, "APPEND");
@@ -42,8 +42,7 @@ s_send_request (zsock_t *push, const char *prefix, long request, long events, lo
 
 //  Waits for one RESULT of ours; returns 1 for ok, 0 for another status,
 //  -1 on timeout. probe: the request id to wait for (others are ignored).
-static int
-s_recv_result (zsock_t *sub, const char *prefix, const char *probe)
+static int s_recv_result (zsock_t *sub, const char *prefix, const char *probe)
 {
     zpoller_t *poller = zpoller_new (sub, NULL);
     int rc = -1;
@@ -51,8 +50,8 @@ s_recv_result (zsock_t *sub, const char *prefix, const char *probe)
         char *topic = NULL, *id = NULL, *result = NULL;
         zsock_recv (sub, "sss", &topic, &id, &result);
         bool ours = id && (probe ? strcmp (id, probe) == 0
-                                 : strncmp (id, prefix, strlen (prefix)) == 0
-                                       && id[strlen (prefix) + 1] == 'r');
+                                 : strncmp (id, prefix, strlen (prefix)) == 0 &&
+                                       id[strlen (prefix) + 1] == 'r');
         if (ours)
             rc = result && strstr (result, "\"status\":\"ok\"") ? 1 : 0;
         zstr_free (&topic);
@@ -65,11 +64,11 @@ s_recv_result (zsock_t *sub, const char *prefix, const char *probe)
     return rc;
 }
 
-static int
-s_run (const load_config_t *config)
+static int s_run (const load_config_t *config)
 {
-    char prefix[48];   // request ids are prefix-rN, the probe's prefix-probe
-    snprintf (prefix, sizeof prefix, "load-%d-%lld", getpid (), (long long) zclock_time ());
+    char prefix[48]; // request ids are prefix-rN, the probe's prefix-probe
+    snprintf (prefix, sizeof prefix, "load-%d-%lld", getpid (),
+              (long long)zclock_time ());
     zsock_t *sub = zsock_new_sub (config->publish, "RESULT");
     zsock_t *push[LOAD_CLIENTS_MAX];
     for (long c = 0; c < config->clients; c++) {
@@ -100,7 +99,7 @@ s_run (const load_config_t *config)
         received++;
         ok += rc;
     }
-    double seconds = (double) (zclock_usecs () - start) / 1e6;
+    double seconds = (double)(zclock_usecs () - start) / 1e6;
     for (long c = 0; c < config->clients; c++)
         zsock_destroy (&push[c]);
     zsock_destroy (&sub);
@@ -112,41 +111,59 @@ s_run (const load_config_t *config)
     }
     printf ("requests=%ld events=%ld ok=%ld seconds=%.3f appends_per_s=%.0f "
             "events_per_s=%.0f\n",
-            received, received * config->events, ok, seconds, (double) received / seconds,
-            (double) (received * config->events) / seconds);
+            received, received * config->events, ok, seconds, (double)received / seconds,
+            (double)(received * config->events) / seconds);
     return ok == received ? 0 : 1;
 }
 
-int
-main (int argc, char *argv[])
+int main (int argc, char *argv[])
 {
-    load_config_t config = {"tcp://127.0.0.1:5557", "tcp://127.0.0.1:5556", 10000, 1, 256,
-                            4, 1000};
+    load_config_t config = {
+        "tcp://127.0.0.1:5557", "tcp://127.0.0.1:5556", 10000, 1, 256, 4, 1000};
     static const struct option options[] = {
-        {"ingest", required_argument, NULL, 'i'},  {"publish", required_argument, NULL, 'p'},
-        {"requests", required_argument, NULL, 'n'}, {"events", required_argument, NULL, 'e'},
-        {"inflight", required_argument, NULL, 'w'}, {"clients", required_argument, NULL, 'c'},
-        {"accounts", required_argument, NULL, 'a'}, {NULL, 0, NULL, 0},
+        {"ingest", required_argument, NULL, 'i'},
+        {"publish", required_argument, NULL, 'p'},
+        {"requests", required_argument, NULL, 'n'},
+        {"events", required_argument, NULL, 'e'},
+        {"inflight", required_argument, NULL, 'w'},
+        {"clients", required_argument, NULL, 'c'},
+        {"accounts", required_argument, NULL, 'a'},
+        {NULL, 0, NULL, 0},
     };
     int option;
     while ((option = getopt_long (argc, argv, "", options, NULL)) != -1) {
         switch (option) {
-        case 'i': config.ingest = optarg; break;
-        case 'p': config.publish = optarg; break;
-        case 'n': config.requests = atol (optarg); break;
-        case 'e': config.events = atol (optarg); break;
-        case 'w': config.inflight = atol (optarg); break;
-        case 'c': config.clients = atol (optarg); break;
-        case 'a': config.accounts = atol (optarg); break;
+        case 'i':
+            config.ingest = optarg;
+            break;
+        case 'p':
+            config.publish = optarg;
+            break;
+        case 'n':
+            config.requests = atol (optarg);
+            break;
+        case 'e':
+            config.events = atol (optarg);
+            break;
+        case 'w':
+            config.inflight = atol (optarg);
+            break;
+        case 'c':
+            config.clients = atol (optarg);
+            break;
+        case 'a':
+            config.accounts = atol (optarg);
+            break;
         default:
-            fprintf (stderr, "usage: stream_load [--ingest EP] [--publish EP] [--requests N] "
-                             "[--events K] [--inflight W] [--clients C] [--accounts A]\n");
+            fprintf (stderr,
+                     "usage: stream_load [--ingest EP] [--publish EP] [--requests N] "
+                     "[--events K] [--inflight W] [--clients C] [--accounts A]\n");
             return 2;
         }
     }
-    if (config.requests < 1 || config.events < 1 || config.events > LOAD_EVENTS_MAX
-        || config.inflight < 1 || config.clients < 1 || config.clients > LOAD_CLIENTS_MAX
-        || config.accounts < 1) {
+    if (config.requests < 1 || config.events < 1 || config.events > LOAD_EVENTS_MAX ||
+        config.inflight < 1 || config.clients < 1 || config.clients > LOAD_CLIENTS_MAX ||
+        config.accounts < 1) {
         fprintf (stderr, "stream_load: option out of range\n");
         return 2;
     }

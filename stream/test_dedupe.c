@@ -12,25 +12,26 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define TEST_WINDOW      50
-#define TEST_SLACK       20
-#define TEST_STEPS       20000
-#define TEST_ID_BYTES    32
-#define TEST_SEQS_MAX    (TEST_STEPS * TEST_SLACK + 1)
+#define TEST_WINDOW   50
+#define TEST_SLACK    20
+#define TEST_STEPS    20000
+#define TEST_ID_BYTES 32
+#define TEST_SEQS_MAX (TEST_STEPS * TEST_SLACK + 1)
 
-static char (*s_ids)[TEST_ID_BYTES];   // s_ids[seq]: the model log
+static char (*s_ids)[TEST_ID_BYTES]; // s_ids[seq]: the model log
 static unsigned s_confirms;
+static bool s_confirm_refuses; // plays a 64-bit hash collision: same hash, other id
 
-static bool
-s_confirm (void *arg, int64_t seq, const char *id)
+static bool s_confirm (void *arg, int64_t seq, const char *id)
 {
     s_confirms++;
+    if (s_confirm_refuses)
+        return false;
     return strcmp (s_ids[seq], id) == 0;
 }
 
 //  The seq the model remembers for id in [oldest, last], or 0.
-static int64_t
-s_model_find (int64_t oldest, int64_t last, const char *id)
+static int64_t s_model_find (int64_t oldest, int64_t last, const char *id)
 {
     for (int64_t seq = oldest; seq <= last; seq++)
         if (strcmp (s_ids[seq], id) == 0)
@@ -38,8 +39,7 @@ s_model_find (int64_t oldest, int64_t last, const char *id)
     return 0;
 }
 
-static void
-s_check_all (dedupe_t *dedupe, int64_t settled, int64_t last)
+static void s_check_all (dedupe_t *dedupe, int64_t settled, int64_t last)
 {
     int64_t oldest = settled - TEST_WINDOW + 1 > 1 ? settled - TEST_WINDOW + 1 : 1;
     //  Every id ever written (recent ones and evicted ones) answers as the model does.
@@ -48,15 +48,14 @@ s_check_all (dedupe_t *dedupe, int64_t settled, int64_t last)
         int64_t expected = s_model_find (oldest, last, s_ids[seq]);
         if (dedupe_find (dedupe, s_ids[seq]) != expected) {
             fprintf (stderr, "FAIL: id %s: expected seq %lld\n", s_ids[seq],
-                     (long long) expected);
+                     (long long)expected);
             exit (1);
         }
     }
     assert (dedupe_find (dedupe, "never-added") == 0);
 }
 
-static void
-test_window_matches_model_through_undo_and_settle (void)
+static void test_window_matches_model_through_undo_and_settle (void)
 {
     s_ids = calloc (TEST_SEQS_MAX + 1, TEST_ID_BYTES);
     assert (s_ids);
@@ -74,7 +73,7 @@ test_window_matches_model_through_undo_and_settle (void)
             if (old && rand () % 4 == 0 && !s_model_find (oldest, last, s_ids[old]))
                 snprintf (id, sizeof id, "%s", s_ids[old]);
             else
-                snprintf (id, sizeof id, "id-%lld", (long long) ++fresh);
+                snprintf (id, sizeof id, "id-%lld", (long long)++fresh);
             last++;
             snprintf (s_ids[last], TEST_ID_BYTES, "%s", id);
             dedupe_add (dedupe, id, last);
@@ -83,8 +82,7 @@ test_window_matches_model_through_undo_and_settle (void)
         if (rand () % 3 == 0) {
             dedupe_undo (dedupe);
             last = settled;
-        }
-        else {
+        } else {
             dedupe_settle (dedupe);
             settled = last;
         }
@@ -98,9 +96,29 @@ test_window_matches_model_through_undo_and_settle (void)
     printf ("ok   test_window_matches_model_through_undo_and_settle\n");
 }
 
-int
-main (void)
+static void test_hash_hit_is_not_a_duplicate_until_the_log_confirms_it (void)
 {
+    s_ids = calloc (4, TEST_ID_BYTES);
+    assert (s_ids);
+    dedupe_t *dedupe = dedupe_new (TEST_WINDOW, TEST_SLACK, s_confirm, NULL);
+    assert (dedupe);
+    snprintf (s_ids[1], TEST_ID_BYTES, "alpha");
+    dedupe_add (dedupe, "alpha", 1);
+    dedupe_settle (dedupe);
+    assert (dedupe_find (dedupe, "alpha") == 1);
+    unsigned confirms = s_confirms;
+    s_confirm_refuses = true;
+    assert (dedupe_find (dedupe, "alpha") == 0);
+    assert (s_confirms == confirms + 1);
+    s_confirm_refuses = false;
+    dedupe_destroy (&dedupe);
+    free (s_ids);
+    printf ("ok   test_hash_hit_is_not_a_duplicate_until_the_log_confirms_it\n");
+}
+
+int main (void)
+{
+    test_hash_hit_is_not_a_duplicate_until_the_log_confirms_it ();
     test_window_matches_model_through_undo_and_settle ();
     return 0;
 }
