@@ -185,7 +185,11 @@ static int s_scan_overlong (scan_t *scan, uint64_t offset, char *buffer, size_t 
 static int s_scan (scan_t *scan)
 {
     log_file_t *self = scan->self;
-    size_t capacity = LOG_FILE_SCAN_CHUNK_BYTES + EVENT_LINE_BYTES_MAX + 1;
+    //  A small file needs no more than its own size (plus a line's slack).
+    size_t chunk_bytes = scan->file_bytes < LOG_FILE_SCAN_CHUNK_BYTES
+                             ? (size_t)scan->file_bytes
+                             : LOG_FILE_SCAN_CHUNK_BYTES;
+    size_t capacity = chunk_bytes + EVENT_LINE_BYTES_MAX + 1;
     char *buffer = malloc (capacity);
     if (!buffer)
         return s_fail (scan->error, scan->error_size, "%s: out of memory", self->path);
