@@ -40,6 +40,9 @@
 #define EVENT_META_VALUE_BYTES_MAX 256   // per meta value (DESIGN: reference <= 256 bytes)
 #define EVENT_AMOUNT_MAX           1000000000000000LL   // 10^15 minor units
 #define EVENT_EXPECT_MAX           2     // an event touches at most two accounts
+// Events in one APPEND request (one atomic batch): the stream keeps a
+// request's events in memory while it decides (~1.3 KiB each, ~5 MiB).
+#define EVENT_REQUEST_EVENTS_MAX   4096
 // Upper bound of a canonical line: three escaped meta values (6 bytes per
 // byte at worst as \u00XX) dominate; keeps every line in one stack buffer.
 #define EVENT_LINE_BYTES_MAX       6144

@@ -21,7 +21,7 @@
 
 //  One request is one atomic append; a limit keeps its scratch space
 //  (one event_t each, ~1.3 KiB) bounded: 4096 events = ~5 MiB.
-#define INGEST_REQUEST_EVENTS_MAX 4096
+#define INGEST_REQUEST_EVENTS_MAX EVENT_REQUEST_EVENTS_MAX
 //  A burst stops taking requests past these: one fsync per burst, and a
 //  burst's answers wait for that fsync, so it should not grow unbounded.
 #define INGEST_BURST_EVENTS_MAX   4096

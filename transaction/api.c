@@ -656,8 +656,10 @@ static int s_parse_batch (const cJSON *json, parsed_t *parsed, cJSON **errors_p)
     }
     int size = cJSON_IsArray (list) ? cJSON_GetArraySize (list) : -1;
     if (size < 1 || size > COMMANDS_BATCH_MAX) {
-        http_problem_add_error (errors_p, "commands",
-                                "required: an array of 1 to 10000 commands");
+        char message[64];
+        snprintf (message, sizeof message, "required: an array of 1 to %d commands",
+                  COMMANDS_BATCH_MAX);
+        http_problem_add_error (errors_p, "commands", message);
         return -1;
     }
     parsed->count = (size_t)size;

@@ -21,7 +21,7 @@
 
 #include "event.h"
 
-#define COMMANDS_BATCH_MAX         10000 // commands per batch: one append, ~2 MiB of events
+#define COMMANDS_BATCH_MAX         EVENT_REQUEST_EVENTS_MAX // one batch = one append request
 #define COMMANDS_FINGERPRINT_BYTES 40    // SHA-1 in hex
 
 typedef enum {

@@ -16,6 +16,7 @@ from harness import get_json, post_json, request, wait_until
 
 HTTP_TIMEOUT_S = 30.0       # generous: a shared, noisy machine
 AMOUNT_MAX = 10 ** 15
+BATCH_COMMANDS_MAX = 4096   # EVENT_REQUEST_EVENTS_MAX: one batch is one append request
 
 
 class Ledger:
@@ -240,8 +241,9 @@ def _bad_requests():
         ("batch duplicate ids", "POST", B, {"commands": [
             {"account": "a", "amount": 1, "id": "same"},
             {"account": "a", "amount": 2, "id": "same"}]}, None, 422, "commands[1].id"),
-        ("batch over 10000 commands", "POST", B,
-         {"commands": [{"account": "a", "amount": 1}] * 10001}, None, 422, "commands"),
+        ("batch over 4096 commands", "POST", B,
+         {"commands": [{"account": "a", "amount": 1}] * (BATCH_COMMANDS_MAX + 1)}, None, 422,
+         "commands"),
         ("wrong method on /transactions", "GET", T, None, None, 405, None),
         ("wrong method on /batch", "DELETE", B, None, None, 405, None),
         ("wrong content type", "POST", T, b'{"account":"a","amount":5}',
@@ -417,6 +419,16 @@ def test_a_restarted_instance_replays_a_key_from_the_stored_event():
     ledger.stop()
 
 
+def test_the_largest_batch_is_one_atomic_append():
+    ledger = Ledger(accounting=False)
+    commands = [{"account": f"big-{i % 50}", "amount": i + 1} for i in range(BATCH_COMMANDS_MAX)]
+    status, body, _ = ledger.post("/batch", {"commands": commands})
+    assert status == 201, body
+    assert body["last_seq"] - body["first_seq"] + 1 == BATCH_COMMANDS_MAX
+    assert len(ledger.events()) == BATCH_COMMANDS_MAX
+    ledger.stop()
+
+
 if __name__ == "__main__":
     harness.run_tests([
         test_deposit_withdraw_transfer_and_batch_answer_with_the_stored_events,
@@ -427,4 +439,5 @@ if __name__ == "__main__":
         test_the_same_key_sent_concurrently_makes_exactly_one_event,
         test_stream_down_answers_503_and_a_retry_by_key_lands_once,
         test_a_restarted_instance_replays_a_key_from_the_stored_event,
+        test_the_largest_batch_is_one_atomic_append,
     ])
