@@ -5,29 +5,11 @@
     copy of event.o is then never pulled in by the linker.
 */
 #include "event.c"
+#include "check.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
-
-static int s_failures;
-
-#define CHECK(cond)                                                                      \
-    do {                                                                                 \
-        if (!(cond)) {                                                                   \
-            fprintf (stderr, "    %s:%d: check failed: %s\n", __FILE__, __LINE__,        \
-                     #cond);                                                             \
-            s_failures++;                                                                \
-            return;                                                                      \
-        }                                                                                \
-    } while (0)
-
-#define RUN(test)                                                                        \
-    do {                                                                                 \
-        int failures_before = s_failures;                                                \
-        test ();                                                                         \
-        printf ("%s %s\n", s_failures == failures_before ? "ok  " : "FAIL", #test);      \
-    } while (0)
 
 static const char *s_deposit =
     "{\"seq\":17,\"id\":\"0b7f3c1e-9d2a-4f6b-8c1d-2e3f4a5b6c7d\","
@@ -631,7 +613,5 @@ int main (void)
     RUN (test_fast_path_never_accepts_more_than_reference);
     RUN (test_non_canonical_lines_fall_back_to_reference);
     RUN (test_print_parse_rates);
-    if (s_failures)
-        printf ("%d check(s) failed\n", s_failures);
-    return s_failures ? 1 : 0;
+    return check_exit_status ();
 }

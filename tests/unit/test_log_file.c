@@ -8,6 +8,9 @@
 #include "log_file.h"
 #include "log.h"
 
+#define CHECK_ON_FAILURE goto cleanup
+#include "check.h"
+
 #include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -19,25 +22,6 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
-
-static int s_failures;
-
-#define CHECK(cond)                                                                      \
-    do {                                                                                 \
-        if (!(cond)) {                                                                   \
-            fprintf (stderr, "    %s:%d: check failed: %s\n", __FILE__, __LINE__,        \
-                     #cond);                                                             \
-            s_failures++;                                                                \
-            goto cleanup;                                                                \
-        }                                                                                \
-    } while (0)
-
-#define RUN(test)                                                                        \
-    do {                                                                                 \
-        int failures_before = s_failures;                                                \
-        test ();                                                                         \
-        printf ("%s %s\n", s_failures == failures_before ? "ok  " : "FAIL", #test);      \
-    } while (0)
 
 #define TS_START_MS 1795332527000LL
 
@@ -595,7 +579,5 @@ int main (void)
     RUN (test_sparse_index_reads_from_any_seq);
     RUN (test_commit_failure_leaves_the_log_valid_and_usable);
     RUN (test_print_open_scan_rate);
-    if (s_failures)
-        printf ("%d check(s) failed\n", s_failures);
-    return s_failures ? 1 : 0;
+    return check_exit_status ();
 }

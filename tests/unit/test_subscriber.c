@@ -13,32 +13,12 @@
     or a deadline passes. No claim depends on how fast anything is.
 */
 #include "subscriber.h"
+#include "check.h"
 
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static int s_failures;
-
-#define CHECK(cond)                                                                      \
-    do {                                                                                 \
-        if (!(cond)) {                                                                   \
-            fprintf (stderr, "    %s:%d: check failed: %s\n", __FILE__, __LINE__,        \
-                     #cond);                                                             \
-            s_failures++;                                                                \
-            return;                                                                      \
-        }                                                                                \
-    } while (0)
-
-#define RUN(test)                                                                        \
-    do {                                                                                 \
-        int failures_before = s_failures;                                                \
-        fixture_t *fixture = s_fixture_new ();                                           \
-        test (fixture);                                                                  \
-        s_fixture_destroy (&fixture);                                                    \
-        printf ("%s %s\n", s_failures == failures_before ? "ok  " : "FAIL", #test);      \
-    } while (0)
 
 #define LOG_EVENTS_MAX    400   // the fake stream's log; the randomized claim uses most
 #define HELD_MAX          2     // requests the fake stream can keep unanswered
@@ -433,6 +413,16 @@ static bool s_one_result (fixture_t *self)
 //  --------------------------------------------------------------------------
 //  Claims
 
+//  Every claim gets a fresh fake stream and subscriber.
+static void s_run_with_fixture (void (*test) (fixture_t *))
+{
+    fixture_t *fixture = s_fixture_new ();
+    test (fixture);
+    s_fixture_destroy (&fixture);
+}
+
+#define RUN_WITH_FIXTURE(test) CHECK_RUN (test, s_run_with_fixture (test))
+
 static void test_catches_up_from_zero_over_several_fetch_pages (fixture_t *f)
 {
     s_stream_append (f->stream, 25);
@@ -744,23 +734,22 @@ static void test_connected_goes_false_when_nothing_arrives (fixture_t *f)
 int main (void)
 {
     zsys_init ();
-    RUN (test_catches_up_from_zero_over_several_fetch_pages);
-    RUN (test_starts_from_a_nonzero_applied_seq);
-    RUN (test_live_events_after_catch_up_are_applied_in_order_once);
-    RUN (test_live_events_during_catch_up_are_applied_from_the_buffer);
-    RUN (test_live_events_during_catch_up_are_not_applied_twice);
-    RUN (test_gap_in_live_events_is_fetched);
-    RUN (test_heartbeat_ahead_triggers_a_fetch);
-    RUN (test_heartbeat_at_applied_seq_fetches_nothing);
-    RUN (test_duplicates_and_old_seqs_are_ignored);
-    RUN (test_replay_that_does_not_answer_is_retried_on_a_new_socket);
-    RUN (test_late_reply_to_a_timed_out_fetch_is_never_applied);
-    RUN (test_invalid_line_stops_applying_until_it_is_fixed);
-    RUN (test_results_are_delivered_when_wanted);
-    RUN (test_result_during_catch_up_comes_after_its_events);
-    RUN (test_live_buffer_is_bounded_and_dropped_events_are_fetched);
-    RUN (test_random_losses_duplicates_and_pages_converge_exactly_once);
-    RUN (test_connected_goes_false_when_nothing_arrives);
-    printf ("%s\n", s_failures ? "FAILED" : "all claims hold");
-    return s_failures ? 1 : 0;
+    RUN_WITH_FIXTURE (test_catches_up_from_zero_over_several_fetch_pages);
+    RUN_WITH_FIXTURE (test_starts_from_a_nonzero_applied_seq);
+    RUN_WITH_FIXTURE (test_live_events_after_catch_up_are_applied_in_order_once);
+    RUN_WITH_FIXTURE (test_live_events_during_catch_up_are_applied_from_the_buffer);
+    RUN_WITH_FIXTURE (test_live_events_during_catch_up_are_not_applied_twice);
+    RUN_WITH_FIXTURE (test_gap_in_live_events_is_fetched);
+    RUN_WITH_FIXTURE (test_heartbeat_ahead_triggers_a_fetch);
+    RUN_WITH_FIXTURE (test_heartbeat_at_applied_seq_fetches_nothing);
+    RUN_WITH_FIXTURE (test_duplicates_and_old_seqs_are_ignored);
+    RUN_WITH_FIXTURE (test_replay_that_does_not_answer_is_retried_on_a_new_socket);
+    RUN_WITH_FIXTURE (test_late_reply_to_a_timed_out_fetch_is_never_applied);
+    RUN_WITH_FIXTURE (test_invalid_line_stops_applying_until_it_is_fixed);
+    RUN_WITH_FIXTURE (test_results_are_delivered_when_wanted);
+    RUN_WITH_FIXTURE (test_result_during_catch_up_comes_after_its_events);
+    RUN_WITH_FIXTURE (test_live_buffer_is_bounded_and_dropped_events_are_fetched);
+    RUN_WITH_FIXTURE (test_random_losses_duplicates_and_pages_converge_exactly_once);
+    RUN_WITH_FIXTURE (test_connected_goes_false_when_nothing_arrives);
+    return check_exit_status ();
 }
