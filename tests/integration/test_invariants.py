@@ -1,0 +1,264 @@
+"""Invariants of the whole ledger under a seeded random workload with
+crashes: deposits, withdrawals, transfers, batches, repeated keys (same
+body, other body) and bad commands from concurrent clients against two
+transaction and three accounting instances, while the stream, a
+transaction or an accounting instance is killed (-9) and restarted at
+random points. Everything is compared with a reference model: the fold of
+the stream's log and the bookkeeping of what the clients were told.
+
+The seed is printed; LEDGER_SEED=<n> replays the same commands and crash
+schedule (thread interleaving still varies). LEDGER_STRESS=1 runs longer.
+LEDGER_KNOWN_BUGS=1 fails on the known retry bug (see test_faults.py,
+test_known_bug_retry_of_a_landed_503_withdrawal_is_answered_422) instead
+of counting it.
+"""
+
+import json
+import os
+import random
+import threading
+import time
+
+import harness
+from harness import get_json
+from test_faults import (HTTP_TIMEOUT_S, JOIN_TIMEOUT_S, KNOWN_BUGS, RESOLVE_TIMEOUT_S,
+                         STRESS, SUMMARY, Cluster, all_accounts, answered_seqs, event_ids,
+                         note)
+
+OVERDRAFT_LIMIT = 300
+ACCOUNTS = [f"inv-{i}" for i in range(6)]
+AMOUNT_MAX = 500
+UNKNOWN = (None, 503)       # no answer, or 503: may or may not have landed
+
+
+class Client(threading.Thread):
+    """One seeded client. ops: key -> {path, body, status, answer, kind}."""
+
+    def __init__(self, cluster, seed, index, stopping):
+        super().__init__()
+        self.cluster = cluster
+        self.rng = random.Random(seed)
+        self.index = index
+        self.stopping = stopping
+        self.ops = {}
+        self.replays = []       # (key, first answer, status, answer) of same-key resends
+        self.count = 0
+
+    def _command(self):
+        rng = self.rng
+        a, b = rng.sample(ACCOUNTS, 2)
+        amount = rng.randint(1, AMOUNT_MAX)
+        kind = rng.choice(["deposit", "withdraw", "transfer"])
+        if kind == "deposit":
+            return {"account": a, "amount": amount}
+        if kind == "withdraw":
+            return {"account": a, "amount": -amount}
+        return {"from": a, "to": b, "amount": amount}
+
+    def _next(self):
+        """(kind, path, body, key)."""
+        rng = self.rng
+        key = f"c{self.index}-{self.count}"
+        self.count += 1
+        roll = rng.random()
+        done = [k for k, op in self.ops.items() if op["status"] == 201]
+        if roll < 0.05 and done:
+            old = self.ops[rng.choice(done)]
+            return "same-key-same-body", old["path"], old["body"], old["key"]
+        if roll < 0.10 and done:
+            old = self.ops[rng.choice(done)]
+            other = json.loads(json.dumps(old["body"]))
+            target = other["commands"][0] if old["path"] == "/batch" else other
+            target["amount"] += 1 if target["amount"] > 0 else -1
+            return "same-key-other-body", old["path"], other, old["key"]
+        if roll < 0.15:
+            body = rng.choice([{"account": "inv-0", "amount": 0},
+                               {"account": "bad id", "amount": 5},
+                               {"from": "inv-0", "to": "inv-0", "amount": 5},
+                               {"account": "inv-0", "amount": 1.5},
+                               {"commands": []}])
+            path = "/batch" if "commands" in body else \
+                "/transfers" if "from" in body else "/transactions"
+            return "bad", path, body, key
+        if roll < 0.27:
+            commands = [self._command() for _ in range(rng.randint(2, 4))]
+            return "new", "/batch", {"commands": commands}, key
+        body = self._command()
+        return "new", "/transfers" if "from" in body else "/transactions", body, key
+
+    def run(self):
+        while not self.stopping.is_set():
+            kind, path, body, key = self._next()
+            tx = self.rng.choice(self.cluster.txs)
+            status, answer = self.cluster.post(path, body, key, tx)
+            if kind == "new" or kind == "bad":
+                self.ops[key] = {"key": key, "path": path, "body": body, "status": status,
+                                 "answer": answer, "kind": kind}
+            else:
+                self.replays.append((kind, self.ops[key], status, answer))
+            if status in UNKNOWN:
+                time.sleep(0.05)
+
+
+def resolve(cluster, ops):
+    """Retries unknown answers with the same key and body until definitive."""
+    deadline = time.monotonic() + RESOLVE_TIMEOUT_S
+    rng = random.Random(2)
+    for op in ops:
+        while op["status"] in UNKNOWN:
+            assert time.monotonic() < deadline, f"{op['key']} stays unanswered: {op}"
+            op["retried"] = True
+            op["status"], op["answer"] = cluster.post_definitive(
+                op["path"], op["body"], op["key"], rng.choice(cluster.txs), timeout_s=5)
+
+
+def deltas(path, body):
+    """Net change of the ledger's total by a command (transfers: 0)."""
+    commands = body["commands"] if path == "/batch" else [body]
+    return sum(c["amount"] for c in commands if "account" in c)
+
+
+def check_answer_against_log(op, by_id, states_at):
+    """A 201's events are in the log at its seqs with its content, and the
+    balances it reports are the fold's balances right after each event."""
+    seqs = answered_seqs(op["path"], op["answer"])
+    assert sorted(seqs) == sorted(event_ids(op["key"], op["path"], op["body"])), op
+    commands = op["body"]["commands"] if op["path"] == "/batch" else [op["body"]]
+    results = op["answer"]["results"] if op["path"] == "/batch" else [op["answer"]]
+    for command, result in zip(commands, results):
+        ev = by_id[result["id"]]
+        assert ev["seq"] == result["seq"] and ev["ts"] == result["ts"], (ev, result)
+        assert ev["amount"] == abs(command["amount"]), (ev, command)
+        state = states_at[ev["seq"]]
+        if "from" in command:
+            assert (ev["type"], ev["from"], ev["to"]) == \
+                ("transferred", command["from"], command["to"]), (ev, command)
+            assert result["balances"] == {command["from"]: state[command["from"]],
+                                          command["to"]: state[command["to"]]}, (ev, result)
+        else:
+            want = "deposited" if command["amount"] > 0 else "withdrawn"
+            assert (ev["type"], ev["account"]) == (want, command["account"]), (ev, command)
+            assert result["balance"] == state[command["account"]], (ev, result)
+
+
+def fold_checked(events):
+    """Balances after each seq ({seq: {account: balance}}, sparse copies are
+    too big: the touched accounts only), asserting the overdraft floor."""
+    balances, states_at = {}, {}
+    for ev in events:
+        if ev["type"] == "transferred":
+            balances[ev["from"]] = balances.get(ev["from"], 0) - ev["amount"]
+            balances[ev["to"]] = balances.get(ev["to"], 0) + ev["amount"]
+            touched = (ev["from"], ev["to"])
+        else:
+            sign = 1 if ev["type"] == "deposited" else -1
+            balances[ev["account"]] = balances.get(ev["account"], 0) + sign * ev["amount"]
+            touched = (ev["account"],)
+        for account in touched:
+            assert balances[account] >= -OVERDRAFT_LIMIT, \
+                f"{account} at {balances[account]} after seq {ev['seq']}"
+        states_at[ev["seq"]] = {a: balances[a] for a in touched}
+    return balances, states_at
+
+
+def check_reader_against_prefix(cluster, rng):
+    """While running: an instance's answer for an account equals the fold
+    of the log up to the seq the instance says it has applied."""
+    acc = rng.choice([a for a in cluster.accs if a.alive()])
+    account = rng.choice(ACCOUNTS)
+    try:
+        status, body = get_json(f"{acc.url}/accounts/{account}", timeout=HTTP_TIMEOUT_S)
+    except OSError:
+        return
+    if status != 200:
+        assert status == 404, (status, body)
+        return
+    events = cluster.events_prefix()
+    assert body["applied_seq"] <= len(events), (body, len(events))
+    state = harness.fold(events, body["applied_seq"]).get(account)
+    assert [body["balance"], body["version"], body["last_seq"]] == state, (body, state)
+    note("reader answers checked against the log mid-run", 1)
+
+
+def test_random_workload_with_crashes_keeps_every_invariant():
+    seed = int(os.environ.get("LEDGER_SEED") or random.randrange(1 << 30))
+    print(f"seed {seed} (LEDGER_SEED={seed} replays it)", flush=True)
+    rng = random.Random(seed)
+    crashes = 40 if STRESS else 10
+    cluster = Cluster(transactions=2, accountings=3,
+                      tx_extra=["--overdraft-limit", str(OVERDRAFT_LIMIT)])
+    stopping = threading.Event()
+    clients = [Client(cluster, rng.random(), i, stopping) for i in range(6)]
+    for client in clients:
+        client.start()
+    try:
+        for _ in range(crashes):
+            for _ in range(rng.randint(1, 4)):
+                time.sleep(rng.uniform(0.05, 0.3))
+                check_reader_against_prefix(cluster, rng)
+            victim = rng.choice([cluster.stream] + cluster.txs + cluster.accs)
+            victim.kill9()
+            time.sleep(rng.uniform(0.0, 0.3))
+            victim.start()
+            note("crashes injected and survived", 1)
+    finally:
+        stopping.set()
+        for client in clients:
+            client.join(JOIN_TIMEOUT_S)
+            assert not client.is_alive(), "a client hangs"
+    ops = [op for client in clients for op in client.ops.values()]
+    resolve(cluster, ops)
+    events = cluster.converge()
+    by_id = {}
+    for ev in events:
+        assert ev["id"] not in by_id, f"{ev['id']} is in the log twice"
+        by_id[ev["id"]] = ev
+    balances, states_at = fold_checked(events)
+
+    statuses, masked = {}, []
+    acked_total = 0
+    for op in ops:
+        statuses[op["status"]] = statuses.get(op["status"], 0) + 1
+        ids = event_ids(op["key"], op["path"], op["body"])
+        landed = [i in by_id for i in ids]
+        assert all(landed) or not any(landed), f"{op['key']} landed in part"
+        if op["kind"] == "bad":
+            assert op["status"] in (400, 422) and not any(landed), op
+        elif op["status"] == 201:
+            check_answer_against_log(op, by_id, states_at)
+            acked_total += deltas(op["path"], op["body"])
+        else:
+            assert op["status"] in (409, 422), op
+            if any(landed):     # the known bug: a retried, landed debit refused
+                assert op.get("retried") and op["status"] == 422, op
+                masked.append(op["key"])
+                acked_total += deltas(op["path"], op["body"])
+    want_ids = {i for op in ops if op["status"] == 201 or op["key"] in masked
+                for i in event_ids(op["key"], op["path"], op["body"])}
+    assert set(by_id) == want_ids, sorted(set(by_id) ^ want_ids)[:10]
+    assert sum(balances.values()) == acked_total
+
+    replays = [r for client in clients for r in client.replays]
+    for kind, op, status, answer in replays:
+        if status in UNKNOWN:
+            continue
+        if kind == "same-key-other-body":
+            assert status == 422, (op, status, answer)
+        elif status == 422 and answer.get("detail") == "insufficient funds":
+            masked.append(op["key"])    # the same known bug, on a resend
+        else:
+            assert status == 201 and answer == op["answer"], (op, status, answer)
+
+    print(f"statuses {statuses}, {len(events)} events, {len(replays)} resends, "
+          f"known-bug answers {len(masked)}")
+    note("commands acknowledged and verified", statuses.get(201, 0))
+    note("known-bug answers (landed, told 422)", len(masked))
+    assert not (KNOWN_BUGS and masked), f"known bug hit for keys {masked[:10]}"
+    assert statuses.get(201, 0) > 0 and statuses.get(422, 0) > 0, statuses
+    cluster.stop()
+
+
+if __name__ == "__main__":
+    import atexit
+    atexit.register(lambda: print("SUMMARY " + json.dumps(SUMMARY), flush=True))
+    harness.run_tests([test_random_workload_with_crashes_keeps_every_invariant])
