@@ -19,6 +19,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "openapi.h"
+#include "reply.h"
 #include "subscriber.h"
 #include "write_model.h"
 
@@ -215,6 +216,15 @@ static hold_t *s_hold (request_t *request, const char *account)
     return hold;
 }
 
+//  An exact integer member: cJSON's numbers are doubles, which round
+//  beyond 2^53, so the digits go in as raw JSON text.
+static void s_add_int (cJSON *json, const char *name, int64_t value)
+{
+    char text[24];
+    snprintf (text, sizeof text, "%" PRId64, value);
+    cJSON_AddRawToObject (json, name, text);
+}
+
 //  Plans command index: returns 0, or -1 with *extra_p / *errors_p set.
 static int s_plan_command (request_t *request, size_t index, cJSON **errors_p,
                            cJSON **extra_p)
@@ -236,10 +246,9 @@ static int s_plan_command (request_t *request, size_t index, cJSON **errors_p,
         http_problem_add_error (errors_p, field, "exceeds the available balance");
         *extra_p = cJSON_CreateObject ();
         cJSON_AddStringToObject (*extra_p, "account", debited);
-        cJSON_AddNumberToObject (*extra_p, "balance", (double)from->balance);
-        cJSON_AddNumberToObject (*extra_p, "available", (double)from->available);
-        cJSON_AddNumberToObject (*extra_p, "overdraft_limit",
-                                 (double)request->api->config.overdraft_limit);
+        s_add_int (*extra_p, "balance", from->balance);
+        s_add_int (*extra_p, "available", from->available);
+        s_add_int (*extra_p, "overdraft_limit", request->api->config.overdraft_limit);
         return -1;
     }
     int64_t credited_balance = 0;
@@ -373,30 +382,6 @@ static int s_send (request_t *request)
 //  --------------------------------------------------------------------
 //  Completion: answers built from the stored events
 
-static cJSON *s_record_json (const write_model_record_t *record)
-{
-    cJSON *json = cJSON_CreateObject ();
-    char ts[EVENT_TS_BYTES + 1];
-    event_ts_format (record->ts_ms, ts);
-    cJSON_AddNumberToObject (json, "seq", (double)record->seq);
-    cJSON_AddStringToObject (json, "id", record->id);
-    cJSON_AddStringToObject (json, "type", event_type_name (record->type));
-    cJSON_AddStringToObject (json, "ts", ts);
-    if (record->type == EVENT_TRANSFERRED) {
-        cJSON_AddStringToObject (json, "from", record->account);
-        cJSON_AddStringToObject (json, "to", record->to);
-        cJSON_AddNumberToObject (json, "amount", (double)record->amount);
-        cJSON *balances = cJSON_AddObjectToObject (json, "balances");
-        cJSON_AddNumberToObject (balances, record->account, (double)record->balance);
-        cJSON_AddNumberToObject (balances, record->to, (double)record->balance_to);
-    } else {
-        cJSON_AddStringToObject (json, "account", record->account);
-        cJSON_AddNumberToObject (json, "amount", (double)record->amount);
-        cJSON_AddNumberToObject (json, "balance", (double)record->balance);
-    }
-    return json;
-}
-
 static bool s_record_matches (const write_model_record_t *record,
                               const command_t *command)
 {
@@ -427,32 +412,34 @@ static char *s_success_text (request_t *request, unsigned *status, const char **
                                      : "the stream stored a different number of events";
         return NULL;
     }
-    cJSON *results = cJSON_CreateArray ();
+    bool batch = request->route == ROUTE_BATCH;
+    reply_t reply;
+    reply_init (&reply);
+    if (batch) {
+        reply_append_str (&reply, "{\"first_seq\":");
+        reply_append_int (&reply, request->first_seq);
+        reply_append_str (&reply, ",\"last_seq\":");
+        reply_append_int (&reply, request->last_seq);
+        reply_append_str (&reply, ",\"results\":[");
+    }
     for (size_t index = 0; index < request->count; index++) {
         const write_model_record_t *record =
             write_model_record (model, request->first_seq + (int64_t)index);
         bool matches = record && s_record_matches (record, &request->commands[index]);
         if (!matches) {
-            cJSON_Delete (results);
+            reply_free (&reply);
             *status = record || request->duplicate ? 422 : 500;
             *detail = record ? "the idempotency key was used for another request"
                              : "the stored event is no longer kept for replay";
             return NULL;
         }
-        cJSON_AddItemToArray (results, s_record_json (record));
+        if (index > 0)
+            reply_append (&reply, ",", 1);
+        reply_append_record (&reply, record);
     }
-    cJSON *json = results;
-    if (request->route == ROUTE_BATCH) {
-        json = cJSON_CreateObject ();
-        cJSON_AddNumberToObject (json, "first_seq", (double)request->first_seq);
-        cJSON_AddNumberToObject (json, "last_seq", (double)request->last_seq);
-        cJSON_AddItemToObject (json, "results", results);
-    }
-    char *text =
-        cJSON_PrintUnformatted (request->route == ROUTE_BATCH ? json : results->child);
-    cJSON_Delete (json);
-    assert (text);
-    return text;
+    if (batch)
+        reply_append_str (&reply, "]}");
+    return reply.data;
 }
 
 static void s_finish_applied (request_t *request)
@@ -876,10 +863,8 @@ static void s_handle_health (http_request_t *http, void *arg)
     cJSON_AddStringToObject (json, "upstream",
                              subscriber_connected (self->subscriber) ? "connected"
                                                                      : "disconnected");
-    cJSON_AddNumberToObject (json, "applied_seq",
-                             (double)write_model_applied_seq (self->model));
-    cJSON_AddNumberToObject (json, "head_seq",
-                             (double)subscriber_head_seq (self->subscriber));
+    s_add_int (json, "applied_seq", write_model_applied_seq (self->model));
+    s_add_int (json, "head_seq", subscriber_head_seq (self->subscriber));
     cJSON_AddNumberToObject (json, "inflight", (double)zlistx_size (self->requests));
     // 503 until caught up: a load balancer should not send writes yet.
     http_respond_json (http, ready ? 200 : 503, json);

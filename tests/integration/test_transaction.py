@@ -429,6 +429,42 @@ def test_the_largest_batch_is_one_atomic_append():
     ledger.stop()
 
 
+def test_balances_beyond_2_53_are_exact():
+    # Doubles hold integers exactly only up to 2^53: every amount and balance
+    # in an answer must be the exact integer, never a rounded or 1e+16 one.
+    limit = 2 ** 53 + 1
+    ledger = Ledger(accounting=False, tx_extra=["--overdraft-limit", str(limit)])
+    for _ in range(10):
+        ledger.deposit("rich", AMOUNT_MAX)
+    body = ledger.deposit("rich", 1)
+    assert type(body["balance"]) is int and body["balance"] == 10 * AMOUNT_MAX + 1, body
+
+    status, tr, _ = ledger.post("/transfers", {"from": "rich", "to": "heir", "amount": 2})
+    assert status == 201, tr
+    assert tr["balances"] == {"rich": 10 * AMOUNT_MAX - 1, "heir": 2}, tr
+
+    status, batch, _ = ledger.post("/batch", {"commands": [
+        {"account": "rich", "amount": 3},
+        {"from": "rich", "to": "heir", "amount": AMOUNT_MAX}]})
+    assert status == 201, batch
+    assert batch["results"][0]["balance"] == 10 * AMOUNT_MAX + 2, batch
+    assert batch["results"][1]["balances"] == {"rich": 9 * AMOUNT_MAX + 2,
+                                               "heir": AMOUNT_MAX + 2}, batch
+
+    for _ in range(9):
+        status, body, _ = ledger.post("/transactions", {"account": "poor", "amount": -AMOUNT_MAX})
+        assert status == 201, body
+    status, body, _ = ledger.post("/transactions", {"account": "poor", "amount": -AMOUNT_MAX})
+    assert status == 422, body
+    assert (body["balance"], body["available"], body["overdraft_limit"]) == \
+        (-9 * AMOUNT_MAX, -9 * AMOUNT_MAX, limit), body
+
+    # What the answers said is what the log stores.
+    state = harness.fold(ledger.events())
+    assert state["rich"][0] == 9 * AMOUNT_MAX + 2 and state["heir"][0] == AMOUNT_MAX + 2
+    ledger.stop()
+
+
 if __name__ == "__main__":
     harness.run_tests([
         test_deposit_withdraw_transfer_and_batch_answer_with_the_stored_events,
@@ -440,4 +476,5 @@ if __name__ == "__main__":
         test_stream_down_answers_503_and_a_retry_by_key_lands_once,
         test_a_restarted_instance_replays_a_key_from_the_stored_event,
         test_the_largest_batch_is_one_atomic_append,
+        test_balances_beyond_2_53_are_exact,
     ])

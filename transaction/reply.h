@@ -1,0 +1,37 @@
+/*  reply — the 201 bodies of transaction, printed straight into a buffer.
+
+    Amounts and balances are int64 and may exceed 2^53, where cJSON's
+    doubles round them (and print 10^16 as 1e+16). So answers are written
+    as text here: integers in decimal, and strings copied as they are,
+    which is only right because every string in an answer (event ids,
+    account ids, type names, timestamps) matches a pattern without
+    characters that JSON escapes.
+*/
+#ifndef REPLY_H_INCLUDED
+#define REPLY_H_INCLUDED
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "write_model.h"
+
+typedef struct {
+    char *data; // NUL-terminated; owned
+    size_t bytes;
+    size_t capacity;
+} reply_t;
+
+//  An empty reply (no allocation until the first append).
+void reply_init (reply_t *self);
+//  Frees the text; the reply is empty again.
+void reply_free (reply_t *self);
+
+void reply_append (reply_t *self, const char *text, size_t bytes);
+void reply_append_str (reply_t *self, const char *text);
+void reply_append_int (reply_t *self, int64_t value);
+
+//  One stored event as answered: {"seq","id","type","ts",...,"amount",
+//  "balance"} or, for transfers, {...,"from","to","amount","balances"}.
+void reply_append_record (reply_t *self, const write_model_record_t *record);
+
+#endif
