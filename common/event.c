@@ -191,19 +191,47 @@ static int64_t s_floor_div (int64_t a, int64_t b)
     return a / b - (a % b < 0);
 }
 
+//  Civil date of a day count since 1970-01-01 (inverse of s_days_from_civil).
+static void s_civil_from_days (int64_t days, int64_t *year, int *month, int *day)
+{
+    days += 719468;
+    int64_t era = s_floor_div (days, 146097);
+    int64_t day_of_era = days - era * 146097;
+    int64_t year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36524 - day_of_era / 146096) / 365;
+    int64_t day_of_year =
+        day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    int64_t month_index = (5 * day_of_year + 2) / 153; // March = 0
+    *day = (int)(day_of_year - (153 * month_index + 2) / 5 + 1);
+    *month = (int)(month_index < 10 ? month_index + 3 : month_index - 9);
+    *year = year_of_era + era * 400 + (*month <= 2);
+}
+
+//  Exactly count decimal digits of value, zero-padded.
+static void s_put_digits (char *out, int64_t value, int count)
+{
+    for (int i = count - 1; i >= 0; i--, value /= 10)
+        out[i] = (char)('0' + value % 10);
+}
+
+//  By hand rather than gmtime_r + snprintf: the stream formats one per event.
 void event_ts_format (int64_t ts_ms, char *buffer)
 {
-    time_t seconds = (time_t)s_floor_div (ts_ms, 1000);
-    int ms = (int)(ts_ms - (int64_t)seconds * 1000);
-    struct tm tm;
-    gmtime_r (&seconds, &tm);
-    int year = tm.tm_year + 1900;
+    int64_t days = s_floor_div (ts_ms, 86400000);
+    int64_t ms_of_day = ts_ms - days * 86400000;
+    int64_t year;
+    int month, day;
+    s_civil_from_days (days, &year, &month, &day);
     //  Years outside 0..9999 do not fit RFC 3339; only a caller bug gets here.
     assert (year >= 0 && year <= 9999);
-    int n =
-        snprintf (buffer, EVENT_TS_BYTES + 1, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", year,
-                  tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ms);
-    assert (n == EVENT_TS_BYTES);
+    memcpy (buffer, "0000-00-00T00:00:00.000Z", EVENT_TS_BYTES + 1);
+    s_put_digits (buffer, year, 4);
+    s_put_digits (buffer + 5, month, 2);
+    s_put_digits (buffer + 8, day, 2);
+    s_put_digits (buffer + 11, ms_of_day / 3600000, 2);
+    s_put_digits (buffer + 14, ms_of_day / 60000 % 60, 2);
+    s_put_digits (buffer + 17, ms_of_day / 1000 % 60, 2);
+    s_put_digits (buffer + 20, ms_of_day % 1000, 3);
 }
 
 //  Reads exactly count digits; -1 if any is not a digit.
@@ -895,15 +923,6 @@ done:
     return rc;
 }
 
-int event_parse_proposed (const char *json, size_t bytes, event_t *self, char *error,
-                          size_t error_size)
-{
-    assert (json && self);
-    event_init (self);
-    parse_ctx_t ctx = {false, error, error_size};
-    return s_parse_json (&ctx, json, bytes, self);
-}
-
 //  --------------------------------------------------------------------------
 //  Fast path: exact canonical stored lines only
 
@@ -1059,6 +1078,39 @@ static bool s_fast_meta (cursor_t *c, event_t *self)
     return any && s_expect_lit (c, "}");
 }
 
+//  The type and its closing quote, then ,"v":1 (the only version written).
+static bool s_fast_type_v (cursor_t *c, event_t *self)
+{
+    if (s_expect_lit (c, "deposited\""))
+        self->type = EVENT_DEPOSITED;
+    else if (s_expect_lit (c, "withdrawn\""))
+        self->type = EVENT_WITHDRAWN;
+    else if (s_expect_lit (c, "transferred\""))
+        self->type = EVENT_TRANSFERRED;
+    else
+        return false;
+    memcpy (self->type_name, s_type_names[self->type], strlen (s_type_names[self->type]));
+    return s_expect_lit (c, ",\"v\":1");
+}
+
+//  The type's fields and meta: everything s_put_body writes.
+static bool s_fast_body (cursor_t *c, event_t *self)
+{
+    if (self->type == EVENT_TRANSFERRED) {
+        if (!s_expect_lit (c, ",\"from\":\"") || !s_fast_id (c, self->from) ||
+            !s_expect_lit (c, ",\"to\":\"") || !s_fast_id (c, self->to) ||
+            strcmp (self->from, self->to) == 0)
+            return false;
+    } else if (!s_expect_lit (c, ",\"account\":\"") || !s_fast_id (c, self->account))
+        return false;
+    if (!s_expect_lit (c, ",\"amount\":") ||
+        !s_fast_uint (c, EVENT_AMOUNT_MAX, &self->amount))
+        return false;
+    if (s_expect_lit (c, ",\"meta\":{") && !s_fast_meta (c, self))
+        return false;
+    return true;
+}
+
 //  True and self filled if the line is exactly canonical and valid; false
 //  (self in any state) for anything the reference parser must judge.
 static bool s_fast_parse_stored (const char *line, size_t bytes, event_t *self)
@@ -1066,32 +1118,56 @@ static bool s_fast_parse_stored (const char *line, size_t bytes, event_t *self)
     cursor_t c = {line, line + bytes};
     if (!s_expect_lit (&c, "{\"seq\":") || !s_fast_uint (&c, EVENT_SEQ_MAX, &self->seq) ||
         !s_expect_lit (&c, ",\"id\":\"") || !s_fast_id (&c, self->id) ||
-        !s_expect_lit (&c, ",\"type\":\""))
+        !s_expect_lit (&c, ",\"type\":\"") || !s_fast_type_v (&c, self))
         return false;
-    if (s_expect_lit (&c, "deposited\""))
-        self->type = EVENT_DEPOSITED;
-    else if (s_expect_lit (&c, "withdrawn\""))
-        self->type = EVENT_WITHDRAWN;
-    else if (s_expect_lit (&c, "transferred\""))
-        self->type = EVENT_TRANSFERRED;
-    else
-        return false;
-    memcpy (self->type_name, s_type_names[self->type], strlen (s_type_names[self->type]));
-    if (!s_expect_lit (&c, ",\"v\":1,\"ts\":\"") || c.end - c.p < EVENT_TS_BYTES + 1 ||
+    if (!s_expect_lit (&c, ",\"ts\":\"") || c.end - c.p < EVENT_TS_BYTES + 1 ||
         !s_fast_ts_parse (c.p, &self->ts_ms))
         return false;
     c.p += EVENT_TS_BYTES;
-    if (self->type == EVENT_TRANSFERRED) {
-        if (!s_expect_lit (&c, "\",\"from\":\"") || !s_fast_id (&c, self->from) ||
-            !s_expect_lit (&c, ",\"to\":\"") || !s_fast_id (&c, self->to) ||
-            strcmp (self->from, self->to) == 0)
+    if (!s_expect_lit (&c, "\"") || !s_fast_body (&c, self))
+        return false;
+    return s_expect_lit (&c, "}") && c.p == c.end;
+}
+
+//  A canonical version: 0, or digits without a leading zero.
+static bool s_fast_version (cursor_t *c, int64_t *version)
+{
+    if (c->p < c->end && *c->p == '0') {
+        c->p++;
+        *version = 0;
+        return c->p < c->end && (*c->p < '0' || *c->p > '9');
+    }
+    return s_fast_uint (c, EVENT_VERSION_MAX, version);
+}
+
+//  ,"expect":{"account":version,...} as event_format_proposed writes it:
+//  accounts of this event, each at most once.
+static bool s_fast_expect (cursor_t *c, event_t *self)
+{
+    if (!s_expect_lit (c, ",\"expect\":{"))
+        return true;
+    do {
+        if (self->expect_count == EVENT_EXPECT_MAX || !s_expect_lit (c, "\""))
             return false;
-    } else if (!s_expect_lit (&c, "\",\"account\":\"") || !s_fast_id (&c, self->account))
-        return false;
-    if (!s_expect_lit (&c, ",\"amount\":") ||
-        !s_fast_uint (&c, EVENT_AMOUNT_MAX, &self->amount))
-        return false;
-    if (s_expect_lit (&c, ",\"meta\":{") && !s_fast_meta (&c, self))
+        event_expect_t *expect = &self->expect[self->expect_count];
+        if (!s_fast_id (c, expect->account) || !s_expect_lit (c, ":") ||
+            !s_fast_version (c, &expect->version) || !s_touches (self, expect->account))
+            return false;
+        for (size_t k = 0; k < self->expect_count; k++)
+            if (strcmp (self->expect[k].account, expect->account) == 0)
+                return false;
+        self->expect_count++;
+    } while (s_expect_lit (c, ","));
+    return s_expect_lit (c, "}");
+}
+
+//  The same for event_format_proposed's form.
+static bool s_fast_parse_proposed (const char *json, size_t bytes, event_t *self)
+{
+    cursor_t c = {json, json + bytes};
+    if (!s_expect_lit (&c, "{\"id\":\"") || !s_fast_id (&c, self->id) ||
+        !s_expect_lit (&c, ",\"type\":\"") || !s_fast_type_v (&c, self) ||
+        !s_fast_body (&c, self) || !s_fast_expect (&c, self))
         return false;
     return s_expect_lit (&c, "}") && c.p == c.end;
 }
@@ -1107,4 +1183,17 @@ int event_parse_stored (const char *line, size_t bytes, event_t *self, char *err
     event_init (self);
     parse_ctx_t ctx = {true, error, error_size};
     return s_parse_json (&ctx, line, bytes, self);
+}
+
+int event_parse_proposed (const char *json, size_t bytes, event_t *self, char *error,
+                          size_t error_size)
+{
+    assert (json && self);
+    s_id_chars_init ();
+    event_init (self);
+    if (s_fast_parse_proposed (json, bytes, self))
+        return 0;
+    event_init (self);
+    parse_ctx_t ctx = {false, error, error_size};
+    return s_parse_json (&ctx, json, bytes, self);
 }

@@ -48,6 +48,20 @@ static bool s_fast (const char *line, size_t bytes, event_t *event)
     return s_fast_parse_stored (line, bytes, event);
 }
 
+static int s_reference_proposed (const char *json, size_t bytes, event_t *event,
+                                 char *error)
+{
+    event_init (event);
+    parse_ctx_t ctx = {false, error, 256};
+    return s_parse_json (&ctx, json, bytes, event);
+}
+
+static bool s_fast_proposed (const char *json, size_t bytes, event_t *event)
+{
+    event_init (event);
+    return s_fast_parse_proposed (json, bytes, event);
+}
+
 static void test_stored_line_round_trips_byte_for_byte (void)
 {
     const char *lines[] = {s_deposit, s_transfer};
@@ -492,6 +506,136 @@ static void test_fast_path_equals_reference_on_random_events (void)
     }
 }
 
+//  A proposed event: no seq or ts, expect on some of its accounts.
+static void s_random_proposed (event_t *event)
+{
+    s_random_event (event, 0);
+    event->ts_ms = 0;
+    const char *accounts[2] = {event->account, NULL};
+    if (event->type == EVENT_TRANSFERRED) {
+        accounts[0] = rand () % 2 ? event->from : event->to;
+        accounts[1] = accounts[0] == event->from ? event->to : event->from;
+    }
+    size_t count = (size_t)rand () % (accounts[1] ? 3 : 2);
+    for (size_t i = 0; i < count; i++) {
+        strcpy (event->expect[i].account, accounts[i]);
+        event->expect[i].version =
+            rand () % 3 ? rand () % 1000 : s_random_range (EVENT_VERSION_MAX) - 1;
+    }
+    event->expect_count = count;
+}
+
+static void test_proposed_fast_path_equals_reference_on_random_events (void)
+{
+    srand (43);
+    for (int i = 0; i < 50000; i++) {
+        event_t original, fast, reference;
+        s_random_proposed (&original);
+        char json[EVENT_LINE_BYTES_MAX];
+        size_t bytes = event_format_proposed (&original, json, sizeof json);
+        CHECK (bytes > 0);
+        char error[256] = "";
+        CHECK (s_fast_proposed (json, bytes, &fast));
+        int rc = s_reference_proposed (json, bytes, &reference, error);
+        if (rc != 0)
+            fprintf (stderr, "    %s\n    %s\n", json, error);
+        CHECK (rc == 0);
+        CHECK (memcmp (&fast, &reference, sizeof fast) == 0);
+        CHECK (memcmp (&fast, &original, sizeof fast) == 0);
+        char again[EVENT_LINE_BYTES_MAX];
+        CHECK (event_format_proposed (&fast, again, sizeof again) == bytes);
+        CHECK (memcmp (again, json, bytes) == 0);
+    }
+}
+
+//  Whatever the proposed fast path accepts, the reference accepts identically.
+static void test_proposed_fast_path_never_accepts_more_than_reference (void)
+{
+    srand (4321);
+    static const char replacements[] = "0123456789\"\\{}:,. -aZu\x80\xc3\x01";
+    int accepted_by_fast = 0;
+    for (int i = 0; i < 200000; i++) {
+        event_t original, fast, reference;
+        s_random_proposed (&original);
+        char json[EVENT_LINE_BYTES_MAX];
+        size_t bytes = event_format_proposed (&original, json, sizeof json);
+        int mutations = 1 + rand () % 2;
+        for (int m = 0; m < mutations; m++)
+            json[rand () % bytes] = replacements[rand () % (sizeof replacements - 1)];
+        if (rand () % 8 == 0)
+            bytes -= 1 + (size_t)rand () % 8;
+        char error[256];
+        if (!s_fast_proposed (json, bytes, &fast))
+            continue;
+        accepted_by_fast++;
+        CHECK (s_reference_proposed (json, bytes, &reference, error) == 0);
+        CHECK (memcmp (&fast, &reference, sizeof fast) == 0);
+    }
+    CHECK (accepted_by_fast > 0);
+}
+
+static void test_proposed_expect_rules_hold_on_the_fast_path (void)
+{
+    const char *rejected[] = {
+        //  an account the event does not touch
+        "{\"id\":\"e\",\"type\":\"deposited\",\"v\":1,\"account\":\"alice\","
+        "\"amount\":5,\"expect\":{\"bob\":1}}",
+        //  the same account twice
+        "{\"id\":\"e\",\"type\":\"transferred\",\"v\":1,\"from\":\"a\",\"to\":\"b\","
+        "\"amount\":5,\"expect\":{\"a\":1,\"a\":2}}",
+        //  three accounts
+        "{\"id\":\"e\",\"type\":\"transferred\",\"v\":1,\"from\":\"a\",\"to\":\"b\","
+        "\"amount\":5,\"expect\":{\"a\":1,\"b\":2,\"a\":3}}",
+        //  a negative version, a leading zero
+        "{\"id\":\"e\",\"type\":\"deposited\",\"v\":1,\"account\":\"a\","
+        "\"amount\":5,\"expect\":{\"a\":-1}}",
+        "{\"id\":\"e\",\"type\":\"deposited\",\"v\":1,\"account\":\"a\","
+        "\"amount\":5,\"expect\":{\"a\":01}}",
+        //  seq in a proposed event, v 2
+        "{\"seq\":1,\"id\":\"e\",\"type\":\"deposited\",\"v\":1,\"account\":\"a\","
+        "\"amount\":5}",
+        "{\"id\":\"e\",\"type\":\"deposited\",\"v\":2,\"account\":\"a\","
+        "\"amount\":5}",
+    };
+    for (size_t i = 0; i < sizeof rejected / sizeof rejected[0]; i++) {
+        event_t event;
+        char error[256] = "";
+        CHECK (!s_fast_proposed (rejected[i], strlen (rejected[i]), &event));
+        CHECK (s_proposed (rejected[i], &event, error) == -1);
+        CHECK (error[0] != '\0');
+    }
+    const char *zero = "{\"id\":\"e\",\"type\":\"deposited\",\"v\":1,\"account\":\"a\","
+                       "\"amount\":5,\"expect\":{\"a\":0}}";
+    event_t fast, reference;
+    char error[256] = "";
+    CHECK (s_fast_proposed (zero, strlen (zero), &fast));
+    CHECK (s_reference_proposed (zero, strlen (zero), &reference, error) == 0);
+    CHECK (memcmp (&fast, &reference, sizeof fast) == 0);
+    CHECK (fast.expect_count == 1 && fast.expect[0].version == 0);
+}
+
+//  The hand-written formatter against gmtime_r and snprintf.
+static void test_ts_format_equals_gmtime (void)
+{
+    srand (99);
+    for (int i = 0; i < 200000; i++) {
+        int64_t value = (((int64_t)rand () << 31) ^ rand ()) %
+                            (EVENT_TS_MAX_MS - EVENT_TS_MIN_MS + 1) +
+                        EVENT_TS_MIN_MS;
+        if (i % 4 == 0) // around now, and day boundaries
+            value = 1795332527123LL + (int64_t)(rand () % 400000) * 86400000 / 7 - i;
+        char text[EVENT_TS_BYTES + 1], expected[96];
+        event_ts_format (value, text);
+        time_t seconds = (time_t)s_floor_div (value, 1000);
+        struct tm tm;
+        gmtime_r (&seconds, &tm);
+        snprintf (expected, sizeof expected, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
+                  tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+                  tm.tm_sec, (int)(value - (int64_t)seconds * 1000));
+        CHECK (strcmp (text, expected) == 0);
+    }
+}
+
 //  Whatever the fast path accepts, the reference accepts identically.
 static void test_fast_path_never_accepts_more_than_reference (void)
 {
@@ -612,6 +756,10 @@ int main (void)
     RUN (test_fast_path_equals_reference_on_random_events);
     RUN (test_fast_path_never_accepts_more_than_reference);
     RUN (test_non_canonical_lines_fall_back_to_reference);
+    RUN (test_proposed_fast_path_equals_reference_on_random_events);
+    RUN (test_proposed_fast_path_never_accepts_more_than_reference);
+    RUN (test_proposed_expect_rules_hold_on_the_fast_path);
+    RUN (test_ts_format_equals_gmtime);
     RUN (test_print_parse_rates);
     return check_exit_status ();
 }
