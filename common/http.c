@@ -37,9 +37,12 @@
 #define HTTP_CONNECTION_TIMEOUT_S_DEFAULT 30
 //  MHD keeps the request line, headers, its read buffer and the response
 //  head in this pool. Bodies go to our own buffer, so this only caps the
-//  header size: measured with 0.9.75, headers up to ~15.5 KiB pass and
-//  from ~16.5 KiB MHD answers 431 itself (in between it just closes).
-#define HTTP_CONNECTION_MEMORY_BYTES_MAX (16 * 1024)
+//  header size (MHD answers 431 itself beyond it). MHD 0.9.75 zeroes the
+//  whole pool between keep-alive requests, so its size is paid on every
+//  request: 16 KiB cost ~25k instructions per request (a sixth of a POST).
+//  8 KiB still takes headers up to ~7 KiB (measured; from ~8 KiB: 431),
+//  close to the 8 KiB most servers allow.
+#define HTTP_CONNECTION_MEMORY_BYTES_MAX (8 * 1024)
 #define HTTP_TIMER_MS                    500 // runs MHD's connection timeouts
 #define HTTP_RUN_ROUNDS_MAX              64 // MHD_run calls per wake-up while work is pending
 #define HTTP_PARAM_INLINE_BYTES          256 // decoded {name} values; longer ones take a malloc

@@ -533,6 +533,22 @@ static void test_idle_connection_is_closed_by_the_server (void)
     close (fd);
 }
 
+//  The connection pool is 8 KiB (it is zeroed per request): headers of a
+//  few KiB must still pass.
+static void test_header_of_6_kib_is_accepted (void)
+{
+    response_t *r = &s_response;
+    size_t filler_bytes = 6 * 1024;
+    char *request = malloc (filler_bytes + 128);
+    assert (request);
+    int head = snprintf (request, 128, "GET /things/1 HTTP/1.1\r\nHost: t\r\nX-Filler: ");
+    memset (request + head, 'f', filler_bytes);
+    memcpy (request + head + filler_bytes, "\r\n\r\n", 4);
+    CHECK (s_exchange (request, (size_t)head + filler_bytes + 4, r) == 0);
+    CHECK (r->status == 200);
+    free (request);
+}
+
 static void test_oversized_header_is_rejected_by_mhd (void)
 {
     response_t *r = &s_response;
@@ -640,6 +656,7 @@ int main (int argc, char *argv[])
     test_request_id_is_echoed_or_generated ();
     test_keep_alive_serves_two_requests_on_one_connection ();
     test_suspended_request_is_answered_later ();
+    test_header_of_6_kib_is_accepted ();
     test_oversized_header_is_rejected_by_mhd ();
     test_idle_connection_is_closed_by_the_server ();
     test_request_answered_from_another_handler_is_sent ();
