@@ -465,8 +465,13 @@ size_t event_format_stored (const event_t *self, char *buffer, size_t buffer_siz
     if (buffer_size == 0 || self->type == EVENT_TYPE_UNKNOWN)
         return 0;
     writer_t w = {buffer, buffer + buffer_size - 1, false};
-    char ts[EVENT_TS_BYTES + 1];
-    event_ts_format (self->ts_ms, ts);
+    //  The events of one append share their ts: format it once.
+    static _Thread_local int64_t ts_ms = 0;
+    static _Thread_local char ts[EVENT_TS_BYTES + 1] = "1970-01-01T00:00:00.000Z";
+    if (self->ts_ms != ts_ms) {
+        event_ts_format (self->ts_ms, ts);
+        ts_ms = self->ts_ms;
+    }
     s_put_lit (&w, "{\"seq\":");
     s_put_int (&w, self->seq);
     s_put_lit (&w, ",\"id\":");

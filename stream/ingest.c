@@ -33,6 +33,12 @@
 #define INGEST_ERROR_BYTES_MAX 256
 //  Up to this many events, pairwise id comparison is cheaper than a hash table.
 #define INGEST_REPEAT_SCAN_EVENTS_MAX 16
+//  Slots of the repeated-id table: a power of two, at least twice the events
+//  of a request, so probing stays short.
+#define INGEST_REPEAT_SLOTS 8192
+//  An APPEND request's frames: command, request id, events. Frames past
+//  these are received and counted but not kept.
+#define INGEST_REQUEST_FRAMES_MAX (INGEST_REQUEST_EVENTS_MAX + 2)
 
 typedef enum {
     STATUS_OK,
@@ -64,6 +70,13 @@ typedef struct {
     int64_t version; // before the burst changed it; 0 = absent
 } undo_t;
 
+//  A slot of the repeated-id table; valid only when its stamp is current,
+//  so the table is never cleared between requests.
+typedef struct {
+    uint32_t stamp;
+    uint32_t index; // event index in the request
+} repeat_slot_t;
+
 struct ingest {
     log_file_t *log;
     zsock_t *publish; // borrowed
@@ -71,7 +84,12 @@ struct ingest {
     zhashx_t *versions; // account -> (void *) version, version >= 1
     dedupe_t *dedupe;
     ingest_stats_t stats;
-    event_t *events; // scratch: one request's parsed events
+    event_t *events;    // scratch: one request's parsed events
+    zmq_msg_t *frames;  // scratch: one request's frames as received
+    size_t frame_count; // kept in frames
+    size_t frame_total; // received, kept or not
+    repeat_slot_t *repeat_slots;
+    uint32_t repeat_stamp;
     //  The current burst; every field is reset when it is published
     burst_request_t *requests;
     size_t request_count;
@@ -114,7 +132,7 @@ static void s_bump_versions (ingest_t *self, const event_t *event, bool record)
         if (record) {
             assert (self->undo_count < INGEST_BURST_UNDO_MAX);
             undo_t *undo = &self->undo[self->undo_count++];
-            snprintf (undo->account, sizeof undo->account, "%s", accounts[i]);
+            memcpy (undo->account, accounts[i], strlen (accounts[i]) + 1);
             undo->version = version;
         }
         s_set_version (self, accounts[i], version + 1);
@@ -175,8 +193,11 @@ ingest_t *ingest_new (const char *log_path, zsock_t *publish, bool fsync_always,
     self->lines =
         (burst_line_t *)calloc (INGEST_BURST_EVENTS_HARD_MAX, sizeof (burst_line_t));
     self->undo = (undo_t *)calloc (INGEST_BURST_UNDO_MAX, sizeof (undo_t));
+    self->frames = (zmq_msg_t *)calloc (INGEST_REQUEST_FRAMES_MAX, sizeof (zmq_msg_t));
+    self->repeat_slots =
+        (repeat_slot_t *)calloc (INGEST_REPEAT_SLOTS, sizeof (repeat_slot_t));
     if (!self->versions || !self->dedupe || !self->events || !self->requests ||
-        !self->lines || !self->undo) {
+        !self->lines || !self->undo || !self->frames || !self->repeat_slots) {
         snprintf (error, error_size, "out of memory (dedupe window %zu)", dedupe_window);
         goto failed;
     }
@@ -214,6 +235,8 @@ void ingest_destroy (ingest_t **self_p)
         free (self->requests);
         free (self->lines);
         free (self->undo);
+        free (self->frames);
+        free (self->repeat_slots);
         free (self->text);
         free (self);
         *self_p = NULL;
@@ -238,6 +261,13 @@ static ssize_t s_text_add (ingest_t *self, const void *data, size_t bytes)
     return (ssize_t)(self->text_bytes - bytes);
 }
 
+static void s_frames_close (ingest_t *self)
+{
+    for (size_t i = 0; i < self->frame_count; i++)
+        zmq_msg_close (&self->frames[i]);
+    self->frame_count = 0;
+}
+
 static void s_answer_invalid (burst_request_t *request, bool stateless, const char *error)
 {
     cJSON *json = cJSON_CreateObject ();
@@ -249,8 +279,33 @@ static void s_answer_invalid (burst_request_t *request, bool stateless, const ch
     request->stateless = stateless;
 }
 
+//  FNV-1a: ids are short and this runs once per event.
+static uint32_t s_id_hash (const char *id)
+{
+    uint32_t hash = 2166136261u;
+    for (const unsigned char *c = (const unsigned char *)id; *c; c++)
+        hash = (hash ^ *c) * 16777619u;
+    return hash;
+}
+
+//  Index of an earlier event with the same id, or -1; remembers this one.
+static ssize_t s_repeat_seen (ingest_t *self, size_t index)
+{
+    const char *id = self->events[index].id;
+    size_t slot = s_id_hash (id) & (INGEST_REPEAT_SLOTS - 1);
+    for (;; slot = (slot + 1) & (INGEST_REPEAT_SLOTS - 1)) {
+        repeat_slot_t *entry = &self->repeat_slots[slot];
+        if (entry->stamp != self->repeat_stamp) {
+            *entry = (repeat_slot_t){self->repeat_stamp, (uint32_t)index};
+            return -1;
+        }
+        if (streq (self->events[entry->index].id, id))
+            return (ssize_t)entry->index;
+    }
+}
+
 //  Answers invalid if an id appears twice in the request. Small requests
-//  compare pairs; larger ones go through a hash of their ids.
+//  compare pairs; larger ones go through a table of their ids.
 static bool s_find_repeated_id (ingest_t *self, size_t count, burst_request_t *request)
 {
     size_t repeat = 0, first = 0;
@@ -261,17 +316,18 @@ static bool s_find_repeated_id (ingest_t *self, size_t count, burst_request_t *r
                     goto repeated;
         return false;
     }
-    zhashx_t *seen = zhashx_new ();
+    assert (count * 2 <= INGEST_REPEAT_SLOTS);
+    if (++self->repeat_stamp == 0) { // wrapped: old stamps could match again
+        memset (self->repeat_slots, 0, INGEST_REPEAT_SLOTS * sizeof (repeat_slot_t));
+        self->repeat_stamp = 1;
+    }
     for (repeat = 0; repeat < count; repeat++) {
-        void *index = zhashx_lookup (seen, self->events[repeat].id);
-        if (index) {
-            first = (size_t)(uintptr_t)index - 1;
-            zhashx_destroy (&seen);
+        ssize_t seen = s_repeat_seen (self, repeat);
+        if (seen >= 0) {
+            first = (size_t)seen;
             goto repeated;
         }
-        zhashx_insert (seen, self->events[repeat].id, (void *)(uintptr_t)(repeat + 1));
     }
-    zhashx_destroy (&seen);
     return false;
 repeated:;
     char error[INGEST_ERROR_BYTES_MAX];
@@ -283,9 +339,9 @@ repeated:;
 
 //  Parses the proposed events and checks ids do not repeat inside the
 //  request. Returns the event count, or 0 with the request answered.
-static size_t s_parse_request (ingest_t *self, zmsg_t *msg, burst_request_t *request)
+static size_t s_parse_request (ingest_t *self, burst_request_t *request)
 {
-    size_t count = zmsg_size (msg);
+    size_t count = self->frame_total - 2;
     char error[INGEST_ERROR_BYTES_MAX];
     if (count == 0) {
         s_answer_invalid (request, true, "empty request: no events");
@@ -297,11 +353,12 @@ static size_t s_parse_request (ingest_t *self, zmsg_t *msg, burst_request_t *req
         s_answer_invalid (request, true, error);
         return 0;
     }
-    size_t index = 0;
-    for (zframe_t *frame = zmsg_first (msg); frame; frame = zmsg_next (msg), index++) {
+    for (size_t index = 0; index < count; index++) {
+        zmq_msg_t *frame = &self->frames[index + 2];
         char reason[INGEST_ERROR_BYTES_MAX - 32];
-        if (event_parse_proposed ((const char *)zframe_data (frame), zframe_size (frame),
-                                  &self->events[index], reason, sizeof reason)) {
+        if (event_parse_proposed ((const char *)zmq_msg_data (frame),
+                                  zmq_msg_size (frame), &self->events[index], reason,
+                                  sizeof reason)) {
             snprintf (error, sizeof error, "event %zu: %s", index, reason);
             s_answer_invalid (request, true, error);
             return 0;
@@ -410,41 +467,71 @@ static int s_append_request (ingest_t *self, size_t count, burst_request_t *requ
     return 0;
 }
 
-//  Decides one request of the burst. msg is ["APPEND", request_id, event...].
-static void s_take_request (ingest_t *self, zmsg_t *msg)
+//  Receives one message's frames into self->frames (those past
+//  INGEST_REQUEST_FRAMES_MAX are counted and dropped). Returns 0, or -1
+//  with nothing kept.
+static int s_recv_request (ingest_t *self, void *pull)
+{
+    self->frame_count = self->frame_total = 0;
+    zmq_msg_t extra;
+    bool more = true;
+    while (more) {
+        bool keep = self->frame_count < INGEST_REQUEST_FRAMES_MAX;
+        zmq_msg_t *frame = keep ? &self->frames[self->frame_count] : &extra;
+        zmq_msg_init (frame);
+        if (zmq_msg_recv (frame, pull, 0) < 0) {
+            zmq_msg_close (frame);
+            s_frames_close (self);
+            return -1;
+        }
+        more = zmq_msg_more (frame);
+        self->frame_total++;
+        if (keep)
+            self->frame_count++;
+        else
+            zmq_msg_close (frame);
+    }
+    return 0;
+}
+
+static bool s_frame_streq (zmq_msg_t *frame, const char *text)
+{
+    size_t bytes = strlen (text);
+    return zmq_msg_size (frame) == bytes &&
+           memcmp (zmq_msg_data (frame), text, bytes) == 0;
+}
+
+//  Decides the received request: ["APPEND", request_id, event...].
+static void s_take_request (ingest_t *self)
 {
     burst_request_t *request = &self->requests[self->request_count];
     *request = (burst_request_t){0};
-    zframe_t *command = zmsg_pop (msg);
-    zframe_t *request_id = zmsg_pop (msg);
-    if (!request_id) {
+    if (self->frame_total < 2) {
         log_warn ("ingest: dropped a message of %zu frame(s) without a request id",
-                  command ? (size_t)1 : (size_t)0);
+                  self->frame_total);
         self->stats.requests_invalid++;
-        goto done;
+        return;
     }
+    zmq_msg_t *request_id = &self->frames[1];
     ssize_t offset =
-        s_text_add (self, zframe_data (request_id), zframe_size (request_id));
+        s_text_add (self, zmq_msg_data (request_id), zmq_msg_size (request_id));
     if (offset < 0) {
         log_error ("ingest: out of memory for a request id");
-        goto done;
+        return;
     }
     request->id_offset = (size_t)offset;
-    request->id_bytes = zframe_size (request_id);
+    request->id_bytes = zmq_msg_size (request_id);
     self->request_count++;
     if (self->burst_errno)
         request->status = STATUS_UNAVAILABLE;
-    else if (!zframe_streq (command, "APPEND"))
+    else if (!s_frame_streq (&self->frames[0], "APPEND"))
         s_answer_invalid (request, true, "unknown command (expected APPEND)");
     else {
-        size_t count = s_parse_request (self, msg, request);
+        size_t count = s_parse_request (self, request);
         if (count && !s_check_duplicate (self, count, request) &&
             !s_check_expect (self, count, request))
             s_append_request (self, count, request);
     }
-done:
-    zframe_destroy (&command);
-    zframe_destroy (&request_id);
 }
 
 //  The burst is not durable: forget its effects, newest first.
@@ -468,6 +555,13 @@ static void s_undo_burst (ingest_t *self)
     }
 }
 
+//  Straight to libzmq: a zframe per line costs more than the line. PUB
+//  never blocks; at its high-water mark the whole message is dropped.
+static void s_send_frame (void *publish, const void *data, size_t bytes, bool more)
+{
+    zmq_send (publish, data, bytes, more ? ZMQ_SNDMORE : 0);
+}
+
 static void s_publish_result (ingest_t *self, burst_request_t *request)
 {
     char text[INGEST_ERROR_BYTES_MAX];
@@ -485,11 +579,10 @@ static void s_publish_result (ingest_t *self, burst_request_t *request)
         result = text;
     }
     assert (result);
-    zmsg_t *msg = zmsg_new ();
-    zmsg_addstr (msg, "RESULT");
-    zmsg_addmem (msg, self->text + request->id_offset, request->id_bytes);
-    zmsg_addstr (msg, result);
-    zmsg_send (&msg, self->publish);
+    void *publish = zsock_resolve (self->publish);
+    s_send_frame (publish, "RESULT", 6, true);
+    s_send_frame (publish, self->text + request->id_offset, request->id_bytes, true);
+    s_send_frame (publish, result, strlen (result), false);
 }
 
 static void s_publish_burst (ingest_t *self)
@@ -497,13 +590,13 @@ static void s_publish_burst (ingest_t *self)
     for (size_t i = 0; i < self->request_count; i++) {
         burst_request_t *request = &self->requests[i];
         if (request->status == STATUS_OK) {
-            zmsg_t *msg = zmsg_new ();
-            zmsg_addstr (msg, "EVENTS");
+            void *publish = zsock_resolve (self->publish);
+            s_send_frame (publish, "EVENTS", 6, true);
             for (size_t l = 0; l < request->line_count; l++) {
                 burst_line_t *line = &self->lines[request->line_first + l];
-                zmsg_addmem (msg, self->text + line->offset, line->bytes);
+                s_send_frame (publish, self->text + line->offset, line->bytes,
+                              l + 1 < request->line_count);
             }
-            zmsg_send (&msg, self->publish);
         }
         s_publish_result (self, request);
         uint64_t *counters[] = {
@@ -520,11 +613,10 @@ int ingest_drain (ingest_t *self, zsock_t *pull)
     while (self->request_count < INGEST_BURST_REQUESTS_MAX &&
            self->line_count < INGEST_BURST_EVENTS_MAX &&
            (zsock_events (pull) & ZMQ_POLLIN)) {
-        zmsg_t *msg = zmsg_recv (pull);
-        if (!msg)
+        if (s_recv_request (self, zsock_resolve (pull)))
             break;
-        s_take_request (self, msg);
-        zmsg_destroy (&msg);
+        s_take_request (self);
+        s_frames_close (self);
     }
     if (self->request_count == 0)
         return 0;

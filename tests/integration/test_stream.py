@@ -249,6 +249,37 @@ def test_invalid_requests_are_answered_and_leave_the_log_unchanged():
     s.stop()
 
 
+def compact(event_json):
+    """The canonical form transaction sends (no spaces): the stream's fast path."""
+    return json.dumps(json.loads(event_json), separators=(",", ":"))
+
+
+def test_canonical_requests_are_decided_like_any_other_form():
+    s = Stream()
+    c = s.client
+    ids = [new_id() for _ in range(1000)]
+    repeated = list(ids)
+    repeated[700] = ids[3]
+    result = c.append(*[compact(deposit(i, account="carol")) for i in repeated])
+    assert result["status"] == "invalid"
+    assert f'event 700: id \\"{ids[3]}\\" repeats event 3' in json.dumps(result["error"])
+    too_many = [compact(deposit(new_id())) for _ in range(4097)]
+    result = c.append(*too_many)
+    assert result == {"status": "invalid", "error": "too many events: 4097 (at most 4096 per request)"}
+    result = c.append(*[compact(deposit(i, account="carol")) for i in ids])
+    assert result == {"status": "ok", "first_seq": 1, "last_seq": 1000}
+    stale = compact(transfer(new_id(), "carol", "dave", expect={"carol": 999, "dave": 0}))
+    assert c.append(stale) == {"status": "conflict", "versions": {"carol": 1000, "dave": 0}}
+    fresh = compact(transfer(new_id(), "carol", "dave", expect={"carol": 1000, "dave": 0}))
+    assert c.append(fresh)["status"] == "ok"
+    assert c.append(*[compact(deposit(i, account="carol")) for i in ids]) == {
+        "status": "duplicate", "first_seq": 1, "last_seq": 1000}
+    lines = s.log_bytes().splitlines()
+    assert len(lines) == 1001
+    harness.assert_log_valid(s.log_path)
+    s.stop()
+
+
 def test_fetch_pages_over_10000_events_equal_the_log_lines():
     s = Stream()
     c = s.client
@@ -462,6 +493,7 @@ if __name__ == "__main__":
         test_retry_with_stored_ids_is_a_duplicate_with_the_original_seqs,
         test_requests_of_one_burst_see_each_other,
         test_invalid_requests_are_answered_and_leave_the_log_unchanged,
+        test_canonical_requests_are_decided_like_any_other_form,
         test_fetch_pages_over_10000_events_equal_the_log_lines,
         test_restart_keeps_the_log_versions_and_ids_and_continues_the_seq,
         test_kill9_during_appends_keeps_every_acknowledged_event_exactly_once,
