@@ -11,6 +11,7 @@
 
 #include <cjson/cJSON.h>
 #include <inttypes.h>
+#include <sys/random.h>
 
 #include "commands.h"
 #include "event.h"
@@ -28,6 +29,9 @@
 #define API_RETRY_AFTER_S         "1"               // what a 503 asks clients to wait
 #define API_TICK_MS_MAX           50                // timeout granularity
 #define API_ATTEMPT_BYTES_MAX     64                // "<instance uuid>-<counter>"
+#define API_HOLDS_INLINE          2  // a single command touches at most two accounts
+#define API_HOLDS_SCAN_MAX        8  // beyond: holds are indexed by account (batches)
+#define API_UUID_BYTES            16
 
 typedef enum { ROUTE_TRANSACTION, ROUTE_TRANSFER, ROUTE_BATCH } route_t;
 
@@ -38,6 +42,7 @@ typedef enum {
 } state_t;
 
 typedef struct {
+    char account[EVENT_ACCOUNT_BYTES_MAX + 1];
     int64_t balance;   // confirmed balance plus this request's earlier commands
     int64_t available; // the same minus holds of other requests
     int64_t debit;     // held by this request
@@ -45,12 +50,6 @@ typedef struct {
     int64_t expect;    // confirmed version the request was validated against
     bool expect_sent;  // the attempt being built already carries expect
 } hold_t;
-
-static void s_hold_free (void **hold_p)
-{
-    free (*hold_p);
-    *hold_p = NULL;
-}
 
 typedef struct {
     api_t *api;
@@ -64,8 +63,14 @@ typedef struct {
     char attempt[API_ATTEMPT_BYTES_MAX]; // request_id of the APPEND in flight
     char request_id[HTTP_REQUEST_ID_BYTES_MAX + 1];
     char correlation_id[EVENT_META_VALUE_BYTES_MAX + 1];
-    zlistx_t *waiters; // http_request_t *, the originator first
-    zhashx_t *holds;   // account -> hold_t (owned)
+    http_request_t *originator; // NULL once answered
+    zlistx_t *followers;        // http_request_t *: the same key meanwhile; NULL: none yet
+    //  Holds per account, in first-touch order. Most requests touch one
+    //  or two accounts: those need no allocation and no index.
+    hold_t holds_inline[API_HOLDS_INLINE];
+    hold_t *holds; // holds_inline or a malloc
+    size_t hold_count, hold_capacity;
+    zhashx_t *hold_index; // account -> index + 1, beyond API_HOLDS_SCAN_MAX holds
     int64_t deadline_ms;
     int retries;
     state_t state;
@@ -88,6 +93,8 @@ struct api {
     size_t waiters;       // suspended HTTP requests over all requests
     char instance[33];
     uint64_t attempts;
+    uint8_t uuid_base[API_UUID_BYTES]; // random per process, see s_uuid_generate
+    uint64_t uuids;
     int timer_id;
     uint64_t created, replayed, rejected, conflicts, retried, timeouts, unavailable;
 };
@@ -140,24 +147,35 @@ static void s_respond_problem (api_t *self, http_request_t *http, unsigned statu
     free (body);
 }
 
+//  Forgets the request's holds (not the write model's copy of them).
+static void s_holds_clear (request_t *request)
+{
+    request->hold_count = 0;
+    if (request->hold_index)
+        zhashx_purge (request->hold_index);
+}
+
 static void s_release_holds (request_t *request)
 {
     write_model_t *model = request->api->model;
-    for (hold_t *hold = zhashx_first (request->holds); hold;
-         hold = zhashx_next (request->holds))
+    for (size_t index = 0; index < request->hold_count; index++) {
+        hold_t *hold = &request->holds[index];
         if (hold->events)
-            write_model_hold (model, zhashx_cursor (request->holds), hold->debit,
-                              hold->events, -1);
-    zhashx_purge (request->holds);
+            write_model_hold (model, hold->account, hold->debit, hold->events, -1);
+    }
+    s_holds_clear (request);
 }
 
 static void s_request_destroy (request_t **request_p)
 {
     request_t *request = *request_p;
     if (request) {
-        assert (zlistx_size (request->waiters) == 0);
-        zlistx_destroy (&request->waiters);
-        zhashx_destroy (&request->holds);
+        assert (!request->originator);
+        assert (!request->followers || zlistx_size (request->followers) == 0);
+        zlistx_destroy (&request->followers);
+        zhashx_destroy (&request->hold_index);
+        if (request->holds != request->holds_inline)
+            free (request->holds);
         cJSON_Delete (request->versions);
         free (request->commands);
         free (request);
@@ -170,14 +188,10 @@ static void s_request_destroy (request_t **request_p)
 static void s_request_end (request_t *request, unsigned status, const char *body,
                            bool replayed)
 {
+    //  First leave every index and the write model: answering runs MHD,
+    //  which may already dispatch the client's next request, and that one
+    //  must see this request's outcome (balances, its key), not its holds.
     api_t *self = request->api;
-    bool first = true;
-    http_request_t *http;
-    while ((http = zlistx_detach (request->waiters, NULL))) {
-        s_respond (self, http, status, body, replayed || !first);
-        self->waiters--;
-        first = false;
-    }
     if (status == 201 && request->keyed)
         idempotency_store (self->idempotency, request->key, request->fingerprint, status,
                            body, strlen (body));
@@ -187,6 +201,16 @@ static void s_request_end (request_t *request, unsigned status, const char *body
     if (request->keyed && zhashx_lookup (self->by_key, request->key) == request)
         zhashx_delete (self->by_key, request->key);
     zlistx_detach (self->requests, request->handle);
+    if (request->originator) {
+        s_respond (self, request->originator, status, body, replayed);
+        request->originator = NULL;
+        self->waiters--;
+    }
+    http_request_t *http;
+    while (request->followers && (http = zlistx_detach (request->followers, NULL))) {
+        s_respond (self, http, status, body, true);
+        self->waiters--;
+    }
     s_request_destroy (&request);
 }
 
@@ -201,19 +225,61 @@ static void s_request_fail (request_t *request, unsigned status, const char *det
 //  --------------------------------------------------------------------
 //  Planning: validate in order against the write model, hold the debits
 
-static hold_t *s_hold (request_t *request, const char *account)
+//  The index of account's hold, or hold_count when it has none.
+static size_t s_hold_find (request_t *request, const char *account)
 {
-    hold_t *hold = zhashx_lookup (request->holds, account);
-    if (!hold) {
-        write_model_t *model = request->api->model;
-        hold = calloc (1, sizeof *hold);
-        assert (hold);
-        hold->balance = write_model_balance (model, account);
-        hold->available = write_model_available (model, account);
-        hold->expect = write_model_version (model, account);
-        zhashx_insert (request->holds, account, hold);
+    if (request->hold_index) {
+        void *found = zhashx_lookup (request->hold_index, account);
+        return found ? (size_t)((uintptr_t)found - 1) : request->hold_count;
     }
-    return hold;
+    size_t index = 0;
+    while (index < request->hold_count && !streq (request->holds[index].account, account))
+        index++;
+    return index;
+}
+
+//  Indexes the holds once there are too many to scan.
+static void s_hold_index (request_t *request, size_t index)
+{
+    if (!request->hold_index && request->hold_count > API_HOLDS_SCAN_MAX) {
+        request->hold_index = zhashx_new ();
+        assert (request->hold_index);
+        for (size_t known = 0; known < index; known++)
+            zhashx_insert (request->hold_index, request->holds[known].account,
+                           (void *)(uintptr_t)(known + 1));
+    }
+    if (request->hold_index)
+        zhashx_insert (request->hold_index, request->holds[index].account,
+                       (void *)(uintptr_t)(index + 1));
+}
+
+//  The index of account's hold, created from the write model if new.
+//  An index, not a pointer: adding a hold may move the others.
+static size_t s_hold (request_t *request, const char *account)
+{
+    size_t index = s_hold_find (request, account);
+    if (index < request->hold_count)
+        return index;
+    if (request->hold_count == request->hold_capacity) {
+        size_t capacity = request->hold_capacity * 2;
+        hold_t *holds = request->holds == request->holds_inline
+                            ? malloc (capacity * sizeof *holds)
+                            : realloc (request->holds, capacity * sizeof *holds);
+        assert (holds);
+        if (request->holds == request->holds_inline)
+            memcpy (holds, request->holds_inline, sizeof request->holds_inline);
+        request->holds = holds;
+        request->hold_capacity = capacity;
+    }
+    write_model_t *model = request->api->model;
+    hold_t *hold = &request->holds[request->hold_count++];
+    *hold = (hold_t){.expect_sent = false};
+    snprintf (hold->account, sizeof hold->account, "%s", account);
+    hold->balance = write_model_balance (model, account);
+    hold->available = write_model_available (model, account);
+    hold->expect = write_model_version (model, account);
+    s_hold_index (request, index);
+    return index;
 }
 
 //  An exact integer member: cJSON's numbers are doubles, which round
@@ -225,25 +291,33 @@ static void s_add_int (cJSON *json, const char *name, int64_t value)
     cJSON_AddRawToObject (json, name, text);
 }
 
+static void s_amount_error (request_t *request, size_t index, cJSON **errors_p,
+                            const char *message)
+{
+    char field[48];
+    snprintf (field, sizeof field,
+              request->route == ROUTE_BATCH ? "commands[%zu].amount" : "amount", index);
+    http_problem_add_error (errors_p, field, message);
+}
+
 //  Plans command index: returns 0, or -1 with *extra_p / *errors_p set.
 static int s_plan_command (request_t *request, size_t index, cJSON **errors_p,
                            cJSON **extra_p)
 {
     const command_t *command = &request->commands[index];
-    char field[48];
-    snprintf (field, sizeof field,
-              request->route == ROUTE_BATCH ? "commands[%zu].amount" : "amount", index);
     const char *debited = command->kind == COMMAND_WITHDRAW   ? command->account
                           : command->kind == COMMAND_TRANSFER ? command->from
                                                               : NULL;
     const char *credited = command->kind == COMMAND_DEPOSIT    ? command->account
                            : command->kind == COMMAND_TRANSFER ? command->to
                                                                : NULL;
-    hold_t *from = debited ? s_hold (request, debited) : NULL;
-    hold_t *to = credited ? s_hold (request, credited) : NULL;
+    size_t from_index = debited ? s_hold (request, debited) : 0;
+    size_t to_index = credited ? s_hold (request, credited) : 0;
+    hold_t *from = debited ? &request->holds[from_index] : NULL;
+    hold_t *to = credited ? &request->holds[to_index] : NULL;
     int64_t floor = -request->api->config.overdraft_limit;
     if (from && from->available - command->amount < floor) {
-        http_problem_add_error (errors_p, field, "exceeds the available balance");
+        s_amount_error (request, index, errors_p, "exceeds the available balance");
         *extra_p = cJSON_CreateObject ();
         cJSON_AddStringToObject (*extra_p, "account", debited);
         s_add_int (*extra_p, "balance", from->balance);
@@ -253,7 +327,7 @@ static int s_plan_command (request_t *request, size_t index, cJSON **errors_p,
     }
     int64_t credited_balance = 0;
     if (to && __builtin_add_overflow (to->balance, command->amount, &credited_balance)) {
-        http_problem_add_error (errors_p, field, "the balance would overflow");
+        s_amount_error (request, index, errors_p, "the balance would overflow");
         return -1;
     }
     if (from) {
@@ -275,7 +349,7 @@ static int s_plan_command (request_t *request, size_t index, cJSON **errors_p,
 //  On failure answers the request (422) and frees it; returns -1.
 static int s_plan (request_t *request)
 {
-    zhashx_purge (request->holds);
+    s_holds_clear (request);
     cJSON *errors = NULL, *extra = NULL;
     for (size_t index = 0; index < request->count; index++) {
         if (s_plan_command (request, index, &errors, &extra) == 0)
@@ -283,14 +357,15 @@ static int s_plan (request_t *request)
         char detail[160];
         snprintf (detail, sizeof detail, "%s",
                   extra ? "insufficient funds" : "invalid amount");
-        zhashx_purge (request->holds); // nothing was held yet
+        s_holds_clear (request); // nothing was held yet
         s_request_fail (request, 422, detail, errors, extra);
         return -1;
     }
-    for (hold_t *hold = zhashx_first (request->holds); hold;
-         hold = zhashx_next (request->holds))
-        write_model_hold (request->api->model, zhashx_cursor (request->holds),
-                          hold->debit, hold->events, 1);
+    for (size_t index = 0; index < request->hold_count; index++) {
+        hold_t *hold = &request->holds[index];
+        write_model_hold (request->api->model, hold->account, hold->debit, hold->events,
+                          1);
+    }
     return 0;
 }
 
@@ -307,8 +382,9 @@ static int s_plan (request_t *request)
 
 static void s_expect (request_t *request, event_t *event, const char *account)
 {
-    hold_t *hold = zhashx_lookup (request->holds, account);
-    assert (hold);
+    size_t index = s_hold_find (request, account);
+    assert (index < request->hold_count);
+    hold_t *hold = &request->holds[index];
     if (hold->expect_sent)
         return;
     hold->expect_sent = true;
@@ -353,9 +429,8 @@ static int s_send (request_t *request)
         zhashx_delete (self->by_attempt, request->attempt);
     snprintf (request->attempt, sizeof request->attempt, "%s-%" PRIu64, self->instance,
               ++self->attempts);
-    for (hold_t *hold = zhashx_first (request->holds); hold;
-         hold = zhashx_next (request->holds))
-        hold->expect_sent = false;
+    for (size_t index = 0; index < request->hold_count; index++)
+        request->holds[index].expect_sent = false;
     zmsg_t *msg = zmsg_new ();
     zmsg_addstr (msg, "APPEND");
     zmsg_addstr (msg, request->attempt);
@@ -665,16 +740,46 @@ static int s_parse_batch (const cJSON *json, parsed_t *parsed, cJSON **errors_p)
     return rc;
 }
 
+//  A random (version 4) UUID without a getrandom per id: a random base
+//  drawn once per process, with the low 64 bits XORed with a bijective mix
+//  of a counter. Within a process the ids differ because the mix is a
+//  bijection (and the counter never wraps). Across processes and restarts
+//  each one's whole id set is the same fixed set XORed with an independent
+//  122-bit random base, so two processes collide with probability at most
+//  n1 * n2 / 2^122: what n1 * n2 fresh random UUIDs would give.
+static void s_uuid_generate (api_t *self, char *text)
+{
+    static const char hex[] = "0123456789abcdef";
+    uint64_t mixed = ++self->uuids; // splitmix64's finalizer: a bijection
+    mixed = (mixed ^ (mixed >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    mixed = (mixed ^ (mixed >> 27)) * 0x94d049bb133111ebULL;
+    mixed ^= mixed >> 31;
+    uint8_t data[API_UUID_BYTES];
+    memcpy (data, self->uuid_base, sizeof data);
+    for (int index = 0; index < 8; index++)
+        data[8 + index] ^= (uint8_t)(mixed >> (8 * index));
+    data[6] = (uint8_t)((data[6] & 0x0f) | 0x40); // version 4
+    data[8] = (uint8_t)((data[8] & 0x3f) | 0x80); // RFC 4122 variant
+    for (int index = 0; index < API_UUID_BYTES; index++) {
+        if (index == 4 || index == 6 || index == 8 || index == 10)
+            *text++ = '-';
+        *text++ = hex[data[index] >> 4];
+        *text++ = hex[data[index] & 0xf];
+    }
+    *text = '\0';
+}
+
 //  Event ids: a single command's is the key (or a new UUID); a batch
 //  command's is its own id, else "<key>:<index>", so a retried batch is
 //  deduplicated by the stream. Ids must be unique within a request.
-static int s_assign_ids (route_t route, parsed_t *parsed, cJSON **errors_p)
+static int s_assign_ids (api_t *self, route_t route, parsed_t *parsed,
+                         cJSON **errors_p)
 {
     char base[EVENT_ID_BYTES_MAX + 1];
-    zuuid_t *uuid = zuuid_new ();
-    snprintf (base, sizeof base, "%s",
-              *parsed->key ? parsed->key : zuuid_str_canonical (uuid));
-    zuuid_destroy (&uuid);
+    if (*parsed->key)
+        snprintf (base, sizeof base, "%s", parsed->key);
+    else
+        s_uuid_generate (self, base);
     if (route != ROUTE_BATCH) {
         snprintf (parsed->commands[0].id, EVENT_ID_BYTES_MAX + 1, "%s", base);
         return 0;
@@ -734,7 +839,7 @@ static int s_parse_request (api_t *self, http_request_t *http, route_t route,
         rc = -1;
     }
     if (rc == 0)
-        rc = s_assign_ids (route, parsed, &errors);
+        rc = s_assign_ids (self, route, parsed, &errors);
     if (rc != 0)
         s_respond_problem (self, http, 422, "the command is not valid", errors);
     return rc;
@@ -760,7 +865,10 @@ static bool s_handle_known_key (api_t *self, http_request_t *http, const char *k
                            "the idempotency key was used for another request", errors);
     } else if (running) {
         http_request_suspend (http);
-        zlistx_add_end (running->waiters, http);
+        if (!running->followers)
+            running->followers = zlistx_new ();
+        assert (running->followers);
+        zlistx_add_end (running->followers, http);
         self->waiters++;
     } else
         s_respond (self, http, entry->status, entry->body, true);
@@ -785,12 +893,10 @@ static request_t *s_request_new (api_t *self, http_request_t *http, route_t rout
     const char *correlation = http_request_header (http, "X-Correlation-Id");
     snprintf (request->correlation_id, sizeof request->correlation_id, "%s",
               correlation ? correlation : "");
-    request->waiters = zlistx_new ();
-    request->holds = zhashx_new ();
-    assert (request->waiters && request->holds);
-    zhashx_set_destructor (request->holds, s_hold_free);
+    request->holds = request->holds_inline;
+    request->hold_capacity = API_HOLDS_INLINE;
     request->deadline_ms = zclock_mono () + self->config.ack_timeout_ms;
-    zlistx_add_end (request->waiters, http);
+    request->originator = http;
     self->waiters++;
     request->handle = zlistx_add_end (self->requests, request);
     if (request->keyed)
@@ -985,6 +1091,13 @@ api_t *api_new (zloop_t *loop, const api_config_t *config)
     zuuid_t *uuid = zuuid_new ();
     snprintf (self->instance, sizeof self->instance, "%s", zuuid_str (uuid));
     zuuid_destroy (&uuid);
+    if (getrandom (self->uuid_base, sizeof self->uuid_base, 0) !=
+        (ssize_t)sizeof self->uuid_base) {
+        log_error ("getrandom (%zu bytes) failed: %s", sizeof self->uuid_base,
+                   strerror (errno));
+        free (self);
+        return NULL;
+    }
     self->model = write_model_new ();
     self->idempotency = idempotency_new (config->idempotency_keys_max);
     self->requests = zlistx_new ();

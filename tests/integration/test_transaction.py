@@ -465,6 +465,24 @@ def test_balances_beyond_2_53_are_exact():
     ledger.stop()
 
 
+def test_generated_ids_are_distinct_version_4_uuids():
+    import re
+    pattern = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
+    ledger = Ledger(accounting=False)
+    ids = [ledger.deposit("u", 1)["id"] for _ in range(50)]
+    status, batch, _ = ledger.post("/batch", {"commands": [{"account": "u", "amount": 1}] * 3})
+    assert status == 201, batch
+    ids += [r["id"].rsplit(":", 1)[0] for r in batch["results"][:1]]
+    assert all(pattern.match(i) for i in ids), ids
+    assert len(set(ids)) == len(ids), ids
+    # A restarted instance draws a new random base: no id comes back.
+    ledger.tx.stop_clean()
+    ledger.txs[0] = harness.start_transaction(ledger.endpoints)
+    again = [ledger.deposit("u", 1)["id"] for _ in range(50)]
+    assert not set(again) & set(ids), again
+    ledger.stop()
+
+
 if __name__ == "__main__":
     harness.run_tests([
         test_deposit_withdraw_transfer_and_batch_answer_with_the_stored_events,
@@ -477,4 +495,5 @@ if __name__ == "__main__":
         test_a_restarted_instance_replays_a_key_from_the_stored_event,
         test_the_largest_batch_is_one_atomic_append,
         test_balances_beyond_2_53_are_exact,
+        test_generated_ids_are_distinct_version_4_uuids,
     ])
