@@ -51,7 +51,15 @@ typedef struct {
     bool expect_sent;  // the attempt being built already carries expect
 } hold_t;
 
+typedef struct request request_t;
+
+//  Requests waiting for the write model: applying ones by last_seq, so a
+//  new applied_seq finishes a prefix instead of scanning every request.
 typedef struct {
+    request_t *head, *tail;
+} waitlist_t;
+
+struct request {
     api_t *api;
     void *handle; // in api->requests
     route_t route;
@@ -77,7 +85,9 @@ typedef struct {
     bool duplicate;
     int64_t first_seq, last_seq;
     cJSON *versions; // conflict: versions to reach first
-} request_t;
+    waitlist_t *waitlist; // the one it is on (by state), or NULL
+    request_t *wait_prev, *wait_next;
+};
 
 struct api {
     api_config_t config;
@@ -90,6 +100,8 @@ struct api {
     zlistx_t *requests;   // request_t, arrival (= deadline) order; owns them
     zhashx_t *by_attempt; // attempt id -> request_t
     zhashx_t *by_key;     // idempotency key -> request_t
+    waitlist_t applying;  // STATE_APPLYING, ascending last_seq
+    waitlist_t conflicted; // STATE_CONFLICTED, in conflict order
     size_t waiters;       // suspended HTTP requests over all requests
     char instance[33];
     uint64_t attempts;
@@ -100,6 +112,44 @@ struct api {
 };
 
 static void s_progress (request_t *request);
+
+static void s_wait_remove (request_t *request)
+{
+    waitlist_t *list = request->waitlist;
+    if (!list)
+        return;
+    if (request->wait_prev)
+        request->wait_prev->wait_next = request->wait_next;
+    else
+        list->head = request->wait_next;
+    if (request->wait_next)
+        request->wait_next->wait_prev = request->wait_prev;
+    else
+        list->tail = request->wait_prev;
+    request->wait_prev = request->wait_next = NULL;
+    request->waitlist = NULL;
+}
+
+//  Inserts after the last request whose last_seq is not above request's.
+//  RESULTs come in seq order, so this is nearly always the tail.
+static void s_wait_insert (waitlist_t *list, request_t *request, bool by_last_seq)
+{
+    assert (!request->waitlist);
+    request_t *before = list->tail;
+    while (by_last_seq && before && before->last_seq > request->last_seq)
+        before = before->wait_prev;
+    request->wait_prev = before;
+    request->wait_next = before ? before->wait_next : list->head;
+    if (request->wait_next)
+        request->wait_next->wait_prev = request;
+    else
+        list->tail = request;
+    if (before)
+        before->wait_next = request;
+    else
+        list->head = request;
+    request->waitlist = list;
+}
 
 //  --------------------------------------------------------------------
 //  Answers
@@ -201,6 +251,7 @@ static void s_request_end (request_t *request, unsigned status, const char *body
     if (request->keyed && zhashx_lookup (self->by_key, request->key) == request)
         zhashx_delete (self->by_key, request->key);
     zlistx_detach (self->requests, request->handle);
+    s_wait_remove (request);
     if (request->originator) {
         s_respond (self, request->originator, status, body, replayed);
         request->originator = NULL;
@@ -450,6 +501,7 @@ static int s_send (request_t *request)
         return -1;
     }
     zhashx_insert (self->by_attempt, request->attempt, request);
+    s_wait_remove (request);
     request->state = STATE_SENT;
     return 0;
 }
@@ -566,13 +618,24 @@ static void s_retry (request_t *request)
         s_request_fail (request, 503, "the stream is unreachable", NULL, NULL);
 }
 
+//  Finishes or retries the request once the write model is far enough,
+//  else puts it on the waitlist of its state.
 static void s_progress (request_t *request)
 {
-    int64_t applied = write_model_applied_seq (request->api->model);
-    if (request->state == STATE_APPLYING && applied >= request->last_seq)
-        s_finish_applied (request);
-    else if (request->state == STATE_CONFLICTED && s_versions_reached (request))
-        s_retry (request);
+    api_t *self = request->api;
+    s_wait_remove (request);
+    int64_t applied = write_model_applied_seq (self->model);
+    if (request->state == STATE_APPLYING) {
+        if (applied >= request->last_seq)
+            s_finish_applied (request);
+        else
+            s_wait_insert (&self->applying, request, true);
+    } else if (request->state == STATE_CONFLICTED) {
+        if (s_versions_reached (request))
+            s_retry (request);
+        else
+            s_wait_insert (&self->conflicted, request, false);
+    }
 }
 
 static int64_t s_result_int (const cJSON *result, const char *name)
@@ -628,11 +691,16 @@ static void s_on_result (void *arg, const char *attempt, const char *result_json
 static void s_on_applied (void *arg, int64_t applied_seq)
 {
     api_t *self = (api_t *)arg;
-    request_t *request = zlistx_first (self->requests);
+    request_t *request;
+    while ((request = self->applying.head) && request->last_seq <= applied_seq)
+        s_progress (request); // finishes it: it leaves the list
+    //  Conflicts are rare: each one checks its versions. s_progress ends
+    //  or resends only the request it is given, so next stays valid (and
+    //  one not yet ready must stay where it is: no s_progress for it).
+    request = self->conflicted.head;
     while (request) {
-        // s_progress may end the request; the cursor stays valid (detach moves it back)
-        request_t *next = zlistx_next (self->requests);
-        if (request->state != STATE_SENT)
+        request_t *next = request->wait_next;
+        if (s_versions_reached (request))
             s_progress (request);
         request = next;
     }
