@@ -354,7 +354,11 @@ def test_concurrent_withdrawals_on_two_instances_never_overdraw():
 
 def test_the_same_key_sent_concurrently_makes_exactly_one_event():
     ledger = Ledger(transactions=2, accounting=False)
-    ledger.deposit("shared", 1000)
+    seq = ledger.deposit("shared", 1000)["seq"]
+    # The other instance validates against its own write model: let it see the deposit.
+    for tx in ledger.txs:
+        wait_until(lambda: get_json(tx.url + "/health")[1]["applied_seq"] >= seq,
+                   what="both instances applied the deposit")
     barrier = threading.Barrier(12)
     answers = []
 
