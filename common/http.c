@@ -69,6 +69,7 @@ struct http_server {
     int port;
     bool in_run;               // inside MHD_run: resumes must wait for it to return
     bool run_again;            // a resume happened during MHD_run
+    int run_timer_id;          // one MHD_run for the resumes of one loop turn; -1: none
     http_request_t *suspended; // doubly linked list of suspended requests
     size_t suspended_count;
     uint64_t requests_total;
@@ -519,6 +520,25 @@ static int s_on_timer (zloop_t *loop, int timer_id, void *arg)
     return 0;
 }
 
+static int s_on_run_later (zloop_t *loop, int timer_id, void *arg)
+{
+    http_server_t *self = (http_server_t *)arg;
+    self->run_timer_id = -1; // a one-shot timer: zloop drops it
+    s_run (self);
+    return 0;
+}
+
+//  Resumes answered outside MHD_run (e.g. a burst of results from another
+//  socket) share one MHD_run on the next loop turn, instead of one each.
+static void s_run_later (http_server_t *self)
+{
+    if (self->run_timer_id >= 0)
+        return;
+    self->run_timer_id = zloop_timer (self->loop, 0, 1, s_on_run_later, self);
+    if (self->run_timer_id < 0)
+        s_run (self); // no timer: run now rather than leave the answer waiting
+}
+
 //  ---------------------------------------------------------------------
 //  Server
 
@@ -555,6 +575,7 @@ http_server_t *http_server_new (zloop_t *loop, const http_config_t *config)
     self->loop = loop;
     self->config = *config;
     self->timer_id = -1;
+    self->run_timer_id = -1;
     zuuid_t *uuid = zuuid_new ();
     if (!uuid)
         goto failed;
@@ -637,6 +658,8 @@ void http_server_destroy (http_server_t **self_p)
             assert (self->suspended != request);
         }
         s_run (self);
+        if (self->run_timer_id >= 0)
+            zloop_timer_end (self->loop, self->run_timer_id);
         if (self->poller_added)
             zloop_poller_end (self->loop, &self->poll_item);
         MHD_stop_daemon (self->daemon);
@@ -795,7 +818,10 @@ static void s_resume (http_request_t *self)
     s_suspended_remove (self);
     self->suspended = false;
     MHD_resume_connection (self->connection);
-    s_run (self->server);
+    if (self->server->in_run)
+        self->server->run_again = true;
+    else
+        s_run_later (self->server);
 }
 
 //  Stores response as the answer; queued now by the access handler that
