@@ -71,6 +71,14 @@ static void s_forget_if_empty (write_model_t *self, const char *name, account_t 
         zhashx_delete (self->accounts, name);
 }
 
+//  snprintf ("%s") without the format machinery: this runs per event.
+static void s_copy (char *target, size_t size, const char *source)
+{
+    size_t bytes = strnlen (source, size - 1);
+    memcpy (target, source, bytes);
+    target[bytes] = '\0';
+}
+
 int write_model_apply (write_model_t *self, const event_t *event)
 {
     assert (event->seq == self->applied_seq + 1);
@@ -82,7 +90,7 @@ int write_model_apply (write_model_t *self, const event_t *event)
     record->ts_ms = event->ts_ms;
     record->type = event->type;
     record->amount = event->amount;
-    snprintf (record->id, sizeof record->id, "%s", event->id);
+    s_copy (record->id, sizeof record->id, event->id);
 
     const char *debited = NULL, *credited = NULL;
     if (event->type == EVENT_DEPOSITED)
@@ -105,11 +113,10 @@ int write_model_apply (write_model_t *self, const event_t *event)
         from->balance = from_after, from->version++;
     if (to)
         to->balance = to_after, to->version++;
-    snprintf (record->account, sizeof record->account, "%s",
-              debited ? debited : credited);
+    s_copy (record->account, sizeof record->account, debited ? debited : credited);
     record->balance = from ? from_after : to_after;
     if (event->type == EVENT_TRANSFERRED) {
-        snprintf (record->to, sizeof record->to, "%s", credited);
+        s_copy (record->to, sizeof record->to, credited);
         record->balance_to = to_after;
     }
     return 0;
