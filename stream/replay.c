@@ -67,9 +67,20 @@ static int64_t s_frame_number (zframe_t *frame, int64_t min)
     return value >= min ? value : -1;
 }
 
-//  Builds the reply body of one FETCH (command, from_seq, max_events popped
-//  from request) onto reply.
-static void s_answer (replay_t *self, zmsg_t *request, zmsg_t *reply)
+//  Straight to libzmq: a zframe per event line costs more than the line.
+static void s_send (void *router, const void *data, size_t bytes, bool more)
+{
+    zmq_send (router, data, bytes, more ? ZMQ_SNDMORE : 0);
+}
+
+static void s_send_str (void *router, const char *text, bool more)
+{
+    s_send (router, text, strlen (text), more);
+}
+
+//  Answers one FETCH (command, from_seq, max_events left in request) with
+//  the rest of the reply, after its envelope was sent.
+static void s_answer (replay_t *self, zmsg_t *request, void *router)
 {
     zframe_t *command = zmsg_pop (request);
     zframe_t *from_frame = zmsg_pop (request);
@@ -92,15 +103,18 @@ static void s_answer (replay_t *self, zmsg_t *request, zmsg_t *reply)
         (count = replay_read (self, from_seq, (size_t)max_events, &text, &bytes)) < 0)
         error = "storage: cannot read the log";
     if (error) {
-        zmsg_addstr (reply, "ERROR");
-        zmsg_addstr (reply, error);
+        s_send_str (router, "ERROR", true);
+        s_send_str (router, error, false);
     } else {
-        zmsg_addstr (reply, "BATCH");
-        zmsg_addstrf (reply, "%lld", (long long)log_file_committed_seq (self->log));
+        char last_seq[32];
+        snprintf (last_seq, sizeof last_seq, "%lld",
+                  (long long)log_file_committed_seq (self->log));
+        s_send_str (router, "BATCH", true);
+        s_send_str (router, last_seq, bytes > 0);
         for (const char *line = text; line < text + bytes;) {
             const char *end = memchr (line, '\n', (size_t)(text + bytes - line));
             assert (end);
-            zmsg_addmem (reply, line, (size_t)(end - line));
+            s_send (router, line, (size_t)(end - line), end + 1 < text + bytes);
             line = end + 1;
         }
     }
@@ -111,21 +125,25 @@ static void s_answer (replay_t *self, zmsg_t *request, zmsg_t *reply)
 
 int replay_handle (replay_t *self, zsock_t *router)
 {
+    void *handle = zsock_resolve (router);
     for (int i = 0; i < REPLAY_REQUESTS_PER_WAKE && (zsock_events (router) & ZMQ_POLLIN);
          i++) {
         zmsg_t *request = zmsg_recv (router);
         if (!request)
             break;
-        zmsg_t *reply = zmsg_new ();
+        //  The envelope goes back first: identity, and a REQ's delimiter.
         zframe_t *identity = zmsg_pop (request);
-        zmsg_append (reply, &identity);
-        zframe_t *next = zmsg_first (request);
-        if (next && zframe_size (next) == 0) { // REQ envelope delimiter
-            zframe_t *delimiter = zmsg_pop (request);
-            zmsg_append (reply, &delimiter);
+        if (identity) {
+            s_send (handle, zframe_data (identity), zframe_size (identity), true);
+            zframe_destroy (&identity);
         }
-        s_answer (self, request, reply);
-        zmsg_send (&reply, router);
+        zframe_t *next = zmsg_first (request);
+        if (next && zframe_size (next) == 0) {
+            zframe_t *delimiter = zmsg_pop (request);
+            zframe_destroy (&delimiter);
+            s_send (handle, "", 0, true);
+        }
+        s_answer (self, request, handle);
         zmsg_destroy (&request);
     }
     return 0;
