@@ -1028,6 +1028,30 @@ static request_t *s_request_new (api_t *self, http_request_t *http, route_t rout
     return request;
 }
 
+//  A retry whose events the write model already folded (a 503'd request
+//  that landed later, a 201 resent to another instance or after a
+//  restart) must not be validated again: its own debit is in the
+//  balances now, so it could be refused although it was applied. Answers
+//  it like a stream "duplicate" when its first event id is kept and the
+//  whole request is applied (201 replay if the stored events are this
+//  command, else 422), and returns true. The first id decides, as in the
+//  stream. Otherwise returns false and the stream decides; that includes
+//  events durable but not yet folded here (the stream answers duplicate
+//  and the request waits for them) and ids beyond the kept window.
+static bool s_answer_landed (request_t *request)
+{
+    write_model_t *model = request->api->model;
+    int64_t first_seq = write_model_find (model, request->commands[0].id);
+    int64_t last_seq = first_seq + (int64_t)request->count - 1;
+    if (!first_seq || last_seq > write_model_applied_seq (model))
+        return false;
+    request->duplicate = true;
+    request->first_seq = first_seq;
+    request->last_seq = last_seq;
+    s_finish_applied (request);
+    return true;
+}
+
 //  POST /transactions, /transfers, /batch
 static void s_handle_write (api_t *self, http_request_t *http, route_t route)
 {
@@ -1061,6 +1085,8 @@ static void s_handle_write (api_t *self, http_request_t *http, route_t route)
         return;
     }
     request_t *request = s_request_new (self, http, route, &parsed, fingerprint);
+    if (s_answer_landed (request))
+        return; // answered from the stored events
     if (s_plan (request) != 0)
         return; // answered 422
     if (s_send (request) != 0)

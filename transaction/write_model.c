@@ -17,7 +17,19 @@ struct write_model {
     zhashx_t *accounts; // name -> account_t (owned)
     int64_t applied_seq;
     write_model_record_t *recent; // ring of WRITE_MODEL_RECENT_EVENTS_MAX, by seq
+    //  id -> ring index + 1 (0: empty), linear probing. Every kept record
+    //  is reachable from its id's hash, except one whose id a later kept
+    //  record repeats (possible beyond the stream's dedupe window): the
+    //  later one wins.
+    uint32_t *ids; // WRITE_MODEL_ID_SLOTS
 };
+
+_Static_assert((WRITE_MODEL_RECENT_EVENTS_MAX & (WRITE_MODEL_RECENT_EVENTS_MAX - 1)) == 0,
+               "ring indexes are masked");
+_Static_assert(WRITE_MODEL_ID_SLOTS > WRITE_MODEL_RECENT_EVENTS_MAX &&
+                   (WRITE_MODEL_ID_SLOTS & (WRITE_MODEL_ID_SLOTS - 1)) == 0,
+               "the id index never fills, and its slots are masked");
+#define WRITE_MODEL_ID_MASK (WRITE_MODEL_ID_SLOTS - 1)
 
 static void s_account_free (void **item_p)
 {
@@ -32,7 +44,8 @@ write_model_t *write_model_new (void)
         return NULL;
     self->accounts = zhashx_new ();
     self->recent = calloc (WRITE_MODEL_RECENT_EVENTS_MAX, sizeof *self->recent);
-    if (!self->accounts || !self->recent)
+    self->ids = calloc (WRITE_MODEL_ID_SLOTS, sizeof *self->ids);
+    if (!self->accounts || !self->recent || !self->ids)
         goto failed;
     zhashx_set_destructor (self->accounts, s_account_free);
     return self;
@@ -48,6 +61,7 @@ void write_model_destroy (write_model_t **self_p)
     if (self) {
         zhashx_destroy (&self->accounts);
         free (self->recent);
+        free (self->ids);
         free (self);
         *self_p = NULL;
     }
@@ -79,18 +93,63 @@ static void s_copy (char *target, size_t size, const char *source)
     target[bytes] = '\0';
 }
 
+//  FNV-1a: ids are short, and client-chosen keys are as welcome as UUIDs.
+static size_t s_id_hash (const char *id)
+{
+    uint64_t hash = 14695981039346656037ULL;
+    for (; *id; id++)
+        hash = (hash ^ (uint8_t)*id) * 1099511628211ULL;
+    return (size_t)(hash ^ (hash >> 32)) & WRITE_MODEL_ID_MASK;
+}
+
+//  Drops ring's record from the index (before the ring slot is reused).
+//  Backward-shift deletion: entries after the hole that may sit in it
+//  move back, so every entry stays reachable without tombstones.
+static void s_id_forget (write_model_t *self, uint32_t ring)
+{
+    size_t hole = s_id_hash (self->recent[ring].id);
+    while (self->ids[hole] && self->ids[hole] != ring + 1)
+        hole = (hole + 1) & WRITE_MODEL_ID_MASK;
+    if (!self->ids[hole])
+        return; // a later record with the same id took its entry
+    for (size_t next = (hole + 1) & WRITE_MODEL_ID_MASK; self->ids[next];
+         next = (next + 1) & WRITE_MODEL_ID_MASK) {
+        size_t home = s_id_hash (self->recent[self->ids[next] - 1].id);
+        //  next's entry may move to hole when hole is between its home
+        //  and next (cyclically), i.e. at least as close to home.
+        if (((next - home) & WRITE_MODEL_ID_MASK) >=
+            ((next - hole) & WRITE_MODEL_ID_MASK)) {
+            self->ids[hole] = self->ids[next];
+            hole = next;
+        }
+    }
+    self->ids[hole] = 0;
+}
+
+static void s_id_learn (write_model_t *self, uint32_t ring)
+{
+    const char *id = self->recent[ring].id;
+    size_t slot = s_id_hash (id);
+    while (self->ids[slot] && !streq (self->recent[self->ids[slot] - 1].id, id))
+        slot = (slot + 1) & WRITE_MODEL_ID_MASK;
+    self->ids[slot] = ring + 1;
+}
+
 int write_model_apply (write_model_t *self, const event_t *event)
 {
     assert (event->seq == self->applied_seq + 1);
     self->applied_seq = event->seq;
-    write_model_record_t *record =
-        &self->recent[event->seq % WRITE_MODEL_RECENT_EVENTS_MAX];
+    uint32_t ring = (uint32_t)(event->seq % WRITE_MODEL_RECENT_EVENTS_MAX);
+    write_model_record_t *record = &self->recent[ring];
+    if (record->seq)
+        s_id_forget (self, ring);
     memset (record, 0, sizeof *record);
     record->seq = event->seq;
     record->ts_ms = event->ts_ms;
     record->type = event->type;
     record->amount = event->amount;
     s_copy (record->id, sizeof record->id, event->id);
+    s_id_learn (self, ring);
 
     const char *debited = NULL, *credited = NULL;
     if (event->type == EVENT_DEPOSITED)
@@ -170,4 +229,15 @@ const write_model_record_t *write_model_record (write_model_t *self, int64_t seq
     const write_model_record_t *record =
         &self->recent[seq % WRITE_MODEL_RECENT_EVENTS_MAX];
     return record->seq == seq ? record : NULL;
+}
+
+int64_t write_model_find (write_model_t *self, const char *id)
+{
+    for (size_t slot = s_id_hash (id); self->ids[slot];
+         slot = (slot + 1) & WRITE_MODEL_ID_MASK) {
+        const write_model_record_t *record = &self->recent[self->ids[slot] - 1];
+        if (streq (record->id, id))
+            return record->seq;
+    }
+    return 0;
 }

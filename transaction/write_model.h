@@ -9,8 +9,10 @@
 
     Also keeps the most recent events (bounded ring, by seq) with the
     balances after them, to answer 201 from stored events once a RESULT
-    names their seqs, and to replay duplicates. It is not a read model:
-    it answers no queries beyond these.
+    names their seqs, and to replay duplicates; those events are also
+    indexed by id, so a retried request whose events already landed is
+    recognised before it is validated again (its debit is already in the
+    balances). It is not a read model: it answers no queries beyond these.
 */
 #ifndef WRITE_MODEL_H_INCLUDED
 #define WRITE_MODEL_H_INCLUDED
@@ -21,8 +23,11 @@
 #include "event.h"
 
 //  Recent events kept for responses and duplicate replays: larger than
-//  the largest batch, ~300 bytes each.
+//  the largest batch, ~300 bytes each (~10 MiB). A power of two.
 #define WRITE_MODEL_RECENT_EVENTS_MAX 32768
+//  Slots of the id index over those events (open addressing, 4 bytes
+//  each: 256 KiB). Twice the events: probes stay short at half load.
+#define WRITE_MODEL_ID_SLOTS (2 * WRITE_MODEL_RECENT_EVENTS_MAX)
 
 typedef struct write_model write_model_t;
 
@@ -60,5 +65,9 @@ void write_model_hold (write_model_t *self, const char *account, int64_t debit,
 
 //  The stored event at seq, or NULL when it is no longer (or not yet) kept.
 const write_model_record_t *write_model_record (write_model_t *self, int64_t seq);
+
+//  The seq of the latest kept event with this id, or 0 when none of the
+//  last WRITE_MODEL_RECENT_EVENTS_MAX events has it.
+int64_t write_model_find (write_model_t *self, const char *id);
 
 #endif

@@ -641,18 +641,17 @@ def test_slowloris_clients_do_not_starve_a_normal_client():
     assert_slow_clients_do_not_starve_normal_ones(200)
 
 
-def test_known_bug_retry_of_a_landed_503_withdrawal_is_answered_422():
-    """KNOWN BUG (LEDGER_KNOWN_BUGS=1 runs it; fails until fixed).
-    transaction/api.c, s_handle_write: a keyed request that is neither in
-    flight nor in the idempotency cache (only 201s are cached) is planned
-    against the write model (s_plan) before the stream's dedupe can
-    recognise its id. A withdrawal answered 503 (ack timeout) that landed
-    afterwards is retried with the same key: the write model already holds
-    the landed debit, so the retry is refused 422 "insufficient funds" —
-    the client is told it was not applied although it was. Expected: 201
-    with the original event (Idempotent-Replayed), as the README promises."""
-    cluster = Cluster(transactions=1, accountings=0)
-    tx = cluster.txs[0]
+def test_retry_of_a_landed_503_withdrawal_replays_the_original():
+    """A withdrawal answered 503 (ack timeout while the stream was stopped)
+    that landed afterwards is retried with the same key: the answer is the
+    original event (201, Idempotent-Replayed), not a 422 "insufficient
+    funds" from validating it again against balances that already hold its
+    debit (the bug this reproduced: transaction planned a keyed request
+    before looking for its landed events). Then the same retry goes to a
+    second instance that never saw the key, and to the first one after a
+    restart: both replay the same 201."""
+    cluster = Cluster(transactions=2, accountings=0)
+    tx, other = cluster.txs
     assert cluster.post_definitive("/transactions", {"account": "b", "amount": 100}, "fund",
                                    tx)[0] == 201
     body = {"account": "b", "amount": -100}
@@ -664,8 +663,27 @@ def test_known_bug_retry_of_a_landed_503_withdrawal_is_answered_422():
     assert status == 503, (status, answer)
     wait_until(lambda: "w-1" in [ev["id"] for ev in cluster.events_prefix()], 30,
                what="the 503'd withdrawal to land")
-    status, answer = cluster.post_definitive("/transactions", body, "w-1", tx)
-    assert status == 201 and answer["id"] == "w-1", (status, answer)
+    landed = next(ev for ev in cluster.events_prefix() if ev["id"] == "w-1")
+    status, first = cluster.post_definitive("/transactions", body, "w-1", tx)
+    assert status == 201, (status, first)
+    assert (first["id"], first["seq"], first["ts"], first["balance"]) == \
+        ("w-1", landed["seq"], landed["ts"], 0), (first, landed)
+    # The stream's log moved on meanwhile: the replay still tells the balance
+    # right after the withdrawal.
+    assert cluster.post_definitive("/transactions", {"account": "b", "amount": 5}, "more",
+                                   other)[0] == 201
+    wait_until(lambda: health(other)["applied_seq"] >= landed["seq"], 30,
+               what="the second instance to apply the withdrawal")
+    status, again, headers = post_json(other.url + "/transactions", body,
+                                       {"Idempotency-Key": "w-1"}, timeout=HTTP_TIMEOUT_S)
+    assert (status, again, headers.get("idempotent-replayed")) == (201, first, "true")
+    cluster.restart(tx)
+    assert cluster.post_definitive("/transactions", body, "w-1", tx) == (201, first)
+    # The same key with another command is still refused.
+    status, answer = cluster.post_definitive("/transactions", {"account": "b", "amount": -1},
+                                             "w-1", other)
+    assert status == 422, (status, answer)
+    assert [ev["id"] for ev in cluster.events()].count("w-1") == 1
     cluster.stop()
 
 
@@ -692,9 +710,9 @@ if __name__ == "__main__":
         test_sigstop_and_sigcont_of_readers_and_writers_leave_no_divergence,
         test_overload_gets_quick_503s_bounded_memory_and_recovers,
         test_slowloris_clients_do_not_starve_a_normal_client,
+        test_retry_of_a_landed_503_withdrawal_replays_the_original,
     ]
     if KNOWN_BUGS:
-        tests.append(test_known_bug_retry_of_a_landed_503_withdrawal_is_answered_422)
         tests.append(test_known_bug_more_slow_connections_than_the_limit_starve_everyone)
     import atexit
     atexit.register(lambda: print("SUMMARY " + json.dumps(SUMMARY), flush=True))

@@ -423,6 +423,63 @@ def test_a_restarted_instance_replays_a_key_from_the_stored_event():
     ledger.stop()
 
 
+def test_landed_requests_replay_on_an_instance_that_never_saw_their_key():
+    # The second instance knows the keys only from the events it folded:
+    # it answers the original 201s, although validating the withdrawal
+    # again would now find no funds, and refuses the keys for other commands.
+    ledger = Ledger(transactions=2, accounting=False)
+    tx, other = ledger.txs
+    ledger.deposit("x", 100)
+    withdrawal = {"account": "x", "amount": -100}
+    status, first, _ = ledger.post("/transactions", withdrawal, {"Idempotency-Key": "wx"})
+    assert status == 201, first
+    batch = {"commands": [{"account": "y", "amount": 50}, {"account": "y", "amount": -50}]}
+    status, first_batch, _ = ledger.post("/batch", batch, {"Idempotency-Key": "bx"})
+    assert status == 201, first_batch
+    wait_until(lambda: get_json(other.url + "/health")[1]["applied_seq"] >=
+               first_batch["last_seq"], what="the other instance to apply the batch")
+    for path, body, key, want in (("/transactions", withdrawal, "wx", first),
+                                  ("/batch", batch, "bx", first_batch)):
+        status, again, headers = ledger.post(path, body, {"Idempotency-Key": key}, tx=other)
+        assert (status, again, headers.get("idempotent-replayed")) == (201, want, "true"), \
+            (key, status, again)
+    for path, body, key in (("/transactions", {"account": "x", "amount": -99}, "wx"),
+                            ("/batch", {"commands": batch["commands"][:1]}, "bx")):
+        status, problem, _ = ledger.post(path, body, {"Idempotency-Key": key}, tx=other)
+        assert status == 422 and "idempotency key" in problem["detail"], (key, problem)
+    assert len(ledger.events()) == 4
+    ledger.stop()
+
+
+def test_the_last_kept_batches_replay_after_older_events_were_evicted():
+    # More events than the write model keeps (WRITE_MODEL_RECENT_EVENTS_MAX,
+    # 32768): the oldest leave its id index, and the batches still kept are
+    # found and replayed by an instance that never saw their keys. Each
+    # batch spends part of one pot that ends empty, so validating any of
+    # them again (instead of finding it) would answer 422.
+    ledger = Ledger(transactions=2, accounting=False)
+    tx, other = ledger.txs
+    batches = 9
+    ledger.deposit("pot", batches * BATCH_COMMANDS_MAX)
+    batch = {"commands": [{"account": "pot", "amount": -1}] * BATCH_COMMANDS_MAX}
+    answers = {}
+    for n in range(batches):
+        status, answers[n], _ = ledger.post("/batch", batch, {"Idempotency-Key": f"pot-{n}"})
+        assert status == 201, answers[n]
+    last_seq = answers[batches - 1]["last_seq"]
+    assert answers[batches - 1]["results"][-1]["balance"] == 0
+    assert last_seq - BATCH_COMMANDS_MAX > 32768
+    wait_until(lambda: get_json(other.url + "/health")[1]["applied_seq"] >= last_seq, 60,
+               what="the other instance to apply every batch")
+    for n in range(2, batches):
+        status, again, headers = ledger.post("/batch", batch, {"Idempotency-Key": f"pot-{n}"},
+                                             tx=other)
+        assert status == 201 and headers.get("idempotent-replayed") == "true", (n, again)
+        assert again == answers[n], n
+    assert len(ledger.events()) == last_seq
+    ledger.stop()
+
+
 def test_the_largest_batch_is_one_atomic_append():
     ledger = Ledger(accounting=False)
     commands = [{"account": f"big-{i % 50}", "amount": i + 1} for i in range(BATCH_COMMANDS_MAX)]
@@ -497,6 +554,8 @@ if __name__ == "__main__":
         test_the_same_key_sent_concurrently_makes_exactly_one_event,
         test_stream_down_answers_503_and_a_retry_by_key_lands_once,
         test_a_restarted_instance_replays_a_key_from_the_stored_event,
+        test_landed_requests_replay_on_an_instance_that_never_saw_their_key,
+        test_the_last_kept_batches_replay_after_older_events_were_evicted,
         test_the_largest_batch_is_one_atomic_append,
         test_balances_beyond_2_53_are_exact,
         test_generated_ids_are_distinct_version_4_uuids,
