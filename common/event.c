@@ -371,15 +371,28 @@ static void s_put_int (writer_t *w, int64_t value)
 }
 
 //  Minimal escaping: \" \\ the short control escapes, other controls as \u00xx.
+//  Bytes copied as they are: one table load per byte in the hot loop.
+static bool s_plain[256];
+static bool s_plain_ready;
+
+static void s_plain_init (void)
+{
+    if (s_plain_ready)
+        return;
+    for (int byte = 0x20; byte < 256; byte++)
+        s_plain[byte] = byte != '"' && byte != '\\';
+    s_plain_ready = true;
+}
+
 static void s_put_string (writer_t *w, const char *text)
 {
     static const char hex[] = "0123456789abcdef";
     s_put_lit (w, "\"");
     const char *run = text;
     for (const char *c = text;; c++) {
+        while (s_plain[(unsigned char)*c])
+            c++;
         unsigned char byte = (unsigned char)*c;
-        if (byte >= 0x20 && byte != '"' && byte != '\\')
-            continue;
         s_put (w, run, (size_t)(c - run));
         run = c + 1;
         if (byte == 0)
@@ -462,6 +475,7 @@ static size_t s_finish (writer_t *w, char *buffer)
 size_t event_format_stored (const event_t *self, char *buffer, size_t buffer_size)
 {
     assert (self && buffer);
+    s_plain_init ();
     if (buffer_size == 0 || self->type == EVENT_TYPE_UNKNOWN)
         return 0;
     writer_t w = {buffer, buffer + buffer_size - 1, false};
@@ -491,6 +505,7 @@ size_t event_format_stored (const event_t *self, char *buffer, size_t buffer_siz
 size_t event_format_proposed (const event_t *self, char *buffer, size_t buffer_size)
 {
     assert (self && buffer);
+    s_plain_init ();
     if (buffer_size == 0 || self->type == EVENT_TYPE_UNKNOWN)
         return 0;
     writer_t w = {buffer, buffer + buffer_size - 1, false};
