@@ -31,10 +31,21 @@
 #include <netinet/in.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 
-#define HTTP_CONNECTIONS_MAX_DEFAULT      1024
-#define HTTP_CONNECTION_TIMEOUT_S_DEFAULT 30
+//  Slow clients: MHD's timeout counts inactivity, so a client trickling a
+//  header byte now and then keeps its connection forever (slowloris), and
+//  MHD 0.9.75 has no deadline for a whole request head. What bounds it is
+//  a share per client address below the global limit, and a global limit
+//  large enough that a few such addresses cannot take it all.
+#define HTTP_CONNECTIONS_MAX_DEFAULT        16384 // all clients, if RLIMIT_NOFILE allows
+#define HTTP_CONNECTIONS_PER_IP_MAX_DEFAULT 256   // one address: 4x a 64-connection pool
+#define HTTP_FDS_RESERVED                   256 // for what is not HTTP: ZeroMQ, logs, epoll
+#define HTTP_CONNECTION_TIMEOUT_S_DEFAULT   30 // inactivity
+//  Each refused connection is a libmicrohttpd message: a flood of them
+//  must not flood the log.
+#define HTTP_MHD_LOG_LINES_PER_S_MAX 10
 //  MHD keeps the request line, headers, its read buffer and the response
 //  head in this pool. Bodies go to our own buffer, so this only caps the
 //  header size (MHD answers 431 itself beyond it). MHD 0.9.75 zeroes the
@@ -75,6 +86,9 @@ struct http_server {
     uint64_t requests_total;
     byte request_id_base[ZUUID_LEN]; // random per server; ids are base ^ counter
     uint64_t request_id_counter;
+    int64_t mhd_log_window_ms; // start of the current second of MHD messages
+    unsigned mhd_log_lines;    // logged in it
+    uint64_t mhd_log_suppressed;
 };
 
 struct http_request {
@@ -476,6 +490,21 @@ static void s_on_completed (void *cls, struct MHD_Connection *connection, void *
 
 static void s_on_mhd_log (void *cls, const char *format, va_list args)
 {
+    http_server_t *self = cls;
+    int64_t now_ms = zclock_mono ();
+    if (now_ms - self->mhd_log_window_ms >= 1000) {
+        if (self->mhd_log_suppressed)
+            log_warn ("libmicrohttpd: %" PRIu64 " more messages not logged",
+                      self->mhd_log_suppressed);
+        self->mhd_log_window_ms = now_ms;
+        self->mhd_log_lines = 0;
+        self->mhd_log_suppressed = 0;
+    }
+    if (self->mhd_log_lines == HTTP_MHD_LOG_LINES_PER_S_MAX) {
+        self->mhd_log_suppressed++;
+        return;
+    }
+    self->mhd_log_lines++;
     char message[256];
     vsnprintf (message, sizeof message, format, args);
     size_t bytes = strlen (message);
@@ -564,6 +593,36 @@ static int s_address_parse (const http_config_t *config, struct sockaddr_storage
     return -1;
 }
 
+//  The connections the descriptor limit leaves room for, at most wanted.
+//  Raises the soft limit to the hard one first when it is too low (the
+//  soft limit is often 1024, the hard one much more).
+static unsigned s_connections_max (unsigned wanted)
+{
+    struct rlimit limit;
+    if (getrlimit (RLIMIT_NOFILE, &limit) != 0) {
+        log_warn ("http: getrlimit (RLIMIT_NOFILE) failed: %s", strerror (errno));
+        return wanted;
+    }
+    rlim_t needed = (rlim_t)wanted + HTTP_FDS_RESERVED;
+    if (limit.rlim_cur != RLIM_INFINITY && limit.rlim_cur < needed &&
+        limit.rlim_cur < limit.rlim_max) {
+        struct rlimit raised = {.rlim_cur = limit.rlim_max, .rlim_max = limit.rlim_max};
+        if (setrlimit (RLIMIT_NOFILE, &raised) == 0)
+            limit = raised;
+        else
+            log_warn ("http: setrlimit (RLIMIT_NOFILE, %llu) failed: %s",
+                      (unsigned long long)raised.rlim_cur, strerror (errno));
+    }
+    if (limit.rlim_cur == RLIM_INFINITY || limit.rlim_cur >= needed)
+        return wanted;
+    unsigned usable = limit.rlim_cur > 2 * HTTP_FDS_RESERVED
+                          ? (unsigned)(limit.rlim_cur - HTTP_FDS_RESERVED)
+                          : (unsigned)(limit.rlim_cur / 2);
+    log_warn ("http: %u connections at most (RLIMIT_NOFILE %llu), not %u", usable,
+              (unsigned long long)limit.rlim_cur, wanted);
+    return usable;
+}
+
 http_server_t *http_server_new (zloop_t *loop, const http_config_t *config)
 {
     assert (loop);
@@ -586,8 +645,11 @@ http_server_t *http_server_new (zloop_t *loop, const http_config_t *config)
     unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
     if (s_address_parse (config, &address, &flags))
         goto failed;
-    unsigned connections_max =
-        config->connections_max ? config->connections_max : HTTP_CONNECTIONS_MAX_DEFAULT;
+    unsigned connections_max = s_connections_max (
+        config->connections_max ? config->connections_max : HTTP_CONNECTIONS_MAX_DEFAULT);
+    unsigned per_ip_max = config->connections_per_ip_max
+                              ? config->connections_per_ip_max
+                              : HTTP_CONNECTIONS_PER_IP_MAX_DEFAULT;
     unsigned timeout_s = config->connection_timeout_s ? config->connection_timeout_s
                                                       : HTTP_CONNECTION_TIMEOUT_S_DEFAULT;
     //  Passing LISTENING_ADDRESS_REUSE = 0 would also drop MHD's default
@@ -605,6 +667,7 @@ http_server_t *http_server_new (zloop_t *loop, const http_config_t *config)
         MHD_OPTION_SOCK_ADDR, (struct sockaddr *) &address,
         MHD_OPTION_ARRAY, reuse,
         MHD_OPTION_CONNECTION_LIMIT, connections_max,
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, per_ip_max,
         MHD_OPTION_CONNECTION_TIMEOUT, timeout_s,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) HTTP_CONNECTION_MEMORY_BYTES_MAX,
         MHD_OPTION_NOTIFY_COMPLETED, s_on_completed, self,

@@ -49,12 +49,14 @@ typedef struct {
     const http_route_t *routes;
     size_t route_count;
     void *arg;                  // passed to every handler
-    unsigned connections_max;   // 0: default
+    unsigned connections_max;   // 0: default; lowered to what RLIMIT_NOFILE allows
     unsigned connection_timeout_s;   // idle connection timeout; 0: default
+    unsigned connections_per_ip_max; // one client address's share; 0: default
 } http_config_t;
 
 //  Binds, listens and registers with loop. Returns NULL (logged) on failure,
-//  e.g. when the port is taken.
+//  e.g. when the port is taken. Raises the process's RLIMIT_NOFILE soft
+//  limit to its hard limit when connections_max needs more descriptors.
 http_server_t *http_server_new (zloop_t *loop, const http_config_t *config);
 
 //  Answers every suspended request with 503, stops the daemon and frees

@@ -29,7 +29,10 @@
 #define TEST_BODY_BYTES_MAX     (64 * 1024)
 #define TEST_SLOW_DELAY_MS      50
 #define TEST_POLL_ATTEMPTS_MAX  200 // polls of /stats while waiting for a suspension
-#define TEST_CHILD_EXIT_WAIT_MS 10000
+//  Connections one client address may hold: above what the other tests
+//  keep open at once, including closed ones the server has yet to notice.
+#define TEST_PER_IP_CONNECTIONS_MAX 16
+#define TEST_CHILD_EXIT_WAIT_MS     10000
 #define TEST_IDLE_TIMEOUT_S                                                              \
     3 // well under the receive timeout, well over any pause
       // between two requests of one test
@@ -148,6 +151,7 @@ static int s_serve (int port, int report_fd)
         .route_count = sizeof s_routes / sizeof s_routes[0],
         .arg = &state,
         .connection_timeout_s = TEST_IDLE_TIMEOUT_S,
+        .connections_per_ip_max = TEST_PER_IP_CONNECTIONS_MAX,
     };
     state.server = http_server_new (state.loop, &config);
     if (!state.server) {
@@ -189,13 +193,23 @@ static int s_failures;
         }                                                                                \
     } while (0)
 
-static int s_connect (void)
+//  A connection to the server from source (a loopback address: Linux
+//  routes all of 127/8 to lo), or from 127.0.0.1 when source is NULL.
+static int s_connect_from (const char *source)
 {
     int fd = socket (AF_INET, SOCK_STREAM, 0);
     assert (fd >= 0);
     struct timeval timeout = {.tv_sec = TEST_RECEIVE_TIMEOUT_S};
     setsockopt (fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
     setsockopt (fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof timeout);
+    if (source) {
+        struct sockaddr_in local = {.sin_family = AF_INET};
+        inet_pton (AF_INET, source, &local.sin_addr);
+        if (bind (fd, (struct sockaddr *)&local, sizeof local)) {
+            perror ("bind");
+            exit (1);
+        }
+    }
     struct sockaddr_in address = {.sin_family = AF_INET,
                                   .sin_port = htons ((uint16_t)s_port)};
     inet_pton (AF_INET, "127.0.0.1", &address.sin_addr);
@@ -204,6 +218,11 @@ static int s_connect (void)
         exit (1);
     }
     return fd;
+}
+
+static int s_connect (void)
+{
+    return s_connect_from (NULL);
 }
 
 static void s_send (int fd, const char *data, size_t bytes)
@@ -563,6 +582,54 @@ static void test_oversized_header_is_rejected_by_mhd (void)
     free (request);
 }
 
+//  True when the server closed fd without answering (EOF or reset), as
+//  opposed to the receive timeout.
+static bool s_closed_by_server (int fd)
+{
+    char byte;
+    ssize_t got = recv (fd, &byte, 1, 0);
+    return got == 0 || (got < 0 && errno == ECONNRESET);
+}
+
+//  Slow clients: one address holding its whole share (requests never
+//  finished) has its next connection closed at once, while another
+//  address is served, and the first one is served again once its
+//  connections are gone.
+static void test_one_address_gets_at_most_its_share_of_connections (void)
+{
+    response_t *r = &s_response;
+    const char partial[] = "GET /hello HTTP/1.1\r\nHost: t\r\nX-Slow: a";
+    const char hello[] = "GET /hello HTTP/1.1\r\nHost: t\r\n\r\n";
+    int held[TEST_PER_IP_CONNECTIONS_MAX];
+    for (size_t index = 0; index < TEST_PER_IP_CONNECTIONS_MAX; index++) {
+        held[index] = s_connect_from ("127.0.0.2");
+        s_send (held[index], partial, sizeof partial - 1);
+    }
+    int extra = s_connect_from ("127.0.0.2");
+    s_send (extra, hello, sizeof hello - 1);
+    CHECK (s_closed_by_server (extra));
+    close (extra);
+
+    int other = s_connect_from ("127.0.0.1");
+    s_send (other, hello, sizeof hello - 1);
+    CHECK (s_receive (other, r) == 0 && r->status == 200);
+    close (other);
+
+    for (size_t index = 0; index < TEST_PER_IP_CONNECTIONS_MAX; index++)
+        close (held[index]);
+    //  The server notices the closes on its next loop turns.
+    bool served = false;
+    for (int attempt = 0; attempt < TEST_POLL_ATTEMPTS_MAX && !served; attempt++) {
+        int again = s_connect_from ("127.0.0.2");
+        s_send (again, hello, sizeof hello - 1);
+        served = s_receive (again, r) == 0 && r->status == 200;
+        close (again);
+        if (!served)
+            usleep (10 * 1000);
+    }
+    CHECK (served);
+}
+
 //  Waits (bounded) until the server reports `count` suspended requests.
 static bool s_wait_suspended (const char *count)
 {
@@ -660,6 +727,7 @@ int main (int argc, char *argv[])
     test_oversized_header_is_rejected_by_mhd ();
     test_idle_connection_is_closed_by_the_server ();
     test_request_answered_from_another_handler_is_sent ();
+    test_one_address_gets_at_most_its_share_of_connections ();
     test_shutdown_answers_suspended_with_503_and_exits_0 (child);
 
     if (s_failures) {
