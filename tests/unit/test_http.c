@@ -348,6 +348,14 @@ static void test_get_returns_200_with_decoded_param_and_query (void)
                0);
 }
 
+static void test_percent_encoded_nul_is_not_decoded (void)
+{
+    response_t *r = &s_response;
+    CHECK (s_get ("/things/al%00ice?color=re%00d", r) == 0);
+    CHECK (r->status == 200);
+    CHECK (r->body && strcmp (r->body, "{\"id\":\"al%00ice\",\"color\":\"re%00d\"}") == 0);
+}
+
 static void test_unknown_path_is_404_problem_json (void)
 {
     response_t *r = &s_response;
@@ -712,6 +720,7 @@ int main (int argc, char *argv[])
     close (report[0]);
 
     test_get_returns_200_with_decoded_param_and_query ();
+    test_percent_encoded_nul_is_not_decoded ();
     test_unknown_path_is_404_problem_json ();
     test_wrong_method_is_405_with_allow ();
     test_valid_json_post_is_201 ();
