@@ -13,6 +13,7 @@ import atexit
 import http.client
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -51,11 +52,29 @@ def binary(name):
     return path
 
 
+# Ports below Linux's ephemeral range (32768-60999 by default): a client's
+# outgoing connection never takes one of these as its source port, so a
+# service restarted on its old port finds it free.
+_PORT_RANGE = (20000, 32000)
+_ports_given = set()
+
+
 def free_port():
-    """A TCP port free right now on 127.0.0.1 (the kernel picks it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A TCP port free right now on 127.0.0.1 and not given out before by
+    this process."""
+    rng = random.Random()
+    for _ in range(200):
+        port = rng.randrange(*_PORT_RANGE)
+        if port in _ports_given:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _ports_given.add(port)
+        return port
+    raise RuntimeError("no free port in %d-%d" % _PORT_RANGE)
 
 
 def tmpdir(prefix="ledger-test-"):
