@@ -253,10 +253,10 @@ static void s_model_append (const event_t *event)
 //  next seq on. Feeds the model and the published text.
 static void s_check_events (zmsg_t *msg, event_t *events, size_t count)
 {
+    zframe_t *frame = zmsg_first (msg);
+    fuzz_check (zframe_streq (frame, "EVENTS"), "an ok request without EVENTS first");
     fuzz_check (zmsg_size (msg) == count + 1, "EVENTS of %zu frames for %zu events",
                 zmsg_size (msg), count);
-    zframe_t *frame = zmsg_first (msg);
-    fuzz_check (zframe_streq (frame, "EVENTS"), "ok without EVENTS first");
     char line[EVENT_LINE_BYTES_MAX];
     char error[FUZZ_ERROR_BYTES];
     for (size_t index = 0; index < count; index++) {
