@@ -138,9 +138,9 @@ const char *event_type_name (event_type_t type)
     return s_type_names[type];
 }
 
-//  Strict UTF-8: no overlong forms, no surrogates, nothing above U+10FFFF.
-static bool s_utf8_is_valid (const unsigned char *s, size_t bytes)
+bool event_text_is_utf8 (const char *text, size_t bytes)
 {
+    const unsigned char *s = (const unsigned char *)text;
     size_t i = 0;
     while (i < bytes) {
         unsigned char c = s[i];
@@ -661,7 +661,7 @@ static int s_get_string (parse_ctx_t *ctx, const slot_t *slot, const char *name,
         return s_fail (ctx->error, ctx->error_size, "%s: %s", name, rule);
     size_t bytes = strlen (slot->item->valuestring);
     if (bytes == 0 || bytes > out_max ||
-        !s_utf8_is_valid ((const unsigned char *)slot->item->valuestring, bytes))
+        !event_text_is_utf8 (slot->item->valuestring, bytes))
         return s_fail (ctx->error, ctx->error_size, "%s: %s", name, rule);
     memcpy (out, slot->item->valuestring, bytes + 1);
     return 0;
@@ -1069,7 +1069,7 @@ static bool s_fast_string (cursor_t *c, char *out)
     if (p == c->end || bytes == 0)
         return false;
     out[bytes] = '\0';
-    if (high && !s_utf8_is_valid ((const unsigned char *)out, bytes))
+    if (high && !event_text_is_utf8 (out, bytes))
         return false;
     c->p = p + 1;
     return true;

@@ -85,6 +85,10 @@ void event_init (event_t *self);
 //  True if the bytes match ^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$ (accounts and ids).
 bool event_id_is_valid (const char *text, size_t bytes);
 
+//  True if the bytes are strict UTF-8: no overlong forms, no surrogates,
+//  nothing above U+10FFFF (what meta values must be; NUL bytes pass).
+bool event_text_is_utf8 (const char *text, size_t bytes);
+
 //  Type name <-> enum; event_type_from_name returns EVENT_TYPE_UNKNOWN for
 //  names it does not know. event_type_name returns "" for unknown.
 event_type_t event_type_from_name (const char *name);

@@ -246,7 +246,9 @@ void ingest_destroy (ingest_t **self_p)
 //  Appends bytes to the burst text; returns the offset, or -1 when out of memory.
 static ssize_t s_text_add (ingest_t *self, const void *data, size_t bytes)
 {
-    if (self->text_bytes + bytes > self->text_size) {
+    //  Allocated on first use even for an empty frame (request id ""), so
+    //  offsets into text are never taken from NULL.
+    if (!self->text || self->text_bytes + bytes > self->text_size) {
         size_t size = self->text_size ? self->text_size : 64 * 1024;
         while (size < self->text_bytes + bytes)
             size *= 2;

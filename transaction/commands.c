@@ -89,25 +89,6 @@ static const char *s_integer_from_text (const char *text, int64_t *value)
     return NULL;
 }
 
-static bool s_utf8_is_valid (const unsigned char *text)
-{
-    while (*text) {
-        unsigned char c = *text;
-        size_t extra = c < 0x80           ? 0
-                       : (c >> 5) == 0x6  ? 1
-                       : (c >> 4) == 0xE  ? 2
-                       : (c >> 3) == 0x1E ? 3
-                                          : 9;
-        if (extra == 9 || (c >= 0xC0 && c <= 0xC1) || c > 0xF4)
-            return false;
-        text++;
-        for (size_t index = 0; index < extra; index++, text++)
-            if ((*text & 0xC0) != 0x80)
-                return false;
-    }
-    return true;
-}
-
 static void s_error (cJSON **errors_p, const char *prefix, const char *field,
                      const char *message)
 {
@@ -143,7 +124,7 @@ static int s_parse_reference (const cJSON *item, const char *prefix, command_t *
     }
     size_t bytes = strlen (item->valuestring);
     if (bytes > EVENT_META_VALUE_BYTES_MAX ||
-        !s_utf8_is_valid ((const unsigned char *)item->valuestring)) {
+        !event_text_is_utf8 (item->valuestring, bytes)) {
         s_error (errors_p, prefix, "reference",
                  "must be valid UTF-8 of at most 256 bytes");
         return -1;

@@ -30,12 +30,6 @@
 #define FUZZ_COMMANDS_BODY_BYTES_MAX  (64 * 1024) // DESIGN: one command's body limit
 #define FUZZ_COMMANDS_BATCH_ITEMS_MAX 64          // enough to reach every item path
 #define FUZZ_COMMANDS_PREFIX_BYTES    32          // "commands[9999]."
-//  Known bug, kept visible: commands.c checks a reference's UTF-8 more
-//  loosely than event.c (it takes surrogates, overlong 3- and 4-byte forms
-//  and code points above U+10FFFF), so such a command validates and the
-//  stream then refuses its event. While this is 1, only that exact case is
-//  let through; set it to 0 once commands.c checks UTF-8 strictly.
-#define FUZZ_COMMANDS_KNOWN_LAX_UTF8 1
 
 int LLVMFuzzerInitialize (int *argc, char ***argv)
 {
@@ -95,43 +89,9 @@ static void s_check_amount_text (const cJSON *json, const command_t *command)
     fuzz_check (value == expected, "amount text '%s' parsed as %lld", text, expected);
 }
 
-//  RFC 3629 UTF-8, written apart from event.c: no overlong forms, no
-//  surrogates, nothing above U+10FFFF.
-static bool s_utf8_is_strict (const unsigned char *text)
-{
-    while (*text) {
-        unsigned char c = *text++;
-        size_t extra = c < 0x80                 ? 0
-                       : c >= 0xC2 && c <= 0xDF ? 1
-                       : c >= 0xE0 && c <= 0xEF ? 2
-                       : c >= 0xF0 && c <= 0xF4 ? 3
-                                                : 9;
-        if (extra == 9)
-            return false;
-        unsigned char low = 0x80, high = 0xBF; // the second byte's range
-        if (c == 0xE0)
-            low = 0xA0;
-        else if (c == 0xED)
-            high = 0x9F;
-        else if (c == 0xF0)
-            low = 0x90;
-        else if (c == 0xF4)
-            high = 0x8F;
-        for (size_t index = 0; index < extra; index++, text++) {
-            unsigned char next = *text;
-            if (next < (index ? 0x80 : low) || next > (index ? 0xBF : high))
-                return false;
-        }
-    }
-    return true;
-}
-
 //  The proposed event transaction would send for this command.
 static void s_check_event_accepted (const command_t *command)
 {
-    if (FUZZ_COMMANDS_KNOWN_LAX_UTF8 &&
-        !s_utf8_is_strict ((const unsigned char *)command->reference))
-        return;
     event_t event;
     event_init (&event);
     snprintf (event.id, sizeof event.id, "%s", *command->id ? command->id : "fuzz-id");

@@ -40,11 +40,6 @@
 #define FUZZ_INGEST_DEDUPE_WINDOW 4096 // beyond any input's events: no id is forgotten
 #define FUZZ_INGEST_WAIT_MS       5000 // for what must come; only a failure waits
 #define FUZZ_INGEST_POLL_MS       10
-//  Known bug, kept visible: on a fresh ingest, s_text_add of an empty
-//  request id does memcpy (NULL + 0, ...), which UBSan stops on. While this
-//  is 1, inputs whose first request has an empty id are skipped; set it to
-//  0 once ingest.c no longer does that.
-#define FUZZ_INGEST_KNOWN_EMPTY_FIRST_ID 1
 
 typedef enum { STATUS_OK, STATUS_CONFLICT, STATUS_DUPLICATE, STATUS_INVALID } status_t;
 
@@ -425,20 +420,10 @@ static void s_reset (void)
     unlink (s_fuzz.path);
 }
 
-static bool s_first_id_is_empty (const message_t *messages, size_t count)
-{
-    for (size_t index = 0; index < count; index++)
-        if (messages[index].frame_count >= 2)
-            return messages[index].frame_bytes[1] == 0;
-    return false;
-}
-
 int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
 {
     static message_t messages[FUZZ_INGEST_MESSAGES_MAX];
     size_t count = s_decode (data, size, messages);
-    if (FUZZ_INGEST_KNOWN_EMPTY_FIRST_ID && s_first_id_is_empty (messages, count))
-        return 0;
     s_reset ();
     char error[FUZZ_ERROR_BYTES];
     ingest_t *ingest = ingest_new (s_fuzz.path, s_fuzz.publish, false,
