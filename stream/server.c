@@ -143,24 +143,22 @@ static int s_query_int (http_request_t *request, const char *name, int64_t min,
     return 0;
 }
 
-//  GET /events?from_seq=&limit= -> {"events":[...],"last_seq":N}; limit
-//  above SERVER_EVENTS_LIMIT_MAX is capped, and a page also stops at
-//  REPLAY_BATCH_BYTES_MAX bytes: page on with from_seq.
+//  GET /events?from_seq=&limit= -> {"events":[...],"last_seq":N}; limit is
+//  1..SERVER_EVENTS_LIMIT_MAX (like accounting's pages), and a page also
+//  stops at REPLAY_BATCH_BYTES_MAX bytes: page on with from_seq.
 static void s_events (http_request_t *request, void *arg)
 {
     server_t *self = (server_t *)arg;
     cJSON *errors = NULL;
     int64_t from_seq = 1, limit = SERVER_EVENTS_LIMIT_DEFAULT;
     s_query_int (request, "from_seq", 1, INT64_MAX, 1, &from_seq, &errors);
-    s_query_int (request, "limit", 1, INT64_MAX, SERVER_EVENTS_LIMIT_DEFAULT, &limit,
-                 &errors);
+    s_query_int (request, "limit", 1, SERVER_EVENTS_LIMIT_MAX, SERVER_EVENTS_LIMIT_DEFAULT,
+                 &limit, &errors);
     if (errors) {
-        http_respond_problem (request, 400, "Bad query parameters",
-                              "from_seq and limit must be positive integers", errors);
+        http_respond_problem (request, 400, "Invalid query",
+                              "a query parameter is not valid", errors);
         return;
     }
-    if (limit > SERVER_EVENTS_LIMIT_MAX)
-        limit = SERVER_EVENTS_LIMIT_MAX;
     const char *text = NULL;
     size_t bytes = 0;
     int count = replay_read (self->replay, from_seq, (size_t)limit, &text, &bytes);

@@ -440,6 +440,8 @@ def test_http_health_events_and_metrics_answer():
     assert status == 400 and headers["content-type"].startswith("application/problem+json")
     fields = sorted(e["field"] for e in json.loads(body)["errors"])
     assert fields == ["from_seq", "limit"], body
+    status, _, body = harness.request("GET", url + "/events?limit=1001")
+    assert status == 400 and [e["field"] for e in json.loads(body)["errors"]] == ["limit"]
     status, headers, body = harness.request("GET", url + "/metrics")
     assert status == 200
     for figure in (b"stream_appends_total 1", b"stream_events_total 5",
