@@ -39,29 +39,6 @@ typedef struct {
 
 //  Reads an optional integer query argument within [min, max]. Returns 0
 //  when absent or valid, -1 (error added) otherwise.
-static int s_query_int64 (http_request_t *request, const char *key, int64_t min,
-                          int64_t max, int64_t *value, bool *present, cJSON **errors)
-{
-    const char *text = http_request_query (request, key);
-    if (present)
-        *present = text != NULL;
-    if (!text)
-        return 0;
-    char *end = NULL;
-    errno = 0;
-    long long parsed = strtoll (text, &end, 10);
-    bool digits = *text == '-' || (*text >= '0' && *text <= '9');
-    if (!digits || *end || errno || parsed < min || parsed > max) {
-        char message[128];
-        snprintf (message, sizeof message,
-                  "must be an integer between %" PRId64 " and %" PRId64, min, max);
-        http_problem_add_error (errors, key, message);
-        return -1;
-    }
-    *value = parsed;
-    return 0;
-}
-
 static int64_t s_applied_seq (api_context_t *self)
 {
     return accounts_applied_seq (self->accounts);
@@ -102,12 +79,12 @@ static cJSON *s_account_query_parse (http_request_t *request, account_query_t *q
 {
     cJSON *errors = NULL;
     *query = (account_query_t){0};
-    s_query_int64 (request, "at_seq", 0, INT64_MAX, &query->at_seq, &query->has_at_seq,
-                   &errors);
-    s_query_int64 (request, "min_seq", 0, INT64_MAX, &query->min_seq, &query->has_min_seq,
-                   &errors);
-    s_query_int64 (request, "wait_ms", 0, INT64_MAX, &query->wait_ms, &query->has_wait_ms,
-                   &errors);
+    query->has_at_seq =
+        http_request_query_int64 (request, "at_seq", 0, INT64_MAX, &query->at_seq, &errors);
+    query->has_min_seq =
+        http_request_query_int64 (request, "min_seq", 0, INT64_MAX, &query->min_seq, &errors);
+    query->has_wait_ms =
+        http_request_query_int64 (request, "wait_ms", 0, INT64_MAX, &query->wait_ms, &errors);
     const char *at = http_request_query (request, "at");
     if (at) {
         query->has_at = true;
@@ -290,8 +267,8 @@ static void s_get_account_events (http_request_t *request, void *arg)
         return;
     cJSON *errors = NULL;
     int64_t after_seq = 0, limit = API_EVENTS_LIMIT_DEFAULT;
-    s_query_int64 (request, "after_seq", 0, INT64_MAX, &after_seq, NULL, &errors);
-    s_query_int64 (request, "limit", 1, API_EVENTS_LIMIT_MAX, &limit, NULL, &errors);
+    http_request_query_int64 (request, "after_seq", 0, INT64_MAX, &after_seq, &errors);
+    http_request_query_int64 (request, "limit", 1, API_EVENTS_LIMIT_MAX, &limit, &errors);
     if (errors) {
         http_respond_problem (request, 400, "Invalid query",
                               "a query parameter is not valid", errors);
@@ -342,7 +319,7 @@ static void s_get_accounts (http_request_t *request, void *arg)
     api_context_t *self = arg;
     cJSON *errors = NULL;
     int64_t limit = API_LIST_LIMIT_DEFAULT;
-    s_query_int64 (request, "limit", 1, API_LIST_LIMIT_MAX, &limit, NULL, &errors);
+    http_request_query_int64 (request, "limit", 1, API_LIST_LIMIT_MAX, &limit, &errors);
     const char *after = http_request_query (request, "after");
     if (after && *after && !event_id_is_valid (after, strlen (after)))
         http_problem_add_error (&errors, "after",

@@ -25,6 +25,8 @@
 #include "log.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <microhttpd.h>
@@ -198,11 +200,7 @@ static int s_hex_digit (char c)
     return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
 }
 
-//  Percent-decodes paths and query values in place, like MHD's own
-//  unescaper, except that "%00" stays as it is: values are C strings, and
-//  a decoded NUL would cut "al%00ice" short to a different, valid "al".
-//  Left encoded, it fails every id pattern and gets its 400.
-static size_t s_unescape (void *cls, struct MHD_Connection *connection, char *text)
+size_t http_unescape (char *text)
 {
     char *out = text;
     for (const char *in = text; *in; in++) {
@@ -216,6 +214,12 @@ static size_t s_unescape (void *cls, struct MHD_Connection *connection, char *te
     }
     *out = '\0';
     return (size_t) (out - text);
+}
+
+//  MHD's unescaper would decode "%00": see http_unescape.
+static size_t s_unescape (void *cls, struct MHD_Connection *connection, char *text)
+{
+    return http_unescape (text);
 }
 
 //  Finds the route for method + path. Sets early_status to 404 or 405
@@ -811,6 +815,35 @@ const char *http_request_query (http_request_t *self, const char *key)
 {
     assert (self);
     return MHD_lookup_connection_value (self->connection, MHD_GET_ARGUMENT_KIND, key);
+}
+
+int http_parse_int64 (const char *text, int64_t min, int64_t max, int64_t *value)
+{
+    const char *digits = *text == '-' ? text + 1 : text;
+    if (*digits < '0' || *digits > '9')
+        return -1;  // strtoll would take spaces, '+' and an empty string
+    char *end = NULL;
+    errno = 0;
+    long long parsed = strtoll (text, &end, 10);
+    if (errno || *end || parsed < min || parsed > max)
+        return -1;
+    *value = parsed;
+    return 0;
+}
+
+int http_request_query_int64 (http_request_t *self, const char *key, int64_t min,
+                              int64_t max, int64_t *value, cJSON **errors_p)
+{
+    const char *text = http_request_query (self, key);
+    if (!text)
+        return 0;
+    if (http_parse_int64 (text, min, max, value) == 0)
+        return 1;
+    char message[96];
+    snprintf (message, sizeof message, "must be an integer between %" PRId64 " and %" PRId64,
+              min, max);
+    http_problem_add_error (errors_p, key, message);
+    return -1;
 }
 
 const char *http_request_header (http_request_t *self, const char *name)

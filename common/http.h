@@ -85,6 +85,21 @@ const char *http_request_body (http_request_t *self, size_t *bytes);
 //  The X-Request-Id of this request: the client's, or a generated UUID.
 const char *http_request_id (http_request_t *self);
 
+//  An integer query argument within [min, max]. Returns 0 when absent
+//  (*value untouched), 1 when present and valid, -1 when present and not
+//  (then {"field": key, "message": ...} is appended to *errors_p).
+int http_request_query_int64 (http_request_t *self, const char *key, int64_t min,
+                              int64_t max, int64_t *value, cJSON **errors_p);
+
+//  Parses an optional '-' and decimal digits, nothing else (no spaces, no
+//  '+'), within [min, max]. Returns 0, or -1 for anything else.
+int http_parse_int64 (const char *text, int64_t min, int64_t max, int64_t *value);
+
+//  Percent-decodes text in place (paths and query values go through it)
+//  and returns its new length. "%00" is left as it is: values are C
+//  strings, and a decoded NUL would cut "al%00ice" short to a valid "al".
+size_t http_unescape (char *text);
+
 //  Parses the body as JSON. On failure answers 400 problem+json naming the
 //  byte offset where parsing stopped, and returns NULL (the request is then
 //  answered and no longer valid). The caller owns the returned tree.

@@ -121,28 +121,6 @@ static void s_metrics (http_request_t *request, void *arg)
 
 //  A query argument as an integer in [min, max]; default_value when absent.
 //  Returns -1 and adds an error for the field when it is malformed.
-static int s_query_int (http_request_t *request, const char *name, int64_t min,
-                        int64_t max, int64_t default_value, int64_t *value,
-                        cJSON **errors_p)
-{
-    const char *text = http_request_query (request, name);
-    *value = default_value;
-    if (!text)
-        return 0;
-    char *end = NULL;
-    errno = 0;
-    long long parsed = strtoll (text, &end, 10);
-    if (errno || end == text || *end || parsed < min || parsed > max) {
-        char message[128];
-        snprintf (message, sizeof message, "must be an integer between %lld and %lld",
-                  (long long)min, (long long)max);
-        http_problem_add_error (errors_p, name, message);
-        return -1;
-    }
-    *value = parsed;
-    return 0;
-}
-
 //  GET /events?from_seq=&limit= -> {"events":[...],"last_seq":N}; limit is
 //  1..SERVER_EVENTS_LIMIT_MAX (like accounting's pages), and a page also
 //  stops at REPLAY_BATCH_BYTES_MAX bytes: page on with from_seq.
@@ -151,9 +129,8 @@ static void s_events (http_request_t *request, void *arg)
     server_t *self = (server_t *)arg;
     cJSON *errors = NULL;
     int64_t from_seq = 1, limit = SERVER_EVENTS_LIMIT_DEFAULT;
-    s_query_int (request, "from_seq", 1, INT64_MAX, 1, &from_seq, &errors);
-    s_query_int (request, "limit", 1, SERVER_EVENTS_LIMIT_MAX, SERVER_EVENTS_LIMIT_DEFAULT,
-                 &limit, &errors);
+    http_request_query_int64 (request, "from_seq", 1, INT64_MAX, &from_seq, &errors);
+    http_request_query_int64 (request, "limit", 1, SERVER_EVENTS_LIMIT_MAX, &limit, &errors);
     if (errors) {
         http_respond_problem (request, 400, "Invalid query",
                               "a query parameter is not valid", errors);
