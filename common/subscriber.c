@@ -38,6 +38,8 @@
 #define SUBSCRIBER_DRAIN_MESSAGES_MAX 256
 // Bytes of a "reason" from event_parse_stored, and of a quoted ERROR reply.
 #define SUBSCRIBER_ERROR_BYTES_MAX 256
+// Frames of the largest reply: "BATCH", log_last_seq and a page of lines.
+#define SUBSCRIBER_REPLY_FRAMES_MAX (SUBSCRIBER_FETCH_EVENTS_MAX + 2)
 
 typedef enum {
     APPLY_OK,      // every line applied or skipped as already applied
@@ -79,6 +81,8 @@ struct subscriber {
     uint64_t gaps;
     uint64_t live_dropped;
 
+    zmq_msg_t *frames;                   // one reply from the DEALER, frames reused
+    size_t frame_count;                  // frames of the reply in hand
     event_t event;                       // reused for every line
     char line[EVENT_LINE_BYTES_MAX + 1]; // the line NUL-terminated for on_event
 };
@@ -106,13 +110,12 @@ static int64_t s_line_seq (const byte *data, size_t bytes)
 }
 
 //  A decimal frame (log_last_seq, heartbeat seq) -> 0 or -1.
-static int s_frame_int64 (zframe_t *frame, int64_t *value)
+static int s_data_int64 (const void *data, size_t bytes, int64_t *value)
 {
     char text[24];
-    size_t bytes = frame ? zframe_size (frame) : 0;
     if (bytes == 0 || bytes >= sizeof text)
         return -1;
-    memcpy (text, zframe_data (frame), bytes);
+    memcpy (text, data, bytes);
     text[bytes] = 0;
     char *end;
     long long parsed = strtoll (text, &end, 10);
@@ -120,6 +123,18 @@ static int s_frame_int64 (zframe_t *frame, int64_t *value)
         return -1;
     *value = parsed;
     return 0;
+}
+
+static int s_frame_int64 (zframe_t *frame, int64_t *value)
+{
+    return frame ? s_data_int64 (zframe_data (frame), zframe_size (frame), value) : -1;
+}
+
+static bool s_frame_is (zmq_msg_t *frame, const char *text)
+{
+    size_t bytes = strlen (text);
+    return zmq_msg_size (frame) == bytes &&
+           memcmp (zmq_msg_data (frame), text, bytes) == 0;
 }
 
 static void s_see_head (subscriber_t *self, int64_t seq)
@@ -155,40 +170,61 @@ static void s_log_invalid (subscriber_t *self, const char *source, size_t index,
                source, seq, index, reason);
 }
 
-//  Applies the lines from frame to the end of msg in order: seq <= applied
-//  skipped, applied + 1 delivered, stops at a gap or a bad line. Counts
-//  delivered events into *applied.
+//  Applies one line: seq <= applied skipped, applied + 1 delivered (counted
+//  into *applied), beyond it a gap. index is the line's place in its
+//  message, for the log.
+static apply_result_t s_apply_line (subscriber_t *self, const byte *data, size_t bytes,
+                                    const char *source, size_t index, size_t *applied)
+{
+    int64_t seq = s_line_seq (data, bytes);
+    if (seq > 0 && seq <= self->applied_seq)
+        return APPLY_OK;
+    char reason[SUBSCRIBER_ERROR_BYTES_MAX] = "line too long";
+    if (bytes > EVENT_LINE_BYTES_MAX) {
+        s_log_invalid (self, source, index, reason);
+        return APPLY_INVALID;
+    }
+    //  on_event gets the line NUL-terminated; parsing the copy keeps it hot.
+    memcpy (self->line, data, bytes);
+    self->line[bytes] = 0;
+    if (event_parse_stored (self->line, bytes, &self->event, reason, sizeof reason)) {
+        s_log_invalid (self, source, index, reason);
+        return APPLY_INVALID;
+    }
+    seq = self->event.seq;
+    s_see_head (self, seq);
+    if (seq <= self->applied_seq)
+        return APPLY_OK;
+    if (seq > self->applied_seq + 1)
+        return APPLY_GAP;
+    self->handlers.on_event (self->arg, &self->event, self->line, bytes);
+    self->applied_seq = seq;
+    (*applied)++;
+    return APPLY_OK;
+}
+
+//  Applies the lines from frame to the end of msg in order; stops at a gap
+//  or a bad line.
 static apply_result_t s_apply_lines (subscriber_t *self, zmsg_t *msg, zframe_t *frame,
                                      const char *source, size_t *applied)
 {
-    for (size_t index = 1; frame; frame = zmsg_next (msg), index++) {
-        const byte *data = zframe_data (frame);
-        size_t bytes = zframe_size (frame);
-        int64_t seq = s_line_seq (data, bytes);
-        if (seq > 0 && seq <= self->applied_seq)
-            continue;
-        char reason[SUBSCRIBER_ERROR_BYTES_MAX] = "line too long";
-        if (bytes > EVENT_LINE_BYTES_MAX) {
-            s_log_invalid (self, source, index, reason);
-            return APPLY_INVALID;
-        }
-        memcpy (self->line, data, bytes);
-        self->line[bytes] = 0;
-        if (event_parse_stored (self->line, bytes, &self->event, reason, sizeof reason)) {
-            s_log_invalid (self, source, index, reason);
-            return APPLY_INVALID;
-        }
-        seq = self->event.seq;
-        s_see_head (self, seq);
-        if (seq <= self->applied_seq)
-            continue;
-        if (seq > self->applied_seq + 1)
-            return APPLY_GAP;
-        self->handlers.on_event (self->arg, &self->event, self->line, bytes);
-        self->applied_seq = seq;
-        (*applied)++;
+    apply_result_t rc = APPLY_OK;
+    for (size_t index = 1; frame && rc == APPLY_OK; frame = zmsg_next (msg), index++)
+        rc = s_apply_line (self, zframe_data (frame), zframe_size (frame), source, index,
+                           applied);
+    return rc;
+}
+
+//  The same for frames [first, frame_count) of the reply in hand.
+static apply_result_t s_apply_frames (subscriber_t *self, size_t first, size_t *applied)
+{
+    apply_result_t rc = APPLY_OK;
+    for (size_t index = first; index < self->frame_count && rc == APPLY_OK; index++) {
+        zmq_msg_t *frame = &self->frames[index];
+        rc = s_apply_line (self, (const byte *)zmq_msg_data (frame), zmq_msg_size (frame),
+                           "replay", index - first + 1, applied);
     }
-    return APPLY_OK;
+    return rc;
 }
 
 static void s_deliver_result (subscriber_t *self, zmsg_t *msg)
@@ -334,20 +370,22 @@ static void s_drain (subscriber_t *self)
     s_go_live (self);
 }
 
-//  ["BATCH", log_last_seq, event_line, ...]
-static void s_on_batch (subscriber_t *self, zmsg_t *msg)
+//  ["BATCH", log_last_seq, event_line, ...], the reply in hand
+static void s_on_batch (subscriber_t *self)
 {
     int64_t log_last_seq;
-    if (s_frame_int64 (zmsg_next (msg), &log_last_seq)) {
+    if (self->frame_count < 2 ||
+        s_data_int64 (zmq_msg_data (&self->frames[1]), zmq_msg_size (&self->frames[1]),
+                      &log_last_seq)) {
         log_error ("subscriber: BATCH from %s without a valid log_last_seq",
                    self->replay_endpoint);
         s_fetch_later (self);
         return;
     }
     s_see_head (self, log_last_seq);
-    size_t lines = zmsg_size (msg) - 2;
+    size_t lines = self->frame_count - 2;
     size_t applied = 0;
-    apply_result_t rc = s_apply_lines (self, msg, zmsg_next (msg), "replay", &applied);
+    apply_result_t rc = s_apply_frames (self, 2, &applied);
     if (applied > 0 && self->handlers.on_applied)
         self->handlers.on_applied (self->arg, self->applied_seq);
     if (rc == APPLY_GAP)
@@ -364,7 +402,7 @@ static void s_on_batch (subscriber_t *self, zmsg_t *msg)
 
 //  A reply on the DEALER: the answer to the FETCH in flight (stale replies
 //  cannot come: a timed-out request's socket is gone).
-static void s_on_reply (subscriber_t *self, zmsg_t *msg)
+static void s_on_reply (subscriber_t *self)
 {
     if (!self->fetch_in_flight) {
         log_warn ("subscriber: reply from %s without a FETCH out, ignored",
@@ -373,15 +411,14 @@ static void s_on_reply (subscriber_t *self, zmsg_t *msg)
     }
     self->fetch_in_flight = false;
     self->fetch_timeouts = 0;
-    if (s_is (msg, "BATCH")) {
-        s_on_batch (self, msg);
+    if (s_frame_is (&self->frames[0], "BATCH")) {
+        s_on_batch (self);
         return;
     }
     char text[SUBSCRIBER_ERROR_BYTES_MAX] = "";
-    zframe_t *frame = zmsg_next (msg);
-    if (frame)
-        snprintf (text, sizeof text, "%.*s", (int)zframe_size (frame),
-                  (const char *)zframe_data (frame));
+    if (self->frame_count > 1)
+        snprintf (text, sizeof text, "%.*s", (int)zmq_msg_size (&self->frames[1]),
+                  (const char *)zmq_msg_data (&self->frames[1]));
     log_warn ("subscriber: FETCH %" PRId64 " from %s failed: %s", self->applied_seq + 1,
               self->replay_endpoint, text);
     s_fetch_later (self);
@@ -440,18 +477,55 @@ static int s_on_publish (zloop_t *loop, zsock_t *reader, void *arg)
     return 0;
 }
 
+//  Releases the frames of the reply in hand, keeping them for the next.
+static void s_frames_release (subscriber_t *self)
+{
+    for (size_t index = 0; index < self->frame_count; index++) {
+        zmq_msg_close (&self->frames[index]);
+        zmq_msg_init (&self->frames[index]);
+    }
+    self->frame_count = 0;
+}
+
+//  Receives one reply into frames, straight through libzmq: a zframe per
+//  event line would cost more than the line. 0, or -1 if nothing was
+//  waiting or the reply has more frames than any answer may have (it is
+//  read to its end and dropped).
+static int s_frames_recv (subscriber_t *self, void *handle)
+{
+    assert (self->frame_count == 0);
+    if (zmq_msg_recv (&self->frames[0], handle, ZMQ_DONTWAIT) < 0)
+        return -1;
+    self->frame_count = 1;
+    while (zmq_msg_more (&self->frames[self->frame_count - 1])) {
+        if (self->frame_count == SUBSCRIBER_REPLY_FRAMES_MAX) {
+            zmq_msg_t *last = &self->frames[self->frame_count - 1];
+            while (zmq_msg_more (last) && zmq_msg_recv (last, handle, 0) >= 0)
+                ;
+            log_error ("subscriber: reply from %s with more than %d frames dropped",
+                       self->replay_endpoint, SUBSCRIBER_REPLY_FRAMES_MAX);
+            s_frames_release (self);
+            return -1;
+        }
+        if (zmq_msg_recv (&self->frames[self->frame_count], handle, 0) < 0)
+            break; // a multipart message arrives whole; only a shutdown stops it
+        self->frame_count++;
+    }
+    return 0;
+}
+
 static int s_on_replay (zloop_t *loop, zsock_t *reader, void *arg)
 {
     subscriber_t *self = (subscriber_t *)arg;
+    void *handle = zsock_resolve (reader);
     for (int count = 0; count < SUBSCRIBER_DRAIN_MESSAGES_MAX; count++) {
         if (count > 0 && !(zsock_events (reader) & ZMQ_POLLIN))
             break;
-        zmsg_t *msg = zmsg_recv (reader);
-        if (!msg)
+        if (s_frames_recv (self, handle))
             break;
         self->last_message_ms = zclock_mono ();
-        s_on_reply (self, msg);
-        zmsg_destroy (&msg);
+        s_on_reply (self);
+        s_frames_release (self);
     }
     return 0;
 }
@@ -570,7 +644,12 @@ subscriber_t *subscriber_new (zloop_t *loop, const subscriber_config_t *config,
     self->publish_endpoint = strdup (config->publish_endpoint);
     self->replay_endpoint = strdup (config->replay_endpoint);
     self->buffer = zlistx_new ();
-    if (!self->publish_endpoint || !self->replay_endpoint || !self->buffer)
+    self->frames = (zmq_msg_t *)malloc (SUBSCRIBER_REPLY_FRAMES_MAX * sizeof (zmq_msg_t));
+    if (self->frames)
+        for (size_t index = 0; index < SUBSCRIBER_REPLY_FRAMES_MAX; index++)
+            zmq_msg_init (&self->frames[index]);
+    if (!self->publish_endpoint || !self->replay_endpoint || !self->buffer ||
+        !self->frames)
         goto failed;
     zlistx_set_destructor (self->buffer, s_buffer_item_destroy);
     event_init (&self->event);
@@ -606,6 +685,10 @@ void subscriber_destroy (subscriber_t **self_p)
     zsock_destroy (&self->sub);
     zsock_destroy (&self->dealer);
     zlistx_destroy (&self->buffer);
+    if (self->frames)
+        for (size_t index = 0; index < SUBSCRIBER_REPLY_FRAMES_MAX; index++)
+            zmq_msg_close (&self->frames[index]);
+    free (self->frames);
     free (self->publish_endpoint);
     free (self->replay_endpoint);
     free (self);
