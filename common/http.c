@@ -866,6 +866,20 @@ const char *http_request_id (http_request_t *self)
     return self->request_id;
 }
 
+//  The byte offset of the first "\u0000" escape in valid JSON text, or -1.
+//  In valid JSON every backslash starts an escape inside a string.
+static ssize_t s_nul_escape_offset (const char *text, size_t bytes)
+{
+    for (size_t i = 0; i + 1 < bytes; i++) {
+        if (text[i] != '\\')
+            continue;
+        if (text[i + 1] == 'u' && i + 6 <= bytes && memcmp (text + i + 2, "0000", 4) == 0)
+            return (ssize_t)i;
+        i++; // the escaped character
+    }
+    return -1;
+}
+
 cJSON *http_request_parse_json (http_request_t *self)
 {
     assert (self);
@@ -893,6 +907,19 @@ cJSON *http_request_parse_json (http_request_t *self)
         snprintf (detail, sizeof detail, "the body is not valid JSON (at byte %zu)",
                   offset);
         http_respond_problem (self, MHD_HTTP_BAD_REQUEST, "Bad Request", detail, NULL);
+        return NULL;
+    }
+    //  cJSON decodes "\u0000" into a NUL that ends its C string: an account
+    //  "al\u0000ice" would read as "al". No field of ours takes a NUL.
+    ssize_t nul = s_nul_escape_offset (self->body, self->body_bytes);
+    if (nul >= 0) {
+        cJSON_Delete (json);
+        char detail[96];
+        snprintf (detail, sizeof detail, "a string holds \\u0000 (at byte %zd)", nul);
+        cJSON *errors = NULL;
+        http_problem_add_error (&errors, "body", "must not contain \\u0000 (NUL)");
+        http_respond_problem (self, MHD_HTTP_UNPROCESSABLE_CONTENT, NULL, detail, errors);
+        return NULL;
     }
     return json;
 }

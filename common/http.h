@@ -102,7 +102,8 @@ size_t http_unescape (char *text);
 
 //  Parses the body as JSON. On failure answers 400 problem+json naming the
 //  byte offset where parsing stopped, and returns NULL (the request is then
-//  answered and no longer valid). The caller owns the returned tree.
+//  answered and no longer valid). Valid JSON with a "\u0000" in a string
+//  gets 422 (cJSON would cut the string there). The caller owns the tree.
 cJSON *http_request_parse_json (http_request_t *self);
 
 //  Adds a header to the eventual response (name and value are copied).

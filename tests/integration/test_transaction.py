@@ -241,6 +241,10 @@ def _bad_requests():
         ("batch duplicate ids", "POST", B, {"commands": [
             {"account": "a", "amount": 1, "id": "same"},
             {"account": "a", "amount": 2, "id": "same"}]}, None, 422, "commands[1].id"),
+        ("NUL escape in an account (would read as 'al')", "POST", T,
+         b'{"account":"al\\u0000ice","amount":5}', json_ct, 422, "body"),
+        ("NUL escape in a key", "POST", T,
+         b'{"account\\u0000x":"a","amount":5}', json_ct, 422, "body"),
         ("batch over 4096 commands", "POST", B,
          {"commands": [{"account": "a", "amount": 1}] * (BATCH_COMMANDS_MAX + 1)}, None, 422,
          "commands"),
@@ -477,6 +481,16 @@ def test_the_last_kept_batches_replay_after_older_events_were_evicted():
         assert status == 201 and headers.get("idempotent-replayed") == "true", (n, again)
         assert again == answers[n], n
     assert len(ledger.events()) == last_seq
+    ledger.stop()
+
+
+def test_an_escaped_backslash_before_u0000_is_text_not_nul():
+    ledger = Ledger(accounting=False)
+    status, _, data = request("POST", ledger.tx.url + "/transactions",
+                              b'{"account":"a","amount":5,"reference":"\\\\u0000"}',
+                              {"Content-Type": "application/json"}, timeout=HTTP_TIMEOUT_S)
+    assert status == 201, data
+    assert ledger.events()[0]["meta"]["reference"] == "\\u0000"
     ledger.stop()
 
 
