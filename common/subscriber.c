@@ -27,6 +27,9 @@
 // Pause after an ERROR reply or an unusable batch, so a broken log is not
 // hammered in a busy loop.
 #define SUBSCRIBER_FETCH_RETRY_MS 1000
+// FETCHes out at once while catching up: the next page is asked for as
+// soon as one arrives, so the stream reads it while this side applies.
+#define SUBSCRIBER_FETCHES_IN_FLIGHT_MAX 2
 // Resolution of the timeouts above; a tick costs a few comparisons.
 #define SUBSCRIBER_TICK_MS 100
 // Catch-up progress at info level, about once a second.
@@ -40,6 +43,14 @@
 #define SUBSCRIBER_ERROR_BYTES_MAX 256
 // Frames of the largest reply: "BATCH", log_last_seq and a page of lines.
 #define SUBSCRIBER_REPLY_FRAMES_MAX (SUBSCRIBER_FETCH_EVENTS_MAX + 2)
+
+//  A FETCH out. Its reply is the next one on the DEALER (the stream answers
+//  one socket's requests in order); it is used only if it still fits.
+typedef struct {
+    int64_t from_seq;
+    int64_t sent_ms; // zclock_mono
+    uint64_t epoch;  // catch_up_epoch when it was sent
+} fetch_out_t;
 
 typedef enum {
     APPLY_OK,      // every line applied or skipped as already applied
@@ -58,13 +69,14 @@ struct subscriber {
     zsock_t *dealer;
     int tick_id;
 
-    int64_t applied_seq;     // seq of the last event given to on_event
-    int64_t head_seq;        // highest seq the stream is known to have
-    bool catching_up;        // live messages go to the buffer, a FETCH is due or out
-    bool caught_up;          // was live at least once
-    bool fetch_in_flight;    // at most one FETCH out; its reply is the next one
-    int64_t fetch_sent_ms;   // zclock_mono of the FETCH in flight
-    int64_t fetch_retry_ms;  // > 0: no FETCH out, send one at this time
+    int64_t applied_seq; // seq of the last event given to on_event
+    int64_t head_seq;    // highest seq the stream is known to have
+    bool catching_up;    // live messages go to the buffer, a FETCH is due or out
+    bool caught_up;      // was live at least once
+    fetch_out_t fetches_out[SUBSCRIBER_FETCHES_IN_FLIGHT_MAX]; // oldest first
+    size_t fetches_out_count;
+    uint64_t catch_up_epoch; // counts catch-ups; older replies are not awaited
+    int64_t fetch_retry_ms;  // > 0: send a FETCH at this time, once none is out
     uint64_t fetch_timeouts; // in a row; only the first is a warning
     int64_t last_message_ms; // any message from PUB or replay; 0: none yet
     int64_t bad_seq;         // a bad line was logged at this seq; not again
@@ -88,6 +100,12 @@ struct subscriber {
 };
 
 static void s_fetch (subscriber_t *self);
+static void s_fetch_from (subscriber_t *self, int64_t from_seq);
+
+static void s_fetch_later (subscriber_t *self)
+{
+    self->fetch_retry_ms = zclock_mono () + SUBSCRIBER_FETCH_RETRY_MS;
+}
 static void s_drain (subscriber_t *self);
 
 //  Canonical lines start with {"seq":N, — reading N without a full parse
@@ -278,14 +296,24 @@ static void s_buffer (subscriber_t *self, zmsg_t **msg_p)
     self->buffer_events += weight;
 }
 
+//  True if a FETCH of this catch-up is out.
+static bool s_fetch_awaited (subscriber_t *self)
+{
+    for (size_t index = 0; index < self->fetches_out_count; index++)
+        if (self->fetches_out[index].epoch == self->catch_up_epoch)
+            return true;
+    return false;
+}
+
 static void s_start_catch_up (subscriber_t *self)
 {
     if (!self->catching_up) {
         self->catching_up = true;
+        self->catch_up_epoch++;
         self->catch_up_start_ms = self->progress_ms = zclock_mono ();
         self->catch_up_start_seq = self->progress_seq = self->applied_seq;
     }
-    if (!self->fetch_in_flight && self->fetch_retry_ms == 0)
+    if (self->fetch_retry_ms == 0 && !s_fetch_awaited (self))
         s_fetch (self);
 }
 
@@ -301,18 +329,25 @@ static void s_go_live (subscriber_t *self)
     self->caught_up = true;
 }
 
-//  FETCH from applied_seq + 1. A send that fails (no peer yet, queue full)
-//  still counts as in flight: the timeout retries it on a new socket.
-static void s_fetch (subscriber_t *self)
+//  FETCH from from_seq. A send that fails (no peer yet, queue full) still
+//  counts as out: the timeout retries it on a new socket.
+static void s_fetch_from (subscriber_t *self, int64_t from_seq)
 {
-    assert (!self->fetch_in_flight);
     self->fetch_retry_ms = 0;
-    self->fetch_in_flight = true;
-    self->fetch_sent_ms = zclock_mono ();
+    if (self->fetches_out_count == SUBSCRIBER_FETCHES_IN_FLIGHT_MAX) {
+        //  Not reached by the paths below; the oldest reply, or its
+        //  timeout, comes first and a FETCH follows it.
+        log_debug ("subscriber: %d FETCHes out already; FETCH %" PRId64 " later",
+                   SUBSCRIBER_FETCHES_IN_FLIGHT_MAX, from_seq);
+        s_fetch_later (self);
+        return;
+    }
+    self->fetches_out[self->fetches_out_count++] = (fetch_out_t){
+        .from_seq = from_seq, .sent_ms = zclock_mono (), .epoch = self->catch_up_epoch};
     self->fetches++;
     zmsg_t *request = zmsg_new ();
     zmsg_addstr (request, "FETCH");
-    zmsg_addstrf (request, "%" PRId64, self->applied_seq + 1);
+    zmsg_addstrf (request, "%" PRId64, from_seq);
     zmsg_addstrf (request, "%d", SUBSCRIBER_FETCH_EVENTS_MAX);
     if (zmsg_send (&request, self->dealer))
         log_debug ("subscriber: FETCH to %s not sent: %s", self->replay_endpoint,
@@ -320,9 +355,9 @@ static void s_fetch (subscriber_t *self)
     zmsg_destroy (&request);
 }
 
-static void s_fetch_later (subscriber_t *self)
+static void s_fetch (subscriber_t *self)
 {
-    self->fetch_retry_ms = zclock_mono () + SUBSCRIBER_FETCH_RETRY_MS;
+    s_fetch_from (self, self->applied_seq + 1);
 }
 
 //  True if the buffer holds applied_seq + 1: the live events continue
@@ -370,6 +405,20 @@ static void s_drain (subscriber_t *self)
     s_go_live (self);
 }
 
+//  Asks for the page after the reply in hand before it is applied, so the
+//  stream reads it meanwhile. Only when no other FETCH is out: pages
+//  never overlap, and at most two are out.
+static void s_fetch_next_page (subscriber_t *self)
+{
+    if (self->fetches_out_count > 0)
+        return;
+    zmq_msg_t *last = &self->frames[self->frame_count - 1];
+    int64_t last_seq =
+        s_line_seq ((const byte *)zmq_msg_data (last), zmq_msg_size (last));
+    if (last_seq > self->applied_seq)
+        s_fetch_from (self, last_seq + 1);
+}
+
 //  ["BATCH", log_last_seq, event_line, ...], the reply in hand
 static void s_on_batch (subscriber_t *self)
 {
@@ -384,6 +433,8 @@ static void s_on_batch (subscriber_t *self)
     }
     s_see_head (self, log_last_seq);
     size_t lines = self->frame_count - 2;
+    if (lines > 0)
+        s_fetch_next_page (self);
     size_t applied = 0;
     apply_result_t rc = s_apply_frames (self, 2, &applied);
     if (applied > 0 && self->handlers.on_applied)
@@ -393,24 +444,42 @@ static void s_on_batch (subscriber_t *self)
                    "; fetching again later",
                    self->replay_endpoint, self->applied_seq + 1);
     if (rc != APPLY_OK)
-        s_fetch_later (self);
+        s_fetch_later (self); // a next page out will not fit; it is ignored
     else if (lines == 0 || s_buffer_continues (self))
-        s_drain (self);
-    else
+        s_drain (self); // a next page out comes live; it is ignored
+    else if (self->fetches_out_count == 0)
         s_fetch (self);
 }
 
-//  A reply on the DEALER: the answer to the FETCH in flight (stale replies
-//  cannot come: a timed-out request's socket is gone).
+//  True if the reply to fetch still fits: this catch-up asked for it, and
+//  it starts at or before the next seq (an earlier page may have stopped
+//  short). A timed-out request's reply cannot come: its socket is gone.
+static bool s_reply_fits (subscriber_t *self, const fetch_out_t *fetch)
+{
+    return self->catching_up && fetch->epoch == self->catch_up_epoch &&
+           fetch->from_seq <= self->applied_seq + 1;
+}
+
+//  A reply on the DEALER: the answer to the oldest FETCH out.
 static void s_on_reply (subscriber_t *self)
 {
-    if (!self->fetch_in_flight) {
+    if (self->fetches_out_count == 0) {
         log_warn ("subscriber: reply from %s without a FETCH out, ignored",
                   self->replay_endpoint);
         return;
     }
-    self->fetch_in_flight = false;
+    fetch_out_t fetch = self->fetches_out[0];
+    self->fetches_out_count--;
+    memmove (&self->fetches_out[0], &self->fetches_out[1],
+             self->fetches_out_count * sizeof (fetch_out_t));
     self->fetch_timeouts = 0;
+    if (!s_reply_fits (self, &fetch)) {
+        log_debug ("subscriber: reply to FETCH %" PRId64 " no longer fits, ignored",
+                   fetch.from_seq);
+        if (self->catching_up && self->fetch_retry_ms == 0 && !s_fetch_awaited (self))
+            s_fetch (self);
+        return;
+    }
     if (s_frame_is (&self->frames[0], "BATCH")) {
         s_on_batch (self);
         return;
@@ -580,18 +649,18 @@ static int s_on_tick (zloop_t *loop, int timer_id, void *arg)
 {
     subscriber_t *self = (subscriber_t *)arg;
     int64_t now = zclock_mono ();
-    if (self->fetch_in_flight &&
-        now - self->fetch_sent_ms >= SUBSCRIBER_FETCH_TIMEOUT_MS) {
+    if (self->fetches_out_count > 0 &&
+        now - self->fetches_out[0].sent_ms >= SUBSCRIBER_FETCH_TIMEOUT_MS) {
         if (self->fetch_timeouts++ == 0)
             log_warn (
                 "subscriber: no answer from %s within %d ms; retrying on a new socket",
                 self->replay_endpoint, SUBSCRIBER_FETCH_TIMEOUT_MS);
-        self->fetch_in_flight = false;
-        if (s_dealer_recreate (self) == 0)
-            s_fetch (self);
-        else
+        self->fetches_out_count = 0; // their replies cannot reach a new socket
+        if (s_dealer_recreate (self))
             s_fetch_later (self);
-    } else if (!self->fetch_in_flight && self->fetch_retry_ms > 0 &&
+        else if (self->catching_up)
+            s_fetch (self);
+    } else if (self->fetches_out_count == 0 && self->fetch_retry_ms > 0 &&
                now >= self->fetch_retry_ms)
         s_fetch (self);
     s_log_progress (self, now);

@@ -25,6 +25,7 @@
 #define WAIT_MS           10000 // bound of every wait; generous on a loaded machine
 #define CHECK_EVERY_MS    5     // how often a wait looks at its condition
 #define PORT_REBIND_TRIES 500   // 10 ms apart: the old listener's port frees quickly
+#define FROMS_MAX         64    // from_seq of the first so many FETCHes, kept for claims
 
 //  --------------------------------------------------------------------------
 //  The fake stream
@@ -42,6 +43,7 @@ typedef struct {
     zmsg_t *held[HELD_MAX]; // oldest first
     size_t held_count;
     int fetches_received;
+    int64_t froms[FROMS_MAX]; // from_seq of each FETCH received, in order
     bool subscribed_events;
     bool subscribed_results;
 } stream_t;
@@ -112,6 +114,14 @@ static int s_stream_on_request (zloop_t *loop, zsock_t *reader, void *arg)
     zmsg_t *request = zmsg_recv (reader);
     if (!request)
         return 0;
+    if (self->fetches_received < FROMS_MAX) {
+        zmsg_first (request); // identity
+        zmsg_next (request);  // FETCH
+        zframe_t *from = zmsg_next (request);
+        char *text = from ? zframe_strdup (from) : NULL;
+        self->froms[self->fetches_received] = text ? atoll (text) : 0;
+        free (text);
+    }
     self->fetches_received++;
     if (!self->answering)
         zmsg_destroy (&request);
@@ -234,6 +244,8 @@ typedef struct {
     int64_t seq_at_result; // last_seq when the last result came
     char request_id[64];
     char result_json[256];
+    void *request_probe;     // the stream's ROUTER, looked at during on_event (seq 1)
+    bool asked_during_seq_1; // a FETCH was waiting there while seq 1 was applied
 } sink_t;
 
 static void s_on_event (void *arg, const event_t *event, const char *line,
@@ -242,6 +254,12 @@ static void s_on_event (void *arg, const event_t *event, const char *line,
     sink_t *sink = (sink_t *)arg;
     assert (event->seq == sink->last_seq + 1); // exactly once, in order, always
     assert (strlen (line) == line_bytes);
+    if (sink->request_probe && event->seq == 1) {
+        //  The stream shares this loop, so a FETCH sent before this page
+        //  is applied waits on its socket now.
+        zmq_pollitem_t item = {sink->request_probe, 0, ZMQ_POLLIN, 0};
+        sink->asked_during_seq_1 = zmq_poll (&item, 1, WAIT_MS) == 1;
+    }
     sink->last_seq = event->seq;
     sink->events++;
     if (!streq (event->account, "alice"))
@@ -608,6 +626,80 @@ static void test_late_reply_to_a_timed_out_fetch_is_never_applied (fixture_t *f)
     CHECK (f->sink.not_alice == 0);
 }
 
+static bool s_one_held (fixture_t *self)
+{
+    return self->stream->held_count == 1;
+}
+
+//  The next page is asked for when a page arrives, before it is applied;
+//  pages never overlap and each event comes once, in order.
+static void test_pipelined_pages_arrive_and_apply_in_order_exactly_once (fixture_t *f)
+{
+    s_stream_append (f->stream, 35);
+    f->stream->page_events_max = 10;
+    f->stream->holds = 2;
+    s_start (f, (start_t){0});
+    CHECK (s_wait (f, s_one_held));
+    f->sink.request_probe = zsock_resolve (f->stream->router);
+    s_stream_answer (f->stream, &f->stream->held[0]);
+    CHECK (s_wait (f, s_two_requests));
+    CHECK (f->sink.asked_during_seq_1); // the next page was asked for first
+    CHECK (f->stream->froms[1] == 11);
+    CHECK (s_wait (f, s_two_held));
+    s_stream_answer (f->stream, &f->stream->held[1]);
+    CHECK (s_wait (f, s_caught_up));
+    CHECK (f->sink.events == 35); // on_event asserts each seq is the next one
+    CHECK (f->sink.applied_calls == 4);
+    CHECK (f->stream->fetches_received == 5);
+    int64_t froms[] = {1, 11, 21, 31, 36};
+    for (size_t index = 0; index < 5; index++)
+        CHECK (f->stream->froms[index] == froms[index]);
+    CHECK (subscriber_fetches (f->subscriber) == 5);
+}
+
+//  The first page stops at a bad line, so the page already asked for after
+//  it does not fit: its reply is ignored, and the bad seq is fetched again.
+static void test_next_page_after_a_page_that_stopped_short_is_ignored (fixture_t *f)
+{
+    s_stream_append (f->stream, 20);
+    f->stream->page_events_max = 10;
+    char *good = strdup (f->stream->lines[5]);
+    s_stream_replace (f->stream, 5, "{\"seq\":5,\"id\":\"broken\"}");
+    s_start (f, (start_t){0});
+    CHECK (s_wait (f, s_two_requests));
+    CHECK (f->stream->froms[1] == 11);
+    s_run_for (f, 100); // its reply (11 .. 20) arrives meanwhile
+    CHECK (f->sink.events == 4);
+    CHECK (subscriber_applied_seq (f->subscriber) == 4);
+    s_stream_replace (f->stream, 5, good);
+    free (good);
+    CHECK (s_wait (f, s_caught_up));
+    CHECK (f->sink.events == 20);
+    CHECK (f->stream->froms[2] == 5);
+}
+
+//  The reply to the first page arrives; the second page's FETCH is held
+//  and times out; the socket is reset and the page asked again. The held
+//  request's late answer, with events nobody may see, is never applied.
+static void test_stale_second_reply_after_a_socket_reset_is_ignored (fixture_t *f)
+{
+    s_stream_append (f->stream, 20);
+    f->stream->page_events_max = 10;
+    f->stream->holds = 2;
+    s_start (f, (start_t){0});
+    CHECK (s_wait (f, s_one_held));
+    s_stream_answer (f->stream, &f->stream->held[0]);
+    CHECK (s_wait (f, s_two_held)); // the pipelined FETCH 11, never answered
+    CHECK (f->stream->froms[1] == 11);
+    CHECK (s_wait (f, s_caught_up)); // FETCH 11 again, on a new socket
+    CHECK (f->stream->froms[2] == 11);
+    s_stream_rewrite (f->stream, "mallory");
+    s_stream_answer (f->stream, &f->stream->held[1]);
+    s_run_for (f, 100);
+    CHECK (f->sink.events == 20);
+    CHECK (f->sink.not_alice == 0);
+}
+
 static void test_invalid_line_stops_applying_until_it_is_fixed (fixture_t *f)
 {
     s_stream_append (f->stream, 10);
@@ -746,6 +838,9 @@ int main (void)
     RUN_WITH_FIXTURE (test_replay_that_does_not_answer_is_retried_on_a_new_socket);
     RUN_WITH_FIXTURE (test_late_reply_to_a_timed_out_fetch_is_never_applied);
     RUN_WITH_FIXTURE (test_invalid_line_stops_applying_until_it_is_fixed);
+    RUN_WITH_FIXTURE (test_pipelined_pages_arrive_and_apply_in_order_exactly_once);
+    RUN_WITH_FIXTURE (test_next_page_after_a_page_that_stopped_short_is_ignored);
+    RUN_WITH_FIXTURE (test_stale_second_reply_after_a_socket_reset_is_ignored);
     RUN_WITH_FIXTURE (test_results_are_delivered_when_wanted);
     RUN_WITH_FIXTURE (test_result_during_catch_up_comes_after_its_events);
     RUN_WITH_FIXTURE (test_live_buffer_is_bounded_and_dropped_events_are_fetched);
