@@ -117,13 +117,14 @@ static int64_t s_line_seq (const byte *data, size_t bytes)
     size_t prefix_bytes = sizeof prefix - 1;
     if (bytes <= prefix_bytes || memcmp (data, prefix, prefix_bytes) != 0)
         return 0;
+    //  Up to 18 digits: beyond any real log, and no overflow check needed.
+    size_t end = bytes < prefix_bytes + 18 ? bytes : prefix_bytes + 18;
     int64_t seq = 0;
-    size_t digits = 0;
-    for (size_t i = prefix_bytes; i < bytes && data[i] >= '0' && data[i] <= '9'; i++) {
-        if (++digits > 18)
-            return 0; // beyond any real log; not worth an overflow check
-        seq = seq * 10 + (data[i] - '0');
-    }
+    size_t i = prefix_bytes;
+    for (unsigned digit; i < end && (digit = data[i] - (unsigned)'0') <= 9; i++)
+        seq = seq * 10 + digit;
+    if (i == end && i < bytes && data[i] >= '0' && data[i] <= '9')
+        return 0; // a 19th digit
     return seq;
 }
 
@@ -197,11 +198,12 @@ static apply_result_t s_apply_line (subscriber_t *self, const byte *data, size_t
     int64_t seq = s_line_seq (data, bytes);
     if (seq > 0 && seq <= self->applied_seq)
         return APPLY_OK;
-    char reason[SUBSCRIBER_ERROR_BYTES_MAX] = "line too long";
     if (bytes > EVENT_LINE_BYTES_MAX) {
-        s_log_invalid (self, source, index, reason);
+        s_log_invalid (self, source, index, "line too long");
         return APPLY_INVALID;
     }
+    char reason[SUBSCRIBER_ERROR_BYTES_MAX]; // not cleared: set by the parser on failure
+    reason[0] = 0;
     //  on_event gets the line NUL-terminated; parsing the copy keeps it hot.
     memcpy (self->line, data, bytes);
     self->line[bytes] = 0;
