@@ -95,6 +95,7 @@ struct subscriber {
 
     zmq_msg_t *frames;                   // one reply from the DEALER, frames reused
     size_t frame_count;                  // frames of the reply in hand
+    zmq_msg_t live_frame;                // the frame in hand from the SUB, reused
     event_t event;                       // reused for every line
     char line[EVENT_LINE_BYTES_MAX + 1]; // the line NUL-terminated for on_event
 };
@@ -532,18 +533,72 @@ static void s_on_publish_message (subscriber_t *self, zmsg_t **msg_p)
         s_start_catch_up (self); // the message is dropped; the log holds the good line
 }
 
+//  Copies frame, and the frames of its message after it, to the end of msg.
+static void s_append_rest (zmsg_t *msg, zmq_msg_t *frame, void *handle)
+{
+    do
+        zmsg_addmem (msg, zmq_msg_data (frame), zmq_msg_size (frame));
+    while (zmq_msg_more (frame) && zmq_msg_recv (frame, handle, 0) >= 0);
+}
+
+static void s_skip_rest (zmq_msg_t *frame, void *handle)
+{
+    while (zmq_msg_more (frame) && zmq_msg_recv (frame, handle, 0) >= 0)
+        ;
+}
+
+//  A live EVENTS message while live, applied line by line as its frames
+//  are read (the topic frame is in hand): no zmsg, no zframe per line.
+static void s_on_live_events (subscriber_t *self, void *handle)
+{
+    zmq_msg_t *frame = &self->live_frame;
+    size_t applied = 0;
+    apply_result_t rc = APPLY_OK;
+    for (size_t index = 1; rc == APPLY_OK && zmq_msg_more (frame); index++) {
+        if (zmq_msg_recv (frame, handle, 0) < 0)
+            break; // a multipart message arrives whole; only a shutdown stops it
+        rc = s_apply_line (self, (const byte *)zmq_msg_data (frame), zmq_msg_size (frame),
+                           "publish", index, &applied);
+    }
+    if (applied > 0 && self->handlers.on_applied)
+        self->handlers.on_applied (self->arg, self->applied_seq);
+    if (rc == APPLY_GAP) {
+        self->gaps++;
+        //  The lines from the gap on are not lost: they wait in the buffer.
+        zmsg_t *msg = zmsg_new ();
+        zmsg_addstr (msg, "EVENTS");
+        s_append_rest (msg, frame, handle);
+        s_buffer (self, &msg);
+        zmsg_destroy (&msg);
+        s_start_catch_up (self);
+    } else if (rc == APPLY_INVALID) {
+        s_skip_rest (frame, handle);
+        s_start_catch_up (self); // the message is dropped; the log holds the good line
+    }
+}
+
 static int s_on_publish (zloop_t *loop, zsock_t *reader, void *arg)
 {
     subscriber_t *self = (subscriber_t *)arg;
+    void *handle = zsock_resolve (reader);
+    zmq_msg_t *frame = &self->live_frame;
     for (int count = 0; count < SUBSCRIBER_DRAIN_MESSAGES_MAX; count++) {
         if (count > 0 && !(zsock_events (reader) & ZMQ_POLLIN))
             break;
-        zmsg_t *msg = zmsg_recv (reader);
-        if (!msg)
+        if (zmq_msg_recv (frame, handle, ZMQ_DONTWAIT) < 0)
             break;
         self->last_message_ms = zclock_mono ();
-        s_on_publish_message (self, &msg);
-        zmsg_destroy (&msg);
+        if (!self->catching_up && s_frame_is (frame, "EVENTS"))
+            s_on_live_events (self, handle);
+        else {
+            //  Kept in the buffer, a RESULT or a HEARTBEAT: rare or small.
+            zmsg_t *msg = zmsg_new ();
+            s_append_rest (msg, frame, handle);
+            s_on_publish_message (self, &msg);
+            zmsg_destroy (&msg);
+        }
+        zmq_msg_close (frame);
+        zmq_msg_init (frame);
     }
     return 0;
 }
@@ -719,6 +774,7 @@ subscriber_t *subscriber_new (zloop_t *loop, const subscriber_config_t *config,
     if (self->frames)
         for (size_t index = 0; index < SUBSCRIBER_REPLY_FRAMES_MAX; index++)
             zmq_msg_init (&self->frames[index]);
+    zmq_msg_init (&self->live_frame);
     if (!self->publish_endpoint || !self->replay_endpoint || !self->buffer ||
         !self->frames)
         goto failed;
@@ -760,6 +816,7 @@ void subscriber_destroy (subscriber_t **self_p)
         for (size_t index = 0; index < SUBSCRIBER_REPLY_FRAMES_MAX; index++)
             zmq_msg_close (&self->frames[index]);
     free (self->frames);
+    zmq_msg_close (&self->live_frame);
     free (self->publish_endpoint);
     free (self->replay_endpoint);
     free (self);
