@@ -95,6 +95,7 @@ struct subscriber {
 
     zmq_msg_t *frames;                   // one reply from the DEALER, frames reused
     size_t frame_count;                  // frames of the reply in hand
+    size_t frames_held;                  // frames [0, frames_held) may hold content
     zmq_msg_t live_frame;                // the frame in hand from the SUB, reused
     event_t event;                       // reused for every line
     char line[EVENT_LINE_BYTES_MAX + 1]; // the line NUL-terminated for on_event
@@ -463,19 +464,37 @@ static bool s_reply_fits (subscriber_t *self, const fetch_out_t *fetch)
            fetch->from_seq <= self->applied_seq + 1;
 }
 
-//  A reply on the DEALER: the answer to the oldest FETCH out.
-static void s_on_reply (subscriber_t *self)
+//  A reply came: the oldest FETCH out is answered. -1 if none was out.
+static int s_fetch_answered (subscriber_t *self, fetch_out_t *fetch)
 {
     if (self->fetches_out_count == 0) {
         log_warn ("subscriber: reply from %s without a FETCH out, ignored",
                   self->replay_endpoint);
-        return;
+        return -1;
     }
-    fetch_out_t fetch = self->fetches_out[0];
+    *fetch = self->fetches_out[0];
     self->fetches_out_count--;
     memmove (&self->fetches_out[0], &self->fetches_out[1],
              self->fetches_out_count * sizeof (fetch_out_t));
     self->fetch_timeouts = 0;
+    return 0;
+}
+
+//  A reply too large to be an answer (logged): its FETCH is answered, and
+//  asked again later.
+static void s_on_oversized_reply (subscriber_t *self)
+{
+    fetch_out_t fetch;
+    if (s_fetch_answered (self, &fetch) == 0 && self->catching_up)
+        s_fetch_later (self);
+}
+
+//  A reply on the DEALER: the answer to the oldest FETCH out.
+static void s_on_reply (subscriber_t *self)
+{
+    fetch_out_t fetch;
+    if (s_fetch_answered (self, &fetch))
+        return;
     if (!s_reply_fits (self, &fetch)) {
         log_debug ("subscriber: reply to FETCH %" PRId64 " no longer fits, ignored",
                    fetch.from_seq);
@@ -603,20 +622,33 @@ static int s_on_publish (zloop_t *loop, zsock_t *reader, void *arg)
     return 0;
 }
 
-//  Releases the frames of the reply in hand, keeping them for the next.
+//  Releases the content of the frames, keeping them for the next reply.
 static void s_frames_release (subscriber_t *self)
 {
-    for (size_t index = 0; index < self->frame_count; index++) {
+    for (size_t index = 0; index < self->frames_held; index++) {
         zmq_msg_close (&self->frames[index]);
         zmq_msg_init (&self->frames[index]);
     }
+    self->frame_count = self->frames_held = 0;
+}
+
+//  Done with the reply in hand. While catching up its frames keep their
+//  content: receiving the next reply into them releases it (libzmq closes
+//  a message before it receives into it), a call per line less. Once live,
+//  no reply may come for a long time, so they are released now.
+static void s_frames_done (subscriber_t *self)
+{
+    if (self->frame_count > self->frames_held)
+        self->frames_held = self->frame_count;
     self->frame_count = 0;
+    if (!self->catching_up)
+        s_frames_release (self);
 }
 
 //  Receives one reply into frames, straight through libzmq: a zframe per
-//  event line would cost more than the line. 0, or -1 if nothing was
-//  waiting or the reply has more frames than any answer may have (it is
-//  read to its end and dropped).
+//  event line would cost more than the line. 0; -1 if nothing was waiting;
+//  1 if the reply has more frames than any answer may have (it is read to
+//  its end, logged and dropped).
 static int s_frames_recv (subscriber_t *self, void *handle)
 {
     assert (self->frame_count == 0);
@@ -630,8 +662,8 @@ static int s_frames_recv (subscriber_t *self, void *handle)
                 ;
             log_error ("subscriber: reply from %s with more than %d frames dropped",
                        self->replay_endpoint, SUBSCRIBER_REPLY_FRAMES_MAX);
-            s_frames_release (self);
-            return -1;
+            s_frames_done (self);
+            return 1;
         }
         if (zmq_msg_recv (&self->frames[self->frame_count], handle, 0) < 0)
             break; // a multipart message arrives whole; only a shutdown stops it
@@ -647,11 +679,15 @@ static int s_on_replay (zloop_t *loop, zsock_t *reader, void *arg)
     for (int count = 0; count < SUBSCRIBER_DRAIN_MESSAGES_MAX; count++) {
         if (count > 0 && !(zsock_events (reader) & ZMQ_POLLIN))
             break;
-        if (s_frames_recv (self, handle))
+        int rc = s_frames_recv (self, handle);
+        if (rc < 0)
             break;
         self->last_message_ms = zclock_mono ();
-        s_on_reply (self);
-        s_frames_release (self);
+        if (rc == 0) {
+            s_on_reply (self);
+            s_frames_done (self);
+        } else
+            s_on_oversized_reply (self);
     }
     return 0;
 }

@@ -700,6 +700,31 @@ static void test_stale_second_reply_after_a_socket_reset_is_ignored (fixture_t *
     CHECK (f->sink.not_alice == 0);
 }
 
+//  More lines than the FETCH allows: not an answer to apply. It is
+//  dropped whole and the page asked again.
+static void test_reply_larger_than_any_answer_is_dropped_and_asked_again (fixture_t *f)
+{
+    s_stream_append (f->stream, 5);
+    f->stream->holds = 1;
+    s_start (f, (start_t){0});
+    CHECK (s_wait (f, s_one_held));
+    zmsg_t *request = f->stream->held[0];
+    f->stream->held[0] = NULL;
+    zmsg_t *reply = zmsg_new ();
+    zframe_t *identity = zmsg_pop (request);
+    zmsg_append (reply, &identity);
+    zmsg_addstr (reply, "BATCH");
+    zmsg_addstr (reply, "5");
+    for (size_t count = 0; count <= SUBSCRIBER_FETCH_EVENTS_MAX; count++)
+        zmsg_addstr (reply, f->stream->lines[1]);
+    zmsg_send (&reply, f->stream->router);
+    zmsg_destroy (&request);
+    CHECK (s_wait (f, s_two_requests));
+    CHECK (f->stream->froms[1] == 1); // nothing of it was applied
+    CHECK (s_wait (f, s_caught_up));
+    CHECK (f->sink.events == 5);
+}
+
 static void test_invalid_line_stops_applying_until_it_is_fixed (fixture_t *f)
 {
     s_stream_append (f->stream, 10);
@@ -841,6 +866,7 @@ int main (void)
     RUN_WITH_FIXTURE (test_pipelined_pages_arrive_and_apply_in_order_exactly_once);
     RUN_WITH_FIXTURE (test_next_page_after_a_page_that_stopped_short_is_ignored);
     RUN_WITH_FIXTURE (test_stale_second_reply_after_a_socket_reset_is_ignored);
+    RUN_WITH_FIXTURE (test_reply_larger_than_any_answer_is_dropped_and_asked_again);
     RUN_WITH_FIXTURE (test_results_are_delivered_when_wanted);
     RUN_WITH_FIXTURE (test_result_during_catch_up_comes_after_its_events);
     RUN_WITH_FIXTURE (test_live_buffer_is_bounded_and_dropped_events_are_fetched);
