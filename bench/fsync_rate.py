@@ -23,8 +23,10 @@ def main():
     os.close(fd)
     os.unlink(path)
     latencies.sort()
+    def pct(p):
+        return latencies[min(len(latencies) - 1, int(len(latencies) * p))] * 1000
     print(f"BENCH syncs={len(latencies)} rate={len(latencies) / elapsed:.0f} "
-          f"p50_ms={latencies[len(latencies) // 2] * 1000:.3f}")
+          f"p50_ms={pct(0.5):.3f} p99_ms={pct(0.99):.3f} p999_ms={pct(0.999):.3f}")
 
 
 if __name__ == "__main__":
