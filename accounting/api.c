@@ -200,8 +200,7 @@ static void s_get_account (http_request_t *request, void *arg)
     account_query_t query;
     cJSON *errors = s_account_query_parse (request, &query);
     if (errors) {
-        http_respond_problem (request, 400, "Invalid query",
-                              "a query parameter is not valid", errors);
+        http_respond_invalid_query (request, errors);
         return;
     }
     int64_t applied_seq = s_applied_seq (self);
@@ -270,8 +269,7 @@ static void s_get_account_events (http_request_t *request, void *arg)
     http_request_query_int64 (request, "after_seq", 0, INT64_MAX, &after_seq, &errors);
     http_request_query_int64 (request, "limit", 1, API_EVENTS_LIMIT_MAX, &limit, &errors);
     if (errors) {
-        http_respond_problem (request, 400, "Invalid query",
-                              "a query parameter is not valid", errors);
+        http_respond_invalid_query (request, errors);
         return;
     }
     static account_touch_t touches[API_EVENTS_LIMIT_MAX];
@@ -325,8 +323,7 @@ static void s_get_accounts (http_request_t *request, void *arg)
         http_problem_add_error (&errors, "after",
                                 "must match ^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$");
     if (errors) {
-        http_respond_problem (request, 400, "Invalid query",
-                              "a query parameter is not valid", errors);
+        http_respond_invalid_query (request, errors);
         return;
     }
     static account_state_t states[API_LIST_LIMIT_MAX];

@@ -817,6 +817,12 @@ const char *http_request_query (http_request_t *self, const char *key)
     return MHD_lookup_connection_value (self->connection, MHD_GET_ARGUMENT_KIND, key);
 }
 
+void http_respond_invalid_query (http_request_t *self, cJSON *errors)
+{
+    http_respond_problem (self, MHD_HTTP_BAD_REQUEST, "Invalid query",
+                          "a query parameter is not valid", errors);
+}
+
 int http_parse_int64 (const char *text, int64_t min, int64_t max, int64_t *value)
 {
     const char *digits = *text == '-' ? text + 1 : text;

@@ -91,6 +91,10 @@ const char *http_request_id (http_request_t *self);
 int http_request_query_int64 (http_request_t *self, const char *key, int64_t min,
                               int64_t max, int64_t *value, cJSON **errors_p);
 
+//  400 "Invalid query" for the errors that http_request_query_int64 (or
+//  the caller) collected. Takes ownership of errors.
+void http_respond_invalid_query (http_request_t *self, cJSON *errors);
+
 //  Parses an optional '-' and decimal digits, nothing else (no spaces, no
 //  '+'), within [min, max]. Returns 0, or -1 for anything else.
 int http_parse_int64 (const char *text, int64_t min, int64_t max, int64_t *value);

@@ -132,8 +132,7 @@ static void s_events (http_request_t *request, void *arg)
     http_request_query_int64 (request, "from_seq", 1, INT64_MAX, &from_seq, &errors);
     http_request_query_int64 (request, "limit", 1, SERVER_EVENTS_LIMIT_MAX, &limit, &errors);
     if (errors) {
-        http_respond_problem (request, 400, "Invalid query",
-                              "a query parameter is not valid", errors);
+        http_respond_invalid_query (request, errors);
         return;
     }
     const char *text = NULL;

@@ -24,6 +24,7 @@
       counters agree with the answers.
 */
 #include "fuzz_common.h"
+#include "fuzz_frames.h"
 
 #include <czmq.h>
 #include <errno.h>
@@ -36,7 +37,6 @@
 #include "log.h"
 #include "log_file.h"
 
-#define FUZZ_INGEST_MESSAGES_MAX  64   // per input
 #define FUZZ_INGEST_DEDUPE_WINDOW 4096 // beyond any input's events: no id is forgotten
 #define FUZZ_INGEST_WAIT_MS       5000 // for what must come; only a failure waits
 #define FUZZ_INGEST_POLL_MS       10
@@ -59,12 +59,6 @@ typedef struct {
 } fuzz_t;
 
 static fuzz_t s_fuzz;
-
-typedef struct {
-    const uint8_t *frames[256];
-    size_t frame_bytes[256];
-    size_t frame_count;
-} message_t;
 
 static void s_cleanup (void)
 {
@@ -130,43 +124,6 @@ int LLVMFuzzerInitialize (int *argc, char ***argv)
     s_wait_subscribed ();
     atexit (s_cleanup);
     return 0;
-}
-
-//  Splits the input into messages; returns how many.
-static size_t s_decode (const uint8_t *data, size_t size, message_t *messages)
-{
-    size_t count = 0, offset = 0;
-    while (offset < size && count < FUZZ_INGEST_MESSAGES_MAX) {
-        message_t *message = &messages[count];
-        size_t frames = data[offset++];
-        message->frame_count = 0;
-        for (size_t index = 0; index < frames && offset < size; index++) {
-            size_t bytes = data[offset];
-            if (offset + 1 < size)
-                bytes = bytes << 8 | data[offset + 1];
-            offset += 2;
-            if (offset > size || bytes > size - offset)
-                bytes = offset > size ? 0 : size - offset;
-            message->frames[index] = data + (offset > size ? size : offset);
-            message->frame_bytes[index] = bytes;
-            message->frame_count++;
-            offset += bytes;
-        }
-        if (message->frame_count > 0)
-            count++;
-    }
-    return count;
-}
-
-static void s_send (const message_t *message)
-{
-    void *push = zsock_resolve (s_fuzz.push);
-    for (size_t index = 0; index < message->frame_count; index++) {
-        bool more = index + 1 < message->frame_count;
-        int rc = zmq_send (push, message->frames[index], message->frame_bytes[index],
-                           more ? ZMQ_SNDMORE : 0);
-        fuzz_check (rc >= 0, "zmq_send: %s", zmq_strerror (errno));
-    }
 }
 
 static int64_t s_model_version (const char *account)
@@ -422,15 +379,15 @@ static void s_reset (void)
 
 int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
 {
-    static message_t messages[FUZZ_INGEST_MESSAGES_MAX];
-    size_t count = s_decode (data, size, messages);
+    static message_t messages[FUZZ_FRAMES_MESSAGES_MAX];
+    size_t count = fuzz_frames_decode (data, size, messages);
     s_reset ();
     char error[FUZZ_ERROR_BYTES];
     ingest_t *ingest = ingest_new (s_fuzz.path, s_fuzz.publish, false,
                                    FUZZ_INGEST_DEDUPE_WINDOW, error, sizeof error);
     fuzz_check (ingest, "ingest_new on an empty log: %s", error);
     for (size_t index = 0; index < count; index++)
-        s_send (&messages[index]);
+        fuzz_frames_send (zsock_resolve (s_fuzz.push), &messages[index]);
     for (size_t index = 0; index < count; index++) {
         if (messages[index].frame_count < 2)
             s_fuzz.dropped++;

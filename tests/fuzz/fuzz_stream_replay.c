@@ -18,6 +18,7 @@
       answered, the answer is right.
 */
 #include "fuzz_common.h"
+#include "fuzz_frames.h"
 
 #include <czmq.h>
 #include <errno.h>
@@ -28,18 +29,11 @@
 #include "replay.h"
 
 #define FUZZ_REPLAY_EVENTS       600 // crosses the log's read index (stride 256) twice
-#define FUZZ_REPLAY_MESSAGES_MAX 64  // per input
 #define FUZZ_REPLAY_DIGITS_SURE  18  // numbers this long must be read as numbers
 #define FUZZ_REPLAY_NUMBER_CAP   1000000000000000000LL // beyond any seq or count
 #define FUZZ_REPLAY_WAIT_MS      5000 // for a reply that must come; only a failure waits
 #define FUZZ_REPLAY_POLL_MS      10
 #define FUZZ_REPLAY_BASE_TS_MS   1700000000000LL
-
-typedef struct {
-    const uint8_t *frames[256];
-    size_t frame_bytes[256];
-    size_t frame_count;
-} message_t;
 
 static struct {
     zsock_t *router, *dealer;
@@ -126,43 +120,6 @@ int LLVMFuzzerInitialize (int *argc, char ***argv)
     zsock_set_sndhwm (s_fuzz.router, 0);
     zsock_set_rcvhwm (s_fuzz.router, 0);
     return 0;
-}
-
-//  Splits the input into messages; returns how many.
-static size_t s_decode (const uint8_t *data, size_t size, message_t *messages)
-{
-    size_t count = 0, offset = 0;
-    while (offset < size && count < FUZZ_REPLAY_MESSAGES_MAX) {
-        message_t *message = &messages[count];
-        size_t frames = data[offset++];
-        message->frame_count = 0;
-        for (size_t index = 0; index < frames && offset < size; index++) {
-            size_t bytes = data[offset];
-            if (offset + 1 < size)
-                bytes = bytes << 8 | data[offset + 1];
-            offset += 2;
-            if (offset > size || bytes > size - offset)
-                bytes = offset > size ? 0 : size - offset;
-            message->frames[index] = data + (offset > size ? size : offset);
-            message->frame_bytes[index] = bytes;
-            message->frame_count++;
-            offset += bytes;
-        }
-        if (message->frame_count > 0)
-            count++;
-    }
-    return count;
-}
-
-static void s_send (const message_t *message)
-{
-    void *dealer = zsock_resolve (s_fuzz.dealer);
-    for (size_t index = 0; index < message->frame_count; index++) {
-        bool more = index + 1 < message->frame_count;
-        int rc = zmq_send (dealer, message->frames[index], message->frame_bytes[index],
-                           more ? ZMQ_SNDMORE : 0);
-        fuzz_check (rc >= 0, "zmq_send: %s", zmq_strerror (errno));
-    }
 }
 
 typedef enum { NUMBER_BAD, NUMBER_GOOD, NUMBER_LONG } number_kind_t;
@@ -291,10 +248,10 @@ static void s_check_reply (const message_t *message)
 
 int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
 {
-    static message_t messages[FUZZ_REPLAY_MESSAGES_MAX];
-    size_t count = s_decode (data, size, messages);
+    static message_t messages[FUZZ_FRAMES_MESSAGES_MAX];
+    size_t count = fuzz_frames_decode (data, size, messages);
     for (size_t index = 0; index < count; index++)
-        s_send (&messages[index]);
+        fuzz_frames_send (zsock_resolve (s_fuzz.dealer), &messages[index]);
     for (size_t index = 0; index < count; index++)
         s_check_reply (&messages[index]);
     replay_handle (s_fuzz.replay, s_fuzz.router);
