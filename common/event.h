@@ -34,19 +34,19 @@
 #include <stdint.h>
 
 #define EVENT_SCHEMA_VERSION       1
-#define EVENT_ACCOUNT_BYTES_MAX    64    // ^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$
-#define EVENT_ID_BYTES_MAX         64    // same pattern as accounts; UUIDs are 36
-#define EVENT_TYPE_BYTES_MAX       32    // long enough for any sane past-tense name
-#define EVENT_META_VALUE_BYTES_MAX 256   // per meta value (DESIGN: reference <= 256 bytes)
-#define EVENT_AMOUNT_MAX           1000000000000000LL   // 10^15 minor units
-#define EVENT_EXPECT_MAX           2     // an event touches at most two accounts
+#define EVENT_ACCOUNT_BYTES_MAX    64  // ^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$
+#define EVENT_ID_BYTES_MAX         64  // same pattern as accounts; UUIDs are 36
+#define EVENT_TYPE_BYTES_MAX       32  // long enough for any sane past-tense name
+#define EVENT_META_VALUE_BYTES_MAX 256 // per meta value (DESIGN: reference <= 256 bytes)
+#define EVENT_AMOUNT_MAX           1000000000000000LL // 10^15 minor units
+#define EVENT_EXPECT_MAX           2 // an event touches at most two accounts
 // Events in one APPEND request (one atomic batch): the stream keeps a
 // request's events in memory while it decides (~1.3 KiB each, ~5 MiB).
-#define EVENT_REQUEST_EVENTS_MAX   4096
+#define EVENT_REQUEST_EVENTS_MAX 4096
 // Upper bound of a canonical line: three escaped meta values (6 bytes per
 // byte at worst as \u00XX) dominate; keeps every line in one stack buffer.
-#define EVENT_LINE_BYTES_MAX       6144
-#define EVENT_TS_BYTES             24    // "2026-11-22T07:28:47.123Z"
+#define EVENT_LINE_BYTES_MAX 6144
+#define EVENT_TS_BYTES       24 // "2026-11-22T07:28:47.123Z"
 
 typedef enum {
     EVENT_TYPE_UNKNOWN = 0,
@@ -57,25 +57,25 @@ typedef enum {
 
 typedef struct {
     char account[EVENT_ACCOUNT_BYTES_MAX + 1];
-    int64_t version;   // >= 0; 0 means "never seen"
+    int64_t version; // >= 0; 0 means "never seen"
 } event_expect_t;
 
 typedef struct {
-    int64_t seq;       // >= 1 when stored, 0 when proposed
-    int64_t ts_ms;     // ms since the Unix epoch; 0 when proposed
+    int64_t seq;   // >= 1 when stored, 0 when proposed
+    int64_t ts_ms; // ms since the Unix epoch; 0 when proposed
     event_type_t type;
     int v;
     char id[EVENT_ID_BYTES_MAX + 1];
-    char type_name[EVENT_TYPE_BYTES_MAX + 1];   // as read, so unknown types can be counted
-    char account[EVENT_ACCOUNT_BYTES_MAX + 1];  // deposited, withdrawn
-    char from[EVENT_ACCOUNT_BYTES_MAX + 1];     // transferred
-    char to[EVENT_ACCOUNT_BYTES_MAX + 1];       // transferred; never equal to from
-    int64_t amount;                             // 1 .. EVENT_AMOUNT_MAX
+    char type_name[EVENT_TYPE_BYTES_MAX + 1];  // as read, so unknown types can be counted
+    char account[EVENT_ACCOUNT_BYTES_MAX + 1]; // deposited, withdrawn
+    char from[EVENT_ACCOUNT_BYTES_MAX + 1];    // transferred
+    char to[EVENT_ACCOUNT_BYTES_MAX + 1];      // transferred; never equal to from
+    int64_t amount;                            // 1 .. EVENT_AMOUNT_MAX
     // meta; "" when absent
     char correlation_id[EVENT_META_VALUE_BYTES_MAX + 1];
     char request_id[EVENT_META_VALUE_BYTES_MAX + 1];
     char reference[EVENT_META_VALUE_BYTES_MAX + 1];
-    size_t expect_count;                        // proposed events only
+    size_t expect_count; // proposed events only
     event_expect_t expect[EVENT_EXPECT_MAX];
 } event_t;
 

@@ -23,33 +23,33 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#define HTTP_PATH_PARAMS_MAX 4          // "{id}" segments in one route pattern
-#define HTTP_REQUEST_ID_BYTES_MAX 128   // longer or non-printable X-Request-Id is replaced
+#define HTTP_PATH_PARAMS_MAX      4   // "{id}" segments in one route pattern
+#define HTTP_REQUEST_ID_BYTES_MAX 128 // longer or non-printable X-Request-Id is replaced
 
 typedef struct http_server http_server_t;
 typedef struct http_request http_request_t;
 
 //  A handler must answer with exactly one http_respond* call, either
 //  before it returns or later after http_request_suspend().
-typedef void(http_handler_fn) (http_request_t *request, void *arg);
+typedef void (http_handler_fn) (http_request_t *request, void *arg);
 
 typedef struct {
-    const char *method;         // "GET", "POST", ...
-    const char *path;           // "/accounts/{id}/events"; {name} matches one non-empty segment
+    const char *method; // "GET", "POST", ...
+    const char *path;   // "/accounts/{id}/events"; {name} matches one non-empty segment
     http_handler_fn *handler;
-    size_t body_bytes_max;      // 0: no body expected; else larger bodies get 413,
-                                // and a Content-Type other than application/json gets 415
+    size_t body_bytes_max; // 0: no body expected; else larger bodies get 413,
+                           // and a Content-Type other than application/json gets 415
 } http_route_t;
 
 typedef struct {
-    const char *service;        // name used in logs and in problem "type" URIs
-    const char *address;        // "127.0.0.1"
-    int port;                   // 0 picks a free port (see http_server_port)
-    bool reuse_port;            // SO_REUSEPORT: several processes share one port
+    const char *service; // name used in logs and in problem "type" URIs
+    const char *address; // "127.0.0.1"
+    int port;            // 0 picks a free port (see http_server_port)
+    bool reuse_port;     // SO_REUSEPORT: several processes share one port
     const http_route_t *routes;
     size_t route_count;
-    void *arg;                  // passed to every handler
-    unsigned connections_max;   // 0: default; lowered to what RLIMIT_NOFILE allows
+    void *arg;                       // passed to every handler
+    unsigned connections_max;        // 0: default; lowered to what RLIMIT_NOFILE allows
     unsigned connection_timeout_s;   // idle connection timeout; 0: default
     unsigned connections_per_ip_max; // one client address's share; 0: default
 } http_config_t;

@@ -27,15 +27,16 @@
 
 #include "event.h"
 
-#define LOG_FILE_INDEX_STRIDE 256   // 8 bytes of index per 256 events; a read skips <256 lines
+#define LOG_FILE_INDEX_STRIDE                                                            \
+    256 // 8 bytes of index per 256 events; a read skips <256 lines
 
 typedef struct log_file log_file_t;
 
 //  Called once per valid event during the opening scan, in seq order. The
 //  event and the line are borrowed for the duration of the call. Return 0
 //  to go on, -1 to abort the open (the error then names the callback).
-typedef int(log_file_scan_fn) (void *arg, const event_t *event, const char *line,
-                               size_t line_bytes);
+typedef int (log_file_scan_fn) (void *arg, const event_t *event, const char *line,
+                                size_t line_bytes);
 
 //  Opens path (creating it and its missing parent directory if absent),
 //  recovers a torn tail and scans every event through scan_fn (may be

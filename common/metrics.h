@@ -16,7 +16,8 @@ metrics_t *metrics_new (void);
 void metrics_destroy (metrics_t **self_p);
 
 //  Writes "# HELP", "# TYPE" and the sample. name must be a valid metric name.
-void metrics_counter (metrics_t *self, const char *name, const char *help, uint64_t value);
+void metrics_counter (metrics_t *self, const char *name, const char *help,
+                      uint64_t value);
 void metrics_gauge (metrics_t *self, const char *name, const char *help, double value);
 
 //  The text so far (borrowed, NUL-terminated).

@@ -11,25 +11,22 @@ extern const size_t openapi_document_bytes;
 static const http_route_t *s_routes;
 static size_t s_route_count;
 
-void
-openapi_register (const http_route_t *routes, size_t route_count)
+void openapi_register (const http_route_t *routes, size_t route_count)
 {
     s_routes = routes;
     s_route_count = route_count;
 }
 
 //  OpenAPI keys operations by lower-case method names.
-static void
-s_lower (const char *text, char *buffer, size_t size)
+static void s_lower (const char *text, char *buffer, size_t size)
 {
     size_t i = 0;
     for (; text[i] && i + 1 < size; i++)
-        buffer[i] = (char) tolower ((unsigned char) text[i]);
+        buffer[i] = (char)tolower ((unsigned char)text[i]);
     buffer[i] = '\0';
 }
 
-static bool
-s_route_served (const char *path, const char *method)
+static bool s_route_served (const char *path, const char *method)
 {
     char lower[16];
     for (size_t i = 0; i < s_route_count; i++) {
@@ -41,8 +38,7 @@ s_route_served (const char *path, const char *method)
 }
 
 //  Keeps the operations this service serves; drops paths left empty.
-static void
-s_filter_paths (cJSON *paths)
+static void s_filter_paths (cJSON *paths)
 {
     cJSON *path = paths->child;
     while (path) {
@@ -60,8 +56,7 @@ s_filter_paths (cJSON *paths)
     }
 }
 
-static cJSON *
-s_undocumented_routes (const cJSON *paths)
+static cJSON *s_undocumented_routes (const cJSON *paths)
 {
     cJSON *missing = cJSON_CreateArray ();
     char lower[16];
@@ -77,12 +72,11 @@ s_undocumented_routes (const cJSON *paths)
     return missing;
 }
 
-void
-openapi_handle (http_request_t *request, void *arg)
+void openapi_handle (http_request_t *request, void *arg)
 {
     assert (s_routes);
     cJSON *document = cJSON_ParseWithLength (openapi_document, openapi_document_bytes);
-    assert (document);   // validated at build time: the file is ours
+    assert (document); // validated at build time: the file is ours
     cJSON *paths = cJSON_GetObjectItemCaseSensitive (document, "paths");
     cJSON *missing = s_undocumented_routes (paths);
     s_filter_paths (paths);

@@ -18,6 +18,9 @@ void openapi_register (const http_route_t *routes, size_t route_count);
 //  GET /openapi.json handler (arg unused).
 void openapi_handle (http_request_t *request, void *arg);
 
-#define OPENAPI_ROUTE {"GET", "/openapi.json", openapi_handle, 0}
+#define OPENAPI_ROUTE                                                                    \
+    {                                                                                    \
+        "GET", "/openapi.json", openapi_handle, 0                                        \
+    }
 
 #endif

@@ -20,15 +20,18 @@
 
 #include "event.h"
 
-#define SUBSCRIBER_FETCH_EVENTS_MAX 10000       // events per FETCH; the stream caps bytes at ~1 MiB
-#define SUBSCRIBER_LIVE_BUFFER_EVENTS_MAX 100000 // live events kept while catching up; beyond, dropped and fetched later
+#define SUBSCRIBER_FETCH_EVENTS_MAX                                                      \
+    10000 // events per FETCH; the stream caps bytes at ~1 MiB
+#define SUBSCRIBER_LIVE_BUFFER_EVENTS_MAX                                                \
+    100000 // live events kept while catching up; beyond, dropped and fetched later
 
 typedef struct subscriber subscriber_t;
 
 typedef struct {
     //  One event, exactly once, in seq order (seq == applied_seq + 1).
     //  event, line borrowed. line is the canonical line without \n.
-    void (*on_event) (void *arg, const event_t *event, const char *line, size_t line_bytes);
+    void (*on_event) (void *arg, const event_t *event, const char *line,
+                      size_t line_bytes);
     //  Optional: a RESULT frame (request_id and result_json borrowed). Only
     //  delivered when the subscriber was created with want_results.
     void (*on_result) (void *arg, const char *request_id, const char *result_json);
@@ -38,12 +41,12 @@ typedef struct {
 } subscriber_handlers_t;
 
 typedef struct {
-    const char *publish_endpoint;   // stream's PUB, e.g. tcp://127.0.0.1:5556
-    const char *replay_endpoint;    // stream's ROUTER, e.g. tcp://127.0.0.1:5558
-    int64_t applied_seq;            // already applied locally (0 for nothing)
-    bool want_results;              // also subscribe to RESULT
-    int upstream_timeout_ms;        // no message for this long: upstream "disconnected"; 0: 3000
-    int receive_hwm;                // SUB receive high-water mark; 0: ZeroMQ default
+    const char *publish_endpoint; // stream's PUB, e.g. tcp://127.0.0.1:5556
+    const char *replay_endpoint;  // stream's ROUTER, e.g. tcp://127.0.0.1:5558
+    int64_t applied_seq;          // already applied locally (0 for nothing)
+    bool want_results;            // also subscribe to RESULT
+    int upstream_timeout_ms; // no message for this long: upstream "disconnected"; 0: 3000
+    int receive_hwm;         // SUB receive high-water mark; 0: ZeroMQ default
 } subscriber_config_t;
 
 //  Connects and registers with loop; starts catching up at once.

@@ -130,7 +130,8 @@ static void s_events (http_request_t *request, void *arg)
     cJSON *errors = NULL;
     int64_t from_seq = 1, limit = SERVER_EVENTS_LIMIT_DEFAULT;
     http_request_query_int64 (request, "from_seq", 1, INT64_MAX, &from_seq, &errors);
-    http_request_query_int64 (request, "limit", 1, SERVER_EVENTS_LIMIT_MAX, &limit, &errors);
+    http_request_query_int64 (request, "limit", 1, SERVER_EVENTS_LIMIT_MAX, &limit,
+                              &errors);
     if (errors) {
         http_respond_invalid_query (request, errors);
         return;

@@ -62,7 +62,8 @@ static bool s_reference_int64 (const char *text, int64_t *value)
 static void s_check_parse_int64 (const char *text, int64_t min, int64_t max)
 {
     int64_t expected = 0, value = 0;
-    bool accepted = s_reference_int64 (text, &expected) && expected >= min && expected <= max;
+    bool accepted =
+        s_reference_int64 (text, &expected) && expected >= min && expected <= max;
     int rc = http_parse_int64 (text, min, max, &value);
     fuzz_check ((rc == 0) == accepted, "'%s' in [%lld, %lld]: %s", text, (long long)min,
                 (long long)max, rc == 0 ? "accepted" : "refused");

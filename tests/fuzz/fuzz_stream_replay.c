@@ -28,12 +28,12 @@
 #include "log_file.h"
 #include "replay.h"
 
-#define FUZZ_REPLAY_EVENTS       600 // crosses the log's read index (stride 256) twice
-#define FUZZ_REPLAY_DIGITS_SURE  18  // numbers this long must be read as numbers
-#define FUZZ_REPLAY_NUMBER_CAP   1000000000000000000LL // beyond any seq or count
-#define FUZZ_REPLAY_WAIT_MS      5000 // for a reply that must come; only a failure waits
-#define FUZZ_REPLAY_POLL_MS      10
-#define FUZZ_REPLAY_BASE_TS_MS   1700000000000LL
+#define FUZZ_REPLAY_EVENTS      600 // crosses the log's read index (stride 256) twice
+#define FUZZ_REPLAY_DIGITS_SURE 18  // numbers this long must be read as numbers
+#define FUZZ_REPLAY_NUMBER_CAP  1000000000000000000LL // beyond any seq or count
+#define FUZZ_REPLAY_WAIT_MS     5000 // for a reply that must come; only a failure waits
+#define FUZZ_REPLAY_POLL_MS     10
+#define FUZZ_REPLAY_BASE_TS_MS  1700000000000LL
 
 static struct {
     zsock_t *router, *dealer;

@@ -353,7 +353,8 @@ static void test_percent_encoded_nul_is_not_decoded (void)
     response_t *r = &s_response;
     CHECK (s_get ("/things/al%00ice?color=re%00d", r) == 0);
     CHECK (r->status == 200);
-    CHECK (r->body && strcmp (r->body, "{\"id\":\"al%00ice\",\"color\":\"re%00d\"}") == 0);
+    CHECK (r->body &&
+           strcmp (r->body, "{\"id\":\"al%00ice\",\"color\":\"re%00d\"}") == 0);
 }
 
 static void test_unknown_path_is_404_problem_json (void)
