@@ -47,8 +47,10 @@ typedef struct {
 } command_t;
 
 //  Stores the source text of every number of root (parsed from text) in
-//  the item's valuestring, where cJSON_Delete frees it. Numbers are
-//  matched to the text in document order, which is cJSON's child order.
+//  the item's valuestring (NUL-ended), freed by cJSON_Delete of root: the
+//  texts share one block held by root, numbers below it are flagged
+//  cJSON_IsReference. Numbers are matched to the text in document order,
+//  which is cJSON's child order.
 void commands_annotate_numbers (cJSON *root, const char *text, size_t bytes);
 
 //  Validates one command object. Faults are appended to *errors_p with
