@@ -78,7 +78,10 @@ struct request {
     hold_t holds_inline[API_HOLDS_INLINE];
     hold_t *holds; // holds_inline or a malloc
     size_t hold_count, hold_capacity;
-    zhashx_t *hold_index; // account -> index + 1, beyond API_HOLDS_SCAN_MAX holds
+    //  Beyond API_HOLDS_SCAN_MAX holds: open addressing, hold index + 1 per
+    //  slot (0: empty), at most half full. Indexes survive holds moving.
+    uint32_t *hold_slots;
+    size_t hold_slot_count; // a power of two, or 0
     int64_t deadline_ms;
     int retries;
     state_t state;
@@ -224,8 +227,8 @@ static void s_respond_problem (api_t *self, http_request_t *http, unsigned statu
 static void s_holds_clear (request_t *request)
 {
     request->hold_count = 0;
-    if (request->hold_index)
-        zhashx_purge (request->hold_index);
+    if (request->hold_slots)
+        memset (request->hold_slots, 0, request->hold_slot_count * sizeof (uint32_t));
 }
 
 static void s_release_holds (request_t *request)
@@ -246,7 +249,7 @@ static void s_request_destroy (request_t **request_p)
         assert (!request->originator);
         assert (!request->followers || zlistx_size (request->followers) == 0);
         zlistx_destroy (&request->followers);
-        zhashx_destroy (&request->hold_index);
+        free (request->hold_slots);
         if (request->holds != request->holds_inline)
             free (request->holds);
         cJSON_Delete (request->versions);
@@ -299,12 +302,33 @@ static void s_request_fail (request_t *request, unsigned status, const char *det
 //  --------------------------------------------------------------------
 //  Planning: validate in order against the write model, hold the debits
 
+//  FNV-1a of an account id: short, client-chosen names.
+static size_t s_hold_hash (const char *account)
+{
+    uint64_t hash = 14695981039346656037ULL;
+    for (; *account; account++)
+        hash = (hash ^ (uint8_t)*account) * 1099511628211ULL;
+    return (size_t)(hash ^ (hash >> 32));
+}
+
+//  The slot of account in the hold index: its own, or the empty one
+//  where it would go.
+static uint32_t *s_hold_slot (request_t *request, const char *account)
+{
+    size_t mask = request->hold_slot_count - 1;
+    size_t slot = s_hold_hash (account) & mask;
+    while (request->hold_slots[slot] &&
+           !streq (request->holds[request->hold_slots[slot] - 1].account, account))
+        slot = (slot + 1) & mask;
+    return &request->hold_slots[slot];
+}
+
 //  The index of account's hold, or hold_count when it has none.
 static size_t s_hold_find (request_t *request, const char *account)
 {
-    if (request->hold_index) {
-        void *found = zhashx_lookup (request->hold_index, account);
-        return found ? (size_t)((uintptr_t)found - 1) : request->hold_count;
+    if (request->hold_count > API_HOLDS_SCAN_MAX) {
+        uint32_t found = *s_hold_slot (request, account);
+        return found ? found - 1 : request->hold_count;
     }
     size_t index = 0;
     while (index < request->hold_count && !streq (request->holds[index].account, account))
@@ -312,19 +336,26 @@ static size_t s_hold_find (request_t *request, const char *account)
     return index;
 }
 
-//  Indexes the holds once there are too many to scan.
+//  Indexes hold index (just added) once there are too many to scan,
+//  growing the index to stay at most half full.
 static void s_hold_index (request_t *request, size_t index)
 {
-    if (!request->hold_index && request->hold_count > API_HOLDS_SCAN_MAX) {
-        request->hold_index = zhashx_new ();
-        assert (request->hold_index);
-        for (size_t known = 0; known < index; known++)
-            zhashx_insert (request->hold_index, request->holds[known].account,
-                           (void *)(uintptr_t)(known + 1));
+    if (request->hold_count <= API_HOLDS_SCAN_MAX)
+        return;
+    //  Those before index are indexed already, unless the scan limit was
+    //  just crossed (a new or cleared index) or the index grows.
+    size_t known = request->hold_count == API_HOLDS_SCAN_MAX + 1 ? 0 : index;
+    if (request->hold_count * 2 > request->hold_slot_count) {
+        size_t count = request->hold_slot_count ? request->hold_slot_count * 2
+                                                : 4 * API_HOLDS_SCAN_MAX;
+        free (request->hold_slots);
+        request->hold_slots = calloc (count, sizeof (uint32_t));
+        assert (request->hold_slots);
+        request->hold_slot_count = count;
+        known = 0;
     }
-    if (request->hold_index)
-        zhashx_insert (request->hold_index, request->holds[index].account,
-                       (void *)(uintptr_t)(index + 1));
+    for (; known <= index; known++)
+        *s_hold_slot (request, request->holds[known].account) = (uint32_t)(known + 1);
 }
 
 //  The index of account's hold, created from the write model if new.
@@ -349,9 +380,8 @@ static size_t s_hold (request_t *request, const char *account)
     hold_t *hold = &request->holds[request->hold_count++];
     *hold = (hold_t){.expect_sent = false};
     s_copy (hold->account, sizeof hold->account, account);
-    hold->balance = write_model_balance (model, account);
-    hold->available = write_model_available (model, account);
-    hold->expect = write_model_version (model, account);
+    write_model_figures (model, account, &hold->balance, &hold->available,
+                         &hold->expect);
     s_hold_index (request, index);
     return index;
 }

@@ -210,6 +210,15 @@ int64_t write_model_available (write_model_t *self, const char *name)
     return account ? account->balance - account->pending_debit : 0;
 }
 
+void write_model_figures (write_model_t *self, const char *name, int64_t *balance,
+                          int64_t *available, int64_t *version)
+{
+    account_t *account = s_account (self, name, false);
+    *balance = account ? account->balance : 0;
+    *available = account ? account->balance - account->pending_debit : 0;
+    *version = account ? account->version : 0;
+}
+
 void write_model_hold (write_model_t *self, const char *name, int64_t debit,
                        int64_t events, int sign)
 {

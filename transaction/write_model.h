@@ -59,6 +59,9 @@ int64_t write_model_balance (write_model_t *self, const char *account);
 int64_t write_model_version (write_model_t *self, const char *account);
 //  Confirmed balance minus this instance's pending debits.
 int64_t write_model_available (write_model_t *self, const char *account);
+//  The three above with one lookup (a batch asks for each account).
+void write_model_figures (write_model_t *self, const char *account, int64_t *balance,
+                          int64_t *available, int64_t *version);
 //  Adds (sign +1) or removes (sign -1) an in-flight hold on account.
 void write_model_hold (write_model_t *self, const char *account, int64_t debit,
                        int64_t events, int sign);
