@@ -42,10 +42,12 @@ static int s_reference_stored (const char *line, size_t bytes, event_t *event,
     return s_parse_json (&ctx, line, bytes, event);
 }
 
+//  The fast paths write into an event as the caller left it (no event_init):
+//  garbage first, so they are seen not to depend on a cleared one.
 static bool s_fast (const char *line, size_t bytes, event_t *event)
 {
-    event_init (event);
-    return s_fast_parse_stored (line, bytes, event);
+    memset (event, 0xa5, sizeof *event);
+    return s_fast_stored (line, bytes, event);
 }
 
 static int s_reference_proposed (const char *json, size_t bytes, event_t *event,
@@ -56,10 +58,54 @@ static int s_reference_proposed (const char *json, size_t bytes, event_t *event,
     return s_parse_json (&ctx, json, bytes, event);
 }
 
-static bool s_fast_proposed (const char *json, size_t bytes, event_t *event)
+static bool s_fast_json (const char *json, size_t bytes, event_t *event)
 {
-    event_init (event);
-    return s_fast_parse_proposed (json, bytes, event);
+    memset (event, 0xa5, sizeof *event);
+    return s_fast_proposed (json, bytes, event);
+}
+
+//  The first field in which two events differ as their readers see them
+//  (strings up to their NUL, expect up to expect_count), or NULL.
+static const char *s_difference (const event_t *a, const event_t *b)
+{
+    if (a->seq != b->seq)
+        return "seq";
+    if (a->ts_ms != b->ts_ms)
+        return "ts_ms";
+    if (a->type != b->type)
+        return "type";
+    if (a->v != b->v)
+        return "v";
+    if (a->amount != b->amount)
+        return "amount";
+    if (a->expect_count != b->expect_count)
+        return "expect_count";
+    const struct {
+        const char *name, *a, *b;
+    } strings[] = {{"id", a->id, b->id},
+                   {"type_name", a->type_name, b->type_name},
+                   {"account", a->account, b->account},
+                   {"from", a->from, b->from},
+                   {"to", a->to, b->to},
+                   {"correlation_id", a->correlation_id, b->correlation_id},
+                   {"request_id", a->request_id, b->request_id},
+                   {"reference", a->reference, b->reference}};
+    for (size_t i = 0; i < sizeof strings / sizeof strings[0]; i++)
+        if (strcmp (strings[i].a, strings[i].b) != 0)
+            return strings[i].name;
+    for (size_t i = 0; i < a->expect_count && i < EVENT_EXPECT_MAX; i++)
+        if (strcmp (a->expect[i].account, b->expect[i].account) != 0 ||
+            a->expect[i].version != b->expect[i].version)
+            return "expect";
+    return NULL;
+}
+
+static bool s_same (const event_t *a, const event_t *b)
+{
+    const char *field = s_difference (a, b);
+    if (field)
+        fprintf (stderr, "    events differ in %s\n", field);
+    return field == NULL;
 }
 
 static void test_stored_line_round_trips_byte_for_byte (void)
@@ -126,7 +172,7 @@ static void test_accepts_any_key_order_and_whitespace (void)
     char error[256] = "";
     CHECK (s_stored (json, &event, error) == 0);
     CHECK (s_stored (s_deposit, &reference, error) == 0);
-    CHECK (memcmp (&event, &reference, sizeof event) == 0);
+    CHECK (s_same (&event, &reference));
 }
 
 typedef struct {
@@ -498,8 +544,8 @@ static void test_fast_path_equals_reference_on_random_events (void)
         if (rc != 0)
             fprintf (stderr, "    %s\n    %s\n", line, error);
         CHECK (rc == 0);
-        CHECK (memcmp (&fast, &reference, sizeof fast) == 0);
-        CHECK (memcmp (&fast, &original, sizeof fast) == 0);
+        CHECK (s_same (&fast, &reference));
+        CHECK (s_same (&fast, &original));
         char again[EVENT_LINE_BYTES_MAX];
         CHECK (event_format_stored (&fast, again, sizeof again) == bytes);
         CHECK (memcmp (again, line, bytes) == 0);
@@ -535,13 +581,13 @@ static void test_proposed_fast_path_equals_reference_on_random_events (void)
         size_t bytes = event_format_proposed (&original, json, sizeof json);
         CHECK (bytes > 0);
         char error[256] = "";
-        CHECK (s_fast_proposed (json, bytes, &fast));
+        CHECK (s_fast_json (json, bytes, &fast));
         int rc = s_reference_proposed (json, bytes, &reference, error);
         if (rc != 0)
             fprintf (stderr, "    %s\n    %s\n", json, error);
         CHECK (rc == 0);
-        CHECK (memcmp (&fast, &reference, sizeof fast) == 0);
-        CHECK (memcmp (&fast, &original, sizeof fast) == 0);
+        CHECK (s_same (&fast, &reference));
+        CHECK (s_same (&fast, &original));
         char again[EVENT_LINE_BYTES_MAX];
         CHECK (event_format_proposed (&fast, again, sizeof again) == bytes);
         CHECK (memcmp (again, json, bytes) == 0);
@@ -565,11 +611,11 @@ static void test_proposed_fast_path_never_accepts_more_than_reference (void)
         if (rand () % 8 == 0)
             bytes -= 1 + (size_t)rand () % 8;
         char error[256];
-        if (!s_fast_proposed (json, bytes, &fast))
+        if (!s_fast_json (json, bytes, &fast))
             continue;
         accepted_by_fast++;
         CHECK (s_reference_proposed (json, bytes, &reference, error) == 0);
-        CHECK (memcmp (&fast, &reference, sizeof fast) == 0);
+        CHECK (s_same (&fast, &reference));
     }
     CHECK (accepted_by_fast > 0);
 }
@@ -610,7 +656,7 @@ static void test_proposed_expect_rules_hold_on_the_fast_path (void)
     char error[256] = "";
     CHECK (s_fast_proposed (zero, strlen (zero), &fast));
     CHECK (s_reference_proposed (zero, strlen (zero), &reference, error) == 0);
-    CHECK (memcmp (&fast, &reference, sizeof fast) == 0);
+    CHECK (s_same (&fast, &reference));
     CHECK (fast.expect_count == 1 && fast.expect[0].version == 0);
 }
 
@@ -657,9 +703,48 @@ static void test_fast_path_never_accepts_more_than_reference (void)
             continue;
         accepted_by_fast++;
         CHECK (s_reference_stored (line, bytes, &reference, error) == 0);
-        CHECK (memcmp (&fast, &reference, sizeof fast) == 0);
+        CHECK (s_same (&fast, &reference));
     }
     CHECK (accepted_by_fast > 0);
+}
+
+//  The fast path remembers the last ts's minute: a line right after one in
+//  the same minute, with any byte of its ts changed, is still judged like
+//  the reference judges it (and a cold cache matches nothing, not even NULs).
+static void test_ts_minute_cache_judges_each_line_afresh (void)
+{
+    static const char replacements[] = "0123456789:-.TZtz \"\x01";
+    const char *ts_at = strstr (s_deposit, "\"ts\":\"") + 6;
+    size_t offset = (size_t)(ts_at - s_deposit), bytes = strlen (s_deposit);
+    int rejected = 0;
+    for (size_t at = 0; at < EVENT_TS_BYTES; at++)
+        for (size_t r = 0; r < sizeof replacements; r++) { // includes the NUL
+            char line[EVENT_LINE_BYTES_MAX];
+            memcpy (line, s_deposit, bytes);
+            line[offset + at] = replacements[r];
+            event_t fast, reference;
+            char error[256];
+            for (int warm = 0; warm < 2; warm++) {
+                if (warm)
+                    CHECK (s_fast (s_deposit, bytes, &fast));
+                else
+                    s_ts_cache.valid = false;
+                bool accepted = s_fast (line, bytes, &fast);
+                bool accepted_by_reference =
+                    s_reference_stored (line, bytes, &reference, error) == 0;
+                if (accepted)
+                    CHECK (accepted_by_reference && s_same (&fast, &reference));
+                else
+                    rejected++;
+            }
+        }
+    CHECK (rejected > 0);
+    memset (s_ts_cache.prefix, 0, sizeof s_ts_cache.prefix);
+    s_ts_cache.valid = false;
+    char zeroed[EVENT_TS_BYTES + 1] = "";
+    memcpy (zeroed + 16, ":47.123Z", 8);
+    int64_t ts_ms;
+    CHECK (!s_fast_ts_parse (zeroed, &ts_ms));
 }
 
 static void test_non_canonical_lines_fall_back_to_reference (void)
@@ -688,7 +773,7 @@ static void test_non_canonical_lines_fall_back_to_reference (void)
     for (size_t i = 0; i < sizeof variants / sizeof variants[0]; i++) {
         CHECK (!s_fast (variants[i], strlen (variants[i]), &fast));
         CHECK (s_stored (variants[i], &event, error) == 0);
-        CHECK (memcmp (&event, &canonical, sizeof event) == 0);
+        CHECK (s_same (&event, &canonical));
     }
     const char *escaped = "{\"seq\":1,\"id\":\"e\",\"type\":\"deposited\",\"v\":1,"
                           "\"ts\":\"2026-11-22T07:28:47.123Z\",\"account\":\"a\","
@@ -760,6 +845,7 @@ int main (void)
     RUN (test_proposed_fast_path_never_accepts_more_than_reference);
     RUN (test_proposed_expect_rules_hold_on_the_fast_path);
     RUN (test_ts_format_equals_gmtime);
+    RUN (test_ts_minute_cache_judges_each_line_afresh);
     RUN (test_print_parse_rates);
     return check_exit_status ();
 }
