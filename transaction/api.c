@@ -533,21 +533,24 @@ static int s_send (request_t *request)
               ++self->attempts);
     for (size_t index = 0; index < request->hold_count; index++)
         request->holds[index].expect_sent = false;
-    zmsg_t *msg = zmsg_new ();
-    zmsg_addstr (msg, "APPEND");
-    zmsg_addstr (msg, request->attempt);
+    //  Frames go straight to libzmq, which copies each once (a zmsg costs
+    //  a frame and a copy more per event). Once the first frame is queued
+    //  the rest of the message is too: a multipart message is atomic.
+    void *socket = zsock_resolve (self->ingest);
+    int rc = zmq_send (socket, "APPEND", 6, ZMQ_SNDMORE);
+    if (rc >= 0)
+        rc = zmq_send (socket, request->attempt, strlen (request->attempt), ZMQ_SNDMORE);
     event_t event;
     char line[EVENT_LINE_BYTES_MAX];
-    for (size_t index = 0; index < request->count; index++) {
+    for (size_t index = 0; index < request->count && rc >= 0; index++) {
         s_event_from_command (request, &request->commands[index], &event);
         size_t bytes = event_format_proposed (&event, line, sizeof line);
         assert (bytes > 0);
-        zmsg_addmem (msg, line, bytes);
+        rc = zmq_send (socket, line, bytes, index + 1 < request->count ? ZMQ_SNDMORE : 0);
     }
-    if (zmsg_send (&msg, self->ingest) != 0) {
-        log_warn ("zmsg_send (APPEND %s) failed: %s", request->attempt,
+    if (rc < 0) {
+        log_warn ("zmq_send (APPEND %s) failed: %s", request->attempt,
                   zmq_strerror (errno));
-        zmsg_destroy (&msg);
         *request->attempt = '\0';
         return -1;
     }
