@@ -60,6 +60,17 @@ static uint32_t s_hash (const char *id, size_t bytes)
     return hash;
 }
 
+//  The same hash of a NUL-terminated id, its length found in the same pass.
+static uint32_t s_hash_string (const char *id, size_t *bytes)
+{
+    uint32_t hash = 2166136261u;
+    const char *p = id;
+    for (; *p; p++)
+        hash = (hash ^ (uint8_t)*p) * 16777619u;
+    *bytes = (size_t)(p - id);
+    return hash;
+}
+
 static const char *s_id (accounts_t *self, const account_t *account)
 {
     return self->ids + account->id_offset;
@@ -183,8 +194,8 @@ static accounts_result_t s_change (accounts_t *self, change_t *changes,
 {
     for (size_t i = 0; i < change_count; i++) {
         change_t *change = &changes[i];
-        size_t bytes = strlen (change->id);
-        change->hash = s_hash (change->id, bytes);
+        size_t bytes;
+        change->hash = s_hash_string (change->id, &bytes);
         change->account = s_find (self, change->id, bytes, change->hash);
         if (__builtin_add_overflow (s_balance (change->account), change->delta,
                                     &change->balance_after))
