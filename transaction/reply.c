@@ -19,7 +19,7 @@
 void reply_init (reply_t *self)
 {
     assert (self);
-    *self = (reply_t){NULL, 0, 0};
+    *self = (reply_t){.data = NULL};
 }
 
 void reply_free (reply_t *self)
@@ -72,47 +72,95 @@ void reply_append_int (reply_t *self, int64_t value)
     reply_append (self, cursor, (size_t)(digits + sizeof digits - cursor));
 }
 
-//  ,"name":"value"  (value needs no escaping: see reply.h)
-static void s_member_str (reply_t *self, const char *name, const char *value)
+//  One record's text at most: the member names and punctuation
+//  (under 128 bytes), an id, up to four account ids, a type name, a
+//  timestamp and five integers.
+#define REPLY_TYPE_BYTES_MAX   16
+#define REPLY_RECORD_BYTES_MAX                                                            \
+    (128 + EVENT_ID_BYTES_MAX + 4 * EVENT_ACCOUNT_BYTES_MAX + REPLY_TYPE_BYTES_MAX +      \
+     EVENT_TS_BYTES + 5 * REPLY_INT_BYTES_MAX)
+
+//  Records are written with a cursor into space reserved once per record
+//  (an append each, with its own reserve and strlen, cost twice as much).
+static char *s_put (char *cursor, const char *text, size_t bytes)
 {
-    reply_append_str (self, ",\"");
-    reply_append_str (self, name);
-    reply_append_str (self, "\":\"");
-    reply_append_str (self, value);
-    reply_append (self, "\"", 1);
+    memcpy (cursor, text, bytes);
+    return cursor + bytes;
 }
 
-//  "name":value, with a comma before it unless first
-static void s_member_int (reply_t *self, const char *name, int64_t value, bool first)
+#define s_put_literal(cursor, literal) s_put ((cursor), (literal), sizeof (literal) - 1)
+
+static char *s_put_str (char *cursor, const char *text)
 {
-    reply_append_str (self, first ? "\"" : ",\"");
-    reply_append_str (self, name);
-    reply_append_str (self, "\":");
-    reply_append_int (self, value);
+    return s_put (cursor, text, strlen (text));
+}
+
+static char *s_put_int (char *cursor, int64_t value)
+{
+    char digits[REPLY_INT_BYTES_MAX];
+    char *start = digits + sizeof digits;
+    uint64_t magnitude = value < 0 ? 0 - (uint64_t)value : (uint64_t)value;
+    do {
+        *--start = (char)('0' + magnitude % 10);
+        magnitude /= 10;
+    } while (magnitude);
+    if (value < 0)
+        *--start = '-';
+    return s_put (cursor, start, (size_t)(digits + sizeof digits - start));
+}
+
+//  The record's timestamp: a batch's events mostly share one.
+static const char *s_ts (reply_t *self, int64_t ts_ms)
+{
+    if (!self->ts_valid || self->ts_ms != ts_ms) {
+        event_ts_format (ts_ms, self->ts);
+        self->ts_ms = ts_ms;
+        self->ts_valid = true;
+    }
+    return self->ts;
 }
 
 void reply_append_record (reply_t *self, const write_model_record_t *record)
 {
     assert (record);
-    char ts[EVENT_TS_BYTES + 1];
-    event_ts_format (record->ts_ms, ts);
-    reply_append (self, "{", 1);
-    s_member_int (self, "seq", record->seq, true);
-    s_member_str (self, "id", record->id);
-    s_member_str (self, "type", event_type_name (record->type));
-    s_member_str (self, "ts", ts);
+    const char *type = event_type_name (record->type);
+    assert (strlen (type) <= REPLY_TYPE_BYTES_MAX);
+    s_reserve (self, REPLY_RECORD_BYTES_MAX);
+    char *cursor = self->data + self->bytes;
+    cursor = s_put_literal (cursor, "{\"seq\":");
+    cursor = s_put_int (cursor, record->seq);
+    cursor = s_put_literal (cursor, ",\"id\":\"");
+    cursor = s_put_str (cursor, record->id);
+    cursor = s_put_literal (cursor, "\",\"type\":\"");
+    cursor = s_put_str (cursor, type);
+    cursor = s_put_literal (cursor, "\",\"ts\":\"");
+    cursor = s_put (cursor, s_ts (self, record->ts_ms), EVENT_TS_BYTES);
     if (record->type == EVENT_TRANSFERRED) {
-        s_member_str (self, "from", record->account);
-        s_member_str (self, "to", record->to);
-        s_member_int (self, "amount", record->amount, false);
-        reply_append_str (self, ",\"balances\":{");
-        s_member_int (self, record->account, record->balance, true);
-        s_member_int (self, record->to, record->balance_to, false);
-        reply_append (self, "}", 1);
+        cursor = s_put_literal (cursor, "\",\"from\":\"");
+        cursor = s_put_str (cursor, record->account);
+        cursor = s_put_literal (cursor, "\",\"to\":\"");
+        cursor = s_put_str (cursor, record->to);
+        cursor = s_put_literal (cursor, "\",\"amount\":");
+        cursor = s_put_int (cursor, record->amount);
+        cursor = s_put_literal (cursor, ",\"balances\":{\"");
+        cursor = s_put_str (cursor, record->account);
+        cursor = s_put_literal (cursor, "\":");
+        cursor = s_put_int (cursor, record->balance);
+        cursor = s_put_literal (cursor, ",\"");
+        cursor = s_put_str (cursor, record->to);
+        cursor = s_put_literal (cursor, "\":");
+        cursor = s_put_int (cursor, record->balance_to);
+        cursor = s_put_literal (cursor, "}}");
     } else {
-        s_member_str (self, "account", record->account);
-        s_member_int (self, "amount", record->amount, false);
-        s_member_int (self, "balance", record->balance, false);
+        cursor = s_put_literal (cursor, "\",\"account\":\"");
+        cursor = s_put_str (cursor, record->account);
+        cursor = s_put_literal (cursor, "\",\"amount\":");
+        cursor = s_put_int (cursor, record->amount);
+        cursor = s_put_literal (cursor, ",\"balance\":");
+        cursor = s_put_int (cursor, record->balance);
+        cursor = s_put_literal (cursor, "}");
     }
-    reply_append (self, "}", 1);
+    self->bytes = (size_t)(cursor - self->data);
+    assert (self->bytes < self->capacity);
+    self->data[self->bytes] = '\0';
 }

@@ -10,6 +10,7 @@
 #ifndef REPLY_H_INCLUDED
 #define REPLY_H_INCLUDED
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -19,6 +20,9 @@ typedef struct {
     char *data; // NUL-terminated; owned
     size_t bytes;
     size_t capacity;
+    int64_t ts_ms; // the last timestamp printed, kept for the next record
+    char ts[EVENT_TS_BYTES + 1];
+    bool ts_valid;
 } reply_t;
 
 //  An empty reply (no allocation until the first append).
