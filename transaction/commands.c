@@ -193,43 +193,68 @@ static int s_parse_amount (const cJSON *item, const char *prefix, command_t *com
     return 0;
 }
 
-static command_shape_t s_shape_of (const cJSON *json)
+//  The members a command may have, as bits.
+#define FIELD_AMOUNT    1u
+#define FIELD_ACCOUNT   2u
+#define FIELD_FROM      4u
+#define FIELD_TO        8u
+#define FIELD_REFERENCE 16u
+#define FIELD_ID        32u
+
+static unsigned s_field_bit (const char *name)
 {
-    if (cJSON_GetObjectItemCaseSensitive (json, "account"))
+    return streq (name, "amount")      ? FIELD_AMOUNT
+           : streq (name, "account")   ? FIELD_ACCOUNT
+           : streq (name, "from")      ? FIELD_FROM
+           : streq (name, "to")        ? FIELD_TO
+           : streq (name, "reference") ? FIELD_REFERENCE
+           : streq (name, "id")        ? FIELD_ID
+                                       : 0;
+}
+
+static command_shape_t s_shape_of (unsigned present)
+{
+    if (present & FIELD_ACCOUNT)
         return COMMAND_SHAPE_TRANSACTION;
-    if (cJSON_GetObjectItemCaseSensitive (json, "from") ||
-        cJSON_GetObjectItemCaseSensitive (json, "to"))
+    if (present & (FIELD_FROM | FIELD_TO))
         return COMMAND_SHAPE_TRANSFER;
     return COMMAND_SHAPE_ANY;
 }
 
-//  One member of a command object; returns a bit of "seen" or 0 (bad).
-static unsigned s_parse_member (const cJSON *item, command_shape_t shape,
-                                const char *prefix, command_t *command, cJSON **errors_p)
+//  One member of a command object (bit: its s_field_bit); returns 0 when
+//  valid, else -1 (reported).
+static int s_parse_member (const cJSON *item, unsigned bit, command_shape_t shape,
+                           const char *prefix, command_t *command, cJSON **errors_p)
 {
-    const char *name = item->string;
     bool transfer = shape == COMMAND_SHAPE_TRANSFER;
-    int rc = 0;
-    unsigned bit = 0;
-    if (streq (name, "amount"))
-        bit = 1, rc = s_parse_amount (item, prefix, command, errors_p);
-    else if (streq (name, "account") && !transfer)
-        bit = 2, rc = s_parse_id (item, prefix, command->account, errors_p);
-    else if (streq (name, "from") && transfer)
-        bit = 4, rc = s_parse_id (item, prefix, command->from, errors_p);
-    else if (streq (name, "to") && transfer)
-        bit = 8, rc = s_parse_id (item, prefix, command->to, errors_p);
-    else if (streq (name, "reference"))
-        bit = 16, rc = s_parse_reference (item, prefix, command, errors_p);
-    else if (streq (name, "id"))
-        bit = 32, rc = s_parse_id (item, prefix, command->id, errors_p);
-    else {
-        s_error (errors_p, prefix, name, "unknown field");
-        return 0;
-    }
-    return rc == 0 ? bit : 0;
+    if (bit == FIELD_AMOUNT)
+        return s_parse_amount (item, prefix, command, errors_p);
+    if (bit == FIELD_ACCOUNT && !transfer)
+        return s_parse_id (item, prefix, command->account, errors_p);
+    if (bit == FIELD_FROM && transfer)
+        return s_parse_id (item, prefix, command->from, errors_p);
+    if (bit == FIELD_TO && transfer)
+        return s_parse_id (item, prefix, command->to, errors_p);
+    if (bit == FIELD_REFERENCE)
+        return s_parse_reference (item, prefix, command, errors_p);
+    if (bit == FIELD_ID)
+        return s_parse_id (item, prefix, command->id, errors_p);
+    s_error (errors_p, prefix, item->string, "unknown field");
+    return -1;
 }
 
+//  The first member named like item is item (a later one is a duplicate).
+//  Known names are told by bit; others are rare enough to look up.
+static bool s_is_first (const cJSON *json, const cJSON *item, unsigned bit,
+                        unsigned visited)
+{
+    if (bit)
+        return !(visited & bit);
+    return cJSON_GetObjectItemCaseSensitive (json, item->string) == item;
+}
+
+//  Members are read by walking the children, never looked up by name:
+//  once to see which are present (the shape), once to parse them.
 int commands_parse (const cJSON *json, command_shape_t shape, const char *prefix,
                     command_t *command, cJSON **errors_p)
 {
@@ -242,32 +267,36 @@ int commands_parse (const cJSON *json, command_shape_t shape, const char *prefix
         http_problem_add_error (errors_p, field, "must be a JSON object");
         return -1;
     }
+    unsigned present = 0;
+    for (const cJSON *item = json->child; item; item = item->next)
+        present |= s_field_bit (item->string);
     if (shape == COMMAND_SHAPE_ANY)
-        shape = s_shape_of (json);
+        shape = s_shape_of (present);
     if (shape == COMMAND_SHAPE_ANY) {
         s_error (errors_p, prefix, "account", "required (or from and to for a transfer)");
         return -1;
     }
     command->kind = shape == COMMAND_SHAPE_TRANSFER ? COMMAND_TRANSFER : COMMAND_DEPOSIT;
-    unsigned seen = 0;
+    unsigned visited = 0;
     int rc = 0;
     for (const cJSON *item = json->child; item; item = item->next) {
-        if (cJSON_GetObjectItemCaseSensitive (json, item->string) != item) {
+        unsigned bit = s_field_bit (item->string);
+        if (!s_is_first (json, item, bit, visited)) {
             s_error (errors_p, prefix, item->string, "duplicate field");
             rc = -1;
             continue;
         }
-        unsigned bit = s_parse_member (item, shape, prefix, command, errors_p);
-        if (bit == 0)
+        visited |= bit;
+        if (s_parse_member (item, bit, shape, prefix, command, errors_p) != 0)
             rc = -1;
-        seen |= bit;
     }
-    unsigned required = shape == COMMAND_SHAPE_TRANSFER ? 1 | 4 | 8 : 1 | 2;
+    unsigned required = shape == COMMAND_SHAPE_TRANSFER
+                            ? FIELD_AMOUNT | FIELD_FROM | FIELD_TO
+                            : FIELD_AMOUNT | FIELD_ACCOUNT;
     const char *names[] = {"amount", "account", "from", "to"};
     for (unsigned index = 0; index < 4; index++) {
         unsigned bit = 1u << index;
-        if ((required & bit) && !(seen & bit) &&
-            !cJSON_GetObjectItemCaseSensitive (json, names[index])) {
+        if ((required & bit) && !(present & bit)) {
             s_error (errors_p, prefix, names[index], "required");
             rc = -1;
         }
