@@ -874,14 +874,18 @@ const char *http_request_id (http_request_t *self)
 
 //  The byte offset of the first "\u0000" escape in valid JSON text, or -1.
 //  In valid JSON every backslash starts an escape inside a string.
+//  Backslashes are found with memchr: a body of 1,000 commands has few or
+//  none, and a byte-by-byte loop was a tenth of parsing it.
 static ssize_t s_nul_escape_offset (const char *text, size_t bytes)
 {
-    for (size_t i = 0; i + 1 < bytes; i++) {
-        if (text[i] != '\\')
-            continue;
-        if (text[i + 1] == 'u' && i + 6 <= bytes && memcmp (text + i + 2, "0000", 4) == 0)
-            return (ssize_t)i;
-        i++; // the escaped character
+    const char *end = text + bytes;
+    const char *cursor = text;
+    while (cursor + 1 < end && (cursor = memchr (cursor, '\\', (size_t)(end - cursor)))) {
+        if (cursor + 1 == end)
+            break;
+        if (cursor[1] == 'u' && end - cursor >= 6 && memcmp (cursor + 2, "0000", 4) == 0)
+            return cursor - text;
+        cursor += 2; // the backslash and the escaped character
     }
     return -1;
 }
