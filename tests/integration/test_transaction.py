@@ -558,6 +558,36 @@ def test_generated_ids_are_distinct_version_4_uuids():
     ledger.stop()
 
 
+def test_a_batch_over_many_accounts_holds_each_account_apart():
+    # Beyond a few accounts a request indexes its holds: every account must
+    # still meet its own balance, and the later commands see the earlier ones.
+    ledger = Ledger(accounting=False)
+    names = [f"many-{i}" for i in range(40)]
+    status, body, _ = ledger.post("/batch", {"commands": [
+        {"account": name, "amount": 100} for name in names]})
+    assert status == 201, body
+
+    spend = [{"account": name, "amount": -100} for name in names]
+    status, body, _ = ledger.post("/batch", {"commands": spend + [
+        {"account": names[13], "amount": -1}]})
+    assert status == 422, body
+    assert body["account"] == names[13] and body["available"] == 0, body
+    assert body["errors"] == [{"field": f"commands[{len(names)}].amount",
+                               "message": "exceeds the available balance"}], body
+
+    # A chain of transfers: each account passes on what it was just given.
+    chain = [{"from": names[i], "to": names[i + 1], "amount": 100 + 100 * i}
+             for i in range(len(names) - 1)]
+    status, body, _ = ledger.post("/batch", {"commands": chain})
+    assert status == 201, body
+    last = body["results"][-1]["balances"]
+    assert last == {names[-2]: 0, names[-1]: 100 * len(names)}, last
+    state = harness.fold(ledger.events())
+    assert all(state[name][0] == 0 for name in names[:-1]), state
+    assert state[names[-1]][0] == 100 * len(names)
+    ledger.stop()
+
+
 if __name__ == "__main__":
     harness.run_tests([
         test_deposit_withdraw_transfer_and_batch_answer_with_the_stored_events,
@@ -571,6 +601,7 @@ if __name__ == "__main__":
         test_landed_requests_replay_on_an_instance_that_never_saw_their_key,
         test_the_last_kept_batches_replay_after_older_events_were_evicted,
         test_the_largest_batch_is_one_atomic_append,
+        test_a_batch_over_many_accounts_holds_each_account_apart,
         test_balances_beyond_2_53_are_exact,
         test_generated_ids_are_distinct_version_4_uuids,
     ])
