@@ -29,8 +29,8 @@
 #define API_RETRY_AFTER_S         "1"               // what a 503 asks clients to wait
 #define API_TICK_MS_MAX           50                // timeout granularity
 #define API_ATTEMPT_BYTES_MAX     64                // "<instance uuid>-<counter>"
-#define API_HOLDS_INLINE          2  // a single command touches at most two accounts
-#define API_HOLDS_SCAN_MAX        8  // beyond: holds are indexed by account (batches)
+#define API_HOLDS_INLINE          2 // a single command touches at most two accounts
+#define API_HOLDS_SCAN_MAX        8 // beyond: holds are indexed by account (batches)
 #define API_UUID_BYTES            16
 
 typedef enum { ROUTE_TRANSACTION, ROUTE_TRANSFER, ROUTE_BATCH } route_t;
@@ -72,7 +72,7 @@ struct request {
     char request_id[HTTP_REQUEST_ID_BYTES_MAX + 1];
     char correlation_id[EVENT_META_VALUE_BYTES_MAX + 1];
     http_request_t *originator; // NULL once answered
-    zlistx_t *followers;        // http_request_t *: the same key meanwhile; NULL: none yet
+    zlistx_t *followers; // http_request_t *: the same key meanwhile; NULL: none yet
     //  Holds per account, in first-touch order. Most requests touch one
     //  or two accounts: those need no allocation and no index.
     hold_t holds_inline[API_HOLDS_INLINE];
@@ -87,7 +87,7 @@ struct request {
     state_t state;
     bool duplicate;
     int64_t first_seq, last_seq;
-    cJSON *versions; // conflict: versions to reach first
+    cJSON *versions;      // conflict: versions to reach first
     waitlist_t *waitlist; // the one it is on (by state), or NULL
     request_t *wait_prev, *wait_next;
 };
@@ -100,12 +100,12 @@ struct api {
     http_server_t *http;
     write_model_t *model;
     idempotency_t *idempotency;
-    zlistx_t *requests;   // request_t, arrival (= deadline) order; owns them
-    zhashx_t *by_attempt; // attempt id -> request_t
-    zhashx_t *by_key;     // idempotency key -> request_t
-    waitlist_t applying;  // STATE_APPLYING, ascending last_seq
+    zlistx_t *requests;    // request_t, arrival (= deadline) order; owns them
+    zhashx_t *by_attempt;  // attempt id -> request_t
+    zhashx_t *by_key;      // idempotency key -> request_t
+    waitlist_t applying;   // STATE_APPLYING, ascending last_seq
     waitlist_t conflicted; // STATE_CONFLICTED, in conflict order
-    size_t waiters;       // suspended HTTP requests over all requests
+    size_t waiters;        // suspended HTTP requests over all requests
     char instance[33];
     uint64_t attempts;
     uint8_t uuid_base[API_UUID_BYTES]; // random per process, see s_uuid_generate
@@ -380,8 +380,7 @@ static size_t s_hold (request_t *request, const char *account)
     hold_t *hold = &request->holds[request->hold_count++];
     *hold = (hold_t){.expect_sent = false};
     s_copy (hold->account, sizeof hold->account, account);
-    write_model_figures (model, account, &hold->balance, &hold->available,
-                         &hold->expect);
+    write_model_figures (model, account, &hold->balance, &hold->available, &hold->expect);
     s_hold_index (request, index);
     return index;
 }
@@ -941,8 +940,7 @@ static int s_assign_checked (parsed_t *parsed, const char *base, cJSON **errors_
     return rc;
 }
 
-static int s_assign_ids (api_t *self, route_t route, parsed_t *parsed,
-                         cJSON **errors_p)
+static int s_assign_ids (api_t *self, route_t route, parsed_t *parsed, cJSON **errors_p)
 {
     char base[EVENT_ID_BYTES_MAX + 1];
     if (*parsed->key)

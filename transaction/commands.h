@@ -22,7 +22,7 @@
 #include "event.h"
 
 #define COMMANDS_BATCH_MAX         EVENT_REQUEST_EVENTS_MAX // one batch = one append request
-#define COMMANDS_FINGERPRINT_BYTES 40    // SHA-1 in hex
+#define COMMANDS_FINGERPRINT_BYTES 40                       // SHA-1 in hex
 
 typedef enum {
     COMMAND_DEPOSIT = 1,

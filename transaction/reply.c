@@ -75,9 +75,9 @@ void reply_append_int (reply_t *self, int64_t value)
 //  One record's text at most: the member names and punctuation
 //  (under 128 bytes), an id, up to four account ids, a type name, a
 //  timestamp and five integers.
-#define REPLY_TYPE_BYTES_MAX   16
-#define REPLY_RECORD_BYTES_MAX                                                            \
-    (128 + EVENT_ID_BYTES_MAX + 4 * EVENT_ACCOUNT_BYTES_MAX + REPLY_TYPE_BYTES_MAX +      \
+#define REPLY_TYPE_BYTES_MAX 16
+#define REPLY_RECORD_BYTES_MAX                                                           \
+    (128 + EVENT_ID_BYTES_MAX + 4 * EVENT_ACCOUNT_BYTES_MAX + REPLY_TYPE_BYTES_MAX +     \
      EVENT_TS_BYTES + 5 * REPLY_INT_BYTES_MAX)
 
 //  Records are written with a cursor into space reserved once per record
