@@ -79,12 +79,12 @@ static cJSON *s_account_query_parse (http_request_t *request, account_query_t *q
 {
     cJSON *errors = NULL;
     *query = (account_query_t){0};
-    query->has_at_seq =
-        http_request_query_int64 (request, "at_seq", 0, INT64_MAX, &query->at_seq, &errors);
-    query->has_min_seq =
-        http_request_query_int64 (request, "min_seq", 0, INT64_MAX, &query->min_seq, &errors);
-    query->has_wait_ms =
-        http_request_query_int64 (request, "wait_ms", 0, INT64_MAX, &query->wait_ms, &errors);
+    query->has_at_seq = http_request_query_int64 (request, "at_seq", 0, INT64_MAX,
+                                                  &query->at_seq, &errors);
+    query->has_min_seq = http_request_query_int64 (request, "min_seq", 0, INT64_MAX,
+                                                   &query->min_seq, &errors);
+    query->has_wait_ms = http_request_query_int64 (request, "wait_ms", 0, INT64_MAX,
+                                                   &query->wait_ms, &errors);
     const char *at = http_request_query (request, "at");
     if (at) {
         query->has_at = true;

@@ -1026,9 +1026,8 @@ static bool s_fast_id (cursor_t *c, char *out)
         return false;
     out[0] = (char)u[0];
     size_t i = 1;
-    while (i + 4 <= room &&
-           (s_id_chars[u[i]] & s_id_chars[u[i + 1]] & s_id_chars[u[i + 2]] &
-            s_id_chars[u[i + 3]])) {
+    while (i + 4 <= room && (s_id_chars[u[i]] & s_id_chars[u[i + 1]] &
+                             s_id_chars[u[i + 2]] & s_id_chars[u[i + 3]])) {
         memcpy (out + i, u + i, 4);
         i += 4;
     }

@@ -196,7 +196,7 @@ static int s_hex_digit (char c)
 {
     if (c >= '0' && c <= '9')
         return c - '0';
-    c = (char) (c | 0x20);
+    c = (char)(c | 0x20);
     return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
 }
 
@@ -207,13 +207,13 @@ size_t http_unescape (char *text)
         int high = *in == '%' ? s_hex_digit (in[1]) : -1;
         int low = high >= 0 ? s_hex_digit (in[2]) : -1;
         if (low >= 0 && (high | low)) {
-            *out++ = (char) (high << 4 | low);
+            *out++ = (char)(high << 4 | low);
             in += 2;
         } else
             *out++ = *in;
     }
     *out = '\0';
-    return (size_t) (out - text);
+    return (size_t)(out - text);
 }
 
 //  MHD's unescaper would decode "%00": see http_unescape.
@@ -827,7 +827,7 @@ int http_parse_int64 (const char *text, int64_t min, int64_t max, int64_t *value
 {
     const char *digits = *text == '-' ? text + 1 : text;
     if (*digits < '0' || *digits > '9')
-        return -1;  // strtoll would take spaces, '+' and an empty string
+        return -1; // strtoll would take spaces, '+' and an empty string
     char *end = NULL;
     errno = 0;
     long long parsed = strtoll (text, &end, 10);
@@ -846,8 +846,8 @@ int http_request_query_int64 (http_request_t *self, const char *key, int64_t min
     if (http_parse_int64 (text, min, max, value) == 0)
         return 1;
     char message[96];
-    snprintf (message, sizeof message, "must be an integer between %" PRId64 " and %" PRId64,
-              min, max);
+    snprintf (message, sizeof message,
+              "must be an integer between %" PRId64 " and %" PRId64, min, max);
     http_problem_add_error (errors_p, key, message);
     return -1;
 }
