@@ -8,7 +8,6 @@ import resource
 import signal
 import subprocess
 import sys
-import threading
 import time
 import uuid
 
@@ -331,42 +330,58 @@ def test_restart_keeps_the_log_versions_and_ids_and_continues_the_seq():
     s.stop()
 
 
-def _hammer(endpoints, name, stop, sent):
-    """One PUSH client sending 8-event requests until told to stop."""
-    push = CTX.socket(zmq.PUSH)
-    push.linger = 0
-    push.connect(endpoints.ingest)
-    n = 0
-    while not stop.is_set():
-        rid = f"{name}-{n}"
-        ids = [f"{name}-{n}-{k}" for k in range(8)]
-        sent[rid] = ids
-        push.send_multipart([b"APPEND", rid.encode()]
-                            + [deposit(i, f"{name}-{k}").encode() for k, i in enumerate(ids)])
-        n += 1
-        if n % 50 == 0:
-            time.sleep(0.001)   # let the stream breathe; it is a crash test, not a bench
-    push.close()
+def _hammer(ingest, name, record_path):
+    """One PUSH client sending 8-event requests until killed. It runs as its
+    own process: libzmq 4.3.4 can abort a client whose peer dies while a
+    multipart message is half through its session (zeromq/libzmq#3442),
+    which must not take the test down with it. Each request is recorded
+    before it is sent."""
+    push = zmq.Context().socket(zmq.PUSH)
+    push.connect(ingest)
+    with open(record_path, "w") as record:
+        n = 0
+        while True:
+            rid = f"{name}-{n}"
+            ids = [f"{name}-{n}-{k}" for k in range(8)]
+            record.write(" ".join([rid] + ids) + "\n")
+            record.flush()
+            push.send_multipart([b"APPEND", rid.encode()]
+                                + [deposit(i, f"{name}-{k}").encode()
+                                   for k, i in enumerate(ids)])
+            n += 1
+            if n % 50 == 0:
+                time.sleep(0.001)   # let the stream breathe; it is a crash test, not a bench
+
+
+def _read_records(paths):
+    sent = {}
+    for path in paths:
+        with open(path) as f:
+            for line in f:
+                if line.endswith("\n"):
+                    rid, *ids = line.split()
+                    sent[rid] = ids
+    return sent
 
 
 def test_kill9_during_appends_keeps_every_acknowledged_event_exactly_once():
     s = Stream()
     c = s.client
-    stop, sent, threads = threading.Event(), {}, []
-    for k in range(3):
-        sent_k = {}
-        sent[k] = sent_k
-        t = threading.Thread(target=_hammer, args=(s.endpoints, f"c{k}", stop, sent_k))
-        t.start()
-        threads.append(t)
+    record_dir = harness.tmpdir("stream-hammers-")
+    records = [os.path.join(record_dir, f"hammer-{k}.txt") for k in range(3)]
+    hammers = [subprocess.Popen([sys.executable, __file__, "--hammer", s.endpoints.ingest,
+                                 f"c{k}", records[k]]) for k in range(3)]
     try:
+        harness.wait_until(lambda: all(os.path.exists(r) and os.path.getsize(r) for r in records),
+                           timeout_s=WAIT_S, what="every hammer sending")
         c.wait_for(lambda m: m[0] == b"RESULT" and len(c.results) >= 300,
                    what="300 results")
         s.service.kill9()
     finally:
-        stop.set()
-        for t in threads:
-            t.join(WAIT_S)
+        for hammer in hammers:
+            hammer.kill()
+            hammer.wait()
+    all_sent = _read_records(records)
     while c._receive(0.2) is not None:   # results already queued before the kill
         pass
     acked = {rid: r for rid, r in c.results.items() if r["status"] == "ok"}
@@ -377,7 +392,6 @@ def test_kill9_during_appends_keeps_every_acknowledged_event_exactly_once():
     for e in events:
         assert e["id"] not in by_id, f"id {e['id']} stored twice"
         by_id[e["id"]] = e["seq"]
-    all_sent = {rid: ids for d in sent.values() for rid, ids in d.items()}
     for rid, result in acked.items():
         ids = all_sent[rid]
         assert [by_id.get(i) for i in ids] == list(range(result["first_seq"],
@@ -488,7 +502,9 @@ def test_bad_options_exit_2_and_fsync_never_warns():
     s.stop()
 
 
-if __name__ == "__main__":
+if __name__ == "__main__" and sys.argv[1:2] == ["--hammer"]:
+    _hammer(*sys.argv[2:5])
+elif __name__ == "__main__":
     harness.run_tests([
         test_appended_events_are_published_in_order_after_their_seqs,
         test_expect_that_does_not_hold_is_a_conflict_naming_current_versions,
