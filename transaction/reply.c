@@ -57,21 +57,6 @@ void reply_append_str (reply_t *self, const char *text)
     reply_append (self, text, strlen (text));
 }
 
-void reply_append_int (reply_t *self, int64_t value)
-{
-    char digits[REPLY_INT_BYTES_MAX];
-    char *cursor = digits + sizeof digits;
-    //  The magnitude as unsigned, so INT64_MIN has one too.
-    uint64_t magnitude = value < 0 ? 0 - (uint64_t)value : (uint64_t)value;
-    do {
-        *--cursor = (char)('0' + magnitude % 10);
-        magnitude /= 10;
-    } while (magnitude);
-    if (value < 0)
-        *--cursor = '-';
-    reply_append (self, cursor, (size_t)(digits + sizeof digits - cursor));
-}
-
 //  One record's text at most: the member names and punctuation
 //  (under 128 bytes), an id, up to four account ids, a type name, a
 //  timestamp and five integers.
@@ -99,6 +84,7 @@ static char *s_put_int (char *cursor, int64_t value)
 {
     char digits[REPLY_INT_BYTES_MAX];
     char *start = digits + sizeof digits;
+    //  The magnitude as unsigned, so INT64_MIN has one too.
     uint64_t magnitude = value < 0 ? 0 - (uint64_t)value : (uint64_t)value;
     do {
         *--start = (char)('0' + magnitude % 10);
@@ -107,6 +93,12 @@ static char *s_put_int (char *cursor, int64_t value)
     if (value < 0)
         *--start = '-';
     return s_put (cursor, start, (size_t)(digits + sizeof digits - start));
+}
+
+void reply_append_int (reply_t *self, int64_t value)
+{
+    char digits[REPLY_INT_BYTES_MAX];
+    reply_append (self, digits, (size_t)(s_put_int (digits, value) - digits));
 }
 
 //  The record's timestamp: a batch's events mostly share one.
