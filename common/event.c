@@ -1289,3 +1289,37 @@ int event_parse_proposed (const char *json, size_t bytes, event_t *self, char *e
     parse_ctx_t ctx = {false, error, error_size};
     return s_parse_json (&ctx, json, bytes, self);
 }
+
+const char *event_difference (const event_t *a, const event_t *b)
+{
+    if (a->seq != b->seq)
+        return "seq";
+    if (a->ts_ms != b->ts_ms)
+        return "ts_ms";
+    if (a->type != b->type)
+        return "type";
+    if (a->v != b->v)
+        return "v";
+    if (a->amount != b->amount)
+        return "amount";
+    if (a->expect_count != b->expect_count)
+        return "expect_count";
+    const struct {
+        const char *name, *a, *b;
+    } strings[] = {{"id", a->id, b->id},
+                   {"type_name", a->type_name, b->type_name},
+                   {"account", a->account, b->account},
+                   {"from", a->from, b->from},
+                   {"to", a->to, b->to},
+                   {"correlation_id", a->correlation_id, b->correlation_id},
+                   {"request_id", a->request_id, b->request_id},
+                   {"reference", a->reference, b->reference}};
+    for (size_t i = 0; i < sizeof strings / sizeof strings[0]; i++)
+        if (strcmp (strings[i].a, strings[i].b) != 0)
+            return strings[i].name;
+    for (size_t i = 0; i < a->expect_count && i < EVENT_EXPECT_MAX; i++)
+        if (strcmp (a->expect[i].account, b->expect[i].account) != 0 ||
+            a->expect[i].version != b->expect[i].version)
+            return "expect";
+    return NULL;
+}

@@ -114,6 +114,12 @@ size_t event_format_stored (const event_t *self, char *buffer, size_t buffer_siz
 //  Write the canonical proposed form (no seq or ts; expect if any).
 size_t event_format_proposed (const event_t *self, char *buffer, size_t buffer_size);
 
+//  The first field in which two events differ as their readers see them
+//  (strings up to their NUL, expect up to expect_count), or NULL when they
+//  are the same event. Field by field: event_t has padding and bytes past
+//  each NUL that memcmp would compare.
+const char *event_difference (const event_t *a, const event_t *b);
+
 //  RFC 3339 UTC with milliseconds. event_ts_format writes exactly
 //  EVENT_TS_BYTES characters plus a NUL (buffer of EVENT_TS_BYTES + 1).
 //  event_ts_parse accepts any RFC 3339 date-time (offsets, 0-9 fraction

@@ -30,46 +30,6 @@ int LLVMFuzzerInitialize (int *argc, char ***argv);
         }                                                                                \
     } while (0)
 
-//  Field by field, because event_t has padding that memcmp would compare.
-static inline const char *fuzz_event_difference (const event_t *a, const event_t *b)
-{
-    if (a->seq != b->seq)
-        return "seq";
-    if (a->ts_ms != b->ts_ms)
-        return "ts_ms";
-    if (a->type != b->type)
-        return "type";
-    if (a->v != b->v)
-        return "v";
-    if (strcmp (a->id, b->id) != 0)
-        return "id";
-    if (strcmp (a->type_name, b->type_name) != 0)
-        return "type_name";
-    if (strcmp (a->account, b->account) != 0)
-        return "account";
-    if (strcmp (a->from, b->from) != 0)
-        return "from";
-    if (strcmp (a->to, b->to) != 0)
-        return "to";
-    if (a->amount != b->amount)
-        return "amount";
-    if (strcmp (a->correlation_id, b->correlation_id) != 0)
-        return "correlation_id";
-    if (strcmp (a->request_id, b->request_id) != 0)
-        return "request_id";
-    if (strcmp (a->reference, b->reference) != 0)
-        return "reference";
-    if (a->expect_count != b->expect_count)
-        return "expect_count";
-    for (size_t index = 0; index < a->expect_count && index < EVENT_EXPECT_MAX; index++) {
-        if (strcmp (a->expect[index].account, b->expect[index].account) != 0)
-            return "expect.account";
-        if (a->expect[index].version != b->expect[index].version)
-            return "expect.version";
-    }
-    return NULL;
-}
-
 static inline int fuzz_account_is_valid (const char *account)
 {
     return event_id_is_valid (account, strlen (account));

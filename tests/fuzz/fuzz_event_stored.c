@@ -40,7 +40,7 @@ int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
     event_init (&again);
     int rc = event_parse_stored (line, bytes, &again, error, sizeof error);
     fuzz_check (rc == 0, "canonical form rejected: %s: %s", error, line);
-    const char *field = fuzz_event_difference (&event, &again);
+    const char *field = event_difference (&event, &again);
     fuzz_check (field == NULL, "round trip changed %s: %s", field, line);
     event_t scratch;
     event_init (&scratch);

@@ -74,7 +74,7 @@ static int s_scan (void *arg, const event_t *event, const char *line, size_t lin
     char error[FUZZ_ERROR_BYTES];
     fuzz_check (event_parse_stored (line, line_bytes, &parsed, error, sizeof error) == 0,
                 "scan passed a line that does not parse: %s", error);
-    const char *field = fuzz_event_difference (event, &parsed);
+    const char *field = event_difference (event, &parsed);
     fuzz_check (field == NULL, "scan event differs from its line in %s", field);
 
     state->count++;

@@ -64,45 +64,9 @@ static bool s_fast_json (const char *json, size_t bytes, event_t *event)
     return s_fast_proposed (json, bytes, event);
 }
 
-//  The first field in which two events differ as their readers see them
-//  (strings up to their NUL, expect up to expect_count), or NULL.
-static const char *s_difference (const event_t *a, const event_t *b)
-{
-    if (a->seq != b->seq)
-        return "seq";
-    if (a->ts_ms != b->ts_ms)
-        return "ts_ms";
-    if (a->type != b->type)
-        return "type";
-    if (a->v != b->v)
-        return "v";
-    if (a->amount != b->amount)
-        return "amount";
-    if (a->expect_count != b->expect_count)
-        return "expect_count";
-    const struct {
-        const char *name, *a, *b;
-    } strings[] = {{"id", a->id, b->id},
-                   {"type_name", a->type_name, b->type_name},
-                   {"account", a->account, b->account},
-                   {"from", a->from, b->from},
-                   {"to", a->to, b->to},
-                   {"correlation_id", a->correlation_id, b->correlation_id},
-                   {"request_id", a->request_id, b->request_id},
-                   {"reference", a->reference, b->reference}};
-    for (size_t i = 0; i < sizeof strings / sizeof strings[0]; i++)
-        if (strcmp (strings[i].a, strings[i].b) != 0)
-            return strings[i].name;
-    for (size_t i = 0; i < a->expect_count && i < EVENT_EXPECT_MAX; i++)
-        if (strcmp (a->expect[i].account, b->expect[i].account) != 0 ||
-            a->expect[i].version != b->expect[i].version)
-            return "expect";
-    return NULL;
-}
-
 static bool s_same (const event_t *a, const event_t *b)
 {
-    const char *field = s_difference (a, b);
+    const char *field = event_difference (a, b);
     if (field)
         fprintf (stderr, "    events differ in %s\n", field);
     return field == NULL;
