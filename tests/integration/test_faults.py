@@ -306,64 +306,55 @@ def assert_exactly_the_acked_landed(events, load, setup_ids=()):
 
 # ---------------------------------------------------------------------------
 
-def test_kill9_stream_under_load_loses_and_doubles_no_acknowledged_command():
-    cycles = 50 if STRESS else 10
+def _crash_under_load(prefix, cycles, pause_max_s, crash, what):
+    """Keyed load from 6 threads over 2 transaction and 2 accounting
+    instances while crash(cluster, rng) kills and restarts something, then
+    checks after every cycle that each acknowledged command is in the log
+    once and every replica is a prefix of it, and at the end that exactly
+    the acknowledged commands landed."""
     cluster = Cluster(transactions=2, accountings=2)
     accounts = [f"acct-{i}" for i in range(8)]
     cluster.fund(accounts)
     seed = random.randrange(1 << 30)
     print(f"seed {seed}", flush=True)
     rng = random.Random(seed)
-    load = Load(cluster, accounts, threads=6, seed=seed, prefix="s").start()
+    load = Load(cluster, accounts, threads=6, seed=seed, prefix=prefix).start()
     try:
-        for cycle in range(cycles):
-            time.sleep(rng.uniform(0.1, 0.8))
-            cluster.stream.kill9()
-            time.sleep(rng.uniform(0.0, 0.3))
-            cluster.stream.start()
-            acked = load.acked()
+        for _ in range(cycles):
+            time.sleep(rng.uniform(0.1, pause_max_s))
+            crash(cluster, rng)
+            acked = load.acked()    # before reading the log: acks imply durability
             assert_acked_in_log_once(cluster.events_prefix(), acked)
             cluster.assert_replicas_are_prefixes()
-            note("stream kill -9 cycles survived", 1)
+            note(what, 1)
     finally:
         load.stop()
     counts = load.resolve()
     events = cluster.converge()
-    verified = assert_exactly_the_acked_landed(events, load,
-                                               [f"fund-{a}" for a in accounts])
+    verified = assert_exactly_the_acked_landed(events, load, [f"fund-{a}" for a in accounts])
     print(f"answers after resolve {counts}, {verified} acknowledged and verified")
     note("commands acknowledged and verified", verified)
     assert verified > 0
     cluster.stop()
 
 
+def _kill9_and_restart(service, rng):
+    service.kill9()
+    time.sleep(rng.uniform(0.0, 0.3))
+    service.start()
+
+
+def test_kill9_stream_under_load_loses_and_doubles_no_acknowledged_command():
+    _crash_under_load("s", 50 if STRESS else 10, 0.8,
+                      lambda cluster, rng: _kill9_and_restart(cluster.stream, rng),
+                      "stream kill -9 cycles survived")
+
+
 def test_kill9_transaction_and_accounting_under_load_converge():
-    cycles = 30 if STRESS else 6
-    cluster = Cluster(transactions=2, accountings=2)
-    accounts = [f"acct-{i}" for i in range(8)]
-    cluster.fund(accounts)
-    seed = random.randrange(1 << 30)
-    print(f"seed {seed}", flush=True)
-    rng = random.Random(seed)
-    load = Load(cluster, accounts, threads=6, seed=seed, prefix="t").start()
-    try:
-        for _ in range(cycles):
-            time.sleep(rng.uniform(0.1, 0.6))
-            victim = rng.choice(cluster.txs + cluster.accs)
-            victim.kill9()
-            time.sleep(rng.uniform(0.0, 0.3))
-            victim.start()
-            acked = load.acked()    # before reading the log: acks imply durability
-            assert_acked_in_log_once(cluster.events_prefix(), acked)
-            cluster.assert_replicas_are_prefixes()
-            note("transaction/accounting kill -9 cycles survived", 1)
-    finally:
-        load.stop()
-    load.resolve()
-    events = cluster.converge()
-    verified = assert_exactly_the_acked_landed(events, load, [f"fund-{a}" for a in accounts])
-    note("commands acknowledged and verified", verified)
-    cluster.stop()
+    _crash_under_load("t", 30 if STRESS else 6, 0.6,
+                      lambda cluster, rng: _kill9_and_restart(
+                          rng.choice(cluster.txs + cluster.accs), rng),
+                      "transaction/accounting kill -9 cycles survived")
 
 
 def test_torn_tail_is_truncated_with_a_warning():
