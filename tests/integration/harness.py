@@ -275,6 +275,22 @@ def assert_log_valid(path):
     return events
 
 
+class StreamLog:
+    """The stream's log seen from a test; the class sets self.stream_dir."""
+
+    @property
+    def log_path(self):
+        return os.path.join(self.stream_dir, "events.jsonl")
+
+    def log_bytes(self):
+        with open(self.log_path, "rb") as f:
+            return f.read()
+
+    def events(self):
+        """The whole log, strictly valid (use at a quiescent point)."""
+        return assert_log_valid(self.log_path)
+
+
 def fold(events, upto_seq=None):
     """The reference fold: {account: [balance, version, last_seq]}."""
     state = {}

@@ -41,7 +41,7 @@ def note(name, value):
 # ---------------------------------------------------------------------------
 # A deployment and its files
 
-class Cluster:
+class Cluster(harness.StreamLog):
     """One stream, N transaction and M accounting instances."""
 
     def __init__(self, transactions=1, accountings=1, tx_extra=(), acc_extra=(),
@@ -64,18 +64,6 @@ class Cluster:
     def _restart_as(service, cls):
         service.kill9()
         return cls(service.name, service.args, http_port=service.http_port)
-
-    @property
-    def log_path(self):
-        return os.path.join(self.stream_dir, "events.jsonl")
-
-    def log_bytes(self):
-        with open(self.log_path, "rb") as f:
-            return f.read()
-
-    def events(self):
-        """The whole log, strictly valid (use at a quiescent point)."""
-        return harness.assert_log_valid(self.log_path)
 
     def events_prefix(self):
         """The complete lines written so far (the stream may be appending),

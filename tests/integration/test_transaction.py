@@ -19,7 +19,7 @@ AMOUNT_MAX = 10 ** 15
 BATCH_COMMANDS_MAX = 4096   # EVENT_REQUEST_EVENTS_MAX: one batch is one append request
 
 
-class Ledger:
+class Ledger(harness.StreamLog):
     """A stream, N transaction instances and one accounting instance."""
 
     def __init__(self, transactions=1, tx_extra=(), accounting=True):
@@ -38,17 +38,6 @@ class Ledger:
     @property
     def tx(self):
         return self.txs[0]
-
-    @property
-    def log_path(self):
-        return os.path.join(self.stream_dir, "events.jsonl")
-
-    def log_bytes(self):
-        with open(self.log_path, "rb") as f:
-            return f.read()
-
-    def events(self):
-        return harness.assert_log_valid(self.log_path)
 
     def post(self, path, body, headers=None, tx=None):
         return post_json((tx or self.tx).url + path, body, headers, timeout=HTTP_TIMEOUT_S)
