@@ -21,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 
 BUILD_DIR = os.environ.get("LEDGER_BUILD_DIR") or os.path.join(
     os.path.dirname(__file__), "..", "..", "build")
@@ -273,6 +274,24 @@ def assert_log_valid(path):
         if i > 1:
             assert ev["ts"] >= events[i - 2]["ts"], f"ts goes backwards at seq {i}"
     return events
+
+
+def all_accounts(service, page_limit=1000, timeout=10.0):
+    """Every account of an accounting instance through its paginated list,
+    checking the pages come sorted: {id: [balance, version, last_seq]}."""
+    result, after = {}, None
+    for _ in range(100000):
+        query = f"limit={page_limit}" + (f"&after={urllib.parse.quote(after)}" if after else "")
+        status, page = get_json(f"{service.url}/accounts?{query}", timeout=timeout)
+        assert status == 200, (status, page)
+        ids = [a["account"] for a in page["accounts"]]
+        assert ids == sorted(ids) and (after is None or not ids or ids[0] > after)
+        for a in page["accounts"]:
+            result[a["account"]] = [a["balance"], a["version"], a["last_seq"]]
+        after = page["next_after"]
+        if after is None:
+            return result
+    raise AssertionError("the account list does not end")
 
 
 class StreamLog:

@@ -110,29 +110,11 @@ def wait_applied(service, seq, timeout_s=CATCH_UP_TIMEOUT_S):
                what=f"{service.url} to apply seq {seq}")
 
 
-def all_accounts(service):
-    """Every account through the paginated list: {id: [balance, version, last_seq]}."""
-    result, after, pages = {}, None, 0
-    while True:
-        query = "limit=97" + (f"&after={urllib.parse.quote(after)}" if after else "")
-        status, page = get_json(f"{service.url}/accounts?{query}")
-        assert status == 200, (status, page)
-        ids = [a["account"] for a in page["accounts"]]
-        assert ids == sorted(ids) and (after is None or not ids or ids[0] > after)
-        for a in page["accounts"]:
-            result[a["account"]] = [a["balance"], a["version"], a["last_seq"]]
-        pages += 1
-        assert pages < 1000
-        after = page["next_after"]
-        if after is None:
-            return result
-
-
 def assert_matches_log(service, ledger):
     """Balances equal the reference fold of the stream's log, and the
     replica is byte-identical to it."""
     events = ledger.events()
-    assert all_accounts(service) == harness.fold(events)
+    assert harness.all_accounts(service, page_limit=97) == harness.fold(events)
     with open(replica_path(service), "rb") as f:
         assert f.read() == ledger.log_bytes(), "replica differs from the stream's log"
     status, stats = get_json(service.url + "/stats")

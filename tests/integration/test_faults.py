@@ -18,7 +18,6 @@ import socket
 import subprocess
 import threading
 import time
-import urllib.parse
 
 import harness
 from harness import get_json, post_json, wait_until
@@ -97,7 +96,8 @@ class Cluster(harness.StreamLog):
             wait_until(lambda: replica_bytes(acc) == log and
                        health(acc)["applied_seq"] == len(events), timeout_s,
                        interval_s=0.1, what=f"{acc.url} to converge to seq {len(events)}")
-            assert all_accounts(acc) == state, f"{acc.url} balances differ from the fold"
+            assert harness.all_accounts(acc, timeout=HTTP_TIMEOUT_S) == state, \
+                f"{acc.url} balances differ from the fold"
         return events
 
     def post(self, path, body, key, tx):
@@ -146,21 +146,6 @@ def health(service):
     except (OSError, http.client.HTTPException):
         return {"applied_seq": -1}
     return body if status == 200 else {"applied_seq": -1}
-
-
-def all_accounts(acc):
-    """{id: [balance, version, last_seq]} through the paginated list."""
-    result, after = {}, None
-    for _ in range(10000):
-        query = "limit=1000" + (f"&after={urllib.parse.quote(after)}" if after else "")
-        status, page = get_json(f"{acc.url}/accounts?{query}", timeout=HTTP_TIMEOUT_S)
-        assert status == 200, (status, page)
-        for a in page["accounts"]:
-            result[a["account"]] = [a["balance"], a["version"], a["last_seq"]]
-        after = page["next_after"]
-        if after is None:
-            return result
-    raise AssertionError("account list does not end")
 
 
 def vm_hwm_kib(service):

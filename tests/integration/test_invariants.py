@@ -19,7 +19,7 @@ import time
 import harness
 from harness import get_json
 from test_faults import (HTTP_TIMEOUT_S, JOIN_TIMEOUT_S, RESOLVE_TIMEOUT_S,
-                         STRESS, SUMMARY, Cluster, all_accounts, answered_seqs, event_ids,
+                         STRESS, SUMMARY, Cluster, answered_seqs, event_ids,
                          note)
 
 OVERDRAFT_LIMIT = 300

@@ -6,7 +6,6 @@ log's bytes), and balances against accounting with ?min_seq=.
 
 import http.client
 import json
-import os
 import random
 import threading
 import uuid
