@@ -2,8 +2,9 @@
 
     One flag drives it. While `catching_up`, live messages from the SUB
     socket (EVENTS and RESULT) are kept in a bounded buffer, in arrival
-    order, and the log is read with FETCH over the replay DEALER, one
-    request in flight. When a FETCH comes back empty, or the buffer holds
+    order, and the log is read over the replay DEALER with FETCH asking
+    for the PACKED reply (a page of lines in one frame; see stream/replay.h),
+    two pages in flight. When a FETCH comes back empty, or the buffer holds
     the very next seq (it continues where the fetched events end), the
     buffer is drained in order and the subscriber is live: each EVENTS
     message is applied as it arrives. A gap, a heartbeat ahead or a bad
@@ -41,8 +42,8 @@
 #define SUBSCRIBER_DRAIN_MESSAGES_MAX 256
 // Bytes of a "reason" from event_parse_stored, and of a quoted ERROR reply.
 #define SUBSCRIBER_ERROR_BYTES_MAX 256
-// Frames of the largest reply: "BATCH", log_last_seq and a page of lines.
-#define SUBSCRIBER_REPLY_FRAMES_MAX (SUBSCRIBER_FETCH_EVENTS_MAX + 2)
+// Frames of a reply: "PACKED", log_last_seq and the page's lines in one.
+#define SUBSCRIBER_REPLY_FRAMES_MAX 3
 
 //  A FETCH out. Its reply is the next one on the DEALER (the stream answers
 //  one socket's requests in order); it is used only if it still fits.
@@ -93,9 +94,8 @@ struct subscriber {
     uint64_t gaps;
     uint64_t live_dropped;
 
-    zmq_msg_t *frames;                   // one reply from the DEALER, frames reused
-    size_t frame_count;                  // frames of the reply in hand
-    size_t frames_held;                  // frames [0, frames_held) may hold content
+    zmq_msg_t frames[SUBSCRIBER_REPLY_FRAMES_MAX]; // one reply from the DEALER
+    size_t frame_count;                            // frames of the reply in hand
     zmq_msg_t live_frame;                // the frame in hand from the SUB, reused
     event_t event;                       // reused for every line
     char line[EVENT_LINE_BYTES_MAX + 1]; // the line NUL-terminated for on_event
@@ -191,38 +191,58 @@ static void s_log_invalid (subscriber_t *self, const char *source, size_t index,
                source, seq, index, reason);
 }
 
-//  Applies one line: seq <= applied skipped, applied + 1 delivered (counted
-//  into *applied), beyond it a gap. index is the line's place in its
-//  message, for the log.
-static apply_result_t s_apply_line (subscriber_t *self, const byte *data, size_t bytes,
-                                    const char *source, size_t index, size_t *applied)
+//  True if the line must be parsed: not applied yet by its seq prefix,
+//  and not too long (*rc says so).
+static bool s_line_wanted (subscriber_t *self, const byte *data, size_t bytes,
+                           const char *source, size_t index, apply_result_t *rc)
 {
+    *rc = APPLY_OK;
     int64_t seq = s_line_seq (data, bytes);
     if (seq > 0 && seq <= self->applied_seq)
-        return APPLY_OK;
+        return false;
     if (bytes > EVENT_LINE_BYTES_MAX) {
         s_log_invalid (self, source, index, "line too long");
-        return APPLY_INVALID;
+        *rc = APPLY_INVALID;
+        return false;
     }
+    return true;
+}
+
+//  Applies one NUL-terminated line: seq <= applied skipped, applied + 1
+//  delivered (counted into *applied), beyond it a gap. index is the line's
+//  place in its message, for the log.
+static apply_result_t s_apply_text (subscriber_t *self, const char *line, size_t bytes,
+                                    const char *source, size_t index, size_t *applied)
+{
     char reason[SUBSCRIBER_ERROR_BYTES_MAX]; // not cleared: set by the parser on failure
     reason[0] = 0;
-    //  on_event gets the line NUL-terminated; parsing the copy keeps it hot.
-    memcpy (self->line, data, bytes);
-    self->line[bytes] = 0;
-    if (event_parse_stored (self->line, bytes, &self->event, reason, sizeof reason)) {
+    if (event_parse_stored (line, bytes, &self->event, reason, sizeof reason)) {
         s_log_invalid (self, source, index, reason);
         return APPLY_INVALID;
     }
-    seq = self->event.seq;
+    int64_t seq = self->event.seq;
     s_see_head (self, seq);
     if (seq <= self->applied_seq)
         return APPLY_OK;
     if (seq > self->applied_seq + 1)
         return APPLY_GAP;
-    self->handlers.on_event (self->arg, &self->event, self->line, bytes);
+    self->handlers.on_event (self->arg, &self->event, line, bytes);
     self->applied_seq = seq;
     (*applied)++;
     return APPLY_OK;
+}
+
+//  The same for a line in a frame: on_event gets it NUL-terminated, and
+//  parsing the copy keeps it hot.
+static apply_result_t s_apply_line (subscriber_t *self, const byte *data, size_t bytes,
+                                    const char *source, size_t index, size_t *applied)
+{
+    apply_result_t rc;
+    if (!s_line_wanted (self, data, bytes, source, index, &rc))
+        return rc;
+    memcpy (self->line, data, bytes);
+    self->line[bytes] = 0;
+    return s_apply_text (self, self->line, bytes, source, index, applied);
 }
 
 //  Applies the lines from frame to the end of msg in order; stops at a gap
@@ -237,14 +257,21 @@ static apply_result_t s_apply_lines (subscriber_t *self, zmsg_t *msg, zframe_t *
     return rc;
 }
 
-//  The same for frames [first, frame_count) of the reply in hand.
-static apply_result_t s_apply_frames (subscriber_t *self, size_t first, size_t *applied)
+//  The same for the lines of a PACKED page, each ending in \n: the page is
+//  ours, so each \n becomes the line's NUL in place, no copy.
+static apply_result_t s_apply_page (subscriber_t *self, char *page, size_t bytes,
+                                    size_t *applied)
 {
     apply_result_t rc = APPLY_OK;
-    for (size_t index = first; index < self->frame_count && rc == APPLY_OK; index++) {
-        zmq_msg_t *frame = &self->frames[index];
-        rc = s_apply_line (self, (const byte *)zmq_msg_data (frame), zmq_msg_size (frame),
-                           "replay", index - first + 1, applied);
+    char *end = page + bytes;
+    for (size_t index = 1; page < end && rc == APPLY_OK; index++) {
+        char *line_end = (char *)memchr (page, '\n', (size_t)(end - page));
+        size_t line_bytes = (size_t)(line_end - page);
+        if (s_line_wanted (self, (const byte *)page, line_bytes, "replay", index, &rc)) {
+            *line_end = 0;
+            rc = s_apply_text (self, page, line_bytes, "replay", index, applied);
+        }
+        page = line_end + 1;
     }
     return rc;
 }
@@ -353,6 +380,7 @@ static void s_fetch_from (subscriber_t *self, int64_t from_seq)
     zmsg_addstr (request, "FETCH");
     zmsg_addstrf (request, "%" PRId64, from_seq);
     zmsg_addstrf (request, "%d", SUBSCRIBER_FETCH_EVENTS_MAX);
+    zmsg_addstr (request, "packed");
     if (zmsg_send (&request, self->dealer))
         log_debug ("subscriber: FETCH to %s not sent: %s", self->replay_endpoint,
                    zmq_strerror (zmq_errno ()));
@@ -409,42 +437,61 @@ static void s_drain (subscriber_t *self)
     s_go_live (self);
 }
 
-//  Asks for the page after the reply in hand before it is applied, so the
-//  stream reads it meanwhile. Only when no other FETCH is out: pages
-//  never overlap, and at most two are out.
-static void s_fetch_next_page (subscriber_t *self)
+//  Asks for the page after the one in hand (lines of page_bytes, the last
+//  one ending it) before it is applied, so the stream reads it meanwhile.
+//  Only when no other FETCH is out: pages never overlap, and at most two
+//  are out.
+static void s_fetch_next_page (subscriber_t *self, const char *page, size_t page_bytes)
 {
     if (self->fetches_out_count > 0)
         return;
-    zmq_msg_t *last = &self->frames[self->frame_count - 1];
-    int64_t last_seq =
-        s_line_seq ((const byte *)zmq_msg_data (last), zmq_msg_size (last));
+    const char *end = page + page_bytes - 1; // the last line's \n
+    const char *last = end;
+    while (last > page && last[-1] != '\n')
+        last--;
+    int64_t last_seq = s_line_seq ((const byte *)last, (size_t)(end - last));
     if (last_seq > self->applied_seq)
         s_fetch_from (self, last_seq + 1);
 }
 
-//  ["BATCH", log_last_seq, event_line, ...], the reply in hand
-static void s_on_batch (subscriber_t *self)
+//  The lines of a page, or -1 if it does not end with a line end.
+static int64_t s_page_lines (const char *page, size_t bytes)
 {
-    int64_t log_last_seq;
-    if (self->frame_count < 2 ||
+    if (bytes > 0 && page[bytes - 1] != '\n')
+        return -1;
+    int64_t lines = 0;
+    for (const char *at = page, *end = page + bytes;
+         (at = (const char *)memchr (at, '\n', (size_t)(end - at))); at++)
+        lines++;
+    return lines;
+}
+
+//  ["PACKED", log_last_seq, lines], the reply in hand
+static void s_on_packed (subscriber_t *self)
+{
+    int64_t log_last_seq, lines = -1;
+    char *page = (char *)zmq_msg_data (&self->frames[2]);
+    size_t page_bytes = zmq_msg_size (&self->frames[2]);
+    if (self->frame_count == 3)
+        lines = s_page_lines (page, page_bytes);
+    if (lines < 0 || lines > SUBSCRIBER_FETCH_EVENTS_MAX ||
         s_data_int64 (zmq_msg_data (&self->frames[1]), zmq_msg_size (&self->frames[1]),
                       &log_last_seq)) {
-        log_error ("subscriber: BATCH from %s without a valid log_last_seq",
-                   self->replay_endpoint);
+        log_error ("subscriber: PACKED reply from %s is not [PACKED, log_last_seq, at "
+                   "most %d lines each ending in \\n]; fetching again later",
+                   self->replay_endpoint, SUBSCRIBER_FETCH_EVENTS_MAX);
         s_fetch_later (self);
         return;
     }
     s_see_head (self, log_last_seq);
-    size_t lines = self->frame_count - 2;
     if (lines > 0)
-        s_fetch_next_page (self);
+        s_fetch_next_page (self, page, page_bytes);
     size_t applied = 0;
-    apply_result_t rc = s_apply_frames (self, 2, &applied);
+    apply_result_t rc = s_apply_page (self, page, page_bytes, &applied);
     if (applied > 0 && self->handlers.on_applied)
         self->handlers.on_applied (self->arg, self->applied_seq);
     if (rc == APPLY_GAP)
-        log_error ("subscriber: BATCH from %s skips seq %" PRId64
+        log_error ("subscriber: PACKED page from %s skips seq %" PRId64
                    "; fetching again later",
                    self->replay_endpoint, self->applied_seq + 1);
     if (rc != APPLY_OK)
@@ -502,8 +549,8 @@ static void s_on_reply (subscriber_t *self)
             s_fetch (self);
         return;
     }
-    if (s_frame_is (&self->frames[0], "BATCH")) {
-        s_on_batch (self);
+    if (s_frame_is (&self->frames[0], "PACKED")) {
+        s_on_packed (self);
         return;
     }
     char text[SUBSCRIBER_ERROR_BYTES_MAX] = "";
@@ -622,33 +669,19 @@ static int s_on_publish (zloop_t *loop, zsock_t *reader, void *arg)
     return 0;
 }
 
-//  Releases the content of the frames, keeping them for the next reply.
-static void s_frames_release (subscriber_t *self)
+//  Done with the reply in hand: a page is about 1 MiB, not kept.
+static void s_frames_done (subscriber_t *self)
 {
-    for (size_t index = 0; index < self->frames_held; index++) {
+    for (size_t index = 0; index < self->frame_count; index++) {
         zmq_msg_close (&self->frames[index]);
         zmq_msg_init (&self->frames[index]);
     }
-    self->frame_count = self->frames_held = 0;
-}
-
-//  Done with the reply in hand. While catching up its frames keep their
-//  content: receiving the next reply into them releases it (libzmq closes
-//  a message before it receives into it), a call per line less. Once live,
-//  no reply may come for a long time, so they are released now.
-static void s_frames_done (subscriber_t *self)
-{
-    if (self->frame_count > self->frames_held)
-        self->frames_held = self->frame_count;
     self->frame_count = 0;
-    if (!self->catching_up)
-        s_frames_release (self);
 }
 
-//  Receives one reply into frames, straight through libzmq: a zframe per
-//  event line would cost more than the line. 0; -1 if nothing was waiting;
-//  1 if the reply has more frames than any answer may have (it is read to
-//  its end, logged and dropped).
+//  Receives one reply into frames. 0; -1 if nothing was waiting; 1 if the
+//  reply has more frames than any answer may have (it is read to its end,
+//  logged and dropped).
 static int s_frames_recv (subscriber_t *self, void *handle)
 {
     assert (self->frame_count == 0);
@@ -806,13 +839,10 @@ subscriber_t *subscriber_new (zloop_t *loop, const subscriber_config_t *config,
     self->publish_endpoint = strdup (config->publish_endpoint);
     self->replay_endpoint = strdup (config->replay_endpoint);
     self->buffer = zlistx_new ();
-    self->frames = (zmq_msg_t *)malloc (SUBSCRIBER_REPLY_FRAMES_MAX * sizeof (zmq_msg_t));
-    if (self->frames)
-        for (size_t index = 0; index < SUBSCRIBER_REPLY_FRAMES_MAX; index++)
-            zmq_msg_init (&self->frames[index]);
+    for (size_t index = 0; index < SUBSCRIBER_REPLY_FRAMES_MAX; index++)
+        zmq_msg_init (&self->frames[index]);
     zmq_msg_init (&self->live_frame);
-    if (!self->publish_endpoint || !self->replay_endpoint || !self->buffer ||
-        !self->frames)
+    if (!self->publish_endpoint || !self->replay_endpoint || !self->buffer)
         goto failed;
     zlistx_set_destructor (self->buffer, s_buffer_item_destroy);
     event_init (&self->event);
@@ -848,10 +878,8 @@ void subscriber_destroy (subscriber_t **self_p)
     zsock_destroy (&self->sub);
     zsock_destroy (&self->dealer);
     zlistx_destroy (&self->buffer);
-    if (self->frames)
-        for (size_t index = 0; index < SUBSCRIBER_REPLY_FRAMES_MAX; index++)
-            zmq_msg_close (&self->frames[index]);
-    free (self->frames);
+    for (size_t index = 0; index < SUBSCRIBER_REPLY_FRAMES_MAX; index++)
+        zmq_msg_close (&self->frames[index]);
     zmq_msg_close (&self->live_frame);
     free (self->publish_endpoint);
     free (self->replay_endpoint);

@@ -78,49 +78,74 @@ static void s_send_str (void *router, const char *text, bool more)
     s_send (router, text, strlen (text), more);
 }
 
-//  Answers one FETCH (command, from_seq, max_events left in request) with
-//  the rest of the reply, after its envelope was sent.
+//  The optional fourth frame of a FETCH: the reply's shape.
+#define REPLAY_PACKED "packed"
+
+//  ["BATCH", committed_seq, line...]: a frame per line, as DESIGN.md has it.
+static void s_send_batch (replay_t *self, void *router, const char *text, size_t bytes)
+{
+    char last_seq[32];
+    snprintf (last_seq, sizeof last_seq, "%lld",
+              (long long)log_file_committed_seq (self->log));
+    s_send_str (router, "BATCH", true);
+    s_send_str (router, last_seq, bytes > 0);
+    for (const char *line = text; line < text + bytes;) {
+        const char *end = memchr (line, '\n', (size_t)(text + bytes - line));
+        assert (end);
+        s_send (router, line, (size_t)(end - line), end + 1 < text + bytes);
+        line = end + 1;
+    }
+}
+
+//  ["PACKED", committed_seq, lines]: the page as it lies in the log, each
+//  line ending in \n, in one frame. A frame per line costs the two
+//  processes more than parsing the line does.
+static void s_send_packed (replay_t *self, void *router, const char *text, size_t bytes)
+{
+    char last_seq[32];
+    snprintf (last_seq, sizeof last_seq, "%lld",
+              (long long)log_file_committed_seq (self->log));
+    s_send_str (router, "PACKED", true);
+    s_send_str (router, last_seq, true);
+    s_send (router, text, bytes, false);
+}
+
+//  Answers one FETCH (command, from_seq, max_events[, "packed"] left in
+//  request) with the rest of the reply, after its envelope was sent.
 static void s_answer (replay_t *self, zmsg_t *request, void *router)
 {
     zframe_t *command = zmsg_pop (request);
     zframe_t *from_frame = zmsg_pop (request);
     zframe_t *max_frame = zmsg_pop (request);
+    zframe_t *shape = zmsg_pop (request);
     int64_t from_seq = s_frame_number (from_frame, 1);
     int64_t max_events = s_frame_number (max_frame, 1);
     const char *error = NULL;
     if (!command || !zframe_streq (command, "FETCH"))
-        error = "unknown command (expected FETCH from_seq max_events)";
+        error = "unknown command (expected FETCH from_seq max_events [packed])";
     else if (from_seq < 0)
         error = "from_seq: must be an integer >= 1";
     else if (max_events < 0)
         error = "max_events: must be an integer >= 1";
+    else if (shape && !zframe_streq (shape, REPLAY_PACKED))
+        error = "the fourth frame, if any, must be \"" REPLAY_PACKED "\"";
     else if (zmsg_size (request))
-        error = "FETCH takes exactly two arguments: from_seq max_events";
+        error = "FETCH takes at most three arguments: from_seq max_events [packed]";
     const char *text = NULL;
     size_t bytes = 0;
-    int count = 0;
-    if (!error &&
-        (count = replay_read (self, from_seq, (size_t)max_events, &text, &bytes)) < 0)
+    if (!error && replay_read (self, from_seq, (size_t)max_events, &text, &bytes) < 0)
         error = "storage: cannot read the log";
     if (error) {
         s_send_str (router, "ERROR", true);
         s_send_str (router, error, false);
-    } else {
-        char last_seq[32];
-        snprintf (last_seq, sizeof last_seq, "%lld",
-                  (long long)log_file_committed_seq (self->log));
-        s_send_str (router, "BATCH", true);
-        s_send_str (router, last_seq, bytes > 0);
-        for (const char *line = text; line < text + bytes;) {
-            const char *end = memchr (line, '\n', (size_t)(text + bytes - line));
-            assert (end);
-            s_send (router, line, (size_t)(end - line), end + 1 < text + bytes);
-            line = end + 1;
-        }
-    }
+    } else if (shape)
+        s_send_packed (self, router, text, bytes);
+    else
+        s_send_batch (self, router, text, bytes);
     zframe_destroy (&command);
     zframe_destroy (&from_frame);
     zframe_destroy (&max_frame);
+    zframe_destroy (&shape);
 }
 
 int replay_handle (replay_t *self, zsock_t *router)

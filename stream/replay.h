@@ -2,7 +2,14 @@
     bounded reader behind it, shared with GET /events.
 
       ["FETCH", from_seq, max_events] -> ["BATCH", committed_seq, line...]
-                                      or ["ERROR", message]
+      ["FETCH", from_seq, max_events, "packed"]
+                                      -> ["PACKED", committed_seq, lines]
+      either                          -> ["ERROR", message]
+
+    BATCH is DESIGN.md's reply, a frame per line. PACKED, our addition,
+    carries the same lines in one frame, each ending in \n, byte for byte
+    as in the log: the catch-up subscriber asks for it, because a frame
+    per line cost more than the line itself.
 
     A batch holds at most REPLAY_BATCH_EVENTS_MAX events and about
     REPLAY_BATCH_BYTES_MAX bytes, read with pread into one reusable buffer,

@@ -12,8 +12,11 @@
       ["BATCH", committed_seq, line...]: exactly the log's lines from
       from_seq on, at most max_events (and REPLAY_BATCH_EVENTS_MAX) of them,
       none past the end; replay_read gives the same lines;
+    - the same with a fourth frame "packed" gets ["PACKED", committed_seq,
+      lines]: the same lines in one frame, each ending in \n;
     - anything else (another command, a missing, empty, signed, zero or
-      non-decimal number, an extra frame) gets ["ERROR", message]; numbers
+      non-decimal number, another fourth frame, a fifth frame) gets
+      ["ERROR", message]; numbers
       of more digits than any seq may be refused too, but if they are
       answered, the answer is right.
 */
@@ -183,40 +186,56 @@ static int64_t s_expected_count (int64_t from_seq, int64_t max_events)
     return count > REPLAY_BATCH_EVENTS_MAX ? REPLAY_BATCH_EVENTS_MAX : count;
 }
 
-static void s_check_batch (zmsg_t *reply, int64_t from_seq, int64_t max_events)
+//  The log's lines from from_seq on, count of them, each ending in \n: a
+//  PACKED page, and what replay_read must give.
+static void s_check_page (const char *what, const char *text, size_t bytes,
+                          int64_t from_seq, int64_t count)
+{
+    for (int64_t seq = from_seq; seq < from_seq + count; seq++) {
+        size_t line_bytes = strlen (s_fuzz.lines[seq]);
+        fuzz_check (bytes > line_bytes &&
+                        memcmp (text, s_fuzz.lines[seq], line_bytes) == 0 &&
+                        text[line_bytes] == '\n',
+                    "%s: line for seq %lld differs", what, (long long)seq);
+        text += line_bytes + 1;
+        bytes -= line_bytes + 1;
+    }
+    fuzz_check (bytes == 0, "%s: %zu bytes more", what, bytes);
+}
+
+static void s_check_batch (zmsg_t *reply, int64_t from_seq, int64_t max_events,
+                           bool packed)
 {
     int64_t count = s_expected_count (from_seq, max_events);
-    fuzz_check (zmsg_size (reply) == (size_t)count + 2,
-                "BATCH of %zu frames from %lld max %lld, expected %lld events",
+    size_t frames = packed ? 3 : (size_t)count + 2;
+    fuzz_check (zmsg_size (reply) == frames,
+                "reply of %zu frames from %lld max %lld, expected %lld events",
                 zmsg_size (reply), (long long)from_seq, (long long)max_events,
                 (long long)count);
-    fuzz_check (zframe_streq (zmsg_first (reply), "BATCH"), "not a BATCH");
+    const char *command = packed ? "PACKED" : "BATCH";
+    fuzz_check (zframe_streq (zmsg_first (reply), command), "not a %s", command);
     char head[32];
     snprintf (head, sizeof head, "%d", FUZZ_REPLAY_EVENTS);
     fuzz_check (zframe_streq (zmsg_next (reply), head), "committed seq is not %s", head);
-    for (int64_t seq = from_seq; seq < from_seq + count; seq++) {
-        zframe_t *line = zmsg_next (reply);
-        size_t bytes = strlen (s_fuzz.lines[seq]);
-        fuzz_check (zframe_size (line) == bytes &&
-                        memcmp (zframe_data (line), s_fuzz.lines[seq], bytes) == 0,
-                    "line for seq %lld differs", (long long)seq);
-    }
+    if (packed) {
+        zframe_t *page = zmsg_next (reply);
+        s_check_page ("PACKED", (const char *)zframe_data (page), zframe_size (page),
+                      from_seq, count);
+    } else
+        for (int64_t seq = from_seq; seq < from_seq + count; seq++) {
+            zframe_t *line = zmsg_next (reply);
+            size_t bytes = strlen (s_fuzz.lines[seq]);
+            fuzz_check (zframe_size (line) == bytes &&
+                            memcmp (zframe_data (line), s_fuzz.lines[seq], bytes) == 0,
+                        "line for seq %lld differs", (long long)seq);
+        }
     // The reader behind it gives the same lines, each with its \n
     const char *text = NULL;
     size_t bytes = 0;
     int read = replay_read (s_fuzz.replay, from_seq, (size_t)max_events, &text, &bytes);
     fuzz_check (read == count, "replay_read gave %d events, not %lld", read,
                 (long long)count);
-    for (int64_t seq = from_seq; seq < from_seq + count; seq++) {
-        size_t line_bytes = strlen (s_fuzz.lines[seq]);
-        fuzz_check (bytes > line_bytes &&
-                        memcmp (text, s_fuzz.lines[seq], line_bytes) == 0 &&
-                        text[line_bytes] == '\n',
-                    "replay_read line for seq %lld differs", (long long)seq);
-        text += line_bytes + 1;
-        bytes -= line_bytes + 1;
-    }
-    fuzz_check (bytes == 0, "replay_read gave %zu bytes more", bytes);
+    s_check_page ("replay_read", text, bytes, from_seq, count);
 }
 
 static void s_check_reply (const message_t *message)
@@ -234,7 +253,10 @@ static void s_check_reply (const message_t *message)
                  memcmp (message->frames[first], "FETCH", 5) == 0;
     number_kind_t from = s_number (message, first + 1, &from_seq);
     number_kind_t max = s_number (message, first + 2, &max_events);
-    bool extra = message->frame_count > first + 3;
+    size_t shape = first + 3;
+    bool packed = message->frame_count == shape + 1 && message->frame_bytes[shape] == 6 &&
+                  memcmp (message->frames[shape], "packed", 6) == 0;
+    bool extra = message->frame_count > shape + (packed ? 1 : 0);
     fuzz_check (zmsg_size (reply) > 0, "empty reply");
     if (!fetch || from == NUMBER_BAD || max == NUMBER_BAD || extra)
         s_check_error (reply);
@@ -242,7 +264,7 @@ static void s_check_reply (const message_t *message)
              zframe_streq (zmsg_first (reply), "ERROR"))
         s_check_error (reply);
     else
-        s_check_batch (reply, from_seq, max_events);
+        s_check_batch (reply, from_seq, max_events, packed);
     zmsg_destroy (&reply);
 }
 

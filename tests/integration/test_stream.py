@@ -279,7 +279,7 @@ def test_canonical_requests_are_decided_like_any_other_form():
     s.stop()
 
 
-def test_fetch_pages_over_10000_events_equal_the_log_lines():
+def test_fetch_pages_over_10000_events_equal_the_log_lines_in_both_shapes():
     s = Stream()
     c = s.client
     per_request, requests = 64, 160   # 10,240 events
@@ -304,8 +304,25 @@ def test_fetch_pages_over_10000_events_equal_the_log_lines():
     reply = c.fetch("FETCH", 1, 1000000)
     assert reply[0] == b"BATCH" and 2 < len(reply) <= 10002
     assert sum(len(f) for f in reply[2:]) <= 1024 * 1024
+    # The packed shape pages the same lines, each ending in \n, in one frame.
+    packed, from_seq = b"", 1
+    while True:
+        reply = c.fetch("FETCH", from_seq, 3000, "packed")
+        assert reply[0] == b"PACKED" and len(reply) == 3, reply[:2]
+        assert int(reply[1]) == len(lines)
+        if not reply[2]:
+            break
+        assert reply[2].endswith(b"\n") and reply[2].count(b"\n") <= 3000
+        packed += reply[2]
+        from_seq += reply[2].count(b"\n")
+    assert packed == s.log_bytes()
+    reply = c.fetch("FETCH", 1, 1000000, "packed")
+    assert reply[0] == b"PACKED" and 0 < reply[2].count(b"\n") <= 10000
+    assert len(reply[2]) <= 1024 * 1024 and s.log_bytes().startswith(reply[2])
     for bad in (["FETCH", 0, 10], ["FETCH", "x", 10], ["FETCH", 1], ["FETCH", 1, -3],
-                ["FETCH", 1, 10, 99], ["GIVE", 1, 10]):
+                ["FETCH", 1, 10, 99], ["FETCH", 1, 10, "PACKED"], ["FETCH", 1, 10, ""],
+                ["FETCH", 1, 10, "packed", "packed"], ["FETCH", 0, 10, "packed"],
+                ["GIVE", 1, 10]):
         reply = c.fetch(*bad)
         assert reply[0] == b"ERROR" and len(reply) == 2 and reply[1], (bad, reply)
     s.stop()
@@ -512,7 +529,7 @@ elif __name__ == "__main__":
         test_requests_of_one_burst_see_each_other,
         test_invalid_requests_are_answered_and_leave_the_log_unchanged,
         test_canonical_requests_are_decided_like_any_other_form,
-        test_fetch_pages_over_10000_events_equal_the_log_lines,
+        test_fetch_pages_over_10000_events_equal_the_log_lines_in_both_shapes,
         test_restart_keeps_the_log_versions_and_ids_and_continues_the_seq,
         test_kill9_during_appends_keeps_every_acknowledged_event_exactly_once,
         test_storage_failure_answers_unavailable_and_appends_work_again_after,

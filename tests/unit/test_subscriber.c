@@ -37,7 +37,7 @@ typedef struct {
     char *lines[LOG_EVENTS_MAX + 1]; // lines[seq], 1 .. log_seq
     int64_t log_seq;
     int64_t visible_seq;    // FETCH serves lines <= this
-    size_t page_events_max; // events per BATCH, below the FETCH's max
+    size_t page_events_max; // events per page, below the FETCH's max
     bool answering;         // false: requests are read and dropped
     size_t holds;           // the next so many requests are kept in held
     zmsg_t *held[HELD_MAX]; // oldest first
@@ -88,23 +88,31 @@ static void s_stream_answer (stream_t *self, zmsg_t **request_p)
     char *command = zmsg_popstr (request);
     char *from_text = zmsg_popstr (request);
     char *max_text = zmsg_popstr (request);
-    assert (identity && command && from_text && max_text);
-    assert (streq (command, "FETCH"));
+    char *shape = zmsg_popstr (request);
+    assert (identity && command && from_text && max_text && shape);
+    assert (streq (command, "FETCH") && streq (shape, "packed"));
     int64_t from = atoll (from_text);
     int64_t max = atoll (max_text);
     assert (from >= 1 && max >= 1);
     zmsg_t *reply = zmsg_new ();
     zmsg_append (reply, &identity);
-    zmsg_addstr (reply, "BATCH");
+    zmsg_addstr (reply, "PACKED");
     zmsg_addstrf (reply, "%" PRId64, self->visible_seq);
+    char *page = strdup ("");
     for (int64_t seq = from, count = 0;
          seq <= self->visible_seq && count < max && (size_t)count < self->page_events_max;
-         seq++, count++)
-        zmsg_addstr (reply, self->lines[seq]);
+         seq++, count++) {
+        char *longer = zsys_sprintf ("%s%s\n", page, self->lines[seq]);
+        free (page);
+        page = longer;
+    }
+    zmsg_addstr (reply, page);
     zmsg_send (&reply, self->router);
+    free (page);
     free (command);
     free (from_text);
     free (max_text);
+    free (shape);
     zmsg_destroy (request_p);
 }
 
@@ -713,10 +721,42 @@ static void test_reply_larger_than_any_answer_is_dropped_and_asked_again (fixtur
     zmsg_t *reply = zmsg_new ();
     zframe_t *identity = zmsg_pop (request);
     zmsg_append (reply, &identity);
-    zmsg_addstr (reply, "BATCH");
+    zmsg_addstr (reply, "PACKED");
     zmsg_addstr (reply, "5");
-    for (size_t count = 0; count <= SUBSCRIBER_FETCH_EVENTS_MAX; count++)
-        zmsg_addstr (reply, f->stream->lines[1]);
+    size_t line_bytes = strlen (f->stream->lines[1]);
+    size_t page_bytes = (line_bytes + 1) * (SUBSCRIBER_FETCH_EVENTS_MAX + 1);
+    char *page = (char *)malloc (page_bytes);
+    assert (page);
+    for (size_t at = 0; at < page_bytes; at += line_bytes + 1) {
+        memcpy (page + at, f->stream->lines[1], line_bytes);
+        page[at + line_bytes] = '\n';
+    }
+    zmsg_addmem (reply, page, page_bytes);
+    free (page);
+    zmsg_send (&reply, f->stream->router);
+    zmsg_destroy (&request);
+    CHECK (s_wait (f, s_two_requests));
+    CHECK (f->stream->froms[1] == 1); // nothing of it was applied
+    CHECK (s_wait (f, s_caught_up));
+    CHECK (f->sink.events == 5);
+}
+
+//  A page cut inside its last line is not a page: nothing of it is
+//  applied, and it is asked again.
+static void test_page_not_ending_in_a_line_end_is_dropped_and_asked_again (fixture_t *f)
+{
+    s_stream_append (f->stream, 5);
+    f->stream->holds = 1;
+    s_start (f, (start_t){0});
+    CHECK (s_wait (f, s_one_held));
+    zmsg_t *request = f->stream->held[0];
+    f->stream->held[0] = NULL;
+    zmsg_t *reply = zmsg_new ();
+    zframe_t *identity = zmsg_pop (request);
+    zmsg_append (reply, &identity);
+    zmsg_addstr (reply, "PACKED");
+    zmsg_addstr (reply, "5");
+    zmsg_addstrf (reply, "%s\n%s", f->stream->lines[1], f->stream->lines[2]);
     zmsg_send (&reply, f->stream->router);
     zmsg_destroy (&request);
     CHECK (s_wait (f, s_two_requests));
@@ -867,6 +907,7 @@ int main (void)
     RUN_WITH_FIXTURE (test_next_page_after_a_page_that_stopped_short_is_ignored);
     RUN_WITH_FIXTURE (test_stale_second_reply_after_a_socket_reset_is_ignored);
     RUN_WITH_FIXTURE (test_reply_larger_than_any_answer_is_dropped_and_asked_again);
+    RUN_WITH_FIXTURE (test_page_not_ending_in_a_line_end_is_dropped_and_asked_again);
     RUN_WITH_FIXTURE (test_results_are_delivered_when_wanted);
     RUN_WITH_FIXTURE (test_result_during_catch_up_comes_after_its_events);
     RUN_WITH_FIXTURE (test_live_buffer_is_bounded_and_dropped_events_are_fetched);
