@@ -792,6 +792,13 @@ typedef struct {
     char key[EVENT_ID_BYTES_MAX + 1]; // "" when none
 } parsed_t;
 
+static command_shape_t s_shape (route_t route)
+{
+    return route == ROUTE_BATCH      ? COMMAND_SHAPE_ANY
+           : route == ROUTE_TRANSFER ? COMMAND_SHAPE_TRANSFER
+                                     : COMMAND_SHAPE_TRANSACTION;
+}
+
 static int s_parse_key (http_request_t *http, const char *body_id, char *key,
                         cJSON **errors_p)
 {
@@ -811,56 +818,6 @@ static int s_parse_key (http_request_t *http, const char *body_id, char *key,
     else if (key != body_id)
         snprintf (key, EVENT_ID_BYTES_MAX + 1, "%s", body_id);
     return 0;
-}
-
-//  {"commands":[...], "id"?}: every command checked, ids made final.
-static int s_parse_batch (const cJSON *json, parsed_t *parsed, cJSON **errors_p)
-{
-    const cJSON *list = NULL;
-    const cJSON *item;
-    int rc = 0;
-    if (!cJSON_IsObject (json)) {
-        http_problem_add_error (errors_p, "body", "must be a JSON object");
-        return -1;
-    }
-    cJSON_ArrayForEach (item, json)
-    {
-        if (streq (item->string, "commands") && !list)
-            list = item;
-        else if (streq (item->string, "id") && cJSON_IsString (item) &&
-                 event_id_is_valid (item->valuestring, strlen (item->valuestring)))
-            snprintf (parsed->key, sizeof parsed->key, "%s", item->valuestring);
-        else {
-            http_problem_add_error (errors_p, item->string,
-                                    streq (item->string, "id") ? "must be a valid id"
-                                                               : "unknown field");
-            rc = -1;
-        }
-    }
-    int size = cJSON_IsArray (list) ? cJSON_GetArraySize (list) : -1;
-    if (size < 1 || size > COMMANDS_BATCH_MAX) {
-        char message[64];
-        snprintf (message, sizeof message, "required: an array of 1 to %d commands",
-                  COMMANDS_BATCH_MAX);
-        http_problem_add_error (errors_p, "commands", message);
-        return -1;
-    }
-    parsed->count = (size_t)size;
-    parsed->commands = calloc (parsed->count, sizeof (command_t));
-    assert (parsed->commands);
-    size_t index = 0;
-    cJSON_ArrayForEach (item, list)
-    {
-        char prefix[32] = "commands[";
-        size_t bytes = strlen (prefix);
-        bytes += s_print_index (prefix + bytes, index);
-        memcpy (prefix + bytes, "].", 3);
-        if (commands_parse (item, COMMAND_SHAPE_ANY, prefix, &parsed->commands[index],
-                            errors_p) != 0)
-            rc = -1;
-        index++;
-    }
-    return rc;
 }
 
 //  A random (version 4) UUID without a getrandom per id: a random base
@@ -962,9 +919,10 @@ static int s_assign_ids (api_t *self, route_t route, parsed_t *parsed, cJSON **e
     return 0;
 }
 
-//  Parses and validates the body; on failure answers and returns -1.
-static int s_parse_request (api_t *self, http_request_t *http, route_t route,
-                            parsed_t *parsed)
+//  The body's commands through cJSON, which names every fault; on
+//  failure answers (400 from http, or 422) and returns -1.
+static int s_parse_body_json (api_t *self, http_request_t *http, route_t route,
+                              parsed_t *parsed)
 {
     cJSON *json = http_request_parse_json (http);
     if (!json)
@@ -975,19 +933,35 @@ static int s_parse_request (api_t *self, http_request_t *http, route_t route,
     cJSON *errors = NULL;
     int rc = 0;
     if (route == ROUTE_BATCH)
-        rc = s_parse_batch (json, parsed, &errors);
+        rc = commands_parse_batch (json, &parsed->commands, &parsed->count, parsed->key,
+                                   &errors);
     else {
         parsed->count = 1;
         parsed->commands = calloc (1, sizeof (command_t));
         assert (parsed->commands);
-        command_shape_t shape =
-            route == ROUTE_TRANSFER ? COMMAND_SHAPE_TRANSFER : COMMAND_SHAPE_TRANSACTION;
-        rc = commands_parse (json, shape, "", parsed->commands, &errors);
+        rc = commands_parse (json, s_shape (route), "", parsed->commands, &errors);
     }
     cJSON_Delete (json);
+    if (rc != 0)
+        s_respond_problem (self, http, 422, "the command is not valid", errors);
+    return rc;
+}
+
+//  Parses and validates the body; on failure answers and returns -1.
+//  Plainly valid bodies (nearly all) skip cJSON: commands_read gives what
+//  the cJSON path would, and declines anything else.
+static int s_parse_request (api_t *self, http_request_t *http, route_t route,
+                            parsed_t *parsed)
+{
+    size_t bytes = 0;
+    const char *body = http_request_body (http, &bytes);
+    if (commands_read (body, bytes, s_shape (route), route == ROUTE_BATCH,
+                       &parsed->commands, &parsed->count, parsed->key) != 0 &&
+        s_parse_body_json (self, http, route, parsed) != 0)
+        return -1;
+    cJSON *errors = NULL;
     const char *body_id = route == ROUTE_BATCH ? parsed->key : parsed->commands[0].id;
-    if (rc == 0)
-        rc = s_parse_key (http, body_id, parsed->key, &errors);
+    int rc = s_parse_key (http, body_id, parsed->key, &errors);
     const char *correlation = http_request_header (http, "X-Correlation-Id");
     if (rc == 0 && correlation && strlen (correlation) > EVENT_META_VALUE_BYTES_MAX) {
         http_problem_add_error (&errors, "X-Correlation-Id", "at most 256 bytes");

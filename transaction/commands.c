@@ -357,3 +357,350 @@ void commands_fingerprint (const command_t *commands, size_t count, bool batch,
     snprintf (fingerprint, COMMANDS_FINGERPRINT_BYTES + 1, "%s", zdigest_string (digest));
     zdigest_destroy (&digest);
 }
+
+//  --------------------------------------------------------------------
+//  Batches on the cJSON path
+
+//  "commands[<index>]." without the format machinery (runs per command).
+static void s_item_prefix (char *prefix, size_t index)
+{
+    char digits[24];
+    size_t count = 0;
+    do {
+        digits[count++] = (char)('0' + index % 10);
+        index /= 10;
+    } while (index);
+    memcpy (prefix, "commands[", 9);
+    for (size_t at = 0; at < count; at++)
+        prefix[9 + at] = digits[count - 1 - at];
+    memcpy (prefix + 9 + count, "].", 3);
+}
+
+int commands_parse_batch (const cJSON *json, command_t **commands_p, size_t *count_p,
+                          char *key, cJSON **errors_p)
+{
+    const cJSON *list = NULL;
+    const cJSON *item;
+    int rc = 0;
+    *commands_p = NULL;
+    *count_p = 0;
+    *key = '\0';
+    if (!cJSON_IsObject (json)) {
+        http_problem_add_error (errors_p, "body", "must be a JSON object");
+        return -1;
+    }
+    cJSON_ArrayForEach (item, json)
+    {
+        if (streq (item->string, "commands") && !list)
+            list = item;
+        else if (streq (item->string, "id") && cJSON_IsString (item) &&
+                 event_id_is_valid (item->valuestring, strlen (item->valuestring)))
+            snprintf (key, EVENT_ID_BYTES_MAX + 1, "%s", item->valuestring);
+        else {
+            http_problem_add_error (errors_p, item->string,
+                                    streq (item->string, "id") ? "must be a valid id"
+                                                               : "unknown field");
+            rc = -1;
+        }
+    }
+    int size = cJSON_IsArray (list) ? cJSON_GetArraySize (list) : -1;
+    if (size < 1 || size > COMMANDS_BATCH_MAX) {
+        char message[64];
+        snprintf (message, sizeof message, "required: an array of 1 to %d commands",
+                  COMMANDS_BATCH_MAX);
+        http_problem_add_error (errors_p, "commands", message);
+        return -1;
+    }
+    *count_p = (size_t)size;
+    *commands_p = calloc (*count_p, sizeof (command_t));
+    assert (*commands_p);
+    size_t index = 0;
+    cJSON_ArrayForEach (item, list)
+    {
+        char prefix[32];
+        s_item_prefix (prefix, index);
+        if (commands_parse (item, COMMAND_SHAPE_ANY, prefix, &(*commands_p)[index],
+                            errors_p) != 0)
+            rc = -1;
+        index++;
+    }
+    return rc;
+}
+
+//  --------------------------------------------------------------------
+//  The fast path: plainly valid bodies only
+//
+//  It never reports: anything it is not sure of is declined (false), and
+//  the cJSON path, which is the reference, judges it. So it may be
+//  stricter than JSON (only the four whitespace bytes JSON names, no
+//  escapes in strings, no control bytes), never laxer.
+
+typedef struct {
+    const char *p, *end;
+} reader_t;
+
+static void s_skip_space (reader_t *reader)
+{
+    while (reader->p < reader->end && (*reader->p == ' ' || *reader->p == '\n' ||
+                                       *reader->p == '\r' || *reader->p == '\t'))
+        reader->p++;
+}
+
+//  The next token is the byte c: consumes it.
+static bool s_take (reader_t *reader, char c)
+{
+    s_skip_space (reader);
+    if (reader->p == reader->end || *reader->p != c)
+        return false;
+    reader->p++;
+    return true;
+}
+
+//  Bytes a string may hold on the fast path: no quote, no backslash (an
+//  escape would need decoding), no control byte.
+static bool s_string_bytes[256];
+static bool s_string_bytes_ready;
+
+static void s_string_bytes_init (void)
+{
+    if (s_string_bytes_ready)
+        return;
+    for (int byte = 0x20; byte < 256; byte++)
+        s_string_bytes[byte] = byte != '"' && byte != '\\';
+    s_string_bytes_ready = true;
+}
+
+//  A string token: its bytes between the quotes (not NUL-ended).
+static bool s_read_string (reader_t *reader, const char **text, size_t *bytes)
+{
+    if (!s_take (reader, '"'))
+        return false;
+    const unsigned char *start = (const unsigned char *)reader->p;
+    const unsigned char *end = (const unsigned char *)reader->end;
+    const unsigned char *cursor = start;
+    while (cursor < end && s_string_bytes[*cursor])
+        cursor++;
+    if (cursor == end || *cursor != '"')
+        return false;
+    *text = (const char *)start;
+    *bytes = (size_t)(cursor - start);
+    reader->p = (const char *)cursor + 1;
+    return true;
+}
+
+//  -?[1-9][0-9]* of at most 16 digits, within +-EVENT_AMOUNT_MAX, followed
+//  by what may follow a value: what s_integer_from_text accepts, but zero.
+static bool s_read_amount (reader_t *reader, int64_t *value)
+{
+    s_skip_space (reader);
+    const char *p = reader->p;
+    bool negative = p < reader->end && *p == '-';
+    if (negative)
+        p++;
+    if (p == reader->end || *p < '1' || *p > '9')
+        return false;
+    int64_t magnitude = 0;
+    const char *digits = p;
+    for (; p < reader->end && *p >= '0' && *p <= '9'; p++) {
+        if (p - digits == 16)
+            return false;
+        magnitude = magnitude * 10 + (*p - '0');
+    }
+    if (magnitude > EVENT_AMOUNT_MAX || p == reader->end || s_is_number_char (*p))
+        return false;
+    *value = negative ? -magnitude : magnitude;
+    reader->p = p;
+    return true;
+}
+
+static unsigned s_field_bit_of (const char *name, size_t bytes)
+{
+    switch (bytes) {
+    case 2:
+        return memcmp (name, "id", 2) == 0   ? FIELD_ID
+               : memcmp (name, "to", 2) == 0 ? FIELD_TO
+                                             : 0;
+    case 4:
+        return memcmp (name, "from", 4) == 0 ? FIELD_FROM : 0;
+    case 6:
+        return memcmp (name, "amount", 6) == 0 ? FIELD_AMOUNT : 0;
+    case 7:
+        return memcmp (name, "account", 7) == 0 ? FIELD_ACCOUNT : 0;
+    case 9:
+        return memcmp (name, "reference", 9) == 0 ? FIELD_REFERENCE : 0;
+    default:
+        return 0;
+    }
+}
+
+//  A valid id or account into target (EVENT_ID_BYTES_MAX + 1 bytes).
+static bool s_read_id (reader_t *reader, char *target)
+{
+    const char *text;
+    size_t bytes;
+    if (!s_read_string (reader, &text, &bytes) || !event_id_is_valid (text, bytes))
+        return false;
+    memcpy (target, text, bytes);
+    target[bytes] = '\0';
+    return true;
+}
+
+static bool s_read_reference (reader_t *reader, char *target)
+{
+    const char *text;
+    size_t bytes;
+    if (!s_read_string (reader, &text, &bytes) || bytes > EVENT_META_VALUE_BYTES_MAX ||
+        !event_text_is_utf8 (text, bytes))
+        return false;
+    memcpy (target, text, bytes);
+    target[bytes] = '\0';
+    return true;
+}
+
+//  One member's value into command; amount goes to *amount (signed).
+static bool s_read_member (reader_t *reader, unsigned bit, command_t *command,
+                           int64_t *amount)
+{
+    switch (bit) {
+    case FIELD_AMOUNT:
+        return s_read_amount (reader, amount);
+    case FIELD_ACCOUNT:
+        return s_read_id (reader, command->account);
+    case FIELD_FROM:
+        return s_read_id (reader, command->from);
+    case FIELD_TO:
+        return s_read_id (reader, command->to);
+    case FIELD_ID:
+        return s_read_id (reader, command->id);
+    case FIELD_REFERENCE:
+        return s_read_reference (reader, command->reference);
+    default:
+        return false;
+    }
+}
+
+//  One command object of shape, as commands_parse would validate it.
+static bool s_read_command (reader_t *reader, command_shape_t shape, command_t *command)
+{
+    memset (command, 0, sizeof *command);
+    if (!s_take (reader, '{'))
+        return false;
+    unsigned present = 0;
+    int64_t amount = 0;
+    do {
+        const char *name;
+        size_t bytes;
+        if (!s_read_string (reader, &name, &bytes))
+            return false;
+        unsigned bit = s_field_bit_of (name, bytes);
+        if (!bit || (present & bit) || !s_take (reader, ':') ||
+            !s_read_member (reader, bit, command, &amount))
+            return false;
+        present |= bit;
+    } while (s_take (reader, ','));
+    if (!s_take (reader, '}'))
+        return false;
+    if (shape == COMMAND_SHAPE_ANY)
+        shape = s_shape_of (present);
+    unsigned required = shape == COMMAND_SHAPE_TRANSFER
+                            ? FIELD_AMOUNT | FIELD_FROM | FIELD_TO
+                            : FIELD_AMOUNT | FIELD_ACCOUNT;
+    unsigned allowed = required | FIELD_REFERENCE | FIELD_ID;
+    if (shape == COMMAND_SHAPE_ANY || (present & required) != required ||
+        (present & ~allowed))
+        return false;
+    if (shape == COMMAND_SHAPE_TRANSFER) {
+        if (amount < 0 || streq (command->from, command->to))
+            return false;
+        command->kind = COMMAND_TRANSFER;
+    } else
+        command->kind = amount > 0 ? COMMAND_DEPOSIT : COMMAND_WITHDRAW;
+    command->amount = amount > 0 ? amount : -amount;
+    return true;
+}
+
+//  The commands array of a batch into *commands_p, grown as it fills.
+static bool s_read_list (reader_t *reader, command_t **commands_p, size_t *count_p)
+{
+    if (!s_take (reader, '['))
+        return false;
+    //  The shortest command, {"account":"a","amount":1}, and a comma take
+    //  27 bytes: a first guess that rarely grows and never much over.
+    size_t capacity = (size_t)(reader->end - reader->p) / 27 + 1;
+    if (capacity > COMMANDS_BATCH_MAX)
+        capacity = COMMANDS_BATCH_MAX;
+    command_t *commands = malloc (capacity * sizeof *commands);
+    assert (commands);
+    *commands_p = commands; // the caller's to free, whatever happens next
+    size_t count = 0;
+    do {
+        if (count == capacity) {
+            if (capacity == COMMANDS_BATCH_MAX)
+                return false; // too many: the cJSON path says so
+            capacity =
+                capacity * 2 > COMMANDS_BATCH_MAX ? COMMANDS_BATCH_MAX : capacity * 2;
+            commands = realloc (commands, capacity * sizeof *commands);
+            assert (commands);
+            *commands_p = commands;
+        }
+        if (!s_read_command (reader, COMMAND_SHAPE_ANY, &commands[count]))
+            return false; // also an empty list
+        count++;
+    } while (s_take (reader, ','));
+    *count_p = count;
+    return s_take (reader, ']');
+}
+
+//  {"commands":[...], "id"?}
+static bool s_read_batch (reader_t *reader, command_t **commands_p, size_t *count_p,
+                          char *key)
+{
+    if (!s_take (reader, '{'))
+        return false;
+    bool has_list = false, has_key = false;
+    do {
+        const char *name;
+        size_t bytes;
+        if (!s_read_string (reader, &name, &bytes) || !s_take (reader, ':'))
+            return false;
+        if (bytes == 8 && memcmp (name, "commands", 8) == 0 && !has_list) {
+            has_list = true;
+            if (!s_read_list (reader, commands_p, count_p))
+                return false;
+        } else if (bytes == 2 && memcmp (name, "id", 2) == 0 && !has_key) {
+            has_key = true;
+            if (!s_read_id (reader, key))
+                return false;
+        } else
+            return false;
+    } while (s_take (reader, ','));
+    return has_list && s_take (reader, '}');
+}
+
+int commands_read (const char *body, size_t bytes, command_shape_t shape, bool batch,
+                   command_t **commands_p, size_t *count_p, char *key)
+{
+    s_string_bytes_init ();
+    reader_t reader = {body, body + bytes};
+    command_t *commands = NULL;
+    size_t count = 0;
+    *key = '\0';
+    bool read;
+    if (batch)
+        read = s_read_batch (&reader, &commands, &count, key);
+    else {
+        commands = malloc (sizeof *commands);
+        assert (commands);
+        count = 1;
+        read = s_read_command (&reader, shape, commands);
+    }
+    s_skip_space (&reader);
+    if (!read || reader.p != reader.end) {
+        free (commands);
+        *key = '\0';
+        return -1;
+    }
+    *commands_p = commands;
+    *count_p = count;
+    return 0;
+}

@@ -59,6 +59,24 @@ void commands_annotate_numbers (cJSON *root, const char *text, size_t bytes);
 int commands_parse (const cJSON *json, command_shape_t shape, const char *prefix,
                     command_t *command, cJSON **errors_p);
 
+//  {"commands":[...], "id"?} as a POST /batch body: every command checked
+//  with "commands[i]." prefixes, the batch's "id" into key (a buffer of
+//  EVENT_ID_BYTES_MAX + 1; "" when none). *commands_p (count_p of them)
+//  is the caller's to free, also on failure. Returns 0 or -1 (reported).
+int commands_parse_batch (const cJSON *json, command_t **commands_p, size_t *count_p,
+                          char *key, cJSON **errors_p);
+
+//  The fast path for a whole request body, without cJSON: accepts only a
+//  body that plainly validates (standard whitespace, no escapes, no
+//  duplicate or unknown members, integer amounts without fraction or
+//  exponent, ...) and then gives exactly what the cJSON path (parse,
+//  commands_annotate_numbers, commands_parse or commands_parse_batch)
+//  gives: *commands_p (the caller's to free), *count_p and, for a batch,
+//  key. Returns 0, or -1 with nothing allocated when the body must go the
+//  cJSON path, which then decides and names every fault.
+int commands_read (const char *body, size_t bytes, command_shape_t shape, bool batch,
+                   command_t **commands_p, size_t *count_p, char *key);
+
 //  A fingerprint of what the commands ask for (not of their JSON
 //  spelling), so a retry with the same request matches. Writes
 //  COMMANDS_FINGERPRINT_BYTES hex digits plus a NUL.

@@ -15,7 +15,11 @@
       field named under the prefix;
     - a validated command, made into the proposed event transaction sends,
       is accepted by the stream's event_parse_proposed;
-    - commands_fingerprint is 40 hex digits and the same for the same input.
+    - commands_fingerprint is 40 hex digits and the same for the same input;
+    - the fast path (commands_read), for each shape and as a batch, either
+      declines or gives exactly what the cJSON path gives (parse as above,
+      no \u0000, commands_parse or commands_parse_batch): the body
+      validates there too, with the same commands, count and batch id.
 */
 #include "fuzz_common.h"
 
@@ -209,6 +213,65 @@ static void s_check_batch (const cJSON *root)
     cJSON_Delete (errors);
 }
 
+static void s_check_same_command (const command_t *fast, const command_t *reference,
+                                  size_t index)
+{
+    fuzz_check (fast->kind == reference->kind && fast->amount == reference->amount,
+                "command %zu: kind %d amount %lld, cJSON path: kind %d amount %lld",
+                index, fast->kind, (long long)fast->amount, reference->kind,
+                (long long)reference->amount);
+    const struct {
+        const char *name, *fast, *reference;
+    } fields[] = {{"account", fast->account, reference->account},
+                  {"from", fast->from, reference->from},
+                  {"to", fast->to, reference->to},
+                  {"id", fast->id, reference->id},
+                  {"reference", fast->reference, reference->reference}};
+    for (size_t field = 0; field < sizeof fields / sizeof fields[0]; field++)
+        fuzz_check (strcmp (fields[field].fast, fields[field].reference) == 0,
+                    "command %zu: %s '%s', cJSON path '%s'", index, fields[field].name,
+                    fields[field].fast, fields[field].reference);
+}
+
+//  commands_read declines, or agrees with the cJSON path (root: the
+//  annotated tree of body, NULL when cJSON refused it).
+static void s_check_fast_path (const char *body, size_t size, const cJSON *root,
+                               command_shape_t shape, bool batch)
+{
+    command_t *fast = NULL;
+    size_t count = 0;
+    char key[EVENT_ID_BYTES_MAX + 1] = "unset";
+    if (commands_read (body, size, shape, batch, &fast, &count, key) != 0) {
+        fuzz_check (fast == NULL && *key == '\0', "declined, yet commands or key set");
+        return;
+    }
+    fuzz_check (root, "the fast path accepts a body cJSON refuses");
+    fuzz_check (!memmem (body, size, "\\u0000", 6), "the fast path accepts \\u0000");
+    command_t *reference = NULL;
+    size_t reference_count = 1;
+    char reference_key[EVENT_ID_BYTES_MAX + 1] = "";
+    cJSON *errors = NULL;
+    int rc;
+    if (batch)
+        rc = commands_parse_batch (root, &reference, &reference_count, reference_key,
+                                   &errors);
+    else {
+        reference = calloc (1, sizeof *reference);
+        fuzz_check (reference, "out of memory");
+        rc = commands_parse (root, shape, "", reference, &errors);
+    }
+    fuzz_check (rc == 0 && errors == NULL, "the fast path accepts what cJSON's refuses");
+    fuzz_check (count == reference_count, "%zu commands, cJSON path %zu", count,
+                reference_count);
+    fuzz_check (strcmp (key, reference_key) == 0, "batch id '%s', cJSON path '%s'", key,
+                reference_key);
+    for (size_t index = 0; index < count; index++)
+        s_check_same_command (&fast[index], &reference[index], index);
+    cJSON_Delete (errors);
+    free (reference);
+    free (fast);
+}
+
 //  Every number below the root reads back from its text as cJSON read it.
 //  (A root number may run past the 63 characters cJSON reads.)
 static void s_check_annotated (const cJSON *item)
@@ -249,8 +312,11 @@ int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
         s_parse_one (root, COMMAND_SHAPE_ANY, "", &command, &errors);
         cJSON_Delete (errors);
         s_check_batch (root);
-        cJSON_Delete (root);
     }
+    s_check_fast_path (body, size, root, COMMAND_SHAPE_TRANSACTION, false);
+    s_check_fast_path (body, size, root, COMMAND_SHAPE_TRANSFER, false);
+    s_check_fast_path (body, size, root, COMMAND_SHAPE_ANY, true);
+    cJSON_Delete (root);
     free (body);
     return 0;
 }

@@ -576,6 +576,42 @@ def test_a_batch_over_many_accounts_holds_each_account_apart():
     ledger.stop()
 
 
+def test_a_body_spelled_plainly_or_with_escapes_is_the_same_request():
+    # Plain bodies take transaction's fast reader, spellings with escapes or
+    # unusual whitespace take cJSON: both must read the same commands, so a
+    # retry by key in the other spelling replays instead of being refused.
+    ledger = Ledger(accounting=False)
+    json_type = {"Content-Type": "application/json"}
+    cases = [
+        ("/transactions", b'{"account":"sp-a","amount":900,"reference":"r\xc3\xa9f"}',
+         b'{"acc\\u006funt" : "sp-a",\f"amount":900,"reference":"r\\u00e9f"}'),
+        ("/transfers", b'{"from":"sp-a","to":"sp-b","amount":100}',
+         b'{"from":"sp\\u002da","to":"sp-b","amount":100}'),
+        ("/batch", b'{"commands":[{"account":"sp-b","amount":-40},'
+                   b'{"from":"sp-a","to":"sp-b","amount":1,"id":"sp-x"}],"id":"sp-k"}',
+         b'{"commands":[{"account":"sp-b","amount":-40},'
+         b'{"from":"sp-a","to":"sp-b","amount":1,"id":"sp\\u002dx"}],"id":"sp-k"}'),
+    ]
+    for n, (path, plain, escaped) in enumerate(cases):
+        key = {"Idempotency-Key": "sp-k"} if path == "/batch" else {"Idempotency-Key": f"sp-{n}"}
+        status, _, first = request("POST", ledger.tx.url + path, plain, {**json_type, **key},
+                                   timeout=HTTP_TIMEOUT_S)
+        assert status == 201, (path, first)
+        status, headers, again = request("POST", ledger.tx.url + path, escaped,
+                                         {**json_type, **key}, timeout=HTTP_TIMEOUT_S)
+        assert status == 201 and again == first, (path, again)
+        assert headers["idempotent-replayed"] == "true", path
+    status, _, data = request("POST", ledger.tx.url + "/transactions",
+                              b'{"account":"sp-a","amount":901,"reference":"r\\u00e9f"}',
+                              {**json_type, "Idempotency-Key": "sp-0"}, timeout=HTTP_TIMEOUT_S)
+    assert status == 422, data
+    events = ledger.events()
+    assert len(events) == 4
+    assert events[0]["meta"]["reference"] == "r\u00e9f"
+    assert [ev["id"] for ev in events[2:]] == ["sp-k:0", "sp-x"]
+    ledger.stop()
+
+
 if __name__ == "__main__":
     harness.run_tests([
         test_deposit_withdraw_transfer_and_batch_answer_with_the_stored_events,
@@ -592,4 +628,5 @@ if __name__ == "__main__":
         test_a_batch_over_many_accounts_holds_each_account_apart,
         test_balances_beyond_2_53_are_exact,
         test_generated_ids_are_distinct_version_4_uuids,
+        test_a_body_spelled_plainly_or_with_escapes_is_the_same_request,
     ])
