@@ -402,33 +402,47 @@ static void s_put_int (writer_t *w, int64_t value)
     s_put (w, p, (size_t)(digits + sizeof digits - p));
 }
 
-//  Minimal escaping: \" \\ the short control escapes, other controls as \u00xx.
-//  Bytes copied as they are: one table load per byte in the hot loop.
-static bool s_plain[256];
-static bool s_plain_ready;
+//  Eight bytes at a time (SWAR): whether a word holds a byte that a JSON
+//  string cannot carry as it is (a quote, a backslash, a control byte).
+//  Exact as a yes/no; which byte it is, is found byte by byte after.
+#define SWAR_ONES  0x0101010101010101ULL
+#define SWAR_HIGHS 0x8080808080808080ULL
 
-static void s_plain_init (void)
+static bool s_word_has_special (uint64_t word)
 {
-    if (s_plain_ready)
-        return;
-    for (int byte = 0x20; byte < 256; byte++)
-        s_plain[byte] = byte != '"' && byte != '\\';
-    s_plain_ready = true;
+    uint64_t quotes = word ^ (SWAR_ONES * '"');
+    uint64_t backslashes = word ^ (SWAR_ONES * '\\');
+    uint64_t special = ((word - SWAR_ONES * 0x20) & ~word) |
+                       ((quotes - SWAR_ONES) & ~quotes) |
+                       ((backslashes - SWAR_ONES) & ~backslashes);
+    return (special & SWAR_HIGHS) != 0;
 }
 
+static uint64_t s_word (const char *text)
+{
+    uint64_t word;
+    memcpy (&word, text, sizeof word);
+    return word;
+}
+
+//  Minimal escaping: \" \\ the short control escapes, other controls as \u00xx.
+//  Bytes copied as they are, in runs found a word at a time.
 static void s_put_string (writer_t *w, const char *text)
 {
     static const char hex[] = "0123456789abcdef";
+    const char *end = text + strlen (text);
     s_put_lit (w, "\"");
     const char *run = text;
     for (const char *c = text;; c++) {
-        while (s_plain[(unsigned char)*c])
+        while (end - c >= 8 && !s_word_has_special (s_word (c)))
+            c += 8;
+        while (c < end && (unsigned char)*c >= 0x20 && *c != '"' && *c != '\\')
             c++;
-        unsigned char byte = (unsigned char)*c;
         s_put (w, run, (size_t)(c - run));
         run = c + 1;
-        if (byte == 0)
+        if (c == end)
             break;
+        unsigned char byte = (unsigned char)*c;
         char escape[6] = {'\\', 0, 0, 0, 0, 0};
         size_t escape_bytes = 2;
         switch (byte) {
@@ -507,7 +521,6 @@ static size_t s_finish (writer_t *w, char *buffer)
 size_t event_format_stored (const event_t *self, char *buffer, size_t buffer_size)
 {
     assert (self && buffer);
-    s_plain_init ();
     if (buffer_size == 0 || self->type == EVENT_TYPE_UNKNOWN)
         return 0;
     writer_t w = {buffer, buffer + buffer_size - 1, false};
@@ -537,7 +550,6 @@ size_t event_format_stored (const event_t *self, char *buffer, size_t buffer_siz
 size_t event_format_proposed (const event_t *self, char *buffer, size_t buffer_size)
 {
     assert (self && buffer);
-    s_plain_init ();
     if (buffer_size == 0 || self->type == EVENT_TYPE_UNKNOWN)
         return 0;
     writer_t w = {buffer, buffer + buffer_size - 1, false};
@@ -1049,68 +1061,91 @@ static int s_hex_digit (char c)
     return -1;
 }
 
-//  One canonically escaped meta value and its closing quote.
+//  The byte a canonical escape after a backslash stands for, moving p
+//  past it; -1 for anything event_format_* would not have written.
+static int s_fast_escape (const char **p_p, const char *end)
+{
+    const char *p = *p_p;
+    if (p == end)
+        return -1;
+    int byte;
+    switch (*p++) {
+    case '"':
+        byte = '"';
+        break;
+    case '\\':
+        byte = '\\';
+        break;
+    case 'n':
+        byte = '\n';
+        break;
+    case 'r':
+        byte = '\r';
+        break;
+    case 't':
+        byte = '\t';
+        break;
+    case 'b':
+        byte = '\b';
+        break;
+    case 'f':
+        byte = '\f';
+        break;
+    case 'u': {
+        if (end - p < 4 || p[0] != '0' || p[1] != '0')
+            return -1;
+        int hi = s_hex_digit (p[2]), lo = s_hex_digit (p[3]);
+        if (hi < 0 || lo < 0)
+            return -1;
+        byte = hi * 16 + lo;
+        p += 4;
+        //  Only controls without a short escape are written so.
+        if (byte == 0 || byte >= 0x20 || byte == '\n' || byte == '\r' || byte == '\t' ||
+            byte == '\b' || byte == '\f')
+            return -1;
+        break;
+    }
+    default:
+        return -1;
+    }
+    *p_p = p;
+    return byte;
+}
+
+//  One canonically escaped meta value and its closing quote. Runs of
+//  plain bytes are found a word at a time and copied at once.
 static bool s_fast_string (cursor_t *c, char *out)
 {
     const char *p = c->p;
     size_t bytes = 0;
-    bool high = false;
-    while (p < c->end && *p != '"') {
-        unsigned char byte = (unsigned char)*p++;
-        if (byte < 0x20)
-            return false;
-        if (byte == '\\') {
-            if (p == c->end)
-                return false;
-            switch (*p++) {
-            case '"':
-                byte = '"';
-                break;
-            case '\\':
-                byte = '\\';
-                break;
-            case 'n':
-                byte = '\n';
-                break;
-            case 'r':
-                byte = '\r';
-                break;
-            case 't':
-                byte = '\t';
-                break;
-            case 'b':
-                byte = '\b';
-                break;
-            case 'f':
-                byte = '\f';
-                break;
-            case 'u': {
-                if (c->end - p < 4 || p[0] != '0' || p[1] != '0')
-                    return false;
-                int hi = s_hex_digit (p[2]), lo = s_hex_digit (p[3]);
-                if (hi < 0 || lo < 0)
-                    return false;
-                byte = (unsigned char)(hi * 16 + lo);
-                p += 4;
-                //  Only controls without a short escape are written so.
-                if (byte == 0 || byte >= 0x20 || byte == '\n' || byte == '\r' ||
-                    byte == '\t' || byte == '\b' || byte == '\f')
-                    return false;
-                break;
-            }
-            default:
-                return false;
-            }
+    uint64_t seen = 0; // every plain byte ORed in: its high bits tell non-ASCII
+    for (;;) {
+        const char *run = p;
+        while (c->end - p >= 8 && !s_word_has_special (s_word (p))) {
+            seen |= s_word (p);
+            p += 8;
         }
-        if (bytes == EVENT_META_VALUE_BYTES_MAX)
+        while (p < c->end && (unsigned char)*p >= 0x20 && *p != '"' && *p != '\\')
+            seen |= (unsigned char)*p++;
+        size_t run_bytes = (size_t)(p - run);
+        if (run_bytes > EVENT_META_VALUE_BYTES_MAX - bytes)
             return false;
-        high |= byte >= 0x80;
-        out[bytes++] = (char)byte;
+        memcpy (out + bytes, run, run_bytes);
+        bytes += run_bytes;
+        if (p == c->end || (unsigned char)*p < 0x20)
+            return false;
+        if (*p == '"')
+            break;
+        p++; // the backslash
+        int byte = s_fast_escape (&p, c->end);
+        if (byte < 0 || bytes == EVENT_META_VALUE_BYTES_MAX)
+            return false;
+        out[bytes++] = (char)byte; // escapes stand for ASCII only
     }
-    if (p == c->end || bytes == 0)
+    if (bytes == 0)
         return false;
     out[bytes] = '\0';
-    if (high && !event_text_is_utf8 (out, bytes))
+    if ((seen & SWAR_HIGHS) && !event_text_is_utf8 (out, bytes))
         return false;
     c->p = p + 1;
     return true;

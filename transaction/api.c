@@ -366,7 +366,11 @@ static size_t s_hold (request_t *request, const char *account)
     if (index < request->hold_count)
         return index;
     if (request->hold_count == request->hold_capacity) {
+        //  A batch's commands mostly touch accounts of their own: room
+        //  for one per command at once, rather than a copy per doubling.
         size_t capacity = request->hold_capacity * 2;
+        if (capacity < request->count)
+            capacity = request->count;
         hold_t *holds = request->holds == request->holds_inline
                             ? malloc (capacity * sizeof *holds)
                             : realloc (request->holds, capacity * sizeof *holds);
@@ -496,23 +500,26 @@ static void s_expect (request_t *request, event_t *event, const char *account)
     expect->version = hold->expect;
 }
 
+//  The proposed event of command into event, which s_send prepared once
+//  per attempt (event_init and the request's meta): only what differs
+//  between commands is written.
 static void s_event_from_command (request_t *request, const command_t *command,
                                   event_t *event)
 {
-    event_init (event);
     s_copy (event->id, sizeof event->id, command->id);
     event->amount = command->amount;
     s_copy (event->reference, sizeof event->reference, command->reference);
-    s_copy (event->request_id, sizeof event->request_id, request->request_id);
-    s_copy (event->correlation_id, sizeof event->correlation_id, request->correlation_id);
+    event->expect_count = 0;
     if (command->kind == COMMAND_TRANSFER) {
         event->type = EVENT_TRANSFERRED;
+        event->account[0] = '\0';
         s_copy (event->from, sizeof event->from, command->from);
         s_copy (event->to, sizeof event->to, command->to);
         s_expect (request, event, command->from);
     } else {
         event->type =
             command->kind == COMMAND_DEPOSIT ? EVENT_DEPOSITED : EVENT_WITHDRAWN;
+        event->from[0] = event->to[0] = '\0';
         s_copy (event->account, sizeof event->account, command->account);
         if (command->kind == COMMAND_WITHDRAW)
             s_expect (request, event, command->account);
@@ -540,6 +547,9 @@ static int s_send (request_t *request)
     if (rc >= 0)
         rc = zmq_send (socket, request->attempt, strlen (request->attempt), ZMQ_SNDMORE);
     event_t event;
+    event_init (&event);
+    s_copy (event.request_id, sizeof event.request_id, request->request_id);
+    s_copy (event.correlation_id, sizeof event.correlation_id, request->correlation_id);
     char line[EVENT_LINE_BYTES_MAX];
     for (size_t index = 0; index < request->count && rc >= 0; index++) {
         s_event_from_command (request, &request->commands[index], &event);

@@ -625,6 +625,50 @@ static void test_proposed_expect_rules_hold_on_the_fast_path (void)
 }
 
 //  The hand-written formatter against gmtime_r and snprintf.
+//  Strings are scanned a word at a time: every byte, at every offset of a
+//  string longer than two words, escapes as it would one byte at a time,
+//  and the canonical fast path reads it back (refusing lone high bytes,
+//  which are not UTF-8).
+static void test_every_byte_at_every_offset_escapes_and_reads_back (void)
+{
+    for (int byte = 1; byte < 256; byte++)
+        for (size_t offset = 0; offset < 17; offset++) {
+            char text[18];
+            memset (text, 'a', 17);
+            text[17] = '\0';
+            text[offset] = (char)byte;
+            char expected[32] = "\"";
+            size_t bytes = 1;
+            for (size_t at = 0; at < 17; at++) {
+                unsigned char c = (unsigned char)text[at];
+                const char *escape = c == '"'    ? "\\\""
+                                     : c == '\\' ? "\\\\"
+                                     : c == '\n' ? "\\n"
+                                     : c == '\r' ? "\\r"
+                                     : c == '\t' ? "\\t"
+                                     : c == '\b' ? "\\b"
+                                     : c == '\f' ? "\\f"
+                                                 : NULL;
+                if (escape)
+                    bytes += (size_t)sprintf (expected + bytes, "%s", escape);
+                else if (c < 0x20)
+                    bytes += (size_t)sprintf (expected + bytes, "\\u%04x", c);
+                else
+                    expected[bytes++] = (char)c;
+            }
+            expected[bytes++] = '"';
+            char line[64];
+            writer_t w = {line, line + sizeof line - 1, false};
+            s_put_string (&w, text);
+            CHECK (s_finish (&w, line) == bytes && memcmp (line, expected, bytes) == 0);
+            char read[EVENT_META_VALUE_BYTES_MAX + 1];
+            cursor_t c = {line + 1, line + bytes};
+            bool accepted = s_fast_string (&c, read);
+            CHECK (accepted == (byte < 0x80));
+            CHECK (!accepted || (strcmp (read, text) == 0 && c.p == line + bytes));
+        }
+}
+
 static void test_ts_format_equals_gmtime (void)
 {
     srand (99);
@@ -808,6 +852,7 @@ int main (void)
     RUN (test_proposed_fast_path_equals_reference_on_random_events);
     RUN (test_proposed_fast_path_never_accepts_more_than_reference);
     RUN (test_proposed_expect_rules_hold_on_the_fast_path);
+    RUN (test_every_byte_at_every_offset_escapes_and_reads_back);
     RUN (test_ts_format_equals_gmtime);
     RUN (test_ts_minute_cache_judges_each_line_afresh);
     RUN (test_print_parse_rates);
