@@ -2,6 +2,11 @@
     the table never fills with tombstones; a slot holds a seq (0 = empty)
     and the seq's id hash lives in the ring, which is also how an entry
     finds its home slot when it has to move.
+
+    A slot also keeps the top bits of its id's hash above the seq, so a
+    lookup passes over the other entries of a probe run without reading
+    the ring: the table and the ring are tens of MiB, and each ring read
+    was a cache miss per probe.
 */
 #include "dedupe.h"
 
@@ -9,8 +14,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+//  A slot is tag << DEDUPE_SEQ_BITS | seq. 2^48 events would take a log
+//  of petabytes, past what a file system holds (ext4: 16 TiB per file),
+//  so a seq never reaches the tag.
+#define DEDUPE_SEQ_BITS 48
+#define DEDUPE_SEQ_MASK ((1ULL << DEDUPE_SEQ_BITS) - 1)
+
 struct dedupe {
-    int64_t *slots;   // seqs; 0 = empty; at most half full
+    uint64_t *slots;  // tag | seq; 0 = empty; at most half full
     size_t slot_mask; // slot count - 1 (a power of two)
     uint64_t *ring;   // id hash of seq s at ring[s % ring_size]
     size_t ring_size; // window + slack: every seq in the table has its hash here
@@ -51,7 +62,7 @@ dedupe_t *dedupe_new (size_t window, size_t slack, dedupe_confirm_fn *confirm, v
     while (slot_count < 2 * self->ring_size)
         slot_count *= 2;
     self->slot_mask = slot_count - 1;
-    self->slots = calloc (slot_count, sizeof (int64_t));
+    self->slots = calloc (slot_count, sizeof (uint64_t));
     self->ring = calloc (self->ring_size, sizeof (uint64_t));
     if (!self->slots || !self->ring) {
         dedupe_destroy (&self);
@@ -80,12 +91,25 @@ static uint64_t s_hash_of (dedupe_t *self, int64_t seq)
     return self->ring[(uint64_t)seq % self->ring_size];
 }
 
+static uint64_t s_tag (uint64_t hash)
+{
+    return hash & ~DEDUPE_SEQ_MASK;
+}
+
+static int64_t s_seq (uint64_t slot)
+{
+    return (int64_t)(slot & DEDUPE_SEQ_MASK);
+}
+
 int64_t dedupe_find (dedupe_t *self, const char *id)
 {
     uint64_t hash = s_hash (id);
+    uint64_t tag = s_tag (hash);
     for (size_t i = hash & self->slot_mask; self->slots[i];
          i = (i + 1) & self->slot_mask) {
-        int64_t seq = self->slots[i];
+        if (s_tag (self->slots[i]) != tag)
+            continue;
+        int64_t seq = s_seq (self->slots[i]);
         if (s_hash_of (self, seq) == hash && self->confirm (self->arg, seq, id))
             return seq;
     }
@@ -96,19 +120,20 @@ void dedupe_add (dedupe_t *self, const char *id, int64_t seq)
 {
     assert (seq == self->last_seq + 1);
     assert ((size_t)(seq - self->settled_seq) <= self->slack);
+    assert ((uint64_t)seq <= DEDUPE_SEQ_MASK);
     uint64_t hash = s_hash (id);
     self->ring[(uint64_t)seq % self->ring_size] = hash;
     size_t i = hash & self->slot_mask;
     while (self->slots[i])
         i = (i + 1) & self->slot_mask;
-    self->slots[i] = seq;
+    self->slots[i] = s_tag (hash) | (uint64_t)seq;
     self->last_seq = seq;
 }
 
 static size_t s_slot_of (dedupe_t *self, int64_t seq)
 {
     size_t i = s_hash_of (self, seq) & self->slot_mask;
-    while (self->slots[i] != seq) {
+    while (s_seq (self->slots[i]) != seq) {
         assert (self->slots[i]);
         i = (i + 1) & self->slot_mask;
     }
@@ -134,7 +159,7 @@ static void s_remove (dedupe_t *self, int64_t seq)
         i = (i + 1) & self->slot_mask;
         if (!self->slots[i])
             return;
-        size_t home = s_hash_of (self, self->slots[i]) & self->slot_mask;
+        size_t home = s_hash_of (self, s_seq (self->slots[i])) & self->slot_mask;
         bool stays = hole <= i ? (hole < home && home <= i) : (hole < home || home <= i);
         if (!stays) {
             self->slots[hole] = self->slots[i];
@@ -153,6 +178,6 @@ void dedupe_settle (dedupe_t *self)
 
 size_t dedupe_bytes (dedupe_t *self)
 {
-    return sizeof (dedupe_t) + (self->slot_mask + 1) * sizeof (int64_t) +
+    return sizeof (dedupe_t) + (self->slot_mask + 1) * sizeof (uint64_t) +
            self->ring_size * sizeof (uint64_t);
 }

@@ -570,15 +570,47 @@ static void s_send_frame (void *publish, const void *data, size_t bytes, bool mo
     zmq_send (publish, data, bytes, more ? ZMQ_SNDMORE : 0);
 }
 
+//  Copies text (without its NUL) to cursor; returns the end.
+static char *s_put_text (char *cursor, const char *text)
+{
+    size_t bytes = strlen (text);
+    memcpy (cursor, text, bytes);
+    return cursor + bytes;
+}
+
+//  Writes seq (>= 1) in decimal at cursor; returns the end.
+static char *s_put_seq (char *cursor, int64_t seq)
+{
+    assert (seq >= 1);
+    char digits[20]; // INT64_MAX has 19
+    size_t count = 0;
+    for (uint64_t rest = (uint64_t)seq; rest; rest /= 10)
+        digits[count++] = (char)('0' + rest % 10);
+    while (count)
+        *cursor++ = digits[--count];
+    return cursor;
+}
+
+//  {"status":"ok","first_seq":17,"last_seq":18} (or "duplicate"), printed
+//  by hand: snprintf was a third of what publishing costs per request.
+static void s_format_seqs (burst_request_t *request, char *text)
+{
+    char *cursor = s_put_text (text, "{\"status\":\"");
+    cursor = s_put_text (cursor, request->status == STATUS_OK ? "ok" : "duplicate");
+    cursor = s_put_text (cursor, "\",\"first_seq\":");
+    cursor = s_put_seq (cursor, request->first_seq);
+    cursor = s_put_text (cursor, ",\"last_seq\":");
+    cursor = s_put_seq (cursor, request->last_seq);
+    *cursor++ = '}';
+    *cursor = '\0';
+}
+
 static void s_publish_result (ingest_t *self, burst_request_t *request)
 {
     char text[INGEST_ERROR_BYTES_MAX];
     const char *result = request->result;
     if (request->status == STATUS_OK || request->status == STATUS_DUPLICATE) {
-        snprintf (text, sizeof text,
-                  "{\"status\":\"%s\",\"first_seq\":%lld,\"last_seq\":%lld}",
-                  request->status == STATUS_OK ? "ok" : "duplicate",
-                  (long long)request->first_seq, (long long)request->last_seq);
+        s_format_seqs (request, text);
         result = text;
     } else if (request->status == STATUS_UNAVAILABLE) {
         snprintf (text, sizeof text,
