@@ -60,7 +60,9 @@
 #define HTTP_RUN_ROUNDS_MAX              64 // MHD_run calls per wake-up while work is pending
 #define HTTP_PARAM_INLINE_BYTES          256 // decoded {name} values; longer ones take a malloc
 #define HTTP_RESPONSE_HEADERS_MAX        8    // http_request_add_header per request
-#define HTTP_BODY_BYTES_INITIAL          1024 // first body buffer, doubled as it fills
+//  Bodies up to this size stay in the request context (a command is ~100
+//  bytes); larger ones move to a heap buffer that doubles as it fills.
+#define HTTP_BODY_INLINE_BYTES           512
 #define HTTP_ALLOW_BYTES_MAX             128  // "GET, POST, ..." for a 405
 #define HTTP_PROBLEM_TYPE_BASE           "https://ledger.example/problems/"
 #define HTTP_PROBLEM_SLUG_BYTES_MAX      64
@@ -104,7 +106,7 @@ struct http_request {
     bool suspended;        // MHD_suspend_connection called, not yet resumed
     bool was_suspended;    // answer is queued by the call after the resume
     bool body_discarding;  // over body_bytes_max: read and drop the rest
-    char *body;
+    char *body; // NULL, body_inline or a malloc; NUL-terminated
     size_t body_bytes;
     size_t body_capacity;
     struct MHD_Response *response;
@@ -121,7 +123,18 @@ struct http_request {
     //  Buffers last: s_request_new zeroes only the fields above them.
     char request_id[HTTP_REQUEST_ID_BYTES_MAX + 1];
     char param_inline[HTTP_PARAM_INLINE_BYTES];
+    char body_inline[HTTP_BODY_INLINE_BYTES];
 };
+
+//  The request headers this module reads itself, found in one pass over
+//  MHD's list (a lookup each walks the list with strcasecmp). The first
+//  of repeated headers counts, as with MHD_lookup_connection_value.
+typedef struct {
+    const char *request_id;
+    const char *content_length;
+    const char *transfer_encoding;
+    const char *content_type;
+} known_headers_t;
 
 static void s_run (http_server_t *self);
 
@@ -290,6 +303,31 @@ static void s_generate_request_id (http_server_t *server, char *buffer)
     *cursor = '\0';
 }
 
+static bool s_name_is (const char *key, size_t key_bytes, const char *name)
+{
+    size_t name_bytes = strlen (name);
+    return key_bytes == name_bytes && strncasecmp (key, name, name_bytes) == 0;
+}
+
+static enum MHD_Result s_on_header (void *cls, enum MHD_ValueKind kind, const char *key,
+                                    size_t key_bytes, const char *value,
+                                    size_t value_bytes)
+{
+    known_headers_t *known = (known_headers_t *)cls;
+    const char **found = NULL;
+    if (s_name_is (key, key_bytes, "X-Request-Id"))
+        found = &known->request_id;
+    else if (s_name_is (key, key_bytes, MHD_HTTP_HEADER_CONTENT_LENGTH))
+        found = &known->content_length;
+    else if (s_name_is (key, key_bytes, MHD_HTTP_HEADER_TRANSFER_ENCODING))
+        found = &known->transfer_encoding;
+    else if (s_name_is (key, key_bytes, MHD_HTTP_HEADER_CONTENT_TYPE))
+        found = &known->content_type;
+    if (found && !*found)
+        *found = value;
+    return MHD_YES;
+}
+
 static bool s_content_type_is_json (const char *content_type)
 {
     static const char json[] = "application/json";
@@ -301,19 +339,15 @@ static bool s_content_type_is_json (const char *content_type)
 
 //  Checks what the headers tell about the body: Content-Type (415) and a
 //  declared Content-Length over the route's limit (413).
-static void s_check_body_headers (http_request_t *request)
+static void s_check_body_headers (http_request_t *request, const known_headers_t *known)
 {
-    const char *length_text =
-        http_request_header (request, MHD_HTTP_HEADER_CONTENT_LENGTH);
-    const char *encoding =
-        http_request_header (request, MHD_HTTP_HEADER_TRANSFER_ENCODING);
+    const char *length_text = known->content_length;
     unsigned long long length = length_text ? strtoull (length_text, NULL, 10) : 0;
-    bool has_body = length > 0 || encoding != NULL;
+    bool has_body = length > 0 || known->transfer_encoding != NULL;
     if (!has_body)
         return;
     size_t max = request->route->body_bytes_max;
-    if (max > 0 &&
-        !s_content_type_is_json (http_request_header (request, "Content-Type")))
+    if (max > 0 && !s_content_type_is_json (known->content_type))
         request->early_status = MHD_HTTP_UNSUPPORTED_MEDIA_TYPE;
     else if (length > max)
         request->early_status = MHD_HTTP_CONTENT_TOO_LARGE;
@@ -334,14 +368,15 @@ static http_request_t *s_request_new (http_server_t *server,
     self->method = method;
     self->path = url;
     self->param_text = self->param_inline;
-    const char *client_id = http_request_header (self, "X-Request-Id");
-    if (client_id && s_request_id_is_valid (client_id))
-        snprintf (self->request_id, sizeof self->request_id, "%s", client_id);
+    known_headers_t known = {NULL, NULL, NULL, NULL};
+    MHD_get_connection_values_n (connection, MHD_HEADER_KIND, s_on_header, &known);
+    if (known.request_id && s_request_id_is_valid (known.request_id))
+        snprintf (self->request_id, sizeof self->request_id, "%s", known.request_id);
     else
         s_generate_request_id (server, self->request_id);
     s_route (self);
     if (!self->early_status)
-        s_check_body_headers (self);
+        s_check_body_headers (self, &known);
     self->body_discarding = self->early_status != 0;
     return self;
 }
@@ -359,9 +394,27 @@ static void s_request_destroy (http_request_t **self_p)
     }
     if (self->param_text != self->param_inline)
         free (self->param_text);
-    free (self->body);
+    if (self->body != self->body_inline)
+        free (self->body);
     free (self);
     *self_p = NULL;
+}
+
+//  Moves the body to a heap buffer of at least needed bytes (doubling).
+static int s_body_grow (http_request_t *self, size_t needed)
+{
+    size_t capacity = self->body_capacity;
+    while (capacity < needed)
+        capacity *= 2;
+    bool inline_body = self->body == self->body_inline;
+    char *body = (char *)realloc (inline_body ? NULL : self->body, capacity);
+    if (!body)
+        return -1;
+    if (inline_body)
+        memcpy (body, self->body_inline, self->body_bytes);
+    self->body = body;
+    self->body_capacity = capacity;
+    return 0;
 }
 
 //  Appends upload data, or drops it once the request is over its limit.
@@ -376,19 +429,14 @@ static void s_body_append (http_request_t *self, const char *data, size_t bytes)
         return;
     }
     size_t needed = self->body_bytes + bytes + 1;
-    if (needed > self->body_capacity) {
-        size_t capacity =
-            self->body_capacity ? self->body_capacity : HTTP_BODY_BYTES_INITIAL;
-        while (capacity < needed)
-            capacity *= 2;
-        char *body = realloc (self->body, capacity);
-        if (!body) {
-            self->early_status = MHD_HTTP_INTERNAL_SERVER_ERROR;
-            self->body_discarding = true;
-            return;
-        }
-        self->body = body;
-        self->body_capacity = capacity;
+    if (!self->body) {
+        self->body = self->body_inline;
+        self->body_capacity = sizeof self->body_inline;
+    }
+    if (needed > self->body_capacity && s_body_grow (self, needed)) {
+        self->early_status = MHD_HTTP_INTERNAL_SERVER_ERROR;
+        self->body_discarding = true;
+        return;
     }
     memcpy (self->body + self->body_bytes, data, bytes);
     self->body_bytes += bytes;

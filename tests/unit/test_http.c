@@ -400,6 +400,24 @@ static void test_valid_json_post_is_201 (void)
     CHECK (r->body && strcmp (r->body, body) == 0);
 }
 
+//  Bodies start in a small buffer inside the request and move to the heap
+//  as they grow: one just under the limit must arrive byte for byte.
+static void test_large_body_arrives_whole (void)
+{
+    response_t *r = &s_response;
+    size_t bytes = TEST_BODY_BYTES_MAX - 1;
+    char *body = malloc (bytes);
+    assert (body);
+    memcpy (body, "{\"s\":\"", 6);
+    for (size_t index = 6; index < bytes - 2; index++)
+        body[index] = (char)('a' + index % 26);
+    memcpy (body + bytes - 2, "\"}", 2);
+    CHECK (s_post ("application/json", body, bytes, r) == 0);
+    CHECK (r->status == 201);
+    CHECK (r->body && r->body_bytes == bytes && memcmp (r->body, body, bytes) == 0);
+    free (body);
+}
+
 static void test_body_over_limit_is_413_and_connection_stays_usable (void)
 {
     response_t *r = &s_response;
@@ -725,6 +743,7 @@ int main (int argc, char *argv[])
     test_unknown_path_is_404_problem_json ();
     test_wrong_method_is_405_with_allow ();
     test_valid_json_post_is_201 ();
+    test_large_body_arrives_whole ();
     test_body_over_limit_is_413_and_connection_stays_usable ();
     test_body_to_route_without_body_is_413 ();
     test_non_json_content_type_is_415 ();
