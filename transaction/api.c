@@ -535,8 +535,12 @@ static int s_send (request_t *request)
         return -1; // no connection to the stream (immediate) or its queue is full
     if (*request->attempt)
         zhashx_delete (self->by_attempt, request->attempt);
-    snprintf (request->attempt, sizeof request->attempt, "%s-%" PRIu64, self->instance,
-              ++self->attempts);
+    //  "<instance>-<counter>": 32 + 1 + at most 20 digits fit the 64 bytes.
+    size_t attempt_bytes = strlen (self->instance);
+    memcpy (request->attempt, self->instance, attempt_bytes);
+    request->attempt[attempt_bytes++] = '-';
+    attempt_bytes += s_print_index (request->attempt + attempt_bytes, ++self->attempts);
+    request->attempt[attempt_bytes] = '\0';
     for (size_t index = 0; index < request->hold_count; index++)
         request->holds[index].expect_sent = false;
     //  Frames go straight to libzmq, which copies each once (a zmsg costs
@@ -824,9 +828,9 @@ static int s_parse_key (http_request_t *http, const char *body_id, char *key,
         return -1;
     }
     if (header)
-        snprintf (key, EVENT_ID_BYTES_MAX + 1, "%s", header);
+        s_copy (key, EVENT_ID_BYTES_MAX + 1, header);
     else if (key != body_id)
-        snprintf (key, EVENT_ID_BYTES_MAX + 1, "%s", body_id);
+        s_copy (key, EVENT_ID_BYTES_MAX + 1, body_id);
     return 0;
 }
 
@@ -1025,13 +1029,12 @@ static request_t *s_request_new (api_t *self, http_request_t *http, route_t rout
     request->count = parsed->count;
     parsed->commands = NULL;
     request->keyed = *parsed->key != '\0';
-    snprintf (request->key, sizeof request->key, "%s", parsed->key);
-    snprintf (request->fingerprint, sizeof request->fingerprint, "%s", fingerprint);
-    snprintf (request->request_id, sizeof request->request_id, "%s",
-              http_request_id (http));
+    s_copy (request->key, sizeof request->key, parsed->key);
+    s_copy (request->fingerprint, sizeof request->fingerprint, fingerprint);
+    s_copy (request->request_id, sizeof request->request_id, http_request_id (http));
     const char *correlation = http_request_header (http, "X-Correlation-Id");
-    snprintf (request->correlation_id, sizeof request->correlation_id, "%s",
-              correlation ? correlation : "");
+    s_copy (request->correlation_id, sizeof request->correlation_id,
+            correlation ? correlation : "");
     request->holds = request->holds_inline;
     request->hold_capacity = API_HOLDS_INLINE;
     request->deadline_ms = zclock_mono () + self->config.ack_timeout_ms;

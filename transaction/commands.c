@@ -354,7 +354,17 @@ void commands_fingerprint (const command_t *commands, size_t count, bool batch,
         assert (bytes < sizeof line);
         zdigest_update (digest, (const byte *)line, bytes);
     }
-    snprintf (fingerprint, COMMANDS_FINGERPRINT_BYTES + 1, "%s", zdigest_string (digest));
+    //  In hex as zdigest_string writes it ("%02X" per byte), without its
+    //  snprintf per byte.
+    static const char hex[] = "0123456789ABCDEF";
+    const byte *data = zdigest_data (digest);
+    size_t size = zdigest_size (digest);
+    assert (size * 2 == COMMANDS_FINGERPRINT_BYTES);
+    for (size_t index = 0; index < size; index++) {
+        fingerprint[2 * index] = hex[data[index] >> 4];
+        fingerprint[2 * index + 1] = hex[data[index] & 0xf];
+    }
+    fingerprint[COMMANDS_FINGERPRINT_BYTES] = '\0';
     zdigest_destroy (&digest);
 }
 

@@ -22,6 +22,9 @@ struct write_model {
     //  record repeats (possible beyond the stream's dedupe window): the
     //  later one wins.
     uint32_t *ids; // WRITE_MODEL_ID_SLOTS
+    //  The home slot of each ring record's id, so that moving entries
+    //  and forgetting records never hash an id again.
+    uint32_t *homes; // WRITE_MODEL_RECENT_EVENTS_MAX
 };
 
 _Static_assert((WRITE_MODEL_RECENT_EVENTS_MAX & (WRITE_MODEL_RECENT_EVENTS_MAX - 1)) == 0,
@@ -45,7 +48,8 @@ write_model_t *write_model_new (void)
     self->accounts = zhashx_new ();
     self->recent = calloc (WRITE_MODEL_RECENT_EVENTS_MAX, sizeof *self->recent);
     self->ids = calloc (WRITE_MODEL_ID_SLOTS, sizeof *self->ids);
-    if (!self->accounts || !self->recent || !self->ids)
+    self->homes = calloc (WRITE_MODEL_RECENT_EVENTS_MAX, sizeof *self->homes);
+    if (!self->accounts || !self->recent || !self->ids || !self->homes)
         goto failed;
     zhashx_set_destructor (self->accounts, s_account_free);
     return self;
@@ -62,6 +66,7 @@ void write_model_destroy (write_model_t **self_p)
         zhashx_destroy (&self->accounts);
         free (self->recent);
         free (self->ids);
+        free (self->homes);
         free (self);
         *self_p = NULL;
     }
@@ -93,13 +98,24 @@ static void s_copy (char *target, size_t size, const char *source)
     target[bytes] = '\0';
 }
 
-//  FNV-1a: ids are short, and client-chosen keys are as welcome as UUIDs.
-static size_t s_id_hash (const char *id)
+//  An id's home slot, hashed a word at a time (FNV-1a byte by byte, twice
+//  per event, was a tenth of a batch's cost): multiply and xor-shift per
+//  word, the length mixed in. Client-chosen keys are as welcome as UUIDs.
+static uint32_t s_id_hash (const char *id)
 {
-    uint64_t hash = 14695981039346656037ULL;
-    for (; *id; id++)
-        hash = (hash ^ (uint8_t)*id) * 1099511628211ULL;
-    return (size_t)(hash ^ (hash >> 32)) & WRITE_MODEL_ID_MASK;
+    size_t bytes = strlen (id);
+    uint64_t hash = 0x9e3779b97f4a7c15ULL ^ bytes;
+    uint64_t word;
+    for (; bytes >= sizeof word; id += sizeof word, bytes -= sizeof word) {
+        memcpy (&word, id, sizeof word);
+        hash = (hash ^ word) * 0xbf58476d1ce4e5b9ULL;
+        hash ^= hash >> 31;
+    }
+    word = 0;
+    memcpy (&word, id, bytes);
+    hash = (hash ^ word) * 0x94d049bb133111ebULL;
+    hash ^= hash >> 29;
+    return (uint32_t)(hash & WRITE_MODEL_ID_MASK);
 }
 
 //  Drops ring's record from the index (before the ring slot is reused).
@@ -107,14 +123,14 @@ static size_t s_id_hash (const char *id)
 //  move back, so every entry stays reachable without tombstones.
 static void s_id_forget (write_model_t *self, uint32_t ring)
 {
-    size_t hole = s_id_hash (self->recent[ring].id);
+    size_t hole = self->homes[ring];
     while (self->ids[hole] && self->ids[hole] != ring + 1)
         hole = (hole + 1) & WRITE_MODEL_ID_MASK;
     if (!self->ids[hole])
         return; // a later record with the same id took its entry
     for (size_t next = (hole + 1) & WRITE_MODEL_ID_MASK; self->ids[next];
          next = (next + 1) & WRITE_MODEL_ID_MASK) {
-        size_t home = s_id_hash (self->recent[self->ids[next] - 1].id);
+        size_t home = self->homes[self->ids[next] - 1];
         //  next's entry may move to hole when hole is between its home
         //  and next (cyclically), i.e. at least as close to home.
         if (((next - home) & WRITE_MODEL_ID_MASK) >=
@@ -129,7 +145,9 @@ static void s_id_forget (write_model_t *self, uint32_t ring)
 static void s_id_learn (write_model_t *self, uint32_t ring)
 {
     const char *id = self->recent[ring].id;
-    size_t slot = s_id_hash (id);
+    uint32_t home = s_id_hash (id);
+    self->homes[ring] = home;
+    size_t slot = home;
     while (self->ids[slot] && !streq (self->recent[self->ids[slot] - 1].id, id))
         slot = (slot + 1) & WRITE_MODEL_ID_MASK;
     self->ids[slot] = ring + 1;
