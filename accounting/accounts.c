@@ -26,6 +26,7 @@ __extension__ typedef __int128 accounts_int128_t;
 
 typedef struct {
     account_touch_t *history; // version touches, oldest first; never empty
+    int64_t balance;          // == the last touch's balance_after, without a cache miss
     uint32_t version;         // == touches used
     uint32_t history_capacity;
     uint32_t id_offset; // into ids; NUL-terminated there
@@ -154,9 +155,7 @@ static account_t *s_add (accounts_t *self, const char *id, size_t bytes, uint32_
 static int64_t s_balance (const account_t *account)
 {
     //  An account left without touches by a failed apply counts as never seen.
-    return account && account->version
-               ? account->history[account->version - 1].balance_after
-               : 0;
+    return account && account->version ? account->balance : 0;
 }
 
 static int s_reserve_touch (account_t *account)
@@ -222,6 +221,7 @@ static accounts_result_t s_change (accounts_t *self, change_t *changes,
         account_t *account = changes[i].account;
         account->history[account->version++] =
             (account_touch_t){.seq = seq, .balance_after = changes[i].balance_after};
+        account->balance = changes[i].balance_after;
         self->total += changes[i].delta;
     }
     return ACCOUNTS_APPLIED;
