@@ -11,6 +11,7 @@
 
 #include <assert.h>
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -39,6 +40,12 @@
 //  An APPEND request's frames: command, request id, events. Frames past
 //  these are received and counted but not kept.
 #define INGEST_REQUEST_FRAMES_MAX (INGEST_REQUEST_EVENTS_MAX + 2)
+//  The versions table: slots (a power of two, at most half full) and the
+//  arena of account records, both doubled as they fill. Records are
+//  addressed in 8-byte units by 32 bits: 32 GiB of records at most.
+#define INGEST_VERSION_SLOTS_MIN       1024
+#define INGEST_VERSION_ARENA_BYTES_MIN (64 * 1024)
+#define INGEST_VERSION_ARENA_BYTES_MAX ((size_t)UINT32_MAX * 8)
 
 typedef enum {
     STATUS_OK,
@@ -66,9 +73,25 @@ typedef struct {
 } burst_line_t;
 
 typedef struct {
-    char account[EVENT_ACCOUNT_BYTES_MAX + 1];
+    uint32_t record; // the account's version record
     int64_t version; // before the burst changed it; 0 = absent
 } undo_t;
+
+//  Versions: account -> version, open addressing over (hash, record)
+//  slots, the records (version and account name) in one arena. Records
+//  are never removed: a version undone to 0 reads as absent. An account
+//  costs ~40 bytes (a zhashx item with its key copy took ~130), and a
+//  probe compares hashes in the slot before it reads a record.
+typedef struct {
+    uint32_t hash;
+    uint32_t record; // arena offset / 8; 0 = empty slot
+} version_slot_t;
+
+typedef struct {
+    int64_t version; // 0: absent
+    uint8_t bytes;   // of account
+    char account[];  // not NUL-terminated
+} version_record_t;
 
 //  A slot of the repeated-id table; valid only when its stamp is current,
 //  so the table is never cleared between requests.
@@ -81,7 +104,13 @@ struct ingest {
     log_file_t *log;
     zsock_t *publish; // borrowed
     bool fsync_always;
-    zhashx_t *versions; // account -> (void *) version, version >= 1
+    version_slot_t *version_slots;
+    size_t version_slot_mask; // slot count - 1
+    size_t version_records;   // records in the arena
+    size_t version_accounts;  // records with version >= 1
+    char *version_arena;      // records, 8-byte aligned, from offset 8
+    size_t version_arena_bytes;
+    size_t version_arena_size;
     dedupe_t *dedupe;
     ingest_stats_t stats;
     event_t *events;    // scratch: one request's parsed events
@@ -105,21 +134,133 @@ struct ingest {
     char line[EVENT_LINE_BYTES_MAX + 2]; // one stored line read back (+ \n)
 };
 
+static int s_versions_init (ingest_t *self)
+{
+    self->version_slots =
+        (version_slot_t *)calloc (INGEST_VERSION_SLOTS_MIN, sizeof (version_slot_t));
+    self->version_slot_mask = INGEST_VERSION_SLOTS_MIN - 1;
+    self->version_arena = (char *)malloc (INGEST_VERSION_ARENA_BYTES_MIN);
+    self->version_arena_size = INGEST_VERSION_ARENA_BYTES_MIN;
+    self->version_arena_bytes = 8; // record 0 stands for an empty slot
+    return self->version_slots && self->version_arena ? 0 : -1;
+}
+
+static version_record_t *s_record (ingest_t *self, uint32_t record)
+{
+    return (version_record_t *)(self->version_arena + (size_t)record * 8);
+}
+
+//  FNV-1a with a final mix (the low bits pick the slot); also measures.
+static uint32_t s_account_hash (const char *account, size_t *bytes)
+{
+    uint32_t hash = 2166136261u;
+    const unsigned char *c = (const unsigned char *)account;
+    for (; *c; c++)
+        hash = (hash ^ *c) * 16777619u;
+    *bytes = (size_t)(c - (const unsigned char *)account);
+    hash ^= hash >> 16;
+    hash *= 0x85ebca6bu;
+    hash ^= hash >> 13;
+    return hash;
+}
+
+//  The account's record, or 0 with *slot_p the empty slot where it goes.
+static uint32_t s_versions_find (ingest_t *self, const char *account, size_t bytes,
+                                 uint32_t hash, size_t *slot_p)
+{
+    size_t slot = hash & self->version_slot_mask;
+    for (;; slot = (slot + 1) & self->version_slot_mask) {
+        version_slot_t *entry = &self->version_slots[slot];
+        if (!entry->record)
+            break;
+        version_record_t *record = s_record (self, entry->record);
+        if (entry->hash == hash && record->bytes == bytes &&
+            memcmp (record->account, account, bytes) == 0)
+            return entry->record;
+    }
+    *slot_p = slot;
+    return 0;
+}
+
+//  Doubles the slots, placing every record again by its stored hash.
+static int s_versions_grow (ingest_t *self)
+{
+    size_t count = (self->version_slot_mask + 1) * 2;
+    version_slot_t *slots = (version_slot_t *)calloc (count, sizeof (version_slot_t));
+    if (!slots)
+        return -1;
+    for (size_t old = 0; old <= self->version_slot_mask; old++) {
+        version_slot_t entry = self->version_slots[old];
+        if (!entry.record)
+            continue;
+        size_t slot = entry.hash & (count - 1);
+        while (slots[slot].record)
+            slot = (slot + 1) & (count - 1);
+        slots[slot] = entry;
+    }
+    free (self->version_slots);
+    self->version_slots = slots;
+    self->version_slot_mask = count - 1;
+    return 0;
+}
+
+//  Appends a record at version 0 into the empty slot found for it (found
+//  again after the table grows). Returns the record, or 0 when memory is
+//  short; the table then holds what it held.
+static uint32_t s_versions_add (ingest_t *self, const char *account, size_t bytes,
+                                uint32_t hash, size_t slot)
+{
+    assert (bytes <= EVENT_ACCOUNT_BYTES_MAX);
+    if ((self->version_records + 1) * 2 > self->version_slot_mask + 1) {
+        if (s_versions_grow (self))
+            return 0;
+        uint32_t found = s_versions_find (self, account, bytes, hash, &slot);
+        assert (!found);
+    }
+    size_t record_bytes = (offsetof (version_record_t, account) + bytes + 7) & ~(size_t)7;
+    size_t needed = self->version_arena_bytes + record_bytes;
+    if (needed > self->version_arena_size) {
+        size_t size = self->version_arena_size * 2;
+        char *arena = size <= INGEST_VERSION_ARENA_BYTES_MAX
+                          ? (char *)realloc (self->version_arena, size)
+                          : NULL;
+        if (!arena)
+            return 0;
+        self->version_arena = arena;
+        self->version_arena_size = size;
+    }
+    uint32_t offset = (uint32_t)(self->version_arena_bytes / 8);
+    version_record_t *record = s_record (self, offset);
+    record->version = 0;
+    record->bytes = (uint8_t)bytes;
+    memcpy (record->account, account, bytes);
+    self->version_arena_bytes = needed;
+    self->version_slots[slot] = (version_slot_t){hash, offset};
+    self->version_records++;
+    return offset;
+}
+
 static int64_t s_version (ingest_t *self, const char *account)
 {
-    return (int64_t)(intptr_t)zhashx_lookup (self->versions, account);
+    size_t bytes, slot;
+    uint32_t hash = s_account_hash (account, &bytes);
+    uint32_t record = s_versions_find (self, account, bytes, hash, &slot);
+    return record ? s_record (self, record)->version : 0;
 }
 
-static void s_set_version (ingest_t *self, const char *account, int64_t version)
+static void s_set_version (ingest_t *self, uint32_t record, int64_t version)
 {
-    if (version)
-        zhashx_update (self->versions, account, (void *)(intptr_t)version);
-    else
-        zhashx_delete (self->versions, account);
+    version_record_t *entry = s_record (self, record);
+    if (entry->version == 0 && version != 0)
+        self->version_accounts++;
+    else if (entry->version != 0 && version == 0)
+        self->version_accounts--;
+    entry->version = version;
 }
 
-//  Touches every account of event: one more version each.
-static void s_bump_versions (ingest_t *self, const event_t *event, bool record)
+//  Touches every account of event: one more version each. Returns 0, or
+//  -1 when memory is short (accounts already touched are in the undo log).
+static int s_bump_versions (ingest_t *self, const event_t *event, bool record)
 {
     const char *accounts[2] = {NULL, NULL};
     if (event->type == EVENT_TRANSFERRED) {
@@ -128,15 +269,21 @@ static void s_bump_versions (ingest_t *self, const event_t *event, bool record)
     } else if (event->type != EVENT_TYPE_UNKNOWN)
         accounts[0] = event->account;
     for (size_t i = 0; i < 2 && accounts[i]; i++) {
-        int64_t version = s_version (self, accounts[i]);
+        size_t bytes, slot;
+        uint32_t hash = s_account_hash (accounts[i], &bytes);
+        uint32_t found = s_versions_find (self, accounts[i], bytes, hash, &slot);
+        if (!found)
+            found = s_versions_add (self, accounts[i], bytes, hash, slot);
+        if (!found)
+            return -1;
+        int64_t version = s_record (self, found)->version;
         if (record) {
             assert (self->undo_count < INGEST_BURST_UNDO_MAX);
-            undo_t *undo = &self->undo[self->undo_count++];
-            memcpy (undo->account, accounts[i], strlen (accounts[i]) + 1);
-            undo->version = version;
+            self->undo[self->undo_count++] = (undo_t){found, version};
         }
-        s_set_version (self, accounts[i], version + 1);
+        s_set_version (self, found, version + 1);
     }
+    return 0;
 }
 
 //  The id of a canonical stored line: it follows {"seq":N, and ids need
@@ -172,7 +319,8 @@ static bool s_confirm (void *arg, int64_t seq, const char *id)
 static int s_scan (void *arg, const event_t *event, const char *line, size_t line_bytes)
 {
     ingest_t *self = (ingest_t *)arg;
-    s_bump_versions (self, event, false);
+    if (s_bump_versions (self, event, false))
+        return -1; // out of memory: the open fails
     dedupe_add (self->dedupe, event->id, event->seq);
     dedupe_settle (self->dedupe);
     return 0;
@@ -184,7 +332,7 @@ ingest_t *ingest_new (const char *log_path, zsock_t *publish, bool fsync_always,
     ingest_t *self = (ingest_t *)zmalloc (sizeof (ingest_t));
     self->publish = publish;
     self->fsync_always = fsync_always;
-    self->versions = zhashx_new ();
+    int versions_rc = s_versions_init (self);
     self->dedupe =
         dedupe_new (dedupe_window, INGEST_BURST_EVENTS_HARD_MAX, s_confirm, self);
     self->events = (event_t *)calloc (INGEST_REQUEST_EVENTS_MAX, sizeof (event_t));
@@ -196,7 +344,7 @@ ingest_t *ingest_new (const char *log_path, zsock_t *publish, bool fsync_always,
     self->frames = (zmq_msg_t *)calloc (INGEST_REQUEST_FRAMES_MAX, sizeof (zmq_msg_t));
     self->repeat_slots =
         (repeat_slot_t *)calloc (INGEST_REPEAT_SLOTS, sizeof (repeat_slot_t));
-    if (!self->versions || !self->dedupe || !self->events || !self->requests ||
+    if (versions_rc || !self->dedupe || !self->events || !self->requests ||
         !self->lines || !self->undo || !self->frames || !self->repeat_slots) {
         snprintf (error, error_size, "out of memory (dedupe window %zu)", dedupe_window);
         goto failed;
@@ -229,7 +377,8 @@ void ingest_destroy (ingest_t **self_p)
         if (self->requests)
             s_burst_reset (self);
         log_file_destroy (&self->log);
-        zhashx_destroy (&self->versions);
+        free (self->version_slots);
+        free (self->version_arena);
         dedupe_destroy (&self->dedupe);
         free (self->events);
         free (self->requests);
@@ -464,7 +613,10 @@ static int s_append_request (ingest_t *self, size_t count, burst_request_t *requ
         }
         self->lines[self->line_count++] = (burst_line_t){(size_t)offset, bytes};
         dedupe_add (self->dedupe, event->id, event->seq);
-        s_bump_versions (self, event, true);
+        if (s_bump_versions (self, event, true)) {
+            self->burst_errno = ENOMEM;
+            return -1;
+        }
     }
     return 0;
 }
@@ -549,7 +701,7 @@ static void s_undo_burst (ingest_t *self)
     dedupe_undo (self->dedupe);
     while (self->undo_count) {
         undo_t *undo = &self->undo[--self->undo_count];
-        s_set_version (self, undo->account, undo->version);
+        s_set_version (self, undo->record, undo->version);
     }
     self->line_count = 0;
     self->stats.commits_failed++;
@@ -690,5 +842,5 @@ const ingest_stats_t *ingest_stats (ingest_t *self)
 
 size_t ingest_account_count (ingest_t *self)
 {
-    return zhashx_size (self->versions);
+    return self->version_accounts;
 }
