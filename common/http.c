@@ -59,13 +59,13 @@
 #define HTTP_TIMER_MS                    500 // runs MHD's connection timeouts
 #define HTTP_RUN_ROUNDS_MAX              64 // MHD_run calls per wake-up while work is pending
 #define HTTP_PARAM_INLINE_BYTES          256 // decoded {name} values; longer ones take a malloc
-#define HTTP_RESPONSE_HEADERS_MAX        8    // http_request_add_header per request
+#define HTTP_RESPONSE_HEADERS_MAX        8 // http_request_add_header per request
 //  Bodies up to this size stay in the request context (a command is ~100
 //  bytes); larger ones move to a heap buffer that doubles as it fills.
-#define HTTP_BODY_INLINE_BYTES           512
-#define HTTP_ALLOW_BYTES_MAX             128  // "GET, POST, ..." for a 405
-#define HTTP_PROBLEM_TYPE_BASE           "https://ledger.example/problems/"
-#define HTTP_PROBLEM_SLUG_BYTES_MAX      64
+#define HTTP_BODY_INLINE_BYTES      512
+#define HTTP_ALLOW_BYTES_MAX        128 // "GET, POST, ..." for a 405
+#define HTTP_PROBLEM_TYPE_BASE      "https://ledger.example/problems/"
+#define HTTP_PROBLEM_SLUG_BYTES_MAX 64
 
 typedef enum {
     REQUEST_RECEIVING,  // headers in, body arriving
@@ -106,7 +106,7 @@ struct http_request {
     bool suspended;        // MHD_suspend_connection called, not yet resumed
     bool was_suspended;    // answer is queued by the call after the resume
     bool body_discarding;  // over body_bytes_max: read and drop the rest
-    char *body; // NULL, body_inline or a malloc; NUL-terminated
+    char *body;            // NULL, body_inline or a malloc; NUL-terminated
     size_t body_bytes;
     size_t body_capacity;
     struct MHD_Response *response;
