@@ -96,7 +96,9 @@ struct subscriber {
 
     zmq_msg_t frames[SUBSCRIBER_REPLY_FRAMES_MAX]; // one reply from the DEALER
     size_t frame_count;                            // frames of the reply in hand
-    zmq_msg_t live_frame;                // the frame in hand from the SUB, reused
+    zmq_msg_t live_frame; // the frame in hand from the SUB, reused
+    char *result_text;    // a live RESULT's request_id\0result_json\0
+    size_t result_text_size;
     event_t event;                       // reused for every line
     char line[EVENT_LINE_BYTES_MAX + 1]; // the line NUL-terminated for on_event
 };
@@ -643,19 +645,61 @@ static void s_on_live_events (subscriber_t *self, void *handle)
     }
 }
 
+//  Appends frame's bytes and a NUL to the result text; -1 if out of memory.
+static int s_result_text_add (subscriber_t *self, zmq_msg_t *frame, size_t *used)
+{
+    size_t bytes = zmq_msg_size (frame);
+    if (*used + bytes + 1 > self->result_text_size) {
+        size_t size = (*used + bytes + 1) * 2;
+        char *text = (char *)realloc (self->result_text, size);
+        if (!text)
+            return -1;
+        self->result_text = text;
+        self->result_text_size = size;
+    }
+    memcpy (self->result_text + *used, zmq_msg_data (frame), bytes);
+    self->result_text[*used + bytes] = 0;
+    *used += bytes + 1;
+    return 0;
+}
+
+//  A live ["RESULT", request_id, result_json] (the topic frame is in hand),
+//  given to on_result from one reused buffer: no zmsg, no allocation.
+static void s_on_live_result (subscriber_t *self, void *handle)
+{
+    zmq_msg_t *frame = &self->live_frame;
+    size_t frames = 1, used = 0, json_at = 0;
+    bool stored = true;
+    while (zmq_msg_more (frame) && zmq_msg_recv (frame, handle, 0) >= 0) {
+        frames++;
+        if (frames == 3)
+            json_at = used;
+        if (frames <= 3 && s_result_text_add (self, frame, &used))
+            stored = false;
+    }
+    if (frames != 3)
+        log_warn ("subscriber: RESULT with %zu frames instead of 3 ignored", frames);
+    else if (!stored)
+        log_error ("subscriber: out of memory for a RESULT; it is lost");
+    else if (self->handlers.on_result)
+        self->handlers.on_result (self->arg, self->result_text,
+                                  self->result_text + json_at);
+}
+
 static int s_on_publish (zloop_t *loop, zsock_t *reader, void *arg)
 {
     subscriber_t *self = (subscriber_t *)arg;
     void *handle = zsock_resolve (reader);
     zmq_msg_t *frame = &self->live_frame;
+    //  Until EAGAIN: asking ZMQ_EVENTS first costs a poll per message.
     for (int count = 0; count < SUBSCRIBER_DRAIN_MESSAGES_MAX; count++) {
-        if (count > 0 && !(zsock_events (reader) & ZMQ_POLLIN))
-            break;
         if (zmq_msg_recv (frame, handle, ZMQ_DONTWAIT) < 0)
             break;
         self->last_message_ms = zclock_mono ();
         if (!self->catching_up && s_frame_is (frame, "EVENTS"))
             s_on_live_events (self, handle);
+        else if (!self->catching_up && s_frame_is (frame, "RESULT"))
+            s_on_live_result (self, handle);
         else {
             //  Kept in the buffer, a RESULT or a HEARTBEAT: rare or small.
             zmsg_t *msg = zmsg_new ();
@@ -710,8 +754,6 @@ static int s_on_replay (zloop_t *loop, zsock_t *reader, void *arg)
     subscriber_t *self = (subscriber_t *)arg;
     void *handle = zsock_resolve (reader);
     for (int count = 0; count < SUBSCRIBER_DRAIN_MESSAGES_MAX; count++) {
-        if (count > 0 && !(zsock_events (reader) & ZMQ_POLLIN))
-            break;
         int rc = s_frames_recv (self, handle);
         if (rc < 0)
             break;
@@ -881,6 +923,7 @@ void subscriber_destroy (subscriber_t **self_p)
     for (size_t index = 0; index < SUBSCRIBER_REPLY_FRAMES_MAX; index++)
         zmq_msg_close (&self->frames[index]);
     zmq_msg_close (&self->live_frame);
+    free (self->result_text);
     free (self->publish_endpoint);
     free (self->replay_endpoint);
     free (self);

@@ -794,6 +794,22 @@ static void test_results_are_delivered_when_wanted (fixture_t *f)
     CHECK (streq (f->sink.result_json, "{\"status\":\"ok\",\"first_seq\":3}"));
 }
 
+//  A RESULT is three frames; one of two or four is not a result.
+static void test_results_of_the_wrong_frame_count_are_ignored (fixture_t *f)
+{
+    s_stream_append (f->stream, 3);
+    s_start (f, (start_t){.want_results = true});
+    CHECK (s_wait (f, s_live));
+    zstr_sendx (f->stream->pub, "RESULT", "req-short", NULL);
+    zstr_sendx (f->stream->pub, "RESULT", "req-long", "{\"status\":\"ok\"}", "extra",
+                NULL);
+    zstr_sendx (f->stream->pub, "RESULT", "req-2", "{\"status\":\"ok\",\"first_seq\":4}",
+                NULL);
+    CHECK (s_wait (f, s_one_result));
+    CHECK (streq (f->sink.request_id, "req-2"));
+    CHECK (streq (f->sink.result_json, "{\"status\":\"ok\",\"first_seq\":4}"));
+}
+
 static void test_result_during_catch_up_comes_after_its_events (fixture_t *f)
 {
     s_stream_append (f->stream, 11);
@@ -909,6 +925,7 @@ int main (void)
     RUN_WITH_FIXTURE (test_reply_larger_than_any_answer_is_dropped_and_asked_again);
     RUN_WITH_FIXTURE (test_page_not_ending_in_a_line_end_is_dropped_and_asked_again);
     RUN_WITH_FIXTURE (test_results_are_delivered_when_wanted);
+    RUN_WITH_FIXTURE (test_results_of_the_wrong_frame_count_are_ignored);
     RUN_WITH_FIXTURE (test_result_during_catch_up_comes_after_its_events);
     RUN_WITH_FIXTURE (test_live_buffer_is_bounded_and_dropped_events_are_fetched);
     RUN_WITH_FIXTURE (test_random_losses_duplicates_and_pages_converge_exactly_once);
