@@ -36,13 +36,16 @@ typedef enum {
     COMMAND_SHAPE_ANY,         // batch item: decided by its fields
 } command_shape_t;
 
+//  Strings are NUL-ended; the bytes after the NUL are undefined. The
+//  members most commands use come first: a batch's commands then touch a
+//  few of the lines they span, not all nine.
 typedef struct {
     command_kind_t kind;
+    int64_t amount;                            // 1 .. EVENT_AMOUNT_MAX; sign is in kind
+    char id[EVENT_ID_BYTES_MAX + 1];           // "" when the body has none
     char account[EVENT_ACCOUNT_BYTES_MAX + 1]; // deposit, withdraw
     char from[EVENT_ACCOUNT_BYTES_MAX + 1];    // transfer
     char to[EVENT_ACCOUNT_BYTES_MAX + 1];      // transfer; never equal to from
-    int64_t amount;                            // 1 .. EVENT_AMOUNT_MAX; sign is in kind
-    char id[EVENT_ID_BYTES_MAX + 1];           // "" when the body has none
     char reference[EVENT_META_VALUE_BYTES_MAX + 1];
 } command_t;
 

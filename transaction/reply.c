@@ -44,6 +44,11 @@ static void s_reserve (reply_t *self, size_t bytes)
     self->capacity = capacity;
 }
 
+void reply_reserve (reply_t *self, size_t bytes)
+{
+    s_reserve (self, bytes);
+}
+
 void reply_append (reply_t *self, const char *text, size_t bytes)
 {
     s_reserve (self, bytes);

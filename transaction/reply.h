@@ -30,6 +30,10 @@ void reply_init (reply_t *self);
 //  Frees the text; the reply is empty again.
 void reply_free (reply_t *self);
 
+//  Room for bytes more without growing (a batch's answer is known to be
+//  large: growing it by doubling copied it once more in total).
+void reply_reserve (reply_t *self, size_t bytes);
+
 void reply_append (reply_t *self, const char *text, size_t bytes);
 void reply_append_str (reply_t *self, const char *text);
 void reply_append_int (reply_t *self, int64_t value);

@@ -35,7 +35,8 @@ _Static_assert((WRITE_MODEL_RECENT_EVENTS_MAX & (WRITE_MODEL_RECENT_EVENTS_MAX -
 _Static_assert(WRITE_MODEL_ID_SLOTS > WRITE_MODEL_RECENT_EVENTS_MAX &&
                    (WRITE_MODEL_ID_SLOTS & (WRITE_MODEL_ID_SLOTS - 1)) == 0,
                "the id index never fills, and its slots are masked");
-_Static_assert(WRITE_MODEL_RECENT_EVENTS_MAX < (1 << 16) && WRITE_MODEL_ID_SLOTS <= (1 << 16),
+_Static_assert(WRITE_MODEL_RECENT_EVENTS_MAX < (1 << 16) &&
+                   WRITE_MODEL_ID_SLOTS <= (1 << 16),
                "a slot holds a ring index + 1 and a home in 16 bits each");
 #define WRITE_MODEL_ID_MASK (WRITE_MODEL_ID_SLOTS - 1)
 
