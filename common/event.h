@@ -101,6 +101,19 @@ const char *event_type_name (event_type_t type);
 int event_parse_proposed (const char *json, size_t bytes, event_t *self, char *error,
                           size_t error_size);
 
+//  Where a canonical proposed text (event_format_proposed's bytes) splits
+//  for its stored line: the body (the type's fields and meta) is
+//  json[body, body_end). Both 0 when the text was not canonical.
+typedef struct {
+    size_t body;
+    size_t body_end;
+} event_splice_t;
+
+//  event_parse_proposed, which also fills splice (if not NULL) for
+//  event_format_stored_splice.
+int event_parse_proposed_splice (const char *json, size_t bytes, event_t *self,
+                                 event_splice_t *splice, char *error, size_t error_size);
+
 //  Parse a stored event line (without its \n). Same validation plus seq >= 1
 //  and a canonical ts. Returns 0 or -1 with a reason as above.
 int event_parse_stored (const char *line, size_t bytes, event_t *self, char *error,
@@ -110,6 +123,13 @@ int event_parse_stored (const char *line, size_t bytes, event_t *self, char *err
 //  the length, or 0 if buffer_size is too small (buffer_size >=
 //  EVENT_LINE_BYTES_MAX always suffices). The result is NUL-terminated.
 size_t event_format_stored (const event_t *self, char *buffer, size_t buffer_size);
+
+//  event_format_stored's bytes for an event parsed from json by
+//  event_parse_proposed_splice (only seq, ts_ms and expect changed since),
+//  copied from json where it was canonical instead of formatted.
+size_t event_format_stored_splice (const event_t *self, const char *json,
+                                   const event_splice_t *splice, char *buffer,
+                                   size_t buffer_size);
 
 //  Write the canonical proposed form (no seq or ts; expect if any).
 size_t event_format_proposed (const event_t *self, char *buffer, size_t buffer_size);

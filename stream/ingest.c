@@ -113,10 +113,11 @@ struct ingest {
     size_t version_arena_size;
     dedupe_t *dedupe;
     ingest_stats_t stats;
-    event_t *events;    // scratch: one request's parsed events
-    zmq_msg_t *frames;  // scratch: one request's frames as received
-    size_t frame_count; // kept in frames
-    size_t frame_total; // received, kept or not
+    event_t *events;         // scratch: one request's parsed events
+    event_splice_t *splices; // where each event's frame splits for its line
+    zmq_msg_t *frames;       // scratch: one request's frames as received
+    size_t frame_count;      // kept in frames
+    size_t frame_total;      // received, kept or not
     repeat_slot_t *repeat_slots;
     uint32_t repeat_stamp;
     //  The current burst; every field is reset when it is published
@@ -336,6 +337,8 @@ ingest_t *ingest_new (const char *log_path, zsock_t *publish, bool fsync_always,
     self->dedupe =
         dedupe_new (dedupe_window, INGEST_BURST_EVENTS_HARD_MAX, s_confirm, self);
     self->events = (event_t *)calloc (INGEST_REQUEST_EVENTS_MAX, sizeof (event_t));
+    self->splices =
+        (event_splice_t *)calloc (INGEST_REQUEST_EVENTS_MAX, sizeof (event_splice_t));
     self->requests =
         (burst_request_t *)calloc (INGEST_BURST_REQUESTS_MAX, sizeof (burst_request_t));
     self->lines =
@@ -344,8 +347,9 @@ ingest_t *ingest_new (const char *log_path, zsock_t *publish, bool fsync_always,
     self->frames = (zmq_msg_t *)calloc (INGEST_REQUEST_FRAMES_MAX, sizeof (zmq_msg_t));
     self->repeat_slots =
         (repeat_slot_t *)calloc (INGEST_REPEAT_SLOTS, sizeof (repeat_slot_t));
-    if (versions_rc || !self->dedupe || !self->events || !self->requests ||
-        !self->lines || !self->undo || !self->frames || !self->repeat_slots) {
+    if (versions_rc || !self->dedupe || !self->events || !self->splices ||
+        !self->requests || !self->lines || !self->undo || !self->frames ||
+        !self->repeat_slots) {
         snprintf (error, error_size, "out of memory (dedupe window %zu)", dedupe_window);
         goto failed;
     }
@@ -381,6 +385,7 @@ void ingest_destroy (ingest_t **self_p)
         free (self->version_arena);
         dedupe_destroy (&self->dedupe);
         free (self->events);
+        free (self->splices);
         free (self->requests);
         free (self->lines);
         free (self->undo);
@@ -507,9 +512,9 @@ static size_t s_parse_request (ingest_t *self, burst_request_t *request)
     for (size_t index = 0; index < count; index++) {
         zmq_msg_t *frame = &self->frames[index + 2];
         char reason[INGEST_ERROR_BYTES_MAX - 32];
-        if (event_parse_proposed ((const char *)zmq_msg_data (frame),
-                                  zmq_msg_size (frame), &self->events[index], reason,
-                                  sizeof reason)) {
+        if (event_parse_proposed_splice ((const char *)zmq_msg_data (frame),
+                                         zmq_msg_size (frame), &self->events[index],
+                                         &self->splices[index], reason, sizeof reason)) {
             snprintf (error, sizeof error, "event %zu: %s", index, reason);
             s_answer_invalid (request, true, error);
             return 0;
@@ -583,7 +588,8 @@ static bool s_check_expect (ingest_t *self, size_t count, burst_request_t *reque
     return true;
 }
 
-//  Sequences, formats and appends the request's events. Returns 0, or -1
+//  Sequences, formats (from the frames, still held) and appends the
+//  request's events. Returns 0, or -1
 //  with burst_errno set (nothing of the burst can be kept then).
 static int s_append_request (ingest_t *self, size_t count, burst_request_t *request)
 {
@@ -604,7 +610,9 @@ static int s_append_request (ingest_t *self, size_t count, burst_request_t *requ
         event->seq = request->first_seq + (int64_t)index;
         event->ts_ms = ts_ms;
         event->expect_count = 0;
-        size_t bytes = event_format_stored (event, line, sizeof line);
+        size_t bytes = event_format_stored_splice (
+            event, (const char *)zmq_msg_data (&self->frames[index + 2]),
+            &self->splices[index], line, sizeof line);
         assert (bytes > 0);
         ssize_t offset = s_text_add (self, line, bytes);
         if (offset < 0 || log_file_append (self->log, line, bytes, event->seq, ts_ms)) {

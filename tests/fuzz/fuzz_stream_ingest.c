@@ -16,7 +16,8 @@
       id stored in order, with the stored seqs), conflict (an expect that
       does not hold, with the versions now), else ok;
     - an ok request's EVENTS come right before its RESULT: its events in
-      order, in canonical stored form, seqs contiguous from the last
+      order, in canonical stored form (formatted here from the parsed
+      fields; the stream splices the proposed bytes), seqs contiguous from the last
       one, ts never decreasing; a conflict reports every expected account's
       version;
     - the log file is exactly the published lines, reopens at the last

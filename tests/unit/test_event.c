@@ -61,7 +61,41 @@ static int s_reference_proposed (const char *json, size_t bytes, event_t *event,
 static bool s_fast_json (const char *json, size_t bytes, event_t *event)
 {
     memset (event, 0xa5, sizeof *event);
-    return s_fast_proposed (json, bytes, event);
+    return s_fast_proposed (json, bytes, event, NULL);
+}
+
+//  The stored line spliced from a proposed text is the formatted one, byte
+//  for byte (also when the text was not canonical and splice says so).
+static bool s_splice_equals_format (const char *json, size_t bytes, int64_t seq,
+                                    int64_t ts_ms)
+{
+    event_t event;
+    event_splice_t splice;
+    char error[256] = "";
+    if (event_parse_proposed_splice (json, bytes, &event, &splice, error, sizeof error))
+        return false;
+    event.seq = seq;
+    event.ts_ms = ts_ms;
+    event.expect_count = 0;
+    char formatted[EVENT_LINE_BYTES_MAX], spliced[EVENT_LINE_BYTES_MAX];
+    size_t formatted_bytes = event_format_stored (&event, formatted, sizeof formatted);
+    size_t spliced_bytes =
+        event_format_stored_splice (&event, json, &splice, spliced, sizeof spliced);
+    if (spliced_bytes != formatted_bytes ||
+        memcmp (spliced, formatted, spliced_bytes + 1))
+        fprintf (stderr, "    %.*s\n    %s\n    %s\n", (int)bytes, json, formatted,
+                 spliced);
+    return formatted_bytes > 0 && spliced_bytes == formatted_bytes &&
+           memcmp (spliced, formatted, spliced_bytes + 1) == 0;
+}
+
+//  Where the fast path accepted the text, splice points into it.
+static bool s_spliced (const char *json, size_t bytes)
+{
+    event_t event;
+    event_splice_t splice;
+    return event_parse_proposed_splice (json, bytes, &event, &splice, NULL, 0) == 0 &&
+           splice.body > 0 && splice.body <= splice.body_end && splice.body_end < bytes;
 }
 
 static bool s_same (const event_t *a, const event_t *b)
@@ -555,7 +589,30 @@ static void test_proposed_fast_path_equals_reference_on_random_events (void)
         char again[EVENT_LINE_BYTES_MAX];
         CHECK (event_format_proposed (&fast, again, sizeof again) == bytes);
         CHECK (memcmp (again, json, bytes) == 0);
+        CHECK (s_spliced (json, bytes));
+        CHECK (s_splice_equals_format (json, bytes, s_random_range (EVENT_SEQ_MAX),
+                                       s_random_range (EVENT_TS_MAX_MS)));
     }
+}
+
+static void test_spliced_stored_line_equals_formatted_one (void)
+{
+    const char *canonical =
+        "{\"id\":\"e\",\"type\":\"transferred\",\"v\":1,\"from\":\"a\",\"to\":\"b\","
+        "\"amount\":5,\"meta\":{\"reference\":\"x\\\"y\\u0001\"},\"expect\":{\"b\":0}}";
+    CHECK (s_spliced (canonical, strlen (canonical)));
+    CHECK (s_splice_equals_format (canonical, strlen (canonical), 1, 0));
+    CHECK (s_splice_equals_format (canonical, strlen (canonical), EVENT_SEQ_MAX,
+                                   EVENT_TS_MAX_MS));
+    //  Not canonical: the line is formatted instead.
+    const char *spaced = "{\"id\":\"e\", \"type\":\"deposited\",\"v\":1,"
+                         "\"account\":\"a\",\"amount\":5}";
+    CHECK (!s_spliced (spaced, strlen (spaced)));
+    CHECK (s_splice_equals_format (spaced, strlen (spaced), 7, 1234));
+    const char *reordered = "{\"type\":\"deposited\",\"id\":\"e\",\"v\":1,"
+                            "\"account\":\"a\",\"amount\":5}";
+    CHECK (!s_spliced (reordered, strlen (reordered)));
+    CHECK (s_splice_equals_format (reordered, strlen (reordered), 7, 1234));
 }
 
 //  Whatever the proposed fast path accepts, the reference accepts identically.
@@ -580,6 +637,7 @@ static void test_proposed_fast_path_never_accepts_more_than_reference (void)
         accepted_by_fast++;
         CHECK (s_reference_proposed (json, bytes, &reference, error) == 0);
         CHECK (s_same (&fast, &reference));
+        CHECK (s_splice_equals_format (json, bytes, 1 + rand () % 1000, 1));
     }
     CHECK (accepted_by_fast > 0);
 }
@@ -610,7 +668,7 @@ static void test_proposed_expect_rules_hold_on_the_fast_path (void)
     for (size_t i = 0; i < sizeof rejected / sizeof rejected[0]; i++) {
         event_t event;
         char error[256] = "";
-        CHECK (!s_fast_proposed (rejected[i], strlen (rejected[i]), &event));
+        CHECK (!s_fast_proposed (rejected[i], strlen (rejected[i]), &event, NULL));
         CHECK (s_proposed (rejected[i], &event, error) == -1);
         CHECK (error[0] != '\0');
     }
@@ -618,7 +676,7 @@ static void test_proposed_expect_rules_hold_on_the_fast_path (void)
                        "\"amount\":5,\"expect\":{\"a\":0}}";
     event_t fast, reference;
     char error[256] = "";
-    CHECK (s_fast_proposed (zero, strlen (zero), &fast));
+    CHECK (s_fast_proposed (zero, strlen (zero), &fast, NULL));
     CHECK (s_reference_proposed (zero, strlen (zero), &reference, error) == 0);
     CHECK (s_same (&fast, &reference));
     CHECK (fast.expect_count == 1 && fast.expect[0].version == 0);
@@ -851,6 +909,7 @@ int main (void)
     RUN (test_non_canonical_lines_fall_back_to_reference);
     RUN (test_proposed_fast_path_equals_reference_on_random_events);
     RUN (test_proposed_fast_path_never_accepts_more_than_reference);
+    RUN (test_spliced_stored_line_equals_formatted_one);
     RUN (test_proposed_expect_rules_hold_on_the_fast_path);
     RUN (test_every_byte_at_every_offset_escapes_and_reads_back);
     RUN (test_ts_format_equals_gmtime);
