@@ -619,17 +619,37 @@ size_t event_format_stored_splice (const event_t *self, const char *json,
         return event_format_stored (self, buffer, buffer_size);
     if (buffer_size == 0 || self->type == EVENT_TYPE_UNKNOWN)
         return 0;
-    writer_t w = {buffer, buffer + buffer_size - 1, false};
-    s_put_lit (&w, "{\"seq\":");
-    s_put_int (&w, self->seq);
-    s_put_lit (&w, ",");
-    s_put (&w, json + 1, splice->body - 1);
-    s_put_lit (&w, ",\"ts\":\"");
-    s_put (&w, s_cached_ts (self->ts_ms), EVENT_TS_BYTES);
-    s_put_lit (&w, "\"");
-    s_put (&w, json + splice->body, splice->body_end - splice->body);
-    s_put_lit (&w, "}");
-    return s_finish (&w, buffer);
+    //  The length first, so the copies need no checks of their own.
+    char digits[24];
+    writer_t number = {digits, digits + sizeof digits - 1, false};
+    s_put_int (&number, self->seq);
+    size_t seq_bytes = (size_t)(number.p - digits);
+    size_t head_bytes = splice->body - 1; // "id":..,"type":..,"v":1
+    size_t body_bytes = splice->body_end - splice->body;
+    static const char seq_key[] = "{\"seq\":", ts_key[] = ",\"ts\":\"";
+    size_t bytes = (sizeof seq_key - 1) + seq_bytes + 1 + head_bytes +
+                   (sizeof ts_key - 1) + EVENT_TS_BYTES + 1 + body_bytes + 1;
+    if (bytes >= buffer_size)
+        return 0;
+    char *p = buffer;
+    memcpy (p, seq_key, sizeof seq_key - 1);
+    p += sizeof seq_key - 1;
+    memcpy (p, digits, seq_bytes);
+    p += seq_bytes;
+    *p++ = ',';
+    memcpy (p, json + 1, head_bytes);
+    p += head_bytes;
+    memcpy (p, ts_key, sizeof ts_key - 1);
+    p += sizeof ts_key - 1;
+    memcpy (p, s_cached_ts (self->ts_ms), EVENT_TS_BYTES);
+    p += EVENT_TS_BYTES;
+    *p++ = '"';
+    memcpy (p, json + splice->body, body_bytes);
+    p += body_bytes;
+    *p++ = '}';
+    *p = '\0';
+    assert ((size_t)(p - buffer) == bytes);
+    return bytes;
 }
 
 size_t event_format_proposed (const event_t *self, char *buffer, size_t buffer_size)
