@@ -1066,6 +1066,17 @@ void http_respond (http_request_t *self, unsigned status, const char *content_ty
     s_answer (self, status, content_type, response);
 }
 
+void http_respond_take (http_request_t *self, unsigned status, const char *content_type,
+                        char *body, size_t bytes)
+{
+    assert (self);
+    struct MHD_Response *response =
+        MHD_create_response_from_buffer (bytes, body, MHD_RESPMEM_MUST_FREE);
+    if (!response)
+        free (body);
+    s_answer (self, status, content_type, response);
+}
+
 void http_respond_json (http_request_t *self, unsigned status, const cJSON *json)
 {
     assert (self);

@@ -122,6 +122,11 @@ void http_request_suspend (http_request_t *self);
 //  valid for the caller.
 void http_respond (http_request_t *self, unsigned status, const char *content_type,
                    const char *body, size_t bytes);
+//  Like http_respond, but takes ownership of body (malloc'd; freed once
+//  sent, or at once when the answer cannot be built): no copy of large
+//  bodies.
+void http_respond_take (http_request_t *self, unsigned status, const char *content_type,
+                        char *body, size_t bytes);
 //  Prints json unformatted as application/json; json stays the caller's.
 void http_respond_json (http_request_t *self, unsigned status, const cJSON *json);
 //  problem+json with type, title, status, detail and, when errors is not

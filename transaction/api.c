@@ -200,15 +200,20 @@ static char *s_problem_text (unsigned status, const char *detail, cJSON *errors,
     return text;
 }
 
-static void s_respond (api_t *self, http_request_t *http, unsigned status,
-                       const char *body, bool replayed)
+//  Answers with body, which is the caller's (copied) unless owned: then
+//  it is freed once sent (a 201 of a batch is ~200 KB, not worth a copy).
+static void s_respond_bytes (api_t *self, http_request_t *http, unsigned status,
+                             char *body, size_t bytes, bool replayed, bool owned)
 {
     if (replayed)
         http_request_add_header (http, "Idempotent-Replayed", "true");
     if (status == 503)
         http_request_add_header (http, "Retry-After", API_RETRY_AFTER_S);
     const char *type = status < 300 ? "application/json" : "application/problem+json";
-    http_respond (http, status, type, body, strlen (body));
+    if (owned)
+        http_respond_take (http, status, type, body, bytes);
+    else
+        http_respond (http, status, type, body, bytes);
     if (status == 201)
         replayed ? self->replayed++ : self->created++;
     else if (status == 503)
@@ -217,13 +222,18 @@ static void s_respond (api_t *self, http_request_t *http, unsigned status,
         self->rejected++;
 }
 
+static void s_respond (api_t *self, http_request_t *http, unsigned status,
+                       const char *body, bool replayed)
+{
+    s_respond_bytes (self, http, status, (char *)body, strlen (body), replayed, false);
+}
+
 //  Answers an HTTP request that has no request_t (yet).
 static void s_respond_problem (api_t *self, http_request_t *http, unsigned status,
                                const char *detail, cJSON *errors)
 {
     char *body = s_problem_text (status, detail, errors, NULL);
-    s_respond (self, http, status, body, false);
-    free (body);
+    s_respond_bytes (self, http, status, body, strlen (body), false, true);
 }
 
 //  Forgets the request's holds (not the write model's copy of them).
@@ -263,17 +273,18 @@ static void s_request_destroy (request_t **request_p)
 }
 
 //  Answers every waiter with body (the originator without the replay
-//  header unless replayed), releases holds and frees the request.
-static void s_request_end (request_t *request, unsigned status, const char *body,
-                           bool replayed)
+//  header unless replayed), releases holds and frees the request. Takes
+//  ownership of body: the last answer gets it, the others a copy.
+static void s_request_end (request_t *request, unsigned status, char *body, bool replayed)
 {
     //  First leave every index and the write model: answering runs MHD,
     //  which may already dispatch the client's next request, and that one
     //  must see this request's outcome (balances, its key), not its holds.
     api_t *self = request->api;
+    size_t bytes = strlen (body);
     if (status == 201 && request->keyed)
         idempotency_store (self->idempotency, request->key, request->fingerprint, status,
-                           body, strlen (body));
+                           body, bytes);
     s_release_holds (request);
     if (*request->attempt)
         zhashx_delete (self->by_attempt, request->attempt);
@@ -281,25 +292,32 @@ static void s_request_end (request_t *request, unsigned status, const char *body
         zhashx_delete (self->by_key, request->key);
     zlistx_detach (self->requests, request->handle);
     s_wait_remove (request);
+    //  The last answer takes the body: nearly always the originator's.
     if (request->originator) {
-        s_respond (self, request->originator, status, body, replayed);
+        bool last = !request->followers || zlistx_size (request->followers) == 0;
+        s_respond_bytes (self, request->originator, status, body, bytes, replayed, last);
+        if (last)
+            body = NULL;
         request->originator = NULL;
         self->waiters--;
     }
     http_request_t *http;
     while (request->followers && (http = zlistx_detach (request->followers, NULL))) {
-        s_respond (self, http, status, body, true);
+        bool last = zlistx_size (request->followers) == 0;
+        s_respond_bytes (self, http, status, body, bytes, true, last);
+        if (last)
+            body = NULL;
         self->waiters--;
     }
+    free (body);
     s_request_destroy (&request);
 }
 
 static void s_request_fail (request_t *request, unsigned status, const char *detail,
                             cJSON *errors, cJSON *extra)
 {
-    char *body = s_problem_text (status, detail, errors, extra);
-    s_request_end (request, status, body, false);
-    free (body);
+    s_request_end (request, status, s_problem_text (status, detail, errors, extra),
+                   false);
 }
 
 //  --------------------------------------------------------------------
@@ -534,8 +552,6 @@ static void s_event_from_command (request_t *request, const command_t *command,
 static int s_send (request_t *request)
 {
     api_t *self = request->api;
-    if (!(zsock_events (self->ingest) & ZMQ_POLLOUT))
-        return -1; // no connection to the stream (immediate) or its queue is full
     if (*request->attempt)
         zhashx_delete (self->by_attempt, request->attempt);
     //  "<instance>-<counter>": 32 + 1 + at most 20 digits fit the 64 bytes.
@@ -549,8 +565,16 @@ static int s_send (request_t *request)
     //  Frames go straight to libzmq, which copies each once (a zmsg costs
     //  a frame and a copy more per event). Once the first frame is queued
     //  the rest of the message is too: a multipart message is atomic.
+    //  The first frame asks whether the stream can take it: with a send
+    //  timeout of 0 it fails with EAGAIN when there is no connection
+    //  (immediate) or the queue is full, which is what ZMQ_EVENTS would
+    //  say at the price of a poll of the socket's mailbox per request.
     void *socket = zsock_resolve (self->ingest);
     int rc = zmq_send (socket, "APPEND", 6, ZMQ_SNDMORE);
+    if (rc < 0 && errno == EAGAIN) {
+        *request->attempt = '\0';
+        return -1;
+    }
     if (rc >= 0)
         rc = zmq_send (socket, request->attempt, strlen (request->attempt), ZMQ_SNDMORE);
     event_t event;
@@ -645,10 +669,9 @@ static void s_finish_applied (request_t *request)
     unsigned status = 201;
     const char *detail = NULL;
     char *text = s_success_text (request, &status, &detail);
-    if (text) {
+    if (text)
         s_request_end (request, 201, text, request->duplicate);
-        free (text);
-    } else {
+    else {
         if (status == 500)
             log_error ("request %s: %s", request->request_id, detail);
         cJSON *errors = NULL;
