@@ -46,6 +46,7 @@ typedef enum {
 
 typedef struct {
     char account[EVENT_ACCOUNT_BYTES_MAX + 1];
+    write_model_account_t *entry; // in the write model: NULL until held if new
     int64_t balance;   // confirmed balance plus this request's earlier commands
     int64_t available; // the same minus holds of other requests
     int64_t debit;     // held by this request
@@ -250,7 +251,7 @@ static void s_release_holds (request_t *request)
     for (size_t index = 0; index < request->hold_count; index++) {
         hold_t *hold = &request->holds[index];
         if (hold->events)
-            write_model_hold (model, hold->account, hold->debit, hold->events, -1);
+            write_model_release (model, hold->entry, hold->debit, hold->events);
     }
     s_holds_clear (request);
 }
@@ -405,7 +406,8 @@ static size_t s_hold (request_t *request, const char *account)
     hold_t *hold = &request->holds[request->hold_count++];
     *hold = (hold_t){.expect_sent = false};
     s_copy (hold->account, sizeof hold->account, account);
-    write_model_figures (model, account, &hold->balance, &hold->available, &hold->expect);
+    hold->entry = write_model_figures (model, account, &hold->balance, &hold->available,
+                                       &hold->expect);
     s_hold_index (request, index);
     return index;
 }
@@ -491,8 +493,8 @@ static int s_plan (request_t *request)
     }
     for (size_t index = 0; index < request->hold_count; index++) {
         hold_t *hold = &request->holds[index];
-        write_model_hold (request->api->model, hold->account, hold->debit, hold->events,
-                          1);
+        hold->entry = write_model_hold (request->api->model, hold->entry, hold->account,
+                                        hold->debit, hold->events);
     }
     return 0;
 }

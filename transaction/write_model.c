@@ -6,15 +6,34 @@
 
 #include "log.h"
 
-typedef struct {
+//  Account records live in pages that never move, so a pointer to one
+//  stays valid while others are added (a transfer holds two).
+#define WRITE_MODEL_PAGE_ACCOUNTS 1024
+#define WRITE_MODEL_SLOTS_MIN     1024 // account slots at first; a power of two
+
+typedef struct write_model_account {
     int64_t balance;        // confirmed
     int64_t version;        // confirmed events that touched the account
     int64_t pending_debit;  // >= 0: debits this instance has in flight
     int64_t pending_events; // >= 0: events this instance has in flight
+    uint64_t hash;          // of name: growing the table hashes nothing again
+    uint32_t next_free;     // a forgotten record: the next one + 1 (0: none)
+    char name[EVENT_ACCOUNT_BYTES_MAX + 1];
 } account_t;
 
 struct write_model {
-    zhashx_t *accounts; // name -> account_t (owned)
+    //  Accounts by name: open addressing (linear probing) over slots of
+    //  the hash's top 32 bits << 32 | record + 1 (0: empty), at most half
+    //  full. The bits let a probe pass other accounts without reading
+    //  their records (a zhashx lookup, four per event, hashed the name
+    //  byte by byte and followed a chain of items and keys).
+    uint64_t *slots;
+    size_t slot_count; // a power of two
+    account_t **pages; // of WRITE_MODEL_PAGE_ACCOUNTS records
+    size_t page_count;
+    size_t account_count;  // in the table
+    size_t records_used;   // records ever handed out
+    uint32_t free_records; // a forgotten record + 1, chained by next_free
     int64_t applied_seq;
     write_model_record_t *recent; // ring of WRITE_MODEL_RECENT_EVENTS_MAX, by seq
     //  id -> its home slot << 16 | ring index + 1 (0: empty), linear
@@ -55,24 +74,18 @@ static uint32_t s_slot_ring (uint32_t entry)
     return (entry & 0xffff) - 1;
 }
 
-static void s_account_free (void **item_p)
-{
-    free (*item_p);
-    *item_p = NULL;
-}
-
 write_model_t *write_model_new (void)
 {
     write_model_t *self = calloc (1, sizeof *self);
     if (!self)
         return NULL;
-    self->accounts = zhashx_new ();
+    self->slot_count = WRITE_MODEL_SLOTS_MIN;
+    self->slots = calloc (self->slot_count, sizeof *self->slots);
     self->recent = calloc (WRITE_MODEL_RECENT_EVENTS_MAX, sizeof *self->recent);
     self->ids = calloc (WRITE_MODEL_ID_SLOTS, sizeof *self->ids);
     self->homes = calloc (WRITE_MODEL_RECENT_EVENTS_MAX, sizeof *self->homes);
-    if (!self->accounts || !self->recent || !self->ids || !self->homes)
+    if (!self->slots || !self->recent || !self->ids || !self->homes)
         goto failed;
-    zhashx_set_destructor (self->accounts, s_account_free);
     return self;
 failed:
     write_model_destroy (&self);
@@ -84,7 +97,10 @@ void write_model_destroy (write_model_t **self_p)
     assert (self_p);
     write_model_t *self = *self_p;
     if (self) {
-        zhashx_destroy (&self->accounts);
+        free (self->slots);
+        for (size_t page = 0; page < self->page_count; page++)
+            free (self->pages[page]);
+        free (self->pages);
         free (self->recent);
         free (self->ids);
         free (self->homes);
@@ -93,30 +109,170 @@ void write_model_destroy (write_model_t **self_p)
     }
 }
 
-static account_t *s_account (write_model_t *self, const char *name, bool create)
-{
-    account_t *account = zhashx_lookup (self->accounts, name);
-    if (!account && create) {
-        account = calloc (1, sizeof *account);
-        assert (account);
-        zhashx_insert (self->accounts, name, account);
-    }
-    return account;
-}
-
-//  An account with nothing confirmed and nothing held is not worth keeping.
-static void s_forget_if_empty (write_model_t *self, const char *name, account_t *account)
-{
-    if (account->version == 0 && account->pending_events == 0)
-        zhashx_delete (self->accounts, name);
-}
-
 //  snprintf ("%s") without the format machinery: this runs per event.
 static void s_copy (char *target, size_t size, const char *source)
 {
     size_t bytes = strnlen (source, size - 1);
     memcpy (target, source, bytes);
     target[bytes] = '\0';
+}
+
+static account_t *s_record (write_model_t *self, uint32_t record)
+{
+    return &self->pages[record / WRITE_MODEL_PAGE_ACCOUNTS]
+                       [record % WRITE_MODEL_PAGE_ACCOUNTS];
+}
+
+static uint32_t s_slot_record (uint64_t slot)
+{
+    return (uint32_t)slot - 1;
+}
+
+//  The last 0-7 bytes of a name as a word, by fixed-size loads (a
+//  memcpy of a variable length became a byte-wise copy per lookup).
+//  Overlapping bytes are fine: the hash mixes the length in too.
+static uint64_t s_tail_word (const char *name, size_t bytes)
+{
+    const unsigned char *tail = (const unsigned char *)name;
+    if (bytes >= 4) {
+        uint32_t low, high;
+        memcpy (&low, tail, sizeof low);
+        memcpy (&high, tail + bytes - sizeof high, sizeof high);
+        return (uint64_t)high << 32 | low;
+    }
+    if (bytes == 0)
+        return 0;
+    return (uint64_t)tail[0] | (uint64_t)tail[bytes / 2] << 8 |
+           (uint64_t)tail[bytes - 1] << 16;
+}
+
+//  An account name's hash, a word at a time like ids' (below).
+static uint64_t s_name_hash (const char *name)
+{
+    size_t bytes = strlen (name);
+    uint64_t hash = 0x9e3779b97f4a7c15ULL ^ bytes;
+    uint64_t word;
+    for (; bytes >= sizeof word; name += sizeof word, bytes -= sizeof word) {
+        memcpy (&word, name, sizeof word);
+        hash = (hash ^ word) * 0xbf58476d1ce4e5b9ULL;
+        hash ^= hash >> 31;
+    }
+    word = s_tail_word (name, bytes);
+    //  Names often differ in their last bytes only ("b-17", "b-18"): the
+    //  final rounds carry those bits down to the slot (low) bits too.
+    hash = (hash ^ word) * 0x94d049bb133111ebULL;
+    hash ^= hash >> 32;
+    hash *= 0xbf58476d1ce4e5b9ULL;
+    return hash ^ (hash >> 29);
+}
+
+//  The slot holding name, or the empty one where it would go.
+static size_t s_account_slot (write_model_t *self, const char *name, uint64_t hash)
+{
+    size_t mask = self->slot_count - 1;
+    uint64_t tag = hash >> 32;
+    size_t slot = (size_t)hash & mask;
+    for (; self->slots[slot]; slot = (slot + 1) & mask) {
+        uint64_t entry = self->slots[slot];
+        if (entry >> 32 == tag &&
+            streq (s_record (self, s_slot_record (entry))->name, name))
+            break;
+    }
+    return slot;
+}
+
+//  Doubles the slots, placing every entry again by its record's hash.
+static void s_accounts_grow (write_model_t *self)
+{
+    size_t old_count = self->slot_count;
+    uint64_t *old = self->slots;
+    self->slot_count = old_count * 2;
+    self->slots = calloc (self->slot_count, sizeof *self->slots);
+    assert (self->slots);
+    size_t mask = self->slot_count - 1;
+    for (size_t index = 0; index < old_count; index++) {
+        if (!old[index])
+            continue;
+        size_t slot = (size_t)s_record (self, s_slot_record (old[index]))->hash & mask;
+        while (self->slots[slot])
+            slot = (slot + 1) & mask;
+        self->slots[slot] = old[index];
+    }
+    free (old);
+}
+
+//  A zeroed record: a forgotten one, or the next of the last page.
+static uint32_t s_record_new (write_model_t *self)
+{
+    uint32_t record = self->free_records - 1;
+    if (self->free_records)
+        self->free_records = s_record (self, record)->next_free;
+    else {
+        if (self->records_used == self->page_count * WRITE_MODEL_PAGE_ACCOUNTS) {
+            account_t **pages =
+                realloc (self->pages, (self->page_count + 1) * sizeof *pages);
+            assert (pages);
+            self->pages = pages;
+            self->pages[self->page_count] =
+                malloc (WRITE_MODEL_PAGE_ACCOUNTS * sizeof (account_t));
+            assert (self->pages[self->page_count]);
+            self->page_count++;
+        }
+        assert (self->records_used < UINT32_MAX);
+        record = (uint32_t)self->records_used++;
+    }
+    *s_record (self, record) = (account_t){.balance = 0};
+    return record;
+}
+
+static account_t *s_account (write_model_t *self, const char *name, bool create)
+{
+    uint64_t hash = s_name_hash (name);
+    size_t slot = s_account_slot (self, name, hash);
+    if (self->slots[slot])
+        return s_record (self, s_slot_record (self->slots[slot]));
+    if (!create)
+        return NULL;
+    if ((self->account_count + 1) * 2 > self->slot_count) {
+        s_accounts_grow (self);
+        slot = s_account_slot (self, name, hash);
+    }
+    uint32_t record = s_record_new (self);
+    account_t *account = s_record (self, record);
+    account->hash = hash;
+    s_copy (account->name, sizeof account->name, name);
+    self->slots[slot] = (hash >> 32) << 32 | (record + 1);
+    self->account_count++;
+    return account;
+}
+
+//  Backward-shift deletion (as for ids): entries after the hole that may
+//  sit in it move back. Rare: only accounts held and never confirmed.
+static void s_account_delete (write_model_t *self, account_t *account)
+{
+    size_t mask = self->slot_count - 1;
+    size_t hole = s_account_slot (self, account->name, account->hash);
+    uint64_t entry = self->slots[hole];
+    assert (entry);
+    for (size_t next = (hole + 1) & mask; self->slots[next]; next = (next + 1) & mask) {
+        size_t home =
+            (size_t)s_record (self, s_slot_record (self->slots[next]))->hash & mask;
+        if (((next - home) & mask) >= ((next - hole) & mask)) {
+            self->slots[hole] = self->slots[next];
+            hole = next;
+        }
+    }
+    self->slots[hole] = 0;
+    account->next_free = self->free_records;
+    self->free_records = s_slot_record (entry) + 1;
+    self->account_count--;
+}
+
+//  An account with nothing confirmed and nothing held is not worth keeping.
+static void s_forget_if_empty (write_model_t *self, account_t *account)
+{
+    if (account->version == 0 && account->pending_events == 0)
+        s_account_delete (self, account);
 }
 
 //  An id's home slot, hashed a word at a time (FNV-1a byte by byte, twice
@@ -232,7 +388,7 @@ int64_t write_model_applied_seq (write_model_t *self)
 
 size_t write_model_account_count (write_model_t *self)
 {
-    return zhashx_size (self->accounts);
+    return self->account_count;
 }
 
 int64_t write_model_balance (write_model_t *self, const char *name)
@@ -254,25 +410,35 @@ int64_t write_model_available (write_model_t *self, const char *name)
     return account ? account->balance - account->pending_debit : 0;
 }
 
-void write_model_figures (write_model_t *self, const char *name, int64_t *balance,
-                          int64_t *available, int64_t *version)
+write_model_account_t *write_model_figures (write_model_t *self, const char *name,
+                                            int64_t *balance, int64_t *available,
+                                            int64_t *version)
 {
     account_t *account = s_account (self, name, false);
     *balance = account ? account->balance : 0;
     *available = account ? account->balance - account->pending_debit : 0;
     *version = account ? account->version : 0;
+    return account;
 }
 
-void write_model_hold (write_model_t *self, const char *name, int64_t debit,
-                       int64_t events, int sign)
+write_model_account_t *write_model_hold (write_model_t *self,
+                                         write_model_account_t *entry, const char *name,
+                                         int64_t debit, int64_t events)
 {
-    assert (sign == 1 || sign == -1);
-    account_t *account = s_account (self, name, true);
-    account->pending_debit += sign * debit;
-    account->pending_events += sign * events;
+    account_t *account = entry ? entry : s_account (self, name, true);
+    account->pending_debit += debit;
+    account->pending_events += events;
+    return account;
+}
+
+void write_model_release (write_model_t *self, write_model_account_t *entry,
+                          int64_t debit, int64_t events)
+{
+    account_t *account = entry;
+    account->pending_debit -= debit;
+    account->pending_events -= events;
     assert (account->pending_debit >= 0 && account->pending_events >= 0);
-    if (sign < 0)
-        s_forget_if_empty (self, name, account);
+    s_forget_if_empty (self, account);
 }
 
 const write_model_record_t *write_model_record (write_model_t *self, int64_t seq)

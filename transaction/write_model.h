@@ -30,6 +30,9 @@
 #define WRITE_MODEL_ID_SLOTS (2 * WRITE_MODEL_RECENT_EVENTS_MAX)
 
 typedef struct write_model write_model_t;
+//  An account's entry in the write model, so that a request finds each
+//  of its accounts once rather than per step (figures, hold, release).
+typedef struct write_model_account write_model_account_t;
 
 typedef struct {
     int64_t seq;
@@ -60,11 +63,22 @@ int64_t write_model_version (write_model_t *self, const char *account);
 //  Confirmed balance minus this instance's pending debits.
 int64_t write_model_available (write_model_t *self, const char *account);
 //  The three above with one lookup (a batch asks for each account).
-void write_model_figures (write_model_t *self, const char *account, int64_t *balance,
-                          int64_t *available, int64_t *version);
-//  Adds (sign +1) or removes (sign -1) an in-flight hold on account.
-void write_model_hold (write_model_t *self, const char *account, int64_t debit,
-                       int64_t events, int sign);
+//  Returns the account's entry, or NULL when it has none. Entries never
+//  move: one stays valid until write_model_release forgets its account
+//  (nothing confirmed and no hold left).
+write_model_account_t *write_model_figures (write_model_t *self, const char *account,
+                                            int64_t *balance, int64_t *available,
+                                            int64_t *version);
+//  Adds an in-flight hold on account, whose entry write_model_figures
+//  gave (or NULL: found or created by name). Returns the entry, valid
+//  until this hold is released: a held account is never forgotten.
+write_model_account_t *write_model_hold (write_model_t *self,
+                                         write_model_account_t *entry,
+                                         const char *account, int64_t debit,
+                                         int64_t events);
+//  Removes a hold that write_model_hold added (same entry and figures).
+void write_model_release (write_model_t *self, write_model_account_t *entry,
+                          int64_t debit, int64_t events);
 
 //  The stored event at seq, or NULL when it is no longer (or not yet) kept.
 const write_model_record_t *write_model_record (write_model_t *self, int64_t seq);

@@ -1,0 +1,171 @@
+/*  test_write_model — the write model's indexes against plain models.
+
+    Ids: drawn from a pool smaller than the stream of events, so ids
+    repeat inside the kept window and records are evicted and their index
+    entries deleted all the time; the model is each id's latest seq.
+    Accounts: deposits, withdrawals and holds on random names, some held
+    and released without ever being confirmed (so they are forgotten and
+    entries move), through several growths of the table; the model is
+    plain arrays by account number.
+*/
+#include "write_model.h"
+
+#include <assert.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+
+#define TEST_ID_POOL       (WRITE_MODEL_RECENT_EVENTS_MAX + WRITE_MODEL_RECENT_EVENTS_MAX / 2)
+#define TEST_ID_EVENTS     (4 * WRITE_MODEL_RECENT_EVENTS_MAX)
+#define TEST_ID_CHECKS     64 // random ids checked after each event
+#define TEST_ACCOUNTS      5000
+#define TEST_ACCOUNT_STEPS 40000
+
+static void s_id_name (char *id, size_t size, size_t number)
+{
+    snprintf (id, size, "id-%zu", number);
+}
+
+static void s_account_name (char *name, size_t size, size_t number)
+{
+    //  Some names longer than a word, some shorter, one at the limit.
+    if (number == 0)
+        memset (name, 'z', EVENT_ACCOUNT_BYTES_MAX), name[EVENT_ACCOUNT_BYTES_MAX] = '\0';
+    else
+        snprintf (name, size, number % 3 ? "a%zu" : "account-number-%zu", number);
+}
+
+static void s_apply_deposit (write_model_t *model, int64_t seq, const char *id,
+                             const char *account, int64_t amount)
+{
+    event_t event;
+    event_init (&event);
+    event.seq = seq;
+    event.type = EVENT_DEPOSITED;
+    event.amount = amount;
+    snprintf (event.id, sizeof event.id, "%s", id);
+    snprintf (event.account, sizeof event.account, "%s", account);
+    CHECK (write_model_apply (model, &event) == 0);
+}
+
+//  The latest seq of an id wins while it is kept; evicted means unknown.
+static void test_find_gives_latest_kept_seq_of_repeated_and_evicted_ids (void)
+{
+    write_model_t *model = write_model_new ();
+    assert (model);
+    int64_t *latest = calloc (TEST_ID_POOL, sizeof *latest); // the model
+    assert (latest);
+    srand (7);
+    char id[EVENT_ID_BYTES_MAX + 1];
+    size_t repeats = 0;
+    for (int64_t seq = 1; seq <= TEST_ID_EVENTS; seq++) {
+        size_t number = (size_t)rand () % TEST_ID_POOL;
+        if (latest[number] > seq - WRITE_MODEL_RECENT_EVENTS_MAX)
+            repeats++;
+        latest[number] = seq;
+        s_id_name (id, sizeof id, number);
+        s_apply_deposit (model, seq, id, "a", 1);
+        for (int check = 0; check < TEST_ID_CHECKS; check++) {
+            size_t other = check ? (size_t)rand () % TEST_ID_POOL : number;
+            int64_t expected =
+                latest[other] > seq - WRITE_MODEL_RECENT_EVENTS_MAX ? latest[other] : 0;
+            s_id_name (id, sizeof id, other);
+            if (write_model_find (model, id) != expected) {
+                fprintf (stderr, "    seq %lld: %s: expected %lld, found %lld\n",
+                         (long long)seq, id, (long long)expected,
+                         (long long)write_model_find (model, id));
+                CHECK (write_model_find (model, id) == expected);
+                goto done;
+            }
+        }
+    }
+    CHECK (repeats > 0); // the claim was exercised
+    CHECK (write_model_find (model, "never") == 0);
+    CHECK (write_model_record (model, 1) == NULL); // evicted
+    const write_model_record_t *last = write_model_record (model, TEST_ID_EVENTS);
+    CHECK (last && last->seq == TEST_ID_EVENTS && last->balance == TEST_ID_EVENTS);
+done:
+    free (latest);
+    write_model_destroy (&model);
+}
+
+typedef struct {
+    int64_t balance, version, held_debit, held_events;
+} model_account_t;
+
+static bool s_account_matches (write_model_t *model, const model_account_t *expected,
+                               const char *name)
+{
+    int64_t balance, available, version;
+    write_model_figures (model, name, &balance, &available, &version);
+    return balance == expected->balance && version == expected->version &&
+           available == expected->balance - expected->held_debit &&
+           write_model_balance (model, name) == balance &&
+           write_model_version (model, name) == version &&
+           write_model_available (model, name) == available;
+}
+
+//  Accounts held and released without a confirmed event are forgotten;
+//  every other account stays findable with its figures.
+static void test_accounts_match_model_through_holds_forgetting_and_growth (void)
+{
+    write_model_t *model = write_model_new ();
+    assert (model);
+    model_account_t *accounts = calloc (TEST_ACCOUNTS, sizeof *accounts);
+    assert (accounts);
+    srand (11);
+    char name[EVENT_ACCOUNT_BYTES_MAX + 1], id[EVENT_ID_BYTES_MAX + 1];
+    int64_t seq = 0;
+    size_t forgotten = 0;
+    for (int step = 0; step < TEST_ACCOUNT_STEPS; step++) {
+        size_t number = (size_t)rand () % TEST_ACCOUNTS;
+        model_account_t *account = &accounts[number];
+        s_account_name (name, sizeof name, number);
+        int choice = rand () % 4;
+        if (choice == 0) { // a confirmed deposit
+            int64_t amount = rand () % 1000 + 1;
+            s_id_name (id, sizeof id, (size_t)seq);
+            s_apply_deposit (model, ++seq, id, name, amount);
+            account->balance += amount;
+            account->version++;
+        } else if (choice == 1 || account->held_events == 0) { // a hold
+            int64_t debit = rand () % 100;
+            write_model_account_t *entry = write_model_hold (model, NULL, name, debit, 1);
+            CHECK (entry);
+            account->held_debit += debit;
+            account->held_events++;
+        } else { // all of its holds released
+            int64_t balance, available, version;
+            write_model_account_t *entry =
+                write_model_figures (model, name, &balance, &available, &version);
+            CHECK (entry);
+            write_model_release (model, entry, account->held_debit, account->held_events);
+            if (account->version == 0)
+                forgotten++;
+            account->held_debit = account->held_events = 0;
+        }
+        size_t other = (size_t)rand () % TEST_ACCOUNTS;
+        s_account_name (name, sizeof name, other);
+        CHECK (s_account_matches (model, &accounts[other], name));
+    }
+    size_t known = 0;
+    for (size_t number = 0; number < TEST_ACCOUNTS; number++) {
+        s_account_name (name, sizeof name, number);
+        CHECK (s_account_matches (model, &accounts[number], name));
+        known += accounts[number].version || accounts[number].held_events;
+    }
+    CHECK (forgotten > 0); // the claim was exercised
+    CHECK (write_model_account_count (model) == known);
+    CHECK (write_model_balance (model, "never-seen") == 0);
+    free (accounts);
+    write_model_destroy (&model);
+}
+
+int main (void)
+{
+    RUN (test_find_gives_latest_kept_seq_of_repeated_and_evicted_ids);
+    RUN (test_accounts_match_model_through_holds_forgetting_and_growth);
+    return check_exit_status ();
+}
