@@ -17,6 +17,7 @@
 #include "event.h"
 #include "http.h"
 #include "idempotency.h"
+#include "key_hash.h"
 #include "log.h"
 #include "metrics.h"
 #include "openapi.h"
@@ -1337,6 +1338,25 @@ static int s_start_http (api_t *self)
     return self->http ? 0 : -1;
 }
 
+static size_t s_key_hash (const void *key)
+{
+    return (size_t)key_hash ((const char *)key);
+}
+
+//  An index of requests by a string that the request itself holds (its
+//  attempt id or its key) and keeps unchanged while indexed: no copy of
+//  the key per insert, and a hash a word at a time.
+static zhashx_t *s_index_new (void)
+{
+    zhashx_t *index = zhashx_new ();
+    if (index) {
+        zhashx_set_key_duplicator (index, NULL);
+        zhashx_set_key_destructor (index, NULL);
+        zhashx_set_key_hasher (index, s_key_hash);
+    }
+    return index;
+}
+
 api_t *api_new (zloop_t *loop, const api_config_t *config)
 {
     api_t *self = calloc (1, sizeof *self);
@@ -1358,8 +1378,8 @@ api_t *api_new (zloop_t *loop, const api_config_t *config)
     self->model = write_model_new ();
     self->idempotency = idempotency_new (config->idempotency_keys_max);
     self->requests = zlistx_new ();
-    self->by_attempt = zhashx_new ();
-    self->by_key = zhashx_new ();
+    self->by_attempt = s_index_new ();
+    self->by_key = s_index_new ();
     if (!self->model || !self->idempotency || !self->requests || !self->by_attempt ||
         !self->by_key)
         goto failed;

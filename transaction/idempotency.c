@@ -4,6 +4,8 @@
 
 #include <czmq.h>
 
+#include "key_hash.h"
+
 typedef struct {
     idempotency_entry_t public; // strings below are owned
     char *key;                  // owned copy, also the FIFO's item
@@ -27,6 +29,11 @@ static void s_entry_free (void **item_p)
     }
 }
 
+static size_t s_key_hash (const void *key)
+{
+    return (size_t)key_hash ((const char *)key);
+}
+
 idempotency_t *idempotency_new (size_t keys_max)
 {
     assert (keys_max > 0);
@@ -40,6 +47,10 @@ idempotency_t *idempotency_new (size_t keys_max)
         return NULL;
     }
     zhashx_set_destructor (self->entries, s_entry_free);
+    //  The key is the entry's own copy (freed with it): no second copy.
+    zhashx_set_key_duplicator (self->entries, NULL);
+    zhashx_set_key_destructor (self->entries, NULL);
+    zhashx_set_key_hasher (self->entries, s_key_hash);
     self->keys_max = keys_max;
     return self;
 }
@@ -81,7 +92,7 @@ void idempotency_store (idempotency_t *self, const char *key, const char *finger
     entry->public.status = status;
     entry->public.body = copy;
     entry->public.body_bytes = body_bytes;
-    zhashx_insert (self->entries, key, entry);
+    zhashx_insert (self->entries, entry->key, entry);
     zlistx_add_end (self->order, entry->key);
 }
 

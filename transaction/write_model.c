@@ -4,6 +4,7 @@
 
 #include <czmq.h>
 
+#include "key_hash.h"
 #include "log.h"
 
 //  Account records live in pages that never move, so a pointer to one
@@ -128,44 +129,6 @@ static uint32_t s_slot_record (uint64_t slot)
     return (uint32_t)slot - 1;
 }
 
-//  The last 0-7 bytes of a name as a word, by fixed-size loads (a
-//  memcpy of a variable length became a byte-wise copy per lookup).
-//  Overlapping bytes are fine: the hash mixes the length in too.
-static uint64_t s_tail_word (const char *name, size_t bytes)
-{
-    const unsigned char *tail = (const unsigned char *)name;
-    if (bytes >= 4) {
-        uint32_t low, high;
-        memcpy (&low, tail, sizeof low);
-        memcpy (&high, tail + bytes - sizeof high, sizeof high);
-        return (uint64_t)high << 32 | low;
-    }
-    if (bytes == 0)
-        return 0;
-    return (uint64_t)tail[0] | (uint64_t)tail[bytes / 2] << 8 |
-           (uint64_t)tail[bytes - 1] << 16;
-}
-
-//  An account name's hash, a word at a time like ids' (below).
-static uint64_t s_name_hash (const char *name)
-{
-    size_t bytes = strlen (name);
-    uint64_t hash = 0x9e3779b97f4a7c15ULL ^ bytes;
-    uint64_t word;
-    for (; bytes >= sizeof word; name += sizeof word, bytes -= sizeof word) {
-        memcpy (&word, name, sizeof word);
-        hash = (hash ^ word) * 0xbf58476d1ce4e5b9ULL;
-        hash ^= hash >> 31;
-    }
-    word = s_tail_word (name, bytes);
-    //  Names often differ in their last bytes only ("b-17", "b-18"): the
-    //  final rounds carry those bits down to the slot (low) bits too.
-    hash = (hash ^ word) * 0x94d049bb133111ebULL;
-    hash ^= hash >> 32;
-    hash *= 0xbf58476d1ce4e5b9ULL;
-    return hash ^ (hash >> 29);
-}
-
 //  The slot holding name, or the empty one where it would go.
 static size_t s_account_slot (write_model_t *self, const char *name, uint64_t hash)
 {
@@ -227,7 +190,7 @@ static uint32_t s_record_new (write_model_t *self)
 
 static account_t *s_account (write_model_t *self, const char *name, bool create)
 {
-    uint64_t hash = s_name_hash (name);
+    uint64_t hash = key_hash (name);
     size_t slot = s_account_slot (self, name, hash);
     if (self->slots[slot])
         return s_record (self, s_slot_record (self->slots[slot]));
