@@ -6,9 +6,11 @@
 
 #include "key_hash.h"
 
+//  One allocation per entry: the strings follow the struct.
 typedef struct {
-    idempotency_entry_t public; // strings below are owned
-    char *key;                  // owned copy, also the FIFO's item
+    idempotency_entry_t public; // fingerprint and body point into text
+    char *key;                  // into text; also the table's key and the FIFO's item
+    char text[];                // key, fingerprint and body, each NUL-ended
 } entry_t;
 
 struct idempotency {
@@ -19,14 +21,8 @@ struct idempotency {
 
 static void s_entry_free (void **item_p)
 {
-    entry_t *entry = (entry_t *)*item_p;
-    if (entry) {
-        free ((char *)entry->public.fingerprint);
-        free ((char *)entry->public.body);
-        free (entry->key);
-        free (entry);
-        *item_p = NULL;
-    }
+    free (*item_p);
+    *item_p = NULL;
 }
 
 static size_t s_key_hash (const void *key)
@@ -82,15 +78,19 @@ void idempotency_store (idempotency_t *self, const char *key, const char *finger
         char *oldest = zlistx_detach (self->order, NULL); // NULL: the first
         zhashx_delete (self->entries, oldest);            // frees oldest
     }
-    entry_t *entry = calloc (1, sizeof *entry);
-    char *copy = malloc (body_bytes + 1);
-    assert (entry && copy);
-    memcpy (copy, body, body_bytes);
-    copy[body_bytes] = '\0';
-    entry->key = strdup (key);
-    entry->public.fingerprint = strdup (fingerprint);
+    size_t key_bytes = strlen (key) + 1, fingerprint_bytes = strlen (fingerprint) + 1;
+    entry_t *entry =
+        malloc (sizeof *entry + key_bytes + fingerprint_bytes + body_bytes + 1);
+    assert (entry);
+    char *text = entry->text;
+    entry->key = memcpy (text, key, key_bytes);
+    text += key_bytes;
+    entry->public.fingerprint = memcpy (text, fingerprint, fingerprint_bytes);
+    text += fingerprint_bytes;
+    memcpy (text, body, body_bytes);
+    text[body_bytes] = '\0';
+    entry->public.body = text;
     entry->public.status = status;
-    entry->public.body = copy;
     entry->public.body_bytes = body_bytes;
     zhashx_insert (self->entries, entry->key, entry);
     zlistx_add_end (self->order, entry->key);
