@@ -346,12 +346,17 @@ static uint32_t *s_hold_slot (request_t *request, const char *account)
     return &request->hold_slots[slot];
 }
 
-//  The index of account's hold, or hold_count when it has none.
-static size_t s_hold_find (request_t *request, const char *account)
+//  The index of account's hold, or hold_count when it has none. With an
+//  index, *slot_p (if given) is account's slot there, else NULL.
+static size_t s_hold_find (request_t *request, const char *account, uint32_t **slot_p)
 {
+    if (slot_p)
+        *slot_p = NULL;
     if (request->hold_count > API_HOLDS_SCAN_MAX) {
-        uint32_t found = *s_hold_slot (request, account);
-        return found ? found - 1 : request->hold_count;
+        uint32_t *slot = s_hold_slot (request, account);
+        if (slot_p)
+            *slot_p = slot;
+        return *slot ? *slot - 1 : request->hold_count;
     }
     size_t index = 0;
     while (index < request->hold_count && !streq (request->holds[index].account, account))
@@ -360,14 +365,19 @@ static size_t s_hold_find (request_t *request, const char *account)
 }
 
 //  Indexes hold index (just added) once there are too many to scan,
-//  growing the index to stay at most half full.
-static void s_hold_index (request_t *request, size_t index)
+//  growing the index to stay at most half full. slot: the empty one
+//  s_hold_find found for it, or NULL.
+static void s_hold_index (request_t *request, size_t index, uint32_t *slot)
 {
     if (request->hold_count <= API_HOLDS_SCAN_MAX)
         return;
     //  Those before index are indexed already, unless the scan limit was
     //  just crossed (a new or cleared index) or the index grows.
     size_t known = request->hold_count == API_HOLDS_SCAN_MAX + 1 ? 0 : index;
+    if (slot && known == index && request->hold_count * 2 <= request->hold_slot_count) {
+        *slot = (uint32_t)(index + 1); // no second hash and probe
+        return;
+    }
     if (request->hold_count * 2 > request->hold_slot_count) {
         size_t count = request->hold_slot_count ? request->hold_slot_count * 2
                                                 : 4 * API_HOLDS_SCAN_MAX;
@@ -385,7 +395,8 @@ static void s_hold_index (request_t *request, size_t index)
 //  An index, not a pointer: adding a hold may move the others.
 static size_t s_hold (request_t *request, const char *account)
 {
-    size_t index = s_hold_find (request, account);
+    uint32_t *slot;
+    size_t index = s_hold_find (request, account, &slot);
     if (index < request->hold_count)
         return index;
     if (request->hold_count == request->hold_capacity) {
@@ -409,7 +420,7 @@ static size_t s_hold (request_t *request, const char *account)
     s_copy (hold->account, sizeof hold->account, account);
     hold->entry = write_model_figures (model, account, &hold->balance, &hold->available,
                                        &hold->expect);
-    s_hold_index (request, index);
+    s_hold_index (request, index, slot);
     return index;
 }
 
@@ -513,7 +524,7 @@ static int s_plan (request_t *request)
 
 static void s_expect (request_t *request, event_t *event, const char *account)
 {
-    size_t index = s_hold_find (request, account);
+    size_t index = s_hold_find (request, account, NULL);
     assert (index < request->hold_count);
     hold_t *hold = &request->holds[index];
     if (hold->expect_sent)
