@@ -82,11 +82,9 @@ static void s_send_str (void *router, const char *text, bool more)
 #define REPLAY_PACKED "packed"
 
 //  ["BATCH", committed_seq, line...]: a frame per line, as DESIGN.md has it.
-static void s_send_batch (replay_t *self, void *router, const char *text, size_t bytes)
+static void s_send_batch (void *router, const char *last_seq, const char *text,
+                          size_t bytes)
 {
-    char last_seq[32];
-    snprintf (last_seq, sizeof last_seq, "%lld",
-              (long long)log_file_committed_seq (self->log));
     s_send_str (router, "BATCH", true);
     s_send_str (router, last_seq, bytes > 0);
     for (const char *line = text; line < text + bytes;) {
@@ -100,11 +98,9 @@ static void s_send_batch (replay_t *self, void *router, const char *text, size_t
 //  ["PACKED", committed_seq, lines]: the page as it lies in the log, each
 //  line ending in \n, in one frame. A frame per line costs the two
 //  processes more than parsing the line does.
-static void s_send_packed (replay_t *self, void *router, const char *text, size_t bytes)
+static void s_send_packed (void *router, const char *last_seq, const char *text,
+                           size_t bytes)
 {
-    char last_seq[32];
-    snprintf (last_seq, sizeof last_seq, "%lld",
-              (long long)log_file_committed_seq (self->log));
     s_send_str (router, "PACKED", true);
     s_send_str (router, last_seq, true);
     s_send (router, text, bytes, false);
@@ -138,10 +134,15 @@ static void s_answer (replay_t *self, zmsg_t *request, void *router)
     if (error) {
         s_send_str (router, "ERROR", true);
         s_send_str (router, error, false);
-    } else if (shape)
-        s_send_packed (self, router, text, bytes);
-    else
-        s_send_batch (self, router, text, bytes);
+    } else {
+        char last_seq[32];
+        snprintf (last_seq, sizeof last_seq, "%lld",
+                  (long long)log_file_committed_seq (self->log));
+        if (shape)
+            s_send_packed (router, last_seq, text, bytes);
+        else
+            s_send_batch (router, last_seq, text, bytes);
+    }
     zframe_destroy (&command);
     zframe_destroy (&from_frame);
     zframe_destroy (&max_frame);
