@@ -47,6 +47,7 @@ typedef struct {
     int64_t waiters_max;
     int64_t subscriber_hwm;
     int64_t upstream_timeout_ms;
+    int64_t connections_per_ip;
     bool reuse_port;
     bool rebuild;
     log_level_t log_level;
@@ -69,6 +70,7 @@ enum {
     OPT_REBUILD,
     OPT_WAIT_MS_MAX,
     OPT_WAITERS_MAX,
+    OPT_CONNECTIONS_PER_IP,
     OPT_LOG_LEVEL,
     OPT_SUBSCRIBER_HWM,
     OPT_UPSTREAM_TIMEOUT_MS,
@@ -86,6 +88,7 @@ static const struct option s_long_options[] = {
     {"rebuild", no_argument, NULL, OPT_REBUILD},
     {"wait-ms-max", required_argument, NULL, OPT_WAIT_MS_MAX},
     {"waiters-max", required_argument, NULL, OPT_WAITERS_MAX},
+    {"connections-per-ip", required_argument, NULL, OPT_CONNECTIONS_PER_IP},
     {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
     {"subscriber-hwm", required_argument, NULL, OPT_SUBSCRIBER_HWM},
     {"upstream-timeout-ms", required_argument, NULL, OPT_UPSTREAM_TIMEOUT_MS},
@@ -96,24 +99,26 @@ static const struct option s_long_options[] = {
 
 static void s_usage (FILE *out)
 {
-    fprintf (out,
-             "Usage: accounting [OPTION]...\n"
-             "The ledger's read model: folds the stream's events into balances.\n\n"
-             "  --publish EP          stream's PUB endpoint (tcp://127.0.0.1:5556)\n"
-             "  --replay EP           stream's replay endpoint (tcp://127.0.0.1:5558)\n"
-             "  --http-port N         HTTP port (%d)\n"
-             "  --http-addr A         HTTP address (127.0.0.1)\n"
-             "  --data-dir DIR        replica directory (data/accounting-<port>)\n"
-             "  --reuse-port          share the HTTP port with other instances\n"
-             "  --rebuild             discard the replica and refetch everything\n"
-             "  --wait-ms-max N       cap for ?wait_ms (%d)\n"
-             "  --waiters-max N       requests waiting for ?min_seq at once (%d)\n"
-             "  --log-level L         debug|info|warn|error (info)\n"
-             "  --subscriber-hwm N    SUB receive high-water mark (ZeroMQ default)\n"
-             "  --upstream-timeout-ms N  silence before upstream counts as down (3000)\n"
-             "  --help, --version\n",
-             ACCOUNTING_HTTP_PORT_DEFAULT, ACCOUNTING_WAIT_MS_MAX_DEFAULT,
-             ACCOUNTING_WAITERS_MAX_DEFAULT);
+    fprintf (
+        out,
+        "Usage: accounting [OPTION]...\n"
+        "The ledger's read model: folds the stream's events into balances.\n\n"
+        "  --publish EP          stream's PUB endpoint (tcp://127.0.0.1:5556)\n"
+        "  --replay EP           stream's replay endpoint (tcp://127.0.0.1:5558)\n"
+        "  --http-port N         HTTP port (%d)\n"
+        "  --http-addr A         HTTP address (127.0.0.1)\n"
+        "  --data-dir DIR        replica directory (data/accounting-<port>)\n"
+        "  --reuse-port          share the HTTP port with other instances\n"
+        "  --rebuild             discard the replica and refetch everything\n"
+        "  --wait-ms-max N       cap for ?wait_ms (%d)\n"
+        "  --waiters-max N       requests waiting for ?min_seq at once (%d)\n"
+        "  --connections-per-ip N  HTTP connections one client address may hold (%d)\n"
+        "  --log-level L         debug|info|warn|error (info)\n"
+        "  --subscriber-hwm N    SUB receive high-water mark (ZeroMQ default)\n"
+        "  --upstream-timeout-ms N  silence before upstream counts as down (3000)\n"
+        "  --help, --version\n",
+        ACCOUNTING_HTTP_PORT_DEFAULT, ACCOUNTING_WAIT_MS_MAX_DEFAULT,
+        ACCOUNTING_WAITERS_MAX_DEFAULT, HTTP_CONNECTIONS_PER_IP_MAX_DEFAULT);
 }
 
 //  Returns 0 to run, 1 to exit 0 (help, version), -1 to exit 2.
@@ -125,6 +130,7 @@ static int s_options_parse (options_t *options, int argc, char *argv[])
                            .http_port = ACCOUNTING_HTTP_PORT_DEFAULT,
                            .wait_ms_max = ACCOUNTING_WAIT_MS_MAX_DEFAULT,
                            .waiters_max = ACCOUNTING_WAITERS_MAX_DEFAULT,
+                           .connections_per_ip = HTTP_CONNECTIONS_PER_IP_MAX_DEFAULT,
                            .log_level = LOG_INFO};
     int option, rc = 0;
     while (rc == 0 &&
@@ -159,6 +165,11 @@ static int s_options_parse (options_t *options, int argc, char *argv[])
         case OPT_WAITERS_MAX:
             rc = config_parse_int64 ("--waiters-max", optarg, 0, ACCOUNTING_WAITERS_LIMIT,
                                      &options->waiters_max);
+            break;
+        case OPT_CONNECTIONS_PER_IP:
+            rc = config_parse_int64 ("--connections-per-ip", optarg, 1,
+                                     HTTP_CONNECTIONS_PER_IP_LIMIT,
+                                     &options->connections_per_ip);
             break;
         case OPT_SUBSCRIBER_HWM:
             rc = config_parse_int64 ("--subscriber-hwm", optarg, 0, INT_MAX,
@@ -299,6 +310,8 @@ static int s_start (service_t *self)
                                  .address = options->http_addr,
                                  .port = (int)options->http_port,
                                  .reuse_port = options->reuse_port,
+                                 .connections_per_ip_max =
+                                     (unsigned)options->connections_per_ip,
                                  .arg = &self->api};
     http_config.routes = api_routes (&http_config.route_count);
     openapi_register (http_config.routes, http_config.route_count);

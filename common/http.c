@@ -41,10 +41,9 @@
 //  MHD 0.9.75 has no deadline for a whole request head. What bounds it is
 //  a share per client address below the global limit, and a global limit
 //  large enough that a few such addresses cannot take it all.
-#define HTTP_CONNECTIONS_MAX_DEFAULT        16384 // all clients, if RLIMIT_NOFILE allows
-#define HTTP_CONNECTIONS_PER_IP_MAX_DEFAULT 256   // one address: 4x a 64-connection pool
-#define HTTP_FDS_RESERVED                   256 // for what is not HTTP: ZeroMQ, logs, epoll
-#define HTTP_CONNECTION_TIMEOUT_S_DEFAULT   30 // inactivity
+#define HTTP_CONNECTIONS_MAX_DEFAULT      16384 // all clients, if RLIMIT_NOFILE allows
+#define HTTP_FDS_RESERVED                 256 // for what is not HTTP: ZeroMQ, logs, epoll
+#define HTTP_CONNECTION_TIMEOUT_S_DEFAULT 30  // inactivity
 //  Each refused connection is a libmicrohttpd message: a flood of them
 //  must not flood the log.
 #define HTTP_MHD_LOG_LINES_PER_S_MAX 10

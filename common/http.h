@@ -54,6 +54,12 @@ typedef struct {
     unsigned connections_per_ip_max; // one client address's share; 0: default
 } http_config_t;
 
+//  The default share of one client address: 4x a 64-connection pool. A
+//  proxy in front puts every client behind one address: raise it there.
+#define HTTP_CONNECTIONS_PER_IP_MAX_DEFAULT 256
+//  Bound for a configured share: the global connection limit.
+#define HTTP_CONNECTIONS_PER_IP_LIMIT 16384
+
 //  Binds, listens and registers with loop. Returns NULL (logged) on failure,
 //  e.g. when the port is taken. Raises the process's RLIMIT_NOFILE soft
 //  limit to its hard limit when connections_max needs more descriptors.

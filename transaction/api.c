@@ -1344,6 +1344,7 @@ static int s_start_http (api_t *self)
         .routes = s_routes,
         .route_count = sizeof s_routes / sizeof s_routes[0],
         .arg = self,
+        .connections_per_ip_max = self->config.connections_per_ip,
     };
     self->http = http_server_new (self->loop, &config);
     return self->http ? 0 : -1;

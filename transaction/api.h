@@ -27,6 +27,7 @@ typedef struct {
     size_t inflight_max;         // waiting HTTP requests; beyond: 503 at once
     int retries_max;             // conflict retries before 409
     size_t idempotency_keys_max; // answers remembered by key
+    unsigned connections_per_ip; // HTTP connections one client address may hold
 } api_config_t;
 
 //  Creates the sockets, the subscriber and the HTTP server on loop.

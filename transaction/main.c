@@ -8,6 +8,7 @@
 
 #include "api.h"
 #include "config.h"
+#include "http.h"
 #include "log.h"
 
 #define ACK_TIMEOUT_MS_DEFAULT       5000 // a durable result normally takes < 10 ms
@@ -35,8 +36,11 @@ static void s_usage (FILE *out)
         "  --inflight-max N           waiting requests; beyond, 503 at once (4096)\n"
         "  --retries-max N            conflict retries before 409 (5)\n"
         "  --idempotency-keys-max N   answers remembered by Idempotency-Key (100000)\n"
+        "  --connections-per-ip N     HTTP connections one client address may hold "
+        "(%d)\n"
         "  --log-level LEVEL          debug|info|warn|error (info)\n"
-        "  --help, --version\n");
+        "  --help, --version\n",
+        HTTP_CONNECTIONS_PER_IP_MAX_DEFAULT);
 }
 
 static int s_parse_args (int argc, char **argv, api_config_t *config, log_level_t *level)
@@ -52,6 +56,7 @@ static int s_parse_args (int argc, char **argv, api_config_t *config, log_level_
         {"inflight-max", required_argument, NULL, 'm'},
         {"retries-max", required_argument, NULL, 'R'},
         {"idempotency-keys-max", required_argument, NULL, 'k'},
+        {"connections-per-ip", required_argument, NULL, 'c'},
         {"log-level", required_argument, NULL, 'l'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
@@ -98,6 +103,11 @@ static int s_parse_args (int argc, char **argv, api_config_t *config, log_level_
             rc = config_parse_int64 ("--idempotency-keys-max", optarg, 1, 100000000,
                                      &value);
             config->idempotency_keys_max = (size_t)value;
+            break;
+        case 'c':
+            rc = config_parse_int64 ("--connections-per-ip", optarg, 1,
+                                     HTTP_CONNECTIONS_PER_IP_LIMIT, &value);
+            config->connections_per_ip = (unsigned)value;
             break;
         case 'l':
             rc = log_level_parse (optarg, level);

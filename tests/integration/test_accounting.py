@@ -385,6 +385,47 @@ def test_two_instances_share_one_port_with_reuse_port():
     ledger.close()
 
 
+def _health_on(conn):
+    conn.request("GET", "/health")
+    response = conn.getresponse()
+    response.read()
+    return response.status
+
+
+def _health_from(port, source):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10,
+                                      source_address=(source, 0))
+    try:
+        return _health_on(conn)
+    except (OSError, http.client.HTTPException):
+        return None  # closed at once: over the address's share
+    finally:
+        conn.close()
+
+
+def test_connections_per_ip_caps_one_client_address():
+    """--connections-per-ip N: one address (say a proxy's) holds at most N
+    connections; one more is closed at once while the N are still served,
+    another address is not affected, and a freed place can be taken."""
+    ledger = Ledger()
+    acc = ledger.accounting(extra=["--connections-per-ip", "2"])
+    held = [http.client.HTTPConnection("127.0.0.1", acc.http_port, timeout=10)
+            for _ in range(2)]
+    # Connections the start-up health checks used may still be closing.
+    wait_until(lambda: _health_on(held[0]) == 200, 10, what="a first connection")
+    assert _health_on(held[1]) == 200
+    assert _health_from(acc.http_port, "127.0.0.1") is None
+    assert _health_from(acc.http_port, "127.0.0.2") == 200
+    assert [_health_on(conn) for conn in held] == [200, 200]
+    held.pop().close()
+    wait_until(lambda: _health_from(acc.http_port, "127.0.0.1") == 200, 10,
+               what="the freed place to be taken")
+    held[0].close()
+    acc.stop_clean()
+    ledger.stream.stop_clean()
+    ledger.close()
+
+
 def test_bad_ids_params_and_routes_get_problem_json():
     ledger = Ledger()
     accounting = ledger.accounting()
@@ -469,6 +510,7 @@ if __name__ == "__main__":
         test_time_travel_equals_reference_fold_at_that_point,
         test_min_seq_answers_once_applied_and_503_when_it_never_comes,
         test_two_instances_share_one_port_with_reuse_port,
+        test_connections_per_ip_caps_one_client_address,
         test_bad_ids_params_and_routes_get_problem_json,
         test_rebuild_refetches_everything_into_an_identical_replica,
     ])

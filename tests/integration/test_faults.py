@@ -666,7 +666,7 @@ def test_one_address_holding_more_slow_connections_than_it_may_does_not_starve_o
     """One client address (127.0.0.2: Linux routes all of 127/8 to lo)
     opens 1100 connections, more than the old global limit of 1024, each
     trickling a header byte every 200 ms, which MHD's inactivity timeout
-    never ends. Its share is capped per address (common/http.c,
+    never ends. Its share is capped per address (common/http.h,
     HTTP_CONNECTIONS_PER_IP_MAX_DEFAULT) below a global limit sized to the
     descriptor limit, so a normal client from 127.0.0.1 is still served by
     the stream, transaction and accounting alike."""
