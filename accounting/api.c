@@ -125,18 +125,7 @@ static char *s_put_text (char *p, const char *text)
 
 static char *s_put_int (char *p, int64_t value)
 {
-    char digits[24];
-    char *d = digits + sizeof digits;
-    uint64_t magnitude = value < 0 ? 0 - (uint64_t)value : (uint64_t)value;
-    do {
-        *--d = (char)('0' + magnitude % 10);
-        magnitude /= 10;
-    } while (magnitude);
-    if (value < 0)
-        *--d = '-';
-    size_t bytes = (size_t)(digits + sizeof digits - d);
-    memcpy (p, d, bytes);
-    return p + bytes;
+    return p + event_format_int (p, value);
 }
 
 //  Answers GET /accounts/{id} from the state now (min_seq already met or

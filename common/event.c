@@ -391,18 +391,27 @@ static void s_put (writer_t *w, const char *data, size_t bytes)
 
 #define s_put_lit(w, literal) s_put ((w), (literal), sizeof (literal) - 1)
 
-static void s_put_int (writer_t *w, int64_t value)
+size_t event_format_int (char *target, int64_t value)
 {
-    char digits[24];
-    char *p = digits + sizeof digits;
+    char digits[EVENT_INT_BYTES_MAX];
+    char *start = digits + sizeof digits;
+    //  The magnitude as unsigned, so INT64_MIN has one too.
     uint64_t magnitude = value < 0 ? 0 - (uint64_t)value : (uint64_t)value;
     do {
-        *--p = (char)('0' + magnitude % 10);
+        *--start = (char)('0' + magnitude % 10);
         magnitude /= 10;
     } while (magnitude);
     if (value < 0)
-        *--p = '-';
-    s_put (w, p, (size_t)(digits + sizeof digits - p));
+        *--start = '-';
+    size_t bytes = (size_t)(digits + sizeof digits - start);
+    memcpy (target, start, bytes);
+    return bytes;
+}
+
+static void s_put_int (writer_t *w, int64_t value)
+{
+    char digits[EVENT_INT_BYTES_MAX];
+    s_put (w, digits, event_format_int (digits, value));
 }
 
 //  Eight bytes at a time (SWAR): whether a word holds a byte that a JSON

@@ -119,6 +119,13 @@ int event_parse_proposed_splice (const char *json, size_t bytes, event_t *self,
 int event_parse_stored (const char *line, size_t bytes, event_t *self, char *error,
                         size_t error_size);
 
+#define EVENT_INT_BYTES_MAX 20 // "-9223372036854775808"
+
+//  value in decimal into target (EVENT_INT_BYTES_MAX bytes at most, no
+//  NUL); returns the bytes written. The services' one integer printer:
+//  canonical lines, answers, ids with a counter.
+size_t event_format_int (char *target, int64_t value);
+
 //  Write the canonical stored form (seq and ts must be set; no \n). Returns
 //  the length, or 0 if buffer_size is too small (buffer_size >=
 //  EVENT_LINE_BYTES_MAX always suffices). The result is NUL-terminated.

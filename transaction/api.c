@@ -130,20 +130,6 @@ static void s_copy (char *target, size_t size, const char *source)
     target[bytes] = '\0';
 }
 
-//  Writes value in decimal (no NUL); returns the digits written.
-static size_t s_print_index (char *target, size_t value)
-{
-    char digits[24];
-    size_t count = 0;
-    do {
-        digits[count++] = (char)('0' + value % 10);
-        value /= 10;
-    } while (value);
-    for (size_t index = 0; index < count; index++)
-        target[index] = digits[count - 1 - index];
-    return count;
-}
-
 static void s_wait_remove (request_t *request)
 {
     waitlist_t *list = request->waitlist;
@@ -572,7 +558,8 @@ static int s_send (request_t *request)
     size_t attempt_bytes = strlen (self->instance);
     memcpy (request->attempt, self->instance, attempt_bytes);
     request->attempt[attempt_bytes++] = '-';
-    attempt_bytes += s_print_index (request->attempt + attempt_bytes, ++self->attempts);
+    attempt_bytes +=
+        event_format_int (request->attempt + attempt_bytes, (int64_t)++self->attempts);
     request->attempt[attempt_bytes] = '\0';
     for (size_t index = 0; index < request->hold_count; index++)
         request->holds[index].expect_sent = false;
@@ -971,7 +958,7 @@ static int s_derive_id (const char *base, size_t index, char *id)
     char text[EVENT_ID_BYTES_MAX + 32];
     memcpy (text, base, bytes);
     text[bytes++] = ':';
-    bytes += s_print_index (text + bytes, index);
+    bytes += event_format_int (text + bytes, (int64_t)index);
     if (bytes > EVENT_ID_BYTES_MAX)
         return -1;
     memcpy (id, text, bytes);

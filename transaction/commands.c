@@ -374,15 +374,8 @@ void commands_fingerprint (const command_t *commands, size_t count, bool batch,
 //  "commands[<index>]." without the format machinery (runs per command).
 static void s_item_prefix (char *prefix, size_t index)
 {
-    char digits[24];
-    size_t count = 0;
-    do {
-        digits[count++] = (char)('0' + index % 10);
-        index /= 10;
-    } while (index);
     memcpy (prefix, "commands[", 9);
-    for (size_t at = 0; at < count; at++)
-        prefix[9 + at] = digits[count - 1 - at];
+    size_t count = event_format_int (prefix + 9, (int64_t)index);
     memcpy (prefix + 9 + count, "].", 3);
 }
 

@@ -14,7 +14,6 @@
 #include "event.h"
 
 #define REPLY_BYTES_INITIAL 512 // one event answer fits
-#define REPLY_INT_BYTES_MAX 20  // "-9223372036854775808"
 
 void reply_init (reply_t *self)
 {
@@ -68,7 +67,7 @@ void reply_append_str (reply_t *self, const char *text)
 #define REPLY_TYPE_BYTES_MAX 16
 #define REPLY_RECORD_BYTES_MAX                                                           \
     (128 + EVENT_ID_BYTES_MAX + 4 * EVENT_ACCOUNT_BYTES_MAX + REPLY_TYPE_BYTES_MAX +     \
-     EVENT_TS_BYTES + 5 * REPLY_INT_BYTES_MAX)
+     EVENT_TS_BYTES + 5 * EVENT_INT_BYTES_MAX)
 
 //  Records are written with a cursor into space reserved once per record
 //  (an append each, with its own reserve and strlen, cost twice as much).
@@ -87,23 +86,13 @@ static char *s_put_str (char *cursor, const char *text)
 
 static char *s_put_int (char *cursor, int64_t value)
 {
-    char digits[REPLY_INT_BYTES_MAX];
-    char *start = digits + sizeof digits;
-    //  The magnitude as unsigned, so INT64_MIN has one too.
-    uint64_t magnitude = value < 0 ? 0 - (uint64_t)value : (uint64_t)value;
-    do {
-        *--start = (char)('0' + magnitude % 10);
-        magnitude /= 10;
-    } while (magnitude);
-    if (value < 0)
-        *--start = '-';
-    return s_put (cursor, start, (size_t)(digits + sizeof digits - start));
+    return cursor + event_format_int (cursor, value);
 }
 
 void reply_append_int (reply_t *self, int64_t value)
 {
-    char digits[REPLY_INT_BYTES_MAX];
-    reply_append (self, digits, (size_t)(s_put_int (digits, value) - digits));
+    char digits[EVENT_INT_BYTES_MAX];
+    reply_append (self, digits, event_format_int (digits, value));
 }
 
 //  The record's timestamp: a batch's events mostly share one.

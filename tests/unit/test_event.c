@@ -727,6 +727,21 @@ static void test_every_byte_at_every_offset_escapes_and_reads_back (void)
         }
 }
 
+//  The one integer printer prints what printf does, at both ends of int64.
+static void test_format_int_equals_printf (void)
+{
+    const int64_t values[] = {
+        0, 1, -1, 9, 10, -10, 1000000000000000LL, INT64_MAX, INT64_MIN, INT64_MIN + 1};
+    for (size_t i = 0; i < sizeof values / sizeof values[0]; i++) {
+        char expected[32], got[EVENT_INT_BYTES_MAX + 1];
+        snprintf (expected, sizeof expected, "%lld", (long long)values[i]);
+        size_t bytes = event_format_int (got, values[i]);
+        got[bytes] = 0;
+        CHECK (bytes <= EVENT_INT_BYTES_MAX);
+        CHECK (strcmp (got, expected) == 0);
+    }
+}
+
 static void test_ts_format_equals_gmtime (void)
 {
     srand (99);
@@ -912,6 +927,7 @@ int main (void)
     RUN (test_spliced_stored_line_equals_formatted_one);
     RUN (test_proposed_expect_rules_hold_on_the_fast_path);
     RUN (test_every_byte_at_every_offset_escapes_and_reads_back);
+    RUN (test_format_int_equals_printf);
     RUN (test_ts_format_equals_gmtime);
     RUN (test_ts_minute_cache_judges_each_line_afresh);
     RUN (test_print_parse_rates);
