@@ -613,34 +613,33 @@ static void test_idle_connection_is_closed_by_the_server (void)
     close (fd);
 }
 
+//  GET /things/1 with a header of filler_bytes; its answer into r.
+static int s_exchange_with_header (size_t filler_bytes, response_t *r)
+{
+    char *request = malloc (filler_bytes + 128);
+    assert (request);
+    int head = snprintf (request, 128, "GET /things/1 HTTP/1.1\r\nHost: t\r\nX-Filler: ");
+    memset (request + head, 'f', filler_bytes);
+    memcpy (request + head + filler_bytes, "\r\n\r\n", 4);
+    int rc = s_exchange (request, (size_t)head + filler_bytes + 4, r);
+    free (request);
+    return rc;
+}
+
 //  The connection pool is 8 KiB (it is zeroed per request): headers of a
 //  few KiB must still pass.
 static void test_header_of_6_kib_is_accepted (void)
 {
     response_t *r = &s_response;
-    size_t filler_bytes = 6 * 1024;
-    char *request = malloc (filler_bytes + 128);
-    assert (request);
-    int head = snprintf (request, 128, "GET /things/1 HTTP/1.1\r\nHost: t\r\nX-Filler: ");
-    memset (request + head, 'f', filler_bytes);
-    memcpy (request + head + filler_bytes, "\r\n\r\n", 4);
-    CHECK (s_exchange (request, (size_t)head + filler_bytes + 4, r) == 0);
+    CHECK (s_exchange_with_header (6 * 1024, r) == 0);
     CHECK (r->status == 200);
-    free (request);
 }
 
 static void test_oversized_header_is_rejected_by_mhd (void)
 {
     response_t *r = &s_response;
-    size_t filler_bytes = 20 * 1024;
-    char *request = malloc (filler_bytes + 128);
-    assert (request);
-    int head = snprintf (request, 128, "GET /things/1 HTTP/1.1\r\nHost: t\r\nX-Filler: ");
-    memset (request + head, 'f', filler_bytes);
-    memcpy (request + head + filler_bytes, "\r\n\r\n", 4);
-    CHECK (s_exchange (request, (size_t)head + filler_bytes + 4, r) == 0);
+    CHECK (s_exchange_with_header (20 * 1024, r) == 0);
     CHECK (r->status == 431 || r->status == 413);
-    free (request);
 }
 
 //  True when the server closed fd without answering (EOF or reset), as
