@@ -59,4 +59,28 @@ static inline void fuzz_frames_send (void *socket, const message_t *message)
     }
 }
 
+#define FUZZ_FRAMES_WAIT_MS 5000 // for a message that must come; only a failure waits
+#define FUZZ_FRAMES_POLL_MS 10
+
+//  The next message on reader, calling serve (arg) (the code under test,
+//  which shares this thread) while none is there. what names the message
+//  in the failure when none comes.
+static inline zmsg_t *fuzz_frames_next (zsock_t *reader, void (*serve) (void *),
+                                        void *arg, const char *what)
+{
+    int64_t deadline = zclock_mono () + FUZZ_FRAMES_WAIT_MS;
+    while (!(zsock_events (reader) & ZMQ_POLLIN)) {
+        fuzz_check (zclock_mono () < deadline, "%s never came", what);
+        serve (arg);
+        if (!(zsock_events (reader) & ZMQ_POLLIN)) {
+            zpoller_t *poller = zpoller_new (reader, NULL);
+            zpoller_wait (poller, FUZZ_FRAMES_POLL_MS);
+            zpoller_destroy (&poller);
+        }
+    }
+    zmsg_t *msg = zmsg_recv (reader);
+    fuzz_check (msg, "zmsg_recv");
+    return msg;
+}
+
 #endif

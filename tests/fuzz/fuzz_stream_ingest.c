@@ -39,8 +39,6 @@
 #include "log_file.h"
 
 #define FUZZ_INGEST_DEDUPE_WINDOW 4096 // beyond any input's events: no id is forgotten
-#define FUZZ_INGEST_WAIT_MS       5000 // for what must come; only a failure waits
-#define FUZZ_INGEST_POLL_MS       10
 
 typedef enum { STATUS_OK, STATUS_CONFLICT, STATUS_DUPLICATE, STATUS_INVALID } status_t;
 
@@ -91,13 +89,13 @@ static zsock_t *s_socket (int type, const char *endpoint, bool bind)
 //  subscription still on its way; then drops the probes in flight.
 static void s_wait_subscribed (void)
 {
-    int64_t deadline = zclock_mono () + FUZZ_INGEST_WAIT_MS;
+    int64_t deadline = zclock_mono () + FUZZ_FRAMES_WAIT_MS;
     bool seen = false;
     while (!seen) {
         fuzz_check (zclock_mono () < deadline, "the SUB never got a probe");
         zstr_send (s_fuzz.publish, "PROBE");
         zpoller_t *poller = zpoller_new (s_fuzz.subscribe, NULL);
-        seen = zpoller_wait (poller, FUZZ_INGEST_POLL_MS) != NULL;
+        seen = zpoller_wait (poller, FUZZ_FRAMES_POLL_MS) != NULL;
         zpoller_destroy (&poller);
     }
     while (zsock_events (s_fuzz.subscribe) & ZMQ_POLLIN) {
@@ -171,22 +169,15 @@ static status_t s_expected (const message_t *message, event_t *events, size_t *c
     return STATUS_OK;
 }
 
+static void s_serve (void *ingest)
+{
+    ingest_drain ((ingest_t *)ingest, s_fuzz.pull);
+}
+
 //  The next publication, draining the ingest while none is there.
 static zmsg_t *s_next_publication (ingest_t *ingest)
 {
-    int64_t deadline = zclock_mono () + FUZZ_INGEST_WAIT_MS;
-    while (!(zsock_events (s_fuzz.subscribe) & ZMQ_POLLIN)) {
-        fuzz_check (zclock_mono () < deadline, "a publication never came");
-        ingest_drain (ingest, s_fuzz.pull);
-        if (!(zsock_events (s_fuzz.subscribe) & ZMQ_POLLIN)) {
-            zpoller_t *poller = zpoller_new (s_fuzz.subscribe, NULL);
-            zpoller_wait (poller, FUZZ_INGEST_POLL_MS);
-            zpoller_destroy (&poller);
-        }
-    }
-    zmsg_t *msg = zmsg_recv (s_fuzz.subscribe);
-    fuzz_check (msg, "zmsg_recv");
-    return msg;
+    return fuzz_frames_next (s_fuzz.subscribe, s_serve, ingest, "a publication");
 }
 
 static void s_model_append (const event_t *event)

@@ -34,8 +34,6 @@
 #define FUZZ_REPLAY_EVENTS      600 // crosses the log's read index (stride 256) twice
 #define FUZZ_REPLAY_DIGITS_SURE 18  // numbers this long must be read as numbers
 #define FUZZ_REPLAY_NUMBER_CAP  1000000000000000000LL // beyond any seq or count
-#define FUZZ_REPLAY_WAIT_MS     5000 // for a reply that must come; only a failure waits
-#define FUZZ_REPLAY_POLL_MS     10
 #define FUZZ_REPLAY_BASE_TS_MS  1700000000000LL
 
 static struct {
@@ -152,22 +150,15 @@ static number_kind_t s_number (const message_t *message, size_t index, int64_t *
     return nonzero ? NUMBER_GOOD : NUMBER_BAD;
 }
 
+static void s_serve (void *arg)
+{
+    replay_handle (s_fuzz.replay, s_fuzz.router);
+}
+
 //  The next reply on the DEALER, answering requests while none is there.
 static zmsg_t *s_next_reply (void)
 {
-    int64_t deadline = zclock_mono () + FUZZ_REPLAY_WAIT_MS;
-    while (!(zsock_events (s_fuzz.dealer) & ZMQ_POLLIN)) {
-        fuzz_check (zclock_mono () < deadline, "a reply never came");
-        replay_handle (s_fuzz.replay, s_fuzz.router);
-        if (!(zsock_events (s_fuzz.dealer) & ZMQ_POLLIN)) {
-            zpoller_t *poller = zpoller_new (s_fuzz.dealer, NULL);
-            zpoller_wait (poller, FUZZ_REPLAY_POLL_MS);
-            zpoller_destroy (&poller);
-        }
-    }
-    zmsg_t *reply = zmsg_recv (s_fuzz.dealer);
-    fuzz_check (reply, "zmsg_recv");
-    return reply;
+    return fuzz_frames_next (s_fuzz.dealer, s_serve, NULL, "a reply");
 }
 
 static void s_check_error (zmsg_t *reply)
