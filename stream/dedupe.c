@@ -14,6 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "key_hash.h"
+
 //  A slot is tag << DEDUPE_SEQ_BITS | seq. 2^48 events would take a log
 //  of petabytes, past what a file system holds (ext4: 16 TiB per file),
 //  so a seq never reaches the tag.
@@ -35,28 +37,10 @@ struct dedupe {
 };
 
 //  Eight bytes a step (an id is usually a 36-byte UUID: a byte-wise
-//  FNV-1a was a chain of 36 multiplies, twice per event), then the
-//  splitmix64 finalizer so the low bits (the home slot) depend on every
-//  byte of the id.
+//  FNV-1a was a chain of 36 multiplies, twice per event).
 static uint64_t s_hash (const char *id)
 {
-    size_t bytes = strlen (id);
-    uint64_t hash = 14695981039346656037ULL ^ bytes;
-    for (; bytes >= 8; bytes -= 8, id += 8) {
-        uint64_t word;
-        memcpy (&word, id, 8);
-        hash = (hash ^ word) * 0x9e3779b97f4a7c15ULL;
-        hash ^= hash >> 32;
-    }
-    uint64_t tail = 0;
-    memcpy (&tail, id, bytes);
-    hash = (hash ^ tail) * 0x9e3779b97f4a7c15ULL;
-    hash ^= hash >> 30;
-    hash *= 0xbf58476d1ce4e5b9ULL;
-    hash ^= hash >> 27;
-    hash *= 0x94d049bb133111ebULL;
-    hash ^= hash >> 31;
-    return hash;
+    return key_hash (id);
 }
 
 dedupe_t *dedupe_new (size_t window, size_t slack, dedupe_confirm_fn *confirm, void *arg)

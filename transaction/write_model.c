@@ -238,24 +238,11 @@ static void s_forget_if_empty (write_model_t *self, account_t *account)
         s_account_delete (self, account);
 }
 
-//  An id's home slot, hashed a word at a time (FNV-1a byte by byte, twice
-//  per event, was a tenth of a batch's cost): multiply and xor-shift per
-//  word, the length mixed in. Client-chosen keys are as welcome as UUIDs.
+//  An id's home slot (FNV-1a byte by byte, twice per event, was a tenth
+//  of a batch's cost).
 static uint32_t s_id_hash (const char *id)
 {
-    size_t bytes = strlen (id);
-    uint64_t hash = 0x9e3779b97f4a7c15ULL ^ bytes;
-    uint64_t word;
-    for (; bytes >= sizeof word; id += sizeof word, bytes -= sizeof word) {
-        memcpy (&word, id, sizeof word);
-        hash = (hash ^ word) * 0xbf58476d1ce4e5b9ULL;
-        hash ^= hash >> 31;
-    }
-    word = 0;
-    memcpy (&word, id, bytes);
-    hash = (hash ^ word) * 0x94d049bb133111ebULL;
-    hash ^= hash >> 29;
-    return (uint32_t)(hash & WRITE_MODEL_ID_MASK);
+    return (uint32_t)(key_hash (id) & WRITE_MODEL_ID_MASK);
 }
 
 //  Drops ring's record from the index (before the ring slot is reused).

@@ -1,5 +1,5 @@
-/*  key_hash — the transaction's hash of short strings (account names,
-    idempotency keys, attempt ids), a word at a time.
+/*  key_hash — the services' hash of short strings (event ids, account
+    names, idempotency keys, attempt ids), a word at a time.
 
     czmq's default (Bernstein, byte by byte) and FNV-1a are a chain of
     one multiply per byte; this is one per eight bytes, with the length
