@@ -27,6 +27,7 @@
 #include "log.h"
 #include "log_file.h"
 #include "openapi.h"
+#include "security.h"
 #include "subscriber.h"
 #include "waiters.h"
 
@@ -51,6 +52,7 @@ typedef struct {
     bool reuse_port;
     bool rebuild;
     log_level_t log_level;
+    security_config_t security;
 } options_t;
 
 typedef struct {
@@ -94,6 +96,7 @@ static const struct option s_long_options[] = {
     {"upstream-timeout-ms", required_argument, NULL, OPT_UPSTREAM_TIMEOUT_MS},
     {"help", no_argument, NULL, OPT_HELP},
     {"version", no_argument, NULL, OPT_VERSION},
+    SECURITY_LONG_OPTIONS,
     {NULL, 0, NULL, 0},
 };
 
@@ -116,9 +119,11 @@ static void s_usage (FILE *out)
         "  --log-level L         debug|info|warn|error (info)\n"
         "  --subscriber-hwm N    SUB receive high-water mark (ZeroMQ default)\n"
         "  --upstream-timeout-ms N  silence before upstream counts as down (3000)\n"
+        "%s"
         "  --help, --version\n",
         ACCOUNTING_HTTP_PORT_DEFAULT, ACCOUNTING_WAIT_MS_MAX_DEFAULT,
-        ACCOUNTING_WAITERS_MAX_DEFAULT, HTTP_CONNECTIONS_PER_IP_MAX_DEFAULT);
+        ACCOUNTING_WAITERS_MAX_DEFAULT, HTTP_CONNECTIONS_PER_IP_MAX_DEFAULT,
+        security_usage);
 }
 
 //  Returns 0 to run, 1 to exit 0 (help, version), -1 to exit 2.
@@ -192,6 +197,8 @@ static int s_options_parse (options_t *options, int argc, char *argv[])
             config_print_version ("accounting");
             return 1;
         default:
+            if (security_option_parse (&options->security, option, optarg))
+                break;
             s_usage (stderr);
             return -1;
         }
@@ -200,6 +207,8 @@ static int s_options_parse (options_t *options, int argc, char *argv[])
         fprintf (stderr, "accounting: unexpected argument '%s'\n", argv[optind]);
         rc = -1;
     }
+    if (rc == 0)
+        rc = security_options_check (&options->security, "accounting");
     return rc ? -1 : 0;
 }
 
@@ -356,6 +365,10 @@ int main (int argc, char *argv[])
     if (rc)
         return rc > 0 ? 0 : 2;
     log_init ("accounting", service.options.log_level);
+    const char *http[] = {service.options.http_addr, NULL};
+    const char *zmq[] = {service.options.publish, service.options.replay, NULL};
+    if (security_check_exposure (&service.options.security, "accounting", http, zmq))
+        return 2;
     zsys_init (); // installs the SIGINT/SIGTERM handler that stops zloop
     if (s_start (&service)) {
         log_error ("start-up failed");

@@ -30,7 +30,8 @@ static const char *s_usage =
     "  --heartbeat-ms N        HEARTBEAT period (1000)\n"
     "  --dedupe-window N       event ids remembered for idempotency (1000000, ~24 bytes "
     "each)\n"
-    "  --log-level LEVEL       debug, info, warn or error (info)\n"
+    "  --log-level LEVEL       debug, info, warn or error (info)\n";
+static const char *s_usage_end =
     "  --help                  this text\n"
     "  --version               the version\n";
 
@@ -64,6 +65,7 @@ static int s_parse (int argc, char *argv[], server_config_t *config, log_level_t
         {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
         {"help", no_argument, NULL, OPT_HELP},
         {"version", no_argument, NULL, OPT_VERSION},
+        SECURITY_LONG_OPTIONS,
         {NULL, 0, NULL, 0},
     };
     int64_t value = 0;
@@ -116,11 +118,15 @@ static int s_parse (int argc, char *argv[], server_config_t *config, log_level_t
             break;
         case OPT_HELP:
             fputs (s_usage, stdout);
+            fputs (security_usage, stdout);
+            fputs (s_usage_end, stdout);
             return 1;
         case OPT_VERSION:
             config_print_version ("stream");
             return 1;
         default:
+            if (security_option_parse (&config->security, option, optarg))
+                break;
             fputs (s_usage, stderr);
             return -1;
         }
@@ -129,7 +135,7 @@ static int s_parse (int argc, char *argv[], server_config_t *config, log_level_t
         fprintf (stderr, "stream: unexpected argument \"%s\"\n", argv[optind]);
         return -1;
     }
-    return 0;
+    return security_options_check (&config->security, "stream");
 }
 
 int main (int argc, char *argv[])
@@ -150,6 +156,11 @@ int main (int argc, char *argv[])
     if (parsed)
         return parsed > 0 ? 0 : 2;
     log_init ("stream", level);
+    const char *http[] = {config.http_addr, NULL};
+    const char *zmq[] = {config.ingest_endpoint, config.publish_endpoint,
+                         config.replay_endpoint, NULL};
+    if (security_check_exposure (&config.security, "stream", http, zmq))
+        return 2;
     server_t *server = server_new (&config);
     if (!server)
         return 1;

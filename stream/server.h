@@ -12,6 +12,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "security.h"
+
 typedef struct {
     const char *ingest_endpoint;  // PULL, bind
     const char *publish_endpoint; // PUB, bind
@@ -22,6 +24,7 @@ typedef struct {
     bool fsync_always;
     int64_t heartbeat_ms;
     size_t dedupe_window; // event ids remembered for idempotency
+    security_config_t security;
 } server_config_t;
 
 typedef struct server server_t;

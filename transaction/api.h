@@ -14,6 +14,8 @@
 #include <czmq.h>
 #include <stdint.h>
 
+#include "security.h"
+
 typedef struct api api_t;
 
 typedef struct {
@@ -28,6 +30,7 @@ typedef struct {
     int retries_max;             // conflict retries before 409
     size_t idempotency_keys_max; // answers remembered by key
     unsigned connections_per_ip; // HTTP connections one client address may hold
+    security_config_t security;
 } api_config_t;
 
 //  Creates the sockets, the subscriber and the HTTP server on loop.

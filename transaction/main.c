@@ -10,6 +10,7 @@
 #include "config.h"
 #include "http.h"
 #include "log.h"
+#include "security.h"
 
 #define ACK_TIMEOUT_MS_DEFAULT       5000 // a durable result normally takes < 10 ms
 #define INFLIGHT_MAX_DEFAULT         4096 // waiting HTTP requests; each holds a connection
@@ -39,8 +40,9 @@ static void s_usage (FILE *out)
         "  --connections-per-ip N     HTTP connections one client address may hold "
         "(%d)\n"
         "  --log-level LEVEL          debug|info|warn|error (info)\n"
+        "%s"
         "  --help, --version\n",
-        HTTP_CONNECTIONS_PER_IP_MAX_DEFAULT);
+        HTTP_CONNECTIONS_PER_IP_MAX_DEFAULT, security_usage);
 }
 
 static int s_parse_args (int argc, char **argv, api_config_t *config, log_level_t *level)
@@ -60,6 +62,7 @@ static int s_parse_args (int argc, char **argv, api_config_t *config, log_level_
         {"log-level", required_argument, NULL, 'l'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
+        SECURITY_LONG_OPTIONS,
         {NULL, 0, NULL, 0},
     };
     int opt;
@@ -122,6 +125,8 @@ static int s_parse_args (int argc, char **argv, api_config_t *config, log_level_
             config_print_version ("transaction");
             exit (0);
         default:
+            if (security_option_parse (&config->security, opt, optarg))
+                break;
             s_usage (stderr);
             return -1;
         }
@@ -132,7 +137,7 @@ static int s_parse_args (int argc, char **argv, api_config_t *config, log_level_
         fprintf (stderr, "transaction: unexpected argument '%s'\n", argv[optind]);
         return -1;
     }
-    return 0;
+    return security_options_check (&config->security, "transaction");
 }
 
 int main (int argc, char **argv)
@@ -153,6 +158,11 @@ int main (int argc, char **argv)
     if (s_parse_args (argc, argv, &config, &level) != 0)
         return 2;
     log_init ("transaction", level);
+    const char *http[] = {config.http_address, NULL};
+    const char *zmq[] = {config.ingest_endpoint, config.publish_endpoint,
+                         config.replay_endpoint, NULL};
+    if (security_check_exposure (&config.security, "transaction", http, zmq))
+        return 2;
     zsys_init ();
     zloop_t *loop = zloop_new ();
     assert (loop);

@@ -1,0 +1,128 @@
+/*  security — see security.h. */
+#include "security.h"
+
+#include <arpa/inet.h>
+#include <string.h>
+
+#include "log.h"
+
+const char *security_usage =
+    "  --auth-file FILE        bearer tokens: NAME SCOPES ACCOUNTS SHA256 a line (none)\n"
+    "  --tls-cert FILE         serve HTTPS with this PEM certificate (with --tls-key)\n"
+    "  --tls-key FILE          the PEM private key of --tls-cert\n"
+    "  --curve-dir DIR         ZeroMQ CURVE certificates of this service (none)\n"
+    "  --insecure              allow non-loopback endpoints without credentials\n";
+
+int security_option_parse (security_config_t *self, int option, const char *value)
+{
+    switch (option) {
+    case SECURITY_OPT_AUTH_FILE:
+        self->auth_file = value;
+        return 1;
+    case SECURITY_OPT_TLS_CERT:
+        self->tls_cert = value;
+        return 1;
+    case SECURITY_OPT_TLS_KEY:
+        self->tls_key = value;
+        return 1;
+    case SECURITY_OPT_CURVE_DIR:
+        self->curve_dir = value;
+        return 1;
+    case SECURITY_OPT_INSECURE:
+        self->insecure = true;
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+int security_options_check (const security_config_t *self, const char *service)
+{
+    if (!self->tls_cert != !self->tls_key) {
+        fprintf (stderr, "%s: %s needs %s\n", service,
+                 self->tls_cert ? "--tls-cert" : "--tls-key",
+                 self->tls_cert ? "--tls-key" : "--tls-cert");
+        return -1;
+    }
+    return 0;
+}
+
+bool security_address_is_loopback (const char *address)
+{
+    if (!address)
+        return false;
+    if (strcmp (address, "localhost") == 0)
+        return true;
+    struct in_addr v4;
+    if (inet_pton (AF_INET, address, &v4) == 1)
+        return (ntohl (v4.s_addr) >> 24) == 127;
+    struct in6_addr v6;
+    if (inet_pton (AF_INET6, address, &v6) == 1)
+        return IN6_IS_ADDR_LOOPBACK (&v6);
+    return false;
+}
+
+//  "tcp://HOST:PORT" or "tcp://[V6]:PORT"; a connect endpoint may also
+//  name a source ("tcp://SRC;HOST:PORT"), which we read past.
+bool security_endpoint_is_loopback (const char *endpoint)
+{
+    if (!endpoint)
+        return false;
+    if (strncmp (endpoint, "ipc://", 6) == 0 || strncmp (endpoint, "inproc://", 9) == 0)
+        return true;
+    if (strncmp (endpoint, "tcp://", 6) != 0)
+        return false;
+    const char *host = endpoint + 6;
+    const char *source_end = strchr (host, ';');
+    if (source_end)
+        host = source_end + 1;
+    char address[256];
+    const char *end;
+    if (*host == '[') {
+        host++;
+        end = strchr (host, ']');
+    }
+    else
+        end = strrchr (host, ':');
+    if (!end || end == host || (size_t)(end - host) >= sizeof address)
+        return false;
+    memcpy (address, host, (size_t)(end - host));
+    address[end - host] = '\0';
+    return security_address_is_loopback (address);
+}
+
+int security_check_exposure (const security_config_t *self, const char *service,
+                             const char *const *http_addresses,
+                             const char *const *zmq_endpoints)
+{
+    int exposed = 0;
+    for (const char *const *address = http_addresses; address && *address; address++)
+        if (!security_address_is_loopback (*address) && !self->auth_file) {
+            if (self->insecure)
+                log_warn ("--insecure: HTTP on %s without --auth-file: anyone who "
+                          "reaches it is trusted",
+                          *address);
+            else
+                fprintf (stderr,
+                         "%s: HTTP address %s is not loopback: give --auth-file (or "
+                         "--insecure)\n",
+                         service, *address);
+            exposed++;
+        }
+    for (const char *const *endpoint = zmq_endpoints; endpoint && *endpoint; endpoint++)
+        if (!security_endpoint_is_loopback (*endpoint) && !self->curve_dir) {
+            if (self->insecure)
+                log_warn ("--insecure: %s without --curve-dir: anyone who reaches it "
+                          "is trusted",
+                          *endpoint);
+            else
+                fprintf (stderr,
+                         "%s: endpoint %s is not loopback: give --curve-dir (or "
+                         "--insecure)\n",
+                         service, *endpoint);
+            exposed++;
+        }
+    if (self->insecure)
+        log_warn ("--insecure: running without the loopback rule");
+    return exposed && !self->insecure ? -1 : 0;
+}
