@@ -429,10 +429,12 @@ static void s_get_metrics (http_request_t *request, void *arg)
                          "Live events dropped while catching up",
                          subscriber_live_dropped (subscriber));
     }
-    if (self->http)
+    if (self->http) {
         metrics_counter (metrics, "accounting_http_requests_total",
                          "HTTP requests answered",
                          http_server_requests_total (self->http));
+        http_server_metrics (self->http, metrics);
+    }
     size_t bytes = 0;
     const char *text = metrics_text (metrics, &bytes);
     http_respond (request, 200, METRICS_CONTENT_TYPE, text, bytes);
@@ -440,12 +442,12 @@ static void s_get_metrics (http_request_t *request, void *arg)
 }
 
 static const http_route_t s_routes[] = {
-    {"GET", "/accounts", s_get_accounts, 0},
-    {"GET", "/accounts/{id}", s_get_account, 0},
-    {"GET", "/accounts/{id}/events", s_get_account_events, 0},
-    {"GET", "/stats", s_get_stats, 0},
-    {"GET", "/health", s_get_health, 0},
-    {"GET", "/metrics", s_get_metrics, 0},
+    {"GET", "/accounts", s_get_accounts, 0, AUTH_SCOPE_READ},
+    {"GET", "/accounts/{id}", s_get_account, 0, AUTH_SCOPE_READ},
+    {"GET", "/accounts/{id}/events", s_get_account_events, 0, AUTH_SCOPE_READ},
+    {"GET", "/stats", s_get_stats, 0, AUTH_SCOPE_READ},
+    {"GET", "/health", s_get_health, 0, AUTH_SCOPE_OPEN},
+    {"GET", "/metrics", s_get_metrics, 0, AUTH_SCOPE_METRICS},
     OPENAPI_ROUTE,
 };
 

@@ -2,42 +2,28 @@
 #include "auth.h"
 
 #include <errno.h>
-#include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sodium.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/signalfd.h>
 #include <unistd.h>
 
 #include "log.h"
 
-#define AUTH_FIELDS         4 // NAME SCOPES ACCOUNTS SHA256
-#define AUTH_WATCHERS_MAX   4 // auth tables reloaded on SIGHUP in one process
-#define AUTH_HUP_DRAIN_BYTES 64
+#define AUTH_FIELDS 4 // NAME SCOPES ACCOUNTS SHA256
 
 struct auth {
     char *path;
     auth_principal_t *principals;
     size_t count;
-    zloop_t *loop;     // set by auth_watch
-    int pipe_fds[2];   // SIGHUP self-pipe; -1 when not watching
+    zloop_t *loop;   // set by auth_watch
+    int signal_fd;   // SIGHUP; -1 when not watching
     zmq_pollitem_t poll_item;
     uint64_t reloads, reload_failures;
 };
-
-//  The write ends of every watcher's pipe: the handler writes a byte to
-//  each. Plain ints, written only outside the handler.
-static volatile int s_hup_fds[AUTH_WATCHERS_MAX] = {-1, -1, -1, -1};
-
-static void s_on_sighup (int signal_number)
-{
-    int saved = errno;
-    for (int index = 0; index < AUTH_WATCHERS_MAX; index++)
-        if (s_hup_fds[index] >= 0)
-            (void)!write (s_hup_fds[index], "", 1);
-    errno = saved;
-}
 
 static int s_fail (char *error, size_t error_size, const char *format, ...)
     __attribute__ ((format (printf, 3, 4)));
@@ -264,7 +250,7 @@ auth_t *auth_new (const char *path, char *error, size_t error_size)
     auth_t *self = calloc (1, sizeof *self);
     if (!self)
         return NULL;
-    self->pipe_fds[0] = self->pipe_fds[1] = -1;
+    self->signal_fd = -1;
     self->path = strdup (path);
     if (!self->path || auth_reload (self, error, error_size)) {
         auth_destroy (&self);
@@ -273,17 +259,15 @@ auth_t *auth_new (const char *path, char *error, size_t error_size)
     return self;
 }
 
+//  SIGHUP stays blocked: a SIGHUP after this would otherwise end the
+//  process, which is not what a reload signal should do late in a stop.
 static void s_unwatch (auth_t *self)
 {
-    if (self->pipe_fds[0] < 0)
+    if (self->signal_fd < 0)
         return;
-    for (int index = 0; index < AUTH_WATCHERS_MAX; index++)
-        if (s_hup_fds[index] == self->pipe_fds[1])
-            s_hup_fds[index] = -1;
     zloop_poller_end (self->loop, &self->poll_item);
-    close (self->pipe_fds[0]);
-    close (self->pipe_fds[1]);
-    self->pipe_fds[0] = self->pipe_fds[1] = -1;
+    close (self->signal_fd);
+    self->signal_fd = -1;
 }
 
 void auth_destroy (auth_t **self_p)
@@ -356,8 +340,8 @@ const auth_principal_t *auth_lookup (auth_t *self, const char *token, size_t byt
 static int s_on_hup (zloop_t *loop, zmq_pollitem_t *item, void *arg)
 {
     auth_t *self = (auth_t *)arg;
-    char drain[AUTH_HUP_DRAIN_BYTES];
-    while (read (self->pipe_fds[0], drain, sizeof drain) > 0)
+    struct signalfd_siginfo info;
+    while (read (self->signal_fd, &info, sizeof info) == (ssize_t)sizeof info)
         ;
     self->reloads++;
     char error[256];
@@ -371,38 +355,31 @@ static int s_on_hup (zloop_t *loop, zmq_pollitem_t *item, void *arg)
     return 0;
 }
 
+//  A signalfd, not a handler: a handled signal interrupts zmq_poll, and
+//  zloop ends on any interruption. libzmq's threads block every signal,
+//  so with SIGHUP blocked here too it stays pending for the signalfd.
 int auth_watch (auth_t *self, zloop_t *loop)
 {
     assert (self && loop);
-    assert (self->pipe_fds[0] < 0);
-    int slot = -1;
-    for (int index = 0; index < AUTH_WATCHERS_MAX && slot < 0; index++)
-        if (s_hup_fds[index] < 0)
-            slot = index;
-    if (slot < 0) {
-        log_error ("auth: more than %d tables watched for SIGHUP", AUTH_WATCHERS_MAX);
+    assert (self->signal_fd < 0);
+    sigset_t set;
+    sigemptyset (&set);
+    sigaddset (&set, SIGHUP);
+    if (pthread_sigmask (SIG_BLOCK, &set, NULL) != 0) {
+        log_error ("auth: pthread_sigmask (SIG_BLOCK, SIGHUP) failed");
         return -1;
     }
-    if (pipe2 (self->pipe_fds, O_NONBLOCK | O_CLOEXEC)) {
-        log_error ("auth: pipe2 failed: %s", strerror (errno));
-        self->pipe_fds[0] = self->pipe_fds[1] = -1;
+    self->signal_fd = signalfd (-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+    if (self->signal_fd < 0) {
+        log_error ("auth: signalfd (SIGHUP) failed: %s", strerror (errno));
         return -1;
     }
     self->loop = loop;
-    self->poll_item = (zmq_pollitem_t){.fd = self->pipe_fds[0], .events = ZMQ_POLLIN};
+    self->poll_item = (zmq_pollitem_t){.fd = self->signal_fd, .events = ZMQ_POLLIN};
     if (zloop_poller (loop, &self->poll_item, s_on_hup, self)) {
-        log_error ("auth: zloop_poller failed");
-        close (self->pipe_fds[0]);
-        close (self->pipe_fds[1]);
-        self->pipe_fds[0] = self->pipe_fds[1] = -1;
-        return -1;
-    }
-    s_hup_fds[slot] = self->pipe_fds[1];
-    struct sigaction action = {.sa_handler = s_on_sighup, .sa_flags = SA_RESTART};
-    sigemptyset (&action.sa_mask);
-    if (sigaction (SIGHUP, &action, NULL)) {
-        log_error ("auth: sigaction (SIGHUP) failed: %s", strerror (errno));
-        s_unwatch (self);
+        log_error ("auth: zloop_poller (signalfd) failed");
+        close (self->signal_fd);
+        self->signal_fd = -1;
         return -1;
     }
     return 0;

@@ -14,9 +14,10 @@
     every principal's in constant time, so neither the token nor which
     line it matched shows in the time taken.
 
-    auth_watch reloads the file on SIGHUP from the caller's zloop: the
-    signal handler only writes a byte to a pipe. A file that no longer
-    parses keeps the table in use and logs why.
+    auth_watch reloads the file on SIGHUP from the caller's zloop, read
+    from a signalfd (no work in a signal handler). A file that no longer
+    parses keeps the table in use and logs why. One table per process
+    is watched: a SIGHUP is read by one signalfd.
 */
 #ifndef AUTH_H_INCLUDED
 #define AUTH_H_INCLUDED
@@ -81,7 +82,8 @@ size_t auth_count (auth_t *self);
 const auth_principal_t *auth_lookup (auth_t *self, const char *token, size_t bytes);
 
 //  Reloads on every SIGHUP from now on, logging what happened, from
-//  loop. Returns 0 or -1. auth_destroy stops it.
+//  loop. Blocks SIGHUP in the calling thread (the loop's). Returns 0 or
+//  -1. auth_destroy stops it.
 int auth_watch (auth_t *self, zloop_t *loop);
 
 //  SIGHUPs that auth_watch handled (reloads tried) and that failed.

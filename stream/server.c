@@ -113,6 +113,7 @@ static void s_metrics (http_request_t *request, void *arg)
                    (double)ingest_account_count (self->ingest));
     metrics_counter (metrics, "stream_http_requests_total", "HTTP requests answered",
                      http_server_requests_total (self->http));
+    http_server_metrics (self->http, metrics);
     size_t bytes = 0;
     const char *text = metrics_text (metrics, &bytes);
     http_respond (request, 200, METRICS_CONTENT_TYPE, text, bytes);
@@ -170,9 +171,9 @@ static void s_events (http_request_t *request, void *arg)
 }
 
 static const http_route_t s_routes[] = {
-    {"GET", "/health", s_health, 0},
-    {"GET", "/metrics", s_metrics, 0},
-    {"GET", "/events", s_events, 0},
+    {"GET", "/health", s_health, 0, AUTH_SCOPE_OPEN},
+    {"GET", "/metrics", s_metrics, 0, AUTH_SCOPE_METRICS},
+    {"GET", "/events", s_events, 0, AUTH_SCOPE_READ},
     OPENAPI_ROUTE,
 };
 
@@ -230,6 +231,7 @@ static int s_start_http (server_t *self)
         .routes = s_routes,
         .route_count = sizeof s_routes / sizeof s_routes[0],
         .arg = self,
+        .security = &self->config.security,
     };
     openapi_register (s_routes, http.route_count);
     self->http = http_server_new (self->loop, &http);

@@ -1268,6 +1268,7 @@ static void s_handle_metrics (http_request_t *http, void *arg)
     metrics_gauge (metrics, "transaction_upstream_connected",
                    "1 while the stream is heard",
                    subscriber_connected (self->subscriber) ? 1 : 0);
+    http_server_metrics (self->http, metrics);
     size_t bytes = 0;
     const char *text = metrics_text (metrics, &bytes);
     http_respond (http, 200, METRICS_CONTENT_TYPE, text, bytes);
@@ -1278,11 +1279,13 @@ static void s_handle_metrics (http_request_t *http, void *arg)
 //  Construction
 
 static const http_route_t s_routes[] = {
-    {"POST", "/transactions", s_handle_transactions, API_SINGLE_BODY_BYTES_MAX},
-    {"POST", "/transfers", s_handle_transfers, API_SINGLE_BODY_BYTES_MAX},
-    {"POST", "/batch", s_handle_batch, API_BATCH_BODY_BYTES_MAX},
-    {"GET", "/health", s_handle_health, 0},
-    {"GET", "/metrics", s_handle_metrics, 0},
+    {"POST", "/transactions", s_handle_transactions, API_SINGLE_BODY_BYTES_MAX,
+     AUTH_SCOPE_WRITE},
+    {"POST", "/transfers", s_handle_transfers, API_SINGLE_BODY_BYTES_MAX,
+     AUTH_SCOPE_WRITE},
+    {"POST", "/batch", s_handle_batch, API_BATCH_BODY_BYTES_MAX, AUTH_SCOPE_WRITE},
+    {"GET", "/health", s_handle_health, 0, AUTH_SCOPE_OPEN},
+    {"GET", "/metrics", s_handle_metrics, 0, AUTH_SCOPE_METRICS},
     OPENAPI_ROUTE,
 };
 
@@ -1332,6 +1335,7 @@ static int s_start_http (api_t *self)
         .route_count = sizeof s_routes / sizeof s_routes[0],
         .arg = self,
         .connections_per_ip_max = self->config.connections_per_ip,
+        .security = &self->config.security,
     };
     self->http = http_server_new (self->loop, &config);
     return self->http ? 0 : -1;
