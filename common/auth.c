@@ -39,19 +39,6 @@ static int s_fail (char *error, size_t error_size, const char *format, ...)
     return -1;
 }
 
-static bool s_name_is_valid (const char *name, size_t bytes)
-{
-    if (bytes == 0 || bytes > AUTH_NAME_BYTES_MAX || name[0] < 'a' || name[0] > 'z')
-        return false;
-    for (size_t index = 1; index < bytes; index++) {
-        char c = name[index];
-        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '.' ||
-              c == '-'))
-            return false;
-    }
-    return true;
-}
-
 static int s_parse_scopes (const char *text, size_t bytes, unsigned *scopes,
                            char *error, size_t error_size)
 {
@@ -129,7 +116,7 @@ static int s_parse_line (const char *line, size_t bytes, auth_principal_t *princ
     if (count != AUTH_FIELDS)
         return s_fail (error, error_size, "expected 4 fields (NAME SCOPES ACCOUNTS "
                                           "SHA256)");
-    if (!s_name_is_valid (starts[0], lengths[0]))
+    if (!event_principal_is_valid (starts[0], lengths[0]))
         return s_fail (error, error_size, "name: must match ^[a-z][a-z0-9_.-]{0,63}$");
     memcpy (principal->name, starts[0], lengths[0]);
     principal->name[lengths[0]] = '\0';
