@@ -376,8 +376,8 @@ static void s_get_accounts (http_request_t *request, void *arg)
     }
     static account_state_t states[API_LIST_LIMIT_MAX];
     bool more = false;
-    int count = s_list_visible (self, http_request_principal (request), after ? after : "",
-                                (size_t)limit, states, &more);
+    int count = s_list_visible (self, http_request_principal (request),
+                                after ? after : "", (size_t)limit, states, &more);
     char *body = NULL;
     size_t bytes = 0;
     FILE *out = count < 0 ? NULL : open_memstream (&body, &bytes);
@@ -410,7 +410,8 @@ static void s_get_stats_visible (api_context_t *self, http_request_t *request,
     size_t accounts = 0;
     char after[EVENT_ACCOUNT_BYTES_MAX + 1] = "";
     for (bool more = true; more;) {
-        int count = s_list_visible (self, principal, after, API_LIST_LIMIT_MAX, states, &more);
+        int count =
+            s_list_visible (self, principal, after, API_LIST_LIMIT_MAX, states, &more);
         if (count < 0) {
             http_respond_problem (request, 500, "Internal error", "out of memory", NULL);
             return;
@@ -425,11 +426,11 @@ static void s_get_stats_visible (api_context_t *self, http_request_t *request,
     accounts_int128_format (total, total_text, sizeof total_text);
     int64_t applied_seq = s_applied_seq (self), head_seq = s_head_seq (self);
     char body[API_BODY_BYTES_MAX];
-    int bytes = snprintf (body, sizeof body,
-                          "{\"accounts\":%zu,\"total_balance\":%s,\"applied_seq\":%" PRId64
-                          ",\"head_seq\":%" PRId64 ",\"lag\":%" PRId64
-                          ",\"filtered\":true}",
-                          accounts, total_text, applied_seq, head_seq, head_seq - applied_seq);
+    int bytes =
+        snprintf (body, sizeof body,
+                  "{\"accounts\":%zu,\"total_balance\":%s,\"applied_seq\":%" PRId64
+                  ",\"head_seq\":%" PRId64 ",\"lag\":%" PRId64 ",\"filtered\":true}",
+                  accounts, total_text, applied_seq, head_seq, head_seq - applied_seq);
     s_respond_body (request, 200, body, bytes);
 }
 

@@ -19,8 +19,8 @@ struct auth {
     char *path;
     auth_principal_t *principals;
     size_t count;
-    zloop_t *loop;   // set by auth_watch
-    int signal_fd;   // SIGHUP; -1 when not watching
+    zloop_t *loop; // set by auth_watch
+    int signal_fd; // SIGHUP; -1 when not watching
     zmq_pollitem_t poll_item;
     uint64_t reloads, reload_failures;
 };
@@ -39,8 +39,8 @@ static int s_fail (char *error, size_t error_size, const char *format, ...)
     return -1;
 }
 
-static int s_parse_scopes (const char *text, size_t bytes, unsigned *scopes,
-                           char *error, size_t error_size)
+static int s_parse_scopes (const char *text, size_t bytes, unsigned *scopes, char *error,
+                           size_t error_size)
 {
     static const struct {
         const char *name;
@@ -114,8 +114,9 @@ static int s_parse_line (const char *line, size_t bytes, auth_principal_t *princ
         count++;
     }
     if (count != AUTH_FIELDS)
-        return s_fail (error, error_size, "expected 4 fields (NAME SCOPES ACCOUNTS "
-                                          "SHA256)");
+        return s_fail (error, error_size,
+                       "expected 4 fields (NAME SCOPES ACCOUNTS "
+                       "SHA256)");
     if (!event_principal_is_valid (starts[0], lengths[0]))
         return s_fail (error, error_size, "name: must match ^[a-z][a-z0-9_.-]{0,63}$");
     memcpy (principal->name, starts[0], lengths[0]);
@@ -134,8 +135,8 @@ static int s_parse_line (const char *line, size_t bytes, auth_principal_t *princ
 }
 
 //  Refuses a name or a hash given twice: a token must name one principal.
-static int s_check_unique (const auth_principal_t *principals, size_t count,
-                           char *error, size_t error_size)
+static int s_check_unique (const auth_principal_t *principals, size_t count, char *error,
+                           size_t error_size)
 {
     const auth_principal_t *last = &principals[count - 1];
     for (size_t index = 0; index + 1 < count; index++) {
@@ -173,7 +174,8 @@ static int s_parse (const char *text, size_t bytes, auth_principal_t **principal
             continue;
         }
         if (count == AUTH_PRINCIPALS_MAX) {
-            s_fail (reason, sizeof reason, "more than %d principals", AUTH_PRINCIPALS_MAX);
+            s_fail (reason, sizeof reason, "more than %d principals",
+                    AUTH_PRINCIPALS_MAX);
             goto failed;
         }
         if (count == capacity) {

@@ -33,8 +33,8 @@
 #define AUTH_HASH_BYTES     32 // SHA-256
 //  A lookup compares against every principal: a table of services and
 //  operators, not of end users.
-#define AUTH_PRINCIPALS_MAX 4096
-#define AUTH_FILE_BYTES_MAX (1024 * 1024)
+#define AUTH_PRINCIPALS_MAX  4096
+#define AUTH_FILE_BYTES_MAX  (1024 * 1024)
 #define AUTH_TOKEN_BYTES_MAX 512 // longer Authorization values are malformed
 
 //  A route's required scope. OPEN routes (/health, /openapi.json) take no

@@ -124,11 +124,11 @@ struct http_server {
     int64_t mhd_log_window_ms; // start of the current second of MHD messages
     unsigned mhd_log_lines;    // logged in it
     uint64_t mhd_log_suppressed;
-    auth_t *auth;              // NULL: no tokens asked for
-    bool tls;                  // serving HTTPS
-    bool insecure;             // --insecure: tokens over plain HTTP from anywhere
-    char *tls_cert, *tls_key;  // PEM text handed to MHD
-    size_t body_budget_bytes;  // body_buffer_bytes_max or its default
+    auth_t *auth;               // NULL: no tokens asked for
+    bool tls;                   // serving HTTPS
+    bool insecure;              // --insecure: tokens over plain HTTP from anywhere
+    char *tls_cert, *tls_key;   // PEM text handed to MHD
+    size_t body_budget_bytes;   // body_buffer_bytes_max or its default
     size_t body_buffered_bytes; // heap body capacity over all requests
     uint64_t body_budget_refusals;
     uint64_t auth_failures[AUTH_FAILURE_COUNT];
@@ -149,7 +149,7 @@ struct http_request {
     bool has_principal;    // principal is set
     bool bearer_challenge; // a 401: add WWW-Authenticate
     unsigned long long declared_bytes; // Content-Length; 0 when none
-    char *body;            // NULL, body_inline or a malloc; NUL-terminated
+    char *body;                        // NULL, body_inline or a malloc; NUL-terminated
     size_t body_bytes;
     size_t body_capacity;
     struct MHD_Response *response;
@@ -404,8 +404,8 @@ static void s_early (http_request_t *request, unsigned status, const char *detai
 //  Refuses the token (401 or 403 by reason), counted.
 static void s_deny (http_request_t *request, auth_failure_t reason, const char *detail)
 {
-    unsigned status = reason <= AUTH_FAILURE_UNKNOWN ? MHD_HTTP_UNAUTHORIZED
-                                                     : MHD_HTTP_FORBIDDEN;
+    unsigned status =
+        reason <= AUTH_FAILURE_UNKNOWN ? MHD_HTTP_UNAUTHORIZED : MHD_HTTP_FORBIDDEN;
     request->server->auth_failures[reason]++;
     request->bearer_challenge = status == MHD_HTTP_UNAUTHORIZED;
     s_early (request, status, detail);
@@ -481,8 +481,9 @@ static bool s_token_is_valid (const char *token, size_t bytes)
     size_t index = 0;
     for (; index < bytes && token[index] != '='; index++) {
         char c = token[index];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '-' || c == '.' || c == '_' || c == '~' || c == '+' || c == '/'))
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+              (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_' || c == '~' ||
+              c == '+' || c == '/'))
             return false;
     }
     if (index == 0)
@@ -514,7 +515,8 @@ static void s_authorize (http_request_t *request, const known_headers_t *known)
                 "the Authorization header must be one \"Bearer TOKEN\"");
         return;
     }
-    if (!server->tls && !server->insecure && !s_client_is_loopback (request->connection)) {
+    if (!server->tls && !server->insecure &&
+        !s_client_is_loopback (request->connection)) {
         s_deny (request, AUTH_FAILURE_PLAINTEXT,
                 "bearer tokens are only accepted over HTTPS");
         return;
@@ -986,7 +988,8 @@ static int s_security_setup (http_server_t *self, const security_config_t *secur
             return -1;
         }
         self->tls_cert = s_read_pem (security->tls_cert, "--tls-cert");
-        self->tls_key = self->tls_cert ? s_read_pem (security->tls_key, "--tls-key") : NULL;
+        self->tls_key =
+            self->tls_cert ? s_read_pem (security->tls_key, "--tls-key") : NULL;
         if (!self->tls_key)
             return -1;
         self->tls = true;

@@ -116,18 +116,12 @@ static void test_any_bad_line_refuses_the_file_naming_it (void)
         const char *line;
         const char *reason;
     } cases[] = {
-        {"Bot write * %s", "name"},
-        {"9bot write * %s", "name"},
-        {"bot wrte * %s", "scopes"},
-        {"bot write, * %s", "scopes"},
-        {"bot ,write * %s", "scopes"},
-        {"bot write al*ce %s", "accounts"},
-        {"bot write -x* %s", "accounts"},
-        {"bot write * abc", "sha256"},
-        {"bot write * %.63s", "sha256"},
-        {"bot write * %.63sg", "sha256"},
-        {"bot write *", "4 fields"},
-        {"bot write * %s extra", "4 fields"},
+        {"Bot write * %s", "name"},          {"9bot write * %s", "name"},
+        {"bot wrte * %s", "scopes"},         {"bot write, * %s", "scopes"},
+        {"bot ,write * %s", "scopes"},       {"bot write al*ce %s", "accounts"},
+        {"bot write -x* %s", "accounts"},    {"bot write * abc", "sha256"},
+        {"bot write * %.63s", "sha256"},     {"bot write * %.63sg", "sha256"},
+        {"bot write *", "4 fields"},         {"bot write * %s extra", "4 fields"},
         {"good read * %s", "already given"},
     };
     for (size_t index = 0; index < sizeof cases / sizeof cases[0]; index++) {
