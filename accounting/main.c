@@ -321,6 +321,7 @@ static int s_start (service_t *self)
                                  .reuse_port = options->reuse_port,
                                  .connections_per_ip_max =
                                      (unsigned)options->connections_per_ip,
+                                 .security = &options->security,
                                  .arg = &self->api};
     http_config.routes = api_routes (&http_config.route_count);
     openapi_register (http_config.routes, http_config.route_count);
