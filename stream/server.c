@@ -122,6 +122,12 @@ static void s_metrics (http_request_t *request, void *arg)
                    (double)ingest_account_count (self->ingest));
     metrics_counter (metrics, "stream_http_requests_total", "HTTP requests answered",
                      http_server_requests_total (self->http));
+    const replay_stats_t *replay = replay_stats (self->replay);
+    metrics_counter (metrics, "stream_replay_requests_total",
+                     "Requests received on the replay ROUTER", replay->requests);
+    metrics_counter (metrics, "stream_replay_replies_dropped_total",
+                     "Replay requests dropped: the peer's reply queue was full, or it left",
+                     replay->replies_dropped);
     const zap_stats_t *zap = self->zap ? zap_stats (self->zap) : &(zap_stats_t){0};
     metrics_counter (metrics, "stream_curve_allowed_total",
                      "CURVE handshakes whose client key was allowed", zap->allowed);
@@ -206,8 +212,10 @@ static zsock_t *s_bind (server_t *self, int type, const char *endpoint,
         zsock_set_rcvhwm (sock, SERVER_INGEST_RCVHWM_MSGS);
         zsock_set_maxmsgsize (sock, SERVER_INGEST_FRAME_BYTES_MAX);
     }
-    if (type == ZMQ_ROUTER)
+    if (type == ZMQ_ROUTER) {
         zsock_set_sndhwm (sock, SERVER_REPLAY_SNDHWM_MSGS);
+        zsock_set_router_mandatory (sock, 1); // a reply that cannot go is counted
+    }
     if (self->curve)
         curve_apply_server (self->curve, sock, zap_domain);
     if (zsock_bind (sock, "%s", endpoint) < 0) {

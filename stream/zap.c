@@ -7,6 +7,7 @@
 #include <limits.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "curve.h"
 #include "log.h"
@@ -18,12 +19,17 @@
 //  A refused client reconnects every 100 ms: one log line a second at
 //  most, with the count of the refusals it stands for.
 #define ZAP_REFUSAL_LOG_INTERVAL_MS 1000
+//  A folder changed this recently may change again within the same tick
+//  of the file system's clock, unseen by its time: read it again until
+//  its time is this old.
+#define ZAP_FOLDER_SETTLE_S 2
 
 //  The keys allowed by one folder: public key text -> the name of its
 //  file without ".key" (the ZAP user id).
 typedef struct {
     char path[PATH_MAX];
     struct timespec mtime; // of the folder when it was last read
+    bool settled;          // mtime was ZAP_FOLDER_SETTLE_S old when read
     zhashx_t *keys;
 } zap_list_t;
 
@@ -69,9 +75,11 @@ static int s_list_read (zap_list_t *list, bool strict)
     if (dir)
         closedir (dir);
     list->mtime = dir ? status.st_mtim : (struct timespec){0, 0};
+    list->settled = dir && time (NULL) - status.st_mtim.tv_sec > ZAP_FOLDER_SETTLE_S;
+    if (strict || !list->keys || zhashx_size (list->keys) != zhashx_size (keys))
+        log_info ("zap: %zu key(s) allowed by %s", zhashx_size (keys), list->path);
     zhashx_destroy (&list->keys);
     list->keys = keys;
-    log_info ("zap: %zu key(s) allowed by %s", zhashx_size (keys), list->path);
     return rc;
 }
 
@@ -79,7 +87,8 @@ static int s_list_read (zap_list_t *list, bool strict)
 static zap_list_t *s_list_fresh (zap_list_t *list)
 {
     struct stat status;
-    if (stat (list->path, &status) || status.st_mtim.tv_sec != list->mtime.tv_sec ||
+    if (!list->settled || stat (list->path, &status) ||
+        status.st_mtim.tv_sec != list->mtime.tv_sec ||
         status.st_mtim.tv_nsec != list->mtime.tv_nsec)
         s_list_read (list, false);
     return list;
