@@ -197,7 +197,7 @@ static const http_route_t s_routes[] = {
     OPENAPI_ROUTE,
 };
 
-//  what is also the socket's ZAP domain under CURVE.
+//  Under CURVE, zap_domain names the list of keys that may connect (zap.h).
 static zsock_t *s_bind (server_t *self, int type, const char *endpoint,
                         const char *what, const char *zap_domain)
 {
