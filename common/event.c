@@ -24,8 +24,6 @@
 #include <string.h>
 #include <time.h>
 
-//  2^53 - 1: every JSON reader (doubles included) sees such a seq exactly.
-#define EVENT_SEQ_MAX 9007199254740991LL
 //  Expect versions count events per account, bounded by seq.
 #define EVENT_VERSION_MAX EVENT_SEQ_MAX
 //  Members of one JSON object we look at; real events have at most 10.
@@ -1483,6 +1481,35 @@ int event_parse_stored (const char *line, size_t bytes, event_t *self, char *err
     event_init (self);
     parse_ctx_t ctx = {true, error, error_size};
     return s_parse_json (&ctx, line, bytes, self);
+}
+
+int event_parse_canonical (const char *line, size_t bytes, event_t *self, char *error,
+                           size_t error_size)
+{
+    assert (line && self);
+    s_id_chars_init ();
+    if (s_fast_stored (line, bytes, self))
+        return 0; // the fast path reads exact canonical lines only
+    event_init (self);
+    parse_ctx_t ctx = {true, error, error_size};
+    if (s_parse_json (&ctx, line, bytes, self))
+        return -1;
+    if (self->type == EVENT_TYPE_UNKNOWN)
+        return s_fail (error, error_size,
+                       "type: %s (v %d) is not one this version writes, so its canonical "
+                       "form cannot be checked",
+                       self->type_name, self->v);
+    char canonical[EVENT_LINE_BYTES_MAX];
+    size_t canonical_bytes = event_format_stored (self, canonical, sizeof canonical);
+    size_t at = 0;
+    while (at < bytes && at < canonical_bytes && line[at] == canonical[at])
+        at++;
+    if (at < bytes || at < canonical_bytes)
+        return s_fail (error, error_size,
+                       "event: not in canonical form (differs from it at byte %zu: no "
+                       "spaces, keys in order, minimal escapes)",
+                       at);
+    return 0;
 }
 
 int event_parse_proposed (const char *json, size_t bytes, event_t *self, char *error,

@@ -49,6 +49,7 @@
 // byte at worst as \u00XX) dominate; keeps every line in one stack buffer.
 #define EVENT_LINE_BYTES_MAX 6144
 #define EVENT_TS_BYTES       24 // "2026-11-22T07:28:47.123Z"
+#define EVENT_SEQ_MAX        9007199254740991LL // 2^53 - 1: exact in a JSON reader's double
 
 typedef enum {
     EVENT_TYPE_UNKNOWN = 0,
@@ -124,6 +125,14 @@ int event_parse_proposed_splice (const char *json, size_t bytes, event_t *self,
 //  and a canonical ts. Returns 0 or -1 with a reason as above.
 int event_parse_stored (const char *line, size_t bytes, event_t *self, char *error,
                         size_t error_size);
+
+//  event_parse_stored, and the line must be exactly event_format_stored's
+//  bytes for the event it holds: what a log line or a line from the stream
+//  must be. Spacing, key order, escapes or a raw \n, \r or NUL anywhere
+//  refuse it, and so does a type this version does not write (its
+//  canonical form is unknown here: readers are upgraded before writers).
+int event_parse_canonical (const char *line, size_t bytes, event_t *self, char *error,
+                           size_t error_size);
 
 #define EVENT_INT_BYTES_MAX 20 // "-9223372036854775808"
 

@@ -9,6 +9,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "curve.h"
 #include "event.h"
 #include "http.h"
 #include "ingest.h"
@@ -16,6 +17,7 @@
 #include "metrics.h"
 #include "openapi.h"
 #include "replay.h"
+#include "zap.h"
 
 //  A subscriber that falls this far behind loses live messages and
 //  catches up through replay (heartbeats reveal the gap); ~200 bytes each.
@@ -24,6 +26,11 @@
 #define SERVER_INGEST_FRAME_BYTES_MAX (64 * 1024)
 //  Requests queued at the PULL before senders block: several bursts.
 #define SERVER_INGEST_RCVHWM_MSGS   100000
+//  Replies (~1 MiB each) queued to one replay peer before the ROUTER drops
+//  the next ones: a client that sends FETCHes and never reads pins this
+//  much, not the default 1000. The catch-up subscriber has at most two
+//  FETCHes out; one it does not get an answer to is sent again.
+#define SERVER_REPLAY_SNDHWM_MSGS 4
 #define SERVER_EVENTS_LIMIT_DEFAULT 100
 #define SERVER_EVENTS_LIMIT_MAX     1000 // GET /events is for audit, replay is for bulk
 #define SERVER_PATH_BYTES_MAX       4096
@@ -37,6 +44,8 @@ struct server {
     ingest_t *ingest;
     replay_t *replay;
     http_server_t *http;
+    curve_t *curve; // own keypair; NULL: plain (no --curve-dir)
+    zap_t *zap;     // decides CURVE clients; NULL: plain
     uint64_t heartbeats;
 };
 
@@ -115,6 +124,18 @@ static void s_metrics (http_request_t *request, void *arg)
     metrics_counter (metrics, "stream_http_requests_total", "HTTP requests answered",
                      http_server_requests_total (self->http));
     http_server_metrics (self->http, metrics);
+    const replay_stats_t *replay = replay_stats (self->replay);
+    metrics_counter (metrics, "stream_replay_requests_total",
+                     "Requests received on the replay ROUTER", replay->requests);
+    metrics_counter (metrics, "stream_replay_replies_dropped_total",
+                     "Replay requests dropped: the peer's reply queue was full, or it left",
+                     replay->replies_dropped);
+    const zap_stats_t *zap = self->zap ? zap_stats (self->zap) : &(zap_stats_t){0};
+    metrics_counter (metrics, "stream_curve_allowed_total",
+                     "CURVE handshakes whose client key was allowed", zap->allowed);
+    metrics_counter (metrics, "stream_curve_refused_total",
+                     "CURVE handshakes refused (key not in the socket's list)",
+                     zap->refused);
     size_t bytes = 0;
     const char *text = metrics_text (metrics, &bytes);
     http_respond (request, 200, METRICS_CONTENT_TYPE, text, bytes);
@@ -209,7 +230,9 @@ static const http_route_t s_routes[] = {
     OPENAPI_ROUTE,
 };
 
-static zsock_t *s_bind (int type, const char *endpoint, const char *what)
+//  Under CURVE, zap_domain names the list of keys that may connect (zap.h).
+static zsock_t *s_bind (server_t *self, int type, const char *endpoint,
+                        const char *what, const char *zap_domain)
 {
     zsock_t *sock = zsock_new (type);
     if (!sock) {
@@ -222,6 +245,12 @@ static zsock_t *s_bind (int type, const char *endpoint, const char *what)
         zsock_set_rcvhwm (sock, SERVER_INGEST_RCVHWM_MSGS);
         zsock_set_maxmsgsize (sock, SERVER_INGEST_FRAME_BYTES_MAX);
     }
+    if (type == ZMQ_ROUTER) {
+        zsock_set_sndhwm (sock, SERVER_REPLAY_SNDHWM_MSGS);
+        zsock_set_router_mandatory (sock, 1); // a reply that cannot go is counted
+    }
+    if (self->curve)
+        curve_apply_server (self->curve, sock, zap_domain);
     if (zsock_bind (sock, "%s", endpoint) < 0) {
         log_error ("zsock_bind (%s \"%s\") failed: %s", what, endpoint,
                    zmq_strerror (errno));
@@ -282,13 +311,26 @@ server_t *server_new (const server_config_t *config)
     //  A file-size limit must fail the write (EFBIG, answered as a
     //  storage error), not kill the process.
     signal (SIGXFSZ, SIG_IGN);
-    self->publish = s_bind (ZMQ_PUB, config->publish_endpoint, "publish");
+    self->loop = zloop_new ();
+    if (!self->loop)
+        goto failed;
+    //  The ZAP handler first: a CURVE socket bound without one would let
+    //  any key in.
+    if (config->security.curve_dir) {
+        self->curve = curve_new (config->security.curve_dir, false);
+        self->zap = self->curve ? zap_new (self->loop, config->security.curve_dir) : NULL;
+        if (!self->zap)
+            goto failed;
+    }
+    self->publish =
+        s_bind (self, ZMQ_PUB, config->publish_endpoint, "publish", ZAP_DOMAIN_READ);
     if (!self->publish || s_open_log (self))
         goto failed;
-    self->pull = s_bind (ZMQ_PULL, config->ingest_endpoint, "ingest");
-    self->router = s_bind (ZMQ_ROUTER, config->replay_endpoint, "replay");
-    self->loop = zloop_new ();
-    if (!self->pull || !self->router || !self->loop)
+    self->pull =
+        s_bind (self, ZMQ_PULL, config->ingest_endpoint, "ingest", ZAP_DOMAIN_INGEST);
+    self->router =
+        s_bind (self, ZMQ_ROUTER, config->replay_endpoint, "replay", ZAP_DOMAIN_READ);
+    if (!self->pull || !self->router)
         goto failed;
     if (zloop_reader (self->loop, self->pull, s_on_ingest, self) ||
         zloop_reader (self->loop, self->router, s_on_replay, self) ||
@@ -311,12 +353,14 @@ void server_destroy (server_t **self_p)
     if (*self_p) {
         server_t *self = *self_p;
         http_server_destroy (&self->http);
+        zap_destroy (&self->zap);
         zloop_destroy (&self->loop);
         replay_destroy (&self->replay);
         ingest_destroy (&self->ingest);
         zsock_destroy (&self->router);
         zsock_destroy (&self->pull);
         zsock_destroy (&self->publish);
+        curve_destroy (&self->curve);
         free (self);
         *self_p = NULL;
     }

@@ -14,6 +14,7 @@
 #include <sys/random.h>
 
 #include "commands.h"
+#include "curve.h"
 #include "event.h"
 #include "http.h"
 #include "idempotency.h"
@@ -102,6 +103,7 @@ struct api {
     api_config_t config;
     zloop_t *loop;
     zsock_t *ingest;
+    curve_t *curve; // own keypair and the stream's key; NULL: plain
     subscriber_t *subscriber;
     http_server_t *http;
     write_model_t *model;
@@ -1341,6 +1343,8 @@ static int s_connect_ingest (api_t *self)
     zsock_set_immediate (self->ingest, 1);
     zsock_set_sndtimeo (self->ingest, 0);
     zsock_set_linger (self->ingest, 0);
+    if (self->curve)
+        curve_apply_client (self->curve, self->ingest);
     if (zsock_connect (self->ingest, "%s", self->config.ingest_endpoint) != 0) {
         log_error ("zsock_connect (PUSH, \"%s\") failed: %s",
                    self->config.ingest_endpoint, zmq_strerror (errno));
@@ -1356,6 +1360,7 @@ static int s_start_subscriber (api_t *self)
         .replay_endpoint = self->config.replay_endpoint,
         .applied_seq = 0,
         .want_results = true,
+        .curve = self->curve,
     };
     subscriber_handlers_t handlers = {
         .on_event = s_on_event,
@@ -1428,6 +1433,9 @@ api_t *api_new (zloop_t *loop, const api_config_t *config)
     if (!self->model || !self->idempotency || !self->requests || !self->by_attempt ||
         !self->by_key)
         goto failed;
+    if (config->security.curve_dir &&
+        !(self->curve = curve_new (config->security.curve_dir, true)))
+        goto failed;
     if (s_connect_ingest (self) || s_start_subscriber (self) || s_start_http (self))
         goto failed;
     int tick_ms = config->ack_timeout_ms / 4;
@@ -1459,6 +1467,7 @@ void api_destroy (api_t **self_p)
     http_server_destroy (&self->http);
     subscriber_destroy (&self->subscriber);
     zsock_destroy (&self->ingest);
+    curve_destroy (&self->curve);
     zhashx_destroy (&self->by_key);
     zhashx_destroy (&self->by_attempt);
     zlistx_destroy (&self->requests);

@@ -872,6 +872,54 @@ static void test_non_canonical_lines_fall_back_to_reference (void)
     CHECK (strcmp (event.reference, "\xc3\xa9/") == 0);
 }
 
+//  Only event_format_stored's exact bytes pass as canonical; every other
+//  spelling of the same event is refused, naming where it first differs.
+static void test_canonical_parse_refuses_every_other_spelling (void)
+{
+    const char *line = "{\"seq\":17,\"id\":\"e\",\"type\":\"deposited\",\"v\":1,"
+                       "\"ts\":\"2026-11-22T07:28:47.123Z\",\"account\":\"alice\","
+                       "\"amount\":1250}";
+    event_t event;
+    char error[256] = "";
+    CHECK (event_parse_canonical (line, strlen (line), &event, error, 256) == 0);
+    CHECK (event_parse_canonical (s_transfer, strlen (s_transfer), &event, error, 256) ==
+           0);
+    const char *others[] = {
+        "{\"seq\":17, \"id\":\"e\",\"type\":\"deposited\",\"v\":1,\"ts\":\"2026-11-22T07:"
+        "28:47.123Z\",\"account\":\"alice\",\"amount\":1250}",
+        "{\"seq\":17,\n\"id\":\"e\",\"type\":\"deposited\",\"v\":1,\"ts\":\"2026-11-22T07:"
+        "28:47.123Z\",\"account\":\"alice\",\"amount\":1250}",
+        "{\"seq\":17,\"id\":\"e\",\"type\":\"deposited\",\"v\":1,\"ts\":\"2026-11-22T07:"
+        "28:47.123Z\",\"amount\":1250,\"account\":\"alice\"}",
+        "{\"seq\":17,\"id\":\"e\",\"type\":\"deposited\",\"v\":1,\"ts\":\"2026-11-22T07:"
+        "28:47.123Z\",\"account\":\"al\\u0069ce\",\"amount\":1250}",
+        "{\"seq\":17,\"id\":\"e\",\"type\":\"deposited\",\"v\":1,\"ts\":\"2026-11-22T07:"
+        "28:47.123Z\",\"account\":\"alice\",\"amount\":1250}\r",
+        "{\"seq\":17,\"id\":\"e\",\"type\":\"refunded\",\"v\":1,\"ts\":\"2026-11-22T07:"
+        "28:47.123Z\",\"account\":\"alice\",\"amount\":1250}",
+    };
+    for (size_t i = 0; i < sizeof others / sizeof others[0]; i++) {
+        error[0] = '\0';
+        CHECK (event_parse_stored (others[i], strlen (others[i]), &event, error, 256) ==
+               0);
+        CHECK (event_parse_canonical (others[i], strlen (others[i]), &event, error,
+                                      256) == -1);
+        CHECK (error[0] != '\0');
+    }
+    CHECK (event_parse_canonical (others[0], strlen (others[0]), &event, error, 256));
+    CHECK (strstr (error, "at byte 10") != NULL);
+    //  A random event's formatted line always passes.
+    for (int i = 0; i < 1000; i++) {
+        event_t random, back;
+        s_random_event (&random, i + 1);
+        char formatted[EVENT_LINE_BYTES_MAX];
+        size_t bytes = event_format_stored (&random, formatted, sizeof formatted);
+        CHECK (bytes > 0);
+        CHECK (event_parse_canonical (formatted, bytes, &back, error, 256) == 0);
+        CHECK (s_same (&random, &back));
+    }
+}
+
 //  Timing is printed, never asserted: the machine is shared.
 static void test_print_parse_rates (void)
 {
@@ -984,6 +1032,7 @@ int main (void)
     RUN (test_fast_path_equals_reference_on_random_events);
     RUN (test_fast_path_never_accepts_more_than_reference);
     RUN (test_non_canonical_lines_fall_back_to_reference);
+    RUN (test_canonical_parse_refuses_every_other_spelling);
     RUN (test_proposed_fast_path_equals_reference_on_random_events);
     RUN (test_proposed_fast_path_never_accepts_more_than_reference);
     RUN (test_spliced_stored_line_equals_formatted_one);
