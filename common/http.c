@@ -181,6 +181,7 @@ typedef struct {
     const char *content_type;
     const char *authorization;
     bool content_lengths_differ; // a second Content-Length with another value
+    unsigned transfer_encodings;
     unsigned authorizations;
     unsigned idempotency_keys;
 } known_headers_t;
@@ -377,9 +378,10 @@ static enum MHD_Result s_on_header (void *cls, enum MHD_ValueKind kind, const ch
         known->authorizations++;
     } else if (s_name_is (key, key_bytes, "Idempotency-Key"))
         known->idempotency_keys++;
-    else if (s_name_is (key, key_bytes, MHD_HTTP_HEADER_TRANSFER_ENCODING))
+    else if (s_name_is (key, key_bytes, MHD_HTTP_HEADER_TRANSFER_ENCODING)) {
         found = &known->transfer_encoding;
-    else if (s_name_is (key, key_bytes, MHD_HTTP_HEADER_CONTENT_TYPE))
+        known->transfer_encodings++;
+    } else if (s_name_is (key, key_bytes, MHD_HTTP_HEADER_CONTENT_TYPE))
         found = &known->content_type;
     if (found && !*found)
         *found = value;
@@ -437,14 +439,22 @@ static void s_check_body_headers (http_request_t *request, const known_headers_t
 }
 
 //  RFC 9112 6.3: a body whose end two parties could read differently.
-//  Also a second Idempotency-Key, which no one could tell from the first.
+//  A transfer coding other than chunked alone is one MHD 0.9.75 would
+//  read to the end of the connection (6.1: 501). Also a second
+//  Idempotency-Key, which no one could tell from the first.
 static void s_check_framing (http_request_t *request, const known_headers_t *known)
 {
+    const char *coding = known->transfer_encoding;
     if (known->content_lengths_differ)
         s_early (request, MHD_HTTP_BAD_REQUEST, "two different Content-Length headers");
-    else if (known->content_length && known->transfer_encoding)
+    else if (known->content_length && coding)
         s_early (request, MHD_HTTP_BAD_REQUEST,
                  "Content-Length together with Transfer-Encoding");
+    else if (known->transfer_encodings > 1)
+        s_early (request, MHD_HTTP_BAD_REQUEST, "more than one Transfer-Encoding header");
+    else if (coding && strcasecmp (coding, "chunked") != 0)
+        s_early (request, MHD_HTTP_NOT_IMPLEMENTED,
+                 "only Transfer-Encoding: chunked is supported");
     else if (known->idempotency_keys > 1) {
         s_early (request, MHD_HTTP_BAD_REQUEST, "more than one Idempotency-Key header");
         return;
@@ -709,6 +719,8 @@ static const char *s_status_title (unsigned status)
         return "Unauthorized";
     case MHD_HTTP_FORBIDDEN:
         return "Forbidden";
+    case MHD_HTTP_NOT_IMPLEMENTED:
+        return "Not Implemented";
     default:
         return "Internal Server Error";
     }
