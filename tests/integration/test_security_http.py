@@ -362,6 +362,41 @@ def test_reads_show_only_the_accounts_of_the_pattern():
     assert page["events"] == s.events() and "next_from_seq" not in page
 
 
+def test_the_filtered_list_pages_like_a_model_over_random_ids():
+    import random
+    rng = random.Random(7)
+    ids = set()
+    while len(ids) < 400:
+        head = rng.choice(["team-a:", "team-a", "team-", "team-a9", "team-b:", "t", "A", "9"])
+        tail = "".join(rng.choice("aZ09.-:_") for _ in range(rng.randrange(0, 6)))
+        account = head + tail
+        if account[0].isalnum() and len(account) <= 64:
+            ids.add(account)
+    s = System()
+    status, _, data = s.write("/batch", {"commands": [{"account": a, "amount": 1}
+                                                      for a in sorted(ids)]})
+    assert status == 201, data[:300]
+    s.applied(json.loads(data)["last_seq"])
+    expected = sorted(a for a in ids if a.startswith("team-a:"))
+    for limit in (1, 3, 1000):
+        seen, after = [], None
+        while True:
+            query = f"/accounts?limit={limit}" + (f"&after={after}" if after else "")
+            page = s.read_json(s.accounting, query, "reader-a")
+            assert len(page["accounts"]) <= limit
+            seen += [a["account"] for a in page["accounts"]]
+            after = page["next_after"]
+            if after is None:
+                break
+        assert seen == expected, (limit, seen, expected)
+    # Starting anywhere: after an id below, inside and past the run.
+    for after in ("team-a", "team-a9", expected[len(expected) // 2], "team-b"):
+        page = s.read_json(s.accounting, f"/accounts?limit=1000&after={after}", "reader-a")
+        assert [a["account"] for a in page["accounts"]] == [a for a in expected if a > after]
+    stats = s.read_json(s.accounting, "/stats", "reader-a")
+    assert stats["accounts"] == len(expected) and stats["total_balance"] == len(expected)
+
+
 def test_sighup_revokes_a_token_and_a_bad_file_keeps_the_table():
     s = System()
     s.deposit("team-a:1", 5, "teller")
@@ -754,6 +789,7 @@ if __name__ == "__main__":
         test_a_command_outside_the_account_pattern_is_403_and_appends_nothing,
         test_the_principal_is_in_each_stored_event_and_in_accounting_history,
         test_reads_show_only_the_accounts_of_the_pattern,
+        test_the_filtered_list_pages_like_a_model_over_random_ids,
         test_sighup_revokes_a_token_and_a_bad_file_keeps_the_table,
         test_auth_failures_are_counted_by_reason,
         test_an_auth_file_that_does_not_parse_refuses_to_start,
