@@ -1009,38 +1009,16 @@ static int s_security_setup (http_server_t *self, const security_config_t *secur
     return 0;
 }
 
-http_server_t *http_server_new (zloop_t *loop, const http_config_t *config)
+//  Starts MHD in external-epoll mode (HTTPS when self->tls) and reads the
+//  port it bound. Returns 0, or -1 (logged).
+static int s_daemon_start (http_server_t *self, const http_config_t *config)
 {
-    assert (loop);
-    assert (config);
-    assert (config->routes || config->route_count == 0);
-    http_server_t *self = calloc (1, sizeof *self);
-    if (!self)
-        return NULL;
-    self->loop = loop;
-    self->config = *config;
-    self->timer_id = -1;
-    self->run_timer_id = -1;
-    zuuid_t *uuid = zuuid_new ();
-    if (!uuid)
-        goto failed;
-    memcpy (self->request_id_base, zuuid_data (uuid), ZUUID_LEN);
-    zuuid_destroy (&uuid);
-
-    self->body_budget_bytes = config->body_buffer_bytes_max;
-    if (!self->body_budget_bytes && config->security)
-        self->body_budget_bytes = config->security->body_buffer_bytes_max;
-    if (!self->body_budget_bytes)
-        self->body_budget_bytes = HTTP_BODY_BUFFER_BYTES_MAX_DEFAULT;
-    if (config->security && s_security_setup (self, config->security))
-        goto failed;
-
     struct sockaddr_storage address;
     unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
     if (self->tls)
         flags |= MHD_USE_TLS;
     if (s_address_parse (config, &address, &flags))
-        goto failed;
+        return -1;
     unsigned connections_max = s_connections_max (
         config->connections_max ? config->connections_max : HTTP_CONNECTIONS_MAX_DEFAULT);
     unsigned per_ip_max = config->connections_per_ip_max
@@ -1081,7 +1059,7 @@ http_server_t *http_server_new (zloop_t *loop, const http_config_t *config)
                    config->address ? config->address : "127.0.0.1", config->port,
                    self->tls ? ", HTTPS" : "",
                    errno ? strerror (errno) : "see libmicrohttpd's message before");
-        goto failed;
+        return -1;
     }
     const union MHD_DaemonInfo *info =
         MHD_get_daemon_info (self->daemon, MHD_DAEMON_INFO_EPOLL_FD);
@@ -1089,12 +1067,43 @@ http_server_t *http_server_new (zloop_t *loop, const http_config_t *config)
         MHD_get_daemon_info (self->daemon, MHD_DAEMON_INFO_BIND_PORT);
     if (!info || !port_info) {
         log_error ("http: MHD_get_daemon_info failed");
-        goto failed;
+        return -1;
     }
     self->port = port_info->port;
     self->poll_item = (zmq_pollitem_t){.fd = info->epoll_fd, .events = ZMQ_POLLIN};
+    return 0;
+}
+
+http_server_t *http_server_new (zloop_t *loop, const http_config_t *config)
+{
+    assert (loop);
+    assert (config);
+    assert (config->routes || config->route_count == 0);
+    http_server_t *self = calloc (1, sizeof *self);
+    if (!self)
+        return NULL;
+    self->loop = loop;
+    self->config = *config;
+    self->timer_id = -1;
+    self->run_timer_id = -1;
+    zuuid_t *uuid = zuuid_new ();
+    if (!uuid)
+        goto failed;
+    memcpy (self->request_id_base, zuuid_data (uuid), ZUUID_LEN);
+    zuuid_destroy (&uuid);
+
+    self->body_budget_bytes = config->body_buffer_bytes_max;
+    if (!self->body_budget_bytes && config->security)
+        self->body_budget_bytes = config->security->body_buffer_bytes_max;
+    if (!self->body_budget_bytes)
+        self->body_budget_bytes = HTTP_BODY_BUFFER_BYTES_MAX_DEFAULT;
+    if (config->security && s_security_setup (self, config->security))
+        goto failed;
+
+    if (s_daemon_start (self, config))
+        goto failed;
     if (zloop_poller (loop, &self->poll_item, s_on_readable, self)) {
-        log_error ("http: zloop_poller(fd %d) failed", info->epoll_fd);
+        log_error ("http: zloop_poller(fd %d) failed", self->poll_item.fd);
         goto failed;
     }
     self->poller_added = true;
