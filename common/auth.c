@@ -51,7 +51,7 @@ static int s_parse_scopes (const char *text, size_t bytes, unsigned *scopes, cha
                  {"admin", AUTH_SCOPE_ADMIN}};
     *scopes = 0;
     const char *end = text + bytes;
-    for (const char *item = text; item <= end;) {
+    for (const char *item = text;;) {
         const char *comma = memchr (item, ',', (size_t)(end - item));
         const char *item_end = comma ? comma : end;
         size_t item_bytes = (size_t)(item_end - item);
@@ -65,9 +65,10 @@ static int s_parse_scopes (const char *text, size_t bytes, unsigned *scopes, cha
                            "scopes: '%.*s' is not one of write, read, metrics, admin",
                            (int)(item_bytes > 32 ? 32 : item_bytes), item);
         *scopes |= scope;
-        item = item_end + 1;
+        if (!comma)
+            return 0;
+        item = comma + 1;
     }
-    return 0;
 }
 
 static int s_parse_accounts (const char *text, size_t bytes, auth_principal_t *principal,
