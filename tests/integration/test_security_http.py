@@ -707,6 +707,24 @@ def test_ambiguous_framing_is_400_and_the_smuggled_request_never_runs():
         assert service.alive()
 
 
+def test_a_bad_body_budget_is_refused_with_exit_2():
+    endpoints = harness.Endpoints()
+    d = harness.tmpdir()
+    for value in ("10", "-1", "64k", "", "99999999999999999999999"):
+        for name, flags in (("stream", endpoints.flags("ingest", "publish", "replay")
+                             + ["--data-dir", os.path.join(d, "s")]),
+                            ("transaction", endpoints.flags("ingest", "publish", "replay")),
+                            ("accounting", endpoints.flags("publish", "replay")
+                             + ["--data-dir", os.path.join(d, "a")])):
+            service = harness.Service(name, flags + ["--http-port", str(harness.free_port()),
+                                                     "--body-buffer-bytes-max", value],
+                                      wait=False)
+            assert service.proc.wait(HTTP_TIMEOUT_S) == 2, (name, value, service.output())
+            assert "--body-buffer-bytes-max must be a number of bytes from 65536" \
+                in service.output(), service.output()
+            service.stop()
+
+
 def vm_rss_bytes(pid):
     with open(f"/proc/{pid}/status") as f:
         for line in f:
@@ -798,5 +816,6 @@ if __name__ == "__main__":
         test_a_bad_certificate_or_key_refuses_to_start,
         test_tokens_over_plain_http_beyond_loopback_are_403_unless_insecure,
         test_ambiguous_framing_is_400_and_the_smuggled_request_never_runs,
+        test_a_bad_body_budget_is_refused_with_exit_2,
         test_bodies_beyond_the_budget_get_503_and_memory_stays_bounded,
     ])
