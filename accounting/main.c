@@ -247,6 +247,8 @@ static void s_on_event (void *arg, const event_t *event, const char *line,
                    ACCOUNTS_COUNT_MAX);
     if (self->api.replica_failed)
         return;
+    //  The subscriber delivers only the canonical next line, ts not before
+    //  the replica's last: what log_file_append requires.
     if (log_file_append (self->api.replica, line, line_bytes, event->seq, event->ts_ms)) {
         log_error ("replica append of seq %" PRId64 " failed: out of memory; the replica "
                    "stops following until restart",
@@ -326,6 +328,7 @@ static int s_start (service_t *self)
                                  .reuse_port = options->reuse_port,
                                  .connections_per_ip_max =
                                      (unsigned)options->connections_per_ip,
+                                 .security = &options->security,
                                  .arg = &self->api};
     http_config.routes = api_routes (&http_config.route_count);
     openapi_register (http_config.routes, http_config.route_count);
@@ -336,6 +339,7 @@ static int s_start (service_t *self)
         .publish_endpoint = options->publish,
         .replay_endpoint = options->replay,
         .applied_seq = accounts_applied_seq (self->api.accounts),
+        .applied_ts_ms = log_file_last_ts_ms (self->api.replica),
         .upstream_timeout_ms = (int)options->upstream_timeout_ms,
         .receive_hwm = (int)options->subscriber_hwm,
         .curve = self->curve};

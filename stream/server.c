@@ -10,6 +10,7 @@
 #include <cjson/cJSON.h>
 
 #include "curve.h"
+#include "event.h"
 #include "http.h"
 #include "ingest.h"
 #include "log.h"
@@ -122,6 +123,7 @@ static void s_metrics (http_request_t *request, void *arg)
                    (double)ingest_account_count (self->ingest));
     metrics_counter (metrics, "stream_http_requests_total", "HTTP requests answered",
                      http_server_requests_total (self->http));
+    http_server_metrics (self->http, metrics);
     const replay_stats_t *replay = replay_stats (self->replay);
     metrics_counter (metrics, "stream_replay_requests_total",
                      "Requests received on the replay ROUTER", replay->requests);
@@ -141,11 +143,28 @@ static void s_metrics (http_request_t *request, void *arg)
     metrics_destroy (&metrics);
 }
 
-//  A query argument as an integer in [min, max]; default_value when absent.
-//  Returns -1 and adds an error for the field when it is malformed.
+//  True when a token that sees some accounts only may read the line: an
+//  event that touches one of them. Lines of unknown types are not shown.
+static bool s_line_visible (const auth_principal_t *principal, const char *line,
+                            size_t bytes, int64_t *seq)
+{
+    event_t event;
+    char error[128];
+    if (event_parse_stored (line, bytes, &event, error, sizeof error))
+        return false; // the log was checked at start: cannot happen
+    *seq = event.seq;
+    if (event.type == EVENT_TRANSFERRED)
+        return auth_principal_allows_account (principal, event.from) ||
+               auth_principal_allows_account (principal, event.to);
+    return event.type != EVENT_TYPE_UNKNOWN &&
+           auth_principal_allows_account (principal, event.account);
+}
+
 //  GET /events?from_seq=&limit= -> {"events":[...],"last_seq":N}; limit is
 //  1..SERVER_EVENTS_LIMIT_MAX (like accounting's pages), and a page also
-//  stops at REPLAY_BATCH_BYTES_MAX bytes: page on with from_seq.
+//  stops at REPLAY_BATCH_BYTES_MAX bytes: page on with from_seq. A token
+//  that sees some accounts only gets the page's events that touch them,
+//  and "next_from_seq" to page on with (a page may then be empty).
 static void s_events (http_request_t *request, void *arg)
 {
     server_t *self = (server_t *)arg;
@@ -166,35 +185,49 @@ static void s_events (http_request_t *request, void *arg)
         return;
     }
     //  Lines are canonical JSON already: join them instead of re-printing.
-    size_t size = bytes + 64;
+    size_t size = bytes + 128; // the lines, the brackets and two numbers
     char *body = (char *)malloc (size);
     if (!body) {
         http_respond_problem (request, 503, "Out of memory", "try a smaller limit", NULL);
         return;
     }
+    const auth_principal_t *principal = http_request_principal (request);
+    bool filtered = !auth_principal_sees_all (principal);
+    int64_t next_from_seq = from_seq;
     memcpy (body, "{\"events\":[", 11);
     size_t used = 11;
     for (const char *line = text; line < text + bytes;) {
         const char *end =
             (const char *)memchr (line, '\n', (size_t)(text + bytes - line));
         assert (end);
-        if (line != text)
-            body[used++] = ',';
-        memcpy (body + used, line, (size_t)(end - line));
-        used += (size_t)(end - line);
+        int64_t seq = 0;
+        bool shown =
+            !filtered || s_line_visible (principal, line, (size_t)(end - line), &seq);
+        if (filtered && seq >= next_from_seq)
+            next_from_seq = seq + 1;
+        if (shown) {
+            if (used != 11)
+                body[used++] = ',';
+            memcpy (body + used, line, (size_t)(end - line));
+            used += (size_t)(end - line);
+        }
         line = end + 1;
     }
     used +=
-        (size_t)snprintf (body + used, size - used, "],\"last_seq\":%lld}",
+        (size_t)snprintf (body + used, size - used, "],\"last_seq\":%lld",
                           (long long)log_file_committed_seq (ingest_log (self->ingest)));
+    if (filtered)
+        used += (size_t)snprintf (body + used, size - used, ",\"next_from_seq\":%lld",
+                                  (long long)next_from_seq);
+    body[used++] = '}';
     http_respond (request, 200, "application/json", body, used);
     free (body);
 }
 
 static const http_route_t s_routes[] = {
-    {"GET", "/health", s_health, 0},
-    {"GET", "/metrics", s_metrics, 0},
-    {"GET", "/events", s_events, 0},
+    {"GET", "/health", s_health, 0, AUTH_SCOPE_OPEN},
+    {"GET", "/metrics", s_metrics, 0, AUTH_SCOPE_METRICS},
+    {"GET", "/events", s_events, 0, AUTH_SCOPE_READ},
     OPENAPI_ROUTE,
 };
 
@@ -260,6 +293,7 @@ static int s_start_http (server_t *self)
         .routes = s_routes,
         .route_count = sizeof s_routes / sizeof s_routes[0],
         .arg = self,
+        .security = &self->config.security,
     };
     openapi_register (s_routes, http.route_count);
     self->http = http_server_new (self->loop, &http);
