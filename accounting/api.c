@@ -13,7 +13,7 @@
       state as of applied_seq.
     - wait_ms above --wait-ms-max is capped, not refused; wait_ms=0 with an
       unmet min_seq answers 503 at once; so does a full waiter set.
-    - Unknown query parameters are ignored.
+    - Unknown query parameters are 400 (each route lists the keys it takes).
 */
 #include "api.h"
 
@@ -545,12 +545,14 @@ static void s_get_metrics (http_request_t *request, void *arg)
 }
 
 static const http_route_t s_routes[] = {
-    {"GET", "/accounts", s_get_accounts, 0, AUTH_SCOPE_READ},
-    {"GET", "/accounts/{id}", s_get_account, 0, AUTH_SCOPE_READ},
-    {"GET", "/accounts/{id}/events", s_get_account_events, 0, AUTH_SCOPE_READ},
-    {"GET", "/stats", s_get_stats, 0, AUTH_SCOPE_READ},
-    {"GET", "/health", s_get_health, 0, AUTH_SCOPE_OPEN},
-    {"GET", "/metrics", s_get_metrics, 0, AUTH_SCOPE_METRICS},
+    {"GET", "/accounts", s_get_accounts, 0, AUTH_SCOPE_READ, "limit after"},
+    {"GET", "/accounts/{id}", s_get_account, 0, AUTH_SCOPE_READ,
+     "at_seq at min_seq wait_ms"},
+    {"GET", "/accounts/{id}/events", s_get_account_events, 0, AUTH_SCOPE_READ,
+     "after_seq limit"},
+    {"GET", "/stats", s_get_stats, 0, AUTH_SCOPE_READ, NULL},
+    {"GET", "/health", s_get_health, 0, AUTH_SCOPE_OPEN, NULL},
+    {"GET", "/metrics", s_get_metrics, 0, AUTH_SCOPE_METRICS, NULL},
     OPENAPI_ROUTE,
 };
 

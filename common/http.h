@@ -34,7 +34,7 @@
 #include "security.h"
 
 #define HTTP_PATH_PARAMS_MAX      4   // "{id}" segments in one route pattern
-#define HTTP_REQUEST_ID_BYTES_MAX 128 // longer or non-printable X-Request-Id is replaced
+#define HTTP_REQUEST_ID_BYTES_MAX 128 // a longer X-Request-Id is replaced; a control byte: 400
 
 typedef struct http_server http_server_t;
 typedef struct http_request http_request_t;
@@ -51,6 +51,8 @@ typedef struct {
                            // and a Content-Type other than application/json gets 415
     unsigned scope;        // auth_scope_t a token needs; AUTH_SCOPE_OPEN: none. Every
                            // route of a server with an auth file must set it
+    const char *query;     // the query keys it takes, space-separated ("limit after");
+                           // NULL: none. Any other key is 400 naming it
 } http_route_t;
 
 typedef struct {

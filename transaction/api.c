@@ -1324,12 +1324,12 @@ static void s_handle_metrics (http_request_t *http, void *arg)
 
 static const http_route_t s_routes[] = {
     {"POST", "/transactions", s_handle_transactions, API_SINGLE_BODY_BYTES_MAX,
-     AUTH_SCOPE_WRITE},
+     AUTH_SCOPE_WRITE, NULL},
     {"POST", "/transfers", s_handle_transfers, API_SINGLE_BODY_BYTES_MAX,
-     AUTH_SCOPE_WRITE},
-    {"POST", "/batch", s_handle_batch, API_BATCH_BODY_BYTES_MAX, AUTH_SCOPE_WRITE},
-    {"GET", "/health", s_handle_health, 0, AUTH_SCOPE_OPEN},
-    {"GET", "/metrics", s_handle_metrics, 0, AUTH_SCOPE_METRICS},
+     AUTH_SCOPE_WRITE, NULL},
+    {"POST", "/batch", s_handle_batch, API_BATCH_BODY_BYTES_MAX, AUTH_SCOPE_WRITE, NULL},
+    {"GET", "/health", s_handle_health, 0, AUTH_SCOPE_OPEN, NULL},
+    {"GET", "/metrics", s_handle_metrics, 0, AUTH_SCOPE_METRICS, NULL},
     OPENAPI_ROUTE,
 };
 

@@ -472,7 +472,7 @@ def test_bad_ids_params_and_routes_get_problem_json():
         assert (resp.getheader("Connection") or "").lower() != "close"
     conn.close()
     status, body = get_json(url + "/accounts/acct-1?unknown=1")
-    assert status in (200, 404)   # unknown parameters are ignored
+    assert status == 400 and body["errors"] == [{"field": "unknown", "message": "unknown query parameter"}], body
     accounting.stop_clean()
     ledger.stream.stop_clean()
     ledger.close()
