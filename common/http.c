@@ -38,6 +38,7 @@
 #include "log.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
@@ -611,6 +612,8 @@ static bool s_query_key_allowed (const char *allowed, const char *key)
     return false;
 }
 
+static const char s_unknown_query[] = "unknown query parameter";
+
 static enum MHD_Result s_on_query_key (void *cls, enum MHD_ValueKind kind,
                                        const char *key, const char *value)
 {
@@ -620,7 +623,7 @@ static enum MHD_Result s_on_query_key (void *cls, enum MHD_ValueKind kind,
     char detail[HTTP_EARLY_DETAIL_BYTES];
     snprintf (detail, sizeof detail, "unknown query parameter \"%.*s\"",
               HTTP_EARLY_FIELD_BYTES - 1, key);
-    s_early_field (request, key, detail, "unknown query parameter");
+    s_early_field (request, key, detail, s_unknown_query);
     return MHD_NO; // the first unknown key is enough
 }
 
@@ -831,9 +834,6 @@ static enum MHD_Result s_dispatch (http_request_t *request)
         if (request->bearer_challenge)
             http_request_add_header (request, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
                                      HTTP_BEARER_REALM);
-        if (status == MHD_HTTP_SERVICE_UNAVAILABLE)
-            http_request_add_header (request, MHD_HTTP_HEADER_RETRY_AFTER,
-                                     HTTP_RETRY_AFTER_S);
         if (request->early_detail[0])
             snprintf (detail, sizeof detail, "%s", request->early_detail);
         else if (status == MHD_HTTP_CONTENT_TOO_LARGE)
@@ -847,7 +847,11 @@ static enum MHD_Result s_dispatch (http_request_t *request)
         if (request->early_field[0])
             http_problem_add_error (&errors, request->early_field,
                                     request->early_field_message);
-        http_respond_problem (request, status, s_status_title (status), detail, errors);
+        //  An unknown key is an invalid query, as a bad value is.
+        const char *title = request->early_field_message == s_unknown_query
+                                ? "Invalid query"
+                                : s_status_title (status);
+        http_respond_problem (request, status, title, detail, errors);
     } else {
         request->route->handler (request, request->server->config.arg);
         if (request->state == REQUEST_DISPATCHED && !request->suspended) {
@@ -1382,6 +1386,39 @@ const char *http_request_id (http_request_t *self)
     return self->request_id;
 }
 
+//  A Host header we may copy into a URL: host[:port] of plain characters.
+static bool s_host_is_plain (const char *host)
+{
+    if (!host || !*host || strlen (host) > 255)
+        return false;
+    for (const char *cursor = host; *cursor; cursor++)
+        if (!isalnum ((unsigned char)*cursor) && !strchr ("-.:[]", *cursor))
+            return false;
+    return true;
+}
+
+void http_request_base_url (http_request_t *self, char *buffer, size_t size)
+{
+    assert (self && buffer);
+    http_server_t *server = self->server;
+    const char *scheme = server->tls ? "https" : "http";
+    const char *address = server->config.address ? server->config.address : "127.0.0.1";
+    bool wildcard = streq (address, "0.0.0.0") || streq (address, "::");
+    const char *host = http_request_header (self, MHD_HTTP_HEADER_HOST);
+    if (wildcard && s_host_is_plain (host))
+        snprintf (buffer, size, "%s://%s", scheme, host);
+    else if (strchr (address, ':'))
+        snprintf (buffer, size, "%s://[%s]:%d", scheme, address, server->port);
+    else
+        snprintf (buffer, size, "%s://%s:%d", scheme, address, server->port);
+}
+
+const char *http_request_service (http_request_t *self)
+{
+    assert (self);
+    return self->server->config.service ? self->server->config.service : "";
+}
+
 const auth_principal_t *http_request_principal (http_request_t *self)
 {
     assert (self);
@@ -1559,9 +1596,15 @@ static void s_answer (http_request_t *self, unsigned status, const char *content
     if (content_type)
         MHD_add_response_header (response, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
     MHD_add_response_header (response, "X-Request-Id", self->request_id);
-    for (size_t index = 0; index < self->header_count; index++)
+    bool retry_after = false;
+    for (size_t index = 0; index < self->header_count; index++) {
         MHD_add_response_header (response, self->header_names[index],
                                  self->header_values[index]);
+        retry_after |= strcasecmp (self->header_names[index], "Retry-After") == 0;
+    }
+    //  Every 503 says when to come back (the contract's Retry-After).
+    if (status == MHD_HTTP_SERVICE_UNAVAILABLE && !retry_after)
+        MHD_add_response_header (response, MHD_HTTP_HEADER_RETRY_AFTER, HTTP_RETRY_AFTER_S);
     self->response = response;
     self->response_status = status;
     self->state = REQUEST_ANSWERED;

@@ -115,6 +115,13 @@ const char *http_request_header (http_request_t *self, const char *name);
 const char *http_request_body (http_request_t *self, size_t *bytes);
 //  The X-Request-Id of this request: the client's, or a generated UUID.
 const char *http_request_id (http_request_t *self);
+//  The URL clients reach this server at, "http://127.0.0.1:3001" (https
+//  with TLS): the bound address and port; for a wildcard address (0.0.0.0,
+//  ::) the request's Host header when it is a plain host[:port]. Written
+//  into buffer (truncated to size).
+void http_request_base_url (http_request_t *self, char *buffer, size_t size);
+//  The config's service name ("accounting").
+const char *http_request_service (http_request_t *self);
 //  Who presented the request's token, or NULL when the server has no
 //  auth file (or the route is open). Valid until the request is answered.
 const auth_principal_t *http_request_principal (http_request_t *self);
