@@ -232,6 +232,10 @@ def test_hostile_stream_never_aborts_accounting_nor_touches_its_replica():
             assert f.read() == good_prefix, "the replica is not the good prefix"
         output = accounting.output()
         assert "invalid event line" in output and "PACKED" in output, output
+        status, _, metrics = harness.request("GET", accounting.url + "/metrics")
+        rejected = [x for x in metrics.decode().splitlines()
+                    if x.startswith("accounting_stream_rejected_total ")]
+        assert status == 200 and rejected and int(rejected[0].split()[1]) > 0, metrics
 
         #  Honest again, with one more event: it is applied, once.
         fake.set_lines([line(seq) for seq in range(1, GOOD_EVENTS + 2)])
