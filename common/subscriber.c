@@ -52,6 +52,10 @@
 // Complaints about what the stream sent, at most one a second: a broken
 // or hostile stream must not fill the log.
 #define SUBSCRIBER_COMPLAINT_LOG_MS 1000
+// Bytes of live messages kept while catching up, whatever their count: a
+// stream sending large frames must not grow the buffer to events * frames.
+// 100,000 events of a few hundred bytes fit; beyond, as for the count.
+#define SUBSCRIBER_LIVE_BUFFER_BYTES_MAX (64 * 1024 * 1024)
 // Empty pages in a row while buffered live events wait beyond the log's
 // end: one can be a race (the FETCH left before those events were
 // committed), a few cannot; the buffer is then dropped.
@@ -100,6 +104,7 @@ struct subscriber {
 
     zlistx_t *buffer;     // zmsg_t * (EVENTS, RESULT), oldest first
     size_t buffer_events; // weight of buffer, <= SUBSCRIBER_LIVE_BUFFER_EVENTS_MAX
+    size_t buffer_bytes;  // its frames' bytes, <= SUBSCRIBER_LIVE_BUFFER_BYTES_MAX
 
     int64_t catch_up_start_ms; // for the progress and caught-up log lines
     int64_t catch_up_start_seq;
@@ -366,8 +371,9 @@ static apply_result_t s_deliver (subscriber_t *self, zmsg_t *msg)
 //  FETCH that follows the drained buffer brings dropped events back.
 static void s_buffer (subscriber_t *self, zmsg_t **msg_p)
 {
-    size_t weight = s_weight (*msg_p);
-    if (self->buffer_events + weight > SUBSCRIBER_LIVE_BUFFER_EVENTS_MAX) {
+    size_t weight = s_weight (*msg_p), bytes = zmsg_content_size (*msg_p);
+    if (self->buffer_events + weight > SUBSCRIBER_LIVE_BUFFER_EVENTS_MAX ||
+        self->buffer_bytes + bytes > SUBSCRIBER_LIVE_BUFFER_BYTES_MAX) {
         if (s_is (*msg_p, "EVENTS"))
             self->live_dropped += weight;
         else
@@ -378,6 +384,7 @@ static void s_buffer (subscriber_t *self, zmsg_t **msg_p)
     zlistx_add_end (self->buffer, *msg_p);
     *msg_p = NULL;
     self->buffer_events += weight;
+    self->buffer_bytes += bytes;
 }
 
 //  True if a FETCH of this catch-up is out.
@@ -478,6 +485,7 @@ static void s_buffer_drop (subscriber_t *self)
                 zlistx_size (self->buffer));
     zlistx_purge (self->buffer);
     self->buffer_events = 0;
+    self->buffer_bytes = 0;
     self->unfilled_gaps = 0;
     s_fetch_later (self);
 }
@@ -501,6 +509,7 @@ static void s_drain (subscriber_t *self, bool caught_up_claim)
         }
         msg = (zmsg_t *)zlistx_detach (self->buffer, NULL);
         self->buffer_events -= s_weight (msg);
+        self->buffer_bytes -= zmsg_content_size (msg);
         zmsg_destroy (&msg);
         if (rc == APPLY_INVALID) {
             s_fetch (self); // the log holds the good line

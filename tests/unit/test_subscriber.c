@@ -985,6 +985,35 @@ static void test_live_buffer_is_bounded_and_dropped_events_are_fetched (fixture_
     CHECK (f->sink.events == 12);
 }
 
+//  Large frames count by their bytes: a few dozen fill the buffer, the rest
+//  are dropped, and the next good event is still applied.
+static void test_live_buffer_is_bounded_in_bytes_too (fixture_t *f)
+{
+    s_stream_append (f->stream, 11);
+    f->stream->visible_seq = 10;
+    f->stream->holds = 1;
+    s_start (f, (start_t){0});
+    CHECK (s_wait (f, s_request_held));
+    enum { FRAME_BYTES = 3 * 1024 * 1024, FRAMES = 30 }; // 90 MiB in all
+    char *big = (char *)malloc (FRAME_BYTES);
+    assert (big);
+    memset (big, 'x', FRAME_BYTES);
+    for (int count = 0; count < FRAMES; count++) {
+        zmsg_t *msg = zmsg_new ();
+        zmsg_addstr (msg, "EVENTS");
+        zmsg_addmem (msg, big, FRAME_BYTES);
+        zmsg_send (&msg, f->stream->pub);
+    }
+    free (big);
+    CHECK (s_wait (f, s_some_dropped));
+    s_stream_answer (f->stream, &f->stream->held[0]);
+    s_publish_events (f->stream, 11, 11);
+    f->stream->visible_seq = 11;
+    s_publish_heartbeat (f->stream, 11);
+    CHECK (s_wait (f, s_applied_all));
+    CHECK (f->sink.events == 11);
+}
+
 //  Model: the stream's log grows in random appends; each is published,
 //  lost, or followed by an old range again, heartbeats come now and then,
 //  and replies come in random page sizes. Whatever the interleaving, the
@@ -1060,6 +1089,7 @@ int main (void)
     RUN_WITH_FIXTURE (test_results_of_the_wrong_frame_count_are_ignored);
     RUN_WITH_FIXTURE (test_result_during_catch_up_comes_after_its_events);
     RUN_WITH_FIXTURE (test_live_buffer_is_bounded_and_dropped_events_are_fetched);
+    RUN_WITH_FIXTURE (test_live_buffer_is_bounded_in_bytes_too);
     RUN_WITH_FIXTURE (test_random_losses_duplicates_and_pages_converge_exactly_once);
     RUN_WITH_FIXTURE (test_connected_goes_false_when_nothing_arrives);
     return check_exit_status ();
