@@ -12,7 +12,8 @@
        then "account":"..","amount":N             (deposited, withdrawn)
        or   "from":"..","to":"..","amount":N      (transferred)
        then optionally "meta":{"correlation_id":"..","request_id":"..",
-                               "reference":".."}  (keys present only if set)}
+                               "reference":"..","principal":".."}
+                               (keys present only if set, in this order)}
     Canonical proposed line: same without seq and ts, with an optional
     trailing "expect":{"account":version,...} in the order given.
 
@@ -38,6 +39,7 @@
 #define EVENT_ID_BYTES_MAX         64  // same pattern as accounts; UUIDs are 36
 #define EVENT_TYPE_BYTES_MAX       32  // long enough for any sane past-tense name
 #define EVENT_META_VALUE_BYTES_MAX 256 // per meta value (DESIGN: reference <= 256 bytes)
+#define EVENT_PRINCIPAL_BYTES_MAX  64  // meta.principal: ^[a-z][a-z0-9_.-]{0,63}$
 #define EVENT_AMOUNT_MAX           1000000000000000LL // 10^15 minor units
 #define EVENT_EXPECT_MAX           2 // an event touches at most two accounts
 // Events in one APPEND request (one atomic batch): the stream keeps a
@@ -76,6 +78,7 @@ typedef struct {
     char correlation_id[EVENT_META_VALUE_BYTES_MAX + 1];
     char request_id[EVENT_META_VALUE_BYTES_MAX + 1];
     char reference[EVENT_META_VALUE_BYTES_MAX + 1];
+    char principal[EVENT_PRINCIPAL_BYTES_MAX + 1]; // who asked for it (bearer token)
     size_t expect_count; // proposed events only
     event_expect_t expect[EVENT_EXPECT_MAX];
 } event_t;
@@ -85,6 +88,9 @@ void event_init (event_t *self);
 
 //  True if the bytes match ^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$ (accounts and ids).
 bool event_id_is_valid (const char *text, size_t bytes);
+
+//  True if the bytes match ^[a-z][a-z0-9_.-]{0,63}$ (principal names).
+bool event_principal_is_valid (const char *text, size_t bytes);
 
 //  True if the bytes are strict UTF-8: no overlong forms, no surrogates,
 //  nothing above U+10FFFF (what meta values must be; NUL bytes pass).

@@ -81,6 +81,7 @@ struct subscriber {
     void *arg;
     char *publish_endpoint;
     char *replay_endpoint; // kept to recreate the DEALER
+    const curve_t *curve;  // borrowed; NULL: plain
     int upstream_timeout_ms;
     zsock_t *sub;
     zsock_t *dealer;
@@ -906,6 +907,8 @@ static zsock_t *s_dealer_new (subscriber_t *self)
         return NULL;
     zsock_set_linger (dealer, 0);   // a request to a dead peer is worthless
     zsock_set_sndtimeo (dealer, 0); // never block the loop on send
+    if (self->curve)
+        curve_apply_client (self->curve, dealer);
     zsock_set_maxmsgsize (dealer, SUBSCRIBER_FRAME_BYTES_MAX);
     if (zsock_connect (dealer, "%s", self->replay_endpoint) ||
         zloop_reader (self->loop, dealer, s_on_replay, self)) {
@@ -987,6 +990,8 @@ static zsock_t *s_sub_new (subscriber_t *self, bool want_results, int receive_hw
     zsock_set_subscribe (sub, "HEARTBEAT");
     if (want_results)
         zsock_set_subscribe (sub, "RESULT");
+    if (self->curve)
+        curve_apply_client (self->curve, sub);
     if (zsock_connect (sub, "%s", self->publish_endpoint) ||
         zloop_reader (self->loop, sub, s_on_publish, self)) {
         log_error ("subscriber: connect (\"%s\") failed: %s", self->publish_endpoint,
@@ -1015,6 +1020,7 @@ subscriber_t *subscriber_new (zloop_t *loop, const subscriber_config_t *config,
                                     : SUBSCRIBER_UPSTREAM_TIMEOUT_MS_DEFAULT;
     self->publish_endpoint = strdup (config->publish_endpoint);
     self->replay_endpoint = strdup (config->replay_endpoint);
+    self->curve = config->curve;
     self->buffer = zlistx_new ();
     for (size_t index = 0; index < SUBSCRIBER_REPLY_FRAMES_MAX; index++)
         zmq_msg_init (&self->frames[index]);

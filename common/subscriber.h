@@ -28,6 +28,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "curve.h"
 #include "event.h"
 
 #define SUBSCRIBER_FETCH_EVENTS_MAX                                                      \
@@ -58,6 +59,8 @@ typedef struct {
     bool want_results;            // also subscribe to RESULT
     int upstream_timeout_ms; // no message for this long: upstream "disconnected"; 0: 3000
     int receive_hwm;         // SUB receive high-water mark; 0: ZeroMQ default
+    const curve_t *curve;    // CURVE client keys for both sockets; NULL: plain.
+                             // Borrowed: must outlive the subscriber
 } subscriber_config_t;
 
 //  Connects and registers with loop; starts catching up at once.
