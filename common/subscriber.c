@@ -100,6 +100,7 @@ struct subscriber {
     int64_t last_message_ms; // any message from PUB or replay; 0: none yet
     int64_t bad_seq;         // a bad line was logged at this seq; not again
     int unfilled_gaps;       // empty pages in a row with a gap in the buffer
+    bool replay_reset_due;   // the replay side lied: a new DEALER at the next tick
     int64_t complaint_ms;    // last complaint logged; 0: none yet
     uint64_t complaints_unlogged; // since then
 
@@ -134,6 +135,15 @@ static void s_fetch_later (subscriber_t *self)
     self->fetch_retry_ms = zclock_mono () + SUBSCRIBER_FETCH_RETRY_MS;
 }
 static void s_drain (subscriber_t *self, bool caught_up_claim);
+
+//  The replay side sent what no log can hold: whatever else it queued on
+//  this connection goes with the socket (replaced at the next tick, not
+//  under the reader that is using it), and the next FETCH waits a pause.
+static void s_distrust_replay (subscriber_t *self)
+{
+    self->replay_reset_due = true;
+    s_fetch_later (self);
+}
 
 //  Logs what the stream sent that cannot be (rate-limited), counts it.
 static void s_complain (subscriber_t *self, const char *format, ...)
@@ -607,11 +617,11 @@ static void s_on_packed (subscriber_t *self)
                     "PACKED reply from %s is not [PACKED, log_last_seq, at most %d lines "
                     "each ending in \\n]; fetching again later",
                     self->replay_endpoint, SUBSCRIBER_FETCH_EVENTS_MAX);
-        s_fetch_later (self);
+        s_distrust_replay (self);
         return;
     }
     if (s_page_lies (self, page, page_bytes, lines, log_last_seq)) {
-        s_fetch_later (self);
+        s_distrust_replay (self);
         return;
     }
     if (lines == 0)
@@ -629,7 +639,7 @@ static void s_on_packed (subscriber_t *self)
     if (applied > 0)
         self->unfilled_gaps = 0;
     if (rc != APPLY_OK)
-        s_fetch_later (self); // a next page out will not fit; it is ignored
+        s_distrust_replay (self); // a next page out will not fit; it is ignored
     else if (lines == 0 || s_buffer_continues (self))
         s_drain (self, lines == 0); // a next page out comes live; it is ignored
     else if (self->fetches_out_count == 0)
@@ -651,6 +661,7 @@ static int s_fetch_answered (subscriber_t *self, fetch_out_t *fetch)
     if (self->fetches_out_count == 0) {
         s_complain (self, "reply from %s without a FETCH out, ignored",
                     self->replay_endpoint);
+        s_distrust_replay (self);
         return -1;
     }
     *fetch = self->fetches_out[0];
@@ -662,12 +673,12 @@ static int s_fetch_answered (subscriber_t *self, fetch_out_t *fetch)
 }
 
 //  A reply too large to be an answer (logged): its FETCH is answered, and
-//  asked again later.
+//  asked again later on a new socket.
 static void s_on_oversized_reply (subscriber_t *self)
 {
     fetch_out_t fetch;
     if (s_fetch_answered (self, &fetch) == 0 && self->catching_up)
-        s_fetch_later (self);
+        s_distrust_replay (self);
 }
 
 //  A reply on the DEALER: the answer to the oldest FETCH out.
@@ -953,6 +964,11 @@ static int s_on_tick (zloop_t *loop, int timer_id, void *arg)
 {
     subscriber_t *self = (subscriber_t *)arg;
     int64_t now = zclock_mono ();
+    if (self->replay_reset_due) {
+        self->replay_reset_due = false;
+        self->fetches_out_count = 0; // their replies cannot reach a new socket
+        s_dealer_recreate (self);    // on failure the old one serves on
+    }
     if (self->fetches_out_count > 0 &&
         now - self->fetches_out[0].sent_ms >= SUBSCRIBER_FETCH_TIMEOUT_MS) {
         if (self->fetch_timeouts++ == 0)

@@ -44,6 +44,8 @@ typedef struct {
     size_t held_count;
     int fetches_received;
     int64_t froms[FROMS_MAX]; // from_seq of each FETCH received, in order
+    zframe_t *identity;       // of the last FETCH's DEALER
+    int sockets;              // DEALERs seen, one after another
     bool subscribed_events;
     bool subscribed_results;
 } stream_t;
@@ -122,6 +124,12 @@ static int s_stream_on_request (zloop_t *loop, zsock_t *reader, void *arg)
     zmsg_t *request = zmsg_recv (reader);
     if (!request)
         return 0;
+    zframe_t *identity = zmsg_first (request);
+    if (!self->identity || !zframe_eq (identity, self->identity)) {
+        zframe_destroy (&self->identity);
+        self->identity = zframe_dup (identity);
+        self->sockets++;
+    }
     if (self->fetches_received < FROMS_MAX) {
         zmsg_first (request); // identity
         zmsg_next (request);  // FETCH
@@ -213,6 +221,7 @@ static void s_stream_destroy (stream_t **self_p)
         return;
     zsock_destroy (&self->pub);
     zsock_destroy (&self->router);
+    zframe_destroy (&self->identity);
     for (size_t index = 0; index < self->held_count; index++)
         zmsg_destroy (&self->held[index]);
     for (int64_t seq = 1; seq <= self->log_seq; seq++)
@@ -730,6 +739,7 @@ static void s_check_bad_page_is_asked_again (fixture_t *f, const char *page,
     zmsg_destroy (&request);
     CHECK (s_wait (f, s_two_requests));
     CHECK (f->stream->froms[1] == 1); // nothing of it was applied
+    CHECK (f->stream->sockets == 2);  // asked on a new socket: the old one is dropped
     CHECK (s_wait (f, s_caught_up));
     CHECK (f->sink.events == 5);
 }
