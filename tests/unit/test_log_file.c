@@ -576,6 +576,13 @@ static void test_sparse_index_reads_from_any_seq (void)
     CHECK (log);
     for (int64_t from = -1; from <= last + 2; from++)
         CHECK (s_check_read (log, file, starts, last, from, 100000, 1 << 20) == 0);
+    for (int64_t at = 1; at <= last; at++) {
+        uint64_t offset = 0;
+        CHECK (log_file_offset (log, at, &offset) == 0 && offset == starts[at]);
+    }
+    uint64_t offset;
+    CHECK (log_file_offset (log, 0, &offset) == -1);
+    CHECK (log_file_offset (log, last + 1, &offset) == -1);
     const int64_t froms[] = {1,
                              2,
                              LOG_FILE_INDEX_STRIDE - 1,
