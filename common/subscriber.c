@@ -191,17 +191,20 @@ static int64_t s_line_seq (const byte *data, size_t bytes)
     return seq;
 }
 
-//  A decimal frame (log_last_seq, heartbeat seq) -> 0 or -1.
+//  A decimal frame (log_last_seq, heartbeat seq) -> 0 or -1: digits
+//  only, no sign or space, at most EVENT_SEQ_MAX.
 static int s_data_int64 (const void *data, size_t bytes, int64_t *value)
 {
-    char text[24];
-    if (bytes == 0 || bytes >= sizeof text)
+    const char *digits = (const char *)data;
+    if (bytes == 0 || bytes > 16) // EVENT_SEQ_MAX has 16 digits
         return -1;
-    memcpy (text, data, bytes);
-    text[bytes] = 0;
-    char *end;
-    long long parsed = strtoll (text, &end, 10);
-    if (*end != 0 || parsed < 0 || parsed > EVENT_SEQ_MAX)
+    int64_t parsed = 0;
+    for (size_t at = 0; at < bytes; at++) {
+        if (digits[at] < '0' || digits[at] > '9')
+            return -1;
+        parsed = parsed * 10 + (digits[at] - '0');
+    }
+    if (parsed > EVENT_SEQ_MAX)
         return -1;
     *value = parsed;
     return 0;
