@@ -1198,16 +1198,32 @@ static bool s_refuse_accounts (http_request_t *http, route_t route,
     return false;
 }
 
+//  Why writes would be refused now, or NULL. The ingest socket connects
+//  with ZMQ_IMMEDIATE: it is writable only with a live connection to the
+//  stream (and room below its high-water mark), which a stopped stream
+//  takes away at once, before the heartbeats from it are missed.
+static const char *s_not_writable (api_t *self, const char **status)
+{
+    *status = "unavailable";
+    if (!subscriber_caught_up (self->subscriber)) {
+        *status = "starting";
+        return "starting: the write model is catching up";
+    }
+    if (!subscriber_connected (self->subscriber))
+        return "the stream is unreachable";
+    if (!(zsock_events (self->ingest) & ZMQ_POLLOUT))
+        return "the stream is unreachable";
+    *status = "ok";
+    return NULL;
+}
+
 //  POST /transactions, /transfers, /batch
 static void s_handle_write (api_t *self, http_request_t *http, route_t route)
 {
-    if (!subscriber_caught_up (self->subscriber)) {
-        s_respond_problem (self, http, 503, "starting: the write model is catching up",
-                           NULL);
-        return;
-    }
-    if (!subscriber_connected (self->subscriber)) {
-        s_respond_problem (self, http, 503, "the stream is unreachable", NULL);
+    const char *status;
+    const char *reason = s_not_writable (self, &status);
+    if (reason) {
+        s_respond_problem (self, http, 503, reason, NULL);
         return;
     }
     parsed_t parsed = {NULL, 0, ""};
@@ -1263,16 +1279,20 @@ static void s_handle_batch (http_request_t *http, void *arg)
 static void s_handle_health (http_request_t *http, void *arg)
 {
     api_t *self = (api_t *)arg;
-    bool ready = subscriber_caught_up (self->subscriber);
+    const char *status;
+    const char *reason = s_not_writable (self, &status);
+    bool ready = !reason;
     cJSON *json = cJSON_CreateObject ();
-    cJSON_AddStringToObject (json, "status", ready ? "ok" : "starting");
+    cJSON_AddStringToObject (json, "status", status);
+    if (reason)
+        cJSON_AddStringToObject (json, "reason", reason);
     cJSON_AddStringToObject (json, "upstream",
                              subscriber_connected (self->subscriber) ? "connected"
                                                                      : "disconnected");
     s_add_int (json, "applied_seq", write_model_applied_seq (self->model));
     s_add_int (json, "head_seq", subscriber_head_seq (self->subscriber));
     cJSON_AddNumberToObject (json, "inflight", (double)zlistx_size (self->requests));
-    // 503 until caught up: a load balancer should not send writes yet.
+    // 503 while writes would be: a load balancer sends them elsewhere.
     http_respond_json (http, ready ? 200 : 503, json);
     cJSON_Delete (json);
 }

@@ -189,7 +189,15 @@ def tour_unavailable(tour, stream, tx, token):
                                timeout=HTTP_TIMEOUT_S)[0] == 503,
                timeout_s=30, what="503 while the stream is down")
     tour.run(tx, "POST", "/transactions", body=body, headers=headers, expect=503)
-    tour.run(tx, "GET", "/health")
+    tour.run(tx, "GET", "/health", expect=503)
+    # A fresh accounting that never caught up: reads and /health are 503.
+    fresh = harness.start_accounting(harness.Endpoints(), harness.tmpdir("ledger-fresh-"))
+    tour.run(fresh, "GET", "/health", expect=503)
+    for template, path in (("/accounts/{id}", "/accounts/zoe"), ("/accounts", "/accounts"),
+                           ("/accounts/{id}/events", "/accounts/zoe/events"),
+                           ("/stats", "/stats")):
+        tour.run(fresh, "GET", template, path, expect=503)
+    fresh.stop_clean()
 
 
 # ---------------------------------------------------------------------------
