@@ -86,7 +86,7 @@
 //  sending it (without "Expect: 100-continue") reads the answer on a
 //  connection that stays open; a larger declared body is answered at once
 //  and the connection closed, as with Expect.
-#define HTTP_DISCARD_BYTES_MAX (16 * 1024 * 1024)
+#define HTTP_DISCARD_BYTES_MAX      (16 * 1024 * 1024)
 #define HTTP_RETRY_AFTER_S          "1" // what a 503 for the body budget asks to wait
 #define HTTP_PEM_BYTES_MAX          (1024 * 1024) // a certificate chain or a key
 #define HTTP_BEARER_REALM           "Bearer realm=\"ledger\""
@@ -631,8 +631,8 @@ static enum MHD_Result s_on_query_key (void *cls, enum MHD_ValueKind kind,
 //  "after_seq" would otherwise silently return everything): 400 naming it.
 static void s_check_query (http_request_t *request)
 {
-    MHD_get_connection_values (request->connection, MHD_GET_ARGUMENT_KIND,
-                               s_on_query_key, request);
+    MHD_get_connection_values (request->connection, MHD_GET_ARGUMENT_KIND, s_on_query_key,
+                               request);
 }
 
 static http_request_t *s_request_new (http_server_t *server,
@@ -1604,7 +1604,8 @@ static void s_answer (http_request_t *self, unsigned status, const char *content
     }
     //  Every 503 says when to come back (the contract's Retry-After).
     if (status == MHD_HTTP_SERVICE_UNAVAILABLE && !retry_after)
-        MHD_add_response_header (response, MHD_HTTP_HEADER_RETRY_AFTER, HTTP_RETRY_AFTER_S);
+        MHD_add_response_header (response, MHD_HTTP_HEADER_RETRY_AFTER,
+                                 HTTP_RETRY_AFTER_S);
     self->response = response;
     self->response_status = status;
     self->state = REQUEST_ANSWERED;

@@ -34,7 +34,7 @@
 #include "security.h"
 
 #define HTTP_PATH_PARAMS_MAX      4   // "{id}" segments in one route pattern
-#define HTTP_REQUEST_ID_BYTES_MAX 128 // a longer X-Request-Id is replaced; a control byte: 400
+#define HTTP_REQUEST_ID_BYTES_MAX 128 // longer: replaced; a control byte: 400
 
 typedef struct http_server http_server_t;
 typedef struct http_request http_request_t;
