@@ -14,10 +14,20 @@
 
     It keeps no events of its own: on_event sees each one once, parsed
     into one reused event_t, and the consumer keeps what it needs.
+
+    Divergence: each catch-up's first FETCH starts at applied_seq itself
+    (not after it), so its first line is the stream's event at that seq,
+    whose id must be the one applied, and every reply's log_last_seq must
+    reach what was applied when it was asked; the identity announced in
+    HEARTBEAT and PACKED (the id of seq 1) must be the one applied. Any
+    of these stops the subscriber. A seq published again, or a heartbeat
+    below applied_seq, hints that the history went back: it starts a
+    catch-up, whose first FETCH checks (a duplicate alone proves nothing).
 */
 #include "subscriber.h"
 
 #include <inttypes.h>
+#include <stdarg.h>
 #include <string.h>
 
 #include "log.h"
@@ -43,7 +53,9 @@
 // Bytes of a "reason" from event_parse_stored, and of a quoted ERROR reply.
 #define SUBSCRIBER_ERROR_BYTES_MAX 256
 // Frames of a reply: "PACKED", log_last_seq and the page's lines in one.
-#define SUBSCRIBER_REPLY_FRAMES_MAX 3
+#define SUBSCRIBER_REPLY_FRAMES_MAX 4
+// The optional fifth frame of a FETCH: asks PACKED for the log's identity.
+#define SUBSCRIBER_FETCH_IDENTITY "identity"
 
 //  A FETCH out. Its reply is the next one on the DEALER (the stream answers
 //  one socket's requests in order); it is used only if it still fits.
@@ -51,6 +63,7 @@ typedef struct {
     int64_t from_seq;
     int64_t sent_ms; // zclock_mono
     uint64_t epoch;  // catch_up_epoch when it was sent
+    bool verify;     // from_seq == applied_seq: its first line must be the one applied
 } fetch_out_t;
 
 typedef enum {
@@ -82,6 +95,12 @@ struct subscriber {
     int64_t last_message_ms; // any message from PUB or replay; 0: none yet
     int64_t bad_seq;         // a bad line was logged at this seq; not again
 
+    char identity[EVENT_ID_BYTES_MAX + 1];   // id of seq 1 here; "" while unknown
+    char applied_id[EVENT_ID_BYTES_MAX + 1]; // id at applied_seq; "" while unknown
+    int64_t published_seq_max; // highest seq received on PUB
+    bool identity_unasked;     // the stream refused the identity frame (older one)
+    char diverged[SUBSCRIBER_ERROR_BYTES_MAX]; // why it stopped; "" while consistent
+
     zlistx_t *buffer;     // zmsg_t * (EVENTS, RESULT), oldest first
     size_t buffer_events; // weight of buffer, <= SUBSCRIBER_LIVE_BUFFER_EVENTS_MAX
 
@@ -104,7 +123,7 @@ struct subscriber {
 };
 
 static void s_fetch (subscriber_t *self);
-static void s_fetch_from (subscriber_t *self, int64_t from_seq);
+static void s_fetch_from (subscriber_t *self, int64_t from_seq, bool verify);
 
 static void s_fetch_later (subscriber_t *self)
 {
@@ -164,6 +183,59 @@ static void s_see_head (subscriber_t *self, int64_t seq)
 {
     if (seq > self->head_seq)
         self->head_seq = seq;
+}
+
+//  Stops the subscriber for good: the stream's log is not the history
+//  applied here, and applying more would serve a mix of both.
+static void s_diverge (subscriber_t *self, const char *format, ...)
+{
+    if (*self->diverged)
+        return;
+    va_list args;
+    va_start (args, format);
+    vsnprintf (self->diverged, sizeof self->diverged, format, args);
+    va_end (args);
+    if (!*self->diverged)
+        snprintf (self->diverged, sizeof self->diverged, "diverged");
+    log_error ("subscriber: the stream at %s diverges from the state here (applied seq "
+               "%" PRId64 "): %s; nothing more is applied until a restart "
+               "(a replica: --rebuild)",
+               self->replay_endpoint, self->applied_seq, self->diverged);
+    self->fetches_out_count = 0;
+    self->fetch_retry_ms = 0;
+    zlistx_purge (self->buffer);
+    self->buffer_events = 0;
+}
+
+//  The identity the stream announces (data, bytes) against the local one.
+static void s_check_identity (subscriber_t *self, const void *data, size_t bytes)
+{
+    if (!*self->identity)
+        return;
+    if (bytes != strlen (self->identity) || memcmp (data, self->identity, bytes) != 0)
+        s_diverge (self,
+                   "the stream's log starts with id \"%.*s\", the one applied here with "
+                   "\"%s\": another log",
+                   (int)(bytes < EVENT_ID_BYTES_MAX ? bytes : EVENT_ID_BYTES_MAX),
+                   (const char *)data, self->identity);
+}
+
+//  A line received on PUB. The stream publishes each seq once, after it
+//  is durable, so a seq received again, or one live subscriber applied
+//  already, is suspect: its history may have gone back. Returns true
+//  then; the caller checks with the log.
+static bool s_see_published (subscriber_t *self, const void *data, size_t bytes)
+{
+    int64_t seq = s_line_seq ((const byte *)data, bytes);
+    if (seq == 0)
+        return false; // not a line; parsing it will say why
+    bool again = seq <= self->published_seq_max;
+    if (!self->catching_up && seq <= self->applied_seq)
+        again = true; // a page fetched ahead of the SUB explains it too
+    if (again)
+        return true;
+    self->published_seq_max = seq;
+    return false;
 }
 
 static bool s_is (zmsg_t *msg, const char *topic)
@@ -230,6 +302,9 @@ static apply_result_t s_apply_text (subscriber_t *self, const char *line, size_t
         return APPLY_GAP;
     self->handlers.on_event (self->arg, &self->event, line, bytes);
     self->applied_seq = seq;
+    memcpy (self->applied_id, self->event.id, sizeof self->applied_id);
+    if (seq == 1)
+        memcpy (self->identity, self->event.id, sizeof self->identity);
     (*applied)++;
     return APPLY_OK;
 }
@@ -338,8 +413,20 @@ static bool s_fetch_awaited (subscriber_t *self)
     return false;
 }
 
+//  The first FETCH of a catch-up, or after a new socket: from applied_seq
+//  itself, so the stream's event there is checked against the one applied.
+static void s_fetch_verify (subscriber_t *self)
+{
+    if (self->applied_seq > 0)
+        s_fetch_from (self, self->applied_seq, true);
+    else
+        s_fetch (self);
+}
+
 static void s_start_catch_up (subscriber_t *self)
 {
+    if (*self->diverged)
+        return;
     if (!self->catching_up) {
         self->catching_up = true;
         self->catch_up_epoch++;
@@ -347,7 +434,7 @@ static void s_start_catch_up (subscriber_t *self)
         self->catch_up_start_seq = self->progress_seq = self->applied_seq;
     }
     if (self->fetch_retry_ms == 0 && !s_fetch_awaited (self))
-        s_fetch (self);
+        s_fetch_verify (self);
 }
 
 static void s_go_live (subscriber_t *self)
@@ -364,7 +451,7 @@ static void s_go_live (subscriber_t *self)
 
 //  FETCH from from_seq. A send that fails (no peer yet, queue full) still
 //  counts as out: the timeout retries it on a new socket.
-static void s_fetch_from (subscriber_t *self, int64_t from_seq)
+static void s_fetch_from (subscriber_t *self, int64_t from_seq, bool verify)
 {
     self->fetch_retry_ms = 0;
     if (self->fetches_out_count == SUBSCRIBER_FETCHES_IN_FLIGHT_MAX) {
@@ -375,14 +462,19 @@ static void s_fetch_from (subscriber_t *self, int64_t from_seq)
         s_fetch_later (self);
         return;
     }
-    self->fetches_out[self->fetches_out_count++] = (fetch_out_t){
-        .from_seq = from_seq, .sent_ms = zclock_mono (), .epoch = self->catch_up_epoch};
+    self->fetches_out[self->fetches_out_count++] =
+        (fetch_out_t){.from_seq = from_seq,
+                      .sent_ms = zclock_mono (),
+                      .epoch = self->catch_up_epoch,
+                      .verify = verify};
     self->fetches++;
     zmsg_t *request = zmsg_new ();
     zmsg_addstr (request, "FETCH");
     zmsg_addstrf (request, "%" PRId64, from_seq);
     zmsg_addstrf (request, "%d", SUBSCRIBER_FETCH_EVENTS_MAX);
     zmsg_addstr (request, "packed");
+    if (!self->identity_unasked)
+        zmsg_addstr (request, SUBSCRIBER_FETCH_IDENTITY);
     if (zmsg_send (&request, self->dealer))
         log_debug ("subscriber: FETCH to %s not sent: %s", self->replay_endpoint,
                    zmq_strerror (zmq_errno ()));
@@ -391,7 +483,7 @@ static void s_fetch_from (subscriber_t *self, int64_t from_seq)
 
 static void s_fetch (subscriber_t *self)
 {
-    s_fetch_from (self, self->applied_seq + 1);
+    s_fetch_from (self, self->applied_seq + 1, false);
 }
 
 //  True if the buffer holds applied_seq + 1: the live events continue
@@ -453,7 +545,7 @@ static void s_fetch_next_page (subscriber_t *self, const char *page, size_t page
         last--;
     int64_t last_seq = s_line_seq ((const byte *)last, (size_t)(end - last));
     if (last_seq > self->applied_seq)
-        s_fetch_from (self, last_seq + 1);
+        s_fetch_from (self, last_seq + 1, false);
 }
 
 //  The lines of a page, or -1 if it does not end with a line end.
@@ -468,23 +560,61 @@ static int64_t s_page_lines (const char *page, size_t bytes)
     return lines;
 }
 
-//  ["PACKED", log_last_seq, lines], the reply in hand
-static void s_on_packed (subscriber_t *self)
+//  A reply to fetch against what was applied when it was asked: the log
+//  must reach it, and a verifying page must start with the event applied
+//  at its from_seq. Returns -1 on a divergence (the subscriber stopped).
+static int s_check_page (subscriber_t *self, const fetch_out_t *fetch,
+                         int64_t log_last_seq, const char *page, size_t page_bytes)
+{
+    int64_t needed = fetch->verify ? fetch->from_seq : fetch->from_seq - 1;
+    if (log_last_seq < needed)
+        s_diverge (self,
+                   "the stream's log ends at seq %" PRId64 ", before seq %" PRId64
+                   " applied here",
+                   log_last_seq, needed);
+    if (!fetch->verify || page_bytes == 0 || *self->diverged)
+        return *self->diverged ? -1 : 0;
+    const char *end = (const char *)memchr (page, '\n', page_bytes);
+    size_t bytes = (size_t)(end - page);
+    if (s_line_seq ((const byte *)page, bytes) != fetch->from_seq ||
+        fetch->from_seq != self->applied_seq || !*self->applied_id ||
+        bytes > EVENT_LINE_BYTES_MAX)
+        return 0; // nothing to compare with; a bad line is the apply's to refuse
+    memcpy (self->line, page, bytes);
+    self->line[bytes] = 0;
+    char reason[SUBSCRIBER_ERROR_BYTES_MAX];
+    if (event_parse_stored (self->line, bytes, &self->event, reason, sizeof reason))
+        return 0;
+    if (!streq (self->event.id, self->applied_id))
+        s_diverge (self,
+                   "the stream holds id \"%s\" at seq %" PRId64 ", where \"%s\" was "
+                   "applied here",
+                   self->event.id, fetch->from_seq, self->applied_id);
+    return *self->diverged ? -1 : 0;
+}
+
+//  ["PACKED", log_last_seq, lines(, identity)], the reply in hand to fetch
+static void s_on_packed (subscriber_t *self, const fetch_out_t *fetch)
 {
     int64_t log_last_seq, lines = -1;
     char *page = (char *)zmq_msg_data (&self->frames[2]);
     size_t page_bytes = zmq_msg_size (&self->frames[2]);
-    if (self->frame_count == 3)
+    if (self->frame_count == 3 || self->frame_count == 4)
         lines = s_page_lines (page, page_bytes);
     if (lines < 0 || lines > SUBSCRIBER_FETCH_EVENTS_MAX ||
         s_data_int64 (zmq_msg_data (&self->frames[1]), zmq_msg_size (&self->frames[1]),
                       &log_last_seq)) {
         log_error ("subscriber: PACKED reply from %s is not [PACKED, log_last_seq, at "
-                   "most %d lines each ending in \\n]; fetching again later",
+                   "most %d lines each ending in \\n(, identity)]; fetching again later",
                    self->replay_endpoint, SUBSCRIBER_FETCH_EVENTS_MAX);
         s_fetch_later (self);
         return;
     }
+    if (self->frame_count == 4)
+        s_check_identity (self, zmq_msg_data (&self->frames[3]),
+                          zmq_msg_size (&self->frames[3]));
+    if (*self->diverged || s_check_page (self, fetch, log_last_seq, page, page_bytes))
+        return;
     s_see_head (self, log_last_seq);
     if (lines > 0)
         s_fetch_next_page (self, page, page_bytes);
@@ -498,7 +628,7 @@ static void s_on_packed (subscriber_t *self)
                    self->replay_endpoint, self->applied_seq + 1);
     if (rc != APPLY_OK)
         s_fetch_later (self); // a next page out will not fit; it is ignored
-    else if (lines == 0 || s_buffer_continues (self))
+    else if (lines == 0 || self->applied_seq >= log_last_seq || s_buffer_continues (self))
         s_drain (self); // a next page out comes live; it is ignored
     else if (self->fetches_out_count == 0)
         s_fetch (self);
@@ -552,20 +682,27 @@ static void s_on_reply (subscriber_t *self)
         return;
     }
     if (s_frame_is (&self->frames[0], "PACKED")) {
-        s_on_packed (self);
+        s_on_packed (self, &fetch);
         return;
     }
     char text[SUBSCRIBER_ERROR_BYTES_MAX] = "";
     if (self->frame_count > 1)
         snprintf (text, sizeof text, "%.*s", (int)zmq_msg_size (&self->frames[1]),
                   (const char *)zmq_msg_data (&self->frames[1]));
-    log_warn ("subscriber: FETCH %" PRId64 " from %s failed: %s", self->applied_seq + 1,
+    log_warn ("subscriber: FETCH %" PRId64 " from %s failed: %s", fetch.from_seq,
               self->replay_endpoint, text);
+    if (!self->identity_unasked && strstr (text, "arguments")) {
+        //  An older stream refuses the identity frame; follow it without.
+        self->identity_unasked = true;
+        log_warn ("subscriber: FETCHes to %s no longer ask for the log's identity",
+                  self->replay_endpoint);
+    }
     s_fetch_later (self);
 }
 
-//  ["HEARTBEAT", last_seq]: ahead of applied_seq while live means the tail
-//  was missed.
+//  ["HEARTBEAT", last_seq(, identity)]: ahead of applied_seq while live
+//  means the tail was missed; behind it, the stream's history may have
+//  gone back (a catch-up checks); another identity is another log.
 static void s_on_heartbeat (subscriber_t *self, zmsg_t *msg)
 {
     zmsg_first (msg);
@@ -574,11 +711,17 @@ static void s_on_heartbeat (subscriber_t *self, zmsg_t *msg)
         log_warn ("subscriber: HEARTBEAT without a valid seq ignored");
         return;
     }
+    zframe_t *identity = zmsg_next (msg);
+    if (identity)
+        s_check_identity (self, zframe_data (identity), zframe_size (identity));
+    if (*self->diverged)
+        return;
     s_see_head (self, last_seq);
     if (last_seq > self->applied_seq && !self->catching_up) {
         self->gaps++;
         s_start_catch_up (self);
-    }
+    } else if (last_seq < self->applied_seq && !self->catching_up)
+        s_start_catch_up (self); // perhaps a stale heartbeat; the FETCH tells
 }
 
 static void s_on_publish_message (subscriber_t *self, zmsg_t **msg_p)
@@ -622,9 +765,11 @@ static void s_on_live_events (subscriber_t *self, void *handle)
     zmq_msg_t *frame = &self->live_frame;
     size_t applied = 0;
     apply_result_t rc = APPLY_OK;
+    bool recheck = false;
     for (size_t index = 1; rc == APPLY_OK && zmq_msg_more (frame); index++) {
         if (zmq_msg_recv (frame, handle, 0) < 0)
             break; // a multipart message arrives whole; only a shutdown stops it
+        recheck |= s_see_published (self, zmq_msg_data (frame), zmq_msg_size (frame));
         rc = s_apply_line (self, (const byte *)zmq_msg_data (frame), zmq_msg_size (frame),
                            "publish", index, &applied);
     }
@@ -642,7 +787,8 @@ static void s_on_live_events (subscriber_t *self, void *handle)
     } else if (rc == APPLY_INVALID) {
         s_skip_rest (frame, handle);
         s_start_catch_up (self); // the message is dropped; the log holds the good line
-    }
+    } else if (recheck)
+        s_start_catch_up (self); // its first FETCH compares the log with what is applied
 }
 
 //  Appends frame's bytes and a NUL to the result text; -1 if out of memory.
@@ -696,7 +842,9 @@ static int s_on_publish (zloop_t *loop, zsock_t *reader, void *arg)
         if (zmq_msg_recv (frame, handle, ZMQ_DONTWAIT) < 0)
             break;
         self->last_message_ms = zclock_mono ();
-        if (!self->catching_up && s_frame_is (frame, "EVENTS"))
+        if (*self->diverged)
+            s_skip_rest (frame, handle); // heard (connected), not applied
+        else if (!self->catching_up && s_frame_is (frame, "EVENTS"))
             s_on_live_events (self, handle);
         else if (!self->catching_up && s_frame_is (frame, "RESULT"))
             s_on_live_result (self, handle);
@@ -704,6 +852,10 @@ static int s_on_publish (zloop_t *loop, zsock_t *reader, void *arg)
             //  Kept in the buffer, a RESULT or a HEARTBEAT: rare or small.
             zmsg_t *msg = zmsg_new ();
             s_append_rest (msg, frame, handle);
+            //  Catching up already: its first FETCH checks the log.
+            if (s_is (msg, "EVENTS"))
+                for (zframe_t *line = zmsg_next (msg); line; line = zmsg_next (msg))
+                    s_see_published (self, zframe_data (line), zframe_size (line));
             s_on_publish_message (self, &msg);
             zmsg_destroy (&msg);
         }
@@ -758,7 +910,9 @@ static int s_on_replay (zloop_t *loop, zsock_t *reader, void *arg)
         if (rc < 0)
             break;
         self->last_message_ms = zclock_mono ();
-        if (rc == 0) {
+        if (rc == 0 && *self->diverged)
+            s_frames_done (self);
+        else if (rc == 0) {
             s_on_reply (self);
             s_frames_done (self);
         } else
@@ -817,6 +971,8 @@ static int s_on_tick (zloop_t *loop, int timer_id, void *arg)
 {
     subscriber_t *self = (subscriber_t *)arg;
     int64_t now = zclock_mono ();
+    if (*self->diverged)
+        return 0;
     if (self->fetches_out_count > 0 &&
         now - self->fetches_out[0].sent_ms >= SUBSCRIBER_FETCH_TIMEOUT_MS) {
         if (self->fetch_timeouts++ == 0)
@@ -827,7 +983,7 @@ static int s_on_tick (zloop_t *loop, int timer_id, void *arg)
         if (s_dealer_recreate (self))
             s_fetch_later (self);
         else if (self->catching_up)
-            s_fetch (self);
+            s_fetch_verify (self); // perhaps another stream now
     } else if (self->fetches_out_count == 0 && self->fetch_retry_ms > 0 &&
                now >= self->fetch_retry_ms)
         s_fetch (self);
@@ -875,6 +1031,10 @@ subscriber_t *subscriber_new (zloop_t *loop, const subscriber_config_t *config,
     self->arg = arg;
     self->tick_id = -1;
     self->applied_seq = self->head_seq = config->applied_seq;
+    if (config->identity)
+        snprintf (self->identity, sizeof self->identity, "%s", config->identity);
+    if (config->applied_id && config->applied_seq > 0)
+        snprintf (self->applied_id, sizeof self->applied_id, "%s", config->applied_id);
     self->upstream_timeout_ms = config->upstream_timeout_ms > 0
                                     ? config->upstream_timeout_ms
                                     : SUBSCRIBER_UPSTREAM_TIMEOUT_MS_DEFAULT;
@@ -947,6 +1107,12 @@ bool subscriber_connected (subscriber_t *self)
     assert (self);
     return self->last_message_ms > 0 &&
            zclock_mono () - self->last_message_ms < self->upstream_timeout_ms;
+}
+
+const char *subscriber_diverged (subscriber_t *self)
+{
+    assert (self);
+    return *self->diverged ? self->diverged : NULL;
 }
 
 bool subscriber_caught_up (subscriber_t *self)

@@ -14,6 +14,7 @@
 struct replay {
     log_file_t *log; // borrowed
     char *buffer;    // REPLAY_BATCH_BYTES_MAX bytes, reused by every read
+    char identity[EVENT_ID_BYTES_MAX + 1]; // id of seq 1 once read; "" before
 };
 
 replay_t *replay_new (log_file_t *log)
@@ -34,6 +35,25 @@ void replay_destroy (replay_t **self_p)
         free (*self_p);
         *self_p = NULL;
     }
+}
+
+const char *replay_identity (replay_t *self)
+{
+    assert (self);
+    if (*self->identity || log_file_committed_seq (self->log) < 1)
+        return self->identity;
+    //  Read once: seq 1 never changes while this process runs.
+    static char line[EVENT_LINE_BYTES_MAX + 2];
+    size_t bytes = 0;
+    event_t event;
+    char error[128];
+    if (log_file_read (self->log, 1, 1, line, sizeof line, &bytes) != 1 || bytes < 2 ||
+        event_parse_stored (line, bytes - 1, &event, error, sizeof error)) {
+        log_error ("replay: cannot read the id of seq 1 for the log's identity");
+        return self->identity;
+    }
+    memcpy (self->identity, event.id, sizeof self->identity);
+    return self->identity;
 }
 
 int replay_read (replay_t *self, int64_t from_seq, size_t max_events, const char **text_p,
@@ -80,6 +100,8 @@ static void s_send_str (void *router, const char *text, bool more)
 
 //  The optional fourth frame of a FETCH: the reply's shape.
 #define REPLAY_PACKED "packed"
+//  The optional fifth: a PACKED reply ends with the log's identity.
+#define REPLAY_IDENTITY "identity"
 
 //  ["BATCH", committed_seq, line...]: a frame per line, as DESIGN.md has it.
 static void s_send_batch (void *router, const char *last_seq, const char *text,
@@ -99,11 +121,13 @@ static void s_send_batch (void *router, const char *last_seq, const char *text,
 //  line ending in \n, in one frame. A frame per line costs the two
 //  processes more than parsing the line does.
 static void s_send_packed (void *router, const char *last_seq, const char *text,
-                           size_t bytes)
+                           size_t bytes, const char *identity)
 {
     s_send_str (router, "PACKED", true);
     s_send_str (router, last_seq, true);
-    s_send (router, text, bytes, false);
+    s_send (router, text, bytes, identity != NULL);
+    if (identity)
+        s_send_str (router, identity, false);
 }
 
 //  Answers one FETCH (command, from_seq, max_events[, "packed"] left in
@@ -114,6 +138,7 @@ static void s_answer (replay_t *self, zmsg_t *request, void *router)
     zframe_t *from_frame = zmsg_pop (request);
     zframe_t *max_frame = zmsg_pop (request);
     zframe_t *shape = zmsg_pop (request);
+    zframe_t *identity = zmsg_pop (request);
     int64_t from_seq = s_frame_number (from_frame, 1);
     int64_t max_events = s_frame_number (max_frame, 1);
     const char *error = NULL;
@@ -125,8 +150,13 @@ static void s_answer (replay_t *self, zmsg_t *request, void *router)
         error = "max_events: must be an integer >= 1";
     else if (shape && !zframe_streq (shape, REPLAY_PACKED))
         error = "the fourth frame, if any, must be \"" REPLAY_PACKED "\"";
+    else if (identity && !zframe_streq (identity, REPLAY_IDENTITY))
+        error = "the fifth frame, if any, must be \"" REPLAY_IDENTITY "\"";
     else if (zmsg_size (request))
-        error = "FETCH takes at most three arguments: from_seq max_events [packed]";
+        error = "FETCH takes at most four arguments: from_seq max_events [packed "
+                "[identity]]";
+    //  Before the read: the identity's own read must not reuse its buffer.
+    const char *log_identity = identity && !error ? replay_identity (self) : NULL;
     const char *text = NULL;
     size_t bytes = 0;
     if (!error && replay_read (self, from_seq, (size_t)max_events, &text, &bytes) < 0)
@@ -139,7 +169,7 @@ static void s_answer (replay_t *self, zmsg_t *request, void *router)
         snprintf (last_seq, sizeof last_seq, "%lld",
                   (long long)log_file_committed_seq (self->log));
         if (shape)
-            s_send_packed (router, last_seq, text, bytes);
+            s_send_packed (router, last_seq, text, bytes, log_identity);
         else
             s_send_batch (router, last_seq, text, bytes);
     }
@@ -147,6 +177,7 @@ static void s_answer (replay_t *self, zmsg_t *request, void *router)
     zframe_destroy (&from_frame);
     zframe_destroy (&max_frame);
     zframe_destroy (&shape);
+    zframe_destroy (&identity);
 }
 
 int replay_handle (replay_t *self, zsock_t *router)

@@ -4,12 +4,17 @@
       ["FETCH", from_seq, max_events] -> ["BATCH", committed_seq, line...]
       ["FETCH", from_seq, max_events, "packed"]
                                       -> ["PACKED", committed_seq, lines]
+      ["FETCH", from_seq, max_events, "packed", "identity"]
+                                      -> ["PACKED", committed_seq, lines, identity]
       either                          -> ["ERROR", message]
 
     BATCH is DESIGN.md's reply, a frame per line. PACKED, our addition,
     carries the same lines in one frame, each ending in \n, byte for byte
     as in the log: the catch-up subscriber asks for it, because a frame
-    per line cost more than the line itself.
+    per line cost more than the line itself. With "identity" it ends
+    with the log's identity (the id of seq 1, "" while the log is
+    empty), so a reader can tell another log from the one it follows;
+    a reader that does not ask gets the three frames it expects.
 
     A batch holds at most REPLAY_BATCH_EVENTS_MAX events and about
     REPLAY_BATCH_BYTES_MAX bytes, read with pread into one reusable buffer,
@@ -40,6 +45,10 @@ int replay_handle (replay_t *self, zsock_t *router);
 //  REPLAY_BATCH_BYTES_MAX bytes) into the shared buffer. *text_p is
 //  borrowed until the next read: whole lines, each ending in \n. Returns
 //  the event count, or -1 on an I/O error (logged).
+//  The log's identity: the id of seq 1, or "" while the log is empty.
+//  Borrowed; announced in HEARTBEAT and PACKED replies.
+const char *replay_identity (replay_t *self);
+
 int replay_read (replay_t *self, int64_t from_seq, size_t max_events, const char **text_p,
                  size_t *bytes_p);
 

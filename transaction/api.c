@@ -1155,9 +1155,33 @@ static bool s_answer_landed (request_t *request)
     return true;
 }
 
+//  The write model follows a stream whose log is not the history it
+//  folded: deciding against it could overdraw or answer a retry from
+//  events the log no longer has. Refused until the cause is fixed and
+//  the instance restarted (it folds the stream's log from seq 1 again).
+static bool s_refuse_diverged (api_t *self, http_request_t *http)
+{
+    const char *reason = subscriber_diverged (self->subscriber);
+    if (!reason)
+        return false;
+    char detail[320];
+    snprintf (detail, sizeof detail,
+              "the write model and the stream's log diverged (%s); restart this "
+              "instance once the stream's log is the right one",
+              reason);
+    cJSON *json = http_problem_new (503, "Diverged", detail, NULL);
+    char *body = cJSON_PrintUnformatted (json);
+    cJSON_Delete (json);
+    assert (body);
+    s_respond_bytes (self, http, 503, body, strlen (body), false, true);
+    return true;
+}
+
 //  POST /transactions, /transfers, /batch
 static void s_handle_write (api_t *self, http_request_t *http, route_t route)
 {
+    if (s_refuse_diverged (self, http))
+        return;
     if (!subscriber_caught_up (self->subscriber)) {
         s_respond_problem (self, http, 503, "starting: the write model is catching up",
                            NULL);
@@ -1219,9 +1243,15 @@ static void s_handle_batch (http_request_t *http, void *arg)
 static void s_handle_health (http_request_t *http, void *arg)
 {
     api_t *self = (api_t *)arg;
-    bool ready = subscriber_caught_up (self->subscriber);
+    const char *diverged = subscriber_diverged (self->subscriber);
+    bool ready = subscriber_caught_up (self->subscriber) && !diverged;
     cJSON *json = cJSON_CreateObject ();
-    cJSON_AddStringToObject (json, "status", ready ? "ok" : "starting");
+    cJSON_AddStringToObject (json, "status",
+                             diverged ? "unhealthy" : ready ? "ok" : "starting");
+    if (diverged) {
+        cJSON_AddStringToObject (json, "reason", "diverged");
+        cJSON_AddStringToObject (json, "detail", diverged);
+    }
     cJSON_AddStringToObject (json, "upstream",
                              subscriber_connected (self->subscriber) ? "connected"
                                                                      : "disconnected");
@@ -1265,6 +1295,9 @@ static void s_handle_metrics (http_request_t *http, void *arg)
                    (double)write_model_account_count (self->model));
     metrics_gauge (metrics, "transaction_idempotency_keys", "Answers remembered by key",
                    (double)idempotency_size (self->idempotency));
+    metrics_gauge (metrics, "transaction_diverged",
+                   "1 once the stream's log and the write model disagree",
+                   subscriber_diverged (self->subscriber) ? 1 : 0);
     metrics_gauge (metrics, "transaction_upstream_connected",
                    "1 while the stream is heard",
                    subscriber_connected (self->subscriber) ? 1 : 0);

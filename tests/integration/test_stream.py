@@ -484,12 +484,34 @@ def test_http_health_events_and_metrics_answer():
     s.stop()
 
 
-def test_heartbeat_carries_the_last_committed_seq():
+def test_heartbeat_carries_the_last_committed_seq_and_the_logs_identity():
     s = Stream()
     c = s.client
-    c.append(deposit(new_id()), deposit(new_id()))
+    # While the log is empty its identity is "".
     beat = c.wait_for(lambda m: m[0] == b"HEARTBEAT", what="a heartbeat")
-    assert beat == [b"HEARTBEAT", b"2"], beat
+    assert beat == [b"HEARTBEAT", b"0", b""], beat
+    first = new_id()
+    c.append(deposit(first), deposit(new_id()))
+    beat = c.wait_for(lambda m: m[0] == b"HEARTBEAT" and m[1] == b"2", what="a heartbeat")
+    assert beat == [b"HEARTBEAT", b"2", first.encode()], beat
+    s.stop()
+
+
+def test_packed_fetch_asked_for_the_identity_ends_with_it():
+    s = Stream()
+    c = s.client
+    assert c.fetch("FETCH", 1, 10, "packed", "identity") == [b"PACKED", b"0", b"", b""]
+    first = new_id()
+    c.append(deposit(first))
+    reply = c.fetch("FETCH", 1, 10, "packed", "identity")
+    assert reply[:2] == [b"PACKED", b"1"] and reply[3] == first.encode(), reply
+    assert reply[2] == s.log_bytes()
+    # Not asked, the reply keeps its three frames.
+    assert len(c.fetch("FETCH", 1, 10, "packed")) == 3
+    for bad in (["FETCH", 1, 10, "packed", "IDENTITY"], ["FETCH", 1, 10, "identity"],
+                ["FETCH", 1, 10, "packed", "identity", "x"]):
+        reply = c.fetch(*bad)
+        assert reply[0] == b"ERROR" and len(reply) == 2, (bad, reply)
     s.stop()
 
 
@@ -534,7 +556,8 @@ elif __name__ == "__main__":
         test_kill9_during_appends_keeps_every_acknowledged_event_exactly_once,
         test_storage_failure_answers_unavailable_and_appends_work_again_after,
         test_http_health_events_and_metrics_answer,
-        test_heartbeat_carries_the_last_committed_seq,
+        test_heartbeat_carries_the_last_committed_seq_and_the_logs_identity,
+        test_packed_fetch_asked_for_the_identity_ends_with_it,
         test_sigterm_and_sigint_stop_the_stream_cleanly,
         test_bad_options_exit_2_and_fsync_never_warns,
     ])
