@@ -15,6 +15,8 @@ struct replay {
     log_file_t *log; // borrowed
     char *buffer;    // REPLAY_BATCH_BYTES_MAX bytes, reused by every read
     char identity[EVENT_ID_BYTES_MAX + 1]; // id of seq 1 once read; "" before
+    replay_lookup_fn *lookup;              // NULL: LOOKUP is not served
+    void *lookup_arg;
 };
 
 replay_t *replay_new (log_file_t *log)
@@ -35,6 +37,13 @@ void replay_destroy (replay_t **self_p)
         free (*self_p);
         *self_p = NULL;
     }
+}
+
+void replay_set_lookup (replay_t *self, replay_lookup_fn *fn, void *arg)
+{
+    assert (self);
+    self->lookup = fn;
+    self->lookup_arg = arg;
 }
 
 const char *replay_identity (replay_t *self)
@@ -180,6 +189,45 @@ static void s_answer (replay_t *self, zmsg_t *request, void *router)
     zframe_destroy (&identity);
 }
 
+//  Answers ["LOOKUP", id] (left in request after its command), after its
+//  envelope was sent.
+static void s_answer_lookup (replay_t *self, zmsg_t *request, void *router)
+{
+    zframe_t *id_frame = zmsg_pop (request);
+    char id[EVENT_ID_BYTES_MAX + 1] = "";
+    const char *error = NULL;
+    if (!self->lookup)
+        error = "LOOKUP is not served here";
+    else if (!id_frame || zmsg_size (request) ||
+             !event_id_is_valid ((const char *)zframe_data (id_frame),
+                                 zframe_size (id_frame)))
+        error = "LOOKUP takes one event id";
+    else
+        memcpy (id, zframe_data (id_frame), zframe_size (id_frame));
+    int64_t seq = error ? 0 : self->lookup (self->lookup_arg, id);
+    const char *text = NULL;
+    size_t bytes = 0;
+    if (seq > 0 && seq > log_file_committed_seq (self->log))
+        seq = 0; // not durable yet: as if not stored
+    if (seq > 0 && replay_read (self, seq, 1, &text, &bytes) != 1)
+        error = "storage: cannot read the log";
+    if (error) {
+        s_send_str (router, "ERROR", true);
+        s_send_str (router, error, false);
+    } else if (seq > 0) {
+        char seq_text[32];
+        snprintf (seq_text, sizeof seq_text, "%lld", (long long)seq);
+        s_send_str (router, "FOUND", true);
+        s_send_str (router, id, true);
+        s_send_str (router, seq_text, true);
+        s_send (router, text, bytes - 1, false); // without its \n
+    } else {
+        s_send_str (router, "ABSENT", true);
+        s_send_str (router, id, false);
+    }
+    zframe_destroy (&id_frame);
+}
+
 int replay_handle (replay_t *self, zsock_t *router)
 {
     void *handle = zsock_resolve (router);
@@ -200,7 +248,13 @@ int replay_handle (replay_t *self, zsock_t *router)
             zframe_destroy (&delimiter);
             s_send (handle, "", 0, true);
         }
-        s_answer (self, request, handle);
+        zframe_t *command = zmsg_first (request);
+        if (command && zframe_streq (command, "LOOKUP")) {
+            command = zmsg_pop (request);
+            zframe_destroy (&command);
+            s_answer_lookup (self, request, handle);
+        } else
+            s_answer (self, request, handle);
         zmsg_destroy (&request);
     }
     return 0;

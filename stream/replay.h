@@ -7,6 +7,8 @@
       ["FETCH", from_seq, max_events, "packed", "identity"]
                                       -> ["PACKED", committed_seq, lines, identity]
       either                          -> ["ERROR", message]
+      ["LOOKUP", id]                  -> ["FOUND", id, seq, line]
+                                      |  ["ABSENT", id] | ["ERROR", message]
 
     BATCH is DESIGN.md's reply, a frame per line. PACKED, our addition,
     carries the same lines in one frame, each ending in \n, byte for byte
@@ -15,6 +17,12 @@
     with the log's identity (the id of seq 1, "" while the log is
     empty), so a reader can tell another log from the one it follows;
     a reader that does not ask gets the three frames it expects.
+
+    LOOKUP, also ours, asks the stream's dedupe window (1M ids by
+    default, rebuilt from the log at start) whether an event id is
+    stored: FOUND gives its seq and its stored line (without \n), so a
+    writer that no longer remembers a key answers a retry from what
+    was applied instead of validating it again.
 
     A batch holds at most REPLAY_BATCH_EVENTS_MAX events and about
     REPLAY_BATCH_BYTES_MAX bytes, read with pread into one reusable buffer,
@@ -34,8 +42,13 @@
 
 typedef struct replay replay_t;
 
+//  The seq of the committed event with this id in the dedupe window, or 0.
+typedef int64_t (replay_lookup_fn) (void *arg, const char *id);
+
 //  log is borrowed and must outlive the replay.
 replay_t *replay_new (log_file_t *log);
+//  Serves LOOKUP through fn (without one, LOOKUP is answered ERROR).
+void replay_set_lookup (replay_t *self, replay_lookup_fn *fn, void *arg);
 void replay_destroy (replay_t **self_p);
 
 //  Answers the FETCH requests waiting on router (a bounded number per call).

@@ -198,6 +198,11 @@ static zsock_t *s_bind (int type, const char *endpoint, const char *what)
     return sock;
 }
 
+static int64_t s_lookup (void *arg, const char *id)
+{
+    return ingest_find ((ingest_t *)arg, id);
+}
+
 static int s_open_log (server_t *self)
 {
     char path[SERVER_PATH_BYTES_MAX];
@@ -219,7 +224,10 @@ static int s_open_log (server_t *self)
               (unsigned long long)log_file_bytes (ingest_log (self->ingest)),
               ingest_account_count (self->ingest));
     self->replay = replay_new (ingest_log (self->ingest));
-    return self->replay ? 0 : -1;
+    if (!self->replay)
+        return -1;
+    replay_set_lookup (self->replay, s_lookup, self->ingest);
+    return 0;
 }
 
 static int s_start_http (server_t *self)

@@ -12,9 +12,10 @@ from the stored events, never with a 4xx that reads "not applied"; one
 key applies once across routes and restarts.
 """
 
+import json
 import os
 import shutil
-import time
+import signal
 
 import harness
 from harness import get_json, post_json, request, wait_until
@@ -77,7 +78,7 @@ class Deployment(harness.StreamLog):
 
 def assert_diverged_problem(status, body, headers=None):
     assert status == 503, (status, body)
-    problem = body if isinstance(body, dict) else __import__("json").loads(body)
+    problem = body if isinstance(body, dict) else json.loads(body)
     assert problem["type"] == PROBLEMS + "diverged", problem
     assert "diverged" in problem["detail"], problem
 
@@ -201,9 +202,135 @@ def test_replica_of_another_deployments_stream_is_refused_at_connect():
     other.stop()
 
 
+# ---------------------------------------------------------------------------
+# Retries answered from the truth
+
+RING_EVENTS = 32768        # WRITE_MODEL_RECENT_EVENTS_MAX: events the write model keeps
+OTHER_EVENTS = 40000       # the issue's scenario: beyond them
+BATCH_COMMANDS = 4000
+
+
+def fill(dep, events):
+    """events other events, in batches, on an account of their own."""
+    last = None
+    while events > 0:
+        count = min(events, BATCH_COMMANDS)
+        status, body, _ = dep.post("/batch", {"commands": [{"account": "filler", "amount": 1}]
+                                              * count})
+        assert status == 201, (status, body)
+        last, events = body["last_seq"], events - count
+    return last
+
+
+def events_with_ids(dep, *ids):
+    return [ev for ev in dep.events() if ev["id"] in ids]
+
+
+def post_keyed(dep, path, body, key):
+    return dep.post(path, body, {"Idempotency-Key": key})
+
+
+def assert_applied_answer(status, body, headers, seq):
+    """201 replayed, or the documented 200 .../already-applied: never a 4xx."""
+    assert headers.get("idempotent-replayed") == "true", (status, body, headers)
+    if status == 201:
+        assert body["seq"] == seq, body
+    else:
+        assert status == 200, (status, body)
+        assert body["type"] == PROBLEMS + "already-applied", body
+        assert (body["first_seq"], body["last_seq"]) == (seq, seq), body
+
+
+def landed_elsewhere(dep, other, key, amount):
+    """A keyed withdrawal that landed without this instance answering it:
+    as one answered 503 (the stream stalled) that lands later, or one
+    sent to another instance. Returns its seq."""
+    status, body, _ = post_json(other.url + "/transactions",
+                                {"account": "alice", "amount": amount},
+                                {"Idempotency-Key": key}, timeout=HTTP_TIMEOUT_S)
+    assert status == 201, (status, body)
+    return body["seq"]
+
+
+def test_late_retry_after_40000_events_is_answered_as_applied_never_422():
+    dep = Deployment(accounting=False)
+    other = harness.start_transaction(dep.endpoints)
+    dep.move("alice", 100)
+    # Without enough funds for a second one: a revalidation would say 422.
+    poor = landed_elsewhere(dep, other, "late-poor", -100)
+    dep.move("alice", 300)
+    rich = landed_elsewhere(dep, other, "late-rich", -100)  # 200 left: enough for another
+    other.stop_clean()
+    assert fill(dep, OTHER_EVENTS) - rich > RING_EVENTS
+    for key, seq in (("late-poor", poor), ("late-rich", rich)):
+        status, body, headers = post_keyed(dep, "/transactions",
+                                           {"account": "alice", "amount": -100}, key)
+        assert_applied_answer(status, body, headers, seq)
+        assert len(events_with_ids(dep, key)) == 1
+    # The same key with another command is still refused as key reuse.
+    status, body, _ = post_keyed(dep, "/transactions", {"account": "alice", "amount": -1},
+                                 "late-rich")
+    assert status == 422 and "another request" in body["detail"], (status, body)
+    assert len(events_with_ids(dep, "late-rich")) == 1
+    dep.stop()
+
+
+def test_retry_of_a_forgotten_key_is_replayed_from_the_stored_events():
+    # One remembered key: every other keyed request pushes it out.
+    dep = Deployment(accounting=False, tx_extra=["--idempotency-keys-max", "1"])
+    dep.move("alice", 100)
+    first = dep.post("/transactions", {"account": "alice", "amount": -100},
+                     {"Idempotency-Key": "k-forgotten"})
+    assert first[0] == 201, first
+    dep.move("bob", 1, key="k-other")
+    status, body, headers = post_keyed(dep, "/transactions",
+                                       {"account": "alice", "amount": -100}, "k-forgotten")
+    assert (status, body) == (201, first[1]) and headers["idempotent-replayed"] == "true", \
+        (status, body)
+    # After a restart the instance remembers no key at all.
+    dep.tx.stop_clean()
+    dep.tx.start()
+    status, body, headers = post_keyed(dep, "/transactions",
+                                       {"account": "alice", "amount": -100}, "k-forgotten")
+    assert (status, body) == (201, first[1]) and headers["idempotent-replayed"] == "true", \
+        (status, body)
+    assert len(events_with_ids(dep, "k-forgotten")) == 1
+    dep.stop()
+
+
+def test_one_key_applies_once_across_routes_and_restarts():
+    dep = Deployment(accounting=False)
+    dep.move("alice", 1000)
+    single = {"account": "alice", "amount": -10}
+    batch = {"commands": [{"account": "alice", "amount": -10}, {"account": "bob",
+                                                                "amount": 5}]}
+    status, body, _ = post_keyed(dep, "/transactions", single, "route-a")
+    assert status == 201, body
+    status, body, _ = post_keyed(dep, "/batch", batch, "route-b")
+    assert status == 201, body
+    for restart in (False, True):
+        if restart:
+            dep.tx.stop_clean()
+            dep.tx.start()
+        for path, body_, key in (("/batch", batch, "route-a"),
+                                 ("/transactions", single, "route-b"),
+                                 ("/transfers", {"from": "alice", "to": "bob", "amount": 1},
+                                  "route-a")):
+            status, answer, _ = post_keyed(dep, path, body_, key)
+            assert status == 422, (restart, path, key, status, answer)
+            assert "another request" in answer["detail"], answer
+    ids = [ev["id"] for ev in dep.events()]
+    assert [i for i in ids if i.startswith("route-a")] == ["route-a"], ids
+    assert [i for i in ids if i.startswith("route-b")] == ["route-b:0", "route-b:1"], ids
+    dep.stop()
+
+
 if __name__ == "__main__":
     harness.run_tests([
         test_log_restored_from_an_earlier_backup_is_refused_under_running_services,
         test_replica_ahead_of_its_stream_is_refused_at_connect,
         test_replica_of_another_deployments_stream_is_refused_at_connect,
+        test_late_retry_after_40000_events_is_answered_as_applied_never_422,
+        test_retry_of_a_forgotten_key_is_replayed_from_the_stored_events,
+        test_one_key_applies_once_across_routes_and_restarts,
     ])

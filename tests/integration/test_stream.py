@@ -515,6 +515,25 @@ def test_packed_fetch_asked_for_the_identity_ends_with_it():
     s.stop()
 
 
+def test_lookup_answers_from_the_dedupe_window_across_a_restart():
+    s = Stream()
+    c = s.client
+    ids = [new_id(), new_id()]
+    c.append(deposit(ids[0]), deposit(ids[1]))
+    lines = s.log_bytes().split(b"\n")
+    for seq, event_id in enumerate(ids, start=1):
+        assert c.fetch("LOOKUP", event_id) == [b"FOUND", event_id.encode(), str(seq).encode(),
+                                               lines[seq - 1]]
+    assert c.fetch("LOOKUP", "never-stored") == [b"ABSENT", b"never-stored"]
+    for bad in (["LOOKUP"], ["LOOKUP", "bad id"], ["LOOKUP", ids[0], ids[1]], ["LOOKUP", ""]):
+        reply = c.fetch(*bad)
+        assert reply[0] == b"ERROR" and len(reply) == 2, (bad, reply)
+    s.stop()
+    s = Stream(data_dir=s.data_dir)  # the window is rebuilt from the log
+    assert s.client.fetch("LOOKUP", ids[1])[:3] == [b"FOUND", ids[1].encode(), b"2"]
+    s.stop()
+
+
 def test_sigterm_and_sigint_stop_the_stream_cleanly():
     for signum in (signal.SIGTERM, signal.SIGINT):
         s = Stream()
@@ -558,6 +577,7 @@ elif __name__ == "__main__":
         test_http_health_events_and_metrics_answer,
         test_heartbeat_carries_the_last_committed_seq_and_the_logs_identity,
         test_packed_fetch_asked_for_the_identity_ends_with_it,
+        test_lookup_answers_from_the_dedupe_window_across_a_restart,
         test_sigterm_and_sigint_stop_the_stream_cleanly,
         test_bad_options_exit_2_and_fsync_never_warns,
     ])
