@@ -908,13 +908,18 @@ static int s_on_tick (zloop_t *loop, int timer_id, void *arg)
     api_t *self = (api_t *)arg;
     int64_t now = zclock_mono ();
     bool connected = subscriber_connected (self->subscriber);
+    //  Diverged: nothing more is folded, so no request in flight can end well.
+    bool diverged = subscriber_diverged (self->subscriber) != NULL;
     request_t *request;
     // Arrival order is deadline order: stop at the first one still in time.
     while ((request = zlistx_first (self->requests)) &&
-           (request->deadline_ms <= now || !connected)) {
+           (request->deadline_ms <= now || !connected || diverged)) {
         self->timeouts++;
         char detail[96];
-        if (connected)
+        if (diverged)
+            snprintf (detail, sizeof detail,
+                      "the write model and the stream's log diverged (see /health)");
+        else if (connected)
             snprintf (detail, sizeof detail, "no result from the stream within %d ms",
                       self->config.ack_timeout_ms);
         else
@@ -1247,12 +1252,26 @@ static void s_lookup_ids (request_t *request)
     }
 }
 
-//  Asks about the request's ids and suspends it until the answers came
-//  (s_on_lookup), or answers it 503 when they cannot be asked now.
+//  True if the write model has perhaps folded one of the request's ids:
+//  only then is the stream asked (a new key, nearly every keyed request,
+//  costs no round trip). An id durable but not folded yet is decided by
+//  the stream's own dedupe, as before.
+static bool s_maybe_stored (request_t *request)
+{
+    s_lookup_ids (request);
+    for (size_t index = 0; index < request->lookup_count; index++)
+        if (write_model_seen (request->api->model, request->lookups[index]))
+            return true;
+    request->lookup_count = 0; // none asked about
+    return false;
+}
+
+//  Asks about the request's ids (s_lookup_ids) and suspends it until the
+//  answers came (s_on_lookup), or answers it 503 when they cannot be
+//  asked now.
 static void s_lookup_start (request_t *request)
 {
     api_t *self = request->api;
-    s_lookup_ids (request);
     for (size_t index = 0; index < request->lookup_count; index++) {
         const char *id = request->lookups[index];
         if (zhashx_lookup (self->by_lookup, id)) {
@@ -1376,7 +1395,7 @@ static void s_handle_write (api_t *self, http_request_t *http, route_t route)
     request_t *request = s_request_new (self, http, route, &parsed, fingerprint);
     if (s_answer_landed (request))
         return; // answered from the stored events
-    if (request->keyed) {
+    if (request->keyed && s_maybe_stored (request)) {
         s_lookup_start (request);
         return; // answered, or decided once the stream said what it holds
     }

@@ -1,4 +1,7 @@
-/*  dedupe — the stream's idempotency window: which seq holds an event id.
+/*  dedupe — an idempotency window: which seq holds an event id. The
+    stream's ingest decides duplicates with it; the transaction's write
+    model keeps one over the events it folded, so a key it has surely
+    never seen is not asked about.
 
     Remembers the ids of the last `window` events as an open-addressing
     table of seqs (linear probing) plus a ring of 64-bit id hashes indexed
