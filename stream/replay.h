@@ -45,6 +45,11 @@ typedef struct replay replay_t;
 //  The seq of the committed event with this id in the dedupe window, or 0.
 typedef int64_t (replay_lookup_fn) (void *arg, const char *id);
 
+typedef struct {
+    uint64_t requests;        // received on the ROUTER
+    uint64_t replies_dropped; // unanswered: the peer's queue was full, or it left
+} replay_stats_t;
+
 //  log is borrowed and must outlive the replay.
 replay_t *replay_new (log_file_t *log);
 //  Serves LOOKUP through fn (without one, LOOKUP is answered ERROR).
@@ -53,6 +58,8 @@ void replay_destroy (replay_t **self_p);
 
 //  Answers the FETCH requests waiting on router (a bounded number per call).
 int replay_handle (replay_t *self, zsock_t *router);
+
+const replay_stats_t *replay_stats (replay_t *self);
 
 //  Reads committed events from from_seq on (at most max_events and about
 //  REPLAY_BATCH_BYTES_MAX bytes) into the shared buffer. *text_p is

@@ -11,6 +11,9 @@
 #define LOOKUP_TICK_MS 50
 //  Replies taken per wake-up, so the HTTP server sharing the loop runs.
 #define LOOKUP_DRAIN_MESSAGES_MAX 256
+//  Largest frame taken: a line and its frames, with room; beyond it libzmq
+//  drops the connection instead of buffering what a stream must not send.
+#define LOOKUP_REPLY_BYTES_MAX (4 * EVENT_LINE_BYTES_MAX)
 
 typedef struct {
     char id[EVENT_ID_BYTES_MAX + 1];
@@ -20,6 +23,7 @@ typedef struct {
 struct lookup {
     zloop_t *loop;
     char *endpoint;
+    const curve_t *curve; // borrowed; NULL: plain
     int timeout_ms;
     lookup_answer_fn *answer;
     void *arg;
@@ -37,6 +41,10 @@ static zsock_t *s_dealer_new (lookup_t *self)
         return NULL;
     zsock_set_linger (dealer, 0);   // a question to a dead peer is worthless
     zsock_set_sndtimeo (dealer, 0); // never block the loop on send
+    //  A FOUND is one line: far below a replay page.
+    zsock_set_maxmsgsize (dealer, LOOKUP_REPLY_BYTES_MAX);
+    if (self->curve)
+        curve_apply_client (self->curve, dealer);
     if (zsock_connect (dealer, "%s", self->endpoint) ||
         zloop_reader (self->loop, dealer, s_on_reply, self)) {
         log_error ("lookup: connect (\"%s\") failed: %s", self->endpoint,
@@ -152,11 +160,12 @@ static void s_question_destroy (void **item)
 }
 
 lookup_t *lookup_new (zloop_t *loop, const char *replay_endpoint, int timeout_ms,
-                      lookup_answer_fn *answer, void *arg)
+                      const curve_t *curve, lookup_answer_fn *answer, void *arg)
 {
     assert (loop && replay_endpoint && answer && timeout_ms > 0);
     lookup_t *self = (lookup_t *)zmalloc (sizeof (lookup_t));
     self->loop = loop;
+    self->curve = curve;
     self->timeout_ms = timeout_ms;
     self->answer = answer;
     self->arg = arg;

@@ -18,6 +18,8 @@
 #include <czmq.h>
 #include <stdint.h>
 
+#include "curve.h"
+
 //  Questions out at once; beyond, lookup_ask refuses (the caller answers 503).
 #define LOOKUP_PENDING_MAX 10000
 
@@ -29,8 +31,9 @@ typedef struct lookup lookup_t;
 typedef void (lookup_answer_fn) (void *arg, const char *id, int64_t seq, const char *line,
                                  size_t line_bytes);
 
+//  curve: CURVE client keys (borrowed, must outlive the lookup); NULL: plain.
 lookup_t *lookup_new (zloop_t *loop, const char *replay_endpoint, int timeout_ms,
-                      lookup_answer_fn *answer, void *arg);
+                      const curve_t *curve, lookup_answer_fn *answer, void *arg);
 void lookup_destroy (lookup_t **self_p);
 
 //  Sends the question; 0, or -1 when it cannot be sent now.

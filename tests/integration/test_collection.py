@@ -1,10 +1,14 @@
 """insomnia.json, run as a user would: every request in order against
 freshly started services, each answering the status its description
-documents ("Expect: <status>"). A request without an expectation fails."""
+documents ("Expect: <status>"). A request without an expectation fails.
+The collection runs twice: on open services with the environment's empty
+token, and on services with --auth-file given a token of every scope."""
 
+import hashlib
 import json
 import os
 import re
+import secrets
 
 import harness
 
@@ -35,26 +39,44 @@ def render(text, env):
     return re.sub(r"\{\{\s*_\.(\w+)\s*\}\}", var, text)
 
 
-def test_collection_runs_top_to_bottom_as_documented():
+def request_headers(r, env):
+    """The headers Insomnia sends: the request's own, and its bearer
+    authentication (Insomnia leaves the header out while the token is empty)."""
+    headers = {h["name"]: render(h["value"], env) for h in r.get("headers", [])}
+    auth = r.get("authentication") or {}
+    if auth.get("type") == "bearer" and not auth.get("disabled"):
+        token = render(auth["token"], env)
+        if token:
+            headers["Authorization"] = ((auth.get("prefix") or "Bearer") + " " + token)
+    return headers
+
+
+def run_collection(token=None):
     resources = load_collection()
     base = [r for r in resources if r["_type"] == "environment" and r["parentId"].startswith("wrk_")]
     assert len(base) == 1, "one base environment"
-    assert {"transaction_url", "accounting_url", "stream_url"} <= set(base[0]["data"])
+    assert {"transaction_url", "accounting_url", "stream_url", "token"} <= set(base[0]["data"])
 
     endpoints = harness.Endpoints()
     data = harness.tmpdir()
-    stream = harness.start_stream(endpoints, os.path.join(data, "stream"))
-    transaction = harness.start_transaction(endpoints)
-    accounting = harness.start_accounting(endpoints, os.path.join(data, "accounting"))
+    extra = ()
+    if token:
+        auth_file = os.path.join(data, "auth")
+        with open(auth_file, "w") as f:
+            f.write("insomnia write,read,metrics * %s\n" % hashlib.sha256(token.encode()).hexdigest())
+        extra = ("--auth-file", auth_file)
+    stream = harness.start_stream(endpoints, os.path.join(data, "stream"), extra=extra)
+    transaction = harness.start_transaction(endpoints, extra=extra)
+    accounting = harness.start_accounting(endpoints, os.path.join(data, "accounting"), extra=extra)
     env = {"transaction_url": transaction.url, "accounting_url": accounting.url,
-           "stream_url": stream.url}
+           "stream_url": stream.url, "token": token or base[0]["data"]["token"]}
 
     requests = ordered_requests(resources)
     assert len(requests) >= 30
     for r in requests:
         m = EXPECT.match(r.get("description", ""))
         assert m, f"request '{r['name']}' documents no 'Expect: <status>'"
-        headers = {h["name"]: render(h["value"], env) for h in r.get("headers", [])}
+        headers = request_headers(r, env)
         body = r.get("body", {}).get("text")
         status, resp_headers, payload = harness.request(
             r["method"], render(r["url"], env), body.encode() if body else None, headers)
@@ -70,5 +92,14 @@ def test_collection_runs_top_to_bottom_as_documented():
         service.stop_clean()
 
 
+def test_collection_runs_top_to_bottom_as_documented():
+    run_collection()
+
+
+def test_collection_runs_the_same_with_a_token():
+    run_collection(token=secrets.token_hex(16))
+
+
 if __name__ == "__main__":
-    harness.run_tests([test_collection_runs_top_to_bottom_as_documented])
+    harness.run_tests([test_collection_runs_top_to_bottom_as_documented,
+                       test_collection_runs_the_same_with_a_token])

@@ -245,6 +245,9 @@ def landed_elsewhere(dep, other, key, amount):
     """A keyed withdrawal that landed without this instance answering it:
     as one answered 503 (the stream stalled) that lands later, or one
     sent to another instance. Returns its seq."""
+    wait_until(lambda: get_json(other.url + "/health")[1]["applied_seq"]
+               >= get_json(dep.tx.url + "/health")[1]["applied_seq"],
+               DETECT_TIMEOUT_S, what="the other instance folding what this one did")
     status, body, _ = post_json(other.url + "/transactions",
                                 {"account": "alice", "amount": amount},
                                 {"Idempotency-Key": key}, timeout=HTTP_TIMEOUT_S)
