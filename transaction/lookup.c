@@ -30,6 +30,7 @@ struct lookup {
     zsock_t *dealer;
     zlistx_t *questions; // question_t *, oldest first; owns them
     int tick_id;
+    bool stale; // replies on dealer answer nothing any more: a new one is due
 };
 
 static int s_on_reply (zloop_t *loop, zsock_t *reader, void *arg);
@@ -65,20 +66,27 @@ static void s_answer_oldest (lookup_t *self, int64_t seq, const char *line,
     free (question);
 }
 
-//  Every question out gets "unknown", and a new socket: their replies, if
-//  any come, go to the old one, which is gone.
+//  Every question out gets "unknown"; their replies, if any come, are
+//  dropped, and the next tick replaces the socket (not here: this may run
+//  in the socket's own reader).
 static void s_reset (lookup_t *self, const char *why)
 {
     log_warn ("lookup: %zu questions to %s unanswered (%s); a new socket",
               zlistx_size (self->questions), self->endpoint, why);
     while (zlistx_size (self->questions))
         s_answer_oldest (self, -1, NULL, 0);
+    self->stale = true;
+}
+
+static void s_dealer_recreate (lookup_t *self)
+{
     zsock_t *dealer = s_dealer_new (self);
     if (!dealer)
-        return; // keep the old one; the next question may still get through
+        return; // the next tick tries again
     zloop_reader_end (self->loop, self->dealer);
     zsock_destroy (&self->dealer);
     self->dealer = dealer;
+    self->stale = false;
 }
 
 static bool s_frame_int64 (zframe_t *frame, int64_t *value)
@@ -132,13 +140,14 @@ static void s_on_message (lookup_t *self, zmsg_t *reply)
 static int s_on_reply (zloop_t *loop, zsock_t *reader, void *arg)
 {
     lookup_t *self = (lookup_t *)arg;
-    for (int count = 0; count < LOOKUP_DRAIN_MESSAGES_MAX &&
-                        (zsock_events (reader) & ZMQ_POLLIN) && reader == self->dealer;
+    for (int count = 0;
+         count < LOOKUP_DRAIN_MESSAGES_MAX && (zsock_events (reader) & ZMQ_POLLIN);
          count++) {
         zmsg_t *reply = zmsg_recv (reader);
         if (!reply)
             break;
-        s_on_message (self, reply);
+        if (!self->stale)
+            s_on_message (self, reply);
         zmsg_destroy (&reply);
     }
     return 0;
@@ -150,6 +159,8 @@ static int s_on_tick (zloop_t *loop, int timer_id, void *arg)
     question_t *oldest = (question_t *)zlistx_first (self->questions);
     if (oldest && zclock_mono () - oldest->sent_ms >= self->timeout_ms)
         s_reset (self, "no answer in time");
+    if (self->stale)
+        s_dealer_recreate (self);
     return 0;
 }
 
@@ -205,7 +216,7 @@ void lookup_destroy (lookup_t **self_p)
 int lookup_ask (lookup_t *self, const char *id)
 {
     assert (self && id);
-    if (zlistx_size (self->questions) >= LOOKUP_PENDING_MAX ||
+    if (self->stale || zlistx_size (self->questions) >= LOOKUP_PENDING_MAX ||
         strlen (id) > EVENT_ID_BYTES_MAX)
         return -1;
     question_t *question = (question_t *)zmalloc (sizeof (question_t));

@@ -328,6 +328,26 @@ def test_one_key_applies_once_across_routes_and_restarts():
     dep.stop()
 
 
+def test_a_key_check_the_stream_cannot_answer_is_503_never_a_guess():
+    dep = Deployment(accounting=False, tx_extra=["--idempotency-keys-max", "1"])
+    dep.move("alice", 100)
+    status, body, _ = post_keyed(dep, "/transactions", {"account": "alice", "amount": -100},
+                                 "stalled")
+    assert status == 201, body
+    dep.move("bob", 1, key="pushes-stalled-out")  # one remembered key: "stalled" is not
+    batch = {"commands": [{"account": "alice", "amount": -100}]}
+    dep.stream.signal(signal.SIGSTOP)  # the key was seen: its check must ask the stream
+    try:
+        status, body, headers = post_keyed(dep, "/batch", batch, "stalled")
+    finally:
+        dep.stream.signal(signal.SIGCONT)
+    assert status == 503 and headers.get("retry-after"), (status, body)
+    status, body, _ = post_keyed(dep, "/batch", batch, "stalled")
+    assert status == 422 and "another request" in body["detail"], (status, body)
+    assert [ev["id"] for ev in dep.events() if ev["id"].startswith("stalled")] == ["stalled"]
+    dep.stop()
+
+
 if __name__ == "__main__":
     harness.run_tests([
         test_log_restored_from_an_earlier_backup_is_refused_under_running_services,
@@ -336,4 +356,5 @@ if __name__ == "__main__":
         test_late_retry_after_40000_events_is_answered_as_applied_never_422,
         test_retry_of_a_forgotten_key_is_replayed_from_the_stored_events,
         test_one_key_applies_once_across_routes_and_restarts,
+        test_a_key_check_the_stream_cannot_answer_is_503_never_a_guess,
     ])
