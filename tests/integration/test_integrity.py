@@ -348,6 +348,43 @@ def test_a_key_check_the_stream_cannot_answer_is_503_never_a_guess():
     dep.stop()
 
 
+def test_key_checks_and_divergence_checks_work_over_curve():
+    from test_security_zmq import make_certs
+    certs = make_certs()
+    endpoints = harness.Endpoints()
+    stream_dir = harness.tmpdir("ledger-stream-")
+    stream_args = ["--heartbeat-ms", str(HEARTBEAT_MS),
+                   "--curve-dir", os.path.join(certs, "stream")]
+    stream = harness.start_stream(endpoints, stream_dir, extra=stream_args)
+    tx_args = ["--idempotency-keys-max", "1", "--curve-dir",
+               os.path.join(certs, "transaction")]
+    tx = harness.start_transaction(endpoints, extra=tx_args)
+    url = tx.url
+    status, body, _ = post_json(url + "/transactions", {"account": "alice", "amount": 5},
+                                {"Idempotency-Key": "curve-key"})
+    assert status == 201, body
+    post_json(url + "/transactions", {"account": "bob", "amount": 5},
+              {"Idempotency-Key": "curve-other"})
+    # Its key forgotten, the batch is checked with a LOOKUP over CURVE.
+    status, body, _ = post_json(url + "/batch", {"commands": [{"account": "alice",
+                                                               "amount": 5}]},
+                                {"Idempotency-Key": "curve-key"})
+    assert status == 422 and "another request" in body["detail"], (status, body)
+    # The stream's log replaced by an empty one: the transaction notices.
+    stream.stop_clean()
+    os.unlink(os.path.join(stream_dir, "events.jsonl"))
+    stream = harness.start_stream(endpoints, stream_dir, http_port=stream.http_port,
+                                  extra=stream_args)
+
+    def diverged():
+        status, health = get_json(url + "/health")
+        return status == 503 and health.get("reason") == "diverged" and health
+    health = wait_until(diverged, DETECT_TIMEOUT_S, what="transaction refusing the empty log")
+    assert "another log" in health["detail"] or "ends at seq 0" in health["detail"], health
+    tx.stop_clean()
+    stream.stop_clean()
+
+
 if __name__ == "__main__":
     harness.run_tests([
         test_log_restored_from_an_earlier_backup_is_refused_under_running_services,
@@ -357,4 +394,5 @@ if __name__ == "__main__":
         test_retry_of_a_forgotten_key_is_replayed_from_the_stored_events,
         test_one_key_applies_once_across_routes_and_restarts,
         test_a_key_check_the_stream_cannot_answer_is_503_never_a_guess,
+        test_key_checks_and_divergence_checks_work_over_curve,
     ])
