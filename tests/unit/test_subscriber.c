@@ -46,6 +46,8 @@ typedef struct {
     int64_t froms[FROMS_MAX]; // from_seq of each FETCH received, in order
     bool subscribed_events;
     bool subscribed_results;
+    bool older;          // answers a FETCH with an identity frame as an older stream does
+    int identity_asked;  // FETCHes received that asked for the identity
 } stream_t;
 
 static char *s_make_line (int64_t seq, const char *account)
@@ -107,6 +109,20 @@ static void s_stream_answer (stream_t *self, zmsg_t **request_p)
     assert (from >= 1 && max >= 1);
     zmsg_t *reply = zmsg_new ();
     zmsg_append (reply, &identity);
+    self->identity_asked += asked != NULL;
+    if (asked && self->older) {
+        zmsg_addstr (reply, "ERROR");
+        zmsg_addstr (reply, "FETCH takes at most three arguments: from_seq max_events "
+                            "[packed]");
+        zmsg_send (&reply, self->router);
+        free (command);
+        free (from_text);
+        free (max_text);
+        free (shape);
+        free (asked);
+        zmsg_destroy (request_p);
+        return;
+    }
     zmsg_addstr (reply, "PACKED");
     zmsg_addstrf (reply, "%" PRId64, self->visible_seq);
     char *page = strdup ("");
@@ -514,6 +530,18 @@ static void s_stream_replace_other (stream_t *self, int64_t seq)
     memcpy (at + 6, "xx", 2); // "ev-N" becomes "xx-N": same length, another id
     s_stream_replace (self, seq, line);
     free (line);
+}
+
+static void test_an_older_stream_refusing_the_identity_frame_is_followed_without (
+    fixture_t *f)
+{
+    s_stream_append (f->stream, 20);
+    f->stream->older = true;
+    s_start (f, (start_t){.applied_seq = 7, .identity = "ev-1", .applied_id = "ev-7"});
+    CHECK (s_wait (f, s_caught_up));
+    CHECK (f->sink.events == 13);
+    CHECK (f->stream->identity_asked == 1); // once: then FETCHes no longer ask
+    CHECK (subscriber_diverged (f->subscriber) == NULL);
 }
 
 static void test_replica_ahead_of_the_stream_is_refused (fixture_t *f)
@@ -1156,6 +1184,7 @@ int main (void)
     zsys_init ();
     RUN_WITH_FIXTURE (test_catches_up_from_zero_over_several_fetch_pages);
     RUN_WITH_FIXTURE (test_starts_from_a_nonzero_applied_seq);
+    RUN_WITH_FIXTURE (test_an_older_stream_refusing_the_identity_frame_is_followed_without);
     RUN_WITH_FIXTURE (test_replica_ahead_of_the_stream_is_refused);
     RUN_WITH_FIXTURE (test_another_event_at_applied_seq_is_refused);
     RUN_WITH_FIXTURE (test_another_logs_identity_is_refused);
