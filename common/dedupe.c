@@ -110,6 +110,13 @@ int64_t dedupe_find (dedupe_t *self, const char *id)
     return 0;
 }
 
+void dedupe_start_at (dedupe_t *self, int64_t seq)
+{
+    assert (self->last_seq == 0 && seq >= 1);
+    self->oldest_seq = seq;
+    self->last_seq = self->settled_seq = seq - 1;
+}
+
 void dedupe_add (dedupe_t *self, const char *id, int64_t seq)
 {
     assert (seq == self->last_seq + 1);
@@ -132,6 +139,14 @@ static size_t s_slot_of (dedupe_t *self, int64_t seq)
         i = (i + 1) & self->slot_mask;
     }
     return i;
+}
+
+void dedupe_prefetch (dedupe_t *self, const char *id, int64_t seq)
+{
+    __builtin_prefetch (&self->slots[s_hash (id) & self->slot_mask], 1);
+    int64_t leaving = seq - (int64_t)self->window;
+    if (leaving >= self->oldest_seq)
+        __builtin_prefetch (&self->slots[s_hash_of (self, leaving) & self->slot_mask], 1);
 }
 
 void dedupe_undo (dedupe_t *self)

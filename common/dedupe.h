@@ -35,9 +35,18 @@ void dedupe_destroy (dedupe_t **self_p);
 //  The seq holding id, or 0 when the id is not in the window.
 int64_t dedupe_find (dedupe_t *self, const char *id);
 
+//  Makes seq the first one to be added, before any add (asserted): a
+//  window rebuilt from a log's tail skips the ids it would forget.
+void dedupe_start_at (dedupe_t *self, int64_t seq);
+
 //  Remembers id at seq; seq must be one more than the last seq added
 //  (asserted), and at most `slack` adds may be pending.
 void dedupe_add (dedupe_t *self, const char *id, int64_t seq);
+
+//  Asks the memory for what adding id at seq and settling will touch
+//  (its slot, and that of the id it pushes out of the window), so a
+//  caller with other work in between does not wait for each in turn.
+void dedupe_prefetch (dedupe_t *self, const char *id, int64_t seq);
 
 //  Forgets every add since the last settle, newest first.
 void dedupe_undo (dedupe_t *self);

@@ -789,6 +789,7 @@ static void s_on_event (void *arg, const event_t *event, const char *line,
                         size_t line_bytes)
 {
     api_t *self = (api_t *)arg;
+    write_model_set_head (self->model, subscriber_head_seq (self->subscriber));
     write_model_apply (self->model, event);
 }
 

@@ -50,6 +50,8 @@ struct write_model {
     //  record never hashes its id again.
     uint32_t *homes; // WRITE_MODEL_RECENT_EVENTS_MAX
     dedupe_t *seen;  // ids of the last WRITE_MODEL_SEEN_IDS_MAX events, hashes only
+    bool seen_started; // the window holds every id from its first seq on
+    int64_t head_seq;  // write_model_set_head
 };
 
 _Static_assert((WRITE_MODEL_RECENT_EVENTS_MAX & (WRITE_MODEL_RECENT_EVENTS_MAX - 1)) == 0,
@@ -298,6 +300,9 @@ int write_model_apply (write_model_t *self, const event_t *event)
     //  in the index: fetch both at once rather than one miss after another.
     uint32_t home = s_id_hash (event->id);
     __builtin_prefetch (&self->ids[home], 1);
+    bool seen = self->seen_started || event->seq > self->head_seq - WRITE_MODEL_SEEN_IDS_MAX;
+    if (seen)
+        dedupe_prefetch (self->seen, event->id, event->seq);
     if (record->seq)
         s_id_forget (self, ring);
     //  Every member is written (no memset: only the lines in use are
@@ -310,8 +315,13 @@ int write_model_apply (write_model_t *self, const event_t *event)
     record->account[0] = record->to[0] = '\0';
     s_copy (record->id, sizeof record->id, event->id);
     s_id_learn (self, ring, home);
-    dedupe_add (self->seen, event->id, event->seq);
-    dedupe_settle (self->seen);
+    if (seen) {
+        if (!self->seen_started)
+            dedupe_start_at (self->seen, event->seq);
+        self->seen_started = true;
+        dedupe_add (self->seen, event->id, event->seq);
+        dedupe_settle (self->seen);
+    }
 
     const char *debited = NULL, *credited = NULL;
     if (event->type == EVENT_DEPOSITED)
@@ -429,4 +439,11 @@ int64_t write_model_seen (write_model_t *self, const char *id)
 {
     assert (self && id);
     return dedupe_find (self->seen, id);
+}
+
+void write_model_set_head (write_model_t *self, int64_t head_seq)
+{
+    assert (self);
+    if (head_seq > self->head_seq)
+        self->head_seq = head_seq;
 }

@@ -60,6 +60,11 @@ void write_model_destroy (write_model_t **self_p);
 //  balance would overflow (logged; the balance is left unchanged).
 int write_model_apply (write_model_t *self, const event_t *event);
 
+//  The stream's head as far as known (it only grows): the ids of events
+//  WRITE_MODEL_SEEN_IDS_MAX or more below it, which the window would
+//  forget before the end of the catch-up, are not added to it at all.
+void write_model_set_head (write_model_t *self, int64_t head_seq);
+
 int64_t write_model_applied_seq (write_model_t *self);
 size_t write_model_account_count (write_model_t *self);
 
