@@ -354,9 +354,13 @@ static int s_list_visible (api_context_t *self, const auth_principal_t *principa
     static account_state_t page[API_LIST_LIMIT_MAX];
     const char *prefix = principal->accounts;
     size_t prefix_bytes = strlen (prefix);
-    //  Every id that starts with prefix sorts after prefix minus its last byte.
-    char start[EVENT_ACCOUNT_BYTES_MAX + 1];
-    snprintf (start, sizeof start, "%.*s", (int)(prefix_bytes - 1), prefix);
+    //  The greatest text below every id that starts with prefix: prefix
+    //  with its last byte one less, then bytes above any id character.
+    char start[EVENT_ACCOUNT_BYTES_MAX + 2];
+    memcpy (start, prefix, prefix_bytes);
+    start[prefix_bytes - 1]--;
+    memset (start + prefix_bytes, 0xff, sizeof start - 1 - prefix_bytes);
+    start[sizeof start - 1] = '\0';
     const char *cursor = strcmp (after, start) > 0 ? after : start;
     size_t found = 0;
     for (bool page_more = true; page_more;) {
@@ -402,8 +406,8 @@ static void s_get_accounts (http_request_t *request, void *arg)
     }
     static account_state_t states[API_LIST_LIMIT_MAX];
     bool more = false;
-    int count = s_list_visible (self, http_request_principal (request), after ? after : "",
-                                (size_t)limit, states, &more);
+    int count = s_list_visible (self, http_request_principal (request),
+                                after ? after : "", (size_t)limit, states, &more);
     char *body = NULL;
     size_t bytes = 0;
     FILE *out = count < 0 ? NULL : open_memstream (&body, &bytes);
@@ -436,7 +440,8 @@ static void s_get_stats_visible (api_context_t *self, http_request_t *request,
     size_t accounts = 0;
     char after[EVENT_ACCOUNT_BYTES_MAX + 1] = "";
     for (bool more = true; more;) {
-        int count = s_list_visible (self, principal, after, API_LIST_LIMIT_MAX, states, &more);
+        int count =
+            s_list_visible (self, principal, after, API_LIST_LIMIT_MAX, states, &more);
         if (count < 0) {
             http_respond_problem (request, 500, "Internal error", "out of memory", NULL);
             return;
@@ -451,11 +456,11 @@ static void s_get_stats_visible (api_context_t *self, http_request_t *request,
     accounts_int128_format (total, total_text, sizeof total_text);
     int64_t applied_seq = s_applied_seq (self), head_seq = s_head_seq (self);
     char body[API_BODY_BYTES_MAX];
-    int bytes = snprintf (body, sizeof body,
-                          "{\"accounts\":%zu,\"total_balance\":%s,\"applied_seq\":%" PRId64
-                          ",\"head_seq\":%" PRId64 ",\"lag\":%" PRId64
-                          ",\"filtered\":true}",
-                          accounts, total_text, applied_seq, head_seq, head_seq - applied_seq);
+    int bytes =
+        snprintf (body, sizeof body,
+                  "{\"accounts\":%zu,\"total_balance\":%s,\"applied_seq\":%" PRId64
+                  ",\"head_seq\":%" PRId64 ",\"lag\":%" PRId64 ",\"filtered\":true}",
+                  accounts, total_text, applied_seq, head_seq, head_seq - applied_seq);
     s_respond_body (request, 200, body, bytes);
 }
 

@@ -10,8 +10,8 @@
 #include "log.h"
 
 struct curve {
-    zcert_t *cert;                               // own keypair
-    char server_key[CURVE_KEY_TXT_BYTES + 1];    // pinned stream key; "" on the stream
+    zcert_t *cert;                            // own keypair
+    char server_key[CURVE_KEY_TXT_BYTES + 1]; // pinned stream key; "" on the stream
 };
 
 static bool s_key_txt_valid (const char *text)
@@ -38,8 +38,10 @@ static int s_file_check (const char *path, bool want_secret,
         log_warn ("curve: \"%s\" holds a secret key and others may read it (mode %o)",
                   path, (unsigned)(status.st_mode & 0777));
     zconfig_t *config = zconfig_load (path);
-    const char *public_key = config ? zconfig_get (config, "curve/public-key", NULL) : NULL;
-    const char *secret_key = config ? zconfig_get (config, "curve/secret-key", NULL) : NULL;
+    const char *public_key =
+        config ? zconfig_get (config, "curve/public-key", NULL) : NULL;
+    const char *secret_key =
+        config ? zconfig_get (config, "curve/secret-key", NULL) : NULL;
     const char *problem = NULL;
     char derived[CURVE_KEY_TXT_BYTES + 1] = "";
     if (!s_key_txt_valid (public_key))
@@ -72,8 +74,8 @@ curve_t *curve_new (const char *dir, bool with_server_key)
     char secret_path[PATH_MAX];
     char public_txt[CURVE_KEY_TXT_BYTES + 1];
     if (snprintf (path, sizeof path, "%s/" CURVE_SELF_FILE, dir) >= (int)sizeof path ||
-        snprintf (secret_path, sizeof secret_path, "%s/" CURVE_SELF_FILE "_secret", dir) >=
-            (int)sizeof secret_path) {
+        snprintf (secret_path, sizeof secret_path, "%s/" CURVE_SELF_FILE "_secret",
+                  dir) >= (int)sizeof secret_path) {
         log_error ("curve: the path \"%s\" is too long", dir);
         goto failed;
     }
@@ -86,7 +88,8 @@ curve_t *curve_new (const char *dir, bool with_server_key)
         goto failed;
     }
     if (with_server_key) {
-        if (snprintf (path, sizeof path, "%s/" CURVE_SERVER_FILE, dir) >= (int)sizeof path ||
+        if (snprintf (path, sizeof path, "%s/" CURVE_SERVER_FILE, dir) >=
+                (int)sizeof path ||
             curve_public_key_load (path, self->server_key))
             goto failed;
     }

@@ -18,11 +18,11 @@
 #include <stdbool.h>
 
 //  The file names inside a --curve-dir.
-#define CURVE_SELF_FILE    "self.key"   // and self.key_secret beside it
-#define CURVE_SERVER_FILE  "stream.key" // clients only: the stream's public key
-#define CURVE_WRITERS_DIR  "writers"    // stream only: keys that may APPEND
-#define CURVE_READERS_DIR  "readers"    // stream only: keys that may read
-#define CURVE_KEY_TXT_BYTES 40          // Z85 text of a 32-byte key
+#define CURVE_SELF_FILE     "self.key"   // and self.key_secret beside it
+#define CURVE_SERVER_FILE   "stream.key" // clients only: the stream's public key
+#define CURVE_WRITERS_DIR   "writers"    // stream only: keys that may APPEND
+#define CURVE_READERS_DIR   "readers"    // stream only: keys that may read
+#define CURVE_KEY_TXT_BYTES 40           // Z85 text of a 32-byte key
 
 typedef struct curve curve_t;
 

@@ -33,8 +33,8 @@ int main (int argc, char *argv[])
     if (rc == 0)
         rc = chmod (argv[1], 0644);
     if (rc)
-        fprintf (stderr, "curve_keygen: cannot write \"%s\" and \"%s_secret\"\n",
-                 argv[1], argv[1]);
+        fprintf (stderr, "curve_keygen: cannot write \"%s\" and \"%s_secret\"\n", argv[1],
+                 argv[1]);
     else
         printf ("%s\n", zcert_public_txt (cert));
     zcert_destroy (&cert);

@@ -250,8 +250,8 @@ int replay_handle (replay_t *self, zsock_t *router)
         //  request is dropped unread, and only this frame can fail, since
         //  the ROUTER checks the queue once per message.
         zframe_t *identity = zmsg_pop (request);
-        int rc = identity ? zmq_send (handle, zframe_data (identity), zframe_size (identity),
-                                      ZMQ_SNDMORE | ZMQ_DONTWAIT)
+        int rc = identity ? zmq_send (handle, zframe_data (identity),
+                                      zframe_size (identity), ZMQ_SNDMORE | ZMQ_DONTWAIT)
                           : -1;
         zframe_destroy (&identity);
         if (rc < 0) {

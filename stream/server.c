@@ -30,7 +30,7 @@
 //  the next ones: a client that sends FETCHes and never reads pins this
 //  much, not the default 1000. The catch-up subscriber has at most two
 //  FETCHes out; one it does not get an answer to is sent again.
-#define SERVER_REPLAY_SNDHWM_MSGS 4
+#define SERVER_REPLAY_SNDHWM_MSGS   4
 #define SERVER_EVENTS_LIMIT_DEFAULT 100
 #define SERVER_EVENTS_LIMIT_MAX     1000 // GET /events is for audit, replay is for bulk
 #define SERVER_PATH_BYTES_MAX       4096
@@ -128,9 +128,10 @@ static void s_metrics (http_request_t *request, void *arg)
     const replay_stats_t *replay = replay_stats (self->replay);
     metrics_counter (metrics, "stream_replay_requests_total",
                      "Requests received on the replay ROUTER", replay->requests);
-    metrics_counter (metrics, "stream_replay_replies_dropped_total",
-                     "Replay requests dropped: the peer's reply queue was full, or it left",
-                     replay->replies_dropped);
+    metrics_counter (
+        metrics, "stream_replay_replies_dropped_total",
+        "Replay requests dropped: the peer's reply queue was full, or it left",
+        replay->replies_dropped);
     const zap_stats_t *zap = self->zap ? zap_stats (self->zap) : &(zap_stats_t){0};
     metrics_counter (metrics, "stream_curve_allowed_total",
                      "CURVE handshakes whose client key was allowed", zap->allowed);
@@ -232,8 +233,8 @@ static const http_route_t s_routes[] = {
 };
 
 //  Under CURVE, zap_domain names the list of keys that may connect (zap.h).
-static zsock_t *s_bind (server_t *self, int type, const char *endpoint,
-                        const char *what, const char *zap_domain)
+static zsock_t *s_bind (server_t *self, int type, const char *endpoint, const char *what,
+                        const char *zap_domain)
 {
     zsock_t *sock = zsock_new (type);
     if (!sock) {

@@ -55,8 +55,8 @@ static int s_list_read (zap_list_t *list, bool strict)
     DIR *dir = stat (list->path, &status) ? NULL : opendir (list->path);
     int rc = dir ? 0 : -1;
     if (!dir)
-        log_error ("zap: cannot read the folder \"%s\": %s; it allows no key",
-                   list->path, strerror (errno));
+        log_error ("zap: cannot read the folder \"%s\": %s; it allows no key", list->path,
+                   strerror (errno));
     for (struct dirent *entry = dir ? readdir (dir) : NULL; entry;
          entry = readdir (dir)) {
         size_t bytes = strlen (entry->d_name);
@@ -97,12 +97,14 @@ static zap_list_t *s_list_fresh (zap_list_t *list)
 //  The user id of key (Z85) on domain, or NULL if it may not connect.
 static const char *s_decide (zap_t *self, const char *domain, const char *key)
 {
-    const char *name = (const char *)zhashx_lookup (s_list_fresh (&self->writers)->keys, key);
+    const char *name =
+        (const char *)zhashx_lookup (s_list_fresh (&self->writers)->keys, key);
     if (streq (domain, ZAP_DOMAIN_INGEST))
         return name;
     if (streq (domain, ZAP_DOMAIN_READ))
         return name ? name
-                    : (const char *)zhashx_lookup (s_list_fresh (&self->readers)->keys, key);
+                    : (const char *)zhashx_lookup (s_list_fresh (&self->readers)->keys,
+                                                   key);
     return NULL;
 }
 
@@ -110,7 +112,8 @@ static void s_log_refusal (zap_t *self, const char *domain, const char *address,
                            const char *key)
 {
     int64_t now = zclock_mono ();
-    if (self->refusal_logged_ms && now - self->refusal_logged_ms < ZAP_REFUSAL_LOG_INTERVAL_MS) {
+    if (self->refusal_logged_ms &&
+        now - self->refusal_logged_ms < ZAP_REFUSAL_LOG_INTERVAL_MS) {
         self->refusals_unlogged++;
         return;
     }
@@ -136,7 +139,8 @@ static int s_on_request (zloop_t *loop, zsock_t *reader, void *arg)
     const char *user = NULL;
     if (well_formed && zframe_streq (frames[0], "1.0") &&
         zframe_streq (frames[5], "CURVE") && zframe_size (frames[6]) == ZAP_KEY_BYTES &&
-        zframe_size (frames[2]) < sizeof domain && zframe_size (frames[3]) < sizeof address) {
+        zframe_size (frames[2]) < sizeof domain &&
+        zframe_size (frames[3]) < sizeof address) {
         memcpy (domain, zframe_data (frames[2]), zframe_size (frames[2]));
         memcpy (address, zframe_data (frames[3]), zframe_size (frames[3]));
         zmq_z85_encode (key, zframe_data (frames[6]), ZAP_KEY_BYTES);

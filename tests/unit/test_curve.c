@@ -70,7 +70,8 @@ static void test_a_missing_or_damaged_file_is_refused (void)
     //  The secret key of one keypair beside the public key of another.
     s_dir_make ("mismatched", client, server);
     char text[256];
-    snprintf (text, sizeof text, "curve\n    public-key = \"%s\"\n    secret-key = \"%s\"\n",
+    snprintf (text, sizeof text,
+              "curve\n    public-key = \"%s\"\n    secret-key = \"%s\"\n",
               zcert_public_txt (client), zcert_secret_txt (other));
     s_write ("mismatched", CURVE_SELF_FILE "_secret", text);
     CHECK (s_load ("mismatched", true) == NULL);
