@@ -83,6 +83,8 @@ static void s_health (http_request_t *request, void *arg)
                              (double)log_file_committed_seq (ingest_log (self->ingest)));
     cJSON_AddStringToObject (json, "fsync",
                              self->config.fsync_always ? "always" : "never");
+    //  What replicas compare with theirs (docs/DESIGN.md, Integrity).
+    cJSON_AddStringToObject (json, "identity", replay_identity (self->replay));
     http_respond_json (request, 200, json);
     cJSON_Delete (json);
 }

@@ -454,10 +454,12 @@ def test_storage_failure_answers_unavailable_and_appends_work_again_after():
 def test_http_health_events_and_metrics_answer():
     s = Stream()
     c = s.client
-    c.append(*[deposit(new_id(), "gil") for _ in range(5)])
+    first = new_id()
+    c.append(deposit(first, "gil"), *[deposit(new_id(), "gil") for _ in range(4)])
     url = s.service.url
     status, health = harness.get_json(url + "/health")
-    assert status == 200 and health == {"status": "ok", "last_seq": 5, "fsync": "always"}
+    assert status == 200 and health == {"status": "ok", "last_seq": 5, "fsync": "always",
+                                        "identity": first}, health
     status, page = harness.get_json(url + "/events?from_seq=2&limit=2")
     assert status == 200 and page["last_seq"] == 5
     assert [e["seq"] for e in page["events"]] == [2, 3]
