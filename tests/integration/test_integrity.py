@@ -202,6 +202,95 @@ def test_replica_of_another_deployments_stream_is_refused_at_connect():
     other.stop()
 
 
+def test_after_a_restore_under_load_no_reader_serves_a_balance_its_log_does_not_hold():
+    """The invariant test's "restore from backup" fault: writers and readers
+    keep going through it; every 200 a replica gives is the fold of the
+    log it followed (the one before the restore) at its applied_seq, and
+    after --rebuild the fold of the restored one."""
+    import random
+    import threading
+    dep = Deployment()
+    second = Deployment.__new__(Deployment)  # a second replica of the same stream
+    second.endpoints, second.accounting_dir = dep.endpoints, harness.tmpdir("ledger-acc-")
+    second.accounting_port = harness.free_port()
+    second.start_accounting()
+    replicas = [dep, second]
+    accounts = ["ra", "rb", "rc"]
+    stopping = threading.Event()
+    answers = []  # (instance index, body) of every 200
+
+    def write(seed):
+        rng = random.Random(seed)
+        count = 0
+        while not stopping.is_set():
+            count += 1
+            a, b = rng.sample(accounts, 2)
+            body = rng.choice([{"account": a, "amount": rng.randint(1, 50)},
+                               {"account": a, "amount": -rng.randint(1, 5)},
+                               {"from": a, "to": b, "amount": rng.randint(1, 5)}])
+            path = "/transfers" if "from" in body else "/transactions"
+            try:
+                post_json(dep.tx.url + path, body, {"Idempotency-Key": f"w{seed}-{count}"},
+                          timeout=HTTP_TIMEOUT_S)
+            except OSError:
+                pass
+
+    def read(seed):
+        rng = random.Random(seed)
+        while not stopping.is_set():
+            index = rng.randrange(len(replicas))
+            try:
+                status, body = get_json(f"{replicas[index].accounting.url}/accounts/"
+                                        f"{rng.choice(accounts)}", timeout=HTTP_TIMEOUT_S)
+            except OSError:
+                continue
+            if status == 200:
+                answers.append((index, body))
+
+    threads = [threading.Thread(target=write, args=(i,)) for i in range(2)] + \
+              [threading.Thread(target=read, args=(10 + i,)) for i in range(2)]
+    for thread in threads:
+        thread.start()
+    try:
+        wait_until(lambda: len(dep.log_bytes().splitlines()) >= 200, DETECT_TIMEOUT_S,
+                   what="200 events")
+        data = dep.log_bytes()
+        backup = os.path.join(harness.tmpdir(), "events.jsonl")
+        with open(backup, "wb") as f:
+            f.write(data[:data.rfind(b"\n") + 1])  # the complete lines: a backup
+        wait_until(lambda: len(dep.log_bytes()) > len(data) + 20000, DETECT_TIMEOUT_S,
+                   what="more events after the backup")
+        dep.stream.stop_clean()
+        before = dep.events()  # the history the replicas followed
+        shutil.copyfile(backup, dep.log_path)
+        dep.start_stream()
+        for replica in replicas:
+            wait_until(lambda: accounting_refuses(replica), DETECT_TIMEOUT_S,
+                       what="each replica refusing the restored log")
+        wait_until(lambda: transaction_refuses(dep), DETECT_TIMEOUT_S,
+                   what="transaction refusing the restored log")
+    finally:
+        stopping.set()
+        for thread in threads:
+            thread.join(HTTP_TIMEOUT_S * 2)
+    assert len(answers) > 10, f"{len(answers)} reads answered"
+    for index, body in answers:
+        state = harness.fold(before, body["applied_seq"]).get(body["account"])
+        assert [body["balance"], body["version"], body["last_seq"]] == state, (index, body)
+    # Rebuilt, each replica is the restored log again, byte for byte.
+    after = dep.events()
+    for replica in replicas:
+        replica.accounting.stop_clean()
+        replica.start_accounting(extra=["--rebuild"])
+        for account, state in harness.fold(after).items():
+            status, body = get_json(f"{replica.accounting.url}/accounts/{account}"
+                                    f"?min_seq={len(after)}&wait_ms=10000")
+            assert status == 200, (status, body)
+            assert [body["balance"], body["version"], body["last_seq"]] == state, body
+        replica.accounting.stop_clean()
+    dep.stop()
+
+
 # ---------------------------------------------------------------------------
 # Retries answered from the truth
 
@@ -390,6 +479,7 @@ if __name__ == "__main__":
         test_log_restored_from_an_earlier_backup_is_refused_under_running_services,
         test_replica_ahead_of_its_stream_is_refused_at_connect,
         test_replica_of_another_deployments_stream_is_refused_at_connect,
+        test_after_a_restore_under_load_no_reader_serves_a_balance_its_log_does_not_hold,
         test_late_retry_after_40000_events_is_answered_as_applied_never_422,
         test_retry_of_a_forgotten_key_is_replayed_from_the_stored_events,
         test_one_key_applies_once_across_routes_and_restarts,
