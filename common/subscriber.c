@@ -31,6 +31,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "wire.h"
 
 // No BATCH by then: the stream restarted or lost the request. Twice the
 // heartbeat period, well above the time to read and send 10,000 events.
@@ -55,7 +56,6 @@
 // Frames of a reply: "PACKED", log_last_seq and the page's lines in one.
 // The log's identity in a fourth, when asked for with a FETCH's fifth frame.
 #define SUBSCRIBER_REPLY_FRAMES_MAX 4
-#define SUBSCRIBER_FETCH_IDENTITY "identity"
 // Largest frame taken from the stream: four replay pages (1 MiB each), so
 // a stream with larger pages still passes; beyond it libzmq drops the
 // connection instead of buffering the frame.
@@ -209,37 +209,6 @@ static int64_t s_line_seq (const byte *data, size_t bytes)
     return seq;
 }
 
-//  A decimal frame (log_last_seq, heartbeat seq) -> 0 or -1: digits
-//  only, no sign or space, at most EVENT_SEQ_MAX.
-static int s_data_int64 (const void *data, size_t bytes, int64_t *value)
-{
-    const char *digits = (const char *)data;
-    if (bytes == 0 || bytes > 16) // EVENT_SEQ_MAX has 16 digits
-        return -1;
-    int64_t parsed = 0;
-    for (size_t at = 0; at < bytes; at++) {
-        if (digits[at] < '0' || digits[at] > '9')
-            return -1;
-        parsed = parsed * 10 + (digits[at] - '0');
-    }
-    if (parsed > EVENT_SEQ_MAX)
-        return -1;
-    *value = parsed;
-    return 0;
-}
-
-static int s_frame_int64 (zframe_t *frame, int64_t *value)
-{
-    return frame ? s_data_int64 (zframe_data (frame), zframe_size (frame), value) : -1;
-}
-
-static bool s_frame_is (zmq_msg_t *frame, const char *text)
-{
-    size_t bytes = strlen (text);
-    return zmq_msg_size (frame) == bytes &&
-           memcmp (zmq_msg_data (frame), text, bytes) == 0;
-}
-
 static void s_see_head (subscriber_t *self, int64_t seq)
 {
     if (seq > self->head_seq)
@@ -308,7 +277,7 @@ static bool s_is (zmsg_t *msg, const char *topic)
 //  What a message costs in the buffer: its events, or 1 for a RESULT.
 static size_t s_weight (zmsg_t *msg)
 {
-    return s_is (msg, "EVENTS") ? zmsg_size (msg) - 1 : 1;
+    return s_is (msg, WIRE_EVENTS) ? zmsg_size (msg) - 1 : 1;
 }
 
 static void s_log_invalid (subscriber_t *self, const char *source, size_t index,
@@ -443,7 +412,7 @@ static void s_deliver_result (subscriber_t *self, zmsg_t *msg)
 //  Applies one live message (EVENTS or RESULT); on_applied if it applied any.
 static apply_result_t s_deliver (subscriber_t *self, zmsg_t *msg)
 {
-    if (!s_is (msg, "EVENTS")) {
+    if (!s_is (msg, WIRE_EVENTS)) {
         s_deliver_result (self, msg);
         return APPLY_OK;
     }
@@ -462,7 +431,7 @@ static void s_buffer (subscriber_t *self, zmsg_t **msg_p)
     size_t weight = s_weight (*msg_p), bytes = zmsg_content_size (*msg_p);
     if (self->buffer_events + weight > SUBSCRIBER_LIVE_BUFFER_EVENTS_MAX ||
         self->buffer_bytes + bytes > SUBSCRIBER_LIVE_BUFFER_BYTES_MAX) {
-        if (s_is (*msg_p, "EVENTS"))
+        if (s_is (*msg_p, WIRE_EVENTS))
             self->live_dropped += weight;
         else
             log_debug ("subscriber: live buffer full, RESULT dropped");
@@ -539,17 +508,13 @@ static void s_fetch_from (subscriber_t *self, int64_t from_seq, bool verify)
                       .epoch = self->catch_up_epoch,
                       .verify = verify};
     self->fetches++;
-    zmsg_t *request = zmsg_new ();
-    zmsg_addstr (request, "FETCH");
-    zmsg_addstrf (request, "%" PRId64, from_seq);
-    zmsg_addstrf (request, "%d", SUBSCRIBER_FETCH_EVENTS_MAX);
-    zmsg_addstr (request, "packed");
-    if (!self->identity_unasked)
-        zmsg_addstr (request, SUBSCRIBER_FETCH_IDENTITY);
-    if (zmsg_send (&request, self->dealer))
+    wire_fetch_t request = {.from_seq = from_seq,
+                            .max_events = SUBSCRIBER_FETCH_EVENTS_MAX,
+                            .packed = true,
+                            .identity = !self->identity_unasked};
+    if (wire_fetch_send (zsock_resolve (self->dealer), &request))
         log_debug ("subscriber: FETCH to %s not sent: %s", self->replay_endpoint,
                    zmq_strerror (zmq_errno ()));
-    zmsg_destroy (&request);
 }
 
 static void s_fetch (subscriber_t *self)
@@ -564,13 +529,13 @@ static bool s_buffer_continues (subscriber_t *self)
     int64_t next = self->applied_seq + 1;
     int64_t first = 0, last = 0;
     for (zmsg_t *msg = zlistx_first (self->buffer); msg; msg = zlistx_next (self->buffer))
-        if (s_is (msg, "EVENTS") && zmsg_size (msg) > 1) {
+        if (s_is (msg, WIRE_EVENTS) && zmsg_size (msg) > 1) {
             zframe_t *frame = zmsg_next (msg);
             first = s_line_seq (zframe_data (frame), zframe_size (frame));
             break;
         }
     for (zmsg_t *msg = zlistx_last (self->buffer); msg; msg = zlistx_prev (self->buffer))
-        if (s_is (msg, "EVENTS") && zmsg_size (msg) > 1) {
+        if (s_is (msg, WIRE_EVENTS) && zmsg_size (msg) > 1) {
             zframe_t *frame = zmsg_last (msg);
             last = s_line_seq (zframe_data (frame), zframe_size (frame));
             break;
@@ -649,18 +614,6 @@ static void s_fetch_next_page (subscriber_t *self, const char *page, size_t page
         s_fetch_from (self, last_seq + 1, false);
 }
 
-//  The lines of a page, or -1 if it does not end with a line end.
-static int64_t s_page_lines (const char *page, size_t bytes)
-{
-    if (bytes > 0 && page[bytes - 1] != '\n')
-        return -1;
-    int64_t lines = 0;
-    for (const char *at = page, *end = page + bytes;
-         (at = (const char *)memchr (at, '\n', (size_t)(end - at))); at++)
-        lines++;
-    return lines;
-}
-
 //  A reply to fetch against what was applied when it was asked: the log
 //  must reach it, and a verifying page must start with the event applied
 //  at its from_seq. Returns -1 on a divergence (the subscriber stopped).
@@ -736,9 +689,9 @@ static void s_on_packed (subscriber_t *self, const fetch_out_t *fetch)
     char *page = (char *)zmq_msg_data (&self->frames[2]);
     size_t page_bytes = zmq_msg_size (&self->frames[2]);
     if (self->frame_count == 3 || self->frame_count == 4)
-        lines = s_page_lines (page, page_bytes);
+        lines = wire_page_lines (page, page_bytes);
     if (lines < 0 || lines > SUBSCRIBER_FETCH_EVENTS_MAX ||
-        s_data_int64 (zmq_msg_data (&self->frames[1]), zmq_msg_size (&self->frames[1]),
+        wire_seq_parse (zmq_msg_data (&self->frames[1]), zmq_msg_size (&self->frames[1]),
                       &log_last_seq)) {
         s_complain (self,
                     "PACKED reply from %s is not [PACKED, log_last_seq, at most %d lines "
@@ -831,7 +784,7 @@ static void s_on_reply (subscriber_t *self)
             s_fetch (self);
         return;
     }
-    if (s_frame_is (&self->frames[0], "PACKED")) {
+    if (wire_msg_is (&self->frames[0], WIRE_PACKED)) {
         s_on_packed (self, &fetch);
         return;
     }
@@ -855,14 +808,13 @@ static void s_on_reply (subscriber_t *self)
 //  gone back (a catch-up checks); another identity is another log.
 static void s_on_heartbeat (subscriber_t *self, zmsg_t *msg)
 {
-    zmsg_first (msg);
     int64_t last_seq;
-    if (s_frame_int64 (zmsg_next (msg), &last_seq)) {
+    zframe_t *identity;
+    if (wire_heartbeat_parse (msg, &last_seq, &identity)) {
         s_complain (self, "HEARTBEAT from %s without a valid seq ignored",
                     self->publish_endpoint);
         return;
     }
-    zframe_t *identity = zmsg_next (msg);
     if (identity)
         s_check_identity (self, zframe_data (identity), zframe_size (identity));
     if (*self->diverged)
@@ -878,7 +830,7 @@ static void s_on_heartbeat (subscriber_t *self, zmsg_t *msg)
 static void s_on_publish_message (subscriber_t *self, zmsg_t **msg_p)
 {
     zmsg_t *msg = *msg_p;
-    if (s_is (msg, "HEARTBEAT")) {
+    if (s_is (msg, WIRE_HEARTBEAT)) {
         s_on_heartbeat (self, msg);
         return;
     }
@@ -930,7 +882,7 @@ static void s_on_live_events (subscriber_t *self, void *handle)
         self->gaps++;
         //  The lines from the gap on are not lost: they wait in the buffer.
         zmsg_t *msg = zmsg_new ();
-        zmsg_addstr (msg, "EVENTS");
+        zmsg_addstr (msg, WIRE_EVENTS);
         s_append_rest (msg, frame, handle);
         s_buffer (self, &msg);
         zmsg_destroy (&msg);
@@ -995,16 +947,16 @@ static int s_on_publish (zloop_t *loop, zsock_t *reader, void *arg)
         self->last_message_ms = zclock_mono ();
         if (*self->diverged)
             s_skip_rest (frame, handle); // heard (connected), not applied
-        else if (!self->catching_up && s_frame_is (frame, "EVENTS"))
+        else if (!self->catching_up && wire_msg_is (frame, WIRE_EVENTS))
             s_on_live_events (self, handle);
-        else if (!self->catching_up && s_frame_is (frame, "RESULT"))
+        else if (!self->catching_up && wire_msg_is (frame, WIRE_RESULT))
             s_on_live_result (self, handle);
         else {
             //  Kept in the buffer, a RESULT or a HEARTBEAT: rare or small.
             zmsg_t *msg = zmsg_new ();
             s_append_rest (msg, frame, handle);
             //  Catching up already: its first FETCH checks the log.
-            if (s_is (msg, "EVENTS"))
+            if (s_is (msg, WIRE_EVENTS))
                 for (zframe_t *line = zmsg_next (msg); line; line = zmsg_next (msg))
                     s_see_published (self, zframe_data (line), zframe_size (line));
             s_on_publish_message (self, &msg);
@@ -1165,10 +1117,10 @@ static zsock_t *s_sub_new (subscriber_t *self, bool want_results, int receive_hw
     zsock_set_maxmsgsize (sub, SUBSCRIBER_FRAME_BYTES_MAX);
     if (receive_hwm > 0)
         zsock_set_rcvhwm (sub, receive_hwm);
-    zsock_set_subscribe (sub, "EVENTS");
-    zsock_set_subscribe (sub, "HEARTBEAT");
+    zsock_set_subscribe (sub, WIRE_EVENTS);
+    zsock_set_subscribe (sub, WIRE_HEARTBEAT);
     if (want_results)
-        zsock_set_subscribe (sub, "RESULT");
+        zsock_set_subscribe (sub, WIRE_RESULT);
     if (self->curve)
         curve_apply_client (self->curve, sub);
     if (zsock_connect (sub, "%s", self->publish_endpoint) ||

@@ -19,6 +19,7 @@
 
 #include "dedupe.h"
 #include "log.h"
+#include "wire.h"
 
 //  One request is one atomic append; a limit keeps its scratch space
 //  (one event_t each, ~1.3 KiB) bounded: 4096 events = ~5 MiB.
@@ -32,6 +33,8 @@
 //  A transfer touches two accounts.
 #define INGEST_BURST_UNDO_MAX  (2 * INGEST_BURST_EVENTS_HARD_MAX)
 #define INGEST_ERROR_BYTES_MAX 256
+_Static_assert (INGEST_ERROR_BYTES_MAX >= WIRE_RESULT_SEQS_BYTES_MAX,
+                "a result's text holds an ok result");
 //  Up to this many events, pairwise id comparison is cheaper than a hash table.
 #define INGEST_REPEAT_SCAN_EVENTS_MAX 16
 //  Slots of the repeated-id table: a power of two, at least twice the events
@@ -51,18 +54,11 @@
 //  so a log with repeats is refused on the first few.
 #define INGEST_REPEAT_CANDIDATES_MAX 16
 
-typedef enum {
-    STATUS_OK,
-    STATUS_CONFLICT,
-    STATUS_DUPLICATE,
-    STATUS_INVALID,
-    STATUS_UNAVAILABLE,
-} status_t;
 
 typedef struct {
     size_t id_offset; // request id in the burst text
     size_t id_bytes;
-    status_t status;
+    wire_status_t status;
     bool stateless;    // invalid whatever the state: stays so when a commit fails
     int64_t first_seq; // ok and duplicate
     int64_t last_seq;
@@ -497,12 +493,8 @@ static void s_frames_close (ingest_t *self)
 
 static void s_answer_invalid (burst_request_t *request, bool stateless, const char *error)
 {
-    cJSON *json = cJSON_CreateObject ();
-    cJSON_AddStringToObject (json, "status", "invalid");
-    cJSON_AddStringToObject (json, "error", error);
-    request->result = cJSON_PrintUnformatted (json);
-    cJSON_Delete (json);
-    request->status = STATUS_INVALID;
+    request->result = wire_result_invalid (error);
+    request->status = WIRE_STATUS_INVALID;
     request->stateless = stateless;
 }
 
@@ -566,9 +558,10 @@ repeated:;
 
 //  Parses the proposed events and checks ids do not repeat inside the
 //  request. Returns the event count, or 0 with the request answered.
-static size_t s_parse_request (ingest_t *self, burst_request_t *request)
+static size_t s_parse_request (ingest_t *self, const wire_append_t *append,
+                               burst_request_t *request)
 {
-    size_t count = self->frame_total - 2;
+    size_t count = append->event_count;
     char error[INGEST_ERROR_BYTES_MAX];
     if (count == 0) {
         s_answer_invalid (request, true, "empty request: no events");
@@ -581,7 +574,7 @@ static size_t s_parse_request (ingest_t *self, burst_request_t *request)
         return 0;
     }
     for (size_t index = 0; index < count; index++) {
-        zmq_msg_t *frame = &self->frames[index + 2];
+        zmq_msg_t *frame = &append->events[index];
         char reason[INGEST_ERROR_BYTES_MAX - 32];
         if (event_parse_proposed_splice ((const char *)zmq_msg_data (frame),
                                          zmq_msg_size (frame), &self->events[index],
@@ -624,7 +617,7 @@ static bool s_check_duplicate (ingest_t *self, size_t count, burst_request_t *re
     }
     if (!first_seq)
         return false;
-    request->status = STATUS_DUPLICATE;
+    request->status = WIRE_STATUS_DUPLICATE;
     request->first_seq = first_seq;
     request->last_seq = first_seq + (int64_t)count - 1;
     return true;
@@ -643,9 +636,7 @@ static bool s_check_expect (ingest_t *self, size_t count, burst_request_t *reque
         }
     if (holds)
         return false;
-    cJSON *json = cJSON_CreateObject ();
-    cJSON_AddStringToObject (json, "status", "conflict");
-    cJSON *versions = cJSON_AddObjectToObject (json, "versions");
+    cJSON *versions = cJSON_CreateObject ();
     for (size_t index = 0; index < count; index++)
         for (size_t e = 0; e < self->events[index].expect_count; e++) {
             const char *account = self->events[index].expect[e].account;
@@ -653,9 +644,8 @@ static bool s_check_expect (ingest_t *self, size_t count, burst_request_t *reque
                 cJSON_AddNumberToObject (versions, account,
                                          (double)s_version (self, account));
         }
-    request->result = cJSON_PrintUnformatted (json);
-    cJSON_Delete (json);
-    request->status = STATUS_CONFLICT;
+    request->result = wire_result_conflict (&versions);
+    request->status = WIRE_STATUS_CONFLICT;
     return true;
 }
 
@@ -664,7 +654,7 @@ static bool s_check_expect (ingest_t *self, size_t count, burst_request_t *reque
 //  with burst_errno set (nothing of the burst can be kept then).
 static int s_append_request (ingest_t *self, size_t count, burst_request_t *request)
 {
-    request->status = STATUS_OK;
+    request->status = WIRE_STATUS_OK;
     request->line_first = self->line_count;
     request->line_count = count;
     request->first_seq = log_file_last_seq (self->log) + 1;
@@ -733,40 +723,33 @@ static int s_recv_request (ingest_t *self, void *pull)
     return 0;
 }
 
-static bool s_frame_streq (zmq_msg_t *frame, const char *text)
-{
-    size_t bytes = strlen (text);
-    return zmq_msg_size (frame) == bytes &&
-           memcmp (zmq_msg_data (frame), text, bytes) == 0;
-}
-
 //  Decides the received request: ["APPEND", request_id, event...].
 static void s_take_request (ingest_t *self)
 {
     burst_request_t *request = &self->requests[self->request_count];
     *request = (burst_request_t){0};
-    if (self->frame_total < 2) {
+    wire_append_t append;
+    wire_append_rc_t rc = wire_append_parse (self->frames, self->frame_total, &append);
+    if (rc == WIRE_APPEND_NO_ID) {
         log_warn ("ingest: dropped a message of %zu frame(s) without a request id",
                   self->frame_total);
         self->stats.requests_invalid++;
         return;
     }
-    zmq_msg_t *request_id = &self->frames[1];
-    ssize_t offset =
-        s_text_add (self, zmq_msg_data (request_id), zmq_msg_size (request_id));
+    ssize_t offset = s_text_add (self, append.request_id, append.request_id_bytes);
     if (offset < 0) {
         log_error ("ingest: out of memory for a request id");
         return;
     }
     request->id_offset = (size_t)offset;
-    request->id_bytes = zmq_msg_size (request_id);
+    request->id_bytes = append.request_id_bytes;
     self->request_count++;
     if (self->burst_errno)
-        request->status = STATUS_UNAVAILABLE;
-    else if (!s_frame_streq (&self->frames[0], "APPEND"))
+        request->status = WIRE_STATUS_UNAVAILABLE;
+    else if (rc == WIRE_APPEND_NOT_APPEND)
         s_answer_invalid (request, true, "unknown command (expected APPEND)");
     else {
-        size_t count = s_parse_request (self, request);
+        size_t count = s_parse_request (self, &append, request);
         if (count && !s_check_duplicate (self, count, request) &&
             !s_check_expect (self, count, request))
             s_append_request (self, count, request);
@@ -786,87 +769,44 @@ static void s_undo_burst (ingest_t *self)
     self->stats.commits_failed++;
     for (size_t i = 0; i < self->request_count; i++) {
         burst_request_t *request = &self->requests[i];
-        if (request->status != STATUS_INVALID || !request->stateless) {
+        if (request->status != WIRE_STATUS_INVALID || !request->stateless) {
             free (request->result);
             request->result = NULL;
-            request->status = STATUS_UNAVAILABLE;
+            request->status = WIRE_STATUS_UNAVAILABLE;
         }
     }
 }
 
-//  Straight to libzmq: a zframe per line costs more than the line. PUB
-//  never blocks; at its high-water mark the whole message is dropped.
-static void s_send_frame (void *publish, const void *data, size_t bytes, bool more)
-{
-    zmq_send (publish, data, bytes, more ? ZMQ_SNDMORE : 0);
-}
-
-//  Copies text (without its NUL) to cursor; returns the end.
-static char *s_put_text (char *cursor, const char *text)
-{
-    size_t bytes = strlen (text);
-    memcpy (cursor, text, bytes);
-    return cursor + bytes;
-}
-
-//  Writes seq (>= 1) in decimal at cursor; returns the end.
-static char *s_put_seq (char *cursor, int64_t seq)
-{
-    assert (seq >= 1);
-    char digits[20]; // INT64_MAX has 19
-    size_t count = 0;
-    for (uint64_t rest = (uint64_t)seq; rest; rest /= 10)
-        digits[count++] = (char)('0' + rest % 10);
-    while (count)
-        *cursor++ = digits[--count];
-    return cursor;
-}
-
-//  {"status":"ok","first_seq":17,"last_seq":18} (or "duplicate"), printed
-//  by hand: snprintf was a third of what publishing costs per request.
-static void s_format_seqs (burst_request_t *request, char *text)
-{
-    char *cursor = s_put_text (text, "{\"status\":\"");
-    cursor = s_put_text (cursor, request->status == STATUS_OK ? "ok" : "duplicate");
-    cursor = s_put_text (cursor, "\",\"first_seq\":");
-    cursor = s_put_seq (cursor, request->first_seq);
-    cursor = s_put_text (cursor, ",\"last_seq\":");
-    cursor = s_put_seq (cursor, request->last_seq);
-    *cursor++ = '}';
-    *cursor = '\0';
-}
-
+//  Frames go straight to libzmq (wire.h). PUB never blocks; at its
+//  high-water mark the whole message is dropped.
 static void s_publish_result (ingest_t *self, burst_request_t *request)
 {
     char text[INGEST_ERROR_BYTES_MAX];
     const char *result = request->result;
-    if (request->status == STATUS_OK || request->status == STATUS_DUPLICATE) {
-        s_format_seqs (request, text);
+    if (request->status == WIRE_STATUS_OK || request->status == WIRE_STATUS_DUPLICATE) {
+        wire_result_format_seqs (text, request->status == WIRE_STATUS_DUPLICATE,
+                                 request->first_seq, request->last_seq);
         result = text;
-    } else if (request->status == STATUS_UNAVAILABLE) {
-        snprintf (text, sizeof text,
-                  "{\"status\":\"unavailable\",\"error\":\"storage: %s\"}",
-                  strerror (self->burst_errno));
+    } else if (request->status == WIRE_STATUS_UNAVAILABLE) {
+        wire_result_format_unavailable (text, sizeof text, strerror (self->burst_errno));
         result = text;
     }
     assert (result);
-    void *publish = zsock_resolve (self->publish);
-    s_send_frame (publish, "RESULT", 6, true);
-    s_send_frame (publish, self->text + request->id_offset, request->id_bytes, true);
-    s_send_frame (publish, result, strlen (result), false);
+    wire_result_send (zsock_resolve (self->publish), self->text + request->id_offset,
+                      request->id_bytes, result);
 }
 
 static void s_publish_burst (ingest_t *self)
 {
     for (size_t i = 0; i < self->request_count; i++) {
         burst_request_t *request = &self->requests[i];
-        if (request->status == STATUS_OK) {
+        if (request->status == WIRE_STATUS_OK) {
             void *publish = zsock_resolve (self->publish);
-            s_send_frame (publish, "EVENTS", 6, true);
+            wire_events_begin (publish);
             for (size_t l = 0; l < request->line_count; l++) {
                 burst_line_t *line = &self->lines[request->line_first + l];
-                s_send_frame (publish, self->text + line->offset, line->bytes,
-                              l + 1 < request->line_count);
+                wire_send (publish, self->text + line->offset, line->bytes,
+                           l + 1 < request->line_count);
             }
         }
         s_publish_result (self, request);

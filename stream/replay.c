@@ -6,10 +6,10 @@
 #include <string.h>
 
 #include "log.h"
+#include "wire.h"
 
 //  Requests answered per wake-up before the loop serves other sockets.
 #define REPLAY_REQUESTS_PER_WAKE 16
-#define REPLAY_NUMBER_DIGITS_MAX 18 // fits int64_t with room to spare
 
 struct replay {
     log_file_t *log; // borrowed
@@ -87,130 +87,35 @@ int replay_read (replay_t *self, int64_t from_seq, size_t max_events, const char
     return count;
 }
 
-//  A frame holding a decimal integer in [min, INT64 range]; -1 if not.
-static int64_t s_frame_number (zframe_t *frame, int64_t min)
-{
-    if (!frame || zframe_size (frame) == 0 ||
-        zframe_size (frame) > REPLAY_NUMBER_DIGITS_MAX)
-        return -1;
-    int64_t value = 0;
-    const byte *data = zframe_data (frame);
-    for (size_t i = 0; i < zframe_size (frame); i++) {
-        if (data[i] < '0' || data[i] > '9')
-            return -1;
-        value = value * 10 + (data[i] - '0');
-    }
-    return value >= min ? value : -1;
-}
-
-//  Straight to libzmq: a zframe per event line costs more than the line.
-static void s_send (void *router, const void *data, size_t bytes, bool more)
-{
-    zmq_send (router, data, bytes, more ? ZMQ_SNDMORE : 0);
-}
-
-static void s_send_str (void *router, const char *text, bool more)
-{
-    s_send (router, text, strlen (text), more);
-}
-
-//  The optional fourth frame of a FETCH: the reply's shape.
-#define REPLAY_PACKED "packed"
-//  The optional fifth: a PACKED reply ends with the log's identity.
-#define REPLAY_IDENTITY "identity"
-
-//  ["BATCH", committed_seq, line...]: a frame per line, as DESIGN.md has it.
-static void s_send_batch (void *router, const char *last_seq, const char *text,
-                          size_t bytes)
-{
-    s_send_str (router, "BATCH", true);
-    s_send_str (router, last_seq, bytes > 0);
-    for (const char *line = text; line < text + bytes;) {
-        const char *end = memchr (line, '\n', (size_t)(text + bytes - line));
-        assert (end);
-        s_send (router, line, (size_t)(end - line), end + 1 < text + bytes);
-        line = end + 1;
-    }
-}
-
-//  ["PACKED", committed_seq, lines]: the page as it lies in the log, each
-//  line ending in \n, in one frame. A frame per line costs the two
-//  processes more than parsing the line does.
-static void s_send_packed (void *router, const char *last_seq, const char *text,
-                           size_t bytes, const char *identity)
-{
-    s_send_str (router, "PACKED", true);
-    s_send_str (router, last_seq, true);
-    s_send (router, text, bytes, identity != NULL);
-    if (identity)
-        s_send_str (router, identity, false);
-}
-
-//  Answers one FETCH (command, from_seq, max_events[, "packed"] left in
-//  request) with the rest of the reply, after its envelope was sent.
+//  Answers one FETCH (left in request, its command first) with the rest
+//  of the reply, after its envelope was sent.
 static void s_answer (replay_t *self, zmsg_t *request, void *router)
 {
-    zframe_t *command = zmsg_pop (request);
-    zframe_t *from_frame = zmsg_pop (request);
-    zframe_t *max_frame = zmsg_pop (request);
-    zframe_t *shape = zmsg_pop (request);
-    zframe_t *identity = zmsg_pop (request);
-    int64_t from_seq = s_frame_number (from_frame, 1);
-    int64_t max_events = s_frame_number (max_frame, 1);
-    const char *error = NULL;
-    if (!command || !zframe_streq (command, "FETCH"))
-        error = "unknown command (expected FETCH from_seq max_events [packed])";
-    else if (from_seq < 0)
-        error = "from_seq: must be an integer >= 1";
-    else if (max_events < 0)
-        error = "max_events: must be an integer >= 1";
-    else if (shape && !zframe_streq (shape, REPLAY_PACKED))
-        error = "the fourth frame, if any, must be \"" REPLAY_PACKED "\"";
-    else if (identity && !zframe_streq (identity, REPLAY_IDENTITY))
-        error = "the fifth frame, if any, must be \"" REPLAY_IDENTITY "\"";
-    else if (zmsg_size (request))
-        error = "FETCH takes at most four arguments: from_seq max_events [packed "
-                "[identity]]";
+    wire_fetch_t fetch;
+    const char *error = wire_fetch_parse (request, &fetch);
     //  Before the read: the identity's own read must not reuse its buffer.
-    const char *log_identity = identity && !error ? replay_identity (self) : NULL;
+    const char *log_identity = fetch.identity && !error ? replay_identity (self) : NULL;
     const char *text = NULL;
     size_t bytes = 0;
-    if (!error && replay_read (self, from_seq, (size_t)max_events, &text, &bytes) < 0)
+    if (!error && replay_read (self, fetch.from_seq, (size_t)fetch.max_events, &text,
+                               &bytes) < 0)
         error = "storage: cannot read the log";
-    if (error) {
-        s_send_str (router, "ERROR", true);
-        s_send_str (router, error, false);
-    } else {
-        char last_seq[32];
-        snprintf (last_seq, sizeof last_seq, "%lld",
-                  (long long)log_file_committed_seq (self->log));
-        if (shape)
-            s_send_packed (router, last_seq, text, bytes, log_identity);
-        else
-            s_send_batch (router, last_seq, text, bytes);
-    }
-    zframe_destroy (&command);
-    zframe_destroy (&from_frame);
-    zframe_destroy (&max_frame);
-    zframe_destroy (&shape);
-    zframe_destroy (&identity);
+    int64_t log_last_seq = log_file_committed_seq (self->log);
+    if (error)
+        wire_error_send (router, error);
+    else if (fetch.packed)
+        wire_packed_send (router, log_last_seq, text, bytes, log_identity);
+    else
+        wire_batch_send (router, log_last_seq, text, bytes);
 }
 
-//  Answers ["LOOKUP", id] (left in request after its command), after its
+//  Answers ["LOOKUP", id] (left in request, its command first), after its
 //  envelope was sent.
 static void s_answer_lookup (replay_t *self, zmsg_t *request, void *router)
 {
-    zframe_t *id_frame = zmsg_pop (request);
     char id[EVENT_ID_BYTES_MAX + 1] = "";
-    const char *error = NULL;
-    if (!self->lookup)
-        error = "LOOKUP is not served here";
-    else if (!id_frame || zmsg_size (request) ||
-             !event_id_is_valid ((const char *)zframe_data (id_frame),
-                                 zframe_size (id_frame)))
-        error = "LOOKUP takes one event id";
-    else
-        memcpy (id, zframe_data (id_frame), zframe_size (id_frame));
+    const char *error =
+        self->lookup ? wire_lookup_parse (request, id) : "LOOKUP is not served here";
     int64_t seq = error ? 0 : self->lookup (self->lookup_arg, id);
     const char *text = NULL;
     size_t bytes = 0;
@@ -218,21 +123,12 @@ static void s_answer_lookup (replay_t *self, zmsg_t *request, void *router)
         seq = 0; // not durable yet: as if not stored
     if (seq > 0 && replay_read (self, seq, 1, &text, &bytes) != 1)
         error = "storage: cannot read the log";
-    if (error) {
-        s_send_str (router, "ERROR", true);
-        s_send_str (router, error, false);
-    } else if (seq > 0) {
-        char seq_text[32];
-        snprintf (seq_text, sizeof seq_text, "%lld", (long long)seq);
-        s_send_str (router, "FOUND", true);
-        s_send_str (router, id, true);
-        s_send_str (router, seq_text, true);
-        s_send (router, text, bytes - 1, false); // without its \n
-    } else {
-        s_send_str (router, "ABSENT", true);
-        s_send_str (router, id, false);
-    }
-    zframe_destroy (&id_frame);
+    if (error)
+        wire_error_send (router, error);
+    else if (seq > 0)
+        wire_found_send (router, id, seq, text, bytes - 1); // without its \n
+    else
+        wire_absent_send (router, id);
 }
 
 int replay_handle (replay_t *self, zsock_t *router)
@@ -263,14 +159,12 @@ int replay_handle (replay_t *self, zsock_t *router)
         if (next && zframe_size (next) == 0) {
             zframe_t *delimiter = zmsg_pop (request);
             zframe_destroy (&delimiter);
-            s_send (handle, "", 0, true);
+            wire_send (handle, "", 0, true);
         }
         zframe_t *command = zmsg_first (request);
-        if (command && zframe_streq (command, "LOOKUP")) {
-            command = zmsg_pop (request);
-            zframe_destroy (&command);
+        if (command && zframe_streq (command, WIRE_LOOKUP))
             s_answer_lookup (self, request, handle);
-        } else
+        else
             s_answer (self, request, handle);
         zmsg_destroy (&request);
     }

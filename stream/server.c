@@ -17,6 +17,7 @@
 #include "metrics.h"
 #include "openapi.h"
 #include "replay.h"
+#include "wire.h"
 #include "zap.h"
 
 //  A subscriber that falls this far behind loses live messages and
@@ -61,15 +62,14 @@ static int s_on_replay (zloop_t *loop, zsock_t *reader, void *arg)
     return replay_handle (self->replay, reader);
 }
 
-//  ["HEARTBEAT", last_committed_seq, identity]: the identity (replay.h)
-//  is a trailing frame, which readers that know only two frames ignore.
+//  ["HEARTBEAT", last_committed_seq, identity] (wire.h; replay.h for the
+//  identity).
 static int s_on_heartbeat (zloop_t *loop, int timer_id, void *arg)
 {
     server_t *self = (server_t *)arg;
-    char seq[32];
-    snprintf (seq, sizeof seq, "%lld",
-              (long long)log_file_committed_seq (ingest_log (self->ingest)));
-    zsock_send (self->publish, "sss", "HEARTBEAT", seq, replay_identity (self->replay));
+    wire_heartbeat_send (zsock_resolve (self->publish),
+                         log_file_committed_seq (ingest_log (self->ingest)),
+                         replay_identity (self->replay));
     self->heartbeats++;
     return 0;
 }

@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "wire.h"
+
 #define LOAD_CLIENTS_MAX    64
 #define LOAD_EVENTS_MAX     4096  // the stream's per-request limit
 #define LOAD_RESULT_WAIT_MS 10000 // no RESULT this long: the stream is stuck or gone
@@ -29,15 +31,17 @@ typedef struct {
 static void s_send_request (zsock_t *push, const char *prefix, long request, long events,
                             long accounts)
 {
-    zmsg_t *msg = zmsg_new ();
-    zmsg_addstr (msg, "APPEND");
-    zmsg_addstrf (msg, "%s-r%ld", prefix, request);
-    for (long i = 0; i < events; i++)
-        zmsg_addstrf (msg,
-                      "{\"id\":\"%s-%ld-%ld\",\"type\":\"deposited\",\"v\":1,"
-                      "\"account\":\"acct-%ld\",\"amount\":1}",
-                      prefix, request, i, (request * events + i) % accounts);
-    zmsg_send (&msg, push);
+    void *socket = zsock_resolve (push);
+    char request_id[96], line[256]; // prefix (48) and numbers (20 each) fit
+    snprintf (request_id, sizeof request_id, "%s-r%ld", prefix, request);
+    wire_append_begin (socket, request_id, events > 0);
+    for (long i = 0; i < events; i++) {
+        int bytes = snprintf (line, sizeof line,
+                              "{\"id\":\"%s-%ld-%ld\",\"type\":\"deposited\",\"v\":1,"
+                              "\"account\":\"acct-%ld\",\"amount\":1}",
+                              prefix, request, i, (request * events + i) % accounts);
+        wire_append_event (socket, line, (size_t)bytes, i + 1 == events);
+    }
 }
 
 //  Waits for one RESULT of ours; returns 1 for ok, 0 for another status,
@@ -48,7 +52,7 @@ static int s_recv_result (zsock_t *sub, const char *prefix, const char *probe)
     int rc = -1;
     while (zpoller_wait (poller, probe ? LOAD_PROBE_MS : LOAD_RESULT_WAIT_MS)) {
         char *topic = NULL, *id = NULL, *result = NULL;
-        zsock_recv (sub, "sss", &topic, &id, &result);
+        zsock_recv (sub, "sss", &topic, &id, &result); // RESULT, request_id, json
         bool ours = id && (probe ? strcmp (id, probe) == 0
                                  : strncmp (id, prefix, strlen (prefix)) == 0 &&
                                        id[strlen (prefix) + 1] == 'r');
@@ -69,7 +73,7 @@ static int s_run (const load_config_t *config)
     char prefix[48]; // request ids are prefix-rN, the probe's prefix-probe
     snprintf (prefix, sizeof prefix, "load-%d-%lld", getpid (),
               (long long)zclock_time ());
-    zsock_t *sub = zsock_new_sub (config->publish, "RESULT");
+    zsock_t *sub = zsock_new_sub (config->publish, WIRE_RESULT);
     zsock_t *push[LOAD_CLIENTS_MAX];
     for (long c = 0; c < config->clients; c++) {
         push[c] = zsock_new_push (config->ingest);
@@ -81,8 +85,7 @@ static int s_run (const load_config_t *config)
     int joined = -1;
     for (int attempt = 0; attempt < LOAD_RESULT_WAIT_MS / LOAD_PROBE_MS && joined < 0;
          attempt++) {
-        zstr_sendm (push[0], "APPEND");
-        zstr_send (push[0], probe);
+        wire_append_begin (zsock_resolve (push[0]), probe, false);
         joined = s_recv_result (sub, prefix, probe);
     }
     long sent = 0, received = 0, ok = 0;

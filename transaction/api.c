@@ -25,6 +25,7 @@
 #include "openapi.h"
 #include "reply.h"
 #include "subscriber.h"
+#include "wire.h"
 #include "write_model.h"
 
 #define API_SINGLE_BODY_BYTES_MAX (64 * 1024)       // DESIGN: one command
@@ -585,36 +586,31 @@ static int s_send (request_t *request)
     request->attempt[attempt_bytes] = '\0';
     for (size_t index = 0; index < request->hold_count; index++)
         request->holds[index].expect_sent = false;
-    //  Frames go straight to libzmq, which copies each once (a zmsg costs
-    //  a frame and a copy more per event). Once the first frame is queued
-    //  the rest of the message is too: a multipart message is atomic.
     //  The first frame asks whether the stream can take it: with a send
     //  timeout of 0 it fails with EAGAIN when there is no connection
     //  (immediate) or the queue is full, which is what ZMQ_EVENTS would
     //  say at the price of a poll of the socket's mailbox per request.
     void *socket = zsock_resolve (self->ingest);
-    int rc = zmq_send (socket, "APPEND", 6, ZMQ_SNDMORE);
-    if (rc < 0 && errno == EAGAIN) {
+    int rc = wire_append_begin (socket, request->attempt, request->count > 0);
+    if (rc && zmq_errno () == EAGAIN) {
         *request->attempt = '\0';
         return -1;
     }
-    if (rc >= 0)
-        rc = zmq_send (socket, request->attempt, strlen (request->attempt), ZMQ_SNDMORE);
     event_t event;
     event_init (&event);
     s_copy (event.request_id, sizeof event.request_id, request->request_id);
     s_copy (event.correlation_id, sizeof event.correlation_id, request->correlation_id);
     s_copy (event.principal, sizeof event.principal, request->principal);
     char line[EVENT_LINE_BYTES_MAX];
-    for (size_t index = 0; index < request->count && rc >= 0; index++) {
+    for (size_t index = 0; index < request->count && rc == 0; index++) {
         s_event_from_command (request, &request->commands[index], &event);
         size_t bytes = event_format_proposed (&event, line, sizeof line);
         assert (bytes > 0);
-        rc = zmq_send (socket, line, bytes, index + 1 < request->count ? ZMQ_SNDMORE : 0);
+        rc = wire_append_event (socket, line, bytes, index + 1 == request->count);
     }
-    if (rc < 0) {
+    if (rc) {
         log_warn ("zmq_send (APPEND %s) failed: %s", request->attempt,
-                  zmq_strerror (errno));
+                  zmq_strerror (zmq_errno ()));
         *request->attempt = '\0';
         return -1;
     }
@@ -779,60 +775,12 @@ static void s_progress (request_t *request)
     }
 }
 
-static int64_t s_result_int (const cJSON *result, const char *name)
-{
-    const cJSON *item = cJSON_GetObjectItemCaseSensitive (result, name);
-    return cJSON_IsNumber (item) ? (int64_t)item->valuedouble : 0;
-}
-
 static void s_on_event (void *arg, const event_t *event, const char *line,
                         size_t line_bytes)
 {
     api_t *self = (api_t *)arg;
     write_model_set_head (self->model, subscriber_head_seq (self->subscriber));
     write_model_apply (self->model, event);
-}
-
-//  A seq as the stream prints it: [1-9][0-9]* (or 0), at most 15 digits,
-//  where cJSON's double (s_result_int) is exact too.
-static bool s_read_seq (const char **text_p, int64_t *value)
-{
-    const char *text = *text_p;
-    int64_t seq = 0;
-    size_t digits = 0;
-    for (; text[digits] >= '0' && text[digits] <= '9'; digits++)
-        seq = seq * 10 + (text[digits] - '0');
-    if (digits == 0 || digits > 15 || (digits > 1 && *text == '0'))
-        return false;
-    *value = seq;
-    *text_p = text + digits;
-    return true;
-}
-
-static bool s_read_literal (const char **text_p, const char *literal, size_t bytes)
-{
-    if (strncmp (*text_p, literal, bytes) != 0)
-        return false;
-    *text_p += bytes;
-    return true;
-}
-
-#define s_read_lit(text_p, literal)                                                      \
-    s_read_literal ((text_p), (literal), sizeof (literal) - 1)
-
-//  The ok and duplicate RESULTs exactly as DESIGN spells them (as the
-//  stream prints them), read without cJSON: a tenth of a POST
-//  /transactions went into parsing them. Anything else is left to cJSON.
-static bool s_read_appended (const char *text, bool *duplicate, int64_t *first_seq,
-                             int64_t *last_seq)
-{
-    if (!s_read_lit (&text, "{\"status\":\""))
-        return false;
-    *duplicate = s_read_lit (&text, "duplicate");
-    return (*duplicate || s_read_lit (&text, "ok")) &&
-           s_read_lit (&text, "\",\"first_seq\":") && s_read_seq (&text, first_seq) &&
-           s_read_lit (&text, ",\"last_seq\":") && s_read_seq (&text, last_seq) &&
-           s_read_lit (&text, "}") && *text == '\0';
 }
 
 //  ok or duplicate: the events are stored; answer once they are folded.
@@ -854,37 +802,32 @@ static void s_on_result (void *arg, const char *attempt, const char *result_json
         return; // another instance's, or one we stopped waiting for
     zhashx_delete (self->by_attempt, attempt);
     *request->attempt = '\0';
-    bool duplicate = false;
-    int64_t first_seq = 0, last_seq = 0;
-    if (s_read_appended (result_json, &duplicate, &first_seq, &last_seq)) {
-        s_on_appended (request, duplicate, first_seq, last_seq);
-        return;
-    }
-    cJSON *result = cJSON_Parse (result_json);
-    const cJSON *status = cJSON_GetObjectItemCaseSensitive (result, "status");
-    const char *name = cJSON_IsString (status) ? status->valuestring : "";
-    if (streq (name, "ok") || streq (name, "duplicate"))
-        s_on_appended (request, streq (name, "duplicate"),
-                       s_result_int (result, "first_seq"),
-                       s_result_int (result, "last_seq"));
-    else if (streq (name, "conflict")) {
+    wire_result_t result;
+    wire_result_parse (result_json, &result);
+    switch (result.status) {
+    case WIRE_STATUS_OK:
+    case WIRE_STATUS_DUPLICATE:
+        s_on_appended (request, result.status == WIRE_STATUS_DUPLICATE, result.first_seq,
+                       result.last_seq);
+        break;
+    case WIRE_STATUS_CONFLICT:
         self->conflicts++;
         s_release_holds (request); // nothing of it was stored
         request->state = STATE_CONFLICTED;
-        request->versions = cJSON_DetachItemFromObjectCaseSensitive (result, "versions");
+        request->versions = cJSON_DetachItemViaPointer (result.json, result.versions);
         s_progress (request);
-    } else if (streq (name, "unavailable"))
+        break;
+    case WIRE_STATUS_UNAVAILABLE:
         s_request_fail (request, 503, "the stream could not store the events", NULL,
                         NULL);
-    else {
-        const cJSON *error = cJSON_GetObjectItemCaseSensitive (result, "error");
-        const char *text = cJSON_IsString (error) ? error->valuestring : result_json;
+        break;
+    default:
         // Everything was validated here, so this is a disagreement with the
         // stream worth a log line; the client still learns why.
-        log_warn ("stream rejected request %s: %s", request->request_id, text);
-        s_request_fail (request, 422, text, NULL, NULL);
+        log_warn ("stream rejected request %s: %s", request->request_id, result.error);
+        s_request_fail (request, 422, result.error, NULL, NULL);
     }
-    cJSON_Delete (result);
+    wire_result_done (&result);
 }
 
 static void s_on_applied (void *arg, int64_t applied_seq)

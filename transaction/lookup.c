@@ -6,6 +6,7 @@
 
 #include "event.h"
 #include "log.h"
+#include "wire.h"
 
 //  Resolution of the timeout; a tick costs one comparison.
 #define LOOKUP_TICK_MS 50
@@ -89,20 +90,6 @@ static void s_dealer_recreate (lookup_t *self)
     self->stale = false;
 }
 
-static bool s_frame_int64 (zframe_t *frame, int64_t *value)
-{
-    char text[24];
-    size_t bytes = frame ? zframe_size (frame) : 0;
-    if (bytes == 0 || bytes >= sizeof text)
-        return false;
-    memcpy (text, zframe_data (frame), bytes);
-    text[bytes] = 0;
-    char *end;
-    long long parsed = strtoll (text, &end, 10);
-    *value = parsed;
-    return *end == 0 && parsed > 0;
-}
-
 //  One reply: it answers the oldest question, if its id says so.
 static void s_on_message (lookup_t *self, zmsg_t *reply)
 {
@@ -111,30 +98,25 @@ static void s_on_message (lookup_t *self, zmsg_t *reply)
         log_warn ("lookup: a reply from %s without a question, ignored", self->endpoint);
         return;
     }
-    zframe_t *kind = zmsg_first (reply);
-    zframe_t *id = zmsg_next (reply);
-    if (kind && zframe_streq (kind, "ERROR")) {
-        char *text = id ? zframe_strdup (id) : NULL;
+    wire_lookup_reply_t parsed;
+    wire_lookup_rc_t rc = wire_lookup_reply_parse (reply, &parsed);
+    if (rc == WIRE_LOOKUP_ERROR) {
+        char *text = parsed.error ? zframe_strdup (parsed.error) : NULL;
         log_warn ("lookup: the stream refused LOOKUP \"%s\": %s", oldest->id,
                   text ? text : "");
         free (text);
         s_answer_oldest (self, -1, NULL, 0);
         return;
     }
-    bool found = kind && zframe_streq (kind, "FOUND") && zmsg_size (reply) == 4;
-    bool absent = kind && zframe_streq (kind, "ABSENT") && zmsg_size (reply) == 2;
-    if ((!found && !absent) || !zframe_streq (id, oldest->id)) {
+    if (rc == WIRE_LOOKUP_MALFORMED || !zframe_streq (parsed.id, oldest->id)) {
         s_reset (self, "a reply that answers none of them");
         return;
     }
-    int64_t seq = 0;
-    zframe_t *line = NULL;
-    if (found && (!s_frame_int64 (zmsg_next (reply), &seq) || !(line = zmsg_next (reply)))) {
+    if (rc == WIRE_LOOKUP_NO_SEQ) {
         s_reset (self, "a FOUND without a seq");
         return;
     }
-    s_answer_oldest (self, seq, line ? (const char *)zframe_data (line) : NULL,
-                     line ? zframe_size (line) : 0);
+    s_answer_oldest (self, parsed.seq, parsed.line, parsed.line_bytes);
 }
 
 static int s_on_reply (zloop_t *loop, zsock_t *reader, void *arg)
@@ -222,7 +204,7 @@ int lookup_ask (lookup_t *self, const char *id)
     question_t *question = (question_t *)zmalloc (sizeof (question_t));
     memcpy (question->id, id, strlen (id) + 1);
     question->sent_ms = zclock_mono ();
-    if (zstr_sendx (self->dealer, "LOOKUP", id, NULL)) {
+    if (wire_lookup_send (zsock_resolve (self->dealer), id)) {
         log_debug ("lookup: LOOKUP \"%s\" not sent: %s", id, zmq_strerror (zmq_errno ()));
         free (question);
         return -1;
