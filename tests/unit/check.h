@@ -7,7 +7,8 @@
     `return` by default; a test file whose tests clean up defines
     CHECK_ON_FAILURE (e.g. `goto cleanup`) before including this header.
     RUN prints "ok" or "FAIL" per claim; check_exit_status() is main's
-    return value.
+    return value. A test program whose argument is --bench runs its
+    benchmarks instead (meson test --benchmark): rates are printed, never asserted.
 */
 #ifndef CHECK_H_INCLUDED
 #define CHECK_H_INCLUDED
@@ -72,6 +73,11 @@ static int check_failures;
     } while (0)
 
 #define RUN(test) CHECK_RUN (test, test ())
+
+static inline int check_bench_requested (int argc, char **argv)
+{
+    return argc > 1 && strcmp (argv[1], "--bench") == 0;
+}
 
 static inline int check_exit_status (void)
 {

@@ -920,8 +920,9 @@ static void test_canonical_parse_refuses_every_other_spelling (void)
     }
 }
 
-//  Timing is printed, never asserted: the machine is shared.
-static void test_print_parse_rates (void)
+//  A benchmark (meson benchmark, `--bench`): timing is printed, never
+//  asserted, as the machine is shared.
+static void bench_parse_rates (void)
 {
     enum { LINES = 4096, ROUNDS = 100 };
     static char lines[LINES][512];
@@ -1016,8 +1017,12 @@ static void test_bad_principals_are_rejected (void)
     }
 }
 
-int main (void)
+int main (int argc, char **argv)
 {
+    if (check_bench_requested (argc, argv)) {
+        RUN (bench_parse_rates);
+        return check_exit_status ();
+    }
     RUN (test_stored_line_round_trips_byte_for_byte);
     RUN (test_stored_fields_are_read);
     RUN (test_proposed_round_trips_with_expect);
@@ -1043,6 +1048,5 @@ int main (void)
     RUN (test_ts_minute_cache_judges_each_line_afresh);
     RUN (test_principal_is_last_in_meta_and_optional);
     RUN (test_bad_principals_are_rejected);
-    RUN (test_print_parse_rates);
     return check_exit_status ();
 }
