@@ -9,17 +9,10 @@
 #include <string.h>
 
 #include "accounts.h"
+#include "check.h"
 
 #define MODEL_ACCOUNTS 37 // few enough that accounts are touched many times
 #define MODEL_EVENTS   5000
-#define CHECK(cond)                                                                      \
-    do {                                                                                 \
-        if (!(cond)) {                                                                   \
-            fprintf (stderr, "%s:%d: claim failed: %s\n", __FILE__, __LINE__, #cond);    \
-            exit (1);                                                                    \
-        }                                                                                \
-    } while (0)
-
 typedef struct {
     int64_t seq[MODEL_EVENTS * 2];
     int64_t balance[MODEL_EVENTS * 2];
@@ -208,9 +201,8 @@ static void test_list_is_sorted_and_paginates_across_new_accounts (void)
 
 int main (void)
 {
-    test_fold_matches_model_at_every_point ();
-    test_overflowing_event_is_skipped_and_counted ();
-    test_list_is_sorted_and_paginates_across_new_accounts ();
-    printf ("test_accounts: all claims hold\n");
-    return 0;
+    RUN (test_fold_matches_model_at_every_point);
+    RUN (test_overflowing_event_is_skipped_and_counted);
+    RUN (test_list_is_sorted_and_paginates_across_new_accounts);
+    return check_exit_status ();
 }

@@ -7,7 +7,8 @@
 */
 #include "dedupe.h"
 
-#include <assert.h>
+#include "check.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,21 +47,17 @@ static void s_check_all (dedupe_t *dedupe, int64_t settled, int64_t last)
     int64_t from = last > 3 * TEST_WINDOW ? last - 3 * TEST_WINDOW : 1;
     for (int64_t seq = from; seq <= last; seq++) {
         int64_t expected = s_model_find (oldest, last, s_ids[seq]);
-        if (dedupe_find (dedupe, s_ids[seq]) != expected) {
-            fprintf (stderr, "FAIL: id %s: expected seq %lld\n", s_ids[seq],
-                     (long long)expected);
-            exit (1);
-        }
+        CHECK_EQ_INT (dedupe_find (dedupe, s_ids[seq]), expected);
     }
-    assert (dedupe_find (dedupe, "never-added") == 0);
+    CHECK_EQ_INT (dedupe_find (dedupe, "never-added"), 0);
 }
 
 static void test_window_matches_model_through_undo_and_settle (void)
 {
     s_ids = calloc (TEST_SEQS_MAX + 1, TEST_ID_BYTES);
-    assert (s_ids);
+    CHECK (s_ids);
     dedupe_t *dedupe = dedupe_new (TEST_WINDOW, TEST_SLACK, s_confirm, NULL);
-    assert (dedupe);
+    CHECK (dedupe);
     srand (42);
     int64_t settled = 0, last = 0, fresh = 0;
     for (int step = 0; step < TEST_STEPS; step++) {
@@ -79,6 +76,8 @@ static void test_window_matches_model_through_undo_and_settle (void)
             dedupe_add (dedupe, id, last);
         }
         s_check_all (dedupe, settled, last);
+        if (check_failures)
+            break; // the first step that differs is the one to read
         if (rand () % 3 == 0) {
             dedupe_undo (dedupe);
             last = settled;
@@ -88,32 +87,30 @@ static void test_window_matches_model_through_undo_and_settle (void)
         }
         s_check_all (dedupe, settled, last);
     }
-    assert (s_confirms > 0);
+    CHECK (s_confirms > 0);
     dedupe_destroy (&dedupe);
     dedupe_destroy (&dedupe);
-    assert (dedupe == NULL);
+    CHECK (dedupe == NULL);
     free (s_ids);
-    printf ("ok   test_window_matches_model_through_undo_and_settle\n");
 }
 
 static void test_hash_hit_is_not_a_duplicate_until_the_log_confirms_it (void)
 {
     s_ids = calloc (4, TEST_ID_BYTES);
-    assert (s_ids);
+    CHECK (s_ids);
     dedupe_t *dedupe = dedupe_new (TEST_WINDOW, TEST_SLACK, s_confirm, NULL);
-    assert (dedupe);
+    CHECK (dedupe);
     snprintf (s_ids[1], TEST_ID_BYTES, "alpha");
     dedupe_add (dedupe, "alpha", 1);
     dedupe_settle (dedupe);
-    assert (dedupe_find (dedupe, "alpha") == 1);
+    CHECK_EQ_INT (dedupe_find (dedupe, "alpha"), 1);
     unsigned confirms = s_confirms;
     s_confirm_refuses = true;
-    assert (dedupe_find (dedupe, "alpha") == 0);
-    assert (s_confirms == confirms + 1);
+    CHECK_EQ_INT (dedupe_find (dedupe, "alpha"), 0);
+    CHECK_EQ_INT (s_confirms, confirms + 1);
     s_confirm_refuses = false;
     dedupe_destroy (&dedupe);
     free (s_ids);
-    printf ("ok   test_hash_hit_is_not_a_duplicate_until_the_log_confirms_it\n");
 }
 
 //  Rebuilding from a log: each add says which seq already holds its id
@@ -121,40 +118,39 @@ static void test_hash_hit_is_not_a_duplicate_until_the_log_confirms_it (void)
 static void test_checked_add_names_the_seq_already_holding_the_id (void)
 {
     s_ids = calloc (TEST_WINDOW + 10, TEST_ID_BYTES);
-    assert (s_ids);
+    CHECK (s_ids);
     dedupe_t *dedupe = dedupe_new (TEST_WINDOW, TEST_SLACK, s_confirm, NULL);
-    assert (dedupe);
+    CHECK (dedupe);
     const char *ids[] = {"alpha", "beta", "gamma"};
     for (int64_t seq = 1; seq <= 3; seq++) {
         snprintf (s_ids[seq], TEST_ID_BYTES, "%s", ids[seq - 1]);
-        assert (dedupe_add_checked (dedupe, ids[seq - 1], seq) == 0);
+        CHECK_EQ_INT (dedupe_add_checked (dedupe, ids[seq - 1], seq), 0);
         dedupe_settle (dedupe);
     }
     snprintf (s_ids[4], TEST_ID_BYTES, "beta");
-    assert (dedupe_add_checked (dedupe, "beta", 4) == 2);
+    CHECK_EQ_INT (dedupe_add_checked (dedupe, "beta", 4), 2);
     dedupe_settle (dedupe);
     s_confirm_refuses = true; // a 64-bit collision is not a repeat
     snprintf (s_ids[5], TEST_ID_BYTES, "gamma");
-    assert (dedupe_add_checked (dedupe, "gamma", 5) == 0);
+    CHECK_EQ_INT (dedupe_add_checked (dedupe, "gamma", 5), 0);
     s_confirm_refuses = false;
     dedupe_settle (dedupe);
     int64_t seq = 6;
     for (; seq < TEST_WINDOW + 5; seq++) {
         snprintf (s_ids[seq], TEST_ID_BYTES, "fresh-%lld", (long long)seq);
-        assert (dedupe_add_checked (dedupe, s_ids[seq], seq) == 0);
+        CHECK_EQ_INT (dedupe_add_checked (dedupe, s_ids[seq], seq), 0);
         dedupe_settle (dedupe);
     }
     snprintf (s_ids[seq], TEST_ID_BYTES, "alpha"); // seq 1 left the window
-    assert (dedupe_add_checked (dedupe, "alpha", seq) == 0);
+    CHECK_EQ_INT (dedupe_add_checked (dedupe, "alpha", seq), 0);
     dedupe_destroy (&dedupe);
     free (s_ids);
-    printf ("ok   test_checked_add_names_the_seq_already_holding_the_id\n");
 }
 
 int main (void)
 {
-    test_checked_add_names_the_seq_already_holding_the_id ();
-    test_hash_hit_is_not_a_duplicate_until_the_log_confirms_it ();
-    test_window_matches_model_through_undo_and_settle ();
-    return 0;
+    RUN (test_checked_add_names_the_seq_already_holding_the_id);
+    RUN (test_hash_hit_is_not_a_duplicate_until_the_log_confirms_it);
+    RUN (test_window_matches_model_through_undo_and_settle);
+    return check_exit_status ();
 }

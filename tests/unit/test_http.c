@@ -11,6 +11,11 @@
 #include "http.h"
 #include "log.h"
 
+//  A failed check is counted and the test goes on to its cleanup: each
+//  test owns a server that must be destroyed.
+#define CHECK_ON_FAILURE (void)0
+#include "check.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -201,15 +206,6 @@ typedef struct {
 } response_t;
 
 static int s_port;
-static int s_failures;
-
-#define CHECK(condition)                                                                 \
-    do {                                                                                 \
-        if (!(condition)) {                                                              \
-            fprintf (stderr, "FAIL %s:%d: %s\n", __func__, __LINE__, #condition);        \
-            s_failures++;                                                                \
-        }                                                                                \
-    } while (0)
 
 //  A connection to the server from source (a loopback address: Linux
 //  routes all of 127/8 to lo), or from 127.0.0.1 when source is NULL.
@@ -771,32 +767,28 @@ int main (int argc, char *argv[])
     }
     close (report[0]);
 
-    test_get_returns_200_with_decoded_param_and_query ();
-    test_percent_encoded_nul_is_not_decoded ();
-    test_unknown_path_is_404_problem_json ();
-    test_wrong_method_is_405_with_allow ();
-    test_valid_json_post_is_201 ();
-    test_large_body_arrives_whole ();
-    test_taken_body_is_sent_whole_twice ();
-    test_body_over_limit_is_413_and_connection_stays_usable ();
-    test_body_to_route_without_body_is_413 ();
-    test_non_json_content_type_is_415 ();
-    test_invalid_json_is_400_naming_the_offset ();
-    test_empty_body_is_400 ();
-    test_request_id_is_echoed_or_generated ();
-    test_keep_alive_serves_two_requests_on_one_connection ();
-    test_suspended_request_is_answered_later ();
-    test_header_of_6_kib_is_accepted ();
-    test_oversized_header_is_rejected_by_mhd ();
-    test_idle_connection_is_closed_by_the_server ();
-    test_request_answered_from_another_handler_is_sent ();
-    test_one_address_gets_at_most_its_share_of_connections ();
-    test_shutdown_answers_suspended_with_503_and_exits_0 (child);
+    RUN (test_get_returns_200_with_decoded_param_and_query);
+    RUN (test_percent_encoded_nul_is_not_decoded);
+    RUN (test_unknown_path_is_404_problem_json);
+    RUN (test_wrong_method_is_405_with_allow);
+    RUN (test_valid_json_post_is_201);
+    RUN (test_large_body_arrives_whole);
+    RUN (test_taken_body_is_sent_whole_twice);
+    RUN (test_body_over_limit_is_413_and_connection_stays_usable);
+    RUN (test_body_to_route_without_body_is_413);
+    RUN (test_non_json_content_type_is_415);
+    RUN (test_invalid_json_is_400_naming_the_offset);
+    RUN (test_empty_body_is_400);
+    RUN (test_request_id_is_echoed_or_generated);
+    RUN (test_keep_alive_serves_two_requests_on_one_connection);
+    RUN (test_suspended_request_is_answered_later);
+    RUN (test_header_of_6_kib_is_accepted);
+    RUN (test_oversized_header_is_rejected_by_mhd);
+    RUN (test_idle_connection_is_closed_by_the_server);
+    RUN (test_request_answered_from_another_handler_is_sent);
+    RUN (test_one_address_gets_at_most_its_share_of_connections);
+    CHECK_RUN (test_shutdown_answers_suspended_with_503_and_exits_0,
+               test_shutdown_answers_suspended_with_503_and_exits_0 (child));
 
-    if (s_failures) {
-        fprintf (stderr, "test_http: %d check(s) failed\n", s_failures);
-        return 1;
-    }
-    printf ("test_http: OK\n");
-    return 0;
+    return check_exit_status ();
 }
