@@ -5,8 +5,8 @@
 
     A slot also keeps the top bits of its id's hash above the seq, so a
     lookup passes over the other entries of a probe run without reading
-    the ring: the table and the ring are tens of MiB, and each ring read
-    was a cache miss per probe.
+    the ring: the table and the ring are tens of MiB, and a ring read is
+    a cache miss.
 */
 #include "dedupe.h"
 
@@ -36,8 +36,7 @@ struct dedupe {
     void *arg;
 };
 
-//  Eight bytes a step (an id is usually a 36-byte UUID: a byte-wise
-//  FNV-1a was a chain of 36 multiplies, twice per event).
+//  The one string hash (key_hash.h): ids are hashed twice per event.
 static uint64_t s_hash (const char *id)
 {
     return key_hash (id);
@@ -202,10 +201,4 @@ void dedupe_settle (dedupe_t *self)
     self->settled_seq = self->last_seq;
     while (self->oldest_seq <= self->last_seq - (int64_t)self->window)
         s_remove (self, self->oldest_seq++);
-}
-
-size_t dedupe_bytes (dedupe_t *self)
-{
-    return sizeof (dedupe_t) + (self->slot_mask + 1) * sizeof (uint64_t) +
-           self->ring_size * sizeof (uint64_t);
 }

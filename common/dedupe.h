@@ -60,7 +60,4 @@ void dedupe_undo (dedupe_t *self);
 //  window.
 void dedupe_settle (dedupe_t *self);
 
-//  Bytes allocated (for metrics and the start-up log line).
-size_t dedupe_bytes (dedupe_t *self);
-
 #endif

@@ -66,9 +66,8 @@
 //  head in this pool. Bodies go to our own buffer, so this only caps the
 //  header size (MHD answers 431 itself beyond it). MHD 0.9.75 zeroes the
 //  whole pool between keep-alive requests, so its size is paid on every
-//  request: 16 KiB cost ~25k instructions per request (a sixth of a POST).
-//  8 KiB still takes headers up to ~7 KiB (measured; from ~8 KiB: 431),
-//  close to the 8 KiB most servers allow.
+//  request: keep it no larger than headers need. 8 KiB takes headers up
+//  to ~7 KiB (from ~8 KiB: 431), close to the 8 KiB most servers allow.
 #define HTTP_CONNECTION_MEMORY_BYTES_MAX (8 * 1024)
 #define HTTP_TIMER_MS                    500 // runs MHD's connection timeouts
 #define HTTP_RUN_ROUNDS_MAX              64 // MHD_run calls per wake-up while work is pending
@@ -1301,18 +1300,6 @@ void http_server_metrics (http_server_t *self, metrics_t *metrics)
 //  ---------------------------------------------------------------------
 //  Request accessors
 
-const char *http_request_method (http_request_t *self)
-{
-    assert (self);
-    return self->method;
-}
-
-const char *http_request_path (http_request_t *self)
-{
-    assert (self);
-    return self->path;
-}
-
 const char *http_request_param (http_request_t *self, const char *name)
 {
     assert (self);
@@ -1427,8 +1414,8 @@ const auth_principal_t *http_request_principal (http_request_t *self)
 
 //  The byte offset of the first "\u0000" escape in valid JSON text, or -1.
 //  In valid JSON every backslash starts an escape inside a string.
-//  Backslashes are found with memchr: a body of 1,000 commands has few or
-//  none, and a byte-by-byte loop was a tenth of parsing it.
+//  Backslashes are found with memchr, not byte by byte: a body of 1,000
+//  commands has few or none, and its length is what this costs.
 static ssize_t s_nul_escape_offset (const char *text, size_t bytes)
 {
     const char *end = text + bytes;

@@ -103,8 +103,6 @@ void http_server_metrics (http_server_t *self, metrics_t *metrics);
 
 //  Request accessors. Returned strings are borrowed and valid until the
 //  request is answered.
-const char *http_request_method (http_request_t *self);
-const char *http_request_path (http_request_t *self);
 //  A {name} segment of the matched route pattern (percent-decoded), or NULL.
 const char *http_request_param (http_request_t *self, const char *name);
 //  A query-string argument (decoded), or NULL when absent.

@@ -13,7 +13,7 @@
     BATCH is DESIGN.md's reply, a frame per line. PACKED, our addition,
     carries the same lines in one frame, each ending in \n, byte for byte
     as in the log: the catch-up subscriber asks for it, because a frame
-    per line cost more than the line itself. With "identity" it ends
+    per line costs more than the line itself. With "identity" it ends
     with the log's identity (the id of seq 1, "" while the log is
     empty), so a reader can tell another log from the one it follows;
     a reader that does not ask gets the three frames it expects.
@@ -28,7 +28,8 @@
     REPLAY_BATCH_BYTES_MAX bytes, read with pread into one reusable buffer,
     so memory stays bounded whatever readers ask for. An empty batch means
     the reader is caught up. DEALER peers send no delimiter; REQ peers'
-    empty delimiter is echoed back.
+    empty delimiter is echoed back. The frames are built and parsed by
+    common/wire.h; this module reads the log and keeps the envelope.
 */
 #ifndef REPLAY_H_INCLUDED
 #define REPLAY_H_INCLUDED

@@ -10,8 +10,8 @@
 
 #define FIELD_BYTES_MAX 96 // "commands[9999]." plus the longest field name
 
-//  What cJSON reads as part of a number (a table lookup would be no
-//  faster; strchr per character was a tenth of a batch's parsing).
+//  What cJSON reads as part of a number: compared in line, not strchr
+//  per character, as every byte of a number passes here.
 static bool s_is_number_char (char c)
 {
     return (c >= '0' && c <= '9') || c == '+' || c == '-' || c == '.' || c == 'e' ||
@@ -45,7 +45,7 @@ static const char *s_next_number (const char *cursor, const char *end,
 }
 
 //  Where the number texts of one document go: one block for all of them,
-//  owned by the root (a per-number strdup was a tenth of a batch's cost).
+//  owned by the root: no allocation per number, as a batch has thousands.
 typedef struct {
     const char *cursor, *end; // the source text not yet matched
     char *texts;              // NULL until the first number
