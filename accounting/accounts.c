@@ -15,6 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "key_hash.h"
+
 #define ACCOUNTS_SLOTS_MIN     1024 // first hash table size (power of two)
 #define ACCOUNTS_ITEMS_MIN     256  // first account array size
 #define ACCOUNTS_IDS_BYTES_MIN 4096 // first id arena size
@@ -53,21 +55,14 @@ struct accounts {
 
 static uint32_t s_hash (const char *id, size_t bytes)
 {
-    uint32_t hash = 2166136261u; // FNV-1a: ids are short, this is enough
-    for (size_t i = 0; i < bytes; i++)
-        hash = (hash ^ (uint8_t)id[i]) * 16777619u;
-    return hash;
+    return (uint32_t)key_hash_bytes (id, bytes);
 }
 
-//  The same hash of a NUL-terminated id, its length found in the same pass.
+//  The same hash of a NUL-terminated id, and its length.
 static uint32_t s_hash_string (const char *id, size_t *bytes)
 {
-    uint32_t hash = 2166136261u;
-    const char *p = id;
-    for (; *p; p++)
-        hash = (hash ^ (uint8_t)*p) * 16777619u;
-    *bytes = (size_t)(p - id);
-    return hash;
+    *bytes = strlen (id);
+    return s_hash (id, *bytes);
 }
 
 static const char *s_id (accounts_t *self, const account_t *account)

@@ -1,5 +1,7 @@
-/*  key_hash — the services' hash of short strings (event ids, account
-    names, idempotency keys, attempt ids), a word at a time.
+/*  key_hash — the services' one hash of short strings (event ids, account
+    names, idempotency keys, attempt ids) for in-memory tables, a word at a
+    time. No table persists it, so it may change; nothing else hashes a
+    string.
 
     czmq's default (Bernstein, byte by byte) and FNV-1a are a chain of
     one multiply per byte; this is one per eight bytes, with the length
@@ -29,9 +31,9 @@ static inline uint64_t key_hash_tail (const unsigned char *tail, size_t bytes)
            (uint64_t)tail[bytes - 1] << 16;
 }
 
-static inline uint64_t key_hash (const char *key)
+//  A key of bytes bytes, NUL-terminated or not.
+static inline uint64_t key_hash_bytes (const char *key, size_t bytes)
 {
-    size_t bytes = strlen (key);
     const unsigned char *next = (const unsigned char *)key;
     uint64_t hash = 0x9e3779b97f4a7c15ULL ^ bytes;
     uint64_t word;
@@ -44,6 +46,11 @@ static inline uint64_t key_hash (const char *key)
     hash ^= hash >> 32;
     hash *= 0xbf58476d1ce4e5b9ULL;
     return hash ^ (hash >> 29);
+}
+
+static inline uint64_t key_hash (const char *key)
+{
+    return key_hash_bytes (key, strlen (key));
 }
 
 #endif

@@ -334,13 +334,9 @@ static void s_request_fail (request_t *request, unsigned status, const char *det
 //  --------------------------------------------------------------------
 //  Planning: validate in order against the write model, hold the debits
 
-//  FNV-1a of an account id: short, client-chosen names.
 static size_t s_hold_hash (const char *account)
 {
-    uint64_t hash = 14695981039346656037ULL;
-    for (; *account; account++)
-        hash = (hash ^ (uint8_t)*account) * 1099511628211ULL;
-    return (size_t)(hash ^ (hash >> 32));
+    return (size_t)key_hash (account);
 }
 
 //  The slot of account in the hold index: its own, or the empty one
