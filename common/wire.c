@@ -162,7 +162,8 @@ char *wire_result_conflict (cJSON **versions_p)
 
 void wire_result_format_unavailable (char *text, size_t size, const char *reason)
 {
-    snprintf (text, size, "{\"status\":\"unavailable\",\"error\":\"storage: %s\"}", reason);
+    snprintf (text, size, "{\"status\":\"unavailable\",\"error\":\"storage: %s\"}",
+              reason);
 }
 
 int wire_result_send (void *socket, const char *request_id, size_t request_id_bytes,
@@ -210,8 +211,9 @@ static bool s_read_seqs (const char *text, wire_result_t *result)
     bool duplicate = s_read_lit (&text, "duplicate");
     if (!(duplicate || s_read_lit (&text, "ok")) ||
         !s_read_lit (&text, "\",\"first_seq\":") ||
-        !s_read_seq (&text, &result->first_seq) || !s_read_lit (&text, ",\"last_seq\":") ||
-        !s_read_seq (&text, &result->last_seq) || !s_read_lit (&text, "}") || *text)
+        !s_read_seq (&text, &result->first_seq) ||
+        !s_read_lit (&text, ",\"last_seq\":") || !s_read_seq (&text, &result->last_seq) ||
+        !s_read_lit (&text, "}") || *text)
         return false;
     result->status = duplicate ? WIRE_STATUS_DUPLICATE : WIRE_STATUS_OK;
     return true;
@@ -334,7 +336,8 @@ int wire_batch_send (void *socket, int64_t log_last_seq, const char *text, size_
 int wire_packed_send (void *socket, int64_t log_last_seq, const char *text, size_t bytes,
                       const char *identity)
 {
-    if (s_send_str (socket, WIRE_PACKED, true) || s_send_seq (socket, log_last_seq, true) ||
+    if (s_send_str (socket, WIRE_PACKED, true) ||
+        s_send_seq (socket, log_last_seq, true) ||
         wire_send (socket, text, bytes, identity != NULL))
         return -1;
     return identity ? s_send_str (socket, identity, false) : 0;

@@ -84,7 +84,7 @@ typedef enum {
 typedef struct {
     const char *request_id; // in frames[1], not NUL-terminated
     size_t request_id_bytes;
-    zmq_msg_t *events; // frames[2..]: proposed lines
+    zmq_msg_t *events;  // frames[2..]: proposed lines
     size_t event_count; // frame_total - 2: the frames received, kept or not
 } wire_append_t;
 

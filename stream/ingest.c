@@ -17,7 +17,9 @@
 
 #include <cjson/cJSON.h>
 
+#include "account_table.h"
 #include "dedupe.h"
+#include "key_hash.h"
 #include "log.h"
 #include "wire.h"
 
@@ -43,12 +45,6 @@ _Static_assert (INGEST_ERROR_BYTES_MAX >= WIRE_RESULT_SEQS_BYTES_MAX,
 //  An APPEND request's frames: command, request id, events. Frames past
 //  these are received and counted but not kept.
 #define INGEST_REQUEST_FRAMES_MAX (INGEST_REQUEST_EVENTS_MAX + 2)
-//  The versions table: slots (a power of two, at most half full) and the
-//  arena of account records, both doubled as they fill. Records are
-//  addressed in 8-byte units by 32 bits: 32 GiB of records at most.
-#define INGEST_VERSION_SLOTS_MIN       1024
-#define INGEST_VERSION_ARENA_BYTES_MIN (64 * 1024)
-#define INGEST_VERSION_ARENA_BYTES_MAX ((size_t)UINT32_MAX * 8)
 //  Id hash hits kept while the log opens, each checked against the lines
 //  once it is open: every one is a repeated id but for a 64-bit collision,
 //  so a log with repeats is refused on the first few.
@@ -77,22 +73,6 @@ typedef struct {
     int64_t version; // before the burst changed it; 0 = absent
 } undo_t;
 
-//  Versions: account -> version, open addressing over (hash, record)
-//  slots, the records (version and account name) in one arena. Records
-//  are never removed: a version undone to 0 reads as absent. An account
-//  costs ~40 bytes (a zhashx item with its key copy took ~130), and a
-//  probe compares hashes in the slot before it reads a record.
-typedef struct {
-    uint32_t hash;
-    uint32_t record; // arena offset / 8; 0 = empty slot
-} version_slot_t;
-
-typedef struct {
-    int64_t version; // 0: absent
-    uint8_t bytes;   // of account
-    char account[];  // not NUL-terminated
-} version_record_t;
-
 //  A slot of the repeated-id table; valid only when its stamp is current,
 //  so the table is never cleared between requests.
 typedef struct {
@@ -104,13 +84,8 @@ struct ingest {
     log_file_t *log;
     zsock_t *publish; // borrowed
     bool fsync_always;
-    version_slot_t *version_slots;
-    size_t version_slot_mask; // slot count - 1
-    size_t version_records;   // records in the arena
-    size_t version_accounts;  // records with version >= 1
-    char *version_arena;      // records, 8-byte aligned, from offset 8
-    size_t version_arena_bytes;
-    size_t version_arena_size;
+    account_table_t *versions; // account -> int64_t version; 0: absent (records stay)
+    size_t version_accounts;   // accounts with version >= 1
     dedupe_t *dedupe;
     ingest_stats_t stats;
     event_t *events;         // scratch: one request's parsed events
@@ -142,128 +117,25 @@ struct ingest {
     size_t repeat_count;
 };
 
-static int s_versions_init (ingest_t *self)
+static int64_t *s_version_of (ingest_t *self, uint32_t record)
 {
-    self->version_slots =
-        (version_slot_t *)calloc (INGEST_VERSION_SLOTS_MIN, sizeof (version_slot_t));
-    self->version_slot_mask = INGEST_VERSION_SLOTS_MIN - 1;
-    self->version_arena = (char *)malloc (INGEST_VERSION_ARENA_BYTES_MIN);
-    self->version_arena_size = INGEST_VERSION_ARENA_BYTES_MIN;
-    self->version_arena_bytes = 8; // record 0 stands for an empty slot
-    return self->version_slots && self->version_arena ? 0 : -1;
-}
-
-static version_record_t *s_record (ingest_t *self, uint32_t record)
-{
-    return (version_record_t *)(self->version_arena + (size_t)record * 8);
-}
-
-//  FNV-1a with a final mix (the low bits pick the slot); also measures.
-static uint32_t s_account_hash (const char *account, size_t *bytes)
-{
-    uint32_t hash = 2166136261u;
-    const unsigned char *c = (const unsigned char *)account;
-    for (; *c; c++)
-        hash = (hash ^ *c) * 16777619u;
-    *bytes = (size_t)(c - (const unsigned char *)account);
-    hash ^= hash >> 16;
-    hash *= 0x85ebca6bu;
-    hash ^= hash >> 13;
-    return hash;
-}
-
-//  The account's record, or 0 with *slot_p the empty slot where it goes.
-static uint32_t s_versions_find (ingest_t *self, const char *account, size_t bytes,
-                                 uint32_t hash, size_t *slot_p)
-{
-    size_t slot = hash & self->version_slot_mask;
-    for (;; slot = (slot + 1) & self->version_slot_mask) {
-        version_slot_t *entry = &self->version_slots[slot];
-        if (!entry->record)
-            break;
-        version_record_t *record = s_record (self, entry->record);
-        if (entry->hash == hash && record->bytes == bytes &&
-            memcmp (record->account, account, bytes) == 0)
-            return entry->record;
-    }
-    *slot_p = slot;
-    return 0;
-}
-
-//  Doubles the slots, placing every record again by its stored hash.
-static int s_versions_grow (ingest_t *self)
-{
-    size_t count = (self->version_slot_mask + 1) * 2;
-    version_slot_t *slots = (version_slot_t *)calloc (count, sizeof (version_slot_t));
-    if (!slots)
-        return -1;
-    for (size_t old = 0; old <= self->version_slot_mask; old++) {
-        version_slot_t entry = self->version_slots[old];
-        if (!entry.record)
-            continue;
-        size_t slot = entry.hash & (count - 1);
-        while (slots[slot].record)
-            slot = (slot + 1) & (count - 1);
-        slots[slot] = entry;
-    }
-    free (self->version_slots);
-    self->version_slots = slots;
-    self->version_slot_mask = count - 1;
-    return 0;
-}
-
-//  Appends a record at version 0 into the empty slot found for it (found
-//  again after the table grows). Returns the record, or 0 when memory is
-//  short; the table then holds what it held.
-static uint32_t s_versions_add (ingest_t *self, const char *account, size_t bytes,
-                                uint32_t hash, size_t slot)
-{
-    assert (bytes <= EVENT_ACCOUNT_BYTES_MAX);
-    if ((self->version_records + 1) * 2 > self->version_slot_mask + 1) {
-        if (s_versions_grow (self))
-            return 0;
-        uint32_t found = s_versions_find (self, account, bytes, hash, &slot);
-        assert (!found);
-    }
-    size_t record_bytes = (offsetof (version_record_t, account) + bytes + 7) & ~(size_t)7;
-    size_t needed = self->version_arena_bytes + record_bytes;
-    if (needed > self->version_arena_size) {
-        size_t size = self->version_arena_size * 2;
-        char *arena = size <= INGEST_VERSION_ARENA_BYTES_MAX
-                          ? (char *)realloc (self->version_arena, size)
-                          : NULL;
-        if (!arena)
-            return 0;
-        self->version_arena = arena;
-        self->version_arena_size = size;
-    }
-    uint32_t offset = (uint32_t)(self->version_arena_bytes / 8);
-    version_record_t *record = s_record (self, offset);
-    record->version = 0;
-    record->bytes = (uint8_t)bytes;
-    memcpy (record->account, account, bytes);
-    self->version_arena_bytes = needed;
-    self->version_slots[slot] = (version_slot_t){hash, offset};
-    self->version_records++;
-    return offset;
+    return (int64_t *)account_table_value (self->versions, record);
 }
 
 static int64_t s_version (ingest_t *self, const char *account)
 {
-    size_t bytes, slot;
-    uint32_t hash = s_account_hash (account, &bytes);
-    uint32_t record = s_versions_find (self, account, bytes, hash, &slot);
-    return record ? s_record (self, record)->version : 0;
+    uint32_t record = account_table_find (self->versions, account);
+    return record ? *s_version_of (self, record) : 0;
 }
 
 static void s_set_version (ingest_t *self, uint32_t record, int64_t version)
 {
-    version_record_t *entry = s_record (self, record);
-    if (entry->version == 0 && version != 0)
+    int64_t *entry = s_version_of (self, record);
+    if (*entry == 0 && version != 0)
         self->version_accounts++;
-    else if (entry->version != 0 && version == 0)
+    else if (*entry != 0 && version == 0)
         self->version_accounts--;
-    entry->version = version;
+    *entry = version;
 }
 
 //  Touches every account of event: one more version each. Returns 0, or
@@ -277,14 +149,10 @@ static int s_bump_versions (ingest_t *self, const event_t *event, bool record)
     } else if (event->type != EVENT_TYPE_UNKNOWN)
         accounts[0] = event->account;
     for (size_t i = 0; i < 2 && accounts[i]; i++) {
-        size_t bytes, slot;
-        uint32_t hash = s_account_hash (accounts[i], &bytes);
-        uint32_t found = s_versions_find (self, accounts[i], bytes, hash, &slot);
-        if (!found)
-            found = s_versions_add (self, accounts[i], bytes, hash, slot);
+        uint32_t found = account_table_ensure (self->versions, accounts[i]);
         if (!found)
             return -1;
-        int64_t version = s_record (self, found)->version;
+        int64_t version = *s_version_of (self, found);
         if (record) {
             assert (self->undo_count < INGEST_BURST_UNDO_MAX);
             self->undo[self->undo_count++] = (undo_t){found, version};
@@ -400,7 +268,7 @@ ingest_t *ingest_new (const char *log_path, zsock_t *publish, bool fsync_always,
     ingest_t *self = (ingest_t *)zmalloc (sizeof (ingest_t));
     self->publish = publish;
     self->fsync_always = fsync_always;
-    int versions_rc = s_versions_init (self);
+    self->versions = account_table_new (sizeof (int64_t));
     self->dedupe =
         dedupe_new (dedupe_window, INGEST_BURST_EVENTS_HARD_MAX, s_confirm, self);
     self->events = (event_t *)calloc (INGEST_REQUEST_EVENTS_MAX, sizeof (event_t));
@@ -414,7 +282,7 @@ ingest_t *ingest_new (const char *log_path, zsock_t *publish, bool fsync_always,
     self->frames = (zmq_msg_t *)calloc (INGEST_REQUEST_FRAMES_MAX, sizeof (zmq_msg_t));
     self->repeat_slots =
         (repeat_slot_t *)calloc (INGEST_REPEAT_SLOTS, sizeof (repeat_slot_t));
-    if (versions_rc || !self->dedupe || !self->events || !self->splices ||
+    if (!self->versions || !self->dedupe || !self->events || !self->splices ||
         !self->requests || !self->lines || !self->undo || !self->frames ||
         !self->repeat_slots) {
         snprintf (error, error_size, "out of memory (dedupe window %zu)", dedupe_window);
@@ -448,8 +316,7 @@ void ingest_destroy (ingest_t **self_p)
         if (self->requests)
             s_burst_reset (self);
         log_file_destroy (&self->log);
-        free (self->version_slots);
-        free (self->version_arena);
+        account_table_destroy (&self->versions);
         dedupe_destroy (&self->dedupe);
         free (self->events);
         free (self->splices);
@@ -498,20 +365,11 @@ static void s_answer_invalid (burst_request_t *request, bool stateless, const ch
     request->stateless = stateless;
 }
 
-//  FNV-1a: ids are short and this runs once per event.
-static uint32_t s_id_hash (const char *id)
-{
-    uint32_t hash = 2166136261u;
-    for (const unsigned char *c = (const unsigned char *)id; *c; c++)
-        hash = (hash ^ *c) * 16777619u;
-    return hash;
-}
-
 //  Index of an earlier event with the same id, or -1; remembers this one.
 static ssize_t s_repeat_seen (ingest_t *self, size_t index)
 {
     const char *id = self->events[index].id;
-    size_t slot = s_id_hash (id) & (INGEST_REPEAT_SLOTS - 1);
+    size_t slot = key_hash (id) & (INGEST_REPEAT_SLOTS - 1);
     for (;; slot = (slot + 1) & (INGEST_REPEAT_SLOTS - 1)) {
         repeat_slot_t *entry = &self->repeat_slots[slot];
         if (entry->stamp != self->repeat_stamp) {

@@ -37,14 +37,17 @@ static void s_check_result (const uint8_t *data, size_t bytes)
     wire_result_parse (text, &result);
     //  No cJSON tree, yet a status: the fast path read it.
     if (!result.json && result.status != WIRE_STATUS_UNKNOWN && strlen (text) == bytes) {
-        fuzz_check (result.status == WIRE_STATUS_OK || result.status == WIRE_STATUS_DUPLICATE,
+        fuzz_check (result.status == WIRE_STATUS_OK ||
+                        result.status == WIRE_STATUS_DUPLICATE,
                     "fast path status %d", result.status);
         cJSON *json = cJSON_Parse (text);
         const cJSON *first = cJSON_GetObjectItemCaseSensitive (json, "first_seq");
         const cJSON *last = cJSON_GetObjectItemCaseSensitive (json, "last_seq");
-        fuzz_check (cJSON_IsNumber (first) && (int64_t)first->valuedouble == result.first_seq,
+        fuzz_check (cJSON_IsNumber (first) &&
+                        (int64_t)first->valuedouble == result.first_seq,
                     "first_seq %lld", (long long)result.first_seq);
-        fuzz_check (cJSON_IsNumber (last) && (int64_t)last->valuedouble == result.last_seq,
+        fuzz_check (cJSON_IsNumber (last) &&
+                        (int64_t)last->valuedouble == result.last_seq,
                     "last_seq %lld", (long long)result.last_seq);
         cJSON_Delete (json);
         if (result.first_seq >= 1 && result.last_seq >= result.first_seq) {
@@ -68,7 +71,8 @@ static void s_check_seq (const uint8_t *data, size_t bytes)
         model = model * 10 + (data[index] - '0');
     }
     bool taken = digits && model <= EVENT_SEQ_MAX;
-    fuzz_check ((wire_seq_parse (data, bytes, &value) == 0) == taken, "seq taken: %d", taken);
+    fuzz_check ((wire_seq_parse (data, bytes, &value) == 0) == taken, "seq taken: %d",
+                taken);
     fuzz_check (!taken || value == model, "seq %lld", (long long)value);
 
     int64_t newlines = 0;

@@ -66,7 +66,7 @@ static char *s_received (pair_t *pair)
 #define CHECK_EQ_STR_NOLEAVE(actual, expected)                                           \
     do {                                                                                 \
         if (strcmp ((actual), (expected)) != 0) {                                        \
-            fprintf (stderr, "    %s:%d: check failed: \"%s\" != \"%s\"\n", __FILE__,     \
+            fprintf (stderr, "    %s:%d: check failed: \"%s\" != \"%s\"\n", __FILE__,    \
                      __LINE__, (actual), (expected));                                    \
             check_failures++;                                                            \
         }                                                                                \
@@ -99,10 +99,12 @@ static void test_builders_send_the_protocols_frames (void)
 
     wire_fetch_send (out, &(wire_fetch_t){.from_seq = 17, .max_events = 10000});
     CHECK_SENT (pair, "FETCH|17|10000");
-    wire_fetch_send (out, &(wire_fetch_t){.from_seq = 1, .max_events = 5, .packed = true});
+    wire_fetch_send (out,
+                     &(wire_fetch_t){.from_seq = 1, .max_events = 5, .packed = true});
     CHECK_SENT (pair, "FETCH|1|5|packed");
-    wire_fetch_send (out, &(wire_fetch_t){
-                              .from_seq = 1, .max_events = 5, .packed = true, .identity = true});
+    wire_fetch_send (
+        out, &(wire_fetch_t){
+                 .from_seq = 1, .max_events = 5, .packed = true, .identity = true});
     CHECK_SENT (pair, "FETCH|1|5|packed|identity");
 
     wire_batch_send (out, 2, lines, sizeof lines - 1);
@@ -134,7 +136,8 @@ static void test_results_are_printed_as_design_spells_them (void)
     CHECK_EQ_STR (text, "{\"status\":\"duplicate\",\"first_seq\":9007199254740991,"
                         "\"last_seq\":9007199254740991}");
     char *invalid = wire_result_invalid ("event 0: \"id\" missing");
-    CHECK_EQ_STR (invalid, "{\"status\":\"invalid\",\"error\":\"event 0: \\\"id\\\" missing\"}");
+    CHECK_EQ_STR (invalid,
+                  "{\"status\":\"invalid\",\"error\":\"event 0: \\\"id\\\" missing\"}");
     free (invalid);
     cJSON *versions = cJSON_CreateObject ();
     cJSON_AddNumberToObject (versions, "alice", 5);
@@ -143,9 +146,11 @@ static void test_results_are_printed_as_design_spells_them (void)
     CHECK_EQ_STR (conflict, "{\"status\":\"conflict\",\"versions\":{\"alice\":5}}");
     free (conflict);
     char unavailable[128];
-    wire_result_format_unavailable (unavailable, sizeof unavailable, "No space left on device");
-    CHECK_EQ_STR (unavailable, "{\"status\":\"unavailable\",\"error\":\"storage: No space left "
-                               "on device\"}");
+    wire_result_format_unavailable (unavailable, sizeof unavailable,
+                                    "No space left on device");
+    CHECK_EQ_STR (unavailable,
+                  "{\"status\":\"unavailable\",\"error\":\"storage: No space left "
+                  "on device\"}");
 }
 
 static void test_results_parse_on_both_paths (void)
@@ -217,7 +222,8 @@ static void test_fetch_parse_takes_and_refuses (void)
         {s_msg ("FETCH", "1", "1", "packed", "identity", "x", NULL),
          "FETCH takes at most four arguments: from_seq max_events [packed [identity]]",
          {0}},
-        {s_msg ("GET", NULL), "unknown command (expected FETCH from_seq max_events [packed])",
+        {s_msg ("GET", NULL),
+         "unknown command (expected FETCH from_seq max_events [packed])",
          {0}},
         {s_msg ("FETCH", "0", "1", NULL), "from_seq: must be an integer >= 1", {0}},
         {s_msg ("FETCH", "1", "+1", NULL), "max_events: must be an integer >= 1", {0}},
