@@ -692,7 +692,7 @@ static void s_on_packed (subscriber_t *self, const fetch_out_t *fetch)
         lines = wire_page_lines (page, page_bytes);
     if (lines < 0 || lines > SUBSCRIBER_FETCH_EVENTS_MAX ||
         wire_seq_parse (zmq_msg_data (&self->frames[1]), zmq_msg_size (&self->frames[1]),
-                      &log_last_seq)) {
+                        &log_last_seq)) {
         s_complain (self,
                     "PACKED reply from %s is not [PACKED, log_last_seq, at most %d lines "
                     "each ending in \\n(, identity)]; fetching again later",

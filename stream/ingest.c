@@ -35,8 +35,8 @@
 //  A transfer touches two accounts.
 #define INGEST_BURST_UNDO_MAX  (2 * INGEST_BURST_EVENTS_HARD_MAX)
 #define INGEST_ERROR_BYTES_MAX 256
-_Static_assert (INGEST_ERROR_BYTES_MAX >= WIRE_RESULT_SEQS_BYTES_MAX,
-                "a result's text holds an ok result");
+_Static_assert(INGEST_ERROR_BYTES_MAX >= WIRE_RESULT_SEQS_BYTES_MAX,
+               "a result's text holds an ok result");
 //  Up to this many events, pairwise id comparison is cheaper than a hash table.
 #define INGEST_REPEAT_SCAN_EVENTS_MAX 16
 //  Slots of the repeated-id table: a power of two, at least twice the events
@@ -49,7 +49,6 @@ _Static_assert (INGEST_ERROR_BYTES_MAX >= WIRE_RESULT_SEQS_BYTES_MAX,
 //  once it is open: every one is a repeated id but for a 64-bit collision,
 //  so a log with repeats is refused on the first few.
 #define INGEST_REPEAT_CANDIDATES_MAX 16
-
 
 typedef struct {
     size_t id_offset; // request id in the burst text

@@ -97,8 +97,8 @@ static void s_answer (replay_t *self, zmsg_t *request, void *router)
     const char *log_identity = fetch.identity && !error ? replay_identity (self) : NULL;
     const char *text = NULL;
     size_t bytes = 0;
-    if (!error && replay_read (self, fetch.from_seq, (size_t)fetch.max_events, &text,
-                               &bytes) < 0)
+    if (!error &&
+        replay_read (self, fetch.from_seq, (size_t)fetch.max_events, &text, &bytes) < 0)
         error = "storage: cannot read the log";
     int64_t log_last_seq = log_file_committed_seq (self->log);
     if (error)

@@ -39,8 +39,9 @@ static int check_failures;
         intmax_t check_actual_ = (intmax_t)(actual);                                     \
         intmax_t check_expected_ = (intmax_t)(expected);                                 \
         if (check_actual_ != check_expected_) {                                          \
-            fprintf (stderr, "    %s:%d: check failed: %s == %s: %jd != %jd\n", __FILE__, \
-                     __LINE__, #actual, #expected, check_actual_, check_expected_);      \
+            fprintf (stderr, "    %s:%d: check failed: %s == %s: %jd != %jd\n",          \
+                     __FILE__, __LINE__, #actual, #expected, check_actual_,              \
+                     check_expected_);                                                   \
             check_failures++;                                                            \
             CHECK_ON_FAILURE;                                                            \
         }                                                                                \
@@ -54,7 +55,7 @@ static int check_failures;
         if (check_actual_ != check_expected_ &&                                          \
             (!check_actual_ || !check_expected_ ||                                       \
              strcmp (check_actual_, check_expected_) != 0)) {                            \
-            fprintf (stderr, "    %s:%d: check failed: %s == %s: \"%s\" != \"%s\"\n",     \
+            fprintf (stderr, "    %s:%d: check failed: %s == %s: \"%s\" != \"%s\"\n",    \
                      __FILE__, __LINE__, #actual, #expected,                             \
                      check_actual_ ? check_actual_ : "(null)",                           \
                      check_expected_ ? check_expected_ : "(null)");                      \
