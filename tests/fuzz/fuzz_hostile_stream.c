@@ -33,6 +33,7 @@
 #include "log.h"
 #include "log_file.h"
 #include "subscriber.h"
+#include "wire.h"
 
 #define FUZZ_GOOD_EVENTS       32 // the built-in honest log
 #define FUZZ_GOOD_BASE_TS_MS   1795000000000LL
@@ -161,16 +162,13 @@ static void s_take_fetches (run_t *run)
         zmsg_t *request = zmsg_recv (run->router);
         fuzz_check (request, "zmsg_recv");
         zframe_t *identity = zmsg_pop (request);
-        char *command = zmsg_popstr (request);
-        char *from = zmsg_popstr (request);
-        fuzz_check (identity && command && streq (command, "FETCH") && from,
-                    "not a FETCH from the subscriber");
+        wire_fetch_t fetch;
+        const char *error = wire_fetch_parse (request, &fetch);
+        fuzz_check (identity && !error, "not a FETCH from the subscriber: %s",
+                    error ? error : "no identity");
         zframe_destroy (&run->identity);
         run->identity = identity;
-        run->from_seq = atoll (from);
-        fuzz_check (run->from_seq >= 1, "FETCH from %s", from);
-        free (command);
-        free (from);
+        run->from_seq = fetch.from_seq;
         zmsg_destroy (&request);
     }
 }
@@ -190,10 +188,8 @@ static void s_send_frames (zsock_t *socket, const message_t *message, size_t fir
 
 static void s_send_page (run_t *run, size_t events)
 {
-    zmsg_t *msg = zmsg_new ();
-    zmsg_addmem (msg, zframe_data (run->identity), zframe_size (run->identity));
-    zmsg_addstr (msg, "PACKED");
-    zmsg_addstrf (msg, "%d", FUZZ_GOOD_EVENTS);
+    void *router = zsock_resolve (run->router);
+    wire_send (router, zframe_data (run->identity), zframe_size (run->identity), true);
     char *page = strdup ("");
     for (int64_t seq = run->from_seq;
          seq <= FUZZ_GOOD_EVENTS && seq < run->from_seq + (int64_t)events; seq++) {
@@ -201,18 +197,22 @@ static void s_send_page (run_t *run, size_t events)
         free (page);
         page = longer;
     }
-    zmsg_addstr (msg, page);
+    wire_packed_send (router, FUZZ_GOOD_EVENTS, page, strlen (page), NULL);
     free (page);
-    zmsg_send (&msg, run->router);
 }
 
 static void s_publish_good (run_t *run, int64_t first, int64_t count)
 {
-    zmsg_t *msg = zmsg_new ();
-    zmsg_addstr (msg, "EVENTS");
-    for (int64_t seq = first; seq <= FUZZ_GOOD_EVENTS && seq < first + count; seq++)
-        zmsg_addstr (msg, s_fuzz.good[seq]);
-    zmsg_send (&msg, run->pub);
+    void *pub = zsock_resolve (run->pub);
+    int64_t last =
+        first + count - 1 < FUZZ_GOOD_EVENTS ? first + count - 1 : FUZZ_GOOD_EVENTS;
+    if (last < first) {
+        wire_send (pub, WIRE_EVENTS, strlen (WIRE_EVENTS), false); // one without lines
+        return;
+    }
+    wire_events_begin (pub);
+    for (int64_t seq = first; seq <= last; seq++)
+        wire_send (pub, s_fuzz.good[seq], strlen (s_fuzz.good[seq]), seq < last);
 }
 
 static void s_play (run_t *run, const message_t *message)
