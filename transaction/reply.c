@@ -1,8 +1,8 @@
 /*  reply — the 201 bodies of transaction (see reply.h).
 
-    The member order is the one the answers always had (it was cJSON's
-    insertion order), so clients see the same bytes except for numbers
-    that used to be rounded or printed with an exponent.
+    Members come in a fixed order (clients may compare bytes), and
+    integers are printed exactly, never rounded through a double or
+    written with an exponent.
 */
 #include "reply.h"
 
