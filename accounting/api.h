@@ -36,6 +36,7 @@ typedef struct {
     waiters_t *waiters;
     http_server_t *http; // NULL until created
     int64_t wait_ms_max; // cap for wait_ms
+    int64_t overdraft_limit; // shown for accounts opened implicitly
     bool replica_failed; // the replica stopped following (disk error)
     char instance[32];   // tells instances sharing a port apart (pid)
 } api_context_t;

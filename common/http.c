@@ -1227,6 +1227,36 @@ const char *http_request_query (http_request_t *self, const char *key)
     return MHD_lookup_connection_value (self->connection, MHD_GET_ARGUMENT_KIND, key);
 }
 
+typedef struct {
+    const char *prefix;
+    const char **keys, **values;
+    size_t max, count;
+} prefixed_t;
+
+static enum MHD_Result s_on_prefixed (void *arg, enum MHD_ValueKind kind, const char *key,
+                                      const char *value)
+{
+    prefixed_t *found = arg;
+    if (key && strncmp (key, found->prefix, strlen (found->prefix)) == 0) {
+        if (found->count < found->max) {
+            found->keys[found->count] = key;
+            found->values[found->count] = value ? value : "";
+        }
+        found->count++;
+    }
+    return MHD_YES;
+}
+
+size_t http_request_query_prefixed (http_request_t *self, const char *prefix,
+                                    const char **keys, const char **values, size_t max)
+{
+    assert (self && prefix);
+    prefixed_t found = {prefix, keys, values, max, 0};
+    MHD_get_connection_values (self->connection, MHD_GET_ARGUMENT_KIND, s_on_prefixed,
+                               &found);
+    return found.count;
+}
+
 void http_respond_invalid_query (http_request_t *self, cJSON *errors)
 {
     http_respond_problem (self, MHD_HTTP_BAD_REQUEST, "Invalid query",

@@ -107,6 +107,11 @@ const char *http_request_path (http_request_t *self);
 const char *http_request_param (http_request_t *self, const char *name);
 //  A query-string argument (decoded), or NULL when absent.
 const char *http_request_query (http_request_t *self, const char *key);
+//  The query arguments whose key starts with prefix, in the order given:
+//  up to max (key, value) pairs into keys and values (borrowed). Returns
+//  how many there are, which may exceed max.
+size_t http_request_query_prefixed (http_request_t *self, const char *prefix,
+                                    const char **keys, const char **values, size_t max);
 //  A request header (case-insensitive name), or NULL.
 const char *http_request_header (http_request_t *self, const char *name);
 //  The body (NUL-terminated for convenience) and its length; "" when none.
