@@ -765,7 +765,8 @@ static void s_get_metrics (http_request_t *request, void *arg)
 }
 
 static const http_route_t s_routes[] = {
-    {"GET", "/accounts", s_get_accounts, 0, AUTH_SCOPE_READ, "limit after"},
+    {"GET", "/accounts", s_get_accounts, 0, AUTH_SCOPE_READ,
+     "limit after currency metadata.*"},
     {"GET", "/accounts/{id}", s_get_account, 0, AUTH_SCOPE_READ,
      "at_seq at min_seq wait_ms"},
     {"GET", "/accounts/{id}/events", s_get_account_events, 0, AUTH_SCOPE_READ,

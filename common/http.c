@@ -605,7 +605,12 @@ static bool s_query_key_allowed (const char *allowed, const char *key)
     size_t key_bytes = strlen (key);
     while (allowed && *allowed) {
         const char *end = strchrnul (allowed, ' ');
-        if ((size_t)(end - allowed) == key_bytes && memcmp (allowed, key, key_bytes) == 0)
+        size_t bytes = (size_t)(end - allowed);
+        if (bytes == key_bytes && memcmp (allowed, key, key_bytes) == 0)
+            return true;
+        //  "metadata.*": any key with that prefix and something after it.
+        if (bytes > 1 && allowed[bytes - 1] == '*' && key_bytes >= bytes &&
+            memcmp (allowed, key, bytes - 1) == 0)
             return true;
         allowed = *end ? end + 1 : end;
     }

@@ -52,7 +52,8 @@ typedef struct {
     unsigned scope;        // auth_scope_t a token needs; AUTH_SCOPE_OPEN: none. Every
                            // route of a server with an auth file must set it
     const char *query;     // the query keys it takes, space-separated ("limit after");
-                           // NULL: none. Any other key is 400 naming it
+                           // NULL: none. Any other key is 400 naming it. A
+                           // key ending in * takes every key with that prefix
 } http_route_t;
 
 typedef struct {
