@@ -811,8 +811,10 @@ static bool s_read_batch (reader_t *reader, command_t **commands_p, size_t *coun
 int commands_read (const char *body, size_t bytes, command_shape_t shape, bool batch,
                    command_t **commands_p, size_t *count_p, char *key)
 {
-    if (shape == COMMAND_SHAPE_OPEN || shape == COMMAND_SHAPE_UPDATE)
+    if (shape == COMMAND_SHAPE_OPEN || shape == COMMAND_SHAPE_UPDATE) {
+        *key = '\0';
         return -1; // account commands are rare: the cJSON path reads them
+    }
     s_string_bytes_init ();
     reader_t reader = {body, body + bytes};
     command_t *commands = NULL;

@@ -11,6 +11,8 @@
 */
 #include "fuzz_common.h"
 
+#include <cjson/cJSON.h>
+
 static void s_check_stored (const event_t *event)
 {
     fuzz_check_known_event (event);
