@@ -264,6 +264,17 @@ static accounts_result_t s_change (accounts_t *self, change_t *changes,
     return ACCOUNTS_APPLIED;
 }
 
+//  Room for one more settings change of account; false when out of memory.
+static bool s_reserve_settings (account_t *account)
+{
+    settings_t *grown =
+        realloc (account->settings, (account->settings_count + 1) * sizeof (settings_t));
+    if (!grown)
+        return false;
+    account->settings = grown;
+    return true;
+}
+
 //  account_opened / account_updated: a touch that moves no money and
 //  records the account's settings after it. An update of an account never
 //  seen opens it implicitly in XXX, as money would.
@@ -273,12 +284,14 @@ static accounts_result_t s_settings (accounts_t *self, const event_t *event)
     size_t bytes;
     uint32_t hash = s_hash_string (event->account, &bytes);
     account_t *account = s_find (self, event->account, bytes, hash);
-    int currency = s_currency (self, opened || !account || !account->version
-                                         ? (opened ? event->currency : EVENT_CURRENCY_V1)
-                                         : self->names[account->currency]);
+    bool known = account && account->version;
+    const char *name = opened  ? event->currency
+                       : known ? self->names[account->currency]
+                               : EVENT_CURRENCY_V1;
+    int currency = s_currency (self, name);
     if (currency < 0)
         return ACCOUNTS_FULL;
-    if (opened && account && account->version && account->currency != currency)
+    if (opened && known && account->currency != currency)
         return ACCOUNTS_MISMATCH;
     settings_t *last = account && account->settings_count
                            ? &account->settings[account->settings_count - 1]
@@ -294,19 +307,20 @@ static accounts_result_t s_settings (accounts_t *self, const event_t *event)
         event->metadata_bytes ? event->metadata : last ? last->metadata : NULL;
     if (metadata && !(next.metadata = strdup (metadata)))
         return ACCOUNTS_NOMEM;
+    //  Room for the settings first, so that a touch never lands without them.
+    if (account && !s_reserve_settings (account)) {
+        free (next.metadata);
+        return ACCOUNTS_NOMEM;
+    }
     change_t change = {.id = event->account};
     accounts_result_t result = s_change (self, &change, 1, event->seq, currency);
     account = change.account;
-    settings_t *grown = result == ACCOUNTS_APPLIED
-                            ? realloc (account->settings, (account->settings_count + 1) *
-                                                              sizeof (settings_t))
-                            : NULL;
-    if (!grown) {
+    if (result != ACCOUNTS_APPLIED || !s_reserve_settings (account)) {
         free (next.metadata);
-        //  The touch is in; without its settings it reads as before.
-        return result == ACCOUNTS_APPLIED ? ACCOUNTS_APPLIED : result;
+        //  Out of memory after a new account's touch: it reads as opened
+        //  implicitly (an apply never half-fails for existing accounts).
+        return result;
     }
-    account->settings = grown;
     account->settings[account->settings_count++] = next;
     return ACCOUNTS_APPLIED;
 }

@@ -654,11 +654,16 @@ static void s_get_stats (http_request_t *request, void *arg)
     size_t currency_count = 0;
     const account_currency_t *currencies =
         accounts_currencies (self->accounts, &currency_count);
+    //  A currency only skipped events named has no accounts: not listed.
+    bool first = true;
     for (size_t i = 0; i < currency_count; i++) {
+        if (currencies[i].accounts == 0)
+            continue;
         char sum[48];
         accounts_int128_format (currencies[i].total, sum, sizeof sum);
-        fprintf (out, "%s\"%s\":{\"accounts\":%zu,\"total_balance\":%s}", i ? "," : "",
+        fprintf (out, "%s\"%s\":{\"accounts\":%zu,\"total_balance\":%s}", first ? "" : ",",
                  currencies[i].currency, currencies[i].accounts, sum);
+        first = false;
     }
     fputs ("}}", out);
     s_respond_stream (request, out, &body, &bytes);
