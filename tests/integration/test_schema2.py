@@ -2,6 +2,7 @@
 currency, their own limits and metadata; money only within a currency;
 every refusal with its exact status, and what accounting then shows."""
 
+import hashlib
 import json
 import os
 import sys
@@ -23,8 +24,9 @@ class Deployment:
     def post(self, path, body, headers=None):
         return harness.post_json(self.txn.url + path, body, headers)[:2]
 
-    def patch(self, account, body):
-        status, _, data = harness.request("PATCH", f"{self.txn.url}/accounts/{account}", body)
+    def patch(self, account, body, headers=None):
+        status, _, data = harness.request("PATCH", f"{self.txn.url}/accounts/{account}", body,
+                                          headers)
         return status, json.loads(data)
 
     def account(self, account, query=""):
@@ -179,8 +181,36 @@ def test_every_new_validation_has_its_exact_status():
     d.stop()
 
 
+def test_account_routes_need_write_and_the_accounts_of_the_token():
+    work = harness.tmpdir()
+    tokens = {"eu": "e" * 64, "reader": "r" * 64}
+    auth = os.path.join(work, "auth")
+    with open(auth, "w") as f:
+        f.write(f"eu write eur-* {hashlib.sha256(tokens['eu'].encode()).hexdigest()}\n")
+        f.write(f"reader read * {hashlib.sha256(tokens['reader'].encode()).hexdigest()}\n")
+    d = Deployment(extra_txn=["--auth-file", auth])
+    eu = {"Authorization": f"Bearer {tokens['eu']}"}
+    reader = {"Authorization": f"Bearer {tokens['reader']}"}
+    assert d.post("/accounts", {"account": "eur-1", "currency": "EUR"})[0] == 401
+    status, problem = d.post("/accounts", {"account": "eur-1", "currency": "EUR"}, reader)
+    assert status == 403, problem
+    status, problem = d.post("/accounts", {"account": "usd-1", "currency": "USD"}, eu)
+    assert status == 403 and "account" in fields(problem), problem
+    status, problem = d.patch("usd-1", {"overdraft_limit": 1}, eu)
+    assert status == 403, problem
+    status, problem = d.post("/batch", {"commands": [
+        {"account": "eur-2", "currency": "EUR"}, {"account": "usd-2", "currency": "USD"}]}, eu)
+    assert status == 403 and "commands[1].account" in fields(problem), problem
+    assert d.log() == []
+    assert d.post("/accounts", {"account": "eur-1", "currency": "EUR"}, eu)[0] == 201
+    assert d.patch("eur-1", {"metadata": {"k": "v"}}, eu)[0] == 200
+    assert [e["meta"]["principal"] for e in d.log()] == ["eu", "eu"]
+    d.stop()
+
+
 if __name__ == "__main__":
     harness.run_tests([
         test_open_update_and_what_accounting_shows,
         test_every_new_validation_has_its_exact_status,
+        test_account_routes_need_write_and_the_accounts_of_the_token,
     ])
