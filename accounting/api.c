@@ -728,6 +728,10 @@ static void s_get_metrics (http_request_t *request, void *arg)
     metrics_counter (metrics, "accounting_overflow_skipped_total",
                      "Events skipped because a balance would overflow",
                      accounts_overflow_skipped (accounts));
+    metrics_counter (metrics, "accounting_currency_skipped_total",
+                     "Events skipped because they move money of another currency than "
+                     "an account's",
+                     accounts_mismatch_skipped (accounts));
     metrics_gauge (metrics, "accounting_accounts", "Accounts known",
                    (double)accounts_count (accounts));
     metrics_gauge (metrics, "accounting_applied_seq", "Last seq applied",
