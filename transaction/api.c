@@ -1636,8 +1636,7 @@ static void s_handle_write (api_t *self, http_request_t *http, route_t route)
     }
     parsed_t parsed = {NULL, 0, ""};
     if (s_parse_request (self, http, route, &parsed) != 0 ||
-        s_refuse_accounts (http, route, &parsed) ||
-        (route == ROUTE_OPEN && s_open_replayed (self, http, parsed.commands))) {
+        s_refuse_accounts (http, route, &parsed)) {
         commands_free (parsed.commands, parsed.count);
         return;
     }
@@ -1647,7 +1646,10 @@ static void s_handle_write (api_t *self, http_request_t *http, route_t route)
     if (*parsed.key)
         commands_fingerprint (parsed.commands, parsed.count, route == ROUTE_BATCH,
                               fingerprint);
-    if (*parsed.key && s_handle_known_key (self, http, parsed.key, fingerprint)) {
+    //  A key seen before answers as it did first; only then may an open
+    //  of an account with the same settings replay them.
+    if ((*parsed.key && s_handle_known_key (self, http, parsed.key, fingerprint)) ||
+        (route == ROUTE_OPEN && s_open_replayed (self, http, parsed.commands))) {
         commands_free (parsed.commands, parsed.count);
         return;
     }

@@ -86,6 +86,11 @@ def test_open_update_and_what_accounting_shows():
     status, past = d.account("eur-1", f"&at_seq={opened_seq + 1}")
     assert past["overdraft_limit"] == 100 and past["balance"] == -100, past
     assert past["metadata"] == {"city": "Zürich", "tier": "gold"}, past
+    # A keyed open retried answers as it did first (the event), not the settings.
+    keyed = {"account": "eur-2", "currency": "EUR"}
+    status, first = d.post("/accounts", keyed, {"Idempotency-Key": "open-eur-2"})
+    assert status == 201 and first["type"] == "account_opened", first
+    assert d.post("/accounts", keyed, {"Idempotency-Key": "open-eur-2"}) == (201, first)
     # Unlimited accounts may go negative without end.
     assert d.post("/accounts", {"account": "cash", "currency": "EUR",
                                 "overdraft_limit": None})[0] == 201
@@ -100,10 +105,10 @@ def test_open_update_and_what_accounting_shows():
     assert status == 201 and body["currency"] == "XXX", body
     assert d.account("plain")[0] == 200  # accounting has applied everything
     status, stats = harness.get_json(d.acc.url + "/stats")
-    assert stats["currencies"]["EUR"] == {"accounts": 2, "total_balance": -1000}, stats
+    assert stats["currencies"]["EUR"] == {"accounts": 3, "total_balance": -1000}, stats
     assert stats["currencies"]["USD"]["total_balance"] == 5, stats
     status, page = harness.get_json(d.acc.url + "/accounts?currency=EUR")
-    assert [a["account"] for a in page["accounts"]] == ["cash", "eur-1"], page
+    assert [a["account"] for a in page["accounts"]] == ["cash", "eur-1", "eur-2"], page
     status, page = harness.get_json(d.acc.url + "/accounts?metadata.tier=plat")
     assert [a["account"] for a in page["accounts"]] == ["eur-1"], page
     assert [e["v"] for e in d.log()] == [2] * len(d.log())
