@@ -591,6 +591,10 @@ static void s_get_stats_visible (api_context_t *self, http_request_t *request,
                                  const auth_principal_t *principal)
 {
     static account_state_t states[API_LIST_LIMIT_MAX];
+    //  Per currency, in the order met; a state's currency is the fold's
+    //  one copy of the code, so pointers tell currencies apart.
+    static account_currency_t currencies[ACCOUNTS_CURRENCIES_MAX];
+    size_t currency_count = 0;
     accounts_int128_t total = 0;
     size_t accounts = 0;
     char after[EVENT_ACCOUNT_BYTES_MAX + 1] = "";
@@ -601,8 +605,17 @@ static void s_get_stats_visible (api_context_t *self, http_request_t *request,
             http_respond_problem (request, 500, "Internal error", "out of memory", NULL);
             return;
         }
-        for (int index = 0; index < count; index++)
+        for (int index = 0; index < count; index++) {
             total += states[index].balance;
+            size_t at = 0;
+            while (at < currency_count && currencies[at].currency != states[index].currency)
+                at++;
+            if (at == currency_count)
+                currencies[currency_count++] =
+                    (account_currency_t){.currency = states[index].currency};
+            currencies[at].accounts++;
+            currencies[at].total += states[index].balance;
+        }
         accounts += (size_t)count;
         if (count > 0)
             snprintf (after, sizeof after, "%s", states[count - 1].id);
@@ -610,13 +623,25 @@ static void s_get_stats_visible (api_context_t *self, http_request_t *request,
     char total_text[48];
     accounts_int128_format (total, total_text, sizeof total_text);
     int64_t applied_seq = s_applied_seq (self), head_seq = s_head_seq (self);
-    char body[API_BODY_BYTES_MAX];
-    int bytes =
-        snprintf (body, sizeof body,
-                  "{\"accounts\":%zu,\"total_balance\":%s,\"applied_seq\":%" PRId64
-                  ",\"head_seq\":%" PRId64 ",\"lag\":%" PRId64 ",\"filtered\":true}",
-                  accounts, total_text, applied_seq, head_seq, head_seq - applied_seq);
-    s_respond_body (request, 200, body, bytes);
+    char *body = NULL;
+    size_t bytes = 0;
+    FILE *out = open_memstream (&body, &bytes);
+    if (!out) {
+        http_respond_problem (request, 500, "Internal error", "out of memory", NULL);
+        return;
+    }
+    fprintf (out,
+             "{\"accounts\":%zu,\"total_balance\":%s,\"applied_seq\":%" PRId64
+             ",\"head_seq\":%" PRId64 ",\"lag\":%" PRId64 ",\"filtered\":true,\"currencies\":{",
+             accounts, total_text, applied_seq, head_seq, head_seq - applied_seq);
+    for (size_t i = 0; i < currency_count; i++) {
+        char sum[48];
+        accounts_int128_format (currencies[i].total, sum, sizeof sum);
+        fprintf (out, "%s\"%s\":{\"accounts\":%zu,\"total_balance\":%s}", i ? "," : "",
+                 currencies[i].currency, currencies[i].accounts, sum);
+    }
+    fputs ("}}", out);
+    s_respond_stream (request, out, &body, &bytes);
 }
 
 //  GET /stats

@@ -191,9 +191,9 @@ def test_account_routes_need_write_and_the_accounts_of_the_token():
     tokens = {"eu": "e" * 64, "reader": "r" * 64}
     auth = os.path.join(work, "auth")
     with open(auth, "w") as f:
-        f.write(f"eu write eur-* {hashlib.sha256(tokens['eu'].encode()).hexdigest()}\n")
+        f.write(f"eu write,read eur-* {hashlib.sha256(tokens['eu'].encode()).hexdigest()}\n")
         f.write(f"reader read * {hashlib.sha256(tokens['reader'].encode()).hexdigest()}\n")
-    d = Deployment(extra_txn=["--auth-file", auth])
+    d = Deployment(extra_txn=["--auth-file", auth], extra_acc=["--auth-file", auth])
     eu = {"Authorization": f"Bearer {tokens['eu']}"}
     reader = {"Authorization": f"Bearer {tokens['reader']}"}
     assert d.post("/accounts", {"account": "eur-1", "currency": "EUR"})[0] == 401
@@ -210,6 +210,16 @@ def test_account_routes_need_write_and_the_accounts_of_the_token():
     assert d.post("/accounts", {"account": "eur-1", "currency": "EUR"}, eu)[0] == 201
     assert d.patch("eur-1", {"metadata": {"k": "v"}}, eu)[0] == 200
     assert [e["meta"]["principal"] for e in d.log()] == ["eu", "eu"]
+    # /stats for a token that sees some accounts: their totals per currency.
+    status, _, data = harness.request("POST", d.txn.url + "/transactions",
+                                      {"account": "xxx-1", "amount": 5}, reader)
+    assert status == 403
+    harness.wait_until(lambda: harness.request("GET", d.acc.url + "/accounts/eur-1",
+                                               headers=eu)[0] == 200, what="eur-1 folded")
+    status, _, data = harness.request("GET", d.acc.url + "/stats", headers=eu)
+    stats = json.loads(data)
+    assert status == 200 and stats["filtered"] is True, stats
+    assert stats["currencies"] == {"EUR": {"accounts": 1, "total_balance": 0}}, stats
     d.stop()
 
 
