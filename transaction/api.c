@@ -6,6 +6,11 @@
     current APPEND attempt (to match RESULTs) and by its idempotency key
     (so the same key arriving again waits for it), and sits in a list in
     arrival order, which is also deadline order (one ack timeout for all).
+
+    Schema 2: POST /accounts and PATCH /accounts/{id} go the same way as
+    money (planned, one APPEND, answered from the stored event); planning
+    keeps per account its currency and limit as the request's earlier
+    commands leave them, so a batch can open accounts and pay into them.
 */
 #include "api.h"
 
