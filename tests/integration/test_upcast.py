@@ -218,9 +218,43 @@ def test_unknown_types_of_a_newer_writer_are_stored_skipped_and_counted():
     stream.stop_clean()
 
 
+def test_a_v1_writer_paying_into_an_eur_account_is_stored_and_skipped_by_the_folds():
+    """Rolling upgrade: a transaction of the previous version proposes v1
+    (currency XXX) money for an account opened in EUR. The stream, with
+    no rules, stores it; accounting and the write model both skip it and
+    count it, so their balances stay those of the rule."""
+    endpoints = harness.Endpoints()
+    work = harness.tmpdir()
+    stream = harness.start_stream(endpoints, os.path.join(work, "stream"),
+                                  extra=["--heartbeat-ms", "100"])
+    txn = harness.start_transaction(endpoints)
+    accounting = harness.start_accounting(endpoints, os.path.join(work, "acc"))
+    client = Client(endpoints)
+    assert client.append(opened("eur", "EUR", 0))["status"] == "ok"
+    v1 = json.dumps({"id": new_id(), "type": "deposited", "v": 1, "account": "eur",
+                     "amount": 5})
+    assert client.append(v1)["status"] == "ok"
+    client.close()
+    caught_up(accounting, 2)
+    status, stats = harness.get_json(accounting.url + "/stats")
+    assert stats["currency_skipped"] == 1 and stats["currencies"] == {
+        "EUR": {"accounts": 1, "total_balance": 0}}, stats
+    status, account = harness.get_json(accounting.url + "/accounts/eur")
+    assert account["balance"] == 0 and account["version"] == 1, account
+    # The write model agrees: a withdrawal finds nothing to spend.
+    harness.wait_until(lambda: harness.get_json(txn.url + "/health")[1]["applied_seq"] == 2,
+                       what="the write model at seq 2")
+    status, problem, _ = harness.post_json(txn.url + "/transactions",
+                                           {"account": "eur", "amount": -1})
+    assert status == 422 and problem["balance"] == 0, problem
+    for service in (accounting, txn, stream):
+        service.stop_clean()
+
+
 if __name__ == "__main__":
     harness.run_tests([
         test_v1_log_answers_exactly_as_the_v1_code_did,
         test_mixed_log_v1_prefix_v2_tail_folds_and_replicas_stay_identical,
         test_unknown_types_of_a_newer_writer_are_stored_skipped_and_counted,
+        test_a_v1_writer_paying_into_an_eur_account_is_stored_and_skipped_by_the_folds,
     ])
