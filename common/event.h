@@ -108,10 +108,6 @@ typedef struct {
     //  >= 0, or EVENT_LIMIT_UNLIMITED.
     bool has_limit;
     int64_t overdraft_limit;
-    //  The metadata object in its canonical JSON form ("" when absent;
-    //  account_opened and account_updated only).
-    size_t metadata_bytes;
-    char metadata[EVENT_METADATA_BYTES_MAX + 1];
     // meta; "" when absent
     char correlation_id[EVENT_META_VALUE_BYTES_MAX + 1];
     char request_id[EVENT_META_VALUE_BYTES_MAX + 1];
@@ -119,6 +115,11 @@ typedef struct {
     char principal[EVENT_PRINCIPAL_BYTES_MAX + 1]; // who asked for it (bearer token)
     size_t expect_count; // proposed events only
     event_expect_t expect[EVENT_EXPECT_MAX];
+    //  The metadata object in its canonical JSON form ("" when absent;
+    //  account_opened and account_updated only). Last: a money event
+    //  never touches the pages of its bytes beyond the first.
+    size_t metadata_bytes;
+    char metadata[EVENT_METADATA_BYTES_MAX + 1];
 } event_t;
 
 //  Sets every field to its empty value, v to EVENT_SCHEMA_VERSION and
