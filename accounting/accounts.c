@@ -303,8 +303,9 @@ static accounts_result_t s_settings (accounts_t *self, const event_t *event)
         next.overdraft_limit = event->overdraft_limit;
         next.limit_implicit = false;
     }
-    const char *metadata =
-        event->metadata_bytes ? event->metadata : last ? last->metadata : NULL;
+    const char *metadata = event->metadata_bytes ? event->metadata
+                           : last                ? last->metadata
+                                                 : NULL;
     if (metadata && !(next.metadata = strdup (metadata)))
         return ACCOUNTS_NOMEM;
     //  Room for the settings first, so that a touch never lands without them.
@@ -389,32 +390,33 @@ accounts_result_t accounts_apply (accounts_t *self, const event_t *event)
         return ACCOUNTS_NOMEM;
     accounts_result_t result;
     change_t changes[2];
-    int currency = event_type_moves_money (event->type) ? s_currency (self, event->currency)
-                                                         : 0;
+    int currency =
+        event_type_moves_money (event->type) ? s_currency (self, event->currency) : 0;
     if (currency < 0)
         result = ACCOUNTS_FULL;
-    else switch (event->type) {
-    case EVENT_DEPOSITED:
-        changes[0] = (change_t){.id = event->account, .delta = event->amount};
-        result = s_change (self, changes, 1, event->seq, currency);
-        break;
-    case EVENT_WITHDRAWN:
-        changes[0] = (change_t){.id = event->account, .delta = -event->amount};
-        result = s_change (self, changes, 1, event->seq, currency);
-        break;
-    case EVENT_TRANSFERRED:
-        changes[0] = (change_t){.id = event->from, .delta = -event->amount};
-        changes[1] = (change_t){.id = event->to, .delta = event->amount};
-        result = s_change (self, changes, 2, event->seq, currency);
-        break;
-    case EVENT_ACCOUNT_OPENED:
-    case EVENT_ACCOUNT_UPDATED:
-        result = s_settings (self, event);
-        break;
-    default:
-        result = ACCOUNTS_UNKNOWN;
-        break;
-    }
+    else
+        switch (event->type) {
+        case EVENT_DEPOSITED:
+            changes[0] = (change_t){.id = event->account, .delta = event->amount};
+            result = s_change (self, changes, 1, event->seq, currency);
+            break;
+        case EVENT_WITHDRAWN:
+            changes[0] = (change_t){.id = event->account, .delta = -event->amount};
+            result = s_change (self, changes, 1, event->seq, currency);
+            break;
+        case EVENT_TRANSFERRED:
+            changes[0] = (change_t){.id = event->from, .delta = -event->amount};
+            changes[1] = (change_t){.id = event->to, .delta = event->amount};
+            result = s_change (self, changes, 2, event->seq, currency);
+            break;
+        case EVENT_ACCOUNT_OPENED:
+        case EVENT_ACCOUNT_UPDATED:
+            result = s_settings (self, event);
+            break;
+        default:
+            result = ACCOUNTS_UNKNOWN;
+            break;
+        }
     if (result == ACCOUNTS_NOMEM)
         return result;
     if (result == ACCOUNTS_APPLIED)

@@ -148,7 +148,8 @@ static char *s_put_settings (api_context_t *self, char *p, const account_state_t
     p = s_put_text (p, ",\"currency\":\"");
     p = s_put_text (p, state->currency);
     p = s_put_text (p, "\",\"overdraft_limit\":");
-    int64_t limit = state->limit_implicit ? self->overdraft_limit : state->overdraft_limit;
+    int64_t limit =
+        state->limit_implicit ? self->overdraft_limit : state->overdraft_limit;
     if (limit == EVENT_LIMIT_UNLIMITED)
         p = s_put_text (p, "null");
     else
@@ -447,8 +448,8 @@ static int s_list_visible (api_context_t *self, const auth_principal_t *principa
 typedef struct {
     const char *currency; // NULL: any
     size_t count;
-    char members[API_METADATA_FILTERS_MAX][EVENT_METADATA_KEY_BYTES_MAX +
-                                           6 * EVENT_METADATA_VALUE_BYTES_MAX + 8];
+    char members[API_METADATA_FILTERS_MAX]
+                [EVENT_METADATA_KEY_BYTES_MAX + 6 * EVENT_METADATA_VALUE_BYTES_MAX + 8];
 } list_filter_t;
 
 static void s_filter_parse (http_request_t *request, list_filter_t *filter,
@@ -494,7 +495,8 @@ static bool s_filter_holds (const list_filter_t *filter, const account_state_t *
         bool found = false;
         for (const char *at = state->metadata ? strstr (state->metadata, member) : NULL;
              at && !found; at = strstr (at + 1, member))
-            found = (at[-1] == '{' || at[-1] == ',') && (at[bytes] == ',' || at[bytes] == '}');
+            found = (at[-1] == '{' || at[-1] == ',') &&
+                    (at[bytes] == ',' || at[bytes] == '}');
         if (!found)
             return false;
     }
@@ -608,7 +610,8 @@ static void s_get_stats_visible (api_context_t *self, http_request_t *request,
         for (int index = 0; index < count; index++) {
             total += states[index].balance;
             size_t at = 0;
-            while (at < currency_count && currencies[at].currency != states[index].currency)
+            while (at < currency_count &&
+                   currencies[at].currency != states[index].currency)
                 at++;
             if (at == currency_count)
                 currencies[currency_count++] =
@@ -632,7 +635,8 @@ static void s_get_stats_visible (api_context_t *self, http_request_t *request,
     }
     fprintf (out,
              "{\"accounts\":%zu,\"total_balance\":%s,\"applied_seq\":%" PRId64
-             ",\"head_seq\":%" PRId64 ",\"lag\":%" PRId64 ",\"filtered\":true,\"currencies\":{",
+             ",\"head_seq\":%" PRId64 ",\"lag\":%" PRId64
+             ",\"filtered\":true,\"currencies\":{",
              accounts, total_text, applied_seq, head_seq, head_seq - applied_seq);
     for (size_t i = 0; i < currency_count; i++) {
         char sum[48];
@@ -666,11 +670,11 @@ static void s_get_stats (http_request_t *request, void *arg)
         return;
     }
     fprintf (out,
-             "{\"accounts\":%zu,\"events_applied\":%" PRIu64 ",\"unknown_skipped\":%" PRIu64
-             ",\"overflow_skipped\":%" PRIu64 ",\"total_balance\":%s,\"applied_seq\":%" PRId64
-             ",\"head_seq\":%" PRId64 ",\"lag\":%" PRId64
-             ",\"waiters\":%zu,\"replica_bytes\":%" PRIu64 ",\"currency_skipped\":%" PRIu64
-             ",\"currencies\":{",
+             "{\"accounts\":%zu,\"events_applied\":%" PRIu64
+             ",\"unknown_skipped\":%" PRIu64 ",\"overflow_skipped\":%" PRIu64
+             ",\"total_balance\":%s,\"applied_seq\":%" PRId64 ",\"head_seq\":%" PRId64
+             ",\"lag\":%" PRId64 ",\"waiters\":%zu,\"replica_bytes\":%" PRIu64
+             ",\"currency_skipped\":%" PRIu64 ",\"currencies\":{",
              accounts_count (self->accounts), accounts_events_applied (self->accounts),
              accounts_unknown_skipped (self->accounts),
              accounts_overflow_skipped (self->accounts), total, applied_seq, head_seq,
@@ -686,8 +690,8 @@ static void s_get_stats (http_request_t *request, void *arg)
             continue;
         char sum[48];
         accounts_int128_format (currencies[i].total, sum, sizeof sum);
-        fprintf (out, "%s\"%s\":{\"accounts\":%zu,\"total_balance\":%s}", first ? "" : ",",
-                 currencies[i].currency, currencies[i].accounts, sum);
+        fprintf (out, "%s\"%s\":{\"accounts\":%zu,\"total_balance\":%s}",
+                 first ? "" : ",", currencies[i].currency, currencies[i].accounts, sum);
         first = false;
     }
     fputs ("}}", out);

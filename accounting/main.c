@@ -177,8 +177,8 @@ static int s_options_parse (options_t *options, int argc, char *argv[])
                 config_parse_int64 ("--http-port", optarg, 0, 65535, &options->http_port);
             break;
         case OPT_OVERDRAFT_LIMIT:
-            rc = config_parse_int64 ("--overdraft-limit", optarg, 0, 1000000000000000000LL,
-                                     &options->overdraft_limit);
+            rc = config_parse_int64 ("--overdraft-limit", optarg, 0,
+                                     1000000000000000000LL, &options->overdraft_limit);
             break;
         case OPT_WAIT_MS_MAX:
             rc = config_parse_int64 ("--wait-ms-max", optarg, 0, ACCOUNTING_WAIT_MS_LIMIT,

@@ -53,19 +53,20 @@ typedef enum {
 } field_t;
 
 static const char *s_field_names[F_COUNT] = {
-    "seq",    "id",     "type",     "v",
-    "ts",     "account", "from",    "to",
-    "amount", "meta",   "expect",   "currency",
-    "overdraft_limit", "metadata",
+    "seq", "id",     "type", "v",      "ts",       "account",         "from",
+    "to",  "amount", "meta", "expect", "currency", "overdraft_limit", "metadata",
 };
 
-static const char *s_type_names[] = {"",           "deposited",      "withdrawn",
-                                     "transferred", "account_opened", "account_updated"};
+static const char *s_type_names[] = {
+    "", "deposited", "withdrawn", "transferred", "account_opened", "account_updated"};
 #define EVENT_TYPE_LAST EVENT_ACCOUNT_UPDATED
 //  The same as JSON strings, for formatting (they need no escapes).
-static const char *s_type_names_quoted[] = {
-    "\"\"",           "\"deposited\"",      "\"withdrawn\"",
-    "\"transferred\"", "\"account_opened\"", "\"account_updated\""};
+static const char *s_type_names_quoted[] = {"\"\"",
+                                            "\"deposited\"",
+                                            "\"withdrawn\"",
+                                            "\"transferred\"",
+                                            "\"account_opened\"",
+                                            "\"account_updated\""};
 //  overdraft_limit: 0 .. 10^18, so -limit and balance - limit stay in int64.
 #define EVENT_LIMIT_MAX 1000000000000000000LL
 
@@ -154,7 +155,8 @@ const char *event_type_name (event_type_t type)
 
 bool event_type_moves_money (event_type_t type)
 {
-    return type == EVENT_DEPOSITED || type == EVENT_WITHDRAWN || type == EVENT_TRANSFERRED;
+    return type == EVENT_DEPOSITED || type == EVENT_WITHDRAWN ||
+           type == EVENT_TRANSFERRED;
 }
 
 bool event_currency_is_valid (const char *text, size_t bytes)
@@ -169,7 +171,8 @@ bool event_currency_is_valid (const char *text, size_t bytes)
 
 bool event_metadata_key_is_valid (const char *text, size_t bytes)
 {
-    if (bytes < 1 || bytes > EVENT_METADATA_KEY_BYTES_MAX || text[0] < 'a' || text[0] > 'z')
+    if (bytes < 1 || bytes > EVENT_METADATA_KEY_BYTES_MAX || text[0] < 'a' ||
+        text[0] > 'z')
         return false;
     for (size_t i = 1; i < bytes; i++)
         if (!((text[i] >= 'a' && text[i] <= 'z') || (text[i] >= '0' && text[i] <= '9') ||
@@ -778,7 +781,8 @@ size_t event_format_proposed (const event_t *self, char *buffer, size_t buffer_s
 
 static int s_metadata_key_compare (const void *a, const void *b)
 {
-    return strcmp ((*(const cJSON *const *)a)->string, (*(const cJSON *const *)b)->string);
+    return strcmp ((*(const cJSON *const *)a)->string,
+                   (*(const cJSON *const *)b)->string);
 }
 
 int event_metadata_format (const void *cjson_object, char *out, char *error,
@@ -1193,8 +1197,8 @@ static int s_parse_metadata (parse_ctx_t *ctx, const slot_t *slot, event_t *self
         if (*spans[i].text == '"' && !s_raw_string_is_clean (spans[i]))
             return s_fail (ctx->error, ctx->error_size,
                            "metadata: values must be valid UTF-8 without NUL");
-    int bytes = event_metadata_format (slot->item, self->metadata, ctx->error,
-                                       ctx->error_size);
+    int bytes =
+        event_metadata_format (slot->item, self->metadata, ctx->error, ctx->error_size);
     if (bytes < 0)
         return -1;
     self->metadata_bytes = (size_t)bytes;
@@ -1592,7 +1596,8 @@ static bool s_fast_body (cursor_t *c, event_t *self)
         return false;
     if (self->v == 1)
         memcpy (self->currency, EVENT_CURRENCY_V1, sizeof EVENT_CURRENCY_V1);
-    else if (!s_expect_lit (c, ",\"currency\":\"") || !s_fast_currency (c, self->currency))
+    else if (!s_expect_lit (c, ",\"currency\":\"") ||
+             !s_fast_currency (c, self->currency))
         return false;
     if (s_expect_lit (c, ",\"meta\":{") && !s_fast_meta (c, self))
         return false;
@@ -1749,7 +1754,8 @@ static int s_unknown_is_canonical (const char *line, size_t bytes, const event_t
     text[bytes] = '\0';
     cJSON *root = cJSON_ParseWithLength (text, bytes);
     char *printed = root ? cJSON_PrintUnformatted (root) : NULL;
-    bool same = printed && strlen (printed) == bytes && memcmp (printed, line, bytes) == 0;
+    bool same =
+        printed && strlen (printed) == bytes && memcmp (printed, line, bytes) == 0;
     cJSON_free (printed);
     cJSON_Delete (root);
     if (!same)

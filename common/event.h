@@ -51,16 +51,16 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define EVENT_SCHEMA_VERSION       2
-#define EVENT_CURRENCY_BYTES_MAX   12    // ^[A-Z][A-Z0-9]{2,11}$
-#define EVENT_CURRENCY_V1          "XXX" // ISO 4217 "no currency": what v1 events read as
-#define EVENT_LIMIT_UNLIMITED      (-1)  // overdraft_limit null: may go negative without end
-#define EVENT_METADATA_KEYS_MAX    16
+#define EVENT_SCHEMA_VERSION           2
+#define EVENT_CURRENCY_BYTES_MAX       12 // ^[A-Z][A-Z0-9]{2,11}$
+#define EVENT_CURRENCY_V1              "XXX" // ISO 4217 "no currency": what v1 events read as
+#define EVENT_LIMIT_UNLIMITED          (-1) // overdraft_limit null: may go negative without end
+#define EVENT_METADATA_KEYS_MAX        16
 #define EVENT_METADATA_KEY_BYTES_MAX   32  // ^[a-z][a-z0-9_]{0,31}$
 #define EVENT_METADATA_VALUE_BYTES_MAX 256 // decoded UTF-8, may be empty
 // metadata as canonical JSON: 16 keys of 32 bytes and values of 256 plain
 // bytes fit (~4.7 KiB); only heavily escaped values could go beyond.
-#define EVENT_METADATA_BYTES_MAX 8192
+#define EVENT_METADATA_BYTES_MAX   8192
 #define EVENT_ACCOUNT_BYTES_MAX    64  // ^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$
 #define EVENT_ID_BYTES_MAX         64  // same pattern as accounts; UUIDs are 36
 #define EVENT_TYPE_BYTES_MAX       32  // long enough for any sane past-tense name

@@ -448,8 +448,8 @@ static size_t s_hold (request_t *request, const char *account)
     write_model_settings (hold->entry, &settings);
     hold->known = settings.known;
     s_copy (hold->currency, sizeof hold->currency, settings.currency);
-    hold->limit =
-        settings.limit_set ? settings.overdraft_limit : request->api->config.overdraft_limit;
+    hold->limit = settings.limit_set ? settings.overdraft_limit
+                                     : request->api->config.overdraft_limit;
     hold->metadata_hash = settings.metadata_hash;
     s_hold_index (request, index, slot);
     return index;
@@ -693,8 +693,9 @@ static void s_event_from_command (request_t *request, const command_t *command,
         s_copy (event->currency, sizeof event->currency,
                 open ? command->currency : EVENT_CURRENCY_V1);
         event->has_limit = open || command->has_limit;
-        event->overdraft_limit = command->has_limit ? command->overdraft_limit
-                                                    : request->api->config.overdraft_limit;
+        event->overdraft_limit = command->has_limit
+                                     ? command->overdraft_limit
+                                     : request->api->config.overdraft_limit;
         if (command->metadata) {
             event->metadata_bytes = strlen (command->metadata);
             memcpy (event->metadata, command->metadata, event->metadata_bytes + 1);
@@ -1596,17 +1597,19 @@ static const char *s_not_writable (api_t *self, const char **status)
 static bool s_open_replayed (api_t *self, http_request_t *http, const command_t *command)
 {
     int64_t balance, available, version;
-    write_model_account_t *entry =
-        write_model_figures (self->model, command->account, &balance, &available, &version);
+    write_model_account_t *entry = write_model_figures (self->model, command->account,
+                                                        &balance, &available, &version);
     write_model_settings_t settings;
     write_model_settings (entry, &settings);
-    int64_t limit = settings.limit_set ? settings.overdraft_limit : self->config.overdraft_limit;
-    int64_t asked = command->has_limit ? command->overdraft_limit : self->config.overdraft_limit;
+    int64_t limit =
+        settings.limit_set ? settings.overdraft_limit : self->config.overdraft_limit;
+    int64_t asked =
+        command->has_limit ? command->overdraft_limit : self->config.overdraft_limit;
     uint64_t metadata_hash = command->metadata && !streq (command->metadata, "{}")
                                  ? key_hash (command->metadata)
                                  : 0;
-    if (!settings.known || !streq (settings.currency, command->currency) || limit != asked ||
-        metadata_hash != settings.metadata_hash)
+    if (!settings.known || !streq (settings.currency, command->currency) ||
+        limit != asked || metadata_hash != settings.metadata_hash)
         return false;
     reply_t reply;
     reply_init (&reply);
@@ -1790,7 +1793,8 @@ static const http_route_t s_routes[] = {
     {"POST", "/transfers", s_handle_transfers, API_SINGLE_BODY_BYTES_MAX,
      AUTH_SCOPE_WRITE, NULL},
     {"POST", "/batch", s_handle_batch, API_BATCH_BODY_BYTES_MAX, AUTH_SCOPE_WRITE, NULL},
-    {"POST", "/accounts", s_handle_open, API_SINGLE_BODY_BYTES_MAX, AUTH_SCOPE_WRITE, NULL},
+    {"POST", "/accounts", s_handle_open, API_SINGLE_BODY_BYTES_MAX, AUTH_SCOPE_WRITE,
+     NULL},
     {"PATCH", "/accounts/{id}", s_handle_update, API_SINGLE_BODY_BYTES_MAX,
      AUTH_SCOPE_WRITE, NULL},
     {"GET", "/health", s_handle_health, 0, AUTH_SCOPE_OPEN, NULL},

@@ -8,7 +8,8 @@
 
 #include "http.h"
 
-#define FIELD_BYTES_MAX 224 // "commands[9999]." plus the longest field name (a metadata key)
+#define FIELD_BYTES_MAX                                                                  \
+    224 // "commands[9999]." plus the longest field name (a metadata key)
 
 //  What cJSON reads as part of a number (a table lookup would be no
 //  faster; strchr per character was a tenth of a batch's parsing).
@@ -384,17 +385,17 @@ int commands_parse (const cJSON *json, command_shape_t shape, const char *prefix
         if (s_parse_member (item, bit, shape, prefix, command, errors_p) != 0)
             rc = -1;
     }
-    unsigned required = shape == COMMAND_SHAPE_TRANSFER ? FIELD_AMOUNT | FIELD_FROM | FIELD_TO
-                        : shape == COMMAND_SHAPE_OPEN   ? FIELD_ACCOUNT | FIELD_CURRENCY
-                        : shape == COMMAND_SHAPE_UPDATE
-                            ? (account_in_path ? 0 : FIELD_ACCOUNT)
-                            : FIELD_AMOUNT | FIELD_ACCOUNT;
+    unsigned required =
+        shape == COMMAND_SHAPE_TRANSFER ? FIELD_AMOUNT | FIELD_FROM | FIELD_TO
+        : shape == COMMAND_SHAPE_OPEN   ? FIELD_ACCOUNT | FIELD_CURRENCY
+        : shape == COMMAND_SHAPE_UPDATE ? (account_in_path ? 0 : FIELD_ACCOUNT)
+                                        : FIELD_AMOUNT | FIELD_ACCOUNT;
     if (shape == COMMAND_SHAPE_UPDATE && !(present & (FIELD_LIMIT | FIELD_METADATA))) {
         s_error (errors_p, prefix, "overdraft_limit", "required (or metadata)");
         rc = -1;
     }
-    const char *names[] = {"amount", "account", "from", "to", "reference", "id",
-                           "currency"};
+    const char *names[] = {"amount",    "account", "from",    "to",
+                           "reference", "id",      "currency"};
     for (unsigned index = 0; index < 7; index++) {
         unsigned bit = 1u << index;
         if ((required & bit) && !(present & bit)) {
@@ -692,7 +693,8 @@ static bool s_read_member (reader_t *reader, unsigned bit, command_t *command,
     case FIELD_CURRENCY: {
         const char *text;
         size_t bytes;
-        if (!s_read_string (reader, &text, &bytes) || !event_currency_is_valid (text, bytes))
+        if (!s_read_string (reader, &text, &bytes) ||
+            !event_currency_is_valid (text, bytes))
             return false;
         memcpy (command->currency, text, bytes);
         command->currency[bytes] = '\0';

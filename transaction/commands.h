@@ -56,9 +56,9 @@ typedef struct {
     //  Schema 2. currency: as given ("" when not: money commands take the
     //  account's); planning writes the one the event carries into it.
     char currency[EVENT_CURRENCY_BYTES_MAX + 1];
-    bool has_limit; // open and update; an open without one gets the default
-    int64_t overdraft_limit;  // >= 0 or EVENT_LIMIT_UNLIMITED
-    char *metadata;           // canonical JSON, owned (commands_free); NULL: none
+    bool has_limit;          // open and update; an open without one gets the default
+    int64_t overdraft_limit; // >= 0 or EVENT_LIMIT_UNLIMITED
+    char *metadata;          // canonical JSON, owned (commands_free); NULL: none
 } command_t;
 
 //  Frees commands (count of them) and the metadata they own; NULL is fine.

@@ -66,8 +66,8 @@ void reply_append_str (reply_t *self, const char *text)
 //  timestamp and five integers.
 #define REPLY_TYPE_BYTES_MAX 16
 #define REPLY_RECORD_BYTES_MAX                                                           \
-    (192 + EVENT_CURRENCY_BYTES_MAX + EVENT_ID_BYTES_MAX + 4 * EVENT_ACCOUNT_BYTES_MAX + REPLY_TYPE_BYTES_MAX +     \
-     EVENT_TS_BYTES + 5 * EVENT_INT_BYTES_MAX)
+    (192 + EVENT_CURRENCY_BYTES_MAX + EVENT_ID_BYTES_MAX + 4 * EVENT_ACCOUNT_BYTES_MAX + \
+     REPLY_TYPE_BYTES_MAX + EVENT_TS_BYTES + 5 * EVENT_INT_BYTES_MAX)
 
 //  Records are written with a cursor into space reserved once per record
 //  (an append each, with its own reserve and strlen, cost twice as much).

@@ -308,13 +308,15 @@ static int s_apply_settings (write_model_t *self, const event_t *event,
     }
     if (!account->version)
         s_copy (account->currency, sizeof account->currency,
-                event->type == EVENT_ACCOUNT_OPENED ? event->currency : EVENT_CURRENCY_V1);
+                event->type == EVENT_ACCOUNT_OPENED ? event->currency
+                                                    : EVENT_CURRENCY_V1);
     if (event->has_limit) {
         account->limit_set = true;
         account->overdraft_limit = event->overdraft_limit;
     }
     if (event->metadata_bytes)
-        account->metadata_hash = streq (event->metadata, "{}") ? 0 : key_hash (event->metadata);
+        account->metadata_hash =
+            streq (event->metadata, "{}") ? 0 : key_hash (event->metadata);
     account->version++;
     record->version = account->version;
     s_copy (record->account, sizeof record->account, event->account);

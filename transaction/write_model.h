@@ -51,9 +51,9 @@ typedef struct {
     char account[EVENT_ACCOUNT_BYTES_MAX + 1]; // deposited/withdrawn; from for transfers
     char to[EVENT_ACCOUNT_BYTES_MAX + 1];
     char currency[EVENT_CURRENCY_BYTES_MAX + 1]; // money and account_opened
-    bool has_limit;          // account events that set one
-    int64_t overdraft_limit; // >= 0 or EVENT_LIMIT_UNLIMITED
-    int64_t version;         // account events: the account's version after it
+    bool has_limit;                              // account events that set one
+    int64_t overdraft_limit;                     // >= 0 or EVENT_LIMIT_UNLIMITED
+    int64_t version; // account events: the account's version after it
 } write_model_record_t;
 
 write_model_t *write_model_new (void);

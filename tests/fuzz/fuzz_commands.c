@@ -116,7 +116,8 @@ static void s_check_event_accepted (const command_t *command)
         event.overdraft_limit = command->has_limit ? command->overdraft_limit : 0;
         if (command->metadata) {
             event.metadata_bytes = strlen (command->metadata);
-            fuzz_check (event.metadata_bytes <= EVENT_METADATA_BYTES_MAX, "metadata size");
+            fuzz_check (event.metadata_bytes <= EVENT_METADATA_BYTES_MAX,
+                        "metadata size");
             memcpy (event.metadata, command->metadata, event.metadata_bytes + 1);
         }
     } else if (command->kind == COMMAND_TRANSFER) {
@@ -168,8 +169,8 @@ static void s_check_valid (const cJSON *json, command_shape_t shape,
 {
     fuzz_check (strcmp (command->currency, s_member (json, "currency")) == 0,
                 "currency '%s' differs from the body", command->currency);
-    fuzz_check (!*command->currency ||
-                    event_currency_is_valid (command->currency, strlen (command->currency)),
+    fuzz_check (!*command->currency || event_currency_is_valid (
+                                           command->currency, strlen (command->currency)),
                 "currency '%s'", command->currency);
     if (command->kind == COMMAND_OPEN || command->kind == COMMAND_UPDATE) {
         fuzz_check (shape != COMMAND_SHAPE_TRANSACTION && shape != COMMAND_SHAPE_TRANSFER,

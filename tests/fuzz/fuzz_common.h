@@ -50,7 +50,8 @@ static inline void fuzz_check_known_event (const event_t *event)
                 "v1 in '%s'", event->currency);
     if (!event_type_moves_money (event->type)) {
         fuzz_check (event->v == 2 && event->amount == 0, "account event v=%d", event->v);
-        fuzz_check (fuzz_account_is_valid (event->account), "account '%s'", event->account);
+        fuzz_check (fuzz_account_is_valid (event->account), "account '%s'",
+                    event->account);
         fuzz_check (event->type == EVENT_ACCOUNT_UPDATED || event->has_limit,
                     "opened without a limit");
         fuzz_check (!event->has_limit || event->overdraft_limit >= 0 ||

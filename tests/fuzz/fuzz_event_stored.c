@@ -54,7 +54,8 @@ int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
             text[size] = '\0';
             cJSON *root = cJSON_ParseWithLength (text, size);
             char *printed = root ? cJSON_PrintUnformatted (root) : NULL;
-            fuzz_check (printed && strlen (printed) == size && memcmp (printed, data, size) == 0,
+            fuzz_check (printed && strlen (printed) == size &&
+                            memcmp (printed, data, size) == 0,
                         "an unknown type passed as canonical, not in minimal form");
             cJSON_free (printed);
             cJSON_Delete (root);

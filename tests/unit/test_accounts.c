@@ -240,14 +240,17 @@ static void test_settings_and_currencies_fold_as_of_every_seq (void)
     CHECK (accounts_apply (accounts, &implicit) == ACCOUNTS_APPLIED);
     account_state_t state;
     CHECK (accounts_state_at (accounts, "shop", INT64_MAX, &state) == 0);
-    CHECK (state.version == 3 && state.balance == 50 && strcmp (state.currency, "EUR") == 0);
+    CHECK (state.version == 3 && state.balance == 50 &&
+           strcmp (state.currency, "EUR") == 0);
     CHECK (!state.limit_implicit && state.overdraft_limit == EVENT_LIMIT_UNLIMITED);
     CHECK (strcmp (state.metadata, "{\"tier\":\"gold\"}") == 0); // kept by the update
     CHECK (accounts_state_at (accounts, "shop", 3, &state) == 0);
     CHECK (state.version == 2 && state.overdraft_limit == 100 && state.last_seq == 2);
     CHECK (accounts_state_at (accounts, "plain", INT64_MAX, &state) == 0);
-    CHECK (state.limit_implicit && !state.metadata && strcmp (state.currency, "XXX") == 0);
-    CHECK (accounts_mismatch_skipped (accounts) == 1 && accounts_applied_seq (accounts) == 5);
+    CHECK (state.limit_implicit && !state.metadata &&
+           strcmp (state.currency, "XXX") == 0);
+    CHECK (accounts_mismatch_skipped (accounts) == 1 &&
+           accounts_applied_seq (accounts) == 5);
     size_t count = 0;
     const account_currency_t *currencies = accounts_currencies (accounts, &count);
     //  In the order first seen; USD was seen in the skipped event only.

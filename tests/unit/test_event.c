@@ -322,7 +322,8 @@ static const bad_input_t s_bad_proposed[] = {
     {"{\"id\":\"e1\",\"ts\":\"2026-01-01T00:00:00.000Z\",\"type\":\"deposited\",\"v\":1}",
      "ts: not allowed in a proposed event"},
     {"{\"id\":\"e1\",\"type\":\"refunded\",\"v\":1,\"account\":\"a\",\"amount\":1}",
-     "type: must be deposited, withdrawn, transferred, account_opened or account_updated"},
+     "type: must be deposited, withdrawn, transferred, account_opened or "
+     "account_updated"},
     {"{\"id\":\"e1\",\"type\":\"deposited\",\"v\":3,\"account\":\"a\",\"amount\":1}",
      "v: must be an integer between 1 and 2"},
     {"{\"id\":\"e1\",\"type\":\"deposited\",\"v\":2,\"account\":\"a\",\"amount\":1}",
@@ -923,7 +924,8 @@ static void test_canonical_parse_refuses_every_other_spelling (void)
     const char *others[] = {
         "{\"seq\":17, \"id\":\"e\",\"type\":\"deposited\",\"v\":1,\"ts\":\"2026-11-22T07:"
         "28:47.123Z\",\"account\":\"alice\",\"amount\":1250}",
-        "{\"seq\":17,\n\"id\":\"e\",\"type\":\"deposited\",\"v\":1,\"ts\":\"2026-11-22T07:"
+        "{\"seq\":17,\n\"id\":\"e\",\"type\":\"deposited\",\"v\":1,\"ts\":\"2026-11-"
+        "22T07:"
         "28:47.123Z\",\"account\":\"alice\",\"amount\":1250}",
         "{\"seq\":17,\"id\":\"e\",\"type\":\"deposited\",\"v\":1,\"ts\":\"2026-11-22T07:"
         "28:47.123Z\",\"amount\":1250,\"account\":\"alice\"}",
@@ -939,7 +941,8 @@ static void test_canonical_parse_refuses_every_other_spelling (void)
         "28:47.123Z\",\"v\":1}",
         "{\"seq\":17,\"id\":\"e\",\"type\":\"deposited\",\"v\":2,\"ts\":\"2026-11-22T07:"
         "28:47.123Z\",\"account\":\"alice\",\"currency\":\"EUR\",\"amount\":1250}",
-        "{\"seq\":17,\"id\":\"e\",\"type\":\"account_updated\",\"v\":2,\"ts\":\"2026-11-22T07:"
+        "{\"seq\":17,\"id\":\"e\",\"type\":\"account_updated\",\"v\":2,\"ts\":\"2026-11-"
+        "22T07:"
         "28:47.123Z\",\"account\":\"alice\",\"metadata\":{\"b\":\"1\",\"a\":\"2\"}}",
     };
     for (size_t i = 0; i < sizeof others / sizeof others[0]; i++) {
@@ -1063,18 +1066,26 @@ static void test_bad_principals_are_rejected (void)
 //  Schema 2: each new shape is canonical, read by both parsers alike, and
 //  formats back to its own bytes.
 static const char *s_v2_lines[] = {
-    "{\"seq\":3,\"id\":\"d\",\"type\":\"deposited\",\"v\":2,\"ts\":\"2026-11-22T07:28:47.123Z\","
-    "\"account\":\"alice\",\"amount\":5,\"currency\":\"EUR\",\"meta\":{\"principal\":\"p\"}}",
-    "{\"seq\":4,\"id\":\"t\",\"type\":\"transferred\",\"v\":2,\"ts\":\"2026-11-22T07:28:47.123Z\","
+    "{\"seq\":3,\"id\":\"d\",\"type\":\"deposited\",\"v\":2,\"ts\":\"2026-11-22T07:28:47."
+    "123Z\","
+    "\"account\":\"alice\",\"amount\":5,\"currency\":\"EUR\",\"meta\":{\"principal\":"
+    "\"p\"}}",
+    "{\"seq\":4,\"id\":\"t\",\"type\":\"transferred\",\"v\":2,\"ts\":\"2026-11-22T07:28:"
+    "47.123Z\","
     "\"from\":\"alice\",\"to\":\"bob\",\"amount\":5,\"currency\":\"USDC1\"}",
-    "{\"seq\":5,\"id\":\"o\",\"type\":\"account_opened\",\"v\":2,\"ts\":\"2026-11-22T07:28:47."
+    "{\"seq\":5,\"id\":\"o\",\"type\":\"account_opened\",\"v\":2,\"ts\":\"2026-11-22T07:"
+    "28:47."
     "123Z\",\"account\":\"cash\",\"currency\":\"EUR\",\"overdraft_limit\":null}",
-    "{\"seq\":6,\"id\":\"o2\",\"type\":\"account_opened\",\"v\":2,\"ts\":\"2026-11-22T07:28:47."
-    "123Z\",\"account\":\"bob\",\"currency\":\"EUR\",\"overdraft_limit\":100,\"metadata\":{"
+    "{\"seq\":6,\"id\":\"o2\",\"type\":\"account_opened\",\"v\":2,\"ts\":\"2026-11-22T07:"
+    "28:47."
+    "123Z\",\"account\":\"bob\",\"currency\":\"EUR\",\"overdraft_limit\":100,"
+    "\"metadata\":{"
     "\"a\":\"\",\"b\":\"caf\xc3\xa9 \\\"x\\\"\\n\"},\"meta\":{\"reference\":\"r\"}}",
-    "{\"seq\":7,\"id\":\"u\",\"type\":\"account_updated\",\"v\":2,\"ts\":\"2026-11-22T07:28:47."
+    "{\"seq\":7,\"id\":\"u\",\"type\":\"account_updated\",\"v\":2,\"ts\":\"2026-11-22T07:"
+    "28:47."
     "123Z\",\"account\":\"bob\",\"metadata\":{}}",
-    "{\"seq\":8,\"id\":\"u2\",\"type\":\"account_updated\",\"v\":2,\"ts\":\"2026-11-22T07:28:47."
+    "{\"seq\":8,\"id\":\"u2\",\"type\":\"account_updated\",\"v\":2,\"ts\":\"2026-11-"
+    "22T07:28:47."
     "123Z\",\"account\":\"bob\",\"overdraft_limit\":0}",
 };
 
@@ -1127,11 +1138,14 @@ static void test_v1_events_upcast_to_currency_xxx_and_keep_their_bytes (void)
 static void test_unknown_types_in_minimal_form_are_canonical (void)
 {
     const char *lines[] = {
-        "{\"seq\":9,\"id\":\"x\",\"type\":\"transfer_pending\",\"v\":2,\"ts\":\"2026-11-22T07:"
+        "{\"seq\":9,\"id\":\"x\",\"type\":\"transfer_pending\",\"v\":2,\"ts\":\"2026-11-"
+        "22T07:"
         "28:47.123Z\",\"from\":\"a\",\"to\":\"b\",\"amount\":5,\"currency\":\"EUR\"}",
-        "{\"seq\":9,\"id\":\"x\",\"type\":\"deposited\",\"v\":3,\"ts\":\"2026-11-22T07:28:47."
+        "{\"seq\":9,\"id\":\"x\",\"type\":\"deposited\",\"v\":3,\"ts\":\"2026-11-22T07:"
+        "28:47."
         "123Z\",\"account\":{\"new\":[1,\"caf\xc3\xa9\\n\"]}}",
-        "{\"seq\":9,\"id\":\"x\",\"type\":\"frozen\",\"v\":7,\"ts\":\"2026-11-22T07:28:47.123Z\"}",
+        "{\"seq\":9,\"id\":\"x\",\"type\":\"frozen\",\"v\":7,\"ts\":\"2026-11-22T07:28:"
+        "47.123Z\"}",
     };
     for (size_t i = 0; i < sizeof lines / sizeof lines[0]; i++) {
         event_t event;

@@ -251,12 +251,14 @@ static void test_settings_follow_account_events_and_currency_is_kept (void)
     snprintf (event.account, sizeof event.account, "shop");
     snprintf (event.currency, sizeof event.currency, "USD");
     CHECK (write_model_apply (model, &event) == 0);
-    CHECK (write_model_balance (model, "shop") == 0 && write_model_version (model, "shop") == 1);
+    CHECK (write_model_balance (model, "shop") == 0 &&
+           write_model_version (model, "shop") == 1);
     snprintf (event.id, sizeof event.id, "eur");
     snprintf (event.currency, sizeof event.currency, "EUR");
     event.seq = 3;
     CHECK (write_model_apply (model, &event) == 0);
-    CHECK (write_model_balance (model, "shop") == 5 && write_model_version (model, "shop") == 2);
+    CHECK (write_model_balance (model, "shop") == 5 &&
+           write_model_version (model, "shop") == 2);
     write_model_settings (NULL, &settings);
     CHECK (!settings.known && streq (settings.currency, ""));
     write_model_destroy (&model);
