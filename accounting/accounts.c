@@ -220,6 +220,8 @@ static int s_currency (accounts_t *self, const char *currency)
 static accounts_result_t s_change (accounts_t *self, change_t *changes,
                                    size_t change_count, int64_t seq, int currency)
 {
+    if (currency < 0)
+        return ACCOUNTS_FULL;
     for (size_t i = 0; i < change_count; i++) {
         change_t *change = &changes[i];
         size_t bytes;
@@ -390,33 +392,31 @@ accounts_result_t accounts_apply (accounts_t *self, const event_t *event)
         return ACCOUNTS_NOMEM;
     accounts_result_t result;
     change_t changes[2];
+    //  -1 when the currency table is full: s_change skips it as full.
     int currency =
         event_type_moves_money (event->type) ? s_currency (self, event->currency) : 0;
-    if (currency < 0)
-        result = ACCOUNTS_FULL;
-    else
-        switch (event->type) {
-        case EVENT_DEPOSITED:
-            changes[0] = (change_t){.id = event->account, .delta = event->amount};
-            result = s_change (self, changes, 1, event->seq, currency);
-            break;
-        case EVENT_WITHDRAWN:
-            changes[0] = (change_t){.id = event->account, .delta = -event->amount};
-            result = s_change (self, changes, 1, event->seq, currency);
-            break;
-        case EVENT_TRANSFERRED:
-            changes[0] = (change_t){.id = event->from, .delta = -event->amount};
-            changes[1] = (change_t){.id = event->to, .delta = event->amount};
-            result = s_change (self, changes, 2, event->seq, currency);
-            break;
-        case EVENT_ACCOUNT_OPENED:
-        case EVENT_ACCOUNT_UPDATED:
-            result = s_settings (self, event);
-            break;
-        default:
-            result = ACCOUNTS_UNKNOWN;
-            break;
-        }
+    switch (event->type) {
+    case EVENT_DEPOSITED:
+        changes[0] = (change_t){.id = event->account, .delta = event->amount};
+        result = s_change (self, changes, 1, event->seq, currency);
+        break;
+    case EVENT_WITHDRAWN:
+        changes[0] = (change_t){.id = event->account, .delta = -event->amount};
+        result = s_change (self, changes, 1, event->seq, currency);
+        break;
+    case EVENT_TRANSFERRED:
+        changes[0] = (change_t){.id = event->from, .delta = -event->amount};
+        changes[1] = (change_t){.id = event->to, .delta = event->amount};
+        result = s_change (self, changes, 2, event->seq, currency);
+        break;
+    case EVENT_ACCOUNT_OPENED:
+    case EVENT_ACCOUNT_UPDATED:
+        result = s_settings (self, event);
+        break;
+    default:
+        result = ACCOUNTS_UNKNOWN;
+        break;
+    }
     if (result == ACCOUNTS_NOMEM)
         return result;
     if (result == ACCOUNTS_APPLIED)
