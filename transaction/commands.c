@@ -8,8 +8,8 @@
 
 #include "http.h"
 
-#define FIELD_BYTES_MAX                                                                  \
-    224 // "commands[9999]." plus the longest field name (a metadata key)
+//  "commands[9999]." plus the longest field name (a metadata key's).
+#define FIELD_BYTES_MAX 224
 
 //  What cJSON reads as part of a number (a table lookup would be no
 //  faster; strchr per character was a tenth of a batch's parsing).
