@@ -210,7 +210,10 @@ static void s_wait_insert (waitlist_t *list, request_t *request, bool by_last_se
 static char *s_problem_text (unsigned status, const char *detail, cJSON *errors,
                              cJSON *extra)
 {
-    cJSON *json = http_problem_new (status, NULL, detail, errors);
+    //  A write's only 404 is PATCH of an account never seen: typed as
+    //  accounting's (…/account-not-found).
+    cJSON *json =
+        http_problem_new (status, status == 404 ? "Account not found" : NULL, detail, errors);
     while (extra && extra->child) {
         cJSON *item = cJSON_DetachItemViaPointer (extra, extra->child);
         cJSON_AddItemToObject (json, item->string, item);
