@@ -212,8 +212,8 @@ static char *s_problem_text (unsigned status, const char *detail, cJSON *errors,
 {
     //  A write's only 404 is PATCH of an account never seen: typed as
     //  accounting's (…/account-not-found).
-    cJSON *json =
-        http_problem_new (status, status == 404 ? "Account not found" : NULL, detail, errors);
+    cJSON *json = http_problem_new (status, status == 404 ? "Account not found" : NULL,
+                                    detail, errors);
     while (extra && extra->child) {
         cJSON *item = cJSON_DetachItemViaPointer (extra, extra->child);
         cJSON_AddItemToObject (json, item->string, item);
