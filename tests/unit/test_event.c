@@ -1156,6 +1156,45 @@ static void test_unknown_types_in_minimal_form_are_canonical (void)
     }
 }
 
+static int s_metadata (const char *json, char *out, char *error)
+{
+    cJSON *object = cJSON_Parse (json);
+    int bytes = event_metadata_format (object, out, error, 256);
+    cJSON_Delete (object);
+    return bytes;
+}
+
+static void test_metadata_is_sorted_escaped_and_bounded (void)
+{
+    char out[EVENT_METADATA_BYTES_MAX + 1], error[256] = "";
+    CHECK (s_metadata ("{\"b\":\"2\",\"a\":\"x\\\"\\n\\u0001\"}", out, error) > 0);
+    CHECK (streq (out, "{\"a\":\"x\\\"\\n\\u0001\",\"b\":\"2\"}"));
+    CHECK (s_metadata ("{}", out, error) == 2 && streq (out, "{}"));
+    //  The limits exactly, and one beyond each.
+    char json[8 * EVENT_METADATA_BYTES_MAX];
+    size_t at = (size_t)sprintf (json, "{");
+    for (int i = 0; i < EVENT_METADATA_KEYS_MAX; i++)
+        at += (size_t)sprintf (json + at, "%s\"k%02d%029d\":\"%0256d\"", i ? "," : "", i, 0,
+                               0);
+    sprintf (json + at, "}");
+    CHECK (s_metadata (json, out, error) > 0);
+    sprintf (json + at, ",\"z\":\"\"}");
+    CHECK (s_metadata (json, out, error) < 0 && strstr (error, "more than 16 keys"));
+    CHECK (s_metadata ("{\"k\":\"" "0123456789012345678901234567890123456789012345678901234567890123"
+                       "0123456789012345678901234567890123456789012345678901234567890123"
+                       "0123456789012345678901234567890123456789012345678901234567890123"
+                       "01234567890123456789012345678901234567890123456789012345678901234\"}",
+                       out, error) < 0);
+    CHECK (strncmp (error, "metadata.k:", 11) == 0);
+    CHECK (s_metadata ("{\"abcdefghijabcdefghijabcdefghijab\":\"\"}", out, error) > 0);
+    CHECK (s_metadata ("{\"abcdefghijabcdefghijabcdefghijabc\":\"\"}", out, error) < 0);
+    CHECK (s_metadata ("{\"\":\"x\"}", out, error) < 0);
+    CHECK (s_metadata ("{\"1a\":\"x\"}", out, error) < 0);
+    CHECK (s_metadata ("{\"a-b\":\"x\"}", out, error) < 0);
+    CHECK (s_metadata ("{\"a\":null}", out, error) < 0);
+    CHECK (s_metadata ("[\"a\"]", out, error) < 0 && strncmp (error, "metadata:", 9) == 0);
+}
+
 int main (void)
 {
     RUN (test_stored_line_round_trips_byte_for_byte);
@@ -1186,6 +1225,7 @@ int main (void)
     RUN (test_v2_lines_are_canonical_and_round_trip);
     RUN (test_v1_events_upcast_to_currency_xxx_and_keep_their_bytes);
     RUN (test_unknown_types_in_minimal_form_are_canonical);
+    RUN (test_metadata_is_sorted_escaped_and_bounded);
     RUN (test_print_parse_rates);
     return check_exit_status ();
 }
