@@ -1174,17 +1174,19 @@ static void test_metadata_is_sorted_escaped_and_bounded (void)
     char json[8 * EVENT_METADATA_BYTES_MAX];
     size_t at = (size_t)sprintf (json, "{");
     for (int i = 0; i < EVENT_METADATA_KEYS_MAX; i++)
-        at += (size_t)sprintf (json + at, "%s\"k%02d%029d\":\"%0256d\"", i ? "," : "", i, 0,
-                               0);
+        at += (size_t)sprintf (json + at, "%s\"k%02d%029d\":\"%0256d\"", i ? "," : "", i,
+                               0, 0);
     sprintf (json + at, "}");
     CHECK (s_metadata (json, out, error) > 0);
     sprintf (json + at, ",\"z\":\"\"}");
     CHECK (s_metadata (json, out, error) < 0 && strstr (error, "more than 16 keys"));
-    CHECK (s_metadata ("{\"k\":\"" "0123456789012345678901234567890123456789012345678901234567890123"
-                       "0123456789012345678901234567890123456789012345678901234567890123"
-                       "0123456789012345678901234567890123456789012345678901234567890123"
-                       "01234567890123456789012345678901234567890123456789012345678901234\"}",
-                       out, error) < 0);
+    CHECK (s_metadata (
+               "{\"k\":\""
+               "0123456789012345678901234567890123456789012345678901234567890123"
+               "0123456789012345678901234567890123456789012345678901234567890123"
+               "0123456789012345678901234567890123456789012345678901234567890123"
+               "01234567890123456789012345678901234567890123456789012345678901234\"}",
+               out, error) < 0);
     CHECK (strncmp (error, "metadata.k:", 11) == 0);
     CHECK (s_metadata ("{\"abcdefghijabcdefghijabcdefghijab\":\"\"}", out, error) > 0);
     CHECK (s_metadata ("{\"abcdefghijabcdefghijabcdefghijabc\":\"\"}", out, error) < 0);
@@ -1192,7 +1194,8 @@ static void test_metadata_is_sorted_escaped_and_bounded (void)
     CHECK (s_metadata ("{\"1a\":\"x\"}", out, error) < 0);
     CHECK (s_metadata ("{\"a-b\":\"x\"}", out, error) < 0);
     CHECK (s_metadata ("{\"a\":null}", out, error) < 0);
-    CHECK (s_metadata ("[\"a\"]", out, error) < 0 && strncmp (error, "metadata:", 9) == 0);
+    CHECK (s_metadata ("[\"a\"]", out, error) < 0 &&
+           strncmp (error, "metadata:", 9) == 0);
 }
 
 int main (void)
