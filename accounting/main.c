@@ -50,6 +50,7 @@ typedef struct {
     int64_t subscriber_hwm;
     int64_t upstream_timeout_ms;
     int64_t connections_per_ip;
+    int64_t overdraft_limit; // what accounts opened implicitly show as theirs
     bool reuse_port;
     bool rebuild;
     log_level_t log_level;
@@ -82,6 +83,7 @@ enum {
     OPT_LOG_LEVEL,
     OPT_SUBSCRIBER_HWM,
     OPT_UPSTREAM_TIMEOUT_MS,
+    OPT_OVERDRAFT_LIMIT,
     OPT_HELP,
     OPT_VERSION,
 };
@@ -100,6 +102,7 @@ static const struct option s_long_options[] = {
     {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
     {"subscriber-hwm", required_argument, NULL, OPT_SUBSCRIBER_HWM},
     {"upstream-timeout-ms", required_argument, NULL, OPT_UPSTREAM_TIMEOUT_MS},
+    {"overdraft-limit", required_argument, NULL, OPT_OVERDRAFT_LIMIT},
     {"help", no_argument, NULL, OPT_HELP},
     {"version", no_argument, NULL, OPT_VERSION},
     SECURITY_LONG_OPTIONS,
@@ -126,6 +129,8 @@ static void s_usage (FILE *out)
         "  --log-level LEVEL       debug, info, warn or error (info)\n"
         "  --subscriber-hwm N      SUB receive high-water mark (ZeroMQ default)\n"
         "  --upstream-timeout-ms N  silence before upstream counts as down (3000)\n"
+        "  --overdraft-limit N   the limit shown for accounts opened implicitly:\n"
+        "                        transaction's --overdraft-limit (0)\n"
         "%s"
         "  --help                  this text\n"
         "  --version               the version\n",
@@ -170,6 +175,10 @@ static int s_options_parse (options_t *options, int argc, char *argv[])
         case OPT_HTTP_PORT:
             rc =
                 config_parse_int64 ("--http-port", optarg, 0, 65535, &options->http_port);
+            break;
+        case OPT_OVERDRAFT_LIMIT:
+            rc = config_parse_int64 ("--overdraft-limit", optarg, 0,
+                                     1000000000000000000LL, &options->overdraft_limit);
             break;
         case OPT_WAIT_MS_MAX:
             rc = config_parse_int64 ("--wait-ms-max", optarg, 0, ACCOUNTING_WAIT_MS_LIMIT,
@@ -318,6 +327,7 @@ static int s_start (service_t *self)
                   options->http_port);
     snprintf (self->api.instance, sizeof self->api.instance, "%d", (int)getpid ());
     self->api.wait_ms_max = options->wait_ms_max;
+    self->api.overdraft_limit = options->overdraft_limit;
     self->api.accounts = accounts_new ();
     self->loop = zloop_new ();
     if (!self->api.accounts || !self->loop)

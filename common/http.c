@@ -604,7 +604,12 @@ static bool s_query_key_allowed (const char *allowed, const char *key)
     size_t key_bytes = strlen (key);
     while (allowed && *allowed) {
         const char *end = strchrnul (allowed, ' ');
-        if ((size_t)(end - allowed) == key_bytes && memcmp (allowed, key, key_bytes) == 0)
+        size_t bytes = (size_t)(end - allowed);
+        if (bytes == key_bytes && memcmp (allowed, key, key_bytes) == 0)
+            return true;
+        //  "metadata.*": any key with that prefix and something after it.
+        if (bytes > 1 && allowed[bytes - 1] == '*' && key_bytes >= bytes &&
+            memcmp (allowed, key, bytes - 1) == 0)
             return true;
         allowed = *end ? end + 1 : end;
     }
@@ -1316,6 +1321,36 @@ const char *http_request_query (http_request_t *self, const char *key)
 {
     assert (self);
     return MHD_lookup_connection_value (self->connection, MHD_GET_ARGUMENT_KIND, key);
+}
+
+typedef struct {
+    const char *prefix;
+    const char **keys, **values;
+    size_t max, count;
+} prefixed_t;
+
+static enum MHD_Result s_on_prefixed (void *arg, enum MHD_ValueKind kind, const char *key,
+                                      const char *value)
+{
+    prefixed_t *found = arg;
+    if (key && strncmp (key, found->prefix, strlen (found->prefix)) == 0) {
+        if (found->count < found->max) {
+            found->keys[found->count] = key;
+            found->values[found->count] = value ? value : "";
+        }
+        found->count++;
+    }
+    return MHD_YES;
+}
+
+size_t http_request_query_prefixed (http_request_t *self, const char *prefix,
+                                    const char **keys, const char **values, size_t max)
+{
+    assert (self && prefix);
+    prefixed_t found = {prefix, keys, values, max, 0};
+    MHD_get_connection_values (self->connection, MHD_GET_ARGUMENT_KIND, s_on_prefixed,
+                               &found);
+    return found.count;
 }
 
 void http_respond_invalid_query (http_request_t *self, cJSON *errors)

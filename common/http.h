@@ -52,7 +52,8 @@ typedef struct {
     unsigned scope;        // auth_scope_t a token needs; AUTH_SCOPE_OPEN: none. Every
                            // route of a server with an auth file must set it
     const char *query;     // the query keys it takes, space-separated ("limit after");
-                           // NULL: none. Any other key is 400 naming it
+                           // NULL: none. Any other key is 400 naming it. A
+                           // key ending in * takes every key with that prefix
 } http_route_t;
 
 typedef struct {
@@ -107,6 +108,11 @@ void http_server_metrics (http_server_t *self, metrics_t *metrics);
 const char *http_request_param (http_request_t *self, const char *name);
 //  A query-string argument (decoded), or NULL when absent.
 const char *http_request_query (http_request_t *self, const char *key);
+//  The query arguments whose key starts with prefix, in the order given:
+//  up to max (key, value) pairs into keys and values (borrowed). Returns
+//  how many there are, which may exceed max.
+size_t http_request_query_prefixed (http_request_t *self, const char *prefix,
+                                    const char **keys, const char **values, size_t max);
 //  A request header (case-insensitive name), or NULL.
 const char *http_request_header (http_request_t *self, const char *name);
 //  The body (NUL-terminated for convenience) and its length; "" when none.

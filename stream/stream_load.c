@@ -37,8 +37,8 @@ static void s_send_request (zsock_t *push, const char *prefix, long request, lon
     wire_append_begin (socket, request_id, events > 0);
     for (long i = 0; i < events; i++) {
         int bytes = snprintf (line, sizeof line,
-                              "{\"id\":\"%s-%ld-%ld\",\"type\":\"deposited\",\"v\":1,"
-                              "\"account\":\"acct-%ld\",\"amount\":1}",
+                              "{\"id\":\"%s-%ld-%ld\",\"type\":\"deposited\",\"v\":2,"
+                              "\"account\":\"acct-%ld\",\"amount\":1,\"currency\":\"XXX\"}",
                               prefix, request, i, (request * events + i) % accounts);
         wire_append_event (socket, line, (size_t)bytes, i + 1 == events);
     }

@@ -333,6 +333,8 @@ def fold(events, upto_seq=None):
         elif ev["type"] == "transferred":
             touch(ev["from"], -ev["amount"])
             touch(ev["to"], ev["amount"])
+        elif ev["type"] in ("account_opened", "account_updated"):
+            touch(ev["account"], 0)  # a touch that moves no money
     return state
 
 

@@ -86,7 +86,30 @@ def tour_open(tour, stream, tx, accounting):
     status, _, data = run(tx, "POST", "/batch", body={"commands": [
         {"account": "carol", "amount": 50}, {"from": "carol", "to": "bob", "amount": 20}]},
         expect=201)
+    # schema 2: accounts with a currency, their limit and metadata
+    run(tx, "POST", "/accounts", body={"account": "eur-shop", "currency": "EUR",
+                                       "overdraft_limit": 0, "metadata": {"tier": "gold"}},
+        expect=201)
+    _, headers, _ = run(tx, "POST", "/accounts", body={
+        "account": "eur-shop", "currency": "EUR", "overdraft_limit": 0,
+        "metadata": {"tier": "gold"}}, expect=201)
+    assert headers.get("idempotent-replayed") == "true"
+    run(tx, "PATCH", "/accounts/{id}", "/accounts/eur-shop",
+        body={"overdraft_limit": None}, expect=200)
+    run(tx, "POST", "/transactions", body={"account": "eur-shop", "amount": -5,
+                                           "currency": "EUR"}, expect=201)
+    status, _, data = run(tx, "POST", "/batch", body={"commands": [
+        {"account": "eur-cash", "currency": "EUR"},
+        {"from": "eur-shop", "to": "eur-cash", "amount": 5}]}, expect=201)
     last_seq = json.loads(data)["last_seq"]
+    run(tx, "POST", "/accounts", body={"account": "eur-shop", "currency": "USD"},
+        expect=409)
+    run(tx, "POST", "/accounts", body={"account": "x", "currency": "eur"}, expect=422)
+    run(tx, "POST", "/transfers", body={"from": "eur-shop", "to": "alice", "amount": 1},
+        expect=422)
+    run(tx, "PATCH", "/accounts/{id}", "/accounts/nobody", body={"overdraft_limit": 1},
+        expect=404)
+    run(tx, "PATCH", "/accounts/{id}", "/accounts/eur-shop", body={}, expect=422)
     # transaction: refusals
     run(tx, "POST", "/transactions", body={"account": "bob", "amount": 6}, headers=key,
         expect=422)
@@ -138,6 +161,11 @@ def tour_open(tour, stream, tx, accounting):
     run(accounting, "GET", "/accounts/{id}/events", "/accounts/zoe/events", expect=404)
     run(accounting, "GET", "/accounts/{id}/events", "/accounts/alice/events?limit=x",
         expect=400)
+    run(accounting, "GET", "/accounts", "/accounts?currency=EUR", expect=200)
+    run(accounting, "GET", "/accounts", "/accounts?metadata.tier=gold", expect=200)
+    run(accounting, "GET", "/accounts", "/accounts?currency=eur", expect=400)
+    run(accounting, "GET", "/accounts/{id}", "/accounts/eur-shop", expect=200)
+    run(accounting, "GET", "/accounts/{id}/events", "/accounts/eur-shop/events", expect=200)
     run(accounting, "GET", "/stats", expect=200)
     run(accounting, "GET", "/health", expect=200)
     run(accounting, "GET", "/metrics", expect=200)

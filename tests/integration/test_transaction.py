@@ -74,7 +74,8 @@ def test_deposit_withdraw_transfer_and_batch_answer_with_the_stored_events():
         "/transactions", {"account": "alice", "amount": 1250, "reference": "salary"}, headers)
     assert status == 201, dep
     assert resp_headers["x-request-id"] == "req-1"
-    assert list(dep) == ["seq", "id", "type", "ts", "account", "amount", "balance"], dep
+    assert list(dep) == ["seq", "id", "type", "ts", "account", "amount", "currency",
+                         "balance"], dep
     assert (dep["type"], dep["account"], dep["amount"], dep["balance"]) == \
         ("deposited", "alice", 1250, 1250)
 

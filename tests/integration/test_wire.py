@@ -2,8 +2,9 @@
 """The ZeroMQ protocol's bytes, pinned: every message the services build
 (APPEND, EVENTS, RESULT, HEARTBEAT, BATCH, PACKED, ERROR, FOUND, ABSENT)
 and every refusal the stream answers, frame for frame, as DESIGN.md spells
-them. Written against the code before common/wire existed, so the codec
-is proven to send the same bytes.
+them. Written against the code before common/wire existed (and run
+against it again for schema 2's proposed lines), so the codec is proven
+to send the same bytes.
 
 The stream is the real binary, driven over its three sockets; the
 transaction's APPEND is captured by a fake stream (PULL, PUB, ROUTER) that
@@ -222,8 +223,8 @@ def test_transaction_append_frames_are_pinned():
         assert re.match(rb"^[0-9A-F]{32}-1$", append[1]), append[1]
         instance = append[1][:32]
         assert append[2] == (
-            b'{"id":"t-1","type":"deposited","v":1,"account":"alice","amount":12,'
-            b'"meta":{"request_id":"rq-1","reference":"pay"}}'), \
+            b'{"id":"t-1","type":"deposited","v":2,"account":"alice","amount":12,'
+            b'"currency":"XXX","meta":{"request_id":"rq-1","reference":"pay"}}'), \
             append[2]
 
         post_in_thread(transaction.url, "/batch",
@@ -237,12 +238,12 @@ def test_transaction_append_frames_are_pinned():
         assert append[:2] == [b"APPEND", instance + b"-2"], append[:2]
         # The expect rides on the first event that debits an account.
         assert append[2:] == [
-            b'{"id":"bx:0","type":"deposited","v":1,"account":"bob","amount":3,'
-            b'"meta":{"request_id":"rq-2"}}',
-            b'{"id":"bx:1","type":"transferred","v":1,"from":"bob","to":"carol","amount":2,'
-            b'"meta":{"request_id":"rq-2"},"expect":{"bob":0}}',
-            b'{"id":"bx:2","type":"withdrawn","v":1,"account":"bob","amount":1,'
-            b'"meta":{"request_id":"rq-2"}}',
+            b'{"id":"bx:0","type":"deposited","v":2,"account":"bob","amount":3,'
+            b'"currency":"XXX","meta":{"request_id":"rq-2"}}',
+            b'{"id":"bx:1","type":"transferred","v":2,"from":"bob","to":"carol","amount":2,'
+            b'"currency":"XXX","meta":{"request_id":"rq-2"},"expect":{"bob":0}}',
+            b'{"id":"bx:2","type":"withdrawn","v":2,"account":"bob","amount":1,'
+            b'"currency":"XXX","meta":{"request_id":"rq-2"}}',
         ], append[2:]
     finally:
         fake.close()
