@@ -1145,8 +1145,8 @@ static void test_unknown_types_in_minimal_form_are_canonical (void)
         "{\"seq\":9,\"id\":\"x\",\"type\":\"deposited\",\"v\":3,\"ts\":\"2026-11-22T07:"
         "28:47."
         "123Z\",\"account\":{\"new\":[1,\"caf\xc3\xa9\\n\"]}}",
-        "{\"seq\":9,\"id\":\"x\",\"type\":\"frozen\",\"v\":7,\"ts\":\"2026-11-22T07:28:"
-        "47.123Z\"}",
+        ("{\"seq\":9,\"id\":\"x\",\"type\":\"frozen\",\"v\":7,\"ts\":\"2026-11-22T07:28:"
+         "47.123Z\"}"), // one element (clang -Wstring-concatenation)
     };
     for (size_t i = 0; i < sizeof lines / sizeof lines[0]; i++) {
         event_t event;
