@@ -5,6 +5,10 @@
                                  ?min_seq=N[&wait_ms=M] (read-your-writes)
     GET /accounts                ?after=ID&limit=N, sorted by id
     GET /accounts/{id}/events    ?after_seq=N&limit=N, the stored lines
+    GET /events                  Accept: text/event-stream: the live feed
+                                 (feed.h); otherwise a JSON page of the
+                                 replica. ?from_seq=N&account=ID[&limit=N]
+    GET /                        the dashboard page (dashboard.h)
     GET /stats, GET /health, GET /metrics
 
     The handlers read the service's state through api_context_t, which the
@@ -17,6 +21,7 @@
 #include <stdint.h>
 
 #include "accounts.h"
+#include "feed.h"
 #include "http.h"
 #include "log_file.h"
 #include "subscriber.h"
@@ -34,6 +39,7 @@ typedef struct {
     log_file_t *replica;
     subscriber_t *subscriber; // NULL until created
     waiters_t *waiters;
+    feed_t *feed;        // NULL until created
     http_server_t *http; // NULL until created
     int64_t wait_ms_max; // cap for wait_ms
     bool replica_failed; // the replica stopped following (disk error)

@@ -23,6 +23,7 @@
 #include "api.h"
 #include "config.h"
 #include "event.h"
+#include "feed.h"
 #include "http.h"
 #include "log.h"
 #include "log_file.h"
@@ -49,6 +50,8 @@ typedef struct {
     int64_t subscriber_hwm;
     int64_t upstream_timeout_ms;
     int64_t connections_per_ip;
+    int64_t feed_subscribers_max;
+    int64_t feed_keepalive_ms;
     bool reuse_port;
     bool rebuild;
     log_level_t log_level;
@@ -76,6 +79,8 @@ enum {
     OPT_LOG_LEVEL,
     OPT_SUBSCRIBER_HWM,
     OPT_UPSTREAM_TIMEOUT_MS,
+    OPT_FEED_SUBSCRIBERS_MAX,
+    OPT_FEED_KEEPALIVE_MS,
     OPT_HELP,
     OPT_VERSION,
 };
@@ -94,6 +99,8 @@ static const struct option s_long_options[] = {
     {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
     {"subscriber-hwm", required_argument, NULL, OPT_SUBSCRIBER_HWM},
     {"upstream-timeout-ms", required_argument, NULL, OPT_UPSTREAM_TIMEOUT_MS},
+    {"feed-subscribers-max", required_argument, NULL, OPT_FEED_SUBSCRIBERS_MAX},
+    {"feed-keepalive-ms", required_argument, NULL, OPT_FEED_KEEPALIVE_MS},
     {"help", no_argument, NULL, OPT_HELP},
     {"version", no_argument, NULL, OPT_VERSION},
     SECURITY_LONG_OPTIONS,
@@ -119,11 +126,13 @@ static void s_usage (FILE *out)
         "  --log-level L         debug|info|warn|error (info)\n"
         "  --subscriber-hwm N    SUB receive high-water mark (ZeroMQ default)\n"
         "  --upstream-timeout-ms N  silence before upstream counts as down (3000)\n"
+        "  --feed-subscribers-max N  live GET /events streams at once (%d)\n"
+        "  --feed-keepalive-ms N  comment sent on an idle live stream (%d)\n"
         "%s"
         "  --help, --version\n",
         ACCOUNTING_HTTP_PORT_DEFAULT, ACCOUNTING_WAIT_MS_MAX_DEFAULT,
         ACCOUNTING_WAITERS_MAX_DEFAULT, HTTP_CONNECTIONS_PER_IP_MAX_DEFAULT,
-        security_usage);
+        FEED_SUBSCRIBERS_MAX_DEFAULT, FEED_KEEPALIVE_MS_DEFAULT, security_usage);
 }
 
 //  Returns 0 to run, 1 to exit 0 (help, version), -1 to exit 2.
@@ -136,6 +145,8 @@ static int s_options_parse (options_t *options, int argc, char *argv[])
                            .wait_ms_max = ACCOUNTING_WAIT_MS_MAX_DEFAULT,
                            .waiters_max = ACCOUNTING_WAITERS_MAX_DEFAULT,
                            .connections_per_ip = HTTP_CONNECTIONS_PER_IP_MAX_DEFAULT,
+                           .feed_subscribers_max = FEED_SUBSCRIBERS_MAX_DEFAULT,
+                           .feed_keepalive_ms = FEED_KEEPALIVE_MS_DEFAULT,
                            .log_level = LOG_INFO};
     int option, rc = 0;
     while (rc == 0 &&
@@ -183,6 +194,16 @@ static int s_options_parse (options_t *options, int argc, char *argv[])
         case OPT_UPSTREAM_TIMEOUT_MS:
             rc = config_parse_int64 ("--upstream-timeout-ms", optarg, 1, INT_MAX,
                                      &options->upstream_timeout_ms);
+            break;
+        case OPT_FEED_SUBSCRIBERS_MAX:
+            rc = config_parse_int64 ("--feed-subscribers-max", optarg, 0,
+                                     FEED_SUBSCRIBERS_LIMIT,
+                                     &options->feed_subscribers_max);
+            break;
+        case OPT_FEED_KEEPALIVE_MS:
+            rc =
+                config_parse_int64 ("--feed-keepalive-ms", optarg, 1,
+                                    FEED_KEEPALIVE_MS_LIMIT, &options->feed_keepalive_ms);
             break;
         case OPT_LOG_LEVEL:
             rc = log_level_parse (optarg, &options->log_level);
@@ -251,7 +272,9 @@ static void s_on_event (void *arg, const event_t *event, const char *line,
                    event->seq);
         log_file_rollback (self->api.replica);
         self->api.replica_failed = true;
+        return;
     }
+    feed_on_event (self->api.feed, event, line, line_bytes);
 }
 
 static void s_on_applied (void *arg, int64_t applied_seq)
@@ -264,6 +287,7 @@ static void s_on_applied (void *arg, int64_t applied_seq)
         self->api.replica_failed = true;
     }
     waiters_wake (self->api.waiters, applied_seq);
+    feed_on_applied (self->api.feed);
 }
 
 static int s_open_replica (service_t *self, const char *data_dir)
@@ -315,6 +339,11 @@ static int s_start (service_t *self)
         waiters_new (self->loop, (size_t)options->waiters_max, api_on_waiter, &self->api);
     if (!self->api.waiters)
         return -1;
+    self->api.feed =
+        feed_new (self->loop, self->api.replica, (size_t)options->feed_subscribers_max,
+                  (int)options->feed_keepalive_ms);
+    if (!self->api.feed)
+        return -1;
     http_config_t http_config = {.service = "accounting",
                                  .address = options->http_addr,
                                  .port = (int)options->http_port,
@@ -349,7 +378,8 @@ static void s_stop (service_t *self)
 {
     waiters_destroy (&self->api.waiters);
     subscriber_destroy (&self->api.subscriber);
-    http_server_destroy (&self->api.http);
+    http_server_destroy (&self->api.http); // ends the live feeds' responses first
+    feed_destroy (&self->api.feed);
     if (self->api.replica && !self->api.replica_failed &&
         log_file_commit (self->api.replica, false))
         log_error ("replica commit at exit failed: %s", strerror (errno));

@@ -22,6 +22,7 @@
 #include <cjson/cJSON.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
 
 #define HTTP_PATH_PARAMS_MAX      4   // "{id}" segments in one route pattern
 #define HTTP_REQUEST_ID_BYTES_MAX 128 // longer or non-printable X-Request-Id is replaced
@@ -150,5 +151,33 @@ cJSON *http_problem_new (unsigned status, const char *title, const char *detail,
 //  Helper to build the errors array for http_respond_problem: appends
 //  {"field": field, "message": message} to *errors_p, creating it if NULL.
 void http_problem_add_error (cJSON **errors_p, const char *field, const char *message);
+
+//  ---------------------------------------------------------------------
+//  Streaming responses (server-sent events): a body of unknown length,
+//  sent chunked as the caller produces it.
+
+typedef struct http_stream http_stream_t;
+
+#define HTTP_STREAM_END ((ssize_t)-1) // a reader's "the body is complete"
+
+//  Fills buffer with up to max bytes of what is ready and returns how many.
+//  0: nothing is ready; the connection then waits, without timing out, until
+//  http_stream_wake. HTTP_STREAM_END finishes the response.
+typedef ssize_t (http_stream_read_fn) (void *arg, char *buffer, size_t max);
+//  Called exactly once when the response is over (complete, client gone,
+//  server stopping); the stream handle is invalid from then on.
+typedef void (http_stream_free_fn) (void *arg);
+
+//  Answers with a streamed body read through reader. Returns the stream
+//  handle, valid until free_fn(arg) is called. On failure (out of memory)
+//  returns NULL, the request is answered (its connection closes) and
+//  free_fn is not called: arg stays the caller's.
+http_stream_t *http_respond_stream (http_request_t *self, unsigned status,
+                                    const char *content_type, http_stream_read_fn *reader,
+                                    http_stream_free_fn *free_fn, void *arg);
+
+//  New data is ready: a waiting stream calls its reader again soon. Safe
+//  to call at any time, also from inside the reader.
+void http_stream_wake (http_stream_t *stream);
 
 #endif

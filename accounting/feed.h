@@ -1,0 +1,95 @@
+/*  feed — live subscriptions: GET /events as server-sent events.
+
+    A subscriber catches up from the replica (from any seq it asks for) and
+    then goes live: the events the service applies are pushed to it as they
+    are appended to the replica. Each event is one SSE frame:
+
+        id: <seq>
+        event: <type>
+        data: <the stored line>
+
+    Exactly once and in order, by one rule: a subscriber has a next_seq,
+    and an event is sent to it only when its seq is next_seq. Live events
+    reach a subscriber only while it is at the head (next_seq is the seq
+    being appended); a subscriber behind the head reads the committed
+    replica from next_seq instead, a page at a time while its buffer is
+    empty, and meets the live events when it reaches the head. A reconnect
+    with Last-Event-ID K is simply next_seq = K + 1, whichever instance
+    and whatever restarts happened: the replica holds every seq.
+
+    Bounded: at most subscribers_max subscribers; each buffers at most
+    FEED_BUFFER_BYTES_MAX unsent bytes of live events. One that goes over
+    is cut off: the whole events not yet handed to the connection are
+    dropped, a final "event: error" frame says why, and the response ends
+    once that is sent (a client resumes with Last-Event-ID). Idle
+    subscribers get a ": keep-alive" comment every keepalive_ms.
+
+    The feed does not parse HTTP queries (api.c does) and knows no auth:
+    feed_filter_t is the one per-subscriber predicate to extend.
+*/
+#ifndef FEED_H_INCLUDED
+#define FEED_H_INCLUDED
+
+#include <czmq.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "event.h"
+#include "http.h"
+#include "log_file.h"
+
+#define FEED_SUBSCRIBERS_MAX_DEFAULT 64     // each holds a connection and a buffer
+#define FEED_SUBSCRIBERS_LIMIT       100000 // sanity bound for --feed-subscribers-max
+#define FEED_BUFFER_BYTES_MAX        (1024 * 1024) // unsent live bytes per subscriber
+//  Idle streams get a comment this often: below MHD's 30 s inactivity
+//  timeout and the ~60 s idle timeout proxies commonly have.
+#define FEED_KEEPALIVE_MS_DEFAULT 15000
+#define FEED_KEEPALIVE_MS_LIMIT   3600000
+
+typedef struct feed feed_t;
+
+//  Which events a subscriber sees. An event passes when every set
+//  criterion holds; an empty account means every account.
+typedef struct {
+    char account[EVENT_ACCOUNT_BYTES_MAX + 1]; // touches it: account, from or to
+} feed_filter_t;
+
+//  True when the event passes the filter.
+bool feed_filter_matches (const feed_filter_t *filter, const event_t *event);
+
+//  replica is borrowed and must outlive the feed. Returns NULL when out
+//  of memory or when the keep-alive timer cannot be set.
+feed_t *feed_new (zloop_t *loop, log_file_t *replica, size_t subscribers_max,
+                  int keepalive_ms);
+
+//  Ends every subscriber (their responses finish at their next read) and
+//  frees the feed. Idempotent; nulls *self_p.
+void feed_destroy (feed_t **self_p);
+
+typedef enum {
+    FEED_OK,
+    FEED_FULL, // subscribers_max reached: nothing was answered
+    FEED_NOMEM // the request was answered (connection closed)
+} feed_result_t;
+
+//  Answers request with an SSE stream from next_seq (>= 1) on, filtered.
+//  On FEED_FULL the request is still the caller's to answer.
+feed_result_t feed_subscribe (feed_t *self, http_request_t *request,
+                              const feed_filter_t *filter, int64_t next_seq);
+
+//  The service appended event (line: the stored line, no \n) to the
+//  replica: subscribers at the head get it. Call in seq order, for every
+//  event appended.
+void feed_on_event (feed_t *self, const event_t *event, const char *line,
+                    size_t line_bytes);
+
+//  The replica was committed: wakes subscribers that have something to send.
+void feed_on_applied (feed_t *self);
+
+//  For /metrics and /stats.
+size_t feed_subscriber_count (feed_t *self);
+uint64_t feed_events_sent (feed_t *self);
+uint64_t feed_cutoffs (feed_t *self);
+uint64_t feed_refused (feed_t *self);
+
+#endif

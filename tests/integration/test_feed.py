@@ -1,0 +1,639 @@
+"""The live feed (GET /events as server-sent events) and the dashboard page,
+against the real binaries over real HTTP: catch-up then live, the account
+filter, the subscriber cap, a slow reader cut off with bounded memory, and
+resume with Last-Event-ID across kill -9 of accounting and of the stream
+while a writer runs (every seq exactly once, in order, byte for byte).
+The page is loaded in headless Chromium, driven over the DevTools
+protocol: no console errors, balances shown, a deposit made after load
+appears in the feed, and the bearer token entered on the page is sent.
+
+LEDGER_SCREENSHOT=PATH writes the page's screenshot there (the README's
+docs/dashboard.png); by default it goes to the build directory.
+"""
+
+import base64
+import json
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+
+import harness
+from harness import get_json, post_json, wait_until
+
+HTTP_TIMEOUT_S = 30.0   # generous: a shared, noisy machine
+WAIT_S = 60.0           # wait-until bound for anything eventually true
+FEED_BUFFER_BYTES_MAX = 1024 * 1024
+RSS_GROWTH_BOUND_KIB = 12 * 1024  # the cut-off client's buffer is 1 MiB
+REFERENCE = "r" * 200   # pads lines to ~400 bytes
+FLOOD_BATCHES_AFTER_CUT = 70  # of 1,000 events: ~28 MiB of lines
+
+
+# ---------------------------------------------------------------------------
+# An SSE client on a raw socket: the test controls reading (and SO_RCVBUF)
+
+class EndOfStream(Exception):
+    pass
+
+
+class Sse:
+    """GET path with Accept: text/event-stream; frames() yields dicts with
+    id, event, data (one data line each here) or comment."""
+
+    def __init__(self, port, path, headers=None, rcvbuf=None, timeout=HTTP_TIMEOUT_S):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        if rcvbuf:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        self.sock.settimeout(timeout)
+        self.sock.connect(("127.0.0.1", port))
+        lines = [f"GET {path} HTTP/1.1", f"Host: 127.0.0.1:{port}",
+                 "Accept: text/event-stream"]
+        lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
+        self.sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+        self.raw = b""
+        self.body = b""
+        self.ended = False
+        while b"\r\n\r\n" not in self.raw:
+            self._recv()
+        head, self.raw = self.raw.split(b"\r\n\r\n", 1)
+        status_line, *header_lines = head.decode().split("\r\n")
+        self.status = int(status_line.split()[1])
+        self.headers = {k.lower(): v.strip() for k, v in
+                        (h.split(":", 1) for h in header_lines)}
+        self.chunked = self.headers.get("transfer-encoding") == "chunked"
+        if not self.chunked:
+            length = int(self.headers.get("content-length", "0"))
+            while len(self.raw) < length:
+                self._recv()
+            self.body, self.ended = self.raw[:length], True
+
+    def _recv(self):
+        data = self.sock.recv(65536)
+        if not data:
+            raise EndOfStream("connection closed")
+        self.raw += data
+
+    def _dechunk(self):
+        while not self.ended:
+            size_end = self.raw.find(b"\r\n")
+            if size_end < 0:
+                return
+            size = int(self.raw[:size_end].split(b";")[0], 16)
+            if size == 0:
+                self.ended = True
+                return
+            if len(self.raw) < size_end + 2 + size + 2:
+                return
+            self.body += self.raw[size_end + 2:size_end + 2 + size]
+            self.raw = self.raw[size_end + 2 + size + 2:]
+
+    def next_frame(self):
+        """The next frame; EndOfStream once the response is complete."""
+        while True:
+            self._dechunk()
+            end = self.body.find(b"\n\n")
+            if end >= 0:
+                text, self.body = self.body[:end].decode(), self.body[end + 2:]
+                frame = {}
+                for line in text.split("\n"):
+                    if line.startswith(":"):
+                        frame["comment"] = line[1:].strip()
+                    else:
+                        field, _, value = line.partition(": ")
+                        frame[field] = value
+                return frame
+            if self.ended:
+                raise EndOfStream("response complete")
+            self._recv()
+
+    def next_event(self):
+        """The next frame that is an event (skips comments and retry)."""
+        while True:
+            frame = self.next_frame()
+            if "data" in frame:
+                return frame
+
+    def close(self):
+        self.sock.close()
+
+
+class Deployment(harness.StreamLog):
+    def __init__(self, acc_extra=()):
+        self.endpoints = harness.Endpoints()
+        self.stream_dir = harness.tmpdir("ledger-stream-")
+        self.acc_dir = harness.tmpdir("ledger-accounting-")
+        self.stream = harness.start_stream(self.endpoints, self.stream_dir,
+                                           extra=["--heartbeat-ms", "200"])
+        self.tx = harness.start_transaction(self.endpoints,
+                                            extra=["--ack-timeout-ms", "2000"])
+        self.acc = harness.start_accounting(
+            self.endpoints, self.acc_dir,
+            extra=["--upstream-timeout-ms", "1000", *acc_extra])
+
+    def deposit(self, account, amount, reference=None):
+        body = {"account": account, "amount": amount}
+        if reference:
+            body["reference"] = reference
+        status, answer, _ = post_json(self.tx.url + "/transactions", body,
+                                      timeout=HTTP_TIMEOUT_S)
+        assert status == 201, (status, answer)
+        return answer["seq"]
+
+    def transfer(self, source, target, amount):
+        status, answer, _ = post_json(self.tx.url + "/transfers",
+                                      {"from": source, "to": target, "amount": amount},
+                                      timeout=HTTP_TIMEOUT_S)
+        assert status == 201, (status, answer)
+        return answer["seq"]
+
+    def batch(self, commands):
+        status, answer, _ = post_json(self.tx.url + "/batch", {"commands": commands},
+                                      timeout=HTTP_TIMEOUT_S)
+        assert status == 201, (status, answer)
+        return answer["last_seq"]
+
+    def wait_applied(self, seq, service=None):
+        service = service or self.acc
+        wait_until(lambda: get_json(service.url + "/health")[1]["applied_seq"] >= seq,
+                   WAIT_S, what=f"{service.name} applied seq {seq}")
+
+    def lines(self):
+        """seq -> stored line (bytes, no newline) of the stream's log."""
+        data = self.log_bytes()
+        return {i: line for i, line in enumerate(data.split(b"\n")[:-1], start=1)}
+
+    def stop(self):
+        for service in (self.acc, self.tx, self.stream):
+            service.stop_clean()
+
+
+def metric(service, name):
+    status, _, body = harness.request("GET", service.url + "/metrics")
+    assert status == 200
+    for line in body.decode().splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    raise AssertionError(f"no metric {name}")
+
+
+def vm_rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+# ---------------------------------------------------------------------------
+# The feed
+
+def test_catch_up_then_live_sends_the_stored_lines_in_order():
+    d = Deployment(acc_extra=["--feed-keepalive-ms", "200"])
+    for i in range(20):
+        d.deposit("alice" if i % 2 else "bob", i + 1)
+    d.transfer("alice", "bob", 5)
+    d.wait_applied(21)
+    sse = Sse(d.acc.http_port, "/events?from_seq=3")
+    assert sse.status == 200
+    assert sse.headers["content-type"].startswith("text/event-stream")
+    received = [sse.next_event() for _ in range(19)]
+    live_seqs = [d.deposit("carol", 7) for _ in range(5)]
+    received += [sse.next_event() for _ in range(5)]
+    lines = d.lines()
+    assert [int(f["id"]) for f in received] == list(range(3, 22)) + live_seqs
+    for frame in received:
+        seq = int(frame["id"])
+        assert frame["data"].encode() == lines[seq], seq
+        assert frame["event"] == json.loads(lines[seq])["type"]
+    # Idle: comments keep the connection alive, and it still goes live after.
+    comment = sse.next_frame()
+    assert comment.get("comment") == "keep-alive", comment
+    seq = d.deposit("dave", 1)
+    assert int(sse.next_event()["id"]) == seq
+    sse.close()
+    # Without from_seq or Last-Event-ID the feed starts at the next event.
+    sse = Sse(d.acc.http_port, "/events")
+    seq = d.deposit("erin", 2)
+    assert int(sse.next_event()["id"]) == seq
+    sse.close()
+    # Last-Event-ID wins over from_seq (an EventSource reconnects to the same URL).
+    sse = Sse(d.acc.http_port, "/events?from_seq=1", headers={"Last-Event-ID": "20"})
+    assert [int(sse.next_event()["id"]) for _ in range(3)] == [21] + live_seqs[:2]
+    sse.close()
+    # Without Accept: text/event-stream: a JSON page of the replica.
+    status, page = get_json(d.acc.url + "/events?from_seq=2&limit=3")
+    assert status == 200 and [e["seq"] for e in page["events"]] == [2, 3, 4]
+    assert page["next_seq"] == 5
+    status, _, _ = harness.request("GET", d.acc.url + "/events?from_seq=0")
+    assert status == 400
+    sse = Sse(d.acc.http_port, "/events", headers={"Last-Event-ID": "x"})
+    assert sse.status == 400 and sse.headers["content-type"] == "application/problem+json"
+    sse.close()
+    d.stop()
+
+
+def test_account_filter_sends_only_events_touching_the_account():
+    d = Deployment()
+    d.deposit("alice", 100)
+    d.deposit("bob", 50)
+    d.transfer("alice", "bob", 10)
+    d.deposit("carol", 5)
+    d.wait_applied(4)
+    sse = Sse(d.acc.http_port, "/events?from_seq=1&account=bob")
+    assert [int(sse.next_event()["id"]) for _ in range(2)] == [2, 3]
+    d.deposit("alice", 1)
+    d.transfer("bob", "carol", 1)
+    frame = sse.next_event()
+    assert int(frame["id"]) == 6 and json.loads(frame["data"])["from"] == "bob"
+    sse.close()
+    status, page = get_json(d.acc.url + "/events?account=carol")
+    assert status == 200 and [e["seq"] for e in page["events"]] == [4, 6]
+    status, _, _ = harness.request("GET", d.acc.url + "/events?account=bad%20id",
+                                   headers={"Accept": "text/event-stream"})
+    assert status == 400
+    d.stop()
+
+
+def test_subscribers_beyond_the_cap_get_503_with_retry_after():
+    d = Deployment(acc_extra=["--feed-subscribers-max", "2", "--feed-keepalive-ms", "100"])
+    first = Sse(d.acc.http_port, "/events")
+    second = Sse(d.acc.http_port, "/events")
+    assert first.status == second.status == 200
+    third = Sse(d.acc.http_port, "/events")
+    assert third.status == 503
+    assert third.headers.get("retry-after") == "1"
+    assert third.headers["content-type"] == "application/problem+json"
+    assert json.loads(third.body)["status"] == 503
+    third.close()
+    assert metric(d.acc, "accounting_feed_refused_total") >= 1
+    # A closed subscriber frees its slot (noticed at the next keep-alive).
+    first.close()
+
+    def subscribed():
+        sse = Sse(d.acc.http_port, "/events")
+        if sse.status == 200:
+            return sse
+        sse.close()
+        return None
+    fourth = wait_until(subscribed, WAIT_S, interval_s=0.1, what="a free slot")
+    seq = d.deposit("alice", 3)
+    assert int(fourth.next_event()["id"]) == seq
+    assert int(second.next_event()["id"]) == seq
+    fourth.close()
+    second.close()
+    d.stop()
+
+
+def test_a_slow_reader_is_cut_off_and_memory_stays_bounded():
+    d = Deployment()
+    d.deposit("warmup", 1)
+    d.wait_applied(1)
+    slow = Sse(d.acc.http_port, "/events", rcvbuf=4096)
+    assert slow.status == 200
+    assert slow.next_frame().get("comment") == "connected"
+    rss_before = vm_rss_kib(d.acc.proc.pid)
+    commands = [{"account": f"acct{i % 8}", "amount": 1, "reference": REFERENCE}
+                for i in range(1000)]
+    last_seq, batches = 1, 0
+    # Until the feed gives up on the reader (kernel buffers fill first).
+    while metric(d.acc, "accounting_feed_cutoffs_total") < 1:
+        assert batches < 200, "no cut-off after 200,000 events"
+        last_seq = d.batch(commands)
+        batches += 1
+        d.wait_applied(last_seq)
+    cut_seq = last_seq
+    # Then more: a buffer without a bound would hold them all.
+    for _ in range(FLOOD_BATCHES_AFTER_CUT):
+        last_seq = d.batch(commands)
+    d.wait_applied(last_seq)
+    rss_after = vm_rss_kib(d.acc.proc.pid)
+    flood_bytes = sum(len(line) for seq, line in d.lines().items() if seq > cut_seq)
+    print(f"     cut off after {batches} batches, then {flood_bytes >> 20} MiB more; "
+          f"RSS {rss_before} -> {rss_after} KiB")
+    assert flood_bytes > 2 * RSS_GROWTH_BOUND_KIB * 1024, "the flood is too small to tell"
+    assert rss_after - rss_before < RSS_GROWTH_BOUND_KIB, (rss_before, rss_after)
+    # The reader reads again: whole events in order, then the error, then the end.
+    seqs, error = [], None
+    try:
+        while error is None:
+            frame = slow.next_frame()
+            if frame.get("event") == "error":
+                error = json.loads(frame["data"])
+            elif "data" in frame:
+                seqs.append(int(frame["id"]))
+        slow.next_frame()
+        raise AssertionError("the response goes on after the error")
+    except EndOfStream as e:
+        pass
+    slow.close()
+    assert error and "slow consumer" in error["error"], error
+    assert seqs and seqs == list(range(2, 2 + len(seqs)))
+    assert seqs[-1] < last_seq
+    # Resuming with Last-Event-ID gets the rest, from the replica.
+    resumed = Sse(d.acc.http_port, "/events", headers={"Last-Event-ID": str(seqs[-1])})
+    rest = [int(resumed.next_event()["id"]) for _ in range(last_seq - seqs[-1])]
+    assert rest == list(range(seqs[-1] + 1, last_seq + 1))
+    resumed.close()
+    d.stop()
+
+
+class Follower(threading.Thread):
+    """Follows the feed from seq 1 like an EventSource: on any end or error,
+    reconnects with Last-Event-ID, until stopped."""
+
+    def __init__(self, port):
+        super().__init__(daemon=True)
+        self.port = port
+        self.frames = []
+        self.reconnects = 0
+        self.stopped = threading.Event()
+
+    def run(self):
+        while not self.stopped.is_set():
+            try:
+                headers = {"Last-Event-ID": self.frames[-1]["id"]} if self.frames else {}
+                sse = Sse(self.port, "/events?from_seq=1", headers=headers, timeout=2.0)
+                if sse.status != 200:
+                    raise OSError(f"status {sse.status}")
+                while not self.stopped.is_set():
+                    frame = sse.next_event()
+                    self.frames.append(frame)
+            except (OSError, EndOfStream, ValueError, IndexError):
+                self.reconnects += 1
+                time.sleep(0.05)
+
+    def last_seq(self):
+        return int(self.frames[-1]["id"]) if self.frames else 0
+
+
+class Writer(threading.Thread):
+    """Deposits until stopped; failures (services down) are retried later."""
+
+    def __init__(self, url):
+        super().__init__(daemon=True)
+        self.url = url
+        self.acknowledged = 0
+        self.stopped = threading.Event()
+
+    def run(self):
+        n = 0
+        while not self.stopped.is_set():
+            n += 1
+            try:
+                status, _, _ = post_json(self.url + "/transactions",
+                                         {"account": f"w{n % 5}", "amount": 1}, timeout=5.0)
+                if status == 201:
+                    self.acknowledged += 1
+                else:
+                    time.sleep(0.05)
+            except OSError:
+                time.sleep(0.05)
+
+
+def test_resume_with_last_event_id_across_kill9_of_accounting_and_stream():
+    d = Deployment()
+    follower = Follower(d.acc.http_port)
+    writer = Writer(d.tx.url)
+    follower.start()
+    writer.start()
+    faults = [d.acc, d.stream, d.acc, d.stream, d.acc]
+    for service in faults:
+        progress = writer.acknowledged
+        wait_until(lambda: writer.acknowledged >= progress + 20, WAIT_S,
+                   what="the writer getting through")
+        service.kill9()
+        time.sleep(0.3)
+        service.start()
+    progress = writer.acknowledged
+    wait_until(lambda: writer.acknowledged >= progress + 20, WAIT_S, what="writes after")
+    writer.stopped.set()
+    writer.join(HTTP_TIMEOUT_S)
+    head = len(d.lines())
+    d.wait_applied(head)
+    wait_until(lambda: follower.last_seq() >= head, WAIT_S, what="the follower at the head")
+    follower.stopped.set()
+    follower.join(HTTP_TIMEOUT_S)
+    seqs = [int(f["id"]) for f in follower.frames]
+    assert seqs == list(range(1, head + 1)), "gap or duplicate in the feed"
+    lines = d.lines()
+    for frame in follower.frames:
+        assert frame["data"].encode() == lines[int(frame["id"])]
+    assert follower.reconnects >= 3, follower.reconnects
+    print(f"     {head} events, {follower.reconnects} reconnects, "
+          f"{writer.acknowledged} acknowledged writes")
+    d.stop()
+
+
+# ---------------------------------------------------------------------------
+# The page in headless Chromium, over the DevTools protocol
+
+def chromium_binary():
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        path = shutil.which(name)
+        if path:
+            return path
+    raise AssertionError("chromium not found: scripts/setup installs Debian's chromium")
+
+
+class WebSocket:
+    """The client half of RFC 6455 that CDP needs: text frames, masked."""
+
+    def __init__(self, url, timeout=HTTP_TIMEOUT_S):
+        assert url.startswith("ws://")
+        hostport, _, path = url[5:].partition("/")
+        host, _, port = hostport.partition(":")
+        self.sock = socket.create_connection((host, int(port)), timeout=timeout)
+        key = base64.b64encode(os.urandom(16)).decode()
+        self.sock.sendall((f"GET /{path} HTTP/1.1\r\nHost: {hostport}\r\n"
+                           "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                           f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n")
+                          .encode())
+        self.buffer = b""
+        while b"\r\n\r\n" not in self.buffer:
+            self.buffer += self._recv()
+        head, self.buffer = self.buffer.split(b"\r\n\r\n", 1)
+        assert b" 101 " in head.split(b"\r\n")[0], head
+
+    def _recv(self):
+        data = self.sock.recv(1 << 20)
+        if not data:
+            raise EOFError("websocket closed")
+        return data
+
+    def _take(self, n):
+        while len(self.buffer) < n:
+            self.buffer += self._recv()
+        data, self.buffer = self.buffer[:n], self.buffer[n:]
+        return data
+
+    def send(self, text):
+        payload = text.encode()
+        head = bytes([0x81])
+        n = len(payload)
+        if n < 126:
+            head += bytes([0x80 | n])
+        elif n < 65536:
+            head += bytes([0x80 | 126]) + n.to_bytes(2, "big")
+        else:
+            head += bytes([0x80 | 127]) + n.to_bytes(8, "big")
+        mask = os.urandom(4)
+        self.sock.sendall(head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload)))
+
+    def receive(self):
+        message = b""
+        while True:
+            b0, b1 = self._take(2)
+            n = b1 & 0x7F
+            if n == 126:
+                n = int.from_bytes(self._take(2), "big")
+            elif n == 127:
+                n = int.from_bytes(self._take(8), "big")
+            payload = self._take(n)
+            opcode = b0 & 0x0F
+            if opcode == 8:
+                raise EOFError("websocket closed by the browser")
+            if opcode in (0, 1, 2):
+                message += payload
+                if b0 & 0x80:
+                    return message.decode()
+
+
+class Browser:
+    """Headless Chromium with one page, its console watched."""
+
+    def __init__(self):
+        self.profile = tempfile.mkdtemp(prefix="ledger-chromium-")
+        port = harness.free_port()
+        self.proc = subprocess.Popen(
+            [chromium_binary(), "--headless=new", "--no-sandbox", "--disable-gpu",
+             "--no-first-run", "--no-default-browser-check", "--disable-extensions",
+             "--disable-dev-shm-usage", f"--user-data-dir={self.profile}",
+             f"--remote-debugging-port={port}", "--window-size=1400,1000", "about:blank"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+
+        def page_target():
+            try:
+                status, targets = get_json(f"http://127.0.0.1:{port}/json/list", timeout=2.0)
+            except OSError:
+                return None
+            pages = [t for t in targets or [] if t.get("type") == "page"]
+            return pages[0] if pages else None
+        target = wait_until(page_target, WAIT_S, interval_s=0.2, what="chromium's DevTools")
+        self.ws = WebSocket(target["webSocketDebuggerUrl"])
+        self.next_id = 0
+        self.problems = []   # console errors, exceptions, failed loads
+        self.requests = []   # (url, headers) of every request the page sent
+        for domain in ("Runtime", "Log", "Page", "Network"):
+            self.call(domain + ".enable")
+
+    def _on_event(self, message):
+        method, params = message.get("method"), message.get("params", {})
+        if method == "Runtime.consoleAPICalled" and params["type"] in ("error", "assert"):
+            self.problems.append(("console", [a.get("value", a.get("description"))
+                                              for a in params["args"]]))
+        elif method == "Runtime.exceptionThrown":
+            self.problems.append(("exception", params["exceptionDetails"]))
+        elif method == "Log.entryAdded" and params["entry"]["level"] == "error":
+            self.problems.append(("log", params["entry"]["text"], params["entry"].get("url")))
+        elif method == "Network.requestWillBeSent":
+            self.requests.append((params["request"]["url"], params["request"]["headers"]))
+
+    def call(self, method, **params):
+        self.next_id += 1
+        self.ws.send(json.dumps({"id": self.next_id, "method": method, "params": params}))
+        while True:
+            message = json.loads(self.ws.receive())
+            if message.get("id") == self.next_id:
+                assert "error" not in message, (method, message["error"])
+                return message["result"]
+            self._on_event(message)
+
+    def evaluate(self, expression):
+        result = self.call("Runtime.evaluate", expression=expression, returnByValue=True,
+                           awaitPromise=True)
+        assert "exceptionDetails" not in result, result
+        return result["result"].get("value")
+
+    def wait_for(self, expression, what):
+        return wait_until(lambda: self.evaluate(expression), WAIT_S, interval_s=0.1,
+                          what=what)
+
+    def close(self):
+        try:
+            os.killpg(self.proc.pid, 9)
+        except ProcessLookupError:
+            pass
+        self.proc.wait()
+        shutil.rmtree(self.profile, ignore_errors=True)
+
+
+def screenshot_path():
+    return os.environ.get("LEDGER_SCREENSHOT") or os.path.join(harness.BUILD_DIR,
+                                                               "dashboard.png")
+
+
+def test_the_page_shows_balances_and_live_deposits_without_console_errors():
+    d = Deployment()
+    d.deposit("alice", 125000)
+    d.deposit("bob", 30000)
+    d.transfer("alice", "bob", 2550)
+    d.wait_applied(3)
+    browser = Browser()
+    try:
+        browser.call("Page.navigate", url=d.acc.url + "/")
+        browser.wait_for("document.readyState === 'complete'", "the page loaded")
+        rows = ("[...document.querySelectorAll('#balances tbody tr')]"
+                ".map(r => r.dataset.account + '=' + r.cells[1].textContent).join(' ')")
+        browser.wait_for(rows + ".includes('alice=1,224.50')", "alice's balance")
+        assert "bob=325.50" in browser.evaluate(rows)
+        browser.wait_for("document.querySelectorAll('#feed li').length === 3",
+                         "the backlog in the feed")
+        browser.wait_for("document.getElementById('feed-state').textContent === 'feed: live'",
+                         "the feed live")
+        seq = d.deposit("carol", 4200)
+        feed = f"document.querySelector('#feed li[data-seq=\"{seq}\"]')"
+        browser.wait_for(f"{feed} !== null && {feed}.textContent.includes('carol')",
+                         "the deposit in the feed")
+        browser.wait_for(rows + ".includes('carol=42.00')", "carol's balance")
+        for second in range(6):  # a few seconds of traffic for the chart
+            d.batch([{"account": f"shop{i % 4}", "amount": 100 + 37 * i}
+                     for i in range(5 + (second * 7) % 11)])
+            time.sleep(1)
+        shot = browser.call("Page.captureScreenshot", format="png")
+        with open(screenshot_path(), "wb") as f:
+            f.write(base64.b64decode(shot["data"]))
+        # A token entered once: kept in session storage, sent on every call.
+        sent_before = len(browser.requests)
+        browser.evaluate("document.getElementById('token').value = 'feedtoken';"
+                         "document.querySelector('#token-form button').click(); true")
+        browser.wait_for("sessionStorage.getItem('ledger.token') === 'feedtoken'", "the token")
+        d.deposit("erin", 1)
+        browser.wait_for("!!document.querySelector('#feed li') && "
+                         "document.querySelector('#feed li').textContent.includes('erin')",
+                         "a deposit after the token")
+        browser.wait_for("new Promise(r => setTimeout(() => r(true), 1500))", "a poll")
+        browser.evaluate("1")  # collect the events queued meanwhile
+        after = [(url, h) for url, h in browser.requests[sent_before:]
+                 if url.startswith(d.acc.url)]
+        paths = {url[len(d.acc.url):].split("?")[0] for url, _ in after}
+        assert {"/events", "/stats", "/health"} <= paths, paths
+        for url, h in after:
+            assert h.get("Authorization") == "Bearer feedtoken", (url, h)
+        assert browser.problems == [], browser.problems
+    finally:
+        browser.close()
+    d.stop()
+
+
+if __name__ == "__main__":
+    harness.run_tests([
+        test_catch_up_then_live_sends_the_stored_lines_in_order,
+        test_account_filter_sends_only_events_touching_the_account,
+        test_subscribers_beyond_the_cap_get_503_with_retry_after,
+        test_a_slow_reader_is_cut_off_and_memory_stays_bounded,
+        test_resume_with_last_event_id_across_kill9_of_accounting_and_stream,
+        test_the_page_shows_balances_and_live_deposits_without_console_errors,
+    ])
