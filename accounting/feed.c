@@ -60,11 +60,28 @@ struct feed {
     char read_buffer[FEED_READ_BYTES];
 };
 
+//  "*" matches every account, "al*" every id starting with "al", any
+//  other pattern only itself. "" (an account the event does not have)
+//  matches nothing.
+static bool s_pattern_matches (const char *pattern, const char *account)
+{
+    if (!account[0])
+        return false;
+    size_t bytes = strlen (pattern);
+    if (bytes > 0 && pattern[bytes - 1] == '*')
+        return strncmp (pattern, account, bytes - 1) == 0;
+    return strcmp (pattern, account) == 0;
+}
+
 bool feed_filter_matches (const feed_filter_t *filter, const event_t *event)
 {
     if (filter->account[0] && strcmp (event->account, filter->account) != 0 &&
         strcmp (event->from, filter->account) != 0 &&
         strcmp (event->to, filter->account) != 0)
+        return false;
+    if (filter->pattern[0] && !s_pattern_matches (filter->pattern, event->account) &&
+        !s_pattern_matches (filter->pattern, event->from) &&
+        !s_pattern_matches (filter->pattern, event->to))
         return false;
     return true;
 }
@@ -149,10 +166,9 @@ static void s_cut_off (feed_client_t *self, const char *why)
     if (self->capacity)
         self->bytes = s_frame_boundary (self);
     char frame[256];
+    //  No seq in it: the client resumes after the last event it got.
     int bytes =
-        snprintf (frame, sizeof frame,
-                  "event: error\ndata: {\"error\":\"%s\",\"next_seq\":%" PRId64 "}\n\n",
-                  why, self->next_seq);
+        snprintf (frame, sizeof frame, "event: error\ndata: {\"error\":\"%s\"}\n\n", why);
     assert (bytes > 0 && (size_t)bytes < sizeof frame);
     //  After the cut the buffer holds at most one frame: room enough
     //  unless it was never allocated and cannot be now.

@@ -49,9 +49,12 @@
 typedef struct feed feed_t;
 
 //  Which events a subscriber sees. An event passes when every set
-//  criterion holds; an empty account means every account.
+//  criterion holds; an empty string sets none.
 typedef struct {
     char account[EVENT_ACCOUNT_BYTES_MAX + 1]; // touches it: account, from or to
+    //  An account pattern (a principal's, see DESIGN's Security): "*", a
+    //  prefix ending in '*', or one id. The event touches a matching account.
+    char pattern[EVENT_ACCOUNT_BYTES_MAX + 2];
 } feed_filter_t;
 
 //  True when the event passes the filter.

@@ -9,6 +9,7 @@
     stream's state is freed by its free callback, which LeakSanitizer
     checks at the child's exit.
 */
+#include "check.h"
 #include "http.h"
 #include "log.h"
 
@@ -159,16 +160,7 @@ static int s_serve (int report_fd)
 //  ---------------------------------------------------------------------
 //  Client side (parent)
 
-#define CHECK(condition)                                                                 \
-    do {                                                                                 \
-        if (!(condition)) {                                                              \
-            fprintf (stderr, "FAIL %s:%d: %s\n", __FILE__, __LINE__, #condition);        \
-            s_failures++;                                                                \
-        }                                                                                \
-    } while (0)
-
 static int s_port;
-static int s_failures;
 static char s_raw[TEST_BODY_BYTES_MAX * 2];
 static char s_body[TEST_BODY_BYTES_MAX];
 
@@ -334,13 +326,9 @@ int main (void)
         return 1;
     }
     close (report[0]);
-    test_parts_produced_later_arrive_in_order_then_the_response_ends ();
-    test_a_long_stream_arrives_whole ();
-    test_shutdown_ends_a_waiting_stream_and_exits_0 (child);
-    if (s_failures) {
-        fprintf (stderr, "test_http_stream: %d check(s) failed\n", s_failures);
-        return 1;
-    }
-    printf ("test_http_stream: OK\n");
-    return 0;
+    RUN (test_parts_produced_later_arrive_in_order_then_the_response_ends);
+    RUN (test_a_long_stream_arrives_whole);
+    CHECK_RUN (test_shutdown_ends_a_waiting_stream_and_exits_0,
+               test_shutdown_ends_a_waiting_stream_and_exits_0 (child));
+    return check_exit_status ();
 }
