@@ -22,7 +22,6 @@
 #define ACCOUNTS_HISTORY_MIN   1    // most accounts are touched few times
 #define ACCOUNTS_HISTORY_MAX   UINT32_MAX
 
-__extension__ typedef __int128 accounts_int128_t;
 
 typedef struct {
     account_touch_t *history; // version touches, oldest first; never empty
@@ -343,9 +342,13 @@ uint64_t accounts_overflow_skipped (accounts_t *self)
 
 void accounts_total_format (accounts_t *self, char *buffer, size_t buffer_size)
 {
+    accounts_int128_format (self->total, buffer, buffer_size);
+}
+
+void accounts_int128_format (accounts_int128_t total, char *buffer, size_t buffer_size)
+{
     char digits[48];
     size_t length = 0;
-    accounts_int128_t total = self->total;
     bool negative = total < 0;
     //  Digit by digit from the negative side, so the minimum value works too.
     if (!negative)

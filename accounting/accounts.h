@@ -28,6 +28,9 @@
 
 typedef struct accounts accounts_t;
 
+//  Sums of balances: n int64 balances cannot leave it.
+__extension__ typedef __int128 accounts_int128_t;
+
 typedef enum {
     ACCOUNTS_APPLIED = 0, // balances changed
     ACCOUNTS_UNKNOWN,     // unknown type: skipped, counted, seq still consumed
@@ -69,6 +72,8 @@ uint64_t accounts_overflow_skipped (accounts_t *self);
 //  Sum of all balances, printed as a decimal integer (it may exceed int64).
 //  buffer holds at least 48 bytes.
 void accounts_total_format (accounts_t *self, char *buffer, size_t buffer_size);
+//  value printed the same way.
+void accounts_int128_format (accounts_int128_t value, char *buffer, size_t buffer_size);
 
 //  State of account id after every event with seq <= at_seq (INT64_MAX for
 //  the head). Returns 0, or -1 if the account had no touch by then.

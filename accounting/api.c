@@ -30,7 +30,7 @@
 
 #define API_BODY_BYTES_MAX 512 // fixed-shape bodies printed with snprintf
 //  One JSON page of GET /events: API_EVENTS_LIMIT_MAX lines of ~200 bytes
-//  fit; a page of longer lines stops short (next_seq says where).
+//  fit; a page of longer lines stops short (next_from_seq says where).
 #define API_EVENTS_PAGE_BYTES_MAX (1024 * 1024)
 
 typedef struct {
@@ -65,12 +65,21 @@ static void s_respond_body (http_request_t *request, unsigned status, const char
     http_respond (request, status, "application/json", body, (size_t)bytes);
 }
 
-//  The {id} segment, or NULL after answering 400.
+//  The {id} segment, or NULL after answering 400, or 403 when the token
+//  may not see that account.
 static const char *s_account_id (http_request_t *request)
 {
     const char *id = http_request_param (request, "id");
-    if (id && event_id_is_valid (id, strlen (id)))
-        return id;
+    if (id && event_id_is_valid (id, strlen (id))) {
+        const auth_principal_t *principal = http_request_principal (request);
+        if (auth_principal_allows_account (principal, id))
+            return id;
+        char detail[160];
+        snprintf (detail, sizeof detail, "%s may not see account %s", principal->name,
+                  id);
+        http_respond_forbidden (request, detail, NULL);
+        return NULL;
+    }
     cJSON *errors = NULL;
     http_problem_add_error (&errors, "id",
                             "must match ^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$");
@@ -304,6 +313,56 @@ static void s_get_account_events (http_request_t *request, void *arg)
     s_respond_stream (request, out, &body, &bytes);
 }
 
+//  Up to limit accounts after `after` that principal may see, as
+//  accounts_list gives them. Ids are sorted, so a prefix's accounts are
+//  one run: the search starts just before it and stops past it; an
+//  exact id is looked up. Returns the count or -1.
+static int s_list_visible (api_context_t *self, const auth_principal_t *principal,
+                           const char *after, size_t limit, account_state_t *states,
+                           bool *more)
+{
+    if (auth_principal_sees_all (principal))
+        return accounts_list (self->accounts, after, limit, states, more);
+    *more = false;
+    if (!principal->is_prefix) {
+        if (strcmp (principal->accounts, after) <= 0 ||
+            accounts_state_at (self->accounts, principal->accounts, INT64_MAX, states))
+            return 0;
+        states[0].id = principal->accounts;
+        return 1;
+    }
+    static account_state_t page[API_LIST_LIMIT_MAX];
+    const char *prefix = principal->accounts;
+    size_t prefix_bytes = strlen (prefix);
+    //  Every id that starts with prefix sorts after prefix minus its last byte.
+    char start[EVENT_ACCOUNT_BYTES_MAX + 1];
+    snprintf (start, sizeof start, "%.*s", (int)(prefix_bytes - 1), prefix);
+    const char *cursor = strcmp (after, start) > 0 ? after : start;
+    size_t found = 0;
+    for (bool page_more = true; page_more;) {
+        int count =
+            accounts_list (self->accounts, cursor, API_LIST_LIMIT_MAX, page, &page_more);
+        if (count < 0)
+            return -1;
+        for (int index = 0; index < count; index++) {
+            if (strncmp (page[index].id, prefix, prefix_bytes) != 0) {
+                if (strcmp (page[index].id, prefix) > 0)
+                    return (int)found; // past the run
+                continue;
+            }
+            if (found == limit) {
+                *more = true;
+                return (int)found;
+            }
+            states[found++] = page[index];
+        }
+        if (count == 0)
+            break;
+        cursor = page[count - 1].id;
+    }
+    return (int)found;
+}
+
 //  GET /accounts?after=ID&limit=N
 static void s_get_accounts (http_request_t *request, void *arg)
 {
@@ -321,8 +380,8 @@ static void s_get_accounts (http_request_t *request, void *arg)
     }
     static account_state_t states[API_LIST_LIMIT_MAX];
     bool more = false;
-    int count =
-        accounts_list (self->accounts, after ? after : "", (size_t)limit, states, &more);
+    int count = s_list_visible (self, http_request_principal (request),
+                                after ? after : "", (size_t)limit, states, &more);
     char *body = NULL;
     size_t bytes = 0;
     FILE *out = count < 0 ? NULL : open_memstream (&body, &bytes);
@@ -344,10 +403,50 @@ static void s_get_accounts (http_request_t *request, void *arg)
     s_respond_stream (request, out, &body, &bytes);
 }
 
+//  GET /stats for a token that sees some accounts only: their count and
+//  total, and the positions (applied, head, lag) that read-your-writes
+//  needs; the instance-wide counters would tell about the others.
+static void s_get_stats_visible (api_context_t *self, http_request_t *request,
+                                 const auth_principal_t *principal)
+{
+    static account_state_t states[API_LIST_LIMIT_MAX];
+    accounts_int128_t total = 0;
+    size_t accounts = 0;
+    char after[EVENT_ACCOUNT_BYTES_MAX + 1] = "";
+    for (bool more = true; more;) {
+        int count =
+            s_list_visible (self, principal, after, API_LIST_LIMIT_MAX, states, &more);
+        if (count < 0) {
+            http_respond_problem (request, 500, "Internal error", "out of memory", NULL);
+            return;
+        }
+        for (int index = 0; index < count; index++)
+            total += states[index].balance;
+        accounts += (size_t)count;
+        if (count > 0)
+            snprintf (after, sizeof after, "%s", states[count - 1].id);
+    }
+    char total_text[48];
+    accounts_int128_format (total, total_text, sizeof total_text);
+    int64_t applied_seq = s_applied_seq (self), head_seq = s_head_seq (self);
+    char body[API_BODY_BYTES_MAX];
+    int bytes =
+        snprintf (body, sizeof body,
+                  "{\"accounts\":%zu,\"total_balance\":%s,\"applied_seq\":%" PRId64
+                  ",\"head_seq\":%" PRId64 ",\"lag\":%" PRId64 ",\"filtered\":true}",
+                  accounts, total_text, applied_seq, head_seq, head_seq - applied_seq);
+    s_respond_body (request, 200, body, bytes);
+}
+
 //  GET /stats
 static void s_get_stats (http_request_t *request, void *arg)
 {
     api_context_t *self = arg;
+    const auth_principal_t *principal = http_request_principal (request);
+    if (!auth_principal_sees_all (principal)) {
+        s_get_stats_visible (self, request, principal);
+        return;
+    }
     char total[48];
     accounts_total_format (self->accounts, total, sizeof total);
     int64_t applied_seq = s_applied_seq (self), head_seq = s_head_seq (self);
@@ -446,10 +545,12 @@ static void s_get_metrics (http_request_t *request, void *arg)
                          "Live streams refused: --feed-subscribers-max reached",
                          feed_refused (self->feed));
     }
-    if (self->http)
+    if (self->http) {
         metrics_counter (metrics, "accounting_http_requests_total",
                          "HTTP requests answered",
                          http_server_requests_total (self->http));
+        http_server_metrics (self->http, metrics);
+    }
     size_t bytes = 0;
     const char *text = metrics_text (metrics, &bytes);
     http_respond (request, 200, METRICS_CONTENT_TYPE, text, bytes);
@@ -457,7 +558,7 @@ static void s_get_metrics (http_request_t *request, void *arg)
 }
 
 //  GET /events as a JSON page of the replica:
-//  {"events":[stored lines...],"last_seq":N,"next_seq":M}, where next_seq
+//  {"events":[stored lines...],"last_seq":N,"next_from_seq":M}, where M
 //  is the from_seq of the next page (the filter may leave a page short).
 static void s_events_page (api_context_t *self, http_request_t *request,
                            const feed_filter_t *filter, int64_t from_seq, int64_t limit)
@@ -482,7 +583,7 @@ static void s_events_page (api_context_t *self, http_request_t *request,
         const char *end = memchr (line, '\n', (size_t)(text + text_bytes - line));
         size_t line_bytes = (size_t)((end ? end : text + text_bytes) - line);
         bool shown =
-            !filter->account[0] ||
+            (!filter->account[0] && !filter->has_principal) ||
             (event_parse_stored (line, line_bytes, &event, error, sizeof error) == 0 &&
              feed_filter_matches (filter, &event));
         if (shown) {
@@ -492,7 +593,7 @@ static void s_events_page (api_context_t *self, http_request_t *request,
         }
         line += line_bytes + 1;
     }
-    fprintf (out, "],\"last_seq\":%" PRId64 ",\"next_seq\":%" PRId64 "}",
+    fprintf (out, "],\"last_seq\":%" PRId64 ",\"next_from_seq\":%" PRId64 "}",
              log_file_committed_seq (self->replica), from_seq + count);
     s_respond_stream (request, out, &body, &bytes);
 }
@@ -540,6 +641,15 @@ static void s_get_events (http_request_t *request, void *arg)
         http_respond_invalid_query (request, errors);
         return;
     }
+    const auth_principal_t *principal = http_request_principal (request);
+    if (filter.account[0] && !auth_principal_allows_account (principal, filter.account)) {
+        char detail[160];
+        snprintf (detail, sizeof detail, "%s may not see account %s", principal->name,
+                  filter.account);
+        http_respond_forbidden (request, detail, NULL);
+        return;
+    }
+    feed_filter_set_principal (&filter, principal);
     if (!live) {
         s_events_page (self, request, &filter, from_seq ? from_seq : 1, limit);
         return;
@@ -554,14 +664,14 @@ static void s_get_events (http_request_t *request, void *arg)
 }
 
 static const http_route_t s_routes[] = {
-    {"GET", "/", dashboard_handle, 0},
-    {"GET", "/events", s_get_events, 0},
-    {"GET", "/accounts", s_get_accounts, 0},
-    {"GET", "/accounts/{id}", s_get_account, 0},
-    {"GET", "/accounts/{id}/events", s_get_account_events, 0},
-    {"GET", "/stats", s_get_stats, 0},
-    {"GET", "/health", s_get_health, 0},
-    {"GET", "/metrics", s_get_metrics, 0},
+    {"GET", "/", dashboard_handle, 0, AUTH_SCOPE_OPEN}, // the page holds no data
+    {"GET", "/events", s_get_events, 0, AUTH_SCOPE_READ},
+    {"GET", "/accounts", s_get_accounts, 0, AUTH_SCOPE_READ},
+    {"GET", "/accounts/{id}", s_get_account, 0, AUTH_SCOPE_READ},
+    {"GET", "/accounts/{id}/events", s_get_account_events, 0, AUTH_SCOPE_READ},
+    {"GET", "/stats", s_get_stats, 0, AUTH_SCOPE_READ},
+    {"GET", "/health", s_get_health, 0, AUTH_SCOPE_OPEN},
+    {"GET", "/metrics", s_get_metrics, 0, AUTH_SCOPE_METRICS},
     OPENAPI_ROUTE,
 };
 

@@ -60,17 +60,24 @@ struct feed {
     char read_buffer[FEED_READ_BYTES];
 };
 
-//  "*" matches every account, "al*" every id starting with "al", any
-//  other pattern only itself. "" (an account the event does not have)
-//  matches nothing.
-static bool s_pattern_matches (const char *pattern, const char *account)
+void feed_filter_set_principal (feed_filter_t *self, const auth_principal_t *principal)
 {
-    if (!account[0])
-        return false;
-    size_t bytes = strlen (pattern);
-    if (bytes > 0 && pattern[bytes - 1] == '*')
-        return strncmp (pattern, account, bytes - 1) == 0;
-    return strcmp (pattern, account) == 0;
+    assert (self);
+    memset (&self->principal, 0, sizeof self->principal);
+    self->has_principal = !auth_principal_sees_all (principal);
+    if (!self->has_principal)
+        return;
+    snprintf (self->principal.name, sizeof self->principal.name, "%s", principal->name);
+    snprintf (self->principal.accounts, sizeof self->principal.accounts, "%s",
+              principal->accounts);
+    self->principal.is_prefix = principal->is_prefix;
+}
+
+//  An account the event names ("" where it names none) that the
+//  principal may see.
+static bool s_allowed (const feed_filter_t *filter, const char *account)
+{
+    return account[0] && auth_principal_allows_account (&filter->principal, account);
 }
 
 bool feed_filter_matches (const feed_filter_t *filter, const event_t *event)
@@ -79,9 +86,8 @@ bool feed_filter_matches (const feed_filter_t *filter, const event_t *event)
         strcmp (event->from, filter->account) != 0 &&
         strcmp (event->to, filter->account) != 0)
         return false;
-    if (filter->pattern[0] && !s_pattern_matches (filter->pattern, event->account) &&
-        !s_pattern_matches (filter->pattern, event->from) &&
-        !s_pattern_matches (filter->pattern, event->to))
+    if (filter->has_principal && !s_allowed (filter, event->account) &&
+        !s_allowed (filter, event->from) && !s_allowed (filter, event->to))
         return false;
     return true;
 }

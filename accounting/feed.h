@@ -34,6 +34,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "auth.h"
 #include "event.h"
 #include "http.h"
 #include "log_file.h"
@@ -49,13 +50,19 @@
 typedef struct feed feed_t;
 
 //  Which events a subscriber sees. An event passes when every set
-//  criterion holds; an empty string sets none.
+//  criterion holds.
 typedef struct {
-    char account[EVENT_ACCOUNT_BYTES_MAX + 1]; // touches it: account, from or to
-    //  An account pattern (a principal's, see DESIGN's Security): "*", a
-    //  prefix ending in '*', or one id. The event touches a matching account.
-    char pattern[EVENT_ACCOUNT_BYTES_MAX + 2];
+    char account[EVENT_ACCOUNT_BYTES_MAX + 1]; // "" or an id the event touches
+    //  The token's account pattern (a copy: a reload of the auth file
+    //  frees the principal, not the stream). The event touches an account
+    //  it allows. Unset: every account.
+    bool has_principal;
+    auth_principal_t principal;
 } feed_filter_t;
+
+//  Sets the filter's principal (NULL, or one that sees every account:
+//  none). Only the pattern is kept.
+void feed_filter_set_principal (feed_filter_t *self, const auth_principal_t *principal);
 
 //  True when the event passes the filter.
 bool feed_filter_matches (const feed_filter_t *filter, const event_t *event);

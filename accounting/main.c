@@ -22,6 +22,7 @@
 #include "accounts.h"
 #include "api.h"
 #include "config.h"
+#include "curve.h"
 #include "event.h"
 #include "feed.h"
 #include "http.h"
@@ -62,7 +63,8 @@ typedef struct {
     options_t options;
     api_context_t api;
     zloop_t *loop;
-    bool failed; // a fatal error stopped the loop
+    curve_t *curve; // own keypair and the stream's key; NULL: plain
+    bool failed;    // a fatal error stopped the loop
 } service_t;
 
 enum {
@@ -266,6 +268,8 @@ static void s_on_event (void *arg, const event_t *event, const char *line,
                    ACCOUNTS_COUNT_MAX);
     if (self->api.replica_failed)
         return;
+    //  The subscriber delivers only the canonical next line, ts not before
+    //  the replica's last: what log_file_append requires.
     if (log_file_append (self->api.replica, line, line_bytes, event->seq, event->ts_ms)) {
         log_error ("replica append of seq %" PRId64 " failed: out of memory; the replica "
                    "stops following until restart",
@@ -333,6 +337,9 @@ static int s_start (service_t *self)
     self->loop = zloop_new ();
     if (!self->api.accounts || !self->loop)
         return -1;
+    if (options->security.curve_dir &&
+        !(self->curve = curve_new (options->security.curve_dir, true)))
+        return -1;
     if (s_open_replica (self, data_dir))
         return -1;
     self->api.waiters =
@@ -350,6 +357,7 @@ static int s_start (service_t *self)
                                  .reuse_port = options->reuse_port,
                                  .connections_per_ip_max =
                                      (unsigned)options->connections_per_ip,
+                                 .security = &options->security,
                                  .arg = &self->api};
     http_config.routes = api_routes (&http_config.route_count);
     openapi_register (http_config.routes, http_config.route_count);
@@ -360,8 +368,10 @@ static int s_start (service_t *self)
         .publish_endpoint = options->publish,
         .replay_endpoint = options->replay,
         .applied_seq = accounts_applied_seq (self->api.accounts),
+        .applied_ts_ms = log_file_last_ts_ms (self->api.replica),
         .upstream_timeout_ms = (int)options->upstream_timeout_ms,
-        .receive_hwm = (int)options->subscriber_hwm};
+        .receive_hwm = (int)options->subscriber_hwm,
+        .curve = self->curve};
     subscriber_handlers_t handlers = {.on_event = s_on_event, .on_applied = s_on_applied};
     self->api.subscriber =
         subscriber_new (self->loop, &subscriber_config, &handlers, self);
@@ -378,6 +388,7 @@ static void s_stop (service_t *self)
 {
     waiters_destroy (&self->api.waiters);
     subscriber_destroy (&self->api.subscriber);
+    curve_destroy (&self->curve);
     http_server_destroy (&self->api.http); // ends the live feeds' responses first
     feed_destroy (&self->api.feed);
     if (self->api.replica && !self->api.replica_failed &&

@@ -9,4 +9,5 @@ for i = 0, size - 1 do
 end
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
+if os.getenv("BENCH_TOKEN") then wrk.headers["Authorization"] = "Bearer " .. os.getenv("BENCH_TOKEN") end
 wrk.body = '{"commands":[' .. table.concat(commands, ",") .. ']}'

@@ -5,8 +5,11 @@ a new process every few milliseconds (that would steal the cores the
 catch-up runs on, and round the figure up to the polling period).
 
     caught_up.py PORT SEQ START_MS [TIMEOUT_S]
+
+$BENCH_TOKEN, when set, is sent as a bearer token.
 """
 import http.client
+import os
 import sys
 import time
 
@@ -20,7 +23,10 @@ def main():
     while time.monotonic() < deadline:
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=WAIT_MS / 1000 + 5)
         try:
-            conn.request("GET", f"/accounts/bench-caught-up?min_seq={seq}&wait_ms={WAIT_MS}")
+            token = os.environ.get("BENCH_TOKEN")
+            headers = {"Authorization": f"Bearer {token}"} if token else {}
+            conn.request("GET", f"/accounts/bench-caught-up?min_seq={seq}&wait_ms={WAIT_MS}",
+                         headers=headers)
             status = conn.getresponse().status
         except OSError:
             time.sleep(CONNECT_RETRY_S)

@@ -24,8 +24,6 @@
 #include <string.h>
 #include <time.h>
 
-//  2^53 - 1: every JSON reader (doubles included) sees such a seq exactly.
-#define EVENT_SEQ_MAX 9007199254740991LL
 //  Expect versions count events per account, bounded by seq.
 #define EVENT_VERSION_MAX EVENT_SEQ_MAX
 //  Members of one JSON object we look at; real events have at most 10.
@@ -139,6 +137,19 @@ const char *event_type_name (event_type_t type)
     if (type < EVENT_DEPOSITED || type > EVENT_TRANSFERRED)
         return "";
     return s_type_names[type];
+}
+
+bool event_principal_is_valid (const char *text, size_t bytes)
+{
+    if (bytes < 1 || bytes > EVENT_PRINCIPAL_BYTES_MAX || text[0] < 'a' || text[0] > 'z')
+        return false;
+    for (size_t i = 1; i < bytes; i++) {
+        char c = text[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '.' ||
+              c == '-'))
+            return false;
+    }
+    return true;
 }
 
 bool event_text_is_utf8 (const char *text, size_t bytes)
@@ -553,10 +564,12 @@ static void s_put_body (writer_t *w, const event_t *self)
     }
     s_put_lit (w, ",\"amount\":");
     s_put_int (w, self->amount);
-    const char *values[] = {self->correlation_id, self->request_id, self->reference};
-    const char *keys[] = {"\"correlation_id\":", "\"request_id\":", "\"reference\":"};
+    const char *values[] = {self->correlation_id, self->request_id, self->reference,
+                            self->principal};
+    const char *keys[] = {"\"correlation_id\":", "\"request_id\":", "\"reference\":",
+                          "\"principal\":"};
     bool any = false;
-    for (size_t i = 0; i < 3; i++) {
+    for (size_t i = 0; i < 4; i++) {
         if (values[i][0] == '\0')
             continue;
         if (any)
@@ -925,17 +938,19 @@ static int s_parse_meta (parse_ctx_t *ctx, const slot_t *slot, event_t *self)
                                "valid UTF-8 without NUL";
     if (!cJSON_IsObject (slot->item))
         return s_fail (ctx->error, ctx->error_size,
-                       "meta: must be an object with correlation_id, request_id or "
-                       "reference");
+                       "meta: must be an object with correlation_id, request_id, "
+                       "reference or principal");
     span_t spans[EVENT_FIELDS_MAX];
     size_t count = s_raw_members (slot->raw.text, spans, EVENT_FIELDS_MAX);
-    if (count > 3 || (int)count != cJSON_GetArraySize (slot->item))
-        return s_fail (ctx->error, ctx->error_size, "meta: at most 3 fields");
+    if (count > 4 || (int)count != cJSON_GetArraySize (slot->item))
+        return s_fail (ctx->error, ctx->error_size, "meta: at most 4 fields");
     size_t index = 0;
     for (const cJSON *child = slot->item->child; child; child = child->next, index++) {
+        bool principal = strcmp (child->string, "principal") == 0;
         char *out = strcmp (child->string, "correlation_id") == 0 ? self->correlation_id
                     : strcmp (child->string, "request_id") == 0   ? self->request_id
                     : strcmp (child->string, "reference") == 0    ? self->reference
+                    : principal                                   ? self->principal
                                                                   : NULL;
         if (!out)
             return s_fail (ctx->error, ctx->error_size, "meta.%.64s: unknown field",
@@ -946,7 +961,17 @@ static int s_parse_meta (parse_ctx_t *ctx, const slot_t *slot, event_t *self)
         char name[32];
         snprintf (name, sizeof name, "meta.%s", child->string);
         slot_t member = {child, spans[index]};
-        if (s_get_string (ctx, &member, name, out, EVENT_META_VALUE_BYTES_MAX, rule))
+        if (principal) {
+            static const char principal_rule[] =
+                "must be a string matching ^[a-z][a-z0-9_.-]{0,63}$";
+            if (s_get_string (ctx, &member, name, out, EVENT_PRINCIPAL_BYTES_MAX,
+                              principal_rule))
+                return -1;
+            if (!event_principal_is_valid (out, strlen (out)))
+                return s_fail (ctx->error, ctx->error_size, "%s: %s", name,
+                               principal_rule);
+        } else if (s_get_string (ctx, &member, name, out, EVENT_META_VALUE_BYTES_MAX,
+                                 rule))
             return -1;
     }
     return 0;
@@ -1265,6 +1290,18 @@ static bool s_fast_string (cursor_t *c, char *out)
     return true;
 }
 
+//  A principal name and its closing quote (no escapes: the pattern has none).
+static bool s_fast_principal (cursor_t *c, char *out)
+{
+    const char *quote = memchr (c->p, '"', (size_t)(c->end - c->p));
+    if (!quote || !event_principal_is_valid (c->p, (size_t)(quote - c->p)))
+        return false;
+    memcpy (out, c->p, (size_t)(quote - c->p));
+    out[quote - c->p] = '\0';
+    c->p = quote + 1;
+    return true;
+}
+
 static bool s_fast_meta (cursor_t *c, event_t *self)
 {
     bool any = false;
@@ -1282,6 +1319,12 @@ static bool s_fast_meta (cursor_t *c, event_t *self)
     if (any ? s_expect_lit (c, ",\"reference\":\"")
             : s_expect_lit (c, "\"reference\":\"")) {
         if (!s_fast_string (c, self->reference))
+            return false;
+        any = true;
+    }
+    if (any ? s_expect_lit (c, ",\"principal\":\"")
+            : s_expect_lit (c, "\"principal\":\"")) {
+        if (!s_fast_principal (c, self->principal))
             return false;
         any = true;
     }
@@ -1411,6 +1454,7 @@ static void s_fast_init (event_t *self)
     self->correlation_id[0] = '\0';
     self->request_id[0] = '\0';
     self->reference[0] = '\0';
+    self->principal[0] = '\0';
     self->expect_count = 0;
 }
 
@@ -1437,6 +1481,35 @@ int event_parse_stored (const char *line, size_t bytes, event_t *self, char *err
     event_init (self);
     parse_ctx_t ctx = {true, error, error_size};
     return s_parse_json (&ctx, line, bytes, self);
+}
+
+int event_parse_canonical (const char *line, size_t bytes, event_t *self, char *error,
+                           size_t error_size)
+{
+    assert (line && self);
+    s_id_chars_init ();
+    if (s_fast_stored (line, bytes, self))
+        return 0; // the fast path reads exact canonical lines only
+    event_init (self);
+    parse_ctx_t ctx = {true, error, error_size};
+    if (s_parse_json (&ctx, line, bytes, self))
+        return -1;
+    if (self->type == EVENT_TYPE_UNKNOWN)
+        return s_fail (error, error_size,
+                       "type: %s (v %d) is not one this version writes, so its canonical "
+                       "form cannot be checked",
+                       self->type_name, self->v);
+    char canonical[EVENT_LINE_BYTES_MAX];
+    size_t canonical_bytes = event_format_stored (self, canonical, sizeof canonical);
+    size_t at = 0;
+    while (at < bytes && at < canonical_bytes && line[at] == canonical[at])
+        at++;
+    if (at < bytes || at < canonical_bytes)
+        return s_fail (error, error_size,
+                       "event: not in canonical form (differs from it at byte %zu: no "
+                       "spaces, keys in order, minimal escapes)",
+                       at);
+    return 0;
 }
 
 int event_parse_proposed (const char *json, size_t bytes, event_t *self, char *error,
@@ -1482,7 +1555,8 @@ const char *event_difference (const event_t *a, const event_t *b)
                    {"to", a->to, b->to},
                    {"correlation_id", a->correlation_id, b->correlation_id},
                    {"request_id", a->request_id, b->request_id},
-                   {"reference", a->reference, b->reference}};
+                   {"reference", a->reference, b->reference},
+                   {"principal", a->principal, b->principal}};
     for (size_t i = 0; i < sizeof strings / sizeof strings[0]; i++)
         if (strcmp (strings[i].a, strings[i].b) != 0)
             return strings[i].name;

@@ -12,7 +12,8 @@
        then "account":"..","amount":N             (deposited, withdrawn)
        or   "from":"..","to":"..","amount":N      (transferred)
        then optionally "meta":{"correlation_id":"..","request_id":"..",
-                               "reference":".."}  (keys present only if set)}
+                               "reference":"..","principal":".."}
+                               (keys present only if set, in this order)}
     Canonical proposed line: same without seq and ts, with an optional
     trailing "expect":{"account":version,...} in the order given.
 
@@ -38,6 +39,7 @@
 #define EVENT_ID_BYTES_MAX         64  // same pattern as accounts; UUIDs are 36
 #define EVENT_TYPE_BYTES_MAX       32  // long enough for any sane past-tense name
 #define EVENT_META_VALUE_BYTES_MAX 256 // per meta value (DESIGN: reference <= 256 bytes)
+#define EVENT_PRINCIPAL_BYTES_MAX  64  // meta.principal: ^[a-z][a-z0-9_.-]{0,63}$
 #define EVENT_AMOUNT_MAX           1000000000000000LL // 10^15 minor units
 #define EVENT_EXPECT_MAX           2 // an event touches at most two accounts
 // Events in one APPEND request (one atomic batch): the stream keeps a
@@ -47,6 +49,7 @@
 // byte at worst as \u00XX) dominate; keeps every line in one stack buffer.
 #define EVENT_LINE_BYTES_MAX 6144
 #define EVENT_TS_BYTES       24 // "2026-11-22T07:28:47.123Z"
+#define EVENT_SEQ_MAX        9007199254740991LL // 2^53 - 1: exact in a JSON reader's double
 
 typedef enum {
     EVENT_TYPE_UNKNOWN = 0,
@@ -75,6 +78,7 @@ typedef struct {
     char correlation_id[EVENT_META_VALUE_BYTES_MAX + 1];
     char request_id[EVENT_META_VALUE_BYTES_MAX + 1];
     char reference[EVENT_META_VALUE_BYTES_MAX + 1];
+    char principal[EVENT_PRINCIPAL_BYTES_MAX + 1]; // who asked for it (bearer token)
     size_t expect_count; // proposed events only
     event_expect_t expect[EVENT_EXPECT_MAX];
 } event_t;
@@ -84,6 +88,9 @@ void event_init (event_t *self);
 
 //  True if the bytes match ^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$ (accounts and ids).
 bool event_id_is_valid (const char *text, size_t bytes);
+
+//  True if the bytes match ^[a-z][a-z0-9_.-]{0,63}$ (principal names).
+bool event_principal_is_valid (const char *text, size_t bytes);
 
 //  True if the bytes are strict UTF-8: no overlong forms, no surrogates,
 //  nothing above U+10FFFF (what meta values must be; NUL bytes pass).
@@ -118,6 +125,14 @@ int event_parse_proposed_splice (const char *json, size_t bytes, event_t *self,
 //  and a canonical ts. Returns 0 or -1 with a reason as above.
 int event_parse_stored (const char *line, size_t bytes, event_t *self, char *error,
                         size_t error_size);
+
+//  event_parse_stored, and the line must be exactly event_format_stored's
+//  bytes for the event it holds: what a log line or a line from the stream
+//  must be. Spacing, key order, escapes or a raw \n, \r or NUL anywhere
+//  refuse it, and so does a type this version does not write (its
+//  canonical form is unknown here: readers are upgraded before writers).
+int event_parse_canonical (const char *line, size_t bytes, event_t *self, char *error,
+                           size_t error_size);
 
 #define EVENT_INT_BYTES_MAX 20 // "-9223372036854775808"
 

@@ -17,6 +17,19 @@
     calls the access handler once more and that call queues the stored
     response.
 
+    Checks that need only the headers run on the first call: framing
+    (RFC 9112 6.3: two Content-Lengths that differ, or one with a
+    Transfer-Encoding, make the body's end ambiguous: answered 400 on that
+    first call, which makes MHD close the connection, and "Connection:
+    close" says so; nothing after the head is read as a request), then the
+    route's scope against the bearer token, then the body headers. A
+    refused token is answered like a 413: the body is read and dropped.
+
+    Bodies beyond the inline buffer count against one budget for the
+    whole server (body_buffer_bytes_max); a body that would take it over
+    is dropped and answered 503 with Retry-After, so many slow uploads
+    cannot take the process's memory.
+
     Paths are matched after MHD has percent-decoded them, so "{id}" values
     arrive decoded; a "%2F" in a segment becomes a separator and the path
     then matches no route (ids in this project never contain '/').
@@ -34,6 +47,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/resource.h>
+#include <sodium.h>
 #include <sys/socket.h>
 
 //  Slow clients: MHD's timeout counts inactivity, so a client trickling a
@@ -65,6 +79,24 @@
 #define HTTP_ALLOW_BYTES_MAX        128 // "GET, POST, ..." for a 405
 #define HTTP_PROBLEM_TYPE_BASE      "https://ledger.example/problems/"
 #define HTTP_PROBLEM_SLUG_BYTES_MAX 64
+#define HTTP_EARLY_DETAIL_BYTES     160
+#define HTTP_RETRY_AFTER_S          "1" // what a 503 for the body budget asks to wait
+#define HTTP_PEM_BYTES_MAX          (1024 * 1024) // a certificate chain or a key
+#define HTTP_BEARER_REALM           "Bearer realm=\"ledger\""
+
+//  Why a token was refused: the label values of ledger_http_auth_failures_total.
+typedef enum {
+    AUTH_FAILURE_MISSING,   // no Authorization header (401)
+    AUTH_FAILURE_MALFORMED, // not "Bearer TOKEN", or given twice (401)
+    AUTH_FAILURE_UNKNOWN,   // no principal has it (401)
+    AUTH_FAILURE_PLAINTEXT, // over plain HTTP from beyond loopback (403)
+    AUTH_FAILURE_SCOPE,     // the principal lacks the route's scope (403)
+    AUTH_FAILURE_ACCOUNT,   // an account outside the principal's pattern (403)
+    AUTH_FAILURE_COUNT
+} auth_failure_t;
+
+static const char *const s_auth_failure_names[AUTH_FAILURE_COUNT] = {
+    "missing", "malformed", "unknown", "plaintext", "scope", "account"};
 
 typedef enum {
     REQUEST_RECEIVING,  // headers in, body arriving
@@ -94,6 +126,14 @@ struct http_server {
     int64_t mhd_log_window_ms; // start of the current second of MHD messages
     unsigned mhd_log_lines;    // logged in it
     uint64_t mhd_log_suppressed;
+    auth_t *auth;              // NULL: no tokens asked for
+    bool tls;                  // serving HTTPS
+    bool insecure;             // --insecure: tokens over plain HTTP from anywhere
+    char *tls_cert, *tls_key;  // PEM text handed to MHD
+    size_t body_budget_bytes;  // body_buffer_bytes_max or its default
+    size_t body_buffered_bytes; // heap body capacity over all requests
+    uint64_t body_budget_refusals;
+    uint64_t auth_failures[AUTH_FAILURE_COUNT];
 };
 
 struct http_request {
@@ -107,6 +147,10 @@ struct http_request {
     bool suspended;        // MHD_suspend_connection called, not yet resumed
     bool was_suspended;    // answer is queued by the call after the resume
     bool body_discarding;  // over body_bytes_max: read and drop the rest
+    bool answer_at_once;   // framing error: answered on the first call (closes)
+    bool has_principal;    // principal is set
+    bool bearer_challenge; // a 401: add WWW-Authenticate
+    unsigned long long declared_bytes; // Content-Length; 0 when none
     char *body;            // NULL, body_inline or a malloc; NUL-terminated
     size_t body_bytes;
     size_t body_capacity;
@@ -125,6 +169,8 @@ struct http_request {
     char request_id[HTTP_REQUEST_ID_BYTES_MAX + 1];
     char param_inline[HTTP_PARAM_INLINE_BYTES];
     char body_inline[HTTP_BODY_INLINE_BYTES];
+    char early_detail[HTTP_EARLY_DETAIL_BYTES]; // "" unless set with early_status
+    auth_principal_t principal;
 };
 
 //  The request headers this module reads itself, found in one pass over
@@ -135,11 +181,16 @@ typedef struct {
     const char *content_length;
     const char *transfer_encoding;
     const char *content_type;
+    const char *authorization;
+    bool content_lengths_differ; // a second Content-Length with another value
+    unsigned authorizations;
+    unsigned idempotency_keys;
 } known_headers_t;
 
 static void s_run (http_server_t *self);
 static void s_run_later (http_server_t *self);
 static void s_streams_stop (http_server_t *self);
+static void s_body_release (http_request_t *self);
 
 //  ---------------------------------------------------------------------
 //  Routing
@@ -320,8 +371,15 @@ static enum MHD_Result s_on_header (void *cls, enum MHD_ValueKind kind, const ch
     const char **found = NULL;
     if (s_name_is (key, key_bytes, "X-Request-Id"))
         found = &known->request_id;
-    else if (s_name_is (key, key_bytes, MHD_HTTP_HEADER_CONTENT_LENGTH))
+    else if (s_name_is (key, key_bytes, MHD_HTTP_HEADER_CONTENT_LENGTH)) {
         found = &known->content_length;
+        if (*found && strcmp (*found, value) != 0)
+            known->content_lengths_differ = true;
+    } else if (s_name_is (key, key_bytes, MHD_HTTP_HEADER_AUTHORIZATION)) {
+        found = &known->authorization;
+        known->authorizations++;
+    } else if (s_name_is (key, key_bytes, "Idempotency-Key"))
+        known->idempotency_keys++;
     else if (s_name_is (key, key_bytes, MHD_HTTP_HEADER_TRANSFER_ENCODING))
         found = &known->transfer_encoding;
     else if (s_name_is (key, key_bytes, MHD_HTTP_HEADER_CONTENT_TYPE))
@@ -340,8 +398,25 @@ static bool s_content_type_is_json (const char *content_type)
     return next == '\0' || next == ';' || next == ' ' || next == '\t';
 }
 
-//  Checks what the headers tell about the body: Content-Type (415) and a
-//  declared Content-Length over the route's limit (413).
+static void s_early (http_request_t *request, unsigned status, const char *detail)
+{
+    request->early_status = status;
+    snprintf (request->early_detail, sizeof request->early_detail, "%s", detail);
+}
+
+//  Refuses the token (401 or 403 by reason), counted.
+static void s_deny (http_request_t *request, auth_failure_t reason, const char *detail)
+{
+    unsigned status = reason <= AUTH_FAILURE_UNKNOWN ? MHD_HTTP_UNAUTHORIZED
+                                                     : MHD_HTTP_FORBIDDEN;
+    request->server->auth_failures[reason]++;
+    request->bearer_challenge = status == MHD_HTTP_UNAUTHORIZED;
+    s_early (request, status, detail);
+}
+
+//  Checks what the headers tell about the body: Content-Type (415), a
+//  declared Content-Length over the route's limit (413) or over what is
+//  left of the body budget (503).
 static void s_check_body_headers (http_request_t *request, const known_headers_t *known)
 {
     const char *length_text = known->content_length;
@@ -349,11 +424,117 @@ static void s_check_body_headers (http_request_t *request, const known_headers_t
     bool has_body = length > 0 || known->transfer_encoding != NULL;
     if (!has_body)
         return;
+    http_server_t *server = request->server;
     size_t max = request->route->body_bytes_max;
     if (max > 0 && !s_content_type_is_json (known->content_type))
         request->early_status = MHD_HTTP_UNSUPPORTED_MEDIA_TYPE;
     else if (length > max)
         request->early_status = MHD_HTTP_CONTENT_TOO_LARGE;
+    else if (length > sizeof request->body_inline &&
+             length + 1 > server->body_budget_bytes - server->body_buffered_bytes) {
+        server->body_budget_refusals++;
+        s_early (request, MHD_HTTP_SERVICE_UNAVAILABLE,
+                 "too many request bodies are being received; retry later");
+    } else
+        request->declared_bytes = length;
+}
+
+//  RFC 9112 6.3: a body whose end two parties could read differently.
+//  Also a second Idempotency-Key, which no one could tell from the first.
+static void s_check_framing (http_request_t *request, const known_headers_t *known)
+{
+    if (known->content_lengths_differ)
+        s_early (request, MHD_HTTP_BAD_REQUEST, "two different Content-Length headers");
+    else if (known->content_length && known->transfer_encoding)
+        s_early (request, MHD_HTTP_BAD_REQUEST,
+                 "Content-Length together with Transfer-Encoding");
+    else if (known->idempotency_keys > 1) {
+        s_early (request, MHD_HTTP_BAD_REQUEST, "more than one Idempotency-Key header");
+        return;
+    } else
+        return;
+    request->answer_at_once = true;
+    http_request_add_header (request, MHD_HTTP_HEADER_CONNECTION, "close");
+}
+
+static bool s_client_is_loopback (struct MHD_Connection *connection)
+{
+    const union MHD_ConnectionInfo *info =
+        MHD_get_connection_info (connection, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    const struct sockaddr *address = info ? info->client_addr : NULL;
+    if (!address)
+        return false;
+    if (address->sa_family == AF_INET) {
+        const struct sockaddr_in *ipv4 = (const struct sockaddr_in *)address;
+        return (ntohl (ipv4->sin_addr.s_addr) >> 24) == 127;
+    }
+    if (address->sa_family == AF_INET6) {
+        const struct in6_addr *ipv6 = &((const struct sockaddr_in6 *)address)->sin6_addr;
+        return IN6_IS_ADDR_LOOPBACK (ipv6) ||
+               (IN6_IS_ADDR_V4MAPPED (ipv6) && ipv6->s6_addr[12] == 127);
+    }
+    return false;
+}
+
+//  RFC 6750's b64token: 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="
+static bool s_token_is_valid (const char *token, size_t bytes)
+{
+    if (bytes == 0 || bytes > AUTH_TOKEN_BYTES_MAX)
+        return false;
+    size_t index = 0;
+    for (; index < bytes && token[index] != '='; index++) {
+        char c = token[index];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '-' || c == '.' || c == '_' || c == '~' || c == '+' || c == '/'))
+            return false;
+    }
+    if (index == 0)
+        return false;
+    for (; index < bytes; index++)
+        if (token[index] != '=')
+            return false;
+    return true;
+}
+
+//  The route's scope against the bearer token, when the server has an
+//  auth file. Sets early_status (401 / 403) when refused.
+static void s_authorize (http_request_t *request, const known_headers_t *known)
+{
+    http_server_t *server = request->server;
+    unsigned scope = request->route->scope;
+    if (!server->auth || scope == AUTH_SCOPE_OPEN)
+        return;
+    const char *value = known->authorization;
+    if (!value) {
+        s_deny (request, AUTH_FAILURE_MISSING, "a bearer token is needed");
+        return;
+    }
+    const char *token = value + 7;
+    size_t token_bytes = strlen (value) >= 7 ? strlen (token) : 0;
+    if (known->authorizations > 1 || strncasecmp (value, "Bearer ", 7) != 0 ||
+        !s_token_is_valid (token, token_bytes)) {
+        s_deny (request, AUTH_FAILURE_MALFORMED,
+                "the Authorization header must be one \"Bearer TOKEN\"");
+        return;
+    }
+    if (!server->tls && !server->insecure && !s_client_is_loopback (request->connection)) {
+        s_deny (request, AUTH_FAILURE_PLAINTEXT,
+                "bearer tokens are only accepted over HTTPS");
+        return;
+    }
+    const auth_principal_t *principal = auth_lookup (server->auth, token, token_bytes);
+    if (!principal) {
+        s_deny (request, AUTH_FAILURE_UNKNOWN, "the token is not known");
+        return;
+    }
+    request->principal = *principal;
+    request->has_principal = true;
+    if (!auth_principal_allows (principal, scope)) {
+        char detail[HTTP_EARLY_DETAIL_BYTES];
+        snprintf (detail, sizeof detail, "%s may not %s %s", principal->name,
+                  request->method, request->route->path);
+        s_deny (request, AUTH_FAILURE_SCOPE, detail);
+    }
 }
 
 static http_request_t *s_request_new (http_server_t *server,
@@ -371,13 +552,18 @@ static http_request_t *s_request_new (http_server_t *server,
     self->method = method;
     self->path = url;
     self->param_text = self->param_inline;
-    known_headers_t known = {NULL, NULL, NULL, NULL};
+    self->early_detail[0] = '\0';
+    known_headers_t known = {0};
     MHD_get_connection_values_n (connection, MHD_HEADER_KIND, s_on_header, &known);
     if (known.request_id && s_request_id_is_valid (known.request_id))
         snprintf (self->request_id, sizeof self->request_id, "%s", known.request_id);
     else
         s_generate_request_id (server, self->request_id);
-    s_route (self);
+    s_check_framing (self, &known);
+    if (!self->early_status)
+        s_route (self);
+    if (!self->early_status)
+        s_authorize (self, &known);
     if (!self->early_status)
         s_check_body_headers (self, &known);
     self->body_discarding = self->early_status != 0;
@@ -397,27 +583,47 @@ static void s_request_destroy (http_request_t **self_p)
     }
     if (self->param_text != self->param_inline)
         free (self->param_text);
-    if (self->body != self->body_inline)
-        free (self->body);
+    s_body_release (self);
     free (self);
     *self_p = NULL;
 }
 
-//  Moves the body to a heap buffer of at least needed bytes (doubling).
+//  Moves the body to a heap buffer of at least needed bytes: the declared
+//  length at once when there is one, else doubling up to the route's
+//  limit. Returns -1 for no memory, -2 when the body budget has no room.
 static int s_body_grow (http_request_t *self, size_t needed)
 {
+    size_t max = self->route->body_bytes_max + 1;
     size_t capacity = self->body_capacity;
+    if (self->declared_bytes + 1 >= needed && self->declared_bytes < max)
+        capacity = (size_t)self->declared_bytes + 1;
     while (capacity < needed)
-        capacity *= 2;
+        capacity = capacity * 2 < max ? capacity * 2 : max;
     bool inline_body = self->body == self->body_inline;
+    size_t held = inline_body ? 0 : self->body_capacity;
+    http_server_t *server = self->server;
+    if (capacity - held > server->body_budget_bytes - server->body_buffered_bytes)
+        return -2;
     char *body = (char *)realloc (inline_body ? NULL : self->body, capacity);
     if (!body)
         return -1;
     if (inline_body)
         memcpy (body, self->body_inline, self->body_bytes);
+    server->body_buffered_bytes += capacity - held;
     self->body = body;
     self->body_capacity = capacity;
     return 0;
+}
+
+//  Frees a heap body and gives its bytes back to the budget.
+static void s_body_release (http_request_t *self)
+{
+    if (self->body && self->body != self->body_inline) {
+        free (self->body);
+        self->server->body_buffered_bytes -= self->body_capacity;
+    }
+    self->body = NULL;
+    self->body_bytes = self->body_capacity = 0;
 }
 
 //  Appends upload data, or drops it once the request is over its limit.
@@ -436,9 +642,16 @@ static void s_body_append (http_request_t *self, const char *data, size_t bytes)
         self->body = self->body_inline;
         self->body_capacity = sizeof self->body_inline;
     }
-    if (needed > self->body_capacity && s_body_grow (self, needed)) {
-        self->early_status = MHD_HTTP_INTERNAL_SERVER_ERROR;
+    int grown = needed > self->body_capacity ? s_body_grow (self, needed) : 0;
+    if (grown) {
+        if (grown == -2) {
+            self->server->body_budget_refusals++;
+            s_early (self, MHD_HTTP_SERVICE_UNAVAILABLE,
+                     "too many request bodies are being received; retry later");
+        } else
+            self->early_status = MHD_HTTP_INTERNAL_SERVER_ERROR;
         self->body_discarding = true;
+        s_body_release (self);
         return;
     }
     memcpy (self->body + self->body_bytes, data, bytes);
@@ -493,6 +706,10 @@ static const char *s_status_title (unsigned status)
         return "Unprocessable Content";
     case MHD_HTTP_SERVICE_UNAVAILABLE:
         return "Service Unavailable";
+    case MHD_HTTP_UNAUTHORIZED:
+        return "Unauthorized";
+    case MHD_HTTP_FORBIDDEN:
+        return "Forbidden";
     default:
         return "Internal Server Error";
     }
@@ -503,8 +720,16 @@ static enum MHD_Result s_dispatch (http_request_t *request)
     request->state = REQUEST_DISPATCHED;
     if (request->early_status) {
         unsigned status = request->early_status;
-        char detail[160];
-        if (status == MHD_HTTP_CONTENT_TOO_LARGE)
+        char detail[HTTP_EARLY_DETAIL_BYTES];
+        if (request->bearer_challenge)
+            http_request_add_header (request, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
+                                     HTTP_BEARER_REALM);
+        if (status == MHD_HTTP_SERVICE_UNAVAILABLE)
+            http_request_add_header (request, MHD_HTTP_HEADER_RETRY_AFTER,
+                                     HTTP_RETRY_AFTER_S);
+        if (request->early_detail[0])
+            snprintf (detail, sizeof detail, "%s", request->early_detail);
+        else if (status == MHD_HTTP_CONTENT_TOO_LARGE)
             snprintf (detail, sizeof detail, "the body exceeds %zu bytes",
                       request->route->body_bytes_max);
         else if (status == MHD_HTTP_UNSUPPORTED_MEDIA_TYPE)
@@ -539,6 +764,8 @@ static enum MHD_Result s_on_access (void *cls, struct MHD_Connection *connection
     if (!request) {
         request = s_request_new (server, connection, url, method);
         *con_cls = request;
+        if (request && request->answer_at_once)
+            return s_dispatch (request); // MHD then closes: nothing more is read
         return request ? MHD_YES : MHD_NO;
     }
     if (request->state == REQUEST_RECEIVING) {
@@ -712,6 +939,62 @@ static unsigned s_connections_max (unsigned wanted)
     return usable;
 }
 
+//  The whole of a PEM file (caller frees), or NULL (logged).
+static char *s_read_pem (const char *path, const char *flag)
+{
+    FILE *file = fopen (path, "rb");
+    if (!file) {
+        log_error ("%s %s: cannot open: %s", flag, path, strerror (errno));
+        return NULL;
+    }
+    char *text = malloc (HTTP_PEM_BYTES_MAX + 1);
+    size_t bytes = text ? fread (text, 1, HTTP_PEM_BYTES_MAX + 1, file) : 0;
+    bool failed = !text || ferror (file);
+    fclose (file);
+    if (!failed && bytes <= HTTP_PEM_BYTES_MAX) {
+        text[bytes] = '\0';
+        if (strstr (text, "-----BEGIN "))
+            return text;
+        log_error ("%s %s: not a PEM file", flag, path);
+    } else
+        log_error ("%s %s: cannot read it (or larger than %d bytes)", flag, path,
+                   HTTP_PEM_BYTES_MAX);
+    free (text);
+    return NULL;
+}
+
+//  Loads the auth file and the TLS files the security config names.
+static int s_security_setup (http_server_t *self, const security_config_t *security)
+{
+    self->insecure = security->insecure;
+    if (security->auth_file) {
+        for (size_t index = 0; index < self->config.route_count; index++)
+            assert (self->config.routes[index].scope != AUTH_SCOPE_UNSET);
+        char error[256];
+        self->auth = auth_new (security->auth_file, error, sizeof error);
+        if (!self->auth) {
+            log_error ("--auth-file %s refused: %s", security->auth_file, error);
+            return -1;
+        }
+        if (auth_watch (self->auth, self->loop))
+            return -1;
+        log_info ("bearer tokens: %zu principals from %s (SIGHUP reloads it)",
+                  auth_count (self->auth), security->auth_file);
+    }
+    if (security->tls_cert) {
+        if (MHD_is_feature_supported (MHD_FEATURE_TLS) != MHD_YES) {
+            log_error ("--tls-cert: this libmicrohttpd has no TLS support");
+            return -1;
+        }
+        self->tls_cert = s_read_pem (security->tls_cert, "--tls-cert");
+        self->tls_key = self->tls_cert ? s_read_pem (security->tls_key, "--tls-key") : NULL;
+        if (!self->tls_key)
+            return -1;
+        self->tls = true;
+    }
+    return 0;
+}
+
 http_server_t *http_server_new (zloop_t *loop, const http_config_t *config)
 {
     assert (loop);
@@ -730,8 +1013,18 @@ http_server_t *http_server_new (zloop_t *loop, const http_config_t *config)
     memcpy (self->request_id_base, zuuid_data (uuid), ZUUID_LEN);
     zuuid_destroy (&uuid);
 
+    self->body_budget_bytes = config->body_buffer_bytes_max;
+    if (!self->body_budget_bytes && config->security)
+        self->body_budget_bytes = config->security->body_buffer_bytes_max;
+    if (!self->body_budget_bytes)
+        self->body_budget_bytes = HTTP_BODY_BUFFER_BYTES_MAX_DEFAULT;
+    if (config->security && s_security_setup (self, config->security))
+        goto failed;
+
     struct sockaddr_storage address;
     unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+    if (self->tls)
+        flags |= MHD_USE_TLS;
     if (s_address_parse (config, &address, &flags))
         goto failed;
     unsigned connections_max = s_connections_max (
@@ -749,12 +1042,18 @@ http_server_t *http_server_new (zloop_t *loop, const http_config_t *config)
          NULL},
         {MHD_OPTION_END, 0, NULL},
     };
+    struct MHD_OptionItem tls[] = {
+        {self->tls ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, 0, self->tls_cert},
+        {MHD_OPTION_HTTPS_MEM_KEY, 0, self->tls_key},
+        {MHD_OPTION_END, 0, NULL},
+    };
     // clang-format off
     self->daemon = MHD_start_daemon (
         flags, (uint16_t) config->port, NULL, NULL, s_on_access, self,
         MHD_OPTION_EXTERNAL_LOGGER, s_on_mhd_log, self,
         MHD_OPTION_SOCK_ADDR, (struct sockaddr *) &address,
         MHD_OPTION_ARRAY, reuse,
+        MHD_OPTION_ARRAY, tls,
         MHD_OPTION_CONNECTION_LIMIT, connections_max,
         MHD_OPTION_PER_IP_CONNECTION_LIMIT, per_ip_max,
         MHD_OPTION_CONNECTION_TIMEOUT, timeout_s,
@@ -764,9 +1063,10 @@ http_server_t *http_server_new (zloop_t *loop, const http_config_t *config)
         MHD_OPTION_END);
     // clang-format on
     if (!self->daemon) {
-        log_error ("http: MHD_start_daemon(%s:%d) failed: %s",
+        log_error ("http: MHD_start_daemon(%s:%d%s) failed: %s",
                    config->address ? config->address : "127.0.0.1", config->port,
-                   strerror (errno));
+                   self->tls ? ", HTTPS" : "",
+                   errno ? strerror (errno) : "see libmicrohttpd's message before");
         goto failed;
     }
     const union MHD_DaemonInfo *info =
@@ -820,6 +1120,11 @@ void http_server_destroy (http_server_t **self_p)
     }
     if (self->timer_id >= 0)
         zloop_timer_end (self->loop, self->timer_id);
+    auth_destroy (&self->auth);
+    free (self->tls_cert);
+    if (self->tls_key)
+        sodium_memzero (self->tls_key, strlen (self->tls_key));
+    free (self->tls_key);
     free (self);
     *self_p = NULL;
 }
@@ -840,6 +1145,31 @@ size_t http_server_suspended_count (http_server_t *self)
 {
     assert (self);
     return self->suspended_count;
+}
+
+void http_server_metrics (http_server_t *self, metrics_t *metrics)
+{
+    assert (self && metrics);
+    metrics_counter_labeled (metrics, "ledger_http_auth_failures_total",
+                             "Requests refused for their bearer token, by reason",
+                             "reason", s_auth_failure_names, self->auth_failures,
+                             AUTH_FAILURE_COUNT);
+    if (self->auth) {
+        metrics_counter (metrics, "ledger_http_auth_reloads_total",
+                         "Auth file reloads asked for by SIGHUP",
+                         auth_reloads (self->auth));
+        metrics_counter (metrics, "ledger_http_auth_reload_failures_total",
+                         "Auth file reloads refused (the old table stayed)",
+                         auth_reload_failures (self->auth));
+        metrics_gauge (metrics, "ledger_http_auth_principals", "Principals in the table",
+                       (double)auth_count (self->auth));
+    }
+    metrics_gauge (metrics, "ledger_http_body_buffered_bytes",
+                   "Request body bytes buffered now over all connections",
+                   (double)self->body_buffered_bytes);
+    metrics_counter (metrics, "ledger_http_body_budget_refusals_total",
+                     "Requests answered 503 because the body budget was full",
+                     self->body_budget_refusals);
 }
 
 //  ---------------------------------------------------------------------
@@ -928,6 +1258,12 @@ const char *http_request_id (http_request_t *self)
 {
     assert (self);
     return self->request_id;
+}
+
+const auth_principal_t *http_request_principal (http_request_t *self)
+{
+    assert (self);
+    return self->has_principal ? &self->principal : NULL;
 }
 
 //  The byte offset of the first "\u0000" escape in valid JSON text, or -1.
@@ -1160,6 +1496,13 @@ void http_respond_problem (http_request_t *self, unsigned status, const char *ti
     if (!response)
         free (text);
     s_answer (self, status, "application/problem+json", response);
+}
+
+void http_respond_forbidden (http_request_t *self, const char *detail, cJSON *errors)
+{
+    assert (self);
+    self->server->auth_failures[AUTH_FAILURE_ACCOUNT]++;
+    http_respond_problem (self, MHD_HTTP_FORBIDDEN, "Forbidden", detail, errors);
 }
 
 void http_problem_add_error (cJSON **errors_p, const char *field, const char *message)

@@ -7,6 +7,12 @@
     Allow / 413 / 415 answers, problem+json errors (RFC 9457), X-Request-Id
     on every response, JSON body parsing with a 400 that says where, and
     suspend/resume so a handler can answer later from another loop event.
+    With a security config it also serves HTTPS (--tls-cert/--tls-key),
+    checks bearer tokens against each route's scope before the handler
+    runs (401 / 403, counted), refuses ambiguous framing (two
+    Content-Lengths, Content-Length with Transfer-Encoding: 400 and the
+    connection closed) and bounds the bodies buffered over all
+    connections (503 beyond the budget).
 
     It does not know any service's business: handlers get a request, read
     what they need through the accessors, and answer with one of the
@@ -24,6 +30,10 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+#include "auth.h"
+#include "metrics.h"
+#include "security.h"
+
 #define HTTP_PATH_PARAMS_MAX      4   // "{id}" segments in one route pattern
 #define HTTP_REQUEST_ID_BYTES_MAX 128 // longer or non-printable X-Request-Id is replaced
 
@@ -40,6 +50,8 @@ typedef struct {
     http_handler_fn *handler;
     size_t body_bytes_max; // 0: no body expected; else larger bodies get 413,
                            // and a Content-Type other than application/json gets 415
+    unsigned scope;        // auth_scope_t a token needs; AUTH_SCOPE_OPEN: none. Every
+                           // route of a server with an auth file must set it
 } http_route_t;
 
 typedef struct {
@@ -53,7 +65,13 @@ typedef struct {
     unsigned connections_max;        // 0: default; lowered to what RLIMIT_NOFILE allows
     unsigned connection_timeout_s;   // idle connection timeout; 0: default
     unsigned connections_per_ip_max; // one client address's share; 0: default
+    const security_config_t *security; // auth file, TLS, --insecure; NULL: none
+    size_t body_buffer_bytes_max; // request bodies buffered at once; 0: default
 } http_config_t;
+
+//  Bodies held at once over all connections: a few 8 MiB batches. Beyond,
+//  a request gets 503 with Retry-After instead of more memory.
+#define HTTP_BODY_BUFFER_BYTES_MAX_DEFAULT (64 * 1024 * 1024)
 
 //  The default share of one client address: 4x a 64-connection pool. A
 //  proxy in front puts every client behind one address: raise it there.
@@ -62,7 +80,8 @@ typedef struct {
 #define HTTP_CONNECTIONS_PER_IP_LIMIT 16384
 
 //  Binds, listens and registers with loop. Returns NULL (logged) on failure,
-//  e.g. when the port is taken. Raises the process's RLIMIT_NOFILE soft
+//  e.g. when the port is taken, the auth file does not parse or a TLS
+//  file cannot be read. Raises the process's RLIMIT_NOFILE soft
 //  limit to its hard limit when connections_max needs more descriptors.
 http_server_t *http_server_new (zloop_t *loop, const http_config_t *config);
 
@@ -76,6 +95,10 @@ int http_server_port (http_server_t *self);
 //  Requests answered so far, and requests currently suspended.
 uint64_t http_server_requests_total (http_server_t *self);
 size_t http_server_suspended_count (http_server_t *self);
+
+//  Writes the ledger_http_* figures every service shares (auth failures
+//  by reason, auth reloads, buffered body bytes) into metrics.
+void http_server_metrics (http_server_t *self, metrics_t *metrics);
 
 //  Request accessors. Returned strings are borrowed and valid until the
 //  request is answered.
@@ -91,6 +114,9 @@ const char *http_request_header (http_request_t *self, const char *name);
 const char *http_request_body (http_request_t *self, size_t *bytes);
 //  The X-Request-Id of this request: the client's, or a generated UUID.
 const char *http_request_id (http_request_t *self);
+//  Who presented the request's token, or NULL when the server has no
+//  auth file (or the route is open). Valid until the request is answered.
+const auth_principal_t *http_request_principal (http_request_t *self);
 
 //  An integer query argument within [min, max]. Returns 0 when absent
 //  (*value untouched), 1 when present and valid, -1 when present and not
@@ -147,6 +173,10 @@ void http_respond_problem (http_request_t *self, unsigned status, const char *ti
 //  (idempotent replays). Same arguments; the caller owns the result.
 cJSON *http_problem_new (unsigned status, const char *title, const char *detail,
                          cJSON *errors);
+
+//  403 problem+json for a principal that asked about an account outside
+//  its pattern, counted as an auth failure (reason "account").
+void http_respond_forbidden (http_request_t *self, const char *detail, cJSON *errors);
 
 //  Helper to build the errors array for http_respond_problem: appends
 //  {"field": field, "message": message} to *errors_p, creating it if NULL.

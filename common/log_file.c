@@ -103,22 +103,19 @@ static bool s_starts_stride (int64_t seq)
     return (seq - 1) % LOG_FILE_INDEX_STRIDE == 0;
 }
 
-//  One complete line (without its \n) at offset.
+//  One complete line (without its \n) at offset. Its \n says it was
+//  written whole, so whatever is wrong with it is corruption, never a torn
+//  tail: refused, wherever the line is.
 static int s_scan_line (scan_t *scan, const char *line, size_t bytes, uint64_t offset)
 {
     log_file_t *self = scan->self;
     scan->line_number++;
     event_t event;
     char reason[256] = "";
-    if (event_parse_stored (line, bytes, &event, reason, sizeof reason)) {
-        if (offset + bytes + 1 == scan->file_bytes) {
-            scan->torn_offset = offset; // unparseable last line: torn tail
-            return 0;
-        }
+    if (event_parse_canonical (line, bytes, &event, reason, sizeof reason))
         return s_fail (scan->error, scan->error_size,
                        "%s: line %lld (byte offset %llu): %s", self->path,
                        (long long)scan->line_number, (unsigned long long)offset, reason);
-    }
     if (event.seq != self->last_seq + 1)
         return s_fail (
             scan->error, scan->error_size,
@@ -164,13 +161,14 @@ static uint64_t s_next_newline (log_file_t *self, uint64_t offset, uint64_t file
     return file_bytes;
 }
 
-//  More than a line's worth of bytes without \n: torn if it is the last
-//  line, refused otherwise. Clobbers buffer.
+//  More than a line's worth of bytes without \n: torn if no \n follows
+//  (a cut write, or the NUL blocks a crash can leave), refused otherwise.
+//  Clobbers buffer.
 static int s_scan_overlong (scan_t *scan, uint64_t offset, char *buffer, size_t capacity)
 {
     uint64_t newline =
         s_next_newline (scan->self, offset, scan->file_bytes, buffer, capacity);
-    if (newline + 1 >= scan->file_bytes) {
+    if (newline == scan->file_bytes) {
         scan->torn_offset = offset;
         return 0;
     }
@@ -269,10 +267,10 @@ static int s_sync_parent (const char *path, char *error, size_t error_size)
 static int s_truncate_torn (log_file_t *self, const scan_t *scan)
 {
     uint64_t dropped = scan->file_bytes - scan->torn_offset;
-    log_warn ("log_file: %s: torn tail at byte offset %llu: dropping %llu bytes "
-              "(never acknowledged)",
+    log_warn ("log_file: %s: torn tail at byte offset %llu: dropping %llu bytes (line "
+              "%lld, without its \\n: never acknowledged)",
               self->path, (unsigned long long)scan->torn_offset,
-              (unsigned long long)dropped);
+              (unsigned long long)dropped, (long long)scan->line_number + 1);
     if (ftruncate (self->fd, (off_t)scan->torn_offset) || fdatasync (self->fd))
         return s_fail (scan->error, scan->error_size,
                        "ftruncate(\"%s\", %llu) failed: %s", self->path,
@@ -548,4 +546,18 @@ int log_file_read (log_file_t *self, int64_t from_seq, size_t max_events, char *
     }
     *bytes_out = (size_t)(p - buffer);
     return (int)count;
+}
+
+int log_file_offset (log_file_t *self, int64_t seq, uint64_t *offset)
+{
+    assert (self && offset);
+    if (seq < 1 || seq > self->committed_seq)
+        return -1;
+    size_t entry = (size_t)((seq - 1) / LOG_FILE_INDEX_STRIDE);
+    assert (entry < self->index_count);
+    *offset = self->index[entry];
+    char buffer[EVENT_LINE_BYTES_MAX + 1];
+    size_t kept;
+    return s_skip_lines (self, seq - (int64_t)entry * LOG_FILE_INDEX_STRIDE - 1, offset,
+                         buffer, sizeof buffer, &kept);
 }

@@ -6,12 +6,15 @@
     timestamps; it holds no business rules.
 
     Opening scans the whole file once and validates every line:
-    - a torn tail (last line without \n, or a last line that does not
-      parse) was never acknowledged: it is truncated, with a warning naming
-      the offset and the bytes dropped;
-    - a bad line in the middle, a seq gap or disorder, or ts going
-      backwards: the open fails with an error naming the line number and
-      byte offset, and the file is left untouched.
+    - a torn tail (bytes after the last \n with no \n of their own: a cut
+      write, or the NUL blocks a crash can leave) was never acknowledged:
+      it is truncated, with a warning naming the offset and the bytes
+      dropped;
+    - a complete (\n-terminated) line that is not exactly canonical
+      (event_parse_canonical: CRLF, spacing, key order, a bad byte), a seq
+      gap or disorder, or ts going backwards, wherever the line is, even
+      last: the open fails with an error naming the line number and byte
+      offset, and the file is left untouched.
 
     Appends are buffered in memory and made durable by one
     log_file_commit() per burst (one write + one fdatasync). Reads go
@@ -86,5 +89,10 @@ void log_file_rollback (log_file_t *self);
 //  single line larger than buffer_size.
 int log_file_read (log_file_t *self, int64_t from_seq, size_t max_events, char *buffer,
                    size_t buffer_size, size_t *bytes_out);
+
+//  Byte offset in the file of the committed line holding seq, into
+//  *offset (for messages that name where a line is). 0, or -1 if seq is
+//  not committed or on an I/O error.
+int log_file_offset (log_file_t *self, int64_t seq, uint64_t *offset);
 
 #endif

@@ -102,6 +102,17 @@ void metrics_counter (metrics_t *self, const char *name, const char *help, uint6
     s_append (self, "%s %" PRIu64 "\n", name, value);
 }
 
+void metrics_counter_labeled (metrics_t *self, const char *name, const char *help,
+                              const char *label, const char *const *values,
+                              const uint64_t *counts, size_t count)
+{
+    assert (self);
+    s_header (self, name, help, "counter");
+    for (size_t index = 0; index < count; index++)
+        s_append (self, "%s{%s=\"%s\"} %" PRIu64 "\n", name, label, values[index],
+                  counts[index]);
+}
+
 //  The shortest %g text that reads back as the same double.
 static const char *s_shortest (double value, char *buffer, size_t bytes)
 {

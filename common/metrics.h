@@ -19,6 +19,11 @@ void metrics_destroy (metrics_t **self_p);
 void metrics_counter (metrics_t *self, const char *name, const char *help,
                       uint64_t value);
 void metrics_gauge (metrics_t *self, const char *name, const char *help, double value);
+//  One counter family with a label: `name{label="values[i]"} counts[i]`
+//  for each of count values (label values must need no escaping).
+void metrics_counter_labeled (metrics_t *self, const char *name, const char *help,
+                              const char *label, const char *const *values,
+                              const uint64_t *counts, size_t count);
 
 //  The text so far (borrowed, NUL-terminated).
 const char *metrics_text (metrics_t *self, size_t *bytes);

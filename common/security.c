@@ -2,16 +2,24 @@
 #include "security.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "log.h"
+
+//  One command body (64 KiB) must always fit.
+#define SECURITY_BODY_BUFFER_BYTES_MIN (64 * 1024)
 
 const char *security_usage =
     "  --auth-file FILE        bearer tokens: NAME SCOPES ACCOUNTS SHA256 a line (none)\n"
     "  --tls-cert FILE         serve HTTPS with this PEM certificate (with --tls-key)\n"
     "  --tls-key FILE          the PEM private key of --tls-cert\n"
     "  --curve-dir DIR         ZeroMQ CURVE certificates of this service (none)\n"
-    "  --insecure              allow non-loopback endpoints without credentials\n";
+    "  --insecure              allow non-loopback endpoints without credentials\n"
+    "  --body-buffer-bytes-max N  request bodies held at once over all HTTP\n"
+    "                          connections; beyond, 503 (64 MiB)\n";
 
 int security_option_parse (security_config_t *self, int option, const char *value)
 {
@@ -31,18 +39,35 @@ int security_option_parse (security_config_t *self, int option, const char *valu
     case SECURITY_OPT_INSECURE:
         self->insecure = true;
         return 1;
+    case SECURITY_OPT_BODY_BUFFER_BYTES_MAX:
+        self->body_buffer_bytes_text = value;
+        return 1;
     default:
         return 0;
     }
 }
 
-int security_options_check (const security_config_t *self, const char *service)
+int security_options_check (security_config_t *self, const char *service)
 {
     if (!self->tls_cert != !self->tls_key) {
         fprintf (stderr, "%s: %s needs %s\n", service,
                  self->tls_cert ? "--tls-cert" : "--tls-key",
                  self->tls_cert ? "--tls-key" : "--tls-cert");
         return -1;
+    }
+    const char *text = self->body_buffer_bytes_text;
+    if (text) {
+        char *end = NULL;
+        errno = 0;
+        unsigned long long bytes = strtoull (text, &end, 10);
+        if (*text < '0' || *text > '9' || errno || *end ||
+            bytes < SECURITY_BODY_BUFFER_BYTES_MIN || bytes > SIZE_MAX / 2) {
+            fprintf (stderr,
+                     "%s: --body-buffer-bytes-max must be a number of bytes from %d\n",
+                     service, SECURITY_BODY_BUFFER_BYTES_MIN);
+            return -1;
+        }
+        self->body_buffer_bytes_max = (size_t)bytes;
     }
     return 0;
 }

@@ -20,6 +20,10 @@ typedef struct {
     const char *tls_key;   // --tls-key: PEM private key of tls_cert
     const char *curve_dir; // --curve-dir: zcert files; NULL: no CURVE
     bool insecure;         // --insecure: allow exposure without credentials
+    //  --body-buffer-bytes-max: request bodies one HTTP server holds at
+    //  once; 0: HTTP_BODY_BUFFER_BYTES_MAX_DEFAULT. Its text until checked.
+    const char *body_buffer_bytes_text;
+    size_t body_buffer_bytes_max;
 } security_config_t;
 
 //  getopt_long ids of the shared options; services number their own below.
@@ -29,6 +33,7 @@ enum {
     SECURITY_OPT_TLS_KEY,
     SECURITY_OPT_CURVE_DIR,
     SECURITY_OPT_INSECURE,
+    SECURITY_OPT_BODY_BUFFER_BYTES_MAX,
 };
 
 //  The entries to put into a service's struct option table.
@@ -37,8 +42,10 @@ enum {
         {"tls-cert", required_argument, NULL, SECURITY_OPT_TLS_CERT},                  \
         {"tls-key", required_argument, NULL, SECURITY_OPT_TLS_KEY},                    \
         {"curve-dir", required_argument, NULL, SECURITY_OPT_CURVE_DIR},                \
+        {"insecure", no_argument, NULL, SECURITY_OPT_INSECURE},                        \
     {                                                                                  \
-        "insecure", no_argument, NULL, SECURITY_OPT_INSECURE                           \
+        "body-buffer-bytes-max", required_argument, NULL,                              \
+            SECURITY_OPT_BODY_BUFFER_BYTES_MAX                                         \
     }
 
 //  The --help lines of the shared options.
@@ -48,9 +55,10 @@ extern const char *security_usage;
 //  it is not (the caller handles it).
 int security_option_parse (security_config_t *self, int option, const char *value);
 
-//  After parsing: --tls-cert and --tls-key go together. Returns 0, or -1
+//  After parsing: --tls-cert and --tls-key go together, and
+//  --body-buffer-bytes-max is a number of bytes (at least 64 KiB). Returns 0, or -1
 //  with a message on stderr naming service.
-int security_options_check (const security_config_t *self, const char *service);
+int security_options_check (security_config_t *self, const char *service);
 
 //  True for 127.0.0.0/8, ::1 and "localhost".
 bool security_address_is_loopback (const char *address);

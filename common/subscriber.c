@@ -18,6 +18,7 @@
 #include "subscriber.h"
 
 #include <inttypes.h>
+#include <stdarg.h>
 #include <string.h>
 
 #include "log.h"
@@ -44,6 +45,17 @@
 #define SUBSCRIBER_ERROR_BYTES_MAX 256
 // Frames of a reply: "PACKED", log_last_seq and the page's lines in one.
 #define SUBSCRIBER_REPLY_FRAMES_MAX 3
+// Largest frame taken from the stream: four replay pages (1 MiB each), so
+// a stream with larger pages still passes; beyond it libzmq drops the
+// connection instead of buffering the frame.
+#define SUBSCRIBER_FRAME_BYTES_MAX (4 * 1024 * 1024)
+// Complaints about what the stream sent, at most one a second: a broken
+// or hostile stream must not fill the log.
+#define SUBSCRIBER_COMPLAINT_LOG_MS 1000
+// Empty pages in a row while buffered live events wait beyond the log's
+// end: one can be a race (the FETCH left before those events were
+// committed), a few cannot; the buffer is then dropped.
+#define SUBSCRIBER_UNFILLED_GAPS_MAX 3
 
 //  A FETCH out. Its reply is the next one on the DEALER (the stream answers
 //  one socket's requests in order); it is used only if it still fits.
@@ -65,12 +77,14 @@ struct subscriber {
     void *arg;
     char *publish_endpoint;
     char *replay_endpoint; // kept to recreate the DEALER
+    const curve_t *curve;  // borrowed; NULL: plain
     int upstream_timeout_ms;
     zsock_t *sub;
     zsock_t *dealer;
     int tick_id;
 
     int64_t applied_seq; // seq of the last event given to on_event
+    int64_t applied_ts_ms; // its ts; INT64_MIN before the first
     int64_t head_seq;    // highest seq the stream is known to have
     bool catching_up;    // live messages go to the buffer, a FETCH is due or out
     bool caught_up;      // was live at least once
@@ -81,6 +95,9 @@ struct subscriber {
     uint64_t fetch_timeouts; // in a row; only the first is a warning
     int64_t last_message_ms; // any message from PUB or replay; 0: none yet
     int64_t bad_seq;         // a bad line was logged at this seq; not again
+    int unfilled_gaps;       // empty pages in a row with a gap in the buffer
+    int64_t complaint_ms;    // last complaint logged; 0: none yet
+    uint64_t complaints_unlogged; // since then
 
     zlistx_t *buffer;     // zmsg_t * (EVENTS, RESULT), oldest first
     size_t buffer_events; // weight of buffer, <= SUBSCRIBER_LIVE_BUFFER_EVENTS_MAX
@@ -93,6 +110,7 @@ struct subscriber {
     uint64_t fetches;
     uint64_t gaps;
     uint64_t live_dropped;
+    uint64_t rejected;
 
     zmq_msg_t frames[SUBSCRIBER_REPLY_FRAMES_MAX]; // one reply from the DEALER
     size_t frame_count;                            // frames of the reply in hand
@@ -110,7 +128,33 @@ static void s_fetch_later (subscriber_t *self)
 {
     self->fetch_retry_ms = zclock_mono () + SUBSCRIBER_FETCH_RETRY_MS;
 }
-static void s_drain (subscriber_t *self);
+static void s_drain (subscriber_t *self, bool caught_up_claim);
+
+//  Logs what the stream sent that cannot be (rate-limited), counts it.
+static void s_complain (subscriber_t *self, const char *format, ...)
+    __attribute__ ((format (printf, 2, 3)));
+
+static void s_complain (subscriber_t *self, const char *format, ...)
+{
+    self->rejected++;
+    int64_t now = zclock_mono ();
+    if (self->complaint_ms && now - self->complaint_ms < SUBSCRIBER_COMPLAINT_LOG_MS) {
+        self->complaints_unlogged++;
+        return;
+    }
+    char text[512];
+    va_list args;
+    va_start (args, format);
+    vsnprintf (text, sizeof text, format, args);
+    va_end (args);
+    if (self->complaints_unlogged)
+        log_error ("subscriber: %s (%" PRIu64 " more such not logged)", text,
+                   self->complaints_unlogged);
+    else
+        log_error ("subscriber: %s", text);
+    self->complaint_ms = now;
+    self->complaints_unlogged = 0;
+}
 
 //  Canonical lines start with {"seq":N, — reading N without a full parse
 //  lets duplicates be skipped cheaply and the buffer be measured. Returns
@@ -142,7 +186,7 @@ static int s_data_int64 (const void *data, size_t bytes, int64_t *value)
     text[bytes] = 0;
     char *end;
     long long parsed = strtoll (text, &end, 10);
-    if (*end != 0 || parsed < 0)
+    if (*end != 0 || parsed < 0 || parsed > EVENT_SEQ_MAX)
         return -1;
     *value = parsed;
     return 0;
@@ -183,14 +227,16 @@ static void s_log_invalid (subscriber_t *self, const char *source, size_t index,
 {
     int64_t seq = self->applied_seq + 1;
     if (self->bad_seq == seq) {
+        self->rejected++;
         log_debug ("subscriber: invalid line again from %s at seq %" PRId64, source, seq);
         return;
     }
     self->bad_seq = seq;
-    log_error ("subscriber: invalid event line from %s at seq %" PRId64
-               " (line %zu of the message): %s; applying stops here until it is fetched "
-               "again",
-               source, seq, index, reason);
+    s_complain (self,
+                "invalid event line from %s at seq %" PRId64
+                " (line %zu of the message): %s; the message is dropped and applying "
+                "stops here until a valid line is fetched",
+                source, seq, index, reason);
 }
 
 //  True if the line must be parsed: not applied yet by its seq prefix,
@@ -218,7 +264,9 @@ static apply_result_t s_apply_text (subscriber_t *self, const char *line, size_t
 {
     char reason[SUBSCRIBER_ERROR_BYTES_MAX]; // not cleared: set by the parser on failure
     reason[0] = 0;
-    if (event_parse_stored (line, bytes, &self->event, reason, sizeof reason)) {
+    //  Canonical, so the consumer's replica holds the stream's exact bytes
+    //  and every line it holds reopens.
+    if (event_parse_canonical (line, bytes, &self->event, reason, sizeof reason)) {
         s_log_invalid (self, source, index, reason);
         return APPLY_INVALID;
     }
@@ -228,8 +276,13 @@ static apply_result_t s_apply_text (subscriber_t *self, const char *line, size_t
         return APPLY_OK;
     if (seq > self->applied_seq + 1)
         return APPLY_GAP;
+    if (self->event.ts_ms < self->applied_ts_ms) {
+        s_log_invalid (self, source, index, "ts goes backwards");
+        return APPLY_INVALID;
+    }
     self->handlers.on_event (self->arg, &self->event, line, bytes);
     self->applied_seq = seq;
+    self->applied_ts_ms = self->event.ts_ms;
     (*applied)++;
     return APPLY_OK;
 }
@@ -281,8 +334,7 @@ static apply_result_t s_apply_page (subscriber_t *self, char *page, size_t bytes
 static void s_deliver_result (subscriber_t *self, zmsg_t *msg)
 {
     if (zmsg_size (msg) != 3) {
-        log_warn ("subscriber: RESULT with %zu frames instead of 3 ignored",
-                  zmsg_size (msg));
+        s_complain (self, "RESULT with %zu frames instead of 3 ignored", zmsg_size (msg));
         return;
     }
     if (!self->handlers.on_result)
@@ -415,17 +467,37 @@ static bool s_buffer_continues (subscriber_t *self)
     return first > 0 && first <= next && next <= last;
 }
 
+//  Drops the buffered live messages, which the log's pages never reach:
+//  a stream that publishes events its log does not have.
+static void s_buffer_drop (subscriber_t *self)
+{
+    s_complain (self,
+                "live events from %s continue past seq %" PRId64
+                " where the log's pages end, %d times in a row; %zu buffered messages "
+                "dropped, fetching again later",
+                self->publish_endpoint, self->applied_seq, self->unfilled_gaps,
+                zlistx_size (self->buffer));
+    zlistx_purge (self->buffer);
+    self->buffer_events = 0;
+    self->unfilled_gaps = 0;
+    s_fetch_later (self);
+}
+
 //  Applies the buffer in order. Ends live, or catching up with a FETCH
-//  out when the buffer has a gap or a bad line.
-static void s_drain (subscriber_t *self)
+//  out when the buffer has a gap or a bad line. caught_up_claim: the
+//  replay side just said its log ends at applied_seq.
+static void s_drain (subscriber_t *self, bool caught_up_claim)
 {
     zmsg_t *msg;
     while ((msg = (zmsg_t *)zlistx_head (self->buffer))) {
         apply_result_t rc = s_deliver (self, msg);
         if (rc == APPLY_GAP) {
             self->gaps++;
-            s_fetch (
-                self); // the message stays at the head; its applied lines will be skipped
+            if (caught_up_claim && ++self->unfilled_gaps >= SUBSCRIBER_UNFILLED_GAPS_MAX)
+                s_buffer_drop (self);
+            else
+                s_fetch (self); // the message stays at the head; its applied lines
+                                // will be skipped
             return;
         }
         msg = (zmsg_t *)zlistx_detach (self->buffer, NULL);
@@ -436,7 +508,19 @@ static void s_drain (subscriber_t *self)
             return;
         }
     }
+    self->unfilled_gaps = 0;
     s_go_live (self);
+}
+
+//  Seq of the last line of a page that ends in \n, by its prefix (0 if
+//  it has none).
+static int64_t s_page_last_seq (const char *page, size_t page_bytes)
+{
+    const char *end = page + page_bytes - 1; // the last line's \n
+    const char *last = end;
+    while (last > page && last[-1] != '\n')
+        last--;
+    return s_line_seq ((const byte *)last, (size_t)(end - last));
 }
 
 //  Asks for the page after the one in hand (lines of page_bytes, the last
@@ -447,11 +531,7 @@ static void s_fetch_next_page (subscriber_t *self, const char *page, size_t page
 {
     if (self->fetches_out_count > 0)
         return;
-    const char *end = page + page_bytes - 1; // the last line's \n
-    const char *last = end;
-    while (last > page && last[-1] != '\n')
-        last--;
-    int64_t last_seq = s_line_seq ((const byte *)last, (size_t)(end - last));
+    int64_t last_seq = s_page_last_seq (page, page_bytes);
     if (last_seq > self->applied_seq)
         s_fetch_from (self, last_seq + 1);
 }
@@ -468,6 +548,41 @@ static int64_t s_page_lines (const char *page, size_t bytes)
     return lines;
 }
 
+//  A page that cannot be the stream's log (logged): lines beyond the end
+//  it names, or none although it names more than applied_seq.
+static bool s_page_lies (subscriber_t *self, const char *page, size_t page_bytes,
+                         int64_t lines, int64_t log_last_seq)
+{
+    if (lines == 0 && log_last_seq > self->applied_seq) {
+        s_complain (self,
+                    "PACKED reply from %s says the log ends at seq %" PRId64
+                    " but gives nothing from seq %" PRId64 "; fetching again later",
+                    self->replay_endpoint, log_last_seq, self->applied_seq + 1);
+        return true;
+    }
+    int64_t last_seq = lines > 0 ? s_page_last_seq (page, page_bytes) : 0;
+    if (last_seq > log_last_seq) {
+        s_complain (self,
+                    "PACKED reply from %s holds seq %" PRId64
+                    " beyond the log's end it names, %" PRId64 "; fetching again later",
+                    self->replay_endpoint, last_seq, log_last_seq);
+        return true;
+    }
+    return false;
+}
+
+//  The log ends at log_last_seq, an empty page says: what heartbeats or
+//  live lines claimed beyond it was not so.
+static void s_head_is (subscriber_t *self, int64_t log_last_seq)
+{
+    int64_t head = log_last_seq > self->applied_seq ? log_last_seq : self->applied_seq;
+    if (self->head_seq > head)
+        s_complain (self,
+                    "%s announced seq %" PRId64 " but its log ends at seq %" PRId64,
+                    self->publish_endpoint, self->head_seq, log_last_seq);
+    self->head_seq = head;
+}
+
 //  ["PACKED", log_last_seq, lines], the reply in hand
 static void s_on_packed (subscriber_t *self)
 {
@@ -479,12 +594,19 @@ static void s_on_packed (subscriber_t *self)
     if (lines < 0 || lines > SUBSCRIBER_FETCH_EVENTS_MAX ||
         s_data_int64 (zmq_msg_data (&self->frames[1]), zmq_msg_size (&self->frames[1]),
                       &log_last_seq)) {
-        log_error ("subscriber: PACKED reply from %s is not [PACKED, log_last_seq, at "
-                   "most %d lines each ending in \\n]; fetching again later",
-                   self->replay_endpoint, SUBSCRIBER_FETCH_EVENTS_MAX);
+        s_complain (self,
+                    "PACKED reply from %s is not [PACKED, log_last_seq, at most %d lines "
+                    "each ending in \\n]; fetching again later",
+                    self->replay_endpoint, SUBSCRIBER_FETCH_EVENTS_MAX);
         s_fetch_later (self);
         return;
     }
+    if (s_page_lies (self, page, page_bytes, lines, log_last_seq)) {
+        s_fetch_later (self);
+        return;
+    }
+    if (lines == 0)
+        s_head_is (self, log_last_seq);
     s_see_head (self, log_last_seq);
     if (lines > 0)
         s_fetch_next_page (self, page, page_bytes);
@@ -493,13 +615,14 @@ static void s_on_packed (subscriber_t *self)
     if (applied > 0 && self->handlers.on_applied)
         self->handlers.on_applied (self->arg, self->applied_seq);
     if (rc == APPLY_GAP)
-        log_error ("subscriber: PACKED page from %s skips seq %" PRId64
-                   "; fetching again later",
-                   self->replay_endpoint, self->applied_seq + 1);
+        s_complain (self, "PACKED page from %s skips seq %" PRId64 "; fetching again later",
+                    self->replay_endpoint, self->applied_seq + 1);
+    if (applied > 0)
+        self->unfilled_gaps = 0;
     if (rc != APPLY_OK)
         s_fetch_later (self); // a next page out will not fit; it is ignored
     else if (lines == 0 || s_buffer_continues (self))
-        s_drain (self); // a next page out comes live; it is ignored
+        s_drain (self, lines == 0); // a next page out comes live; it is ignored
     else if (self->fetches_out_count == 0)
         s_fetch (self);
 }
@@ -517,8 +640,8 @@ static bool s_reply_fits (subscriber_t *self, const fetch_out_t *fetch)
 static int s_fetch_answered (subscriber_t *self, fetch_out_t *fetch)
 {
     if (self->fetches_out_count == 0) {
-        log_warn ("subscriber: reply from %s without a FETCH out, ignored",
-                  self->replay_endpoint);
+        s_complain (self, "reply from %s without a FETCH out, ignored",
+                    self->replay_endpoint);
         return -1;
     }
     *fetch = self->fetches_out[0];
@@ -571,7 +694,8 @@ static void s_on_heartbeat (subscriber_t *self, zmsg_t *msg)
     zmsg_first (msg);
     int64_t last_seq;
     if (s_frame_int64 (zmsg_next (msg), &last_seq)) {
-        log_warn ("subscriber: HEARTBEAT without a valid seq ignored");
+        s_complain (self, "HEARTBEAT from %s without a valid seq ignored",
+                    self->publish_endpoint);
         return;
     }
     s_see_head (self, last_seq);
@@ -678,7 +802,7 @@ static void s_on_live_result (subscriber_t *self, void *handle)
             stored = false;
     }
     if (frames != 3)
-        log_warn ("subscriber: RESULT with %zu frames instead of 3 ignored", frames);
+        s_complain (self, "RESULT with %zu frames instead of 3 ignored", frames);
     else if (!stored)
         log_error ("subscriber: out of memory for a RESULT; it is lost");
     else if (self->handlers.on_result)
@@ -737,8 +861,8 @@ static int s_frames_recv (subscriber_t *self, void *handle)
             zmq_msg_t *last = &self->frames[self->frame_count - 1];
             while (zmq_msg_more (last) && zmq_msg_recv (last, handle, 0) >= 0)
                 ;
-            log_error ("subscriber: reply from %s with more than %d frames dropped",
-                       self->replay_endpoint, SUBSCRIBER_REPLY_FRAMES_MAX);
+            s_complain (self, "reply from %s with more than %d frames dropped",
+                        self->replay_endpoint, SUBSCRIBER_REPLY_FRAMES_MAX);
             s_frames_done (self);
             return 1;
         }
@@ -774,6 +898,9 @@ static zsock_t *s_dealer_new (subscriber_t *self)
         return NULL;
     zsock_set_linger (dealer, 0);   // a request to a dead peer is worthless
     zsock_set_sndtimeo (dealer, 0); // never block the loop on send
+    if (self->curve)
+        curve_apply_client (self->curve, dealer);
+    zsock_set_maxmsgsize (dealer, SUBSCRIBER_FRAME_BYTES_MAX);
     if (zsock_connect (dealer, "%s", self->replay_endpoint) ||
         zloop_reader (self->loop, dealer, s_on_replay, self)) {
         log_error ("subscriber: connect (\"%s\") failed: %s", self->replay_endpoint,
@@ -847,12 +974,15 @@ static zsock_t *s_sub_new (subscriber_t *self, bool want_results, int receive_hw
     if (!sub)
         return NULL;
     zsock_set_linger (sub, 0);
+    zsock_set_maxmsgsize (sub, SUBSCRIBER_FRAME_BYTES_MAX);
     if (receive_hwm > 0)
         zsock_set_rcvhwm (sub, receive_hwm);
     zsock_set_subscribe (sub, "EVENTS");
     zsock_set_subscribe (sub, "HEARTBEAT");
     if (want_results)
         zsock_set_subscribe (sub, "RESULT");
+    if (self->curve)
+        curve_apply_client (self->curve, sub);
     if (zsock_connect (sub, "%s", self->publish_endpoint) ||
         zloop_reader (self->loop, sub, s_on_publish, self)) {
         log_error ("subscriber: connect (\"%s\") failed: %s", self->publish_endpoint,
@@ -875,11 +1005,13 @@ subscriber_t *subscriber_new (zloop_t *loop, const subscriber_config_t *config,
     self->arg = arg;
     self->tick_id = -1;
     self->applied_seq = self->head_seq = config->applied_seq;
+    self->applied_ts_ms = config->applied_seq > 0 ? config->applied_ts_ms : INT64_MIN;
     self->upstream_timeout_ms = config->upstream_timeout_ms > 0
                                     ? config->upstream_timeout_ms
                                     : SUBSCRIBER_UPSTREAM_TIMEOUT_MS_DEFAULT;
     self->publish_endpoint = strdup (config->publish_endpoint);
     self->replay_endpoint = strdup (config->replay_endpoint);
+    self->curve = config->curve;
     self->buffer = zlistx_new ();
     for (size_t index = 0; index < SUBSCRIBER_REPLY_FRAMES_MAX; index++)
         zmq_msg_init (&self->frames[index]);
@@ -971,4 +1103,10 @@ uint64_t subscriber_live_dropped (subscriber_t *self)
 {
     assert (self);
     return self->live_dropped;
+}
+
+uint64_t subscriber_rejected (subscriber_t *self)
+{
+    assert (self);
+    return self->rejected;
 }

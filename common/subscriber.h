@@ -5,7 +5,17 @@
     caught up, then apply the buffered live events whose seq > applied_seq.
     A live event with seq > applied_seq + 1, or a HEARTBEAT ahead of
     applied_seq, starts a FETCH for the gap. Events reach on_event exactly
-    once, in seq order, never older ones. Reconnects are automatic (ZeroMQ
+    once, in seq order, never older ones.
+
+    Nothing the stream sends is trusted: every line is checked before
+    on_event sees it (exactly canonical, see event_parse_canonical; seq
+    applied_seq + 1; ts not before the last applied one; at most
+    EVENT_LINE_BYTES_MAX bytes), and so is every frame around the lines.
+    What fails is logged (at most once a second), counted and dropped with
+    the rest of its message; the subscriber then fetches again, after a
+    pause when the replay side is at fault, and on_event keeps its
+    contract, so a consumer's state and replica stay what the valid prefix
+    made them. Reconnects are automatic (ZeroMQ
     reconnects; a replay request without answer is retried on a new
     socket), and nothing here ever blocks the loop.
 
@@ -18,6 +28,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "curve.h"
 #include "event.h"
 
 #define SUBSCRIBER_FETCH_EVENTS_MAX                                                      \
@@ -44,9 +55,12 @@ typedef struct {
     const char *publish_endpoint; // stream's PUB, e.g. tcp://127.0.0.1:5556
     const char *replay_endpoint;  // stream's ROUTER, e.g. tcp://127.0.0.1:5558
     int64_t applied_seq;          // already applied locally (0 for nothing)
+    int64_t applied_ts_ms;        // ts of the event at applied_seq (unused when 0)
     bool want_results;            // also subscribe to RESULT
     int upstream_timeout_ms; // no message for this long: upstream "disconnected"; 0: 3000
     int receive_hwm;         // SUB receive high-water mark; 0: ZeroMQ default
+    const curve_t *curve;    // CURVE client keys for both sockets; NULL: plain.
+                             // Borrowed: must outlive the subscriber
 } subscriber_config_t;
 
 //  Connects and registers with loop; starts catching up at once.
@@ -65,5 +79,7 @@ bool subscriber_caught_up (subscriber_t *self);
 uint64_t subscriber_fetches (subscriber_t *self);
 uint64_t subscriber_gaps (subscriber_t *self);
 uint64_t subscriber_live_dropped (subscriber_t *self);
+//  Lines, frames and replies from the stream refused as impossible.
+uint64_t subscriber_rejected (subscriber_t *self);
 
 #endif

@@ -46,6 +46,10 @@
 #define INGEST_VERSION_SLOTS_MIN       1024
 #define INGEST_VERSION_ARENA_BYTES_MIN (64 * 1024)
 #define INGEST_VERSION_ARENA_BYTES_MAX ((size_t)UINT32_MAX * 8)
+//  Id hash hits kept while the log opens, each checked against the lines
+//  once it is open: every one is a repeated id but for a 64-bit collision,
+//  so a log with repeats is refused on the first few.
+#define INGEST_REPEAT_CANDIDATES_MAX 16
 
 typedef enum {
     STATUS_OK,
@@ -133,6 +137,13 @@ struct ingest {
     size_t undo_count;
     int burst_errno;                     // non-zero: the burst failed to append or commit
     char line[EVENT_LINE_BYTES_MAX + 2]; // one stored line read back (+ \n)
+    event_t confirm_event;               // a stored line's event, parsed to confirm an id
+    //  Opening only: the seq being scanned, and the hash hits seen so far
+    int64_t scan_seq;
+    struct {
+        int64_t earlier, later;
+    } repeats[INGEST_REPEAT_CANDIDATES_MAX];
+    size_t repeat_count;
 };
 
 static int s_versions_init (ingest_t *self)
@@ -287,25 +298,84 @@ static int s_bump_versions (ingest_t *self, const event_t *event, bool record)
     return 0;
 }
 
-//  The id of a canonical stored line: it follows {"seq":N, and ids need
-//  no escaping (event_id_is_valid).
-static bool s_line_has_id (const char *line, size_t bytes, const char *id)
+static void s_repeat_candidate (ingest_t *self, int64_t earlier)
 {
-    const char *key = memmem (line, bytes, ",\"id\":\"", 7);
-    if (!key)
+    if (self->repeat_count < INGEST_REPEAT_CANDIDATES_MAX) {
+        self->repeats[self->repeat_count].earlier = earlier;
+        self->repeats[self->repeat_count].later = self->scan_seq;
+        self->repeat_count++;
+    }
+}
+
+//  The id of the committed line at seq into id; -1 if it cannot be read.
+static int s_stored_id (ingest_t *self, int64_t seq, char *id)
+{
+    size_t bytes = 0;
+    char reason[INGEST_ERROR_BYTES_MAX];
+    if (log_file_read (self->log, seq, 1, self->line, sizeof self->line, &bytes) != 1 ||
+        event_parse_canonical (self->line, bytes - 1, &self->confirm_event, reason,
+                               sizeof reason))
+        return -1;
+    memcpy (id, self->confirm_event.id, sizeof self->confirm_event.id);
+    return 0;
+}
+
+//  Once the log is open: an id stored at two seqs refuses it, naming both
+//  (within the dedupe window, which is what the scan's table holds).
+static int s_check_repeats (ingest_t *self, const char *path, char *error,
+                            size_t error_size)
+{
+    for (size_t i = 0; i < self->repeat_count; i++) {
+        int64_t earlier = self->repeats[i].earlier, later = self->repeats[i].later;
+        char earlier_id[EVENT_ID_BYTES_MAX + 1], later_id[EVENT_ID_BYTES_MAX + 1];
+        uint64_t earlier_at = 0, later_at = 0;
+        if (s_stored_id (self, earlier, earlier_id) || s_stored_id (self, later, later_id) ||
+            log_file_offset (self->log, earlier, &earlier_at) ||
+            log_file_offset (self->log, later, &later_at)) {
+            snprintf (error, error_size, "%s: reading seqs %lld and %lld back failed",
+                      path, (long long)earlier, (long long)later);
+            return -1;
+        }
+        if (strcmp (earlier_id, later_id) == 0) {
+            snprintf (error, error_size,
+                      "%s: line %lld (byte offset %llu, seq %lld) repeats the id \"%s\" of "
+                      "line %lld (byte offset %llu, seq %lld); a log stores each id once",
+                      path, (long long)later, (unsigned long long)later_at,
+                      (long long)later, later_id, (long long)earlier,
+                      (unsigned long long)earlier_at, (long long)earlier);
+            return -1;
+        }
+    }
+    self->repeat_count = 0;
+    return 0;
+}
+
+//  True if the stored line holds the event with this id: parsed, not
+//  searched for, so no spelling of a line can hide its id.
+static bool s_line_has_id (ingest_t *self, const char *line, size_t bytes,
+                           const char *id)
+{
+    char reason[INGEST_ERROR_BYTES_MAX];
+    if (event_parse_canonical (line, bytes, &self->confirm_event, reason, sizeof reason)) {
+        log_error ("stored line read back while checking id \"%s\" does not parse: %s", id,
+                   reason);
         return false;
-    const char *start = key + 7;
-    size_t id_bytes = strlen (id);
-    return (size_t)(line + bytes - start) > id_bytes &&
-           memcmp (start, id, id_bytes) == 0 && start[id_bytes] == '"';
+    }
+    return strcmp (self->confirm_event.id, id) == 0;
 }
 
 static bool s_confirm (void *arg, int64_t seq, const char *id)
 {
     ingest_t *self = (ingest_t *)arg;
+    if (!self->log) {
+        //  Opening: the log cannot be read yet; the hit is checked once it
+        //  is open (s_check_repeats).
+        s_repeat_candidate (self, seq);
+        return false;
+    }
     if (self->line_count && seq >= self->burst_first_seq) {
         burst_line_t *line = &self->lines[seq - self->burst_first_seq];
-        return s_line_has_id (self->text + line->offset, line->bytes, id);
+        return s_line_has_id (self, self->text + line->offset, line->bytes, id);
     }
     size_t bytes = 0;
     int count = log_file_read (self->log, seq, 1, self->line, sizeof self->line, &bytes);
@@ -314,7 +384,7 @@ static bool s_confirm (void *arg, int64_t seq, const char *id)
                    (long long)seq, id);
         return false;
     }
-    return s_line_has_id (self->line, bytes, id);
+    return s_line_has_id (self, self->line, bytes - 1, id); // without its \n
 }
 
 static int s_scan (void *arg, const event_t *event, const char *line, size_t line_bytes)
@@ -322,6 +392,8 @@ static int s_scan (void *arg, const event_t *event, const char *line, size_t lin
     ingest_t *self = (ingest_t *)arg;
     if (s_bump_versions (self, event, false))
         return -1; // out of memory: the open fails
+    self->scan_seq = event->seq;
+    dedupe_find (self->dedupe, event->id); // hits are kept as candidates
     dedupe_add (self->dedupe, event->id, event->seq);
     dedupe_settle (self->dedupe);
     return 0;
@@ -354,7 +426,7 @@ ingest_t *ingest_new (const char *log_path, zsock_t *publish, bool fsync_always,
         goto failed;
     }
     self->log = log_file_open (log_path, s_scan, self, error, error_size);
-    if (!self->log)
+    if (!self->log || s_check_repeats (self, log_path, error, error_size))
         goto failed;
     return self;
 failed:

@@ -40,8 +40,9 @@ typedef struct {
 
 //  Opens (or creates) the log at log_path and rebuilds versions and the
 //  dedupe window from it. publish is borrowed and must outlive the
-//  ingest. Returns NULL with a reason in error when the log is refused or
-//  memory is short.
+//  ingest. Returns NULL with a reason in error when the log is refused
+//  (log_file_open's rules, and an id stored at two seqs within the last
+//  dedupe_window events) or memory is short.
 ingest_t *ingest_new (const char *log_path, zsock_t *publish, bool fsync_always,
                       size_t dedupe_window, char *error, size_t error_size);
 void ingest_destroy (ingest_t **self_p);

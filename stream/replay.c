@@ -14,6 +14,7 @@
 struct replay {
     log_file_t *log; // borrowed
     char *buffer;    // REPLAY_BATCH_BYTES_MAX bytes, reused by every read
+    replay_stats_t stats;
 };
 
 replay_t *replay_new (log_file_t *log)
@@ -34,6 +35,12 @@ void replay_destroy (replay_t **self_p)
         free (*self_p);
         *self_p = NULL;
     }
+}
+
+const replay_stats_t *replay_stats (replay_t *self)
+{
+    assert (self);
+    return &self->stats;
 }
 
 int replay_read (replay_t *self, int64_t from_seq, size_t max_events, const char **text_p,
@@ -157,11 +164,21 @@ int replay_handle (replay_t *self, zsock_t *router)
         zmsg_t *request = zmsg_recv (router);
         if (!request)
             break;
+        self->stats.requests++;
         //  The envelope goes back first: identity, and a REQ's delimiter.
+        //  On a ROUTER_MANDATORY socket the identity fails when the peer's
+        //  queue is full (it sends and does not read) or it is gone: the
+        //  request is dropped unread, and only this frame can fail, since
+        //  the ROUTER checks the queue once per message.
         zframe_t *identity = zmsg_pop (request);
-        if (identity) {
-            s_send (handle, zframe_data (identity), zframe_size (identity), true);
-            zframe_destroy (&identity);
+        int rc = identity ? zmq_send (handle, zframe_data (identity),
+                                      zframe_size (identity), ZMQ_SNDMORE | ZMQ_DONTWAIT)
+                          : -1;
+        zframe_destroy (&identity);
+        if (rc < 0) {
+            self->stats.replies_dropped++;
+            zmsg_destroy (&request);
+            continue;
         }
         zframe_t *next = zmsg_first (request);
         if (next && zframe_size (next) == 0) {

@@ -29,12 +29,19 @@
 
 typedef struct replay replay_t;
 
+typedef struct {
+    uint64_t requests;        // received on the ROUTER
+    uint64_t replies_dropped; // unanswered: the peer's queue was full, or it left
+} replay_stats_t;
+
 //  log is borrowed and must outlive the replay.
 replay_t *replay_new (log_file_t *log);
 void replay_destroy (replay_t **self_p);
 
 //  Answers the FETCH requests waiting on router (a bounded number per call).
 int replay_handle (replay_t *self, zsock_t *router);
+
+const replay_stats_t *replay_stats (replay_t *self);
 
 //  Reads committed events from from_seq on (at most max_events and about
 //  REPLAY_BATCH_BYTES_MAX bytes) into the shared buffer. *text_p is

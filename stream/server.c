@@ -9,12 +9,15 @@
 
 #include <cjson/cJSON.h>
 
+#include "curve.h"
+#include "event.h"
 #include "http.h"
 #include "ingest.h"
 #include "log.h"
 #include "metrics.h"
 #include "openapi.h"
 #include "replay.h"
+#include "zap.h"
 
 //  A subscriber that falls this far behind loses live messages and
 //  catches up through replay (heartbeats reveal the gap); ~200 bytes each.
@@ -23,6 +26,11 @@
 #define SERVER_INGEST_FRAME_BYTES_MAX (64 * 1024)
 //  Requests queued at the PULL before senders block: several bursts.
 #define SERVER_INGEST_RCVHWM_MSGS   100000
+//  Replies (~1 MiB each) queued to one replay peer before the ROUTER drops
+//  the next ones: a client that sends FETCHes and never reads pins this
+//  much, not the default 1000. The catch-up subscriber has at most two
+//  FETCHes out; one it does not get an answer to is sent again.
+#define SERVER_REPLAY_SNDHWM_MSGS   4
 #define SERVER_EVENTS_LIMIT_DEFAULT 100
 #define SERVER_EVENTS_LIMIT_MAX     1000 // GET /events is for audit, replay is for bulk
 #define SERVER_PATH_BYTES_MAX       4096
@@ -36,6 +44,8 @@ struct server {
     ingest_t *ingest;
     replay_t *replay;
     http_server_t *http;
+    curve_t *curve; // own keypair; NULL: plain (no --curve-dir)
+    zap_t *zap;     // decides CURVE clients; NULL: plain
     uint64_t heartbeats;
 };
 
@@ -113,17 +123,48 @@ static void s_metrics (http_request_t *request, void *arg)
                    (double)ingest_account_count (self->ingest));
     metrics_counter (metrics, "stream_http_requests_total", "HTTP requests answered",
                      http_server_requests_total (self->http));
+    http_server_metrics (self->http, metrics);
+    const replay_stats_t *replay = replay_stats (self->replay);
+    metrics_counter (metrics, "stream_replay_requests_total",
+                     "Requests received on the replay ROUTER", replay->requests);
+    metrics_counter (
+        metrics, "stream_replay_replies_dropped_total",
+        "Replay requests dropped: the peer's reply queue was full, or it left",
+        replay->replies_dropped);
+    const zap_stats_t *zap = self->zap ? zap_stats (self->zap) : &(zap_stats_t){0};
+    metrics_counter (metrics, "stream_curve_allowed_total",
+                     "CURVE handshakes whose client key was allowed", zap->allowed);
+    metrics_counter (metrics, "stream_curve_refused_total",
+                     "CURVE handshakes refused (key not in the socket's list)",
+                     zap->refused);
     size_t bytes = 0;
     const char *text = metrics_text (metrics, &bytes);
     http_respond (request, 200, METRICS_CONTENT_TYPE, text, bytes);
     metrics_destroy (&metrics);
 }
 
-//  A query argument as an integer in [min, max]; default_value when absent.
-//  Returns -1 and adds an error for the field when it is malformed.
+//  True when a token that sees some accounts only may read the line: an
+//  event that touches one of them. Lines of unknown types are not shown.
+static bool s_line_visible (const auth_principal_t *principal, const char *line,
+                            size_t bytes, int64_t *seq)
+{
+    event_t event;
+    char error[128];
+    if (event_parse_stored (line, bytes, &event, error, sizeof error))
+        return false; // the log was checked at start: cannot happen
+    *seq = event.seq;
+    if (event.type == EVENT_TRANSFERRED)
+        return auth_principal_allows_account (principal, event.from) ||
+               auth_principal_allows_account (principal, event.to);
+    return event.type != EVENT_TYPE_UNKNOWN &&
+           auth_principal_allows_account (principal, event.account);
+}
+
 //  GET /events?from_seq=&limit= -> {"events":[...],"last_seq":N}; limit is
 //  1..SERVER_EVENTS_LIMIT_MAX (like accounting's pages), and a page also
-//  stops at REPLAY_BATCH_BYTES_MAX bytes: page on with from_seq.
+//  stops at REPLAY_BATCH_BYTES_MAX bytes: page on with from_seq. A token
+//  that sees some accounts only gets the page's events that touch them,
+//  and "next_from_seq" to page on with (a page may then be empty).
 static void s_events (http_request_t *request, void *arg)
 {
     server_t *self = (server_t *)arg;
@@ -144,39 +185,55 @@ static void s_events (http_request_t *request, void *arg)
         return;
     }
     //  Lines are canonical JSON already: join them instead of re-printing.
-    size_t size = bytes + 64;
+    size_t size = bytes + 128; // the lines, the brackets and two numbers
     char *body = (char *)malloc (size);
     if (!body) {
         http_respond_problem (request, 503, "Out of memory", "try a smaller limit", NULL);
         return;
     }
+    const auth_principal_t *principal = http_request_principal (request);
+    bool filtered = !auth_principal_sees_all (principal);
+    int64_t next_from_seq = from_seq;
     memcpy (body, "{\"events\":[", 11);
     size_t used = 11;
     for (const char *line = text; line < text + bytes;) {
         const char *end =
             (const char *)memchr (line, '\n', (size_t)(text + bytes - line));
         assert (end);
-        if (line != text)
-            body[used++] = ',';
-        memcpy (body + used, line, (size_t)(end - line));
-        used += (size_t)(end - line);
+        int64_t seq = 0;
+        bool shown =
+            !filtered || s_line_visible (principal, line, (size_t)(end - line), &seq);
+        if (filtered && seq >= next_from_seq)
+            next_from_seq = seq + 1;
+        if (shown) {
+            if (used != 11)
+                body[used++] = ',';
+            memcpy (body + used, line, (size_t)(end - line));
+            used += (size_t)(end - line);
+        }
         line = end + 1;
     }
     used +=
-        (size_t)snprintf (body + used, size - used, "],\"last_seq\":%lld}",
+        (size_t)snprintf (body + used, size - used, "],\"last_seq\":%lld",
                           (long long)log_file_committed_seq (ingest_log (self->ingest)));
+    if (filtered)
+        used += (size_t)snprintf (body + used, size - used, ",\"next_from_seq\":%lld",
+                                  (long long)next_from_seq);
+    body[used++] = '}';
     http_respond (request, 200, "application/json", body, used);
     free (body);
 }
 
 static const http_route_t s_routes[] = {
-    {"GET", "/health", s_health, 0},
-    {"GET", "/metrics", s_metrics, 0},
-    {"GET", "/events", s_events, 0},
+    {"GET", "/health", s_health, 0, AUTH_SCOPE_OPEN},
+    {"GET", "/metrics", s_metrics, 0, AUTH_SCOPE_METRICS},
+    {"GET", "/events", s_events, 0, AUTH_SCOPE_READ},
     OPENAPI_ROUTE,
 };
 
-static zsock_t *s_bind (int type, const char *endpoint, const char *what)
+//  Under CURVE, zap_domain names the list of keys that may connect (zap.h).
+static zsock_t *s_bind (server_t *self, int type, const char *endpoint, const char *what,
+                        const char *zap_domain)
 {
     zsock_t *sock = zsock_new (type);
     if (!sock) {
@@ -189,6 +246,12 @@ static zsock_t *s_bind (int type, const char *endpoint, const char *what)
         zsock_set_rcvhwm (sock, SERVER_INGEST_RCVHWM_MSGS);
         zsock_set_maxmsgsize (sock, SERVER_INGEST_FRAME_BYTES_MAX);
     }
+    if (type == ZMQ_ROUTER) {
+        zsock_set_sndhwm (sock, SERVER_REPLAY_SNDHWM_MSGS);
+        zsock_set_router_mandatory (sock, 1); // a reply that cannot go is counted
+    }
+    if (self->curve)
+        curve_apply_server (self->curve, sock, zap_domain);
     if (zsock_bind (sock, "%s", endpoint) < 0) {
         log_error ("zsock_bind (%s \"%s\") failed: %s", what, endpoint,
                    zmq_strerror (errno));
@@ -230,6 +293,7 @@ static int s_start_http (server_t *self)
         .routes = s_routes,
         .route_count = sizeof s_routes / sizeof s_routes[0],
         .arg = self,
+        .security = &self->config.security,
     };
     openapi_register (s_routes, http.route_count);
     self->http = http_server_new (self->loop, &http);
@@ -248,13 +312,26 @@ server_t *server_new (const server_config_t *config)
     //  A file-size limit must fail the write (EFBIG, answered as a
     //  storage error), not kill the process.
     signal (SIGXFSZ, SIG_IGN);
-    self->publish = s_bind (ZMQ_PUB, config->publish_endpoint, "publish");
+    self->loop = zloop_new ();
+    if (!self->loop)
+        goto failed;
+    //  The ZAP handler first: a CURVE socket bound without one would let
+    //  any key in.
+    if (config->security.curve_dir) {
+        self->curve = curve_new (config->security.curve_dir, false);
+        self->zap = self->curve ? zap_new (self->loop, config->security.curve_dir) : NULL;
+        if (!self->zap)
+            goto failed;
+    }
+    self->publish =
+        s_bind (self, ZMQ_PUB, config->publish_endpoint, "publish", ZAP_DOMAIN_READ);
     if (!self->publish || s_open_log (self))
         goto failed;
-    self->pull = s_bind (ZMQ_PULL, config->ingest_endpoint, "ingest");
-    self->router = s_bind (ZMQ_ROUTER, config->replay_endpoint, "replay");
-    self->loop = zloop_new ();
-    if (!self->pull || !self->router || !self->loop)
+    self->pull =
+        s_bind (self, ZMQ_PULL, config->ingest_endpoint, "ingest", ZAP_DOMAIN_INGEST);
+    self->router =
+        s_bind (self, ZMQ_ROUTER, config->replay_endpoint, "replay", ZAP_DOMAIN_READ);
+    if (!self->pull || !self->router)
         goto failed;
     if (zloop_reader (self->loop, self->pull, s_on_ingest, self) ||
         zloop_reader (self->loop, self->router, s_on_replay, self) ||
@@ -277,12 +354,14 @@ void server_destroy (server_t **self_p)
     if (*self_p) {
         server_t *self = *self_p;
         http_server_destroy (&self->http);
+        zap_destroy (&self->zap);
         zloop_destroy (&self->loop);
         replay_destroy (&self->replay);
         ingest_destroy (&self->ingest);
         zsock_destroy (&self->router);
         zsock_destroy (&self->pull);
         zsock_destroy (&self->publish);
+        curve_destroy (&self->curve);
         free (self);
         *self_p = NULL;
     }

@@ -14,6 +14,7 @@
 #include <sys/random.h>
 
 #include "commands.h"
+#include "curve.h"
 #include "event.h"
 #include "http.h"
 #include "idempotency.h"
@@ -76,6 +77,7 @@ struct request {
     char attempt[API_ATTEMPT_BYTES_MAX]; // request_id of the APPEND in flight
     char request_id[HTTP_REQUEST_ID_BYTES_MAX + 1];
     char correlation_id[EVENT_META_VALUE_BYTES_MAX + 1];
+    char principal[EVENT_PRINCIPAL_BYTES_MAX + 1]; // meta.principal; "" without tokens
     http_request_t *originator; // NULL once answered
     zlistx_t *followers; // http_request_t *: the same key meanwhile; NULL: none yet
     //  Holds per account, in first-touch order. Most requests touch one
@@ -101,6 +103,7 @@ struct api {
     api_config_t config;
     zloop_t *loop;
     zsock_t *ingest;
+    curve_t *curve; // own keypair and the stream's key; NULL: plain
     subscriber_t *subscriber;
     http_server_t *http;
     write_model_t *model;
@@ -582,6 +585,7 @@ static int s_send (request_t *request)
     event_init (&event);
     s_copy (event.request_id, sizeof event.request_id, request->request_id);
     s_copy (event.correlation_id, sizeof event.correlation_id, request->correlation_id);
+    s_copy (event.principal, sizeof event.principal, request->principal);
     char line[EVENT_LINE_BYTES_MAX];
     for (size_t index = 0; index < request->count && rc >= 0; index++) {
         s_event_from_command (request, &request->commands[index], &event);
@@ -1120,6 +1124,9 @@ static request_t *s_request_new (api_t *self, http_request_t *http, route_t rout
     const char *correlation = http_request_header (http, "X-Correlation-Id");
     s_copy (request->correlation_id, sizeof request->correlation_id,
             correlation ? correlation : "");
+    const auth_principal_t *principal = http_request_principal (http);
+    s_copy (request->principal, sizeof request->principal,
+            principal ? principal->name : "");
     request->holds = request->holds_inline;
     request->hold_capacity = API_HOLDS_INLINE;
     request->deadline_ms = zclock_mono () + self->config.ack_timeout_ms;
@@ -1155,6 +1162,42 @@ static bool s_answer_landed (request_t *request)
     return true;
 }
 
+//  Refuses (403) commands that touch an account outside the principal's
+//  pattern, naming the first such field; nothing of the request is
+//  appended. Returns true when refused.
+static bool s_refuse_accounts (http_request_t *http, route_t route,
+                               const parsed_t *parsed)
+{
+    const auth_principal_t *principal = http_request_principal (http);
+    if (auth_principal_sees_all (principal))
+        return false;
+    for (size_t index = 0; index < parsed->count; index++) {
+        const command_t *command = &parsed->commands[index];
+        const char *field = NULL, *account = NULL;
+        if (command->kind != COMMAND_TRANSFER) {
+            if (!auth_principal_allows_account (principal, command->account))
+                field = "account", account = command->account;
+        } else if (!auth_principal_allows_account (principal, command->from))
+            field = "from", account = command->from;
+        else if (!auth_principal_allows_account (principal, command->to))
+            field = "to", account = command->to;
+        if (!field)
+            continue;
+        char name[48], detail[256];
+        if (route == ROUTE_BATCH)
+            snprintf (name, sizeof name, "commands[%zu].%s", index, field);
+        else
+            snprintf (name, sizeof name, "%s", field);
+        snprintf (detail, sizeof detail, "%s: %s may not move money of account %s", name,
+                  principal->name, account);
+        cJSON *errors = NULL;
+        http_problem_add_error (&errors, name, "outside the accounts of the token");
+        http_respond_forbidden (http, detail, errors);
+        return true;
+    }
+    return false;
+}
+
 //  POST /transactions, /transfers, /batch
 static void s_handle_write (api_t *self, http_request_t *http, route_t route)
 {
@@ -1168,7 +1211,8 @@ static void s_handle_write (api_t *self, http_request_t *http, route_t route)
         return;
     }
     parsed_t parsed = {NULL, 0, ""};
-    if (s_parse_request (self, http, route, &parsed) != 0) {
+    if (s_parse_request (self, http, route, &parsed) != 0 ||
+        s_refuse_accounts (http, route, &parsed)) {
         free (parsed.commands);
         return;
     }
@@ -1268,6 +1312,7 @@ static void s_handle_metrics (http_request_t *http, void *arg)
     metrics_gauge (metrics, "transaction_upstream_connected",
                    "1 while the stream is heard",
                    subscriber_connected (self->subscriber) ? 1 : 0);
+    http_server_metrics (self->http, metrics);
     size_t bytes = 0;
     const char *text = metrics_text (metrics, &bytes);
     http_respond (http, 200, METRICS_CONTENT_TYPE, text, bytes);
@@ -1278,11 +1323,13 @@ static void s_handle_metrics (http_request_t *http, void *arg)
 //  Construction
 
 static const http_route_t s_routes[] = {
-    {"POST", "/transactions", s_handle_transactions, API_SINGLE_BODY_BYTES_MAX},
-    {"POST", "/transfers", s_handle_transfers, API_SINGLE_BODY_BYTES_MAX},
-    {"POST", "/batch", s_handle_batch, API_BATCH_BODY_BYTES_MAX},
-    {"GET", "/health", s_handle_health, 0},
-    {"GET", "/metrics", s_handle_metrics, 0},
+    {"POST", "/transactions", s_handle_transactions, API_SINGLE_BODY_BYTES_MAX,
+     AUTH_SCOPE_WRITE},
+    {"POST", "/transfers", s_handle_transfers, API_SINGLE_BODY_BYTES_MAX,
+     AUTH_SCOPE_WRITE},
+    {"POST", "/batch", s_handle_batch, API_BATCH_BODY_BYTES_MAX, AUTH_SCOPE_WRITE},
+    {"GET", "/health", s_handle_health, 0, AUTH_SCOPE_OPEN},
+    {"GET", "/metrics", s_handle_metrics, 0, AUTH_SCOPE_METRICS},
     OPENAPI_ROUTE,
 };
 
@@ -1296,6 +1343,8 @@ static int s_connect_ingest (api_t *self)
     zsock_set_immediate (self->ingest, 1);
     zsock_set_sndtimeo (self->ingest, 0);
     zsock_set_linger (self->ingest, 0);
+    if (self->curve)
+        curve_apply_client (self->curve, self->ingest);
     if (zsock_connect (self->ingest, "%s", self->config.ingest_endpoint) != 0) {
         log_error ("zsock_connect (PUSH, \"%s\") failed: %s",
                    self->config.ingest_endpoint, zmq_strerror (errno));
@@ -1311,6 +1360,7 @@ static int s_start_subscriber (api_t *self)
         .replay_endpoint = self->config.replay_endpoint,
         .applied_seq = 0,
         .want_results = true,
+        .curve = self->curve,
     };
     subscriber_handlers_t handlers = {
         .on_event = s_on_event,
@@ -1332,6 +1382,7 @@ static int s_start_http (api_t *self)
         .route_count = sizeof s_routes / sizeof s_routes[0],
         .arg = self,
         .connections_per_ip_max = self->config.connections_per_ip,
+        .security = &self->config.security,
     };
     self->http = http_server_new (self->loop, &config);
     return self->http ? 0 : -1;
@@ -1382,6 +1433,9 @@ api_t *api_new (zloop_t *loop, const api_config_t *config)
     if (!self->model || !self->idempotency || !self->requests || !self->by_attempt ||
         !self->by_key)
         goto failed;
+    if (config->security.curve_dir &&
+        !(self->curve = curve_new (config->security.curve_dir, true)))
+        goto failed;
     if (s_connect_ingest (self) || s_start_subscriber (self) || s_start_http (self))
         goto failed;
     int tick_ms = config->ack_timeout_ms / 4;
@@ -1413,6 +1467,7 @@ void api_destroy (api_t **self_p)
     http_server_destroy (&self->http);
     subscriber_destroy (&self->subscriber);
     zsock_destroy (&self->ingest);
+    curve_destroy (&self->curve);
     zhashx_destroy (&self->by_key);
     zhashx_destroy (&self->by_attempt);
     zlistx_destroy (&self->requests);

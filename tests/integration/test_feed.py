@@ -12,6 +12,7 @@ docs/dashboard.png); by default it goes to the build directory.
 """
 
 import base64
+import hashlib
 import json
 import os
 import shutil
@@ -120,40 +121,64 @@ class Sse:
         self.sock.close()
 
 
+# Tokens of an auth file (DESIGN: NAME SCOPES ACCOUNTS SHA256).
+WRITER_TOKEN = "feed-writer-token-0123456789abcdef"
+ALICE_TOKEN = "feed-alice-token-0123456789abcdef"
+READER_TOKEN = "feed-reader-token-0123456789abcdef"
+
+
+def auth_file():
+    path = os.path.join(harness.tmpdir("ledger-auth-"), "auth")
+    with open(path, "w") as f:
+        for name, scopes, accounts, token in [
+                ("writer", "write", "*", WRITER_TOKEN),
+                ("alice", "read", "alice*", ALICE_TOKEN),
+                ("reader", "read", "*", READER_TOKEN)]:
+            f.write(f"{name} {scopes} {accounts} "
+                    f"{hashlib.sha256(token.encode()).hexdigest()}\n")
+    return path
+
+
+def bearer(token):
+    return {"Authorization": "Bearer " + token} if token else {}
+
+
 class Deployment(harness.StreamLog):
-    def __init__(self, acc_extra=(), acc_env=None):
+    """stream, transaction and accounting; with tokens=True the HTTP APIs
+    take the tokens of auth_file()."""
+
+    def __init__(self, acc_extra=(), acc_env=None, tokens=False):
         self.endpoints = harness.Endpoints()
         self.stream_dir = harness.tmpdir("ledger-stream-")
         self.acc_dir = harness.tmpdir("ledger-accounting-")
+        auth = ["--auth-file", auth_file()] if tokens else []
+        self.write_headers = bearer(WRITER_TOKEN if tokens else None)
+        self.read_headers = bearer(READER_TOKEN if tokens else None)
         self.stream = harness.start_stream(self.endpoints, self.stream_dir,
-                                           extra=["--heartbeat-ms", "200"])
+                                           extra=["--heartbeat-ms", "200", *auth])
         self.tx = harness.start_transaction(self.endpoints,
-                                            extra=["--ack-timeout-ms", "2000"])
+                                            extra=["--ack-timeout-ms", "2000", *auth])
         self.acc = harness.start_accounting(
             self.endpoints, self.acc_dir,
-            extra=["--upstream-timeout-ms", "1000", *acc_extra], env=acc_env)
+            extra=["--upstream-timeout-ms", "1000", *auth, *acc_extra], env=acc_env)
+
+    def _post(self, path, body):
+        status, answer, _ = post_json(self.tx.url + path, body, self.write_headers,
+                                      timeout=HTTP_TIMEOUT_S)
+        assert status == 201, (status, answer)
+        return answer
 
     def deposit(self, account, amount, reference=None):
         body = {"account": account, "amount": amount}
         if reference:
             body["reference"] = reference
-        status, answer, _ = post_json(self.tx.url + "/transactions", body,
-                                      timeout=HTTP_TIMEOUT_S)
-        assert status == 201, (status, answer)
-        return answer["seq"]
+        return self._post("/transactions", body)["seq"]
 
     def transfer(self, source, target, amount):
-        status, answer, _ = post_json(self.tx.url + "/transfers",
-                                      {"from": source, "to": target, "amount": amount},
-                                      timeout=HTTP_TIMEOUT_S)
-        assert status == 201, (status, answer)
-        return answer["seq"]
+        return self._post("/transfers", {"from": source, "to": target, "amount": amount})["seq"]
 
     def batch(self, commands):
-        status, answer, _ = post_json(self.tx.url + "/batch", {"commands": commands},
-                                      timeout=HTTP_TIMEOUT_S)
-        assert status == 201, (status, answer)
-        return answer["last_seq"]
+        return self._post("/batch", {"commands": commands})["last_seq"]
 
     def wait_applied(self, seq, service=None):
         service = service or self.acc
@@ -226,7 +251,7 @@ def test_catch_up_then_live_sends_the_stored_lines_in_order():
     # Without Accept: text/event-stream: a JSON page of the replica.
     status, page = get_json(d.acc.url + "/events?from_seq=2&limit=3")
     assert status == 200 and [e["seq"] for e in page["events"]] == [2, 3, 4]
-    assert page["next_seq"] == 5
+    assert page["next_from_seq"] == 5
     status, _, _ = harness.request("GET", d.acc.url + "/events?from_seq=0")
     assert status == 400
     sse = Sse(d.acc.http_port, "/events", headers={"Last-Event-ID": "x"})
@@ -254,6 +279,39 @@ def test_account_filter_sends_only_events_touching_the_account():
     status, _, _ = harness.request("GET", d.acc.url + "/events?account=bad%20id",
                                    headers={"Accept": "text/event-stream"})
     assert status == 400
+    d.stop()
+
+
+def test_a_token_sees_only_the_events_of_its_account_pattern():
+    d = Deployment(tokens=True)
+    d.deposit("alice", 100)
+    d.deposit("bob", 50)
+    d.transfer("bob", "alice2", 10)
+    d.deposit("carol", 5)
+    d.wait_applied(4)
+    sse = Sse(d.acc.http_port, "/events?from_seq=1", headers=bearer(ALICE_TOKEN))
+    assert sse.status == 200
+    assert [int(sse.next_event()["id"]) for _ in range(2)] == [1, 3]
+    d.deposit("carol", 1)
+    seq = d.transfer("alice", "bob", 1)
+    assert int(sse.next_event()["id"]) == seq  # carol's deposit is not shown
+    sse.close()
+    everything = Sse(d.acc.http_port, "/events?from_seq=1", headers=bearer(READER_TOKEN))
+    assert [int(everything.next_event()["id"]) for _ in range(6)] == list(range(1, 7))
+    everything.close()
+    # The JSON page is filtered the same way.
+    status, _, body = harness.request("GET", d.acc.url + "/events", headers=bearer(ALICE_TOKEN))
+    assert status == 200 and [e["seq"] for e in json.loads(body)["events"]] == [1, 3, seq]
+    # An account outside the pattern: 403; no token: 401; no read scope: 403.
+    for path, headers, expected in [("/events?account=bob", bearer(ALICE_TOKEN), 403),
+                                    ("/events", {}, 401),
+                                    ("/events", bearer(WRITER_TOKEN), 403)]:
+        refused = Sse(d.acc.http_port, path, headers=headers)
+        assert refused.status == expected, (path, headers, refused.status)
+        refused.close()
+    # The page itself is open: it holds no data until a token is entered.
+    status, _, _ = harness.request("GET", d.acc.url + "/")
+    assert status == 200
     d.stop()
 
 
@@ -631,12 +689,52 @@ def test_the_page_shows_balances_and_live_deposits_without_console_errors():
     d.stop()
 
 
+def test_the_page_asks_for_a_token_once_and_keeps_it_for_the_session():
+    d = Deployment(tokens=True)
+    d.deposit("alice", 1000)
+    d.wait_applied(1)
+    browser = Browser()
+    try:
+        browser.call("Page.navigate", url=d.acc.url + "/")
+        browser.wait_for("document.getElementById('message').textContent"
+                         ".includes('bearer token')", "the page asking for a token")
+        # Until then the API answered 401 (the browser logs each); none after.
+        assert all("401" in str(problem) for problem in browser.problems), browser.problems
+        browser.problems.clear()
+        sent_before = len(browser.requests)
+        browser.evaluate(f"document.getElementById('token').value = '{READER_TOKEN}';"
+                         "document.querySelector('#token-form button').click(); true")
+        rows = ("[...document.querySelectorAll('#balances tbody tr')]"
+                ".map(r => r.dataset.account + '=' + r.cells[1].textContent).join(' ')")
+        browser.wait_for(rows + ".includes('alice=10.00')", "the balances with the token")
+        browser.wait_for("document.getElementById('feed-state').textContent === 'feed: live'",
+                         "the feed live")
+        seq = d.deposit("bob", 250)
+        browser.wait_for(f"!!document.querySelector('#feed li[data-seq=\"{seq}\"]')",
+                         "the deposit in the feed")
+        # A reload keeps the token (session storage): no second prompt.
+        browser.call("Page.reload")
+        browser.wait_for(rows + ".includes('bob=2.50')", "the balances after a reload")
+        assert browser.evaluate("document.getElementById('token').value") == READER_TOKEN
+        after = [(url, h) for url, h in browser.requests[sent_before:]
+                 if url.startswith(d.acc.url + "/") and url != d.acc.url + "/"]
+        assert after
+        for url, h in after:
+            assert h.get("Authorization") == "Bearer " + READER_TOKEN, (url, h)
+        assert browser.problems == [], browser.problems
+    finally:
+        browser.close()
+    d.stop()
+
+
 if __name__ == "__main__":
     harness.run_tests([
         test_catch_up_then_live_sends_the_stored_lines_in_order,
         test_account_filter_sends_only_events_touching_the_account,
+        test_a_token_sees_only_the_events_of_its_account_pattern,
         test_subscribers_beyond_the_cap_get_503_with_retry_after,
         test_a_slow_reader_is_cut_off_and_memory_stays_bounded,
         test_resume_with_last_event_id_across_kill9_of_accounting_and_stream,
         test_the_page_shows_balances_and_live_deposits_without_console_errors,
+        test_the_page_asks_for_a_token_once_and_keeps_it_for_the_session,
     ])

@@ -524,6 +524,14 @@ static void s_random_event (event_t *event, int64_t seq)
         s_random_text (event->request_id);
     if (rand () % 2)
         s_random_text (event->reference);
+    if (rand () % 2) {
+        static const char chars[] = "abcdefghijklmnopqrstuvwxyz0123456789_.-";
+        size_t bytes = 1 + (size_t)rand () % EVENT_PRINCIPAL_BYTES_MAX;
+        event->principal[0] = chars[rand () % 26];
+        for (size_t i = 1; i < bytes; i++)
+            event->principal[i] = chars[rand () % (sizeof chars - 1)];
+        event->principal[bytes] = '\0';
+    }
 }
 
 static void test_fast_path_equals_reference_on_random_events (void)
@@ -864,6 +872,54 @@ static void test_non_canonical_lines_fall_back_to_reference (void)
     CHECK (strcmp (event.reference, "\xc3\xa9/") == 0);
 }
 
+//  Only event_format_stored's exact bytes pass as canonical; every other
+//  spelling of the same event is refused, naming where it first differs.
+static void test_canonical_parse_refuses_every_other_spelling (void)
+{
+    const char *line = "{\"seq\":17,\"id\":\"e\",\"type\":\"deposited\",\"v\":1,"
+                       "\"ts\":\"2026-11-22T07:28:47.123Z\",\"account\":\"alice\","
+                       "\"amount\":1250}";
+    event_t event;
+    char error[256] = "";
+    CHECK (event_parse_canonical (line, strlen (line), &event, error, 256) == 0);
+    CHECK (event_parse_canonical (s_transfer, strlen (s_transfer), &event, error, 256) ==
+           0);
+    const char *others[] = {
+        "{\"seq\":17, \"id\":\"e\",\"type\":\"deposited\",\"v\":1,\"ts\":\"2026-11-22T07:"
+        "28:47.123Z\",\"account\":\"alice\",\"amount\":1250}",
+        "{\"seq\":17,\n\"id\":\"e\",\"type\":\"deposited\",\"v\":1,\"ts\":\"2026-11-22T07:"
+        "28:47.123Z\",\"account\":\"alice\",\"amount\":1250}",
+        "{\"seq\":17,\"id\":\"e\",\"type\":\"deposited\",\"v\":1,\"ts\":\"2026-11-22T07:"
+        "28:47.123Z\",\"amount\":1250,\"account\":\"alice\"}",
+        "{\"seq\":17,\"id\":\"e\",\"type\":\"deposited\",\"v\":1,\"ts\":\"2026-11-22T07:"
+        "28:47.123Z\",\"account\":\"al\\u0069ce\",\"amount\":1250}",
+        "{\"seq\":17,\"id\":\"e\",\"type\":\"deposited\",\"v\":1,\"ts\":\"2026-11-22T07:"
+        "28:47.123Z\",\"account\":\"alice\",\"amount\":1250}\r",
+        "{\"seq\":17,\"id\":\"e\",\"type\":\"refunded\",\"v\":1,\"ts\":\"2026-11-22T07:"
+        "28:47.123Z\",\"account\":\"alice\",\"amount\":1250}",
+    };
+    for (size_t i = 0; i < sizeof others / sizeof others[0]; i++) {
+        error[0] = '\0';
+        CHECK (event_parse_stored (others[i], strlen (others[i]), &event, error, 256) ==
+               0);
+        CHECK (event_parse_canonical (others[i], strlen (others[i]), &event, error,
+                                      256) == -1);
+        CHECK (error[0] != '\0');
+    }
+    CHECK (event_parse_canonical (others[0], strlen (others[0]), &event, error, 256));
+    CHECK (strstr (error, "at byte 10") != NULL);
+    //  A random event's formatted line always passes.
+    for (int i = 0; i < 1000; i++) {
+        event_t random, back;
+        s_random_event (&random, i + 1);
+        char formatted[EVENT_LINE_BYTES_MAX];
+        size_t bytes = event_format_stored (&random, formatted, sizeof formatted);
+        CHECK (bytes > 0);
+        CHECK (event_parse_canonical (formatted, bytes, &back, error, 256) == 0);
+        CHECK (s_same (&random, &back));
+    }
+}
+
 //  Timing is printed, never asserted: the machine is shared.
 static void test_print_parse_rates (void)
 {
@@ -906,6 +962,54 @@ static void test_print_parse_rates (void)
         rates[0] / 1e6, rates[1] / 1e6);
 }
 
+//  meta.principal is written last in meta, read back by both parsers, and
+//  a line without it (an older log's) reads as before.
+static void test_principal_is_last_in_meta_and_optional (void)
+{
+    event_t event;
+    char error[256] = "";
+    CHECK (s_stored (s_transfer, &event, error) == 0);
+    CHECK (event.principal[0] == '\0');
+    strcpy (event.principal, "teller-1.eu_x");
+    char line[EVENT_LINE_BYTES_MAX];
+    size_t bytes = event_format_stored (&event, line, sizeof line);
+    CHECK (bytes > 0);
+    CHECK (strstr (line, "\\u0001 caf\xc3\xa9\",\"principal\":\"teller-1.eu_x\"}}") != NULL);
+    event_t fast, reference;
+    CHECK (s_fast (line, bytes, &fast));
+    CHECK (s_reference_stored (line, bytes, &reference, error) == 0);
+    CHECK (strcmp (fast.principal, "teller-1.eu_x") == 0);
+    CHECK (event_difference (&fast, &reference) == NULL);
+    CHECK (event_difference (&fast, &event) == NULL);
+    //  Only principal in meta.
+    event_t alone;
+    event_init (&alone);
+    CHECK (s_stored (s_deposit, &alone, error) == 0);
+    strcpy (alone.principal, "ops");
+    bytes = event_format_stored (&alone, line, sizeof line);
+    CHECK (strstr (line, ",\"meta\":{\"principal\":\"ops\"}}") != NULL);
+    CHECK (s_fast (line, bytes, &fast) && strcmp (fast.principal, "ops") == 0);
+}
+
+static void test_bad_principals_are_rejected (void)
+{
+    const char *values[] = {"\"Ops\"", "\"1ops\"", "\"\"", "5", "\"a b\"",
+                            "\"ops:x\"",
+                            "\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\""};
+    for (size_t i = 0; i < sizeof values / sizeof values[0]; i++) {
+        char line[512], error[256] = "";
+        snprintf (line, sizeof line,
+                  "{\"seq\":1,\"id\":\"x\",\"type\":\"deposited\",\"v\":1,\"ts\":"
+                  "\"2026-11-22T07:28:47.123Z\",\"account\":\"a\",\"amount\":1,"
+                  "\"meta\":{\"principal\":%s}}",
+                  values[i]);
+        event_t event, fast;
+        CHECK (s_stored (line, &event, error) == -1);
+        CHECK (strncmp (error, "meta.principal:", 15) == 0);
+        CHECK (!s_fast (line, strlen (line), &fast));
+    }
+}
+
 int main (void)
 {
     RUN (test_stored_line_round_trips_byte_for_byte);
@@ -922,6 +1026,7 @@ int main (void)
     RUN (test_fast_path_equals_reference_on_random_events);
     RUN (test_fast_path_never_accepts_more_than_reference);
     RUN (test_non_canonical_lines_fall_back_to_reference);
+    RUN (test_canonical_parse_refuses_every_other_spelling);
     RUN (test_proposed_fast_path_equals_reference_on_random_events);
     RUN (test_proposed_fast_path_never_accepts_more_than_reference);
     RUN (test_spliced_stored_line_equals_formatted_one);
@@ -930,6 +1035,8 @@ int main (void)
     RUN (test_format_int_equals_printf);
     RUN (test_ts_format_equals_gmtime);
     RUN (test_ts_minute_cache_judges_each_line_afresh);
+    RUN (test_principal_is_last_in_meta_and_optional);
+    RUN (test_bad_principals_are_rejected);
     RUN (test_print_parse_rates);
     return check_exit_status ();
 }

@@ -1,5 +1,5 @@
 /*  test_feed — claims about the live feed's filter, the one predicate a
-    subscriber's account and a principal's account pattern go through.
+    subscriber's ?account= and its token's account pattern go through.
     (The feed's streaming is tested over HTTP in
     tests/integration/test_feed.py.)
 */
@@ -20,12 +20,24 @@ static event_t s_event (const char *type, const char *account, const char *from,
     return event;
 }
 
+//  pattern as in an auth file: "*", "prefix*" or one id; "" for no token.
 static feed_filter_t s_filter (const char *account, const char *pattern)
 {
     feed_filter_t filter;
     memset (&filter, 0, sizeof filter);
     snprintf (filter.account, sizeof filter.account, "%s", account);
-    snprintf (filter.pattern, sizeof filter.pattern, "%s", pattern);
+    if (!*pattern) {
+        feed_filter_set_principal (&filter, NULL);
+        return filter;
+    }
+    auth_principal_t principal;
+    memset (&principal, 0, sizeof principal);
+    snprintf (principal.name, sizeof principal.name, "reader");
+    size_t bytes = strlen (pattern);
+    principal.is_prefix = pattern[bytes - 1] == '*';
+    snprintf (principal.accounts, sizeof principal.accounts, "%.*s",
+              (int)(principal.is_prefix ? bytes - 1 : bytes), pattern);
+    feed_filter_set_principal (&filter, &principal);
     return filter;
 }
 
@@ -51,7 +63,7 @@ static void test_an_account_passes_events_that_touch_it_on_either_side (void)
     CHECK (!feed_filter_matches (&bob, &other)); // a prefix is not the account
 }
 
-static void test_a_pattern_passes_events_touching_a_matching_account (void)
+static void test_a_token_pattern_passes_events_touching_an_account_it_may_see (void)
 {
     feed_filter_t alice_star = s_filter ("", "alice*");
     feed_filter_t exact = s_filter ("", "alice");
@@ -64,10 +76,11 @@ static void test_a_pattern_passes_events_touching_a_matching_account (void)
     CHECK (!feed_filter_matches (&alice_star, &bob));
     CHECK (!feed_filter_matches (&exact, &alice2));
     CHECK (feed_filter_matches (&star, &bob));
-    //  An event that names no account (an unknown type) matches no pattern.
+    //  An event that names no account (an unknown type): only a token
+    //  that sees everything sees it.
     event_t unknown = s_event ("renamed", "", "", "");
     CHECK (!feed_filter_matches (&alice_star, &unknown));
-    CHECK (!feed_filter_matches (&star, &unknown));
+    CHECK (feed_filter_matches (&star, &unknown));
 }
 
 static void test_account_and_pattern_must_both_hold (void)
@@ -83,7 +96,7 @@ int main (void)
 {
     RUN (test_an_empty_filter_passes_every_event);
     RUN (test_an_account_passes_events_that_touch_it_on_either_side);
-    RUN (test_a_pattern_passes_events_touching_a_matching_account);
+    RUN (test_a_token_pattern_passes_events_touching_an_account_it_may_see);
     RUN (test_account_and_pattern_must_both_hold);
     return check_exit_status ();
 }

@@ -244,10 +244,16 @@ static void test_torn_tail_without_newline_is_truncated (void)
     s_check_torn_tail (line, bytes); // complete but never terminated
 }
 
-static void test_unparseable_last_line_is_truncated (void)
+//  A crash can leave the file longer than what was written, the rest NUL.
+static void test_nul_padded_tail_is_truncated (void)
 {
-    s_check_torn_tail ("{\"seq\":11,\"id\":\"x\",\"ty\n", 23);
-    s_check_torn_tail ("\n", 1);
+    char tail[3 * EVENT_LINE_BYTES_MAX];
+    memset (tail, 0, sizeof tail);
+    s_check_torn_tail (tail, 100);
+    s_check_torn_tail (tail, sizeof tail); // past a line's worth of bytes
+    size_t bytes = s_line (11, TS_START_MS + 4, tail, sizeof tail);
+    memset (tail + bytes / 2, 0, 4096); // half a line, then the NUL blocks
+    s_check_torn_tail (tail, bytes / 2 + 4096);
 }
 
 static void test_overlong_tail_without_newline_is_truncated (void)
@@ -316,6 +322,95 @@ static void test_middle_corruption_is_refused_and_file_unchanged (void)
     content[offsets[2]] = '\n';
     snprintf (expect, sizeof expect, "byte offset %zu", offsets[2]);
     s_check_refused (content, bytes + 1, "line 3 ", expect);
+}
+
+//  A complete line was written whole (its \n is there) and possibly
+//  acknowledged: one flipped byte in it is corruption, not a torn tail.
+//  (A flip that still spells a valid canonical event, inside an id say, is
+//  for a checksum to notice, not for the scan.)
+static void test_flipped_byte_in_last_complete_line_is_refused_not_truncated (void)
+{
+    int64_t seqs[] = {1, 2, 3, 4}, ts[] = {0, 0, 0, 0};
+    char content[8192], expect[64];
+    size_t *offsets;
+    size_t bytes = s_lines (seqs, ts, 4, content, &offsets);
+    snprintf (expect, sizeof expect, "byte offset %zu", offsets[3]);
+    size_t last_bytes = bytes - offsets[3];
+    //  The brace, a quote, seq's digit (4 -> 5: a gap), the closing brace.
+    const size_t flips[] = {0, 1, 7, last_bytes - 2};
+    for (size_t i = 0; i < sizeof flips / sizeof flips[0]; i++) {
+        bytes = s_lines (seqs, ts, 4, content, &offsets);
+        content[offsets[3] + flips[i]] ^= 0x01;
+        s_check_refused (content, bytes, "line 4 ", expect);
+    }
+    bytes = s_lines (seqs, ts, 4, content, &offsets); // a blank last line
+    content[bytes] = '\n';
+    snprintf (expect, sizeof expect, "byte offset %zu", bytes);
+    s_check_refused (content, bytes + 1, "line 5 ", expect);
+}
+
+//  The same events spelled otherwise (as a JSON tool re-serialising the
+//  log would) are refused where the first such line starts.
+static void test_non_canonical_lines_are_refused_naming_line_and_offset (void)
+{
+    int64_t seqs[] = {1, 2, 3}, ts[] = {0, 0, 0};
+    char content[8192], other[8192], expect[64];
+    size_t *offsets;
+    size_t bytes = s_lines (seqs, ts, 3, content, &offsets);
+    size_t second = offsets[1], third = offsets[2];
+    snprintf (expect, sizeof expect, "byte offset %zu", second);
+    //  CRLF line ends: the first line ends in \r\n, so line 1 is refused.
+    memcpy (other, content, second - 1);
+    memcpy (other + second - 1, "\r\n", 2);
+    memcpy (other + second + 1, content + second, bytes - second);
+    s_check_refused (other, bytes + 1, "line 1 ", "byte offset 0");
+    //  json.dumps spacing in line 2.
+    size_t at = 0;
+    memcpy (other, content, second);
+    at = second;
+    for (size_t i = second; i < third; i++) {
+        other[at++] = content[i];
+        if (content[i] == ',' || content[i] == ':')
+            other[at++] = ' ';
+    }
+    memcpy (other + at, content + third, bytes - third);
+    s_check_refused (other, at + bytes - third, "line 2 ", expect);
+    //  Keys of line 2 in another order: "id" before "seq".
+    const char *line = content + second;
+    const char *id = strstr (line, ",\"id\":");
+    const char *type = strstr (line, ",\"type\":");
+    CHECK (id && type && type < content + third);
+    at = second;
+    other[at++] = '{';
+    memcpy (other + at, id + 1, (size_t)(type - id - 1));
+    at += (size_t)(type - id - 1);
+    other[at++] = ',';
+    memcpy (other + at, line + 1, (size_t)(id - line - 1));
+    at += (size_t)(id - line - 1);
+    memcpy (other + at, type, (size_t)(content + third - type));
+    at += (size_t)(content + third - type);
+    memcpy (other + at, content + third, bytes - third);
+    CHECK (at == third);
+    CHECK (memcmp (other, content, bytes) != 0);
+    s_check_refused (other, bytes, "line 2 ", expect);
+    s_check_refused (other, bytes, "canonical", expect);
+cleanup:;
+}
+
+static void test_overlong_last_complete_line_is_refused (void)
+{
+    int64_t seqs[] = {1}, ts[] = {0};
+    size_t junk_bytes = EVENT_LINE_BYTES_MAX + 100;
+    char *content = malloc (junk_bytes + 8192);
+    assert (content);
+    size_t *offsets;
+    size_t bytes = s_lines (seqs, ts, 1, content, &offsets);
+    memset (content + bytes, 'x', junk_bytes);
+    content[bytes + junk_bytes] = '\n';
+    char expect[64];
+    snprintf (expect, sizeof expect, "byte offset %zu", bytes);
+    s_check_refused (content, bytes + junk_bytes + 1, "line 2 ", expect);
+    free (content);
 }
 
 static void test_overlong_middle_line_is_refused (void)
@@ -567,7 +662,10 @@ int main (void)
     RUN (test_append_commit_reopen_keeps_every_event);
     RUN (test_uncommitted_appends_are_unread_and_dropped);
     RUN (test_torn_tail_without_newline_is_truncated);
-    RUN (test_unparseable_last_line_is_truncated);
+    RUN (test_nul_padded_tail_is_truncated);
+    RUN (test_flipped_byte_in_last_complete_line_is_refused_not_truncated);
+    RUN (test_non_canonical_lines_are_refused_naming_line_and_offset);
+    RUN (test_overlong_last_complete_line_is_refused);
     RUN (test_overlong_tail_without_newline_is_truncated);
     RUN (test_middle_corruption_is_refused_and_file_unchanged);
     RUN (test_overlong_middle_line_is_refused);

@@ -778,6 +778,135 @@ static void test_invalid_line_stops_applying_until_it_is_fixed (fixture_t *f)
     CHECK (f->sink.events == 10);
 }
 
+//  A line of seq with another ts or spelling than the log's.
+static char *s_make_line_at (int64_t seq, int64_t ts_ms)
+{
+    event_t event;
+    event_init (&event);
+    event.seq = seq;
+    event.ts_ms = ts_ms;
+    event.type = EVENT_DEPOSITED;
+    snprintf (event.id, sizeof event.id, "ev-%" PRId64, seq);
+    snprintf (event.account, sizeof event.account, "alice");
+    event.amount = seq;
+    char line[EVENT_LINE_BYTES_MAX];
+    size_t bytes = event_format_stored (&event, line, sizeof line);
+    assert (bytes > 0);
+    return strdup (line);
+}
+
+//  Live lines that cannot be next (ts before the last applied one; valid
+//  JSON of the next event but not its canonical form) are never applied,
+//  and the good line the log holds is.
+static void test_impossible_live_lines_are_dropped_and_the_log_applied (fixture_t *f)
+{
+    s_stream_append (f->stream, 5);
+    s_start (f, (start_t){0});
+    CHECK (s_wait (f, s_live));
+    char *backwards = s_make_line_at (6, 1795000000000LL + 1);
+    char *spaced = zsys_sprintf ("{\"seq\":6,\n%s", f->stream->lines[5] + 9);
+    const char *lines[] = {backwards, spaced, "garbage", "{\"seq\":6}"};
+    for (size_t i = 0; i < sizeof lines / sizeof lines[0]; i++) {
+        zstr_sendx (f->stream->pub, "EVENTS", lines[i], NULL);
+        s_run_for (f, 50);
+        CHECK (f->sink.events == 5);
+    }
+    CHECK (subscriber_rejected (f->subscriber) >= 4);
+    s_stream_append (f->stream, 6);
+    s_publish_events (f->stream, 6, 6);
+    CHECK (s_wait (f, s_applied_all));
+    CHECK (f->sink.events == 6);
+    free (backwards);
+    zstr_free (&spaced);
+}
+
+//  The same from the log itself: applying stops before the line, for good.
+static void test_ts_going_backwards_in_a_page_stops_applying (fixture_t *f)
+{
+    s_stream_append (f->stream, 8);
+    char *backwards = s_make_line_at (6, 1795000000000LL + 2);
+    s_stream_replace (f->stream, 6, backwards);
+    free (backwards);
+    s_start (f, (start_t){0});
+    CHECK (s_wait (f, s_two_requests));
+    s_run_for (f, 100);
+    CHECK (f->sink.events == 5);
+    CHECK (!subscriber_caught_up (f->subscriber));
+}
+
+//  A start after seq 5 knows seq 5's ts: seq 6 may not go before it.
+static void test_applied_ts_at_start_bounds_the_next_event (fixture_t *f)
+{
+    s_stream_append (f->stream, 6);
+    char *backwards = s_make_line_at (6, 1795000000000LL + 3);
+    s_stream_replace (f->stream, 6, backwards);
+    free (backwards);
+    char publish[64], replay[64];
+    snprintf (publish, sizeof publish, "%s", zsock_endpoint (f->stream->pub));
+    snprintf (replay, sizeof replay, "tcp://127.0.0.1:%d", f->stream->replay_port);
+    subscriber_config_t start = {.publish_endpoint = publish,
+                                 .replay_endpoint = replay,
+                                 .applied_seq = 5,
+                                 .applied_ts_ms = 1795000000000LL + 5};
+    subscriber_handlers_t handlers = {s_on_event, s_on_result, s_on_applied};
+    f->sink.first_seq = 6;
+    f->sink.last_seq = 5;
+    f->subscriber = subscriber_new (f->loop, &start, &handlers, &f->sink);
+    CHECK (f->subscriber);
+    CHECK (s_wait (f, s_two_requests));
+    CHECK (f->sink.events == 0);
+}
+
+//  Lines past the log_last_seq the reply names: the reply lies.
+static void test_page_beyond_its_own_log_last_seq_is_dropped_and_asked_again (fixture_t *f)
+{
+    char *page = strdup ("");
+    for (int64_t seq = 1; seq <= 6; seq++) {
+        char *line = s_make_line (seq, "alice");
+        char *longer = zsys_sprintf ("%s%s\n", page, line);
+        free (page);
+        free (line);
+        page = longer;
+    }
+    s_check_bad_page_is_asked_again (f, page, strlen (page));
+    free (page);
+}
+
+//  Nothing, although the reply says the log goes on to seq 5.
+static void test_empty_page_that_names_more_is_dropped_and_asked_again (fixture_t *f)
+{
+    s_check_bad_page_is_asked_again (f, "", 0);
+}
+
+static bool s_buffer_dropped (fixture_t *self)
+{
+    return subscriber_rejected (self->subscriber) > 0 &&
+           subscriber_head_seq (self->subscriber) == self->stream->log_seq;
+}
+
+//  Live events and heartbeats beyond anything the log ever gives: the
+//  subscriber stays at what the log holds, drops them, and the head it
+//  reports comes back to the log's end.
+static void test_live_events_the_log_never_has_are_dropped (fixture_t *f)
+{
+    s_stream_append (f->stream, 5);
+    s_start (f, (start_t){0});
+    CHECK (s_wait (f, s_live));
+    char *ahead = s_make_line (9, "alice");
+    zstr_sendx (f->stream->pub, "EVENTS", ahead, NULL);
+    free (ahead);
+    CHECK (s_wait (f, s_buffer_dropped));
+    CHECK (f->sink.events == 5);
+    s_publish_heartbeat (f->stream, 1000000000000LL);
+    s_run_for (f, 100);
+    CHECK (s_wait (f, s_buffer_dropped));
+    s_publish_heartbeat (f->stream, 9007199254740992LL); // past any seq: ignored
+    s_stream_append (f->stream, 7);
+    s_publish_events (f->stream, 6, 7);
+    CHECK (s_wait (f, s_applied_all));
+    CHECK (f->sink.events == 7);
+}
+
 static void test_results_are_delivered_when_wanted (fixture_t *f)
 {
     s_stream_append (f->stream, 3);
@@ -921,6 +1050,12 @@ int main (void)
     RUN_WITH_FIXTURE (test_stale_second_reply_after_a_socket_reset_is_ignored);
     RUN_WITH_FIXTURE (test_reply_larger_than_any_answer_is_dropped_and_asked_again);
     RUN_WITH_FIXTURE (test_page_not_ending_in_a_line_end_is_dropped_and_asked_again);
+    RUN_WITH_FIXTURE (test_impossible_live_lines_are_dropped_and_the_log_applied);
+    RUN_WITH_FIXTURE (test_ts_going_backwards_in_a_page_stops_applying);
+    RUN_WITH_FIXTURE (test_applied_ts_at_start_bounds_the_next_event);
+    RUN_WITH_FIXTURE (test_page_beyond_its_own_log_last_seq_is_dropped_and_asked_again);
+    RUN_WITH_FIXTURE (test_empty_page_that_names_more_is_dropped_and_asked_again);
+    RUN_WITH_FIXTURE (test_live_events_the_log_never_has_are_dropped);
     RUN_WITH_FIXTURE (test_results_are_delivered_when_wanted);
     RUN_WITH_FIXTURE (test_results_of_the_wrong_frame_count_are_ignored);
     RUN_WITH_FIXTURE (test_result_during_catch_up_comes_after_its_events);
