@@ -22,7 +22,6 @@
 #define ACCOUNTS_HISTORY_MIN   1    // most accounts are touched few times
 #define ACCOUNTS_HISTORY_MAX   UINT32_MAX
 
-
 typedef struct {
     account_touch_t *history; // version touches, oldest first; never empty
     int64_t balance;          // == the last touch's balance_after, without a cache miss

@@ -541,6 +541,9 @@ static void s_get_metrics (http_request_t *request, void *arg)
         metrics_counter (metrics, "accounting_feed_cutoffs_total",
                          "Live streams cut off (slow consumer, errors)",
                          feed_cutoffs (self->feed));
+        metrics_counter (metrics, "accounting_feed_fallbacks_total",
+                         "Times a live stream's full buffer sent it back to the replica",
+                         feed_fallbacks (self->feed));
         metrics_counter (metrics, "accounting_feed_refused_total",
                          "Live streams refused: --feed-subscribers-max reached",
                          feed_refused (self->feed));

@@ -32,8 +32,11 @@
 //  An EventSource reconnects this long after the stream ends.
 #define FEED_HELLO     "retry: 2000\n: connected\n\n"
 #define FEED_KEEPALIVE ": keep-alive\n\n"
-//  The slow-consumer message names the bound.
-static_assert (FEED_BUFFER_BYTES_MAX == 1024 * 1024, "update the cut-off message");
+static_assert (FEED_READ_BYTES > EVENT_LINE_BYTES_MAX, "a page must hold any line");
+//  The timer that sends keep-alives and finds stalled subscribers runs
+//  four times per the shorter of the two periods, within these bounds.
+#define FEED_TICK_MS_MIN 10
+#define FEED_TICK_MS_MAX 1000
 
 typedef struct feed_client {
     feed_t *feed;          // NULL once the feed is destroyed
@@ -43,6 +46,8 @@ typedef struct feed_client {
     char *buffer;     // SSE text; [offset, bytes) not yet given to the connection
     size_t offset, bytes, capacity;
     bool closing; // cut off, or the feed is gone: end once the buffer is sent
+    //  When the connection last took bytes, or bytes began to wait for it.
+    int64_t active_ms;
     struct feed_client *prev, *next;
 } feed_client_t;
 
@@ -52,10 +57,13 @@ struct feed {
     size_t clients_max;
     size_t client_count;
     feed_client_t *clients; // doubly linked
-    int keepalive_timer_id;
+    int keepalive_ms;
+    int stall_ms;
+    int tick_timer_id;
     int catch_up_timer_id; // one-shot; -1: none
     uint64_t events_sent;
     uint64_t cutoffs;
+    uint64_t fallbacks;
     uint64_t refused;
     char read_buffer[FEED_READ_BYTES];
 };
@@ -130,6 +138,8 @@ static int s_append (feed_client_t *self, const char *text, size_t bytes)
 {
     if (s_reserve (self, bytes))
         return -1;
+    if (s_unsent (self) == 0)
+        self->active_ms = zclock_mono (); // the stall clock starts now
     memcpy (self->buffer + self->bytes, text, bytes);
     self->bytes += bytes;
     return 0;
@@ -287,6 +297,7 @@ static ssize_t s_read (void *arg, char *buffer, size_t max)
     size_t bytes = s_unsent (self) < max ? s_unsent (self) : max;
     memcpy (buffer, self->buffer + self->offset, bytes);
     self->offset += bytes;
+    self->active_ms = zclock_mono ();
     return (ssize_t)bytes;
 }
 
@@ -316,35 +327,51 @@ static void s_client_free (void *arg)
 //  ---------------------------------------------------------------------
 //  Feed
 
-static int s_on_keepalive (zloop_t *loop, int timer_id, void *arg)
+//  Idle clients get a keep-alive comment; clients whose connection has
+//  taken nothing for stall_ms while bytes wait are cut off.
+static int s_on_tick (zloop_t *loop, int timer_id, void *arg)
 {
     feed_t *self = arg;
+    int64_t now_ms = zclock_mono ();
     for (feed_client_t *client = self->clients; client; client = client->next) {
-        if (client->closing || s_unsent (client) > 0)
+        if (client->closing)
             continue;
-        if (s_append (client, FEED_KEEPALIVE, sizeof FEED_KEEPALIVE - 1))
-            s_cut_off (client, "out of memory");
-        http_stream_wake (client->stream);
+        int64_t quiet_ms = now_ms - client->active_ms;
+        if (s_unsent (client) > 0 && quiet_ms >= self->stall_ms) {
+            char why[96];
+            snprintf (why, sizeof why, "slow consumer: nothing read for %d ms",
+                      self->stall_ms);
+            s_cut_off (client, why);
+        } else if (s_unsent (client) == 0 && quiet_ms >= self->keepalive_ms) {
+            if (s_append (client, FEED_KEEPALIVE, sizeof FEED_KEEPALIVE - 1))
+                s_cut_off (client, "out of memory");
+            http_stream_wake (client->stream);
+        }
     }
     return 0;
 }
 
 feed_t *feed_new (zloop_t *loop, log_file_t *replica, size_t subscribers_max,
-                  int keepalive_ms)
+                  int keepalive_ms, int stall_ms)
 {
     assert (loop && replica);
-    assert (keepalive_ms > 0);
+    assert (keepalive_ms > 0 && stall_ms > 0);
     feed_t *self = calloc (1, sizeof *self);
     if (!self)
         return NULL;
     self->loop = loop;
     self->replica = replica;
     self->clients_max = subscribers_max;
+    self->keepalive_ms = keepalive_ms;
+    self->stall_ms = stall_ms;
     self->catch_up_timer_id = -1;
-    self->keepalive_timer_id =
-        zloop_timer (loop, (size_t)keepalive_ms, 0, s_on_keepalive, self);
-    if (self->keepalive_timer_id < 0) {
-        log_error ("feed: zloop_timer (%d ms) failed", keepalive_ms);
+    int tick_ms = (keepalive_ms < stall_ms ? keepalive_ms : stall_ms) / 4;
+    tick_ms = tick_ms < FEED_TICK_MS_MIN   ? FEED_TICK_MS_MIN
+              : tick_ms > FEED_TICK_MS_MAX ? FEED_TICK_MS_MAX
+                                           : tick_ms;
+    self->tick_timer_id = zloop_timer (loop, (size_t)tick_ms, 0, s_on_tick, self);
+    if (self->tick_timer_id < 0) {
+        log_error ("feed: zloop_timer (%d ms) failed", tick_ms);
         free (self);
         return NULL;
     }
@@ -366,7 +393,7 @@ void feed_destroy (feed_t **self_p)
         client->closing = true;
         http_stream_wake (client->stream);
     }
-    zloop_timer_end (self->loop, self->keepalive_timer_id);
+    zloop_timer_end (self->loop, self->tick_timer_id);
     if (self->catch_up_timer_id >= 0)
         zloop_timer_end (self->loop, self->catch_up_timer_id);
     free (self);
@@ -415,15 +442,23 @@ void feed_on_event (feed_t *self, const event_t *event, const char *line,
     for (feed_client_t *client = self->clients; client; client = client->next) {
         if (client->closing || client->next_seq != event->seq)
             continue; // behind: it reads this event from the replica later
-        client->next_seq++;
-        if (!feed_filter_matches (&client->filter, event))
+        if (!feed_filter_matches (&client->filter, event)) {
+            client->next_seq++;
             continue;
-        if (s_append_event (client, event, line, line_bytes))
+        }
+        //  A full buffer: the client falls behind and meets this event
+        //  in the replica once its buffer drains.
+        if (s_unsent (client) + FEED_FRAME_HEAD_BYTES_MAX + line_bytes >
+            FEED_BUFFER_BYTES_MAX) {
+            self->fallbacks++;
+            continue;
+        }
+        if (s_append_event (client, event, line, line_bytes)) {
             s_cut_off (client, "out of memory");
-        else if (s_unsent (client) > FEED_BUFFER_BYTES_MAX)
-            s_cut_off (client, "slow consumer: more than 1 MiB of events unsent");
-        else
-            self->events_sent++;
+            continue;
+        }
+        client->next_seq++;
+        self->events_sent++;
     }
 }
 
@@ -451,6 +486,12 @@ uint64_t feed_cutoffs (feed_t *self)
 {
     assert (self);
     return self->cutoffs;
+}
+
+uint64_t feed_fallbacks (feed_t *self)
+{
+    assert (self);
+    return self->fallbacks;
 }
 
 uint64_t feed_refused (feed_t *self)

@@ -17,12 +17,17 @@
     with Last-Event-ID K is simply next_seq = K + 1, whichever instance
     and whatever restarts happened: the replica holds every seq.
 
-    Bounded: at most subscribers_max subscribers; each buffers at most
-    FEED_BUFFER_BYTES_MAX unsent bytes of live events. One that goes over
-    is cut off: the whole events not yet handed to the connection are
-    dropped, a final "event: error" frame says why, and the response ends
-    once that is sent (a client resumes with Last-Event-ID). Idle
-    subscribers get a ": keep-alive" comment every keepalive_ms.
+    Bounded: at most subscribers_max subscribers, and each buffers at most
+    FEED_BUFFER_BYTES_MAX unsent bytes. A live event that would take a
+    subscriber's buffer over it is not pushed: the subscriber falls
+    behind and reads it from the replica once its buffer drains (the rule
+    above keeps that exact), so a burst larger than the buffer never
+    costs a fast reader anything. A subscriber that takes nothing for
+    stall_ms while bytes wait for it is cut off: the whole frames not yet
+    handed to its connection are dropped, a final "event: error" frame
+    says why, and the response ends once that is sent (the client resumes
+    with Last-Event-ID). Idle subscribers get a ": keep-alive" comment
+    every keepalive_ms.
 
     The feed does not parse HTTP queries (api.c does) and knows no auth:
     feed_filter_t is the one per-subscriber predicate to extend.
@@ -41,11 +46,16 @@
 
 #define FEED_SUBSCRIBERS_MAX_DEFAULT 64     // each holds a connection and a buffer
 #define FEED_SUBSCRIBERS_LIMIT       100000 // sanity bound for --feed-subscribers-max
-#define FEED_BUFFER_BYTES_MAX        (1024 * 1024) // unsent live bytes per subscriber
+#define FEED_BUFFER_BYTES_MAX        (1024 * 1024) // unsent bytes per subscriber
 //  Idle streams get a comment this often: below MHD's 30 s inactivity
 //  timeout and the ~60 s idle timeout proxies commonly have.
 #define FEED_KEEPALIVE_MS_DEFAULT 15000
 #define FEED_KEEPALIVE_MS_LIMIT   3600000
+//  A subscriber that takes nothing for this long while data waits is cut
+//  off: well under MHD's 30 s inactivity timeout, which would close the
+//  connection without the error frame.
+#define FEED_STALL_MS_DEFAULT 10000
+#define FEED_STALL_MS_LIMIT   25000
 
 typedef struct feed feed_t;
 
@@ -68,9 +78,9 @@ void feed_filter_set_principal (feed_filter_t *self, const auth_principal_t *pri
 bool feed_filter_matches (const feed_filter_t *filter, const event_t *event);
 
 //  replica is borrowed and must outlive the feed. Returns NULL when out
-//  of memory or when the keep-alive timer cannot be set.
+//  of memory or when the feed's timer cannot be set.
 feed_t *feed_new (zloop_t *loop, log_file_t *replica, size_t subscribers_max,
-                  int keepalive_ms);
+                  int keepalive_ms, int stall_ms);
 
 //  Ends every subscriber (their responses finish at their next read) and
 //  frees the feed. Idempotent; nulls *self_p.
@@ -100,6 +110,8 @@ void feed_on_applied (feed_t *self);
 size_t feed_subscriber_count (feed_t *self);
 uint64_t feed_events_sent (feed_t *self);
 uint64_t feed_cutoffs (feed_t *self);
+uint64_t
+feed_fallbacks (feed_t *self); // times a full buffer sent a client to the replica
 uint64_t feed_refused (feed_t *self);
 
 #endif

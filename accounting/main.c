@@ -53,6 +53,7 @@ typedef struct {
     int64_t connections_per_ip;
     int64_t feed_subscribers_max;
     int64_t feed_keepalive_ms;
+    int64_t feed_stall_ms;
     bool reuse_port;
     bool rebuild;
     log_level_t log_level;
@@ -83,6 +84,7 @@ enum {
     OPT_UPSTREAM_TIMEOUT_MS,
     OPT_FEED_SUBSCRIBERS_MAX,
     OPT_FEED_KEEPALIVE_MS,
+    OPT_FEED_STALL_MS,
     OPT_HELP,
     OPT_VERSION,
 };
@@ -103,6 +105,7 @@ static const struct option s_long_options[] = {
     {"upstream-timeout-ms", required_argument, NULL, OPT_UPSTREAM_TIMEOUT_MS},
     {"feed-subscribers-max", required_argument, NULL, OPT_FEED_SUBSCRIBERS_MAX},
     {"feed-keepalive-ms", required_argument, NULL, OPT_FEED_KEEPALIVE_MS},
+    {"feed-stall-ms", required_argument, NULL, OPT_FEED_STALL_MS},
     {"help", no_argument, NULL, OPT_HELP},
     {"version", no_argument, NULL, OPT_VERSION},
     SECURITY_LONG_OPTIONS,
@@ -130,11 +133,14 @@ static void s_usage (FILE *out)
         "  --upstream-timeout-ms N  silence before upstream counts as down (3000)\n"
         "  --feed-subscribers-max N  live GET /events streams at once (%d)\n"
         "  --feed-keepalive-ms N  comment sent on an idle live stream (%d)\n"
+        "  --feed-stall-ms N     cut off a live stream that reads nothing this long "
+        "(%d)\n"
         "%s"
         "  --help, --version\n",
         ACCOUNTING_HTTP_PORT_DEFAULT, ACCOUNTING_WAIT_MS_MAX_DEFAULT,
         ACCOUNTING_WAITERS_MAX_DEFAULT, HTTP_CONNECTIONS_PER_IP_MAX_DEFAULT,
-        FEED_SUBSCRIBERS_MAX_DEFAULT, FEED_KEEPALIVE_MS_DEFAULT, security_usage);
+        FEED_SUBSCRIBERS_MAX_DEFAULT, FEED_KEEPALIVE_MS_DEFAULT, FEED_STALL_MS_DEFAULT,
+        security_usage);
 }
 
 //  Returns 0 to run, 1 to exit 0 (help, version), -1 to exit 2.
@@ -149,6 +155,7 @@ static int s_options_parse (options_t *options, int argc, char *argv[])
                            .connections_per_ip = HTTP_CONNECTIONS_PER_IP_MAX_DEFAULT,
                            .feed_subscribers_max = FEED_SUBSCRIBERS_MAX_DEFAULT,
                            .feed_keepalive_ms = FEED_KEEPALIVE_MS_DEFAULT,
+                           .feed_stall_ms = FEED_STALL_MS_DEFAULT,
                            .log_level = LOG_INFO};
     int option, rc = 0;
     while (rc == 0 &&
@@ -206,6 +213,10 @@ static int s_options_parse (options_t *options, int argc, char *argv[])
             rc =
                 config_parse_int64 ("--feed-keepalive-ms", optarg, 1,
                                     FEED_KEEPALIVE_MS_LIMIT, &options->feed_keepalive_ms);
+            break;
+        case OPT_FEED_STALL_MS:
+            rc = config_parse_int64 ("--feed-stall-ms", optarg, 1, FEED_STALL_MS_LIMIT,
+                                     &options->feed_stall_ms);
             break;
         case OPT_LOG_LEVEL:
             rc = log_level_parse (optarg, &options->log_level);
@@ -348,7 +359,7 @@ static int s_start (service_t *self)
         return -1;
     self->api.feed =
         feed_new (self->loop, self->api.replica, (size_t)options->feed_subscribers_max,
-                  (int)options->feed_keepalive_ms);
+                  (int)options->feed_keepalive_ms, (int)options->feed_stall_ms);
     if (!self->api.feed)
         return -1;
     http_config_t http_config = {.service = "accounting",

@@ -30,7 +30,8 @@ WAIT_S = 60.0           # wait-until bound for anything eventually true
 FEED_BUFFER_BYTES_MAX = 1024 * 1024
 RSS_GROWTH_BOUND_KIB = 12 * 1024  # the cut-off client's buffer is 1 MiB
 REFERENCE = "r" * 200   # pads lines to ~400 bytes
-FLOOD_BATCHES_AFTER_CUT = 70  # of 1,000 events: ~28 MiB of lines
+FLOOD_BATCHES = 70      # of 1,000 events: ~28 MiB of lines
+STALL_MS = 1000         # --feed-stall-ms for the reader that stops
 
 
 # ---------------------------------------------------------------------------
@@ -345,10 +346,11 @@ def test_subscribers_beyond_the_cap_get_503_with_retry_after():
     d.stop()
 
 
-def test_a_slow_reader_is_cut_off_and_memory_stays_bounded():
+def test_a_reader_that_stops_reading_is_cut_off_and_memory_stays_bounded():
     # Under ASan freed memory waits in a quarantine (256 MiB by default):
     # kept small, RSS shows what the service holds.
-    d = Deployment(acc_env={"ASAN_OPTIONS": "detect_leaks=1:abort_on_error=0:"
+    d = Deployment(acc_extra=["--feed-stall-ms", str(STALL_MS)],
+                   acc_env={"ASAN_OPTIONS": "detect_leaks=1:abort_on_error=0:"
                                             "quarantine_size_mb=1"})
     d.deposit("warmup", 1)
     d.wait_applied(1)
@@ -358,24 +360,18 @@ def test_a_slow_reader_is_cut_off_and_memory_stays_bounded():
     rss_before = vm_rss_kib(d.acc.proc.pid)
     commands = [{"account": f"acct{i % 8}", "amount": 1, "reference": REFERENCE}
                 for i in range(1000)]
-    last_seq, batches = 1, 0
-    # Until the feed gives up on the reader (kernel buffers fill first).
-    while metric(d.acc, "accounting_feed_cutoffs_total") < 1:
-        assert batches < 200, "no cut-off after 200,000 events"
-        last_seq = d.batch(commands)
-        batches += 1
-        d.wait_applied(last_seq)
-    cut_seq = last_seq
-    # Then more: a buffer without a bound would hold them all.
-    for _ in range(FLOOD_BATCHES_AFTER_CUT):
+    # The reader reads nothing: a buffer without a bound would hold it all.
+    for _ in range(FLOOD_BATCHES):
         last_seq = d.batch(commands)
     d.wait_applied(last_seq)
     rss_after = vm_rss_kib(d.acc.proc.pid)
-    flood_bytes = sum(len(line) for seq, line in d.lines().items() if seq > cut_seq)
-    print(f"     cut off after {batches} batches, then {flood_bytes >> 20} MiB more; "
-          f"RSS {rss_before} -> {rss_after} KiB")
+    flood_bytes = len(b"".join(d.lines().values()))
+    print(f"     {flood_bytes >> 20} MiB of events unread; RSS {rss_before} -> {rss_after} KiB")
     assert flood_bytes > 2 * RSS_GROWTH_BOUND_KIB * 1024, "the flood is too small to tell"
     assert rss_after - rss_before < RSS_GROWTH_BOUND_KIB, (rss_before, rss_after)
+    assert metric(d.acc, "accounting_feed_fallbacks_total") > 0
+    wait_until(lambda: metric(d.acc, "accounting_feed_cutoffs_total") >= 1, WAIT_S,
+               what="the cut-off")
     # The reader reads again: whole events in order, then the error, then the end.
     seqs, error = [], None
     try:
@@ -387,7 +383,7 @@ def test_a_slow_reader_is_cut_off_and_memory_stays_bounded():
                 seqs.append(int(frame["id"]))
         slow.next_frame()
         raise AssertionError("the response goes on after the error")
-    except EndOfStream as e:
+    except EndOfStream:
         pass
     slow.close()
     assert error and "slow consumer" in error["error"], error
@@ -398,6 +394,66 @@ def test_a_slow_reader_is_cut_off_and_memory_stays_bounded():
     rest = [int(resumed.next_event()["id"]) for _ in range(last_seq - seqs[-1])]
     assert rest == list(range(seqs[-1] + 1, last_seq + 1))
     resumed.close()
+    d.stop()
+
+
+class Reader(threading.Thread):
+    """Reads the feed until it has seq last (set later); reading waits
+    while paused is set."""
+
+    def __init__(self, port, rcvbuf=None):
+        super().__init__(daemon=True)
+        self.sse = Sse(port, "/events", rcvbuf=rcvbuf)
+        self.seqs, self.errors, self.failure = [], [], None
+        self.last = None
+        self.resumed = threading.Event()
+        self.resumed.set()
+
+    def run(self):
+        try:
+            while self.last is None or not self.seqs or self.seqs[-1] < self.last:
+                self.resumed.wait()
+                frame = self.sse.next_frame()
+                if frame.get("event") == "error":
+                    self.errors.append(frame["data"])
+                elif "data" in frame:
+                    self.seqs.append(int(frame["id"]))
+        except (OSError, EndOfStream) as e:
+            self.failure = e
+
+
+def test_a_reader_that_falls_behind_but_reads_on_gets_every_event_once():
+    # The stall bound stays out of the way: this reader pauses, it does not
+    # stop. Keep-alives wake a reader that is waiting for its last event.
+    d = Deployment(acc_extra=["--feed-stall-ms", "25000", "--feed-keepalive-ms", "100"])
+    fast = Reader(d.acc.http_port)
+    paused = Reader(d.acc.http_port, rcvbuf=4096)
+    paused.resumed.clear()
+    for reader in (fast, paused):
+        assert reader.sse.status == 200
+        reader.start()
+    commands = [{"account": f"acct{i % 8}", "amount": 1, "reference": REFERENCE}
+                for i in range(1000)]
+    batches = 0
+    # Until the paused reader's buffer is full and live events go to the replica.
+    while metric(d.acc, "accounting_feed_fallbacks_total") == 0:
+        assert batches < 200, "the buffer never filled"
+        last_seq = d.batch(commands)
+        batches += 1
+    for _ in range(5):
+        last_seq = d.batch(commands)
+    paused.resumed.set()
+    for reader in (fast, paused):
+        reader.last = last_seq
+    for reader in (fast, paused):
+        reader.join(WAIT_S)
+        assert not reader.is_alive() and reader.failure is None, reader.failure
+        assert reader.errors == []
+        assert reader.seqs == list(range(1, last_seq + 1))
+        reader.sse.close()
+    print(f"     {last_seq} events; "
+          f"{metric(d.acc, 'accounting_feed_fallbacks_total'):.0f} fallback(s) to the replica")
+    assert metric(d.acc, "accounting_feed_cutoffs_total") == 0
     d.stop()
 
 
@@ -586,7 +642,7 @@ class Browser:
         self.ws = WebSocket(target["webSocketDebuggerUrl"])
         self.next_id = 0
         self.problems = []   # console errors, exceptions, failed loads
-        self.requests = []   # (url, headers) of every request the page sent
+        self.requests = []   # (url, headers, wall time) of every request the page sent
         for domain in ("Runtime", "Log", "Page", "Network"):
             self.call(domain + ".enable")
 
@@ -600,7 +656,8 @@ class Browser:
         elif method == "Log.entryAdded" and params["entry"]["level"] == "error":
             self.problems.append(("log", params["entry"]["text"], params["entry"].get("url")))
         elif method == "Network.requestWillBeSent":
-            self.requests.append((params["request"]["url"], params["request"]["headers"]))
+            self.requests.append((params["request"]["url"], params["request"]["headers"],
+                                  params["wallTime"]))
 
     def call(self, method, **params):
         self.next_id += 1
@@ -667,9 +724,9 @@ def test_the_page_shows_balances_and_live_deposits_without_console_errors():
         with open(screenshot_path(), "wb") as f:
             f.write(base64.b64decode(shot["data"]))
         # A token entered once: kept in session storage, sent on every call.
-        sent_before = len(browser.requests)
         browser.evaluate("document.getElementById('token').value = 'feedtoken';"
                          "document.querySelector('#token-form button').click(); true")
+        clicked = time.time()  # requests stamped later were sent after the click
         browser.wait_for("sessionStorage.getItem('ledger.token') === 'feedtoken'", "the token")
         d.deposit("erin", 1)
         browser.wait_for("!!document.querySelector('#feed li') && "
@@ -677,8 +734,8 @@ def test_the_page_shows_balances_and_live_deposits_without_console_errors():
                          "a deposit after the token")
         browser.wait_for("new Promise(r => setTimeout(() => r(true), 1500))", "a poll")
         browser.evaluate("1")  # collect the events queued meanwhile
-        after = [(url, h) for url, h in browser.requests[sent_before:]
-                 if url.startswith(d.acc.url)]
+        after = [(url, h) for url, h, sent in browser.requests
+                 if sent > clicked and url.startswith(d.acc.url)]
         paths = {url[len(d.acc.url):].split("?")[0] for url, _ in after}
         assert {"/events", "/stats", "/health"} <= paths, paths
         for url, h in after:
@@ -701,9 +758,9 @@ def test_the_page_asks_for_a_token_once_and_keeps_it_for_the_session():
         # Until then the API answered 401 (the browser logs each); none after.
         assert all("401" in str(problem) for problem in browser.problems), browser.problems
         browser.problems.clear()
-        sent_before = len(browser.requests)
         browser.evaluate(f"document.getElementById('token').value = '{READER_TOKEN}';"
                          "document.querySelector('#token-form button').click(); true")
+        clicked = time.time()  # requests stamped later were sent after the click
         rows = ("[...document.querySelectorAll('#balances tbody tr')]"
                 ".map(r => r.dataset.account + '=' + r.cells[1].textContent).join(' ')")
         browser.wait_for(rows + ".includes('alice=10.00')", "the balances with the token")
@@ -716,8 +773,9 @@ def test_the_page_asks_for_a_token_once_and_keeps_it_for_the_session():
         browser.call("Page.reload")
         browser.wait_for(rows + ".includes('bob=2.50')", "the balances after a reload")
         assert browser.evaluate("document.getElementById('token').value") == READER_TOKEN
-        after = [(url, h) for url, h in browser.requests[sent_before:]
-                 if url.startswith(d.acc.url + "/") and url != d.acc.url + "/"]
+        after = [(url, h) for url, h, sent in browser.requests
+                 if sent > clicked and url.startswith(d.acc.url + "/")
+                 and url != d.acc.url + "/"]
         assert after
         for url, h in after:
             assert h.get("Authorization") == "Bearer " + READER_TOKEN, (url, h)
@@ -733,7 +791,8 @@ if __name__ == "__main__":
         test_account_filter_sends_only_events_touching_the_account,
         test_a_token_sees_only_the_events_of_its_account_pattern,
         test_subscribers_beyond_the_cap_get_503_with_retry_after,
-        test_a_slow_reader_is_cut_off_and_memory_stays_bounded,
+        test_a_reader_that_stops_reading_is_cut_off_and_memory_stays_bounded,
+        test_a_reader_that_falls_behind_but_reads_on_gets_every_event_once,
         test_resume_with_last_event_id_across_kill9_of_accounting_and_stream,
         test_the_page_shows_balances_and_live_deposits_without_console_errors,
         test_the_page_asks_for_a_token_once_and_keeps_it_for_the_session,
