@@ -334,9 +334,13 @@ static int s_list_visible (api_context_t *self, const auth_principal_t *principa
     static account_state_t page[API_LIST_LIMIT_MAX];
     const char *prefix = principal->accounts;
     size_t prefix_bytes = strlen (prefix);
-    //  Every id that starts with prefix sorts after prefix minus its last byte.
-    char start[EVENT_ACCOUNT_BYTES_MAX + 1];
-    snprintf (start, sizeof start, "%.*s", (int)(prefix_bytes - 1), prefix);
+    //  The greatest text below every id that starts with prefix: prefix
+    //  with its last byte one less, then bytes above any id character.
+    char start[EVENT_ACCOUNT_BYTES_MAX + 2];
+    memcpy (start, prefix, prefix_bytes);
+    start[prefix_bytes - 1]--;
+    memset (start + prefix_bytes, 0xff, sizeof start - 1 - prefix_bytes);
+    start[sizeof start - 1] = '\0';
     const char *cursor = strcmp (after, start) > 0 ? after : start;
     size_t found = 0;
     for (bool page_more = true; page_more;) {

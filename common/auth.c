@@ -19,8 +19,12 @@ struct auth {
     char *path;
     auth_principal_t *principals;
     size_t count;
-    zloop_t *loop;   // set by auth_watch
-    int signal_fd;   // SIGHUP; -1 when not watching
+    //  Open addressing over the digests' first bytes (uniform: they are
+    //  SHA-256), principal index + 1 per slot (0: empty), at most half full.
+    uint32_t *slots;
+    size_t slot_mask;
+    zloop_t *loop; // set by auth_watch
+    int signal_fd; // SIGHUP; -1 when not watching
     zmq_pollitem_t poll_item;
     uint64_t reloads, reload_failures;
 };
@@ -39,8 +43,8 @@ static int s_fail (char *error, size_t error_size, const char *format, ...)
     return -1;
 }
 
-static int s_parse_scopes (const char *text, size_t bytes, unsigned *scopes,
-                           char *error, size_t error_size)
+static int s_parse_scopes (const char *text, size_t bytes, unsigned *scopes, char *error,
+                           size_t error_size)
 {
     static const struct {
         const char *name;
@@ -51,7 +55,7 @@ static int s_parse_scopes (const char *text, size_t bytes, unsigned *scopes,
                  {"admin", AUTH_SCOPE_ADMIN}};
     *scopes = 0;
     const char *end = text + bytes;
-    for (const char *item = text; item <= end;) {
+    for (const char *item = text;;) {
         const char *comma = memchr (item, ',', (size_t)(end - item));
         const char *item_end = comma ? comma : end;
         size_t item_bytes = (size_t)(item_end - item);
@@ -65,9 +69,10 @@ static int s_parse_scopes (const char *text, size_t bytes, unsigned *scopes,
                            "scopes: '%.*s' is not one of write, read, metrics, admin",
                            (int)(item_bytes > 32 ? 32 : item_bytes), item);
         *scopes |= scope;
-        item = item_end + 1;
+        if (!comma)
+            return 0;
+        item = comma + 1;
     }
-    return 0;
 }
 
 static int s_parse_accounts (const char *text, size_t bytes, auth_principal_t *principal,
@@ -114,8 +119,9 @@ static int s_parse_line (const char *line, size_t bytes, auth_principal_t *princ
         count++;
     }
     if (count != AUTH_FIELDS)
-        return s_fail (error, error_size, "expected 4 fields (NAME SCOPES ACCOUNTS "
-                                          "SHA256)");
+        return s_fail (error, error_size,
+                       "expected 4 fields (NAME SCOPES ACCOUNTS "
+                       "SHA256)");
     if (!event_principal_is_valid (starts[0], lengths[0]))
         return s_fail (error, error_size, "name: must match ^[a-z][a-z0-9_.-]{0,63}$");
     memcpy (principal->name, starts[0], lengths[0]);
@@ -134,8 +140,8 @@ static int s_parse_line (const char *line, size_t bytes, auth_principal_t *princ
 }
 
 //  Refuses a name or a hash given twice: a token must name one principal.
-static int s_check_unique (const auth_principal_t *principals, size_t count,
-                           char *error, size_t error_size)
+static int s_check_unique (const auth_principal_t *principals, size_t count, char *error,
+                           size_t error_size)
 {
     const auth_principal_t *last = &principals[count - 1];
     for (size_t index = 0; index + 1 < count; index++) {
@@ -173,7 +179,8 @@ static int s_parse (const char *text, size_t bytes, auth_principal_t **principal
             continue;
         }
         if (count == AUTH_PRINCIPALS_MAX) {
-            s_fail (reason, sizeof reason, "more than %d principals", AUTH_PRINCIPALS_MAX);
+            s_fail (reason, sizeof reason, "more than %d principals",
+                    AUTH_PRINCIPALS_MAX);
             goto failed;
         }
         if (count == capacity) {
@@ -201,6 +208,34 @@ failed:
     sodium_memzero (principals, capacity * sizeof *principals);
     free (principals);
     return s_fail (error, error_size, "line %zu: %s", number + 1, reason);
+}
+
+static size_t s_slot_of (const uint8_t *hash, size_t mask)
+{
+    uint64_t word;
+    memcpy (&word, hash, sizeof word);
+    return (size_t)word & mask;
+}
+
+//  The index of count principals (caller frees), *mask_p its size - 1.
+static uint32_t *s_index_new (const auth_principal_t *principals, size_t count,
+                              size_t *mask_p)
+{
+    size_t slot_count = 4;
+    while (slot_count < 2 * count)
+        slot_count *= 2;
+    uint32_t *slots = calloc (slot_count, sizeof *slots);
+    if (!slots)
+        return NULL;
+    size_t mask = slot_count - 1;
+    for (size_t index = 0; index < count; index++) {
+        size_t slot = s_slot_of (principals[index].hash, mask);
+        while (slots[slot])
+            slot = (slot + 1) & mask;
+        slots[slot] = (uint32_t)(index + 1);
+    }
+    *mask_p = mask;
+    return slots;
 }
 
 //  The whole file, NUL-terminated (caller frees), or NULL with a reason.
@@ -267,6 +302,7 @@ void auth_destroy (auth_t **self_p)
     if (self->principals)
         sodium_memzero (self->principals, self->count * sizeof *self->principals);
     free (self->principals);
+    free (self->slots);
     free (self->path);
     free (self);
     *self_p = NULL;
@@ -280,11 +316,21 @@ int auth_load_text (auth_t *self, const char *text, size_t bytes, char *error,
     size_t count = 0;
     if (s_parse (text, bytes, &principals, &count, error, error_size))
         return -1;
+    size_t mask = 0;
+    uint32_t *slots = s_index_new (principals, count, &mask);
+    if (!slots) {
+        sodium_memzero (principals, count * sizeof *principals);
+        free (principals);
+        return s_fail (error, error_size, "out of memory");
+    }
     if (self->principals)
         sodium_memzero (self->principals, self->count * sizeof *self->principals);
     free (self->principals);
+    free (self->slots);
     self->principals = principals;
     self->count = count;
+    self->slots = slots;
+    self->slot_mask = mask;
     return 0;
 }
 
@@ -311,17 +357,17 @@ const auth_principal_t *auth_lookup (auth_t *self, const char *token, size_t byt
     assert (self);
     uint8_t hash[AUTH_HASH_BYTES];
     crypto_hash_sha256 (hash, (const unsigned char *)token, bytes);
-    //  Every line is compared, and the match is kept with a mask rather
-    //  than a branch: the time says how many principals there are, not
-    //  which one (if any) matched.
-    size_t found = 0; // index + 1 of the match; 0: none
-    for (size_t index = 0; index < self->count; index++) {
-        int differs = sodium_memcmp (hash, self->principals[index].hash, AUTH_HASH_BYTES);
-        size_t mask = (size_t)0 - (size_t)(differs + 1); // all ones when equal
-        found = (found & ~mask) | ((index + 1) & mask);
+    //  The probe run depends on the presented token's digest only, never on
+    //  which line it matches; each candidate is compared in constant time.
+    const auth_principal_t *found = NULL;
+    size_t slot = s_slot_of (hash, self->slot_mask);
+    for (; self->slots[slot] && !found; slot = (slot + 1) & self->slot_mask) {
+        const auth_principal_t *candidate = &self->principals[self->slots[slot] - 1];
+        if (sodium_memcmp (hash, candidate->hash, AUTH_HASH_BYTES) == 0)
+            found = candidate;
     }
     sodium_memzero (hash, sizeof hash);
-    return found ? &self->principals[found - 1] : NULL;
+    return found;
 }
 
 static int s_on_hup (zloop_t *loop, zmq_pollitem_t *item, void *arg)

@@ -10,9 +10,12 @@
     refuses the whole file, naming the line: a half-read table would lock
     out or let in whoever the bad line was about.
 
-    A lookup hashes the token (libsodium) and compares the digest with
-    every principal's in constant time, so neither the token nor which
-    line it matched shows in the time taken.
+    A lookup hashes the token (libsodium's SHA-256) and finds its digest
+    in an open-addressing index over the digests' first bytes, comparing
+    each candidate with sodium_memcmp (constant time). The time taken
+    depends on the presented token's digest only, never on which line
+    matched, and not on the size of the table (a compare with every line
+    would be paid by every request).
 
     auth_watch reloads the file on SIGHUP from the caller's zloop, read
     from a signalfd (no work in a signal handler). A file that no longer
@@ -33,8 +36,8 @@
 #define AUTH_HASH_BYTES     32 // SHA-256
 //  A lookup compares against every principal: a table of services and
 //  operators, not of end users.
-#define AUTH_PRINCIPALS_MAX 4096
-#define AUTH_FILE_BYTES_MAX (1024 * 1024)
+#define AUTH_PRINCIPALS_MAX  4096
+#define AUTH_FILE_BYTES_MAX  (1024 * 1024)
 #define AUTH_TOKEN_BYTES_MAX 512 // longer Authorization values are malformed
 
 //  A route's required scope. OPEN routes (/health, /openapi.json) take no

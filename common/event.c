@@ -566,8 +566,8 @@ static void s_put_body (writer_t *w, const event_t *self)
     s_put_int (w, self->amount);
     const char *values[] = {self->correlation_id, self->request_id, self->reference,
                             self->principal};
-    const char *keys[] = {"\"correlation_id\":", "\"request_id\":", "\"reference\":",
-                          "\"principal\":"};
+    const char *keys[] = {
+        "\"correlation_id\":", "\"request_id\":", "\"reference\":", "\"principal\":"};
     bool any = false;
     for (size_t i = 0; i < 4; i++) {
         if (values[i][0] == '\0')

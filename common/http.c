@@ -126,11 +126,11 @@ struct http_server {
     int64_t mhd_log_window_ms; // start of the current second of MHD messages
     unsigned mhd_log_lines;    // logged in it
     uint64_t mhd_log_suppressed;
-    auth_t *auth;              // NULL: no tokens asked for
-    bool tls;                  // serving HTTPS
-    bool insecure;             // --insecure: tokens over plain HTTP from anywhere
-    char *tls_cert, *tls_key;  // PEM text handed to MHD
-    size_t body_budget_bytes;  // body_buffer_bytes_max or its default
+    auth_t *auth;               // NULL: no tokens asked for
+    bool tls;                   // serving HTTPS
+    bool insecure;              // --insecure: tokens over plain HTTP from anywhere
+    char *tls_cert, *tls_key;   // PEM text handed to MHD
+    size_t body_budget_bytes;   // body_buffer_bytes_max or its default
     size_t body_buffered_bytes; // heap body capacity over all requests
     uint64_t body_budget_refusals;
     uint64_t auth_failures[AUTH_FAILURE_COUNT];
@@ -151,7 +151,7 @@ struct http_request {
     bool has_principal;    // principal is set
     bool bearer_challenge; // a 401: add WWW-Authenticate
     unsigned long long declared_bytes; // Content-Length; 0 when none
-    char *body;            // NULL, body_inline or a malloc; NUL-terminated
+    char *body;                        // NULL, body_inline or a malloc; NUL-terminated
     size_t body_bytes;
     size_t body_capacity;
     struct MHD_Response *response;
@@ -183,6 +183,7 @@ typedef struct {
     const char *content_type;
     const char *authorization;
     bool content_lengths_differ; // a second Content-Length with another value
+    unsigned transfer_encodings;
     unsigned authorizations;
     unsigned idempotency_keys;
 } known_headers_t;
@@ -380,9 +381,10 @@ static enum MHD_Result s_on_header (void *cls, enum MHD_ValueKind kind, const ch
         known->authorizations++;
     } else if (s_name_is (key, key_bytes, "Idempotency-Key"))
         known->idempotency_keys++;
-    else if (s_name_is (key, key_bytes, MHD_HTTP_HEADER_TRANSFER_ENCODING))
+    else if (s_name_is (key, key_bytes, MHD_HTTP_HEADER_TRANSFER_ENCODING)) {
         found = &known->transfer_encoding;
-    else if (s_name_is (key, key_bytes, MHD_HTTP_HEADER_CONTENT_TYPE))
+        known->transfer_encodings++;
+    } else if (s_name_is (key, key_bytes, MHD_HTTP_HEADER_CONTENT_TYPE))
         found = &known->content_type;
     if (found && !*found)
         *found = value;
@@ -407,8 +409,8 @@ static void s_early (http_request_t *request, unsigned status, const char *detai
 //  Refuses the token (401 or 403 by reason), counted.
 static void s_deny (http_request_t *request, auth_failure_t reason, const char *detail)
 {
-    unsigned status = reason <= AUTH_FAILURE_UNKNOWN ? MHD_HTTP_UNAUTHORIZED
-                                                     : MHD_HTTP_FORBIDDEN;
+    unsigned status =
+        reason <= AUTH_FAILURE_UNKNOWN ? MHD_HTTP_UNAUTHORIZED : MHD_HTTP_FORBIDDEN;
     request->server->auth_failures[reason]++;
     request->bearer_challenge = status == MHD_HTTP_UNAUTHORIZED;
     s_early (request, status, detail);
@@ -440,14 +442,22 @@ static void s_check_body_headers (http_request_t *request, const known_headers_t
 }
 
 //  RFC 9112 6.3: a body whose end two parties could read differently.
-//  Also a second Idempotency-Key, which no one could tell from the first.
+//  A transfer coding other than chunked alone is one MHD 0.9.75 would
+//  read to the end of the connection (6.1: 501). Also a second
+//  Idempotency-Key, which no one could tell from the first.
 static void s_check_framing (http_request_t *request, const known_headers_t *known)
 {
+    const char *coding = known->transfer_encoding;
     if (known->content_lengths_differ)
         s_early (request, MHD_HTTP_BAD_REQUEST, "two different Content-Length headers");
-    else if (known->content_length && known->transfer_encoding)
+    else if (known->content_length && coding)
         s_early (request, MHD_HTTP_BAD_REQUEST,
                  "Content-Length together with Transfer-Encoding");
+    else if (known->transfer_encodings > 1)
+        s_early (request, MHD_HTTP_BAD_REQUEST, "more than one Transfer-Encoding header");
+    else if (coding && strcasecmp (coding, "chunked") != 0)
+        s_early (request, MHD_HTTP_NOT_IMPLEMENTED,
+                 "only Transfer-Encoding: chunked is supported");
     else if (known->idempotency_keys > 1) {
         s_early (request, MHD_HTTP_BAD_REQUEST, "more than one Idempotency-Key header");
         return;
@@ -484,8 +494,9 @@ static bool s_token_is_valid (const char *token, size_t bytes)
     size_t index = 0;
     for (; index < bytes && token[index] != '='; index++) {
         char c = token[index];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '-' || c == '.' || c == '_' || c == '~' || c == '+' || c == '/'))
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+              (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_' || c == '~' ||
+              c == '+' || c == '/'))
             return false;
     }
     if (index == 0)
@@ -509,15 +520,16 @@ static void s_authorize (http_request_t *request, const known_headers_t *known)
         s_deny (request, AUTH_FAILURE_MISSING, "a bearer token is needed");
         return;
     }
-    const char *token = value + 7;
-    size_t token_bytes = strlen (value) >= 7 ? strlen (token) : 0;
-    if (known->authorizations > 1 || strncasecmp (value, "Bearer ", 7) != 0 ||
-        !s_token_is_valid (token, token_bytes)) {
+    bool bearer = strncasecmp (value, "Bearer ", 7) == 0;
+    const char *token = bearer ? value + 7 : "";
+    size_t token_bytes = strlen (token);
+    if (known->authorizations > 1 || !bearer || !s_token_is_valid (token, token_bytes)) {
         s_deny (request, AUTH_FAILURE_MALFORMED,
                 "the Authorization header must be one \"Bearer TOKEN\"");
         return;
     }
-    if (!server->tls && !server->insecure && !s_client_is_loopback (request->connection)) {
+    if (!server->tls && !server->insecure &&
+        !s_client_is_loopback (request->connection)) {
         s_deny (request, AUTH_FAILURE_PLAINTEXT,
                 "bearer tokens are only accepted over HTTPS");
         return;
@@ -710,6 +722,8 @@ static const char *s_status_title (unsigned status)
         return "Unauthorized";
     case MHD_HTTP_FORBIDDEN:
         return "Forbidden";
+    case MHD_HTTP_NOT_IMPLEMENTED:
+        return "Not Implemented";
     default:
         return "Internal Server Error";
     }
@@ -835,21 +849,23 @@ static void s_run (http_server_t *self)
         return;
     }
     self->in_run = true;
-    bool pending = false;
+    bool more = false;
     for (int round = 0; round < HTTP_RUN_ROUNDS_MAX; round++) {
         self->run_again = false;
         MHD_run (self->daemon);
         MHD_UNSIGNED_LONG_LONG timeout_ms = 1;
-        pending =
-            self->run_again ||
-            (MHD_get_timeout (self->daemon, &timeout_ms) == MHD_YES && timeout_ms == 0);
-        if (!pending)
+        bool pending =
+            MHD_get_timeout (self->daemon, &timeout_ms) == MHD_YES && timeout_ms == 0;
+        more = self->run_again || pending;
+        if (!more)
             break;
     }
     self->in_run = false;
-    //  Work left after the last round (a long streamed body): the epoll fd
-    //  will not turn readable for it, so go on at the next loop turn.
-    if (pending)
+    //  Still work after the last round (a large body already in the socket
+    //  buffer: MHD reads a pool's worth per round, and no new edge on its
+    //  epoll fd will come for bytes already there): the next loop turn
+    //  goes on, instead of the next HTTP_TIMER_MS tick.
+    if (more)
         s_run_later (self);
 }
 
@@ -987,7 +1003,8 @@ static int s_security_setup (http_server_t *self, const security_config_t *secur
             return -1;
         }
         self->tls_cert = s_read_pem (security->tls_cert, "--tls-cert");
-        self->tls_key = self->tls_cert ? s_read_pem (security->tls_key, "--tls-key") : NULL;
+        self->tls_key =
+            self->tls_cert ? s_read_pem (security->tls_key, "--tls-key") : NULL;
         if (!self->tls_key)
             return -1;
         self->tls = true;
@@ -995,38 +1012,16 @@ static int s_security_setup (http_server_t *self, const security_config_t *secur
     return 0;
 }
 
-http_server_t *http_server_new (zloop_t *loop, const http_config_t *config)
+//  Starts MHD in external-epoll mode (HTTPS when self->tls) and reads the
+//  port it bound. Returns 0, or -1 (logged).
+static int s_daemon_start (http_server_t *self, const http_config_t *config)
 {
-    assert (loop);
-    assert (config);
-    assert (config->routes || config->route_count == 0);
-    http_server_t *self = calloc (1, sizeof *self);
-    if (!self)
-        return NULL;
-    self->loop = loop;
-    self->config = *config;
-    self->timer_id = -1;
-    self->run_timer_id = -1;
-    zuuid_t *uuid = zuuid_new ();
-    if (!uuid)
-        goto failed;
-    memcpy (self->request_id_base, zuuid_data (uuid), ZUUID_LEN);
-    zuuid_destroy (&uuid);
-
-    self->body_budget_bytes = config->body_buffer_bytes_max;
-    if (!self->body_budget_bytes && config->security)
-        self->body_budget_bytes = config->security->body_buffer_bytes_max;
-    if (!self->body_budget_bytes)
-        self->body_budget_bytes = HTTP_BODY_BUFFER_BYTES_MAX_DEFAULT;
-    if (config->security && s_security_setup (self, config->security))
-        goto failed;
-
     struct sockaddr_storage address;
     unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
     if (self->tls)
         flags |= MHD_USE_TLS;
     if (s_address_parse (config, &address, &flags))
-        goto failed;
+        return -1;
     unsigned connections_max = s_connections_max (
         config->connections_max ? config->connections_max : HTTP_CONNECTIONS_MAX_DEFAULT);
     unsigned per_ip_max = config->connections_per_ip_max
@@ -1067,7 +1062,7 @@ http_server_t *http_server_new (zloop_t *loop, const http_config_t *config)
                    config->address ? config->address : "127.0.0.1", config->port,
                    self->tls ? ", HTTPS" : "",
                    errno ? strerror (errno) : "see libmicrohttpd's message before");
-        goto failed;
+        return -1;
     }
     const union MHD_DaemonInfo *info =
         MHD_get_daemon_info (self->daemon, MHD_DAEMON_INFO_EPOLL_FD);
@@ -1075,12 +1070,43 @@ http_server_t *http_server_new (zloop_t *loop, const http_config_t *config)
         MHD_get_daemon_info (self->daemon, MHD_DAEMON_INFO_BIND_PORT);
     if (!info || !port_info) {
         log_error ("http: MHD_get_daemon_info failed");
-        goto failed;
+        return -1;
     }
     self->port = port_info->port;
     self->poll_item = (zmq_pollitem_t){.fd = info->epoll_fd, .events = ZMQ_POLLIN};
+    return 0;
+}
+
+http_server_t *http_server_new (zloop_t *loop, const http_config_t *config)
+{
+    assert (loop);
+    assert (config);
+    assert (config->routes || config->route_count == 0);
+    http_server_t *self = calloc (1, sizeof *self);
+    if (!self)
+        return NULL;
+    self->loop = loop;
+    self->config = *config;
+    self->timer_id = -1;
+    self->run_timer_id = -1;
+    zuuid_t *uuid = zuuid_new ();
+    if (!uuid)
+        goto failed;
+    memcpy (self->request_id_base, zuuid_data (uuid), ZUUID_LEN);
+    zuuid_destroy (&uuid);
+
+    self->body_budget_bytes = config->body_buffer_bytes_max;
+    if (!self->body_budget_bytes && config->security)
+        self->body_budget_bytes = config->security->body_buffer_bytes_max;
+    if (!self->body_budget_bytes)
+        self->body_budget_bytes = HTTP_BODY_BUFFER_BYTES_MAX_DEFAULT;
+    if (config->security && s_security_setup (self, config->security))
+        goto failed;
+
+    if (s_daemon_start (self, config))
+        goto failed;
     if (zloop_poller (loop, &self->poll_item, s_on_readable, self)) {
-        log_error ("http: zloop_poller(fd %d) failed", info->epoll_fd);
+        log_error ("http: zloop_poller(fd %d) failed", self->poll_item.fd);
         goto failed;
     }
     self->poller_added = true;

@@ -61,12 +61,12 @@ typedef struct {
     bool reuse_port;     // SO_REUSEPORT: several processes share one port
     const http_route_t *routes;
     size_t route_count;
-    void *arg;                       // passed to every handler
-    unsigned connections_max;        // 0: default; lowered to what RLIMIT_NOFILE allows
-    unsigned connection_timeout_s;   // idle connection timeout; 0: default
-    unsigned connections_per_ip_max; // one client address's share; 0: default
+    void *arg;                         // passed to every handler
+    unsigned connections_max;          // 0: default; lowered to what RLIMIT_NOFILE allows
+    unsigned connection_timeout_s;     // idle connection timeout; 0: default
+    unsigned connections_per_ip_max;   // one client address's share; 0: default
     const security_config_t *security; // auth file, TLS, --insecure; NULL: none
-    size_t body_buffer_bytes_max; // request bodies buffered at once; 0: default
+    size_t body_buffer_bytes_max;      // request bodies buffered at once; 0: default
 } http_config_t;
 
 //  Bodies held at once over all connections: a few 8 MiB batches. Beyond,

@@ -106,8 +106,7 @@ bool security_endpoint_is_loopback (const char *endpoint)
     if (*host == '[') {
         host++;
         end = strchr (host, ']');
-    }
-    else
+    } else
         end = strrchr (host, ':');
     if (!end || end == host || (size_t)(end - host) >= sizeof address)
         return false;

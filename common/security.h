@@ -37,15 +37,15 @@ enum {
 };
 
 //  The entries to put into a service's struct option table.
-#define SECURITY_LONG_OPTIONS                                                          \
-    {"auth-file", required_argument, NULL, SECURITY_OPT_AUTH_FILE},                    \
-        {"tls-cert", required_argument, NULL, SECURITY_OPT_TLS_CERT},                  \
-        {"tls-key", required_argument, NULL, SECURITY_OPT_TLS_KEY},                    \
-        {"curve-dir", required_argument, NULL, SECURITY_OPT_CURVE_DIR},                \
-        {"insecure", no_argument, NULL, SECURITY_OPT_INSECURE},                        \
-    {                                                                                  \
-        "body-buffer-bytes-max", required_argument, NULL,                              \
-            SECURITY_OPT_BODY_BUFFER_BYTES_MAX                                         \
+#define SECURITY_LONG_OPTIONS                                                            \
+    {"auth-file", required_argument, NULL, SECURITY_OPT_AUTH_FILE},                      \
+        {"tls-cert", required_argument, NULL, SECURITY_OPT_TLS_CERT},                    \
+        {"tls-key", required_argument, NULL, SECURITY_OPT_TLS_KEY},                      \
+        {"curve-dir", required_argument, NULL, SECURITY_OPT_CURVE_DIR},                  \
+        {"insecure", no_argument, NULL, SECURITY_OPT_INSECURE},                          \
+    {                                                                                    \
+        "body-buffer-bytes-max", required_argument, NULL,                                \
+            SECURITY_OPT_BODY_BUFFER_BYTES_MAX                                           \
     }
 
 //  The --help lines of the shared options.

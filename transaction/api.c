@@ -78,7 +78,7 @@ struct request {
     char request_id[HTTP_REQUEST_ID_BYTES_MAX + 1];
     char correlation_id[EVENT_META_VALUE_BYTES_MAX + 1];
     char principal[EVENT_PRINCIPAL_BYTES_MAX + 1]; // meta.principal; "" without tokens
-    http_request_t *originator; // NULL once answered
+    http_request_t *originator;                    // NULL once answered
     zlistx_t *followers; // http_request_t *: the same key meanwhile; NULL: none yet
     //  Holds per account, in first-touch order. Most requests touch one
     //  or two accounts: those need no allocation and no index.

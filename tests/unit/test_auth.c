@@ -116,18 +116,12 @@ static void test_any_bad_line_refuses_the_file_naming_it (void)
         const char *line;
         const char *reason;
     } cases[] = {
-        {"Bot write * %s", "name"},
-        {"9bot write * %s", "name"},
-        {"bot wrte * %s", "scopes"},
-        {"bot write, * %s", "scopes"},
-        {"bot ,write * %s", "scopes"},
-        {"bot write al*ce %s", "accounts"},
-        {"bot write -x* %s", "accounts"},
-        {"bot write * abc", "sha256"},
-        {"bot write * %.63s", "sha256"},
-        {"bot write * %.63sg", "sha256"},
-        {"bot write *", "4 fields"},
-        {"bot write * %s extra", "4 fields"},
+        {"Bot write * %s", "name"},          {"9bot write * %s", "name"},
+        {"bot wrte * %s", "scopes"},         {"bot write, * %s", "scopes"},
+        {"bot ,write * %s", "scopes"},       {"bot write al*ce %s", "accounts"},
+        {"bot write -x* %s", "accounts"},    {"bot write * abc", "sha256"},
+        {"bot write * %.63s", "sha256"},     {"bot write * %.63sg", "sha256"},
+        {"bot write *", "4 fields"},         {"bot write * %s extra", "4 fields"},
         {"good read * %s", "already given"},
     };
     for (size_t index = 0; index < sizeof cases / sizeof cases[0]; index++) {
@@ -200,6 +194,41 @@ static void test_an_empty_file_knows_nobody (void)
     auth_destroy (&auth);
 }
 
+//  Every token of a large table names its own principal through the
+//  index; tokens of nobody name nobody, also after a reload.
+static void test_a_large_table_finds_each_token_and_no_other (void)
+{
+    enum { COUNT = 3000 };
+    static char text[COUNT * 100];
+    size_t used = 0;
+    for (int index = 0; index < COUNT; index++) {
+        char token[32], hex[65];
+        snprintf (token, sizeof token, "token-%d", index);
+        s_hash_hex (token, hex);
+        used += (size_t)snprintf (text + used, sizeof text - used, "p%d read * %s\n",
+                                  index, hex);
+    }
+    s_write (text);
+    char error[256] = "";
+    auth_t *auth = auth_new (s_path, error, sizeof error);
+    CHECK (auth && auth_count (auth) == COUNT);
+    if (!auth)
+        return;
+    for (int round = 0; round < 2; round++) {
+        for (int index = 0; index < COUNT; index++) {
+            char token[32], name[16];
+            snprintf (token, sizeof token, "token-%d", index);
+            snprintf (name, sizeof name, "p%d", index);
+            const auth_principal_t *principal = auth_lookup (auth, token, strlen (token));
+            CHECK (principal && strcmp (principal->name, name) == 0);
+            snprintf (token, sizeof token, "token-%d", COUNT + index);
+            CHECK (!auth_lookup (auth, token, strlen (token)));
+        }
+        CHECK (auth_reload (auth, error, sizeof error) == 0);
+    }
+    auth_destroy (&auth);
+}
+
 int main (void)
 {
     snprintf (s_path, sizeof s_path, "test_auth.%d.txt", (int)getpid ());
@@ -210,6 +239,7 @@ int main (void)
     RUN (test_a_missing_file_is_refused);
     RUN (test_reload_replaces_the_table_and_a_bad_file_keeps_the_old);
     RUN (test_an_empty_file_knows_nobody);
+    RUN (test_a_large_table_finds_each_token_and_no_other);
     unlink (s_path);
     return check_exit_status ();
 }

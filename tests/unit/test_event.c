@@ -974,7 +974,8 @@ static void test_principal_is_last_in_meta_and_optional (void)
     char line[EVENT_LINE_BYTES_MAX];
     size_t bytes = event_format_stored (&event, line, sizeof line);
     CHECK (bytes > 0);
-    CHECK (strstr (line, "\\u0001 caf\xc3\xa9\",\"principal\":\"teller-1.eu_x\"}}") != NULL);
+    CHECK (strstr (line, "\\u0001 caf\xc3\xa9\",\"principal\":\"teller-1.eu_x\"}}") !=
+           NULL);
     event_t fast, reference;
     CHECK (s_fast (line, bytes, &fast));
     CHECK (s_reference_stored (line, bytes, &reference, error) == 0);
@@ -993,9 +994,14 @@ static void test_principal_is_last_in_meta_and_optional (void)
 
 static void test_bad_principals_are_rejected (void)
 {
-    const char *values[] = {"\"Ops\"", "\"1ops\"", "\"\"", "5", "\"a b\"",
-                            "\"ops:x\"",
-                            "\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\""};
+    const char *values[] = {
+        "\"Ops\"",
+        "\"1ops\"",
+        "\"\"",
+        "5",
+        "\"a b\"",
+        "\"ops:x\"",
+        "\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\""};
     for (size_t i = 0; i < sizeof values / sizeof values[0]; i++) {
         char line[512], error[256] = "";
         snprintf (line, sizeof line,
