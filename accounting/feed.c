@@ -46,6 +46,7 @@ typedef struct feed_client {
     char *buffer;     // SSE text; [offset, bytes) not yet given to the connection
     size_t offset, bytes, capacity;
     bool closing; // cut off, or the feed is gone: end once the buffer is sent
+    bool token;   // opened with a token: ends at an auth reload
     //  When the connection last took bytes, or bytes began to wait for it.
     int64_t active_ms;
     struct feed_client *prev, *next;
@@ -60,7 +61,9 @@ struct feed {
     int keepalive_ms;
     int stall_ms;
     int tick_timer_id;
-    int catch_up_timer_id; // one-shot; -1: none
+    http_server_t *http;      // borrowed, for its auth generation; NULL: none
+    uint64_t auth_generation; // http's when last looked at
+    int catch_up_timer_id;    // one-shot; -1: none
     uint64_t events_sent;
     uint64_t cutoffs;
     uint64_t fallbacks;
@@ -329,9 +332,30 @@ static void s_client_free (void *arg)
 
 //  Idle clients get a keep-alive comment; clients whose connection has
 //  taken nothing for stall_ms while bytes wait are cut off.
+//  Streams opened with a token end: they reconnect and are checked again.
+static void s_end_token_streams (feed_t *self)
+{
+    size_t ended = 0;
+    for (feed_client_t *client = self->clients; client; client = client->next) {
+        if (client->token && !client->closing) {
+            client->closing = true;
+            http_stream_wake (client->stream);
+            ended++;
+        }
+    }
+    if (ended)
+        log_info ("feed: the auth file was reloaded; %zu stream(s) with a token end to "
+                  "be checked again",
+                  ended);
+}
+
 static int s_on_tick (zloop_t *loop, int timer_id, void *arg)
 {
     feed_t *self = arg;
+    if (self->http && http_server_auth_generation (self->http) != self->auth_generation) {
+        self->auth_generation = http_server_auth_generation (self->http);
+        s_end_token_streams (self);
+    }
     int64_t now_ms = zclock_mono ();
     for (feed_client_t *client = self->clients; client; client = client->next) {
         if (client->closing)
@@ -416,6 +440,7 @@ feed_result_t feed_subscribe (feed_t *self, http_request_t *request,
         return FEED_NOMEM;
     }
     client->feed = self;
+    client->token = http_request_principal (request) != NULL;
     client->filter = *filter;
     client->next_seq = next_seq;
     client->next = self->clients;
@@ -460,6 +485,13 @@ void feed_on_event (feed_t *self, const event_t *event, const char *line,
         client->next_seq++;
         self->events_sent++;
     }
+}
+
+void feed_watch_auth (feed_t *self, http_server_t *http)
+{
+    assert (self && http);
+    self->http = http;
+    self->auth_generation = http_server_auth_generation (http);
 }
 
 void feed_on_applied (feed_t *self)

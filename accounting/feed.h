@@ -29,8 +29,10 @@
     with Last-Event-ID). Idle subscribers get a ": keep-alive" comment
     every keepalive_ms.
 
-    The feed does not parse HTTP queries (api.c does) and knows no auth:
-    feed_filter_t is the one per-subscriber predicate to extend.
+    Tokens: a subscriber's filter keeps a copy of its token's account
+    pattern. After a reload of the auth file every stream opened with a
+    token ends, so that it reconnects and its token is checked again.
+    The feed does not parse HTTP queries (api.c does).
 */
 #ifndef FEED_H_INCLUDED
 #define FEED_H_INCLUDED
@@ -105,6 +107,13 @@ void feed_on_event (feed_t *self, const event_t *event, const char *line,
 
 //  The replica was committed: wakes subscribers that have something to send.
 void feed_on_applied (feed_t *self);
+
+//  From now on, streams opened with a token end after a reload of http's
+//  auth file: they reconnect (with Last-Event-ID) and their token is
+//  checked again, so a revoked token stops receiving events. http is
+//  borrowed and must outlive the feed's use of it (destroy it first:
+//  feed_destroy does not touch it).
+void feed_watch_auth (feed_t *self, http_server_t *http);
 
 //  For /metrics and /stats.
 size_t feed_subscriber_count (feed_t *self);

@@ -375,6 +375,7 @@ static int s_start (service_t *self)
     self->api.http = http_server_new (self->loop, &http_config);
     if (!self->api.http)
         return -1;
+    feed_watch_auth (self->api.feed, self->api.http);
     subscriber_config_t subscriber_config = {
         .publish_endpoint = options->publish,
         .replay_endpoint = options->replay,

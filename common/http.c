@@ -1648,6 +1648,12 @@ void http_stream_wake (http_stream_t *self)
         s_run_later (self->server);
 }
 
+uint64_t http_server_auth_generation (http_server_t *self)
+{
+    assert (self);
+    return self->auth ? auth_reloads (self->auth) - auth_reload_failures (self->auth) : 0;
+}
+
 //  At shutdown every waiting stream is resumed to end at its next read.
 static void s_streams_stop (http_server_t *self)
 {

@@ -210,4 +210,9 @@ http_stream_t *http_respond_stream (http_request_t *self, unsigned status,
 //  to call at any time, also from inside the reader.
 void http_stream_wake (http_stream_t *stream);
 
+//  A stream outlives the check of its token: the number of auth file
+//  reloads that took effect (0 without an auth file) tells its owner
+//  when to end streams so that they reconnect and are checked again.
+uint64_t http_server_auth_generation (http_server_t *self);
+
 #endif

@@ -16,6 +16,7 @@ import hashlib
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -126,17 +127,22 @@ class Sse:
 WRITER_TOKEN = "feed-writer-token-0123456789abcdef"
 ALICE_TOKEN = "feed-alice-token-0123456789abcdef"
 READER_TOKEN = "feed-reader-token-0123456789abcdef"
+OPS_TOKEN = "feed-ops-token-0123456789abcdef"
 
 
-def auth_file():
-    path = os.path.join(harness.tmpdir("ledger-auth-"), "auth")
-    with open(path, "w") as f:
-        for name, scopes, accounts, token in [
-                ("writer", "write", "*", WRITER_TOKEN),
-                ("alice", "read", "alice*", ALICE_TOKEN),
-                ("reader", "read", "*", READER_TOKEN)]:
+PRINCIPALS = [("writer", "write", "*", WRITER_TOKEN),
+              ("alice", "read", "alice*", ALICE_TOKEN),
+              ("reader", "read", "*", READER_TOKEN),
+              ("ops", "metrics", "*", OPS_TOKEN)]
+
+
+def auth_file(path=None, principals=PRINCIPALS):
+    path = path or os.path.join(harness.tmpdir("ledger-auth-"), "auth")
+    with open(path + ".tmp", "w") as f:
+        for name, scopes, accounts, token in principals:
             f.write(f"{name} {scopes} {accounts} "
                     f"{hashlib.sha256(token.encode()).hexdigest()}\n")
+    os.rename(path + ".tmp", path)
     return path
 
 
@@ -152,7 +158,8 @@ class Deployment(harness.StreamLog):
         self.endpoints = harness.Endpoints()
         self.stream_dir = harness.tmpdir("ledger-stream-")
         self.acc_dir = harness.tmpdir("ledger-accounting-")
-        auth = ["--auth-file", auth_file()] if tokens else []
+        self.auth_path = auth_file() if tokens else None
+        auth = ["--auth-file", self.auth_path] if tokens else []
         self.write_headers = bearer(WRITER_TOKEN if tokens else None)
         self.read_headers = bearer(READER_TOKEN if tokens else None)
         self.stream = harness.start_stream(self.endpoints, self.stream_dir,
@@ -196,8 +203,8 @@ class Deployment(harness.StreamLog):
             service.stop_clean()
 
 
-def metric(service, name):
-    status, _, body = harness.request("GET", service.url + "/metrics")
+def metric(service, name, headers=None):
+    status, _, body = harness.request("GET", service.url + "/metrics", headers=headers)
     assert status == 200
     for line in body.decode().splitlines():
         if line.startswith(name + " "):
@@ -313,6 +320,31 @@ def test_a_token_sees_only_the_events_of_its_account_pattern():
     # The page itself is open: it holds no data until a token is entered.
     status, _, _ = harness.request("GET", d.acc.url + "/")
     assert status == 200
+    # alice's token is revoked: at the reload her stream ends, and so does
+    # every stream with a token, to be checked again when it reconnects.
+    alice = Sse(d.acc.http_port, "/events", headers=bearer(ALICE_TOKEN))
+    reader = Sse(d.acc.http_port, "/events", headers=bearer(READER_TOKEN))
+    first = d.deposit("alice", 7)
+    assert int(alice.next_event()["id"]) == first
+    assert int(reader.next_event()["id"]) == first
+    auth_file(d.auth_path, [p for p in PRINCIPALS if p[0] != "alice"])
+    ops = bearer(OPS_TOKEN)
+    reloads = metric(d.acc, "ledger_http_auth_reloads_total", ops)
+    d.acc.signal(signal.SIGHUP)
+    wait_until(lambda: metric(d.acc, "ledger_http_auth_reloads_total", ops) > reloads,
+               WAIT_S, what="the reload")
+    for sse in (alice, reader):
+        try:
+            frame = sse.next_event()
+            raise AssertionError(f"the stream went on after the reload: {frame}")
+        except EndOfStream:
+            sse.close()
+    assert Sse(d.acc.http_port, "/events", headers=bearer(ALICE_TOKEN)).status == 401
+    resumed = Sse(d.acc.http_port, "/events", headers={**bearer(READER_TOKEN),
+                                                        "Last-Event-ID": str(first)})
+    second = d.deposit("alice", 8)
+    assert int(resumed.next_event()["id"]) == second
+    resumed.close()
     d.stop()
 
 
