@@ -536,6 +536,9 @@ static void s_get_metrics (http_request_t *request, void *arg)
         metrics_counter (metrics, "accounting_live_dropped_total",
                          "Live events dropped while catching up",
                          subscriber_live_dropped (subscriber));
+        metrics_counter (metrics, "accounting_stream_rejected_total",
+                         "Lines, frames and replies from the stream refused as impossible",
+                         subscriber_rejected (subscriber));
     }
     if (self->feed) {
         metrics_gauge (metrics, "accounting_feed_subscribers", "Live GET /events streams",

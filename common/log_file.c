@@ -124,7 +124,7 @@ static int s_scan_line (scan_t *scan, const char *line, size_t bytes, uint64_t o
             self->path, (long long)scan->line_number, (unsigned long long)offset,
             (long long)event.seq, (long long)self->last_seq + 1,
             event.seq > self->last_seq ? "gap" : "disorder");
-    if (event.ts_ms < self->last_ts_ms)
+    if (self->last_seq > 0 && event.ts_ms < self->last_ts_ms)
         return s_fail (scan->error, scan->error_size,
                        "%s: line %lld (byte offset %llu): ts goes backwards", self->path,
                        (long long)scan->line_number, (unsigned long long)offset);
@@ -391,7 +391,7 @@ int log_file_append (log_file_t *self, const char *line, size_t line_bytes, int6
 {
     assert (self && line && line_bytes > 0);
     assert (seq == self->last_seq + 1);
-    assert (ts_ms >= self->last_ts_ms);
+    assert (self->last_seq == 0 || ts_ms >= self->last_ts_ms); // no bound before seq 1
     assert (memchr (line, '\n', line_bytes) == NULL);
     if (s_pending_reserve (self, line_bytes + 1))
         return -1;

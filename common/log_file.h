@@ -57,7 +57,8 @@ int64_t log_file_last_seq (log_file_t *self);
 //  Seq of the last committed (durable) event; reads never go beyond it.
 int64_t log_file_committed_seq (log_file_t *self);
 
-//  ts of the last appended event, 0 for an empty log.
+//  ts of the last appended event, 0 for an empty log (which bounds no ts:
+//  seq 1 may be from any time).
 int64_t log_file_last_ts_ms (log_file_t *self);
 
 //  Size in bytes of the committed part of the file.

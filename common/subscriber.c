@@ -52,6 +52,10 @@
 // Complaints about what the stream sent, at most one a second: a broken
 // or hostile stream must not fill the log.
 #define SUBSCRIBER_COMPLAINT_LOG_MS 1000
+// Bytes of live messages kept while catching up, whatever their count: a
+// stream sending large frames must not grow the buffer to events * frames.
+// 100,000 events of a few hundred bytes fit; beyond, as for the count.
+#define SUBSCRIBER_LIVE_BUFFER_BYTES_MAX (64 * 1024 * 1024)
 // Empty pages in a row while buffered live events wait beyond the log's
 // end: one can be a race (the FETCH left before those events were
 // committed), a few cannot; the buffer is then dropped.
@@ -96,11 +100,13 @@ struct subscriber {
     int64_t last_message_ms; // any message from PUB or replay; 0: none yet
     int64_t bad_seq;         // a bad line was logged at this seq; not again
     int unfilled_gaps;       // empty pages in a row with a gap in the buffer
+    bool replay_reset_due;   // the replay side lied: a new DEALER at the next tick
     int64_t complaint_ms;    // last complaint logged; 0: none yet
     uint64_t complaints_unlogged; // since then
 
     zlistx_t *buffer;     // zmsg_t * (EVENTS, RESULT), oldest first
     size_t buffer_events; // weight of buffer, <= SUBSCRIBER_LIVE_BUFFER_EVENTS_MAX
+    size_t buffer_bytes;  // its frames' bytes, <= SUBSCRIBER_LIVE_BUFFER_BYTES_MAX
 
     int64_t catch_up_start_ms; // for the progress and caught-up log lines
     int64_t catch_up_start_seq;
@@ -129,6 +135,15 @@ static void s_fetch_later (subscriber_t *self)
     self->fetch_retry_ms = zclock_mono () + SUBSCRIBER_FETCH_RETRY_MS;
 }
 static void s_drain (subscriber_t *self, bool caught_up_claim);
+
+//  The replay side sent what no log can hold: whatever else it queued on
+//  this connection goes with the socket (replaced at the next tick, not
+//  under the reader that is using it), and the next FETCH waits a pause.
+static void s_distrust_replay (subscriber_t *self)
+{
+    self->replay_reset_due = true;
+    s_fetch_later (self);
+}
 
 //  Logs what the stream sent that cannot be (rate-limited), counts it.
 static void s_complain (subscriber_t *self, const char *format, ...)
@@ -176,17 +191,20 @@ static int64_t s_line_seq (const byte *data, size_t bytes)
     return seq;
 }
 
-//  A decimal frame (log_last_seq, heartbeat seq) -> 0 or -1.
+//  A decimal frame (log_last_seq, heartbeat seq) -> 0 or -1: digits
+//  only, no sign or space, at most EVENT_SEQ_MAX.
 static int s_data_int64 (const void *data, size_t bytes, int64_t *value)
 {
-    char text[24];
-    if (bytes == 0 || bytes >= sizeof text)
+    const char *digits = (const char *)data;
+    if (bytes == 0 || bytes > 16) // EVENT_SEQ_MAX has 16 digits
         return -1;
-    memcpy (text, data, bytes);
-    text[bytes] = 0;
-    char *end;
-    long long parsed = strtoll (text, &end, 10);
-    if (*end != 0 || parsed < 0 || parsed > EVENT_SEQ_MAX)
+    int64_t parsed = 0;
+    for (size_t at = 0; at < bytes; at++) {
+        if (digits[at] < '0' || digits[at] > '9')
+            return -1;
+        parsed = parsed * 10 + (digits[at] - '0');
+    }
+    if (parsed > EVENT_SEQ_MAX)
         return -1;
     *value = parsed;
     return 0;
@@ -367,8 +385,9 @@ static apply_result_t s_deliver (subscriber_t *self, zmsg_t *msg)
 //  FETCH that follows the drained buffer brings dropped events back.
 static void s_buffer (subscriber_t *self, zmsg_t **msg_p)
 {
-    size_t weight = s_weight (*msg_p);
-    if (self->buffer_events + weight > SUBSCRIBER_LIVE_BUFFER_EVENTS_MAX) {
+    size_t weight = s_weight (*msg_p), bytes = zmsg_content_size (*msg_p);
+    if (self->buffer_events + weight > SUBSCRIBER_LIVE_BUFFER_EVENTS_MAX ||
+        self->buffer_bytes + bytes > SUBSCRIBER_LIVE_BUFFER_BYTES_MAX) {
         if (s_is (*msg_p, "EVENTS"))
             self->live_dropped += weight;
         else
@@ -379,6 +398,7 @@ static void s_buffer (subscriber_t *self, zmsg_t **msg_p)
     zlistx_add_end (self->buffer, *msg_p);
     *msg_p = NULL;
     self->buffer_events += weight;
+    self->buffer_bytes += bytes;
 }
 
 //  True if a FETCH of this catch-up is out.
@@ -479,6 +499,7 @@ static void s_buffer_drop (subscriber_t *self)
                 zlistx_size (self->buffer));
     zlistx_purge (self->buffer);
     self->buffer_events = 0;
+    self->buffer_bytes = 0;
     self->unfilled_gaps = 0;
     s_fetch_later (self);
 }
@@ -502,6 +523,7 @@ static void s_drain (subscriber_t *self, bool caught_up_claim)
         }
         msg = (zmsg_t *)zlistx_detach (self->buffer, NULL);
         self->buffer_events -= s_weight (msg);
+        self->buffer_bytes -= zmsg_content_size (msg);
         zmsg_destroy (&msg);
         if (rc == APPLY_INVALID) {
             s_fetch (self); // the log holds the good line
@@ -598,11 +620,11 @@ static void s_on_packed (subscriber_t *self)
                     "PACKED reply from %s is not [PACKED, log_last_seq, at most %d lines "
                     "each ending in \\n]; fetching again later",
                     self->replay_endpoint, SUBSCRIBER_FETCH_EVENTS_MAX);
-        s_fetch_later (self);
+        s_distrust_replay (self);
         return;
     }
     if (s_page_lies (self, page, page_bytes, lines, log_last_seq)) {
-        s_fetch_later (self);
+        s_distrust_replay (self);
         return;
     }
     if (lines == 0)
@@ -620,7 +642,7 @@ static void s_on_packed (subscriber_t *self)
     if (applied > 0)
         self->unfilled_gaps = 0;
     if (rc != APPLY_OK)
-        s_fetch_later (self); // a next page out will not fit; it is ignored
+        s_distrust_replay (self); // a next page out will not fit; it is ignored
     else if (lines == 0 || s_buffer_continues (self))
         s_drain (self, lines == 0); // a next page out comes live; it is ignored
     else if (self->fetches_out_count == 0)
@@ -642,6 +664,7 @@ static int s_fetch_answered (subscriber_t *self, fetch_out_t *fetch)
     if (self->fetches_out_count == 0) {
         s_complain (self, "reply from %s without a FETCH out, ignored",
                     self->replay_endpoint);
+        s_distrust_replay (self);
         return -1;
     }
     *fetch = self->fetches_out[0];
@@ -653,12 +676,12 @@ static int s_fetch_answered (subscriber_t *self, fetch_out_t *fetch)
 }
 
 //  A reply too large to be an answer (logged): its FETCH is answered, and
-//  asked again later.
+//  asked again later on a new socket.
 static void s_on_oversized_reply (subscriber_t *self)
 {
     fetch_out_t fetch;
     if (s_fetch_answered (self, &fetch) == 0 && self->catching_up)
-        s_fetch_later (self);
+        s_distrust_replay (self);
 }
 
 //  A reply on the DEALER: the answer to the oldest FETCH out.
@@ -944,6 +967,11 @@ static int s_on_tick (zloop_t *loop, int timer_id, void *arg)
 {
     subscriber_t *self = (subscriber_t *)arg;
     int64_t now = zclock_mono ();
+    if (self->replay_reset_due) {
+        self->replay_reset_due = false;
+        self->fetches_out_count = 0; // their replies cannot reach a new socket
+        s_dealer_recreate (self);    // on failure the old one serves on
+    }
     if (self->fetches_out_count > 0 &&
         now - self->fetches_out[0].sent_ms >= SUBSCRIBER_FETCH_TIMEOUT_MS) {
         if (self->fetch_timeouts++ == 0)

@@ -110,18 +110,37 @@ int64_t dedupe_find (dedupe_t *self, const char *id)
     return 0;
 }
 
-void dedupe_add (dedupe_t *self, const char *id, int64_t seq)
+//  Adds id at seq; with check, also returns the seq already holding it,
+//  from the probe run the add walks anyway.
+static int64_t s_add (dedupe_t *self, const char *id, int64_t seq, bool check)
 {
     assert (seq == self->last_seq + 1);
     assert ((size_t)(seq - self->settled_seq) <= self->slack);
     assert ((uint64_t)seq <= DEDUPE_SEQ_MASK);
     uint64_t hash = s_hash (id);
-    self->ring[(uint64_t)seq % self->ring_size] = hash;
+    uint64_t tag = s_tag (hash);
+    int64_t found = 0;
     size_t i = hash & self->slot_mask;
-    while (self->slots[i])
-        i = (i + 1) & self->slot_mask;
-    self->slots[i] = s_tag (hash) | (uint64_t)seq;
+    for (; self->slots[i]; i = (i + 1) & self->slot_mask) {
+        int64_t other = s_seq (self->slots[i]);
+        if (check && !found && s_tag (self->slots[i]) == tag &&
+            s_hash_of (self, other) == hash && self->confirm (self->arg, other, id))
+            found = other;
+    }
+    self->ring[(uint64_t)seq % self->ring_size] = hash;
+    self->slots[i] = tag | (uint64_t)seq;
     self->last_seq = seq;
+    return found;
+}
+
+void dedupe_add (dedupe_t *self, const char *id, int64_t seq)
+{
+    s_add (self, id, seq, false);
+}
+
+int64_t dedupe_add_checked (dedupe_t *self, const char *id, int64_t seq)
+{
+    return s_add (self, id, seq, true);
 }
 
 static size_t s_slot_of (dedupe_t *self, int64_t seq)

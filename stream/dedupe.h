@@ -36,6 +36,11 @@ int64_t dedupe_find (dedupe_t *self, const char *id);
 //  (asserted), and at most `slack` adds may be pending.
 void dedupe_add (dedupe_t *self, const char *id, int64_t seq);
 
+//  dedupe_add, and the seq already holding id (0 if none), found on the
+//  same walk of the table: one probe run instead of a find's and an add's
+//  (for rebuilding the window from a log, where every id is checked).
+int64_t dedupe_add_checked (dedupe_t *self, const char *id, int64_t seq);
+
 //  Forgets every add since the last settle, newest first.
 void dedupe_undo (dedupe_t *self);
 

@@ -393,8 +393,7 @@ static int s_scan (void *arg, const event_t *event, const char *line, size_t lin
     if (s_bump_versions (self, event, false))
         return -1; // out of memory: the open fails
     self->scan_seq = event->seq;
-    dedupe_find (self->dedupe, event->id); // hits are kept as candidates
-    dedupe_add (self->dedupe, event->id, event->seq);
+    dedupe_add_checked (self->dedupe, event->id, event->seq); // hits kept as candidates
     dedupe_settle (self->dedupe);
     return 0;
 }

@@ -4,7 +4,8 @@
     of a known type is a valid stored event whose canonical form parses
     back to the same event, and that canonical form is a fixed point:
     format(parse(y)) == y for every canonical y. An unknown type keeps its
-    name so readers can count it.
+    name so readers can count it. event_parse_canonical accepts exactly
+    the lines that are their own canonical form.
 */
 #include "fuzz_common.h"
 
@@ -15,18 +16,34 @@ static void s_check_stored (const event_t *event)
     fuzz_check (event->expect_count == 0, "expect on a stored event");
 }
 
+//  Whether event_parse_canonical takes the input, with its event in *event.
+static bool s_canonical (const uint8_t *data, size_t size, event_t *event)
+{
+    char error[FUZZ_ERROR_BYTES];
+    memset (error, 'x', sizeof error);
+    if (event_parse_canonical ((const char *)data, size, event, error, sizeof error)) {
+        fuzz_check (memchr (error, '\0', sizeof error) && error[0],
+                    "refused as not canonical without a reason");
+        return false;
+    }
+    return true;
+}
+
 int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
 {
-    event_t event;
+    event_t event, canonical;
     event_init (&event);
     char error[FUZZ_ERROR_BYTES];
     memset (error, 'x', sizeof error);
+    bool is_canonical = s_canonical (data, size, &canonical);
     if (event_parse_stored ((const char *)data, size, &event, error, sizeof error) != 0) {
+        fuzz_check (!is_canonical, "canonical but does not parse");
         fuzz_check (memchr (error, '\0', sizeof error), "error not NUL-terminated");
         fuzz_check (error[0] != '\0', "rejected without a reason");
         return 0;
     }
     if (event.type == EVENT_TYPE_UNKNOWN) {
+        fuzz_check (!is_canonical, "an unknown type passed as canonical");
         fuzz_check (event.seq >= 1, "seq %lld", (long long)event.seq);
         fuzz_check (memchr (event.type_name, '\0', sizeof event.type_name),
                     "type_name not NUL-terminated");
@@ -36,6 +53,11 @@ int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
 
     size_t bytes;
     char *line = fuzz_format_exact (event_format_stored, &event, &bytes);
+    bool is_own_form = bytes == size && memcmp (line, data, size) == 0;
+    fuzz_check (is_canonical == is_own_form, "canonical %d, its own canonical form %d: %s",
+                is_canonical, is_own_form, line);
+    fuzz_check (!is_canonical || event_difference (&event, &canonical) == NULL,
+                "the canonical parse read another event");
     event_t again;
     event_init (&again);
     int rc = event_parse_stored (line, bytes, &again, error, sizeof error);

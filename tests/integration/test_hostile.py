@@ -179,6 +179,10 @@ class FakeStream:
             f.write(mode)
         os.replace(self.mode_path + ".tmp", self.mode_path)
 
+    def output(self):
+        with open(self.log_path, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
     def progress(self):
         with open(self.progress_path) as f:
             return json.load(f)
@@ -205,9 +209,15 @@ def test_hostile_stream_never_aborts_accounting_nor_touches_its_replica():
         good_balance = sum(seq * 100 for seq in range(1, GOOD_EVENTS + 1))
         good = {"account": "alice", "balance": good_balance, "version": GOOD_EVENTS,
                 "last_seq": GOOD_EVENTS}
-        harness.wait_until(lambda: alice(accounting)[0] == 200
-                           and alice(accounting)[1]["version"] == GOOD_EVENTS,
-                           WAIT_S, what="the good events applied")
+        def good_applied():
+            fake.keep_alive()
+            status, body = alice(accounting)
+            return status == 200 and body["version"] == GOOD_EVENTS
+        try:
+            harness.wait_until(good_applied, WAIT_S, 0.05, "the good events applied")
+        except AssertionError:
+            raise AssertionError("the good events were not applied:\n" + fake.output()
+                                 + accounting.output())
         with open(fake.lines_path, "rb") as f:
             good_prefix = f.read()
 
@@ -232,6 +242,10 @@ def test_hostile_stream_never_aborts_accounting_nor_touches_its_replica():
             assert f.read() == good_prefix, "the replica is not the good prefix"
         output = accounting.output()
         assert "invalid event line" in output and "PACKED" in output, output
+        status, _, metrics = harness.request("GET", accounting.url + "/metrics")
+        rejected = [x for x in metrics.decode().splitlines()
+                    if x.startswith("accounting_stream_rejected_total ")]
+        assert status == 200 and rejected and int(rejected[0].split()[1]) > 0, metrics
 
         #  Honest again, with one more event: it is applied, once.
         fake.set_lines([line(seq) for seq in range(1, GOOD_EVENTS + 2)])

@@ -6,6 +6,7 @@ must be exactly canonical, and an id may be stored once: otherwise the
 stream refuses to start (non-zero exit), names the line and byte offset,
 and leaves the file as it was, byte for byte. A log in the canonical form
 loads unchanged, and its ids are still known to the dedupe window.
+Accounting's replica follows the same rules, and --rebuild discards it.
 """
 
 import json
@@ -149,6 +150,28 @@ def test_canonical_log_loads_unchanged_and_its_ids_stay_known():
         service.stop_clean()
 
 
+def test_accounting_refuses_a_non_canonical_replica_until_rebuilt():
+    lines = good_lines()
+    lines[1] = json.dumps(json.loads(lines[1])).encode()
+    content = joined(lines)
+    data_dir = write_log(content)
+    endpoints = harness.Endpoints()
+    service = harness.start_accounting(endpoints, data_dir, wait=False)
+    try:
+        service.wait_healthy()
+    except RuntimeError:
+        pass
+    assert not service.alive(), "accounting started on a non-canonical replica"
+    code, output = service.stop(), service.output()
+    assert code not in (None, 0), output
+    for text in ("line 2 ", f"byte offset {offset_of(lines, 1)}", "--rebuild"):
+        assert text in output, f"{text!r} not in:\n{output}"
+    assert read_log(data_dir) == content
+    service = harness.start_accounting(endpoints, data_dir, extra=["--rebuild"])
+    service.stop_clean()
+    assert read_log(data_dir) == b""   # discarded, to be fetched again
+
+
 if __name__ == "__main__":
     harness.run_tests([
         test_flipped_byte_in_the_last_complete_line_refuses_to_start,
@@ -159,4 +182,5 @@ if __name__ == "__main__":
         test_tail_without_newline_is_truncated_and_the_stream_starts,
         test_nul_padded_tail_is_truncated_and_the_stream_starts,
         test_canonical_log_loads_unchanged_and_its_ids_stay_known,
+        test_accounting_refuses_a_non_canonical_replica_until_rebuilt,
     ])

@@ -116,8 +116,44 @@ static void test_hash_hit_is_not_a_duplicate_until_the_log_confirms_it (void)
     printf ("ok   test_hash_hit_is_not_a_duplicate_until_the_log_confirms_it\n");
 }
 
+//  Rebuilding from a log: each add says which seq already holds its id
+//  within the window, through the same confirmation as a find.
+static void test_checked_add_names_the_seq_already_holding_the_id (void)
+{
+    s_ids = calloc (TEST_WINDOW + 10, TEST_ID_BYTES);
+    assert (s_ids);
+    dedupe_t *dedupe = dedupe_new (TEST_WINDOW, TEST_SLACK, s_confirm, NULL);
+    assert (dedupe);
+    const char *ids[] = {"alpha", "beta", "gamma"};
+    for (int64_t seq = 1; seq <= 3; seq++) {
+        snprintf (s_ids[seq], TEST_ID_BYTES, "%s", ids[seq - 1]);
+        assert (dedupe_add_checked (dedupe, ids[seq - 1], seq) == 0);
+        dedupe_settle (dedupe);
+    }
+    snprintf (s_ids[4], TEST_ID_BYTES, "beta");
+    assert (dedupe_add_checked (dedupe, "beta", 4) == 2);
+    dedupe_settle (dedupe);
+    s_confirm_refuses = true; // a 64-bit collision is not a repeat
+    snprintf (s_ids[5], TEST_ID_BYTES, "gamma");
+    assert (dedupe_add_checked (dedupe, "gamma", 5) == 0);
+    s_confirm_refuses = false;
+    dedupe_settle (dedupe);
+    int64_t seq = 6;
+    for (; seq < TEST_WINDOW + 5; seq++) {
+        snprintf (s_ids[seq], TEST_ID_BYTES, "fresh-%lld", (long long)seq);
+        assert (dedupe_add_checked (dedupe, s_ids[seq], seq) == 0);
+        dedupe_settle (dedupe);
+    }
+    snprintf (s_ids[seq], TEST_ID_BYTES, "alpha"); // seq 1 left the window
+    assert (dedupe_add_checked (dedupe, "alpha", seq) == 0);
+    dedupe_destroy (&dedupe);
+    free (s_ids);
+    printf ("ok   test_checked_add_names_the_seq_already_holding_the_id\n");
+}
+
 int main (void)
 {
+    test_checked_add_names_the_seq_already_holding_the_id ();
     test_hash_hit_is_not_a_duplicate_until_the_log_confirms_it ();
     test_window_matches_model_through_undo_and_settle ();
     return 0;

@@ -467,6 +467,26 @@ static void test_ts_going_backwards_is_refused (void)
     s_check_refused (content, bytes, "ts goes backwards", "line 3 ");
 }
 
+//  An empty log bounds no ts (0 is not a floor): seq 1 may be older than
+//  1970, appended or scanned.
+static void test_first_event_may_be_from_before_1970 (void)
+{
+    scratch_t scratch;
+    s_scratch_new (&scratch);
+    char error[512] = "", line[EVENT_LINE_BYTES_MAX];
+    log_file_t *log = log_file_open (scratch.path, NULL, NULL, error, sizeof error);
+    CHECK (log);
+    size_t bytes = s_line (1, -86400000, line, sizeof line);
+    CHECK (log_file_append (log, line, bytes, 1, -86400000) == 0);
+    CHECK (log_file_commit (log, false) == 0);
+    log_file_destroy (&log);
+    log = log_file_open (scratch.path, NULL, NULL, error, sizeof error);
+    CHECK (log && log_file_last_seq (log) == 1 && log_file_last_ts_ms (log) == -86400000);
+cleanup:
+    log_file_destroy (&log);
+    s_scratch_destroy (&scratch);
+}
+
 static void test_scan_callback_can_refuse_the_open (void)
 {
     scratch_t scratch;
@@ -556,6 +576,13 @@ static void test_sparse_index_reads_from_any_seq (void)
     CHECK (log);
     for (int64_t from = -1; from <= last + 2; from++)
         CHECK (s_check_read (log, file, starts, last, from, 100000, 1 << 20) == 0);
+    for (int64_t at = 1; at <= last; at++) {
+        uint64_t offset = 0;
+        CHECK (log_file_offset (log, at, &offset) == 0 && offset == starts[at]);
+    }
+    uint64_t offset;
+    CHECK (log_file_offset (log, 0, &offset) == -1);
+    CHECK (log_file_offset (log, last + 1, &offset) == -1);
     const int64_t froms[] = {1,
                              2,
                              LOG_FILE_INDEX_STRIDE - 1,
@@ -672,6 +699,7 @@ int main (void)
     RUN (test_seq_gap_is_refused);
     RUN (test_seq_disorder_is_refused);
     RUN (test_ts_going_backwards_is_refused);
+    RUN (test_first_event_may_be_from_before_1970);
     RUN (test_scan_callback_can_refuse_the_open);
     RUN (test_second_writer_is_refused);
     RUN (test_sparse_index_reads_from_any_seq);

@@ -44,6 +44,8 @@ typedef struct {
     size_t held_count;
     int fetches_received;
     int64_t froms[FROMS_MAX]; // from_seq of each FETCH received, in order
+    zframe_t *identity;       // of the last FETCH's DEALER
+    int sockets;              // DEALERs seen, one after another
     bool subscribed_events;
     bool subscribed_results;
 } stream_t;
@@ -122,6 +124,12 @@ static int s_stream_on_request (zloop_t *loop, zsock_t *reader, void *arg)
     zmsg_t *request = zmsg_recv (reader);
     if (!request)
         return 0;
+    zframe_t *identity = zmsg_first (request);
+    if (!self->identity || !zframe_eq (identity, self->identity)) {
+        zframe_destroy (&self->identity);
+        self->identity = zframe_dup (identity);
+        self->sockets++;
+    }
     if (self->fetches_received < FROMS_MAX) {
         zmsg_first (request); // identity
         zmsg_next (request);  // FETCH
@@ -213,6 +221,7 @@ static void s_stream_destroy (stream_t **self_p)
         return;
     zsock_destroy (&self->pub);
     zsock_destroy (&self->router);
+    zframe_destroy (&self->identity);
     for (size_t index = 0; index < self->held_count; index++)
         zmsg_destroy (&self->held[index]);
     for (int64_t seq = 1; seq <= self->log_seq; seq++)
@@ -730,6 +739,7 @@ static void s_check_bad_page_is_asked_again (fixture_t *f, const char *page,
     zmsg_destroy (&request);
     CHECK (s_wait (f, s_two_requests));
     CHECK (f->stream->froms[1] == 1); // nothing of it was applied
+    CHECK (f->stream->sockets == 2);  // asked on a new socket: the old one is dropped
     CHECK (s_wait (f, s_caught_up));
     CHECK (f->sink.events == 5);
 }
@@ -985,6 +995,35 @@ static void test_live_buffer_is_bounded_and_dropped_events_are_fetched (fixture_
     CHECK (f->sink.events == 12);
 }
 
+//  Large frames count by their bytes: a few dozen fill the buffer, the rest
+//  are dropped, and the next good event is still applied.
+static void test_live_buffer_is_bounded_in_bytes_too (fixture_t *f)
+{
+    s_stream_append (f->stream, 11);
+    f->stream->visible_seq = 10;
+    f->stream->holds = 1;
+    s_start (f, (start_t){0});
+    CHECK (s_wait (f, s_request_held));
+    enum { FRAME_BYTES = 3 * 1024 * 1024, FRAMES = 30 }; // 90 MiB in all
+    char *big = (char *)malloc (FRAME_BYTES);
+    assert (big);
+    memset (big, 'x', FRAME_BYTES);
+    for (int count = 0; count < FRAMES; count++) {
+        zmsg_t *msg = zmsg_new ();
+        zmsg_addstr (msg, "EVENTS");
+        zmsg_addmem (msg, big, FRAME_BYTES);
+        zmsg_send (&msg, f->stream->pub);
+    }
+    free (big);
+    CHECK (s_wait (f, s_some_dropped));
+    s_stream_answer (f->stream, &f->stream->held[0]);
+    s_publish_events (f->stream, 11, 11);
+    f->stream->visible_seq = 11;
+    s_publish_heartbeat (f->stream, 11);
+    CHECK (s_wait (f, s_applied_all));
+    CHECK (f->sink.events == 11);
+}
+
 //  Model: the stream's log grows in random appends; each is published,
 //  lost, or followed by an old range again, heartbeats come now and then,
 //  and replies come in random page sizes. Whatever the interleaving, the
@@ -1060,6 +1099,7 @@ int main (void)
     RUN_WITH_FIXTURE (test_results_of_the_wrong_frame_count_are_ignored);
     RUN_WITH_FIXTURE (test_result_during_catch_up_comes_after_its_events);
     RUN_WITH_FIXTURE (test_live_buffer_is_bounded_and_dropped_events_are_fetched);
+    RUN_WITH_FIXTURE (test_live_buffer_is_bounded_in_bytes_too);
     RUN_WITH_FIXTURE (test_random_losses_duplicates_and_pages_converge_exactly_once);
     RUN_WITH_FIXTURE (test_connected_goes_false_when_nothing_arrives);
     return check_exit_status ();
