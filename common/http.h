@@ -20,6 +20,8 @@
 
     Responses are always queued on a later access-handler call than the
     first (libmicrohttpd 0.9.75 closes keep-alive connections otherwise).
+    A body produced over time (server-sent events) goes through
+    http_respond_stream: see the last section.
 */
 #ifndef HTTP_H_INCLUDED
 #define HTTP_H_INCLUDED
