@@ -15,6 +15,7 @@ import base64
 import hashlib
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -583,6 +584,92 @@ def test_resume_with_last_event_id_across_kill9_of_accounting_and_stream():
     d.stop()
 
 
+class RandomClient(threading.Thread):
+    """From a random seq, with or without a random account filter, reads
+    a few events, drops the connection at a random point and resumes with
+    Last-Event-ID, again and again, until it has seq last (set later)."""
+
+    def __init__(self, port, rng, head, accounts):
+        super().__init__(daemon=True)
+        self.port, self.rng = port, rng
+        self.from_seq = rng.randint(1, head + 20)
+        self.account = rng.choice([None, *accounts])
+        self.seqs, self.sessions, self.failure = [], 0, None
+        self.last = None
+
+    def run(self):
+        query = f"/events?from_seq={self.from_seq}" + (
+            f"&account={self.account}" if self.account else "")
+        try:
+            while not self.done():
+                headers = {"Last-Event-ID": str(self.seqs[-1])} if self.seqs else {}
+                sse = Sse(self.port, query, headers=headers)
+                assert sse.status == 200, sse.status
+                self.sessions += 1
+                for _ in range(self.rng.randint(1, 40)):
+                    frame = sse.next_frame()  # keep-alives let it see `last`
+                    if "data" in frame:
+                        self.seqs.append(int(frame["id"]))
+                    if self.done():
+                        break
+                sse.close()
+        except Exception as e:  # reported by the test
+            self.failure = e
+
+    def done(self):
+        last = self.last  # set by the test once the log is complete
+        return last is not None and (last == 0 or (self.seqs and self.seqs[-1] >= last))
+
+    def expected(self, events):
+        def touches(ev):
+            return self.account in (ev.get("account"), ev.get("from"), ev.get("to"))
+        return [ev["seq"] for ev in events
+                if ev["seq"] >= self.from_seq and (self.account is None or touches(ev))]
+
+
+def test_random_subscribers_resuming_at_random_points_match_a_model_of_the_log():
+    seed = int(os.environ.get("LEDGER_SEED", random.randrange(1 << 30)))
+    rng = random.Random(seed)
+    print(f"     seed {seed} (LEDGER_SEED)")
+    accounts = ["ann", "ben", "cat", "dan", "eve"]
+    # Dropped connections hold a slot until the next keep-alive notices
+    # them: room for the quick reconnects here.
+    d = Deployment(acc_extra=["--feed-keepalive-ms", "100", "--feed-subscribers-max", "1000"])
+    d.batch([{"account": a, "amount": 10 ** 9} for a in accounts])
+    clients = []
+    for _ in range(24):
+        if rng.random() < 0.5:
+            commands = []
+            for _ in range(rng.randint(1, 300)):
+                if rng.random() < 0.5:
+                    commands.append({"account": rng.choice(accounts),
+                                     "amount": rng.randint(1, 1000)})
+                else:
+                    source, target = rng.sample(accounts, 2)
+                    commands.append({"from": source, "to": target,
+                                     "amount": rng.randint(1, 1000)})
+            d.batch(commands)
+        client = RandomClient(d.acc.http_port, random.Random(rng.random()),
+                              len(d.lines()), accounts)
+        client.start()
+        clients.append(client)
+    # Written after every client started: one deposit per account, so
+    # every client's last expected event comes after its start.
+    last = d.batch([{"account": a, "amount": 1} for a in accounts])
+    events = [json.loads(line) for line in d.lines().values()]
+    for client in clients:
+        expected = client.expected(events)
+        client.last = expected[-1] if expected else 0  # 0: from_seq beyond the log
+    for client in clients:
+        client.join(WAIT_S)
+        assert not client.is_alive(), "a client never reached its last event"
+        assert client.failure is None, client.failure
+        assert client.seqs == client.expected(events), (client.from_seq, client.account)
+    print(f"     {last} events, {sum(c.sessions for c in clients)} sessions of "
+          f"{len(clients)} clients")
+    d.stop()
+
+
 # ---------------------------------------------------------------------------
 # The page in headless Chromium, over the DevTools protocol
 
@@ -840,6 +927,7 @@ if __name__ == "__main__":
         test_a_reader_that_stops_reading_is_cut_off_and_memory_stays_bounded,
         test_a_reader_that_falls_behind_but_reads_on_gets_every_event_once,
         test_resume_with_last_event_id_across_kill9_of_accounting_and_stream,
+        test_random_subscribers_resuming_at_random_points_match_a_model_of_the_log,
         test_the_page_shows_balances_and_live_deposits_without_console_errors,
         test_the_page_asks_for_a_token_once_and_keeps_it_for_the_session,
     ])
