@@ -842,10 +842,13 @@ def test_the_page_shows_balances_and_live_deposits_without_console_errors():
                          "the backlog in the feed")
         browser.wait_for("document.getElementById('feed-state').textContent === 'feed: live'",
                          "the feed live")
+        posted = time.monotonic()
         seq = d.deposit("carol", 4200)
         feed = f"document.querySelector('#feed li[data-seq=\"{seq}\"]')"
         browser.wait_for(f"{feed} !== null && {feed}.textContent.includes('carol')",
                          "the deposit in the feed")
+        print(f"     a deposit was in the page's feed {time.monotonic() - posted:.3f} s "
+              "after it was posted (polled every 0.1 s)")
         browser.wait_for(rows + ".includes('carol=42.00')", "carol's balance")
         for second in range(6):  # a few seconds of traffic for the chart
             d.batch([{"account": f"shop{i % 4}", "amount": 100 + 37 * i}
