@@ -13,7 +13,7 @@
       state as of applied_seq.
     - wait_ms above --wait-ms-max is capped, not refused; wait_ms=0 with an
       unmet min_seq answers 503 at once; so does a full waiter set.
-    - Unknown query parameters are ignored.
+    - Unknown query parameters are 400 (each route lists the keys it takes).
 */
 #include "api.h"
 
@@ -210,6 +210,31 @@ static bool s_refuse_diverged (api_context_t *self, http_request_t *request)
     return true;
 }
 
+//  What reads answer from: the stream's state once caught up with it, else
+//  the events this instance holds (its replica from an earlier run, or
+//  a catch-up under way), else nothing. With nothing, an account not seen
+//  yet cannot be told from one that does not exist.
+static const char *s_reads (api_context_t *self)
+{
+    if (self->subscriber && subscriber_caught_up (self->subscriber))
+        return "caught-up";
+    return s_applied_seq (self) > 0 ? "local-state" : "not-caught-up";
+}
+
+//  503 not-caught-up (with Retry-After) for a read that has nothing to
+//  answer from yet. Returns true when it answered.
+static bool s_refuse_not_caught_up (api_context_t *self, http_request_t *request)
+{
+    if (!streq (s_reads (self), "not-caught-up"))
+        return false;
+    http_request_add_header (request, "Retry-After", API_RETRY_AFTER_S);
+    http_respond_problem (request, 503, "Not caught up",
+                          "not caught up yet: this instance has no local state and has "
+                          "not caught up with the stream since it started",
+                          NULL);
+    return true;
+}
+
 //  GET /accounts/{id}[?at_seq=N|?at=TS][&min_seq=N[&wait_ms=M]]
 static void s_get_account (http_request_t *request, void *arg)
 {
@@ -217,7 +242,7 @@ static void s_get_account (http_request_t *request, void *arg)
     if (s_refuse_diverged (self, request))
         return;
     const char *id = s_account_id (request);
-    if (!id)
+    if (!id || s_refuse_not_caught_up (self, request))
         return;
     account_query_t query;
     cJSON *errors = s_account_query_parse (request, &query);
@@ -288,7 +313,7 @@ static void s_get_account_events (http_request_t *request, void *arg)
     if (s_refuse_diverged (self, request))
         return;
     const char *id = s_account_id (request);
-    if (!id)
+    if (!id || s_refuse_not_caught_up (self, request))
         return;
     cJSON *errors = NULL;
     int64_t after_seq = 0, limit = API_EVENTS_LIMIT_DEFAULT;
@@ -395,7 +420,7 @@ static int s_list_visible (api_context_t *self, const auth_principal_t *principa
 static void s_get_accounts (http_request_t *request, void *arg)
 {
     api_context_t *self = arg;
-    if (s_refuse_diverged (self, request))
+    if (s_refuse_diverged (self, request) || s_refuse_not_caught_up (self, request))
         return;
     cJSON *errors = NULL;
     int64_t limit = API_LIST_LIMIT_DEFAULT;
@@ -472,7 +497,7 @@ static void s_get_stats_visible (api_context_t *self, http_request_t *request,
 static void s_get_stats (http_request_t *request, void *arg)
 {
     api_context_t *self = arg;
-    if (s_refuse_diverged (self, request))
+    if (s_refuse_diverged (self, request) || s_refuse_not_caught_up (self, request))
         return;
     const auth_principal_t *principal = http_request_principal (request);
     if (!auth_principal_sees_all (principal)) {
@@ -504,6 +529,9 @@ static void s_get_health (http_request_t *request, void *arg)
     api_context_t *self = arg;
     bool connected = self->subscriber && subscriber_connected (self->subscriber);
     bool caught_up = self->subscriber && subscriber_caught_up (self->subscriber);
+    const char *reads = s_reads (self);
+    //  503 while reads are: a load balancer sends them elsewhere.
+    bool ready = !streq (reads, "not-caught-up");
     int64_t applied_seq = s_applied_seq (self), head_seq = s_head_seq (self);
     const char *diverged = self->subscriber ? subscriber_diverged (self->subscriber) : NULL;
     if (diverged) {
@@ -519,15 +547,19 @@ static void s_get_health (http_request_t *request, void *arg)
         return;
     }
     char body[API_BODY_BYTES_MAX];
-    int bytes =
-        snprintf (body, sizeof body,
-                  "{\"status\":\"ok\",\"upstream\":\"%s\",\"applied_seq\":%" PRId64
-                  ",\"head_seq\":%" PRId64 ",\"lag\":%" PRId64
-                  ",\"caught_up\":%s,\"replica\":\"%s\",\"instance\":\"%s\"}",
-                  connected ? "connected" : "disconnected", applied_seq, head_seq,
-                  head_seq - applied_seq, caught_up ? "true" : "false",
-                  self->replica_failed ? "failed" : "ok", self->instance);
-    s_respond_body (request, 200, body, bytes);
+    int bytes = snprintf (
+        body, sizeof body,
+        "{\"status\":\"%s\",%s\"upstream\":\"%s\",\"applied_seq\":%" PRId64
+        ",\"head_seq\":%" PRId64 ",\"lag\":%" PRId64
+        ",\"caught_up\":%s,\"reads\":\"%s\",\"replica\":\"%s\",\"instance\":\"%s\"}",
+        ready ? "ok" : "not-caught-up",
+        ready ? "" : "\"reason\":\"not caught up with the stream yet, no local state\",",
+        connected ? "connected" : "disconnected", applied_seq, head_seq,
+        head_seq - applied_seq, caught_up ? "true" : "false", reads,
+        self->replica_failed ? "failed" : "ok", self->instance);
+    if (!ready)
+        http_request_add_header (request, "Retry-After", API_RETRY_AFTER_S);
+    s_respond_body (request, ready ? 200 : 503, body, bytes);
 }
 
 //  GET /metrics
@@ -720,14 +752,16 @@ static void s_get_events (http_request_t *request, void *arg)
 }
 
 static const http_route_t s_routes[] = {
-    {"GET", "/", dashboard_handle, 0, AUTH_SCOPE_OPEN}, // the page holds no data
-    {"GET", "/events", s_get_events, 0, AUTH_SCOPE_READ},
-    {"GET", "/accounts", s_get_accounts, 0, AUTH_SCOPE_READ},
-    {"GET", "/accounts/{id}", s_get_account, 0, AUTH_SCOPE_READ},
-    {"GET", "/accounts/{id}/events", s_get_account_events, 0, AUTH_SCOPE_READ},
-    {"GET", "/stats", s_get_stats, 0, AUTH_SCOPE_READ},
-    {"GET", "/health", s_get_health, 0, AUTH_SCOPE_OPEN},
-    {"GET", "/metrics", s_get_metrics, 0, AUTH_SCOPE_METRICS},
+    {"GET", "/", dashboard_handle, 0, AUTH_SCOPE_OPEN, NULL}, // the page holds no data
+    {"GET", "/events", s_get_events, 0, AUTH_SCOPE_READ, "from_seq limit account"},
+    {"GET", "/accounts", s_get_accounts, 0, AUTH_SCOPE_READ, "limit after"},
+    {"GET", "/accounts/{id}", s_get_account, 0, AUTH_SCOPE_READ,
+     "at_seq at min_seq wait_ms"},
+    {"GET", "/accounts/{id}/events", s_get_account_events, 0, AUTH_SCOPE_READ,
+     "after_seq limit"},
+    {"GET", "/stats", s_get_stats, 0, AUTH_SCOPE_READ, NULL},
+    {"GET", "/health", s_get_health, 0, AUTH_SCOPE_OPEN, NULL},
+    {"GET", "/metrics", s_get_metrics, 0, AUTH_SCOPE_METRICS, NULL},
     OPENAPI_ROUTE,
 };
 

@@ -8,7 +8,7 @@
     run is committed (without fsync: the stream is the source of truth and
     a torn replica tail is recovered at open).
 
-    Usage: accounting [--publish EP] [--replay EP] [--http-port N] ...
+    Usage: accounting [--publish ENDPOINT] [--replay ENDPOINT] [--http-port N] ...
     (see --help).
 */
 #include <czmq.h>
@@ -122,25 +122,27 @@ static void s_usage (FILE *out)
         out,
         "Usage: accounting [OPTION]...\n"
         "The ledger's read model: folds the stream's events into balances.\n\n"
-        "  --publish EP          stream's PUB endpoint (tcp://127.0.0.1:5556)\n"
-        "  --replay EP           stream's replay endpoint (tcp://127.0.0.1:5558)\n"
-        "  --http-port N         HTTP port (%d)\n"
-        "  --http-addr A         HTTP address (127.0.0.1)\n"
-        "  --data-dir DIR        replica directory (data/accounting-<port>)\n"
-        "  --reuse-port          share the HTTP port with other instances\n"
-        "  --rebuild             discard the replica and refetch everything\n"
-        "  --wait-ms-max N       cap for ?wait_ms (%d)\n"
-        "  --waiters-max N       requests waiting for ?min_seq at once (%d)\n"
+        "  --publish ENDPOINT      stream's publish, SUB connect (tcp://127.0.0.1:5556)\n"
+        "  --replay ENDPOINT       stream's replay, DEALER connect "
+        "(tcp://127.0.0.1:5558)\n"
+        "  --http-addr ADDRESS     HTTP address (127.0.0.1)\n"
+        "  --http-port N           HTTP port (%d; 0 = any)\n"
+        "  --data-dir DIR          replica directory (data/accounting-<port>)\n"
+        "  --reuse-port            share the HTTP port with other instances\n"
+        "  --rebuild               discard the replica and refetch everything\n"
+        "  --wait-ms-max N         cap for ?wait_ms (%d)\n"
+        "  --waiters-max N         requests waiting for ?min_seq at once (%d)\n"
         "  --connections-per-ip N  HTTP connections one client address may hold (%d)\n"
-        "  --log-level L         debug|info|warn|error (info)\n"
-        "  --subscriber-hwm N    SUB receive high-water mark (ZeroMQ default)\n"
+        "  --log-level LEVEL       debug, info, warn or error (info)\n"
+        "  --subscriber-hwm N      SUB receive high-water mark (ZeroMQ default)\n"
         "  --upstream-timeout-ms N  silence before upstream counts as down (3000)\n"
         "  --feed-subscribers-max N  live GET /events streams at once (%d)\n"
         "  --feed-keepalive-ms N  comment sent on an idle live stream (%d)\n"
         "  --feed-stall-ms N     cut off a live stream that reads nothing this long "
         "(%d)\n"
         "%s"
-        "  --help, --version\n",
+        "  --help                  this text\n"
+        "  --version               the version\n",
         ACCOUNTING_HTTP_PORT_DEFAULT, ACCOUNTING_WAIT_MS_MAX_DEFAULT,
         ACCOUNTING_WAITERS_MAX_DEFAULT, HTTP_CONNECTIONS_PER_IP_MAX_DEFAULT,
         FEED_SUBSCRIBERS_MAX_DEFAULT, FEED_KEEPALIVE_MS_DEFAULT, FEED_STALL_MS_DEFAULT,

@@ -1402,18 +1402,34 @@ static bool s_refuse_accounts (http_request_t *http, route_t route,
     return false;
 }
 
+//  Why writes would be refused now, or NULL. The ingest socket connects
+//  with ZMQ_IMMEDIATE: it is writable only with a live connection to the
+//  stream (and room below its high-water mark), which a stopped stream
+//  takes away at once, before the heartbeats from it are missed.
+static const char *s_not_writable (api_t *self, const char **status)
+{
+    *status = "unavailable";
+    if (!subscriber_caught_up (self->subscriber)) {
+        *status = "starting";
+        return "starting: the write model is catching up";
+    }
+    if (!subscriber_connected (self->subscriber))
+        return "the stream is unreachable";
+    if (!(zsock_events (self->ingest) & ZMQ_POLLOUT))
+        return "the stream is unreachable";
+    *status = "ok";
+    return NULL;
+}
+
 //  POST /transactions, /transfers, /batch
 static void s_handle_write (api_t *self, http_request_t *http, route_t route)
 {
     if (s_refuse_diverged (self, http))
         return;
-    if (!subscriber_caught_up (self->subscriber)) {
-        s_respond_problem (self, http, 503, "starting: the write model is catching up",
-                           NULL);
-        return;
-    }
-    if (!subscriber_connected (self->subscriber)) {
-        s_respond_problem (self, http, 503, "the stream is unreachable", NULL);
+    const char *status;
+    const char *reason = s_not_writable (self, &status);
+    if (reason) {
+        s_respond_problem (self, http, 503, reason, NULL);
         return;
     }
     parsed_t parsed = {NULL, 0, ""};
@@ -1474,21 +1490,26 @@ static void s_handle_health (http_request_t *http, void *arg)
 {
     api_t *self = (api_t *)arg;
     const char *diverged = subscriber_diverged (self->subscriber);
-    bool ready = subscriber_caught_up (self->subscriber) && !diverged;
-    cJSON *json = cJSON_CreateObject ();
-    cJSON_AddStringToObject (json, "status",
-                             diverged ? "unhealthy" : ready ? "ok" : "starting");
+    const char *status;
+    const char *reason = s_not_writable (self, &status);
     if (diverged) {
-        cJSON_AddStringToObject (json, "reason", "diverged");
-        cJSON_AddStringToObject (json, "detail", diverged);
+        status = "unhealthy";
+        reason = "diverged";
     }
+    bool ready = !reason;
+    cJSON *json = cJSON_CreateObject ();
+    cJSON_AddStringToObject (json, "status", status);
+    if (reason)
+        cJSON_AddStringToObject (json, "reason", reason);
+    if (diverged)
+        cJSON_AddStringToObject (json, "detail", diverged);
     cJSON_AddStringToObject (json, "upstream",
                              subscriber_connected (self->subscriber) ? "connected"
                                                                      : "disconnected");
     s_add_int (json, "applied_seq", write_model_applied_seq (self->model));
     s_add_int (json, "head_seq", subscriber_head_seq (self->subscriber));
     cJSON_AddNumberToObject (json, "inflight", (double)zlistx_size (self->requests));
-    // 503 until caught up: a load balancer should not send writes yet.
+    // 503 while writes would be: a load balancer sends them elsewhere.
     http_respond_json (http, ready ? 200 : 503, json);
     cJSON_Delete (json);
 }
@@ -1543,12 +1564,12 @@ static void s_handle_metrics (http_request_t *http, void *arg)
 
 static const http_route_t s_routes[] = {
     {"POST", "/transactions", s_handle_transactions, API_SINGLE_BODY_BYTES_MAX,
-     AUTH_SCOPE_WRITE},
+     AUTH_SCOPE_WRITE, NULL},
     {"POST", "/transfers", s_handle_transfers, API_SINGLE_BODY_BYTES_MAX,
-     AUTH_SCOPE_WRITE},
-    {"POST", "/batch", s_handle_batch, API_BATCH_BODY_BYTES_MAX, AUTH_SCOPE_WRITE},
-    {"GET", "/health", s_handle_health, 0, AUTH_SCOPE_OPEN},
-    {"GET", "/metrics", s_handle_metrics, 0, AUTH_SCOPE_METRICS},
+     AUTH_SCOPE_WRITE, NULL},
+    {"POST", "/batch", s_handle_batch, API_BATCH_BODY_BYTES_MAX, AUTH_SCOPE_WRITE, NULL},
+    {"GET", "/health", s_handle_health, 0, AUTH_SCOPE_OPEN, NULL},
+    {"GET", "/metrics", s_handle_metrics, 0, AUTH_SCOPE_METRICS, NULL},
     OPENAPI_ROUTE,
 };
 

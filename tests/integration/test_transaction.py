@@ -584,7 +584,7 @@ def test_a_body_spelled_plainly_or_with_escapes_is_the_same_request():
     json_type = {"Content-Type": "application/json"}
     cases = [
         ("/transactions", b'{"account":"sp-a","amount":900,"reference":"r\xc3\xa9f"}',
-         b'{"acc\\u006funt" : "sp-a",\f"amount":900,"reference":"r\\u00e9f"}'),
+         b'{"acc\\u006funt" : "sp-a",\t"amount":900,"reference":"r\\u00e9f"}'),
         ("/transfers", b'{"from":"sp-a","to":"sp-b","amount":100}',
          b'{"from":"sp\\u002da","to":"sp-b","amount":100}'),
         ("/batch", b'{"commands":[{"account":"sp-b","amount":-40},'

@@ -130,9 +130,9 @@ static void s_get_forever (http_request_t *request, void *arg)
 }
 
 static const http_route_t s_routes[] = {
-    {"GET", "/parts", s_get_parts, 0, AUTH_SCOPE_OPEN},
-    {"GET", "/big", s_get_big, 0, AUTH_SCOPE_OPEN},
-    {"GET", "/forever", s_get_forever, 0, AUTH_SCOPE_OPEN},
+    {"GET", "/parts", s_get_parts, 0, AUTH_SCOPE_OPEN, NULL},
+    {"GET", "/big", s_get_big, 0, AUTH_SCOPE_OPEN, NULL},
+    {"GET", "/forever", s_get_forever, 0, AUTH_SCOPE_OPEN, NULL},
 };
 
 static int s_serve (int report_fd)
