@@ -242,7 +242,7 @@ static void s_get_account (http_request_t *request, void *arg)
     if (s_refuse_diverged (self, request))
         return;
     const char *id = s_account_id (request);
-    if (!id || s_refuse_not_caught_up (self, request))
+    if (!id)
         return;
     account_query_t query;
     cJSON *errors = s_account_query_parse (request, &query);
@@ -250,8 +250,13 @@ static void s_get_account (http_request_t *request, void *arg)
         http_respond_invalid_query (request, errors);
         return;
     }
+    //  A read that waits for min_seq has something to answer from once
+    //  the wait is over: only the others are refused before catching up.
     int64_t applied_seq = s_applied_seq (self);
-    if (query.has_min_seq && query.min_seq > applied_seq) {
+    bool waits = query.has_min_seq && query.min_seq > applied_seq;
+    if (!waits && s_refuse_not_caught_up (self, request))
+        return;
+    if (waits) {
         int64_t wait_ms = query.has_wait_ms ? query.wait_ms : API_WAIT_MS_DEFAULT;
         if (wait_ms > self->wait_ms_max)
             wait_ms = self->wait_ms_max;

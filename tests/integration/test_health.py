@@ -4,6 +4,7 @@ reads until it has caught up once or has local state, and /health says
 which. Real binaries; the stream is stopped and started under them."""
 
 import json
+import threading
 
 import harness
 from harness import request, wait_until
@@ -108,8 +109,31 @@ def test_accounting_says_not_caught_up_until_it_has_caught_up_or_has_local_state
     accounting.stop_clean()
 
 
+def test_a_read_that_waits_for_min_seq_is_not_refused_before_catching_up():
+    """Read-your-writes right after a start: ?min_seq waits for the seq
+    instead of answering not-caught-up, which it would have, having nothing
+    yet to answer from."""
+    endpoints = harness.Endpoints()
+    accounting = harness.start_accounting(endpoints, harness.tmpdir("ledger-accounting-"),
+                                          wait=False)
+    wait_until(lambda: health(accounting), what="accounting listening")
+    answers = []
+    reader = threading.Thread(target=lambda: answers.append(
+        answer(accounting.url + "/accounts/alice?min_seq=1&wait_ms=20000")))
+    reader.start()
+    stream = harness.start_stream(endpoints, harness.tmpdir("ledger-stream-"))
+    tx = harness.start_transaction(endpoints)
+    assert deposit(tx, "alice", 700)[0] == 201
+    reader.join(HTTP_TIMEOUT_S)
+    status, _, account = answers[0]
+    assert status == 200 and account["balance"] == 700, (status, account)
+    for service in (accounting, tx, stream):
+        service.stop_clean()
+
+
 if __name__ == "__main__":
     harness.run_tests([
         test_transaction_health_is_503_while_it_cannot_write,
         test_accounting_says_not_caught_up_until_it_has_caught_up_or_has_local_state,
+        test_a_read_that_waits_for_min_seq_is_not_refused_before_catching_up,
     ])
