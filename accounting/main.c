@@ -24,6 +24,7 @@
 #include "config.h"
 #include "curve.h"
 #include "event.h"
+#include "feed.h"
 #include "http.h"
 #include "log.h"
 #include "log_file.h"
@@ -51,6 +52,9 @@ typedef struct {
     int64_t upstream_timeout_ms;
     int64_t connections_per_ip;
     int64_t overdraft_limit; // what accounts opened implicitly show as theirs
+    int64_t feed_subscribers_max;
+    int64_t feed_keepalive_ms;
+    int64_t feed_stall_ms;
     bool reuse_port;
     bool rebuild;
     log_level_t log_level;
@@ -84,6 +88,9 @@ enum {
     OPT_SUBSCRIBER_HWM,
     OPT_UPSTREAM_TIMEOUT_MS,
     OPT_OVERDRAFT_LIMIT,
+    OPT_FEED_SUBSCRIBERS_MAX,
+    OPT_FEED_KEEPALIVE_MS,
+    OPT_FEED_STALL_MS,
     OPT_HELP,
     OPT_VERSION,
 };
@@ -103,6 +110,9 @@ static const struct option s_long_options[] = {
     {"subscriber-hwm", required_argument, NULL, OPT_SUBSCRIBER_HWM},
     {"upstream-timeout-ms", required_argument, NULL, OPT_UPSTREAM_TIMEOUT_MS},
     {"overdraft-limit", required_argument, NULL, OPT_OVERDRAFT_LIMIT},
+    {"feed-subscribers-max", required_argument, NULL, OPT_FEED_SUBSCRIBERS_MAX},
+    {"feed-keepalive-ms", required_argument, NULL, OPT_FEED_KEEPALIVE_MS},
+    {"feed-stall-ms", required_argument, NULL, OPT_FEED_STALL_MS},
     {"help", no_argument, NULL, OPT_HELP},
     {"version", no_argument, NULL, OPT_VERSION},
     SECURITY_LONG_OPTIONS,
@@ -129,13 +139,18 @@ static void s_usage (FILE *out)
         "  --log-level LEVEL       debug, info, warn or error (info)\n"
         "  --subscriber-hwm N      SUB receive high-water mark (ZeroMQ default)\n"
         "  --upstream-timeout-ms N  silence before upstream counts as down (3000)\n"
-        "  --overdraft-limit N   the limit shown for accounts opened implicitly:\n"
-        "                        transaction's --overdraft-limit (0)\n"
+        "  --overdraft-limit N     the limit shown for accounts opened implicitly:\n"
+        "                          transaction's --overdraft-limit (0)\n"
+        "  --feed-subscribers-max N  live GET /events streams at once (%d)\n"
+        "  --feed-keepalive-ms N   comment sent on an idle live stream (%d)\n"
+        "  --feed-stall-ms N       cut off a live stream that reads nothing this long "
+        "(%d)\n"
         "%s"
         "  --help                  this text\n"
         "  --version               the version\n",
         ACCOUNTING_HTTP_PORT_DEFAULT, ACCOUNTING_WAIT_MS_MAX_DEFAULT,
         ACCOUNTING_WAITERS_MAX_DEFAULT, HTTP_CONNECTIONS_PER_IP_MAX_DEFAULT,
+        FEED_SUBSCRIBERS_MAX_DEFAULT, FEED_KEEPALIVE_MS_DEFAULT, FEED_STALL_MS_DEFAULT,
         security_usage);
 }
 
@@ -149,6 +164,9 @@ static int s_options_parse (options_t *options, int argc, char *argv[])
                            .wait_ms_max = ACCOUNTING_WAIT_MS_MAX_DEFAULT,
                            .waiters_max = ACCOUNTING_WAITERS_MAX_DEFAULT,
                            .connections_per_ip = HTTP_CONNECTIONS_PER_IP_MAX_DEFAULT,
+                           .feed_subscribers_max = FEED_SUBSCRIBERS_MAX_DEFAULT,
+                           .feed_keepalive_ms = FEED_KEEPALIVE_MS_DEFAULT,
+                           .feed_stall_ms = FEED_STALL_MS_DEFAULT,
                            .log_level = LOG_INFO};
     int option, rc = 0;
     while (rc == 0 &&
@@ -200,6 +218,20 @@ static int s_options_parse (options_t *options, int argc, char *argv[])
         case OPT_UPSTREAM_TIMEOUT_MS:
             rc = config_parse_int64 ("--upstream-timeout-ms", optarg, 1, INT_MAX,
                                      &options->upstream_timeout_ms);
+            break;
+        case OPT_FEED_SUBSCRIBERS_MAX:
+            rc = config_parse_int64 ("--feed-subscribers-max", optarg, 0,
+                                     FEED_SUBSCRIBERS_LIMIT,
+                                     &options->feed_subscribers_max);
+            break;
+        case OPT_FEED_KEEPALIVE_MS:
+            rc =
+                config_parse_int64 ("--feed-keepalive-ms", optarg, 1,
+                                    FEED_KEEPALIVE_MS_LIMIT, &options->feed_keepalive_ms);
+            break;
+        case OPT_FEED_STALL_MS:
+            rc = config_parse_int64 ("--feed-stall-ms", optarg, 1, FEED_STALL_MS_LIMIT,
+                                     &options->feed_stall_ms);
             break;
         case OPT_LOG_LEVEL:
             rc = log_level_parse (optarg, &options->log_level);
@@ -273,7 +305,9 @@ static void s_on_event (void *arg, const event_t *event, const char *line,
                    event->seq);
         log_file_rollback (self->api.replica);
         self->api.replica_failed = true;
+        return;
     }
+    feed_on_event (self->api.feed, event, line, line_bytes);
 }
 
 static void s_on_applied (void *arg, int64_t applied_seq)
@@ -286,6 +320,7 @@ static void s_on_applied (void *arg, int64_t applied_seq)
         self->api.replica_failed = true;
     }
     waiters_wake (self->api.waiters, applied_seq);
+    feed_on_applied (self->api.feed);
 }
 
 static int s_open_replica (service_t *self, const char *data_dir)
@@ -341,6 +376,11 @@ static int s_start (service_t *self)
         waiters_new (self->loop, (size_t)options->waiters_max, api_on_waiter, &self->api);
     if (!self->api.waiters)
         return -1;
+    self->api.feed =
+        feed_new (self->loop, self->api.replica, (size_t)options->feed_subscribers_max,
+                  (int)options->feed_keepalive_ms, (int)options->feed_stall_ms);
+    if (!self->api.feed)
+        return -1;
     http_config_t http_config = {.service = "accounting",
                                  .address = options->http_addr,
                                  .port = (int)options->http_port,
@@ -354,6 +394,7 @@ static int s_start (service_t *self)
     self->api.http = http_server_new (self->loop, &http_config);
     if (!self->api.http)
         return -1;
+    feed_watch_auth (self->api.feed, self->api.http);
     subscriber_config_t subscriber_config = {
         .publish_endpoint = options->publish,
         .replay_endpoint = options->replay,
@@ -381,7 +422,8 @@ static void s_stop (service_t *self)
     waiters_destroy (&self->api.waiters);
     subscriber_destroy (&self->api.subscriber);
     curve_destroy (&self->curve);
-    http_server_destroy (&self->api.http);
+    http_server_destroy (&self->api.http); // ends the live feeds' responses first
+    feed_destroy (&self->api.feed);
     if (self->api.replica && !self->api.replica_failed &&
         log_file_commit (self->api.replica, false))
         log_error ("replica commit at exit failed: %s", strerror (errno));
