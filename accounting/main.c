@@ -1,7 +1,8 @@
 /*  accounting — the read model service.
 
     Folds the stream's events into balances and answers queries over HTTP.
-    Start-up: open the local replica (<data-dir>/events.jsonl), folding
+    Start-up: open the local replica (<data-dir>/events/, in segments
+    rolled at --segment-bytes like the stream's, so the files match), folding
     every line as log_file scans it, serve HTTP at once, then follow the
     stream from the replica's last seq with the catch-up subscriber. Every
     event applied is appended to the replica as received, and each applied
@@ -52,6 +53,7 @@ typedef struct {
     int64_t connections_per_ip;
     bool reuse_port;
     bool rebuild;
+    log_file_config_t log; // --segment-bytes, --verify
     log_level_t log_level;
     security_config_t security;
 } options_t;
@@ -78,6 +80,8 @@ enum {
     OPT_LOG_LEVEL,
     OPT_SUBSCRIBER_HWM,
     OPT_UPSTREAM_TIMEOUT_MS,
+    OPT_SEGMENT_BYTES,
+    OPT_VERIFY,
     OPT_HELP,
     OPT_VERSION,
 };
@@ -96,6 +100,8 @@ static const struct option s_long_options[] = {
     {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
     {"subscriber-hwm", required_argument, NULL, OPT_SUBSCRIBER_HWM},
     {"upstream-timeout-ms", required_argument, NULL, OPT_UPSTREAM_TIMEOUT_MS},
+    {"segment-bytes", required_argument, NULL, OPT_SEGMENT_BYTES},
+    {"verify", no_argument, NULL, OPT_VERIFY},
     {"help", no_argument, NULL, OPT_HELP},
     {"version", no_argument, NULL, OPT_VERSION},
     SECURITY_LONG_OPTIONS,
@@ -115,6 +121,9 @@ static void s_usage (FILE *out)
         "  --data-dir DIR        replica directory (data/accounting-<port>)\n"
         "  --reuse-port          share the HTTP port with other instances\n"
         "  --rebuild             discard the replica and refetch everything\n"
+        "  --segment-bytes N     roll the replica's segments at N bytes, as the stream\n"
+        "                        does (268435456): the same N gives the same files\n"
+        "  --verify              at start, check every sealed segment's lines and checksum\n"
         "  --wait-ms-max N       cap for ?wait_ms (%d)\n"
         "  --waiters-max N       requests waiting for ?min_seq at once (%d)\n"
         "  --connections-per-ip N  HTTP connections one client address may hold (%d)\n"
@@ -185,6 +194,16 @@ static int s_options_parse (options_t *options, int argc, char *argv[])
         case OPT_UPSTREAM_TIMEOUT_MS:
             rc = config_parse_int64 ("--upstream-timeout-ms", optarg, 1, INT_MAX,
                                      &options->upstream_timeout_ms);
+            break;
+        case OPT_SEGMENT_BYTES: {
+            int64_t bytes = 0;
+            rc = config_parse_int64 ("--segment-bytes", optarg, LOG_FILE_SEGMENT_BYTES_MIN,
+                                     LOG_FILE_SEGMENT_BYTES_MAX, &bytes);
+            options->log.segment_bytes = (uint64_t)bytes;
+            break;
+        }
+        case OPT_VERIFY:
+            options->log.verify = true;
             break;
         case OPT_LOG_LEVEL:
             rc = log_level_parse (optarg, &options->log_level);
@@ -272,28 +291,28 @@ static void s_on_applied (void *arg, int64_t applied_seq)
 
 static int s_open_replica (service_t *self, const char *data_dir)
 {
-    char path[ACCOUNTING_PATH_BYTES_MAX];
-    if (snprintf (path, sizeof path, "%s/events.jsonl", data_dir) >= (int)sizeof path) {
-        log_error ("--data-dir too long: %s", data_dir);
-        return -1;
-    }
+    char error[512] = "";
     if (self->options.rebuild) {
-        if (unlink (path) && errno != ENOENT) {
-            log_error ("unlink(\"%s\") failed: %s", path, strerror (errno));
+        if (log_file_remove (data_dir, error, sizeof error)) {
+            log_error ("--rebuild: %s", error);
             return -1;
         }
-        log_info ("--rebuild: discarded %s; refetching everything from the stream", path);
+        log_info ("--rebuild: discarded the replica in %s; refetching everything from "
+                  "the stream",
+                  data_dir);
     }
     int64_t started_ms = zclock_mono ();
-    char error[512] = "";
-    self->api.replica = log_file_open (path, s_on_scan, self, error, sizeof error);
+    self->api.replica =
+        log_file_open (data_dir, &self->options.log, s_on_scan, self, error, sizeof error);
     if (!self->api.replica) {
-        log_error ("replica %s refused: %s (start with --rebuild to refetch it)", path,
-                   error);
+        log_error ("replica %s/events refused: %s (start with --rebuild to refetch it)",
+                   data_dir, error);
         return -1;
     }
-    log_info ("replica %s: folded %" PRId64 " events into %zu accounts in %" PRId64 " ms",
-              path, accounts_applied_seq (self->api.accounts),
+    log_info ("replica %s/events: folded %" PRId64 " events of %zu segments into %zu "
+              "accounts in %" PRId64 " ms",
+              data_dir, accounts_applied_seq (self->api.accounts),
+              log_file_segment_count (self->api.replica),
               accounts_count (self->api.accounts), zclock_mono () - started_ms);
     return 0;
 }

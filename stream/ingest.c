@@ -398,8 +398,9 @@ static int s_scan (void *arg, const event_t *event, const char *line, size_t lin
     return 0;
 }
 
-ingest_t *ingest_new (const char *log_path, zsock_t *publish, bool fsync_always,
-                      size_t dedupe_window, char *error, size_t error_size)
+ingest_t *ingest_new (const char *data_dir, const log_file_config_t *log_config,
+                      zsock_t *publish, bool fsync_always, size_t dedupe_window,
+                      char *error, size_t error_size)
 {
     ingest_t *self = (ingest_t *)zmalloc (sizeof (ingest_t));
     self->publish = publish;
@@ -424,8 +425,8 @@ ingest_t *ingest_new (const char *log_path, zsock_t *publish, bool fsync_always,
         snprintf (error, error_size, "out of memory (dedupe window %zu)", dedupe_window);
         goto failed;
     }
-    self->log = log_file_open (log_path, s_scan, self, error, error_size);
-    if (!self->log || s_check_repeats (self, log_path, error, error_size))
+    self->log = log_file_open (data_dir, log_config, s_scan, self, error, error_size);
+    if (!self->log || s_check_repeats (self, data_dir, error, error_size))
         goto failed;
     return self;
 failed:

@@ -38,13 +38,15 @@ typedef struct {
     uint64_t commits_failed;
 } ingest_stats_t;
 
-//  Opens (or creates) the log at log_path and rebuilds versions and the
+//  Opens (or creates) the log of data_dir (log_file_open with log_config,
+//  which may be NULL) and rebuilds versions and the
 //  dedupe window from it. publish is borrowed and must outlive the
 //  ingest. Returns NULL with a reason in error when the log is refused
 //  (log_file_open's rules, and an id stored at two seqs within the last
 //  dedupe_window events) or memory is short.
-ingest_t *ingest_new (const char *log_path, zsock_t *publish, bool fsync_always,
-                      size_t dedupe_window, char *error, size_t error_size);
+ingest_t *ingest_new (const char *data_dir, const log_file_config_t *log_config,
+                      zsock_t *publish, bool fsync_always, size_t dedupe_window,
+                      char *error, size_t error_size);
 void ingest_destroy (ingest_t **self_p);
 
 //  Takes one burst of requests from pull (non-blocking), commits and

@@ -262,23 +262,24 @@ static zsock_t *s_bind (server_t *self, int type, const char *endpoint, const ch
 
 static int s_open_log (server_t *self)
 {
-    char path[SERVER_PATH_BYTES_MAX];
+    const char *path = self->config.data_dir;
     char error[512];
     if (zsys_dir_create ("%s", self->config.data_dir)) {
         log_error ("cannot create data directory \"%s\": %s", self->config.data_dir,
                    strerror (errno));
         return -1;
     }
-    snprintf (path, sizeof path, "%s/events.jsonl", self->config.data_dir);
-    self->ingest = ingest_new (path, self->publish, self->config.fsync_always,
-                               self->config.dedupe_window, error, sizeof error);
+    self->ingest = ingest_new (path, &self->config.log, self->publish,
+                               self->config.fsync_always, self->config.dedupe_window,
+                               error, sizeof error);
     if (!self->ingest) {
         log_error ("cannot open the log \"%s\": %s", path, error);
         return -1;
     }
-    log_info ("log %s: %lld events, %llu bytes, %zu accounts", path,
-              (long long)log_file_committed_seq (ingest_log (self->ingest)),
+    log_info ("log %s/events: %lld events, %llu bytes in %zu segments, %zu accounts",
+              path, (long long)log_file_committed_seq (ingest_log (self->ingest)),
               (unsigned long long)log_file_bytes (ingest_log (self->ingest)),
+              log_file_segment_count (ingest_log (self->ingest)),
               ingest_account_count (self->ingest));
     self->replay = replay_new (ingest_log (self->ingest));
     return self->replay ? 0 : -1;
