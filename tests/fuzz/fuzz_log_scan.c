@@ -23,10 +23,13 @@
 #include "log.h"
 #include "log_file.h"
 
+#include <czmq.h>
+
 #define FUZZ_LOG_INPUT_BYTES_MAX (64 * 1024)     // many lines; still thousands of runs/s
 #define FUZZ_LOG_BASE_TS_MS      1700000000000LL // ts of the appended line in an empty log
 #define FUZZ_LOG_ABORT_ID        "abort-scan" // an event with this id makes the scan fail
 
+static const log_file_config_t s_fuzz_log = {.no_preallocate = true}; // the file is the log
 static char s_dir[256];
 static char s_path[300];
 
@@ -42,6 +45,7 @@ typedef struct {
 static void s_cleanup (void)
 {
     unlink (s_path);
+    zsys_dir_delete ("%s/events", s_dir);
     rmdir (s_dir);
 }
 
@@ -52,7 +56,8 @@ int LLVMFuzzerInitialize (int *argc, char ***argv)
     const char *tmp = getenv ("TMPDIR");
     snprintf (s_dir, sizeof s_dir, "%s/fuzz_log_scan.XXXXXX", tmp && *tmp ? tmp : "/tmp");
     fuzz_check (mkdtemp (s_dir), "mkdtemp %s: %s", s_dir, strerror (errno));
-    snprintf (s_path, sizeof s_path, "%s/events.jsonl", s_dir);
+    snprintf (s_path, sizeof s_path, "%s/events/%020d.jsonl", s_dir, 1);
+    fuzz_check (zsys_dir_create ("%s/events", s_dir) == 0, "mkdir: %s", strerror (errno));
     atexit (s_cleanup);
     return 0;
 }
@@ -189,7 +194,7 @@ static void s_check_append (log_file_t *log, int64_t count)
 static void s_check_reopens (int64_t last_seq)
 {
     char error[FUZZ_ERROR_BYTES];
-    log_file_t *log = log_file_open (s_path, NULL, NULL, error, sizeof error);
+    log_file_t *log = log_file_open (s_dir, &s_fuzz_log, NULL, NULL, error, sizeof error);
     fuzz_check (log, "a log written by log_file does not reopen: %s", error);
     fuzz_check (log_file_last_seq (log) == last_seq, "reopened at %lld, not %lld",
                 (long long)log_file_last_seq (log), (long long)last_seq);
@@ -204,7 +209,7 @@ int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
     scan_state_t state = {.data = data, .size = size};
     char error[FUZZ_ERROR_BYTES];
     memset (error, 'x', sizeof error);
-    log_file_t *log = log_file_open (s_path, s_scan, &state, error, sizeof error);
+    log_file_t *log = log_file_open (s_dir, &s_fuzz_log, s_scan, &state, error, sizeof error);
     if (!log) {
         fuzz_check (memchr (error, '\0', sizeof error) && error[0],
                     "refused without a reason");
