@@ -546,8 +546,8 @@ static int s_index_load (log_file_t *self, int64_t first_seq, segment_t *segment
 //  (kept open until another sealed segment is read).
 static int s_segment_fd (log_file_t *self, size_t i)
 {
-    if (i == self->segment_count - 1)
-        return self->fd;
+    if (i == self->segment_count - 1 && self->fd >= 0)
+        return self->fd; // (while opening, the last one so far may be sealed)
     if (self->read_fd >= 0 && self->read_segment == i)
         return self->read_fd;
     if (self->read_fd >= 0)
@@ -1023,10 +1023,12 @@ static int s_match (log_file_t *self, const listing_t *listing, size_t *sealed,
     }
     if (listing->segment_count > listing->index_count + 1)
         return s_fail (error, error_size,
-                       "%s/%0*" PRId64 ".jsonl: a sealed segment without its index (only "
-                       "the last segment may be open)",
+                       "%s/%0*" PRId64 ".jsonl: a sealed segment without its index, or "
+                       "%0*" PRId64 ".jsonl an extra segment (only the last segment may "
+                       "be open)",
                        self->dir, LOG_FILE_NAME_DIGITS,
-                       listing->segments[listing->index_count]);
+                       listing->segments[listing->index_count], LOG_FILE_NAME_DIGITS,
+                       listing->segments[listing->segment_count - 1]);
     *sealed = listing->index_count;
     return 0;
 }
