@@ -32,6 +32,7 @@
 //  A transfer touches two accounts.
 #define INGEST_BURST_UNDO_MAX  (2 * INGEST_BURST_EVENTS_HARD_MAX)
 #define INGEST_ERROR_BYTES_MAX 256
+#define INGEST_PATH_BYTES_MAX  512 // a segment's path in a refusal
 //  Up to this many events, pairwise id comparison is cheaper than a hash table.
 #define INGEST_REPEAT_SCAN_EVENTS_MAX 16
 //  Slots of the repeated-id table: a power of two, at least twice the events
@@ -328,20 +329,23 @@ static int s_check_repeats (ingest_t *self, const char *path, char *error,
     for (size_t i = 0; i < self->repeat_count; i++) {
         int64_t earlier = self->repeats[i].earlier, later = self->repeats[i].later;
         char earlier_id[EVENT_ID_BYTES_MAX + 1], later_id[EVENT_ID_BYTES_MAX + 1];
+        char earlier_file[INGEST_PATH_BYTES_MAX], later_file[INGEST_PATH_BYTES_MAX];
         uint64_t earlier_at = 0, later_at = 0;
         if (s_stored_id (self, earlier, earlier_id) || s_stored_id (self, later, later_id) ||
-            log_file_offset (self->log, earlier, &earlier_at) ||
-            log_file_offset (self->log, later, &later_at)) {
+            log_file_locate (self->log, earlier, earlier_file, sizeof earlier_file,
+                             &earlier_at) ||
+            log_file_locate (self->log, later, later_file, sizeof later_file, &later_at)) {
             snprintf (error, error_size, "%s: reading seqs %lld and %lld back failed",
                       path, (long long)earlier, (long long)later);
             return -1;
         }
         if (strcmp (earlier_id, later_id) == 0) {
             snprintf (error, error_size,
-                      "%s: line %lld (byte offset %llu, seq %lld) repeats the id \"%s\" of "
-                      "line %lld (byte offset %llu, seq %lld); a log stores each id once",
-                      path, (long long)later, (unsigned long long)later_at,
-                      (long long)later, later_id, (long long)earlier,
+                      "%s: line %lld (%s, byte offset %llu, seq %lld) repeats the id \"%s\" "
+                      "of line %lld (%s, byte offset %llu, seq %lld); a log stores each id "
+                      "once",
+                      path, (long long)later, later_file, (unsigned long long)later_at,
+                      (long long)later, later_id, (long long)earlier, earlier_file,
                       (unsigned long long)earlier_at, (long long)earlier);
             return -1;
         }

@@ -194,9 +194,66 @@ def test_a_missing_segment_or_a_changed_sealed_byte_refuses_naming_the_file():
     ledger.stream.stop_clean()
 
 
+FIXTURE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures",
+                       "events-v1.jsonl")
+
+
+def test_an_events_jsonl_the_previous_version_wrote_is_adopted_byte_for_byte():
+    """fixtures/events-v1.jsonl: 300 events written by the stream before
+    segments (one events.jsonl). The new stream renames it into events/ as
+    its first segment, untouched, and keeps its ids and seqs."""
+    with open(FIXTURE, "rb") as f:
+        fixture = f.read()
+    endpoints = harness.Endpoints()
+    data_dir = harness.tmpdir("segments-v1-")
+    legacy = os.path.join(data_dir, "events.jsonl")
+    with open(legacy, "wb") as f:
+        f.write(fixture)
+    inode = os.stat(legacy).st_ino
+    stream = harness.start_stream(endpoints, data_dir, extra=SMALL)
+    first = os.path.join(data_dir, "events", "%020d.jsonl" % 1)
+    assert not os.path.exists(legacy) and os.stat(first).st_ino == inode
+    with open(first, "rb") as f:
+        assert f.read() == fixture
+    status, health = harness.get_json(stream.url + "/health")
+    assert status == 200 and health["last_seq"] == 300, health
+    #  Its ids stay known; new lines go to a new segment (it is larger
+    #  than --segment-bytes), and the adopted one is sealed unchanged.
+    ledger = Ledger.__new__(Ledger)
+    ledger.endpoints, ledger.stream_dir, ledger.stream = endpoints, data_dir, stream
+    push = zmq.Context.instance().socket(zmq.PUSH)
+    push.setsockopt(zmq.LINGER, 1000)
+    push.connect(endpoints.ingest)
+    old_line = fixture.split(b"\n")[41]
+    old_id = old_line.split(b'"id":"')[1].split(b'"')[0]
+    push.send_multipart([b"APPEND", b"again", b'{"id":"%s","type":"deposited","v":1,'
+                         b'"account":"v1","amount":5}' % old_id])
+    push.send_multipart([b"APPEND", b"new", b'{"id":"v2-new","type":"deposited","v":1,'
+                         b'"account":"v1","amount":5}'])
+    push.close()
+    ledger.wait_committed(301)
+    assert len(harness.segment_paths(data_dir)) == 2
+    assert os.path.exists(os.path.join(data_dir, "events", "%020d.idx" % 1))
+    with open(first, "rb") as f:
+        assert f.read() == fixture
+    events = harness.assert_log_valid(data_dir)
+    assert len(events) == 301 and events[-1]["id"] == "v2-new"
+    #  A replica fetched from it holds the same log.
+    accounting = harness.start_accounting(endpoints, harness.tmpdir("segments-v1-acc-"),
+                                          extra=SMALL)
+    wait_applied(accounting, 301)
+    assert harness.log_data(accounting.args[accounting.args.index("--data-dir") + 1]) == \
+        harness.log_data(data_dir)
+    accounting.stop_clean()
+    stream.stop_clean()
+    stream.start()
+    stream.stop_clean()
+
+
 if __name__ == "__main__":
     harness.run_tests([
         test_replica_segments_are_the_streams_under_concurrent_writes_and_catch_up,
         test_kill_9_at_any_moment_rolls_included_restarts_on_a_valid_log,
         test_a_missing_segment_or_a_changed_sealed_byte_refuses_naming_the_file,
+        test_an_events_jsonl_the_previous_version_wrote_is_adopted_byte_for_byte,
     ])
