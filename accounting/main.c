@@ -30,6 +30,7 @@
 #include "log_file.h"
 #include "openapi.h"
 #include "security.h"
+#include "snapshot.h"
 #include "subscriber.h"
 #include "waiters.h"
 
@@ -54,6 +55,7 @@ typedef struct {
     bool reuse_port;
     bool rebuild;
     log_file_config_t log; // --segment-bytes, --verify
+    int64_t snapshot_every; // events between snapshots; 0: at clean shutdown only
     log_level_t log_level;
     security_config_t security;
 } options_t;
@@ -63,8 +65,13 @@ typedef struct {
     api_context_t api;
     zloop_t *loop;
     curve_t *curve; // own keypair and the stream's key; NULL: plain
+    char data_dir[ACCOUNTING_PATH_BYTES_MAX];
+    snapshot_t *snapshot;
     bool failed; // a fatal error stopped the loop
 } service_t;
+
+//  How often a finished snapshot child is looked for.
+#define ACCOUNTING_SNAPSHOT_POLL_MS 200
 
 enum {
     OPT_PUBLISH = 1000,
@@ -82,6 +89,7 @@ enum {
     OPT_UPSTREAM_TIMEOUT_MS,
     OPT_SEGMENT_BYTES,
     OPT_VERIFY,
+    OPT_SNAPSHOT_EVERY,
     OPT_HELP,
     OPT_VERSION,
 };
@@ -102,6 +110,7 @@ static const struct option s_long_options[] = {
     {"upstream-timeout-ms", required_argument, NULL, OPT_UPSTREAM_TIMEOUT_MS},
     {"segment-bytes", required_argument, NULL, OPT_SEGMENT_BYTES},
     {"verify", no_argument, NULL, OPT_VERIFY},
+    {"snapshot-every", required_argument, NULL, OPT_SNAPSHOT_EVERY},
     {"help", no_argument, NULL, OPT_HELP},
     {"version", no_argument, NULL, OPT_VERSION},
     SECURITY_LONG_OPTIONS,
@@ -124,6 +133,8 @@ static void s_usage (FILE *out)
         "  --segment-bytes N     roll the replica's segments at N bytes, as the stream\n"
         "                        does (268435456): the same N gives the same files\n"
         "  --verify              at start, check every sealed segment's lines and checksum\n"
+        "  --snapshot-every N    snapshot the state every N events, and at a clean stop\n"
+        "                        (%d; 0: at a clean stop only)\n"
         "  --wait-ms-max N       cap for ?wait_ms (%d)\n"
         "  --waiters-max N       requests waiting for ?min_seq at once (%d)\n"
         "  --connections-per-ip N  HTTP connections one client address may hold (%d)\n"
@@ -132,9 +143,9 @@ static void s_usage (FILE *out)
         "  --upstream-timeout-ms N  silence before upstream counts as down (3000)\n"
         "%s"
         "  --help, --version\n",
-        ACCOUNTING_HTTP_PORT_DEFAULT, ACCOUNTING_WAIT_MS_MAX_DEFAULT,
-        ACCOUNTING_WAITERS_MAX_DEFAULT, HTTP_CONNECTIONS_PER_IP_MAX_DEFAULT,
-        security_usage);
+        ACCOUNTING_HTTP_PORT_DEFAULT, SNAPSHOT_EVERY_DEFAULT,
+        ACCOUNTING_WAIT_MS_MAX_DEFAULT, ACCOUNTING_WAITERS_MAX_DEFAULT,
+        HTTP_CONNECTIONS_PER_IP_MAX_DEFAULT, security_usage);
 }
 
 //  Returns 0 to run, 1 to exit 0 (help, version), -1 to exit 2.
@@ -147,6 +158,7 @@ static int s_options_parse (options_t *options, int argc, char *argv[])
                            .wait_ms_max = ACCOUNTING_WAIT_MS_MAX_DEFAULT,
                            .waiters_max = ACCOUNTING_WAITERS_MAX_DEFAULT,
                            .connections_per_ip = HTTP_CONNECTIONS_PER_IP_MAX_DEFAULT,
+                           .snapshot_every = SNAPSHOT_EVERY_DEFAULT,
                            .log_level = LOG_INFO};
     int option, rc = 0;
     while (rc == 0 &&
@@ -204,6 +216,10 @@ static int s_options_parse (options_t *options, int argc, char *argv[])
         }
         case OPT_VERIFY:
             options->log.verify = true;
+            break;
+        case OPT_SNAPSHOT_EVERY:
+            rc = config_parse_int64 ("--snapshot-every", optarg, 0, INT64_MAX,
+                                     &options->snapshot_every);
             break;
         case OPT_LOG_LEVEL:
             rc = log_level_parse (optarg, &options->log_level);
@@ -287,32 +303,74 @@ static void s_on_applied (void *arg, int64_t applied_seq)
         self->api.replica_failed = true;
     }
     waiters_wake (self->api.waiters, applied_seq);
+    int64_t every = self->options.snapshot_every;
+    if (every > 0 && !self->api.replica_failed && !snapshot_running (self->snapshot) &&
+        applied_seq - snapshot_seq (self->snapshot) >= every) {
+        //  The replica must hold every seq the snapshot folded, durably:
+        //  a start folds the replica after the snapshot's seq.
+        if (log_file_sync (self->api.replica) == 0)
+            snapshot_start (self->snapshot, self->api.accounts);
+    }
 }
 
-static int s_open_replica (service_t *self, const char *data_dir)
+static int s_on_snapshot_timer (zloop_t *loop, int timer_id, void *arg)
 {
+    service_t *self = arg;
+    snapshot_poll (self->snapshot, false);
+    return 0;
+}
+
+//  Opens the replica folding from seq + 1 (after a snapshot at seq).
+static int s_open_replica_from (service_t *self, int64_t seq, char *error,
+                                size_t error_size)
+{
+    log_file_config_t config = self->options.log;
+    config.scan_from_seq = seq + 1;
+    self->api.replica = log_file_open (self->data_dir, &config, s_on_scan, self, error,
+                                       error_size);
+    return self->api.replica ? 0 : -1;
+}
+
+//  Start = the newest valid snapshot, then the replica folded after it.
+static int s_open_replica (service_t *self)
+{
+    const char *data_dir = self->data_dir;
     char error[512] = "";
     if (self->options.rebuild) {
-        if (log_file_remove (data_dir, error, sizeof error)) {
+        if (log_file_remove (data_dir, error, sizeof error) ||
+            snapshot_remove_all (self->snapshot)) {
             log_error ("--rebuild: %s", error);
             return -1;
         }
-        log_info ("--rebuild: discarded the replica in %s; refetching everything from "
-                  "the stream",
+        log_info ("--rebuild: discarded the replica and snapshots in %s; refetching "
+                  "everything from the stream",
                   data_dir);
     }
     int64_t started_ms = zclock_mono ();
-    self->api.replica =
-        log_file_open (data_dir, &self->options.log, s_on_scan, self, error, sizeof error);
-    if (!self->api.replica) {
+    int64_t seq = snapshot_load (self->snapshot, INT64_MAX, &self->api.accounts);
+    if (seq < 0)
+        return -1;
+    int rc = s_open_replica_from (self, seq, error, sizeof error);
+    if (rc == 0 && log_file_committed_seq (self->api.replica) < seq) {
+        log_warn ("the replica ends at seq %" PRId64 ", before the snapshot at seq %" PRId64
+                  ": folding the whole replica",
+                  log_file_committed_seq (self->api.replica), seq);
+        log_file_destroy (&self->api.replica);
+        accounts_destroy (&self->api.accounts);
+        if (!(self->api.accounts = accounts_new ()))
+            return -1;
+        seq = 0;
+        rc = s_open_replica_from (self, 0, error, sizeof error);
+    }
+    if (rc) {
         log_error ("replica %s/events refused: %s (start with --rebuild to refetch it)",
                    data_dir, error);
         return -1;
     }
-    log_info ("replica %s/events: folded %" PRId64 " events of %zu segments into %zu "
-              "accounts in %" PRId64 " ms",
-              data_dir, accounts_applied_seq (self->api.accounts),
-              log_file_segment_count (self->api.replica),
+    log_info ("replica %s/events: %zu segments; snapshot at seq %" PRId64 ", then folded to "
+              "seq %" PRId64 " (%zu accounts) in %" PRId64 " ms",
+              data_dir, log_file_segment_count (self->api.replica), seq,
+              accounts_applied_seq (self->api.accounts),
               accounts_count (self->api.accounts), zclock_mono () - started_ms);
     return 0;
 }
@@ -320,22 +378,25 @@ static int s_open_replica (service_t *self, const char *data_dir)
 static int s_start (service_t *self)
 {
     options_t *options = &self->options;
-    char data_dir[ACCOUNTING_PATH_BYTES_MAX];
+    char *data_dir = self->data_dir;
     if (options->data_dir)
-        snprintf (data_dir, sizeof data_dir, "%s", options->data_dir);
+        snprintf (data_dir, sizeof self->data_dir, "%s", options->data_dir);
     else
-        snprintf (data_dir, sizeof data_dir, "data/accounting-%" PRId64,
+        snprintf (data_dir, sizeof self->data_dir, "data/accounting-%" PRId64,
                   options->http_port);
     snprintf (self->api.instance, sizeof self->api.instance, "%d", (int)getpid ());
     self->api.wait_ms_max = options->wait_ms_max;
     self->api.accounts = accounts_new ();
     self->loop = zloop_new ();
-    if (!self->api.accounts || !self->loop)
+    self->snapshot = snapshot_new (self->data_dir);
+    if (!self->api.accounts || !self->loop || !self->snapshot ||
+        zloop_timer (self->loop, ACCOUNTING_SNAPSHOT_POLL_MS, 0, s_on_snapshot_timer,
+                     self) < 0)
         return -1;
     if (options->security.curve_dir &&
         !(self->curve = curve_new (options->security.curve_dir, true)))
         return -1;
-    if (s_open_replica (self, data_dir))
+    if (s_open_replica (self))
         return -1;
     self->api.waiters =
         waiters_new (self->loop, (size_t)options->waiters_max, api_on_waiter, &self->api);
@@ -383,6 +444,18 @@ static void s_stop (service_t *self)
     if (self->api.replica && !self->api.replica_failed &&
         log_file_commit (self->api.replica, false))
         log_error ("replica commit at exit failed: %s", strerror (errno));
+    //  A clean stop leaves a snapshot at the last seq, so the next start
+    //  folds nothing (the replica made durable first, as for any).
+    if (self->snapshot) {
+        snapshot_poll (self->snapshot, true);
+        if (self->api.replica && !self->api.replica_failed && !self->failed &&
+            accounts_applied_seq (self->api.accounts) > snapshot_seq (self->snapshot) &&
+            log_file_sync (self->api.replica) == 0 &&
+            log_file_committed_seq (self->api.replica) ==
+                accounts_applied_seq (self->api.accounts))
+            snapshot_write (self->snapshot, self->api.accounts);
+    }
+    snapshot_destroy (&self->snapshot);
     log_file_destroy (&self->api.replica);
     accounts_destroy (&self->api.accounts);
     zloop_destroy (&self->loop);

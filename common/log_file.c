@@ -1517,3 +1517,17 @@ int log_file_remove (const char *data_dir, char *error, size_t error_size)
     closedir (dir);
     return rc ? rc : s_sync_dir (path, error, error_size);
 }
+
+int log_file_sync (log_file_t *self)
+{
+    assert (self);
+    if (self->pending_bytes)
+        return log_file_commit (self, true);
+    self->sync_count++;
+    if (fdatasync (self->fd)) {
+        log_error ("log_file: fdatasync(\"%s\" open segment) failed: %s", self->dir,
+                   strerror (errno));
+        return -1;
+    }
+    return 0;
+}

@@ -122,6 +122,10 @@ int log_file_append (log_file_t *self, const char *line, size_t line_bytes, int6
 //  kept and -1 is returned; the log stays valid and usable.
 int log_file_commit (log_file_t *self, bool sync);
 
+//  log_file_commit with sync, and an fdatasync even when nothing is
+//  pending (earlier commits may have been without one). 0 or -1.
+int log_file_sync (log_file_t *self);
+
 //  Drops pending (uncommitted) lines.
 void log_file_rollback (log_file_t *self);
 
