@@ -1,0 +1,142 @@
+"""Integration tests for accounting's snapshots over the real binaries.
+Claims: a restart loads the newest snapshot and folds only what follows
+it, to the reference fold; a snapshot that fails its checksum, or one of
+another fold version, is ignored (and the answers stay right); --rebuild
+ignores and discards snapshots; kill -9 while snapshots are being written
+leaves a start that removes the cut temp file and answers right.
+"""
+
+import glob
+import hashlib
+import os
+import random
+import struct
+import time
+
+import harness
+from test_accounting import Ledger, assert_matches_log, wait_applied
+
+HEAD_BYTES = 24       # magic[8], format u32, fold u32, seq i64 (snapshot.c)
+FOLD_OFFSET = 12
+HASH_BYTES = 32       # BLAKE2b-256, libsodium's crypto_generichash
+
+
+def data_dir(service):
+    return service.args[service.args.index("--data-dir") + 1]
+
+
+def snapshots(service):
+    return sorted(glob.glob(os.path.join(data_dir(service), "snapshot-*.bin")))
+
+
+def snapshot_seq(path):
+    return int(os.path.basename(path)[len("snapshot-"):-len(".bin")])
+
+
+def test_a_restart_loads_the_newest_snapshot_and_folds_only_the_tail():
+    ledger = Ledger()
+    accounting = ledger.accounting(extra=["--snapshot-every", "700"])
+    last = ledger.append(3000, batch=100)
+    wait_applied(accounting, last)
+    harness.wait_until(lambda: snapshots(accounting), 20, what="a snapshot")
+    assert len(snapshots(accounting)) <= 2
+    accounting.stop_clean()     # a clean stop snapshots the last seq
+    assert snapshot_seq(snapshots(accounting)[-1]) == last
+    accounting.start()
+    assert f"snapshot at seq {last}, then folded to seq {last}" in accounting.output()
+    assert_matches_log(accounting, ledger)
+    last = ledger.append(500, batch=100)
+    wait_applied(accounting, last)
+    assert_matches_log(accounting, ledger)
+    #  Killed, it starts from the newest snapshot and folds the replica's tail.
+    accounting.kill9()
+    accounting.start()
+    wait_applied(accounting, last)
+    assert_matches_log(accounting, ledger)
+    accounting.stop_clean()
+    ledger.stream.stop_clean()
+
+
+def rewrite(path, change):
+    with open(path, "rb") as f:
+        data = bytearray(f.read())
+    change(data)
+    with open(path, "wb") as f:
+        f.write(data)
+
+
+def test_a_bad_checksum_or_another_fold_version_is_ignored_and_rebuild_ignores_all():
+    ledger = Ledger()
+    accounting = ledger.accounting(extra=["--snapshot-every", "0"])
+    last = ledger.append(2000, batch=100)
+    wait_applied(accounting, last)
+    accounting.stop_clean()
+    [newest] = snapshots(accounting)
+
+    def flip(data):
+        data[len(data) // 2] ^= 0x01
+    rewrite(newest, flip)
+    accounting.start()
+    output = accounting.output()
+    assert "fails its checksum: ignored" in output, output
+    assert "snapshot at seq 0, then folded to seq 2000" in output, output
+    assert_matches_log(accounting, ledger)
+    accounting.stop_clean()
+
+    #  Another fold's snapshot, its checksum right: ignored all the same.
+    [newest] = [p for p in snapshots(accounting) if snapshot_seq(p) == last]
+
+    def other_fold(data):
+        fold = struct.unpack_from("<I", data, FOLD_OFFSET)[0]
+        struct.pack_into("<I", data, FOLD_OFFSET, fold + 1)
+        data[-HASH_BYTES:] = hashlib.blake2b(bytes(data[:-HASH_BYTES]),
+                                             digest_size=HASH_BYTES).digest()
+    rewrite(newest, other_fold)
+    accounting.start()
+    output = accounting.output()
+    assert "is of another fold version: ignored" in output, output
+    assert_matches_log(accounting, ledger)
+    accounting.stop_clean()
+
+    #  --rebuild: snapshots are discarded with the replica, not loaded.
+    accounting.args += ["--rebuild"]
+    accounting.start()
+    output = accounting.output()
+    assert "discarded the replica and snapshots" in output, output
+    wait_applied(accounting, last)
+    assert_matches_log(accounting, ledger)
+    accounting.stop_clean()
+    ledger.stream.stop_clean()
+
+
+def test_kill_9_while_snapshots_are_written_starts_right():
+    ledger = Ledger()
+    accounting = ledger.accounting(extra=["--snapshot-every", "200"])
+    rng = random.Random(5)
+    for _ in range(6):
+        ledger.append(1500, batch=50)
+        time.sleep(rng.random() * 0.3)
+        accounting.kill9()
+        accounting.start()
+    last = ledger.sent
+    ledger.wait_committed(last)
+    wait_applied(accounting, last)
+    assert_matches_log(accounting, ledger)
+    accounting.kill9()
+    #  A cut write left behind is removed at start.
+    cut = os.path.join(data_dir(accounting), "snapshot-%020d.tmp" % last)
+    with open(cut, "wb") as f:
+        f.write(b"LDGSNAP\n" + b"\0" * 100)
+    accounting.start()
+    assert not os.path.exists(cut)
+    assert_matches_log(accounting, ledger)
+    accounting.stop_clean()
+    ledger.stream.stop_clean()
+
+
+if __name__ == "__main__":
+    harness.run_tests([
+        test_a_restart_loads_the_newest_snapshot_and_folds_only_the_tail,
+        test_a_bad_checksum_or_another_fold_version_is_ignored_and_rebuild_ignores_all,
+        test_kill_9_while_snapshots_are_written_starts_right,
+    ])
