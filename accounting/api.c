@@ -188,10 +188,30 @@ static void s_account_answer (api_context_t *self, http_request_t *request,
     s_respond_body (request, 200, body, (int)(p - body));
 }
 
+//  The stream's log is not the history this replica holds: answering
+//  from it would serve totals the log does not have. Answers 503 and
+//  returns true then.
+static bool s_refuse_diverged (api_context_t *self, http_request_t *request)
+{
+    const char *reason = self->subscriber ? subscriber_diverged (self->subscriber) : NULL;
+    if (!reason)
+        return false;
+    char detail[320];
+    snprintf (detail, sizeof detail,
+              "this replica and the stream's log diverged (%s); restart it with "
+              "--rebuild once the stream's log is the right one",
+              reason);
+    http_request_add_header (request, "Retry-After", API_RETRY_AFTER_S);
+    http_respond_problem (request, 503, "Diverged", detail, NULL);
+    return true;
+}
+
 //  GET /accounts/{id}[?at_seq=N|?at=TS][&min_seq=N[&wait_ms=M]]
 static void s_get_account (http_request_t *request, void *arg)
 {
     api_context_t *self = arg;
+    if (s_refuse_diverged (self, request))
+        return;
     const char *id = s_account_id (request);
     if (!id)
         return;
@@ -224,6 +244,8 @@ void api_on_waiter (void *arg, http_request_t *request, waiter_reason_t reason)
     cJSON *errors = s_account_query_parse (request, &query);
     cJSON_Delete (errors);
     int64_t applied_seq = s_applied_seq (self);
+    if (s_refuse_diverged (self, request))
+        return;
     if (reason == WAITER_SHUTDOWN)
         s_not_yet (request, query.min_seq, applied_seq, "shutting down");
     else if (query.min_seq > applied_seq)
@@ -259,6 +281,8 @@ static void s_respond_stream (http_request_t *request, FILE *out, char **body,
 static void s_get_account_events (http_request_t *request, void *arg)
 {
     api_context_t *self = arg;
+    if (s_refuse_diverged (self, request))
+        return;
     const char *id = s_account_id (request);
     if (!id)
         return;
@@ -367,6 +391,8 @@ static int s_list_visible (api_context_t *self, const auth_principal_t *principa
 static void s_get_accounts (http_request_t *request, void *arg)
 {
     api_context_t *self = arg;
+    if (s_refuse_diverged (self, request))
+        return;
     cJSON *errors = NULL;
     int64_t limit = API_LIST_LIMIT_DEFAULT;
     http_request_query_int64 (request, "limit", 1, API_LIST_LIMIT_MAX, &limit, &errors);
@@ -442,6 +468,8 @@ static void s_get_stats_visible (api_context_t *self, http_request_t *request,
 static void s_get_stats (http_request_t *request, void *arg)
 {
     api_context_t *self = arg;
+    if (s_refuse_diverged (self, request))
+        return;
     const auth_principal_t *principal = http_request_principal (request);
     if (!auth_principal_sees_all (principal)) {
         s_get_stats_visible (self, request, principal);
@@ -472,6 +500,19 @@ static void s_get_health (http_request_t *request, void *arg)
     bool connected = self->subscriber && subscriber_connected (self->subscriber);
     bool caught_up = self->subscriber && subscriber_caught_up (self->subscriber);
     int64_t applied_seq = s_applied_seq (self), head_seq = s_head_seq (self);
+    const char *diverged = self->subscriber ? subscriber_diverged (self->subscriber) : NULL;
+    if (diverged) {
+        //  Unhealthy: a load balancer must send reads elsewhere.
+        cJSON *json = cJSON_CreateObject ();
+        cJSON_AddStringToObject (json, "status", "unhealthy");
+        cJSON_AddStringToObject (json, "reason", "diverged");
+        cJSON_AddStringToObject (json, "detail", diverged);
+        cJSON_AddNumberToObject (json, "applied_seq", (double)applied_seq);
+        cJSON_AddStringToObject (json, "instance", self->instance);
+        http_respond_json (request, 503, json);
+        cJSON_Delete (json);
+        return;
+    }
     char body[API_BODY_BYTES_MAX];
     int bytes =
         snprintf (body, sizeof body,
@@ -521,6 +562,9 @@ static void s_get_metrics (http_request_t *request, void *arg)
                      "min_seq waits that ended in 503", waiters_timeouts (self->waiters));
     metrics_gauge (metrics, "accounting_replica_bytes", "Committed replica size",
                    (double)log_file_bytes (self->replica));
+    metrics_gauge (metrics, "accounting_diverged",
+                   "1 once the stream's log and the replica disagree",
+                   subscriber && subscriber_diverged (subscriber) ? 1 : 0);
     metrics_gauge (metrics, "accounting_replica_failed",
                    "1 once the replica stopped following", self->replica_failed ? 1 : 0);
     if (subscriber) {

@@ -68,6 +68,10 @@ typedef struct {
     char data_dir[ACCOUNTING_PATH_BYTES_MAX];
     snapshot_t *snapshot;
     bool failed; // a fatal error stopped the loop
+    //  What the replica says of the log it copies, for the subscriber to
+    //  refuse another history: the ids of seq 1 and of its last line.
+    char identity[EVENT_ID_BYTES_MAX + 1];
+    char last_id[EVENT_ID_BYTES_MAX + 1];
 } service_t;
 
 //  How often a finished snapshot child is looked for.
@@ -254,6 +258,9 @@ static int s_on_scan (void *arg, const event_t *event, const char *line,
                       size_t line_bytes)
 {
     service_t *self = arg;
+    if (event->seq == 1)
+        memcpy (self->identity, event->id, sizeof self->identity);
+    memcpy (self->last_id, event->id, sizeof self->last_id);
     if (accounts_apply (self->api.accounts, event) == ACCOUNTS_NOMEM) {
         log_error ("out of memory folding seq %" PRId64, event->seq);
         return -1;
@@ -422,7 +429,9 @@ static int s_start (service_t *self)
         .applied_ts_ms = log_file_last_ts_ms (self->api.replica),
         .upstream_timeout_ms = (int)options->upstream_timeout_ms,
         .receive_hwm = (int)options->subscriber_hwm,
-        .curve = self->curve};
+        .curve = self->curve,
+        .identity = self->identity,
+        .applied_id = self->last_id};
     subscriber_handlers_t handlers = {.on_event = s_on_event, .on_applied = s_on_applied};
     self->api.subscriber =
         subscriber_new (self->loop, &subscriber_config, &handlers, self);

@@ -14,6 +14,15 @@
 
     It keeps no events of its own: on_event sees each one once, parsed
     into one reused event_t, and the consumer keeps what it needs.
+
+    Divergence: each catch-up's first FETCH starts at applied_seq itself
+    (not after it), so its first line is the stream's event at that seq,
+    whose id must be the one applied, and every reply's log_last_seq must
+    reach what was applied when it was asked; the identity announced in
+    HEARTBEAT and PACKED (the id of seq 1) must be the one applied. Any
+    of these stops the subscriber. A seq published again, or a heartbeat
+    below applied_seq, hints that the history went back: it starts a
+    catch-up, whose first FETCH checks (a duplicate alone proves nothing).
 */
 #include "subscriber.h"
 
@@ -44,7 +53,9 @@
 // Bytes of a "reason" from event_parse_stored, and of a quoted ERROR reply.
 #define SUBSCRIBER_ERROR_BYTES_MAX 256
 // Frames of a reply: "PACKED", log_last_seq and the page's lines in one.
-#define SUBSCRIBER_REPLY_FRAMES_MAX 3
+// The log's identity in a fourth, when asked for with a FETCH's fifth frame.
+#define SUBSCRIBER_REPLY_FRAMES_MAX 4
+#define SUBSCRIBER_FETCH_IDENTITY "identity"
 // Largest frame taken from the stream: four replay pages (1 MiB each), so
 // a stream with larger pages still passes; beyond it libzmq drops the
 // connection instead of buffering the frame.
@@ -67,6 +78,7 @@ typedef struct {
     int64_t from_seq;
     int64_t sent_ms; // zclock_mono
     uint64_t epoch;  // catch_up_epoch when it was sent
+    bool verify;     // from_seq == applied_seq: its first line must be the one applied
 } fetch_out_t;
 
 typedef enum {
@@ -104,6 +116,12 @@ struct subscriber {
     int64_t complaint_ms;    // last complaint logged; 0: none yet
     uint64_t complaints_unlogged; // since then
 
+    char identity[EVENT_ID_BYTES_MAX + 1];   // id of seq 1 here; "" while unknown
+    char applied_id[EVENT_ID_BYTES_MAX + 1]; // id at applied_seq; "" while unknown
+    int64_t published_seq_max; // highest seq received on PUB
+    bool identity_unasked;     // the stream refused the identity frame (older one)
+    char diverged[SUBSCRIBER_ERROR_BYTES_MAX]; // why it stopped; "" while consistent
+
     zlistx_t *buffer;     // zmsg_t * (EVENTS, RESULT), oldest first
     size_t buffer_events; // weight of buffer, <= SUBSCRIBER_LIVE_BUFFER_EVENTS_MAX
     size_t buffer_bytes;  // its frames' bytes, <= SUBSCRIBER_LIVE_BUFFER_BYTES_MAX
@@ -128,7 +146,7 @@ struct subscriber {
 };
 
 static void s_fetch (subscriber_t *self);
-static void s_fetch_from (subscriber_t *self, int64_t from_seq);
+static void s_fetch_from (subscriber_t *self, int64_t from_seq, bool verify);
 
 static void s_fetch_later (subscriber_t *self)
 {
@@ -228,6 +246,59 @@ static void s_see_head (subscriber_t *self, int64_t seq)
         self->head_seq = seq;
 }
 
+//  Stops the subscriber for good: the stream's log is not the history
+//  applied here, and applying more would serve a mix of both.
+static void s_diverge (subscriber_t *self, const char *format, ...)
+{
+    if (*self->diverged)
+        return;
+    va_list args;
+    va_start (args, format);
+    vsnprintf (self->diverged, sizeof self->diverged, format, args);
+    va_end (args);
+    if (!*self->diverged)
+        snprintf (self->diverged, sizeof self->diverged, "diverged");
+    log_error ("subscriber: the stream at %s diverges from the state here (applied seq "
+               "%" PRId64 "): %s; nothing more is applied until a restart "
+               "(a replica: --rebuild)",
+               self->replay_endpoint, self->applied_seq, self->diverged);
+    self->fetches_out_count = 0;
+    self->fetch_retry_ms = 0;
+    zlistx_purge (self->buffer);
+    self->buffer_events = 0;
+}
+
+//  The identity the stream announces (data, bytes) against the local one.
+static void s_check_identity (subscriber_t *self, const void *data, size_t bytes)
+{
+    if (!*self->identity)
+        return;
+    if (bytes != strlen (self->identity) || memcmp (data, self->identity, bytes) != 0)
+        s_diverge (self,
+                   "the stream's log starts with id \"%.*s\", the one applied here with "
+                   "\"%s\": another log",
+                   (int)(bytes < EVENT_ID_BYTES_MAX ? bytes : EVENT_ID_BYTES_MAX),
+                   (const char *)data, self->identity);
+}
+
+//  A line received on PUB. The stream publishes each seq once, after it
+//  is durable, so a seq received again, or one live subscriber applied
+//  already, is suspect: its history may have gone back. Returns true
+//  then; the caller checks with the log.
+static bool s_see_published (subscriber_t *self, const void *data, size_t bytes)
+{
+    int64_t seq = s_line_seq ((const byte *)data, bytes);
+    if (seq == 0)
+        return false; // not a line; parsing it will say why
+    bool again = seq <= self->published_seq_max;
+    if (!self->catching_up && seq <= self->applied_seq)
+        again = true; // a page fetched ahead of the SUB explains it too
+    if (again)
+        return true;
+    self->published_seq_max = seq;
+    return false;
+}
+
 static bool s_is (zmsg_t *msg, const char *topic)
 {
     zframe_t *frame = zmsg_first (msg);
@@ -301,6 +372,9 @@ static apply_result_t s_apply_text (subscriber_t *self, const char *line, size_t
     self->handlers.on_event (self->arg, &self->event, line, bytes);
     self->applied_seq = seq;
     self->applied_ts_ms = self->event.ts_ms;
+    memcpy (self->applied_id, self->event.id, sizeof self->applied_id);
+    if (seq == 1)
+        memcpy (self->identity, self->event.id, sizeof self->identity);
     (*applied)++;
     return APPLY_OK;
 }
@@ -410,8 +484,20 @@ static bool s_fetch_awaited (subscriber_t *self)
     return false;
 }
 
+//  The first FETCH of a catch-up, or after a new socket: from applied_seq
+//  itself, so the stream's event there is checked against the one applied.
+static void s_fetch_verify (subscriber_t *self)
+{
+    if (self->applied_seq > 0)
+        s_fetch_from (self, self->applied_seq, true);
+    else
+        s_fetch (self);
+}
+
 static void s_start_catch_up (subscriber_t *self)
 {
+    if (*self->diverged)
+        return;
     if (!self->catching_up) {
         self->catching_up = true;
         self->catch_up_epoch++;
@@ -419,7 +505,7 @@ static void s_start_catch_up (subscriber_t *self)
         self->catch_up_start_seq = self->progress_seq = self->applied_seq;
     }
     if (self->fetch_retry_ms == 0 && !s_fetch_awaited (self))
-        s_fetch (self);
+        s_fetch_verify (self);
 }
 
 static void s_go_live (subscriber_t *self)
@@ -436,7 +522,7 @@ static void s_go_live (subscriber_t *self)
 
 //  FETCH from from_seq. A send that fails (no peer yet, queue full) still
 //  counts as out: the timeout retries it on a new socket.
-static void s_fetch_from (subscriber_t *self, int64_t from_seq)
+static void s_fetch_from (subscriber_t *self, int64_t from_seq, bool verify)
 {
     self->fetch_retry_ms = 0;
     if (self->fetches_out_count == SUBSCRIBER_FETCHES_IN_FLIGHT_MAX) {
@@ -447,14 +533,19 @@ static void s_fetch_from (subscriber_t *self, int64_t from_seq)
         s_fetch_later (self);
         return;
     }
-    self->fetches_out[self->fetches_out_count++] = (fetch_out_t){
-        .from_seq = from_seq, .sent_ms = zclock_mono (), .epoch = self->catch_up_epoch};
+    self->fetches_out[self->fetches_out_count++] =
+        (fetch_out_t){.from_seq = from_seq,
+                      .sent_ms = zclock_mono (),
+                      .epoch = self->catch_up_epoch,
+                      .verify = verify};
     self->fetches++;
     zmsg_t *request = zmsg_new ();
     zmsg_addstr (request, "FETCH");
     zmsg_addstrf (request, "%" PRId64, from_seq);
     zmsg_addstrf (request, "%d", SUBSCRIBER_FETCH_EVENTS_MAX);
     zmsg_addstr (request, "packed");
+    if (!self->identity_unasked)
+        zmsg_addstr (request, SUBSCRIBER_FETCH_IDENTITY);
     if (zmsg_send (&request, self->dealer))
         log_debug ("subscriber: FETCH to %s not sent: %s", self->replay_endpoint,
                    zmq_strerror (zmq_errno ()));
@@ -463,7 +554,7 @@ static void s_fetch_from (subscriber_t *self, int64_t from_seq)
 
 static void s_fetch (subscriber_t *self)
 {
-    s_fetch_from (self, self->applied_seq + 1);
+    s_fetch_from (self, self->applied_seq + 1, false);
 }
 
 //  True if the buffer holds applied_seq + 1: the live events continue
@@ -555,7 +646,7 @@ static void s_fetch_next_page (subscriber_t *self, const char *page, size_t page
         return;
     int64_t last_seq = s_page_last_seq (page, page_bytes);
     if (last_seq > self->applied_seq)
-        s_fetch_from (self, last_seq + 1);
+        s_fetch_from (self, last_seq + 1, false);
 }
 
 //  The lines of a page, or -1 if it does not end with a line end.
@@ -568,6 +659,39 @@ static int64_t s_page_lines (const char *page, size_t bytes)
          (at = (const char *)memchr (at, '\n', (size_t)(end - at))); at++)
         lines++;
     return lines;
+}
+
+//  A reply to fetch against what was applied when it was asked: the log
+//  must reach it, and a verifying page must start with the event applied
+//  at its from_seq. Returns -1 on a divergence (the subscriber stopped).
+static int s_check_page (subscriber_t *self, const fetch_out_t *fetch,
+                         int64_t log_last_seq, const char *page, size_t page_bytes)
+{
+    int64_t needed = fetch->verify ? fetch->from_seq : fetch->from_seq - 1;
+    if (log_last_seq < needed)
+        s_diverge (self,
+                   "the stream's log ends at seq %" PRId64 ", before seq %" PRId64
+                   " applied here",
+                   log_last_seq, needed);
+    if (!fetch->verify || page_bytes == 0 || *self->diverged)
+        return *self->diverged ? -1 : 0;
+    const char *end = (const char *)memchr (page, '\n', page_bytes);
+    size_t bytes = (size_t)(end - page);
+    if (s_line_seq ((const byte *)page, bytes) != fetch->from_seq ||
+        fetch->from_seq != self->applied_seq || !*self->applied_id ||
+        bytes > EVENT_LINE_BYTES_MAX)
+        return 0; // nothing to compare with; a bad line is the apply's to refuse
+    memcpy (self->line, page, bytes);
+    self->line[bytes] = 0;
+    char reason[SUBSCRIBER_ERROR_BYTES_MAX];
+    if (event_parse_stored (self->line, bytes, &self->event, reason, sizeof reason))
+        return 0;
+    if (!streq (self->event.id, self->applied_id))
+        s_diverge (self,
+                   "the stream holds id \"%s\" at seq %" PRId64 ", where \"%s\" was "
+                   "applied here",
+                   self->event.id, fetch->from_seq, self->applied_id);
+    return *self->diverged ? -1 : 0;
 }
 
 //  A page that cannot be the stream's log (logged): lines beyond the end
@@ -605,29 +729,39 @@ static void s_head_is (subscriber_t *self, int64_t log_last_seq)
     self->head_seq = head;
 }
 
-//  ["PACKED", log_last_seq, lines], the reply in hand
-static void s_on_packed (subscriber_t *self)
+//  ["PACKED", log_last_seq, lines(, identity)], the reply in hand to fetch
+static void s_on_packed (subscriber_t *self, const fetch_out_t *fetch)
 {
     int64_t log_last_seq, lines = -1;
     char *page = (char *)zmq_msg_data (&self->frames[2]);
     size_t page_bytes = zmq_msg_size (&self->frames[2]);
-    if (self->frame_count == 3)
+    if (self->frame_count == 3 || self->frame_count == 4)
         lines = s_page_lines (page, page_bytes);
     if (lines < 0 || lines > SUBSCRIBER_FETCH_EVENTS_MAX ||
         s_data_int64 (zmq_msg_data (&self->frames[1]), zmq_msg_size (&self->frames[1]),
                       &log_last_seq)) {
         s_complain (self,
                     "PACKED reply from %s is not [PACKED, log_last_seq, at most %d lines "
-                    "each ending in \\n]; fetching again later",
+                    "each ending in \\n(, identity)]; fetching again later",
                     self->replay_endpoint, SUBSCRIBER_FETCH_EVENTS_MAX);
         s_distrust_replay (self);
         return;
     }
+    if (self->frame_count == 4)
+        s_check_identity (self, zmq_msg_data (&self->frames[3]),
+                          zmq_msg_size (&self->frames[3]));
+    if (*self->diverged)
+        return;
+    //  An impossible page first: it proves nothing about the history.
     if (s_page_lies (self, page, page_bytes, lines, log_last_seq)) {
         s_distrust_replay (self);
         return;
     }
-    if (lines == 0)
+    if (s_check_page (self, fetch, log_last_seq, page, page_bytes))
+        return;
+    //  The page reaches the log's end: caught up once it is applied.
+    bool at_end = lines == 0 || s_page_last_seq (page, page_bytes) >= log_last_seq;
+    if (at_end)
         s_head_is (self, log_last_seq);
     s_see_head (self, log_last_seq);
     if (lines > 0)
@@ -643,8 +777,8 @@ static void s_on_packed (subscriber_t *self)
         self->unfilled_gaps = 0;
     if (rc != APPLY_OK)
         s_distrust_replay (self); // a next page out will not fit; it is ignored
-    else if (lines == 0 || s_buffer_continues (self))
-        s_drain (self, lines == 0); // a next page out comes live; it is ignored
+    else if (at_end || s_buffer_continues (self))
+        s_drain (self, at_end); // a next page out comes live; it is ignored
     else if (self->fetches_out_count == 0)
         s_fetch (self);
 }
@@ -698,20 +832,27 @@ static void s_on_reply (subscriber_t *self)
         return;
     }
     if (s_frame_is (&self->frames[0], "PACKED")) {
-        s_on_packed (self);
+        s_on_packed (self, &fetch);
         return;
     }
     char text[SUBSCRIBER_ERROR_BYTES_MAX] = "";
     if (self->frame_count > 1)
         snprintf (text, sizeof text, "%.*s", (int)zmq_msg_size (&self->frames[1]),
                   (const char *)zmq_msg_data (&self->frames[1]));
-    log_warn ("subscriber: FETCH %" PRId64 " from %s failed: %s", self->applied_seq + 1,
+    log_warn ("subscriber: FETCH %" PRId64 " from %s failed: %s", fetch.from_seq,
               self->replay_endpoint, text);
+    if (!self->identity_unasked && strstr (text, "arguments")) {
+        //  An older stream refuses the identity frame; follow it without.
+        self->identity_unasked = true;
+        log_warn ("subscriber: FETCHes to %s no longer ask for the log's identity",
+                  self->replay_endpoint);
+    }
     s_fetch_later (self);
 }
 
-//  ["HEARTBEAT", last_seq]: ahead of applied_seq while live means the tail
-//  was missed.
+//  ["HEARTBEAT", last_seq(, identity)]: ahead of applied_seq while live
+//  means the tail was missed; behind it, the stream's history may have
+//  gone back (a catch-up checks); another identity is another log.
 static void s_on_heartbeat (subscriber_t *self, zmsg_t *msg)
 {
     zmsg_first (msg);
@@ -721,11 +862,17 @@ static void s_on_heartbeat (subscriber_t *self, zmsg_t *msg)
                     self->publish_endpoint);
         return;
     }
+    zframe_t *identity = zmsg_next (msg);
+    if (identity)
+        s_check_identity (self, zframe_data (identity), zframe_size (identity));
+    if (*self->diverged)
+        return;
     s_see_head (self, last_seq);
     if (last_seq > self->applied_seq && !self->catching_up) {
         self->gaps++;
         s_start_catch_up (self);
-    }
+    } else if (last_seq < self->applied_seq && !self->catching_up)
+        s_start_catch_up (self); // perhaps a stale heartbeat; the FETCH tells
 }
 
 static void s_on_publish_message (subscriber_t *self, zmsg_t **msg_p)
@@ -769,9 +916,11 @@ static void s_on_live_events (subscriber_t *self, void *handle)
     zmq_msg_t *frame = &self->live_frame;
     size_t applied = 0;
     apply_result_t rc = APPLY_OK;
+    bool recheck = false;
     for (size_t index = 1; rc == APPLY_OK && zmq_msg_more (frame); index++) {
         if (zmq_msg_recv (frame, handle, 0) < 0)
             break; // a multipart message arrives whole; only a shutdown stops it
+        recheck |= s_see_published (self, zmq_msg_data (frame), zmq_msg_size (frame));
         rc = s_apply_line (self, (const byte *)zmq_msg_data (frame), zmq_msg_size (frame),
                            "publish", index, &applied);
     }
@@ -789,7 +938,8 @@ static void s_on_live_events (subscriber_t *self, void *handle)
     } else if (rc == APPLY_INVALID) {
         s_skip_rest (frame, handle);
         s_start_catch_up (self); // the message is dropped; the log holds the good line
-    }
+    } else if (recheck)
+        s_start_catch_up (self); // its first FETCH compares the log with what is applied
 }
 
 //  Appends frame's bytes and a NUL to the result text; -1 if out of memory.
@@ -843,7 +993,9 @@ static int s_on_publish (zloop_t *loop, zsock_t *reader, void *arg)
         if (zmq_msg_recv (frame, handle, ZMQ_DONTWAIT) < 0)
             break;
         self->last_message_ms = zclock_mono ();
-        if (!self->catching_up && s_frame_is (frame, "EVENTS"))
+        if (*self->diverged)
+            s_skip_rest (frame, handle); // heard (connected), not applied
+        else if (!self->catching_up && s_frame_is (frame, "EVENTS"))
             s_on_live_events (self, handle);
         else if (!self->catching_up && s_frame_is (frame, "RESULT"))
             s_on_live_result (self, handle);
@@ -851,6 +1003,10 @@ static int s_on_publish (zloop_t *loop, zsock_t *reader, void *arg)
             //  Kept in the buffer, a RESULT or a HEARTBEAT: rare or small.
             zmsg_t *msg = zmsg_new ();
             s_append_rest (msg, frame, handle);
+            //  Catching up already: its first FETCH checks the log.
+            if (s_is (msg, "EVENTS"))
+                for (zframe_t *line = zmsg_next (msg); line; line = zmsg_next (msg))
+                    s_see_published (self, zframe_data (line), zframe_size (line));
             s_on_publish_message (self, &msg);
             zmsg_destroy (&msg);
         }
@@ -905,7 +1061,9 @@ static int s_on_replay (zloop_t *loop, zsock_t *reader, void *arg)
         if (rc < 0)
             break;
         self->last_message_ms = zclock_mono ();
-        if (rc == 0) {
+        if (rc == 0 && *self->diverged)
+            s_frames_done (self);
+        else if (rc == 0) {
             s_on_reply (self);
             s_frames_done (self);
         } else
@@ -967,6 +1125,8 @@ static int s_on_tick (zloop_t *loop, int timer_id, void *arg)
 {
     subscriber_t *self = (subscriber_t *)arg;
     int64_t now = zclock_mono ();
+    if (*self->diverged)
+        return 0;
     if (self->replay_reset_due) {
         self->replay_reset_due = false;
         self->fetches_out_count = 0; // their replies cannot reach a new socket
@@ -982,7 +1142,7 @@ static int s_on_tick (zloop_t *loop, int timer_id, void *arg)
         if (s_dealer_recreate (self))
             s_fetch_later (self);
         else if (self->catching_up)
-            s_fetch (self);
+            s_fetch_verify (self); // perhaps another stream now
     } else if (self->fetches_out_count == 0 && self->fetch_retry_ms > 0 &&
                now >= self->fetch_retry_ms)
         s_fetch (self);
@@ -1034,6 +1194,10 @@ subscriber_t *subscriber_new (zloop_t *loop, const subscriber_config_t *config,
     self->tick_id = -1;
     self->applied_seq = self->head_seq = config->applied_seq;
     self->applied_ts_ms = config->applied_seq > 0 ? config->applied_ts_ms : INT64_MIN;
+    if (config->identity)
+        snprintf (self->identity, sizeof self->identity, "%s", config->identity);
+    if (config->applied_id && config->applied_seq > 0)
+        snprintf (self->applied_id, sizeof self->applied_id, "%s", config->applied_id);
     self->upstream_timeout_ms = config->upstream_timeout_ms > 0
                                     ? config->upstream_timeout_ms
                                     : SUBSCRIBER_UPSTREAM_TIMEOUT_MS_DEFAULT;
@@ -1107,6 +1271,12 @@ bool subscriber_connected (subscriber_t *self)
     assert (self);
     return self->last_message_ms > 0 &&
            zclock_mono () - self->last_message_ms < self->upstream_timeout_ms;
+}
+
+const char *subscriber_diverged (subscriber_t *self)
+{
+    assert (self);
+    return *self->diverged ? self->diverged : NULL;
 }
 
 bool subscriber_caught_up (subscriber_t *self)

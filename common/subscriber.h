@@ -19,6 +19,16 @@
     reconnects; a replay request without answer is retried on a new
     socket), and nothing here ever blocks the loop.
 
+    It also refuses a stream whose history is not the one applied here
+    (a log restored from a backup, lost by a crash, or another
+    deployment's): the stream's head must not be behind applied_seq,
+    every catch-up starts with the event at applied_seq and its id must
+    be the one applied (a seq published again, or a heartbeat behind,
+    starts one), and the log's identity (the id of seq 1) that the
+    stream announces must be the local one.
+    On a mismatch it logs once, applies nothing more and says why
+    (subscriber_diverged) until the process restarts.
+
     Used by accounting (read model) and transaction (write model).
 */
 #ifndef SUBSCRIBER_H_INCLUDED
@@ -61,6 +71,11 @@ typedef struct {
     int receive_hwm;         // SUB receive high-water mark; 0: ZeroMQ default
     const curve_t *curve;    // CURVE client keys for both sockets; NULL: plain.
                              // Borrowed: must outlive the subscriber
+    //  What the local state knows of the log it followed, so that another
+    //  history is refused at connect: the id of seq 1, and the id of the
+    //  event at applied_seq. NULL or "": unknown (not checked).
+    const char *identity;
+    const char *applied_id;
 } subscriber_config_t;
 
 //  Connects and registers with loop; starts catching up at once.
@@ -75,6 +90,9 @@ int64_t subscriber_head_seq (subscriber_t *self);
 bool subscriber_connected (subscriber_t *self);
 //  True once a FETCH came back empty (caught up at least once).
 bool subscriber_caught_up (subscriber_t *self);
+//  Why the stream's log and the local state disagree, or NULL while they
+//  agree. Once set it stays: nothing more is applied until restart.
+const char *subscriber_diverged (subscriber_t *self);
 //  Counters for metrics.
 uint64_t subscriber_fetches (subscriber_t *self);
 uint64_t subscriber_gaps (subscriber_t *self);

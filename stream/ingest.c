@@ -924,6 +924,12 @@ const ingest_stats_t *ingest_stats (ingest_t *self)
     return &self->stats;
 }
 
+int64_t ingest_find (ingest_t *self, const char *id)
+{
+    assert (self && id);
+    return dedupe_find (self->dedupe, id);
+}
+
 size_t ingest_account_count (ingest_t *self)
 {
     return self->version_accounts;

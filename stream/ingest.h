@@ -61,4 +61,8 @@ const ingest_stats_t *ingest_stats (ingest_t *self);
 //  Accounts with at least one event.
 size_t ingest_account_count (ingest_t *self);
 
+//  The seq of the stored event with this id, or 0 when it is not in the
+//  dedupe window (replay's LOOKUP).
+int64_t ingest_find (ingest_t *self, const char *id);
+
 #endif

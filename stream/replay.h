@@ -4,12 +4,25 @@
       ["FETCH", from_seq, max_events] -> ["BATCH", committed_seq, line...]
       ["FETCH", from_seq, max_events, "packed"]
                                       -> ["PACKED", committed_seq, lines]
+      ["FETCH", from_seq, max_events, "packed", "identity"]
+                                      -> ["PACKED", committed_seq, lines, identity]
       either                          -> ["ERROR", message]
+      ["LOOKUP", id]                  -> ["FOUND", id, seq, line]
+                                      |  ["ABSENT", id] | ["ERROR", message]
 
     BATCH is DESIGN.md's reply, a frame per line. PACKED, our addition,
     carries the same lines in one frame, each ending in \n, byte for byte
     as in the log: the catch-up subscriber asks for it, because a frame
-    per line cost more than the line itself.
+    per line cost more than the line itself. With "identity" it ends
+    with the log's identity (the id of seq 1, "" while the log is
+    empty), so a reader can tell another log from the one it follows;
+    a reader that does not ask gets the three frames it expects.
+
+    LOOKUP, also ours, asks the stream's dedupe window (1M ids by
+    default, rebuilt from the log at start) whether an event id is
+    stored: FOUND gives its seq and its stored line (without \n), so a
+    writer that no longer remembers a key answers a retry from what
+    was applied instead of validating it again.
 
     A batch holds at most REPLAY_BATCH_EVENTS_MAX events and about
     REPLAY_BATCH_BYTES_MAX bytes, read with pread into one reusable buffer,
@@ -29,6 +42,9 @@
 
 typedef struct replay replay_t;
 
+//  The seq of the committed event with this id in the dedupe window, or 0.
+typedef int64_t (replay_lookup_fn) (void *arg, const char *id);
+
 typedef struct {
     uint64_t requests;        // received on the ROUTER
     uint64_t replies_dropped; // unanswered: the peer's queue was full, or it left
@@ -36,6 +52,8 @@ typedef struct {
 
 //  log is borrowed and must outlive the replay.
 replay_t *replay_new (log_file_t *log);
+//  Serves LOOKUP through fn (without one, LOOKUP is answered ERROR).
+void replay_set_lookup (replay_t *self, replay_lookup_fn *fn, void *arg);
 void replay_destroy (replay_t **self_p);
 
 //  Answers the FETCH requests waiting on router (a bounded number per call).
@@ -47,6 +65,10 @@ const replay_stats_t *replay_stats (replay_t *self);
 //  REPLAY_BATCH_BYTES_MAX bytes) into the shared buffer. *text_p is
 //  borrowed until the next read: whole lines, each ending in \n. Returns
 //  the event count, or -1 on an I/O error (logged).
+//  The log's identity: the id of seq 1, or "" while the log is empty.
+//  Borrowed; announced in HEARTBEAT and PACKED replies.
+const char *replay_identity (replay_t *self);
+
 int replay_read (replay_t *self, int64_t from_seq, size_t max_events, const char **text_p,
                  size_t *bytes_p);
 

@@ -61,14 +61,15 @@ static int s_on_replay (zloop_t *loop, zsock_t *reader, void *arg)
     return replay_handle (self->replay, reader);
 }
 
-//  ["HEARTBEAT", last_committed_seq]
+//  ["HEARTBEAT", last_committed_seq, identity]: the identity (replay.h)
+//  is a trailing frame, which readers that know only two frames ignore.
 static int s_on_heartbeat (zloop_t *loop, int timer_id, void *arg)
 {
     server_t *self = (server_t *)arg;
     char seq[32];
     snprintf (seq, sizeof seq, "%lld",
               (long long)log_file_committed_seq (ingest_log (self->ingest)));
-    zsock_send (self->publish, "ss", "HEARTBEAT", seq);
+    zsock_send (self->publish, "sss", "HEARTBEAT", seq, replay_identity (self->replay));
     self->heartbeats++;
     return 0;
 }
@@ -82,6 +83,8 @@ static void s_health (http_request_t *request, void *arg)
                              (double)log_file_committed_seq (ingest_log (self->ingest)));
     cJSON_AddStringToObject (json, "fsync",
                              self->config.fsync_always ? "always" : "never");
+    //  What replicas compare with theirs (docs/DESIGN.md, Integrity).
+    cJSON_AddStringToObject (json, "identity", replay_identity (self->replay));
     http_respond_json (request, 200, json);
     cJSON_Delete (json);
 }
@@ -260,6 +263,11 @@ static zsock_t *s_bind (server_t *self, int type, const char *endpoint, const ch
     return sock;
 }
 
+static int64_t s_lookup (void *arg, const char *id)
+{
+    return ingest_find ((ingest_t *)arg, id);
+}
+
 static int s_open_log (server_t *self)
 {
     const char *path = self->config.data_dir;
@@ -282,7 +290,10 @@ static int s_open_log (server_t *self)
               log_file_segment_count (ingest_log (self->ingest)),
               ingest_account_count (self->ingest));
     self->replay = replay_new (ingest_log (self->ingest));
-    return self->replay ? 0 : -1;
+    if (!self->replay)
+        return -1;
+    replay_set_lookup (self->replay, s_lookup, self->ingest);
+    return 0;
 }
 
 static int s_start_http (server_t *self)

@@ -20,6 +20,7 @@
 #include "idempotency.h"
 #include "key_hash.h"
 #include "log.h"
+#include "lookup.h"
 #include "metrics.h"
 #include "openapi.h"
 #include "reply.h"
@@ -37,10 +38,14 @@
 //  A deposit's record in a 201 with a derived id and a short account
 //  takes ~140 bytes; longer ones grow the reply.
 #define API_REPLY_RECORD_BYTES_GUESS 192
+//  Ids a keyed request asks the stream about: its first event's, the key
+//  itself and "<key>:0" (the key's first id on the other routes).
+#define API_LOOKUP_IDS_MAX 3
 
 typedef enum { ROUTE_TRANSACTION, ROUTE_TRANSFER, ROUTE_BATCH } route_t;
 
 typedef enum {
+    STATE_LOOKING,    // keyed, not held here: asking the stream whether it landed
     STATE_SENT,       // APPEND sent, waiting for its RESULT
     STATE_APPLYING,   // ok/duplicate: waiting for the write model to reach last_seq
     STATE_CONFLICTED, // conflict: waiting for the write model to reach versions
@@ -95,6 +100,14 @@ struct request {
     bool duplicate;
     int64_t first_seq, last_seq;
     cJSON *versions;      // conflict: versions to reach first
+    //  STATE_LOOKING: the ids asked about (in by_lookup while out), and
+    //  what the answers said so far.
+    char lookups[API_LOOKUP_IDS_MAX][EVENT_ID_BYTES_MAX + 1];
+    size_t lookup_count, lookups_out;
+    bool lookup_failed; // some answer was "unknown"
+    bool found_other;   // the key's events of another request are stored
+    bool found_other_body; // the first event's id is stored with another command
+    int64_t found_seq;  // the seq of the first event's id, or 0
     waitlist_t *waitlist; // the one it is on (by state), or NULL
     request_t *wait_prev, *wait_next;
 };
@@ -111,6 +124,8 @@ struct api {
     zlistx_t *requests;    // request_t, arrival (= deadline) order; owns them
     zhashx_t *by_attempt;  // attempt id -> request_t
     zhashx_t *by_key;      // idempotency key -> request_t
+    zhashx_t *by_lookup;   // id asked about -> request_t (STATE_LOOKING)
+    lookup_t *lookup;
     waitlist_t applying;   // STATE_APPLYING, ascending last_seq
     waitlist_t conflicted; // STATE_CONFLICTED, in conflict order
     size_t waiters;        // suspended HTTP requests over all requests
@@ -205,7 +220,7 @@ static void s_respond_bytes (api_t *self, http_request_t *http, unsigned status,
         http_respond_take (http, status, type, body, bytes);
     else
         http_respond (http, status, type, body, bytes);
-    if (status == 201)
+    if (status == 201 || status == 200)
         replayed ? self->replayed++ : self->created++;
     else if (status == 503)
         self->unavailable++;
@@ -273,9 +288,13 @@ static void s_request_end (request_t *request, unsigned status, char *body, bool
     //  must see this request's outcome (balances, its key), not its holds.
     api_t *self = request->api;
     size_t bytes = strlen (body);
-    if (status == 201 && request->keyed)
+    if ((status == 201 || status == 200) && request->keyed)
         idempotency_store (self->idempotency, request->key, request->fingerprint, status,
                            body, bytes);
+    for (size_t index = 0; index < request->lookup_count; index++)
+        if (zhashx_lookup (self->by_lookup, request->lookups[index]) == request)
+            zhashx_delete (self->by_lookup, request->lookups[index]);
+    request->lookup_count = 0;
     s_release_holds (request);
     if (*request->attempt)
         zhashx_delete (self->by_attempt, request->attempt);
@@ -655,7 +674,9 @@ static char *s_success_text (request_t *request, unsigned *status, const char **
         bool matches = record && s_record_matches (record, &request->commands[index]);
         if (!matches) {
             reply_free (&reply);
-            *status = record || request->duplicate ? 422 : 500;
+            //  A duplicate whose events are no longer kept here was
+            //  applied all the same: say so, never a 4xx.
+            *status = record ? 422 : request->duplicate ? 200 : 500;
             *detail = record ? "the idempotency key was used for another request"
                              : "the stored event is no longer kept for replay";
             return NULL;
@@ -669,6 +690,25 @@ static char *s_success_text (request_t *request, unsigned *status, const char **
     return reply.data;
 }
 
+//  The answer to a request that was applied, when its 201 can no longer
+//  be rebuilt (the balances after its events are not kept): 200, the
+//  problem type .../already-applied and the seqs its events hold.
+static char *s_already_applied_text (request_t *request)
+{
+    cJSON *json = http_problem_new (
+        200, "Already applied",
+        "this request was applied before; its events are stored at the seqs given, but "
+        "its original answer (the balances after it) is no longer kept",
+        NULL);
+    cJSON_AddStringToObject (json, "id", request->commands[0].id);
+    s_add_int (json, "first_seq", request->first_seq);
+    s_add_int (json, "last_seq", request->last_seq);
+    char *text = cJSON_PrintUnformatted (json);
+    cJSON_Delete (json);
+    assert (text);
+    return text;
+}
+
 static void s_finish_applied (request_t *request)
 {
     unsigned status = 201;
@@ -676,6 +716,8 @@ static void s_finish_applied (request_t *request)
     char *text = s_success_text (request, &status, &detail);
     if (text)
         s_request_end (request, 201, text, request->duplicate);
+    else if (status == 200)
+        s_request_end (request, 200, s_already_applied_text (request), true);
     else {
         if (status == 500)
             log_error ("request %s: %s", request->request_id, detail);
@@ -747,6 +789,7 @@ static void s_on_event (void *arg, const event_t *event, const char *line,
                         size_t line_bytes)
 {
     api_t *self = (api_t *)arg;
+    write_model_set_head (self->model, subscriber_head_seq (self->subscriber));
     write_model_apply (self->model, event);
 }
 
@@ -870,13 +913,18 @@ static int s_on_tick (zloop_t *loop, int timer_id, void *arg)
     api_t *self = (api_t *)arg;
     int64_t now = zclock_mono ();
     bool connected = subscriber_connected (self->subscriber);
+    //  Diverged: nothing more is folded, so no request in flight can end well.
+    bool diverged = subscriber_diverged (self->subscriber) != NULL;
     request_t *request;
     // Arrival order is deadline order: stop at the first one still in time.
     while ((request = zlistx_first (self->requests)) &&
-           (request->deadline_ms <= now || !connected)) {
+           (request->deadline_ms <= now || !connected || diverged)) {
         self->timeouts++;
         char detail[96];
-        if (connected)
+        if (diverged)
+            snprintf (detail, sizeof detail,
+                      "the write model and the stream's log diverged (see /health)");
+        else if (connected)
             snprintf (detail, sizeof detail, "no result from the stream within %d ms",
                       self->config.ack_timeout_ms);
         else
@@ -1162,6 +1210,162 @@ static bool s_answer_landed (request_t *request)
     return true;
 }
 
+//  The write model follows a stream whose log is not the history it
+//  folded: deciding against it could overdraw or answer a retry from
+//  events the log no longer has. Refused until the cause is fixed and
+//  the instance restarted (it folds the stream's log from seq 1 again).
+static bool s_refuse_diverged (api_t *self, http_request_t *http)
+{
+    const char *reason = subscriber_diverged (self->subscriber);
+    if (!reason)
+        return false;
+    char detail[320];
+    snprintf (detail, sizeof detail,
+              "the write model and the stream's log diverged (%s); restart this "
+              "instance once the stream's log is the right one",
+              reason);
+    cJSON *json = http_problem_new (503, "Diverged", detail, NULL);
+    char *body = cJSON_PrintUnformatted (json);
+    cJSON_Delete (json);
+    assert (body);
+    s_respond_bytes (self, http, 503, body, strlen (body), false, true);
+    return true;
+}
+
+//  --------------------------------------------------------------------
+//  A key this instance holds no answer for: the stream's dedupe window
+//  says whether its events landed (a retry of a 503'd request that landed
+//  later, of one answered before a restart, or forgotten since), before
+//  it is validated again: its own debit may be in the balances already,
+//  and a 422 would read "not applied". Keys are one namespace across
+//  routes: a single command's event id is the key, a batch's first is
+//  "<key>:0", so both are asked about (with the first event's own id).
+
+//  The ids to ask about, each once.
+static void s_lookup_ids (request_t *request)
+{
+    char derived[EVENT_ID_BYTES_MAX + 1] = "";
+    if (s_derive_id (request->key, 0, derived) != 0)
+        derived[0] = '\0'; // too long to be any route's id
+    const char *candidates[API_LOOKUP_IDS_MAX] = {request->commands[0].id, request->key,
+                                                  derived};
+    request->lookup_count = 0;
+    for (size_t index = 0; index < API_LOOKUP_IDS_MAX; index++) {
+        bool known = !*candidates[index];
+        for (size_t other = 0; other < request->lookup_count; other++)
+            known = known || streq (request->lookups[other], candidates[index]);
+        if (!known)
+            s_copy (request->lookups[request->lookup_count++], EVENT_ID_BYTES_MAX + 1,
+                    candidates[index]);
+    }
+}
+
+//  True if the write model has perhaps folded one of the request's ids:
+//  only then is the stream asked (a new key, nearly every keyed request,
+//  costs no round trip). An id durable but not folded yet is decided by
+//  the stream's own dedupe, as before.
+static bool s_maybe_stored (request_t *request)
+{
+    s_lookup_ids (request);
+    for (size_t index = 0; index < request->lookup_count; index++)
+        if (write_model_seen (request->api->model, request->lookups[index]))
+            return true;
+    request->lookup_count = 0; // none asked about
+    return false;
+}
+
+//  Asks about the request's ids (s_lookup_ids) and suspends it until the
+//  answers came (s_on_lookup), or answers it 503 when they cannot be
+//  asked now.
+static void s_lookup_start (request_t *request)
+{
+    api_t *self = request->api;
+    for (size_t index = 0; index < request->lookup_count; index++) {
+        const char *id = request->lookups[index];
+        if (zhashx_lookup (self->by_lookup, id)) {
+            s_request_fail (request, 503,
+                            "a request with an overlapping idempotency key is being "
+                            "checked; retry",
+                            NULL, NULL);
+            return;
+        }
+        if (lookup_ask (self->lookup, id) != 0) {
+            s_request_fail (request, 503, "the stream is unreachable", NULL, NULL);
+            return;
+        }
+        zhashx_insert (self->by_lookup, id, request);
+    }
+    request->lookups_out = request->lookup_count;
+    request->state = STATE_LOOKING;
+    http_request_suspend (request->originator);
+}
+
+//  True if the stored line (line_bytes, no NUL) is command's event.
+static bool s_line_matches (const char *line, size_t line_bytes, const command_t *command)
+{
+    static char text[EVENT_LINE_BYTES_MAX + 1];
+    event_t event;
+    char error[128];
+    if (line_bytes > EVENT_LINE_BYTES_MAX)
+        return false;
+    memcpy (text, line, line_bytes);
+    text[line_bytes] = '\0';
+    if (event_parse_stored (text, line_bytes, &event, error, sizeof error))
+        return false;
+    write_model_record_t record = {.type = event.type, .amount = event.amount};
+    s_copy (record.id, sizeof record.id, event.id);
+    s_copy (record.account, sizeof record.account,
+            event.type == EVENT_TRANSFERRED ? event.from : event.account);
+    s_copy (record.to, sizeof record.to, event.to);
+    return s_record_matches (&record, command);
+}
+
+//  Every answer is in: answer from the stored events, refuse the key, or
+//  decide the request as new.
+static void s_lookup_done (request_t *request)
+{
+    if (request->lookup_failed) {
+        s_request_fail (request, 503,
+                        "cannot tell whether this key's events are stored (the stream did "
+                        "not answer); retry",
+                        NULL, NULL);
+    } else if (request->found_seq && !request->found_other_body) {
+        //  Applied: answered like a stream "duplicate", once folded here.
+        request->state = STATE_APPLYING;
+        request->duplicate = true;
+        request->first_seq = request->found_seq;
+        request->last_seq = request->found_seq + (int64_t)request->count - 1;
+        s_progress (request);
+    } else if (request->found_other || request->found_other_body) {
+        cJSON *errors = NULL;
+        http_problem_add_error (&errors, "Idempotency-Key",
+                                "already used for another request");
+        s_request_fail (request, 422, "the idempotency key was used for another request",
+                        errors, NULL);
+    } else if (s_plan (request) == 0 && s_send (request) != 0)
+        s_request_fail (request, 503, "the stream is unreachable", NULL, NULL);
+}
+
+//  lookup's answer for id: seq > 0 stored (line is it), 0 not, -1 unknown.
+static void s_on_lookup (void *arg, const char *id, int64_t seq, const char *line,
+                         size_t line_bytes)
+{
+    api_t *self = (api_t *)arg;
+    request_t *request = zhashx_lookup (self->by_lookup, id);
+    if (!request)
+        return; // answered meanwhile (timeout, overlap, stop)
+    zhashx_delete (self->by_lookup, id);
+    if (seq < 0)
+        request->lookup_failed = true;
+    else if (seq > 0 && streq (id, request->commands[0].id)) {
+        request->found_seq = seq;
+        request->found_other_body = !s_line_matches (line, line_bytes, request->commands);
+    } else if (seq > 0)
+        request->found_other = true;
+    if (--request->lookups_out == 0)
+        s_lookup_done (request);
+}
+
 //  Refuses (403) commands that touch an account outside the principal's
 //  pattern, naming the first such field; nothing of the request is
 //  appended. Returns true when refused.
@@ -1201,6 +1405,8 @@ static bool s_refuse_accounts (http_request_t *http, route_t route,
 //  POST /transactions, /transfers, /batch
 static void s_handle_write (api_t *self, http_request_t *http, route_t route)
 {
+    if (s_refuse_diverged (self, http))
+        return;
     if (!subscriber_caught_up (self->subscriber)) {
         s_respond_problem (self, http, 503, "starting: the write model is catching up",
                            NULL);
@@ -1234,6 +1440,10 @@ static void s_handle_write (api_t *self, http_request_t *http, route_t route)
     request_t *request = s_request_new (self, http, route, &parsed, fingerprint);
     if (s_answer_landed (request))
         return; // answered from the stored events
+    if (request->keyed && s_maybe_stored (request)) {
+        s_lookup_start (request);
+        return; // answered, or decided once the stream said what it holds
+    }
     if (s_plan (request) != 0)
         return; // answered 422
     if (s_send (request) != 0)
@@ -1263,9 +1473,15 @@ static void s_handle_batch (http_request_t *http, void *arg)
 static void s_handle_health (http_request_t *http, void *arg)
 {
     api_t *self = (api_t *)arg;
-    bool ready = subscriber_caught_up (self->subscriber);
+    const char *diverged = subscriber_diverged (self->subscriber);
+    bool ready = subscriber_caught_up (self->subscriber) && !diverged;
     cJSON *json = cJSON_CreateObject ();
-    cJSON_AddStringToObject (json, "status", ready ? "ok" : "starting");
+    cJSON_AddStringToObject (json, "status",
+                             diverged ? "unhealthy" : ready ? "ok" : "starting");
+    if (diverged) {
+        cJSON_AddStringToObject (json, "reason", "diverged");
+        cJSON_AddStringToObject (json, "detail", diverged);
+    }
     cJSON_AddStringToObject (json, "upstream",
                              subscriber_connected (self->subscriber) ? "connected"
                                                                      : "disconnected");
@@ -1309,6 +1525,9 @@ static void s_handle_metrics (http_request_t *http, void *arg)
                    (double)write_model_account_count (self->model));
     metrics_gauge (metrics, "transaction_idempotency_keys", "Answers remembered by key",
                    (double)idempotency_size (self->idempotency));
+    metrics_gauge (metrics, "transaction_diverged",
+                   "1 once the stream's log and the write model disagree",
+                   subscriber_diverged (self->subscriber) ? 1 : 0);
     metrics_gauge (metrics, "transaction_upstream_connected",
                    "1 while the stream is heard",
                    subscriber_connected (self->subscriber) ? 1 : 0);
@@ -1430,11 +1649,16 @@ api_t *api_new (zloop_t *loop, const api_config_t *config)
     self->requests = zlistx_new ();
     self->by_attempt = s_index_new ();
     self->by_key = s_index_new ();
+    self->by_lookup = zhashx_new ();
     if (!self->model || !self->idempotency || !self->requests || !self->by_attempt ||
-        !self->by_key)
+        !self->by_key || !self->by_lookup)
         goto failed;
     if (config->security.curve_dir &&
         !(self->curve = curve_new (config->security.curve_dir, true)))
+        goto failed;
+    self->lookup = lookup_new (loop, config->replay_endpoint, config->ack_timeout_ms,
+                               self->curve, s_on_lookup, self);
+    if (!self->lookup)
         goto failed;
     if (s_connect_ingest (self) || s_start_subscriber (self) || s_start_http (self))
         goto failed;
@@ -1466,8 +1690,10 @@ void api_destroy (api_t **self_p)
         zloop_timer_end (self->loop, self->timer_id);
     http_server_destroy (&self->http);
     subscriber_destroy (&self->subscriber);
+    lookup_destroy (&self->lookup);
     zsock_destroy (&self->ingest);
     curve_destroy (&self->curve);
+    zhashx_destroy (&self->by_lookup);
     zhashx_destroy (&self->by_key);
     zhashx_destroy (&self->by_attempt);
     zlistx_destroy (&self->requests);

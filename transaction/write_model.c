@@ -4,6 +4,7 @@
 
 #include <czmq.h>
 
+#include "dedupe.h"
 #include "key_hash.h"
 #include "log.h"
 
@@ -48,6 +49,9 @@ struct write_model {
     //  The home slot of each ring record's id, so that forgetting a
     //  record never hashes its id again.
     uint32_t *homes; // WRITE_MODEL_RECENT_EVENTS_MAX
+    dedupe_t *seen;  // ids of the last WRITE_MODEL_SEEN_IDS_MAX events, hashes only
+    bool seen_started; // the window holds every id from its first seq on
+    int64_t head_seq;  // write_model_set_head
 };
 
 _Static_assert((WRITE_MODEL_RECENT_EVENTS_MAX & (WRITE_MODEL_RECENT_EVENTS_MAX - 1)) == 0,
@@ -75,6 +79,12 @@ static uint32_t s_slot_ring (uint32_t entry)
     return (entry & 0xffff) - 1;
 }
 
+//  A hash hit is all the window knows: write_model_seen says "probably".
+static bool s_seen_confirm (void *arg, int64_t seq, const char *id)
+{
+    return true;
+}
+
 write_model_t *write_model_new (void)
 {
     write_model_t *self = calloc (1, sizeof *self);
@@ -85,7 +95,8 @@ write_model_t *write_model_new (void)
     self->recent = calloc (WRITE_MODEL_RECENT_EVENTS_MAX, sizeof *self->recent);
     self->ids = calloc (WRITE_MODEL_ID_SLOTS, sizeof *self->ids);
     self->homes = calloc (WRITE_MODEL_RECENT_EVENTS_MAX, sizeof *self->homes);
-    if (!self->slots || !self->recent || !self->ids || !self->homes)
+    self->seen = dedupe_new (WRITE_MODEL_SEEN_IDS_MAX, 1, s_seen_confirm, NULL);
+    if (!self->slots || !self->recent || !self->ids || !self->homes || !self->seen)
         goto failed;
     return self;
 failed:
@@ -105,6 +116,7 @@ void write_model_destroy (write_model_t **self_p)
         free (self->recent);
         free (self->ids);
         free (self->homes);
+        dedupe_destroy (&self->seen);
         free (self);
         *self_p = NULL;
     }
@@ -288,6 +300,9 @@ int write_model_apply (write_model_t *self, const event_t *event)
     //  in the index: fetch both at once rather than one miss after another.
     uint32_t home = s_id_hash (event->id);
     __builtin_prefetch (&self->ids[home], 1);
+    bool seen = self->seen_started || event->seq > self->head_seq - WRITE_MODEL_SEEN_IDS_MAX;
+    if (seen)
+        dedupe_prefetch (self->seen, event->id, event->seq);
     if (record->seq)
         s_id_forget (self, ring);
     //  Every member is written (no memset: only the lines in use are
@@ -300,6 +315,13 @@ int write_model_apply (write_model_t *self, const event_t *event)
     record->account[0] = record->to[0] = '\0';
     s_copy (record->id, sizeof record->id, event->id);
     s_id_learn (self, ring, home);
+    if (seen) {
+        if (!self->seen_started)
+            dedupe_start_at (self->seen, event->seq);
+        self->seen_started = true;
+        dedupe_add (self->seen, event->id, event->seq);
+        dedupe_settle (self->seen);
+    }
 
     const char *debited = NULL, *credited = NULL;
     if (event->type == EVENT_DEPOSITED)
@@ -411,4 +433,17 @@ int64_t write_model_find (write_model_t *self, const char *id)
             found = record->seq;
     }
     return found;
+}
+
+int64_t write_model_seen (write_model_t *self, const char *id)
+{
+    assert (self && id);
+    return dedupe_find (self->seen, id);
+}
+
+void write_model_set_head (write_model_t *self, int64_t head_seq)
+{
+    assert (self);
+    if (head_seq > self->head_seq)
+        self->head_seq = head_seq;
 }

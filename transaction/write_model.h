@@ -25,6 +25,12 @@
 //  Recent events kept for responses and duplicate replays: larger than
 //  the largest batch, ~300 bytes each (~10 MiB). A power of two.
 #define WRITE_MODEL_RECENT_EVENTS_MAX 32768
+//  Ids of the events folded last that write_model_seen knows: the
+//  stream's dedupe window by default (INGEST_DEDUPE_WINDOW_DEFAULT), so
+//  an id unseen here is not one the stream would call a duplicate.
+//  About 24 bytes each (dedupe.h): ~24 MiB.
+#define WRITE_MODEL_SEEN_IDS_MAX 1000000
+
 //  Slots of the id index over those events (open addressing, 4 bytes
 //  each: 256 KiB). Twice the events: probes stay short at half load.
 #define WRITE_MODEL_ID_SLOTS (2 * WRITE_MODEL_RECENT_EVENTS_MAX)
@@ -53,6 +59,11 @@ void write_model_destroy (write_model_t **self_p);
 //  Unknown types only advance the position. Returns 0, or -1 when a
 //  balance would overflow (logged; the balance is left unchanged).
 int write_model_apply (write_model_t *self, const event_t *event);
+
+//  The stream's head as far as known (it only grows): the ids of events
+//  WRITE_MODEL_SEEN_IDS_MAX or more below it, which the window would
+//  forget before the end of the catch-up, are not added to it at all.
+void write_model_set_head (write_model_t *self, int64_t head_seq);
 
 int64_t write_model_applied_seq (write_model_t *self);
 size_t write_model_account_count (write_model_t *self);
@@ -86,5 +97,10 @@ const write_model_record_t *write_model_record (write_model_t *self, int64_t seq
 //  The seq of the latest kept event with this id, or 0 when none of the
 //  last WRITE_MODEL_RECENT_EVENTS_MAX events has it.
 int64_t write_model_find (write_model_t *self, const char *id);
+
+//  0 when none of the last WRITE_MODEL_SEEN_IDS_MAX events folded has
+//  this id; else the seq of one that probably has it (only a 64-bit
+//  hash of each id is kept: ask the stream to be sure).
+int64_t write_model_seen (write_model_t *self, const char *id);
 
 #endif

@@ -13,9 +13,11 @@
       from_seq on, at most max_events (and REPLAY_BATCH_EVENTS_MAX) of them,
       none past the end; replay_read gives the same lines;
     - the same with a fourth frame "packed" gets ["PACKED", committed_seq,
-      lines]: the same lines in one frame, each ending in \n;
+      lines]: the same lines in one frame, each ending in \n; and with a
+      fifth frame "identity" after it, the id of seq 1 as a fourth frame;
     - anything else (another command, a missing, empty, signed, zero or
-      non-decimal number, another fourth frame, a fifth frame) gets
+      non-decimal number, another fourth or fifth frame, a sixth frame,
+      a LOOKUP where none is served) gets
       ["ERROR", message]; numbers
       of more digits than any seq may be refused too, but if they are
       answered, the answer is right.
@@ -198,10 +200,10 @@ static void s_check_page (const char *what, const char *text, size_t bytes,
 }
 
 static void s_check_batch (zmsg_t *reply, int64_t from_seq, int64_t max_events,
-                           bool packed)
+                           bool packed, bool identity)
 {
     int64_t count = s_expected_count (from_seq, max_events);
-    size_t frames = packed ? 3 : (size_t)count + 2;
+    size_t frames = packed ? 3 + identity : (size_t)count + 2;
     fuzz_check (zmsg_size (reply) == frames,
                 "reply of %zu frames from %lld max %lld, expected %lld events",
                 zmsg_size (reply), (long long)from_seq, (long long)max_events,
@@ -215,6 +217,9 @@ static void s_check_batch (zmsg_t *reply, int64_t from_seq, int64_t max_events,
         zframe_t *page = zmsg_next (reply);
         s_check_page ("PACKED", (const char *)zframe_data (page), zframe_size (page),
                       from_seq, count);
+        if (identity)
+            fuzz_check (zframe_streq (zmsg_next (reply), "event-1"),
+                        "identity is not the id of seq 1");
     } else
         for (int64_t seq = from_seq; seq < from_seq + count; seq++) {
             zframe_t *line = zmsg_next (reply);
@@ -248,9 +253,13 @@ static void s_check_reply (const message_t *message)
     number_kind_t from = s_number (message, first + 1, &from_seq);
     number_kind_t max = s_number (message, first + 2, &max_events);
     size_t shape = first + 3;
-    bool packed = message->frame_count == shape + 1 && message->frame_bytes[shape] == 6 &&
+    bool packed = (message->frame_count == shape + 1 || message->frame_count == shape + 2) &&
+                  message->frame_bytes[shape] == 6 &&
                   memcmp (message->frames[shape], "packed", 6) == 0;
-    bool extra = message->frame_count > shape + (packed ? 1 : 0);
+    bool identity = packed && message->frame_count == shape + 2 &&
+                    message->frame_bytes[shape + 1] == 8 &&
+                    memcmp (message->frames[shape + 1], "identity", 8) == 0;
+    bool extra = message->frame_count > shape + (packed ? 1 : 0) + (identity ? 1 : 0);
     fuzz_check (zmsg_size (reply) > 0, "empty reply");
     if (!fetch || from == NUMBER_BAD || max == NUMBER_BAD || extra)
         s_check_error (reply);
@@ -258,7 +267,7 @@ static void s_check_reply (const message_t *message)
              zframe_streq (zmsg_first (reply), "ERROR"))
         s_check_error (reply);
     else
-        s_check_batch (reply, from_seq, max_events, packed);
+        s_check_batch (reply, from_seq, max_events, packed, identity);
     zmsg_destroy (&reply);
 }
 

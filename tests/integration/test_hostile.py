@@ -83,7 +83,8 @@ def hostile_replies():
         [b"PACKED", b"8", line(8) + b"\n"],                        # skips 6 and 7
         [b"PACKED", b"7", b"\n\n\n"],
         [b"PACKED", b"7"],                                         # a frame short
-        [b"PACKED", b"7", good + b"\n", b"more"],                  # a frame too many
+        # a frame too many (a fourth is the log's identity: docs/DESIGN.md)
+        [b"PACKED", b"7", good + b"\n", b"good-1", b"more"],
         [b"BATCH", b"7", b"garbage"],
         [b"PACKED", b"7", b"x" * BIG_FRAME_BYTES],                 # dropped by libzmq
     ]

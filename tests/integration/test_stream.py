@@ -453,10 +453,12 @@ def test_storage_failure_answers_unavailable_and_appends_work_again_after():
 def test_http_health_events_and_metrics_answer():
     s = Stream()
     c = s.client
-    c.append(*[deposit(new_id(), "gil") for _ in range(5)])
+    first = new_id()
+    c.append(deposit(first, "gil"), *[deposit(new_id(), "gil") for _ in range(4)])
     url = s.service.url
     status, health = harness.get_json(url + "/health")
-    assert status == 200 and health == {"status": "ok", "last_seq": 5, "fsync": "always"}
+    assert status == 200 and health == {"status": "ok", "last_seq": 5, "fsync": "always",
+                                        "identity": first}, health
     status, page = harness.get_json(url + "/events?from_seq=2&limit=2")
     assert status == 200 and page["last_seq"] == 5
     assert [e["seq"] for e in page["events"]] == [2, 3]
@@ -483,12 +485,53 @@ def test_http_health_events_and_metrics_answer():
     s.stop()
 
 
-def test_heartbeat_carries_the_last_committed_seq():
+def test_heartbeat_carries_the_last_committed_seq_and_the_logs_identity():
     s = Stream()
     c = s.client
-    c.append(deposit(new_id()), deposit(new_id()))
+    # While the log is empty its identity is "".
     beat = c.wait_for(lambda m: m[0] == b"HEARTBEAT", what="a heartbeat")
-    assert beat == [b"HEARTBEAT", b"2"], beat
+    assert beat == [b"HEARTBEAT", b"0", b""], beat
+    first = new_id()
+    c.append(deposit(first), deposit(new_id()))
+    beat = c.wait_for(lambda m: m[0] == b"HEARTBEAT" and m[1] == b"2", what="a heartbeat")
+    assert beat == [b"HEARTBEAT", b"2", first.encode()], beat
+    s.stop()
+
+
+def test_packed_fetch_asked_for_the_identity_ends_with_it():
+    s = Stream()
+    c = s.client
+    assert c.fetch("FETCH", 1, 10, "packed", "identity") == [b"PACKED", b"0", b"", b""]
+    first = new_id()
+    c.append(deposit(first))
+    reply = c.fetch("FETCH", 1, 10, "packed", "identity")
+    assert reply[:2] == [b"PACKED", b"1"] and reply[3] == first.encode(), reply
+    assert reply[2] == s.log_bytes()
+    # Not asked, the reply keeps its three frames.
+    assert len(c.fetch("FETCH", 1, 10, "packed")) == 3
+    for bad in (["FETCH", 1, 10, "packed", "IDENTITY"], ["FETCH", 1, 10, "identity"],
+                ["FETCH", 1, 10, "packed", "identity", "x"]):
+        reply = c.fetch(*bad)
+        assert reply[0] == b"ERROR" and len(reply) == 2, (bad, reply)
+    s.stop()
+
+
+def test_lookup_answers_from_the_dedupe_window_across_a_restart():
+    s = Stream()
+    c = s.client
+    ids = [new_id(), new_id()]
+    c.append(deposit(ids[0]), deposit(ids[1]))
+    lines = s.log_bytes().split(b"\n")
+    for seq, event_id in enumerate(ids, start=1):
+        assert c.fetch("LOOKUP", event_id) == [b"FOUND", event_id.encode(), str(seq).encode(),
+                                               lines[seq - 1]]
+    assert c.fetch("LOOKUP", "never-stored") == [b"ABSENT", b"never-stored"]
+    for bad in (["LOOKUP"], ["LOOKUP", "bad id"], ["LOOKUP", ids[0], ids[1]], ["LOOKUP", ""]):
+        reply = c.fetch(*bad)
+        assert reply[0] == b"ERROR" and len(reply) == 2, (bad, reply)
+    s.stop()
+    s = Stream(data_dir=s.data_dir)  # the window is rebuilt from the log
+    assert s.client.fetch("LOOKUP", ids[1])[:3] == [b"FOUND", ids[1].encode(), b"2"]
     s.stop()
 
 
@@ -533,7 +576,9 @@ elif __name__ == "__main__":
         test_kill9_during_appends_keeps_every_acknowledged_event_exactly_once,
         test_storage_failure_answers_unavailable_and_appends_work_again_after,
         test_http_health_events_and_metrics_answer,
-        test_heartbeat_carries_the_last_committed_seq,
+        test_heartbeat_carries_the_last_committed_seq_and_the_logs_identity,
+        test_packed_fetch_asked_for_the_identity_ends_with_it,
+        test_lookup_answers_from_the_dedupe_window_across_a_restart,
         test_sigterm_and_sigint_stop_the_stream_cleanly,
         test_bad_options_exit_2_and_fsync_never_warns,
     ])

@@ -48,6 +48,8 @@ typedef struct {
     int sockets;              // DEALERs seen, one after another
     bool subscribed_events;
     bool subscribed_results;
+    bool older;          // answers a FETCH with an identity frame as an older stream does
+    int identity_asked;  // FETCHes received that asked for the identity
 } stream_t;
 
 static char *s_make_line (int64_t seq, const char *account)
@@ -83,6 +85,16 @@ static void s_stream_replace (stream_t *self, int64_t seq, const char *line)
     self->lines[seq] = strdup (line);
 }
 
+//  The id of seq 1 ("" while the log is empty), as the stream announces it.
+static const char *s_stream_identity (stream_t *self)
+{
+    static char id[EVENT_ID_BYTES_MAX + 1];
+    const char *at = self->log_seq ? strstr (self->lines[1], "\"id\":\"") : NULL;
+    snprintf (id, sizeof id, "%.*s", at ? (int)strcspn (at + 6, "\"") : 0,
+              at ? at + 6 : "");
+    return id;
+}
+
 static void s_stream_answer (stream_t *self, zmsg_t **request_p)
 {
     zmsg_t *request = *request_p;
@@ -91,6 +103,7 @@ static void s_stream_answer (stream_t *self, zmsg_t **request_p)
     char *from_text = zmsg_popstr (request);
     char *max_text = zmsg_popstr (request);
     char *shape = zmsg_popstr (request);
+    char *asked = zmsg_popstr (request); // "identity" or NULL
     assert (identity && command && from_text && max_text && shape);
     assert (streq (command, "FETCH") && streq (shape, "packed"));
     int64_t from = atoll (from_text);
@@ -98,6 +111,20 @@ static void s_stream_answer (stream_t *self, zmsg_t **request_p)
     assert (from >= 1 && max >= 1);
     zmsg_t *reply = zmsg_new ();
     zmsg_append (reply, &identity);
+    self->identity_asked += asked != NULL;
+    if (asked && self->older) {
+        zmsg_addstr (reply, "ERROR");
+        zmsg_addstr (reply, "FETCH takes at most three arguments: from_seq max_events "
+                            "[packed]");
+        zmsg_send (&reply, self->router);
+        free (command);
+        free (from_text);
+        free (max_text);
+        free (shape);
+        free (asked);
+        zmsg_destroy (request_p);
+        return;
+    }
     zmsg_addstr (reply, "PACKED");
     zmsg_addstrf (reply, "%" PRId64, self->visible_seq);
     char *page = strdup ("");
@@ -109,8 +136,11 @@ static void s_stream_answer (stream_t *self, zmsg_t **request_p)
         page = longer;
     }
     zmsg_addstr (reply, page);
+    if (asked)
+        zmsg_addstr (reply, s_stream_identity (self));
     zmsg_send (&reply, self->router);
     free (page);
+    free (asked);
     free (command);
     free (from_text);
     free (max_text);
@@ -340,6 +370,8 @@ typedef struct {
     int64_t applied_seq;
     bool want_results;
     int upstream_timeout_ms;
+    const char *identity;   // the local state's id of seq 1
+    const char *applied_id; // its id at applied_seq
 } start_t;
 
 static void s_start (fixture_t *self, start_t start)
@@ -353,6 +385,8 @@ static void s_start (fixture_t *self, start_t start)
         .applied_seq = start.applied_seq,
         .want_results = start.want_results,
         .upstream_timeout_ms = start.upstream_timeout_ms,
+        .identity = start.identity,
+        .applied_id = start.applied_id,
     };
     subscriber_handlers_t handlers = {s_on_event, s_on_result, s_on_applied};
     self->sink.first_seq = start.applied_seq + 1;
@@ -476,11 +510,123 @@ static void test_catches_up_from_zero_over_several_fetch_pages (fixture_t *f)
 static void test_starts_from_a_nonzero_applied_seq (fixture_t *f)
 {
     s_stream_append (f->stream, 20);
-    s_start (f, (start_t){.applied_seq = 7});
+    s_start (f, (start_t){.applied_seq = 7, .identity = "ev-1", .applied_id = "ev-7"});
     CHECK (subscriber_applied_seq (f->subscriber) == 7);
     CHECK (s_wait (f, s_caught_up));
     CHECK (f->sink.events == 13); // 8 .. 20; on_event asserts the first was 8
     CHECK (f->sink.last_seq == 20);
+    CHECK (f->stream->froms[0] == 7); // the event applied at 7 is compared first
+    CHECK (subscriber_diverged (f->subscriber) == NULL);
+}
+
+static bool s_diverged (fixture_t *self)
+{
+    return subscriber_diverged (self->subscriber) != NULL;
+}
+
+static bool s_reason_has (fixture_t *self, const char *text)
+{
+    const char *reason = subscriber_diverged (self->subscriber);
+    return reason && strstr (reason, text);
+}
+
+//  A line like the fake stream's, with an id of another log.
+static void s_stream_replace_other (stream_t *self, int64_t seq)
+{
+    char *line = s_make_line (seq, "alice");
+    char *at = strstr (line, "\"id\":\"ev-");
+    assert (at);
+    memcpy (at + 6, "xx", 2); // "ev-N" becomes "xx-N": same length, another id
+    s_stream_replace (self, seq, line);
+    free (line);
+}
+
+static void test_an_older_stream_refusing_the_identity_frame_is_followed_without (
+    fixture_t *f)
+{
+    s_stream_append (f->stream, 20);
+    f->stream->older = true;
+    s_start (f, (start_t){.applied_seq = 7, .identity = "ev-1", .applied_id = "ev-7"});
+    CHECK (s_wait (f, s_caught_up));
+    CHECK (f->sink.events == 13);
+    CHECK (f->stream->identity_asked == 1); // once: then FETCHes no longer ask
+    CHECK (subscriber_diverged (f->subscriber) == NULL);
+}
+
+static void test_replica_ahead_of_the_stream_is_refused (fixture_t *f)
+{
+    s_stream_append (f->stream, 10);
+    s_start (f, (start_t){.applied_seq = 20, .identity = "ev-1", .applied_id = "ev-20"});
+    CHECK (s_wait (f, s_diverged));
+    CHECK (s_reason_has (f, "ends at seq 10, before seq 20"));
+    s_run_for (f, 100);
+    CHECK (f->sink.events == 0);
+    CHECK (subscriber_applied_seq (f->subscriber) == 20);
+    CHECK (!subscriber_caught_up (f->subscriber));
+}
+
+static void test_another_event_at_applied_seq_is_refused (fixture_t *f)
+{
+    s_stream_append (f->stream, 20);
+    s_stream_replace_other (f->stream, 7);
+    s_start (f, (start_t){.applied_seq = 7, .applied_id = "ev-7"});
+    CHECK (s_wait (f, s_diverged));
+    CHECK (s_reason_has (f, "holds id \"xx-7\" at seq 7"));
+    s_run_for (f, 100);
+    CHECK (f->sink.events == 0);
+}
+
+static void test_another_logs_identity_is_refused (fixture_t *f)
+{
+    s_stream_append (f->stream, 20);
+    s_stream_replace_other (f->stream, 1);
+    s_start (f, (start_t){.applied_seq = 7, .identity = "ev-1", .applied_id = "ev-7"});
+    CHECK (s_wait (f, s_diverged));
+    CHECK (s_reason_has (f, "starts with id \"xx-1\""));
+    CHECK (f->sink.events == 0);
+}
+
+static void test_other_identity_in_a_heartbeat_is_refused (fixture_t *f)
+{
+    s_stream_append (f->stream, 10);
+    s_start (f, (start_t){0});
+    CHECK (s_wait (f, s_live));
+    CHECK (subscriber_diverged (f->subscriber) == NULL);
+    zstr_sendx (f->stream->pub, "HEARTBEAT", "10", "ev-1", NULL); // the same log
+    s_run_for (f, 50);
+    CHECK (subscriber_diverged (f->subscriber) == NULL);
+    zstr_sendx (f->stream->pub, "HEARTBEAT", "10", "xx-1", NULL);
+    CHECK (s_wait (f, s_diverged));
+    s_stream_append (f->stream, 11);
+    s_publish_events (f->stream, 11, 11);
+    s_run_for (f, 100);
+    CHECK (f->sink.events == 10); // nothing after the divergence
+}
+
+//  A log restored from an earlier copy: shorter, then a heartbeat says so.
+static void test_log_gone_back_under_a_live_subscriber_is_refused (fixture_t *f)
+{
+    s_stream_append (f->stream, 10);
+    s_start (f, (start_t){0});
+    CHECK (s_wait (f, s_live));
+    f->stream->log_seq = f->stream->visible_seq = 6; // lines 7.. stay allocated
+    s_publish_heartbeat (f->stream, 6);
+    CHECK (s_wait (f, s_diverged));
+    CHECK (s_reason_has (f, "ends at seq 6, before seq 10"));
+    f->stream->log_seq = 10; // freed by the fixture
+}
+
+//  The same length but other events: the republished seq makes it check.
+static void test_republished_seq_with_another_history_is_refused (fixture_t *f)
+{
+    s_stream_append (f->stream, 10);
+    s_start (f, (start_t){0});
+    CHECK (s_wait (f, s_live));
+    for (int64_t seq = 6; seq <= 10; seq++)
+        s_stream_replace_other (f->stream, seq);
+    s_publish_events (f->stream, 10, 10);
+    CHECK (s_wait (f, s_diverged));
+    CHECK (s_reason_has (f, "holds id \"xx-10\" at seq 10, where \"ev-10\""));
 }
 
 static void test_live_events_after_catch_up_are_applied_in_order_once (fixture_t *f)
@@ -592,8 +738,11 @@ static void test_duplicates_and_old_seqs_are_ignored (fixture_t *f)
     s_publish_events (f->stream, 12, 12); // last on the same socket: all above were seen
     CHECK (s_wait (f, s_applied_all));
     CHECK (f->sink.events == 12);
-    CHECK (subscriber_fetches (f->subscriber) == fetches);
+    //  A seq published again makes it compare the log once (FETCH from
+    //  applied_seq): the history is the same, so it goes on.
+    CHECK (subscriber_fetches (f->subscriber) > fetches);
     CHECK (subscriber_gaps (f->subscriber) == 0);
+    CHECK (subscriber_diverged (f->subscriber) == NULL);
 }
 
 static void test_replay_that_does_not_answer_is_retried_on_a_new_socket (fixture_t *f)
@@ -708,8 +857,8 @@ static void test_stale_second_reply_after_a_socket_reset_is_ignored (fixture_t *
     s_stream_answer (f->stream, &f->stream->held[0]);
     CHECK (s_wait (f, s_two_held)); // the pipelined FETCH 11, never answered
     CHECK (f->stream->froms[1] == 11);
-    CHECK (s_wait (f, s_caught_up)); // FETCH 11 again, on a new socket
-    CHECK (f->stream->froms[2] == 11);
+    CHECK (s_wait (f, s_caught_up)); // FETCH 10 (the line applied, compared) on a new socket
+    CHECK (f->stream->froms[2] == 10);
     s_stream_rewrite (f->stream, "mallory");
     s_stream_answer (f->stream, &f->stream->held[1]);
     s_run_for (f, 100);
@@ -1074,6 +1223,13 @@ int main (void)
     zsys_init ();
     RUN_WITH_FIXTURE (test_catches_up_from_zero_over_several_fetch_pages);
     RUN_WITH_FIXTURE (test_starts_from_a_nonzero_applied_seq);
+    RUN_WITH_FIXTURE (test_an_older_stream_refusing_the_identity_frame_is_followed_without);
+    RUN_WITH_FIXTURE (test_replica_ahead_of_the_stream_is_refused);
+    RUN_WITH_FIXTURE (test_another_event_at_applied_seq_is_refused);
+    RUN_WITH_FIXTURE (test_another_logs_identity_is_refused);
+    RUN_WITH_FIXTURE (test_other_identity_in_a_heartbeat_is_refused);
+    RUN_WITH_FIXTURE (test_log_gone_back_under_a_live_subscriber_is_refused);
+    RUN_WITH_FIXTURE (test_republished_seq_with_another_history_is_refused);
     RUN_WITH_FIXTURE (test_live_events_after_catch_up_are_applied_in_order_once);
     RUN_WITH_FIXTURE (test_live_events_during_catch_up_are_applied_from_the_buffer);
     RUN_WITH_FIXTURE (test_live_events_during_catch_up_are_not_applied_twice);

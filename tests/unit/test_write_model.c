@@ -91,6 +91,53 @@ done:
     write_model_destroy (&model);
 }
 
+//  An id folded stays "seen" long after its record left the ring, for
+//  the stream's window of events; one never folded is never seen.
+static void test_seen_knows_the_ids_of_the_window_beyond_the_ring (void)
+{
+    write_model_t *model = write_model_new ();
+    assert (model);
+    char id[EVENT_ID_BYTES_MAX + 1];
+    int64_t last = WRITE_MODEL_SEEN_IDS_MAX + 2;
+    for (int64_t seq = 1; seq <= last; seq++) {
+        s_id_name (id, sizeof id, (size_t)seq);
+        s_apply_deposit (model, seq, id, "a", 1);
+        if (seq == 2 * WRITE_MODEL_RECENT_EVENTS_MAX) {
+            CHECK (write_model_find (model, "id-3") == 0); // left the ring
+            CHECK (write_model_seen (model, "id-3") == 3);
+            CHECK (write_model_seen (model, "id-0") == 0);
+            CHECK (write_model_seen (model, "never") == 0);
+        }
+    }
+    CHECK (write_model_seen (model, "id-2") == 0); // out of the window
+    CHECK (write_model_seen (model, "id-3") == 3);
+    s_id_name (id, sizeof id, (size_t)last);
+    CHECK (write_model_seen (model, id) == last);
+    write_model_destroy (&model);
+}
+
+//  Caught up from a long log's start, the window holds only its tail:
+//  ids the window would forget by the head are never added.
+static void test_seen_skips_ids_below_the_window_of_the_known_head (void)
+{
+    write_model_t *model = write_model_new ();
+    assert (model);
+    char id[EVENT_ID_BYTES_MAX + 1];
+    int64_t head = WRITE_MODEL_SEEN_IDS_MAX + 1000;
+    write_model_set_head (model, head);
+    for (int64_t seq = 1; seq <= 2000; seq++) {
+        s_id_name (id, sizeof id, (size_t)seq);
+        s_apply_deposit (model, seq, id, "a", 1);
+    }
+    CHECK (write_model_seen (model, "id-1000") == 0);  // forgotten by the head anyway
+    CHECK (write_model_seen (model, "id-1001") == 1001); // the window's first
+    CHECK (write_model_seen (model, "id-2000") == 2000);
+    write_model_set_head (model, 5); // a head only grows
+    s_apply_deposit (model, 2001, "id-2001", "a", 1);
+    CHECK (write_model_seen (model, "id-2001") == 2001);
+    write_model_destroy (&model);
+}
+
 typedef struct {
     int64_t balance, version, held_debit, held_events;
 } model_account_t;
@@ -166,6 +213,8 @@ static void test_accounts_match_model_through_holds_forgetting_and_growth (void)
 int main (void)
 {
     RUN (test_find_gives_latest_kept_seq_of_repeated_and_evicted_ids);
+    RUN (test_seen_knows_the_ids_of_the_window_beyond_the_ring);
+    RUN (test_seen_skips_ids_below_the_window_of_the_known_head);
     RUN (test_accounts_match_model_through_holds_forgetting_and_growth);
     return check_exit_status ();
 }

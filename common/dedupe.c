@@ -110,6 +110,13 @@ int64_t dedupe_find (dedupe_t *self, const char *id)
     return 0;
 }
 
+void dedupe_start_at (dedupe_t *self, int64_t seq)
+{
+    assert (self->last_seq == 0 && seq >= 1);
+    self->oldest_seq = seq;
+    self->last_seq = self->settled_seq = seq - 1;
+}
+
 //  Adds id at seq; with check, also returns the seq already holding it,
 //  from the probe run the add walks anyway.
 static int64_t s_add (dedupe_t *self, const char *id, int64_t seq, bool check)
@@ -151,6 +158,14 @@ static size_t s_slot_of (dedupe_t *self, int64_t seq)
         i = (i + 1) & self->slot_mask;
     }
     return i;
+}
+
+void dedupe_prefetch (dedupe_t *self, const char *id, int64_t seq)
+{
+    __builtin_prefetch (&self->slots[s_hash (id) & self->slot_mask], 1);
+    int64_t leaving = seq - (int64_t)self->window;
+    if (leaving >= self->oldest_seq)
+        __builtin_prefetch (&self->slots[s_hash_of (self, leaving) & self->slot_mask], 1);
 }
 
 void dedupe_undo (dedupe_t *self)

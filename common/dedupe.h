@@ -1,4 +1,7 @@
-/*  dedupe — the stream's idempotency window: which seq holds an event id.
+/*  dedupe — an idempotency window: which seq holds an event id. The
+    stream's ingest decides duplicates with it; the transaction's write
+    model keeps one over the events it folded, so a key it has surely
+    never seen is not asked about.
 
     Remembers the ids of the last `window` events as an open-addressing
     table of seqs (linear probing) plus a ring of 64-bit id hashes indexed
@@ -32,9 +35,18 @@ void dedupe_destroy (dedupe_t **self_p);
 //  The seq holding id, or 0 when the id is not in the window.
 int64_t dedupe_find (dedupe_t *self, const char *id);
 
+//  Makes seq the first one to be added, before any add (asserted): a
+//  window rebuilt from a log's tail skips the ids it would forget.
+void dedupe_start_at (dedupe_t *self, int64_t seq);
+
 //  Remembers id at seq; seq must be one more than the last seq added
 //  (asserted), and at most `slack` adds may be pending.
 void dedupe_add (dedupe_t *self, const char *id, int64_t seq);
+
+//  Asks the memory for what adding id at seq and settling will touch
+//  (its slot, and that of the id it pushes out of the window), so a
+//  caller with other work in between does not wait for each in turn.
+void dedupe_prefetch (dedupe_t *self, const char *id, int64_t seq);
 
 //  dedupe_add, and the seq already holding id (0 if none), found on the
 //  same walk of the table: one probe run instead of a find's and an add's
