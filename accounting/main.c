@@ -338,6 +338,19 @@ static int s_open_replica_from (service_t *self, int64_t seq, char *error,
     return self->api.replica ? 0 : -1;
 }
 
+//  The id of the replica's line at seq into id (empty if it cannot be
+//  read): a start from a snapshot scans no line at seq 1.
+static void s_replica_id (service_t *self, int64_t seq, char *id)
+{
+    char line[EVENT_LINE_BYTES_MAX + 1], reason[128];
+    size_t bytes = 0;
+    event_t event;
+    id[0] = 0;
+    if (seq >= 1 && log_file_read (self->api.replica, seq, 1, line, sizeof line, &bytes) == 1 &&
+        event_parse_canonical (line, bytes - 1, &event, reason, sizeof reason) == 0)
+        memcpy (id, event.id, EVENT_ID_BYTES_MAX + 1);
+}
+
 //  Start = the newest valid snapshot, then the replica folded after it.
 static int s_open_replica (service_t *self)
 {
@@ -374,6 +387,8 @@ static int s_open_replica (service_t *self)
                    data_dir, error);
         return -1;
     }
+    s_replica_id (self, 1, self->identity);
+    s_replica_id (self, log_file_committed_seq (self->api.replica), self->last_id);
     log_info ("replica %s/events: %zu segments; snapshot at seq %" PRId64 ", then folded to "
               "seq %" PRId64 " (%zu accounts) in %" PRId64 " ms",
               data_dir, log_file_segment_count (self->api.replica), seq,
