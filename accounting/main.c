@@ -300,6 +300,26 @@ static void s_on_event (void *arg, const event_t *event, const char *line,
     }
 }
 
+//  The snapshot's body: accounts_save (allocates nothing: fork-safe).
+static int s_snapshot_save (void *state, snapshot_write_fn *write_fn, void *writer)
+{
+    return accounts_save ((accounts_t *)state, write_fn, writer);
+}
+
+//  A snapshot's body replaces the (empty) accounts when it loads whole.
+static int s_snapshot_load (void *state, int64_t seq, const uint8_t *body, size_t bytes)
+{
+    service_t *self = state;
+    accounts_t *loaded = accounts_new ();
+    if (!loaded || accounts_load (loaded, body, bytes) || accounts_applied_seq (loaded) != seq) {
+        accounts_destroy (&loaded);
+        return -1;
+    }
+    accounts_destroy (&self->api.accounts);
+    self->api.accounts = loaded;
+    return 0;
+}
+
 static void s_on_applied (void *arg, int64_t applied_seq)
 {
     service_t *self = arg;
@@ -316,7 +336,8 @@ static void s_on_applied (void *arg, int64_t applied_seq)
         //  The replica must hold every seq the snapshot folded, durably:
         //  a start folds the replica after the snapshot's seq.
         if (log_file_sync (self->api.replica) == 0)
-            snapshot_start (self->snapshot, self->api.accounts);
+            snapshot_start (self->snapshot, applied_seq, s_snapshot_save,
+                            self->api.accounts);
     }
 }
 
@@ -367,9 +388,7 @@ static int s_open_replica (service_t *self)
                   data_dir);
     }
     int64_t started_ms = zclock_mono ();
-    int64_t seq = snapshot_load (self->snapshot, INT64_MAX, &self->api.accounts);
-    if (seq < 0)
-        return -1;
+    int64_t seq = snapshot_load (self->snapshot, INT64_MAX, s_snapshot_load, self);
     int rc = s_open_replica_from (self, seq, error, sizeof error);
     if (rc == 0 && log_file_committed_seq (self->api.replica) < seq) {
         log_warn ("the replica ends at seq %" PRId64 ", before the snapshot at seq %" PRId64
@@ -410,7 +429,7 @@ static int s_start (service_t *self)
     self->api.wait_ms_max = options->wait_ms_max;
     self->api.accounts = accounts_new ();
     self->loop = zloop_new ();
-    self->snapshot = snapshot_new (self->data_dir);
+    self->snapshot = snapshot_new (self->data_dir, (uint32_t)accounts_fold_version ());
     if (!self->api.accounts || !self->loop || !self->snapshot ||
         zloop_timer (self->loop, ACCOUNTING_SNAPSHOT_POLL_MS, 0, s_on_snapshot_timer,
                      self) < 0)
@@ -477,7 +496,8 @@ static void s_stop (service_t *self)
             log_file_sync (self->api.replica) == 0 &&
             log_file_committed_seq (self->api.replica) ==
                 accounts_applied_seq (self->api.accounts))
-            snapshot_write (self->snapshot, self->api.accounts);
+            snapshot_write (self->snapshot, accounts_applied_seq (self->api.accounts),
+                            s_snapshot_save, self->api.accounts);
     }
     snapshot_destroy (&self->snapshot);
     log_file_destroy (&self->api.replica);

@@ -1,6 +1,6 @@
-/*  snapshot — accounting's snapshots of the folded state (see snapshot.h).
+/*  snapshot — snapshots of a folded state (see snapshot.h).
 
-    File: file_head_t, accounts_save's body, then the BLAKE2b-256 of both.
+    File: file_head_t, the owner's body, then the BLAKE2b-256 of both.
 */
 #include "snapshot.h"
 
@@ -31,12 +31,13 @@
 typedef struct {
     char magic[8];
     uint32_t format_version;
-    uint32_t fold_version;
+    uint32_t state_version;
     int64_t seq;
 } file_head_t;
 
 struct snapshot {
     const char *data_dir;
+    uint32_t version;
     pid_t child; // writing; 0 if none
     int64_t child_seq;
     int64_t seq;
@@ -49,11 +50,13 @@ typedef struct {
     char buffer[SNAPSHOT_WRITE_BYTES];
 } writer_t;
 
-snapshot_t *snapshot_new (const char *data_dir)
+snapshot_t *snapshot_new (const char *data_dir, uint32_t version)
 {
     snapshot_t *self = calloc (1, sizeof *self);
-    if (self)
+    if (self) {
         self->data_dir = data_dir;
+        self->version = version;
+    }
     return self;
 }
 
@@ -109,10 +112,10 @@ static int s_write_fn (void *arg, const void *data, size_t bytes)
 
 //  The whole write: temp, fsync, rename, fsync the folder. Allocates
 //  nothing (a forked child runs it). 0, or -1 with errno and *call set.
-static int s_write_file (snapshot_t *self, accounts_t *accounts, const char **call)
+static int s_write_file (snapshot_t *self, int64_t seq, snapshot_save_fn *save_fn,
+                         void *state, const char **call)
 {
     char path[SNAPSHOT_PATH_BYTES_MAX], temp[SNAPSHOT_PATH_BYTES_MAX];
-    int64_t seq = accounts_applied_seq (accounts);
     s_path (self, seq, ".bin", path, sizeof path);
     s_path (self, seq, ".tmp", temp, sizeof temp);
     writer_t writer;
@@ -122,12 +125,11 @@ static int s_write_file (snapshot_t *self, accounts_t *accounts, const char **ca
     writer.fd = open (temp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (writer.fd < 0)
         return -1;
-    file_head_t head = {SNAPSHOT_MAGIC, SNAPSHOT_FORMAT_VERSION,
-                        (uint32_t)accounts_fold_version (), seq};
+    file_head_t head = {SNAPSHOT_MAGIC, SNAPSHOT_FORMAT_VERSION, self->version, seq};
     unsigned char hash[SNAPSHOT_HASH_BYTES];
     *call = "write";
     int rc = s_write_fn (&writer, &head, sizeof head) ||
-             accounts_save (accounts, s_write_fn, &writer);
+             save_fn (state, s_write_fn, &writer);
     if (rc == 0) {
         crypto_generichash_final (&writer.hash, hash, sizeof hash);
         if (writer.used + sizeof hash > sizeof writer.buffer && s_flush (&writer))
@@ -189,9 +191,9 @@ static size_t s_list (snapshot_t *self, const char *suffix, int64_t *seqs)
     return count;
 }
 
-//  Checks and loads one file into accounts; reason says why not.
-static int s_load_one (snapshot_t *self, int64_t seq, accounts_t *accounts,
-                       const char **reason)
+//  Checks one file and loads it through load_fn; reason says why not.
+static int s_load_one (snapshot_t *self, int64_t seq, snapshot_load_fn *load_fn,
+                       void *state, const char **reason)
 {
     char path[SNAPSHOT_PATH_BYTES_MAX];
     s_path (self, seq, ".bin", path, sizeof path);
@@ -218,25 +220,25 @@ static int s_load_one (snapshot_t *self, int64_t seq, accounts_t *accounts,
                                                     head.format_version !=
                                                         SNAPSHOT_FORMAT_VERSION)
         *reason = "is not a snapshot of this format";
-    else if (head.fold_version != (uint32_t)accounts_fold_version ())
+    else if (head.state_version != self->version)
         *reason = "is of another fold version";
     else if (crypto_generichash (hash, sizeof hash, data, bytes - sizeof hash, NULL, 0),
              sodium_memcmp (hash, data + bytes - sizeof hash, sizeof hash))
         *reason = "fails its checksum";
     else if (head.seq != seq ||
-             accounts_load (accounts, data + sizeof head,
-                            bytes - sizeof head - SNAPSHOT_HASH_BYTES) ||
-             accounts_applied_seq (accounts) != seq)
-        *reason = "does not hold the state its name says";
+             load_fn (state, seq, data + sizeof head,
+                      bytes - sizeof head - SNAPSHOT_HASH_BYTES))
+        *reason = "does not hold a state this log and this version can load";
     else
         rc = 0;
     munmap ((void *)data, bytes);
     return rc;
 }
 
-int64_t snapshot_load (snapshot_t *self, int64_t max_seq, accounts_t **accounts_p)
+int64_t snapshot_load (snapshot_t *self, int64_t max_seq, snapshot_load_fn *load_fn,
+                       void *state)
 {
-    assert (self && accounts_p && *accounts_p);
+    assert (self && load_fn);
     int64_t seqs[SNAPSHOT_LIST_MAX];
     char path[SNAPSHOT_PATH_BYTES_MAX];
     size_t count = s_list (self, ".tmp", seqs);
@@ -249,36 +251,33 @@ int64_t snapshot_load (snapshot_t *self, int64_t max_seq, accounts_t **accounts_
         if (seqs[i] > max_seq)
             continue;
         const char *reason = "";
-        if (s_load_one (self, seqs[i], *accounts_p, &reason) == 0) {
+        if (s_load_one (self, seqs[i], load_fn, state, &reason) == 0) {
             self->seq = seqs[i];
             return seqs[i];
         }
         s_path (self, seqs[i], ".bin", path, sizeof path);
         log_warn ("snapshot %s %s: ignored", path, reason);
-        accounts_destroy (accounts_p);
-        if (!(*accounts_p = accounts_new ()))
-            return -1;
     }
     return 0;
 }
 
-int snapshot_write (snapshot_t *self, accounts_t *accounts)
+int snapshot_write (snapshot_t *self, int64_t seq, snapshot_save_fn *save_fn, void *state)
 {
-    assert (self && accounts);
+    assert (self && save_fn);
     const char *call = "";
-    if (s_write_file (self, accounts, &call)) {
-        log_error ("snapshot at seq %" PRId64 " in %s: %s failed: %s",
-                   accounts_applied_seq (accounts), self->data_dir, call, strerror (errno));
+    if (s_write_file (self, seq, save_fn, state, &call)) {
+        log_error ("snapshot at seq %" PRId64 " in %s: %s failed: %s", seq, self->data_dir,
+                   call, strerror (errno));
         return -1;
     }
-    self->seq = accounts_applied_seq (accounts);
+    self->seq = seq;
     snapshot_poll (self, false);
     return 0;
 }
 
-int snapshot_start (snapshot_t *self, accounts_t *accounts)
+int snapshot_start (snapshot_t *self, int64_t seq, snapshot_save_fn *save_fn, void *state)
 {
-    assert (self && accounts);
+    assert (self && save_fn);
     if (self->child)
         return -1;
     pid_t child = fork ();
@@ -288,10 +287,10 @@ int snapshot_start (snapshot_t *self, accounts_t *accounts)
     }
     if (child == 0) {
         const char *call = "";
-        _exit (s_write_file (self, accounts, &call) ? 1 : 0);
+        _exit (s_write_file (self, seq, save_fn, state, &call) ? 1 : 0);
     }
     self->child = child;
-    self->child_seq = accounts_applied_seq (accounts);
+    self->child_seq = seq;
     return 0;
 }
 
