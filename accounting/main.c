@@ -67,6 +67,7 @@ typedef struct {
     curve_t *curve; // own keypair and the stream's key; NULL: plain
     char data_dir[ACCOUNTING_PATH_BYTES_MAX];
     snapshot_t *snapshot;
+    int64_t snapshot_started_ms; // zclock_mono of the last one started
     bool failed; // a fatal error stopped the loop
     //  What the replica says of the log it copies, for the subscriber to
     //  refuse another history: the ids of seq 1 and of its last line.
@@ -76,6 +77,10 @@ typedef struct {
 
 //  How often a finished snapshot child is looked for.
 #define ACCOUNTING_SNAPSHOT_POLL_MS 200
+//  At most one snapshot per this long: a catch-up of millions of events
+//  would otherwise write one every --snapshot-every events, each the whole
+//  state, on the cores and the disk the catch-up needs.
+#define ACCOUNTING_SNAPSHOT_INTERVAL_MS_MIN 30000
 
 enum {
     OPT_PUBLISH = 1000,
@@ -332,7 +337,10 @@ static void s_on_applied (void *arg, int64_t applied_seq)
     waiters_wake (self->api.waiters, applied_seq);
     int64_t every = self->options.snapshot_every;
     if (every > 0 && !self->api.replica_failed && !snapshot_running (self->snapshot) &&
-        applied_seq - snapshot_seq (self->snapshot) >= every) {
+        applied_seq - snapshot_seq (self->snapshot) >= every &&
+        (self->snapshot_started_ms == 0 ||
+         zclock_mono () - self->snapshot_started_ms >= ACCOUNTING_SNAPSHOT_INTERVAL_MS_MIN)) {
+        self->snapshot_started_ms = zclock_mono ();
         //  The replica must hold every seq the snapshot folded, durably:
         //  a start folds the replica after the snapshot's seq.
         if (log_file_sync (self->api.replica) == 0)
