@@ -793,10 +793,12 @@ static int s_check_sealed (log_file_t *self, size_t i, char *error, size_t error
     return 0;
 }
 
-//  Every line of sealed segment i: through scan_fn from scan_from_seq on,
-//  and against its checksum when verify.
-static int s_scan_sealed (log_file_t *self, size_t i, scan_t *scan,
-                          const unsigned char *hash)
+//  Every line of segment i (sealed, or the open one's committed part):
+//  through scan_fn from scan_from_seq on, and against hash (its index's
+//  checksum) unless hash is NULL. scan's last seq and ts are the previous
+//  segment's.
+static int s_scan_segment (log_file_t *self, size_t i, scan_t *scan,
+                           const unsigned char *hash)
 {
     const segment_t *segment = &self->segments[i];
     char path[LOG_FILE_PATH_BYTES_MAX];
@@ -810,7 +812,7 @@ static int s_scan_sealed (log_file_t *self, size_t i, scan_t *scan,
     scan->line_number = 0;
     scan->data_bytes = 0;
     scan->sealed = true;
-    scan->hash = self->config.verify ? &state : NULL;
+    scan->hash = hash ? &state : NULL;
     if (scan->fd < 0)
         return s_fail (scan->error, scan->error_size, "open(\"%s\") failed: %s", path,
                        strerror (errno));
@@ -820,13 +822,33 @@ static int s_scan_sealed (log_file_t *self, size_t i, scan_t *scan,
     crypto_generichash_final (&state, computed, sizeof computed);
     if (scan->torn_offset != segment->bytes || scan->last_seq != segment->last_seq)
         return s_fail (scan->error, scan->error_size,
-                       "%s: byte offset %llu: the sealed segment ends before its last "
-                       "seq %lld",
+                       "%s: byte offset %llu: the segment ends before its last seq %lld",
                        path, (unsigned long long)scan->data_bytes,
                        (long long)segment->last_seq);
-    if (self->config.verify && memcmp (computed, hash, sizeof computed))
+    if (hash && memcmp (computed, hash, sizeof computed))
         return s_fail (scan->error, scan->error_size,
                        "%s: its bytes do not match the checksum in its index", path);
+    return 0;
+}
+
+int log_file_scan (log_file_t *self, int64_t from_seq, log_file_scan_fn *scan_fn,
+                   void *arg, char *error, size_t error_size)
+{
+    assert (self && scan_fn);
+    if (from_seq < 1)
+        from_seq = 1;
+    if (from_seq > self->committed_seq)
+        return 0;
+    size_t first = s_segment_of (self, from_seq);
+    scan_t scan = {.self = self, .scan_fn = scan_fn, .arg = arg, .scan_from_seq = from_seq,
+                   .error = error, .error_size = error_size};
+    if (first > 0) {
+        scan.last_seq = self->segments[first - 1].last_seq;
+        scan.last_ts_ms = self->segments[first - 1].last_ts_ms;
+    }
+    for (size_t i = first; i < self->segment_count; i++)
+        if (s_scan_segment (self, i, &scan, NULL))
+            return -1;
     return 0;
 }
 
@@ -1096,7 +1118,8 @@ static int s_open_log (log_file_t *self, const char *data_dir, log_file_scan_fn 
             scan.last_ts_ms = segment->last_ts_ms;
             continue;
         }
-        rc = s_scan_sealed (self, i, &scan, hashes + i * LOG_FILE_HASH_BYTES);
+        rc = s_scan_segment (self, i, &scan,
+                             self->config.verify ? hashes + i * LOG_FILE_HASH_BYTES : NULL);
     }
     int64_t open_seq = sealed ? self->segments[sealed - 1].last_seq + 1 : 1;
     if (rc == 0 && sealed < listing.segment_count &&

@@ -85,6 +85,13 @@ log_file_t *log_file_open (const char *data_dir, const log_file_config_t *config
                            log_file_scan_fn *scan_fn, void *arg, char *error,
                            size_t error_size);
 
+//  Scans the committed events from from_seq on through scan_fn, in seq
+//  order, each line checked as at open (canonical, in order, at the
+//  offsets the index says). 0, or -1 with a reason in error (a refused
+//  line, or scan_fn's -1).
+int log_file_scan (log_file_t *self, int64_t from_seq, log_file_scan_fn *scan_fn,
+                   void *arg, char *error, size_t error_size);
+
 //  Removes the log of data_dir (every segment and index, and an earlier
 //  version's events.jsonl): what --rebuild discards. 0, or -1 with a
 //  reason in error.

@@ -19,6 +19,7 @@
 
 #include "dedupe.h"
 #include "log.h"
+#include "snapshot.h"
 
 //  One request is one atomic append; a limit keeps its scratch space
 //  (one event_t each, ~1.3 KiB) bounded: 4096 events = ~5 MiB.
@@ -32,6 +33,8 @@
 //  A transfer touches two accounts.
 #define INGEST_BURST_UNDO_MAX  (2 * INGEST_BURST_EVENTS_HARD_MAX)
 #define INGEST_ERROR_BYTES_MAX 256
+//  The versions' snapshot layout (s_snapshot_save); bump it with any change.
+#define INGEST_SNAPSHOT_VERSION 1
 #define INGEST_PATH_BYTES_MAX  512 // a segment's path in a refusal
 //  Up to this many events, pairwise id comparison is cheaper than a hash table.
 #define INGEST_REPEAT_SCAN_EVENTS_MAX 16
@@ -139,6 +142,10 @@ struct ingest {
     int burst_errno;                     // non-zero: the burst failed to append or commit
     char line[EVENT_LINE_BYTES_MAX + 2]; // one stored line read back (+ \n)
     event_t confirm_event;               // a stored line's event, parsed to confirm an id
+    snapshot_t *snapshot; // of the versions
+    char snapshot_id[EVENT_ID_BYTES_MAX + 1]; // the id at the seq being snapshot
+    int64_t versions_seq; // the opening scan bumps versions after this seq only
+    log_file_t *opening;  // the log while it is being opened (read by the snapshot's load)
     //  Opening only: the seq being scanned, and the hash hits seen so far
     int64_t scan_seq;
     struct {
@@ -394,11 +401,116 @@ static bool s_confirm (void *arg, int64_t seq, const char *id)
 static int s_scan (void *arg, const event_t *event, const char *line, size_t line_bytes)
 {
     ingest_t *self = (ingest_t *)arg;
-    if (s_bump_versions (self, event, false))
+    if (event->seq > self->versions_seq && s_bump_versions (self, event, false))
         return -1; // out of memory: the open fails
     self->scan_seq = event->seq;
     dedupe_add_checked (self->dedupe, event->id, event->seq); // hits kept as candidates
     dedupe_settle (self->dedupe);
+    return 0;
+}
+
+//  The versions' snapshot body: the seq's id (the log it belongs to), then
+//  the version records as the arena holds them. Allocates nothing.
+static int s_snapshot_save (void *state, snapshot_write_fn *write_fn, void *writer)
+{
+    ingest_t *self = (ingest_t *)state;
+    char id[EVENT_ID_BYTES_MAX + 1];
+    memset (id, 0, sizeof id);
+    memcpy (id, self->snapshot_id, sizeof id);
+    uint64_t bytes = self->version_arena_bytes - 8;
+    if (write_fn (writer, id, sizeof id) || write_fn (writer, &bytes, sizeof bytes))
+        return -1;
+    return write_fn (writer, self->version_arena + 8, (size_t)bytes);
+}
+
+//  Puts one saved record into the (empty) tables; -1 if it is not one.
+static int s_snapshot_record (ingest_t *self, const uint8_t *body, size_t left,
+                              size_t *record_bytes)
+{
+    version_record_t head;
+    size_t fixed = offsetof (version_record_t, account);
+    if (left < fixed)
+        return -1;
+    memcpy (&head, body, fixed);
+    *record_bytes = (fixed + head.bytes + 7) & ~(size_t)7;
+    char account[EVENT_ACCOUNT_BYTES_MAX + 1];
+    if (head.bytes == 0 || head.bytes > EVENT_ACCOUNT_BYTES_MAX || head.version < 0 ||
+        *record_bytes > left)
+        return -1;
+    memcpy (account, body + fixed, head.bytes);
+    account[head.bytes] = 0;
+    size_t bytes, slot;
+    uint32_t hash = s_account_hash (account, &bytes);
+    if (bytes != head.bytes || s_versions_find (self, account, bytes, hash, &slot))
+        return -1;
+    uint32_t record = s_versions_add (self, account, bytes, hash, slot);
+    if (!record)
+        return -1;
+    s_set_version (self, record, head.version);
+    return 0;
+}
+
+//  The versions at seq, if the log being opened holds at seq the id the
+//  snapshot names (another log's snapshot must not be taken for this one).
+static int s_snapshot_load (void *state, int64_t seq, const uint8_t *body, size_t left)
+{
+    ingest_t *self = (ingest_t *)state;
+    char id[EVENT_ID_BYTES_MAX + 1], reason[INGEST_ERROR_BYTES_MAX];
+    uint64_t bytes;
+    size_t line_bytes = 0;
+    if (left < sizeof id + sizeof bytes)
+        return -1;
+    memcpy (id, body, sizeof id);
+    memcpy (&bytes, body + sizeof id, sizeof bytes);
+    body += sizeof id + sizeof bytes;
+    left -= sizeof id + sizeof bytes;
+    if (bytes != left || id[EVENT_ID_BYTES_MAX] != 0 ||
+        log_file_read (self->opening, seq, 1, self->line, sizeof self->line, &line_bytes) != 1 ||
+        event_parse_canonical (self->line, line_bytes - 1, &self->confirm_event, reason,
+                               sizeof reason) ||
+        strcmp (self->confirm_event.id, id) != 0)
+        return -1;
+    int rc = 0;
+    for (size_t at = 0, record_bytes = 0; rc == 0 && at < left; at += record_bytes)
+        rc = s_snapshot_record (self, body + at, left - at, &record_bytes);
+    if (rc) { // back to empty tables, as before the call
+        free (self->version_slots);
+        free (self->version_arena);
+        self->version_records = self->version_accounts = 0;
+        if (s_versions_init (self))
+            return -1;
+    }
+    return rc;
+}
+
+//  Opens the log (every segment checked as log_file_open does), loads the
+//  newest snapshot of the versions, then scans from the first seq either
+//  the versions (after the snapshot) or the dedupe window (the last
+//  dedupe_window events) needs: not the whole log.
+static int s_open_log (ingest_t *self, const char *data_dir,
+                       const log_file_config_t *log_config, size_t dedupe_window,
+                       char *error, size_t error_size)
+{
+    log_file_config_t config = log_config ? *log_config : (log_file_config_t){0};
+    config.scan_from_seq = INT64_MAX; // scanned below
+    self->opening = log_file_open (data_dir, &config, NULL, NULL, error, error_size);
+    self->snapshot = snapshot_new (data_dir, INGEST_SNAPSHOT_VERSION);
+    if (!self->opening || !self->snapshot)
+        return -1;
+    int64_t last = log_file_committed_seq (self->opening);
+    self->versions_seq = snapshot_load (self->snapshot, last, s_snapshot_load, self);
+    int64_t window_from = last - (int64_t)dedupe_window + 1;
+    int64_t from = self->versions_seq + 1 < window_from ? self->versions_seq + 1 : window_from;
+    if (from > 1)
+        dedupe_start_at (self->dedupe, from);
+    if (log_file_scan (self->opening, from, s_scan, self, error, error_size))
+        return -1;
+    log_info ("log %s/events: versions from the snapshot at seq %lld, then scanned from seq "
+              "%lld to %lld",
+              data_dir, (long long)self->versions_seq, (long long)(from < 1 ? 1 : from),
+              (long long)last);
+    self->log = self->opening;
+    self->opening = NULL;
     return 0;
 }
 
@@ -429,8 +541,8 @@ ingest_t *ingest_new (const char *data_dir, const log_file_config_t *log_config,
         snprintf (error, error_size, "out of memory (dedupe window %zu)", dedupe_window);
         goto failed;
     }
-    self->log = log_file_open (data_dir, log_config, s_scan, self, error, error_size);
-    if (!self->log || s_check_repeats (self, data_dir, error, error_size))
+    if (s_open_log (self, data_dir, log_config, dedupe_window, error, error_size) ||
+        s_check_repeats (self, data_dir, error, error_size))
         goto failed;
     return self;
 failed:
@@ -456,7 +568,9 @@ void ingest_destroy (ingest_t **self_p)
         ingest_t *self = *self_p;
         if (self->requests)
             s_burst_reset (self);
+        snapshot_destroy (&self->snapshot);
         log_file_destroy (&self->log);
+        log_file_destroy (&self->opening);
         free (self->version_slots);
         free (self->version_arena);
         dedupe_destroy (&self->dedupe);
@@ -933,4 +1047,25 @@ int64_t ingest_find (ingest_t *self, const char *id)
 size_t ingest_account_count (ingest_t *self)
 {
     return self->version_accounts;
+}
+
+int ingest_snapshot (ingest_t *self, bool now)
+{
+    assert (self);
+    snapshot_poll (self->snapshot, now);
+    int64_t seq = log_file_committed_seq (self->log);
+    if (seq == 0 || seq <= snapshot_seq (self->snapshot) || snapshot_running (self->snapshot) ||
+        (!now && seq - snapshot_seq (self->snapshot) < INGEST_SNAPSHOT_EVERY))
+        return 0;
+    //  Between bursts the versions are those of the committed log.
+    assert (log_file_last_seq (self->log) == seq);
+    size_t bytes = 0;
+    char reason[INGEST_ERROR_BYTES_MAX];
+    if (log_file_read (self->log, seq, 1, self->line, sizeof self->line, &bytes) != 1 ||
+        event_parse_canonical (self->line, bytes - 1, &self->confirm_event, reason,
+                               sizeof reason))
+        return -1;
+    memcpy (self->snapshot_id, self->confirm_event.id, sizeof self->snapshot_id);
+    return now ? snapshot_write (self->snapshot, seq, s_snapshot_save, self)
+               : snapshot_start (self->snapshot, seq, s_snapshot_save, self);
 }

@@ -53,6 +53,15 @@ void ingest_destroy (ingest_t **self_p);
 //  publishes. Returns 0; storage failures are answered, not returned.
 int ingest_drain (ingest_t *self, zsock_t *pull);
 
+//  Events between two snapshots of the versions (<data-dir>/snapshot-<seq>.bin,
+//  snapshot.h): a start scans at most this many more than the dedupe window.
+#define INGEST_SNAPSHOT_EVERY 1000000
+
+//  Snapshots the versions between bursts: now, in this process (at a
+//  clean stop), or, when INGEST_SNAPSHOT_EVERY events came since the last
+//  one, in a forked child. Reaps a finished child. 0 or -1 (logged).
+int ingest_snapshot (ingest_t *self, bool now);
+
 //  The log, for readers (replay, HTTP). Borrowed.
 log_file_t *ingest_log (ingest_t *self);
 

@@ -71,6 +71,7 @@ static int s_on_heartbeat (zloop_t *loop, int timer_id, void *arg)
               (long long)log_file_committed_seq (ingest_log (self->ingest)));
     zsock_send (self->publish, "sss", "HEARTBEAT", seq, replay_identity (self->replay));
     self->heartbeats++;
+    ingest_snapshot (self->ingest, false); // a forked child, when one is due
     return 0;
 }
 
@@ -386,5 +387,6 @@ int server_run (server_t *self)
     int rc = zloop_start (self->loop);
     log_info ("stopping at seq %lld",
               (long long)log_file_committed_seq (ingest_log (self->ingest)));
+    ingest_snapshot (self->ingest, true); // the next start scans only the dedupe window
     return rc == -1 && !zsys_interrupted ? -1 : 0;
 }

@@ -277,13 +277,16 @@ def log_path(data_dir):
 
 
 def log_data(data_dir):
-    """The bytes of a data dir's log: its segments end to end, without the
-    zeros preallocated after the open one's data (a line ends in \n)."""
+    """The bytes of a data dir's log: its segments end to end, the open one
+    up to its first zero byte (its preallocated tail; a write under way can
+    show a zero page before a later written one)."""
     data = b""
-    for path in segment_paths(data_dir):
+    paths = segment_paths(data_dir)
+    for path in paths:
         with open(path, "rb") as f:
-            data += f.read()
-    return data.rstrip(b"\0")
+            part = f.read()
+        data += part.split(b"\0", 1)[0] if path == paths[-1] else part
+    return data
 
 
 def write_log_data(data_dir, data):

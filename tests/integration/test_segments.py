@@ -34,7 +34,7 @@ def segment_files(data_dir):
     for name in names:
         with open(os.path.join(folder, name), "rb") as f:
             data = f.read()
-        files[name] = data.rstrip(b"\0") if name == segments[-1] else data
+        files[name] = data.split(b"\0", 1)[0] if name == segments[-1] else data
     return files
 
 
@@ -197,7 +197,8 @@ def test_a_missing_segment_or_a_changed_sealed_byte_refuses_naming_the_file():
 def backup(stream_dir, target_dir):
     """README's backup of a live stream, step by step: list events/; copy
     every segment that has its .idx, with the .idx; then the last listed
-    segment up to its last \\n. Returns the seq the copy ends at."""
+    segment up to the last newline before its first zero byte. Returns the
+    seq the copy ends at."""
     folder = os.path.join(stream_dir, "events")
     names = sorted(os.listdir(folder))
     segments = [n for n in names if n.endswith(".jsonl")]
@@ -213,6 +214,7 @@ def backup(stream_dir, target_dir):
                 f.write(data)
     with open(os.path.join(folder, segments[-1]), "rb") as f:
         data = f.read()
+    data = data.split(b"\0", 1)[0]  # before its preallocated zeros
     data = data[:data.rfind(b"\n") + 1]
     with open(os.path.join(copy, segments[-1]), "wb") as f:
         f.write(data)

@@ -15,6 +15,7 @@ import time
 
 import harness
 from test_accounting import Ledger, assert_matches_log, wait_applied
+from test_stream import Client, deposit, new_id
 
 HEAD_BYTES = 24       # magic[8], format u32, fold u32, seq i64 (snapshot.c)
 FOLD_OFFSET = 12
@@ -134,9 +135,105 @@ def test_kill_9_while_snapshots_are_written_starts_right():
     ledger.stream.stop_clean()
 
 
+WINDOW = 50   # the stream's --dedupe-window in these tests
+
+
+def start_stream(endpoints, stream_dir):
+    return harness.start_stream(endpoints, stream_dir, extra=["--dedupe-window", str(WINDOW)])
+
+
+def fill(client, accounts=10, per_account=60):
+    """accounts * per_account deposits, one request each; returns the ids."""
+    ids = []
+    for n in range(per_account):
+        for a in range(accounts):
+            ids.append(new_id())
+            assert client.append(deposit(ids[-1], account=f"v-{a}"))["status"] == "ok"
+    return ids
+
+
+def test_the_stream_restarts_from_its_versions_snapshot_and_the_dedupe_window():
+    endpoints = harness.Endpoints()
+    stream_dir = harness.tmpdir("snap-stream-")
+    stream = start_stream(endpoints, stream_dir)
+    client = Client(endpoints)
+    ids = fill(client)                                  # seqs 1..600, v-N at version 60
+    client.close()
+    stream.stop_clean()
+    assert os.path.exists(os.path.join(stream_dir, "snapshot-%020d.bin" % 600))
+    stream.start()
+    assert "versions from the snapshot at seq 600, then scanned from seq 551 to 600" in \
+        stream.output(), stream.output()
+    client = Client(endpoints)
+    conflict = client.append(deposit(new_id(), account="v-4", expect={"v-4": 59}))
+    assert conflict == {"status": "conflict", "versions": {"v-4": 60}}, conflict
+    assert client.append(deposit(new_id(), account="v-3", expect={"v-3": 60}))["status"] == "ok"
+    assert client.append(deposit(ids[580]))["status"] == "duplicate"   # in the window
+    #  Killed after more events: the snapshot, then the versions after it.
+    for _ in range(9):
+        assert client.append(deposit(new_id(), account="v-3"))["status"] == "ok"
+    client.close()
+    stream.kill9()
+    stream.start()
+    assert "versions from the snapshot at seq 600, then scanned from seq 561 to 610" in \
+        stream.output(), stream.output()
+    client = Client(endpoints)
+    conflict = client.append(deposit(new_id(), account="v-3", expect={"v-3": 1}))
+    assert conflict == {"status": "conflict", "versions": {"v-3": 70}}, conflict
+    client.close()
+    stream.stop_clean()
+
+
+def test_a_stream_snapshot_of_another_log_or_with_a_bad_checksum_is_ignored():
+    endpoints = harness.Endpoints()
+    first_dir, other_dir = harness.tmpdir("snap-first-"), harness.tmpdir("snap-other-")
+    stream = start_stream(endpoints, first_dir)
+    client = Client(endpoints)
+    fill(client, accounts=2, per_account=100)           # 200 events, v-0 and v-1 at 100
+    client.close()
+    stream.stop_clean()
+    #  Another log of 300 events with the first one's snapshot beside it.
+    stream = start_stream(endpoints, other_dir)
+    client = Client(endpoints)
+    fill(client, accounts=3, per_account=100)           # v-0, v-1, v-2 at 100
+    assert client.append(deposit(new_id(), account="v-0"))["status"] == "ok"
+    client.close()
+    stream.kill9()                                      # no snapshot of its own
+    for name in os.listdir(other_dir):
+        if name.startswith("snapshot-"):
+            os.unlink(os.path.join(other_dir, name))
+    snapshot = "snapshot-%020d.bin" % 200
+    with open(os.path.join(first_dir, snapshot), "rb") as f:
+        data = f.read()
+    with open(os.path.join(other_dir, snapshot), "wb") as f:
+        f.write(data)
+    stream = start_stream(endpoints, other_dir)
+    output = stream.output()
+    assert "does not hold a state this log and this version can load: ignored" in output, \
+        output
+    assert "versions from the snapshot at seq 0, then scanned from seq 1 to 301" in output
+    client = Client(endpoints)
+    conflict = client.append(deposit(new_id(), account="v-0", expect={"v-0": 1}))
+    assert conflict == {"status": "conflict", "versions": {"v-0": 101}}, conflict
+    client.close()
+    stream.stop_clean()
+    #  Its own snapshot, a byte flipped: ignored, the whole log scanned.
+    own = os.path.join(other_dir, "snapshot-%020d.bin" % 301)
+    rewrite(own, lambda data: data.__setitem__(len(data) // 2, data[len(data) // 2] ^ 1))
+    stream.start()
+    assert "fails its checksum: ignored" in stream.output(), stream.output()
+    client = Client(endpoints)
+    conflict = client.append(deposit(new_id(), account="v-2", expect={"v-2": 1}))
+    assert conflict == {"status": "conflict", "versions": {"v-2": 100}}, conflict
+    client.close()
+    stream.stop_clean()
+
+
 if __name__ == "__main__":
     harness.run_tests([
         test_a_restart_loads_the_newest_snapshot_and_folds_only_the_tail,
         test_a_bad_checksum_or_another_fold_version_is_ignored_and_rebuild_ignores_all,
         test_kill_9_while_snapshots_are_written_starts_right,
+        test_the_stream_restarts_from_its_versions_snapshot_and_the_dedupe_window,
+        test_a_stream_snapshot_of_another_log_or_with_a_bad_checksum_is_ignored,
     ])
