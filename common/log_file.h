@@ -67,7 +67,8 @@ typedef struct {
     uint64_t segment_bytes; // roll threshold; 0: LOG_FILE_SEGMENT_BYTES_DEFAULT
     bool verify;            // check every sealed line and checksum at open
     bool no_preallocate;    // grow the open segment write by write instead
-    int64_t scan_from_seq;  // scan_fn sees seqs from here on (0 or 1: all)
+    int64_t scan_from_seq;  // scan_fn sees seqs from here on (0 or 1: all;
+                            // INT64_MAX: none, for log_file_scan later)
 } log_file_config_t;
 
 //  Called once per valid event during the opening scan, in seq order. The
