@@ -1121,7 +1121,9 @@ static int s_open_log (log_file_t *self, const char *data_dir, log_file_scan_fn 
         rc = s_scan_segment (self, i, &scan,
                              self->config.verify ? hashes + i * LOG_FILE_HASH_BYTES : NULL);
     }
-    int64_t open_seq = sealed ? self->segments[sealed - 1].last_seq + 1 : 1;
+    //  (Only once every sealed segment loaded: a refusal may stop sooner.)
+    int64_t open_seq =
+        rc == 0 && sealed ? self->segments[sealed - 1].last_seq + 1 : 1;
     if (rc == 0 && sealed < listing.segment_count &&
         listing.segments[sealed] != open_seq)
         rc = s_fail (error, error_size,
