@@ -1108,8 +1108,16 @@ static int s_open_log (log_file_t *self, const char *data_dir, log_file_scan_fn 
                      self->dir, LOG_FILE_NAME_DIGITS, listing.segments[0]);
     if (rc == 0)
         rc = s_load_sealed (self, &listing, sealed, hashes, error, error_size);
+    //  The tail asked for counts back from the open segment's first seq,
+    //  which the last seq follows: a superset of the last tail events.
+    int64_t open_first = rc == 0 && sealed ? self->segments[sealed - 1].last_seq + 1 : 1;
+    int64_t tail_from = self->config.scan_tail_events > 0
+                            ? open_first - self->config.scan_tail_events
+                            : INT64_MAX;
     scan_t scan = {.self = self, .scan_fn = scan_fn, .arg = arg,
-                   .scan_from_seq = self->config.scan_from_seq,
+                   .scan_from_seq = self->config.scan_from_seq < tail_from
+                                        ? self->config.scan_from_seq
+                                        : tail_from,
                    .error = error, .error_size = error_size};
     for (size_t i = 0; rc == 0 && i < sealed; i++) {
         const segment_t *segment = &self->segments[i];

@@ -69,6 +69,7 @@ typedef struct {
     bool no_preallocate;    // grow the open segment write by write instead
     int64_t scan_from_seq;  // scan_fn sees seqs from here on (0 or 1: all;
                             // INT64_MAX: none, for log_file_scan later)
+    int64_t scan_tail_events; // and at least the last this many (0: none)
 } log_file_config_t;
 
 //  Called once per valid event during the opening scan, in seq order. The

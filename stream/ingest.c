@@ -145,6 +145,7 @@ struct ingest {
     snapshot_t *snapshot; // of the versions
     char snapshot_id[EVENT_ID_BYTES_MAX + 1]; // the id at the seq being snapshot
     int64_t versions_seq; // the opening scan bumps versions after this seq only
+    int64_t scan_first_seq; // the first seq the opening scan saw; 0 before
     log_file_t *opening;  // the log while it is being opened (read by the snapshot's load)
     //  Opening only: the seq being scanned, and the hash hits seen so far
     int64_t scan_seq;
@@ -163,6 +164,15 @@ static int s_versions_init (ingest_t *self)
     self->version_arena_size = INGEST_VERSION_ARENA_BYTES_MIN;
     self->version_arena_bytes = 8; // record 0 stands for an empty slot
     return self->version_slots && self->version_arena ? 0 : -1;
+}
+
+//  Back to empty tables (a snapshot that did not load, or not this log's).
+static int s_versions_reset (ingest_t *self)
+{
+    free (self->version_slots);
+    free (self->version_arena);
+    self->version_records = self->version_accounts = 0;
+    return s_versions_init (self);
 }
 
 static version_record_t *s_record (ingest_t *self, uint32_t record)
@@ -401,6 +411,11 @@ static bool s_confirm (void *arg, int64_t seq, const char *id)
 static int s_scan (void *arg, const event_t *event, const char *line, size_t line_bytes)
 {
     ingest_t *self = (ingest_t *)arg;
+    if (self->scan_first_seq == 0) {
+        self->scan_first_seq = event->seq;
+        if (event->seq > 1)
+            dedupe_start_at (self->dedupe, event->seq);
+    }
     if (event->seq > self->versions_seq && s_bump_versions (self, event, false))
         return -1; // out of memory: the open fails
     self->scan_seq = event->seq;
@@ -450,65 +465,78 @@ static int s_snapshot_record (ingest_t *self, const uint8_t *body, size_t left,
     return 0;
 }
 
-//  The versions at seq, if the log being opened holds at seq the id the
-//  snapshot names (another log's snapshot must not be taken for this one).
+//  The versions at seq, and the id the snapshot says the log holds there
+//  (checked once the log is open: another log's snapshot must not count).
 static int s_snapshot_load (void *state, int64_t seq, const uint8_t *body, size_t left)
 {
     ingest_t *self = (ingest_t *)state;
-    char id[EVENT_ID_BYTES_MAX + 1], reason[INGEST_ERROR_BYTES_MAX];
     uint64_t bytes;
-    size_t line_bytes = 0;
-    if (left < sizeof id + sizeof bytes)
+    if (left < sizeof self->snapshot_id + sizeof bytes)
         return -1;
-    memcpy (id, body, sizeof id);
-    memcpy (&bytes, body + sizeof id, sizeof bytes);
-    body += sizeof id + sizeof bytes;
-    left -= sizeof id + sizeof bytes;
-    if (bytes != left || id[EVENT_ID_BYTES_MAX] != 0 ||
-        log_file_read (self->opening, seq, 1, self->line, sizeof self->line, &line_bytes) != 1 ||
-        event_parse_canonical (self->line, line_bytes - 1, &self->confirm_event, reason,
-                               sizeof reason) ||
-        strcmp (self->confirm_event.id, id) != 0)
+    memcpy (self->snapshot_id, body, sizeof self->snapshot_id);
+    memcpy (&bytes, body + sizeof self->snapshot_id, sizeof bytes);
+    body += sizeof self->snapshot_id + sizeof bytes;
+    left -= sizeof self->snapshot_id + sizeof bytes;
+    if (bytes != left || self->snapshot_id[EVENT_ID_BYTES_MAX] != 0)
         return -1;
     int rc = 0;
     for (size_t at = 0, record_bytes = 0; rc == 0 && at < left; at += record_bytes)
         rc = s_snapshot_record (self, body + at, left - at, &record_bytes);
-    if (rc) { // back to empty tables, as before the call
-        free (self->version_slots);
-        free (self->version_arena);
-        self->version_records = self->version_accounts = 0;
-        if (s_versions_init (self))
-            return -1;
-    }
+    if (rc)
+        s_versions_reset (self); // -1 all the same: the snapshot did not load
     return rc;
 }
 
-//  Opens the log (every segment checked as log_file_open does), loads the
-//  newest snapshot of the versions, then scans from the first seq either
-//  the versions (after the snapshot) or the dedupe window (the last
-//  dedupe_window events) needs: not the whole log.
+//  Whether the open log holds at seq the event with the snapshot's id.
+static bool s_snapshot_matches (ingest_t *self, int64_t seq)
+{
+    char reason[INGEST_ERROR_BYTES_MAX];
+    size_t bytes = 0;
+    return seq <= log_file_committed_seq (self->opening) &&
+           log_file_read (self->opening, seq, 1, self->line, sizeof self->line, &bytes) == 1 &&
+           event_parse_canonical (self->line, bytes - 1, &self->confirm_event, reason,
+                                  sizeof reason) == 0 &&
+           strcmp (self->confirm_event.id, self->snapshot_id) == 0;
+}
+
+//  Versions only: the whole log again, when the snapshot was another's.
+static int s_scan_versions (void *arg, const event_t *event, const char *line,
+                            size_t line_bytes)
+{
+    return s_bump_versions ((ingest_t *)arg, event, false);
+}
+
+//  Loads the newest snapshot of the versions, then opens the log (every
+//  segment checked as log_file_open does) scanning only what the versions
+//  (after the snapshot) and the dedupe window (the last dedupe_window
+//  events) need: not the whole log. One pass over the open segment.
 static int s_open_log (ingest_t *self, const char *data_dir,
                        const log_file_config_t *log_config, size_t dedupe_window,
                        char *error, size_t error_size)
 {
-    log_file_config_t config = log_config ? *log_config : (log_file_config_t){0};
-    config.scan_from_seq = INT64_MAX; // scanned below
-    self->opening = log_file_open (data_dir, &config, NULL, NULL, error, error_size);
     self->snapshot = snapshot_new (data_dir, INGEST_SNAPSHOT_VERSION);
-    if (!self->opening || !self->snapshot)
+    if (!self->snapshot)
         return -1;
-    int64_t last = log_file_committed_seq (self->opening);
-    self->versions_seq = snapshot_load (self->snapshot, last, s_snapshot_load, self);
-    int64_t window_from = last - (int64_t)dedupe_window + 1;
-    int64_t from = self->versions_seq + 1 < window_from ? self->versions_seq + 1 : window_from;
-    if (from > 1)
-        dedupe_start_at (self->dedupe, from);
-    if (log_file_scan (self->opening, from, s_scan, self, error, error_size))
+    self->versions_seq = snapshot_load (self->snapshot, INT64_MAX, s_snapshot_load, self);
+    log_file_config_t config = log_config ? *log_config : (log_file_config_t){0};
+    config.scan_from_seq = self->versions_seq + 1;
+    config.scan_tail_events = (int64_t)dedupe_window;
+    self->opening = log_file_open (data_dir, &config, s_scan, self, error, error_size);
+    if (!self->opening)
         return -1;
+    if (self->versions_seq > 0 && !s_snapshot_matches (self, self->versions_seq)) {
+        log_warn ("snapshot at seq %lld of %s does not match its log (another log's, or a "
+                  "longer one): ignored, versions scanned from the whole log",
+                  (long long)self->versions_seq, data_dir);
+        self->versions_seq = 0;
+        if (s_versions_reset (self) ||
+            log_file_scan (self->opening, 1, s_scan_versions, self, error, error_size))
+            return -1;
+    }
     log_info ("log %s/events: versions from the snapshot at seq %lld, then scanned from seq "
               "%lld to %lld",
-              data_dir, (long long)self->versions_seq, (long long)(from < 1 ? 1 : from),
-              (long long)last);
+              data_dir, (long long)self->versions_seq, (long long)self->scan_first_seq,
+              (long long)log_file_committed_seq (self->opening));
     self->log = self->opening;
     self->opening = NULL;
     return 0;
