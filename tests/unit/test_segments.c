@@ -520,6 +520,19 @@ static void test_the_scan_starts_at_scan_from_seq_across_segments (void)
     from.scan_from_seq = 450;
     log = log_file_open (scratch.data, &from, s_count, &tail, error, sizeof error);
     CHECK (log && tail.events == 151 && tail.first == 450);
+    log_file_destroy (&log);
+    //  The last N at least, counted back from the open segment: whole
+    //  segments before it are not read.
+    counter_t last = {0}, again = {0};
+    log_file_config_t window = s_small;
+    window.scan_from_seq = INT64_MAX;
+    window.scan_tail_events = 100;
+    log = log_file_open (scratch.data, &window, s_count, &last, error, sizeof error);
+    CHECK (log && last.first > 1 && last.first <= 600 - 100 + 1 &&
+           last.events == 600 - last.first + 1);
+    //  And log_file_scan from any seq, across boundaries.
+    CHECK (log_file_scan (log, 333, s_count, &again, error, sizeof error) == 0);
+    CHECK (again.events == 600 - 333 + 1 && again.first == 333);
 cleanup:
     log_file_destroy (&log);
     s_scratch_destroy (&scratch);
