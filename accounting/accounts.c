@@ -25,7 +25,16 @@
 //  to the state: snapshots of an older fold are then ignored, and the
 //  replica is folded again (the seed's lesson: fix the fold, restart, get
 //  the right balances).
-#define ACCOUNTS_FOLD_VERSION 1
+#define ACCOUNTS_FOLD_VERSION 2 // 2: schema 2 (currencies, settings)
+
+//  One change of an account's limit or metadata (account_opened or
+//  account_updated), as of seq. Each holds the whole settings after it.
+typedef struct {
+    int64_t seq;
+    int64_t overdraft_limit; // >= 0, EVENT_LIMIT_UNLIMITED, or implicit below
+    bool limit_implicit;
+    char *metadata; // canonical JSON, owned; NULL when none
+} settings_t;
 
 typedef struct {
     account_touch_t *history; // version touches, oldest first; never empty
@@ -34,6 +43,9 @@ typedef struct {
     uint32_t history_capacity;
     uint32_t id_offset; // into ids; NUL-terminated there
     uint32_t hash;
+    settings_t *settings; // changes, oldest first; NULL for most accounts
+    uint32_t settings_count;
+    uint16_t currency; // index into currencies; set by the first touch
 } account_t;
 
 struct accounts {
@@ -53,7 +65,12 @@ struct accounts {
     uint64_t events_applied;
     uint64_t unknown_skipped;
     uint64_t overflow_skipped;
+    uint64_t mismatch_skipped;
     accounts_int128_t total;
+    //  Every currency seen; codes are NUL-terminated in names.
+    account_currency_t currencies[ACCOUNTS_CURRENCIES_MAX];
+    char names[ACCOUNTS_CURRENCIES_MAX][EVENT_CURRENCY_BYTES_MAX + 1];
+    size_t currency_count;
 };
 
 static uint32_t s_hash (const char *id, size_t bytes)
@@ -189,16 +206,35 @@ typedef struct {
     int64_t balance_after;
 } change_t;
 
+//  The index of currency, added when new; -1 when the table is full.
+static int s_currency (accounts_t *self, const char *currency)
+{
+    for (size_t i = 0; i < self->currency_count; i++)
+        if (strcmp (self->names[i], currency) == 0)
+            return (int)i;
+    if (self->currency_count == ACCOUNTS_CURRENCIES_MAX)
+        return -1;
+    size_t index = self->currency_count++;
+    snprintf (self->names[index], sizeof self->names[index], "%s", currency);
+    self->currencies[index] = (account_currency_t){.currency = self->names[index]};
+    return (int)index;
+}
+
 //  Finds or adds every account of changes, checks every balance, reserves
 //  every touch; only then applies. Ids are valid per event.h.
 static accounts_result_t s_change (accounts_t *self, change_t *changes,
-                                   size_t change_count, int64_t seq)
+                                   size_t change_count, int64_t seq, int currency)
 {
+    if (currency < 0)
+        return ACCOUNTS_FULL;
     for (size_t i = 0; i < change_count; i++) {
         change_t *change = &changes[i];
         size_t bytes;
         change->hash = s_hash_string (change->id, &bytes);
         change->account = s_find (self, change->id, bytes, change->hash);
+        if (change->account && change->account->version &&
+            change->account->currency != currency)
+            return ACCOUNTS_MISMATCH;
         if (__builtin_add_overflow (s_balance (change->account), change->delta,
                                     &change->balance_after))
             return ACCOUNTS_OVERFLOW;
@@ -222,11 +258,78 @@ static accounts_result_t s_change (accounts_t *self, change_t *changes,
     }
     for (size_t i = 0; i < change_count; i++) {
         account_t *account = changes[i].account;
+        if (account->version == 0) {
+            account->currency = (uint16_t)currency;
+            self->currencies[currency].accounts++;
+        }
         account->history[account->version++] =
             (account_touch_t){.seq = seq, .balance_after = changes[i].balance_after};
         account->balance = changes[i].balance_after;
         self->total += changes[i].delta;
+        self->currencies[currency].total += changes[i].delta;
     }
+    return ACCOUNTS_APPLIED;
+}
+
+//  Room for one more settings change of account; false when out of memory.
+static bool s_reserve_settings (account_t *account)
+{
+    settings_t *grown =
+        realloc (account->settings, (account->settings_count + 1) * sizeof (settings_t));
+    if (!grown)
+        return false;
+    account->settings = grown;
+    return true;
+}
+
+//  account_opened / account_updated: a touch that moves no money and
+//  records the account's settings after it. An update of an account never
+//  seen opens it implicitly in XXX, as money would.
+static accounts_result_t s_settings (accounts_t *self, const event_t *event)
+{
+    bool opened = event->type == EVENT_ACCOUNT_OPENED;
+    size_t bytes;
+    uint32_t hash = s_hash_string (event->account, &bytes);
+    account_t *account = s_find (self, event->account, bytes, hash);
+    bool known = account && account->version;
+    const char *name = opened  ? event->currency
+                       : known ? self->names[account->currency]
+                               : EVENT_CURRENCY_V1;
+    int currency = s_currency (self, name);
+    if (currency < 0)
+        return ACCOUNTS_FULL;
+    if (opened && known && account->currency != currency)
+        return ACCOUNTS_MISMATCH;
+    settings_t *last = account && account->settings_count
+                           ? &account->settings[account->settings_count - 1]
+                           : NULL;
+    settings_t next = {.seq = event->seq,
+                       .overdraft_limit = last ? last->overdraft_limit : 0,
+                       .limit_implicit = last ? last->limit_implicit : true};
+    if (event->has_limit) {
+        next.overdraft_limit = event->overdraft_limit;
+        next.limit_implicit = false;
+    }
+    const char *metadata = event->metadata_bytes ? event->metadata
+                           : last                ? last->metadata
+                                                 : NULL;
+    if (metadata && !(next.metadata = strdup (metadata)))
+        return ACCOUNTS_NOMEM;
+    //  Room for the settings first, so that a touch never lands without them.
+    if (account && !s_reserve_settings (account)) {
+        free (next.metadata);
+        return ACCOUNTS_NOMEM;
+    }
+    change_t change = {.id = event->account};
+    accounts_result_t result = s_change (self, &change, 1, event->seq, currency);
+    account = change.account;
+    if (result != ACCOUNTS_APPLIED || !s_reserve_settings (account)) {
+        free (next.metadata);
+        //  Out of memory after a new account's touch: it reads as opened
+        //  implicitly (an apply never half-fails for existing accounts).
+        return result;
+    }
+    account->settings[account->settings_count++] = next;
     return ACCOUNTS_APPLIED;
 }
 
@@ -270,8 +373,13 @@ void accounts_destroy (accounts_t **self_p)
     accounts_t *self = *self_p;
     if (!self)
         return;
-    for (uint32_t index = 0; self->items && index < self->count; index++)
-        free (self->items[index].history);
+    for (uint32_t index = 0; self->items && index < self->count; index++) {
+        account_t *account = &self->items[index];
+        free (account->history);
+        for (uint32_t i = 0; i < account->settings_count; i++)
+            free (account->settings[i].metadata);
+        free (account->settings);
+    }
     free (self->items);
     free (self->slots);
     free (self->ids);
@@ -289,19 +397,26 @@ accounts_result_t accounts_apply (accounts_t *self, const event_t *event)
         return ACCOUNTS_NOMEM;
     accounts_result_t result;
     change_t changes[2];
+    //  -1 when the currency table is full: s_change skips it as full.
+    int currency =
+        event_type_moves_money (event->type) ? s_currency (self, event->currency) : 0;
     switch (event->type) {
     case EVENT_DEPOSITED:
         changes[0] = (change_t){.id = event->account, .delta = event->amount};
-        result = s_change (self, changes, 1, event->seq);
+        result = s_change (self, changes, 1, event->seq, currency);
         break;
     case EVENT_WITHDRAWN:
         changes[0] = (change_t){.id = event->account, .delta = -event->amount};
-        result = s_change (self, changes, 1, event->seq);
+        result = s_change (self, changes, 1, event->seq, currency);
         break;
     case EVENT_TRANSFERRED:
         changes[0] = (change_t){.id = event->from, .delta = -event->amount};
         changes[1] = (change_t){.id = event->to, .delta = event->amount};
-        result = s_change (self, changes, 2, event->seq);
+        result = s_change (self, changes, 2, event->seq, currency);
+        break;
+    case EVENT_ACCOUNT_OPENED:
+    case EVENT_ACCOUNT_UPDATED:
+        result = s_settings (self, event);
         break;
     default:
         result = ACCOUNTS_UNKNOWN;
@@ -313,6 +428,8 @@ accounts_result_t accounts_apply (accounts_t *self, const event_t *event)
         self->events_applied++;
     else if (result == ACCOUNTS_UNKNOWN)
         self->unknown_skipped++;
+    else if (result == ACCOUNTS_MISMATCH)
+        self->mismatch_skipped++;
     else
         self->overflow_skipped++;
     self->ts[self->applied_seq++] = event->ts_ms;
@@ -342,6 +459,17 @@ uint64_t accounts_unknown_skipped (accounts_t *self)
 uint64_t accounts_overflow_skipped (accounts_t *self)
 {
     return self->overflow_skipped;
+}
+
+uint64_t accounts_mismatch_skipped (accounts_t *self)
+{
+    return self->mismatch_skipped;
+}
+
+const account_currency_t *accounts_currencies (accounts_t *self, size_t *count_p)
+{
+    *count_p = self->currency_count;
+    return self->currencies;
 }
 
 void accounts_total_format (accounts_t *self, char *buffer, size_t buffer_size)
@@ -398,7 +526,24 @@ static void s_state (accounts_t *self, const account_t *account, uint32_t touche
     *state = (account_state_t){.id = s_id (self, account),
                                .balance = touch->balance_after,
                                .version = touches,
-                               .last_seq = touch->seq};
+                               .last_seq = touch->seq,
+                               .currency = self->names[account->currency],
+                               .limit_implicit = true};
+    //  The settings as of that touch: the last change at or before it.
+    uint32_t low = 0, high = account->settings_count;
+    while (low < high) {
+        uint32_t middle = low + (high - low) / 2;
+        if (account->settings[middle].seq <= touch->seq)
+            low = middle + 1;
+        else
+            high = middle;
+    }
+    if (low > 0) {
+        const settings_t *settings = &account->settings[low - 1];
+        state->limit_implicit = settings->limit_implicit;
+        state->overdraft_limit = settings->overdraft_limit;
+        state->metadata = settings->metadata;
+    }
 }
 
 int accounts_state_at (accounts_t *self, const char *id, int64_t at_seq,
@@ -509,38 +654,70 @@ int accounts_fold_version (void)
     return ACCOUNTS_FOLD_VERSION;
 }
 
-//  The fixed head of a saved state.
+//  The fixed head of a saved state; then currency_count names of
+//  EVENT_CURRENCY_BYTES_MAX + 1 bytes, the ts of every seq, the accounts.
 typedef struct {
     int64_t applied_seq;
     uint64_t events_applied;
     uint64_t unknown_skipped;
     uint64_t overflow_skipped;
     uint64_t count;
+    uint64_t mismatch_skipped;
+    uint64_t currency_count;
 } saved_head_t;
 
-//  One account's head in a saved state, then id_bytes of id, then
-//  version touches.
+//  One account's head in a saved state, then id_bytes of id, version
+//  touches, settings_count settings (each saved_settings_t, then its
+//  metadata_bytes of metadata).
 typedef struct {
     uint32_t id_bytes;
     uint32_t version;
+    uint32_t settings_count;
+    uint32_t currency;
 } saved_account_t;
+
+typedef struct {
+    int64_t seq;
+    int64_t overdraft_limit;
+    uint32_t limit_implicit;
+    uint32_t metadata_bytes; // 0: none
+} saved_settings_t;
+
+static int s_save_account (accounts_t *self, const account_t *account,
+                           accounts_write_fn *write_fn, void *arg)
+{
+    const char *id = s_id (self, account);
+    saved_account_t saved = {(uint32_t)strlen (id), account->version,
+                             account->settings_count, account->currency};
+    if (write_fn (arg, &saved, sizeof saved) || write_fn (arg, id, saved.id_bytes) ||
+        write_fn (arg, account->history, account->version * sizeof (account_touch_t)))
+        return -1;
+    for (uint32_t i = 0; i < account->settings_count; i++) {
+        const settings_t *settings = &account->settings[i];
+        saved_settings_t entry = {
+            settings->seq, settings->overdraft_limit, settings->limit_implicit,
+            settings->metadata ? (uint32_t)strlen (settings->metadata) : 0};
+        if (write_fn (arg, &entry, sizeof entry) ||
+            write_fn (arg, settings->metadata, entry.metadata_bytes))
+            return -1;
+    }
+    return 0;
+}
 
 int accounts_save (accounts_t *self, accounts_write_fn *write_fn, void *arg)
 {
     assert (self && write_fn);
-    saved_head_t head = {self->applied_seq, self->events_applied, self->unknown_skipped,
-                         self->overflow_skipped, self->count};
+    saved_head_t head = {self->applied_seq,      self->events_applied,
+                         self->unknown_skipped,  self->overflow_skipped,
+                         self->count,            self->mismatch_skipped,
+                         self->currency_count};
     if (write_fn (arg, &head, sizeof head) ||
+        write_fn (arg, self->names, self->currency_count * sizeof self->names[0]) ||
         write_fn (arg, self->ts, (size_t)self->applied_seq * sizeof (int64_t)))
         return -1;
-    for (uint32_t index = 0; index < self->count; index++) {
-        const account_t *account = &self->items[index];
-        const char *id = s_id (self, account);
-        saved_account_t saved = {(uint32_t)strlen (id), account->version};
-        if (write_fn (arg, &saved, sizeof saved) || write_fn (arg, id, saved.id_bytes) ||
-            write_fn (arg, account->history, account->version * sizeof (account_touch_t)))
+    for (uint32_t index = 0; index < self->count; index++)
+        if (s_save_account (self, &self->items[index], write_fn, arg))
             return -1;
-    }
     return 0;
 }
 
@@ -556,14 +733,45 @@ static int s_take (const uint8_t **data, size_t *left, void *out, size_t bytes)
     return 0;
 }
 
+//  An account's saved settings, in seq order within the saved state.
+static int s_load_settings (accounts_t *self, account_t *account, uint32_t count,
+                            const uint8_t **data, size_t *left)
+{
+    if (count == 0)
+        return 0;
+    if (*left / sizeof (saved_settings_t) < count ||
+        !(account->settings = calloc (count, sizeof (settings_t))))
+        return -1;
+    for (uint32_t i = 0; i < count; i++) {
+        saved_settings_t entry;
+        if (s_take (data, left, &entry, sizeof entry) || entry.seq < 1 ||
+            entry.seq > self->applied_seq ||
+            (i > 0 && entry.seq <= account->settings[i - 1].seq) ||
+            entry.metadata_bytes > *left)
+            return -1;
+        settings_t *settings = &account->settings[account->settings_count++];
+        *settings = (settings_t){entry.seq, entry.overdraft_limit, entry.limit_implicit != 0,
+                                 NULL};
+        if (entry.metadata_bytes) {
+            if (!(settings->metadata = malloc (entry.metadata_bytes + 1)))
+                return -1;
+            s_take (data, left, settings->metadata, entry.metadata_bytes);
+            settings->metadata[entry.metadata_bytes] = 0;
+            if (memchr (settings->metadata, 0, entry.metadata_bytes))
+                return -1;
+        }
+    }
+    return 0;
+}
+
 //  One saved account into self; its touches must be in seq order within
-//  the saved applied_seq, its id new and valid.
+//  the saved applied_seq, its id new and valid, its currency known.
 static int s_load_account (accounts_t *self, const uint8_t **data, size_t *left)
 {
     saved_account_t saved;
     char id[EVENT_ACCOUNT_BYTES_MAX + 1];
     if (s_take (data, left, &saved, sizeof saved) || saved.id_bytes == 0 ||
-        saved.id_bytes > EVENT_ACCOUNT_BYTES_MAX ||
+        saved.id_bytes > EVENT_ACCOUNT_BYTES_MAX || saved.currency >= self->currency_count ||
         s_take (data, left, id, saved.id_bytes))
         return -1;
     id[saved.id_bytes] = 0;
@@ -573,6 +781,7 @@ static int s_load_account (accounts_t *self, const uint8_t **data, size_t *left)
     if (s_find (self, id, saved.id_bytes, hash) || s_reserve_account (self, saved.id_bytes))
         return -1;
     account_t *account = s_add (self, id, saved.id_bytes, hash);
+    account->currency = (uint16_t)saved.currency;
     if (saved.version) {
         account->history = malloc (saved.version * sizeof (account_touch_t));
         if (!account->history)
@@ -589,7 +798,11 @@ static int s_load_account (accounts_t *self, const uint8_t **data, size_t *left)
     account->version = saved.version;
     account->balance = saved.version ? account->history[saved.version - 1].balance_after : 0;
     self->total += account->balance;
-    return 0;
+    if (saved.version) {
+        self->currencies[saved.currency].accounts++;
+        self->currencies[saved.currency].total += account->balance;
+    }
+    return s_load_settings (self, account, saved.settings_count, data, left);
 }
 
 int accounts_load (accounts_t *self, const uint8_t *data, size_t bytes)
@@ -597,9 +810,16 @@ int accounts_load (accounts_t *self, const uint8_t *data, size_t bytes)
     assert (self && self->applied_seq == 0 && self->count == 0);
     saved_head_t head;
     if (s_take (&data, &bytes, &head, sizeof head) || head.applied_seq < 0 ||
-        head.count > ACCOUNTS_COUNT_MAX ||
+        head.count > ACCOUNTS_COUNT_MAX || head.currency_count > ACCOUNTS_CURRENCIES_MAX ||
+        s_take (&data, &bytes, self->names, head.currency_count * sizeof self->names[0]) ||
         bytes / sizeof (int64_t) < (uint64_t)head.applied_seq)
         return -1;
+    self->currency_count = head.currency_count;
+    for (size_t i = 0; i < self->currency_count; i++) {
+        if (memchr (self->names[i], 0, sizeof self->names[i]) == NULL)
+            return -1;
+        self->currencies[i] = (account_currency_t){.currency = self->names[i]};
+    }
     int64_t capacity = self->ts_capacity;
     while (capacity < head.applied_seq)
         capacity *= 2;
@@ -618,5 +838,6 @@ int accounts_load (accounts_t *self, const uint8_t *data, size_t bytes)
     self->events_applied = head.events_applied;
     self->unknown_skipped = head.unknown_skipped;
     self->overflow_skipped = head.overflow_skipped;
+    self->mismatch_skipped = head.mismatch_skipped;
     return 0;
 }

@@ -1,6 +1,8 @@
 /*  accounts — the accounting read model: balances folded from the log.
 
-    Folds stored events, in seq order, into per-account balance and version
+    Folds stored events, in seq order, into per-account balance, version,
+    currency, limit and metadata (the last two as of any seq: each account
+    keeps the list of its settings changes)
     and keeps, per account, the compact history of its touches (seq,
     balance after) plus, per seq, the event's ts. That is enough to answer
     the current state, the state at any past seq or time, and the list of
@@ -36,6 +38,9 @@ typedef enum {
     ACCOUNTS_UNKNOWN,     // unknown type: skipped, counted, seq still consumed
     ACCOUNTS_OVERFLOW,    // a balance would leave int64: skipped, counted
     ACCOUNTS_FULL,        // ACCOUNTS_COUNT_MAX reached: skipped, counted
+    ACCOUNTS_MISMATCH,    // money or an opening in another currency than the
+                          // account's (the transaction refuses it; a writer
+                          // that did not): skipped, counted
     ACCOUNTS_NOMEM,       // out of memory: nothing changed, seq not consumed
 } accounts_result_t;
 
@@ -45,7 +50,24 @@ typedef struct {
     int64_t balance;
     int64_t version;  // touches so far; >= 1 (an account never seen has no state)
     int64_t last_seq; // seq of the latest touch
+    const char *currency; // borrowed; EVENT_CURRENCY_V1 for v1 accounts
+    //  No account_opened or account_updated set a limit yet: the
+    //  deployment's --overdraft-limit applies.
+    bool limit_implicit;
+    int64_t overdraft_limit; // when not implicit: >= 0 or EVENT_LIMIT_UNLIMITED
+    const char *metadata;    // canonical JSON object, borrowed; NULL when none
 } account_state_t;
+
+//  One currency's figures at the head.
+typedef struct {
+    const char *currency;
+    size_t accounts;
+    accounts_int128_t total;
+} account_currency_t;
+
+//  Distinct currencies the fold keeps apart (a table of codes; money in a
+//  currency beyond it is skipped as ACCOUNTS_FULL).
+#define ACCOUNTS_CURRENCIES_MAX 4096
 
 //  One touch of an account: the event at seq left the balance at balance_after.
 typedef struct {
@@ -84,6 +106,10 @@ size_t accounts_count (accounts_t *self);
 uint64_t accounts_events_applied (accounts_t *self);
 uint64_t accounts_unknown_skipped (accounts_t *self);
 uint64_t accounts_overflow_skipped (accounts_t *self);
+uint64_t accounts_mismatch_skipped (accounts_t *self);
+//  Currencies seen, in the order first seen; *count_p of them. Borrowed
+//  until the next apply.
+const account_currency_t *accounts_currencies (accounts_t *self, size_t *count_p);
 
 //  Sum of all balances, printed as a decimal integer (it may exceed int64).
 //  buffer holds at least 48 bytes.

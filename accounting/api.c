@@ -13,7 +13,7 @@
       state as of applied_seq.
     - wait_ms above --wait-ms-max is capped, not refused; wait_ms=0 with an
       unmet min_seq answers 503 at once; so does a full waiter set.
-    - Unknown query parameters are ignored.
+    - Unknown query parameters are 400 (each route lists the keys it takes).
 */
 #include "api.h"
 
@@ -122,7 +122,10 @@ static void s_not_yet (http_request_t *request, int64_t min_seq, int64_t applied
 //  more than the rest of the handler. Ids are at most
 //  EVENT_ACCOUNT_BYTES_MAX bytes and numbers at most 20 characters, so the
 //  body stays far below API_BODY_BYTES_MAX.
-_Static_assert(EVENT_ACCOUNT_BYTES_MAX + 5 * 20 + 96 < API_BODY_BYTES_MAX,
+//  With metadata, an account body is at most this long.
+#define API_ACCOUNT_BYTES_MAX (EVENT_METADATA_BYTES_MAX + 512)
+_Static_assert(EVENT_ACCOUNT_BYTES_MAX + EVENT_CURRENCY_BYTES_MAX + 6 * 20 + 160 <
+                   API_ACCOUNT_BYTES_MAX - EVENT_METADATA_BYTES_MAX,
                "an account body fits its buffer");
 
 static char *s_put_text (char *p, const char *text)
@@ -135,6 +138,24 @@ static char *s_put_text (char *p, const char *text)
 static char *s_put_int (char *p, int64_t value)
 {
     return p + event_format_int (p, value);
+}
+
+//  ,"currency":..,"overdraft_limit":..,"metadata":{..} of schema 2: an
+//  account opened implicitly shows the deployment's limit, and {} when it
+//  has no metadata.
+static char *s_put_settings (api_context_t *self, char *p, const account_state_t *state)
+{
+    p = s_put_text (p, ",\"currency\":\"");
+    p = s_put_text (p, state->currency);
+    p = s_put_text (p, "\",\"overdraft_limit\":");
+    int64_t limit =
+        state->limit_implicit ? self->overdraft_limit : state->overdraft_limit;
+    if (limit == EVENT_LIMIT_UNLIMITED)
+        p = s_put_text (p, "null");
+    else
+        p = s_put_int (p, limit);
+    p = s_put_text (p, ",\"metadata\":");
+    return s_put_text (p, state->metadata ? state->metadata : "{}");
 }
 
 //  Answers GET /accounts/{id} from the state now (min_seq already met or
@@ -168,7 +189,7 @@ static void s_account_answer (api_context_t *self, http_request_t *request,
         http_respond_problem (request, 404, "Account not found", detail, NULL);
         return;
     }
-    char body[API_BODY_BYTES_MAX];
+    static char body[API_ACCOUNT_BYTES_MAX];
     char *p = body;
     p = s_put_text (p, "{\"account\":\"");
     p = s_put_text (p, id);
@@ -184,8 +205,9 @@ static void s_account_answer (api_context_t *self, http_request_t *request,
         p = s_put_text (p, ",\"at_seq\":");
         p = s_put_int (p, at_seq);
     }
+    p = s_put_settings (self, p, &state);
     p = s_put_text (p, "}");
-    s_respond_body (request, 200, body, (int)(p - body));
+    http_respond (request, 200, "application/json", body, (size_t)(p - body));
 }
 
 //  The stream's log is not the history this replica holds: answering
@@ -206,6 +228,31 @@ static bool s_refuse_diverged (api_context_t *self, http_request_t *request)
     return true;
 }
 
+//  What reads answer from: the stream's state once caught up with it, else
+//  the events this instance holds (its replica from an earlier run, or
+//  a catch-up under way), else nothing. With nothing, an account not seen
+//  yet cannot be told from one that does not exist.
+static const char *s_reads (api_context_t *self)
+{
+    if (self->subscriber && subscriber_caught_up (self->subscriber))
+        return "caught-up";
+    return s_applied_seq (self) > 0 ? "local-state" : "not-caught-up";
+}
+
+//  503 not-caught-up (with Retry-After) for a read that has nothing to
+//  answer from yet. Returns true when it answered.
+static bool s_refuse_not_caught_up (api_context_t *self, http_request_t *request)
+{
+    if (!streq (s_reads (self), "not-caught-up"))
+        return false;
+    http_request_add_header (request, "Retry-After", API_RETRY_AFTER_S);
+    http_respond_problem (request, 503, "Not caught up",
+                          "not caught up yet: this instance has no local state and has "
+                          "not caught up with the stream since it started",
+                          NULL);
+    return true;
+}
+
 //  GET /accounts/{id}[?at_seq=N|?at=TS][&min_seq=N[&wait_ms=M]]
 static void s_get_account (http_request_t *request, void *arg)
 {
@@ -221,8 +268,13 @@ static void s_get_account (http_request_t *request, void *arg)
         http_respond_invalid_query (request, errors);
         return;
     }
+    //  A read that waits for min_seq has something to answer from once
+    //  the wait is over: only the others are refused before catching up.
     int64_t applied_seq = s_applied_seq (self);
-    if (query.has_min_seq && query.min_seq > applied_seq) {
+    bool waits = query.has_min_seq && query.min_seq > applied_seq;
+    if (!waits && s_refuse_not_caught_up (self, request))
+        return;
+    if (waits) {
         int64_t wait_ms = query.has_wait_ms ? query.wait_ms : API_WAIT_MS_DEFAULT;
         if (wait_ms > self->wait_ms_max)
             wait_ms = self->wait_ms_max;
@@ -284,7 +336,7 @@ static void s_get_account_events (http_request_t *request, void *arg)
     if (s_refuse_diverged (self, request))
         return;
     const char *id = s_account_id (request);
-    if (!id)
+    if (!id || s_refuse_not_caught_up (self, request))
         return;
     cJSON *errors = NULL;
     int64_t after_seq = 0, limit = API_EVENTS_LIMIT_DEFAULT;
@@ -387,11 +439,110 @@ static int s_list_visible (api_context_t *self, const auth_principal_t *principa
     return (int)found;
 }
 
-//  GET /accounts?after=ID&limit=N
+//  The filters of GET /accounts: ?currency=C and ?metadata.KEY=VALUE
+//  (all must hold). A metadata filter is matched as its canonical
+//  member ("KEY":"VALUE", escaped as stored) right after { or , in the
+//  account's canonical metadata: inside a stored value every quote is
+//  escaped, so the text can only match a member.
+#define API_METADATA_FILTERS_MAX EVENT_METADATA_KEYS_MAX
+typedef struct {
+    const char *currency; // NULL: any
+    size_t count;
+    char members[API_METADATA_FILTERS_MAX]
+                [EVENT_METADATA_KEY_BYTES_MAX + 6 * EVENT_METADATA_VALUE_BYTES_MAX + 8];
+} list_filter_t;
+
+static void s_filter_parse (http_request_t *request, list_filter_t *filter,
+                            cJSON **errors)
+{
+    filter->currency = http_request_query (request, "currency");
+    if (filter->currency &&
+        !event_currency_is_valid (filter->currency, strlen (filter->currency)))
+        http_problem_add_error (errors, "currency", "must match ^[A-Z][A-Z0-9]{2,11}$");
+    const char *keys[API_METADATA_FILTERS_MAX], *values[API_METADATA_FILTERS_MAX];
+    size_t count = http_request_query_prefixed (request, "metadata.", keys, values,
+                                                API_METADATA_FILTERS_MAX);
+    if (count > API_METADATA_FILTERS_MAX) {
+        http_problem_add_error (errors, "metadata", "at most 16 metadata filters");
+        return;
+    }
+    for (size_t i = 0; i < count; i++) {
+        cJSON *one = cJSON_CreateObject ();
+        static char text[EVENT_METADATA_BYTES_MAX + 1];
+        int bytes = one && cJSON_AddStringToObject (one, keys[i] + 9, values[i])
+                        ? event_metadata_format (one, text, NULL, 0)
+                        : -1;
+        cJSON_Delete (one);
+        if (bytes < 2 || (size_t)bytes - 1 > sizeof filter->members[0]) {
+            http_problem_add_error (errors, keys[i],
+                                    "metadata keys match ^[a-z][a-z0-9_]{0,31}$, values "
+                                    "are at most 256 bytes of UTF-8");
+            continue;
+        }
+        //  "KEY":"VALUE" and the byte after it, without the braces.
+        memcpy (filter->members[filter->count], text + 1, (size_t)bytes - 2);
+        filter->members[filter->count++][bytes - 2] = '\0';
+    }
+}
+
+static bool s_filter_holds (const list_filter_t *filter, const account_state_t *state)
+{
+    if (filter->currency && strcmp (filter->currency, state->currency) != 0)
+        return false;
+    for (size_t i = 0; i < filter->count; i++) {
+        const char *member = filter->members[i];
+        size_t bytes = strlen (member);
+        bool found = false;
+        for (const char *at = state->metadata ? strstr (state->metadata, member) : NULL;
+             at && !found; at = strstr (at + 1, member))
+            found = (at[-1] == '{' || at[-1] == ',') &&
+                    (at[bytes] == ',' || at[bytes] == '}');
+        if (!found)
+            return false;
+    }
+    return true;
+}
+
+//  Up to limit visible accounts after `after` that the filter lets
+//  through: pages of the list are read until enough match (a scan when
+//  few do; the list keeps no index by currency or metadata).
+static int s_list_filtered (api_context_t *self, const auth_principal_t *principal,
+                            const list_filter_t *filter, const char *after, size_t limit,
+                            account_state_t *states, bool *more)
+{
+    if (!filter->currency && filter->count == 0)
+        return s_list_visible (self, principal, after, limit, states, more);
+    static account_state_t page[API_LIST_LIMIT_MAX];
+    char cursor[EVENT_ACCOUNT_BYTES_MAX + 1];
+    snprintf (cursor, sizeof cursor, "%s", after);
+    size_t found = 0;
+    *more = false;
+    for (bool page_more = true; page_more;) {
+        int count = s_list_visible (self, principal, cursor, API_LIST_LIMIT_MAX, page,
+                                    &page_more);
+        if (count < 0)
+            return -1;
+        for (int index = 0; index < count; index++) {
+            if (!s_filter_holds (filter, &page[index]))
+                continue;
+            if (found == limit) {
+                *more = true;
+                return (int)found;
+            }
+            states[found++] = page[index];
+        }
+        if (count == 0)
+            break;
+        snprintf (cursor, sizeof cursor, "%s", page[count - 1].id);
+    }
+    return (int)found;
+}
+
+//  GET /accounts?after=ID&limit=N[&currency=C][&metadata.KEY=VALUE...]
 static void s_get_accounts (http_request_t *request, void *arg)
 {
     api_context_t *self = arg;
-    if (s_refuse_diverged (self, request))
+    if (s_refuse_diverged (self, request) || s_refuse_not_caught_up (self, request))
         return;
     cJSON *errors = NULL;
     int64_t limit = API_LIST_LIMIT_DEFAULT;
@@ -400,14 +551,17 @@ static void s_get_accounts (http_request_t *request, void *arg)
     if (after && *after && !event_id_is_valid (after, strlen (after)))
         http_problem_add_error (&errors, "after",
                                 "must match ^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$");
+    static list_filter_t filter;
+    filter.count = 0;
+    s_filter_parse (request, &filter, &errors);
     if (errors) {
         http_respond_invalid_query (request, errors);
         return;
     }
     static account_state_t states[API_LIST_LIMIT_MAX];
     bool more = false;
-    int count = s_list_visible (self, http_request_principal (request),
-                                after ? after : "", (size_t)limit, states, &more);
+    int count = s_list_filtered (self, http_request_principal (request), &filter,
+                                 after ? after : "", (size_t)limit, states, &more);
     char *body = NULL;
     size_t bytes = 0;
     FILE *out = count < 0 ? NULL : open_memstream (&body, &bytes);
@@ -416,12 +570,15 @@ static void s_get_accounts (http_request_t *request, void *arg)
         return;
     }
     fputs ("{\"accounts\":[", out);
-    for (int i = 0; i < count; i++)
+    for (int i = 0; i < count; i++) {
+        static char settings[API_ACCOUNT_BYTES_MAX];
+        char *end = s_put_settings (self, settings, &states[i]);
         fprintf (out,
                  "%s{\"account\":\"%s\",\"balance\":%" PRId64 ",\"version\":%" PRId64
-                 ",\"last_seq\":%" PRId64 "}",
+                 ",\"last_seq\":%" PRId64 "%.*s}",
                  i ? "," : "", states[i].id, states[i].balance, states[i].version,
-                 states[i].last_seq);
+                 states[i].last_seq, (int)(end - settings), settings);
+    }
     if (more && count > 0)
         fprintf (out, "],\"next_after\":\"%s\"}", states[count - 1].id);
     else
@@ -436,6 +593,10 @@ static void s_get_stats_visible (api_context_t *self, http_request_t *request,
                                  const auth_principal_t *principal)
 {
     static account_state_t states[API_LIST_LIMIT_MAX];
+    //  Per currency, in the order met; a state's currency is the fold's
+    //  one copy of the code, so pointers tell currencies apart.
+    static account_currency_t currencies[ACCOUNTS_CURRENCIES_MAX];
+    size_t currency_count = 0;
     accounts_int128_t total = 0;
     size_t accounts = 0;
     char after[EVENT_ACCOUNT_BYTES_MAX + 1] = "";
@@ -446,8 +607,18 @@ static void s_get_stats_visible (api_context_t *self, http_request_t *request,
             http_respond_problem (request, 500, "Internal error", "out of memory", NULL);
             return;
         }
-        for (int index = 0; index < count; index++)
+        for (int index = 0; index < count; index++) {
             total += states[index].balance;
+            size_t at = 0;
+            while (at < currency_count &&
+                   currencies[at].currency != states[index].currency)
+                at++;
+            if (at == currency_count)
+                currencies[currency_count++] =
+                    (account_currency_t){.currency = states[index].currency};
+            currencies[at].accounts++;
+            currencies[at].total += states[index].balance;
+        }
         accounts += (size_t)count;
         if (count > 0)
             snprintf (after, sizeof after, "%s", states[count - 1].id);
@@ -455,20 +626,33 @@ static void s_get_stats_visible (api_context_t *self, http_request_t *request,
     char total_text[48];
     accounts_int128_format (total, total_text, sizeof total_text);
     int64_t applied_seq = s_applied_seq (self), head_seq = s_head_seq (self);
-    char body[API_BODY_BYTES_MAX];
-    int bytes =
-        snprintf (body, sizeof body,
-                  "{\"accounts\":%zu,\"total_balance\":%s,\"applied_seq\":%" PRId64
-                  ",\"head_seq\":%" PRId64 ",\"lag\":%" PRId64 ",\"filtered\":true}",
-                  accounts, total_text, applied_seq, head_seq, head_seq - applied_seq);
-    s_respond_body (request, 200, body, bytes);
+    char *body = NULL;
+    size_t bytes = 0;
+    FILE *out = open_memstream (&body, &bytes);
+    if (!out) {
+        http_respond_problem (request, 500, "Internal error", "out of memory", NULL);
+        return;
+    }
+    fprintf (out,
+             "{\"accounts\":%zu,\"total_balance\":%s,\"applied_seq\":%" PRId64
+             ",\"head_seq\":%" PRId64 ",\"lag\":%" PRId64
+             ",\"filtered\":true,\"currencies\":{",
+             accounts, total_text, applied_seq, head_seq, head_seq - applied_seq);
+    for (size_t i = 0; i < currency_count; i++) {
+        char sum[48];
+        accounts_int128_format (currencies[i].total, sum, sizeof sum);
+        fprintf (out, "%s\"%s\":{\"accounts\":%zu,\"total_balance\":%s}", i ? "," : "",
+                 currencies[i].currency, currencies[i].accounts, sum);
+    }
+    fputs ("}}", out);
+    s_respond_stream (request, out, &body, &bytes);
 }
 
 //  GET /stats
 static void s_get_stats (http_request_t *request, void *arg)
 {
     api_context_t *self = arg;
-    if (s_refuse_diverged (self, request))
+    if (s_refuse_diverged (self, request) || s_refuse_not_caught_up (self, request))
         return;
     const auth_principal_t *principal = http_request_principal (request);
     if (!auth_principal_sees_all (principal)) {
@@ -478,19 +662,40 @@ static void s_get_stats (http_request_t *request, void *arg)
     char total[48];
     accounts_total_format (self->accounts, total, sizeof total);
     int64_t applied_seq = s_applied_seq (self), head_seq = s_head_seq (self);
-    char body[API_BODY_BYTES_MAX];
-    int bytes = snprintf (
-        body, sizeof body,
-        "{\"accounts\":%zu,\"events_applied\":%" PRIu64 ",\"unknown_skipped\":%" PRIu64
-        ",\"overflow_skipped\":%" PRIu64 ",\"total_balance\":%s,\"applied_seq\":%" PRId64
-        ",\"head_seq\":%" PRId64 ",\"lag\":%" PRId64
-        ",\"waiters\":%zu,\"replica_bytes\":%" PRIu64 "}",
-        accounts_count (self->accounts), accounts_events_applied (self->accounts),
-        accounts_unknown_skipped (self->accounts),
-        accounts_overflow_skipped (self->accounts), total, applied_seq, head_seq,
-        head_seq - applied_seq, waiters_count (self->waiters),
-        log_file_bytes (self->replica));
-    s_respond_body (request, 200, body, bytes);
+    char *body = NULL;
+    size_t bytes = 0;
+    FILE *out = open_memstream (&body, &bytes);
+    if (!out) {
+        http_respond_problem (request, 500, "Internal error", "out of memory", NULL);
+        return;
+    }
+    fprintf (out,
+             "{\"accounts\":%zu,\"events_applied\":%" PRIu64
+             ",\"unknown_skipped\":%" PRIu64 ",\"overflow_skipped\":%" PRIu64
+             ",\"total_balance\":%s,\"applied_seq\":%" PRId64 ",\"head_seq\":%" PRId64
+             ",\"lag\":%" PRId64 ",\"waiters\":%zu,\"replica_bytes\":%" PRIu64
+             ",\"currency_skipped\":%" PRIu64 ",\"currencies\":{",
+             accounts_count (self->accounts), accounts_events_applied (self->accounts),
+             accounts_unknown_skipped (self->accounts),
+             accounts_overflow_skipped (self->accounts), total, applied_seq, head_seq,
+             head_seq - applied_seq, waiters_count (self->waiters),
+             log_file_bytes (self->replica), accounts_mismatch_skipped (self->accounts));
+    size_t currency_count = 0;
+    const account_currency_t *currencies =
+        accounts_currencies (self->accounts, &currency_count);
+    //  A currency only skipped events named has no accounts: not listed.
+    bool first = true;
+    for (size_t i = 0; i < currency_count; i++) {
+        if (currencies[i].accounts == 0)
+            continue;
+        char sum[48];
+        accounts_int128_format (currencies[i].total, sum, sizeof sum);
+        fprintf (out, "%s\"%s\":{\"accounts\":%zu,\"total_balance\":%s}",
+                 first ? "" : ",", currencies[i].currency, currencies[i].accounts, sum);
+        first = false;
+    }
+    fputs ("}}", out);
+    s_respond_stream (request, out, &body, &bytes);
 }
 
 //  GET /health
@@ -499,6 +704,9 @@ static void s_get_health (http_request_t *request, void *arg)
     api_context_t *self = arg;
     bool connected = self->subscriber && subscriber_connected (self->subscriber);
     bool caught_up = self->subscriber && subscriber_caught_up (self->subscriber);
+    const char *reads = s_reads (self);
+    //  503 while reads are: a load balancer sends them elsewhere.
+    bool ready = !streq (reads, "not-caught-up");
     int64_t applied_seq = s_applied_seq (self), head_seq = s_head_seq (self);
     const char *diverged = self->subscriber ? subscriber_diverged (self->subscriber) : NULL;
     if (diverged) {
@@ -514,15 +722,19 @@ static void s_get_health (http_request_t *request, void *arg)
         return;
     }
     char body[API_BODY_BYTES_MAX];
-    int bytes =
-        snprintf (body, sizeof body,
-                  "{\"status\":\"ok\",\"upstream\":\"%s\",\"applied_seq\":%" PRId64
-                  ",\"head_seq\":%" PRId64 ",\"lag\":%" PRId64
-                  ",\"caught_up\":%s,\"replica\":\"%s\",\"instance\":\"%s\"}",
-                  connected ? "connected" : "disconnected", applied_seq, head_seq,
-                  head_seq - applied_seq, caught_up ? "true" : "false",
-                  self->replica_failed ? "failed" : "ok", self->instance);
-    s_respond_body (request, 200, body, bytes);
+    int bytes = snprintf (
+        body, sizeof body,
+        "{\"status\":\"%s\",%s\"upstream\":\"%s\",\"applied_seq\":%" PRId64
+        ",\"head_seq\":%" PRId64 ",\"lag\":%" PRId64
+        ",\"caught_up\":%s,\"reads\":\"%s\",\"replica\":\"%s\",\"instance\":\"%s\"}",
+        ready ? "ok" : "not-caught-up",
+        ready ? "" : "\"reason\":\"not caught up with the stream yet, no local state\",",
+        connected ? "connected" : "disconnected", applied_seq, head_seq,
+        head_seq - applied_seq, caught_up ? "true" : "false", reads,
+        self->replica_failed ? "failed" : "ok", self->instance);
+    if (!ready)
+        http_request_add_header (request, "Retry-After", API_RETRY_AFTER_S);
+    s_respond_body (request, ready ? 200 : 503, body, bytes);
 }
 
 //  GET /metrics
@@ -545,6 +757,10 @@ static void s_get_metrics (http_request_t *request, void *arg)
     metrics_counter (metrics, "accounting_overflow_skipped_total",
                      "Events skipped because a balance would overflow",
                      accounts_overflow_skipped (accounts));
+    metrics_counter (metrics, "accounting_currency_skipped_total",
+                     "Events skipped because they move money of another currency than "
+                     "an account's",
+                     accounts_mismatch_skipped (accounts));
     metrics_gauge (metrics, "accounting_accounts", "Accounts known",
                    (double)accounts_count (accounts));
     metrics_gauge (metrics, "accounting_applied_seq", "Last seq applied",
@@ -592,12 +808,15 @@ static void s_get_metrics (http_request_t *request, void *arg)
 }
 
 static const http_route_t s_routes[] = {
-    {"GET", "/accounts", s_get_accounts, 0, AUTH_SCOPE_READ},
-    {"GET", "/accounts/{id}", s_get_account, 0, AUTH_SCOPE_READ},
-    {"GET", "/accounts/{id}/events", s_get_account_events, 0, AUTH_SCOPE_READ},
-    {"GET", "/stats", s_get_stats, 0, AUTH_SCOPE_READ},
-    {"GET", "/health", s_get_health, 0, AUTH_SCOPE_OPEN},
-    {"GET", "/metrics", s_get_metrics, 0, AUTH_SCOPE_METRICS},
+    {"GET", "/accounts", s_get_accounts, 0, AUTH_SCOPE_READ,
+     "limit after currency metadata.*"},
+    {"GET", "/accounts/{id}", s_get_account, 0, AUTH_SCOPE_READ,
+     "at_seq at min_seq wait_ms"},
+    {"GET", "/accounts/{id}/events", s_get_account_events, 0, AUTH_SCOPE_READ,
+     "after_seq limit"},
+    {"GET", "/stats", s_get_stats, 0, AUTH_SCOPE_READ, NULL},
+    {"GET", "/health", s_get_health, 0, AUTH_SCOPE_OPEN, NULL},
+    {"GET", "/metrics", s_get_metrics, 0, AUTH_SCOPE_METRICS, NULL},
     OPENAPI_ROUTE,
 };
 

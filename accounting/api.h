@@ -1,9 +1,11 @@
 /*  api — the accounting HTTP API (reads only): routes and handlers.
 
-    GET /accounts/{id}           balance, version, last_seq, applied_seq;
+    GET /accounts/{id}           balance, version, last_seq, applied_seq,
+                                 currency, overdraft_limit, metadata;
                                  ?at_seq=N | ?at=RFC3339 (time travel),
                                  ?min_seq=N[&wait_ms=M] (read-your-writes)
-    GET /accounts                ?after=ID&limit=N, sorted by id
+    GET /accounts                ?after=ID&limit=N, sorted by id;
+                                 ?currency=C, ?metadata.KEY=VALUE filter
     GET /accounts/{id}/events    ?after_seq=N&limit=N, the stored lines
     GET /stats, GET /health, GET /metrics
 
@@ -36,6 +38,7 @@ typedef struct {
     waiters_t *waiters;
     http_server_t *http; // NULL until created
     int64_t wait_ms_max; // cap for wait_ms
+    int64_t overdraft_limit; // shown for accounts opened implicitly
     bool replica_failed; // the replica stopped following (disk error)
     char instance[32];   // tells instances sharing a port apart (pid)
 } api_context_t;

@@ -9,7 +9,7 @@
     run is committed (without fsync: the stream is the source of truth and
     a torn replica tail is recovered at open).
 
-    Usage: accounting [--publish EP] [--replay EP] [--http-port N] ...
+    Usage: accounting [--publish ENDPOINT] [--replay ENDPOINT] [--http-port N] ...
     (see --help).
 */
 #include <czmq.h>
@@ -52,6 +52,7 @@ typedef struct {
     int64_t subscriber_hwm;
     int64_t upstream_timeout_ms;
     int64_t connections_per_ip;
+    int64_t overdraft_limit; // what accounts opened implicitly show as theirs
     bool reuse_port;
     bool rebuild;
     log_file_config_t log; // --segment-bytes, --verify
@@ -99,6 +100,7 @@ enum {
     OPT_SEGMENT_BYTES,
     OPT_VERIFY,
     OPT_SNAPSHOT_EVERY,
+    OPT_OVERDRAFT_LIMIT,
     OPT_HELP,
     OPT_VERSION,
 };
@@ -120,6 +122,7 @@ static const struct option s_long_options[] = {
     {"segment-bytes", required_argument, NULL, OPT_SEGMENT_BYTES},
     {"verify", no_argument, NULL, OPT_VERIFY},
     {"snapshot-every", required_argument, NULL, OPT_SNAPSHOT_EVERY},
+    {"overdraft-limit", required_argument, NULL, OPT_OVERDRAFT_LIMIT},
     {"help", no_argument, NULL, OPT_HELP},
     {"version", no_argument, NULL, OPT_VERSION},
     SECURITY_LONG_OPTIONS,
@@ -132,26 +135,30 @@ static void s_usage (FILE *out)
         out,
         "Usage: accounting [OPTION]...\n"
         "The ledger's read model: folds the stream's events into balances.\n\n"
-        "  --publish EP          stream's PUB endpoint (tcp://127.0.0.1:5556)\n"
-        "  --replay EP           stream's replay endpoint (tcp://127.0.0.1:5558)\n"
-        "  --http-port N         HTTP port (%d)\n"
-        "  --http-addr A         HTTP address (127.0.0.1)\n"
-        "  --data-dir DIR        replica directory (data/accounting-<port>)\n"
-        "  --reuse-port          share the HTTP port with other instances\n"
-        "  --rebuild             discard the replica and refetch everything\n"
-        "  --segment-bytes N     roll the replica's segments at N bytes, as the stream\n"
-        "                        does (268435456): the same N gives the same files\n"
-        "  --verify              at start, check every sealed segment's lines and checksum\n"
-        "  --snapshot-every N    snapshot the state every N events, and at a clean stop\n"
-        "                        (%d; 0: at a clean stop only)\n"
-        "  --wait-ms-max N       cap for ?wait_ms (%d)\n"
-        "  --waiters-max N       requests waiting for ?min_seq at once (%d)\n"
+        "  --publish ENDPOINT      stream's publish, SUB connect (tcp://127.0.0.1:5556)\n"
+        "  --replay ENDPOINT       stream's replay, DEALER connect "
+        "(tcp://127.0.0.1:5558)\n"
+        "  --http-addr ADDRESS     HTTP address (127.0.0.1)\n"
+        "  --http-port N           HTTP port (%d; 0 = any)\n"
+        "  --data-dir DIR          replica directory (data/accounting-<port>)\n"
+        "  --reuse-port            share the HTTP port with other instances\n"
+        "  --rebuild               discard the replica and snapshots, refetch everything\n"
+        "  --segment-bytes N       roll the replica's segments at N bytes, as the stream\n"
+        "                          does (268435456): the same N gives the same files\n"
+        "  --verify                at start, check every sealed segment and checksum\n"
+        "  --snapshot-every N      snapshot the state every N events (at most one per\n"
+        "                          30 s) and at a clean stop (%d; 0: at a stop only)\n"
+        "  --wait-ms-max N         cap for ?wait_ms (%d)\n"
+        "  --waiters-max N         requests waiting for ?min_seq at once (%d)\n"
         "  --connections-per-ip N  HTTP connections one client address may hold (%d)\n"
-        "  --log-level L         debug|info|warn|error (info)\n"
-        "  --subscriber-hwm N    SUB receive high-water mark (ZeroMQ default)\n"
+        "  --log-level LEVEL       debug, info, warn or error (info)\n"
+        "  --subscriber-hwm N      SUB receive high-water mark (ZeroMQ default)\n"
         "  --upstream-timeout-ms N  silence before upstream counts as down (3000)\n"
+        "  --overdraft-limit N   the limit shown for accounts opened implicitly:\n"
+        "                        transaction's --overdraft-limit (0)\n"
         "%s"
-        "  --help, --version\n",
+        "  --help                  this text\n"
+        "  --version               the version\n",
         ACCOUNTING_HTTP_PORT_DEFAULT, SNAPSHOT_EVERY_DEFAULT,
         ACCOUNTING_WAIT_MS_MAX_DEFAULT, ACCOUNTING_WAITERS_MAX_DEFAULT,
         HTTP_CONNECTIONS_PER_IP_MAX_DEFAULT, security_usage);
@@ -194,6 +201,10 @@ static int s_options_parse (options_t *options, int argc, char *argv[])
         case OPT_HTTP_PORT:
             rc =
                 config_parse_int64 ("--http-port", optarg, 0, 65535, &options->http_port);
+            break;
+        case OPT_OVERDRAFT_LIMIT:
+            rc = config_parse_int64 ("--overdraft-limit", optarg, 0,
+                                     1000000000000000000LL, &options->overdraft_limit);
             break;
         case OPT_WAIT_MS_MAX:
             rc = config_parse_int64 ("--wait-ms-max", optarg, 0, ACCOUNTING_WAIT_MS_LIMIT,
@@ -435,6 +446,7 @@ static int s_start (service_t *self)
                   options->http_port);
     snprintf (self->api.instance, sizeof self->api.instance, "%d", (int)getpid ());
     self->api.wait_ms_max = options->wait_ms_max;
+    self->api.overdraft_limit = options->overdraft_limit;
     self->api.accounts = accounts_new ();
     self->loop = zloop_new ();
     self->snapshot = snapshot_new (self->data_dir, (uint32_t)accounts_fold_version ());

@@ -8,14 +8,29 @@
     the log, on the wire and in every replica.
 
     Canonical stored line (no spaces, fixed key order, no trailing \n):
-      {"seq":N,"id":"..","type":"..","v":1,"ts":"YYYY-MM-DDTHH:MM:SS.mmmZ",
+      {"seq":N,"id":"..","type":"..","v":V,"ts":"YYYY-MM-DDTHH:MM:SS.mmmZ",
        then "account":"..","amount":N             (deposited, withdrawn)
        or   "from":"..","to":"..","amount":N      (transferred)
+            and in v2 ,"currency":"EUR"           (after amount)
+       or   "account":"..","currency":"..","overdraft_limit":N|null
+            [,"metadata":{..}]                    (account_opened, v2)
+       or   "account":".."[,"overdraft_limit":N|null][,"metadata":{..}]
+                                                  (account_updated, v2;
+                                                   at least one of them)
        then optionally "meta":{"correlation_id":"..","request_id":"..",
                                "reference":"..","principal":".."}
                                (keys present only if set, in this order)}
+    metadata's keys are sorted bytewise, so one map has one form.
     Canonical proposed line: same without seq and ts, with an optional
     trailing "expect":{"account":version,...} in the order given.
+    The holds of schema 2 (transfer_pending, _posted, _voided, _expired)
+    will follow the same rule: "pending_id" first when present, then
+    "from","to","amount","currency", then "timeout_at" when present.
+
+    Upcast: a v1 event reads as currency EVENT_CURRENCY_V1 ("XXX") and
+    keeps v = 1, so it formats back to its own v1 bytes (the stream
+    stores what a v1 writer proposed, as given; canonical checks of v1
+    lines hold). Readers look at currency, never at v.
 
     Strings are escaped minimally: \" \\ and control characters (\n \r \t
     \b \f, others as \u00XX); everything else is copied as UTF-8, which must
@@ -23,7 +38,9 @@
 
     Unknown types (or a schema version above EVENT_SCHEMA_VERSION) in a
     stored event parse successfully as EVENT_TYPE_UNKNOWN with only the
-    common fields validated, so readers can skip and count them. Older
+    common fields validated, so readers can skip and count them; such a
+    line is canonical when it is JSON's minimal form (cJSON's unformatted
+    print of it gives its bytes back) and its common fields are canonical. Older
     schema versions are upcast in event_parse_stored, the one place that
     knows them.
 */
@@ -34,7 +51,16 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define EVENT_SCHEMA_VERSION       1
+#define EVENT_SCHEMA_VERSION           2
+#define EVENT_CURRENCY_BYTES_MAX       12 // ^[A-Z][A-Z0-9]{2,11}$
+#define EVENT_CURRENCY_V1              "XXX" // ISO 4217 "no currency": what v1 events read as
+#define EVENT_LIMIT_UNLIMITED          (-1) // overdraft_limit null: may go negative without end
+#define EVENT_METADATA_KEYS_MAX        16
+#define EVENT_METADATA_KEY_BYTES_MAX   32  // ^[a-z][a-z0-9_]{0,31}$
+#define EVENT_METADATA_VALUE_BYTES_MAX 256 // decoded UTF-8, may be empty
+// metadata as canonical JSON: 16 keys of 32 bytes and values of 256 plain
+// bytes fit (~4.7 KiB); only heavily escaped values could go beyond.
+#define EVENT_METADATA_BYTES_MAX   8192
 #define EVENT_ACCOUNT_BYTES_MAX    64  // ^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$
 #define EVENT_ID_BYTES_MAX         64  // same pattern as accounts; UUIDs are 36
 #define EVENT_TYPE_BYTES_MAX       32  // long enough for any sane past-tense name
@@ -45,9 +71,10 @@
 // Events in one APPEND request (one atomic batch): the stream keeps a
 // request's events in memory while it decides (~1.3 KiB each, ~5 MiB).
 #define EVENT_REQUEST_EVENTS_MAX 4096
-// Upper bound of a canonical line: three escaped meta values (6 bytes per
-// byte at worst as \u00XX) dominate; keeps every line in one stack buffer.
-#define EVENT_LINE_BYTES_MAX 6144
+// Upper bound of a canonical line: metadata and three escaped meta values
+// (6 bytes per byte at worst as \u00XX) dominate; keeps every line in one
+// stack buffer.
+#define EVENT_LINE_BYTES_MAX 16384
 #define EVENT_TS_BYTES       24 // "2026-11-22T07:28:47.123Z"
 #define EVENT_SEQ_MAX        9007199254740991LL // 2^53 - 1: exact in a JSON reader's double
 
@@ -56,6 +83,8 @@ typedef enum {
     EVENT_DEPOSITED,
     EVENT_WITHDRAWN,
     EVENT_TRANSFERRED,
+    EVENT_ACCOUNT_OPENED,  // v2
+    EVENT_ACCOUNT_UPDATED, // v2
 } event_type_t;
 
 typedef struct {
@@ -74,6 +103,11 @@ typedef struct {
     char from[EVENT_ACCOUNT_BYTES_MAX + 1];    // transferred
     char to[EVENT_ACCOUNT_BYTES_MAX + 1];      // transferred; never equal to from
     int64_t amount;                            // 1 .. EVENT_AMOUNT_MAX
+    char currency[EVENT_CURRENCY_BYTES_MAX + 1]; // money events and account_opened
+    //  account_opened always has a limit; account_updated when has_limit.
+    //  >= 0, or EVENT_LIMIT_UNLIMITED.
+    bool has_limit;
+    int64_t overdraft_limit;
     // meta; "" when absent
     char correlation_id[EVENT_META_VALUE_BYTES_MAX + 1];
     char request_id[EVENT_META_VALUE_BYTES_MAX + 1];
@@ -81,9 +115,15 @@ typedef struct {
     char principal[EVENT_PRINCIPAL_BYTES_MAX + 1]; // who asked for it (bearer token)
     size_t expect_count; // proposed events only
     event_expect_t expect[EVENT_EXPECT_MAX];
+    //  The metadata object in its canonical JSON form ("" when absent;
+    //  account_opened and account_updated only). Last: a money event
+    //  never touches the pages of its bytes beyond the first.
+    size_t metadata_bytes;
+    char metadata[EVENT_METADATA_BYTES_MAX + 1];
 } event_t;
 
-//  Sets every field to its empty value and v to EVENT_SCHEMA_VERSION.
+//  Sets every field to its empty value, v to EVENT_SCHEMA_VERSION and
+//  currency to EVENT_CURRENCY_V1 (DESIGN's default for an implicit account).
 void event_init (event_t *self);
 
 //  True if the bytes match ^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$ (accounts and ids).
@@ -95,6 +135,24 @@ bool event_principal_is_valid (const char *text, size_t bytes);
 //  True if the bytes are strict UTF-8: no overlong forms, no surrogates,
 //  nothing above U+10FFFF (what meta values must be; NUL bytes pass).
 bool event_text_is_utf8 (const char *text, size_t bytes);
+
+//  True if the bytes match ^[A-Z][A-Z0-9]{2,11}$.
+bool event_currency_is_valid (const char *text, size_t bytes);
+
+//  True if the bytes match ^[a-z][a-z0-9_]{0,31}$ (metadata keys).
+bool event_metadata_key_is_valid (const char *text, size_t bytes);
+
+//  The canonical metadata object for a cJSON object (string values only,
+//  EVENT_METADATA_KEYS_MAX keys at most, keys valid, values valid UTF-8 of
+//  at most EVENT_METADATA_VALUE_BYTES_MAX bytes) into out (at least
+//  EVENT_METADATA_BYTES_MAX + 1 bytes): keys sorted, minimal escapes. An
+//  empty object gives "{}". Returns the bytes written, or -1 with the rule
+//  broken in error ("metadata.Key: ...").
+int event_metadata_format (const void *cjson_object, char *out, char *error,
+                           size_t error_size);
+
+//  True for the types that move money (they carry amount and currency).
+bool event_type_moves_money (event_type_t type);
 
 //  Type name <-> enum; event_type_from_name returns EVENT_TYPE_UNKNOWN for
 //  names it does not know. event_type_name returns "" for unknown.

@@ -38,6 +38,7 @@
 #include "log.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
@@ -80,6 +81,12 @@
 #define HTTP_PROBLEM_TYPE_BASE      "https://ledger.example/problems/"
 #define HTTP_PROBLEM_SLUG_BYTES_MAX 64
 #define HTTP_EARLY_DETAIL_BYTES     160
+#define HTTP_EARLY_FIELD_BYTES      64 // a query key or header name named in errors
+//  A refused body up to this size is read and dropped, so a client already
+//  sending it (without "Expect: 100-continue") reads the answer on a
+//  connection that stays open; a larger declared body is answered at once
+//  and the connection closed, as with Expect.
+#define HTTP_DISCARD_BYTES_MAX      (16 * 1024 * 1024)
 #define HTTP_RETRY_AFTER_S          "1" // what a 503 for the body budget asks to wait
 #define HTTP_PEM_BYTES_MAX          (1024 * 1024) // a certificate chain or a key
 #define HTTP_BEARER_REALM           "Bearer realm=\"ledger\""
@@ -142,6 +149,7 @@ struct http_request {
     const http_route_t *route; // NULL when early_status is set
     request_state_t state;
     unsigned early_status; // 404/405/413/415 decided before dispatch; 0: none
+    const char *early_field_message; // errors[0].message with early_field, static
     bool suspended;        // MHD_suspend_connection called, not yet resumed
     bool was_suspended;    // answer is queued by the call after the resume
     bool body_discarding;  // over body_bytes_max: read and drop the rest
@@ -168,6 +176,7 @@ struct http_request {
     char param_inline[HTTP_PARAM_INLINE_BYTES];
     char body_inline[HTTP_BODY_INLINE_BYTES];
     char early_detail[HTTP_EARLY_DETAIL_BYTES]; // "" unless set with early_status
+    char early_field[HTTP_EARLY_FIELD_BYTES];   // errors[0].field of it; "": none
     auth_principal_t principal;
 };
 
@@ -180,6 +189,8 @@ typedef struct {
     const char *transfer_encoding;
     const char *content_type;
     const char *authorization;
+    const char *expect;
+    const char *control_header;  // first id header holding a control byte
     bool content_lengths_differ; // a second Content-Length with another value
     unsigned transfer_encodings;
     unsigned authorizations;
@@ -361,12 +372,30 @@ static bool s_name_is (const char *key, size_t key_bytes, const char *name)
     return key_bytes == name_bytes && strncasecmp (key, name, name_bytes) == 0;
 }
 
+//  MHD 0.9.75 passes control bytes in header values through; an id that
+//  ends up in a log line or an event must not carry them.
+static bool s_has_control_byte (const char *value, size_t bytes)
+{
+    for (size_t index = 0; index < bytes; index++) {
+        unsigned char c = (unsigned char)value[index];
+        if (c < 0x20 || c == 0x7f)
+            return true;
+    }
+    return false;
+}
+
 static enum MHD_Result s_on_header (void *cls, enum MHD_ValueKind kind, const char *key,
                                     size_t key_bytes, const char *value,
                                     size_t value_bytes)
 {
     known_headers_t *known = (known_headers_t *)cls;
     const char **found = NULL;
+    static const char *const id_headers[] = {"X-Request-Id", "X-Correlation-Id",
+                                             "Idempotency-Key"};
+    for (size_t index = 0; index < 3 && !known->control_header; index++)
+        if (s_name_is (key, key_bytes, id_headers[index]) &&
+            s_has_control_byte (value, value_bytes))
+            known->control_header = id_headers[index];
     if (s_name_is (key, key_bytes, "X-Request-Id"))
         found = &known->request_id;
     else if (s_name_is (key, key_bytes, MHD_HTTP_HEADER_CONTENT_LENGTH)) {
@@ -383,6 +412,8 @@ static enum MHD_Result s_on_header (void *cls, enum MHD_ValueKind kind, const ch
         known->transfer_encodings++;
     } else if (s_name_is (key, key_bytes, MHD_HTTP_HEADER_CONTENT_TYPE))
         found = &known->content_type;
+    else if (s_name_is (key, key_bytes, MHD_HTTP_HEADER_EXPECT))
+        found = &known->expect;
     if (found && !*found)
         *found = value;
     return MHD_YES;
@@ -403,6 +434,24 @@ static void s_early (http_request_t *request, unsigned status, const char *detai
     snprintf (request->early_detail, sizeof request->early_detail, "%s", detail);
 }
 
+//  An early 400 that names the query key or header at fault.
+static void s_early_field (http_request_t *request, const char *field, const char *detail,
+                           const char *message)
+{
+    s_early (request, MHD_HTTP_BAD_REQUEST, detail);
+    snprintf (request->early_field, sizeof request->early_field, "%s", field);
+    request->early_field_message = message;
+}
+
+//  A refusal decided from the headers alone, answered before the body is
+//  read: no "100 Continue" for a body that would be dropped, and no
+//  reading 10^12 declared bytes. MHD then closes the connection.
+static void s_answer_at_once (http_request_t *request)
+{
+    request->answer_at_once = true;
+    http_request_add_header (request, MHD_HTTP_HEADER_CONNECTION, "close");
+}
+
 //  Refuses the token (401 or 403 by reason), counted.
 static void s_deny (http_request_t *request, auth_failure_t reason, const char *detail)
 {
@@ -416,17 +465,20 @@ static void s_deny (http_request_t *request, auth_failure_t reason, const char *
 //  Checks what the headers tell about the body: Content-Type (415), a
 //  declared Content-Length over the route's limit (413) or over what is
 //  left of the body budget (503).
+//  A Content-Type is judged before the body's emptiness: an empty
+//  form-encoded body is 415, not "empty".
 static void s_check_body_headers (http_request_t *request, const known_headers_t *known)
 {
     const char *length_text = known->content_length;
     unsigned long long length = length_text ? strtoull (length_text, NULL, 10) : 0;
     bool has_body = length > 0 || known->transfer_encoding != NULL;
-    if (!has_body)
-        return;
     http_server_t *server = request->server;
     size_t max = request->route->body_bytes_max;
-    if (max > 0 && !s_content_type_is_json (known->content_type))
+    if (max > 0 && (has_body || known->content_type) &&
+        !s_content_type_is_json (known->content_type))
         request->early_status = MHD_HTTP_UNSUPPORTED_MEDIA_TYPE;
+    else if (!has_body)
+        return;
     else if (length > max)
         request->early_status = MHD_HTTP_CONTENT_TOO_LARGE;
     else if (length > sizeof request->body_inline &&
@@ -436,6 +488,8 @@ static void s_check_body_headers (http_request_t *request, const known_headers_t
                  "too many request bodies are being received; retry later");
     } else
         request->declared_bytes = length;
+    if (request->early_status && length > HTTP_DISCARD_BYTES_MAX)
+        s_answer_at_once (request);
 }
 
 //  RFC 9112 6.3: a body whose end two parties could read differently.
@@ -460,8 +514,7 @@ static void s_check_framing (http_request_t *request, const known_headers_t *kno
         return;
     } else
         return;
-    request->answer_at_once = true;
-    http_request_add_header (request, MHD_HTTP_HEADER_CONNECTION, "close");
+    s_answer_at_once (request);
 }
 
 static bool s_client_is_loopback (struct MHD_Connection *connection)
@@ -546,6 +599,47 @@ static void s_authorize (http_request_t *request, const known_headers_t *known)
     }
 }
 
+//  Is key one of the space-separated words of allowed?
+static bool s_query_key_allowed (const char *allowed, const char *key)
+{
+    size_t key_bytes = strlen (key);
+    while (allowed && *allowed) {
+        const char *end = strchrnul (allowed, ' ');
+        size_t bytes = (size_t)(end - allowed);
+        if (bytes == key_bytes && memcmp (allowed, key, key_bytes) == 0)
+            return true;
+        //  "metadata.*": any key with that prefix and something after it.
+        if (bytes > 1 && allowed[bytes - 1] == '*' && key_bytes >= bytes &&
+            memcmp (allowed, key, bytes - 1) == 0)
+            return true;
+        allowed = *end ? end + 1 : end;
+    }
+    return false;
+}
+
+static const char s_unknown_query[] = "unknown query parameter";
+
+static enum MHD_Result s_on_query_key (void *cls, enum MHD_ValueKind kind,
+                                       const char *key, const char *value)
+{
+    http_request_t *request = (http_request_t *)cls;
+    if (s_query_key_allowed (request->route->query, key))
+        return MHD_YES;
+    char detail[HTTP_EARLY_DETAIL_BYTES];
+    snprintf (detail, sizeof detail, "unknown query parameter \"%.*s\"",
+              HTTP_EARLY_FIELD_BYTES - 1, key);
+    s_early_field (request, key, detail, s_unknown_query);
+    return MHD_NO; // the first unknown key is enough
+}
+
+//  A query key the route does not take is a client's mistake (a typo'd
+//  "after_seq" would otherwise silently return everything): 400 naming it.
+static void s_check_query (http_request_t *request)
+{
+    MHD_get_connection_values (request->connection, MHD_GET_ARGUMENT_KIND, s_on_query_key,
+                               request);
+}
+
 static http_request_t *s_request_new (http_server_t *server,
                                       struct MHD_Connection *connection, const char *url,
                                       const char *method)
@@ -562,6 +656,7 @@ static http_request_t *s_request_new (http_server_t *server,
     self->path = url;
     self->param_text = self->param_inline;
     self->early_detail[0] = '\0';
+    self->early_field[0] = '\0';
     known_headers_t known = {0};
     MHD_get_connection_values_n (connection, MHD_HEADER_KIND, s_on_header, &known);
     if (known.request_id && s_request_id_is_valid (known.request_id))
@@ -569,12 +664,21 @@ static http_request_t *s_request_new (http_server_t *server,
     else
         s_generate_request_id (server, self->request_id);
     s_check_framing (self, &known);
+    if (!self->early_status && known.control_header)
+        s_early_field (self, known.control_header, "a header holds a control character",
+                       "must not contain control characters");
     if (!self->early_status)
         s_route (self);
+    if (!self->early_status)
+        s_check_query (self);
     if (!self->early_status)
         s_authorize (self, &known);
     if (!self->early_status)
         s_check_body_headers (self, &known);
+    //  A refusal with a body announced by "Expect: 100-continue": answered
+    //  before the client sends it.
+    if (self->early_status && !self->answer_at_once && known.expect)
+        s_answer_at_once (self);
     self->body_discarding = self->early_status != 0;
     return self;
 }
@@ -735,9 +839,6 @@ static enum MHD_Result s_dispatch (http_request_t *request)
         if (request->bearer_challenge)
             http_request_add_header (request, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
                                      HTTP_BEARER_REALM);
-        if (status == MHD_HTTP_SERVICE_UNAVAILABLE)
-            http_request_add_header (request, MHD_HTTP_HEADER_RETRY_AFTER,
-                                     HTTP_RETRY_AFTER_S);
         if (request->early_detail[0])
             snprintf (detail, sizeof detail, "%s", request->early_detail);
         else if (status == MHD_HTTP_CONTENT_TOO_LARGE)
@@ -747,7 +848,15 @@ static enum MHD_Result s_dispatch (http_request_t *request)
             snprintf (detail, sizeof detail, "the body must be application/json");
         else
             snprintf (detail, sizeof detail, "%s %s", request->method, request->path);
-        http_respond_problem (request, status, s_status_title (status), detail, NULL);
+        cJSON *errors = NULL;
+        if (request->early_field[0])
+            http_problem_add_error (&errors, request->early_field,
+                                    request->early_field_message);
+        //  An unknown key is an invalid query, as a bad value is.
+        const char *title = request->early_field_message == s_unknown_query
+                                ? "Invalid query"
+                                : s_status_title (status);
+        http_respond_problem (request, status, title, detail, errors);
     } else {
         request->route->handler (request, request->server->config.arg);
         if (request->state == REQUEST_DISPATCHED && !request->suspended) {
@@ -1227,6 +1336,36 @@ const char *http_request_query (http_request_t *self, const char *key)
     return MHD_lookup_connection_value (self->connection, MHD_GET_ARGUMENT_KIND, key);
 }
 
+typedef struct {
+    const char *prefix;
+    const char **keys, **values;
+    size_t max, count;
+} prefixed_t;
+
+static enum MHD_Result s_on_prefixed (void *arg, enum MHD_ValueKind kind, const char *key,
+                                      const char *value)
+{
+    prefixed_t *found = arg;
+    if (key && strncmp (key, found->prefix, strlen (found->prefix)) == 0) {
+        if (found->count < found->max) {
+            found->keys[found->count] = key;
+            found->values[found->count] = value ? value : "";
+        }
+        found->count++;
+    }
+    return MHD_YES;
+}
+
+size_t http_request_query_prefixed (http_request_t *self, const char *prefix,
+                                    const char **keys, const char **values, size_t max)
+{
+    assert (self && prefix);
+    prefixed_t found = {prefix, keys, values, max, 0};
+    MHD_get_connection_values (self->connection, MHD_GET_ARGUMENT_KIND, s_on_prefixed,
+                               &found);
+    return found.count;
+}
+
 void http_respond_invalid_query (http_request_t *self, cJSON *errors)
 {
     http_respond_problem (self, MHD_HTTP_BAD_REQUEST, "Invalid query",
@@ -1282,6 +1421,39 @@ const char *http_request_id (http_request_t *self)
     return self->request_id;
 }
 
+//  A Host header we may copy into a URL: host[:port] of plain characters.
+static bool s_host_is_plain (const char *host)
+{
+    if (!host || !*host || strlen (host) > 255)
+        return false;
+    for (const char *cursor = host; *cursor; cursor++)
+        if (!isalnum ((unsigned char)*cursor) && !strchr ("-.:[]", *cursor))
+            return false;
+    return true;
+}
+
+void http_request_base_url (http_request_t *self, char *buffer, size_t size)
+{
+    assert (self && buffer);
+    http_server_t *server = self->server;
+    const char *scheme = server->tls ? "https" : "http";
+    const char *address = server->config.address ? server->config.address : "127.0.0.1";
+    bool wildcard = streq (address, "0.0.0.0") || streq (address, "::");
+    const char *host = http_request_header (self, MHD_HTTP_HEADER_HOST);
+    if (wildcard && s_host_is_plain (host))
+        snprintf (buffer, size, "%s://%s", scheme, host);
+    else if (strchr (address, ':'))
+        snprintf (buffer, size, "%s://[%s]:%d", scheme, address, server->port);
+    else
+        snprintf (buffer, size, "%s://%s:%d", scheme, address, server->port);
+}
+
+const char *http_request_service (http_request_t *self)
+{
+    assert (self);
+    return self->server->config.service ? self->server->config.service : "";
+}
+
 const auth_principal_t *http_request_principal (http_request_t *self)
 {
     assert (self);
@@ -1306,6 +1478,43 @@ static ssize_t s_nul_escape_offset (const char *text, size_t bytes)
     return -1;
 }
 
+//  RFC 8259 where cJSON 1.7.15 is lenient: it takes raw control bytes
+//  inside strings (and before tokens), and numbers with leading zeros
+//  ("05"). Returns the offset of the first such byte, or -1. Only valid
+//  JSON's lexical rules matter here; cJSON judges the rest.
+static ssize_t s_json_lax_offset (const char *text, size_t bytes)
+{
+    bool in_string = false, in_number = false;
+    for (size_t index = 0; index < bytes; index++) {
+        unsigned char c = (unsigned char)text[index];
+        if (in_string) {
+            if (c < 0x20)
+                return (ssize_t)index;
+            if (c == '\\')
+                index++;
+            else if (c == '"')
+                in_string = false;
+            continue;
+        }
+        if (c < 0x20 && c != '\t' && c != '\n' && c != '\r')
+            return (ssize_t)index;
+        bool number_byte = (c >= '0' && c <= '9') || c == '-' || c == '+' || c == '.' ||
+                           c == 'e' || c == 'E';
+        if (number_byte && !in_number) {
+            size_t digit = c == '-' ? index + 1 : index;
+            if (digit + 1 < bytes && text[digit] == '0' && text[digit + 1] >= '0' &&
+                text[digit + 1] <= '9')
+                return (ssize_t)digit;
+        }
+        //  Letters of true/false/null never start a number: 'e' only
+        //  continues one.
+        in_number = number_byte && (in_number || c == '-' || (c >= '0' && c <= '9'));
+        if (c == '"')
+            in_string = true;
+    }
+    return -1;
+}
+
 cJSON *http_request_parse_json (http_request_t *self)
 {
     assert (self);
@@ -1322,6 +1531,12 @@ cJSON *http_request_parse_json (http_request_t *self)
     if (json && end != self->body + self->body_bytes) {
         cJSON_Delete (json); // an embedded NUL ended the text early
         json = NULL;
+    }
+    ssize_t lax = json ? s_json_lax_offset (self->body, self->body_bytes) : -1;
+    if (lax >= 0) {
+        cJSON_Delete (json);
+        json = NULL;
+        end = self->body + lax;
     }
     if (!json) {
         const char *error = end && end >= self->body ? end : cJSON_GetErrorPtr ();
@@ -1416,9 +1631,16 @@ static void s_answer (http_request_t *self, unsigned status, const char *content
     if (content_type)
         MHD_add_response_header (response, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
     MHD_add_response_header (response, "X-Request-Id", self->request_id);
-    for (size_t index = 0; index < self->header_count; index++)
+    bool retry_after = false;
+    for (size_t index = 0; index < self->header_count; index++) {
         MHD_add_response_header (response, self->header_names[index],
                                  self->header_values[index]);
+        retry_after |= strcasecmp (self->header_names[index], "Retry-After") == 0;
+    }
+    //  Every 503 says when to come back (the contract's Retry-After).
+    if (status == MHD_HTTP_SERVICE_UNAVAILABLE && !retry_after)
+        MHD_add_response_header (response, MHD_HTTP_HEADER_RETRY_AFTER,
+                                 HTTP_RETRY_AFTER_S);
     self->response = response;
     self->response_status = status;
     self->state = REQUEST_ANSWERED;

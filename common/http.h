@@ -34,7 +34,7 @@
 #include "security.h"
 
 #define HTTP_PATH_PARAMS_MAX      4   // "{id}" segments in one route pattern
-#define HTTP_REQUEST_ID_BYTES_MAX 128 // longer or non-printable X-Request-Id is replaced
+#define HTTP_REQUEST_ID_BYTES_MAX 128 // longer: replaced; a control byte: 400
 
 typedef struct http_server http_server_t;
 typedef struct http_request http_request_t;
@@ -51,6 +51,9 @@ typedef struct {
                            // and a Content-Type other than application/json gets 415
     unsigned scope;        // auth_scope_t a token needs; AUTH_SCOPE_OPEN: none. Every
                            // route of a server with an auth file must set it
+    const char *query;     // the query keys it takes, space-separated ("limit after");
+                           // NULL: none. Any other key is 400 naming it. A
+                           // key ending in * takes every key with that prefix
 } http_route_t;
 
 typedef struct {
@@ -107,12 +110,24 @@ const char *http_request_path (http_request_t *self);
 const char *http_request_param (http_request_t *self, const char *name);
 //  A query-string argument (decoded), or NULL when absent.
 const char *http_request_query (http_request_t *self, const char *key);
+//  The query arguments whose key starts with prefix, in the order given:
+//  up to max (key, value) pairs into keys and values (borrowed). Returns
+//  how many there are, which may exceed max.
+size_t http_request_query_prefixed (http_request_t *self, const char *prefix,
+                                    const char **keys, const char **values, size_t max);
 //  A request header (case-insensitive name), or NULL.
 const char *http_request_header (http_request_t *self, const char *name);
 //  The body (NUL-terminated for convenience) and its length; "" when none.
 const char *http_request_body (http_request_t *self, size_t *bytes);
 //  The X-Request-Id of this request: the client's, or a generated UUID.
 const char *http_request_id (http_request_t *self);
+//  The URL clients reach this server at, "http://127.0.0.1:3001" (https
+//  with TLS): the bound address and port; for a wildcard address (0.0.0.0,
+//  ::) the request's Host header when it is a plain host[:port]. Written
+//  into buffer (truncated to size).
+void http_request_base_url (http_request_t *self, char *buffer, size_t size);
+//  The config's service name ("accounting").
+const char *http_request_service (http_request_t *self);
 //  Who presented the request's token, or NULL when the server has no
 //  auth file (or the route is open). Valid until the request is answered.
 const auth_principal_t *http_request_principal (http_request_t *self);

@@ -37,23 +37,55 @@ static bool s_route_served (const char *path, const char *method)
     return false;
 }
 
-//  Keeps the operations this service serves; drops paths left empty.
+//  The keys of a path item that are operations (the others: servers,
+//  parameters, summary, description).
+static bool s_is_method (const char *key)
+{
+    static const char *const methods[] = {"get",     "put",  "post",  "delete",
+                                          "options", "head", "patch", "trace"};
+    for (size_t index = 0; index < sizeof methods / sizeof methods[0]; index++)
+        if (streq (key, methods[index]))
+            return true;
+    return false;
+}
+
+//  Keeps the operations this service serves; drops paths left empty. The
+//  per-path servers go: the document's servers name this one.
 static void s_filter_paths (cJSON *paths)
 {
     cJSON *path = paths->child;
     while (path) {
         cJSON *next_path = path->next;
+        cJSON_DeleteItemFromObjectCaseSensitive (path, "servers");
+        bool served = false;
         cJSON *operation = path->child;
         while (operation) {
             cJSON *next_operation = operation->next;
-            if (!s_route_served (path->string, operation->string))
-                cJSON_Delete (cJSON_DetachItemViaPointer (path, operation));
+            if (s_is_method (operation->string)) {
+                if (s_route_served (path->string, operation->string))
+                    served = true;
+                else
+                    cJSON_Delete (cJSON_DetachItemViaPointer (path, operation));
+            }
             operation = next_operation;
         }
-        if (!path->child)
+        if (!served)
             cJSON_Delete (cJSON_DetachItemViaPointer (paths, path));
         path = next_path;
     }
+}
+
+//  The document's servers: the one answering, at its real address.
+static void s_set_servers (cJSON *document, http_request_t *request)
+{
+    char url[300];
+    http_request_base_url (request, url, sizeof url);
+    cJSON *servers = cJSON_CreateArray ();
+    cJSON *server = cJSON_CreateObject ();
+    cJSON_AddStringToObject (server, "url", url);
+    cJSON_AddStringToObject (server, "description", http_request_service (request));
+    cJSON_AddItemToArray (servers, server);
+    cJSON_ReplaceItemInObjectCaseSensitive (document, "servers", servers);
 }
 
 static cJSON *s_undocumented_routes (const cJSON *paths)
@@ -80,6 +112,7 @@ void openapi_handle (http_request_t *request, void *arg)
     cJSON *paths = cJSON_GetObjectItemCaseSensitive (document, "paths");
     cJSON *missing = s_undocumented_routes (paths);
     s_filter_paths (paths);
+    s_set_servers (document, request);
     if (cJSON_GetArraySize (missing) > 0)
         cJSON_AddItemToObject (document, "x-undocumented-routes", missing);
     else

@@ -20,7 +20,7 @@ void openapi_handle (http_request_t *request, void *arg);
 
 #define OPENAPI_ROUTE                                                                    \
     {                                                                                    \
-        "GET", "/openapi.json", openapi_handle, 0, AUTH_SCOPE_OPEN                       \
+        "GET", "/openapi.json", openapi_handle, 0, AUTH_SCOPE_OPEN, NULL                     \
     }
 
 #endif

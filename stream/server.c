@@ -229,9 +229,9 @@ static void s_events (http_request_t *request, void *arg)
 }
 
 static const http_route_t s_routes[] = {
-    {"GET", "/health", s_health, 0, AUTH_SCOPE_OPEN},
-    {"GET", "/metrics", s_metrics, 0, AUTH_SCOPE_METRICS},
-    {"GET", "/events", s_events, 0, AUTH_SCOPE_READ},
+    {"GET", "/health", s_health, 0, AUTH_SCOPE_OPEN, NULL},
+    {"GET", "/metrics", s_metrics, 0, AUTH_SCOPE_METRICS, NULL},
+    {"GET", "/events", s_events, 0, AUTH_SCOPE_READ, "from_seq limit"},
     OPENAPI_ROUTE,
 };
 

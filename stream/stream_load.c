@@ -34,8 +34,8 @@ static void s_send_request (zsock_t *push, const char *prefix, long request, lon
     zmsg_addstrf (msg, "%s-r%ld", prefix, request);
     for (long i = 0; i < events; i++)
         zmsg_addstrf (msg,
-                      "{\"id\":\"%s-%ld-%ld\",\"type\":\"deposited\",\"v\":1,"
-                      "\"account\":\"acct-%ld\",\"amount\":1}",
+                      "{\"id\":\"%s-%ld-%ld\",\"type\":\"deposited\",\"v\":2,"
+                      "\"account\":\"acct-%ld\",\"amount\":1,\"currency\":\"XXX\"}",
                       prefix, request, i, (request * events + i) % accounts);
     zmsg_send (&msg, push);
 }

@@ -6,6 +6,11 @@
     current APPEND attempt (to match RESULTs) and by its idempotency key
     (so the same key arriving again waits for it), and sits in a list in
     arrival order, which is also deadline order (one ack timeout for all).
+
+    Schema 2: POST /accounts and PATCH /accounts/{id} go the same way as
+    money (planned, one APPEND, answered from the stored event); planning
+    keeps per account its currency and limit as the request's earlier
+    commands leave them, so a batch can open accounts and pay into them.
 */
 #include "api.h"
 
@@ -42,7 +47,13 @@
 //  itself and "<key>:0" (the key's first id on the other routes).
 #define API_LOOKUP_IDS_MAX 3
 
-typedef enum { ROUTE_TRANSACTION, ROUTE_TRANSFER, ROUTE_BATCH } route_t;
+typedef enum {
+    ROUTE_TRANSACTION,
+    ROUTE_TRANSFER,
+    ROUTE_BATCH,
+    ROUTE_OPEN,   // POST /accounts
+    ROUTE_UPDATE, // PATCH /accounts/{id}
+} route_t;
 
 typedef enum {
     STATE_LOOKING,    // keyed, not held here: asking the stream whether it landed
@@ -60,6 +71,11 @@ typedef struct {
     int64_t events;    // held by this request
     int64_t expect;    // confirmed version the request was validated against
     bool expect_sent;  // the attempt being built already carries expect
+    //  Schema 2, as the earlier commands of the request leave them.
+    bool known; // confirmed, or opened (explicitly or by money) by an earlier command
+    char currency[EVENT_CURRENCY_BYTES_MAX + 1]; // "" while not known
+    int64_t limit;          // effective: >= 0 or EVENT_LIMIT_UNLIMITED
+    uint64_t metadata_hash; // 0: none
 } hold_t;
 
 typedef struct request request_t;
@@ -194,7 +210,10 @@ static void s_wait_insert (waitlist_t *list, request_t *request, bool by_last_se
 static char *s_problem_text (unsigned status, const char *detail, cJSON *errors,
                              cJSON *extra)
 {
-    cJSON *json = http_problem_new (status, NULL, detail, errors);
+    //  A write's only 404 is PATCH of an account never seen: typed as
+    //  accounting's (…/account-not-found).
+    cJSON *json = http_problem_new (status, status == 404 ? "Account not found" : NULL,
+                                    detail, errors);
     while (extra && extra->child) {
         cJSON *item = cJSON_DetachItemViaPointer (extra, extra->child);
         cJSON_AddItemToObject (json, item->string, item);
@@ -272,7 +291,7 @@ static void s_request_destroy (request_t **request_p)
         if (request->holds != request->holds_inline)
             free (request->holds);
         cJSON_Delete (request->versions);
-        free (request->commands);
+        commands_free (request->commands, request->count);
         free (request);
         *request_p = NULL;
     }
@@ -428,6 +447,13 @@ static size_t s_hold (request_t *request, const char *account)
     s_copy (hold->account, sizeof hold->account, account);
     hold->entry = write_model_figures (model, account, &hold->balance, &hold->available,
                                        &hold->expect);
+    write_model_settings_t settings;
+    write_model_settings (hold->entry, &settings);
+    hold->known = settings.known;
+    s_copy (hold->currency, sizeof hold->currency, settings.currency);
+    hold->limit = settings.limit_set ? settings.overdraft_limit
+                                     : request->api->config.overdraft_limit;
+    hold->metadata_hash = settings.metadata_hash;
     s_hold_index (request, index, slot);
     return index;
 }
@@ -441,20 +467,117 @@ static void s_add_int (cJSON *json, const char *name, int64_t value)
     cJSON_AddRawToObject (json, name, text);
 }
 
-static void s_amount_error (request_t *request, size_t index, cJSON **errors_p,
-                            const char *message)
+static void s_field_error (request_t *request, size_t index, cJSON **errors_p,
+                           const char *name, const char *message)
 {
-    char field[48];
-    snprintf (field, sizeof field,
-              request->route == ROUTE_BATCH ? "commands[%zu].amount" : "amount", index);
+    char field[64];
+    if (request->route == ROUTE_BATCH)
+        snprintf (field, sizeof field, "commands[%zu].%s", index, name);
+    else
+        snprintf (field, sizeof field, "%s", name);
     http_problem_add_error (errors_p, field, message);
 }
 
-//  Plans command index: returns 0, or -1 with *extra_p / *errors_p set.
-static int s_plan_command (request_t *request, size_t index, cJSON **errors_p,
-                           cJSON **extra_p)
+static void s_amount_error (request_t *request, size_t index, cJSON **errors_p,
+                            const char *message)
+{
+    s_field_error (request, index, errors_p, "amount", message);
+}
+
+//  Why a command was refused: its status and the problem's detail.
+typedef struct {
+    unsigned status;
+    const char *detail;
+} refusal_t;
+
+static int s_refuse (refusal_t *refusal, unsigned status, const char *detail)
+{
+    refusal->status = status;
+    refusal->detail = detail;
+    return -1;
+}
+
+//  The currency a money command moves, from what it names and what its
+//  accounts are in (those not known yet take it: implicit opening).
+static int s_plan_currency (request_t *request, size_t index, hold_t *from, hold_t *to,
+                            cJSON **errors_p, refusal_t *refusal)
 {
     const command_t *command = &request->commands[index];
+    hold_t *holds[2] = {from, to};
+    const char *names[2] = {command->kind == COMMAND_TRANSFER ? "from" : "account",
+                            command->kind == COMMAND_TRANSFER ? "to" : "account"};
+    const char *currency = *command->currency ? command->currency : NULL;
+    for (int side = 0; side < 2; side++) {
+        hold_t *hold = holds[side];
+        if (!hold || !*hold->currency)
+            continue;
+        if (currency && !streq (currency, hold->currency)) {
+            char message[96];
+            snprintf (message, sizeof message, "%s is in %s, not %s", names[side],
+                      hold->currency, currency);
+            bool given = *command->currency != '\0';
+            s_field_error (request, index, errors_p, given ? "currency" : names[side],
+                           message);
+            return s_refuse (refusal, 422,
+                             given ? "the currency is not the account's"
+                                   : "money moves only within a currency");
+        }
+        currency = hold->currency;
+    }
+    if (!currency)
+        currency = EVENT_CURRENCY_V1;
+    for (int side = 0; side < 2; side++)
+        if (holds[side] && !holds[side]->known) {
+            holds[side]->known = true;
+            s_copy (holds[side]->currency, sizeof holds[side]->currency, currency);
+        }
+    return 0;
+}
+
+//  POST /accounts and PATCH /accounts/{id} (or their batch items).
+static int s_plan_account (request_t *request, size_t index, cJSON **errors_p,
+                           refusal_t *refusal)
+{
+    const command_t *command = &request->commands[index];
+    hold_t *hold = &request->holds[s_hold (request, command->account)];
+    uint64_t metadata_hash = command->metadata && !streq (command->metadata, "{}")
+                                 ? key_hash (command->metadata)
+                                 : 0;
+    if (command->kind == COMMAND_OPEN) {
+        if (hold->known) {
+            s_field_error (request, index, errors_p, "account",
+                           "already open (with these settings POST /accounts replays "
+                           "its answer outside a batch)");
+            return s_refuse (refusal, 409, "the account exists with other settings");
+        }
+        hold->known = true;
+        s_copy (hold->currency, sizeof hold->currency, command->currency);
+        if (command->has_limit)
+            hold->limit = command->overdraft_limit;
+        hold->metadata_hash = metadata_hash;
+    } else {
+        if (!hold->known) {
+            s_field_error (request, index, errors_p, "account", "not found");
+            return s_refuse (refusal, request->route == ROUTE_UPDATE ? 404 : 422,
+                             "the account does not exist");
+        }
+        if (command->has_limit)
+            hold->limit = command->overdraft_limit;
+        if (command->metadata)
+            hold->metadata_hash = metadata_hash;
+    }
+    hold->events++;
+    return 0;
+}
+
+//  Plans command index: returns 0, or -1 with *refusal, *extra_p /
+//  *errors_p set.
+static int s_plan_command (request_t *request, size_t index, cJSON **errors_p,
+                           cJSON **extra_p, refusal_t *refusal)
+{
+    const command_t *command = &request->commands[index];
+    if (command->kind == COMMAND_OPEN || command->kind == COMMAND_UPDATE)
+        return s_plan_account (request, index, errors_p, refusal);
     const char *debited = command->kind == COMMAND_WITHDRAW   ? command->account
                           : command->kind == COMMAND_TRANSFER ? command->from
                                                               : NULL;
@@ -465,20 +588,22 @@ static int s_plan_command (request_t *request, size_t index, cJSON **errors_p,
     size_t to_index = credited ? s_hold (request, credited) : 0;
     hold_t *from = debited ? &request->holds[from_index] : NULL;
     hold_t *to = credited ? &request->holds[to_index] : NULL;
-    int64_t floor = -request->api->config.overdraft_limit;
-    if (from && from->available - command->amount < floor) {
+    if (s_plan_currency (request, index, from, to, errors_p, refusal))
+        return -1;
+    if (from && from->limit != EVENT_LIMIT_UNLIMITED &&
+        from->available - command->amount < -from->limit) {
         s_amount_error (request, index, errors_p, "exceeds the available balance");
         *extra_p = cJSON_CreateObject ();
         cJSON_AddStringToObject (*extra_p, "account", debited);
         s_add_int (*extra_p, "balance", from->balance);
         s_add_int (*extra_p, "available", from->available);
-        s_add_int (*extra_p, "overdraft_limit", request->api->config.overdraft_limit);
-        return -1;
+        s_add_int (*extra_p, "overdraft_limit", from->limit);
+        return s_refuse (refusal, 422, "insufficient funds");
     }
     int64_t credited_balance = 0;
     if (to && __builtin_add_overflow (to->balance, command->amount, &credited_balance)) {
         s_amount_error (request, index, errors_p, "the balance would overflow");
-        return -1;
+        return s_refuse (refusal, 422, "invalid amount");
     }
     if (from) {
         from->balance -= command->amount;
@@ -502,13 +627,11 @@ static int s_plan (request_t *request)
     s_holds_clear (request);
     cJSON *errors = NULL, *extra = NULL;
     for (size_t index = 0; index < request->count; index++) {
-        if (s_plan_command (request, index, &errors, &extra) == 0)
+        refusal_t refusal = {422, "invalid command"};
+        if (s_plan_command (request, index, &errors, &extra, &refusal) == 0)
             continue;
-        char detail[160];
-        snprintf (detail, sizeof detail, "%s",
-                  extra ? "insufficient funds" : "invalid amount");
         s_holds_clear (request); // nothing was held yet
-        s_request_fail (request, 422, detail, errors, extra);
+        s_request_fail (request, refusal.status, refusal.detail, errors, extra);
         return -1;
     }
     for (size_t index = 0; index < request->hold_count; index++) {
@@ -546,6 +669,14 @@ static void s_expect (request_t *request, event_t *event, const char *account)
 //  The proposed event of command into event, which s_send prepared once
 //  per attempt (event_init and the request's meta): only what differs
 //  between commands is written.
+//  The currency planning gave account (its hold's).
+static const char *s_hold_currency (request_t *request, const char *account)
+{
+    size_t index = s_hold_find (request, account, NULL);
+    assert (index < request->hold_count && *request->holds[index].currency);
+    return request->holds[index].currency;
+}
+
 static void s_event_from_command (request_t *request, const command_t *command,
                                   event_t *event)
 {
@@ -553,17 +684,42 @@ static void s_event_from_command (request_t *request, const command_t *command,
     event->amount = command->amount;
     s_copy (event->reference, sizeof event->reference, command->reference);
     event->expect_count = 0;
-    if (command->kind == COMMAND_TRANSFER) {
+    event->has_limit = false;
+    event->metadata_bytes = 0;
+    event->metadata[0] = '\0';
+    if (command->kind == COMMAND_OPEN || command->kind == COMMAND_UPDATE) {
+        bool open = command->kind == COMMAND_OPEN;
+        event->type = open ? EVENT_ACCOUNT_OPENED : EVENT_ACCOUNT_UPDATED;
+        event->from[0] = event->to[0] = '\0';
+        event->amount = 0;
+        s_copy (event->account, sizeof event->account, command->account);
+        s_copy (event->currency, sizeof event->currency,
+                open ? command->currency : EVENT_CURRENCY_V1);
+        event->has_limit = open || command->has_limit;
+        event->overdraft_limit = command->has_limit
+                                     ? command->overdraft_limit
+                                     : request->api->config.overdraft_limit;
+        if (command->metadata) {
+            event->metadata_bytes = strlen (command->metadata);
+            memcpy (event->metadata, command->metadata, event->metadata_bytes + 1);
+        }
+        //  Opening expects version 0: two instances cannot both open it.
+        s_expect (request, event, command->account);
+    } else if (command->kind == COMMAND_TRANSFER) {
         event->type = EVENT_TRANSFERRED;
         event->account[0] = '\0';
         s_copy (event->from, sizeof event->from, command->from);
         s_copy (event->to, sizeof event->to, command->to);
+        s_copy (event->currency, sizeof event->currency,
+                s_hold_currency (request, command->from));
         s_expect (request, event, command->from);
     } else {
         event->type =
             command->kind == COMMAND_DEPOSIT ? EVENT_DEPOSITED : EVENT_WITHDRAWN;
         event->from[0] = event->to[0] = '\0';
         s_copy (event->account, sizeof event->account, command->account);
+        s_copy (event->currency, sizeof event->currency,
+                s_hold_currency (request, command->account));
         if (command->kind == COMMAND_WITHDRAW)
             s_expect (request, event, command->account);
     }
@@ -642,6 +798,12 @@ static bool s_record_matches (const write_model_record_t *record,
     case COMMAND_TRANSFER:
         return record->type == EVENT_TRANSFERRED &&
                streq (record->account, command->from) && streq (record->to, command->to);
+    case COMMAND_OPEN:
+        return record->type == EVENT_ACCOUNT_OPENED &&
+               streq (record->account, command->account);
+    case COMMAND_UPDATE:
+        return record->type == EVENT_ACCOUNT_UPDATED &&
+               streq (record->account, command->account);
     }
     return false;
 }
@@ -683,7 +845,7 @@ static char *s_success_text (request_t *request, unsigned *status, const char **
         }
         if (index > 0)
             reply_append (&reply, ",", 1);
-        reply_append_record (&reply, record);
+        reply_append_record (&reply, record, request->commands[index].metadata);
     }
     if (batch)
         reply_append_str (&reply, "]}");
@@ -715,7 +877,8 @@ static void s_finish_applied (request_t *request)
     const char *detail = NULL;
     char *text = s_success_text (request, &status, &detail);
     if (text)
-        s_request_end (request, 201, text, request->duplicate);
+        s_request_end (request, request->route == ROUTE_UPDATE ? 200 : 201, text,
+                       request->duplicate);
     else if (status == 200)
         s_request_end (request, 200, s_already_applied_text (request), true);
     else {
@@ -947,6 +1110,8 @@ static command_shape_t s_shape (route_t route)
 {
     return route == ROUTE_BATCH      ? COMMAND_SHAPE_ANY
            : route == ROUTE_TRANSFER ? COMMAND_SHAPE_TRANSFER
+           : route == ROUTE_OPEN     ? COMMAND_SHAPE_OPEN
+           : route == ROUTE_UPDATE   ? COMMAND_SHAPE_UPDATE
                                      : COMMAND_SHAPE_TRANSACTION;
 }
 
@@ -1091,6 +1256,13 @@ static int s_parse_body_json (api_t *self, http_request_t *http, route_t route,
         parsed->commands = calloc (1, sizeof (command_t));
         assert (parsed->commands);
         rc = commands_parse (json, s_shape (route), "", parsed->commands, &errors);
+        const char *id = route == ROUTE_UPDATE ? http_request_param (http, "id") : NULL;
+        if (id && !event_id_is_valid (id, strlen (id))) {
+            http_problem_add_error (&errors, "id",
+                                    "must match ^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$");
+            rc = -1;
+        } else if (id)
+            s_copy (parsed->commands->account, sizeof parsed->commands->account, id);
     }
     cJSON_Delete (json);
     if (rc != 0)
@@ -1402,24 +1574,81 @@ static bool s_refuse_accounts (http_request_t *http, route_t route,
     return false;
 }
 
-//  POST /transactions, /transfers, /batch
+//  Why writes would be refused now, or NULL. The ingest socket connects
+//  with ZMQ_IMMEDIATE: it is writable only with a live connection to the
+//  stream (and room below its high-water mark), which a stopped stream
+//  takes away at once, before the heartbeats from it are missed.
+static const char *s_not_writable (api_t *self, const char **status)
+{
+    *status = "unavailable";
+    if (!subscriber_caught_up (self->subscriber)) {
+        *status = "starting";
+        return "starting: the write model is catching up";
+    }
+    if (!subscriber_connected (self->subscriber))
+        return "the stream is unreachable";
+    if (!(zsock_events (self->ingest) & ZMQ_POLLOUT))
+        return "the stream is unreachable";
+    *status = "ok";
+    return NULL;
+}
+
+//  POST /accounts for an account already open with the same settings
+//  (currency, limit as given or the default, metadata): answers 201 with
+//  them (Idempotent-Replayed) and appends nothing; other settings are
+//  planned and refused 409 there. Returns true when answered.
+static bool s_open_replayed (api_t *self, http_request_t *http, const command_t *command)
+{
+    int64_t balance, available, version;
+    write_model_account_t *entry = write_model_figures (self->model, command->account,
+                                                        &balance, &available, &version);
+    write_model_settings_t settings;
+    write_model_settings (entry, &settings);
+    int64_t limit =
+        settings.limit_set ? settings.overdraft_limit : self->config.overdraft_limit;
+    int64_t asked =
+        command->has_limit ? command->overdraft_limit : self->config.overdraft_limit;
+    uint64_t metadata_hash = command->metadata && !streq (command->metadata, "{}")
+                                 ? key_hash (command->metadata)
+                                 : 0;
+    if (!settings.known || !streq (settings.currency, command->currency) ||
+        limit != asked || metadata_hash != settings.metadata_hash)
+        return false;
+    reply_t reply;
+    reply_init (&reply);
+    reply_append_str (&reply, "{\"account\":\"");
+    reply_append_str (&reply, command->account);
+    reply_append_str (&reply, "\",\"currency\":\"");
+    reply_append_str (&reply, settings.currency);
+    reply_append_str (&reply, "\",\"overdraft_limit\":");
+    if (limit == EVENT_LIMIT_UNLIMITED)
+        reply_append_str (&reply, "null");
+    else
+        reply_append_int (&reply, limit);
+    reply_append_str (&reply, ",\"metadata\":");
+    reply_append_str (&reply, command->metadata ? command->metadata : "{}");
+    reply_append_str (&reply, ",\"version\":");
+    reply_append_int (&reply, version);
+    reply_append_str (&reply, "}");
+    s_respond_bytes (self, http, 201, reply.data, reply.bytes, true, true);
+    return true;
+}
+
+//  POST /transactions, /transfers, /batch, /accounts; PATCH /accounts/{id}
 static void s_handle_write (api_t *self, http_request_t *http, route_t route)
 {
     if (s_refuse_diverged (self, http))
         return;
-    if (!subscriber_caught_up (self->subscriber)) {
-        s_respond_problem (self, http, 503, "starting: the write model is catching up",
-                           NULL);
-        return;
-    }
-    if (!subscriber_connected (self->subscriber)) {
-        s_respond_problem (self, http, 503, "the stream is unreachable", NULL);
+    const char *status;
+    const char *reason = s_not_writable (self, &status);
+    if (reason) {
+        s_respond_problem (self, http, 503, reason, NULL);
         return;
     }
     parsed_t parsed = {NULL, 0, ""};
     if (s_parse_request (self, http, route, &parsed) != 0 ||
         s_refuse_accounts (http, route, &parsed)) {
-        free (parsed.commands);
+        commands_free (parsed.commands, parsed.count);
         return;
     }
     //  Only a key's later uses compare fingerprints: none without one
@@ -1428,12 +1657,15 @@ static void s_handle_write (api_t *self, http_request_t *http, route_t route)
     if (*parsed.key)
         commands_fingerprint (parsed.commands, parsed.count, route == ROUTE_BATCH,
                               fingerprint);
-    if (*parsed.key && s_handle_known_key (self, http, parsed.key, fingerprint)) {
-        free (parsed.commands);
+    //  A key seen before answers as it did first; only then may an open
+    //  of an account with the same settings replay them.
+    if ((*parsed.key && s_handle_known_key (self, http, parsed.key, fingerprint)) ||
+        (route == ROUTE_OPEN && s_open_replayed (self, http, parsed.commands))) {
+        commands_free (parsed.commands, parsed.count);
         return;
     }
     if (self->waiters >= self->config.inflight_max) {
-        free (parsed.commands);
+        commands_free (parsed.commands, parsed.count);
         s_respond_problem (self, http, 503, "too many requests in flight", NULL);
         return;
     }
@@ -1467,6 +1699,18 @@ static void s_handle_batch (http_request_t *http, void *arg)
     s_handle_write ((api_t *)arg, http, ROUTE_BATCH);
 }
 
+//  POST /accounts {"account","currency","overdraft_limit"?,"metadata"?}
+static void s_handle_open (http_request_t *http, void *arg)
+{
+    s_handle_write ((api_t *)arg, http, ROUTE_OPEN);
+}
+
+//  PATCH /accounts/{id} {"overdraft_limit"?,"metadata"?}
+static void s_handle_update (http_request_t *http, void *arg)
+{
+    s_handle_write ((api_t *)arg, http, ROUTE_UPDATE);
+}
+
 //  --------------------------------------------------------------------
 //  HTTP: health and metrics
 
@@ -1474,21 +1718,26 @@ static void s_handle_health (http_request_t *http, void *arg)
 {
     api_t *self = (api_t *)arg;
     const char *diverged = subscriber_diverged (self->subscriber);
-    bool ready = subscriber_caught_up (self->subscriber) && !diverged;
-    cJSON *json = cJSON_CreateObject ();
-    cJSON_AddStringToObject (json, "status",
-                             diverged ? "unhealthy" : ready ? "ok" : "starting");
+    const char *status;
+    const char *reason = s_not_writable (self, &status);
     if (diverged) {
-        cJSON_AddStringToObject (json, "reason", "diverged");
-        cJSON_AddStringToObject (json, "detail", diverged);
+        status = "unhealthy";
+        reason = "diverged";
     }
+    bool ready = !reason;
+    cJSON *json = cJSON_CreateObject ();
+    cJSON_AddStringToObject (json, "status", status);
+    if (reason)
+        cJSON_AddStringToObject (json, "reason", reason);
+    if (diverged)
+        cJSON_AddStringToObject (json, "detail", diverged);
     cJSON_AddStringToObject (json, "upstream",
                              subscriber_connected (self->subscriber) ? "connected"
                                                                      : "disconnected");
     s_add_int (json, "applied_seq", write_model_applied_seq (self->model));
     s_add_int (json, "head_seq", subscriber_head_seq (self->subscriber));
     cJSON_AddNumberToObject (json, "inflight", (double)zlistx_size (self->requests));
-    // 503 until caught up: a load balancer should not send writes yet.
+    // 503 while writes would be: a load balancer sends them elsewhere.
     http_respond_json (http, ready ? 200 : 503, json);
     cJSON_Delete (json);
 }
@@ -1543,12 +1792,16 @@ static void s_handle_metrics (http_request_t *http, void *arg)
 
 static const http_route_t s_routes[] = {
     {"POST", "/transactions", s_handle_transactions, API_SINGLE_BODY_BYTES_MAX,
-     AUTH_SCOPE_WRITE},
+     AUTH_SCOPE_WRITE, NULL},
     {"POST", "/transfers", s_handle_transfers, API_SINGLE_BODY_BYTES_MAX,
-     AUTH_SCOPE_WRITE},
-    {"POST", "/batch", s_handle_batch, API_BATCH_BODY_BYTES_MAX, AUTH_SCOPE_WRITE},
-    {"GET", "/health", s_handle_health, 0, AUTH_SCOPE_OPEN},
-    {"GET", "/metrics", s_handle_metrics, 0, AUTH_SCOPE_METRICS},
+     AUTH_SCOPE_WRITE, NULL},
+    {"POST", "/batch", s_handle_batch, API_BATCH_BODY_BYTES_MAX, AUTH_SCOPE_WRITE, NULL},
+    {"POST", "/accounts", s_handle_open, API_SINGLE_BODY_BYTES_MAX, AUTH_SCOPE_WRITE,
+     NULL},
+    {"PATCH", "/accounts/{id}", s_handle_update, API_SINGLE_BODY_BYTES_MAX,
+     AUTH_SCOPE_WRITE, NULL},
+    {"GET", "/health", s_handle_health, 0, AUTH_SCOPE_OPEN, NULL},
+    {"GET", "/metrics", s_handle_metrics, 0, AUTH_SCOPE_METRICS, NULL},
     OPENAPI_ROUTE,
 };
 

@@ -25,7 +25,7 @@ typedef struct {
     const char *http_address;
     int http_port;
     int ack_timeout_ms;          // no durable result within: 503
-    int64_t overdraft_limit;     // balances may not go below -overdraft_limit
+    int64_t overdraft_limit;     // of accounts without a limit of their own
     size_t inflight_max;         // waiting HTTP requests; beyond: 503 at once
     int retries_max;             // conflict retries before 409
     size_t idempotency_keys_max; // answers remembered by key

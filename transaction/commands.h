@@ -28,13 +28,19 @@ typedef enum {
     COMMAND_DEPOSIT = 1,
     COMMAND_WITHDRAW,
     COMMAND_TRANSFER,
+    COMMAND_OPEN,   // POST /accounts: account_opened
+    COMMAND_UPDATE, // PATCH /accounts/{id}: account_updated
 } command_kind_t;
 
 typedef enum {
     COMMAND_SHAPE_TRANSACTION, // account, amount (signed)
     COMMAND_SHAPE_TRANSFER,    // from, to, amount (positive)
     COMMAND_SHAPE_ANY,         // batch item: decided by its fields
+    COMMAND_SHAPE_OPEN,        // account, currency, overdraft_limit?, metadata?
+    COMMAND_SHAPE_UPDATE,      // account, overdraft_limit?, metadata? (one at least)
 } command_shape_t;
+//  A batch item is an account command when it has no amount: with a
+//  currency it opens the account, without one it updates it.
 
 //  Strings are NUL-ended; the bytes after the NUL are undefined. The
 //  members most commands use come first: a batch's commands then touch a
@@ -47,7 +53,16 @@ typedef struct {
     char from[EVENT_ACCOUNT_BYTES_MAX + 1];    // transfer
     char to[EVENT_ACCOUNT_BYTES_MAX + 1];      // transfer; never equal to from
     char reference[EVENT_META_VALUE_BYTES_MAX + 1];
+    //  Schema 2. currency: as given ("" when not: money commands take the
+    //  account's); planning writes the one the event carries into it.
+    char currency[EVENT_CURRENCY_BYTES_MAX + 1];
+    bool has_limit;          // open and update; an open without one gets the default
+    int64_t overdraft_limit; // >= 0 or EVENT_LIMIT_UNLIMITED
+    char *metadata;          // canonical JSON, owned (commands_free); NULL: none
 } command_t;
+
+//  Frees commands (count of them) and the metadata they own; NULL is fine.
+void commands_free (command_t *commands, size_t count);
 
 //  Stores the source text of every number of root (parsed from text) in
 //  the item's valuestring (NUL-ended), freed by cJSON_Delete of root: the

@@ -21,27 +21,25 @@ static void s_usage (FILE *out)
 {
     fprintf (
         out,
-        "Usage: transaction [OPTIONS]\n"
+        "Usage: transaction [OPTION]...\n"
         "Validates deposits, withdrawals and transfers and appends them via the "
         "stream.\n\n"
-        "  --ingest ENDPOINT          stream's ingest, PUSH connect "
-        "(tcp://127.0.0.1:5557)\n"
-        "  --publish ENDPOINT         stream's publish, SUB connect "
-        "(tcp://127.0.0.1:5556)\n"
-        "  --replay ENDPOINT          stream's replay, DEALER connect "
+        "  --ingest ENDPOINT       stream's ingest, PUSH connect (tcp://127.0.0.1:5557)\n"
+        "  --publish ENDPOINT      stream's publish, SUB connect (tcp://127.0.0.1:5556)\n"
+        "  --replay ENDPOINT       stream's replay, DEALER connect "
         "(tcp://127.0.0.1:5558)\n"
-        "  --http-port N              HTTP port (3000; 0 picks one)\n"
-        "  --http-addr A              HTTP address (127.0.0.1)\n"
-        "  --ack-timeout-ms N         503 when no durable result within N ms (5000)\n"
-        "  --overdraft-limit N        balances may not go below -N (0)\n"
-        "  --inflight-max N           waiting requests; beyond, 503 at once (4096)\n"
-        "  --retries-max N            conflict retries before 409 (5)\n"
-        "  --idempotency-keys-max N   answers remembered by Idempotency-Key (100000)\n"
-        "  --connections-per-ip N     HTTP connections one client address may hold "
-        "(%d)\n"
-        "  --log-level LEVEL          debug|info|warn|error (info)\n"
+        "  --http-addr ADDRESS     HTTP address (127.0.0.1)\n"
+        "  --http-port N           HTTP port (3000; 0 = any)\n"
+        "  --ack-timeout-ms N      503 when no durable result within N ms (5000)\n"
+        "  --overdraft-limit N     balances may not go below -N (0)\n"
+        "  --inflight-max N        waiting requests; beyond, 503 at once (4096)\n"
+        "  --retries-max N         conflict retries before 409 (5)\n"
+        "  --idempotency-keys-max N  answers remembered by Idempotency-Key (100000)\n"
+        "  --connections-per-ip N  HTTP connections one client address may hold (%d)\n"
+        "  --log-level LEVEL       debug, info, warn or error (info)\n"
         "%s"
-        "  --help, --version\n",
+        "  --help                  this text\n"
+        "  --version               the version\n",
         HTTP_CONNECTIONS_PER_IP_MAX_DEFAULT, security_usage);
 }
 

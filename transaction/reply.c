@@ -62,12 +62,12 @@ void reply_append_str (reply_t *self, const char *text)
 }
 
 //  One record's text at most: the member names and punctuation
-//  (under 128 bytes), an id, up to four account ids, a type name, a
+//  (under 192 bytes), an id, up to four account ids, a currency, a type name, a
 //  timestamp and five integers.
 #define REPLY_TYPE_BYTES_MAX 16
 #define REPLY_RECORD_BYTES_MAX                                                           \
-    (128 + EVENT_ID_BYTES_MAX + 4 * EVENT_ACCOUNT_BYTES_MAX + REPLY_TYPE_BYTES_MAX +     \
-     EVENT_TS_BYTES + 5 * EVENT_INT_BYTES_MAX)
+    (192 + EVENT_CURRENCY_BYTES_MAX + EVENT_ID_BYTES_MAX + 4 * EVENT_ACCOUNT_BYTES_MAX + \
+     REPLY_TYPE_BYTES_MAX + EVENT_TS_BYTES + 5 * EVENT_INT_BYTES_MAX)
 
 //  Records are written with a cursor into space reserved once per record
 //  (an append each, with its own reserve and strlen, cost twice as much).
@@ -106,12 +106,13 @@ static const char *s_ts (reply_t *self, int64_t ts_ms)
     return self->ts;
 }
 
-void reply_append_record (reply_t *self, const write_model_record_t *record)
+void reply_append_record (reply_t *self, const write_model_record_t *record,
+                          const char *metadata)
 {
     assert (record);
     const char *type = event_type_name (record->type);
     assert (strlen (type) <= REPLY_TYPE_BYTES_MAX);
-    s_reserve (self, REPLY_RECORD_BYTES_MAX);
+    s_reserve (self, REPLY_RECORD_BYTES_MAX + (metadata ? strlen (metadata) : 0));
     char *cursor = self->data + self->bytes;
     cursor = s_put_literal (cursor, "{\"seq\":");
     cursor = s_put_int (cursor, record->seq);
@@ -121,14 +122,39 @@ void reply_append_record (reply_t *self, const write_model_record_t *record)
     cursor = s_put_str (cursor, type);
     cursor = s_put_literal (cursor, "\",\"ts\":\"");
     cursor = s_put (cursor, s_ts (self, record->ts_ms), EVENT_TS_BYTES);
-    if (record->type == EVENT_TRANSFERRED) {
+    if (!event_type_moves_money (record->type)) {
+        cursor = s_put_literal (cursor, "\",\"account\":\"");
+        cursor = s_put_str (cursor, record->account);
+        cursor = s_put_literal (cursor, "\"");
+        if (record->type == EVENT_ACCOUNT_OPENED) {
+            cursor = s_put_literal (cursor, ",\"currency\":\"");
+            cursor = s_put_str (cursor, record->currency);
+            cursor = s_put_literal (cursor, "\"");
+        }
+        if (record->has_limit) {
+            cursor = s_put_literal (cursor, ",\"overdraft_limit\":");
+            if (record->overdraft_limit == EVENT_LIMIT_UNLIMITED)
+                cursor = s_put_literal (cursor, "null");
+            else
+                cursor = s_put_int (cursor, record->overdraft_limit);
+        }
+        if (metadata) {
+            cursor = s_put_literal (cursor, ",\"metadata\":");
+            cursor = s_put_str (cursor, metadata);
+        }
+        cursor = s_put_literal (cursor, ",\"version\":");
+        cursor = s_put_int (cursor, record->version);
+        cursor = s_put_literal (cursor, "}");
+    } else if (record->type == EVENT_TRANSFERRED) {
         cursor = s_put_literal (cursor, "\",\"from\":\"");
         cursor = s_put_str (cursor, record->account);
         cursor = s_put_literal (cursor, "\",\"to\":\"");
         cursor = s_put_str (cursor, record->to);
         cursor = s_put_literal (cursor, "\",\"amount\":");
         cursor = s_put_int (cursor, record->amount);
-        cursor = s_put_literal (cursor, ",\"balances\":{\"");
+        cursor = s_put_literal (cursor, ",\"currency\":\"");
+        cursor = s_put_str (cursor, record->currency);
+        cursor = s_put_literal (cursor, "\",\"balances\":{\"");
         cursor = s_put_str (cursor, record->account);
         cursor = s_put_literal (cursor, "\":");
         cursor = s_put_int (cursor, record->balance);
@@ -142,7 +168,9 @@ void reply_append_record (reply_t *self, const write_model_record_t *record)
         cursor = s_put_str (cursor, record->account);
         cursor = s_put_literal (cursor, "\",\"amount\":");
         cursor = s_put_int (cursor, record->amount);
-        cursor = s_put_literal (cursor, ",\"balance\":");
+        cursor = s_put_literal (cursor, ",\"currency\":\"");
+        cursor = s_put_str (cursor, record->currency);
+        cursor = s_put_literal (cursor, "\",\"balance\":");
         cursor = s_put_int (cursor, record->balance);
         cursor = s_put_literal (cursor, "}");
     }

@@ -39,7 +39,11 @@ void reply_append_str (reply_t *self, const char *text);
 void reply_append_int (reply_t *self, int64_t value);
 
 //  One stored event as answered: {"seq","id","type","ts",...,"amount",
-//  "balance"} or, for transfers, {...,"from","to","amount","balances"}.
-void reply_append_record (reply_t *self, const write_model_record_t *record);
+//  "currency","balance"} or, for transfers, {...,"from","to","amount",
+//  "currency","balances"}; account events {"seq","id","type","ts",
+//  "account","currency"?,"overdraft_limit"?,"metadata"?,"version"} with
+//  metadata (canonical JSON, or NULL) from the command.
+void reply_append_record (reply_t *self, const write_model_record_t *record,
+                          const char *metadata);
 
 #endif

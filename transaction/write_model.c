@@ -21,6 +21,11 @@ typedef struct write_model_account {
     uint64_t hash;          // of name: growing the table hashes nothing again
     uint32_t next_free;     // a forgotten record: the next one + 1 (0: none)
     char name[EVENT_ACCOUNT_BYTES_MAX + 1];
+    //  Schema 2, confirmed: set by the account's first event ("" before).
+    char currency[EVENT_CURRENCY_BYTES_MAX + 1];
+    bool limit_set;          // an account event gave overdraft_limit
+    int64_t overdraft_limit; // when limit_set: >= 0 or EVENT_LIMIT_UNLIMITED
+    uint64_t metadata_hash;  // key_hash of its canonical metadata; 0: none
 } account_t;
 
 struct write_model {
@@ -290,6 +295,48 @@ static void s_id_learn (write_model_t *self, uint32_t ring, uint32_t home)
     self->ids[slot] = s_slot_entry (home, ring);
 }
 
+//  account_opened / account_updated: a touch that moves no money.
+static int s_apply_settings (write_model_t *self, const event_t *event,
+                             write_model_record_t *record)
+{
+    account_t *account = s_account (self, event->account, true);
+    if (event->type == EVENT_ACCOUNT_OPENED && account->version &&
+        !streq (account->currency, event->currency)) {
+        log_warn ("event seq %" PRId64 " opens %s again in another currency; not applied",
+                  event->seq, event->account);
+        return 0;
+    }
+    if (!account->version)
+        s_copy (account->currency, sizeof account->currency,
+                event->type == EVENT_ACCOUNT_OPENED ? event->currency
+                                                    : EVENT_CURRENCY_V1);
+    if (event->has_limit) {
+        account->limit_set = true;
+        account->overdraft_limit = event->overdraft_limit;
+    }
+    if (event->metadata_bytes)
+        account->metadata_hash =
+            streq (event->metadata, "{}") ? 0 : key_hash (event->metadata);
+    account->version++;
+    record->version = account->version;
+    s_copy (record->account, sizeof record->account, event->account);
+    record->balance = account->balance;
+    return 0;
+}
+
+void write_model_settings (const write_model_account_t *entry,
+                           write_model_settings_t *settings)
+{
+    *settings = (write_model_settings_t){.currency = ""};
+    if (!entry || !entry->version)
+        return;
+    settings->known = true;
+    settings->currency = entry->currency;
+    settings->limit_set = entry->limit_set;
+    settings->overdraft_limit = entry->overdraft_limit;
+    settings->metadata_hash = entry->metadata_hash;
+}
+
 int write_model_apply (write_model_t *self, const event_t *event)
 {
     assert (event->seq == self->applied_seq + 1);
@@ -313,6 +360,9 @@ int write_model_apply (write_model_t *self, const event_t *event)
     record->amount = event->amount;
     record->balance = record->balance_to = 0;
     record->account[0] = record->to[0] = '\0';
+    s_copy (record->currency, sizeof record->currency, event->currency);
+    record->has_limit = event->has_limit;
+    record->overdraft_limit = event->overdraft_limit;
     s_copy (record->id, sizeof record->id, event->id);
     s_id_learn (self, ring, home);
     if (seen) {
@@ -323,6 +373,8 @@ int write_model_apply (write_model_t *self, const event_t *event)
         dedupe_settle (self->seen);
     }
 
+    if (event->type == EVENT_ACCOUNT_OPENED || event->type == EVENT_ACCOUNT_UPDATED)
+        return s_apply_settings (self, event, record);
     const char *debited = NULL, *credited = NULL;
     if (event->type == EVENT_DEPOSITED)
         credited = event->account;
@@ -334,6 +386,23 @@ int write_model_apply (write_model_t *self, const event_t *event)
         return 0;
     account_t *from = debited ? s_account (self, debited, true) : NULL;
     account_t *to = credited ? s_account (self, credited, true) : NULL;
+    //  Money in another currency than an account's moves nothing, as in
+    //  accounting's fold (only a writer without the rule proposes it).
+    if ((from && from->version && !streq (from->currency, event->currency)) ||
+        (to && to->version && !streq (to->currency, event->currency))) {
+        log_warn ("event seq %" PRId64 " moves %s of an account in another currency; "
+                  "not applied",
+                  event->seq, event->currency);
+        if (from)
+            s_forget_if_empty (self, from);
+        if (to && to != from)
+            s_forget_if_empty (self, to);
+        return 0;
+    }
+    if (from && !from->version)
+        s_copy (from->currency, sizeof from->currency, event->currency);
+    if (to && !to->version)
+        s_copy (to->currency, sizeof to->currency, event->currency);
     int64_t from_after = 0, to_after = 0;
     if ((from && __builtin_sub_overflow (from->balance, event->amount, &from_after)) ||
         (to && __builtin_add_overflow (to->balance, event->amount, &to_after))) {

@@ -50,6 +50,10 @@ typedef struct {
     char id[EVENT_ID_BYTES_MAX + 1];
     char account[EVENT_ACCOUNT_BYTES_MAX + 1]; // deposited/withdrawn; from for transfers
     char to[EVENT_ACCOUNT_BYTES_MAX + 1];
+    char currency[EVENT_CURRENCY_BYTES_MAX + 1]; // money and account_opened
+    bool has_limit;                              // account events that set one
+    int64_t overdraft_limit;                     // >= 0 or EVENT_LIMIT_UNLIMITED
+    int64_t version; // account events: the account's version after it
 } write_model_record_t;
 
 write_model_t *write_model_new (void);
@@ -80,6 +84,18 @@ int64_t write_model_available (write_model_t *self, const char *account);
 write_model_account_t *write_model_figures (write_model_t *self, const char *account,
                                             int64_t *balance, int64_t *available,
                                             int64_t *version);
+//  An account's confirmed schema-2 settings (entry from write_model_figures,
+//  or NULL). known is false for an account with no confirmed event yet.
+typedef struct {
+    bool known;
+    const char *currency; // borrowed; "" when not known
+    bool limit_set;       // else the service's --overdraft-limit applies
+    int64_t overdraft_limit;
+    uint64_t metadata_hash; // key_hash of the canonical metadata; 0: none
+} write_model_settings_t;
+void write_model_settings (const write_model_account_t *entry,
+                           write_model_settings_t *settings);
+
 //  Adds an in-flight hold on account, whose entry write_model_figures
 //  gave (or NULL: found or created by name). Returns the entry, valid
 //  until this hold is released: a held account is never forgotten.

@@ -10,7 +10,10 @@
     - a command that validates has 1 <= amount <= 10^15, valid ids, from !=
       to for a transfer, a kind that fits the shape and the amount's sign,
       fields equal to the body's, and an amount whose source text is a
-      plain decimal integer equal to the value; it appends no error;
+      plain decimal integer equal to the value; it appends no error; an
+      account command (open, update) has no amount, a valid account, a
+      valid currency when it opens, a limit >= 0 or unlimited, and
+      metadata in canonical form;
     - a command that fails appends at least one {field, message}, each
       field named under the prefix;
     - a validated command, made into the proposed event transaction sends,
@@ -101,7 +104,23 @@ static void s_check_event_accepted (const command_t *command)
     snprintf (event.id, sizeof event.id, "%s", *command->id ? command->id : "fuzz-id");
     event.amount = command->amount;
     snprintf (event.reference, sizeof event.reference, "%s", command->reference);
-    if (command->kind == COMMAND_TRANSFER) {
+    if (*command->currency)
+        snprintf (event.currency, sizeof event.currency, "%s", command->currency);
+    if (command->kind == COMMAND_OPEN || command->kind == COMMAND_UPDATE) {
+        event.type =
+            command->kind == COMMAND_OPEN ? EVENT_ACCOUNT_OPENED : EVENT_ACCOUNT_UPDATED;
+        snprintf (event.account, sizeof event.account, "%s",
+                  *command->account ? command->account : "fuzz-account");
+        event.amount = 0;
+        event.has_limit = command->kind == COMMAND_OPEN || command->has_limit;
+        event.overdraft_limit = command->has_limit ? command->overdraft_limit : 0;
+        if (command->metadata) {
+            event.metadata_bytes = strlen (command->metadata);
+            fuzz_check (event.metadata_bytes <= EVENT_METADATA_BYTES_MAX,
+                        "metadata size");
+            memcpy (event.metadata, command->metadata, event.metadata_bytes + 1);
+        }
+    } else if (command->kind == COMMAND_TRANSFER) {
         event.type = EVENT_TRANSFERRED;
         snprintf (event.from, sizeof event.from, "%s", command->from);
         snprintf (event.to, sizeof event.to, "%s", command->to);
@@ -120,9 +139,47 @@ static void s_check_event_accepted (const command_t *command)
                 "the stream refuses a validated command's event: %s: %s", error, line);
 }
 
+static void s_check_account_command (const cJSON *json, const command_t *command)
+{
+    fuzz_check (command->amount == 0 && !*command->from && !*command->to,
+                "an account command with money fields");
+    fuzz_check (strcmp (command->account, s_member (json, "account")) == 0,
+                "account differs from the body");
+    fuzz_check (command->kind == COMMAND_UPDATE || *command->currency,
+                "opened without a currency");
+    fuzz_check (!command->has_limit || command->overdraft_limit >= 0 ||
+                    command->overdraft_limit == EVENT_LIMIT_UNLIMITED,
+                "limit %lld", (long long)command->overdraft_limit);
+    fuzz_check (command->kind == COMMAND_OPEN || command->has_limit || command->metadata,
+                "an update of nothing");
+    if (command->metadata) {
+        //  Canonical: formatting its own parse gives it back.
+        cJSON *again = cJSON_Parse (command->metadata);
+        static char text[EVENT_METADATA_BYTES_MAX + 1];
+        fuzz_check (again && event_metadata_format (again, text, NULL, 0) >= 0 &&
+                        strcmp (text, command->metadata) == 0,
+                    "metadata not canonical: %s", command->metadata);
+        cJSON_Delete (again);
+    }
+    s_check_event_accepted (command);
+}
+
 static void s_check_valid (const cJSON *json, command_shape_t shape,
                            const command_t *command)
 {
+    fuzz_check (strcmp (command->currency, s_member (json, "currency")) == 0,
+                "currency '%s' differs from the body", command->currency);
+    fuzz_check (!*command->currency || event_currency_is_valid (
+                                           command->currency, strlen (command->currency)),
+                "currency '%s'", command->currency);
+    if (command->kind == COMMAND_OPEN || command->kind == COMMAND_UPDATE) {
+        fuzz_check (shape != COMMAND_SHAPE_TRANSACTION && shape != COMMAND_SHAPE_TRANSFER,
+                    "an account command from a money shape");
+        s_check_account_command (json, command);
+        return;
+    }
+    fuzz_check (command->metadata == NULL && !command->has_limit,
+                "a money command with account settings");
     fuzz_check (command->amount >= 1 && command->amount <= EVENT_AMOUNT_MAX,
                 "amount %lld", (long long)command->amount);
     if (shape == COMMAND_SHAPE_ANY)
@@ -188,6 +245,16 @@ static int s_parse_one (const cJSON *json, command_shape_t shape, const char *pr
     return rc;
 }
 
+//  s_parse_one on a command of its own, freed after.
+static void s_parse_alone (const cJSON *json, command_shape_t shape)
+{
+    command_t command;
+    cJSON *errors = NULL;
+    s_parse_one (json, shape, "", &command, &errors);
+    free (command.metadata);
+    cJSON_Delete (errors);
+}
+
 static void s_check_batch (const cJSON *root)
 {
     const cJSON *list = cJSON_GetObjectItemCaseSensitive (root, "commands");
@@ -210,6 +277,8 @@ static void s_check_batch (const cJSON *root)
     }
     if (all_valid && count > 0)
         s_check_fingerprint (commands, count, true);
+    for (size_t index = 0; index < count; index++)
+        free (commands[index].metadata);
     cJSON_Delete (errors);
 }
 
@@ -226,7 +295,11 @@ static void s_check_same_command (const command_t *fast, const command_t *refere
                   {"from", fast->from, reference->from},
                   {"to", fast->to, reference->to},
                   {"id", fast->id, reference->id},
-                  {"reference", fast->reference, reference->reference}};
+                  {"reference", fast->reference, reference->reference},
+                  {"currency", fast->currency, reference->currency}};
+    fuzz_check (!fast->metadata && !reference->metadata && !fast->has_limit &&
+                    !reference->has_limit,
+                "command %zu: the fast path took an account command", index);
     for (size_t field = 0; field < sizeof fields / sizeof fields[0]; field++)
         fuzz_check (strcmp (fields[field].fast, fields[field].reference) == 0,
                     "command %zu: %s '%s', cJSON path '%s'", index, fields[field].name,
@@ -268,8 +341,8 @@ static void s_check_fast_path (const char *body, size_t size, const cJSON *root,
     for (size_t index = 0; index < count; index++)
         s_check_same_command (&fast[index], &reference[index], index);
     cJSON_Delete (errors);
-    free (reference);
-    free (fast);
+    commands_free (reference, reference_count);
+    commands_free (fast, count);
 }
 
 //  Every number below the root reads back from its text as cJSON read it.
@@ -305,17 +378,17 @@ int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
     if (root) {
         commands_annotate_numbers (root, body, size);
         s_check_annotated (root->child);
-        command_t command;
-        cJSON *errors = NULL;
-        s_parse_one (root, COMMAND_SHAPE_TRANSACTION, "", &command, &errors);
-        s_parse_one (root, COMMAND_SHAPE_TRANSFER, "", &command, &errors);
-        s_parse_one (root, COMMAND_SHAPE_ANY, "", &command, &errors);
-        cJSON_Delete (errors);
+        s_parse_alone (root, COMMAND_SHAPE_TRANSACTION);
+        s_parse_alone (root, COMMAND_SHAPE_TRANSFER);
+        s_parse_alone (root, COMMAND_SHAPE_ANY);
+        s_parse_alone (root, COMMAND_SHAPE_OPEN);
+        s_parse_alone (root, COMMAND_SHAPE_UPDATE);
         s_check_batch (root);
     }
     s_check_fast_path (body, size, root, COMMAND_SHAPE_TRANSACTION, false);
     s_check_fast_path (body, size, root, COMMAND_SHAPE_TRANSFER, false);
     s_check_fast_path (body, size, root, COMMAND_SHAPE_ANY, true);
+    s_check_fast_path (body, size, root, COMMAND_SHAPE_OPEN, false);
     cJSON_Delete (root);
     free (body);
     return 0;

@@ -39,10 +39,32 @@ static inline int fuzz_account_is_valid (const char *account)
 static inline void fuzz_check_known_event (const event_t *event)
 {
     fuzz_check (event->type != EVENT_TYPE_UNKNOWN, "type");
-    fuzz_check (event->v == EVENT_SCHEMA_VERSION, "v=%d", event->v);
+    fuzz_check (event->v >= 1 && event->v <= EVENT_SCHEMA_VERSION, "v=%d", event->v);
     fuzz_check (event_id_is_valid (event->id, strlen (event->id)), "id '%s'", event->id);
     fuzz_check (strcmp (event->type_name, event_type_name (event->type)) == 0,
                 "type_name '%s'", event->type_name);
+    //  Every event reads with a currency: a v1 one as XXX (the upcast).
+    fuzz_check (event_currency_is_valid (event->currency, strlen (event->currency)),
+                "currency '%s'", event->currency);
+    fuzz_check (event->v > 1 || strcmp (event->currency, EVENT_CURRENCY_V1) == 0,
+                "v1 in '%s'", event->currency);
+    if (!event_type_moves_money (event->type)) {
+        fuzz_check (event->v == 2 && event->amount == 0, "account event v=%d", event->v);
+        fuzz_check (fuzz_account_is_valid (event->account), "account '%s'",
+                    event->account);
+        fuzz_check (event->type == EVENT_ACCOUNT_UPDATED || event->has_limit,
+                    "opened without a limit");
+        fuzz_check (!event->has_limit || event->overdraft_limit >= 0 ||
+                        event->overdraft_limit == EVENT_LIMIT_UNLIMITED,
+                    "limit %lld", (long long)event->overdraft_limit);
+        fuzz_check (event->metadata_bytes == strlen (event->metadata) &&
+                        (event->metadata_bytes == 0 || event->metadata[0] == '{'),
+                    "metadata '%s'", event->metadata);
+        fuzz_check (event->type == EVENT_ACCOUNT_OPENED || event->has_limit ||
+                        event->metadata_bytes,
+                    "an update of nothing");
+        return;
+    }
     fuzz_check (event->amount >= 1 && event->amount <= EVENT_AMOUNT_MAX, "amount %lld",
                 (long long)event->amount);
     if (event->type == EVENT_TRANSFERRED) {

@@ -145,7 +145,9 @@ class Service:
                                    + self.output())
             try:
                 status, _, _ = request("GET", self.url + "/health", timeout=1.0)
-                if status == 200:
+                # Accounting answers 503 not-caught-up until it has caught
+                # up once (or has local state): up, and saying so.
+                if status == 200 or (status == 503 and self.name == "accounting"):
                     return
             except OSError:
                 pass
@@ -382,6 +384,8 @@ def fold(events, upto_seq=None):
         elif ev["type"] == "transferred":
             touch(ev["from"], -ev["amount"])
             touch(ev["to"], ev["amount"])
+        elif ev["type"] in ("account_opened", "account_updated"):
+            touch(ev["account"], 0)  # a touch that moves no money
     return state
 
 

@@ -100,7 +100,9 @@ def replica_dir(service):
 
 def health(service):
     status, body = get_json(service.url + "/health")
-    assert status == 200, (status, body)
+    # 503 until caught up once (a fresh instance without local state).
+    assert status == 200 or (status == 503 and body["status"] == "not-caught-up"), \
+        (status, body)
     return body
 
 
@@ -373,7 +375,8 @@ def test_two_instances_share_one_port_with_reuse_port():
     second = ledger.accounting(http_port=port, extra=["--reuse-port"])
     seen = set()
     for _ in range(400):
-        seen.add(health(first)["instance"])
+        # Either may still be catching up (503 not-caught-up): both say who.
+        seen.add(get_json(first.url + "/health")[1]["instance"])
         if len(seen) == 2:
             break
     assert seen == {str(first.proc.pid), str(second.proc.pid)}, seen
@@ -471,7 +474,7 @@ def test_bad_ids_params_and_routes_get_problem_json():
         assert (resp.getheader("Connection") or "").lower() != "close"
     conn.close()
     status, body = get_json(url + "/accounts/acct-1?unknown=1")
-    assert status in (200, 404)   # unknown parameters are ignored
+    assert status == 400 and body["errors"] == [{"field": "unknown", "message": "unknown query parameter"}], body
     accounting.stop_clean()
     ledger.stream.stop_clean()
     ledger.close()

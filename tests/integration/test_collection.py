@@ -9,6 +9,7 @@ import json
 import os
 import re
 import secrets
+import urllib.parse
 
 import harness
 
@@ -51,6 +52,31 @@ def request_headers(r, env):
     return headers
 
 
+def request_body(r, env):
+    """The body Insomnia builds: a form mimeType from body.params (enabled
+    ones, form-encoded), any other from body.text. Multipart and files are
+    not used by the collection."""
+    body = r.get("body") or {}
+    mime = body.get("mimeType")
+    assert mime != "multipart/form-data" and "fileName" not in body, r["name"]
+    if mime == "application/x-www-form-urlencoded":
+        params = [(render(p["name"], env), render(p.get("value", ""), env))
+                  for p in body.get("params", []) if not p.get("disabled")]
+        return urllib.parse.urlencode(params).encode()
+    text = body.get("text")
+    return render(text, env).encode() if text else None
+
+
+def request_url(r, env):
+    """The URL with the request's enabled parameters appended, as Insomnia does."""
+    url = render(r["url"], env)
+    params = [(render(p["name"], env), render(p.get("value", ""), env))
+              for p in r.get("parameters", []) if not p.get("disabled")]
+    if params:
+        url += ("&" if "?" in url else "?") + urllib.parse.urlencode(params)
+    return url
+
+
 def run_collection(token=None):
     resources = load_collection()
     base = [r for r in resources if r["_type"] == "environment" and r["parentId"].startswith("wrk_")]
@@ -77,9 +103,9 @@ def run_collection(token=None):
         m = EXPECT.match(r.get("description", ""))
         assert m, f"request '{r['name']}' documents no 'Expect: <status>'"
         headers = request_headers(r, env)
-        body = r.get("body", {}).get("text")
+        body = request_body(r, env)
         status, resp_headers, payload = harness.request(
-            r["method"], render(r["url"], env), body.encode() if body else None, headers)
+            r["method"], request_url(r, env), body, headers)
         assert status == int(m.group(1)), \
             f"{r['name']}: expected {m.group(1)}, got {status}: {payload[:300]!r}"
         if status >= 400:

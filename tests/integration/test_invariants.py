@@ -5,6 +5,10 @@ transaction and three accounting instances, while the stream, a
 transaction or an accounting instance is killed (-9) and restarted at
 random points. Everything is compared with a reference model: the fold of
 the stream's log and the bookkeeping of what the clients were told.
+The accounts are in three currencies, with limits of their own (one
+unlimited) or the service's: per currency the balances sum to the net
+deposits acknowledged, no balance goes below its own limit, money never
+crosses currencies (such transfers are refused 422).
 
 The seed is printed; LEDGER_SEED=<n> replays the same commands and crash
 schedule (thread interleaving still varies). LEDGER_STRESS=1 runs longer.
@@ -24,6 +28,12 @@ from test_faults import (HTTP_TIMEOUT_S, JOIN_TIMEOUT_S, RESOLVE_TIMEOUT_S,
 
 OVERDRAFT_LIMIT = 300
 ACCOUNTS = [f"inv-{i}" for i in range(6)]
+# Opened explicitly before the workload: currency and own limit (None:
+# unlimited). inv-5 is opened implicitly by money: XXX, --overdraft-limit.
+OPENED = {"inv-0": ("EUR", None), "inv-1": ("EUR", 0), "inv-2": ("EUR", 1000),
+          "inv-3": ("USD", 50), "inv-4": ("USD", None)}
+CURRENCY = {**{a: c for a, (c, _) in OPENED.items()}, "inv-5": "XXX"}
+LIMIT = {**{a: limit for a, (_, limit) in OPENED.items()}, "inv-5": OVERDRAFT_LIMIT}
 AMOUNT_MAX = 500
 UNKNOWN = (None, 503)       # no answer, or 503: may or may not have landed
 
@@ -110,9 +120,13 @@ def resolve(cluster, ops):
 
 
 def deltas(path, body):
-    """Net change of the ledger's total by a command (transfers: 0)."""
+    """Net change of each currency's total by a command (transfers: 0)."""
     commands = body["commands"] if path == "/batch" else [body]
-    return sum(c["amount"] for c in commands if "account" in c)
+    net = {}
+    for c in commands:
+        if "account" in c:
+            net[CURRENCY[c["account"]]] = net.get(CURRENCY[c["account"]], 0) + c["amount"]
+    return net
 
 
 def check_answer_against_log(op, by_id, states_at):
@@ -140,9 +154,24 @@ def check_answer_against_log(op, by_id, states_at):
 
 def fold_checked(events):
     """Balances after each seq ({seq: {account: balance}}, sparse copies are
-    too big: the touched accounts only), asserting the overdraft floor."""
-    balances, states_at = {}, {}
+    too big: the touched accounts only), asserting each account's own
+    floor (none when unlimited) and that money stays in its currency."""
+    balances, states_at, currency, limit = {}, {}, {}, {}
     for ev in events:
+        if ev["type"] in ("account_opened", "account_updated"):
+            if ev["type"] == "account_opened":
+                assert ev["account"] not in currency, f"{ev['account']} opened twice"
+                currency[ev["account"]] = ev["currency"]
+            if "overdraft_limit" in ev:
+                limit[ev["account"]] = ev["overdraft_limit"]
+            balances.setdefault(ev["account"], 0)
+            states_at[ev["seq"]] = {ev["account"]: balances[ev["account"]]}
+            continue
+        for account in (ev.get("from"), ev.get("to"), ev.get("account")):
+            if account:
+                assert currency.setdefault(account, ev["currency"]) == ev["currency"], \
+                    f"seq {ev['seq']} moves {ev['currency']} of a {currency[account]} account"
+                limit.setdefault(account, OVERDRAFT_LIMIT)
         if ev["type"] == "transferred":
             balances[ev["from"]] = balances.get(ev["from"], 0) - ev["amount"]
             balances[ev["to"]] = balances.get(ev["to"], 0) + ev["amount"]
@@ -152,7 +181,7 @@ def fold_checked(events):
             balances[ev["account"]] = balances.get(ev["account"], 0) + sign * ev["amount"]
             touched = (ev["account"],)
         for account in touched:
-            assert balances[account] >= -OVERDRAFT_LIMIT, \
+            assert limit[account] is None or balances[account] >= -limit[account], \
                 f"{account} at {balances[account]} after seq {ev['seq']}"
         states_at[ev["seq"]] = {a: balances[a] for a in touched}
     return balances, states_at
@@ -174,6 +203,8 @@ def check_reader_against_prefix(cluster, rng):
     assert body["applied_seq"] <= len(events), (body, len(events))
     state = harness.fold(events, body["applied_seq"]).get(account)
     assert [body["balance"], body["version"], body["last_seq"]] == state, (body, state)
+    assert body["currency"] == CURRENCY[account], body
+    assert body["overdraft_limit"] == LIMIT[account], body
     note("reader answers checked against the log mid-run", 1)
 
 
@@ -183,7 +214,18 @@ def test_random_workload_with_crashes_keeps_every_invariant():
     rng = random.Random(seed)
     crashes = 40 if STRESS else 10
     cluster = Cluster(transactions=2, accountings=3,
-                      tx_extra=["--overdraft-limit", str(OVERDRAFT_LIMIT)])
+                      tx_extra=["--overdraft-limit", str(OVERDRAFT_LIMIT)],
+                      acc_extra=["--overdraft-limit", str(OVERDRAFT_LIMIT)])
+    for account, (currency, limit) in OPENED.items():
+        status, answer = cluster.post_definitive(
+            "/accounts", {"account": account, "currency": currency, "overdraft_limit": limit},
+            f"open-{account}", cluster.txs[0])
+        assert status == 201, (status, answer)
+    # inv-5 opened implicitly by money, in XXX (else the first transfer to
+    # it would open it in its payer's currency).
+    status, answer = cluster.post_definitive("/transactions", {"account": "inv-5", "amount": 1},
+                                             "open-inv-5", cluster.txs[0])
+    assert status == 201 and answer["currency"] == "XXX", (status, answer)
     stopping = threading.Event()
     clients = [Client(cluster, rng.random(), i, stopping) for i in range(6)]
     for client in clients:
@@ -213,7 +255,7 @@ def test_random_workload_with_crashes_keeps_every_invariant():
     balances, states_at = fold_checked(events)
 
     statuses = {}
-    acked_total = 0
+    acked_total = {"XXX": 1}  # open-inv-5
     for op in ops:
         statuses[op["status"]] = statuses.get(op["status"], 0) + 1
         ids = event_ids(op["key"], op["path"], op["body"])
@@ -223,15 +265,27 @@ def test_random_workload_with_crashes_keeps_every_invariant():
             assert op["status"] in (400, 422) and not any(landed), op
         elif op["status"] == 201:
             check_answer_against_log(op, by_id, states_at)
-            acked_total += deltas(op["path"], op["body"])
+            for currency, net in deltas(op["path"], op["body"]).items():
+                acked_total[currency] = acked_total.get(currency, 0) + net
         else:
             # A refusal is definitive: a landed command retried by key is
             # answered with its original 201, never refused.
             assert op["status"] in (409, 422) and not any(landed), op
     want_ids = {i for op in ops if op["status"] == 201
                 for i in event_ids(op["key"], op["path"], op["body"])}
+    want_ids |= {f"open-{account}" for account in [*OPENED, "inv-5"]}
     assert set(by_id) == want_ids, sorted(set(by_id) ^ want_ids)[:10]
-    assert sum(balances.values()) == acked_total
+    totals = {}
+    for account, balance in balances.items():
+        totals[CURRENCY[account]] = totals.get(CURRENCY[account], 0) + balance
+    assert {c: t for c, t in totals.items() if t} == \
+        {c: t for c, t in acked_total.items() if t}, (totals, acked_total)
+    unlimited_negative = [a for a, b in balances.items() if LIMIT[a] is None and b < 0]
+    note("unlimited accounts that went below zero", len(unlimited_negative))
+    for acc in cluster.accs:
+        status, stats = get_json(f"{acc.url}/stats")
+        assert {c: v["total_balance"] for c, v in stats["currencies"].items() if
+                v["total_balance"]} == {c: t for c, t in totals.items() if t}, stats
 
     replays = [r for client in clients for r in client.replays]
     for kind, op, status, answer in replays:

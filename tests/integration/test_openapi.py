@@ -27,6 +27,7 @@ def test_every_route_is_documented_and_every_documented_route_answers():
                 harness.start_accounting(endpoints, os.path.join(data, "accounting"))]
 
     served = set()
+    methods = {"get", "post", "put", "patch", "delete"}
     for service in services:
         status, part = harness.get_json(service.url + "/openapi.json")
         assert status == 200, service.name
@@ -34,6 +35,8 @@ def test_every_route_is_documented_and_every_documented_route_answers():
             f"{service.name} serves undocumented routes: {part['x-undocumented-routes']}"
         for path, operations in part["paths"].items():
             for method, operation in operations.items():
+                if method not in methods:
+                    continue
                 served.add((path, method))
                 url = service.url + path.replace("{id}", "alice")
                 status, headers, body = harness.request(
@@ -44,7 +47,7 @@ def test_every_route_is_documented_and_every_documented_route_answers():
                         f"{service.name} {method.upper()} {path}: route not found"
                 assert str(status) in operation["responses"], \
                     f"{service.name} {method.upper()} {path}: {status} is not documented"
-    documented = {(p, m) for p, ops in document["paths"].items() for m in ops}
+    documented = {(p, m) for p, ops in document["paths"].items() for m in ops if m in methods}
     assert documented == served, f"documented but served nowhere: {documented - served}"
 
     for service in services:

@@ -284,10 +284,11 @@ def test_accounting_pinned_on_another_stream_key_receives_nothing_and_keeps_answ
     finally:
         stop_children([writer])
     status, health = harness.get_json(fooled.url + "/health")
-    assert status == 200 and health["upstream"] == "disconnected", health
-    assert health["applied_seq"] == 0, health
-    status, _ = harness.get_json(fooled.url + "/accounts/intruder0")
-    assert status == 404   # answers from its own (empty) state
+    assert status == 503 and health["upstream"] == "disconnected", health
+    assert health["applied_seq"] == 0 and health["reads"] == "not-caught-up", health
+    status, problem = harness.get_json(fooled.url + "/accounts/intruder0")
+    # Never caught up, no local state: it says so rather than 404.
+    assert status == 503 and problem["type"].endswith("/not-caught-up"), problem
     status, body = harness.get_json(honest.url + "/accounts/intruder0")
     assert status == 200 and body["balance"] == 100
     for service in (honest, fooled, stream):

@@ -74,7 +74,8 @@ def test_deposit_withdraw_transfer_and_batch_answer_with_the_stored_events():
         "/transactions", {"account": "alice", "amount": 1250, "reference": "salary"}, headers)
     assert status == 201, dep
     assert resp_headers["x-request-id"] == "req-1"
-    assert list(dep) == ["seq", "id", "type", "ts", "account", "amount", "balance"], dep
+    assert list(dep) == ["seq", "id", "type", "ts", "account", "amount", "currency",
+                         "balance"], dep
     assert (dep["type"], dep["account"], dep["amount"], dep["balance"]) == \
         ("deposited", "alice", 1250, 1250)
 
@@ -584,7 +585,7 @@ def test_a_body_spelled_plainly_or_with_escapes_is_the_same_request():
     json_type = {"Content-Type": "application/json"}
     cases = [
         ("/transactions", b'{"account":"sp-a","amount":900,"reference":"r\xc3\xa9f"}',
-         b'{"acc\\u006funt" : "sp-a",\f"amount":900,"reference":"r\\u00e9f"}'),
+         b'{"acc\\u006funt" : "sp-a",\t"amount":900,"reference":"r\\u00e9f"}'),
         ("/transfers", b'{"from":"sp-a","to":"sp-b","amount":100}',
          b'{"from":"sp\\u002da","to":"sp-b","amount":100}'),
         ("/batch", b'{"commands":[{"account":"sp-b","amount":-40},'

@@ -218,6 +218,61 @@ static void test_list_is_sorted_and_paginates_across_new_accounts (void)
     accounts_destroy (&accounts);
 }
 
+//  Schema 2: currency fixed by an account's first event, limit and
+//  metadata as of any seq, money of another currency skipped and counted,
+//  totals per currency.
+static void test_settings_and_currencies_fold_as_of_every_seq (void)
+{
+    accounts_t *accounts = accounts_new ();
+    CHECK (accounts);
+    event_t open = s_event (1, 1, EVENT_ACCOUNT_OPENED, 0);
+    strcpy (open.account, "shop");
+    strcpy (open.currency, "EUR");
+    open.has_limit = true;
+    open.overdraft_limit = 100;
+    strcpy (open.metadata, "{\"tier\":\"gold\"}");
+    open.metadata_bytes = strlen (open.metadata);
+    CHECK (accounts_apply (accounts, &open) == ACCOUNTS_APPLIED);
+    event_t pay = s_event (2, 2, EVENT_DEPOSITED, 50);
+    strcpy (pay.account, "shop");
+    strcpy (pay.currency, "EUR");
+    CHECK (accounts_apply (accounts, &pay) == ACCOUNTS_APPLIED);
+    event_t wrong = s_event (3, 3, EVENT_DEPOSITED, 7);
+    strcpy (wrong.account, "shop");
+    strcpy (wrong.currency, "USD");
+    CHECK (accounts_apply (accounts, &wrong) == ACCOUNTS_MISMATCH);
+    event_t update = s_event (4, 4, EVENT_ACCOUNT_UPDATED, 0);
+    strcpy (update.account, "shop");
+    update.has_limit = true;
+    update.overdraft_limit = EVENT_LIMIT_UNLIMITED;
+    CHECK (accounts_apply (accounts, &update) == ACCOUNTS_APPLIED);
+    event_t implicit = s_event (5, 5, EVENT_DEPOSITED, 9);
+    strcpy (implicit.account, "plain");
+    strcpy (implicit.currency, "XXX");
+    CHECK (accounts_apply (accounts, &implicit) == ACCOUNTS_APPLIED);
+    account_state_t state;
+    CHECK (accounts_state_at (accounts, "shop", INT64_MAX, &state) == 0);
+    CHECK (state.version == 3 && state.balance == 50 &&
+           strcmp (state.currency, "EUR") == 0);
+    CHECK (!state.limit_implicit && state.overdraft_limit == EVENT_LIMIT_UNLIMITED);
+    CHECK (strcmp (state.metadata, "{\"tier\":\"gold\"}") == 0); // kept by the update
+    CHECK (accounts_state_at (accounts, "shop", 3, &state) == 0);
+    CHECK (state.version == 2 && state.overdraft_limit == 100 && state.last_seq == 2);
+    CHECK (accounts_state_at (accounts, "plain", INT64_MAX, &state) == 0);
+    CHECK (state.limit_implicit && !state.metadata &&
+           strcmp (state.currency, "XXX") == 0);
+    CHECK (accounts_mismatch_skipped (accounts) == 1 &&
+           accounts_applied_seq (accounts) == 5);
+    size_t count = 0;
+    const account_currency_t *currencies = accounts_currencies (accounts, &count);
+    //  In the order first seen; USD was seen in the skipped event only.
+    CHECK (count == 3 && strcmp (currencies[0].currency, "EUR") == 0);
+    CHECK (currencies[0].accounts == 1 && currencies[0].total == 50);
+    CHECK (strcmp (currencies[1].currency, "USD") == 0 && currencies[1].accounts == 0);
+    CHECK (currencies[2].accounts == 1 && currencies[2].total == 9);
+    accounts_destroy (&accounts);
+}
+
 typedef struct {
     uint8_t *data;
     size_t bytes;
@@ -288,6 +343,41 @@ static void test_saved_state_loads_into_the_same_answers (void)
     accounts_destroy (&loaded);
     free (saved.data);
     accounts_destroy (&accounts);
+    //  Schema 2: currencies, limits and metadata as of every seq come back.
+    accounts = accounts_new ();
+    event_t open = s_event (1, 1, EVENT_ACCOUNT_OPENED, 0);
+    strcpy (open.account, "shop");
+    strcpy (open.currency, "EUR");
+    open.has_limit = true;
+    open.overdraft_limit = 100;
+    strcpy (open.metadata, "{\"tier\":\"gold\"}");
+    open.metadata_bytes = strlen (open.metadata);
+    CHECK (accounts_apply (accounts, &open) == ACCOUNTS_APPLIED);
+    event_t pay = s_event (2, 2, EVENT_DEPOSITED, 50);
+    strcpy (pay.account, "shop");
+    strcpy (pay.currency, "EUR");
+    CHECK (accounts_apply (accounts, &pay) == ACCOUNTS_APPLIED);
+    event_t wrong = s_event (3, 3, EVENT_DEPOSITED, 7);
+    strcpy (wrong.account, "shop");
+    strcpy (wrong.currency, "USD");
+    CHECK (accounts_apply (accounts, &wrong) == ACCOUNTS_MISMATCH);
+    saved = (buffer_t){0};
+    CHECK (accounts_save (accounts, s_buffer_write, &saved) == 0);
+    loaded = accounts_new ();
+    CHECK (accounts_load (loaded, saved.data, saved.bytes) == 0);
+    account_state_t state;
+    CHECK (accounts_state_at (loaded, "shop", INT64_MAX, &state) == 0);
+    CHECK (state.version == 2 && state.balance == 50 && strcmp (state.currency, "EUR") == 0 &&
+           !state.limit_implicit && state.overdraft_limit == 100 &&
+           strcmp (state.metadata, "{\"tier\":\"gold\"}") == 0);
+    size_t count = 0;
+    const account_currency_t *currencies = accounts_currencies (loaded, &count);
+    CHECK (count == 2 && strcmp (currencies[0].currency, "EUR") == 0 &&
+           currencies[0].accounts == 1 && currencies[0].total == 50 &&
+           accounts_mismatch_skipped (loaded) == 1);
+    accounts_destroy (&loaded);
+    free (saved.data);
+    accounts_destroy (&accounts);
 }
 
 int main (void)
@@ -295,6 +385,7 @@ int main (void)
     test_fold_matches_model_at_every_point ();
     test_overflowing_event_is_skipped_and_counted ();
     test_list_is_sorted_and_paginates_across_new_accounts ();
+    test_settings_and_currencies_fold_as_of_every_seq ();
     test_saved_state_loads_into_the_same_answers ();
     printf ("test_accounts: all claims hold\n");
     return 0;

@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <time.h>
 
+#define streq(a, b) (strcmp ((a), (b)) == 0)
+
 static const char *s_deposit =
     "{\"seq\":17,\"id\":\"0b7f3c1e-9d2a-4f6b-8c1d-2e3f4a5b6c7d\","
     "\"type\":\"deposited\",\"v\":1,\"ts\":"
@@ -320,9 +322,44 @@ static const bad_input_t s_bad_proposed[] = {
     {"{\"id\":\"e1\",\"ts\":\"2026-01-01T00:00:00.000Z\",\"type\":\"deposited\",\"v\":1}",
      "ts: not allowed in a proposed event"},
     {"{\"id\":\"e1\",\"type\":\"refunded\",\"v\":1,\"account\":\"a\",\"amount\":1}",
-     "type: must be deposited, withdrawn or transferred"},
+     "type: must be deposited, withdrawn, transferred, account_opened or "
+     "account_updated"},
+    {"{\"id\":\"e1\",\"type\":\"deposited\",\"v\":3,\"account\":\"a\",\"amount\":1}",
+     "v: must be an integer between 1 and 2"},
     {"{\"id\":\"e1\",\"type\":\"deposited\",\"v\":2,\"account\":\"a\",\"amount\":1}",
-     "v: must be an integer between 1 and 1"},
+     "currency: missing"},
+    {"{\"id\":\"e1\",\"type\":\"deposited\",\"v\":2,\"account\":\"a\",\"amount\":1,"
+     "\"currency\":\"eur\"}",
+     "currency: must be a string matching"},
+    {"{\"id\":\"e1\",\"type\":\"deposited\",\"v\":1,\"account\":\"a\",\"amount\":1,"
+     "\"currency\":\"EUR\"}",
+     "currency: not allowed in a deposited event"},
+    {"{\"id\":\"e1\",\"type\":\"account_opened\",\"v\":1,\"account\":\"a\","
+     "\"currency\":\"EUR\",\"overdraft_limit\":0}",
+     "v: account_opened needs version 2"},
+    {"{\"id\":\"e1\",\"type\":\"account_opened\",\"v\":2,\"account\":\"a\","
+     "\"currency\":\"EUR\"}",
+     "overdraft_limit: missing"},
+    {"{\"id\":\"e1\",\"type\":\"account_opened\",\"v\":2,\"account\":\"a\","
+     "\"currency\":\"EUR\",\"overdraft_limit\":-1}",
+     "overdraft_limit: must be null or an integer"},
+    {"{\"id\":\"e1\",\"type\":\"account_opened\",\"v\":2,\"account\":\"a\","
+     "\"currency\":\"EUR\",\"overdraft_limit\":0,\"amount\":5}",
+     "amount: not allowed in a account_opened event"},
+    {"{\"id\":\"e1\",\"type\":\"account_updated\",\"v\":2,\"account\":\"a\"}",
+     "account_updated: needs overdraft_limit or metadata"},
+    {"{\"id\":\"e1\",\"type\":\"account_updated\",\"v\":2,\"account\":\"a\","
+     "\"metadata\":{\"Bad\":\"x\"}}",
+     "metadata.Bad: keys must match"},
+    {"{\"id\":\"e1\",\"type\":\"account_updated\",\"v\":2,\"account\":\"a\","
+     "\"metadata\":{\"a\":1}}",
+     "metadata.a: must be a string"},
+    {"{\"id\":\"e1\",\"type\":\"account_updated\",\"v\":2,\"account\":\"a\","
+     "\"metadata\":{\"a\":\"x\",\"a\":\"y\"}}",
+     "metadata.a: duplicate key"},
+    {"{\"id\":\"e1\",\"type\":\"account_updated\",\"v\":2,\"account\":\"a\","
+     "\"metadata\":{\"a\":\"x\\u0000\"}}",
+     "metadata: values must be valid UTF-8 without NUL"},
     {"{\"id\":\"e1\",\"type\":\"deposited\",\"v\":1,\"account\":\"a\",\"amount\":1,\"x\":"
      "1}",
      "x: unknown field"},
@@ -383,7 +420,7 @@ static void test_unknown_type_or_newer_version_parses_as_unknown (void)
         "{\"seq\":5,\"id\":\"e5\",\"type\":\"frozen\",\"v\":1,\"ts\":\"2026-01-01T00:00:"
         "00.000Z\","
         "\"account\":\"a\",\"whatever\":[1,2]}",
-        "{\"seq\":5,\"id\":\"e5\",\"type\":\"deposited\",\"v\":2,\"ts\":\"2026-01-01T00:"
+        "{\"seq\":5,\"id\":\"e5\",\"type\":\"deposited\",\"v\":3,\"ts\":\"2026-01-01T00:"
         "00:00.000Z\","
         "\"account\":{\"new\":\"shape\"}}",
     };
@@ -887,7 +924,8 @@ static void test_canonical_parse_refuses_every_other_spelling (void)
     const char *others[] = {
         "{\"seq\":17, \"id\":\"e\",\"type\":\"deposited\",\"v\":1,\"ts\":\"2026-11-22T07:"
         "28:47.123Z\",\"account\":\"alice\",\"amount\":1250}",
-        "{\"seq\":17,\n\"id\":\"e\",\"type\":\"deposited\",\"v\":1,\"ts\":\"2026-11-22T07:"
+        "{\"seq\":17,\n\"id\":\"e\",\"type\":\"deposited\",\"v\":1,\"ts\":\"2026-11-"
+        "22T07:"
         "28:47.123Z\",\"account\":\"alice\",\"amount\":1250}",
         "{\"seq\":17,\"id\":\"e\",\"type\":\"deposited\",\"v\":1,\"ts\":\"2026-11-22T07:"
         "28:47.123Z\",\"amount\":1250,\"account\":\"alice\"}",
@@ -896,7 +934,16 @@ static void test_canonical_parse_refuses_every_other_spelling (void)
         "{\"seq\":17,\"id\":\"e\",\"type\":\"deposited\",\"v\":1,\"ts\":\"2026-11-22T07:"
         "28:47.123Z\",\"account\":\"alice\",\"amount\":1250}\r",
         "{\"seq\":17,\"id\":\"e\",\"type\":\"refunded\",\"v\":1,\"ts\":\"2026-11-22T07:"
-        "28:47.123Z\",\"account\":\"alice\",\"amount\":1250}",
+        "28:47.123Z\",\"account\":\"alice\", \"amount\":1250}",
+        "{\"seq\":17,\"id\":\"e\",\"type\":\"refunded\",\"v\":1,\"ts\":\"2026-11-22T07:"
+        "28:47.123Z\",\"account\":\"\\u0061\"}",
+        "{\"seq\":17,\"id\":\"e\",\"type\":\"refunded\",\"ts\":\"2026-11-22T07:"
+        "28:47.123Z\",\"v\":1}",
+        "{\"seq\":17,\"id\":\"e\",\"type\":\"deposited\",\"v\":2,\"ts\":\"2026-11-22T07:"
+        "28:47.123Z\",\"account\":\"alice\",\"currency\":\"EUR\",\"amount\":1250}",
+        "{\"seq\":17,\"id\":\"e\",\"type\":\"account_updated\",\"v\":2,\"ts\":\"2026-11-"
+        "22T07:"
+        "28:47.123Z\",\"account\":\"alice\",\"metadata\":{\"b\":\"1\",\"a\":\"2\"}}",
     };
     for (size_t i = 0; i < sizeof others / sizeof others[0]; i++) {
         error[0] = '\0';
@@ -1016,6 +1063,141 @@ static void test_bad_principals_are_rejected (void)
     }
 }
 
+//  Schema 2: each new shape is canonical, read by both parsers alike, and
+//  formats back to its own bytes.
+static const char *s_v2_lines[] = {
+    "{\"seq\":3,\"id\":\"d\",\"type\":\"deposited\",\"v\":2,\"ts\":\"2026-11-22T07:28:47."
+    "123Z\","
+    "\"account\":\"alice\",\"amount\":5,\"currency\":\"EUR\",\"meta\":{\"principal\":"
+    "\"p\"}}",
+    "{\"seq\":4,\"id\":\"t\",\"type\":\"transferred\",\"v\":2,\"ts\":\"2026-11-22T07:28:"
+    "47.123Z\","
+    "\"from\":\"alice\",\"to\":\"bob\",\"amount\":5,\"currency\":\"USDC1\"}",
+    "{\"seq\":5,\"id\":\"o\",\"type\":\"account_opened\",\"v\":2,\"ts\":\"2026-11-22T07:"
+    "28:47."
+    "123Z\",\"account\":\"cash\",\"currency\":\"EUR\",\"overdraft_limit\":null}",
+    "{\"seq\":6,\"id\":\"o2\",\"type\":\"account_opened\",\"v\":2,\"ts\":\"2026-11-22T07:"
+    "28:47."
+    "123Z\",\"account\":\"bob\",\"currency\":\"EUR\",\"overdraft_limit\":100,"
+    "\"metadata\":{"
+    "\"a\":\"\",\"b\":\"caf\xc3\xa9 \\\"x\\\"\\n\"},\"meta\":{\"reference\":\"r\"}}",
+    "{\"seq\":7,\"id\":\"u\",\"type\":\"account_updated\",\"v\":2,\"ts\":\"2026-11-22T07:"
+    "28:47."
+    "123Z\",\"account\":\"bob\",\"metadata\":{}}",
+    "{\"seq\":8,\"id\":\"u2\",\"type\":\"account_updated\",\"v\":2,\"ts\":\"2026-11-"
+    "22T07:28:47."
+    "123Z\",\"account\":\"bob\",\"overdraft_limit\":0}",
+};
+
+static void test_v2_lines_are_canonical_and_round_trip (void)
+{
+    for (size_t i = 0; i < sizeof s_v2_lines / sizeof s_v2_lines[0]; i++) {
+        const char *line = s_v2_lines[i];
+        event_t fast, reference;
+        char error[256] = "";
+        if (event_parse_canonical (line, strlen (line), &fast, error, 256) != 0) {
+            fprintf (stderr, "    line %zu: %s\n", i, error);
+            CHECK (false);
+            continue;
+        }
+        CHECK (s_reference_stored (line, strlen (line), &reference, error) == 0);
+        CHECK (event_difference (&fast, &reference) == NULL);
+        char buffer[EVENT_LINE_BYTES_MAX];
+        size_t bytes = event_format_stored (&fast, buffer, sizeof buffer);
+        CHECK (bytes == strlen (line) && memcmp (buffer, line, bytes) == 0);
+    }
+    event_t event;
+    char error[256];
+    CHECK (s_stored (s_v2_lines[3], &event, error) == 0);
+    CHECK (event.type == EVENT_ACCOUNT_OPENED && event.has_limit &&
+           event.overdraft_limit == 100 && streq (event.currency, "EUR"));
+    CHECK (s_stored (s_v2_lines[2], &event, error) == 0);
+    CHECK (event.overdraft_limit == EVENT_LIMIT_UNLIMITED);
+    CHECK (s_stored (s_v2_lines[4], &event, error) == 0);
+    CHECK (!event.has_limit && streq (event.metadata, "{}"));
+}
+
+static void test_v1_events_upcast_to_currency_xxx_and_keep_their_bytes (void)
+{
+    event_t fast, reference;
+    char error[256] = "";
+    CHECK (event_parse_canonical (s_deposit, strlen (s_deposit), &fast, error, 256) == 0);
+    CHECK (s_reference_stored (s_deposit, strlen (s_deposit), &reference, error) == 0);
+    CHECK (streq (fast.currency, "XXX") && fast.v == 1);
+    CHECK (event_difference (&fast, &reference) == NULL);
+    char buffer[EVENT_LINE_BYTES_MAX];
+    CHECK (event_format_stored (&fast, buffer, sizeof buffer) == strlen (s_deposit));
+    CHECK (streq (buffer, s_deposit));
+    //  A v1 proposal (a writer of the previous version) is stored as given.
+    const char *proposed =
+        "{\"id\":\"p\",\"type\":\"withdrawn\",\"v\":1,\"account\":\"a\",\"amount\":2}";
+    CHECK (s_proposed (proposed, &fast, error) == 0 && streq (fast.currency, "XXX"));
+    CHECK (event_format_proposed (&fast, buffer, sizeof buffer) == strlen (proposed));
+}
+
+static void test_unknown_types_in_minimal_form_are_canonical (void)
+{
+    const char *lines[] = {
+        "{\"seq\":9,\"id\":\"x\",\"type\":\"transfer_pending\",\"v\":2,\"ts\":\"2026-11-"
+        "22T07:"
+        "28:47.123Z\",\"from\":\"a\",\"to\":\"b\",\"amount\":5,\"currency\":\"EUR\"}",
+        "{\"seq\":9,\"id\":\"x\",\"type\":\"deposited\",\"v\":3,\"ts\":\"2026-11-22T07:"
+        "28:47."
+        "123Z\",\"account\":{\"new\":[1,\"caf\xc3\xa9\\n\"]}}",
+        "{\"seq\":9,\"id\":\"x\",\"type\":\"frozen\",\"v\":7,\"ts\":\"2026-11-22T07:28:"
+        "47.123Z\"}",
+    };
+    for (size_t i = 0; i < sizeof lines / sizeof lines[0]; i++) {
+        event_t event;
+        char error[256] = "";
+        if (event_parse_canonical (lines[i], strlen (lines[i]), &event, error, 256) != 0)
+            fprintf (stderr, "    line %zu: %s\n", i, error);
+        CHECK (event.type == EVENT_TYPE_UNKNOWN && event.seq == 9);
+    }
+}
+
+static int s_metadata (const char *json, char *out, char *error)
+{
+    cJSON *object = cJSON_Parse (json);
+    int bytes = event_metadata_format (object, out, error, 256);
+    cJSON_Delete (object);
+    return bytes;
+}
+
+static void test_metadata_is_sorted_escaped_and_bounded (void)
+{
+    char out[EVENT_METADATA_BYTES_MAX + 1], error[256] = "";
+    CHECK (s_metadata ("{\"b\":\"2\",\"a\":\"x\\\"\\n\\u0001\"}", out, error) > 0);
+    CHECK (streq (out, "{\"a\":\"x\\\"\\n\\u0001\",\"b\":\"2\"}"));
+    CHECK (s_metadata ("{}", out, error) == 2 && streq (out, "{}"));
+    //  The limits exactly, and one beyond each.
+    char json[8 * EVENT_METADATA_BYTES_MAX];
+    size_t at = (size_t)sprintf (json, "{");
+    for (int i = 0; i < EVENT_METADATA_KEYS_MAX; i++)
+        at += (size_t)sprintf (json + at, "%s\"k%02d%029d\":\"%0256d\"", i ? "," : "", i,
+                               0, 0);
+    sprintf (json + at, "}");
+    CHECK (s_metadata (json, out, error) > 0);
+    sprintf (json + at, ",\"z\":\"\"}");
+    CHECK (s_metadata (json, out, error) < 0 && strstr (error, "more than 16 keys"));
+    CHECK (s_metadata (
+               "{\"k\":\""
+               "0123456789012345678901234567890123456789012345678901234567890123"
+               "0123456789012345678901234567890123456789012345678901234567890123"
+               "0123456789012345678901234567890123456789012345678901234567890123"
+               "01234567890123456789012345678901234567890123456789012345678901234\"}",
+               out, error) < 0);
+    CHECK (strncmp (error, "metadata.k:", 11) == 0);
+    CHECK (s_metadata ("{\"abcdefghijabcdefghijabcdefghijab\":\"\"}", out, error) > 0);
+    CHECK (s_metadata ("{\"abcdefghijabcdefghijabcdefghijabc\":\"\"}", out, error) < 0);
+    CHECK (s_metadata ("{\"\":\"x\"}", out, error) < 0);
+    CHECK (s_metadata ("{\"1a\":\"x\"}", out, error) < 0);
+    CHECK (s_metadata ("{\"a-b\":\"x\"}", out, error) < 0);
+    CHECK (s_metadata ("{\"a\":null}", out, error) < 0);
+    CHECK (s_metadata ("[\"a\"]", out, error) < 0 &&
+           strncmp (error, "metadata:", 9) == 0);
+}
+
 int main (void)
 {
     RUN (test_stored_line_round_trips_byte_for_byte);
@@ -1043,6 +1225,10 @@ int main (void)
     RUN (test_ts_minute_cache_judges_each_line_afresh);
     RUN (test_principal_is_last_in_meta_and_optional);
     RUN (test_bad_principals_are_rejected);
+    RUN (test_v2_lines_are_canonical_and_round_trip);
+    RUN (test_v1_events_upcast_to_currency_xxx_and_keep_their_bytes);
+    RUN (test_unknown_types_in_minimal_form_are_canonical);
+    RUN (test_metadata_is_sorted_escaped_and_bounded);
     RUN (test_print_parse_rates);
     return check_exit_status ();
 }

@@ -144,15 +144,15 @@ static void s_get_hello (http_request_t *request, void *arg)
 }
 
 static const http_route_t s_routes[] = {
-    {"GET", "/things/{id}", s_get_thing, 0, AUTH_SCOPE_OPEN},
-    {"POST", "/things", s_post_thing, TEST_BODY_BYTES_MAX, AUTH_SCOPE_OPEN},
-    {"GET", "/slow", s_get_slow, 0, AUTH_SCOPE_OPEN},
-    {"GET", "/never", s_get_never, 0, AUTH_SCOPE_OPEN},
-    {"GET", "/stats", s_get_stats, 0, AUTH_SCOPE_OPEN},
-    {"GET", "/taken", s_get_taken, 0, AUTH_SCOPE_OPEN},
-    {"GET", "/wait", s_get_wait, 0, AUTH_SCOPE_OPEN},
-    {"GET", "/wake", s_get_wake, 0, AUTH_SCOPE_OPEN},
-    {"GET", "/hello", s_get_hello, 0, AUTH_SCOPE_OPEN},
+    {"GET", "/things/{id}", s_get_thing, 0, AUTH_SCOPE_OPEN, "color x"},
+    {"POST", "/things", s_post_thing, TEST_BODY_BYTES_MAX, AUTH_SCOPE_OPEN, NULL},
+    {"GET", "/slow", s_get_slow, 0, AUTH_SCOPE_OPEN, "now"},
+    {"GET", "/never", s_get_never, 0, AUTH_SCOPE_OPEN, NULL},
+    {"GET", "/stats", s_get_stats, 0, AUTH_SCOPE_OPEN, NULL},
+    {"GET", "/taken", s_get_taken, 0, AUTH_SCOPE_OPEN, NULL},
+    {"GET", "/wait", s_get_wait, 0, AUTH_SCOPE_OPEN, NULL},
+    {"GET", "/wake", s_get_wake, 0, AUTH_SCOPE_OPEN, NULL},
+    {"GET", "/hello", s_get_hello, 0, AUTH_SCOPE_OPEN, NULL},
 };
 
 //  Serves until SIGTERM/SIGINT; reports the bound port on report_fd if >= 0.

@@ -17,6 +17,10 @@
 
 #include "check.h"
 
+#ifndef streq
+#define streq(a, b) (strcmp ((a), (b)) == 0)
+#endif
+
 #define TEST_ID_POOL       (WRITE_MODEL_RECENT_EVENTS_MAX + WRITE_MODEL_RECENT_EVENTS_MAX / 2)
 #define TEST_ID_EVENTS     (4 * WRITE_MODEL_RECENT_EVENTS_MAX)
 #define TEST_ID_CHECKS     64 // random ids checked after each event
@@ -210,11 +214,62 @@ static void test_accounts_match_model_through_holds_forgetting_and_growth (void)
     write_model_destroy (&model);
 }
 
+//  Schema 2: the first event fixes an account's currency; account events
+//  set its limit and metadata and count as touches; money of another
+//  currency moves nothing (as in accounting's fold).
+static void test_settings_follow_account_events_and_currency_is_kept (void)
+{
+    write_model_t *model = write_model_new ();
+    CHECK (model);
+    event_t event;
+    event_init (&event);
+    event.seq = 1;
+    event.type = EVENT_ACCOUNT_OPENED;
+    snprintf (event.id, sizeof event.id, "o");
+    snprintf (event.account, sizeof event.account, "shop");
+    snprintf (event.currency, sizeof event.currency, "EUR");
+    event.has_limit = true;
+    event.overdraft_limit = EVENT_LIMIT_UNLIMITED;
+    snprintf (event.metadata, sizeof event.metadata, "{\"k\":\"v\"}");
+    event.metadata_bytes = strlen (event.metadata);
+    CHECK (write_model_apply (model, &event) == 0);
+    int64_t balance, available, version;
+    write_model_account_t *entry =
+        write_model_figures (model, "shop", &balance, &available, &version);
+    write_model_settings_t settings;
+    write_model_settings (entry, &settings);
+    CHECK (settings.known && streq (settings.currency, "EUR") && version == 1);
+    CHECK (settings.limit_set && settings.overdraft_limit == EVENT_LIMIT_UNLIMITED);
+    CHECK (settings.metadata_hash != 0);
+    const write_model_record_t *record = write_model_record (model, 1);
+    CHECK (record && record->version == 1 && streq (record->currency, "EUR"));
+    event_init (&event);
+    event.seq = 2;
+    event.type = EVENT_DEPOSITED;
+    event.amount = 5;
+    snprintf (event.id, sizeof event.id, "usd");
+    snprintf (event.account, sizeof event.account, "shop");
+    snprintf (event.currency, sizeof event.currency, "USD");
+    CHECK (write_model_apply (model, &event) == 0);
+    CHECK (write_model_balance (model, "shop") == 0 &&
+           write_model_version (model, "shop") == 1);
+    snprintf (event.id, sizeof event.id, "eur");
+    snprintf (event.currency, sizeof event.currency, "EUR");
+    event.seq = 3;
+    CHECK (write_model_apply (model, &event) == 0);
+    CHECK (write_model_balance (model, "shop") == 5 &&
+           write_model_version (model, "shop") == 2);
+    write_model_settings (NULL, &settings);
+    CHECK (!settings.known && streq (settings.currency, ""));
+    write_model_destroy (&model);
+}
+
 int main (void)
 {
     RUN (test_find_gives_latest_kept_seq_of_repeated_and_evicted_ids);
     RUN (test_seen_knows_the_ids_of_the_window_beyond_the_ring);
     RUN (test_seen_skips_ids_below_the_window_of_the_known_head);
     RUN (test_accounts_match_model_through_holds_forgetting_and_growth);
+    RUN (test_settings_follow_account_events_and_currency_is_kept);
     return check_exit_status ();
 }
