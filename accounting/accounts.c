@@ -707,9 +707,9 @@ static int s_save_account (accounts_t *self, const account_t *account,
 int accounts_save (accounts_t *self, accounts_write_fn *write_fn, void *arg)
 {
     assert (self && write_fn);
-    saved_head_t head = {self->applied_seq,      self->events_applied,
-                         self->unknown_skipped,  self->overflow_skipped,
-                         self->count,            self->mismatch_skipped,
+    saved_head_t head = {self->applied_seq,     self->events_applied,
+                         self->unknown_skipped, self->overflow_skipped,
+                         self->count,           self->mismatch_skipped,
                          self->currency_count};
     if (write_fn (arg, &head, sizeof head) ||
         write_fn (arg, self->names, self->currency_count * sizeof self->names[0]) ||
@@ -750,8 +750,8 @@ static int s_load_settings (accounts_t *self, account_t *account, uint32_t count
             entry.metadata_bytes > *left)
             return -1;
         settings_t *settings = &account->settings[account->settings_count++];
-        *settings = (settings_t){entry.seq, entry.overdraft_limit, entry.limit_implicit != 0,
-                                 NULL};
+        *settings = (settings_t){entry.seq, entry.overdraft_limit,
+                                 entry.limit_implicit != 0, NULL};
         if (entry.metadata_bytes) {
             if (!(settings->metadata = malloc (entry.metadata_bytes + 1)))
                 return -1;
@@ -771,14 +771,16 @@ static int s_load_account (accounts_t *self, const uint8_t **data, size_t *left)
     saved_account_t saved;
     char id[EVENT_ACCOUNT_BYTES_MAX + 1];
     if (s_take (data, left, &saved, sizeof saved) || saved.id_bytes == 0 ||
-        saved.id_bytes > EVENT_ACCOUNT_BYTES_MAX || saved.currency >= self->currency_count ||
-        s_take (data, left, id, saved.id_bytes))
+        saved.id_bytes > EVENT_ACCOUNT_BYTES_MAX ||
+        saved.currency >= self->currency_count || s_take (data, left, id, saved.id_bytes))
         return -1;
     id[saved.id_bytes] = 0;
-    if (memchr (id, 0, saved.id_bytes) || *left / sizeof (account_touch_t) < saved.version)
+    if (memchr (id, 0, saved.id_bytes) ||
+        *left / sizeof (account_touch_t) < saved.version)
         return -1;
     uint32_t hash = s_hash (id, saved.id_bytes);
-    if (s_find (self, id, saved.id_bytes, hash) || s_reserve_account (self, saved.id_bytes))
+    if (s_find (self, id, saved.id_bytes, hash) ||
+        s_reserve_account (self, saved.id_bytes))
         return -1;
     account_t *account = s_add (self, id, saved.id_bytes, hash);
     account->currency = (uint16_t)saved.currency;
@@ -796,7 +798,8 @@ static int s_load_account (accounts_t *self, const uint8_t **data, size_t *left)
             return -1;
     }
     account->version = saved.version;
-    account->balance = saved.version ? account->history[saved.version - 1].balance_after : 0;
+    account->balance =
+        saved.version ? account->history[saved.version - 1].balance_after : 0;
     self->total += account->balance;
     if (saved.version) {
         self->currencies[saved.currency].accounts++;
@@ -810,8 +813,10 @@ int accounts_load (accounts_t *self, const uint8_t *data, size_t bytes)
     assert (self && self->applied_seq == 0 && self->count == 0);
     saved_head_t head;
     if (s_take (&data, &bytes, &head, sizeof head) || head.applied_seq < 0 ||
-        head.count > ACCOUNTS_COUNT_MAX || head.currency_count > ACCOUNTS_CURRENCIES_MAX ||
-        s_take (&data, &bytes, self->names, head.currency_count * sizeof self->names[0]) ||
+        head.count > ACCOUNTS_COUNT_MAX ||
+        head.currency_count > ACCOUNTS_CURRENCIES_MAX ||
+        s_take (&data, &bytes, self->names,
+                head.currency_count * sizeof self->names[0]) ||
         bytes / sizeof (int64_t) < (uint64_t)head.applied_seq)
         return -1;
     self->currency_count = head.currency_count;

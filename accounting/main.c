@@ -55,7 +55,7 @@ typedef struct {
     int64_t overdraft_limit; // what accounts opened implicitly show as theirs
     bool reuse_port;
     bool rebuild;
-    log_file_config_t log; // --segment-bytes, --verify
+    log_file_config_t log;  // --segment-bytes, --verify
     int64_t snapshot_every; // events between snapshots; 0: at clean shutdown only
     log_level_t log_level;
     security_config_t security;
@@ -69,7 +69,7 @@ typedef struct {
     char data_dir[ACCOUNTING_PATH_BYTES_MAX];
     snapshot_t *snapshot;
     int64_t snapshot_started_ms; // zclock_mono of the last one started
-    bool failed; // a fatal error stopped the loop
+    bool failed;                 // a fatal error stopped the loop
     //  What the replica says of the log it copies, for the subscriber to
     //  refuse another history: the ids of seq 1 and of its last line.
     char identity[EVENT_ID_BYTES_MAX + 1];
@@ -142,9 +142,9 @@ static void s_usage (FILE *out)
         "  --http-port N           HTTP port (%d; 0 = any)\n"
         "  --data-dir DIR          replica directory (data/accounting-<port>)\n"
         "  --reuse-port            share the HTTP port with other instances\n"
-        "  --rebuild               discard the replica and snapshots, refetch everything\n"
-        "  --segment-bytes N       roll the replica's segments at N bytes, as the stream\n"
-        "                          does (268435456): the same N gives the same files\n"
+        "  --rebuild               discard the replica and snapshots; refetch all\n"
+        "  --segment-bytes N       roll replica segments at N bytes as the stream does\n"
+        "                          (268435456): the same N gives the same files\n"
         "  --verify                at start, check every sealed segment and checksum\n"
         "  --snapshot-every N      snapshot the state every N events (at most one per\n"
         "                          30 s) and at a clean stop (%d; 0: at a stop only)\n"
@@ -229,8 +229,9 @@ static int s_options_parse (options_t *options, int argc, char *argv[])
             break;
         case OPT_SEGMENT_BYTES: {
             int64_t bytes = 0;
-            rc = config_parse_int64 ("--segment-bytes", optarg, LOG_FILE_SEGMENT_BYTES_MIN,
-                                     LOG_FILE_SEGMENT_BYTES_MAX, &bytes);
+            rc =
+                config_parse_int64 ("--segment-bytes", optarg, LOG_FILE_SEGMENT_BYTES_MIN,
+                                    LOG_FILE_SEGMENT_BYTES_MAX, &bytes);
             options->log.segment_bytes = (uint64_t)bytes;
             break;
         }
@@ -327,7 +328,8 @@ static int s_snapshot_load (void *state, int64_t seq, const uint8_t *body, size_
 {
     service_t *self = state;
     accounts_t *loaded = accounts_new ();
-    if (!loaded || accounts_load (loaded, body, bytes) || accounts_applied_seq (loaded) != seq) {
+    if (!loaded || accounts_load (loaded, body, bytes) ||
+        accounts_applied_seq (loaded) != seq) {
         accounts_destroy (&loaded);
         return -1;
     }
@@ -349,8 +351,8 @@ static void s_on_applied (void *arg, int64_t applied_seq)
     int64_t every = self->options.snapshot_every;
     if (every > 0 && !self->api.replica_failed && !snapshot_running (self->snapshot) &&
         applied_seq - snapshot_seq (self->snapshot) >= every &&
-        (self->snapshot_started_ms == 0 ||
-         zclock_mono () - self->snapshot_started_ms >= ACCOUNTING_SNAPSHOT_INTERVAL_MS_MIN)) {
+        (self->snapshot_started_ms == 0 || zclock_mono () - self->snapshot_started_ms >=
+                                               ACCOUNTING_SNAPSHOT_INTERVAL_MS_MIN)) {
         self->snapshot_started_ms = zclock_mono ();
         //  The replica must hold every seq the snapshot folded, durably:
         //  a start folds the replica after the snapshot's seq.
@@ -373,8 +375,8 @@ static int s_open_replica_from (service_t *self, int64_t seq, char *error,
 {
     log_file_config_t config = self->options.log;
     config.scan_from_seq = seq + 1;
-    self->api.replica = log_file_open (self->data_dir, &config, s_on_scan, self, error,
-                                       error_size);
+    self->api.replica =
+        log_file_open (self->data_dir, &config, s_on_scan, self, error, error_size);
     return self->api.replica ? 0 : -1;
 }
 
@@ -386,7 +388,8 @@ static void s_replica_id (service_t *self, int64_t seq, char *id)
     size_t bytes = 0;
     event_t event;
     id[0] = 0;
-    if (seq >= 1 && log_file_read (self->api.replica, seq, 1, line, sizeof line, &bytes) == 1 &&
+    if (seq >= 1 &&
+        log_file_read (self->api.replica, seq, 1, line, sizeof line, &bytes) == 1 &&
         event_parse_canonical (line, bytes - 1, &event, reason, sizeof reason) == 0)
         memcpy (id, event.id, EVENT_ID_BYTES_MAX + 1);
 }
@@ -410,8 +413,8 @@ static int s_open_replica (service_t *self)
     int64_t seq = snapshot_load (self->snapshot, INT64_MAX, s_snapshot_load, self);
     int rc = s_open_replica_from (self, seq, error, sizeof error);
     if (rc == 0 && log_file_committed_seq (self->api.replica) < seq) {
-        log_warn ("the replica ends at seq %" PRId64 ", before the snapshot at seq %" PRId64
-                  ": folding the whole replica",
+        log_warn ("the replica ends at seq %" PRId64
+                  ", before the snapshot at seq %" PRId64 ": folding the whole replica",
                   log_file_committed_seq (self->api.replica), seq);
         log_file_destroy (&self->api.replica);
         accounts_destroy (&self->api.accounts);
@@ -427,7 +430,8 @@ static int s_open_replica (service_t *self)
     }
     s_replica_id (self, 1, self->identity);
     s_replica_id (self, log_file_committed_seq (self->api.replica), self->last_id);
-    log_info ("replica %s/events: %zu segments; snapshot at seq %" PRId64 ", then folded to "
+    log_info ("replica %s/events: %zu segments; snapshot at seq %" PRId64
+              ", then folded to "
               "seq %" PRId64 " (%zu accounts) in %" PRId64 " ms",
               data_dir, log_file_segment_count (self->api.replica), seq,
               accounts_applied_seq (self->api.accounts),

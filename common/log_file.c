@@ -57,8 +57,8 @@ typedef struct {
 
 //  A pending line that starts a new segment.
 typedef struct {
-    size_t offset;          // in pending
-    int64_t seq;            // its seq: the new segment's first
+    size_t offset;           // in pending
+    int64_t seq;             // its seq: the new segment's first
     int64_t prev_last_ts_ms; // ts of the line before it: the sealed one's last
 } split_t;
 
@@ -105,8 +105,8 @@ typedef struct {
     size_t error_size;
     uint64_t file_bytes;
     int64_t line_number;
-    uint64_t torn_offset; // where a torn tail starts; file_bytes if none
-    bool sealed;          // index entries are checked, not added
+    uint64_t torn_offset;           // where a torn tail starts; file_bytes if none
+    bool sealed;                    // index entries are checked, not added
     crypto_generichash_state *hash; // NULL: not hashed
     int64_t last_seq;
     int64_t last_ts_ms;
@@ -130,8 +130,8 @@ static int s_fail (char *error, size_t error_size, const char *format, ...)
 static void s_segment_path (const log_file_t *self, int64_t first_seq, const char *suffix,
                             char *path, size_t size)
 {
-    snprintf (path, size, "%s/%0*" PRId64 "%s", self->dir, LOG_FILE_NAME_DIGITS, first_seq,
-              suffix);
+    snprintf (path, size, "%s/%0*" PRId64 "%s", self->dir, LOG_FILE_NAME_DIGITS,
+              first_seq, suffix);
 }
 
 static int s_index_add (log_file_t *self, uint64_t offset)
@@ -179,8 +179,7 @@ static int s_segment_add (log_file_t *self, int64_t first_seq)
         self->segments = segments;
         self->segment_capacity = capacity;
     }
-    self->segments[self->segment_count++] =
-        (segment_t){first_seq, first_seq - 1, 0, 0};
+    self->segments[self->segment_count++] = (segment_t){first_seq, first_seq - 1, 0, 0};
     return 0;
 }
 
@@ -273,7 +272,8 @@ static uint64_t s_next_newline (int fd, uint64_t offset, uint64_t file_bytes,
 //  Clobbers buffer.
 static int s_scan_overlong (scan_t *scan, uint64_t offset, char *buffer, size_t capacity)
 {
-    uint64_t newline = s_next_newline (scan->fd, offset, scan->file_bytes, buffer, capacity);
+    uint64_t newline =
+        s_next_newline (scan->fd, offset, scan->file_bytes, buffer, capacity);
     if (newline == scan->file_bytes) {
         scan->torn_offset = offset;
         return 0;
@@ -302,7 +302,8 @@ static int s_scan (scan_t *scan)
     while (rc == 0 && buffer_offset + have < scan->file_bytes) {
         uint64_t left = scan->file_bytes - buffer_offset - have;
         size_t want = left < capacity - have ? (size_t)left : capacity - have;
-        ssize_t got = pread (scan->fd, buffer + have, want, (off_t)(buffer_offset + have));
+        ssize_t got =
+            pread (scan->fd, buffer + have, want, (off_t)(buffer_offset + have));
         if (got <= 0) {
             rc = s_fail (scan->error, scan->error_size, "%s: read at %llu failed: %s",
                          scan->path, (unsigned long long)(buffer_offset + have),
@@ -397,7 +398,8 @@ static int s_settle_tail (log_file_t *self, const scan_t *scan)
 static void s_index_range (int64_t first_seq, int64_t last_seq, size_t *first,
                            size_t *end)
 {
-    *first = (size_t)((first_seq - 1 + LOG_FILE_INDEX_STRIDE - 1) / LOG_FILE_INDEX_STRIDE);
+    *first =
+        (size_t)((first_seq - 1 + LOG_FILE_INDEX_STRIDE - 1) / LOG_FILE_INDEX_STRIDE);
     *end = last_seq < 1 ? 0 : (size_t)((last_seq - 1) / LOG_FILE_INDEX_STRIDE) + 1;
     if (*end < *first)
         *end = *first;
@@ -572,16 +574,19 @@ static int s_pread (log_file_t *self, size_t i, char *buffer, size_t size,
     size_t done = 0;
     int fd = want ? s_segment_fd (self, i) : -1;
     while (done < want) {
-        ssize_t n = fd < 0 ? -1 : pread (fd, buffer + done, want - done, (off_t)(offset + done));
+        ssize_t n =
+            fd < 0 ? -1 : pread (fd, buffer + done, want - done, (off_t)(offset + done));
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0) {
             if (n == 0)
                 errno = EIO; // the file shrank under us
             char path[LOG_FILE_PATH_BYTES_MAX];
-            s_segment_path (self, self->segments[i].first_seq, ".jsonl", path, sizeof path);
+            s_segment_path (self, self->segments[i].first_seq, ".jsonl", path,
+                            sizeof path);
             log_error ("log_file: pread(\"%s\", %zu bytes at %llu) failed: %s", path,
-                       want - done, (unsigned long long)(offset + done), strerror (errno));
+                       want - done, (unsigned long long)(offset + done),
+                       strerror (errno));
             return -1;
         }
         done += (size_t)n;
@@ -645,7 +650,8 @@ static int s_check_read (log_file_t *self, size_t i, int64_t seq, const char *li
     char prefix[32];
     int prefix_bytes = snprintf (prefix, sizeof prefix, "{\"seq\":%" PRId64 ",", seq);
     const segment_t *segment = &self->segments[i];
-    if ((size_t)prefix_bytes <= bytes && memcmp (line, prefix, (size_t)prefix_bytes) == 0 &&
+    if ((size_t)prefix_bytes <= bytes &&
+        memcmp (line, prefix, (size_t)prefix_bytes) == 0 &&
         (!to_end || seq + count - 1 == segment->last_seq))
         return 0;
     char path[LOG_FILE_PATH_BYTES_MAX];
@@ -659,8 +665,9 @@ static int s_check_read (log_file_t *self, size_t i, int64_t seq, const char *li
 }
 
 //  log_file_read within segment i.
-static int s_read_segment (log_file_t *self, size_t i, int64_t from_seq, size_t max_events,
-                           char *buffer, size_t buffer_size, size_t *bytes_out)
+static int s_read_segment (log_file_t *self, size_t i, int64_t from_seq,
+                           size_t max_events, char *buffer, size_t buffer_size,
+                           size_t *bytes_out)
 {
     uint64_t offset;
     int64_t skip;
@@ -780,16 +787,16 @@ static int s_check_sealed (log_file_t *self, size_t i, char *error, size_t error
     event_t event;
     char reason[256] = "";
     uint64_t offset = tail + (uint64_t)(start - buffer);
-    if (got == 0 || end[-1] != '\n' ||
-        (start == buffer && tail > 0) ||
+    if (got == 0 || end[-1] != '\n' || (start == buffer && tail > 0) ||
         event_parse_canonical (start, (size_t)(end - start - 1), &event, reason,
                                sizeof reason) ||
         event.seq != segment->last_seq || event.ts_ms != segment->last_ts_ms)
-        return s_fail (error, error_size,
-                       "%s: byte offset %llu: the last line is not seq %lld at ts %lld as "
-                       "its index says %s",
-                       path, (unsigned long long)offset, (long long)segment->last_seq,
-                       (long long)segment->last_ts_ms, reason);
+        return s_fail (
+            error, error_size,
+            "%s: byte offset %llu: the last line is not seq %lld at ts %lld as "
+            "its index says %s",
+            path, (unsigned long long)offset, (long long)segment->last_seq,
+            (long long)segment->last_ts_ms, reason);
     return 0;
 }
 
@@ -840,8 +847,12 @@ int log_file_scan (log_file_t *self, int64_t from_seq, log_file_scan_fn *scan_fn
     if (from_seq > self->committed_seq)
         return 0;
     size_t first = s_segment_of (self, from_seq);
-    scan_t scan = {.self = self, .scan_fn = scan_fn, .arg = arg, .scan_from_seq = from_seq,
-                   .error = error, .error_size = error_size};
+    scan_t scan = {.self = self,
+                   .scan_fn = scan_fn,
+                   .arg = arg,
+                   .scan_from_seq = from_seq,
+                   .error = error,
+                   .error_size = error_size};
     if (first > 0) {
         scan.last_seq = self->segments[first - 1].last_seq;
         scan.last_ts_ms = self->segments[first - 1].last_ts_ms;
@@ -938,7 +949,8 @@ static int s_list (log_file_t *self, listing_t *listing, char *error, size_t err
     }
     closedir (dir);
     if (listing->segment_count)
-        qsort (listing->segments, listing->segment_count, sizeof (int64_t), s_compare_seqs);
+        qsort (listing->segments, listing->segment_count, sizeof (int64_t),
+               s_compare_seqs);
     if (listing->index_count)
         qsort (listing->indexes, listing->index_count, sizeof (int64_t), s_compare_seqs);
     return rc;
@@ -1037,8 +1049,8 @@ static int s_match (log_file_t *self, const listing_t *listing, size_t *sealed,
             orphan = orphan && listing->segments[j] != listing->indexes[i];
         if (orphan)
             return s_fail (error, error_size,
-                           "%s/%0*" PRId64 ".idx: an index without its segment", self->dir,
-                           LOG_FILE_NAME_DIGITS, listing->indexes[i]);
+                           "%s/%0*" PRId64 ".idx: an index without its segment",
+                           self->dir, LOG_FILE_NAME_DIGITS, listing->indexes[i]);
         return s_fail (error, error_size,
                        "%s/%0*" PRId64 ".jsonl: a sealed segment without its index",
                        self->dir, LOG_FILE_NAME_DIGITS, listing->segments[i]);
@@ -1114,26 +1126,29 @@ static int s_open_log (log_file_t *self, const char *data_dir, log_file_scan_fn 
     int64_t tail_from = self->config.scan_tail_events > 0
                             ? open_first - self->config.scan_tail_events
                             : INT64_MAX;
-    scan_t scan = {.self = self, .scan_fn = scan_fn, .arg = arg,
+    scan_t scan = {.self = self,
+                   .scan_fn = scan_fn,
+                   .arg = arg,
                    .scan_from_seq = self->config.scan_from_seq < tail_from
                                         ? self->config.scan_from_seq
                                         : tail_from,
-                   .error = error, .error_size = error_size};
+                   .error = error,
+                   .error_size = error_size};
     for (size_t i = 0; rc == 0 && i < sealed; i++) {
         const segment_t *segment = &self->segments[i];
-        if (!self->config.verify && !(scan_fn && segment->last_seq >= scan.scan_from_seq)) {
+        if (!self->config.verify &&
+            !(scan_fn && segment->last_seq >= scan.scan_from_seq)) {
             scan.last_seq = segment->last_seq;
             scan.last_ts_ms = segment->last_ts_ms;
             continue;
         }
         rc = s_scan_segment (self, i, &scan,
-                             self->config.verify ? hashes + i * LOG_FILE_HASH_BYTES : NULL);
+                             self->config.verify ? hashes + i * LOG_FILE_HASH_BYTES
+                                                 : NULL);
     }
     //  (Only once every sealed segment loaded: a refusal may stop sooner.)
-    int64_t open_seq =
-        rc == 0 && sealed ? self->segments[sealed - 1].last_seq + 1 : 1;
-    if (rc == 0 && sealed < listing.segment_count &&
-        listing.segments[sealed] != open_seq)
+    int64_t open_seq = rc == 0 && sealed ? self->segments[sealed - 1].last_seq + 1 : 1;
+    if (rc == 0 && sealed < listing.segment_count && listing.segments[sealed] != open_seq)
         rc = s_fail (error, error_size,
                      "%s/%0*" PRId64 ".jsonl: starts at seq %lld where %lld was expected "
                      "(a missing or extra segment)",
@@ -1170,8 +1185,8 @@ log_file_t *log_file_open (const char *data_dir, const log_file_config_t *config
     self->last_seq = self->committed_seq = open->last_seq;
     self->last_ts_ms = self->committed_ts_ms =
         open->last_seq >= open->first_seq ? open->last_ts_ms
-        : self->segment_count > 1         ? self->segments[self->segment_count - 2].last_ts_ms
-                                          : 0;
+        : self->segment_count > 1 ? self->segments[self->segment_count - 2].last_ts_ms
+                                  : 0;
     self->committed_bytes = self->tail_bytes = open->bytes;
     return self;
 failed:
@@ -1323,7 +1338,8 @@ static int s_pwrite_all (int fd, const char *data, size_t bytes, uint64_t offset
 {
     size_t written = 0;
     while (written < bytes) {
-        ssize_t n = pwrite (fd, data + written, bytes - written, (off_t)(offset + written));
+        ssize_t n =
+            pwrite (fd, data + written, bytes - written, (off_t)(offset + written));
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0) {
@@ -1340,10 +1356,10 @@ static int s_pwrite_all (int fd, const char *data, size_t bytes, uint64_t offset
 typedef struct {
     size_t chunks;
     int *fds;
-    uint64_t *bytes;     // each chunk's segment size once written
-    uint64_t *allocated; // each chunk's file size
-    size_t created;      // new files made: chunks 1..created
-    size_t sealed;       // indexes written: chunks 0..sealed-1
+    uint64_t *bytes;               // each chunk's segment size once written
+    uint64_t *allocated;           // each chunk's file size
+    size_t created;                // new files made: chunks 1..created
+    size_t sealed;                 // indexes written: chunks 0..sealed-1
     crypto_generichash_state hash; // of the chunk being written
     const char *call;
 } commit_t;
@@ -1352,7 +1368,8 @@ typedef struct {
 static int s_seal (log_file_t *self, commit_t *commit, size_t c, int64_t first_seq)
 {
     const split_t *split = &self->splits[c];
-    segment_t segment = {first_seq, split->seq - 1, split->prev_last_ts_ms, commit->bytes[c]};
+    segment_t segment = {first_seq, split->seq - 1, split->prev_last_ts_ms,
+                         commit->bytes[c]};
     commit->call = "ftruncate";
     if (commit->allocated[c] != commit->bytes[c] &&
         ftruncate (commit->fds[c], (off_t)commit->bytes[c]))
@@ -1375,7 +1392,8 @@ static int s_commit_chunk (log_file_t *self, commit_t *commit, size_t c)
 {
     size_t start = c == 0 ? 0 : self->splits[c - 1].offset;
     size_t end = c + 1 < commit->chunks ? self->splits[c].offset : self->pending_bytes;
-    int64_t first_seq = c == 0 ? s_open_segment (self)->first_seq : self->splits[c - 1].seq;
+    int64_t first_seq =
+        c == 0 ? s_open_segment (self)->first_seq : self->splits[c - 1].seq;
     uint64_t base = c == 0 ? self->committed_bytes : 0;
     if (c > 0) {
         char path[LOG_FILE_PATH_BYTES_MAX];
@@ -1394,8 +1412,8 @@ static int s_commit_chunk (log_file_t *self, commit_t *commit, size_t c)
     commit->call = "write";
     if (s_pwrite_all (commit->fds[c], self->pending + start, end - start, base))
         return -1;
-    crypto_generichash_update (&commit->hash, (const unsigned char *)self->pending + start,
-                               end - start);
+    crypto_generichash_update (&commit->hash,
+                               (const unsigned char *)self->pending + start, end - start);
     commit->bytes[c] = base + end - start;
     if (commit->allocated[c] < commit->bytes[c])
         commit->allocated[c] = commit->bytes[c];
@@ -1415,9 +1433,9 @@ static void s_commit_undo (log_file_t *self, commit_t *commit)
         unlink (path);
     }
     for (size_t c = 0; c < commit->sealed; c++) {
-        s_segment_path (self, c == 0 ? s_open_segment (self)->first_seq
-                                     : self->splits[c - 1].seq,
-                        ".idx", path, sizeof path);
+        s_segment_path (
+            self, c == 0 ? s_open_segment (self)->first_seq : self->splits[c - 1].seq,
+            ".idx", path, sizeof path);
         unlink (path);
     }
     if (ftruncate (self->fd, (off_t)self->committed_bytes))
@@ -1544,8 +1562,8 @@ int log_file_remove (const char *data_dir, char *error, size_t error_size)
             (length > 4 && strcmp (name + length - 4, ".idx") == 0) ||
             (length > 8 && strcmp (name + length - 8, ".idx.tmp") == 0))
             if (unlinkat (dirfd (dir), name, 0))
-                rc = s_fail (error, error_size, "unlink(\"%s/%s\") failed: %s", path, name,
-                             strerror (errno));
+                rc = s_fail (error, error_size, "unlink(\"%s/%s\") failed: %s", path,
+                             name, strerror (errno));
     }
     closedir (dir);
     return rc ? rc : s_sync_dir (path, error, error_size);

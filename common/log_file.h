@@ -64,11 +64,11 @@
 typedef struct log_file log_file_t;
 
 typedef struct {
-    uint64_t segment_bytes; // roll threshold; 0: LOG_FILE_SEGMENT_BYTES_DEFAULT
-    bool verify;            // check every sealed line and checksum at open
-    bool no_preallocate;    // grow the open segment write by write instead
-    int64_t scan_from_seq;  // scan_fn sees seqs from here on (0 or 1: all;
-                            // INT64_MAX: none, for log_file_scan later)
+    uint64_t segment_bytes;   // roll threshold; 0: LOG_FILE_SEGMENT_BYTES_DEFAULT
+    bool verify;              // check every sealed line and checksum at open
+    bool no_preallocate;      // grow the open segment write by write instead
+    int64_t scan_from_seq;    // scan_fn sees seqs from here on (0 or 1: all;
+                              // INT64_MAX: none, for log_file_scan later)
     int64_t scan_tail_events; // and at least the last this many (0: none)
 } log_file_config_t;
 

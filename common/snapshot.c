@@ -128,8 +128,8 @@ static int s_write_file (snapshot_t *self, int64_t seq, snapshot_save_fn *save_f
     file_head_t head = {SNAPSHOT_MAGIC, SNAPSHOT_FORMAT_VERSION, self->version, seq};
     unsigned char hash[SNAPSHOT_HASH_BYTES];
     *call = "write";
-    int rc = s_write_fn (&writer, &head, sizeof head) ||
-             save_fn (state, s_write_fn, &writer);
+    int rc =
+        s_write_fn (&writer, &head, sizeof head) || save_fn (state, s_write_fn, &writer);
     if (rc == 0) {
         crypto_generichash_final (&writer.hash, hash, sizeof hash);
         if (writer.used + sizeof hash > sizeof writer.buffer && s_flush (&writer))
@@ -167,7 +167,8 @@ static size_t s_list (snapshot_t *self, const char *suffix, int64_t *seqs)
     struct dirent *entry;
     while (dir && count < SNAPSHOT_LIST_MAX && (entry = readdir (dir))) {
         const char *name = entry->d_name;
-        if (strncmp (name, "snapshot-", 9) || strlen (name) != 9 + SNAPSHOT_DIGITS + suffix_bytes ||
+        if (strncmp (name, "snapshot-", 9) ||
+            strlen (name) != 9 + SNAPSHOT_DIGITS + suffix_bytes ||
             strcmp (name + 9 + SNAPSHOT_DIGITS, suffix))
             continue;
         int64_t seq = 0;
@@ -216,18 +217,17 @@ static int s_load_one (snapshot_t *self, int64_t seq, snapshot_load_fn *load_fn,
     unsigned char hash[SNAPSHOT_HASH_BYTES];
     if (bytes < sizeof head + SNAPSHOT_HASH_BYTES)
         *reason = "is too short";
-    else if (memcpy (&head, data, sizeof head), memcmp (head.magic, SNAPSHOT_MAGIC, 8) ||
-                                                    head.format_version !=
-                                                        SNAPSHOT_FORMAT_VERSION)
+    else if (memcpy (&head, data, sizeof head),
+             memcmp (head.magic, SNAPSHOT_MAGIC, 8) ||
+                 head.format_version != SNAPSHOT_FORMAT_VERSION)
         *reason = "is not a snapshot of this format";
     else if (head.state_version != self->version)
         *reason = "is of another fold version";
     else if (crypto_generichash (hash, sizeof hash, data, bytes - sizeof hash, NULL, 0),
              sodium_memcmp (hash, data + bytes - sizeof hash, sizeof hash))
         *reason = "fails its checksum";
-    else if (head.seq != seq ||
-             load_fn (state, seq, data + sizeof head,
-                      bytes - sizeof head - SNAPSHOT_HASH_BYTES))
+    else if (head.seq != seq || load_fn (state, seq, data + sizeof head,
+                                         bytes - sizeof head - SNAPSHOT_HASH_BYTES))
         *reason = "does not hold a state this log and this version can load";
     else
         rc = 0;
@@ -266,8 +266,8 @@ int snapshot_write (snapshot_t *self, int64_t seq, snapshot_save_fn *save_fn, vo
     assert (self && save_fn);
     const char *call = "";
     if (s_write_file (self, seq, save_fn, state, &call)) {
-        log_error ("snapshot at seq %" PRId64 " in %s: %s failed: %s", seq, self->data_dir,
-                   call, strerror (errno));
+        log_error ("snapshot at seq %" PRId64 " in %s: %s failed: %s", seq,
+                   self->data_dir, call, strerror (errno));
         return -1;
     }
     self->seq = seq;

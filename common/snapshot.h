@@ -51,11 +51,13 @@ int64_t snapshot_load (snapshot_t *self, int64_t max_seq, snapshot_load_fn *load
 
 //  Writes the snapshot of state at seq now, in this process. 0 or -1
 //  (logged).
-int snapshot_write (snapshot_t *self, int64_t seq, snapshot_save_fn *save_fn, void *state);
+int snapshot_write (snapshot_t *self, int64_t seq, snapshot_save_fn *save_fn,
+                    void *state);
 
 //  Forks a child that writes the snapshot of state at seq. 0, or -1
 //  (logged) if the fork failed or a child is still writing.
-int snapshot_start (snapshot_t *self, int64_t seq, snapshot_save_fn *save_fn, void *state);
+int snapshot_start (snapshot_t *self, int64_t seq, snapshot_save_fn *save_fn,
+                    void *state);
 
 //  Reaps a finished child (wait: until it ends) and removes old
 //  snapshots. Returns the seq of a snapshot it finished, 0 if none did.

@@ -35,7 +35,7 @@
 #define INGEST_ERROR_BYTES_MAX 256
 //  The versions' snapshot layout (s_snapshot_save); bump it with any change.
 #define INGEST_SNAPSHOT_VERSION 1
-#define INGEST_PATH_BYTES_MAX  512 // a segment's path in a refusal
+#define INGEST_PATH_BYTES_MAX   512 // a segment's path in a refusal
 //  Up to this many events, pairwise id comparison is cheaper than a hash table.
 #define INGEST_REPEAT_SCAN_EVENTS_MAX 16
 //  Slots of the repeated-id table: a power of two, at least twice the events
@@ -142,11 +142,11 @@ struct ingest {
     int burst_errno;                     // non-zero: the burst failed to append or commit
     char line[EVENT_LINE_BYTES_MAX + 2]; // one stored line read back (+ \n)
     event_t confirm_event;               // a stored line's event, parsed to confirm an id
-    snapshot_t *snapshot; // of the versions
+    snapshot_t *snapshot;                // of the versions
     char snapshot_id[EVENT_ID_BYTES_MAX + 1]; // the id at the seq being snapshot
-    int64_t versions_seq; // the opening scan bumps versions after this seq only
+    int64_t versions_seq;   // the opening scan bumps versions after this seq only
     int64_t scan_first_seq; // the first seq the opening scan saw; 0 before
-    log_file_t *opening;  // the log while it is being opened (read by the snapshot's load)
+    log_file_t *opening; // the log while it is being opened (read by the snapshot's load)
     //  Opening only: the seq being scanned, and the hash hits seen so far
     int64_t scan_seq;
     struct {
@@ -348,22 +348,25 @@ static int s_check_repeats (ingest_t *self, const char *path, char *error,
         char earlier_id[EVENT_ID_BYTES_MAX + 1], later_id[EVENT_ID_BYTES_MAX + 1];
         char earlier_file[INGEST_PATH_BYTES_MAX], later_file[INGEST_PATH_BYTES_MAX];
         uint64_t earlier_at = 0, later_at = 0;
-        if (s_stored_id (self, earlier, earlier_id) || s_stored_id (self, later, later_id) ||
+        if (s_stored_id (self, earlier, earlier_id) ||
+            s_stored_id (self, later, later_id) ||
             log_file_locate (self->log, earlier, earlier_file, sizeof earlier_file,
                              &earlier_at) ||
-            log_file_locate (self->log, later, later_file, sizeof later_file, &later_at)) {
+            log_file_locate (self->log, later, later_file, sizeof later_file,
+                             &later_at)) {
             snprintf (error, error_size, "%s: reading seqs %lld and %lld back failed",
                       path, (long long)earlier, (long long)later);
             return -1;
         }
         if (strcmp (earlier_id, later_id) == 0) {
-            snprintf (error, error_size,
-                      "%s: line %lld (%s, byte offset %llu, seq %lld) repeats the id \"%s\" "
-                      "of line %lld (%s, byte offset %llu, seq %lld); a log stores each id "
-                      "once",
-                      path, (long long)later, later_file, (unsigned long long)later_at,
-                      (long long)later, later_id, (long long)earlier, earlier_file,
-                      (unsigned long long)earlier_at, (long long)earlier);
+            snprintf (
+                error, error_size,
+                "%s: line %lld (%s, byte offset %llu, seq %lld) repeats the id \"%s\" "
+                "of line %lld (%s, byte offset %llu, seq %lld); a log stores each id "
+                "once",
+                path, (long long)later, later_file, (unsigned long long)later_at,
+                (long long)later, later_id, (long long)earlier, earlier_file,
+                (unsigned long long)earlier_at, (long long)earlier);
             return -1;
         }
     }
@@ -493,7 +496,8 @@ static bool s_snapshot_matches (ingest_t *self, int64_t seq)
     char reason[INGEST_ERROR_BYTES_MAX];
     size_t bytes = 0;
     return seq <= log_file_committed_seq (self->opening) &&
-           log_file_read (self->opening, seq, 1, self->line, sizeof self->line, &bytes) == 1 &&
+           log_file_read (self->opening, seq, 1, self->line, sizeof self->line, &bytes) ==
+               1 &&
            event_parse_canonical (self->line, bytes - 1, &self->confirm_event, reason,
                                   sizeof reason) == 0 &&
            strcmp (self->confirm_event.id, self->snapshot_id) == 0;
@@ -525,18 +529,20 @@ static int s_open_log (ingest_t *self, const char *data_dir,
     if (!self->opening)
         return -1;
     if (self->versions_seq > 0 && !s_snapshot_matches (self, self->versions_seq)) {
-        log_warn ("snapshot at seq %lld of %s does not match its log (another log's, or a "
-                  "longer one): ignored, versions scanned from the whole log",
-                  (long long)self->versions_seq, data_dir);
+        log_warn (
+            "snapshot at seq %lld of %s does not match its log (another log's, or a "
+            "longer one): ignored, versions scanned from the whole log",
+            (long long)self->versions_seq, data_dir);
         self->versions_seq = 0;
         if (s_versions_reset (self) ||
             log_file_scan (self->opening, 1, s_scan_versions, self, error, error_size))
             return -1;
     }
-    log_info ("log %s/events: versions from the snapshot at seq %lld, then scanned from seq "
-              "%lld to %lld",
-              data_dir, (long long)self->versions_seq, (long long)self->scan_first_seq,
-              (long long)log_file_committed_seq (self->opening));
+    log_info (
+        "log %s/events: versions from the snapshot at seq %lld, then scanned from seq "
+        "%lld to %lld",
+        data_dir, (long long)self->versions_seq, (long long)self->scan_first_seq,
+        (long long)log_file_committed_seq (self->opening));
     self->log = self->opening;
     self->opening = NULL;
     return 0;
@@ -1082,7 +1088,8 @@ int ingest_snapshot (ingest_t *self, bool now)
     assert (self);
     snapshot_poll (self->snapshot, now);
     int64_t seq = log_file_committed_seq (self->log);
-    if (seq == 0 || seq <= snapshot_seq (self->snapshot) || snapshot_running (self->snapshot) ||
+    if (seq == 0 || seq <= snapshot_seq (self->snapshot) ||
+        snapshot_running (self->snapshot) ||
         (!now && seq - snapshot_seq (self->snapshot) < INGEST_SNAPSHOT_EVERY))
         return 0;
     //  Between bursts the versions are those of the committed log.

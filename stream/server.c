@@ -278,9 +278,9 @@ static int s_open_log (server_t *self)
                    strerror (errno));
         return -1;
     }
-    self->ingest = ingest_new (path, &self->config.log, self->publish,
-                               self->config.fsync_always, self->config.dedupe_window,
-                               error, sizeof error);
+    self->ingest =
+        ingest_new (path, &self->config.log, self->publish, self->config.fsync_always,
+                    self->config.dedupe_window, error, sizeof error);
     if (!self->ingest) {
         log_error ("cannot open the log \"%s\": %s", path, error);
         return -1;

@@ -21,7 +21,7 @@ typedef struct {
     const char *replay_endpoint;  // ROUTER, bind
     const char *http_addr;
     int http_port;
-    const char *data_dir; // holds events/
+    const char *data_dir;  // holds events/
     log_file_config_t log; // segment bytes, --verify
     bool fsync_always;
     int64_t heartbeat_ms;

@@ -30,7 +30,8 @@
 #define FUZZ_LOG_BASE_TS_MS      1700000000000LL // ts of the appended line in an empty log
 #define FUZZ_LOG_ABORT_ID        "abort-scan" // an event with this id makes the scan fail
 
-static const log_file_config_t s_fuzz_log = {.no_preallocate = true}; // the file is the log
+static const log_file_config_t s_fuzz_log = {.no_preallocate =
+                                                 true}; // the file is the log
 static char s_dir[256];
 static char s_path[300];
 
@@ -210,7 +211,8 @@ int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
     scan_state_t state = {.data = data, .size = size};
     char error[FUZZ_ERROR_BYTES];
     memset (error, 'x', sizeof error);
-    log_file_t *log = log_file_open (s_dir, &s_fuzz_log, s_scan, &state, error, sizeof error);
+    log_file_t *log =
+        log_file_open (s_dir, &s_fuzz_log, s_scan, &state, error, sizeof error);
     if (!log) {
         fuzz_check (memchr (error, '\0', sizeof error) && error[0],
                     "refused without a reason");

@@ -57,7 +57,8 @@ typedef struct {
     uint64_t dropped;     // messages of fewer than two frames
 } fuzz_t;
 
-static const log_file_config_t s_fuzz_log = {.no_preallocate = true}; // the file is the log
+static const log_file_config_t s_fuzz_log = {.no_preallocate =
+                                                 true}; // the file is the log
 static fuzz_t s_fuzz;
 
 static void s_cleanup (void)
@@ -117,7 +118,8 @@ int LLVMFuzzerInitialize (int *argc, char ***argv)
               tmp && *tmp ? tmp : "/tmp");
     fuzz_check (mkdtemp (s_fuzz.dir), "mkdtemp %s: %s", s_fuzz.dir, strerror (errno));
     snprintf (s_fuzz.path, sizeof s_fuzz.path, "%s/events/%020d.jsonl", s_fuzz.dir, 1);
-    fuzz_check (zsys_dir_create ("%s/events", s_fuzz.dir) == 0, "mkdir: %s", strerror (errno));
+    fuzz_check (zsys_dir_create ("%s/events", s_fuzz.dir) == 0, "mkdir: %s",
+                strerror (errno));
     s_fuzz.publish = s_socket (ZMQ_PUB, "inproc://fuzz-ingest-publish", true);
     s_fuzz.subscribe = s_socket (ZMQ_SUB, "inproc://fuzz-ingest-publish", false);
     zsock_set_subscribe (s_fuzz.subscribe, "");
@@ -328,7 +330,8 @@ static void s_check_log (void)
                 s_fuzz.published_bytes);
     free (bytes);
     char error[FUZZ_ERROR_BYTES];
-    log_file_t *log = log_file_open (s_fuzz.dir, &s_fuzz_log, NULL, NULL, error, sizeof error);
+    log_file_t *log =
+        log_file_open (s_fuzz.dir, &s_fuzz_log, NULL, NULL, error, sizeof error);
     fuzz_check (log, "the log does not reopen: %s", error);
     fuzz_check (log_file_last_seq (log) == s_fuzz.last_seq, "reopened at %lld",
                 (long long)log_file_last_seq (log));

@@ -38,7 +38,8 @@
 #define FUZZ_REPLAY_NUMBER_CAP  1000000000000000000LL // beyond any seq or count
 #define FUZZ_REPLAY_BASE_TS_MS  1700000000000LL
 
-static const log_file_config_t s_fuzz_log = {.no_preallocate = true}; // the file is the log
+static const log_file_config_t s_fuzz_log = {.no_preallocate =
+                                                 true}; // the file is the log
 static struct {
     zsock_t *router, *dealer;
     log_file_t *log;
@@ -113,7 +114,8 @@ int LLVMFuzzerInitialize (int *argc, char ***argv)
               tmp && *tmp ? tmp : "/tmp");
     fuzz_check (mkdtemp (s_fuzz.dir), "mkdtemp %s: %s", s_fuzz.dir, strerror (errno));
     snprintf (s_fuzz.path, sizeof s_fuzz.path, "%s/events/%020d.jsonl", s_fuzz.dir, 1);
-    fuzz_check (zsys_dir_create ("%s/events", s_fuzz.dir) == 0, "mkdir: %s", strerror (errno));
+    fuzz_check (zsys_dir_create ("%s/events", s_fuzz.dir) == 0, "mkdir: %s",
+                strerror (errno));
     atexit (s_cleanup);
     s_write_log ();
     s_fuzz.replay = replay_new (s_fuzz.log);

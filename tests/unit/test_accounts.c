@@ -74,7 +74,8 @@ static int s_model_at (int index, int64_t at_seq, int64_t *balance, int64_t *ver
 static void s_check_model (accounts_t *accounts)
 {
     CHECK (accounts_applied_seq (accounts) == MODEL_EVENTS);
-    for (int64_t at_seq = 0; at_seq <= MODEL_EVENTS; at_seq += 1 + (at_seq * 7 + 13) % 50) {
+    for (int64_t at_seq = 0; at_seq <= MODEL_EVENTS;
+         at_seq += 1 + (at_seq * 7 + 13) % 50) {
         for (int index = 0; index < MODEL_ACCOUNTS; index++) {
             char name[EVENT_ACCOUNT_BYTES_MAX];
             s_name (index, name);
@@ -367,8 +368,9 @@ static void test_saved_state_loads_into_the_same_answers (void)
     CHECK (accounts_load (loaded, saved.data, saved.bytes) == 0);
     account_state_t state;
     CHECK (accounts_state_at (loaded, "shop", INT64_MAX, &state) == 0);
-    CHECK (state.version == 2 && state.balance == 50 && strcmp (state.currency, "EUR") == 0 &&
-           !state.limit_implicit && state.overdraft_limit == 100 &&
+    CHECK (state.version == 2 && state.balance == 50 &&
+           strcmp (state.currency, "EUR") == 0 && !state.limit_implicit &&
+           state.overdraft_limit == 100 &&
            strcmp (state.metadata, "{\"tier\":\"gold\"}") == 0);
     size_t count = 0;
     const account_currency_t *currencies = accounts_currencies (loaded, &count);

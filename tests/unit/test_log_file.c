@@ -162,7 +162,8 @@ static void test_append_commit_reopen_keeps_every_event (void)
     s_scratch_new (&scratch);
     char error[512] = "";
     counter_t counter = {0, 1, 0, true};
-    log_file_t *log = log_file_open (scratch.data, &s_plain, NULL, NULL, error, sizeof error);
+    log_file_t *log =
+        log_file_open (scratch.data, &s_plain, NULL, NULL, error, sizeof error);
     CHECK (log);
     CHECK (log_file_last_seq (log) == 0 && log_file_bytes (log) == 0);
     CHECK (s_append (log, 1, 1000, 64, true) == 0);
@@ -193,7 +194,8 @@ static void test_uncommitted_appends_are_unread_and_dropped (void)
     s_scratch_new (&scratch);
     char error[512] = "", buffer[4096], line[EVENT_LINE_BYTES_MAX];
     size_t bytes;
-    log_file_t *log = log_file_open (scratch.data, &s_plain, NULL, NULL, error, sizeof error);
+    log_file_t *log =
+        log_file_open (scratch.data, &s_plain, NULL, NULL, error, sizeof error);
     CHECK (log);
     CHECK (s_append (log, 1, 5, 100, true) == 0);
     for (int64_t seq = 6; seq <= 8; seq++) {
@@ -489,7 +491,8 @@ static void test_first_event_may_be_from_before_1970 (void)
     scratch_t scratch;
     s_scratch_new (&scratch);
     char error[512] = "", line[EVENT_LINE_BYTES_MAX];
-    log_file_t *log = log_file_open (scratch.data, &s_plain, NULL, NULL, error, sizeof error);
+    log_file_t *log =
+        log_file_open (scratch.data, &s_plain, NULL, NULL, error, sizeof error);
     CHECK (log);
     size_t bytes = s_line (1, -86400000, line, sizeof line);
     CHECK (log_file_append (log, line, bytes, 1, -86400000) == 0);
@@ -523,7 +526,8 @@ static void test_second_writer_is_refused (void)
     scratch_t scratch;
     s_scratch_new (&scratch);
     char error[512] = "";
-    log_file_t *first = log_file_open (scratch.data, &s_plain, NULL, NULL, error, sizeof error);
+    log_file_t *first =
+        log_file_open (scratch.data, &s_plain, NULL, NULL, error, sizeof error);
     log_file_t *second = NULL;
     CHECK (first);
     second = log_file_open (scratch.data, &s_plain, NULL, NULL, error, sizeof error);
@@ -630,7 +634,8 @@ static void test_commit_failure_leaves_the_log_valid_and_usable (void)
     struct rlimit saved, limited;
     bool limit_set = false;
     size_t bytes;
-    log_file_t *log = log_file_open (scratch.data, &s_plain, NULL, NULL, error, sizeof error);
+    log_file_t *log =
+        log_file_open (scratch.data, &s_plain, NULL, NULL, error, sizeof error);
     CHECK (log);
     CHECK (s_append (log, 1, 300, 300, true) == 0);
     uint64_t committed_bytes = log_file_bytes (log);
@@ -680,7 +685,8 @@ static void test_print_open_scan_rate (void)
     char error[512] = "";
     const char *env = getenv ("LOG_FILE_BENCH_EVENTS");
     int64_t events = env ? atoll (env) : 200000;
-    log_file_t *log = log_file_open (scratch.data, &s_plain, NULL, NULL, error, sizeof error);
+    log_file_t *log =
+        log_file_open (scratch.data, &s_plain, NULL, NULL, error, sizeof error);
     CHECK (log);
     CHECK (s_append (log, 1, events, 10000, false) == 0);
     uint64_t bytes = log_file_bytes (log);

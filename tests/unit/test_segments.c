@@ -134,7 +134,8 @@ static bool s_refused (const scratch_t *scratch, const log_file_config_t *config
                        const char *expect_a, const char *expect_b)
 {
     char error[512] = "";
-    log_file_t *log = log_file_open (scratch->data, config, NULL, NULL, error, sizeof error);
+    log_file_t *log =
+        log_file_open (scratch->data, config, NULL, NULL, error, sizeof error);
     bool ok = !log && strstr (error, expect_a) && strstr (error, expect_b);
     if (!ok)
         fprintf (stderr, "    %s: \"%s\", wanted \"%s\" and \"%s\"\n",
@@ -238,7 +239,8 @@ static void test_reads_cross_segment_boundaries_from_any_seq (void)
         for (int64_t seq = from; seq < from + count; seq++) {
             size_t line_bytes = s_line (seq, expected, sizeof expected);
             expected[line_bytes++] = '\n';
-            CHECK (at + line_bytes <= bytes && memcmp (buffer + at, expected, line_bytes) == 0);
+            CHECK (at + line_bytes <= bytes &&
+                   memcmp (buffer + at, expected, line_bytes) == 0);
             at += line_bytes;
         }
         CHECK (at == bytes);
@@ -264,8 +266,8 @@ static void test_an_earlier_events_jsonl_is_adopted_without_a_byte_rewritten (vo
     char error[512] = "", legacy[400], first[400];
     char *before = NULL, *after = NULL;
     log_file_t *log = NULL;
-    CHECK (s_write (scratch.data, &(log_file_config_t){.no_preallocate = true}, 300, 100) ==
-           0);
+    CHECK (s_write (scratch.data, &(log_file_config_t){.no_preallocate = true}, 300,
+                    100) == 0);
     //  Shaped as an earlier version left it: one events.jsonl.
     snprintf (legacy, sizeof legacy, "%s/events.jsonl", scratch.data);
     s_path (&scratch, 1, ".jsonl", first, sizeof first);
@@ -279,7 +281,8 @@ static void test_an_earlier_events_jsonl_is_adopted_without_a_byte_rewritten (vo
     CHECK (access (legacy, F_OK) != 0 && stat (first, &new_status) == 0);
     CHECK (new_status.st_ino == old_status.st_ino); // the same file, renamed
     after = s_slurp (first, &after_bytes);
-    CHECK (after && after_bytes == before_bytes && memcmp (before, after, before_bytes) == 0);
+    CHECK (after && after_bytes == before_bytes &&
+           memcmp (before, after, before_bytes) == 0);
     //  Larger than segment_bytes: the next line starts the second segment.
     CHECK (s_append (log, 301, 310, 10) == 0);
     CHECK (log_file_segment_count (log) == 2);
@@ -418,7 +421,8 @@ static void test_a_missing_extra_or_changed_segment_or_index_refuses_naming_it (
     FILE *file = fopen (path, "w");
     CHECK (file);
     fclose (file);
-    CHECK (s_refused (&scratch, &s_small, "00000000000000099999.jsonl", "without its index"));
+    CHECK (s_refused (&scratch, &s_small, "00000000000000099999.jsonl",
+                      "without its index"));
     unlink (path);
     snprintf (path, sizeof path, "%s/events-old.jsonl", scratch.events);
     file = fopen (path, "w");
