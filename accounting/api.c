@@ -23,11 +23,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dashboard.h"
 #include "event.h"
 #include "metrics.h"
 #include "openapi.h"
 
 #define API_BODY_BYTES_MAX 512 // fixed-shape bodies printed with snprintf
+//  One JSON page of GET /events: API_EVENTS_LIMIT_MAX lines of ~200 bytes
+//  fit; a page of longer lines stops short (next_from_seq says where).
+#define API_EVENTS_PAGE_BYTES_MAX (1024 * 1024)
 
 typedef struct {
     bool has_at_seq, has_at, has_min_seq, has_wait_ms;
@@ -674,12 +678,14 @@ static void s_get_stats (http_request_t *request, void *arg)
              ",\"unknown_skipped\":%" PRIu64 ",\"overflow_skipped\":%" PRIu64
              ",\"total_balance\":%s,\"applied_seq\":%" PRId64 ",\"head_seq\":%" PRId64
              ",\"lag\":%" PRId64 ",\"waiters\":%zu,\"replica_bytes\":%" PRIu64
-             ",\"currency_skipped\":%" PRIu64 ",\"currencies\":{",
+             ",\"feed_subscribers\":%zu,\"currency_skipped\":%" PRIu64 ",\"currencies\":{",
              accounts_count (self->accounts), accounts_events_applied (self->accounts),
              accounts_unknown_skipped (self->accounts),
              accounts_overflow_skipped (self->accounts), total, applied_seq, head_seq,
              head_seq - applied_seq, waiters_count (self->waiters),
-             log_file_bytes (self->replica), accounts_mismatch_skipped (self->accounts));
+             log_file_bytes (self->replica),
+             self->feed ? feed_subscriber_count (self->feed) : 0,
+             accounts_mismatch_skipped (self->accounts));
     size_t currency_count = 0;
     const account_currency_t *currencies =
         accounts_currencies (self->accounts, &currency_count);
@@ -795,6 +801,21 @@ static void s_get_metrics (http_request_t *request, void *arg)
                          "Lines, frames and replies from the stream refused as impossible",
                          subscriber_rejected (subscriber));
     }
+    if (self->feed) {
+        metrics_gauge (metrics, "accounting_feed_subscribers", "Live GET /events streams",
+                       (double)feed_subscriber_count (self->feed));
+        metrics_counter (metrics, "accounting_feed_events_sent_total",
+                         "Events framed for live streams", feed_events_sent (self->feed));
+        metrics_counter (metrics, "accounting_feed_cutoffs_total",
+                         "Live streams cut off (slow consumer, errors)",
+                         feed_cutoffs (self->feed));
+        metrics_counter (metrics, "accounting_feed_fallbacks_total",
+                         "Times a live stream's full buffer sent it back to the replica",
+                         feed_fallbacks (self->feed));
+        metrics_counter (metrics, "accounting_feed_refused_total",
+                         "Live streams refused: --feed-subscribers-max reached",
+                         feed_refused (self->feed));
+    }
     if (self->http) {
         metrics_counter (metrics, "accounting_http_requests_total",
                          "HTTP requests answered",
@@ -807,7 +828,117 @@ static void s_get_metrics (http_request_t *request, void *arg)
     metrics_destroy (&metrics);
 }
 
+//  GET /events as a JSON page of the replica:
+//  {"events":[stored lines...],"last_seq":N,"next_from_seq":M}, where M
+//  is the from_seq of the next page (the filter may leave a page short).
+static void s_events_page (api_context_t *self, http_request_t *request,
+                           const feed_filter_t *filter, int64_t from_seq, int64_t limit)
+{
+    static char text[API_EVENTS_PAGE_BYTES_MAX];
+    size_t text_bytes = 0;
+    int count = log_file_read (self->replica, from_seq, (size_t)limit, text, sizeof text,
+                               &text_bytes);
+    char *body = NULL;
+    size_t bytes = 0;
+    FILE *out = count < 0 ? NULL : open_memstream (&body, &bytes);
+    if (!out) {
+        http_respond_problem (request, 500, "Internal error", "cannot read the replica",
+                              NULL);
+        return;
+    }
+    fputs ("{\"events\":[", out);
+    bool first = true;
+    event_t event;
+    char error[128];
+    for (const char *line = text; line < text + text_bytes;) {
+        const char *end = memchr (line, '\n', (size_t)(text + text_bytes - line));
+        size_t line_bytes = (size_t)((end ? end : text + text_bytes) - line);
+        bool shown =
+            (!filter->account[0] && !filter->has_principal) ||
+            (event_parse_stored (line, line_bytes, &event, error, sizeof error) == 0 &&
+             feed_filter_matches (filter, &event));
+        if (shown) {
+            fputs (first ? "" : ",", out);
+            fwrite (line, 1, line_bytes, out);
+            first = false;
+        }
+        line += line_bytes + 1;
+    }
+    fprintf (out, "],\"last_seq\":%" PRId64 ",\"next_from_seq\":%" PRId64 "}",
+             log_file_committed_seq (self->replica), from_seq + count);
+    s_respond_stream (request, out, &body, &bytes);
+}
+
+//  The first seq to send on a feed. Last-Event-ID K (a reconnect; an
+//  EventSource reconnects to the same URL, from_seq included) is K + 1 and
+//  wins over ?from_seq; with neither the feed starts at the next event
+//  appended (live only).
+static int64_t s_feed_next_seq (api_context_t *self, http_request_t *request,
+                                int64_t from_seq, cJSON **errors_p)
+{
+    const char *last_event_id = http_request_header (request, "Last-Event-ID");
+    int64_t last_seq = 0;
+    if (last_event_id) {
+        if (http_parse_int64 (last_event_id, 0, INT64_MAX - 1, &last_seq) == 0)
+            return last_seq + 1;
+        http_problem_add_error (errors_p, "Last-Event-ID",
+                                "must be the seq of an event (an integer >= 0)");
+        return 0;
+    }
+    if (from_seq > 0)
+        return from_seq;
+    return log_file_last_seq (self->replica) + 1;
+}
+
+//  GET /events?from_seq=N&account=ID&limit=N (limit: JSON pages only)
+static void s_get_events (http_request_t *request, void *arg)
+{
+    api_context_t *self = arg;
+    if (s_refuse_diverged (self, request))
+        return;
+    cJSON *errors = NULL;
+    int64_t from_seq = 0, limit = API_EVENTS_LIMIT_DEFAULT;
+    http_request_query_int64 (request, "from_seq", 1, INT64_MAX, &from_seq, &errors);
+    http_request_query_int64 (request, "limit", 1, API_EVENTS_LIMIT_MAX, &limit, &errors);
+    feed_filter_t filter = {.account = ""};
+    const char *account = http_request_query (request, "account");
+    if (account && !event_id_is_valid (account, strlen (account)))
+        http_problem_add_error (&errors, "account",
+                                "must match ^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$");
+    else if (account)
+        snprintf (filter.account, sizeof filter.account, "%s", account);
+    const char *accept = http_request_header (request, "Accept");
+    bool live = accept && strstr (accept, "text/event-stream");
+    int64_t next_seq = live ? s_feed_next_seq (self, request, from_seq, &errors) : 0;
+    if (errors) {
+        http_respond_invalid_query (request, errors);
+        return;
+    }
+    const auth_principal_t *principal = http_request_principal (request);
+    if (filter.account[0] && !auth_principal_allows_account (principal, filter.account)) {
+        char detail[160];
+        snprintf (detail, sizeof detail, "%s may not see account %s", principal->name,
+                  filter.account);
+        http_respond_forbidden (request, detail, NULL);
+        return;
+    }
+    feed_filter_set_principal (&filter, principal);
+    if (!live) {
+        s_events_page (self, request, &filter, from_seq ? from_seq : 1, limit);
+        return;
+    }
+    if (!self->feed ||
+        feed_subscribe (self->feed, request, &filter, next_seq) == FEED_FULL) {
+        http_request_add_header (request, "Retry-After", API_RETRY_AFTER_S);
+        http_respond_problem (request, 503, "Too many subscribers",
+                              "every live feed slot is taken (--feed-subscribers-max)",
+                              NULL);
+    }
+}
+
 static const http_route_t s_routes[] = {
+    {"GET", "/", dashboard_handle, 0, AUTH_SCOPE_OPEN, NULL}, // the page holds no data
+    {"GET", "/events", s_get_events, 0, AUTH_SCOPE_READ, "from_seq limit account"},
     {"GET", "/accounts", s_get_accounts, 0, AUTH_SCOPE_READ,
      "limit after currency metadata.*"},
     {"GET", "/accounts/{id}", s_get_account, 0, AUTH_SCOPE_READ,

@@ -7,6 +7,10 @@
     GET /accounts                ?after=ID&limit=N, sorted by id;
                                  ?currency=C, ?metadata.KEY=VALUE filter
     GET /accounts/{id}/events    ?after_seq=N&limit=N, the stored lines
+    GET /events                  Accept: text/event-stream: the live feed
+                                 (feed.h); otherwise a JSON page of the
+                                 replica. ?from_seq=N&account=ID[&limit=N]
+    GET /                        the dashboard page (dashboard.h)
     GET /stats, GET /health, GET /metrics
 
     The handlers read the service's state through api_context_t, which the
@@ -19,6 +23,7 @@
 #include <stdint.h>
 
 #include "accounts.h"
+#include "feed.h"
 #include "http.h"
 #include "log_file.h"
 #include "subscriber.h"
@@ -36,6 +41,7 @@ typedef struct {
     log_file_t *replica;
     subscriber_t *subscriber; // NULL until created
     waiters_t *waiters;
+    feed_t *feed;        // NULL until created
     http_server_t *http; // NULL until created
     int64_t wait_ms_max; // cap for wait_ms
     int64_t overdraft_limit; // shown for accounts opened implicitly

@@ -25,6 +25,7 @@
 #include "config.h"
 #include "curve.h"
 #include "event.h"
+#include "feed.h"
 #include "http.h"
 #include "log.h"
 #include "log_file.h"
@@ -53,6 +54,9 @@ typedef struct {
     int64_t upstream_timeout_ms;
     int64_t connections_per_ip;
     int64_t overdraft_limit; // what accounts opened implicitly show as theirs
+    int64_t feed_subscribers_max;
+    int64_t feed_keepalive_ms;
+    int64_t feed_stall_ms;
     bool reuse_port;
     bool rebuild;
     log_file_config_t log;  // --segment-bytes, --verify
@@ -101,6 +105,9 @@ enum {
     OPT_VERIFY,
     OPT_SNAPSHOT_EVERY,
     OPT_OVERDRAFT_LIMIT,
+    OPT_FEED_SUBSCRIBERS_MAX,
+    OPT_FEED_KEEPALIVE_MS,
+    OPT_FEED_STALL_MS,
     OPT_HELP,
     OPT_VERSION,
 };
@@ -123,6 +130,9 @@ static const struct option s_long_options[] = {
     {"verify", no_argument, NULL, OPT_VERIFY},
     {"snapshot-every", required_argument, NULL, OPT_SNAPSHOT_EVERY},
     {"overdraft-limit", required_argument, NULL, OPT_OVERDRAFT_LIMIT},
+    {"feed-subscribers-max", required_argument, NULL, OPT_FEED_SUBSCRIBERS_MAX},
+    {"feed-keepalive-ms", required_argument, NULL, OPT_FEED_KEEPALIVE_MS},
+    {"feed-stall-ms", required_argument, NULL, OPT_FEED_STALL_MS},
     {"help", no_argument, NULL, OPT_HELP},
     {"version", no_argument, NULL, OPT_VERSION},
     SECURITY_LONG_OPTIONS,
@@ -154,14 +164,19 @@ static void s_usage (FILE *out)
         "  --log-level LEVEL       debug, info, warn or error (info)\n"
         "  --subscriber-hwm N      SUB receive high-water mark (ZeroMQ default)\n"
         "  --upstream-timeout-ms N  silence before upstream counts as down (3000)\n"
-        "  --overdraft-limit N   the limit shown for accounts opened implicitly:\n"
-        "                        transaction's --overdraft-limit (0)\n"
+        "  --overdraft-limit N     the limit shown for accounts opened implicitly:\n"
+        "                          transaction's --overdraft-limit (0)\n"
+        "  --feed-subscribers-max N  live GET /events streams at once (%d)\n"
+        "  --feed-keepalive-ms N   comment sent on an idle live stream (%d)\n"
+        "  --feed-stall-ms N       cut off a live stream that reads nothing this long "
+        "(%d)\n"
         "%s"
         "  --help                  this text\n"
         "  --version               the version\n",
         ACCOUNTING_HTTP_PORT_DEFAULT, SNAPSHOT_EVERY_DEFAULT,
         ACCOUNTING_WAIT_MS_MAX_DEFAULT, ACCOUNTING_WAITERS_MAX_DEFAULT,
-        HTTP_CONNECTIONS_PER_IP_MAX_DEFAULT, security_usage);
+        HTTP_CONNECTIONS_PER_IP_MAX_DEFAULT, FEED_SUBSCRIBERS_MAX_DEFAULT,
+        FEED_KEEPALIVE_MS_DEFAULT, FEED_STALL_MS_DEFAULT, security_usage);
 }
 
 //  Returns 0 to run, 1 to exit 0 (help, version), -1 to exit 2.
@@ -175,6 +190,9 @@ static int s_options_parse (options_t *options, int argc, char *argv[])
                            .waiters_max = ACCOUNTING_WAITERS_MAX_DEFAULT,
                            .connections_per_ip = HTTP_CONNECTIONS_PER_IP_MAX_DEFAULT,
                            .snapshot_every = SNAPSHOT_EVERY_DEFAULT,
+                           .feed_subscribers_max = FEED_SUBSCRIBERS_MAX_DEFAULT,
+                           .feed_keepalive_ms = FEED_KEEPALIVE_MS_DEFAULT,
+                           .feed_stall_ms = FEED_STALL_MS_DEFAULT,
                            .log_level = LOG_INFO};
     int option, rc = 0;
     while (rc == 0 &&
@@ -241,6 +259,20 @@ static int s_options_parse (options_t *options, int argc, char *argv[])
         case OPT_SNAPSHOT_EVERY:
             rc = config_parse_int64 ("--snapshot-every", optarg, 0, INT64_MAX,
                                      &options->snapshot_every);
+            break;
+        case OPT_FEED_SUBSCRIBERS_MAX:
+            rc = config_parse_int64 ("--feed-subscribers-max", optarg, 0,
+                                     FEED_SUBSCRIBERS_LIMIT,
+                                     &options->feed_subscribers_max);
+            break;
+        case OPT_FEED_KEEPALIVE_MS:
+            rc =
+                config_parse_int64 ("--feed-keepalive-ms", optarg, 1,
+                                    FEED_KEEPALIVE_MS_LIMIT, &options->feed_keepalive_ms);
+            break;
+        case OPT_FEED_STALL_MS:
+            rc = config_parse_int64 ("--feed-stall-ms", optarg, 1, FEED_STALL_MS_LIMIT,
+                                     &options->feed_stall_ms);
             break;
         case OPT_LOG_LEVEL:
             rc = log_level_parse (optarg, &options->log_level);
@@ -314,7 +346,9 @@ static void s_on_event (void *arg, const event_t *event, const char *line,
                    event->seq);
         log_file_rollback (self->api.replica);
         self->api.replica_failed = true;
+        return;
     }
+    feed_on_event (self->api.feed, event, line, line_bytes);
 }
 
 //  The snapshot's body: accounts_save (allocates nothing: fork-safe).
@@ -348,6 +382,7 @@ static void s_on_applied (void *arg, int64_t applied_seq)
         self->api.replica_failed = true;
     }
     waiters_wake (self->api.waiters, applied_seq);
+    feed_on_applied (self->api.feed);
     int64_t every = self->options.snapshot_every;
     if (every > 0 && !self->api.replica_failed && !snapshot_running (self->snapshot) &&
         applied_seq - snapshot_seq (self->snapshot) >= every &&
@@ -467,6 +502,11 @@ static int s_start (service_t *self)
         waiters_new (self->loop, (size_t)options->waiters_max, api_on_waiter, &self->api);
     if (!self->api.waiters)
         return -1;
+    self->api.feed =
+        feed_new (self->loop, self->api.replica, (size_t)options->feed_subscribers_max,
+                  (int)options->feed_keepalive_ms, (int)options->feed_stall_ms);
+    if (!self->api.feed)
+        return -1;
     http_config_t http_config = {.service = "accounting",
                                  .address = options->http_addr,
                                  .port = (int)options->http_port,
@@ -480,6 +520,7 @@ static int s_start (service_t *self)
     self->api.http = http_server_new (self->loop, &http_config);
     if (!self->api.http)
         return -1;
+    feed_watch_auth (self->api.feed, self->api.http);
     subscriber_config_t subscriber_config = {
         .publish_endpoint = options->publish,
         .replay_endpoint = options->replay,
@@ -507,7 +548,8 @@ static void s_stop (service_t *self)
     waiters_destroy (&self->api.waiters);
     subscriber_destroy (&self->api.subscriber);
     curve_destroy (&self->curve);
-    http_server_destroy (&self->api.http);
+    http_server_destroy (&self->api.http); // ends the live feeds' responses first
+    feed_destroy (&self->api.feed);
     if (self->api.replica && !self->api.replica_failed &&
         log_file_commit (self->api.replica, false))
         log_error ("replica commit at exit failed: %s", strerror (errno));

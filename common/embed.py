@@ -11,6 +11,8 @@ with open(dst, "w") as out:
     out.write("#include <stddef.h>\n")
     out.write("const char %s[] = {\n" % name)
     for i in range(0, len(data), 16):
-        out.write("    " + ", ".join(str(b) for b in data[i:i + 16]) + ",\n")
+        # Bytes above 127 (UTF-8 text) are cast: char may be signed.
+        out.write("    " + ", ".join(str(b) if b < 128 else "(char)%d" % b
+                                     for b in data[i:i + 16]) + ",\n")
     out.write("    0};\n")
     out.write("const size_t %s_bytes = %d;\n" % (name, len(data)))

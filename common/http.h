@@ -20,6 +20,8 @@
 
     Responses are always queued on a later access-handler call than the
     first (libmicrohttpd 0.9.75 closes keep-alive connections otherwise).
+    A body produced over time (server-sent events) goes through
+    http_respond_stream: see the last section.
 */
 #ifndef HTTP_H_INCLUDED
 #define HTTP_H_INCLUDED
@@ -28,6 +30,7 @@
 #include <cjson/cJSON.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
 
 #include "auth.h"
 #include "metrics.h"
@@ -195,5 +198,38 @@ void http_respond_forbidden (http_request_t *self, const char *detail, cJSON *er
 //  Helper to build the errors array for http_respond_problem: appends
 //  {"field": field, "message": message} to *errors_p, creating it if NULL.
 void http_problem_add_error (cJSON **errors_p, const char *field, const char *message);
+
+//  ---------------------------------------------------------------------
+//  Streaming responses (server-sent events): a body of unknown length,
+//  sent chunked as the caller produces it.
+
+typedef struct http_stream http_stream_t;
+
+#define HTTP_STREAM_END ((ssize_t)-1) // a reader's "the body is complete"
+
+//  Fills buffer with up to max bytes of what is ready and returns how many.
+//  0: nothing is ready; the connection then waits, without timing out, until
+//  http_stream_wake. HTTP_STREAM_END finishes the response.
+typedef ssize_t (http_stream_read_fn) (void *arg, char *buffer, size_t max);
+//  Called exactly once when the response is over (complete, client gone,
+//  server stopping); the stream handle is invalid from then on.
+typedef void (http_stream_free_fn) (void *arg);
+
+//  Answers with a streamed body read through reader. Returns the stream
+//  handle, valid until free_fn(arg) is called. On failure (out of memory)
+//  returns NULL, the request is answered (its connection closes) and
+//  free_fn is not called: arg stays the caller's.
+http_stream_t *http_respond_stream (http_request_t *self, unsigned status,
+                                    const char *content_type, http_stream_read_fn *reader,
+                                    http_stream_free_fn *free_fn, void *arg);
+
+//  New data is ready: a waiting stream calls its reader again soon. Safe
+//  to call at any time, also from inside the reader.
+void http_stream_wake (http_stream_t *stream);
+
+//  A stream outlives the check of its token: the number of auth file
+//  reloads that took effect (0 without an auth file) tells its owner
+//  when to end streams so that they reconnect and are checked again.
+uint64_t http_server_auth_generation (http_server_t *self);
 
 #endif
