@@ -835,7 +835,7 @@ def test_the_page_shows_balances_and_live_deposits_without_console_errors():
         browser.call("Page.navigate", url=d.acc.url + "/")
         browser.wait_for("document.readyState === 'complete'", "the page loaded")
         rows = ("[...document.querySelectorAll('#balances tbody tr')]"
-                ".map(r => r.dataset.account + '=' + r.cells[1].textContent).join(' ')")
+                ".map(r => r.dataset.account + '=' + r.querySelector('td[data-key=balance]').textContent).join(' ')")
         browser.wait_for(rows + ".includes('alice=1,224.50')", "alice's balance")
         assert "bob=325.50" in browser.evaluate(rows)
         browser.wait_for("document.querySelectorAll('#feed li').length === 3",
@@ -894,7 +894,7 @@ def test_the_page_asks_for_a_token_once_and_keeps_it_for_the_session():
                          "document.querySelector('#token-form button').click(); true")
         clicked = time.time()  # requests stamped later were sent after the click
         rows = ("[...document.querySelectorAll('#balances tbody tr')]"
-                ".map(r => r.dataset.account + '=' + r.cells[1].textContent).join(' ')")
+                ".map(r => r.dataset.account + '=' + r.querySelector('td[data-key=balance]').textContent).join(' ')")
         browser.wait_for(rows + ".includes('alice=10.00')", "the balances with the token")
         browser.wait_for("document.getElementById('feed-state').textContent === 'feed: live'",
                          "the feed live")

@@ -18,7 +18,7 @@ from test_stream import Client, new_id  # noqa: E402
 FIXTURE = os.path.join(os.path.dirname(__file__), "..", "fixtures", "v1")
 # What schema 2 adds to an account body (and to each list entry), and to /stats.
 ACCOUNT_ADDED = ("currency", "overdraft_limit", "metadata")
-STATS_ADDED = ("currency_skipped", "currencies")
+STATS_ADDED = ("currency_skipped", "currencies", "feed_subscribers")
 
 
 def fixture():
