@@ -19,6 +19,7 @@
 
 #include "dedupe.h"
 #include "log.h"
+#include "snapshot.h"
 
 //  One request is one atomic append; a limit keeps its scratch space
 //  (one event_t each, ~1.3 KiB) bounded: 4096 events = ~5 MiB.
@@ -32,6 +33,9 @@
 //  A transfer touches two accounts.
 #define INGEST_BURST_UNDO_MAX  (2 * INGEST_BURST_EVENTS_HARD_MAX)
 #define INGEST_ERROR_BYTES_MAX 256
+//  The versions' snapshot layout (s_snapshot_save); bump it with any change.
+#define INGEST_SNAPSHOT_VERSION 1
+#define INGEST_PATH_BYTES_MAX   512 // a segment's path in a refusal
 //  Up to this many events, pairwise id comparison is cheaper than a hash table.
 #define INGEST_REPEAT_SCAN_EVENTS_MAX 16
 //  Slots of the repeated-id table: a power of two, at least twice the events
@@ -138,6 +142,11 @@ struct ingest {
     int burst_errno;                     // non-zero: the burst failed to append or commit
     char line[EVENT_LINE_BYTES_MAX + 2]; // one stored line read back (+ \n)
     event_t confirm_event;               // a stored line's event, parsed to confirm an id
+    snapshot_t *snapshot;                // of the versions
+    char snapshot_id[EVENT_ID_BYTES_MAX + 1]; // the id at the seq being snapshot
+    int64_t versions_seq;   // the opening scan bumps versions after this seq only
+    int64_t scan_first_seq; // the first seq the opening scan saw; 0 before
+    log_file_t *opening; // the log while it is being opened (read by the snapshot's load)
     //  Opening only: the seq being scanned, and the hash hits seen so far
     int64_t scan_seq;
     struct {
@@ -155,6 +164,15 @@ static int s_versions_init (ingest_t *self)
     self->version_arena_size = INGEST_VERSION_ARENA_BYTES_MIN;
     self->version_arena_bytes = 8; // record 0 stands for an empty slot
     return self->version_slots && self->version_arena ? 0 : -1;
+}
+
+//  Back to empty tables (a snapshot that did not load, or not this log's).
+static int s_versions_reset (ingest_t *self)
+{
+    free (self->version_slots);
+    free (self->version_arena);
+    self->version_records = self->version_accounts = 0;
+    return s_versions_init (self);
 }
 
 static version_record_t *s_record (ingest_t *self, uint32_t record)
@@ -328,21 +346,27 @@ static int s_check_repeats (ingest_t *self, const char *path, char *error,
     for (size_t i = 0; i < self->repeat_count; i++) {
         int64_t earlier = self->repeats[i].earlier, later = self->repeats[i].later;
         char earlier_id[EVENT_ID_BYTES_MAX + 1], later_id[EVENT_ID_BYTES_MAX + 1];
+        char earlier_file[INGEST_PATH_BYTES_MAX], later_file[INGEST_PATH_BYTES_MAX];
         uint64_t earlier_at = 0, later_at = 0;
-        if (s_stored_id (self, earlier, earlier_id) || s_stored_id (self, later, later_id) ||
-            log_file_offset (self->log, earlier, &earlier_at) ||
-            log_file_offset (self->log, later, &later_at)) {
+        if (s_stored_id (self, earlier, earlier_id) ||
+            s_stored_id (self, later, later_id) ||
+            log_file_locate (self->log, earlier, earlier_file, sizeof earlier_file,
+                             &earlier_at) ||
+            log_file_locate (self->log, later, later_file, sizeof later_file,
+                             &later_at)) {
             snprintf (error, error_size, "%s: reading seqs %lld and %lld back failed",
                       path, (long long)earlier, (long long)later);
             return -1;
         }
         if (strcmp (earlier_id, later_id) == 0) {
-            snprintf (error, error_size,
-                      "%s: line %lld (byte offset %llu, seq %lld) repeats the id \"%s\" of "
-                      "line %lld (byte offset %llu, seq %lld); a log stores each id once",
-                      path, (long long)later, (unsigned long long)later_at,
-                      (long long)later, later_id, (long long)earlier,
-                      (unsigned long long)earlier_at, (long long)earlier);
+            snprintf (
+                error, error_size,
+                "%s: line %lld (%s, byte offset %llu, seq %lld) repeats the id \"%s\" "
+                "of line %lld (%s, byte offset %llu, seq %lld); a log stores each id "
+                "once",
+                path, (long long)later, later_file, (unsigned long long)later_at,
+                (long long)later, later_id, (long long)earlier, earlier_file,
+                (unsigned long long)earlier_at, (long long)earlier);
             return -1;
         }
     }
@@ -390,7 +414,12 @@ static bool s_confirm (void *arg, int64_t seq, const char *id)
 static int s_scan (void *arg, const event_t *event, const char *line, size_t line_bytes)
 {
     ingest_t *self = (ingest_t *)arg;
-    if (s_bump_versions (self, event, false))
+    if (self->scan_first_seq == 0) {
+        self->scan_first_seq = event->seq;
+        if (event->seq > 1)
+            dedupe_start_at (self->dedupe, event->seq);
+    }
+    if (event->seq > self->versions_seq && s_bump_versions (self, event, false))
         return -1; // out of memory: the open fails
     self->scan_seq = event->seq;
     dedupe_add_checked (self->dedupe, event->id, event->seq); // hits kept as candidates
@@ -398,8 +427,130 @@ static int s_scan (void *arg, const event_t *event, const char *line, size_t lin
     return 0;
 }
 
-ingest_t *ingest_new (const char *log_path, zsock_t *publish, bool fsync_always,
-                      size_t dedupe_window, char *error, size_t error_size)
+//  The versions' snapshot body: the seq's id (the log it belongs to), then
+//  the version records as the arena holds them. Allocates nothing.
+static int s_snapshot_save (void *state, snapshot_write_fn *write_fn, void *writer)
+{
+    ingest_t *self = (ingest_t *)state;
+    char id[EVENT_ID_BYTES_MAX + 1];
+    memset (id, 0, sizeof id);
+    memcpy (id, self->snapshot_id, sizeof id);
+    uint64_t bytes = self->version_arena_bytes - 8;
+    if (write_fn (writer, id, sizeof id) || write_fn (writer, &bytes, sizeof bytes))
+        return -1;
+    return write_fn (writer, self->version_arena + 8, (size_t)bytes);
+}
+
+//  Puts one saved record into the (empty) tables; -1 if it is not one.
+static int s_snapshot_record (ingest_t *self, const uint8_t *body, size_t left,
+                              size_t *record_bytes)
+{
+    version_record_t head;
+    size_t fixed = offsetof (version_record_t, account);
+    if (left < fixed)
+        return -1;
+    memcpy (&head, body, fixed);
+    *record_bytes = (fixed + head.bytes + 7) & ~(size_t)7;
+    char account[EVENT_ACCOUNT_BYTES_MAX + 1];
+    if (head.bytes == 0 || head.bytes > EVENT_ACCOUNT_BYTES_MAX || head.version < 0 ||
+        *record_bytes > left)
+        return -1;
+    memcpy (account, body + fixed, head.bytes);
+    account[head.bytes] = 0;
+    size_t bytes, slot;
+    uint32_t hash = s_account_hash (account, &bytes);
+    if (bytes != head.bytes || s_versions_find (self, account, bytes, hash, &slot))
+        return -1;
+    uint32_t record = s_versions_add (self, account, bytes, hash, slot);
+    if (!record)
+        return -1;
+    s_set_version (self, record, head.version);
+    return 0;
+}
+
+//  The versions at seq, and the id the snapshot says the log holds there
+//  (checked once the log is open: another log's snapshot must not count).
+static int s_snapshot_load (void *state, int64_t seq, const uint8_t *body, size_t left)
+{
+    ingest_t *self = (ingest_t *)state;
+    uint64_t bytes;
+    if (left < sizeof self->snapshot_id + sizeof bytes)
+        return -1;
+    memcpy (self->snapshot_id, body, sizeof self->snapshot_id);
+    memcpy (&bytes, body + sizeof self->snapshot_id, sizeof bytes);
+    body += sizeof self->snapshot_id + sizeof bytes;
+    left -= sizeof self->snapshot_id + sizeof bytes;
+    if (bytes != left || self->snapshot_id[EVENT_ID_BYTES_MAX] != 0)
+        return -1;
+    int rc = 0;
+    for (size_t at = 0, record_bytes = 0; rc == 0 && at < left; at += record_bytes)
+        rc = s_snapshot_record (self, body + at, left - at, &record_bytes);
+    if (rc)
+        s_versions_reset (self); // -1 all the same: the snapshot did not load
+    return rc;
+}
+
+//  Whether the open log holds at seq the event with the snapshot's id.
+static bool s_snapshot_matches (ingest_t *self, int64_t seq)
+{
+    char reason[INGEST_ERROR_BYTES_MAX];
+    size_t bytes = 0;
+    return seq <= log_file_committed_seq (self->opening) &&
+           log_file_read (self->opening, seq, 1, self->line, sizeof self->line, &bytes) ==
+               1 &&
+           event_parse_canonical (self->line, bytes - 1, &self->confirm_event, reason,
+                                  sizeof reason) == 0 &&
+           strcmp (self->confirm_event.id, self->snapshot_id) == 0;
+}
+
+//  Versions only: the whole log again, when the snapshot was another's.
+static int s_scan_versions (void *arg, const event_t *event, const char *line,
+                            size_t line_bytes)
+{
+    return s_bump_versions ((ingest_t *)arg, event, false);
+}
+
+//  Loads the newest snapshot of the versions, then opens the log (every
+//  segment checked as log_file_open does) scanning only what the versions
+//  (after the snapshot) and the dedupe window (the last dedupe_window
+//  events) need: not the whole log. One pass over the open segment.
+static int s_open_log (ingest_t *self, const char *data_dir,
+                       const log_file_config_t *log_config, size_t dedupe_window,
+                       char *error, size_t error_size)
+{
+    self->snapshot = snapshot_new (data_dir, INGEST_SNAPSHOT_VERSION);
+    if (!self->snapshot)
+        return -1;
+    self->versions_seq = snapshot_load (self->snapshot, INT64_MAX, s_snapshot_load, self);
+    log_file_config_t config = log_config ? *log_config : (log_file_config_t){0};
+    config.scan_from_seq = self->versions_seq + 1;
+    config.scan_tail_events = (int64_t)dedupe_window;
+    self->opening = log_file_open (data_dir, &config, s_scan, self, error, error_size);
+    if (!self->opening)
+        return -1;
+    if (self->versions_seq > 0 && !s_snapshot_matches (self, self->versions_seq)) {
+        log_warn (
+            "snapshot at seq %lld of %s does not match its log (another log's, or a "
+            "longer one): ignored, versions scanned from the whole log",
+            (long long)self->versions_seq, data_dir);
+        self->versions_seq = 0;
+        if (s_versions_reset (self) ||
+            log_file_scan (self->opening, 1, s_scan_versions, self, error, error_size))
+            return -1;
+    }
+    log_info (
+        "log %s/events: versions from the snapshot at seq %lld, then scanned from seq "
+        "%lld to %lld",
+        data_dir, (long long)self->versions_seq, (long long)self->scan_first_seq,
+        (long long)log_file_committed_seq (self->opening));
+    self->log = self->opening;
+    self->opening = NULL;
+    return 0;
+}
+
+ingest_t *ingest_new (const char *data_dir, const log_file_config_t *log_config,
+                      zsock_t *publish, bool fsync_always, size_t dedupe_window,
+                      char *error, size_t error_size)
 {
     ingest_t *self = (ingest_t *)zmalloc (sizeof (ingest_t));
     self->publish = publish;
@@ -424,8 +575,8 @@ ingest_t *ingest_new (const char *log_path, zsock_t *publish, bool fsync_always,
         snprintf (error, error_size, "out of memory (dedupe window %zu)", dedupe_window);
         goto failed;
     }
-    self->log = log_file_open (log_path, s_scan, self, error, error_size);
-    if (!self->log || s_check_repeats (self, log_path, error, error_size))
+    if (s_open_log (self, data_dir, log_config, dedupe_window, error, error_size) ||
+        s_check_repeats (self, data_dir, error, error_size))
         goto failed;
     return self;
 failed:
@@ -451,7 +602,9 @@ void ingest_destroy (ingest_t **self_p)
         ingest_t *self = *self_p;
         if (self->requests)
             s_burst_reset (self);
+        snapshot_destroy (&self->snapshot);
         log_file_destroy (&self->log);
+        log_file_destroy (&self->opening);
         free (self->version_slots);
         free (self->version_arena);
         dedupe_destroy (&self->dedupe);
@@ -928,4 +1081,26 @@ int64_t ingest_find (ingest_t *self, const char *id)
 size_t ingest_account_count (ingest_t *self)
 {
     return self->version_accounts;
+}
+
+int ingest_snapshot (ingest_t *self, bool now)
+{
+    assert (self);
+    snapshot_poll (self->snapshot, now);
+    int64_t seq = log_file_committed_seq (self->log);
+    if (seq == 0 || seq <= snapshot_seq (self->snapshot) ||
+        snapshot_running (self->snapshot) ||
+        (!now && seq - snapshot_seq (self->snapshot) < INGEST_SNAPSHOT_EVERY))
+        return 0;
+    //  Between bursts the versions are those of the committed log.
+    assert (log_file_last_seq (self->log) == seq);
+    size_t bytes = 0;
+    char reason[INGEST_ERROR_BYTES_MAX];
+    if (log_file_read (self->log, seq, 1, self->line, sizeof self->line, &bytes) != 1 ||
+        event_parse_canonical (self->line, bytes - 1, &self->confirm_event, reason,
+                               sizeof reason))
+        return -1;
+    memcpy (self->snapshot_id, self->confirm_event.id, sizeof self->snapshot_id);
+    return now ? snapshot_write (self->snapshot, seq, s_snapshot_save, self)
+               : snapshot_start (self->snapshot, seq, s_snapshot_save, self);
 }
