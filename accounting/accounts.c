@@ -23,6 +23,11 @@
 #define ACCOUNTS_TS_MIN        1024 // first ts array size
 #define ACCOUNTS_HISTORY_MIN   1    // most accounts are touched few times
 #define ACCOUNTS_HISTORY_MAX   UINT32_MAX
+//  The fold's own version. Change it with any change to what an event does
+//  to the state: snapshots of an older fold are then ignored, and the
+//  replica is folded again (the seed's lesson: fix the fold, restart, get
+//  the right balances).
+#define ACCOUNTS_FOLD_VERSION 2 // 2: schema 2 (currencies, settings)
 
 //  One change of an account's limit or metadata (account_opened or
 //  account_updated), as of seq. Each holds the whole settings after it.
@@ -637,4 +642,202 @@ int accounts_list (accounts_t *self, const char *after, size_t limit,
     }
     *more = low < self->sorted_count;
     return (int)count;
+}
+
+int accounts_fold_version (void)
+{
+    return ACCOUNTS_FOLD_VERSION;
+}
+
+//  The fixed head of a saved state; then currency_count names of
+//  EVENT_CURRENCY_BYTES_MAX + 1 bytes, the ts of every seq, the accounts.
+typedef struct {
+    int64_t applied_seq;
+    uint64_t events_applied;
+    uint64_t unknown_skipped;
+    uint64_t overflow_skipped;
+    uint64_t count;
+    uint64_t mismatch_skipped;
+    uint64_t currency_count;
+} saved_head_t;
+
+//  One account's head in a saved state, then id_bytes of id, version
+//  touches, settings_count settings (each saved_settings_t, then its
+//  metadata_bytes of metadata).
+typedef struct {
+    uint32_t id_bytes;
+    uint32_t version;
+    uint32_t settings_count;
+    uint32_t currency;
+} saved_account_t;
+
+typedef struct {
+    int64_t seq;
+    int64_t overdraft_limit;
+    uint32_t limit_implicit;
+    uint32_t metadata_bytes; // 0: none
+} saved_settings_t;
+
+static int s_save_account (accounts_t *self, const account_t *account,
+                           accounts_write_fn *write_fn, void *arg)
+{
+    const char *id = s_id (self, account);
+    saved_account_t saved = {(uint32_t)strlen (id), account->version,
+                             account->settings_count, account->currency};
+    if (write_fn (arg, &saved, sizeof saved) || write_fn (arg, id, saved.id_bytes) ||
+        write_fn (arg, account->history, account->version * sizeof (account_touch_t)))
+        return -1;
+    for (uint32_t i = 0; i < account->settings_count; i++) {
+        const settings_t *settings = &account->settings[i];
+        saved_settings_t entry = {
+            settings->seq, settings->overdraft_limit, settings->limit_implicit,
+            settings->metadata ? (uint32_t)strlen (settings->metadata) : 0};
+        if (write_fn (arg, &entry, sizeof entry) ||
+            write_fn (arg, settings->metadata, entry.metadata_bytes))
+            return -1;
+    }
+    return 0;
+}
+
+int accounts_save (accounts_t *self, accounts_write_fn *write_fn, void *arg)
+{
+    assert (self && write_fn);
+    saved_head_t head = {self->applied_seq,     self->events_applied,
+                         self->unknown_skipped, self->overflow_skipped,
+                         self->count,           self->mismatch_skipped,
+                         self->currency_count};
+    if (write_fn (arg, &head, sizeof head) ||
+        write_fn (arg, self->names, self->currency_count * sizeof self->names[0]) ||
+        write_fn (arg, self->ts, (size_t)self->applied_seq * sizeof (int64_t)))
+        return -1;
+    for (uint32_t index = 0; index < self->count; index++)
+        if (s_save_account (self, &self->items[index], write_fn, arg))
+            return -1;
+    return 0;
+}
+
+//  Takes bytes from *data (left bytes remain); -1 if they are not there.
+static int s_take (const uint8_t **data, size_t *left, void *out, size_t bytes)
+{
+    if (*left < bytes)
+        return -1;
+    if (out)
+        memcpy (out, *data, bytes);
+    *data += bytes;
+    *left -= bytes;
+    return 0;
+}
+
+//  An account's saved settings, in seq order within the saved state.
+static int s_load_settings (accounts_t *self, account_t *account, uint32_t count,
+                            const uint8_t **data, size_t *left)
+{
+    if (count == 0)
+        return 0;
+    if (*left / sizeof (saved_settings_t) < count ||
+        !(account->settings = calloc (count, sizeof (settings_t))))
+        return -1;
+    for (uint32_t i = 0; i < count; i++) {
+        saved_settings_t entry;
+        if (s_take (data, left, &entry, sizeof entry) || entry.seq < 1 ||
+            entry.seq > self->applied_seq ||
+            (i > 0 && entry.seq <= account->settings[i - 1].seq) ||
+            entry.metadata_bytes > *left)
+            return -1;
+        settings_t *settings = &account->settings[account->settings_count++];
+        *settings = (settings_t){entry.seq, entry.overdraft_limit,
+                                 entry.limit_implicit != 0, NULL};
+        if (entry.metadata_bytes) {
+            if (!(settings->metadata = malloc (entry.metadata_bytes + 1)))
+                return -1;
+            s_take (data, left, settings->metadata, entry.metadata_bytes);
+            settings->metadata[entry.metadata_bytes] = 0;
+            if (memchr (settings->metadata, 0, entry.metadata_bytes))
+                return -1;
+        }
+    }
+    return 0;
+}
+
+//  One saved account into self; its touches must be in seq order within
+//  the saved applied_seq, its id new and valid, its currency known.
+static int s_load_account (accounts_t *self, const uint8_t **data, size_t *left)
+{
+    saved_account_t saved;
+    char id[EVENT_ACCOUNT_BYTES_MAX + 1];
+    if (s_take (data, left, &saved, sizeof saved) || saved.id_bytes == 0 ||
+        saved.id_bytes > EVENT_ACCOUNT_BYTES_MAX ||
+        saved.currency >= self->currency_count || s_take (data, left, id, saved.id_bytes))
+        return -1;
+    id[saved.id_bytes] = 0;
+    if (memchr (id, 0, saved.id_bytes) ||
+        *left / sizeof (account_touch_t) < saved.version)
+        return -1;
+    uint32_t hash = s_hash (id, saved.id_bytes);
+    if (s_find (self, id, saved.id_bytes, hash) ||
+        s_reserve_account (self, saved.id_bytes))
+        return -1;
+    account_t *account = s_add (self, id, saved.id_bytes, hash);
+    account->currency = (uint16_t)saved.currency;
+    if (saved.version) {
+        account->history = malloc (saved.version * sizeof (account_touch_t));
+        if (!account->history)
+            return -1;
+        account->history_capacity = saved.version;
+        s_take (data, left, account->history, saved.version * sizeof (account_touch_t));
+    }
+    for (uint32_t i = 0; i < saved.version; i++) {
+        int64_t seq = account->history[i].seq;
+        if (seq < 1 || seq > self->applied_seq ||
+            (i > 0 && seq <= account->history[i - 1].seq))
+            return -1;
+    }
+    account->version = saved.version;
+    account->balance =
+        saved.version ? account->history[saved.version - 1].balance_after : 0;
+    self->total += account->balance;
+    if (saved.version) {
+        self->currencies[saved.currency].accounts++;
+        self->currencies[saved.currency].total += account->balance;
+    }
+    return s_load_settings (self, account, saved.settings_count, data, left);
+}
+
+int accounts_load (accounts_t *self, const uint8_t *data, size_t bytes)
+{
+    assert (self && self->applied_seq == 0 && self->count == 0);
+    saved_head_t head;
+    if (s_take (&data, &bytes, &head, sizeof head) || head.applied_seq < 0 ||
+        head.count > ACCOUNTS_COUNT_MAX ||
+        head.currency_count > ACCOUNTS_CURRENCIES_MAX ||
+        s_take (&data, &bytes, self->names,
+                head.currency_count * sizeof self->names[0]) ||
+        bytes / sizeof (int64_t) < (uint64_t)head.applied_seq)
+        return -1;
+    self->currency_count = head.currency_count;
+    for (size_t i = 0; i < self->currency_count; i++) {
+        if (memchr (self->names[i], 0, sizeof self->names[i]) == NULL)
+            return -1;
+        self->currencies[i] = (account_currency_t){.currency = self->names[i]};
+    }
+    int64_t capacity = self->ts_capacity;
+    while (capacity < head.applied_seq)
+        capacity *= 2;
+    int64_t *ts = realloc (self->ts, (size_t)capacity * sizeof (int64_t));
+    if (!ts)
+        return -1;
+    self->ts = ts;
+    self->ts_capacity = capacity;
+    s_take (&data, &bytes, self->ts, (size_t)head.applied_seq * sizeof (int64_t));
+    self->applied_seq = head.applied_seq;
+    for (uint64_t i = 0; i < head.count; i++)
+        if (s_load_account (self, &data, &bytes))
+            return -1;
+    if (bytes != 0)
+        return -1;
+    self->events_applied = head.events_applied;
+    self->unknown_skipped = head.unknown_skipped;
+    self->overflow_skipped = head.overflow_skipped;
+    self->mismatch_skipped = head.mismatch_skipped;
+    return 0;
 }

@@ -75,6 +75,22 @@ typedef struct {
     int64_t balance_after;
 } account_touch_t;
 
+//  The fold's version: a snapshot of the state is only good for the fold
+//  that made it (see accounts.c's ACCOUNTS_FOLD_VERSION).
+int accounts_fold_version (void);
+
+//  Writes the whole state (counters, the ts of every seq, every account
+//  with its touches) through write_fn, in pieces; host byte order. It
+//  allocates nothing, so a forked child may call it. Returns 0, or the
+//  first -1 of write_fn.
+typedef int (accounts_write_fn) (void *arg, const void *data, size_t bytes);
+int accounts_save (accounts_t *self, accounts_write_fn *write_fn, void *arg);
+
+//  Restores what accounts_save wrote (data, bytes long) into self, which
+//  must be new (empty). The bytes come from disk: every count, length,
+//  id and seq is checked. Returns 0, or -1 (self is then to be destroyed).
+int accounts_load (accounts_t *self, const uint8_t *data, size_t bytes);
+
 accounts_t *accounts_new (void);
 void accounts_destroy (accounts_t **self_p);
 

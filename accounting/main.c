@@ -1,7 +1,8 @@
 /*  accounting — the read model service.
 
     Folds the stream's events into balances and answers queries over HTTP.
-    Start-up: open the local replica (<data-dir>/events.jsonl), folding
+    Start-up: open the local replica (<data-dir>/events/, in segments
+    rolled at --segment-bytes like the stream's, so the files match), folding
     every line as log_file scans it, serve HTTP at once, then follow the
     stream from the replica's last seq with the catch-up subscriber. Every
     event applied is appended to the replica as received, and each applied
@@ -30,6 +31,7 @@
 #include "log_file.h"
 #include "openapi.h"
 #include "security.h"
+#include "snapshot.h"
 #include "subscriber.h"
 #include "waiters.h"
 
@@ -57,6 +59,8 @@ typedef struct {
     int64_t feed_stall_ms;
     bool reuse_port;
     bool rebuild;
+    log_file_config_t log;  // --segment-bytes, --verify
+    int64_t snapshot_every; // events between snapshots; 0: at clean shutdown only
     log_level_t log_level;
     security_config_t security;
 } options_t;
@@ -66,12 +70,22 @@ typedef struct {
     api_context_t api;
     zloop_t *loop;
     curve_t *curve; // own keypair and the stream's key; NULL: plain
-    bool failed; // a fatal error stopped the loop
+    char data_dir[ACCOUNTING_PATH_BYTES_MAX];
+    snapshot_t *snapshot;
+    int64_t snapshot_started_ms; // zclock_mono of the last one started
+    bool failed;                 // a fatal error stopped the loop
     //  What the replica says of the log it copies, for the subscriber to
     //  refuse another history: the ids of seq 1 and of its last line.
     char identity[EVENT_ID_BYTES_MAX + 1];
     char last_id[EVENT_ID_BYTES_MAX + 1];
 } service_t;
+
+//  How often a finished snapshot child is looked for.
+#define ACCOUNTING_SNAPSHOT_POLL_MS 200
+//  At most one snapshot per this long: a catch-up of millions of events
+//  would otherwise write one every --snapshot-every events, each the whole
+//  state, on the cores and the disk the catch-up needs.
+#define ACCOUNTING_SNAPSHOT_INTERVAL_MS_MIN 30000
 
 enum {
     OPT_PUBLISH = 1000,
@@ -87,6 +101,9 @@ enum {
     OPT_LOG_LEVEL,
     OPT_SUBSCRIBER_HWM,
     OPT_UPSTREAM_TIMEOUT_MS,
+    OPT_SEGMENT_BYTES,
+    OPT_VERIFY,
+    OPT_SNAPSHOT_EVERY,
     OPT_OVERDRAFT_LIMIT,
     OPT_FEED_SUBSCRIBERS_MAX,
     OPT_FEED_KEEPALIVE_MS,
@@ -109,6 +126,9 @@ static const struct option s_long_options[] = {
     {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
     {"subscriber-hwm", required_argument, NULL, OPT_SUBSCRIBER_HWM},
     {"upstream-timeout-ms", required_argument, NULL, OPT_UPSTREAM_TIMEOUT_MS},
+    {"segment-bytes", required_argument, NULL, OPT_SEGMENT_BYTES},
+    {"verify", no_argument, NULL, OPT_VERIFY},
+    {"snapshot-every", required_argument, NULL, OPT_SNAPSHOT_EVERY},
     {"overdraft-limit", required_argument, NULL, OPT_OVERDRAFT_LIMIT},
     {"feed-subscribers-max", required_argument, NULL, OPT_FEED_SUBSCRIBERS_MAX},
     {"feed-keepalive-ms", required_argument, NULL, OPT_FEED_KEEPALIVE_MS},
@@ -132,7 +152,12 @@ static void s_usage (FILE *out)
         "  --http-port N           HTTP port (%d; 0 = any)\n"
         "  --data-dir DIR          replica directory (data/accounting-<port>)\n"
         "  --reuse-port            share the HTTP port with other instances\n"
-        "  --rebuild               discard the replica and refetch everything\n"
+        "  --rebuild               discard the replica and snapshots; refetch all\n"
+        "  --segment-bytes N       roll replica segments at N bytes as the stream does\n"
+        "                          (268435456): the same N gives the same files\n"
+        "  --verify                at start, check every sealed segment and checksum\n"
+        "  --snapshot-every N      snapshot the state every N events (at most one per\n"
+        "                          30 s) and at a clean stop (%d; 0: at a stop only)\n"
         "  --wait-ms-max N         cap for ?wait_ms (%d)\n"
         "  --waiters-max N         requests waiting for ?min_seq at once (%d)\n"
         "  --connections-per-ip N  HTTP connections one client address may hold (%d)\n"
@@ -148,10 +173,10 @@ static void s_usage (FILE *out)
         "%s"
         "  --help                  this text\n"
         "  --version               the version\n",
-        ACCOUNTING_HTTP_PORT_DEFAULT, ACCOUNTING_WAIT_MS_MAX_DEFAULT,
-        ACCOUNTING_WAITERS_MAX_DEFAULT, HTTP_CONNECTIONS_PER_IP_MAX_DEFAULT,
-        FEED_SUBSCRIBERS_MAX_DEFAULT, FEED_KEEPALIVE_MS_DEFAULT, FEED_STALL_MS_DEFAULT,
-        security_usage);
+        ACCOUNTING_HTTP_PORT_DEFAULT, SNAPSHOT_EVERY_DEFAULT,
+        ACCOUNTING_WAIT_MS_MAX_DEFAULT, ACCOUNTING_WAITERS_MAX_DEFAULT,
+        HTTP_CONNECTIONS_PER_IP_MAX_DEFAULT, FEED_SUBSCRIBERS_MAX_DEFAULT,
+        FEED_KEEPALIVE_MS_DEFAULT, FEED_STALL_MS_DEFAULT, security_usage);
 }
 
 //  Returns 0 to run, 1 to exit 0 (help, version), -1 to exit 2.
@@ -164,6 +189,7 @@ static int s_options_parse (options_t *options, int argc, char *argv[])
                            .wait_ms_max = ACCOUNTING_WAIT_MS_MAX_DEFAULT,
                            .waiters_max = ACCOUNTING_WAITERS_MAX_DEFAULT,
                            .connections_per_ip = HTTP_CONNECTIONS_PER_IP_MAX_DEFAULT,
+                           .snapshot_every = SNAPSHOT_EVERY_DEFAULT,
                            .feed_subscribers_max = FEED_SUBSCRIBERS_MAX_DEFAULT,
                            .feed_keepalive_ms = FEED_KEEPALIVE_MS_DEFAULT,
                            .feed_stall_ms = FEED_STALL_MS_DEFAULT,
@@ -218,6 +244,21 @@ static int s_options_parse (options_t *options, int argc, char *argv[])
         case OPT_UPSTREAM_TIMEOUT_MS:
             rc = config_parse_int64 ("--upstream-timeout-ms", optarg, 1, INT_MAX,
                                      &options->upstream_timeout_ms);
+            break;
+        case OPT_SEGMENT_BYTES: {
+            int64_t bytes = 0;
+            rc =
+                config_parse_int64 ("--segment-bytes", optarg, LOG_FILE_SEGMENT_BYTES_MIN,
+                                    LOG_FILE_SEGMENT_BYTES_MAX, &bytes);
+            options->log.segment_bytes = (uint64_t)bytes;
+            break;
+        }
+        case OPT_VERIFY:
+            options->log.verify = true;
+            break;
+        case OPT_SNAPSHOT_EVERY:
+            rc = config_parse_int64 ("--snapshot-every", optarg, 0, INT64_MAX,
+                                     &options->snapshot_every);
             break;
         case OPT_FEED_SUBSCRIBERS_MAX:
             rc = config_parse_int64 ("--feed-subscribers-max", optarg, 0,
@@ -310,6 +351,27 @@ static void s_on_event (void *arg, const event_t *event, const char *line,
     feed_on_event (self->api.feed, event, line, line_bytes);
 }
 
+//  The snapshot's body: accounts_save (allocates nothing: fork-safe).
+static int s_snapshot_save (void *state, snapshot_write_fn *write_fn, void *writer)
+{
+    return accounts_save ((accounts_t *)state, write_fn, writer);
+}
+
+//  A snapshot's body replaces the (empty) accounts when it loads whole.
+static int s_snapshot_load (void *state, int64_t seq, const uint8_t *body, size_t bytes)
+{
+    service_t *self = state;
+    accounts_t *loaded = accounts_new ();
+    if (!loaded || accounts_load (loaded, body, bytes) ||
+        accounts_applied_seq (loaded) != seq) {
+        accounts_destroy (&loaded);
+        return -1;
+    }
+    accounts_destroy (&self->api.accounts);
+    self->api.accounts = loaded;
+    return 0;
+}
+
 static void s_on_applied (void *arg, int64_t applied_seq)
 {
     service_t *self = arg;
@@ -321,32 +383,93 @@ static void s_on_applied (void *arg, int64_t applied_seq)
     }
     waiters_wake (self->api.waiters, applied_seq);
     feed_on_applied (self->api.feed);
+    int64_t every = self->options.snapshot_every;
+    if (every > 0 && !self->api.replica_failed && !snapshot_running (self->snapshot) &&
+        applied_seq - snapshot_seq (self->snapshot) >= every &&
+        (self->snapshot_started_ms == 0 || zclock_mono () - self->snapshot_started_ms >=
+                                               ACCOUNTING_SNAPSHOT_INTERVAL_MS_MIN)) {
+        self->snapshot_started_ms = zclock_mono ();
+        //  The replica must hold every seq the snapshot folded, durably:
+        //  a start folds the replica after the snapshot's seq.
+        if (log_file_sync (self->api.replica) == 0)
+            snapshot_start (self->snapshot, applied_seq, s_snapshot_save,
+                            self->api.accounts);
+    }
 }
 
-static int s_open_replica (service_t *self, const char *data_dir)
+static int s_on_snapshot_timer (zloop_t *loop, int timer_id, void *arg)
 {
-    char path[ACCOUNTING_PATH_BYTES_MAX];
-    if (snprintf (path, sizeof path, "%s/events.jsonl", data_dir) >= (int)sizeof path) {
-        log_error ("--data-dir too long: %s", data_dir);
-        return -1;
-    }
+    service_t *self = arg;
+    snapshot_poll (self->snapshot, false);
+    return 0;
+}
+
+//  Opens the replica folding from seq + 1 (after a snapshot at seq).
+static int s_open_replica_from (service_t *self, int64_t seq, char *error,
+                                size_t error_size)
+{
+    log_file_config_t config = self->options.log;
+    config.scan_from_seq = seq + 1;
+    self->api.replica =
+        log_file_open (self->data_dir, &config, s_on_scan, self, error, error_size);
+    return self->api.replica ? 0 : -1;
+}
+
+//  The id of the replica's line at seq into id (empty if it cannot be
+//  read): a start from a snapshot scans no line at seq 1.
+static void s_replica_id (service_t *self, int64_t seq, char *id)
+{
+    char line[EVENT_LINE_BYTES_MAX + 1], reason[128];
+    size_t bytes = 0;
+    event_t event;
+    id[0] = 0;
+    if (seq >= 1 &&
+        log_file_read (self->api.replica, seq, 1, line, sizeof line, &bytes) == 1 &&
+        event_parse_canonical (line, bytes - 1, &event, reason, sizeof reason) == 0)
+        memcpy (id, event.id, EVENT_ID_BYTES_MAX + 1);
+}
+
+//  Start = the newest valid snapshot, then the replica folded after it.
+static int s_open_replica (service_t *self)
+{
+    const char *data_dir = self->data_dir;
+    char error[512] = "";
     if (self->options.rebuild) {
-        if (unlink (path) && errno != ENOENT) {
-            log_error ("unlink(\"%s\") failed: %s", path, strerror (errno));
+        if (log_file_remove (data_dir, error, sizeof error) ||
+            snapshot_remove_all (self->snapshot)) {
+            log_error ("--rebuild: %s", error);
             return -1;
         }
-        log_info ("--rebuild: discarded %s; refetching everything from the stream", path);
+        log_info ("--rebuild: discarded the replica and snapshots in %s; refetching "
+                  "everything from the stream",
+                  data_dir);
     }
     int64_t started_ms = zclock_mono ();
-    char error[512] = "";
-    self->api.replica = log_file_open (path, s_on_scan, self, error, sizeof error);
-    if (!self->api.replica) {
-        log_error ("replica %s refused: %s (start with --rebuild to refetch it)", path,
-                   error);
+    int64_t seq = snapshot_load (self->snapshot, INT64_MAX, s_snapshot_load, self);
+    int rc = s_open_replica_from (self, seq, error, sizeof error);
+    if (rc == 0 && log_file_committed_seq (self->api.replica) < seq) {
+        log_warn ("the replica ends at seq %" PRId64
+                  ", before the snapshot at seq %" PRId64 ": folding the whole replica",
+                  log_file_committed_seq (self->api.replica), seq);
+        log_file_destroy (&self->api.replica);
+        accounts_destroy (&self->api.accounts);
+        if (!(self->api.accounts = accounts_new ()))
+            return -1;
+        seq = 0;
+        rc = s_open_replica_from (self, 0, error, sizeof error);
+    }
+    if (rc) {
+        log_error ("replica %s/events refused: %s (start with --rebuild to refetch it)",
+                   data_dir, error);
         return -1;
     }
-    log_info ("replica %s: folded %" PRId64 " events into %zu accounts in %" PRId64 " ms",
-              path, accounts_applied_seq (self->api.accounts),
+    s_replica_id (self, 1, self->identity);
+    s_replica_id (self, log_file_committed_seq (self->api.replica), self->last_id);
+    log_info ("replica %s/events: %zu segments; snapshot at seq %" PRId64
+              ", then folded to "
+              "seq %" PRId64 " (%zu accounts) in %" PRId64 " ms",
+              data_dir, log_file_segment_count (self->api.replica), seq,
+              accounts_applied_seq (self->api.accounts),
               accounts_count (self->api.accounts), zclock_mono () - started_ms);
     return 0;
 }
@@ -354,23 +477,26 @@ static int s_open_replica (service_t *self, const char *data_dir)
 static int s_start (service_t *self)
 {
     options_t *options = &self->options;
-    char data_dir[ACCOUNTING_PATH_BYTES_MAX];
+    char *data_dir = self->data_dir;
     if (options->data_dir)
-        snprintf (data_dir, sizeof data_dir, "%s", options->data_dir);
+        snprintf (data_dir, sizeof self->data_dir, "%s", options->data_dir);
     else
-        snprintf (data_dir, sizeof data_dir, "data/accounting-%" PRId64,
+        snprintf (data_dir, sizeof self->data_dir, "data/accounting-%" PRId64,
                   options->http_port);
     snprintf (self->api.instance, sizeof self->api.instance, "%d", (int)getpid ());
     self->api.wait_ms_max = options->wait_ms_max;
     self->api.overdraft_limit = options->overdraft_limit;
     self->api.accounts = accounts_new ();
     self->loop = zloop_new ();
-    if (!self->api.accounts || !self->loop)
+    self->snapshot = snapshot_new (self->data_dir, (uint32_t)accounts_fold_version ());
+    if (!self->api.accounts || !self->loop || !self->snapshot ||
+        zloop_timer (self->loop, ACCOUNTING_SNAPSHOT_POLL_MS, 0, s_on_snapshot_timer,
+                     self) < 0)
         return -1;
     if (options->security.curve_dir &&
         !(self->curve = curve_new (options->security.curve_dir, true)))
         return -1;
-    if (s_open_replica (self, data_dir))
+    if (s_open_replica (self))
         return -1;
     self->api.waiters =
         waiters_new (self->loop, (size_t)options->waiters_max, api_on_waiter, &self->api);
@@ -427,6 +553,19 @@ static void s_stop (service_t *self)
     if (self->api.replica && !self->api.replica_failed &&
         log_file_commit (self->api.replica, false))
         log_error ("replica commit at exit failed: %s", strerror (errno));
+    //  A clean stop leaves a snapshot at the last seq, so the next start
+    //  folds nothing (the replica made durable first, as for any).
+    if (self->snapshot) {
+        snapshot_poll (self->snapshot, true);
+        if (self->api.replica && !self->api.replica_failed && !self->failed &&
+            accounts_applied_seq (self->api.accounts) > snapshot_seq (self->snapshot) &&
+            log_file_sync (self->api.replica) == 0 &&
+            log_file_committed_seq (self->api.replica) ==
+                accounts_applied_seq (self->api.accounts))
+            snapshot_write (self->snapshot, accounts_applied_seq (self->api.accounts),
+                            s_snapshot_save, self->api.accounts);
+    }
+    snapshot_destroy (&self->snapshot);
     log_file_destroy (&self->api.replica);
     accounts_destroy (&self->api.accounts);
     zloop_destroy (&self->loop);

@@ -9,9 +9,10 @@
     handle that stays valid for the table's life, though the pointer from
     account_table_value moves when the table grows (any add may grow it).
 
-    The stream's ingest keeps its versions here; the transaction's write
-    model and accounting's fold keep tables of their own for now and are
-    to move here.
+    Its record layout (value, one length byte, the name, padded to 8) is
+    the stream ingest's version record byte for byte, so ingest's versions
+    and their snapshot can move here unchanged; the write model's and
+    accounting's tables are to move here too.
 */
 #ifndef ACCOUNT_TABLE_H_INCLUDED
 #define ACCOUNT_TABLE_H_INCLUDED

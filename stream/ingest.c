@@ -17,10 +17,9 @@
 
 #include <cjson/cJSON.h>
 
-#include "account_table.h"
 #include "dedupe.h"
-#include "key_hash.h"
 #include "log.h"
+#include "snapshot.h"
 #include "wire.h"
 
 //  One request is one atomic append; a limit keeps its scratch space
@@ -37,6 +36,9 @@
 #define INGEST_ERROR_BYTES_MAX 256
 _Static_assert(INGEST_ERROR_BYTES_MAX >= WIRE_RESULT_SEQS_BYTES_MAX,
                "a result's text holds an ok result");
+//  The versions' snapshot layout (s_snapshot_save); bump it with any change.
+#define INGEST_SNAPSHOT_VERSION 1
+#define INGEST_PATH_BYTES_MAX   512 // a segment's path in a refusal
 //  Up to this many events, pairwise id comparison is cheaper than a hash table.
 #define INGEST_REPEAT_SCAN_EVENTS_MAX 16
 //  Slots of the repeated-id table: a power of two, at least twice the events
@@ -45,10 +47,17 @@ _Static_assert(INGEST_ERROR_BYTES_MAX >= WIRE_RESULT_SEQS_BYTES_MAX,
 //  An APPEND request's frames: command, request id, events. Frames past
 //  these are received and counted but not kept.
 #define INGEST_REQUEST_FRAMES_MAX (INGEST_REQUEST_EVENTS_MAX + 2)
+//  The versions table: slots (a power of two, at most half full) and the
+//  arena of account records, both doubled as they fill. Records are
+//  addressed in 8-byte units by 32 bits: 32 GiB of records at most.
+#define INGEST_VERSION_SLOTS_MIN       1024
+#define INGEST_VERSION_ARENA_BYTES_MIN (64 * 1024)
+#define INGEST_VERSION_ARENA_BYTES_MAX ((size_t)UINT32_MAX * 8)
 //  Id hash hits kept while the log opens, each checked against the lines
 //  once it is open: every one is a repeated id but for a 64-bit collision,
 //  so a log with repeats is refused on the first few.
 #define INGEST_REPEAT_CANDIDATES_MAX 16
+
 
 typedef struct {
     size_t id_offset; // request id in the burst text
@@ -72,6 +81,22 @@ typedef struct {
     int64_t version; // before the burst changed it; 0 = absent
 } undo_t;
 
+//  Versions: account -> version, open addressing over (hash, record)
+//  slots, the records (version and account name) in one arena. Records
+//  are never removed: a version undone to 0 reads as absent. An account
+//  costs ~40 bytes (a zhashx item with its key copy took ~130), and a
+//  probe compares hashes in the slot before it reads a record.
+typedef struct {
+    uint32_t hash;
+    uint32_t record; // arena offset / 8; 0 = empty slot
+} version_slot_t;
+
+typedef struct {
+    int64_t version; // 0: absent
+    uint8_t bytes;   // of account
+    char account[];  // not NUL-terminated
+} version_record_t;
+
 //  A slot of the repeated-id table; valid only when its stamp is current,
 //  so the table is never cleared between requests.
 typedef struct {
@@ -83,8 +108,13 @@ struct ingest {
     log_file_t *log;
     zsock_t *publish; // borrowed
     bool fsync_always;
-    account_table_t *versions; // account -> int64_t version; 0: absent (records stay)
-    size_t version_accounts;   // accounts with version >= 1
+    version_slot_t *version_slots;
+    size_t version_slot_mask; // slot count - 1
+    size_t version_records;   // records in the arena
+    size_t version_accounts;  // records with version >= 1
+    char *version_arena;      // records, 8-byte aligned, from offset 8
+    size_t version_arena_bytes;
+    size_t version_arena_size;
     dedupe_t *dedupe;
     ingest_stats_t stats;
     event_t *events;         // scratch: one request's parsed events
@@ -108,6 +138,11 @@ struct ingest {
     int burst_errno;                     // non-zero: the burst failed to append or commit
     char line[EVENT_LINE_BYTES_MAX + 2]; // one stored line read back (+ \n)
     event_t confirm_event;               // a stored line's event, parsed to confirm an id
+    snapshot_t *snapshot;                // of the versions
+    char snapshot_id[EVENT_ID_BYTES_MAX + 1]; // the id at the seq being snapshot
+    int64_t versions_seq;   // the opening scan bumps versions after this seq only
+    int64_t scan_first_seq; // the first seq the opening scan saw; 0 before
+    log_file_t *opening; // the log while it is being opened (read by the snapshot's load)
     //  Opening only: the seq being scanned, and the hash hits seen so far
     int64_t scan_seq;
     struct {
@@ -116,25 +151,137 @@ struct ingest {
     size_t repeat_count;
 };
 
-static int64_t *s_version_of (ingest_t *self, uint32_t record)
+static int s_versions_init (ingest_t *self)
 {
-    return (int64_t *)account_table_value (self->versions, record);
+    self->version_slots =
+        (version_slot_t *)calloc (INGEST_VERSION_SLOTS_MIN, sizeof (version_slot_t));
+    self->version_slot_mask = INGEST_VERSION_SLOTS_MIN - 1;
+    self->version_arena = (char *)malloc (INGEST_VERSION_ARENA_BYTES_MIN);
+    self->version_arena_size = INGEST_VERSION_ARENA_BYTES_MIN;
+    self->version_arena_bytes = 8; // record 0 stands for an empty slot
+    return self->version_slots && self->version_arena ? 0 : -1;
+}
+
+//  Back to empty tables (a snapshot that did not load, or not this log's).
+static int s_versions_reset (ingest_t *self)
+{
+    free (self->version_slots);
+    free (self->version_arena);
+    self->version_records = self->version_accounts = 0;
+    return s_versions_init (self);
+}
+
+static version_record_t *s_record (ingest_t *self, uint32_t record)
+{
+    return (version_record_t *)(self->version_arena + (size_t)record * 8);
+}
+
+//  FNV-1a with a final mix (the low bits pick the slot); also measures.
+static uint32_t s_account_hash (const char *account, size_t *bytes)
+{
+    uint32_t hash = 2166136261u;
+    const unsigned char *c = (const unsigned char *)account;
+    for (; *c; c++)
+        hash = (hash ^ *c) * 16777619u;
+    *bytes = (size_t)(c - (const unsigned char *)account);
+    hash ^= hash >> 16;
+    hash *= 0x85ebca6bu;
+    hash ^= hash >> 13;
+    return hash;
+}
+
+//  The account's record, or 0 with *slot_p the empty slot where it goes.
+static uint32_t s_versions_find (ingest_t *self, const char *account, size_t bytes,
+                                 uint32_t hash, size_t *slot_p)
+{
+    size_t slot = hash & self->version_slot_mask;
+    for (;; slot = (slot + 1) & self->version_slot_mask) {
+        version_slot_t *entry = &self->version_slots[slot];
+        if (!entry->record)
+            break;
+        version_record_t *record = s_record (self, entry->record);
+        if (entry->hash == hash && record->bytes == bytes &&
+            memcmp (record->account, account, bytes) == 0)
+            return entry->record;
+    }
+    *slot_p = slot;
+    return 0;
+}
+
+//  Doubles the slots, placing every record again by its stored hash.
+static int s_versions_grow (ingest_t *self)
+{
+    size_t count = (self->version_slot_mask + 1) * 2;
+    version_slot_t *slots = (version_slot_t *)calloc (count, sizeof (version_slot_t));
+    if (!slots)
+        return -1;
+    for (size_t old = 0; old <= self->version_slot_mask; old++) {
+        version_slot_t entry = self->version_slots[old];
+        if (!entry.record)
+            continue;
+        size_t slot = entry.hash & (count - 1);
+        while (slots[slot].record)
+            slot = (slot + 1) & (count - 1);
+        slots[slot] = entry;
+    }
+    free (self->version_slots);
+    self->version_slots = slots;
+    self->version_slot_mask = count - 1;
+    return 0;
+}
+
+//  Appends a record at version 0 into the empty slot found for it (found
+//  again after the table grows). Returns the record, or 0 when memory is
+//  short; the table then holds what it held.
+static uint32_t s_versions_add (ingest_t *self, const char *account, size_t bytes,
+                                uint32_t hash, size_t slot)
+{
+    assert (bytes <= EVENT_ACCOUNT_BYTES_MAX);
+    if ((self->version_records + 1) * 2 > self->version_slot_mask + 1) {
+        if (s_versions_grow (self))
+            return 0;
+        uint32_t found = s_versions_find (self, account, bytes, hash, &slot);
+        assert (!found);
+    }
+    size_t record_bytes = (offsetof (version_record_t, account) + bytes + 7) & ~(size_t)7;
+    size_t needed = self->version_arena_bytes + record_bytes;
+    if (needed > self->version_arena_size) {
+        size_t size = self->version_arena_size * 2;
+        char *arena = size <= INGEST_VERSION_ARENA_BYTES_MAX
+                          ? (char *)realloc (self->version_arena, size)
+                          : NULL;
+        if (!arena)
+            return 0;
+        self->version_arena = arena;
+        self->version_arena_size = size;
+    }
+    uint32_t offset = (uint32_t)(self->version_arena_bytes / 8);
+    version_record_t *record = s_record (self, offset);
+    record->version = 0;
+    record->bytes = (uint8_t)bytes;
+    memcpy (record->account, account, bytes);
+    self->version_arena_bytes = needed;
+    self->version_slots[slot] = (version_slot_t){hash, offset};
+    self->version_records++;
+    return offset;
 }
 
 static int64_t s_version (ingest_t *self, const char *account)
 {
-    uint32_t record = account_table_find (self->versions, account);
-    return record ? *s_version_of (self, record) : 0;
+    size_t bytes, slot;
+    uint32_t hash = s_account_hash (account, &bytes);
+    uint32_t record = s_versions_find (self, account, bytes, hash, &slot);
+    return record ? s_record (self, record)->version : 0;
 }
 
 static void s_set_version (ingest_t *self, uint32_t record, int64_t version)
 {
-    int64_t *entry = s_version_of (self, record);
-    if (*entry == 0 && version != 0)
+    version_record_t *entry = s_record (self, record);
+    if (entry->version == 0 && version != 0)
         self->version_accounts++;
-    else if (*entry != 0 && version == 0)
+    else if (entry->version != 0 && version == 0)
         self->version_accounts--;
-    *entry = version;
+    entry->version = version;
 }
 
 //  Touches every account of event: one more version each. Returns 0, or
@@ -148,10 +295,14 @@ static int s_bump_versions (ingest_t *self, const event_t *event, bool record)
     } else if (event->type != EVENT_TYPE_UNKNOWN)
         accounts[0] = event->account;
     for (size_t i = 0; i < 2 && accounts[i]; i++) {
-        uint32_t found = account_table_ensure (self->versions, accounts[i]);
+        size_t bytes, slot;
+        uint32_t hash = s_account_hash (accounts[i], &bytes);
+        uint32_t found = s_versions_find (self, accounts[i], bytes, hash, &slot);
+        if (!found)
+            found = s_versions_add (self, accounts[i], bytes, hash, slot);
         if (!found)
             return -1;
-        int64_t version = *s_version_of (self, found);
+        int64_t version = s_record (self, found)->version;
         if (record) {
             assert (self->undo_count < INGEST_BURST_UNDO_MAX);
             self->undo[self->undo_count++] = (undo_t){found, version};
@@ -191,21 +342,27 @@ static int s_check_repeats (ingest_t *self, const char *path, char *error,
     for (size_t i = 0; i < self->repeat_count; i++) {
         int64_t earlier = self->repeats[i].earlier, later = self->repeats[i].later;
         char earlier_id[EVENT_ID_BYTES_MAX + 1], later_id[EVENT_ID_BYTES_MAX + 1];
+        char earlier_file[INGEST_PATH_BYTES_MAX], later_file[INGEST_PATH_BYTES_MAX];
         uint64_t earlier_at = 0, later_at = 0;
-        if (s_stored_id (self, earlier, earlier_id) || s_stored_id (self, later, later_id) ||
-            log_file_offset (self->log, earlier, &earlier_at) ||
-            log_file_offset (self->log, later, &later_at)) {
+        if (s_stored_id (self, earlier, earlier_id) ||
+            s_stored_id (self, later, later_id) ||
+            log_file_locate (self->log, earlier, earlier_file, sizeof earlier_file,
+                             &earlier_at) ||
+            log_file_locate (self->log, later, later_file, sizeof later_file,
+                             &later_at)) {
             snprintf (error, error_size, "%s: reading seqs %lld and %lld back failed",
                       path, (long long)earlier, (long long)later);
             return -1;
         }
         if (strcmp (earlier_id, later_id) == 0) {
-            snprintf (error, error_size,
-                      "%s: line %lld (byte offset %llu, seq %lld) repeats the id \"%s\" of "
-                      "line %lld (byte offset %llu, seq %lld); a log stores each id once",
-                      path, (long long)later, (unsigned long long)later_at,
-                      (long long)later, later_id, (long long)earlier,
-                      (unsigned long long)earlier_at, (long long)earlier);
+            snprintf (
+                error, error_size,
+                "%s: line %lld (%s, byte offset %llu, seq %lld) repeats the id \"%s\" "
+                "of line %lld (%s, byte offset %llu, seq %lld); a log stores each id "
+                "once",
+                path, (long long)later, later_file, (unsigned long long)later_at,
+                (long long)later, later_id, (long long)earlier, earlier_file,
+                (unsigned long long)earlier_at, (long long)earlier);
             return -1;
         }
     }
@@ -253,7 +410,12 @@ static bool s_confirm (void *arg, int64_t seq, const char *id)
 static int s_scan (void *arg, const event_t *event, const char *line, size_t line_bytes)
 {
     ingest_t *self = (ingest_t *)arg;
-    if (s_bump_versions (self, event, false))
+    if (self->scan_first_seq == 0) {
+        self->scan_first_seq = event->seq;
+        if (event->seq > 1)
+            dedupe_start_at (self->dedupe, event->seq);
+    }
+    if (event->seq > self->versions_seq && s_bump_versions (self, event, false))
         return -1; // out of memory: the open fails
     self->scan_seq = event->seq;
     dedupe_add_checked (self->dedupe, event->id, event->seq); // hits kept as candidates
@@ -261,13 +423,135 @@ static int s_scan (void *arg, const event_t *event, const char *line, size_t lin
     return 0;
 }
 
-ingest_t *ingest_new (const char *log_path, zsock_t *publish, bool fsync_always,
-                      size_t dedupe_window, char *error, size_t error_size)
+//  The versions' snapshot body: the seq's id (the log it belongs to), then
+//  the version records as the arena holds them. Allocates nothing.
+static int s_snapshot_save (void *state, snapshot_write_fn *write_fn, void *writer)
+{
+    ingest_t *self = (ingest_t *)state;
+    char id[EVENT_ID_BYTES_MAX + 1];
+    memset (id, 0, sizeof id);
+    memcpy (id, self->snapshot_id, sizeof id);
+    uint64_t bytes = self->version_arena_bytes - 8;
+    if (write_fn (writer, id, sizeof id) || write_fn (writer, &bytes, sizeof bytes))
+        return -1;
+    return write_fn (writer, self->version_arena + 8, (size_t)bytes);
+}
+
+//  Puts one saved record into the (empty) tables; -1 if it is not one.
+static int s_snapshot_record (ingest_t *self, const uint8_t *body, size_t left,
+                              size_t *record_bytes)
+{
+    version_record_t head;
+    size_t fixed = offsetof (version_record_t, account);
+    if (left < fixed)
+        return -1;
+    memcpy (&head, body, fixed);
+    *record_bytes = (fixed + head.bytes + 7) & ~(size_t)7;
+    char account[EVENT_ACCOUNT_BYTES_MAX + 1];
+    if (head.bytes == 0 || head.bytes > EVENT_ACCOUNT_BYTES_MAX || head.version < 0 ||
+        *record_bytes > left)
+        return -1;
+    memcpy (account, body + fixed, head.bytes);
+    account[head.bytes] = 0;
+    size_t bytes, slot;
+    uint32_t hash = s_account_hash (account, &bytes);
+    if (bytes != head.bytes || s_versions_find (self, account, bytes, hash, &slot))
+        return -1;
+    uint32_t record = s_versions_add (self, account, bytes, hash, slot);
+    if (!record)
+        return -1;
+    s_set_version (self, record, head.version);
+    return 0;
+}
+
+//  The versions at seq, and the id the snapshot says the log holds there
+//  (checked once the log is open: another log's snapshot must not count).
+static int s_snapshot_load (void *state, int64_t seq, const uint8_t *body, size_t left)
+{
+    ingest_t *self = (ingest_t *)state;
+    uint64_t bytes;
+    if (left < sizeof self->snapshot_id + sizeof bytes)
+        return -1;
+    memcpy (self->snapshot_id, body, sizeof self->snapshot_id);
+    memcpy (&bytes, body + sizeof self->snapshot_id, sizeof bytes);
+    body += sizeof self->snapshot_id + sizeof bytes;
+    left -= sizeof self->snapshot_id + sizeof bytes;
+    if (bytes != left || self->snapshot_id[EVENT_ID_BYTES_MAX] != 0)
+        return -1;
+    int rc = 0;
+    for (size_t at = 0, record_bytes = 0; rc == 0 && at < left; at += record_bytes)
+        rc = s_snapshot_record (self, body + at, left - at, &record_bytes);
+    if (rc)
+        s_versions_reset (self); // -1 all the same: the snapshot did not load
+    return rc;
+}
+
+//  Whether the open log holds at seq the event with the snapshot's id.
+static bool s_snapshot_matches (ingest_t *self, int64_t seq)
+{
+    char reason[INGEST_ERROR_BYTES_MAX];
+    size_t bytes = 0;
+    return seq <= log_file_committed_seq (self->opening) &&
+           log_file_read (self->opening, seq, 1, self->line, sizeof self->line, &bytes) ==
+               1 &&
+           event_parse_canonical (self->line, bytes - 1, &self->confirm_event, reason,
+                                  sizeof reason) == 0 &&
+           strcmp (self->confirm_event.id, self->snapshot_id) == 0;
+}
+
+//  Versions only: the whole log again, when the snapshot was another's.
+static int s_scan_versions (void *arg, const event_t *event, const char *line,
+                            size_t line_bytes)
+{
+    return s_bump_versions ((ingest_t *)arg, event, false);
+}
+
+//  Loads the newest snapshot of the versions, then opens the log (every
+//  segment checked as log_file_open does) scanning only what the versions
+//  (after the snapshot) and the dedupe window (the last dedupe_window
+//  events) need: not the whole log. One pass over the open segment.
+static int s_open_log (ingest_t *self, const char *data_dir,
+                       const log_file_config_t *log_config, size_t dedupe_window,
+                       char *error, size_t error_size)
+{
+    self->snapshot = snapshot_new (data_dir, INGEST_SNAPSHOT_VERSION);
+    if (!self->snapshot)
+        return -1;
+    self->versions_seq = snapshot_load (self->snapshot, INT64_MAX, s_snapshot_load, self);
+    log_file_config_t config = log_config ? *log_config : (log_file_config_t){0};
+    config.scan_from_seq = self->versions_seq + 1;
+    config.scan_tail_events = (int64_t)dedupe_window;
+    self->opening = log_file_open (data_dir, &config, s_scan, self, error, error_size);
+    if (!self->opening)
+        return -1;
+    if (self->versions_seq > 0 && !s_snapshot_matches (self, self->versions_seq)) {
+        log_warn (
+            "snapshot at seq %lld of %s does not match its log (another log's, or a "
+            "longer one): ignored, versions scanned from the whole log",
+            (long long)self->versions_seq, data_dir);
+        self->versions_seq = 0;
+        if (s_versions_reset (self) ||
+            log_file_scan (self->opening, 1, s_scan_versions, self, error, error_size))
+            return -1;
+    }
+    log_info (
+        "log %s/events: versions from the snapshot at seq %lld, then scanned from seq "
+        "%lld to %lld",
+        data_dir, (long long)self->versions_seq, (long long)self->scan_first_seq,
+        (long long)log_file_committed_seq (self->opening));
+    self->log = self->opening;
+    self->opening = NULL;
+    return 0;
+}
+
+ingest_t *ingest_new (const char *data_dir, const log_file_config_t *log_config,
+                      zsock_t *publish, bool fsync_always, size_t dedupe_window,
+                      char *error, size_t error_size)
 {
     ingest_t *self = (ingest_t *)zmalloc (sizeof (ingest_t));
     self->publish = publish;
     self->fsync_always = fsync_always;
-    self->versions = account_table_new (sizeof (int64_t));
+    int versions_rc = s_versions_init (self);
     self->dedupe =
         dedupe_new (dedupe_window, INGEST_BURST_EVENTS_HARD_MAX, s_confirm, self);
     self->events = (event_t *)calloc (INGEST_REQUEST_EVENTS_MAX, sizeof (event_t));
@@ -281,14 +565,14 @@ ingest_t *ingest_new (const char *log_path, zsock_t *publish, bool fsync_always,
     self->frames = (zmq_msg_t *)calloc (INGEST_REQUEST_FRAMES_MAX, sizeof (zmq_msg_t));
     self->repeat_slots =
         (repeat_slot_t *)calloc (INGEST_REPEAT_SLOTS, sizeof (repeat_slot_t));
-    if (!self->versions || !self->dedupe || !self->events || !self->splices ||
+    if (versions_rc || !self->dedupe || !self->events || !self->splices ||
         !self->requests || !self->lines || !self->undo || !self->frames ||
         !self->repeat_slots) {
         snprintf (error, error_size, "out of memory (dedupe window %zu)", dedupe_window);
         goto failed;
     }
-    self->log = log_file_open (log_path, s_scan, self, error, error_size);
-    if (!self->log || s_check_repeats (self, log_path, error, error_size))
+    if (s_open_log (self, data_dir, log_config, dedupe_window, error, error_size) ||
+        s_check_repeats (self, data_dir, error, error_size))
         goto failed;
     return self;
 failed:
@@ -314,8 +598,11 @@ void ingest_destroy (ingest_t **self_p)
         ingest_t *self = *self_p;
         if (self->requests)
             s_burst_reset (self);
+        snapshot_destroy (&self->snapshot);
         log_file_destroy (&self->log);
-        account_table_destroy (&self->versions);
+        log_file_destroy (&self->opening);
+        free (self->version_slots);
+        free (self->version_arena);
         dedupe_destroy (&self->dedupe);
         free (self->events);
         free (self->splices);
@@ -364,11 +651,20 @@ static void s_answer_invalid (burst_request_t *request, bool stateless, const ch
     request->stateless = stateless;
 }
 
+//  FNV-1a: ids are short and this runs once per event.
+static uint32_t s_id_hash (const char *id)
+{
+    uint32_t hash = 2166136261u;
+    for (const unsigned char *c = (const unsigned char *)id; *c; c++)
+        hash = (hash ^ *c) * 16777619u;
+    return hash;
+}
+
 //  Index of an earlier event with the same id, or -1; remembers this one.
 static ssize_t s_repeat_seen (ingest_t *self, size_t index)
 {
     const char *id = self->events[index].id;
-    size_t slot = key_hash (id) & (INGEST_REPEAT_SLOTS - 1);
+    size_t slot = s_id_hash (id) & (INGEST_REPEAT_SLOTS - 1);
     for (;; slot = (slot + 1) & (INGEST_REPEAT_SLOTS - 1)) {
         repeat_slot_t *entry = &self->repeat_slots[slot];
         if (entry->stamp != self->repeat_stamp) {
@@ -725,4 +1021,26 @@ int64_t ingest_find (ingest_t *self, const char *id)
 size_t ingest_account_count (ingest_t *self)
 {
     return self->version_accounts;
+}
+
+int ingest_snapshot (ingest_t *self, bool now)
+{
+    assert (self);
+    snapshot_poll (self->snapshot, now);
+    int64_t seq = log_file_committed_seq (self->log);
+    if (seq == 0 || seq <= snapshot_seq (self->snapshot) ||
+        snapshot_running (self->snapshot) ||
+        (!now && seq - snapshot_seq (self->snapshot) < INGEST_SNAPSHOT_EVERY))
+        return 0;
+    //  Between bursts the versions are those of the committed log.
+    assert (log_file_last_seq (self->log) == seq);
+    size_t bytes = 0;
+    char reason[INGEST_ERROR_BYTES_MAX];
+    if (log_file_read (self->log, seq, 1, self->line, sizeof self->line, &bytes) != 1 ||
+        event_parse_canonical (self->line, bytes - 1, &self->confirm_event, reason,
+                               sizeof reason))
+        return -1;
+    memcpy (self->snapshot_id, self->confirm_event.id, sizeof self->snapshot_id);
+    return now ? snapshot_write (self->snapshot, seq, s_snapshot_save, self)
+               : snapshot_start (self->snapshot, seq, s_snapshot_save, self);
 }

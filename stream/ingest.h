@@ -38,18 +38,29 @@ typedef struct {
     uint64_t commits_failed;
 } ingest_stats_t;
 
-//  Opens (or creates) the log at log_path and rebuilds versions and the
+//  Opens (or creates) the log of data_dir (log_file_open with log_config,
+//  which may be NULL) and rebuilds versions and the
 //  dedupe window from it. publish is borrowed and must outlive the
 //  ingest. Returns NULL with a reason in error when the log is refused
 //  (log_file_open's rules, and an id stored at two seqs within the last
 //  dedupe_window events) or memory is short.
-ingest_t *ingest_new (const char *log_path, zsock_t *publish, bool fsync_always,
-                      size_t dedupe_window, char *error, size_t error_size);
+ingest_t *ingest_new (const char *data_dir, const log_file_config_t *log_config,
+                      zsock_t *publish, bool fsync_always, size_t dedupe_window,
+                      char *error, size_t error_size);
 void ingest_destroy (ingest_t **self_p);
 
 //  Takes one burst of requests from pull (non-blocking), commits and
 //  publishes. Returns 0; storage failures are answered, not returned.
 int ingest_drain (ingest_t *self, zsock_t *pull);
+
+//  Events between two snapshots of the versions (<data-dir>/snapshot-<seq>.bin,
+//  snapshot.h): a start scans at most this many more than the dedupe window.
+#define INGEST_SNAPSHOT_EVERY 1000000
+
+//  Snapshots the versions between bursts: now, in this process (at a
+//  clean stop), or, when INGEST_SNAPSHOT_EVERY events came since the last
+//  one, in a forked child. Reaps a finished child. 0 or -1 (logged).
+int ingest_snapshot (ingest_t *self, bool now);
 
 //  The log, for readers (replay, HTTP). Borrowed.
 log_file_t *ingest_log (ingest_t *self);

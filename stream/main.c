@@ -25,7 +25,10 @@ static const char *s_usage =
     "  --replay ENDPOINT       ROUTER bind for FETCH (tcp://127.0.0.1:5558)\n"
     "  --http-addr ADDRESS     HTTP address (127.0.0.1)\n"
     "  --http-port N           HTTP port for /health, /metrics, /events (3002; 0 = any)\n"
-    "  --data-dir DIR          directory of events.jsonl (data/stream)\n"
+    "  --data-dir DIR          directory of the log, events/ (data/stream)\n"
+    "  --segment-bytes N       roll the log's open segment at N bytes (268435456)\n"
+    "  --verify                at start, check every sealed segment's lines and "
+    "checksum\n"
     "  --fsync always|never    fdatasync each burst before acknowledging (always)\n"
     "  --heartbeat-ms N        HEARTBEAT period (1000)\n"
     "  --dedupe-window N       event ids remembered for idempotency (1000000, ~24 bytes "
@@ -49,6 +52,8 @@ static int s_parse (int argc, char *argv[], server_config_t *config, log_level_t
         OPT_HEARTBEAT,
         OPT_DEDUPE,
         OPT_LOG_LEVEL,
+        OPT_SEGMENT_BYTES,
+        OPT_VERIFY,
         OPT_HELP,
         OPT_VERSION
     };
@@ -63,6 +68,8 @@ static int s_parse (int argc, char *argv[], server_config_t *config, log_level_t
         {"heartbeat-ms", required_argument, NULL, OPT_HEARTBEAT},
         {"dedupe-window", required_argument, NULL, OPT_DEDUPE},
         {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
+        {"segment-bytes", required_argument, NULL, OPT_SEGMENT_BYTES},
+        {"verify", no_argument, NULL, OPT_VERIFY},
         {"help", no_argument, NULL, OPT_HELP},
         {"version", no_argument, NULL, OPT_VERSION},
         SECURITY_LONG_OPTIONS,
@@ -106,6 +113,15 @@ static int s_parse (int argc, char *argv[], server_config_t *config, log_level_t
                                     STREAM_DEDUPE_WINDOW_MAX, &value))
                 return -1;
             config->dedupe_window = (size_t)value;
+            break;
+        case OPT_SEGMENT_BYTES:
+            if (config_parse_int64 ("--segment-bytes", optarg, LOG_FILE_SEGMENT_BYTES_MIN,
+                                    LOG_FILE_SEGMENT_BYTES_MAX, &value))
+                return -1;
+            config->log.segment_bytes = (uint64_t)value;
+            break;
+        case OPT_VERIFY:
+            config->log.verify = true;
             break;
         case OPT_LOG_LEVEL:
             if (log_level_parse (optarg, level)) {

@@ -71,6 +71,7 @@ static int s_on_heartbeat (zloop_t *loop, int timer_id, void *arg)
                          log_file_committed_seq (ingest_log (self->ingest)),
                          replay_identity (self->replay));
     self->heartbeats++;
+    ingest_snapshot (self->ingest, false); // a forked child, when one is due
     return 0;
 }
 
@@ -270,23 +271,24 @@ static int64_t s_lookup (void *arg, const char *id)
 
 static int s_open_log (server_t *self)
 {
-    char path[SERVER_PATH_BYTES_MAX];
+    const char *path = self->config.data_dir;
     char error[512];
     if (zsys_dir_create ("%s", self->config.data_dir)) {
         log_error ("cannot create data directory \"%s\": %s", self->config.data_dir,
                    strerror (errno));
         return -1;
     }
-    snprintf (path, sizeof path, "%s/events.jsonl", self->config.data_dir);
-    self->ingest = ingest_new (path, self->publish, self->config.fsync_always,
-                               self->config.dedupe_window, error, sizeof error);
+    self->ingest =
+        ingest_new (path, &self->config.log, self->publish, self->config.fsync_always,
+                    self->config.dedupe_window, error, sizeof error);
     if (!self->ingest) {
         log_error ("cannot open the log \"%s\": %s", path, error);
         return -1;
     }
-    log_info ("log %s: %lld events, %llu bytes, %zu accounts", path,
-              (long long)log_file_committed_seq (ingest_log (self->ingest)),
+    log_info ("log %s/events: %lld events, %llu bytes in %zu segments, %zu accounts",
+              path, (long long)log_file_committed_seq (ingest_log (self->ingest)),
               (unsigned long long)log_file_bytes (ingest_log (self->ingest)),
+              log_file_segment_count (ingest_log (self->ingest)),
               ingest_account_count (self->ingest));
     self->replay = replay_new (ingest_log (self->ingest));
     if (!self->replay)
@@ -385,5 +387,6 @@ int server_run (server_t *self)
     int rc = zloop_start (self->loop);
     log_info ("stopping at seq %lld",
               (long long)log_file_committed_seq (ingest_log (self->ingest)));
+    ingest_snapshot (self->ingest, true); // the next start scans only the dedupe window
     return rc == -1 && !zsys_interrupted ? -1 : 0;
 }

@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "log_file.h"
 #include "security.h"
 
 typedef struct {
@@ -20,7 +21,8 @@ typedef struct {
     const char *replay_endpoint;  // ROUTER, bind
     const char *http_addr;
     int http_port;
-    const char *data_dir; // holds events.jsonl
+    const char *data_dir;  // holds events/
+    log_file_config_t log; // segment bytes, --verify
     bool fsync_always;
     int64_t heartbeat_ms;
     size_t dedupe_window; // event ids remembered for idempotency

@@ -41,6 +41,8 @@
 #define FUZZ_DELIVERED_MAX     100000 // bytes of delivered lines kept for the claims
 #define FUZZ_ENDPOINT_BYTES    64
 
+static const log_file_config_t s_fuzz_log = {.no_preallocate =
+                                                 true}; // the file is the log
 static struct {
     char dir[256];
     char path[300];
@@ -66,6 +68,7 @@ static void s_cleanup (void)
     for (size_t seq = 1; seq <= FUZZ_GOOD_EVENTS; seq++)
         free (s_fuzz.good[seq]);
     unlink (s_fuzz.path);
+    zsys_dir_delete ("%s/events", s_fuzz.dir);
     rmdir (s_fuzz.dir);
 }
 
@@ -102,7 +105,9 @@ int LLVMFuzzerInitialize (int *argc, char ***argv)
     snprintf (s_fuzz.dir, sizeof s_fuzz.dir, "%s/fuzz_hostile_stream.XXXXXX",
               tmp && *tmp ? tmp : "/tmp");
     fuzz_check (mkdtemp (s_fuzz.dir), "mkdtemp %s: %s", s_fuzz.dir, strerror (errno));
-    snprintf (s_fuzz.path, sizeof s_fuzz.path, "%s/events.jsonl", s_fuzz.dir);
+    snprintf (s_fuzz.path, sizeof s_fuzz.path, "%s/events/%020d.jsonl", s_fuzz.dir, 1);
+    fuzz_check (zsys_dir_create ("%s/events", s_fuzz.dir) == 0, "mkdir: %s",
+                strerror (errno));
     atexit (s_cleanup);
     for (int64_t seq = 1; seq <= FUZZ_GOOD_EVENTS; seq++) {
         event_t event;
@@ -248,7 +253,8 @@ static int s_on_turn (zloop_t *loop, int timer_id, void *arg)
 static void s_check_replica (run_t *run)
 {
     char error[FUZZ_ERROR_BYTES];
-    log_file_t *replica = log_file_open (s_fuzz.path, NULL, NULL, error, sizeof error);
+    log_file_t *replica =
+        log_file_open (s_fuzz.dir, &s_fuzz_log, NULL, NULL, error, sizeof error);
     fuzz_check (replica, "the replica does not reopen: %s", error);
     fuzz_check (log_file_last_seq (replica) == run->last_seq, "replica at %lld, not %lld",
                 (long long)log_file_last_seq (replica), (long long)run->last_seq);
@@ -274,7 +280,8 @@ int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
     run.count = fuzz_frames_decode (data, size, messages);
     unlink (s_fuzz.path);
     char error[FUZZ_ERROR_BYTES];
-    run.replica = log_file_open (s_fuzz.path, NULL, NULL, error, sizeof error);
+    run.replica =
+        log_file_open (s_fuzz.dir, &s_fuzz_log, NULL, NULL, error, sizeof error);
     fuzz_check (run.replica, "replica: %s", error);
     run.accounts = accounts_new ();
     run.delivered = malloc (FUZZ_DELIVERED_MAX);

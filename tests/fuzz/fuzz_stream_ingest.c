@@ -57,6 +57,8 @@ typedef struct {
     uint64_t dropped;     // messages of fewer than two frames
 } fuzz_t;
 
+static const log_file_config_t s_fuzz_log = {.no_preallocate =
+                                                 true}; // the file is the log
 static fuzz_t s_fuzz;
 
 static void s_cleanup (void)
@@ -69,6 +71,7 @@ static void s_cleanup (void)
     zhashx_destroy (&s_fuzz.versions);
     free (s_fuzz.published);
     unlink (s_fuzz.path);
+    zsys_dir_delete ("%s/events", s_fuzz.dir);
     rmdir (s_fuzz.dir);
 }
 
@@ -114,7 +117,9 @@ int LLVMFuzzerInitialize (int *argc, char ***argv)
     snprintf (s_fuzz.dir, sizeof s_fuzz.dir, "%s/fuzz_stream_ingest.XXXXXX",
               tmp && *tmp ? tmp : "/tmp");
     fuzz_check (mkdtemp (s_fuzz.dir), "mkdtemp %s: %s", s_fuzz.dir, strerror (errno));
-    snprintf (s_fuzz.path, sizeof s_fuzz.path, "%s/events.jsonl", s_fuzz.dir);
+    snprintf (s_fuzz.path, sizeof s_fuzz.path, "%s/events/%020d.jsonl", s_fuzz.dir, 1);
+    fuzz_check (zsys_dir_create ("%s/events", s_fuzz.dir) == 0, "mkdir: %s",
+                strerror (errno));
     s_fuzz.publish = s_socket (ZMQ_PUB, "inproc://fuzz-ingest-publish", true);
     s_fuzz.subscribe = s_socket (ZMQ_SUB, "inproc://fuzz-ingest-publish", false);
     zsock_set_subscribe (s_fuzz.subscribe, "");
@@ -325,12 +330,13 @@ static void s_check_log (void)
                 s_fuzz.published_bytes);
     free (bytes);
     char error[FUZZ_ERROR_BYTES];
-    log_file_t *log = log_file_open (s_fuzz.path, NULL, NULL, error, sizeof error);
+    log_file_t *log =
+        log_file_open (s_fuzz.dir, &s_fuzz_log, NULL, NULL, error, sizeof error);
     fuzz_check (log, "the log does not reopen: %s", error);
     fuzz_check (log_file_last_seq (log) == s_fuzz.last_seq, "reopened at %lld",
                 (long long)log_file_last_seq (log));
     log_file_destroy (&log);
-    ingest_t *ingest = ingest_new (s_fuzz.path, s_fuzz.publish, false,
+    ingest_t *ingest = ingest_new (s_fuzz.dir, &s_fuzz_log, s_fuzz.publish, false,
                                    FUZZ_INGEST_DEDUPE_WINDOW, error, sizeof error);
     fuzz_check (ingest, "ingest does not reopen its log: %s", error);
     fuzz_check (ingest_account_count (ingest) == zhashx_size (s_fuzz.versions),
@@ -375,7 +381,7 @@ int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
     size_t count = fuzz_frames_decode (data, size, messages);
     s_reset ();
     char error[FUZZ_ERROR_BYTES];
-    ingest_t *ingest = ingest_new (s_fuzz.path, s_fuzz.publish, false,
+    ingest_t *ingest = ingest_new (s_fuzz.dir, &s_fuzz_log, s_fuzz.publish, false,
                                    FUZZ_INGEST_DEDUPE_WINDOW, error, sizeof error);
     fuzz_check (ingest, "ingest_new on an empty log: %s", error);
     for (size_t index = 0; index < count; index++)

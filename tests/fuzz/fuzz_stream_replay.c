@@ -38,6 +38,8 @@
 #define FUZZ_REPLAY_NUMBER_CAP  1000000000000000000LL // beyond any seq or count
 #define FUZZ_REPLAY_BASE_TS_MS  1700000000000LL
 
+static const log_file_config_t s_fuzz_log = {.no_preallocate =
+                                                 true}; // the file is the log
 static struct {
     zsock_t *router, *dealer;
     log_file_t *log;
@@ -56,6 +58,7 @@ static void s_cleanup (void)
     for (size_t seq = 1; seq <= FUZZ_REPLAY_EVENTS; seq++)
         free (s_fuzz.lines[seq]);
     unlink (s_fuzz.path);
+    zsys_dir_delete ("%s/events", s_fuzz.dir);
     rmdir (s_fuzz.dir);
 }
 
@@ -85,7 +88,7 @@ static void s_make_event (int64_t seq, event_t *event)
 static void s_write_log (void)
 {
     char error[FUZZ_ERROR_BYTES];
-    s_fuzz.log = log_file_open (s_fuzz.path, NULL, NULL, error, sizeof error);
+    s_fuzz.log = log_file_open (s_fuzz.dir, &s_fuzz_log, NULL, NULL, error, sizeof error);
     fuzz_check (s_fuzz.log, "log_file_open: %s", error);
     for (int64_t seq = 1; seq <= FUZZ_REPLAY_EVENTS; seq++) {
         event_t event;
@@ -110,7 +113,9 @@ int LLVMFuzzerInitialize (int *argc, char ***argv)
     snprintf (s_fuzz.dir, sizeof s_fuzz.dir, "%s/fuzz_stream_replay.XXXXXX",
               tmp && *tmp ? tmp : "/tmp");
     fuzz_check (mkdtemp (s_fuzz.dir), "mkdtemp %s: %s", s_fuzz.dir, strerror (errno));
-    snprintf (s_fuzz.path, sizeof s_fuzz.path, "%s/events.jsonl", s_fuzz.dir);
+    snprintf (s_fuzz.path, sizeof s_fuzz.path, "%s/events/%020d.jsonl", s_fuzz.dir, 1);
+    fuzz_check (zsys_dir_create ("%s/events", s_fuzz.dir) == 0, "mkdir: %s",
+                strerror (errno));
     atexit (s_cleanup);
     s_write_log ();
     s_fuzz.replay = replay_new (s_fuzz.log);

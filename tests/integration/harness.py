@@ -263,10 +263,62 @@ def wait_until(predicate, timeout_s=20.0, interval_s=0.02, what="condition"):
     raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
 
 
+def segment_paths(data_dir):
+    """A data dir's log segments (events/<first seq>.jsonl), in seq order."""
+    folder = os.path.join(data_dir, "events")
+    if not os.path.isdir(folder):
+        return []
+    return [os.path.join(folder, name) for name in sorted(os.listdir(folder))
+            if name.endswith(".jsonl")]
+
+
+def log_path(data_dir):
+    """The open (last) segment of a data dir's log."""
+    paths = segment_paths(data_dir)
+    return paths[-1] if paths else os.path.join(data_dir, "events", "%020d.jsonl" % 1)
+
+
+def log_data(data_dir):
+    """The bytes of a data dir's log: its segments end to end, the open one
+    up to its first zero byte (its preallocated tail; a write under way can
+    show a zero page before a later written one)."""
+    data = b""
+    paths = segment_paths(data_dir)
+    for path in paths:
+        with open(path, "rb") as f:
+            part = f.read()
+        data += part.split(b"\0", 1)[0] if path == paths[-1] else part
+    return data
+
+
+def write_log_data(data_dir, data):
+    """Replaces a data dir's log with data, as one segment."""
+    folder = os.path.join(data_dir, "events")
+    os.makedirs(folder, exist_ok=True)
+    for name in os.listdir(folder):
+        os.unlink(os.path.join(folder, name))
+    with open(os.path.join(folder, "%020d.jsonl" % 1), "wb") as f:
+        f.write(data)
+
+
+def append_log(data_dir, data):
+    """Writes data at the end of the open segment's lines (over its
+    preallocated zeros), as a cut write would leave it."""
+    path = log_path(data_dir)
+    with open(path, "r+b") as f:
+        content = f.read()
+        f.seek(len(content.rstrip(b"\0")))
+        f.write(data)
+
+
 def read_log(path):
-    """The lines of a JSON Lines log as parsed objects (strict)."""
-    with open(path, "rb") as f:
-        data = f.read()
+    """The lines of a JSON Lines log (a data dir's, or one file) as parsed
+    objects (strict)."""
+    if os.path.isdir(path):
+        data = log_data(path)
+    else:
+        with open(path, "rb") as f:
+            data = f.read()
     assert data == b"" or data.endswith(b"\n"), "log does not end with a newline"
     return [json.loads(line) for line in data.split(b"\n") if line]
 
@@ -304,15 +356,14 @@ class StreamLog:
 
     @property
     def log_path(self):
-        return os.path.join(self.stream_dir, "events.jsonl")
+        return log_path(self.stream_dir)
 
     def log_bytes(self):
-        with open(self.log_path, "rb") as f:
-            return f.read()
+        return log_data(self.stream_dir)
 
     def events(self):
         """The whole log, strictly valid (use at a quiescent point)."""
-        return assert_log_valid(self.log_path)
+        return assert_log_valid(self.stream_dir)
 
 
 def fold(events, upto_seq=None):

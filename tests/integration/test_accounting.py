@@ -41,7 +41,7 @@ class Ledger:
 
     @property
     def log_path(self):
-        return os.path.join(self.stream_dir, "events.jsonl")
+        return harness.log_path(self.stream_dir)
 
     def _proposed(self):
         rng = self.rng
@@ -79,11 +79,10 @@ class Ledger:
         wait_until(committed, timeout_s, what=f"stream to commit seq {seq}")
 
     def events(self):
-        return harness.assert_log_valid(self.log_path)
+        return harness.assert_log_valid(self.stream_dir)
 
     def log_bytes(self):
-        with open(self.log_path, "rb") as f:
-            return f.read()
+        return harness.log_data(self.stream_dir)
 
     def accounting(self, data_dir=None, extra=(), **kw):
         data_dir = data_dir or harness.tmpdir("ledger-accounting-")
@@ -95,8 +94,8 @@ class Ledger:
         self.push.close(0)
 
 
-def replica_path(service):
-    return os.path.join(service.args[service.args.index("--data-dir") + 1], "events.jsonl")
+def replica_dir(service):
+    return service.args[service.args.index("--data-dir") + 1]
 
 
 def health(service):
@@ -117,8 +116,8 @@ def assert_matches_log(service, ledger):
     replica is byte-identical to it."""
     events = ledger.events()
     assert harness.all_accounts(service, page_limit=97) == harness.fold(events)
-    with open(replica_path(service), "rb") as f:
-        assert f.read() == ledger.log_bytes(), "replica differs from the stream's log"
+    assert harness.log_data(replica_dir(service)) == ledger.log_bytes(), \
+        "replica differs from the stream's log"
     status, stats = get_json(service.url + "/stats")
     assert stats["applied_seq"] == len(events)
     assert stats["total_balance"] == sum(v[0] for v in harness.fold(events).values())
@@ -488,8 +487,7 @@ def test_rebuild_refetches_everything_into_an_identical_replica():
     accounting = ledger.accounting(data_dir)
     wait_applied(accounting, 3000)
     accounting.stop_clean()
-    with open(os.path.join(data_dir, "events.jsonl"), "ab") as f:
-        f.write(b'{"seq":3001,"id":"torn')   # a torn tail, recovered at open
+    harness.append_log(data_dir, b'{"seq":3001,"id":"torn')   # a torn tail, recovered at open
     accounting = ledger.accounting(data_dir, http_port=accounting.http_port)
     wait_applied(accounting, 3000)
     assert_matches_log(accounting, ledger)

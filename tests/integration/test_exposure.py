@@ -69,7 +69,7 @@ def test_every_endpoint_beyond_loopback_without_credentials_refuses_to_start():
             status, output = run_until_exit(name, flags)
             assert status == 2, f"{name} {option} {value}: exit {status}: {output}"
             assert missing in output and value in output, f"{name} {option} {value}: {output}"
-            assert not os.path.exists(os.path.join(data, "d", "events.jsonl")), \
+            assert not os.path.exists(os.path.join(data, "d", "events")), \
                 f"{name} {option} {value}: opened its log before refusing"
 
 

@@ -132,12 +132,7 @@ class Cluster(harness.StreamLog):
 
 
 def replica_bytes(acc):
-    path = os.path.join(acc.args[acc.args.index("--data-dir") + 1], "events.jsonl")
-    try:
-        with open(path, "rb") as f:
-            return f.read()
-    except FileNotFoundError:
-        return b""
+    return harness.log_data(acc.args[acc.args.index("--data-dir") + 1])
 
 
 def health(service):
@@ -336,8 +331,7 @@ def test_torn_tail_is_truncated_with_a_warning():
     before = cluster.log_bytes()
     cluster.stream.kill9()
     for garbage in (b'{"seq":2,"id":"half', b"\x00\xff garbage", b'{"seq":2}\x00'):
-        with open(cluster.log_path, "ab") as f:
-            f.write(garbage)
+        harness.append_log(cluster.stream_dir, garbage)
         cluster.stream.start()
         assert cluster.log_bytes() == before, "the torn tail was not truncated"
         warning = (f"torn tail at byte offset {len(before)}: "

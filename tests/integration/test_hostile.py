@@ -204,7 +204,7 @@ def test_hostile_stream_never_aborts_accounting_nor_touches_its_replica():
     endpoints = harness.Endpoints()
     fake = FakeStream(endpoints, workdir)
     data_dir = os.path.join(workdir, "accounting")
-    replica = os.path.join(data_dir, "events.jsonl")
+    replica = data_dir
     accounting = harness.start_accounting(endpoints, data_dir)
     try:
         good_balance = sum(seq * 100 for seq in range(1, GOOD_EVENTS + 1))
@@ -239,8 +239,7 @@ def test_hostile_stream_never_aborts_accounting_nor_touches_its_replica():
         status, health = harness.get_json(accounting.url + "/health")
         assert status == 200, (status, health)
         assert health["applied_seq"] == GOOD_EVENTS, health
-        with open(replica, "rb") as f:
-            assert f.read() == good_prefix, "the replica is not the good prefix"
+        assert harness.log_data(replica) == good_prefix, "the replica is not the good prefix"
         output = accounting.output()
         assert "invalid event line" in output and "PACKED" in output, output
         status, _, metrics = harness.request("GET", accounting.url + "/metrics")
@@ -260,7 +259,7 @@ def test_hostile_stream_never_aborts_accounting_nor_touches_its_replica():
         assert body["balance"] == good_balance + (GOOD_EVENTS + 1) * 100, body
         with open(fake.lines_path, "rb") as f:
             honest = f.read()
-        harness.wait_until(lambda: open(replica, "rb").read() == honest, WAIT_S,
+        harness.wait_until(lambda: harness.log_data(replica) == honest, WAIT_S,
                            what="the replica with seq 6")
 
         #  The replica reopens as it is (the strict scan finds nothing wrong).
@@ -268,8 +267,7 @@ def test_hostile_stream_never_aborts_accounting_nor_touches_its_replica():
         accounting.start()
         status, body = alice(accounting)
         assert status == 200 and body["version"] == GOOD_EVENTS + 1, (status, body)
-        with open(replica, "rb") as f:
-            assert f.read() == honest
+        assert harness.log_data(replica) == honest
         assert "torn tail" not in accounting.output()
         accounting.stop_clean()
     finally:

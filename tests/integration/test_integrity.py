@@ -148,8 +148,7 @@ def test_log_restored_from_an_earlier_backup_is_refused_under_running_services()
     dep.accounting.stop_clean()
     dep.start_accounting(extra=["--rebuild"])
     assert dep.balances(2) == {"alice": 601}
-    with open(os.path.join(dep.accounting_dir, "events.jsonl"), "rb") as f:
-        assert f.read() == dep.log_bytes()
+    assert harness.log_data(dep.accounting_dir) == dep.log_bytes()
     # transaction folds the stream's log from scratch at start.
     dep.tx.stop_clean()
     dep.tx.start()
@@ -461,7 +460,7 @@ def test_key_checks_and_divergence_checks_work_over_curve():
     assert status == 422 and "another request" in body["detail"], (status, body)
     # The stream's log replaced by an empty one: the transaction notices.
     stream.stop_clean()
-    os.unlink(os.path.join(stream_dir, "events.jsonl"))
+    harness.write_log_data(stream_dir, b"")
     stream = harness.start_stream(endpoints, stream_dir, http_port=stream.http_port,
                                   extra=stream_args)
 

@@ -34,7 +34,7 @@ class Deployment:
         return harness.get_json(f"{self.acc.url}/accounts/{account}?min_seq={head}{query}")
 
     def log(self):
-        return harness.read_log(os.path.join(self.stream_dir, "events.jsonl"))
+        return harness.read_log(self.stream_dir)
 
     def stop(self):
         for service in (self.acc, self.txn, self.stream):

@@ -69,11 +69,7 @@ def metric(service, name):
 
 
 def log_lines(stream_dir):
-    path = os.path.join(stream_dir, "events.jsonl")
-    if not os.path.exists(path):
-        return []
-    with open(path, "rb") as f:
-        return f.read().splitlines()
+    return harness.log_data(stream_dir).splitlines()
 
 
 def deposit(account, amount=100, reference=None):

@@ -118,11 +118,10 @@ class Stream:
 
     @property
     def log_path(self):
-        return os.path.join(self.data_dir, "events.jsonl")
+        return harness.log_path(self.data_dir)
 
     def log_bytes(self):
-        with open(self.log_path, "rb") as f:
-            return f.read()
+        return harness.log_data(self.data_dir)
 
     def restart(self, kill=False):
         self.client.close()
@@ -156,7 +155,7 @@ def test_appended_events_are_published_in_order_after_their_seqs():
     assert topics == [b"EVENTS", b"RESULT"] * 3, topics
     published = [line for m in c.messages if m[0] == b"EVENTS" for line in m[1:]]
     assert b"\n".join(published) + b"\n" == s.log_bytes()
-    events = harness.assert_log_valid(s.log_path)
+    events = harness.assert_log_valid(s.data_dir)
     assert [e["id"] for e in events] == [i for group in ids for i in group]
     assert all("expect" not in e for e in events)
     s.stop()
@@ -244,7 +243,7 @@ def test_invalid_requests_are_answered_and_leave_the_log_unchanged():
     assert c.result("bad-command")["status"] == "invalid"
     lines = s.log_bytes()
     assert lines.startswith(before) and lines.count(b"\n") == before.count(b"\n") + 1
-    harness.assert_log_valid(s.log_path)
+    harness.assert_log_valid(s.data_dir)
     s.stop()
 
 
@@ -275,7 +274,7 @@ def test_canonical_requests_are_decided_like_any_other_form():
         "status": "duplicate", "first_seq": 1, "last_seq": 1000}
     lines = s.log_bytes().splitlines()
     assert len(lines) == 1001
-    harness.assert_log_valid(s.log_path)
+    harness.assert_log_valid(s.data_dir)
     s.stop()
 
 
@@ -343,7 +342,7 @@ def test_restart_keeps_the_log_versions_and_ids_and_continues_the_seq():
         "status": "conflict", "versions": {"dave": 2}}
     assert c.append(deposit(new_id(), "dave", expect={"dave": 2})) == {
         "status": "ok", "first_seq": 4, "last_seq": 4}
-    harness.assert_log_valid(s.log_path)
+    harness.assert_log_valid(s.data_dir)
     s.stop()
 
 
@@ -404,7 +403,7 @@ def test_kill9_during_appends_keeps_every_acknowledged_event_exactly_once():
     acked = {rid: r for rid, r in c.results.items() if r["status"] == "ok"}
     assert len(acked) >= 300
     s.restart()
-    events = harness.assert_log_valid(s.log_path)
+    events = harness.assert_log_valid(s.data_dir)
     by_id = {}
     for e in events:
         assert e["id"] not in by_id, f"id {e['id']} stored twice"
@@ -445,7 +444,7 @@ def test_storage_failure_answers_unavailable_and_appends_work_again_after():
     # The failed burst left no trace: versions and seqs continue as before it.
     assert c.append(deposit(new_id(), "fay", expect={"fay": 1})) == {
         "status": "ok", "first_seq": 2, "last_seq": 2}
-    harness.assert_log_valid(s.log_path)
+    harness.assert_log_valid(s.data_dir)
     status, metrics = harness.request("GET", s.service.url + "/metrics")[::2]
     assert b"stream_requests_unavailable_total 1" in metrics
     s.stop()

@@ -48,7 +48,11 @@ def write_log(content):
 
 
 def read_log(data_dir):
-    with open(os.path.join(data_dir, "events.jsonl"), "rb") as f:
+    """The log file's bytes: the earlier version's events.jsonl, or the
+    first segment it was adopted as (by rename, not a byte rewritten)."""
+    legacy = os.path.join(data_dir, "events.jsonl")
+    path = legacy if os.path.exists(legacy) else harness.log_path(data_dir)
+    with open(path, "rb") as f:
         return f.read()
 
 
@@ -112,12 +116,13 @@ def test_an_id_at_two_seqs_refuses_to_start_naming_both():
                    '"ev-2"')
 
 
-def assert_truncated(tail):
+def assert_truncated(tail, dropped=None):
     good = joined(good_lines())
     data_dir = write_log(good + tail)
     code, output = run_stream(data_dir)
     assert code is None, f"refused a torn tail:\n{output}"
-    assert f"torn tail at byte offset {len(good)}: dropping {len(tail)} bytes" in output, \
+    dropped = len(tail) if dropped is None else dropped
+    assert f"torn tail at byte offset {len(good)}: dropping {dropped} bytes" in output, \
         output
     assert read_log(data_dir) == good
 
@@ -128,8 +133,18 @@ def test_tail_without_newline_is_truncated_and_the_stream_starts():
 
 
 def test_nul_padded_tail_is_truncated_and_the_stream_starts():
-    assert_truncated(b"\x00" * 4096)
-    assert_truncated(line(6)[:30] + b"\x00" * 10000)
+    #  The zeros after the cut line were never data (what preallocation
+    #  leaves): the warning counts the torn bytes alone.
+    assert_truncated(line(6)[:30] + b"\x00" * 10000, dropped=30)
+
+
+def test_zeros_alone_are_the_preallocated_tail_and_stay():
+    good = joined(good_lines())
+    data_dir = write_log(good + b"\x00" * 4096)
+    code, output = run_stream(data_dir)
+    assert code is None, f"refused a preallocated tail:\n{output}"
+    assert "torn tail" not in output, output
+    assert read_log(data_dir) == good + b"\x00" * 4096
 
 
 def test_canonical_log_loads_unchanged_and_its_ids_stay_known():
@@ -181,6 +196,7 @@ if __name__ == "__main__":
         test_an_id_at_two_seqs_refuses_to_start_naming_both,
         test_tail_without_newline_is_truncated_and_the_stream_starts,
         test_nul_padded_tail_is_truncated_and_the_stream_starts,
+        test_zeros_alone_are_the_preallocated_tail_and_stay,
         test_canonical_log_loads_unchanged_and_its_ids_stay_known,
         test_accounting_refuses_a_non_canonical_replica_until_rebuilt,
     ])

@@ -96,10 +96,8 @@ def test_v1_log_answers_exactly_as_the_v1_code_did():
     # stream down) answers the same.
     with open(os.path.join(FIXTURE, "events.jsonl"), "rb") as f:
         original = f.read()
-    with open(os.path.join(work, "acc", "events.jsonl"), "rb") as f:
-        assert f.read() == original
-    with open(os.path.join(stream_dir, "events.jsonl"), "rb") as f:
-        assert f.read() == original
+    assert harness.log_data(os.path.join(work, "acc")) == original
+    assert harness.log_data(stream_dir) == original
     accounting.stop_clean()
     stream.stop_clean()
     accounting.start()
@@ -157,10 +155,9 @@ def test_mixed_log_v1_prefix_v2_tail_folds_and_replicas_stay_identical():
     second = harness.start_accounting(endpoints, os.path.join(work, "acc2"))
     for accounting in (first, second):
         caught_up(accounting, head)
-    lines = open(os.path.join(stream_dir, "events.jsonl"), "rb").read()
+    lines = harness.log_data(stream_dir)
     for name in ("acc1", "acc2"):
-        with open(os.path.join(work, name, "events.jsonl"), "rb") as f:
-            assert f.read() == lines, name
+        assert harness.log_data(os.path.join(work, name)) == lines, name
     tail = [json.loads(line) for line in lines.splitlines()[last_v1:]]
     assert [e["v"] for e in tail] == [2, 2, 2, 2, 2, 2, 2, 1]
     assert tail[-1] == {**json.loads(v1), "seq": head, "ts": tail[-1]["ts"]}
@@ -199,13 +196,11 @@ def test_unknown_types_of_a_newer_writer_are_stored_skipped_and_counted():
     endpoints, work, stream_dir, stream = start_with_fixture()
     stream.stop_clean()
     last = recorded["stats"]["body"]["applied_seq"]
-    with open(os.path.join(stream_dir, "events.jsonl"), "rb") as f:
-        ts = json.loads(f.read().splitlines()[-1])["ts"]
+    ts = json.loads(harness.log_data(stream_dir).splitlines()[-1])["ts"]
     newer = ('{"seq":%d,"id":"h1","type":"transfer_pending","v":2,"ts":"%s","from":"alice",'
              '"to":"bob","amount":5,"currency":"XXX","timeout_at":"2030-01-01T00:00:00.000Z"}'
              % (last + 1, ts))
-    with open(os.path.join(stream_dir, "events.jsonl"), "ab") as f:
-        f.write(newer.encode() + b"\n")
+    harness.append_log(stream_dir, newer.encode() + b"\n")
     stream.start()
     accounting = harness.start_accounting(endpoints, os.path.join(work, "acc"))
     caught_up(accounting, last + 1)

@@ -63,10 +63,56 @@ static int s_model_at (int index, int64_t at_seq, int64_t *balance, int64_t *ver
     return 0;
 }
 
-static void test_fold_matches_model_at_every_point (void)
+//  Every claim of the fold against the model, at many points.
+static void s_check_model (accounts_t *accounts)
 {
-    accounts_t *accounts = accounts_new ();
-    CHECK (accounts);
+    CHECK (accounts_applied_seq (accounts) == MODEL_EVENTS);
+    for (int64_t at_seq = 0; at_seq <= MODEL_EVENTS;
+         at_seq += 1 + (at_seq * 7 + 13) % 50) {
+        for (int index = 0; index < MODEL_ACCOUNTS; index++) {
+            char name[EVENT_ACCOUNT_BYTES_MAX];
+            s_name (index, name);
+            int64_t balance, version, last_seq;
+            account_state_t state;
+            int expected = s_model_at (index, at_seq, &balance, &version, &last_seq);
+            CHECK (accounts_state_at (accounts, name, at_seq, &state) == expected);
+            if (expected == 0)
+                CHECK (state.balance == balance && state.version == version &&
+                       state.last_seq == last_seq && strcmp (state.id, name) == 0);
+        }
+    }
+    //  Time travel by ts: the last seq with ts <= t.
+    for (int64_t seq = 1; seq <= MODEL_EVENTS; seq += 1 + (seq * 3 + 5) % 20) {
+        int64_t expected = seq;
+        while (expected < MODEL_EVENTS && s_ts[expected + 1] <= s_ts[seq])
+            expected++;
+        CHECK (accounts_seq_at_ts (accounts, s_ts[seq]) == expected);
+    }
+    CHECK (accounts_seq_at_ts (accounts, s_ts[1] - 1) == 0);
+    //  Touches page through the whole history.
+    for (int index = 0; index < MODEL_ACCOUNTS; index++) {
+        char name[EVENT_ACCOUNT_BYTES_MAX];
+        s_name (index, name);
+        account_touch_t touches[7];
+        int64_t after = 0;
+        int seen = 0;
+        bool more = true;
+        while (more) {
+            int count = accounts_touches (accounts, name, after, 7, touches, &more);
+            CHECK (count >= 0);
+            for (int i = 0; i < count; i++, seen++) {
+                CHECK (touches[i].seq == s_model[index].seq[seen]);
+                CHECK (touches[i].balance_after == s_model[index].balance[seen]);
+                after = touches[i].seq;
+            }
+        }
+        CHECK (seen == s_model[index].count);
+    }
+}
+
+//  MODEL_EVENTS random events into accounts and the model.
+static void s_fold_random (accounts_t *accounts)
+{
     srand (42);
     int64_t ts = 1700000000000;
     for (int64_t seq = 1; seq <= MODEL_EVENTS; seq++) {
@@ -95,47 +141,14 @@ static void test_fold_matches_model_at_every_point (void)
         accounts_result_t expected = kind < 9 ? ACCOUNTS_APPLIED : ACCOUNTS_UNKNOWN;
         CHECK (accounts_apply (accounts, &event) == expected);
     }
-    CHECK (accounts_applied_seq (accounts) == MODEL_EVENTS);
-    for (int64_t at_seq = 0; at_seq <= MODEL_EVENTS; at_seq += 1 + rand () % 50) {
-        for (int index = 0; index < MODEL_ACCOUNTS; index++) {
-            char name[EVENT_ACCOUNT_BYTES_MAX];
-            s_name (index, name);
-            int64_t balance, version, last_seq;
-            account_state_t state;
-            int expected = s_model_at (index, at_seq, &balance, &version, &last_seq);
-            CHECK (accounts_state_at (accounts, name, at_seq, &state) == expected);
-            if (expected == 0)
-                CHECK (state.balance == balance && state.version == version &&
-                       state.last_seq == last_seq && strcmp (state.id, name) == 0);
-        }
-    }
-    //  Time travel by ts: the last seq with ts <= t.
-    for (int64_t seq = 1; seq <= MODEL_EVENTS; seq += 1 + rand () % 20) {
-        int64_t expected = seq;
-        while (expected < MODEL_EVENTS && s_ts[expected + 1] <= s_ts[seq])
-            expected++;
-        CHECK (accounts_seq_at_ts (accounts, s_ts[seq]) == expected);
-    }
-    CHECK (accounts_seq_at_ts (accounts, s_ts[1] - 1) == 0);
-    //  Touches page through the whole history.
-    for (int index = 0; index < MODEL_ACCOUNTS; index++) {
-        char name[EVENT_ACCOUNT_BYTES_MAX];
-        s_name (index, name);
-        account_touch_t touches[7];
-        int64_t after = 0;
-        int seen = 0;
-        bool more = true;
-        while (more) {
-            int count = accounts_touches (accounts, name, after, 7, touches, &more);
-            CHECK (count >= 0);
-            for (int i = 0; i < count; i++, seen++) {
-                CHECK (touches[i].seq == s_model[index].seq[seen]);
-                CHECK (touches[i].balance_after == s_model[index].balance[seen]);
-                after = touches[i].seq;
-            }
-        }
-        CHECK (seen == s_model[index].count);
-    }
+}
+
+static void test_fold_matches_model_at_every_point (void)
+{
+    accounts_t *accounts = accounts_new ();
+    CHECK (accounts);
+    s_fold_random (accounts);
+    s_check_model (accounts);
     account_touch_t touch;
     bool more;
     CHECK (accounts_touches (accounts, "nobody", 0, 1, &touch, &more) == -1);
@@ -254,11 +267,120 @@ static void test_settings_and_currencies_fold_as_of_every_seq (void)
     accounts_destroy (&accounts);
 }
 
+typedef struct {
+    uint8_t *data;
+    size_t bytes;
+    size_t capacity;
+} buffer_t;
+
+static int s_buffer_write (void *arg, const void *data, size_t bytes)
+{
+    buffer_t *buffer = arg;
+    if (buffer->bytes + bytes > buffer->capacity) {
+        size_t capacity = (buffer->capacity + bytes) * 2;
+        uint8_t *grown = realloc (buffer->data, capacity);
+        if (!grown)
+            return -1;
+        buffer->data = grown;
+        buffer->capacity = capacity;
+    }
+    memcpy (buffer->data + buffer->bytes, data, bytes);
+    buffer->bytes += bytes;
+    return 0;
+}
+
+//  A saved state loads into the same answers: every state at every seq,
+//  ts lookups, touches, lists, counters and the total; and bytes that are
+//  cut short, grown or lying about a count do not load.
+static void test_saved_state_loads_into_the_same_answers (void)
+{
+    accounts_t *accounts = accounts_new ();
+    CHECK (accounts);
+    memset (s_model, 0, sizeof s_model);
+    s_fold_random (accounts);
+    buffer_t saved = {0};
+    CHECK (accounts_save (accounts, s_buffer_write, &saved) == 0);
+    accounts_t *loaded = accounts_new ();
+    CHECK (loaded && accounts_load (loaded, saved.data, saved.bytes) == 0);
+    s_check_model (loaded);
+    char total[64], total_loaded[64];
+    accounts_total_format (accounts, total, sizeof total);
+    accounts_total_format (loaded, total_loaded, sizeof total_loaded);
+    CHECK (strcmp (total, total_loaded) == 0);
+    CHECK (accounts_count (loaded) == accounts_count (accounts) &&
+           accounts_events_applied (loaded) == accounts_events_applied (accounts) &&
+           accounts_unknown_skipped (loaded) == accounts_unknown_skipped (accounts));
+    account_state_t a[MODEL_ACCOUNTS], b[MODEL_ACCOUNTS];
+    bool more_a, more_b;
+    int listed = accounts_list (accounts, "", MODEL_ACCOUNTS, a, &more_a);
+    CHECK (listed == accounts_list (loaded, "", MODEL_ACCOUNTS, b, &more_b));
+    for (int i = 0; i < listed; i++)
+        CHECK (strcmp (a[i].id, b[i].id) == 0 && a[i].balance == b[i].balance);
+    //  It goes on folding where it stopped.
+    event_t event = s_event (MODEL_EVENTS + 1, s_ts[MODEL_EVENTS], EVENT_DEPOSITED, 5);
+    s_name (3, event.account);
+    CHECK (accounts_apply (loaded, &event) == ACCOUNTS_APPLIED);
+    accounts_destroy (&loaded);
+    const size_t cuts[] = {0, 10, saved.bytes / 2, saved.bytes - 1};
+    for (size_t i = 0; i < sizeof cuts / sizeof cuts[0]; i++) {
+        loaded = accounts_new ();
+        CHECK (accounts_load (loaded, saved.data, cuts[i]) == -1);
+        accounts_destroy (&loaded);
+    }
+    CHECK (s_buffer_write (&saved, "x", 1) == 0); // a byte too many
+    loaded = accounts_new ();
+    CHECK (accounts_load (loaded, saved.data, saved.bytes) == -1);
+    accounts_destroy (&loaded);
+    memset (saved.data + 32, 0xff, 8); // an account count no file holds
+    loaded = accounts_new ();
+    CHECK (accounts_load (loaded, saved.data, saved.bytes - 1) == -1);
+    accounts_destroy (&loaded);
+    free (saved.data);
+    accounts_destroy (&accounts);
+    //  Schema 2: currencies, limits and metadata as of every seq come back.
+    accounts = accounts_new ();
+    event_t open = s_event (1, 1, EVENT_ACCOUNT_OPENED, 0);
+    strcpy (open.account, "shop");
+    strcpy (open.currency, "EUR");
+    open.has_limit = true;
+    open.overdraft_limit = 100;
+    strcpy (open.metadata, "{\"tier\":\"gold\"}");
+    open.metadata_bytes = strlen (open.metadata);
+    CHECK (accounts_apply (accounts, &open) == ACCOUNTS_APPLIED);
+    event_t pay = s_event (2, 2, EVENT_DEPOSITED, 50);
+    strcpy (pay.account, "shop");
+    strcpy (pay.currency, "EUR");
+    CHECK (accounts_apply (accounts, &pay) == ACCOUNTS_APPLIED);
+    event_t wrong = s_event (3, 3, EVENT_DEPOSITED, 7);
+    strcpy (wrong.account, "shop");
+    strcpy (wrong.currency, "USD");
+    CHECK (accounts_apply (accounts, &wrong) == ACCOUNTS_MISMATCH);
+    saved = (buffer_t){0};
+    CHECK (accounts_save (accounts, s_buffer_write, &saved) == 0);
+    loaded = accounts_new ();
+    CHECK (accounts_load (loaded, saved.data, saved.bytes) == 0);
+    account_state_t state;
+    CHECK (accounts_state_at (loaded, "shop", INT64_MAX, &state) == 0);
+    CHECK (state.version == 2 && state.balance == 50 &&
+           strcmp (state.currency, "EUR") == 0 && !state.limit_implicit &&
+           state.overdraft_limit == 100 &&
+           strcmp (state.metadata, "{\"tier\":\"gold\"}") == 0);
+    size_t count = 0;
+    const account_currency_t *currencies = accounts_currencies (loaded, &count);
+    CHECK (count == 2 && strcmp (currencies[0].currency, "EUR") == 0 &&
+           currencies[0].accounts == 1 && currencies[0].total == 50 &&
+           accounts_mismatch_skipped (loaded) == 1);
+    accounts_destroy (&loaded);
+    free (saved.data);
+    accounts_destroy (&accounts);
+}
+
 int main (void)
 {
     RUN (test_fold_matches_model_at_every_point);
     RUN (test_overflowing_event_is_skipped_and_counted);
     RUN (test_list_is_sorted_and_paginates_across_new_accounts);
     RUN (test_settings_and_currencies_fold_as_of_every_seq);
+    RUN (test_saved_state_loads_into_the_same_answers);
     return check_exit_status ();
 }

@@ -8,6 +8,8 @@
 #include "log_file.h"
 #include "log.h"
 
+#include <czmq.h>
+
 #define CHECK_ON_FAILURE goto cleanup
 #include "check.h"
 
@@ -27,8 +29,13 @@
 
 typedef struct {
     char dir[256];
-    char path[300];
+    char data[300]; // the data dir
+    char path[340]; // its first segment
 } scratch_t;
+
+//  Most claims are about one segment's lines: no preallocation, so the
+//  file is exactly the log.
+static const log_file_config_t s_plain = {.no_preallocate = true};
 
 static void s_scratch_new (scratch_t *scratch)
 {
@@ -37,16 +44,19 @@ static void s_scratch_new (scratch_t *scratch)
               tmp ? tmp : "/tmp");
     char *made = mkdtemp (scratch->dir);
     assert (made);
-    snprintf (scratch->path, sizeof scratch->path, "%s/sub/events.jsonl", scratch->dir);
+    snprintf (scratch->data, sizeof scratch->data, "%s/sub", scratch->dir);
+    snprintf (scratch->path, sizeof scratch->path, "%s/events/%020d.jsonl", scratch->data,
+              1);
+    int made_events = zsys_dir_create ("%s/events", scratch->data);
+    assert (made_events == 0);
 }
 
 static void s_scratch_destroy (scratch_t *scratch)
 {
-    char sub[300];
-    snprintf (sub, sizeof sub, "%s/sub", scratch->dir);
-    unlink (scratch->path);
-    rmdir (sub);
-    rmdir (scratch->dir);
+    zdir_t *dir = zdir_new (scratch->dir, NULL);
+    if (dir)
+        zdir_remove (dir, true);
+    zdir_destroy (&dir);
 }
 
 static size_t s_line (int64_t seq, int64_t ts_ms, char *buffer, size_t size)
@@ -87,10 +97,10 @@ static int s_append (log_file_t *log, int64_t from, int64_t to, int64_t burst, b
     return log_file_commit (log, sync);
 }
 
-static int s_write_log (const char *path, int64_t events)
+static int s_write_log (const char *data, int64_t events)
 {
     char error[512] = "";
-    log_file_t *log = log_file_open (path, NULL, NULL, error, sizeof error);
+    log_file_t *log = log_file_open (data, &s_plain, NULL, NULL, error, sizeof error);
     if (!log)
         return -1;
     int rc = s_append (log, 1, events, 100, false);
@@ -152,7 +162,8 @@ static void test_append_commit_reopen_keeps_every_event (void)
     s_scratch_new (&scratch);
     char error[512] = "";
     counter_t counter = {0, 1, 0, true};
-    log_file_t *log = log_file_open (scratch.path, NULL, NULL, error, sizeof error);
+    log_file_t *log =
+        log_file_open (scratch.data, &s_plain, NULL, NULL, error, sizeof error);
     CHECK (log);
     CHECK (log_file_last_seq (log) == 0 && log_file_bytes (log) == 0);
     CHECK (s_append (log, 1, 1000, 64, true) == 0);
@@ -165,7 +176,7 @@ static void test_append_commit_reopen_keeps_every_event (void)
     log_file_destroy (&log); // idempotent
     struct stat status;
     CHECK (stat (scratch.path, &status) == 0 && (uint64_t)status.st_size == bytes);
-    log = log_file_open (scratch.path, s_count, &counter, error, sizeof error);
+    log = log_file_open (scratch.data, &s_plain, s_count, &counter, error, sizeof error);
     CHECK (log);
     CHECK (counter.events == 1000 && counter.lines_match);
     CHECK (log_file_last_seq (log) == 1000 && log_file_committed_seq (log) == 1000);
@@ -183,7 +194,8 @@ static void test_uncommitted_appends_are_unread_and_dropped (void)
     s_scratch_new (&scratch);
     char error[512] = "", buffer[4096], line[EVENT_LINE_BYTES_MAX];
     size_t bytes;
-    log_file_t *log = log_file_open (scratch.path, NULL, NULL, error, sizeof error);
+    log_file_t *log =
+        log_file_open (scratch.data, &s_plain, NULL, NULL, error, sizeof error);
     CHECK (log);
     CHECK (s_append (log, 1, 5, 100, true) == 0);
     for (int64_t seq = 6; seq <= 8; seq++) {
@@ -199,35 +211,39 @@ static void test_uncommitted_appends_are_unread_and_dropped (void)
     size_t line_bytes = s_line (6, TS_START_MS + 9, line, sizeof line);
     CHECK (log_file_append (log, line, line_bytes, 6, TS_START_MS + 9) == 0);
     log_file_destroy (&log);
-    log = log_file_open (scratch.path, NULL, NULL, error, sizeof error);
+    log = log_file_open (scratch.data, &s_plain, NULL, NULL, error, sizeof error);
     CHECK (log && log_file_last_seq (log) == 5);
 cleanup:
     log_file_destroy (&log);
     s_scratch_destroy (&scratch);
 }
 
-//  Writes 10 events, appends tail, reopens: the tail must be gone.
+//  Writes 10 events, appends tail, reopens: the tail must be gone, but
+//  zeros alone are the preallocated tail and stay.
 static void s_check_torn_tail (const char *tail, size_t tail_bytes)
 {
+    bool zeros = true;
+    for (size_t i = 0; i < tail_bytes; i++)
+        zeros = zeros && tail[i] == 0;
     scratch_t scratch;
     s_scratch_new (&scratch);
     char error[512] = "";
     char *before = NULL, *after = NULL;
     size_t before_bytes, after_bytes;
     log_file_t *log = NULL;
-    CHECK (s_write_log (scratch.path, 10) == 0);
+    CHECK (s_write_log (scratch.data, 10) == 0);
     before = s_slurp (scratch.path, &before_bytes);
     CHECK (before);
     CHECK (s_spit (scratch.path, tail, tail_bytes, "ab") == 0);
-    log = log_file_open (scratch.path, NULL, NULL, error, sizeof error);
+    log = log_file_open (scratch.data, &s_plain, NULL, NULL, error, sizeof error);
     CHECK (log);
     CHECK (log_file_last_seq (log) == 10 && log_file_bytes (log) == before_bytes);
     after = s_slurp (scratch.path, &after_bytes);
-    CHECK (after && after_bytes == before_bytes &&
+    CHECK (after && after_bytes == before_bytes + (zeros ? tail_bytes : 0) &&
            memcmp (before, after, before_bytes) == 0);
     CHECK (s_append (log, 11, 12, 100, true) == 0);
     log_file_destroy (&log);
-    log = log_file_open (scratch.path, NULL, NULL, error, sizeof error);
+    log = log_file_open (scratch.data, &s_plain, NULL, NULL, error, sizeof error);
     CHECK (log && log_file_last_seq (log) == 12);
 cleanup:
     free (before);
@@ -244,7 +260,8 @@ static void test_torn_tail_without_newline_is_truncated (void)
     s_check_torn_tail (line, bytes); // complete but never terminated
 }
 
-//  A crash can leave the file longer than what was written, the rest NUL.
+//  A crash can leave the file longer than what was written, the rest NUL;
+//  zeros alone are what preallocation leaves, and are kept.
 static void test_nul_padded_tail_is_truncated (void)
 {
     char tail[3 * EVENT_LINE_BYTES_MAX];
@@ -277,9 +294,9 @@ static void s_check_refused (const char *content, size_t bytes, const char *expe
     char *after = NULL;
     size_t after_bytes;
     log_file_t *log = NULL;
-    CHECK (s_write_log (scratch.path, 0) == 0);
+    CHECK (s_write_log (scratch.data, 0) == 0);
     CHECK (s_spit (scratch.path, content, bytes, "wb") == 0);
-    log = log_file_open (scratch.path, NULL, NULL, error, sizeof error);
+    log = log_file_open (scratch.data, &s_plain, NULL, NULL, error, sizeof error);
     if (log || !strstr (error, expect_a) || !strstr (error, expect_b))
         fprintf (stderr, "    error: \"%s\", wanted \"%s\" and \"%s\"\n", error, expect_a,
                  expect_b);
@@ -474,13 +491,14 @@ static void test_first_event_may_be_from_before_1970 (void)
     scratch_t scratch;
     s_scratch_new (&scratch);
     char error[512] = "", line[EVENT_LINE_BYTES_MAX];
-    log_file_t *log = log_file_open (scratch.path, NULL, NULL, error, sizeof error);
+    log_file_t *log =
+        log_file_open (scratch.data, &s_plain, NULL, NULL, error, sizeof error);
     CHECK (log);
     size_t bytes = s_line (1, -86400000, line, sizeof line);
     CHECK (log_file_append (log, line, bytes, 1, -86400000) == 0);
     CHECK (log_file_commit (log, false) == 0);
     log_file_destroy (&log);
-    log = log_file_open (scratch.path, NULL, NULL, error, sizeof error);
+    log = log_file_open (scratch.data, &s_plain, NULL, NULL, error, sizeof error);
     CHECK (log && log_file_last_seq (log) == 1 && log_file_last_ts_ms (log) == -86400000);
 cleanup:
     log_file_destroy (&log);
@@ -494,8 +512,8 @@ static void test_scan_callback_can_refuse_the_open (void)
     char error[512] = "";
     counter_t counter = {0, 1, 7, true};
     log_file_t *log = NULL;
-    CHECK (s_write_log (scratch.path, 10) == 0);
-    log = log_file_open (scratch.path, s_count, &counter, error, sizeof error);
+    CHECK (s_write_log (scratch.data, 10) == 0);
+    log = log_file_open (scratch.data, &s_plain, s_count, &counter, error, sizeof error);
     CHECK (log == NULL && strstr (error, "callback refused seq 7"));
     CHECK (counter.events == 7 && counter.lines_match);
 cleanup:
@@ -508,10 +526,11 @@ static void test_second_writer_is_refused (void)
     scratch_t scratch;
     s_scratch_new (&scratch);
     char error[512] = "";
-    log_file_t *first = log_file_open (scratch.path, NULL, NULL, error, sizeof error);
+    log_file_t *first =
+        log_file_open (scratch.data, &s_plain, NULL, NULL, error, sizeof error);
     log_file_t *second = NULL;
     CHECK (first);
-    second = log_file_open (scratch.path, NULL, NULL, error, sizeof error);
+    second = log_file_open (scratch.data, &s_plain, NULL, NULL, error, sizeof error);
     CHECK (second == NULL && strstr (error, "flock"));
 cleanup:
     log_file_destroy (&first);
@@ -559,7 +578,7 @@ static void test_sparse_index_reads_from_any_seq (void)
     size_t *starts = NULL;
     log_file_t *log = NULL;
     const int64_t last = 3 * LOG_FILE_INDEX_STRIDE + 17;
-    CHECK (s_write_log (scratch.path, last) == 0);
+    CHECK (s_write_log (scratch.data, last) == 0);
     size_t file_bytes;
     file = s_slurp (scratch.path, &file_bytes);
     CHECK (file);
@@ -572,7 +591,7 @@ static void test_sparse_index_reads_from_any_seq (void)
             starts[seq++] = i;
     starts[last + 1] = file_bytes;
     CHECK (seq == last + 1);
-    log = log_file_open (scratch.path, NULL, NULL, error, sizeof error);
+    log = log_file_open (scratch.data, &s_plain, NULL, NULL, error, sizeof error);
     CHECK (log);
     for (int64_t from = -1; from <= last + 2; from++)
         CHECK (s_check_read (log, file, starts, last, from, 100000, 1 << 20) == 0);
@@ -615,7 +634,8 @@ static void test_commit_failure_leaves_the_log_valid_and_usable (void)
     struct rlimit saved, limited;
     bool limit_set = false;
     size_t bytes;
-    log_file_t *log = log_file_open (scratch.path, NULL, NULL, error, sizeof error);
+    log_file_t *log =
+        log_file_open (scratch.data, &s_plain, NULL, NULL, error, sizeof error);
     CHECK (log);
     CHECK (s_append (log, 1, 300, 300, true) == 0);
     uint64_t committed_bytes = log_file_bytes (log);
@@ -640,7 +660,7 @@ static void test_commit_failure_leaves_the_log_valid_and_usable (void)
     CHECK (s_append (log, 301, 600, 100, true) == 0);
     CHECK (log_file_read (log, 257, 100, buffer, sizeof buffer, &bytes) == 100);
     log_file_destroy (&log);
-    log = log_file_open (scratch.path, NULL, NULL, error, sizeof error);
+    log = log_file_open (scratch.data, &s_plain, NULL, NULL, error, sizeof error);
     CHECK (log && log_file_last_seq (log) == 600);
 cleanup:
     if (limit_set)
@@ -666,13 +686,14 @@ static void bench_open_scan_rate (void)
     char error[512] = "";
     const char *env = getenv ("LOG_FILE_BENCH_EVENTS");
     int64_t events = env ? atoll (env) : 200000;
-    log_file_t *log = log_file_open (scratch.path, NULL, NULL, error, sizeof error);
+    log_file_t *log =
+        log_file_open (scratch.data, &s_plain, NULL, NULL, error, sizeof error);
     CHECK (log);
     CHECK (s_append (log, 1, events, 10000, false) == 0);
     uint64_t bytes = log_file_bytes (log);
     log_file_destroy (&log);
     double start = s_seconds ();
-    log = log_file_open (scratch.path, NULL, NULL, error, sizeof error);
+    log = log_file_open (scratch.data, &s_plain, NULL, NULL, error, sizeof error);
     double seconds = s_seconds () - start;
     CHECK (log && log_file_last_seq (log) == events);
     printf (
