@@ -18,6 +18,7 @@
 #include <cjson/cJSON.h>
 
 #include "dedupe.h"
+#include "key_hash.h"
 #include "log.h"
 #include "snapshot.h"
 #include "wire.h"
@@ -176,18 +177,12 @@ static version_record_t *s_record (ingest_t *self, uint32_t record)
     return (version_record_t *)(self->version_arena + (size_t)record * 8);
 }
 
-//  FNV-1a with a final mix (the low bits pick the slot); also measures.
+//  The account's hash (key_hash.h; not saved: a snapshot's records are
+//  hashed again as they load), and its length.
 static uint32_t s_account_hash (const char *account, size_t *bytes)
 {
-    uint32_t hash = 2166136261u;
-    const unsigned char *c = (const unsigned char *)account;
-    for (; *c; c++)
-        hash = (hash ^ *c) * 16777619u;
-    *bytes = (size_t)(c - (const unsigned char *)account);
-    hash ^= hash >> 16;
-    hash *= 0x85ebca6bu;
-    hash ^= hash >> 13;
-    return hash;
+    *bytes = strlen (account);
+    return (uint32_t)key_hash_bytes (account, *bytes);
 }
 
 //  The account's record, or 0 with *slot_p the empty slot where it goes.
@@ -651,20 +646,11 @@ static void s_answer_invalid (burst_request_t *request, bool stateless, const ch
     request->stateless = stateless;
 }
 
-//  FNV-1a: ids are short and this runs once per event.
-static uint32_t s_id_hash (const char *id)
-{
-    uint32_t hash = 2166136261u;
-    for (const unsigned char *c = (const unsigned char *)id; *c; c++)
-        hash = (hash ^ *c) * 16777619u;
-    return hash;
-}
-
 //  Index of an earlier event with the same id, or -1; remembers this one.
 static ssize_t s_repeat_seen (ingest_t *self, size_t index)
 {
     const char *id = self->events[index].id;
-    size_t slot = s_id_hash (id) & (INGEST_REPEAT_SLOTS - 1);
+    size_t slot = key_hash (id) & (INGEST_REPEAT_SLOTS - 1);
     for (;; slot = (slot + 1) & (INGEST_REPEAT_SLOTS - 1)) {
         repeat_slot_t *entry = &self->repeat_slots[slot];
         if (entry->stamp != self->repeat_stamp) {
