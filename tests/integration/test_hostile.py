@@ -33,6 +33,7 @@ import harness  # noqa: E402
 WAIT_S = 60.0               # every wait is bounded by this
 GOOD_EVENTS = 5
 HOSTILE_ROUNDS_MIN = 3      # live rounds; every lying reply is also sent at least once
+STALL_RESTART_S = 10.0      # a fake whose progress stands still this long is restarted
 BIG_FRAME_BYTES = 10 * 1024 * 1024
 TS_BASE = "2026-11-22T07:28:47.%03dZ"
 
@@ -155,6 +156,7 @@ class FakeStream:
         self.set_mode("honest")
         self.proc = None
         self.restarts = 0
+        self.last_progress, self.last_moved = None, time.monotonic()
         self.start()
         atexit.register(self.stop)
 
@@ -166,9 +168,20 @@ class FakeStream:
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 
     def keep_alive(self):
-        """Restarts the child if libzmq took it down (see the module doc)."""
+        """Restarts the child if libzmq took it down (see the module doc), or
+        wedged it: a child whose progress file has not moved for
+        STALL_RESTART_S is killed and started again."""
+        now = time.monotonic()
+        progress = self.progress()
+        if progress != self.last_progress:
+            self.last_progress, self.last_moved = progress, now
+        elif (now - self.last_moved > STALL_RESTART_S and self.proc.poll() is None
+              and self.mode() == "hostile"):  # honest, progress stands still by design
+            self.proc.kill()
+            self.proc.wait(10)
         if self.proc.poll() is not None:
             self.restarts += 1
+            self.last_moved = now
             self.start()
 
     def set_lines(self, lines):
@@ -179,6 +192,10 @@ class FakeStream:
         with open(self.mode_path + ".tmp", "w") as f:
             f.write(mode)
         os.replace(self.mode_path + ".tmp", self.mode_path)
+
+    def mode(self):
+        with open(self.mode_path) as f:
+            return f.read().strip()
 
     def output(self):
         with open(self.log_path, "rb") as f:
@@ -233,7 +250,12 @@ def test_hostile_stream_never_aborts_accounting_nor_touches_its_replica():
             assert {k: body[k] for k in good} == good, body
             progress = fake.progress()
             return progress["rounds"] >= HOSTILE_ROUNDS_MIN and progress["replies"] >= replies
-        harness.wait_until(hostile_done, 4 * WAIT_S, 0.1, "every hostile message sent")
+        try:
+            harness.wait_until(hostile_done, 4 * WAIT_S, 0.1, "every hostile message sent")
+        except AssertionError:
+            raise AssertionError(f"hostile rounds not done ({fake.progress()}, "
+                                 f"{fake.restarts} restarts):\n" + fake.output()
+                                 + accounting.output()[-20000:])
 
         assert accounting.alive(), accounting.output()
         status, health = harness.get_json(accounting.url + "/health")
