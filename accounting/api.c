@@ -590,6 +590,24 @@ static void s_get_accounts (http_request_t *request, void *arg)
     s_respond_stream (request, out, &body, &bytes);
 }
 
+//  Prints the members of /stats' "currencies" object, then closes it and the body:
+//  each currency with accounts, its count and the sum of their balances.
+static void s_print_currencies (FILE *out, const account_currency_t *currencies,
+                                size_t count)
+{
+    bool first = true;
+    for (size_t i = 0; i < count; i++) {
+        if (currencies[i].accounts == 0)
+            continue; // only skipped events named it
+        char sum[48];
+        accounts_int128_format (currencies[i].total, sum, sizeof sum);
+        fprintf (out, "%s\"%s\":{\"accounts\":%zu,\"total_balance\":%s}",
+                 first ? "" : ",", currencies[i].currency, currencies[i].accounts, sum);
+        first = false;
+    }
+    fputs ("}}", out);
+}
+
 //  GET /stats for a token that sees some accounts only: their count and
 //  total, and the positions (applied, head, lag) that read-your-writes
 //  needs; the instance-wide counters would tell about the others.
@@ -642,13 +660,7 @@ static void s_get_stats_visible (api_context_t *self, http_request_t *request,
              ",\"head_seq\":%" PRId64 ",\"lag\":%" PRId64
              ",\"filtered\":true,\"currencies\":{",
              accounts, total_text, applied_seq, head_seq, head_seq - applied_seq);
-    for (size_t i = 0; i < currency_count; i++) {
-        char sum[48];
-        accounts_int128_format (currencies[i].total, sum, sizeof sum);
-        fprintf (out, "%s\"%s\":{\"accounts\":%zu,\"total_balance\":%s}", i ? "," : "",
-                 currencies[i].currency, currencies[i].accounts, sum);
-    }
-    fputs ("}}", out);
+    s_print_currencies (out, currencies, currency_count);
     s_respond_stream (request, out, &body, &bytes);
 }
 
@@ -689,18 +701,7 @@ static void s_get_stats (http_request_t *request, void *arg)
     size_t currency_count = 0;
     const account_currency_t *currencies =
         accounts_currencies (self->accounts, &currency_count);
-    //  A currency only skipped events named has no accounts: not listed.
-    bool first = true;
-    for (size_t i = 0; i < currency_count; i++) {
-        if (currencies[i].accounts == 0)
-            continue;
-        char sum[48];
-        accounts_int128_format (currencies[i].total, sum, sizeof sum);
-        fprintf (out, "%s\"%s\":{\"accounts\":%zu,\"total_balance\":%s}",
-                 first ? "" : ",", currencies[i].currency, currencies[i].accounts, sum);
-        first = false;
-    }
-    fputs ("}}", out);
+    s_print_currencies (out, currencies, currency_count);
     s_respond_stream (request, out, &body, &bytes);
 }
 
