@@ -96,6 +96,10 @@ struct subscriber {
     const curve_t *curve;  // borrowed; NULL: plain
     int upstream_timeout_ms;
     zsock_t *sub;
+    bool want_results;    // kept to recreate the SUB
+    int receive_hwm;
+    int64_t sub_heard_ms; // last message on the SUB, or when it was made
+    bool sub_silent;      // replaced for silence and not heard since
     zsock_t *dealer;
     int tick_id;
 
@@ -147,6 +151,8 @@ struct subscriber {
 
 static void s_fetch (subscriber_t *self);
 static void s_fetch_from (subscriber_t *self, int64_t from_seq, bool verify);
+
+static zsock_t *s_sub_new (subscriber_t *self);
 
 static void s_fetch_later (subscriber_t *self)
 {
@@ -944,7 +950,8 @@ static int s_on_publish (zloop_t *loop, zsock_t *reader, void *arg)
     for (int count = 0; count < SUBSCRIBER_DRAIN_MESSAGES_MAX; count++) {
         if (zmq_msg_recv (frame, handle, ZMQ_DONTWAIT) < 0)
             break;
-        self->last_message_ms = zclock_mono ();
+        self->last_message_ms = self->sub_heard_ms = zclock_mono ();
+        self->sub_silent = false;
         if (*self->diverged)
             s_skip_rest (frame, handle); // heard (connected), not applied
         else if (!self->catching_up && wire_msg_is (frame, WIRE_EVENTS))
@@ -1073,6 +1080,30 @@ static void s_log_progress (subscriber_t *self, int64_t now)
     self->progress_seq = self->applied_seq;
 }
 
+//  A SUB that heard nothing, not even a heartbeat, for the upstream
+//  timeout is replaced: libzmq 4.3.4 never reconnects a connection it
+//  dropped for a protocol error (a frame beyond ZMQ_MAXMSGSIZE), so a
+//  stream that once sent one would otherwise be deaf here for good. What
+//  was published meanwhile comes back by the catch-up that follows.
+static void s_sub_replace_if_silent (subscriber_t *self, int64_t now)
+{
+    if (now - self->sub_heard_ms < self->upstream_timeout_ms ||
+        (zsock_events (self->sub) & ZMQ_POLLIN))
+        return; // heard, or this loop was too busy to listen
+    zsock_t *sub = s_sub_new (self);
+    self->sub_heard_ms = now;
+    if (!sub)
+        return; // the old one serves on; tried again after another timeout
+    if (!self->sub_silent)
+        log_warn ("subscriber: nothing heard from %s for %d ms; listening on a new socket",
+                  self->publish_endpoint, self->upstream_timeout_ms);
+    self->sub_silent = true;
+    zloop_reader_end (self->loop, self->sub);
+    zsock_destroy (&self->sub);
+    self->sub = sub;
+    s_start_catch_up (self);
+}
+
 static int s_on_tick (zloop_t *loop, int timer_id, void *arg)
 {
     subscriber_t *self = (subscriber_t *)arg;
@@ -1084,6 +1115,7 @@ static int s_on_tick (zloop_t *loop, int timer_id, void *arg)
         self->fetches_out_count = 0; // their replies cannot reach a new socket
         s_dealer_recreate (self);    // on failure the old one serves on
     }
+    s_sub_replace_if_silent (self, now);
     if (self->fetches_out_count > 0 &&
         now - self->fetches_out[0].sent_ms >= SUBSCRIBER_FETCH_TIMEOUT_MS) {
         if (self->fetch_timeouts++ == 0)
@@ -1108,18 +1140,18 @@ static void s_buffer_item_destroy (void **item)
     zmsg_destroy (msg_p);
 }
 
-static zsock_t *s_sub_new (subscriber_t *self, bool want_results, int receive_hwm)
+static zsock_t *s_sub_new (subscriber_t *self)
 {
     zsock_t *sub = zsock_new (ZMQ_SUB);
     if (!sub)
         return NULL;
     zsock_set_linger (sub, 0);
     zsock_set_maxmsgsize (sub, SUBSCRIBER_FRAME_BYTES_MAX);
-    if (receive_hwm > 0)
-        zsock_set_rcvhwm (sub, receive_hwm);
+    if (self->receive_hwm > 0)
+        zsock_set_rcvhwm (sub, self->receive_hwm);
     zsock_set_subscribe (sub, WIRE_EVENTS);
     zsock_set_subscribe (sub, WIRE_HEARTBEAT);
-    if (want_results)
+    if (self->want_results)
         zsock_set_subscribe (sub, WIRE_RESULT);
     if (self->curve)
         curve_apply_client (self->curve, sub);
@@ -1165,7 +1197,10 @@ subscriber_t *subscriber_new (zloop_t *loop, const subscriber_config_t *config,
     zlistx_set_destructor (self->buffer, s_buffer_item_destroy);
     event_init (&self->event);
     //  SUB first, so live events published while catching up are buffered.
-    self->sub = s_sub_new (self, config->want_results, config->receive_hwm);
+    self->want_results = config->want_results;
+    self->receive_hwm = config->receive_hwm;
+    self->sub = s_sub_new (self);
+    self->sub_heard_ms = zclock_mono ();
     if (!self->sub)
         goto failed;
     self->dealer = s_dealer_new (self);

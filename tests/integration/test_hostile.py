@@ -9,8 +9,9 @@ EVENTS, heartbeats far ahead or not numbers, and FETCH replies that lie
 cut pages, a 10 MiB page, too many or too few frames, a BATCH of garbage).
 Accounting must keep running, answer GET /accounts/alice with the good
 state and /health with 200, keep its replica byte for byte the good prefix
-(which reopens after a restart), and apply the next good event once the
-stream is honest again.
+(which reopens after a restart), and apply the next good events once the
+stream is honest again, the last one heard only live (libzmq never
+reconnects a SUB it dropped for an oversized frame).
 
 The fake stream runs as a child process: libzmq can abort a process whose
 peer drops it in the middle of a multipart message (zeromq/libzmq#3442),
@@ -284,11 +285,27 @@ def test_hostile_stream_never_aborts_accounting_nor_touches_its_replica():
         harness.wait_until(lambda: harness.log_data(replica) == honest, WAIT_S,
                            what="the replica with seq 6")
 
+        #  Seq 7 only published live: the SUB that libzmq dropped for a 10 MiB
+        #  frame, and never reconnects, was replaced once it heard nothing.
+        fake.set_lines([line(seq) for seq in range(1, GOOD_EVENTS + 3)])
+
+        def seventh_applied():
+            fake.keep_alive()
+            status, body = alice(accounting)
+            status_health, health = harness.get_json(accounting.url + "/health")
+            return (status == 200 and body["version"] == GOOD_EVENTS + 2
+                    and health.get("upstream") == "connected")
+        harness.wait_until(seventh_applied, WAIT_S, 0.1, "the live seq 7")
+        with open(fake.lines_path, "rb") as f:
+            honest = f.read()
+        harness.wait_until(lambda: harness.log_data(replica) == honest, WAIT_S,
+                           what="the replica with seq 7")
+
         #  The replica reopens as it is (the strict scan finds nothing wrong).
         accounting.stop_clean()
         accounting.start()
         status, body = alice(accounting)
-        assert status == 200 and body["version"] == GOOD_EVENTS + 1, (status, body)
+        assert status == 200 and body["version"] == GOOD_EVENTS + 2, (status, body)
         assert harness.log_data(replica) == honest
         assert "torn tail" not in accounting.output()
         accounting.stop_clean()
