@@ -62,12 +62,13 @@ void reply_append_str (reply_t *self, const char *text)
 }
 
 //  One record's text at most: the member names and punctuation
-//  (under 192 bytes), an id, up to four account ids, a currency, a type name, a
-//  timestamp and five integers.
+//  (under 192 bytes), two ids, up to four account ids, a currency, a type
+//  name, two timestamps and five integers.
 #define REPLY_TYPE_BYTES_MAX 16
 #define REPLY_RECORD_BYTES_MAX                                                           \
-    (192 + EVENT_CURRENCY_BYTES_MAX + EVENT_ID_BYTES_MAX + 4 * EVENT_ACCOUNT_BYTES_MAX + \
-     REPLY_TYPE_BYTES_MAX + EVENT_TS_BYTES + 5 * EVENT_INT_BYTES_MAX)
+    (224 + EVENT_CURRENCY_BYTES_MAX + 2 * EVENT_ID_BYTES_MAX +                           \
+     4 * EVENT_ACCOUNT_BYTES_MAX + REPLY_TYPE_BYTES_MAX + 2 * EVENT_TS_BYTES +            \
+     5 * EVENT_INT_BYTES_MAX)
 
 //  Records are written with a cursor into space reserved once per record
 //  (an append each, with its own reserve and strlen, cost twice as much).
@@ -145,7 +146,11 @@ void reply_append_record (reply_t *self, const write_model_record_t *record,
         cursor = s_put_literal (cursor, ",\"version\":");
         cursor = s_put_int (cursor, record->version);
         cursor = s_put_literal (cursor, "}");
-    } else if (record->type == EVENT_TRANSFERRED) {
+    } else if (event_type_has_parties (record->type)) {
+        if (event_type_resolves_hold (record->type)) {
+            cursor = s_put_literal (cursor, "\",\"pending_id\":\"");
+            cursor = s_put_str (cursor, record->pending_id);
+        }
         cursor = s_put_literal (cursor, "\",\"from\":\"");
         cursor = s_put_str (cursor, record->account);
         cursor = s_put_literal (cursor, "\",\"to\":\"");
@@ -154,6 +159,12 @@ void reply_append_record (reply_t *self, const write_model_record_t *record,
         cursor = s_put_int (cursor, record->amount);
         cursor = s_put_literal (cursor, ",\"currency\":\"");
         cursor = s_put_str (cursor, record->currency);
+        if (record->timeout_at_ms) {
+            cursor = s_put_literal (cursor, "\",\"timeout_at\":\"");
+            char ts[EVENT_TS_BYTES + 1];
+            event_ts_format (record->timeout_at_ms, ts);
+            cursor = s_put (cursor, ts, EVENT_TS_BYTES);
+        }
         cursor = s_put_literal (cursor, "\",\"balances\":{\"");
         cursor = s_put_str (cursor, record->account);
         cursor = s_put_literal (cursor, "\":");
