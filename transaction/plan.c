@@ -1,5 +1,5 @@
 /*  plan — validates a request's commands in order against the write
-    model and holds their debits there, then sends them as one APPEND.
+    model and reserves their debits there, then sends them as one APPEND.
 
     Schema 2: POST /accounts and PATCH /accounts/{id} go the same way as
     money (planned, one APPEND, answered from the stored event); planning
@@ -13,126 +13,139 @@
 #include "reply.h"
 #include "wire.h"
 
-#define API_HOLDS_SCAN_MAX 8 // beyond: holds are indexed by account (batches)
+#define API_RESERVATIONS_SCAN_MAX                                                        \
+    8 // beyond: reservations are indexed by account (batches)
 
-//  Forgets the request's holds (not the write model's copy of them).
-static void s_holds_clear (request_t *request)
+//  Forgets the request's reservations (not the write model's copy of them).
+static void s_reservations_clear (request_t *request)
 {
-    request->hold_count = 0;
-    if (request->hold_slots)
-        memset (request->hold_slots, 0, request->hold_slot_count * sizeof (uint32_t));
+    request->reservation_count = 0;
+    if (request->reservation_slots)
+        memset (request->reservation_slots, 0,
+                request->reservation_slot_count * sizeof (uint32_t));
 }
 
 void plan_release (request_t *request)
 {
     write_model_t *model = request->api->model;
-    for (size_t index = 0; index < request->hold_count; index++) {
-        hold_t *hold = &request->holds[index];
-        if (hold->events)
-            write_model_release (model, hold->entry, hold->debit, hold->events);
+    for (size_t index = 0; index < request->reservation_count; index++) {
+        reservation_t *reservation = &request->reservations[index];
+        if (reservation->events)
+            write_model_release (model, reservation->entry, reservation->debit,
+                                 reservation->events);
     }
-    s_holds_clear (request);
+    s_reservations_clear (request);
 }
 
-static size_t s_hold_hash (const char *account)
+static size_t s_reservation_hash (const char *account)
 {
     return (size_t)key_hash (account);
 }
 
-//  The slot of account in the hold index: its own, or the empty one
+//  The slot of account in the reservation index: its own, or the empty one
 //  where it would go.
-static uint32_t *s_hold_slot (request_t *request, const char *account)
+static uint32_t *s_reservation_slot (request_t *request, const char *account)
 {
-    size_t mask = request->hold_slot_count - 1;
-    size_t slot = s_hold_hash (account) & mask;
-    while (request->hold_slots[slot] &&
-           !streq (request->holds[request->hold_slots[slot] - 1].account, account))
+    size_t mask = request->reservation_slot_count - 1;
+    size_t slot = s_reservation_hash (account) & mask;
+    while (request->reservation_slots[slot] &&
+           !streq (request->reservations[request->reservation_slots[slot] - 1].account,
+                   account))
         slot = (slot + 1) & mask;
-    return &request->hold_slots[slot];
+    return &request->reservation_slots[slot];
 }
 
-//  The index of account's hold, or hold_count when it has none. With an
+//  The index of account's reservation, or reservation_count when it has none. With an
 //  index, *slot_p (if given) is account's slot there, else NULL.
-static size_t s_hold_find (request_t *request, const char *account, uint32_t **slot_p)
+static size_t s_reservation_find (request_t *request, const char *account,
+                                  uint32_t **slot_p)
 {
     if (slot_p)
         *slot_p = NULL;
-    if (request->hold_count > API_HOLDS_SCAN_MAX) {
-        uint32_t *slot = s_hold_slot (request, account);
+    if (request->reservation_count > API_RESERVATIONS_SCAN_MAX) {
+        uint32_t *slot = s_reservation_slot (request, account);
         if (slot_p)
             *slot_p = slot;
-        return *slot ? *slot - 1 : request->hold_count;
+        return *slot ? *slot - 1 : request->reservation_count;
     }
     size_t index = 0;
-    while (index < request->hold_count && !streq (request->holds[index].account, account))
+    while (index < request->reservation_count &&
+           !streq (request->reservations[index].account, account))
         index++;
     return index;
 }
 
-//  Indexes hold index (just added) once there are too many to scan,
+//  Indexes reservation index (just added) once there are too many to scan,
 //  growing the index to stay at most half full. slot: the empty one
-//  s_hold_find found for it, or NULL.
-static void s_hold_index (request_t *request, size_t index, uint32_t *slot)
+//  s_reservation_find found for it, or NULL.
+static void s_reservation_index (request_t *request, size_t index, uint32_t *slot)
 {
-    if (request->hold_count <= API_HOLDS_SCAN_MAX)
+    if (request->reservation_count <= API_RESERVATIONS_SCAN_MAX)
         return;
     //  Those before index are indexed already, unless the scan limit was
     //  just crossed (a new or cleared index) or the index grows.
-    size_t known = request->hold_count == API_HOLDS_SCAN_MAX + 1 ? 0 : index;
-    if (slot && known == index && request->hold_count * 2 <= request->hold_slot_count) {
+    size_t known =
+        request->reservation_count == API_RESERVATIONS_SCAN_MAX + 1 ? 0 : index;
+    if (slot && known == index &&
+        request->reservation_count * 2 <= request->reservation_slot_count) {
         *slot = (uint32_t)(index + 1); // no second hash and probe
         return;
     }
-    if (request->hold_count * 2 > request->hold_slot_count) {
-        size_t count = request->hold_slot_count ? request->hold_slot_count * 2
-                                                : 4 * API_HOLDS_SCAN_MAX;
-        free (request->hold_slots);
-        request->hold_slots = calloc (count, sizeof (uint32_t));
-        assert (request->hold_slots);
-        request->hold_slot_count = count;
+    if (request->reservation_count * 2 > request->reservation_slot_count) {
+        size_t count = request->reservation_slot_count
+                           ? request->reservation_slot_count * 2
+                           : 4 * API_RESERVATIONS_SCAN_MAX;
+        free (request->reservation_slots);
+        request->reservation_slots = calloc (count, sizeof (uint32_t));
+        assert (request->reservation_slots);
+        request->reservation_slot_count = count;
         known = 0;
     }
     for (; known <= index; known++)
-        *s_hold_slot (request, request->holds[known].account) = (uint32_t)(known + 1);
+        *s_reservation_slot (request, request->reservations[known].account) =
+            (uint32_t)(known + 1);
 }
 
-//  The index of account's hold, created from the write model if new.
-//  An index, not a pointer: adding a hold may move the others.
-static size_t s_hold (request_t *request, const char *account)
+//  The index of account's reservation, created from the write model if new.
+//  An index, not a pointer: adding a reservation may move the others.
+static size_t s_reserve (request_t *request, const char *account)
 {
     uint32_t *slot;
-    size_t index = s_hold_find (request, account, &slot);
-    if (index < request->hold_count)
+    size_t index = s_reservation_find (request, account, &slot);
+    if (index < request->reservation_count)
         return index;
-    if (request->hold_count == request->hold_capacity) {
+    if (request->reservation_count == request->reservation_capacity) {
         //  A batch's commands mostly touch accounts of their own: room
         //  for one per command at once, rather than a copy per doubling.
-        size_t capacity = request->hold_capacity * 2;
+        size_t capacity = request->reservation_capacity * 2;
         if (capacity < request->count)
             capacity = request->count;
-        hold_t *holds = request->holds == request->holds_inline
-                            ? malloc (capacity * sizeof *holds)
-                            : realloc (request->holds, capacity * sizeof *holds);
-        assert (holds);
-        if (request->holds == request->holds_inline)
-            memcpy (holds, request->holds_inline, sizeof request->holds_inline);
-        request->holds = holds;
-        request->hold_capacity = capacity;
+        reservation_t *reservations =
+            request->reservations == request->reservations_inline
+                ? malloc (capacity * sizeof *reservations)
+                : realloc (request->reservations, capacity * sizeof *reservations);
+        assert (reservations);
+        if (request->reservations == request->reservations_inline)
+            memcpy (reservations, request->reservations_inline,
+                    sizeof request->reservations_inline);
+        request->reservations = reservations;
+        request->reservation_capacity = capacity;
     }
     write_model_t *model = request->api->model;
-    hold_t *hold = &request->holds[request->hold_count++];
-    *hold = (hold_t){.expect_sent = false};
-    request_copy (hold->account, sizeof hold->account, account);
-    hold->entry = write_model_figures (model, account, &hold->balance, &hold->available,
-                                       &hold->expect);
+    reservation_t *reservation = &request->reservations[request->reservation_count++];
+    *reservation = (reservation_t){.expect_sent = false};
+    request_copy (reservation->account, sizeof reservation->account, account);
+    reservation->entry =
+        write_model_figures (model, account, &reservation->balance,
+                             &reservation->available, &reservation->expect);
     write_model_settings_t settings;
-    write_model_settings (hold->entry, &settings);
-    hold->known = settings.known;
-    request_copy (hold->currency, sizeof hold->currency, settings.currency);
-    hold->limit = settings.limit_set ? settings.overdraft_limit
-                                     : request->api->config.overdraft_limit;
-    hold->metadata_hash = settings.metadata_hash;
-    s_hold_index (request, index, slot);
+    write_model_settings (reservation->entry, &settings);
+    reservation->known = settings.known;
+    request_copy (reservation->currency, sizeof reservation->currency, settings.currency);
+    reservation->limit = settings.limit_set ? settings.overdraft_limit
+                                            : request->api->config.overdraft_limit;
+    reservation->metadata_hash = settings.metadata_hash;
+    s_reservation_index (request, index, slot);
     return index;
 }
 
@@ -168,22 +181,22 @@ static int s_refuse (refusal_t *refusal, unsigned status, const char *detail)
 
 //  The currency a money command moves, from what it names and what its
 //  accounts are in (those not known yet take it: implicit opening).
-static int s_plan_currency (request_t *request, size_t index, hold_t *from, hold_t *to,
-                            cJSON **errors_p, refusal_t *refusal)
+static int s_plan_currency (request_t *request, size_t index, reservation_t *from,
+                            reservation_t *to, cJSON **errors_p, refusal_t *refusal)
 {
     const command_t *command = &request->commands[index];
-    hold_t *holds[2] = {from, to};
+    reservation_t *reservations[2] = {from, to};
     const char *names[2] = {command->kind == COMMAND_TRANSFER ? "from" : "account",
                             command->kind == COMMAND_TRANSFER ? "to" : "account"};
     const char *currency = *command->currency ? command->currency : NULL;
     for (int side = 0; side < 2; side++) {
-        hold_t *hold = holds[side];
-        if (!hold || !*hold->currency)
+        reservation_t *reservation = reservations[side];
+        if (!reservation || !*reservation->currency)
             continue;
-        if (currency && !streq (currency, hold->currency)) {
+        if (currency && !streq (currency, reservation->currency)) {
             char message[96];
             snprintf (message, sizeof message, "%s is in %s, not %s", names[side],
-                      hold->currency, currency);
+                      reservation->currency, currency);
             bool given = *command->currency != '\0';
             s_field_error (request, index, errors_p, given ? "currency" : names[side],
                            message);
@@ -191,14 +204,15 @@ static int s_plan_currency (request_t *request, size_t index, hold_t *from, hold
                              given ? "the currency is not the account's"
                                    : "money moves only within a currency");
         }
-        currency = hold->currency;
+        currency = reservation->currency;
     }
     if (!currency)
         currency = EVENT_CURRENCY_V1;
     for (int side = 0; side < 2; side++)
-        if (holds[side] && !holds[side]->known) {
-            holds[side]->known = true;
-            request_copy (holds[side]->currency, sizeof holds[side]->currency, currency);
+        if (reservations[side] && !reservations[side]->known) {
+            reservations[side]->known = true;
+            request_copy (reservations[side]->currency,
+                          sizeof reservations[side]->currency, currency);
         }
     return 0;
 }
@@ -208,34 +222,36 @@ static int s_plan_account (request_t *request, size_t index, cJSON **errors_p,
                            refusal_t *refusal)
 {
     const command_t *command = &request->commands[index];
-    hold_t *hold = &request->holds[s_hold (request, command->account)];
+    reservation_t *reservation =
+        &request->reservations[s_reserve (request, command->account)];
     uint64_t metadata_hash = command->metadata && !streq (command->metadata, "{}")
                                  ? key_hash (command->metadata)
                                  : 0;
     if (command->kind == COMMAND_OPEN) {
-        if (hold->known) {
+        if (reservation->known) {
             s_field_error (request, index, errors_p, "account",
                            "already open (with these settings POST /accounts replays "
                            "its answer outside a batch)");
             return s_refuse (refusal, 409, "the account exists with other settings");
         }
-        hold->known = true;
-        request_copy (hold->currency, sizeof hold->currency, command->currency);
+        reservation->known = true;
+        request_copy (reservation->currency, sizeof reservation->currency,
+                      command->currency);
         if (command->has_limit)
-            hold->limit = command->overdraft_limit;
-        hold->metadata_hash = metadata_hash;
+            reservation->limit = command->overdraft_limit;
+        reservation->metadata_hash = metadata_hash;
     } else {
-        if (!hold->known) {
+        if (!reservation->known) {
             s_field_error (request, index, errors_p, "account", "not found");
             return s_refuse (refusal, request->route == ROUTE_UPDATE ? 404 : 422,
                              "the account does not exist");
         }
         if (command->has_limit)
-            hold->limit = command->overdraft_limit;
+            reservation->limit = command->overdraft_limit;
         if (command->metadata)
-            hold->metadata_hash = metadata_hash;
+            reservation->metadata_hash = metadata_hash;
     }
-    hold->events++;
+    reservation->events++;
     return 0;
 }
 
@@ -253,10 +269,10 @@ static int s_plan_command (request_t *request, size_t index, cJSON **errors_p,
     const char *credited = command->kind == COMMAND_DEPOSIT    ? command->account
                            : command->kind == COMMAND_TRANSFER ? command->to
                                                                : NULL;
-    size_t from_index = debited ? s_hold (request, debited) : 0;
-    size_t to_index = credited ? s_hold (request, credited) : 0;
-    hold_t *from = debited ? &request->holds[from_index] : NULL;
-    hold_t *to = credited ? &request->holds[to_index] : NULL;
+    size_t from_index = debited ? s_reserve (request, debited) : 0;
+    size_t to_index = credited ? s_reserve (request, credited) : 0;
+    reservation_t *from = debited ? &request->reservations[from_index] : NULL;
+    reservation_t *to = credited ? &request->reservations[to_index] : NULL;
     if (s_plan_currency (request, index, from, to, errors_p, refusal))
         return -1;
     if (from && from->limit != EVENT_LIMIT_UNLIMITED &&
@@ -289,24 +305,25 @@ static int s_plan_command (request_t *request, size_t index, cJSON **errors_p,
     return 0;
 }
 
-//  Validates every command; on success the holds enter the write model.
+//  Validates every command; on success the reservations enter the write model.
 //  On failure answers the request (422) and frees it; returns -1.
 int plan_request (request_t *request)
 {
-    s_holds_clear (request);
+    s_reservations_clear (request);
     cJSON *errors = NULL, *extra = NULL;
     for (size_t index = 0; index < request->count; index++) {
         refusal_t refusal = {422, "invalid command"};
         if (s_plan_command (request, index, &errors, &extra, &refusal) == 0)
             continue;
-        s_holds_clear (request); // nothing was held yet
+        s_reservations_clear (request); // nothing was held yet
         request_fail (request, refusal.status, refusal.detail, errors, extra);
         return -1;
     }
-    for (size_t index = 0; index < request->hold_count; index++) {
-        hold_t *hold = &request->holds[index];
-        hold->entry = write_model_hold (request->api->model, hold->entry, hold->account,
-                                        hold->debit, hold->events);
+    for (size_t index = 0; index < request->reservation_count; index++) {
+        reservation_t *reservation = &request->reservations[index];
+        reservation->entry = write_model_hold (request->api->model, reservation->entry,
+                                               reservation->account, reservation->debit,
+                                               reservation->events);
     }
     return 0;
 }
@@ -324,23 +341,23 @@ int plan_request (request_t *request)
 
 static void s_expect (request_t *request, event_t *event, const char *account)
 {
-    size_t index = s_hold_find (request, account, NULL);
-    assert (index < request->hold_count);
-    hold_t *hold = &request->holds[index];
-    if (hold->expect_sent)
+    size_t index = s_reservation_find (request, account, NULL);
+    assert (index < request->reservation_count);
+    reservation_t *reservation = &request->reservations[index];
+    if (reservation->expect_sent)
         return;
-    hold->expect_sent = true;
+    reservation->expect_sent = true;
     event_expect_t *expect = &event->expect[event->expect_count++];
     request_copy (expect->account, sizeof expect->account, account);
-    expect->version = hold->expect;
+    expect->version = reservation->expect;
 }
 
-//  The currency planning gave account (its hold's).
-static const char *s_hold_currency (request_t *request, const char *account)
+//  The currency planning gave account (its reservation's).
+static const char *s_reserved_currency (request_t *request, const char *account)
 {
-    size_t index = s_hold_find (request, account, NULL);
-    assert (index < request->hold_count && *request->holds[index].currency);
-    return request->holds[index].currency;
+    size_t index = s_reservation_find (request, account, NULL);
+    assert (index < request->reservation_count && *request->reservations[index].currency);
+    return request->reservations[index].currency;
 }
 
 //  The proposed event of command into event, which plan_send prepared once
@@ -380,7 +397,7 @@ static void s_event_from_command (request_t *request, const command_t *command,
         request_copy (event->from, sizeof event->from, command->from);
         request_copy (event->to, sizeof event->to, command->to);
         request_copy (event->currency, sizeof event->currency,
-                      s_hold_currency (request, command->from));
+                      s_reserved_currency (request, command->from));
         s_expect (request, event, command->from);
     } else {
         event->type =
@@ -388,7 +405,7 @@ static void s_event_from_command (request_t *request, const command_t *command,
         event->from[0] = event->to[0] = '\0';
         request_copy (event->account, sizeof event->account, command->account);
         request_copy (event->currency, sizeof event->currency,
-                      s_hold_currency (request, command->account));
+                      s_reserved_currency (request, command->account));
         if (command->kind == COMMAND_WITHDRAW)
             s_expect (request, event, command->account);
     }
@@ -409,8 +426,8 @@ int plan_send (request_t *request)
     attempt_bytes +=
         event_format_int (request->attempt + attempt_bytes, (int64_t)++self->attempts);
     request->attempt[attempt_bytes] = '\0';
-    for (size_t index = 0; index < request->hold_count; index++)
-        request->holds[index].expect_sent = false;
+    for (size_t index = 0; index < request->reservation_count; index++)
+        request->reservations[index].expect_sent = false;
     //  The first frame asks whether the stream can take it: with a send
     //  timeout of 0 it fails with EAGAIN when there is no connection
     //  (immediate) or the queue is full, which is what ZMQ_EVENTS would

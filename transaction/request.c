@@ -115,9 +115,9 @@ static void s_request_destroy (request_t **request_p)
         assert (!request->originator);
         assert (!request->followers || zlistx_size (request->followers) == 0);
         zlistx_destroy (&request->followers);
-        free (request->hold_slots);
-        if (request->holds != request->holds_inline)
-            free (request->holds);
+        free (request->reservation_slots);
+        if (request->reservations != request->reservations_inline)
+            free (request->reservations);
         cJSON_Delete (request->versions);
         commands_free (request->commands, request->count);
         free (request);
@@ -126,13 +126,13 @@ static void s_request_destroy (request_t **request_p)
 }
 
 //  Answers every waiter with body (the originator without the replay
-//  header unless replayed), releases holds and frees the request. Takes
+//  header unless replayed), releases reservations and frees the request. Takes
 //  ownership of body: the last answer gets it, the others a copy.
 void request_end (request_t *request, unsigned status, char *body, bool replayed)
 {
     //  First leave every index and the write model: answering runs MHD,
     //  which may already dispatch the client's next request, and that one
-    //  must see this request's outcome (balances, its key), not its holds.
+    //  must see this request's outcome (balances, its key), not its reservations.
     api_t *self = request->api;
     size_t bytes = strlen (body);
     if ((status == 201 || status == 200) && request->keyed)
@@ -198,8 +198,8 @@ request_t *request_new (api_t *self, http_request_t *http, route_t route,
     const auth_principal_t *principal = http_request_principal (http);
     request_copy (request->principal, sizeof request->principal,
                   principal ? principal->name : "");
-    request->holds = request->holds_inline;
-    request->hold_capacity = API_HOLDS_INLINE;
+    request->reservations = request->reservations_inline;
+    request->reservation_capacity = API_RESERVATIONS_INLINE;
     request->deadline_ms = zclock_mono () + self->config.ack_timeout_ms;
     request->originator = http;
     self->waiters++;

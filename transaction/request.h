@@ -2,7 +2,7 @@
     it is planned until every waiter is answered.
 
     Every write request becomes a request_t that lives until it is
-    answered. It holds its planned debits in the write model (so requests
+    answered. It reserves its planned debits in the write model (so requests
     behind it cannot spend the same money), is indexed by the id of its
     current APPEND attempt (to match RESULTs) and by its idempotency key
     (so the same key arriving again waits for it), and sits in a list in
@@ -30,9 +30,9 @@
 #include "subscriber.h"
 #include "write_model.h"
 
-#define API_ATTEMPT_BYTES_MAX 64 // "<instance uuid>-<counter>"
-#define API_HOLDS_INLINE      2  // a single command touches at most two accounts
-#define API_UUID_BYTES        16
+#define API_ATTEMPT_BYTES_MAX   64 // "<instance uuid>-<counter>"
+#define API_RESERVATIONS_INLINE 2  // a single command touches at most two accounts
+#define API_UUID_BYTES          16
 //  Ids a keyed request asks the stream about: its first event's, the key
 //  itself and "<key>:0" (the key's first id on the other routes).
 #define API_LOOKUP_IDS_MAX 3
@@ -52,13 +52,16 @@ typedef enum {
     STATE_CONFLICTED, // conflict: waiting for the write model to reach versions
 } state_t;
 
+//  What a request plans for one account: the debit and events it keeps
+//  from other requests (in the write model, write_model_hold) until it
+//  ends. Not the holds of two-phase transfers (pending transfers).
 typedef struct {
     char account[EVENT_ACCOUNT_BYTES_MAX + 1];
-    write_model_account_t *entry; // in the write model: NULL until held if new
+    write_model_account_t *entry; // in the write model: NULL until reserved if new
     int64_t balance;   // confirmed balance plus this request's earlier commands
-    int64_t available; // the same minus holds of other requests
-    int64_t debit;     // held by this request
-    int64_t events;    // held by this request
+    int64_t available; // the same minus reservations of other requests
+    int64_t debit;     // reserved by this request
+    int64_t events;    // reserved by this request
     int64_t expect;    // confirmed version the request was validated against
     bool expect_sent;  // the attempt being built already carries expect
     //  Schema 2, as the earlier commands of the request leave them.
@@ -66,7 +69,7 @@ typedef struct {
     char currency[EVENT_CURRENCY_BYTES_MAX + 1]; // "" while not known
     int64_t limit;          // effective: >= 0 or EVENT_LIMIT_UNLIMITED
     uint64_t metadata_hash; // 0: none
-} hold_t;
+} reservation_t;
 
 typedef struct request request_t;
 
@@ -91,15 +94,15 @@ struct request {
     char principal[EVENT_PRINCIPAL_BYTES_MAX + 1]; // meta.principal; "" without tokens
     http_request_t *originator;                    // NULL once answered
     zlistx_t *followers; // http_request_t *: the same key meanwhile; NULL: none yet
-    //  Holds per account, in first-touch order. Most requests touch one
+    //  Reservations per account, in first-touch order. Most requests touch one
     //  or two accounts: those need no allocation and no index.
-    hold_t holds_inline[API_HOLDS_INLINE];
-    hold_t *holds; // holds_inline or a malloc
-    size_t hold_count, hold_capacity;
-    //  Beyond API_HOLDS_SCAN_MAX holds: open addressing, hold index + 1 per
-    //  slot (0: empty), at most half full. Indexes survive holds moving.
-    uint32_t *hold_slots;
-    size_t hold_slot_count; // a power of two, or 0
+    reservation_t reservations_inline[API_RESERVATIONS_INLINE];
+    reservation_t *reservations; // reservations_inline or a malloc
+    size_t reservation_count, reservation_capacity;
+    //  Beyond API_RESERVATIONS_SCAN_MAX reservations: open addressing, reservation index
+    //  + 1 per slot (0: empty), at most half full. Indexes survive reservations moving.
+    uint32_t *reservation_slots;
+    size_t reservation_slot_count; // a power of two, or 0
     int64_t deadline_ms;
     int retries;
     state_t state;
@@ -165,7 +168,7 @@ request_t *request_new (api_t *self, http_request_t *http, route_t route,
                         parsed_t *parsed, const char *fingerprint);
 
 //  Answers every waiter with body (the originator without the replay
-//  header unless replayed), releases holds and frees the request. Takes
+//  header unless replayed), releases reservations and frees the request. Takes
 //  ownership of body: the last answer gets it, the others a copy.
 void request_end (request_t *request, unsigned status, char *body, bool replayed);
 //  request_end with a problem+json; takes ownership of errors and extra.
