@@ -811,6 +811,7 @@ static bool s_read_command (reader_t *reader, command_shape_t shape, command_t *
     command->overdraft_limit = 0;
     command->metadata = NULL; // the fast path takes no account commands
     command->timeout_ms = 0;  // nor holds
+    command->timeout_at_ms = 0;
     command->pending_id[0] = '\0';
     if (!s_take (reader, '{'))
         return false;

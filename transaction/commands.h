@@ -77,6 +77,7 @@ typedef struct {
     //  expire. A post's amount is 0 when it posts the whole hold.
     int64_t timeout_ms;
     char pending_id[EVENT_ID_BYTES_MAX + 1];
+    int64_t timeout_at_ms; // a hold's, fixed when first planned (0: none yet)
 } command_t;
 
 //  Frees commands (count of them) and the metadata they own; NULL is fine.

@@ -15,6 +15,7 @@
 #define ACK_TIMEOUT_MS_DEFAULT       5000 // a durable result normally takes < 10 ms
 #define INFLIGHT_MAX_DEFAULT         4096 // waiting HTTP requests; each holds a connection
 #define RETRIES_MAX_DEFAULT          5    // conflict retries before 409
+#define HOLD_EXPIRY_MS_DEFAULT       100  // due holds expire within about this
 #define IDEMPOTENCY_KEYS_MAX_DEFAULT 100000 // answers remembered by key (~0.5 KiB each)
 
 static void s_usage (FILE *out)
@@ -34,6 +35,8 @@ static void s_usage (FILE *out)
         "  --overdraft-limit N     balances may not go below -N (0)\n"
         "  --inflight-max N        waiting requests; beyond, 503 at once (4096)\n"
         "  --retries-max N         conflict retries before 409 (5)\n"
+        "  --hold-expiry-ms N      look for holds past their timeout every N ms and\n"
+        "                          expire them (100; 0 = never: other instances do)\n"
         "  --idempotency-keys-max N  answers remembered by Idempotency-Key (100000)\n"
         "  --connections-per-ip N  HTTP connections one client address may hold (%d)\n"
         "  --log-level LEVEL       debug, info, warn or error (info)\n"
@@ -55,6 +58,7 @@ static int s_parse_args (int argc, char **argv, api_config_t *config, log_level_
         {"overdraft-limit", required_argument, NULL, 'o'},
         {"inflight-max", required_argument, NULL, 'm'},
         {"retries-max", required_argument, NULL, 'R'},
+        {"hold-expiry-ms", required_argument, NULL, 'E'},
         {"idempotency-keys-max", required_argument, NULL, 'k'},
         {"connections-per-ip", required_argument, NULL, 'c'},
         {"log-level", required_argument, NULL, 'l'},
@@ -99,6 +103,10 @@ static int s_parse_args (int argc, char **argv, api_config_t *config, log_level_
         case 'R':
             rc = config_parse_int64 ("--retries-max", optarg, 0, 1000, &value);
             config->retries_max = (int)value;
+            break;
+        case 'E':
+            rc = config_parse_int64 ("--hold-expiry-ms", optarg, 0, 3600000, &value);
+            config->hold_expiry_ms = (int)value;
             break;
         case 'k':
             rc = config_parse_int64 ("--idempotency-keys-max", optarg, 1, 100000000,
@@ -150,6 +158,7 @@ int main (int argc, char **argv)
         .overdraft_limit = 0,
         .inflight_max = INFLIGHT_MAX_DEFAULT,
         .retries_max = RETRIES_MAX_DEFAULT,
+        .hold_expiry_ms = HOLD_EXPIRY_MS_DEFAULT,
         .idempotency_keys_max = IDEMPOTENCY_KEYS_MAX_DEFAULT,
     };
     log_level_t level = LOG_INFO;

@@ -208,7 +208,12 @@ void reply_add_int (cJSON *json, const char *name, int64_t value)
 
 bool reply_record_matches (const write_model_record_t *record, const command_t *command)
 {
-    if (!streq (record->id, command->id) || record->amount != command->amount)
+    //  A post of the whole hold (amount 0), a void and an expiry name no
+    //  amount: the hold's.
+    bool amount_given = command->kind != COMMAND_VOID && command->kind != COMMAND_EXPIRE &&
+                        (command->kind != COMMAND_POST || command->amount);
+    if (!streq (record->id, command->id) ||
+        (amount_given && record->amount != command->amount))
         return false;
     switch (command->kind) {
     case COMMAND_DEPOSIT:
@@ -226,6 +231,16 @@ bool reply_record_matches (const write_model_record_t *record, const command_t *
     case COMMAND_UPDATE:
         return record->type == EVENT_ACCOUNT_UPDATED &&
                streq (record->account, command->account);
+    case COMMAND_HOLD:
+        return record->type == EVENT_TRANSFER_PENDING &&
+               streq (record->account, command->from) && streq (record->to, command->to);
+    case COMMAND_POST:
+    case COMMAND_VOID:
+    case COMMAND_EXPIRE:
+        return record->type == (command->kind == COMMAND_POST   ? EVENT_TRANSFER_POSTED
+                                : command->kind == COMMAND_VOID ? EVENT_TRANSFER_VOIDED
+                                                                : EVENT_TRANSFER_EXPIRED) &&
+               streq (record->pending_id, command->pending_id);
     }
     return false;
 }

@@ -294,6 +294,7 @@ def test_expiry_racing_posts_from_another_instance_resolves_each_hold_once():
         expected = "transfer_posted" if outcomes[pending["id"]] == 201 else "transfer_expired"
         assert kinds == [expected], (pending["id"], outcomes[pending["id"]], kinds)
     posted = sum(1 for s in outcomes.values() if s == 201)
+    print(f"    {posted} of {len(holds)} posted, the others expired", flush=True)
     alice = d.account("alice")
     assert alice["balance"] == 10000 - 10 * posted and alice["pending_debits"] == 0, alice
     d.stop()
