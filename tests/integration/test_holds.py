@@ -47,6 +47,13 @@ class Deployment:
     def transfer(self, pending_id):
         return harness.get_json(f"{self.acc.url}/transfers/{pending_id}?min_seq={self.head()}")
 
+    def folded(self):
+        """Waits until every transaction instance has folded the whole log."""
+        head = self.head()
+        harness.wait_until(lambda: all(
+            harness.get_json(t.url + "/health")[1]["applied_seq"] >= head
+            for t in self.txns), what=f"every instance at seq {head}")
+
     def log(self):
         return harness.read_log(self.stream_dir)
 
@@ -210,9 +217,7 @@ def test_a_hold_in_a_batch_is_seen_by_the_batch_s_later_commands():
 def test_holds_on_two_instances_at_once_never_reserve_more_than_the_account_has():
     d = Deployment(instances=2)
     assert d.post("/transactions", {"account": "alice", "amount": 1000})[0] == 201
-    harness.wait_until(lambda: all(
-        harness.get_json(t.url + "/health")[1]["applied_seq"] == 1 for t in d.txns),
-        what="both instances folded the deposit")
+    d.folded()
     statuses = []
     lock = threading.Lock()
 
@@ -278,6 +283,7 @@ def test_expiry_racing_posts_from_another_instance_resolves_each_hold_once():
     # refused (a post 422, an expiry dropped): one resolution per hold.
     d = Deployment(instances=2)
     assert d.post("/transactions", {"account": "alice", "amount": 10000})[0] == 201
+    d.folded()
     holds = [hold(d, 10, timeout_ms=400 + 40 * i, txn=d.txns[1]) for i in range(12)]
     outcomes = {}
     for index, pending in enumerate(holds):
