@@ -404,7 +404,7 @@ static int s_plan_resolution (request_t *request, size_t index, cJSON **errors_p
         s_field_error (request, index, errors_p, s_resolution_field (request, command),
                        "no hold with this id");
         return s_refuse (refusal, request->route == ROUTE_BATCH ? 422 : 404,
-                         "the hold does not exist");
+                         "the pending transfer (hold) does not exist");
     }
     if (hold->state != WRITE_MODEL_PENDING)
         return s_refuse_state (request, index, hold,
