@@ -140,9 +140,9 @@ static bool s_record_ok (const transfer_t *t, int64_t applied_seq)
     if (t->state == TRANSFER_PENDING)
         return t->resolved_seq == 0 && t->posted_amount == 0;
     return t->resolved_seq > t->pending_seq && t->resolved_seq <= applied_seq &&
-           (t->state == TRANSFER_POSTED ? t->posted_amount >= 1 &&
-                                              t->posted_amount <= t->amount
-                                        : t->posted_amount == 0);
+           (t->state == TRANSFER_POSTED
+                ? t->posted_amount >= 1 && t->posted_amount <= t->amount
+                : t->posted_amount == 0);
 }
 
 int transfers_load (transfers_t *self, uint64_t count, int64_t applied_seq,

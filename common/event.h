@@ -84,8 +84,8 @@ typedef enum {
     EVENT_DEPOSITED,
     EVENT_WITHDRAWN,
     EVENT_TRANSFERRED,
-    EVENT_ACCOUNT_OPENED,  // v2
-    EVENT_ACCOUNT_UPDATED, // v2
+    EVENT_ACCOUNT_OPENED,   // v2
+    EVENT_ACCOUNT_UPDATED,  // v2
     EVENT_TRANSFER_PENDING, // v2: reserves amount of from
     EVENT_TRANSFER_POSTED,  // v2: moves amount (<= the hold's) of pending_id
     EVENT_TRANSFER_VOIDED,  // v2: releases pending_id

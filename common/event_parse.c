@@ -42,9 +42,21 @@ typedef enum {
 } field_t;
 
 static const char *s_field_names[F_COUNT] = {
-    "seq",      "id",         "type",       "v",      "ts",
-    "account",  "from",       "to",         "amount", "meta",
-    "expect",   "currency",   "overdraft_limit", "metadata", "pending_id",
+    "seq",
+    "id",
+    "type",
+    "v",
+    "ts",
+    "account",
+    "from",
+    "to",
+    "amount",
+    "meta",
+    "expect",
+    "currency",
+    "overdraft_limit",
+    "metadata",
+    "pending_id",
     "timeout_at",
 };
 
@@ -450,8 +462,8 @@ static int s_parse_timeout_at (parse_ctx_t *ctx, const slot_t *slot, event_t *se
     static const char rule[] = "must be RFC 3339 UTC with milliseconds "
                                "(YYYY-MM-DDTHH:MM:SS.mmmZ)";
     const char *text = cJSON_IsString (slot->item) ? slot->item->valuestring : NULL;
-    if (!text || strlen (text) != EVENT_TS_BYTES || event_ts_parse (text, &self->timeout_at_ms) ||
-        self->timeout_at_ms <= 0)
+    if (!text || strlen (text) != EVENT_TS_BYTES ||
+        event_ts_parse (text, &self->timeout_at_ms) || self->timeout_at_ms <= 0)
         return event_fail (ctx->error, ctx->error_size, "timeout_at: %s", rule);
     char canonical[EVENT_TS_BYTES + 1];
     event_ts_format (self->timeout_at_ms, canonical);
@@ -492,9 +504,8 @@ static int s_parse_body (parse_ctx_t *ctx, slot_t slots[F_COUNT], const char *un
                                ctx->stored ? "stored event" : "event");
     if (unknown)
         return event_fail (ctx->error, ctx->error_size, "%.64s: unknown field", unknown);
-    if (resolves &&
-        s_get_id (ctx, &slots[F_PENDING_ID], "pending_id", self->pending_id,
-                  EVENT_ID_BYTES_MAX))
+    if (resolves && s_get_id (ctx, &slots[F_PENDING_ID], "pending_id", self->pending_id,
+                              EVENT_ID_BYTES_MAX))
         return -1;
     if (slots[F_TIMEOUT_AT].item && s_parse_timeout_at (ctx, &slots[F_TIMEOUT_AT], self))
         return -1;

@@ -478,9 +478,9 @@ int commands_parse (const cJSON *json, command_shape_t shape, const char *prefix
         s_error (errors_p, prefix, "overdraft_limit", "required (or metadata)");
         rc = -1;
     }
-    const char *names[] = {"amount",   "account",         "from",     "to",
-                           "reference", "id",             "currency", "overdraft_limit",
-                           "metadata",  "pending",        "timeout_ms", "post",
+    const char *names[] = {"amount",    "account", "from",       "to",
+                           "reference", "id",      "currency",   "overdraft_limit",
+                           "metadata",  "pending", "timeout_ms", "post",
                            "void"};
     for (unsigned index = 0; index < sizeof names / sizeof names[0]; index++) {
         unsigned bit = 1u << index;

@@ -80,8 +80,8 @@ int expiry_start (api_t *self)
         return -1;
     if (self->config.hold_expiry_ms <= 0)
         return 0;
-    self->expiry_timer_id =
-        zloop_timer (self->loop, (size_t)self->config.hold_expiry_ms, 0, s_on_timer, self);
+    self->expiry_timer_id = zloop_timer (self->loop, (size_t)self->config.hold_expiry_ms,
+                                         0, s_on_timer, self);
     return self->expiry_timer_id < 0 ? -1 : 0;
 }
 

@@ -42,7 +42,8 @@ static int s_parse_body_json (api_t *self, http_request_t *http, route_t route,
         rc = commands_parse (json, s_shape (route), "", parsed->commands, &errors);
         //  The path names the account of a PATCH, the hold of a post or void.
         bool hold = route == ROUTE_POST || route == ROUTE_VOID;
-        const char *id = route == ROUTE_UPDATE || hold ? http_request_param (http, "id") : NULL;
+        const char *id =
+            route == ROUTE_UPDATE || hold ? http_request_param (http, "id") : NULL;
         if (id && !event_id_is_valid (id, strlen (id))) {
             http_problem_add_error (&errors, "id",
                                     "must match ^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$");

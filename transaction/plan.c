@@ -280,7 +280,8 @@ static planned_hold_t *s_planned_hold (request_t *request, const char *id)
 static planned_hold_t *s_planned_hold_add (request_t *request)
 {
     if (request->planned_hold_count == request->planned_hold_capacity) {
-        size_t capacity = request->planned_hold_capacity ? request->planned_hold_capacity * 2 : 2;
+        size_t capacity =
+            request->planned_hold_capacity ? request->planned_hold_capacity * 2 : 2;
         planned_hold_t *holds =
             realloc (request->planned_holds, capacity * sizeof *holds);
         assert (holds);
@@ -367,7 +368,8 @@ static int s_refuse_state (request_t *request, size_t index, const planned_hold_
     cJSON_AddStringToObject (*extra_p, "pending_id", hold->id);
     cJSON_AddStringToObject (*extra_p, "state", state);
     return s_refuse (refusal, 422,
-                     streq (state, "expired") ? "the hold expired" : "the hold is resolved");
+                     streq (state, "expired") ? "the hold expired"
+                                              : "the hold is resolved");
 }
 
 //  The hold a resolution names, into the request's records: the one an
@@ -417,8 +419,8 @@ static int s_plan_resolution (request_t *request, size_t index, cJSON **errors_p
         return s_refuse_state (request, index, hold, "expired", errors_p, extra_p,
                                refusal);
     }
-    int64_t amount = command->kind == COMMAND_POST && command->amount ? command->amount
-                                                                      : hold->amount;
+    int64_t amount =
+        command->kind == COMMAND_POST && command->amount ? command->amount : hold->amount;
     if (amount > hold->amount) {
         char message[96];
         snprintf (message, sizeof message, "exceeds the hold's amount (%" PRId64 ")",

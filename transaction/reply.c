@@ -71,7 +71,7 @@ void reply_append_str (reply_t *self, const char *text)
 #define REPLY_TYPE_BYTES_MAX 16
 #define REPLY_RECORD_BYTES_MAX                                                           \
     (224 + EVENT_CURRENCY_BYTES_MAX + 2 * EVENT_ID_BYTES_MAX +                           \
-     4 * EVENT_ACCOUNT_BYTES_MAX + REPLY_TYPE_BYTES_MAX + 2 * EVENT_TS_BYTES +            \
+     4 * EVENT_ACCOUNT_BYTES_MAX + REPLY_TYPE_BYTES_MAX + 2 * EVENT_TS_BYTES +           \
      5 * EVENT_INT_BYTES_MAX)
 
 //  Records are written with a cursor into space reserved once per record
@@ -210,7 +210,8 @@ bool reply_record_matches (const write_model_record_t *record, const command_t *
 {
     //  A post of the whole hold (amount 0), a void and an expiry name no
     //  amount: the hold's.
-    bool amount_given = command->kind != COMMAND_VOID && command->kind != COMMAND_EXPIRE &&
+    bool amount_given = command->kind != COMMAND_VOID &&
+                        command->kind != COMMAND_EXPIRE &&
                         (command->kind != COMMAND_POST || command->amount);
     if (!streq (record->id, command->id) ||
         (amount_given && record->amount != command->amount))
@@ -237,9 +238,10 @@ bool reply_record_matches (const write_model_record_t *record, const command_t *
     case COMMAND_POST:
     case COMMAND_VOID:
     case COMMAND_EXPIRE:
-        return record->type == (command->kind == COMMAND_POST   ? EVENT_TRANSFER_POSTED
-                                : command->kind == COMMAND_VOID ? EVENT_TRANSFER_VOIDED
-                                                                : EVENT_TRANSFER_EXPIRED) &&
+        return record->type == (command->kind == COMMAND_POST ? EVENT_TRANSFER_POSTED
+                                : command->kind == COMMAND_VOID
+                                    ? EVENT_TRANSFER_VOIDED
+                                    : EVENT_TRANSFER_EXPIRED) &&
                streq (record->pending_id, command->pending_id);
     }
     return false;

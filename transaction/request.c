@@ -202,7 +202,8 @@ request_t *request_new (api_t *self, http_request_t *http, route_t route,
     //  No http: the service's own request (an expiry), with no meta.
     request_copy (request->request_id, sizeof request->request_id,
                   http ? http_request_id (http) : "");
-    const char *correlation = http ? http_request_header (http, "X-Correlation-Id") : NULL;
+    const char *correlation =
+        http ? http_request_header (http, "X-Correlation-Id") : NULL;
     request_copy (request->correlation_id, sizeof request->correlation_id,
                   correlation ? correlation : "");
     const auth_principal_t *principal = http ? http_request_principal (http) : NULL;

@@ -386,7 +386,8 @@ static write_model_pending_t *s_due_pop (write_model_t *self)
         size_t child = 2 * at + 1;
         if (child >= self->due_count)
             break;
-        if (child + 1 < self->due_count && s_due_before (self->due[child + 1], self->due[child]))
+        if (child + 1 < self->due_count &&
+            s_due_before (self->due[child + 1], self->due[child]))
             child++;
         if (!s_due_before (self->due[child], last))
             break;
@@ -474,7 +475,7 @@ static int s_hold_resolve (write_model_t *self, const event_t *event, account_t 
     to->balance = to_after;
     from->held_out -= pending->amount;
     assert (from->held_out >= 0);
-    pending->state = posted                                  ? WRITE_MODEL_POSTED
+    pending->state = posted                                 ? WRITE_MODEL_POSTED
                      : event->type == EVENT_TRANSFER_VOIDED ? WRITE_MODEL_VOIDED
                                                             : WRITE_MODEL_EXPIRED;
     self->unresolved--;
@@ -649,7 +650,8 @@ write_model_account_t *write_model_figures (write_model_t *self, const char *nam
 {
     account_t *account = s_account (self, name, false);
     *balance = account ? account->balance : 0;
-    *available = account ? account->balance - account->held_out - account->pending_debit : 0;
+    *available =
+        account ? account->balance - account->held_out - account->pending_debit : 0;
     *version = account ? account->version : 0;
     return account;
 }

@@ -123,7 +123,8 @@ static void s_check_event_accepted (const command_t *command)
             memcpy (event.metadata, command->metadata, event.metadata_bytes + 1);
         }
     } else if (command->kind == COMMAND_TRANSFER || command->kind == COMMAND_HOLD) {
-        event.type = command->kind == COMMAND_HOLD ? EVENT_TRANSFER_PENDING : EVENT_TRANSFERRED;
+        event.type =
+            command->kind == COMMAND_HOLD ? EVENT_TRANSFER_PENDING : EVENT_TRANSFERRED;
         snprintf (event.from, sizeof event.from, "%s", command->from);
         snprintf (event.to, sizeof event.to, "%s", command->to);
         //  timeout_at as planning makes it: now + timeout_ms.
@@ -215,7 +216,8 @@ static void s_check_valid (const cJSON *json, command_shape_t shape,
                     (command->timeout_ms == 0 &&
                      !cJSON_IsTrue (cJSON_GetObjectItemCaseSensitive (json, "pending"))),
                 "not a hold, yet pending or timeout_ms");
-    fuzz_check (command->timeout_ms >= 0 && command->timeout_ms <= COMMANDS_TIMEOUT_MS_MAX,
+    fuzz_check (command->timeout_ms >= 0 &&
+                    command->timeout_ms <= COMMANDS_TIMEOUT_MS_MAX,
                 "timeout_ms %lld", (long long)command->timeout_ms);
     fuzz_check (strcmp (command->currency, s_member (json, "currency")) == 0,
                 "currency '%s' differs from the body", command->currency);

@@ -409,17 +409,16 @@ static void test_holds_reserve_then_resolve_exactly_once_as_of_every_seq (void)
     event_t events[] = {
         s_hold_event (2, EVENT_TRANSFER_PENDING, "h1", "", 300),
         s_hold_event (3, EVENT_TRANSFER_PENDING, "h2", "", 100),
-        s_hold_event (4, EVENT_TRANSFER_POSTED, "p1", "h1", 200),  // 100 released
-        s_hold_event (5, EVENT_TRANSFER_VOIDED, "v1", "h1", 300),  // resolved: skipped
+        s_hold_event (4, EVENT_TRANSFER_POSTED, "p1", "h1", 200), // 100 released
+        s_hold_event (5, EVENT_TRANSFER_VOIDED, "v1", "h1", 300), // resolved: skipped
         s_hold_event (6, EVENT_TRANSFER_EXPIRED, "h2.expired", "h2", 100),
-        s_hold_event (7, EVENT_TRANSFER_POSTED, "p2", "h2", 100),  // expired: skipped
-        s_hold_event (8, EVENT_TRANSFER_PENDING, "h1", "", 5),     // a repeated id
-        s_hold_event (9, EVENT_TRANSFER_POSTED, "p3", "nope", 1),  // unknown hold
+        s_hold_event (7, EVENT_TRANSFER_POSTED, "p2", "h2", 100), // expired: skipped
+        s_hold_event (8, EVENT_TRANSFER_PENDING, "h1", "", 5),    // a repeated id
+        s_hold_event (9, EVENT_TRANSFER_POSTED, "p3", "nope", 1), // unknown hold
     };
-    accounts_result_t expected[] = {ACCOUNTS_APPLIED,  ACCOUNTS_APPLIED,
-                                    ACCOUNTS_APPLIED,  ACCOUNTS_MISMATCH,
-                                    ACCOUNTS_APPLIED,  ACCOUNTS_MISMATCH,
-                                    ACCOUNTS_MISMATCH, ACCOUNTS_MISMATCH};
+    accounts_result_t expected[] = {
+        ACCOUNTS_APPLIED, ACCOUNTS_APPLIED,  ACCOUNTS_APPLIED,  ACCOUNTS_MISMATCH,
+        ACCOUNTS_APPLIED, ACCOUNTS_MISMATCH, ACCOUNTS_MISMATCH, ACCOUNTS_MISMATCH};
     for (size_t i = 0; i < sizeof events / sizeof events[0]; i++)
         CHECK_EQ_INT (accounts_apply (accounts, &events[i]), expected[i]);
     s_check_pending (accounts, "payer", 1, 1000, 0, 0);
@@ -452,7 +451,8 @@ static void test_holds_reserve_then_resolve_exactly_once_as_of_every_seq (void)
     s_check_pending (loaded, "payee", INT64_MAX, 250, 0, 0);
     accounts_destroy (&loaded);
     //  A saved hold whose seq is beyond the state is refused.
-    memset (saved.data + saved.bytes - sizeof (transfer_t) + offsetof (transfer_t, pending_seq),
+    memset (saved.data + saved.bytes - sizeof (transfer_t) +
+                offsetof (transfer_t, pending_seq),
             0x7f, 8);
     loaded = accounts_new ();
     CHECK (accounts_load (loaded, saved.data, saved.bytes) == -1);

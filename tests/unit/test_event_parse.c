@@ -530,9 +530,10 @@ static void test_hold_lines_are_canonical_and_round_trip (void)
     CHECK (event.type == EVENT_TRANSFER_POSTED && streq (event.pending_id, "h1"));
     CHECK (event_type_resolves_hold (event.type));
     //  A proposed resolution may expect the versions of from and to.
-    const char *proposed = "{\"id\":\"p\",\"type\":\"transfer_voided\",\"v\":2,"
-                           "\"pending_id\":\"h\",\"from\":\"a\",\"to\":\"b\",\"amount\":1,"
-                           "\"currency\":\"XXX\",\"expect\":{\"a\":3}}";
+    const char *proposed =
+        "{\"id\":\"p\",\"type\":\"transfer_voided\",\"v\":2,"
+        "\"pending_id\":\"h\",\"from\":\"a\",\"to\":\"b\",\"amount\":1,"
+        "\"currency\":\"XXX\",\"expect\":{\"a\":3}}";
     CHECK (s_proposed (proposed, &event, error) == 0 && event.expect_count == 1);
     char buffer[EVENT_LINE_BYTES_MAX];
     CHECK (event_format_proposed (&event, buffer, sizeof buffer) == strlen (proposed));
