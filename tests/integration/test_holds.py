@@ -330,6 +330,23 @@ def test_holds_due_while_transaction_was_killed_expire_once_after_restart():
     d.stop()
 
 
+def test_while_the_instance_that_held_is_down_another_expires_it_once():
+    d = Deployment(instances=2)
+    assert d.post("/transactions", {"account": "alice", "amount": 100})[0] == 201
+    d.folded()
+    pending = hold(d, 70, timeout_ms=300, txn=d.txns[0])
+    d.txns[0].kill9()
+    harness.wait_until(lambda: d.resolutions(pending["id"]), what="the other's expiry")
+    status, _, metrics = harness.request("GET", d.txns[1].url + "/metrics")
+    assert status == 200 and b"\ntransaction_holds_expired_total 1\n" in metrics, metrics
+    d.txns[0].start()
+    d.folded()
+    assert [e["type"] for e in d.resolutions(pending["id"])] == ["transfer_expired"]
+    status, problem = d.post(f"/transfers/{pending['id']}/void", {}, txn=d.txns[0])
+    assert status == 422 and problem["state"] == "expired", problem
+    d.stop()
+
+
 if __name__ == "__main__":
     harness.run_tests([
         test_a_hold_reserves_then_a_partial_post_moves_and_releases,
@@ -340,4 +357,5 @@ if __name__ == "__main__":
         test_after_its_timeout_a_post_is_refused_before_the_expiry_lands,
         test_expiry_racing_posts_from_another_instance_resolves_each_hold_once,
         test_holds_due_while_transaction_was_killed_expire_once_after_restart,
+        test_while_the_instance_that_held_is_down_another_expires_it_once,
     ])
