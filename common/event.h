@@ -23,9 +23,10 @@
     metadata's keys are sorted bytewise, so one map has one form.
     Canonical proposed line: same without seq and ts, with an optional
     trailing "expect":{"account":version,...} in the order given.
-    The holds of schema 2 (transfer_pending, _posted, _voided, _expired)
-    will follow the same rule: "pending_id" first when present, then
-    "from","to","amount","currency", then "timeout_at" when present.
+    The holds of schema 2 follow the same rule:
+       "from","to","amount","currency"[,"timeout_at":".."] (transfer_pending)
+       "pending_id","from","to","amount","currency"
+                                  (transfer_posted, _voided, _expired)
 
     Upcast: a v1 event reads as currency EVENT_CURRENCY_V1 ("XXX") and
     keeps v = 1, so it formats back to its own v1 bytes (the stream
