@@ -733,11 +733,15 @@ static unsigned s_field_bit_of (const char *name, size_t bytes)
     case 6:
         return memcmp (name, "amount", 6) == 0 ? FIELD_AMOUNT : 0;
     case 7:
-        return memcmp (name, "account", 7) == 0 ? FIELD_ACCOUNT : 0;
+        return memcmp (name, "account", 7) == 0   ? FIELD_ACCOUNT
+               : memcmp (name, "pending", 7) == 0 ? FIELD_PENDING
+                                                  : 0;
     case 8:
         return memcmp (name, "currency", 8) == 0 ? FIELD_CURRENCY : 0;
     case 9:
         return memcmp (name, "reference", 9) == 0 ? FIELD_REFERENCE : 0;
+    case 10:
+        return memcmp (name, "timeout_ms", 10) == 0 ? FIELD_TIMEOUT : 0;
     default:
         return 0;
     }
@@ -768,10 +772,34 @@ static bool s_read_reference (reader_t *reader, char *target)
 }
 
 //  One member's value into command; amount goes to *amount (signed).
+//  A literal token (true, false) followed by what may follow a value.
+static bool s_read_literal (reader_t *reader, const char *literal, size_t bytes)
+{
+    s_skip_space (reader);
+    if ((size_t)(reader->end - reader->p) <= bytes || memcmp (reader->p, literal, bytes) ||
+        !strchr (",} \t\r\n", reader->p[bytes]) || reader->p[bytes] == '\0')
+        return false;
+    reader->p += bytes;
+    return true;
+}
+
 static bool s_read_member (reader_t *reader, unsigned bit, command_t *command,
                            int64_t *amount)
 {
     switch (bit) {
+    case FIELD_PENDING:
+        //  Only true: "pending": false is rare enough for the cJSON path.
+        if (!s_read_literal (reader, "true", 4))
+            return false;
+        command->kind = COMMAND_HOLD;
+        return true;
+    case FIELD_TIMEOUT: {
+        int64_t value;
+        if (!s_read_amount (reader, &value) || value < 1 || value > COMMANDS_TIMEOUT_MS_MAX)
+            return false;
+        command->timeout_ms = value;
+        return true;
+    }
     case FIELD_AMOUNT:
         return s_read_amount (reader, amount);
     case FIELD_ACCOUNT:
@@ -836,13 +864,18 @@ static bool s_read_command (reader_t *reader, command_shape_t shape, command_t *
                             ? FIELD_AMOUNT | FIELD_FROM | FIELD_TO
                             : FIELD_AMOUNT | FIELD_ACCOUNT;
     unsigned allowed = required | FIELD_REFERENCE | FIELD_ID | FIELD_CURRENCY;
+    if (shape == COMMAND_SHAPE_TRANSFER)
+        allowed |= FIELD_PENDING | FIELD_TIMEOUT;
+    //  timeout_ms belongs to a hold (the cJSON path names the fault).
+    if ((present & FIELD_TIMEOUT) && !(present & FIELD_PENDING))
+        return false;
     if (shape == COMMAND_SHAPE_ANY || (present & required) != required ||
         (present & ~allowed))
         return false;
     if (shape == COMMAND_SHAPE_TRANSFER) {
         if (amount < 0 || streq (command->from, command->to))
             return false;
-        command->kind = COMMAND_TRANSFER;
+        command->kind = present & FIELD_PENDING ? COMMAND_HOLD : COMMAND_TRANSFER;
     } else
         command->kind = amount > 0 ? COMMAND_DEPOSIT : COMMAND_WITHDRAW;
     command->amount = amount > 0 ? amount : -amount;

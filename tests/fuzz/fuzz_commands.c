@@ -352,6 +352,11 @@ static void s_check_same_command (const command_t *fast, const command_t *refere
                   {"id", fast->id, reference->id},
                   {"reference", fast->reference, reference->reference},
                   {"currency", fast->currency, reference->currency}};
+    fuzz_check (fast->timeout_ms == reference->timeout_ms,
+                "command %zu: timeout_ms %lld, cJSON path %lld", index,
+                (long long)fast->timeout_ms, (long long)reference->timeout_ms);
+    fuzz_check (!*fast->pending_id && !*reference->pending_id,
+                "command %zu: the fast path took a post or void", index);
     fuzz_check (!fast->metadata && !reference->metadata && !fast->has_limit &&
                     !reference->has_limit,
                 "command %zu: the fast path took an account command", index);
