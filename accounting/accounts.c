@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "account_table.h"
+#include "key_hash.h"
 
 #define ACCOUNTS_TS_MIN      1024 // first ts array size
 #define ACCOUNTS_HISTORY_MIN 1    // most accounts are touched few times
@@ -96,11 +97,11 @@ static account_t *s_find (accounts_t *self, const char *id)
     return record ? s_account (self, record) : NULL;
 }
 
-//  Adds an account that is not there yet, with no touch; NULL when
-//  memory is short.
-static account_t *s_add (accounts_t *self, const char *id)
+//  Adds an account that is not there yet (bytes long, hashed by
+//  key_hash_bytes), with no touch; NULL when memory is short.
+static account_t *s_add (accounts_t *self, const char *id, size_t bytes, uint64_t hash)
 {
-    uint32_t record = account_table_ensure (self->table, id);
+    uint32_t record = account_table_ensure_hashed (self->table, id, bytes, hash);
     if (!record)
         return NULL;
     account_t *account = s_account (self, record);
@@ -138,6 +139,8 @@ typedef struct {
     const char *id;
     int64_t delta;
     account_t *account; // NULL until found or added
+    size_t bytes;       // of id
+    uint64_t hash;      // key_hash_bytes of id: a new id is hashed once
     int64_t balance_after;
 } change_t;
 
@@ -164,7 +167,11 @@ static accounts_result_t s_change (accounts_t *self, change_t *changes,
         return ACCOUNTS_FULL;
     for (size_t i = 0; i < change_count; i++) {
         change_t *change = &changes[i];
-        change->account = s_find (self, change->id);
+        change->bytes = strlen (change->id);
+        change->hash = key_hash_bytes (change->id, change->bytes);
+        uint32_t record = account_table_find_hashed (self->table, change->id,
+                                                     change->bytes, change->hash);
+        change->account = record ? s_account (self, record) : NULL;
         if (change->account && change->account->version &&
             change->account->currency != currency)
             return ACCOUNTS_MISMATCH;
@@ -177,7 +184,7 @@ static accounts_result_t s_change (accounts_t *self, change_t *changes,
         if (!change->account) {
             if (s_count (self) >= ACCOUNTS_COUNT_MAX)
                 return ACCOUNTS_FULL;
-            change->account = s_add (self, change->id);
+            change->account = s_add (self, change->id, change->bytes, change->hash);
             if (!change->account)
                 return ACCOUNTS_NOMEM;
         }
@@ -819,9 +826,10 @@ static int s_load_account (accounts_t *self, const uint8_t **data, size_t *left)
     if (memchr (id, 0, saved.id_bytes) ||
         *left / sizeof (account_touch_t) < saved.version)
         return -1;
-    if (s_find (self, id))
+    uint64_t hash = key_hash_bytes (id, saved.id_bytes);
+    if (account_table_find_hashed (self->table, id, saved.id_bytes, hash))
         return -1;
-    account_t *account = s_add (self, id);
+    account_t *account = s_add (self, id, saved.id_bytes, hash);
     if (!account)
         return -1;
     account->currency = (uint16_t)saved.currency;

@@ -195,22 +195,36 @@ static uint32_t s_add (account_table_t *self, const char *account, size_t bytes,
     return record;
 }
 
-uint32_t account_table_find (account_table_t *self, const char *account)
+uint32_t account_table_find_hashed (account_table_t *self, const char *account,
+                                    size_t bytes, uint64_t hash)
 {
-    size_t bytes = strlen (account), slot;
+    size_t slot;
     if (bytes > EVENT_ACCOUNT_BYTES_MAX)
         return 0; // never added
-    return s_find (self, account, bytes, (uint32_t)key_hash_bytes (account, bytes),
-                   &slot);
+    return s_find (self, account, bytes, (uint32_t)hash, &slot);
+}
+
+uint32_t account_table_ensure_hashed (account_table_t *self, const char *account,
+                                      size_t bytes, uint64_t hash)
+{
+    size_t slot;
+    assert (bytes <= EVENT_ACCOUNT_BYTES_MAX);
+    uint32_t record = s_find (self, account, bytes, (uint32_t)hash, &slot);
+    return record ? record : s_add (self, account, bytes, (uint32_t)hash, slot);
+}
+
+uint32_t account_table_find (account_table_t *self, const char *account)
+{
+    size_t bytes = strlen (account);
+    return account_table_find_hashed (self, account, bytes,
+                                      key_hash_bytes (account, bytes));
 }
 
 uint32_t account_table_ensure (account_table_t *self, const char *account)
 {
-    size_t bytes = strlen (account), slot;
-    assert (bytes <= EVENT_ACCOUNT_BYTES_MAX);
-    uint32_t hash = (uint32_t)key_hash_bytes (account, bytes);
-    uint32_t record = s_find (self, account, bytes, hash, &slot);
-    return record ? record : s_add (self, account, bytes, hash, slot);
+    size_t bytes = strlen (account);
+    return account_table_ensure_hashed (self, account, bytes,
+                                        key_hash_bytes (account, bytes));
 }
 
 //  Backward-shift deletion: entries after the hole that may sit in it

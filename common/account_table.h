@@ -32,6 +32,13 @@ uint32_t account_table_find (account_table_t *self, const char *account);
 //  with a zeroed value if it had none; 0 when memory is short (the table
 //  then holds what it held).
 uint32_t account_table_ensure (account_table_t *self, const char *account);
+//  The same two for a name whose length and key_hash_bytes the caller
+//  has already: one that looks a name up, checks, then adds it, hashes
+//  it once.
+uint32_t account_table_find_hashed (account_table_t *self, const char *account,
+                                    size_t bytes, uint64_t hash);
+uint32_t account_table_ensure_hashed (account_table_t *self, const char *account,
+                                      size_t bytes, uint64_t hash);
 //  Forgets the record; its handle and value are then invalid.
 void account_table_remove (account_table_t *self, uint32_t record);
 

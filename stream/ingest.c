@@ -17,8 +17,8 @@
 
 #include <cjson/cJSON.h>
 
-#include "dedupe.h"
 #include "account_table.h"
+#include "dedupe.h"
 #include "key_hash.h"
 #include "log.h"
 #include "snapshot.h"

@@ -23,6 +23,7 @@
       delivered, in order.
 */
 #include "fuzz_common.h"
+#include "fuzz_log_dir.h"
 #include "fuzz_frames.h"
 
 #include <czmq.h>
@@ -44,8 +45,7 @@
 static const log_file_config_t s_fuzz_log = {.no_preallocate =
                                                  true}; // the file is the log
 static struct {
-    char dir[256];
-    char path[300];
+    fuzz_log_dir_t files;
     char *good[FUZZ_GOOD_EVENTS + 1]; // good[seq], canonical, without \n
 } s_fuzz;
 
@@ -67,9 +67,7 @@ static void s_cleanup (void)
 {
     for (size_t seq = 1; seq <= FUZZ_GOOD_EVENTS; seq++)
         free (s_fuzz.good[seq]);
-    unlink (s_fuzz.path);
-    zsys_dir_delete ("%s/events", s_fuzz.dir);
-    rmdir (s_fuzz.dir);
+    fuzz_log_dir_remove (&s_fuzz.files);
 }
 
 //  Deposits, withdrawals and transfers among a few accounts; every third
@@ -101,13 +99,7 @@ int LLVMFuzzerInitialize (int *argc, char ***argv)
     log_init ("fuzz_hostile_stream", (log_level_t)(LOG_ERROR + 1));
     zsys_init ();
     zsys_set_linger (0);
-    const char *tmp = getenv ("TMPDIR");
-    snprintf (s_fuzz.dir, sizeof s_fuzz.dir, "%s/fuzz_hostile_stream.XXXXXX",
-              tmp && *tmp ? tmp : "/tmp");
-    fuzz_check (mkdtemp (s_fuzz.dir), "mkdtemp %s: %s", s_fuzz.dir, strerror (errno));
-    snprintf (s_fuzz.path, sizeof s_fuzz.path, "%s/events/%020d.jsonl", s_fuzz.dir, 1);
-    fuzz_check (zsys_dir_create ("%s/events", s_fuzz.dir) == 0, "mkdir: %s",
-                strerror (errno));
+    fuzz_log_dir_make (&s_fuzz.files, "fuzz_hostile_stream");
     atexit (s_cleanup);
     for (int64_t seq = 1; seq <= FUZZ_GOOD_EVENTS; seq++) {
         event_t event;
@@ -254,7 +246,7 @@ static void s_check_replica (run_t *run)
 {
     char error[FUZZ_ERROR_BYTES];
     log_file_t *replica =
-        log_file_open (s_fuzz.dir, &s_fuzz_log, NULL, NULL, error, sizeof error);
+        log_file_open (s_fuzz.files.dir, &s_fuzz_log, NULL, NULL, error, sizeof error);
     fuzz_check (replica, "the replica does not reopen: %s", error);
     fuzz_check (log_file_last_seq (replica) == run->last_seq, "replica at %lld, not %lld",
                 (long long)log_file_last_seq (replica), (long long)run->last_seq);
@@ -278,10 +270,10 @@ int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
     static message_t messages[FUZZ_FRAMES_MESSAGES_MAX];
     run_t run = {.messages = messages, .last_ts_ms = INT64_MIN};
     run.count = fuzz_frames_decode (data, size, messages);
-    unlink (s_fuzz.path);
+    unlink (s_fuzz.files.path);
     char error[FUZZ_ERROR_BYTES];
     run.replica =
-        log_file_open (s_fuzz.dir, &s_fuzz_log, NULL, NULL, error, sizeof error);
+        log_file_open (s_fuzz.files.dir, &s_fuzz_log, NULL, NULL, error, sizeof error);
     fuzz_check (run.replica, "replica: %s", error);
     run.accounts = accounts_new ();
     run.delivered = malloc (FUZZ_DELIVERED_MAX);

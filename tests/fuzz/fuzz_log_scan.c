@@ -15,6 +15,7 @@
     One temporary directory is made per process and removed at exit.
 */
 #include "fuzz_common.h"
+#include "fuzz_log_dir.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -32,8 +33,7 @@
 
 static const log_file_config_t s_fuzz_log = {.no_preallocate =
                                                  true}; // the file is the log
-static char s_dir[256];
-static char s_path[300];
+static fuzz_log_dir_t s_files;
 
 typedef struct {
     const uint8_t *data; // the file as written
@@ -46,20 +46,14 @@ typedef struct {
 
 static void s_cleanup (void)
 {
-    unlink (s_path);
-    zsys_dir_delete ("%s/events", s_dir);
-    rmdir (s_dir);
+    fuzz_log_dir_remove (&s_files);
 }
 
 int LLVMFuzzerInitialize (int *argc, char ***argv)
 {
     // Recovery warnings on every input would drown the fuzzer's own output
     log_init ("fuzz_log_scan", LOG_ERROR);
-    const char *tmp = getenv ("TMPDIR");
-    snprintf (s_dir, sizeof s_dir, "%s/fuzz_log_scan.XXXXXX", tmp && *tmp ? tmp : "/tmp");
-    fuzz_check (mkdtemp (s_dir), "mkdtemp %s: %s", s_dir, strerror (errno));
-    snprintf (s_path, sizeof s_path, "%s/events/%020d.jsonl", s_dir, 1);
-    fuzz_check (zsys_dir_create ("%s/events", s_dir) == 0, "mkdir: %s", strerror (errno));
+    fuzz_log_dir_make (&s_files, "fuzz_log_scan");
     atexit (s_cleanup);
     return 0;
 }
@@ -100,8 +94,8 @@ static int s_scan (void *arg, const event_t *event, const char *line, size_t lin
 
 static void s_write_file (const uint8_t *data, size_t size)
 {
-    int fd = open (s_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    fuzz_check (fd >= 0, "open %s: %s", s_path, strerror (errno));
+    int fd = open (s_files.path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    fuzz_check (fd >= 0, "open %s: %s", s_files.path, strerror (errno));
     fuzz_check (write (fd, data, size) == (ssize_t)size, "write: %s", strerror (errno));
     close (fd);
 }
@@ -109,8 +103,8 @@ static void s_write_file (const uint8_t *data, size_t size)
 //  The file's bytes now (caller frees), with the size in *size_out.
 static uint8_t *s_read_file (size_t *size_out)
 {
-    int fd = open (s_path, O_RDONLY);
-    fuzz_check (fd >= 0, "open %s: %s", s_path, strerror (errno));
+    int fd = open (s_files.path, O_RDONLY);
+    fuzz_check (fd >= 0, "open %s: %s", s_files.path, strerror (errno));
     struct stat status;
     fuzz_check (fstat (fd, &status) == 0, "fstat: %s", strerror (errno));
     size_t size = (size_t)status.st_size;
@@ -196,7 +190,8 @@ static void s_check_append (log_file_t *log, int64_t count)
 static void s_check_reopens (int64_t last_seq)
 {
     char error[FUZZ_ERROR_BYTES];
-    log_file_t *log = log_file_open (s_dir, &s_fuzz_log, NULL, NULL, error, sizeof error);
+    log_file_t *log =
+        log_file_open (s_files.dir, &s_fuzz_log, NULL, NULL, error, sizeof error);
     fuzz_check (log, "a log written by log_file does not reopen: %s", error);
     fuzz_check (log_file_last_seq (log) == last_seq, "reopened at %lld, not %lld",
                 (long long)log_file_last_seq (log), (long long)last_seq);
@@ -212,7 +207,7 @@ int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
     char error[FUZZ_ERROR_BYTES];
     memset (error, 'x', sizeof error);
     log_file_t *log =
-        log_file_open (s_dir, &s_fuzz_log, s_scan, &state, error, sizeof error);
+        log_file_open (s_files.dir, &s_fuzz_log, s_scan, &state, error, sizeof error);
     if (!log) {
         fuzz_check (memchr (error, '\0', sizeof error) && error[0],
                     "refused without a reason");

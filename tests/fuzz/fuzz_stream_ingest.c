@@ -25,6 +25,7 @@
       counters agree with the answers.
 */
 #include "fuzz_common.h"
+#include "fuzz_log_dir.h"
 #include "fuzz_frames.h"
 
 #include <czmq.h>
@@ -44,8 +45,7 @@ typedef enum { STATUS_OK, STATUS_CONFLICT, STATUS_DUPLICATE, STATUS_INVALID } st
 
 typedef struct {
     zsock_t *publish, *subscribe, *push, *pull;
-    char dir[256];
-    char path[300];
+    fuzz_log_dir_t files;
     //  Per input: the model, rebuilt from what is published
     zhashx_t *ids;      // id -> (void *) seq
     zhashx_t *versions; // account -> (void *) version
@@ -70,9 +70,7 @@ static void s_cleanup (void)
     zhashx_destroy (&s_fuzz.ids);
     zhashx_destroy (&s_fuzz.versions);
     free (s_fuzz.published);
-    unlink (s_fuzz.path);
-    zsys_dir_delete ("%s/events", s_fuzz.dir);
-    rmdir (s_fuzz.dir);
+    fuzz_log_dir_remove (&s_fuzz.files);
 }
 
 static zsock_t *s_socket (int type, const char *endpoint, bool bind)
@@ -113,13 +111,7 @@ int LLVMFuzzerInitialize (int *argc, char ***argv)
     log_init ("fuzz_stream_ingest", LOG_ERROR); // dropped messages warn
     zsys_init ();
     zsys_set_linger (0);
-    const char *tmp = getenv ("TMPDIR");
-    snprintf (s_fuzz.dir, sizeof s_fuzz.dir, "%s/fuzz_stream_ingest.XXXXXX",
-              tmp && *tmp ? tmp : "/tmp");
-    fuzz_check (mkdtemp (s_fuzz.dir), "mkdtemp %s: %s", s_fuzz.dir, strerror (errno));
-    snprintf (s_fuzz.path, sizeof s_fuzz.path, "%s/events/%020d.jsonl", s_fuzz.dir, 1);
-    fuzz_check (zsys_dir_create ("%s/events", s_fuzz.dir) == 0, "mkdir: %s",
-                strerror (errno));
+    fuzz_log_dir_make (&s_fuzz.files, "fuzz_stream_ingest");
     s_fuzz.publish = s_socket (ZMQ_PUB, "inproc://fuzz-ingest-publish", true);
     s_fuzz.subscribe = s_socket (ZMQ_SUB, "inproc://fuzz-ingest-publish", false);
     zsock_set_subscribe (s_fuzz.subscribe, "");
@@ -318,8 +310,8 @@ static void s_check_request (ingest_t *ingest, const message_t *message)
 //  on it rebuilds the same accounts.
 static void s_check_log (void)
 {
-    FILE *file = fopen (s_fuzz.path, "rb");
-    fuzz_check (file, "fopen %s: %s", s_fuzz.path, strerror (errno));
+    FILE *file = fopen (s_fuzz.files.path, "rb");
+    fuzz_check (file, "fopen %s: %s", s_fuzz.files.path, strerror (errno));
     char *bytes = malloc (s_fuzz.published_bytes + 1);
     fuzz_check (bytes, "out of memory");
     size_t size = fread (bytes, 1, s_fuzz.published_bytes + 1, file);
@@ -331,12 +323,12 @@ static void s_check_log (void)
     free (bytes);
     char error[FUZZ_ERROR_BYTES];
     log_file_t *log =
-        log_file_open (s_fuzz.dir, &s_fuzz_log, NULL, NULL, error, sizeof error);
+        log_file_open (s_fuzz.files.dir, &s_fuzz_log, NULL, NULL, error, sizeof error);
     fuzz_check (log, "the log does not reopen: %s", error);
     fuzz_check (log_file_last_seq (log) == s_fuzz.last_seq, "reopened at %lld",
                 (long long)log_file_last_seq (log));
     log_file_destroy (&log);
-    ingest_t *ingest = ingest_new (s_fuzz.dir, &s_fuzz_log, s_fuzz.publish, false,
+    ingest_t *ingest = ingest_new (s_fuzz.files.dir, &s_fuzz_log, s_fuzz.publish, false,
                                    FUZZ_INGEST_DEDUPE_WINDOW, error, sizeof error);
     fuzz_check (ingest, "ingest does not reopen its log: %s", error);
     fuzz_check (ingest_account_count (ingest) == zhashx_size (s_fuzz.versions),
@@ -372,7 +364,7 @@ static void s_reset (void)
     s_fuzz.published_bytes = 0;
     memset (s_fuzz.answered, 0, sizeof s_fuzz.answered);
     s_fuzz.dropped = 0;
-    unlink (s_fuzz.path);
+    unlink (s_fuzz.files.path);
 }
 
 int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
@@ -381,7 +373,7 @@ int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
     size_t count = fuzz_frames_decode (data, size, messages);
     s_reset ();
     char error[FUZZ_ERROR_BYTES];
-    ingest_t *ingest = ingest_new (s_fuzz.dir, &s_fuzz_log, s_fuzz.publish, false,
+    ingest_t *ingest = ingest_new (s_fuzz.files.dir, &s_fuzz_log, s_fuzz.publish, false,
                                    FUZZ_INGEST_DEDUPE_WINDOW, error, sizeof error);
     fuzz_check (ingest, "ingest_new on an empty log: %s", error);
     for (size_t index = 0; index < count; index++)

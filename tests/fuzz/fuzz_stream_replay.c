@@ -23,6 +23,7 @@
       answered, the answer is right.
 */
 #include "fuzz_common.h"
+#include "fuzz_log_dir.h"
 #include "fuzz_frames.h"
 
 #include <czmq.h>
@@ -45,8 +46,7 @@ static struct {
     log_file_t *log;
     replay_t *replay;
     char *lines[FUZZ_REPLAY_EVENTS + 1]; // lines[seq], without \n
-    char dir[256];
-    char path[300];
+    fuzz_log_dir_t files;
 } s_fuzz;
 
 static void s_cleanup (void)
@@ -57,9 +57,7 @@ static void s_cleanup (void)
     zsock_destroy (&s_fuzz.router);
     for (size_t seq = 1; seq <= FUZZ_REPLAY_EVENTS; seq++)
         free (s_fuzz.lines[seq]);
-    unlink (s_fuzz.path);
-    zsys_dir_delete ("%s/events", s_fuzz.dir);
-    rmdir (s_fuzz.dir);
+    fuzz_log_dir_remove (&s_fuzz.files);
 }
 
 //  Event seq: deposits, withdrawals and transfers with meta now and then,
@@ -88,7 +86,8 @@ static void s_make_event (int64_t seq, event_t *event)
 static void s_write_log (void)
 {
     char error[FUZZ_ERROR_BYTES];
-    s_fuzz.log = log_file_open (s_fuzz.dir, &s_fuzz_log, NULL, NULL, error, sizeof error);
+    s_fuzz.log =
+        log_file_open (s_fuzz.files.dir, &s_fuzz_log, NULL, NULL, error, sizeof error);
     fuzz_check (s_fuzz.log, "log_file_open: %s", error);
     for (int64_t seq = 1; seq <= FUZZ_REPLAY_EVENTS; seq++) {
         event_t event;
@@ -109,13 +108,7 @@ int LLVMFuzzerInitialize (int *argc, char ***argv)
     log_init ("fuzz_stream_replay", LOG_ERROR);
     zsys_init ();
     zsys_set_linger (0);
-    const char *tmp = getenv ("TMPDIR");
-    snprintf (s_fuzz.dir, sizeof s_fuzz.dir, "%s/fuzz_stream_replay.XXXXXX",
-              tmp && *tmp ? tmp : "/tmp");
-    fuzz_check (mkdtemp (s_fuzz.dir), "mkdtemp %s: %s", s_fuzz.dir, strerror (errno));
-    snprintf (s_fuzz.path, sizeof s_fuzz.path, "%s/events/%020d.jsonl", s_fuzz.dir, 1);
-    fuzz_check (zsys_dir_create ("%s/events", s_fuzz.dir) == 0, "mkdir: %s",
-                strerror (errno));
+    fuzz_log_dir_make (&s_fuzz.files, "fuzz_stream_replay");
     atexit (s_cleanup);
     s_write_log ();
     s_fuzz.replay = replay_new (s_fuzz.log);

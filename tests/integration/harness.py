@@ -243,6 +243,27 @@ def request(method, url, body=None, headers=None, timeout=10.0):
         conn.close()
 
 
+def raw_exchange(port, data, timeout_s=5):
+    """Sends data on one connection and reads until the server closes (or
+    the timeout: b'<open>' is appended then)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout_s) as conn:
+        try:
+            conn.sendall(data)
+        except (BrokenPipeError, ConnectionResetError):
+            pass   # answered and closed before all was sent
+        received = b""
+        try:
+            while True:
+                chunk = conn.recv(65536)
+                if not chunk:
+                    return received
+                received += chunk
+        except socket.timeout:
+            return received + b"<open>"
+        except ConnectionResetError:
+            return received
+
+
 def get_json(url, timeout=10.0):
     status, headers, data = request("GET", url, timeout=timeout)
     return status, (json.loads(data) if data else None)

@@ -9,10 +9,9 @@ closing the connection, not for their HTML body.
 """
 
 import json
-import socket
 
 import harness
-from harness import request, wait_until
+from harness import raw_exchange, request, wait_until
 
 HTTP_TIMEOUT_S = 30.0
 PROBLEM = "application/problem+json"
@@ -31,27 +30,6 @@ class System(harness.StreamLog):
         return request("POST", self.tx.url + path, body,
                        {"Content-Type": "application/json", **(headers or {})},
                        timeout=HTTP_TIMEOUT_S)
-
-
-def raw_exchange(port, data, timeout_s=5):
-    """Sends data on one connection and reads until the server closes (or
-    the timeout: b'<open>' is appended then)."""
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout_s) as conn:
-        try:
-            conn.sendall(data)
-        except (BrokenPipeError, ConnectionResetError):
-            pass   # answered and closed before all was sent
-        received = b""
-        try:
-            while True:
-                chunk = conn.recv(65536)
-                if not chunk:
-                    return received
-                received += chunk
-        except socket.timeout:
-            return received + b"<open>"
-        except ConnectionResetError:
-            return received
 
 
 def parse_reply(reply):

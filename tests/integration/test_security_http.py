@@ -18,7 +18,7 @@ import subprocess
 import time
 
 import harness
-from harness import wait_until
+from harness import raw_exchange, wait_until
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
 HTTP_TIMEOUT_S = 30.0
@@ -641,22 +641,6 @@ def _answers(url):
 
 # -------------------------------------------------------------------------
 # Framing and the body budget (no auth file: the rules hold for everyone)
-
-def raw_exchange(port, data):
-    """Sends data on one connection and reads until the server closes
-    (or the timeout, which the caller sees as b'<open>' at the end)."""
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as conn:
-        conn.sendall(data)
-        received = b""
-        try:
-            while True:
-                chunk = conn.recv(65536)
-                if not chunk:
-                    return received
-                received += chunk
-        except socket.timeout:
-            return received + b"<open>"
-
 
 def test_ambiguous_framing_is_400_and_the_smuggled_request_never_runs():
     s = System(auth=False)

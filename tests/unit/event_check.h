@@ -34,34 +34,44 @@ static inline int s_proposed (const char *json, event_t *event, char *error)
     return event_parse_proposed (json, strlen (json), event, error, 256);
 }
 
-//  Reference parser only, as event_parse_stored would call it.
+//  Reference parser only, as the parse entry points call it.
+static inline int s_reference (const char *json, size_t bytes, bool stored,
+                               event_t *event, char *error)
+{
+    event_init (event);
+    return event_parse_reference (json, bytes, stored, event, error, 256);
+}
+
 static inline int s_reference_stored (const char *line, size_t bytes, event_t *event,
                                       char *error)
 {
-    event_init (event);
-    return event_parse_reference (line, bytes, true, event, error, 256);
-}
-
-//  The fast paths write into an event as the caller left it (no event_init):
-//  garbage first, so they are seen not to depend on a cleared one.
-static inline bool s_fast (const char *line, size_t bytes, event_t *event)
-{
-    memset (event, 0xa5, sizeof *event);
-    event_id_chars_init (); // what every parse entry does first
-    return event_fast_parse_stored (line, bytes, event);
+    return s_reference (line, bytes, true, event, error);
 }
 
 static inline int s_reference_proposed (const char *json, size_t bytes, event_t *event,
                                         char *error)
 {
-    event_init (event);
-    return event_parse_reference (json, bytes, false, event, error, 256);
+    return s_reference (json, bytes, false, event, error);
+}
+
+//  The fast paths write into an event as the caller left it (no event_init):
+//  garbage first, so they are seen not to depend on a cleared one. Every
+//  parse entry fills the id table first.
+static inline void s_scribble (event_t *event)
+{
+    memset (event, 0xa5, sizeof *event);
+    event_id_chars_init ();
+}
+
+static inline bool s_fast (const char *line, size_t bytes, event_t *event)
+{
+    s_scribble (event);
+    return event_fast_parse_stored (line, bytes, event);
 }
 
 static inline bool s_fast_json (const char *json, size_t bytes, event_t *event)
 {
-    memset (event, 0xa5, sizeof *event);
-    event_id_chars_init ();
+    s_scribble (event);
     return event_fast_parse_proposed (json, bytes, event, NULL);
 }
 

@@ -8,6 +8,7 @@
 #include "account_table.h"
 #include "check.h"
 #include "event.h"
+#include "key_hash.h"
 
 #define TEST_NAMES   100000 // far past the first slots (1024) and arena (64 KiB)
 #define TEST_LOOKUPS 300000
@@ -153,10 +154,33 @@ static void test_removals_walks_and_addresses_match_model (void)
     account_table_destroy (&table);
 }
 
+//  The hashed forms name the same records as the plain ones.
+static void test_hashed_calls_match_plain_ones (void)
+{
+    account_table_t *table = account_table_new (sizeof (int64_t));
+    CHECK (table);
+    char name[EVENT_ACCOUNT_BYTES_MAX + 1];
+    for (size_t i = 0; i < 5000; i++) {
+        s_name (i, name);
+        size_t bytes = strlen (name);
+        uint64_t hash = key_hash_bytes (name, bytes);
+        CHECK_EQ_INT (account_table_find_hashed (table, name, bytes, hash), 0);
+        uint32_t record = i % 2 ? account_table_ensure_hashed (table, name, bytes, hash)
+                                : account_table_ensure (table, name);
+        CHECK (record != 0);
+        CHECK_EQ_INT (account_table_find (table, name), record);
+        CHECK_EQ_INT (account_table_find_hashed (table, name, bytes, hash), record);
+        CHECK_EQ_INT (account_table_ensure_hashed (table, name, bytes, hash), record);
+    }
+    CHECK_EQ_INT (account_table_size (table), 5000);
+    account_table_destroy (&table);
+}
+
 int main (void)
 {
     RUN (test_table_matches_model_through_growth);
     RUN (test_values_are_aligned_and_zeroed);
     RUN (test_removals_walks_and_addresses_match_model);
+    RUN (test_hashed_calls_match_plain_ones);
     return check_exit_status ();
 }

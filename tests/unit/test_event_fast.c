@@ -337,7 +337,6 @@ static void test_non_canonical_lines_fall_back_to_reference (void)
 
 //  Only event_format_stored's exact bytes pass as canonical; every other
 //  spelling of the same event is refused, naming where it first differs.
-
 static void test_canonical_parse_refuses_every_other_spelling (void)
 {
     const char *line = "{\"seq\":17,\"id\":\"e\",\"type\":\"deposited\",\"v\":1,"

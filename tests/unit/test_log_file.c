@@ -12,6 +12,7 @@
 
 #define CHECK_ON_FAILURE goto cleanup
 #include "check.h"
+#include "scratch.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -27,37 +28,9 @@
 
 #define TS_START_MS 1795332527000LL
 
-typedef struct {
-    char dir[256];
-    char data[300]; // the data dir
-    char path[340]; // its first segment
-} scratch_t;
-
 //  Most claims are about one segment's lines: no preallocation, so the
 //  file is exactly the log.
 static const log_file_config_t s_plain = {.no_preallocate = true};
-
-static void s_scratch_new (scratch_t *scratch)
-{
-    const char *tmp = getenv ("TMPDIR");
-    snprintf (scratch->dir, sizeof scratch->dir, "%s/test_log_file.XXXXXX",
-              tmp ? tmp : "/tmp");
-    char *made = mkdtemp (scratch->dir);
-    assert (made);
-    snprintf (scratch->data, sizeof scratch->data, "%s/sub", scratch->dir);
-    snprintf (scratch->path, sizeof scratch->path, "%s/events/%020d.jsonl", scratch->data,
-              1);
-    int made_events = zsys_dir_create ("%s/events", scratch->data);
-    assert (made_events == 0);
-}
-
-static void s_scratch_destroy (scratch_t *scratch)
-{
-    zdir_t *dir = zdir_new (scratch->dir, NULL);
-    if (dir)
-        zdir_remove (dir, true);
-    zdir_destroy (&dir);
-}
 
 static size_t s_line (int64_t seq, int64_t ts_ms, char *buffer, size_t size)
 {
@@ -108,25 +81,6 @@ static int s_write_log (const char *data, int64_t events)
     return rc;
 }
 
-//  The file's bytes, malloc'ed; NULL if it cannot be read.
-static char *s_slurp (const char *path, size_t *bytes)
-{
-    FILE *file = fopen (path, "rb");
-    if (!file)
-        return NULL;
-    fseek (file, 0, SEEK_END);
-    long size = ftell (file);
-    fseek (file, 0, SEEK_SET);
-    char *data = malloc ((size_t)size + 1);
-    if (data && fread (data, 1, (size_t)size, file) != (size_t)size) {
-        free (data);
-        data = NULL;
-    }
-    fclose (file);
-    *bytes = (size_t)size;
-    return data;
-}
-
 static int s_spit (const char *path, const char *data, size_t bytes, const char *mode)
 {
     FILE *file = fopen (path, mode);
@@ -159,7 +113,7 @@ static int s_count (void *arg, const event_t *event, const char *line, size_t li
 static void test_append_commit_reopen_keeps_every_event (void)
 {
     scratch_t scratch;
-    s_scratch_new (&scratch);
+    scratch_new (&scratch, "test_log_file", true);
     char error[512] = "";
     counter_t counter = {0, 1, 0, true};
     log_file_t *log =
@@ -185,13 +139,13 @@ static void test_append_commit_reopen_keeps_every_event (void)
     CHECK (s_append (log, 1001, 1010, 100, true) == 0);
 cleanup:
     log_file_destroy (&log);
-    s_scratch_destroy (&scratch);
+    scratch_destroy (&scratch);
 }
 
 static void test_uncommitted_appends_are_unread_and_dropped (void)
 {
     scratch_t scratch;
-    s_scratch_new (&scratch);
+    scratch_new (&scratch, "test_log_file", true);
     char error[512] = "", buffer[4096], line[EVENT_LINE_BYTES_MAX];
     size_t bytes;
     log_file_t *log =
@@ -215,7 +169,7 @@ static void test_uncommitted_appends_are_unread_and_dropped (void)
     CHECK (log && log_file_last_seq (log) == 5);
 cleanup:
     log_file_destroy (&log);
-    s_scratch_destroy (&scratch);
+    scratch_destroy (&scratch);
 }
 
 //  Writes 10 events, appends tail, reopens: the tail must be gone, but
@@ -226,19 +180,19 @@ static void s_check_torn_tail (const char *tail, size_t tail_bytes)
     for (size_t i = 0; i < tail_bytes; i++)
         zeros = zeros && tail[i] == 0;
     scratch_t scratch;
-    s_scratch_new (&scratch);
+    scratch_new (&scratch, "test_log_file", true);
     char error[512] = "";
     char *before = NULL, *after = NULL;
     size_t before_bytes, after_bytes;
     log_file_t *log = NULL;
     CHECK (s_write_log (scratch.data, 10) == 0);
-    before = s_slurp (scratch.path, &before_bytes);
+    before = scratch_slurp (scratch.path, &before_bytes);
     CHECK (before);
     CHECK (s_spit (scratch.path, tail, tail_bytes, "ab") == 0);
     log = log_file_open (scratch.data, &s_plain, NULL, NULL, error, sizeof error);
     CHECK (log);
     CHECK (log_file_last_seq (log) == 10 && log_file_bytes (log) == before_bytes);
-    after = s_slurp (scratch.path, &after_bytes);
+    after = scratch_slurp (scratch.path, &after_bytes);
     CHECK (after && after_bytes == before_bytes + (zeros ? tail_bytes : 0) &&
            memcmp (before, after, before_bytes) == 0);
     CHECK (s_append (log, 11, 12, 100, true) == 0);
@@ -249,7 +203,7 @@ cleanup:
     free (before);
     free (after);
     log_file_destroy (&log);
-    s_scratch_destroy (&scratch);
+    scratch_destroy (&scratch);
 }
 
 static void test_torn_tail_without_newline_is_truncated (void)
@@ -289,7 +243,7 @@ static void s_check_refused (const char *content, size_t bytes, const char *expe
                              const char *expect_b)
 {
     scratch_t scratch;
-    s_scratch_new (&scratch);
+    scratch_new (&scratch, "test_log_file", true);
     char error[512] = "";
     char *after = NULL;
     size_t after_bytes;
@@ -302,12 +256,12 @@ static void s_check_refused (const char *content, size_t bytes, const char *expe
                  expect_b);
     CHECK (log == NULL);
     CHECK (strstr (error, expect_a) && strstr (error, expect_b));
-    after = s_slurp (scratch.path, &after_bytes);
+    after = scratch_slurp (scratch.path, &after_bytes);
     CHECK (after && after_bytes == bytes && memcmp (content, after, bytes) == 0);
 cleanup:
     free (after);
     log_file_destroy (&log);
-    s_scratch_destroy (&scratch);
+    scratch_destroy (&scratch);
 }
 
 //  Lines for the given seqs and ts offsets, each with its \n.
@@ -489,7 +443,7 @@ static void test_ts_going_backwards_is_refused (void)
 static void test_first_event_may_be_from_before_1970 (void)
 {
     scratch_t scratch;
-    s_scratch_new (&scratch);
+    scratch_new (&scratch, "test_log_file", true);
     char error[512] = "", line[EVENT_LINE_BYTES_MAX];
     log_file_t *log =
         log_file_open (scratch.data, &s_plain, NULL, NULL, error, sizeof error);
@@ -502,13 +456,13 @@ static void test_first_event_may_be_from_before_1970 (void)
     CHECK (log && log_file_last_seq (log) == 1 && log_file_last_ts_ms (log) == -86400000);
 cleanup:
     log_file_destroy (&log);
-    s_scratch_destroy (&scratch);
+    scratch_destroy (&scratch);
 }
 
 static void test_scan_callback_can_refuse_the_open (void)
 {
     scratch_t scratch;
-    s_scratch_new (&scratch);
+    scratch_new (&scratch, "test_log_file", true);
     char error[512] = "";
     counter_t counter = {0, 1, 7, true};
     log_file_t *log = NULL;
@@ -518,13 +472,13 @@ static void test_scan_callback_can_refuse_the_open (void)
     CHECK (counter.events == 7 && counter.lines_match);
 cleanup:
     log_file_destroy (&log);
-    s_scratch_destroy (&scratch);
+    scratch_destroy (&scratch);
 }
 
 static void test_second_writer_is_refused (void)
 {
     scratch_t scratch;
-    s_scratch_new (&scratch);
+    scratch_new (&scratch, "test_log_file", true);
     char error[512] = "";
     log_file_t *first =
         log_file_open (scratch.data, &s_plain, NULL, NULL, error, sizeof error);
@@ -535,7 +489,7 @@ static void test_second_writer_is_refused (void)
 cleanup:
     log_file_destroy (&first);
     log_file_destroy (&second);
-    s_scratch_destroy (&scratch);
+    scratch_destroy (&scratch);
 }
 
 //  Checks one read against the file's own lines.
@@ -572,7 +526,7 @@ static int s_check_read (log_file_t *log, const char *file, const size_t *starts
 static void test_sparse_index_reads_from_any_seq (void)
 {
     scratch_t scratch;
-    s_scratch_new (&scratch);
+    scratch_new (&scratch, "test_log_file", true);
     char error[512] = "";
     char *file = NULL;
     size_t *starts = NULL;
@@ -580,7 +534,7 @@ static void test_sparse_index_reads_from_any_seq (void)
     const int64_t last = 3 * LOG_FILE_INDEX_STRIDE + 17;
     CHECK (s_write_log (scratch.data, last) == 0);
     size_t file_bytes;
-    file = s_slurp (scratch.path, &file_bytes);
+    file = scratch_slurp (scratch.path, &file_bytes);
     CHECK (file);
     //  starts[seq] = offset of seq's line; starts[last + 1] = file size.
     starts = calloc ((size_t)last + 2, sizeof *starts);
@@ -623,13 +577,13 @@ cleanup:
     free (file);
     free (starts);
     log_file_destroy (&log);
-    s_scratch_destroy (&scratch);
+    scratch_destroy (&scratch);
 }
 
 static void test_commit_failure_leaves_the_log_valid_and_usable (void)
 {
     scratch_t scratch;
-    s_scratch_new (&scratch);
+    scratch_new (&scratch, "test_log_file", true);
     char error[512] = "", buffer[1 << 16];
     struct rlimit saved, limited;
     bool limit_set = false;
@@ -667,7 +621,7 @@ cleanup:
         setrlimit (RLIMIT_FSIZE, &saved);
     signal (SIGXFSZ, SIG_DFL);
     log_file_destroy (&log);
-    s_scratch_destroy (&scratch);
+    scratch_destroy (&scratch);
 }
 
 static double s_seconds (void)
@@ -682,7 +636,7 @@ static double s_seconds (void)
 static void bench_open_scan_rate (void)
 {
     scratch_t scratch;
-    s_scratch_new (&scratch);
+    scratch_new (&scratch, "test_log_file", true);
     char error[512] = "";
     const char *env = getenv ("LOG_FILE_BENCH_EVENTS");
     int64_t events = env ? atoll (env) : 200000;
@@ -702,7 +656,7 @@ static void bench_open_scan_rate (void)
         (double)events / seconds / 1e6);
 cleanup:
     log_file_destroy (&log);
-    s_scratch_destroy (&scratch);
+    scratch_destroy (&scratch);
 }
 
 int main (int argc, char **argv)

@@ -11,6 +11,7 @@
 
 #define CHECK_ON_FAILURE goto cleanup
 #include "check.h"
+#include "scratch.h"
 
 #include <assert.h>
 #include <stdio.h>
@@ -23,31 +24,6 @@
 #define SEGMENT_BYTES 4096 // the smallest: many rolls from few events
 
 static const log_file_config_t s_small = {.segment_bytes = SEGMENT_BYTES};
-
-typedef struct {
-    char dir[256];
-    char data[300];
-    char events[320];
-} scratch_t;
-
-static void s_scratch_new (scratch_t *scratch)
-{
-    const char *tmp = getenv ("TMPDIR");
-    snprintf (scratch->dir, sizeof scratch->dir, "%s/test_segments.XXXXXX",
-              tmp ? tmp : "/tmp");
-    char *made = mkdtemp (scratch->dir);
-    assert (made);
-    snprintf (scratch->data, sizeof scratch->data, "%s/data", scratch->dir);
-    snprintf (scratch->events, sizeof scratch->events, "%s/events", scratch->data);
-}
-
-static void s_scratch_destroy (scratch_t *scratch)
-{
-    zdir_t *dir = zdir_new (scratch->dir, NULL);
-    if (dir)
-        zdir_remove (dir, true);
-    zdir_destroy (&dir);
-}
 
 static size_t s_line (int64_t seq, char *buffer, size_t size)
 {
@@ -93,24 +69,6 @@ static int s_write (const char *data, const log_file_config_t *config, int64_t e
     return rc;
 }
 
-static char *s_slurp (const char *path, size_t *bytes)
-{
-    FILE *file = fopen (path, "rb");
-    if (!file)
-        return NULL;
-    fseek (file, 0, SEEK_END);
-    long size = ftell (file);
-    fseek (file, 0, SEEK_SET);
-    char *data = malloc ((size_t)size + 1);
-    if (data && fread (data, 1, (size_t)size, file) != (size_t)size) {
-        free (data);
-        data = NULL;
-    }
-    fclose (file);
-    *bytes = (size_t)size;
-    return data;
-}
-
 static void s_path (const scratch_t *scratch, int64_t first_seq, const char *suffix,
                     char *path, size_t size)
 {
@@ -147,7 +105,7 @@ static bool s_refused (const scratch_t *scratch, const log_file_config_t *config
 static void test_a_segment_rolls_once_it_holds_segment_bytes (void)
 {
     scratch_t scratch;
-    s_scratch_new (&scratch);
+    scratch_new (&scratch, "test_segments", false);
     char error[512] = "";
     log_file_t *log = NULL;
     int64_t seqs[1000];
@@ -171,7 +129,7 @@ static void test_a_segment_rolls_once_it_holds_segment_bytes (void)
     CHECK (log_file_segment_count (log) == count);
 cleanup:
     log_file_destroy (&log);
-    s_scratch_destroy (&scratch);
+    scratch_destroy (&scratch);
 }
 
 //  The files depend on the lines and segment_bytes only, not on how the
@@ -179,8 +137,8 @@ cleanup:
 static void test_the_same_lines_make_the_same_segments_however_committed (void)
 {
     scratch_t a, b;
-    s_scratch_new (&a);
-    s_scratch_new (&b);
+    scratch_new (&a, "test_segments", false);
+    scratch_new (&b, "test_segments", false);
     char *left = NULL, *right = NULL;
     int64_t seqs_a[1000], seqs_b[1000];
     CHECK (s_write (a.data, &s_small, 1500, 1) == 0);
@@ -195,8 +153,8 @@ static void test_the_same_lines_make_the_same_segments_however_committed (void)
             size_t bytes_a, bytes_b;
             s_path (&a, seqs_a[i], suffixes[s], path_a, sizeof path_a);
             s_path (&b, seqs_b[i], suffixes[s], path_b, sizeof path_b);
-            left = s_slurp (path_a, &bytes_a);
-            right = s_slurp (path_b, &bytes_b);
+            left = scratch_slurp (path_a, &bytes_a);
+            right = scratch_slurp (path_b, &bytes_b);
             if (s == 0 && i + 1 == count) { // the open one: preallocated
                 while (bytes_a && left[bytes_a - 1] == 0)
                     bytes_a--;
@@ -213,14 +171,14 @@ static void test_the_same_lines_make_the_same_segments_however_committed (void)
 cleanup:
     free (left);
     free (right);
-    s_scratch_destroy (&a);
-    s_scratch_destroy (&b);
+    scratch_destroy (&a);
+    scratch_destroy (&b);
 }
 
 static void test_reads_cross_segment_boundaries_from_any_seq (void)
 {
     scratch_t scratch;
-    s_scratch_new (&scratch);
+    scratch_new (&scratch, "test_segments", false);
     char error[512] = "";
     log_file_t *log = NULL;
     const int64_t last = 1200;
@@ -256,13 +214,13 @@ static void test_reads_cross_segment_boundaries_from_any_seq (void)
 cleanup:
     free (buffer);
     log_file_destroy (&log);
-    s_scratch_destroy (&scratch);
+    scratch_destroy (&scratch);
 }
 
 static void test_an_earlier_events_jsonl_is_adopted_without_a_byte_rewritten (void)
 {
     scratch_t scratch;
-    s_scratch_new (&scratch);
+    scratch_new (&scratch, "test_segments", false);
     char error[512] = "", legacy[400], first[400];
     char *before = NULL, *after = NULL;
     log_file_t *log = NULL;
@@ -273,14 +231,14 @@ static void test_an_earlier_events_jsonl_is_adopted_without_a_byte_rewritten (vo
     s_path (&scratch, 1, ".jsonl", first, sizeof first);
     CHECK (rename (first, legacy) == 0 && rmdir (scratch.events) == 0);
     size_t before_bytes, after_bytes;
-    before = s_slurp (legacy, &before_bytes);
+    before = scratch_slurp (legacy, &before_bytes);
     struct stat old_status, new_status;
     CHECK (before && stat (legacy, &old_status) == 0);
     log = log_file_open (scratch.data, &s_small, NULL, NULL, error, sizeof error);
     CHECK (log && log_file_last_seq (log) == 300);
     CHECK (access (legacy, F_OK) != 0 && stat (first, &new_status) == 0);
     CHECK (new_status.st_ino == old_status.st_ino); // the same file, renamed
-    after = s_slurp (first, &after_bytes);
+    after = scratch_slurp (first, &after_bytes);
     CHECK (after && after_bytes == before_bytes &&
            memcmp (before, after, before_bytes) == 0);
     //  Larger than segment_bytes: the next line starts the second segment.
@@ -293,13 +251,13 @@ cleanup:
     free (before);
     free (after);
     log_file_destroy (&log);
-    s_scratch_destroy (&scratch);
+    scratch_destroy (&scratch);
 }
 
 static void test_the_open_segment_is_preallocated_and_a_torn_line_in_its_zeros_goes (void)
 {
     scratch_t scratch;
-    s_scratch_new (&scratch);
+    scratch_new (&scratch, "test_segments", false);
     char error[512] = "", path[400];
     log_file_t *log = NULL;
     CHECK (s_write (scratch.data, NULL, 100, 10) == 0);
@@ -324,7 +282,7 @@ static void test_the_open_segment_is_preallocated_and_a_torn_line_in_its_zeros_g
     CHECK (log && log_file_last_seq (log) == 120);
 cleanup:
     log_file_destroy (&log);
-    s_scratch_destroy (&scratch);
+    scratch_destroy (&scratch);
 }
 
 //  A roll cut short by a crash: the index written but not the next
@@ -332,7 +290,7 @@ cleanup:
 static void test_a_roll_cut_short_at_any_step_opens (void)
 {
     scratch_t scratch;
-    s_scratch_new (&scratch);
+    scratch_new (&scratch, "test_segments", false);
     char error[512] = "", path[400];
     log_file_t *log = NULL;
     int64_t seqs[100];
@@ -366,7 +324,7 @@ static void test_a_roll_cut_short_at_any_step_opens (void)
     CHECK (log && log_file_last_seq (log) == 400 && access (path, F_OK) != 0);
 cleanup:
     log_file_destroy (&log);
-    s_scratch_destroy (&scratch);
+    scratch_destroy (&scratch);
 }
 
 //  Writes a fresh log of several segments; returns their first seqs.
@@ -384,7 +342,7 @@ static size_t s_fresh (scratch_t *scratch, int64_t *seqs)
 static void test_a_missing_extra_or_changed_segment_or_index_refuses_naming_it (void)
 {
     scratch_t scratch;
-    s_scratch_new (&scratch);
+    scratch_new (&scratch, "test_segments", false);
     char path[400], name[64];
     int64_t seqs[100];
     size_t count = s_fresh (&scratch, seqs);
@@ -439,7 +397,7 @@ static void test_a_missing_extra_or_changed_segment_or_index_refuses_naming_it (
     count = s_fresh (&scratch, seqs);
     s_path (&scratch, seqs[1], ".idx", path, sizeof path);
     size_t bytes;
-    char *text = s_slurp (path, &bytes);
+    char *text = scratch_slurp (path, &bytes);
     CHECK (text);
     char *field = strstr (text, "\"last_ts\":");
     CHECK (field);
@@ -451,7 +409,7 @@ static void test_a_missing_extra_or_changed_segment_or_index_refuses_naming_it (
     free (text);
     CHECK (s_refused (&scratch, &s_small, name, "the last line is not seq"));
 cleanup:
-    s_scratch_destroy (&scratch);
+    scratch_destroy (&scratch);
 }
 
 //  A flipped byte that still spells a canonical line (inside an id) is
@@ -460,7 +418,7 @@ cleanup:
 static void test_verify_reads_every_sealed_line_and_its_checksum (void)
 {
     scratch_t scratch;
-    s_scratch_new (&scratch);
+    scratch_new (&scratch, "test_segments", false);
     char error[512] = "", path[400];
     log_file_t *log = NULL;
     int64_t seqs[100];
@@ -468,7 +426,7 @@ static void test_verify_reads_every_sealed_line_and_its_checksum (void)
     CHECK (count >= 3);
     s_path (&scratch, seqs[1], ".jsonl", path, sizeof path);
     size_t bytes;
-    char *text = s_slurp (path, &bytes);
+    char *text = scratch_slurp (path, &bytes);
     CHECK (text);
     char *id = strstr (text + 200, "-8000-");
     CHECK (id);
@@ -492,7 +450,7 @@ static void test_verify_reads_every_sealed_line_and_its_checksum (void)
     CHECK (log && log_file_last_seq (log) == 600);
 cleanup:
     log_file_destroy (&log);
-    s_scratch_destroy (&scratch);
+    scratch_destroy (&scratch);
 }
 
 typedef struct {
@@ -511,7 +469,7 @@ static int s_count (void *arg, const event_t *event, const char *line, size_t by
 static void test_the_scan_starts_at_scan_from_seq_across_segments (void)
 {
     scratch_t scratch;
-    s_scratch_new (&scratch);
+    scratch_new (&scratch, "test_segments", false);
     char error[512] = "";
     log_file_t *log = NULL;
     int64_t seqs[100];
@@ -539,7 +497,7 @@ static void test_the_scan_starts_at_scan_from_seq_across_segments (void)
     CHECK (again.events == 600 - 333 + 1 && again.first == 333);
 cleanup:
     log_file_destroy (&log);
-    s_scratch_destroy (&scratch);
+    scratch_destroy (&scratch);
 }
 
 int main (void)
