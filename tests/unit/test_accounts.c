@@ -277,6 +277,8 @@ typedef struct {
 static int s_buffer_write (void *arg, const void *data, size_t bytes)
 {
     buffer_t *buffer = arg;
+    if (bytes == 0)
+        return 0;   //  an empty part may come with a null pointer
     if (buffer->bytes + bytes > buffer->capacity) {
         size_t capacity = (buffer->capacity + bytes) * 2;
         uint8_t *grown = realloc (buffer->data, capacity);
