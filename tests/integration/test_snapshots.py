@@ -360,8 +360,10 @@ def test_transaction_snapshots_of_another_log_are_removed():
     shutil.rmtree(ledger.stream_dir)
     os.makedirs(ledger.stream_dir)
     ledger.stream.start()
-    tx.start()
+    tx.start(wait=False)                # diverged: /health answers 503
     harness.wait_until(lambda: "removed them" in tx.output(), what="the snapshots removed")
+    status, body = harness.get_json(tx.url + "/health")
+    assert status == 503 and body.get("reason") == "diverged", (status, body)
     assert not snapshots(tx)
     tx.stop_clean()
     tx.start()
