@@ -107,6 +107,8 @@ static char *s_slurp (const char *path, size_t *bytes)
         free (data);
         data = NULL;
     }
+    if (data)
+        data[size] = '\0'; // read as a string too
     fclose (file);
     *bytes = (size_t)size;
     return data;
