@@ -14,6 +14,7 @@ typedef struct write_model_account {
     int64_t version;        // confirmed events that touched the account
     int64_t pending_debit;  // >= 0: debits this instance has in flight
     int64_t pending_events; // >= 0: events this instance has in flight
+    int64_t held_out;       // >= 0: confirmed unresolved holds debiting it
     uint32_t record;        // its own, in the table: names it
     //  Schema 2, confirmed: set by the account's first event ("" before).
     char currency[EVENT_CURRENCY_BYTES_MAX + 1];
@@ -43,6 +44,12 @@ struct write_model {
     bool seen_started; // the window holds every id from its first seq on
     int64_t head_seq;  // write_model_set_head
     char identity[EVENT_ID_BYTES_MAX + 1]; // id of seq 1; "" before it
+    //  Pending transfers by id (owned), and the unresolved ones with a
+    //  timeout in a binary min-heap by timeout_at_ms.
+    zhashx_t *pendings;
+    write_model_pending_t **due;
+    size_t due_count, due_capacity;
+    size_t unresolved;
 };
 
 _Static_assert((WRITE_MODEL_RECENT_EVENTS_MAX & (WRITE_MODEL_RECENT_EVENTS_MAX - 1)) == 0,
@@ -70,6 +77,12 @@ static uint32_t s_slot_ring (uint32_t entry)
     return (entry & 0xffff) - 1;
 }
 
+static void s_pending_destroy (void **item_p)
+{
+    free (*item_p);
+    *item_p = NULL;
+}
+
 //  A hash hit is all the window knows: write_model_seen says "probably".
 static bool s_seen_confirm (void *arg, int64_t seq, const char *id)
 {
@@ -86,8 +99,11 @@ write_model_t *write_model_new (void)
     self->ids = calloc (WRITE_MODEL_ID_SLOTS, sizeof *self->ids);
     self->homes = calloc (WRITE_MODEL_RECENT_EVENTS_MAX, sizeof *self->homes);
     self->seen = dedupe_new (WRITE_MODEL_SEEN_IDS_MAX, 1, s_seen_confirm, NULL);
-    if (!self->accounts || !self->recent || !self->ids || !self->homes || !self->seen)
+    self->pendings = zhashx_new ();
+    if (!self->accounts || !self->recent || !self->ids || !self->homes || !self->seen ||
+        !self->pendings)
         goto failed;
+    zhashx_set_destructor (self->pendings, s_pending_destroy);
     return self;
 failed:
     write_model_destroy (&self);
@@ -104,6 +120,8 @@ void write_model_destroy (write_model_t **self_p)
         free (self->ids);
         free (self->homes);
         dedupe_destroy (&self->seen);
+        zhashx_destroy (&self->pendings);
+        free (self->due);
         free (self);
         *self_p = NULL;
     }
@@ -204,6 +222,176 @@ static int s_apply_settings (write_model_t *self, const event_t *event,
     return 0;
 }
 
+//  --------------------------------------------------------------------
+//  Pending transfers
+
+const char *write_model_pending_state_name (write_model_pending_state_t state)
+{
+    static const char *names[] = {"pending", "posted", "voided", "expired"};
+    return (unsigned)state < 4 ? names[state] : "";
+}
+
+static bool s_due_before (const write_model_pending_t *a, const write_model_pending_t *b)
+{
+    return a->timeout_at_ms < b->timeout_at_ms;
+}
+
+static void s_due_push (write_model_t *self, write_model_pending_t *pending)
+{
+    if (pending->due_queued || !pending->timeout_at_ms)
+        return;
+    if (self->due_count == self->due_capacity) {
+        size_t capacity = self->due_capacity ? self->due_capacity * 2 : 64;
+        write_model_pending_t **due = realloc (self->due, capacity * sizeof *due);
+        assert (due);
+        self->due = due;
+        self->due_capacity = capacity;
+    }
+    size_t at = self->due_count++;
+    while (at > 0 && s_due_before (pending, self->due[(at - 1) / 2])) {
+        self->due[at] = self->due[(at - 1) / 2];
+        at = (at - 1) / 2;
+    }
+    self->due[at] = pending;
+    pending->due_queued = true;
+}
+
+static write_model_pending_t *s_due_pop (write_model_t *self)
+{
+    assert (self->due_count > 0);
+    write_model_pending_t *top = self->due[0];
+    write_model_pending_t *last = self->due[--self->due_count];
+    size_t at = 0;
+    for (;;) {
+        size_t child = 2 * at + 1;
+        if (child >= self->due_count)
+            break;
+        if (child + 1 < self->due_count &&
+            s_due_before (self->due[child + 1], self->due[child]))
+            child++;
+        if (!s_due_before (self->due[child], last))
+            break;
+        self->due[at] = self->due[child];
+        at = child;
+    }
+    if (self->due_count)
+        self->due[at] = last;
+    top->due_queued = false;
+    return top;
+}
+
+const write_model_pending_t *write_model_next_due (write_model_t *self, int64_t now_ms)
+{
+    while (self->due_count && self->due[0]->timeout_at_ms <= now_ms) {
+        write_model_pending_t *pending = s_due_pop (self);
+        if (pending->state == WRITE_MODEL_PENDING)
+            return pending;
+    }
+    return NULL;
+}
+
+void write_model_due_again (write_model_t *self, const char *id)
+{
+    write_model_pending_t *pending = zhashx_lookup (self->pendings, id);
+    if (pending && pending->state == WRITE_MODEL_PENDING)
+        s_due_push (self, pending);
+}
+
+const write_model_pending_t *write_model_pending (write_model_t *self, const char *id)
+{
+    return zhashx_lookup (self->pendings, id);
+}
+
+size_t write_model_pending_count (write_model_t *self)
+{
+    return self->unresolved;
+}
+
+//  A new hold: reserves amount of from. A repeated id (beyond the
+//  stream's dedupe window) is not a second hold.
+static void s_hold_open (write_model_t *self, const event_t *event, account_t *from)
+{
+    if (zhashx_lookup (self->pendings, event->id)) {
+        log_warn ("event seq %" PRId64 " repeats the hold id %s; not applied", event->seq,
+                  event->id);
+        return;
+    }
+    write_model_pending_t *pending = calloc (1, sizeof *pending);
+    assert (pending);
+    s_copy (pending->id, sizeof pending->id, event->id);
+    s_copy (pending->from, sizeof pending->from, event->from);
+    s_copy (pending->to, sizeof pending->to, event->to);
+    s_copy (pending->currency, sizeof pending->currency, event->currency);
+    pending->amount = event->amount;
+    pending->timeout_at_ms = event->timeout_at_ms;
+    zhashx_insert (self->pendings, pending->id, pending);
+    from->held_out += event->amount;
+    self->unresolved++;
+    s_due_push (self, pending);
+}
+
+//  posted, voided, expired of a known unresolved hold between the same
+//  accounts (else only the touch counts, as the stream counted it).
+static int s_hold_resolve (write_model_t *self, const event_t *event, account_t *from,
+                           account_t *to)
+{
+    write_model_pending_t *pending = zhashx_lookup (self->pendings, event->pending_id);
+    bool posted = event->type == EVENT_TRANSFER_POSTED;
+    if (!pending || pending->state != WRITE_MODEL_PENDING ||
+        !streq (pending->from, event->from) || !streq (pending->to, event->to) ||
+        (posted ? event->amount > pending->amount : event->amount != pending->amount)) {
+        log_warn ("event seq %" PRId64 " resolves hold %s, which is %s; not applied",
+                  event->seq, event->pending_id,
+                  pending ? write_model_pending_state_name (pending->state) : "unknown");
+        return 0;
+    }
+    int64_t from_after = from->balance, to_after = to->balance;
+    if (posted && (__builtin_sub_overflow (from->balance, event->amount, &from_after) ||
+                   __builtin_add_overflow (to->balance, event->amount, &to_after))) {
+        log_error ("event seq %" PRId64 " overflows a balance; not applied", event->seq);
+        return -1;
+    }
+    from->balance = from_after;
+    to->balance = to_after;
+    from->held_out -= pending->amount;
+    assert (from->held_out >= 0);
+    pending->state = posted                                 ? WRITE_MODEL_POSTED
+                     : event->type == EVENT_TRANSFER_VOIDED ? WRITE_MODEL_VOIDED
+                                                            : WRITE_MODEL_EXPIRED;
+    self->unresolved--;
+    return 0;
+}
+
+//  The four hold events: each touches from and to (the stream counts
+//  both versions whatever the event does here).
+static int s_apply_hold (write_model_t *self, const event_t *event,
+                         write_model_record_t *record)
+{
+    account_t *from = s_account (self, event->from, true);
+    account_t *to = s_account (self, event->to, true);
+    int rc = 0;
+    if ((from->version && !streq (from->currency, event->currency)) ||
+        (to->version && !streq (to->currency, event->currency)))
+        log_warn ("event seq %" PRId64 " moves %s of an account in another currency; "
+                  "not applied",
+                  event->seq, event->currency);
+    else if (event->type == EVENT_TRANSFER_PENDING)
+        s_hold_open (self, event, from);
+    else
+        rc = s_hold_resolve (self, event, from, to);
+    if (!from->version)
+        s_copy (from->currency, sizeof from->currency, event->currency);
+    if (!to->version)
+        s_copy (to->currency, sizeof to->currency, event->currency);
+    from->version++;
+    to->version++;
+    s_copy (record->account, sizeof record->account, event->from);
+    s_copy (record->to, sizeof record->to, event->to);
+    record->balance = from->balance;
+    record->balance_to = to->balance;
+    return rc;
+}
+
 void write_model_settings (const write_model_account_t *entry,
                            write_model_settings_t *settings)
 {
@@ -246,6 +434,8 @@ int write_model_apply (write_model_t *self, const event_t *event)
     record->has_limit = event->has_limit;
     record->overdraft_limit = event->overdraft_limit;
     s_copy (record->id, sizeof record->id, event->id);
+    s_copy (record->pending_id, sizeof record->pending_id, event->pending_id);
+    record->timeout_at_ms = event->timeout_at_ms;
     s_id_learn (self, ring, home);
     if (seen) {
         if (!self->seen_started)
@@ -257,6 +447,8 @@ int write_model_apply (write_model_t *self, const event_t *event)
 
     if (event->type == EVENT_ACCOUNT_OPENED || event->type == EVENT_ACCOUNT_UPDATED)
         return s_apply_settings (self, event, record);
+    if (event->type >= EVENT_TRANSFER_PENDING && event->type <= EVENT_TRANSFER_EXPIRED)
+        return s_apply_hold (self, event, record);
     const char *debited = NULL, *credited = NULL;
     if (event->type == EVENT_DEPOSITED)
         credited = event->account;
@@ -329,8 +521,9 @@ int64_t write_model_version (write_model_t *self, const char *name)
 int64_t write_model_available (write_model_t *self, const char *name)
 {
     account_t *account = s_account (self, name, false);
-    // Pending debits are bounded by inflight * 10^15, far from overflow.
-    return account ? account->balance - account->pending_debit : 0;
+    // Pending debits are bounded by inflight * 10^15, held ones by the
+    // holds' count * 10^15: far from overflow.
+    return account ? account->balance - account->held_out - account->pending_debit : 0;
 }
 
 write_model_account_t *write_model_figures (write_model_t *self, const char *name,
@@ -339,7 +532,8 @@ write_model_account_t *write_model_figures (write_model_t *self, const char *nam
 {
     account_t *account = s_account (self, name, false);
     *balance = account ? account->balance : 0;
-    *available = account ? account->balance - account->pending_debit : 0;
+    *available =
+        account ? account->balance - account->held_out - account->pending_debit : 0;
     *version = account ? account->version : 0;
     return account;
 }
@@ -423,6 +617,9 @@ typedef struct {
     uint32_t record_bytes;
     uint32_t seen_started;
     char identity[72]; // NUL-terminated; room for EVENT_ID_BYTES_MAX + 1
+    uint64_t pendings; // write_model_pending_t each (as in memory), after the records
+    uint32_t pending_bytes; // sizeof (write_model_pending_t): the layout saved
+    uint32_t unused;
 } saved_head_t;
 
 typedef struct {
@@ -434,9 +631,10 @@ typedef struct {
     uint8_t name_bytes;
     uint8_t currency_bytes;
     uint8_t unused[5];
+    int64_t held_out;
 } saved_account_t;
 
-_Static_assert(sizeof (saved_head_t) == 104 && sizeof (saved_account_t) == 40,
+_Static_assert(sizeof (saved_head_t) == 120 && sizeof (saved_account_t) == 48,
                "saved layouts have no padding");
 _Static_assert(sizeof ((saved_head_t *)0)->identity > EVENT_ID_BYTES_MAX, "ids fit");
 
@@ -465,6 +663,8 @@ int write_model_save (write_model_t *self, snapshot_write_fn *write_fn, void *wr
     for (int64_t seq = s_kept_from (self); seq <= self->applied_seq; seq++)
         head.records += write_model_record (self, seq) != NULL;
     head.record_bytes = sizeof (write_model_record_t);
+    head.pendings = zhashx_size (self->pendings);
+    head.pending_bytes = sizeof (write_model_pending_t);
     head.seen_started = self->seen_started;
     memcpy (head.identity, self->identity, sizeof self->identity);
     if (write_fn (writer, &head, sizeof head))
@@ -482,6 +682,7 @@ int write_model_save (write_model_t *self, snapshot_write_fn *write_fn, void *wr
         saved.version = account->version;
         saved.overdraft_limit = account->overdraft_limit;
         saved.metadata_hash = account->metadata_hash;
+        saved.held_out = account->held_out;
         saved.limit_set = account->limit_set;
         saved.name_bytes = (uint8_t)name_bytes;
         saved.currency_bytes = (uint8_t)strlen (account->currency);
@@ -495,6 +696,11 @@ int write_model_save (write_model_t *self, snapshot_write_fn *write_fn, void *wr
         if (record && write_fn (writer, record, sizeof *record))
             return -1;
     }
+    //  zhashx's cursor walks without allocating (a forked child runs this).
+    for (const write_model_pending_t *pending = zhashx_first (self->pendings); pending;
+         pending = zhashx_next (self->pendings))
+        if (write_fn (writer, pending, sizeof *pending))
+            return -1;
     return self->seen_started ? dedupe_save (self->seen, write_fn, writer) : 0;
 }
 
@@ -522,7 +728,8 @@ static int s_load_account (write_model_t *self, const uint8_t **data, size_t *le
     if (s_take (data, left, &saved, sizeof saved) || saved.name_bytes == 0 ||
         saved.name_bytes > EVENT_ACCOUNT_BYTES_MAX ||
         saved.currency_bytes > EVENT_CURRENCY_BYTES_MAX || saved.version < 1 ||
-        saved.limit_set > 1 || s_take (data, left, name, saved.name_bytes) ||
+        saved.limit_set > 1 || saved.held_out < 0 ||
+        s_take (data, left, name, saved.name_bytes) ||
         s_take (data, left, currency, saved.currency_bytes) ||
         strlen (name) != saved.name_bytes || strlen (currency) != saved.currency_bytes ||
         s_account (self, name, false))
@@ -532,6 +739,7 @@ static int s_load_account (write_model_t *self, const uint8_t **data, size_t *le
     account->version = saved.version;
     account->overdraft_limit = saved.overdraft_limit;
     account->metadata_hash = saved.metadata_hash;
+    account->held_out = saved.held_out;
     account->limit_set = saved.limit_set;
     memcpy (account->currency, currency, sizeof account->currency);
     return 0;
@@ -544,16 +752,43 @@ static int s_load_record (write_model_t *self, int64_t *last_seq, const uint8_t 
     write_model_record_t loaded;
     if (s_take (data, left, &loaded, sizeof loaded) || loaded.seq <= *last_seq ||
         loaded.seq < s_kept_from (self) || loaded.seq > self->applied_seq ||
-        (unsigned)loaded.type > EVENT_ACCOUNT_UPDATED ||
+        (unsigned)loaded.type > EVENT_TRANSFER_EXPIRED ||
         !s_terminated (loaded.id, sizeof loaded.id) ||
         !s_terminated (loaded.account, sizeof loaded.account) ||
         !s_terminated (loaded.to, sizeof loaded.to) ||
         !s_terminated (loaded.currency, sizeof loaded.currency))
         return -1;
+    if (!s_terminated (loaded.pending_id, sizeof loaded.pending_id))
+        return -1;
     uint32_t ring = (uint32_t)(loaded.seq % WRITE_MODEL_RECENT_EVENTS_MAX);
     self->recent[ring] = loaded;
     s_id_learn (self, ring, s_id_hash (loaded.id));
     *last_seq = loaded.seq;
+    return 0;
+}
+
+//  One pending transfer, into the table (and the heap while unresolved).
+static int s_load_pending (write_model_t *self, const uint8_t **data, size_t *left)
+{
+    write_model_pending_t loaded;
+    if (s_take (data, left, &loaded, sizeof loaded) ||
+        !s_terminated (loaded.id, sizeof loaded.id) || !*loaded.id ||
+        !s_terminated (loaded.from, sizeof loaded.from) ||
+        !s_terminated (loaded.to, sizeof loaded.to) ||
+        !s_terminated (loaded.currency, sizeof loaded.currency) || loaded.amount < 0 ||
+        loaded.timeout_at_ms < 0 || (unsigned)loaded.state > WRITE_MODEL_EXPIRED ||
+        zhashx_lookup (self->pendings, loaded.id))
+        return -1;
+    write_model_pending_t *pending = malloc (sizeof *pending);
+    if (!pending)
+        return -1;
+    *pending = loaded;
+    pending->due_queued = false;
+    zhashx_insert (self->pendings, pending->id, pending);
+    if (pending->state == WRITE_MODEL_PENDING) {
+        self->unresolved++;
+        s_due_push (self, pending);
+    }
     return 0;
 }
 
@@ -567,7 +802,9 @@ int write_model_load (write_model_t *self, int64_t seq, const uint8_t *body,
         head.seen_started > 1 || !s_terminated (head.identity, sizeof head.identity) ||
         strlen (head.identity) > EVENT_ID_BYTES_MAX ||
         head.accounts > bytes / sizeof (saved_account_t) ||
-        head.records != (uint64_t)(seq - s_kept_from_seq (seq) + 1))
+        head.records != (uint64_t)(seq - s_kept_from_seq (seq) + 1) ||
+        head.pending_bytes != sizeof (write_model_pending_t) ||
+        head.pendings > bytes / sizeof (write_model_pending_t))
         return -1;
     self->applied_seq = seq;
     memcpy (self->identity, head.identity, sizeof self->identity);
@@ -577,6 +814,9 @@ int write_model_load (write_model_t *self, int64_t seq, const uint8_t *body,
     int64_t last = 0;
     for (uint64_t index = 0; index < head.records; index++)
         if (s_load_record (self, &last, &body, &bytes))
+            return -1;
+    for (uint64_t index = 0; index < head.pendings; index++)
+        if (s_load_pending (self, &body, &bytes))
             return -1;
     int64_t range[2]; // the window must end at seq: adds go on from there
     if (head.seen_started) {
