@@ -50,9 +50,9 @@
 //  ("blake2b"), still read. Every byte of the log passes through the
 //  checksum as it is written, and BLAKE2b was a fifth of a replica's
 //  catch-up; the index guards against a changed byte, not an adversary.
-#define LOG_FILE_INDEX_VERSION     2
-#define LOG_FILE_INDEX_VERSION_V1  1
-#define LOG_FILE_HASH_BYTES        crypto_generichash_BYTES // BLAKE2b-256 (version 1)
+#define LOG_FILE_INDEX_VERSION    2
+#define LOG_FILE_INDEX_VERSION_V1 1
+#define LOG_FILE_HASH_BYTES       crypto_generichash_BYTES // BLAKE2b-256 (version 1)
 
 //  A segment's checksum as its index holds it.
 typedef struct {
@@ -125,9 +125,9 @@ typedef struct {
     size_t error_size;
     uint64_t file_bytes;
     int64_t line_number;
-    uint64_t torn_offset;           // where a torn tail starts; file_bytes if none
-    bool sealed;                    // index entries are checked, not added
-    sum_t *hash; // NULL: not hashed
+    uint64_t torn_offset; // where a torn tail starts; file_bytes if none
+    bool sealed;          // index entries are checked, not added
+    sum_t *hash;          // NULL: not hashed
     int64_t last_seq;
     int64_t last_ts_ms;
     uint64_t data_bytes; // end of the last complete line
@@ -518,8 +518,8 @@ static int s_index_write (log_file_t *self, const segment_t *segment,
     size_t bytes = (size_t)snprintf (
         text, capacity,
         "{\"version\":%d,\"first_seq\":%" PRId64 ",\"last_seq\":%" PRId64
-        ",\"last_ts\":%" PRId64 ",\"bytes\":%" PRIu64 ",\"stride\":%d,\"crc32c\":\"%08" PRIx32
-        "\",\"chain\":null,\"offsets\":[",
+        ",\"last_ts\":%" PRId64 ",\"bytes\":%" PRIu64
+        ",\"stride\":%d,\"crc32c\":\"%08" PRIx32 "\",\"chain\":null,\"offsets\":[",
         LOG_FILE_INDEX_VERSION, segment->first_seq, segment->last_seq,
         segment->last_ts_ms, segment->bytes, LOG_FILE_INDEX_STRIDE, checksum->crc);
     for (size_t k = first; k < end; k++)
@@ -611,8 +611,8 @@ static int s_index_load (log_file_t *self, int64_t first_seq, segment_t *segment
     int rc = 0;
     if (!json || s_json_int (json, "version", &version) ||
         (version != LOG_FILE_INDEX_VERSION && version != LOG_FILE_INDEX_VERSION_V1) ||
-        s_checksum_parse (json, version, checksum) || s_json_int (json, "stride", &stride) ||
-        stride != LOG_FILE_INDEX_STRIDE ||
+        s_checksum_parse (json, version, checksum) ||
+        s_json_int (json, "stride", &stride) || stride != LOG_FILE_INDEX_STRIDE ||
         s_json_int (json, "first_seq", &segment->first_seq) ||
         s_json_int (json, "last_seq", &segment->last_seq) ||
         s_json_int (json, "last_ts", &segment->last_ts_ms) ||
@@ -1251,8 +1251,7 @@ static int s_open_log (log_file_t *self, const char *data_dir, log_file_scan_fn 
             scan.last_ts_ms = segment->last_ts_ms;
             continue;
         }
-        rc = s_scan_segment (self, i, &scan,
-                             self->config.verify ? &checksums[i] : NULL);
+        rc = s_scan_segment (self, i, &scan, self->config.verify ? &checksums[i] : NULL);
     }
     //  (Only once every sealed segment loaded: a refusal may stop sooner.)
     int64_t open_seq = rc == 0 && sealed ? self->segments[sealed - 1].last_seq + 1 : 1;
@@ -1464,11 +1463,11 @@ static int s_pwrite_all (int fd, const char *data, size_t bytes, uint64_t offset
 typedef struct {
     size_t chunks;
     int *fds;
-    uint64_t *bytes;               // each chunk's segment size once written
-    uint64_t *allocated;           // each chunk's file size
-    size_t created;                // new files made: chunks 1..created
-    size_t sealed;                 // indexes written: chunks 0..sealed-1
-    sum_t hash; // of the chunk being written
+    uint64_t *bytes;     // each chunk's segment size once written
+    uint64_t *allocated; // each chunk's file size
+    size_t created;      // new files made: chunks 1..created
+    size_t sealed;       // indexes written: chunks 0..sealed-1
+    sum_t hash;          // of the chunk being written
     const char *call;
 } commit_t;
 

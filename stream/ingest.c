@@ -265,13 +265,13 @@ static int s_check_repeats (ingest_t *self, const char *path, char *error,
 
 //  True if the stored line holds the event with this id: parsed, not
 //  searched for, so no spelling of a line can hide its id.
-static bool s_line_has_id (ingest_t *self, const char *line, size_t bytes,
-                           const char *id)
+static bool s_line_has_id (ingest_t *self, const char *line, size_t bytes, const char *id)
 {
     char reason[INGEST_ERROR_BYTES_MAX];
-    if (event_parse_canonical (line, bytes, &self->confirm_event, reason, sizeof reason)) {
-        log_error ("stored line read back while checking id \"%s\" does not parse: %s", id,
-                   reason);
+    if (event_parse_canonical (line, bytes, &self->confirm_event, reason,
+                               sizeof reason)) {
+        log_error ("stored line read back while checking id \"%s\" does not parse: %s",
+                   id, reason);
         return false;
     }
     return strcmp (self->confirm_event.id, id) == 0;

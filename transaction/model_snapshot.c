@@ -77,7 +77,8 @@ void model_snapshot_on_applied (model_snapshot_t *self, write_model_t *model)
     int64_t seq = write_model_applied_seq (model);
     if (self->every == 0 || self->discarded || snapshot_running (self->snapshot) ||
         seq - snapshot_seq (self->snapshot) < self->every ||
-        (self->started_ms && zclock_mono () - self->started_ms < SNAPSHOT_INTERVAL_MS_MIN))
+        (self->started_ms &&
+         zclock_mono () - self->started_ms < SNAPSHOT_INTERVAL_MS_MIN))
         return;
     self->started_ms = zclock_mono ();
     snapshot_start (self->snapshot, seq, s_save, model);

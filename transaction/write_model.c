@@ -39,8 +39,8 @@ struct write_model {
     uint32_t *ids; // WRITE_MODEL_ID_SLOTS
     //  The home slot of each ring record's id, so that forgetting a
     //  record never hashes its id again.
-    uint32_t *homes; // WRITE_MODEL_RECENT_EVENTS_MAX
-    dedupe_t *seen;  // ids of the last WRITE_MODEL_SEEN_IDS_MAX events, hashes only
+    uint32_t *homes;   // WRITE_MODEL_RECENT_EVENTS_MAX
+    dedupe_t *seen;    // ids of the last WRITE_MODEL_SEEN_IDS_MAX events, hashes only
     bool seen_started; // the window holds every id from its first seq on
     int64_t head_seq;  // write_model_set_head
     char identity[EVENT_ID_BYTES_MAX + 1]; // id of seq 1; "" before it
@@ -417,7 +417,8 @@ int write_model_apply (write_model_t *self, const event_t *event)
     //  in the index: fetch both at once rather than one miss after another.
     uint32_t home = s_id_hash (event->id);
     __builtin_prefetch (&self->ids[home], 1);
-    bool seen = self->seen_started || event->seq > self->head_seq - WRITE_MODEL_SEEN_IDS_MAX;
+    bool seen =
+        self->seen_started || event->seq > self->head_seq - WRITE_MODEL_SEEN_IDS_MAX;
     if (seen)
         dedupe_prefetch (self->seen, event->id, event->seq);
     if (record->seq)
@@ -659,7 +660,8 @@ int write_model_save (write_model_t *self, snapshot_write_fn *write_fn, void *wr
     for (uint32_t record = account_table_next (self->accounts, 0); record;
          record = account_table_next (self->accounts, record))
         head.accounts +=
-            ((const account_t *)account_table_value (self->accounts, record))->version > 0;
+            ((const account_t *)account_table_value (self->accounts, record))->version >
+            0;
     for (int64_t seq = s_kept_from (self); seq <= self->applied_seq; seq++)
         head.records += write_model_record (self, seq) != NULL;
     head.record_bytes = sizeof (write_model_record_t);
@@ -792,8 +794,7 @@ static int s_load_pending (write_model_t *self, const uint8_t **data, size_t *le
     return 0;
 }
 
-int write_model_load (write_model_t *self, int64_t seq, const uint8_t *body,
-                      size_t bytes)
+int write_model_load (write_model_t *self, int64_t seq, const uint8_t *body, size_t bytes)
 {
     assert (self && self->applied_seq == 0 && account_table_size (self->accounts) == 0);
     saved_head_t head;
@@ -820,7 +821,8 @@ int write_model_load (write_model_t *self, int64_t seq, const uint8_t *body,
             return -1;
     int64_t range[2]; // the window must end at seq: adds go on from there
     if (head.seen_started) {
-        if (bytes < sizeof range || (memcpy (range, body, sizeof range), range[1] != seq) ||
+        if (bytes < sizeof range ||
+            (memcpy (range, body, sizeof range), range[1] != seq) ||
             dedupe_load (self->seen, &body, &bytes))
             return -1;
         self->seen_started = true;

@@ -134,7 +134,7 @@ static void test_seen_skips_ids_below_the_window_of_the_known_head (void)
         s_id_name (id, sizeof id, (size_t)seq);
         s_apply_deposit (model, seq, id, "a", 1);
     }
-    CHECK (write_model_seen (model, "id-1000") == 0);  // forgotten by the head anyway
+    CHECK (write_model_seen (model, "id-1000") == 0);    // forgotten by the head anyway
     CHECK (write_model_seen (model, "id-1001") == 1001); // the window's first
     CHECK (write_model_seen (model, "id-2000") == 2000);
     write_model_set_head (model, 5); // a head only grows
@@ -337,12 +337,12 @@ static void s_check_same (write_model_t *a, write_model_t *b, int64_t last)
         s_account_name (name, sizeof name, number);
         int64_t balance[2], available[2], version[2];
         write_model_settings_t settings[2];
-        write_model_settings (write_model_figures (a, name, &balance[0], &available[0],
-                                                   &version[0]),
-                              &settings[0]);
-        write_model_settings (write_model_figures (b, name, &balance[1], &available[1],
-                                                   &version[1]),
-                              &settings[1]);
+        write_model_settings (
+            write_model_figures (a, name, &balance[0], &available[0], &version[0]),
+            &settings[0]);
+        write_model_settings (
+            write_model_figures (b, name, &balance[1], &available[1], &version[1]),
+            &settings[1]);
         CHECK (balance[0] == balance[1] && available[0] == available[1] &&
                version[0] == version[1]);
         CHECK (settings[0].known == settings[1].known &&
@@ -400,8 +400,7 @@ static void test_a_loaded_snapshot_folds_on_like_the_model_saved (void)
                   write_model_account_count (saved));
     CHECK_EQ_INT (write_model_available (saved, "held-only"), -10);
     CHECK_EQ_INT (write_model_available (loaded, "held-only"), 0);
-    write_model_release (saved, write_model_hold (saved, NULL, "held-only", 0, 0), 10,
-                         1);
+    write_model_release (saved, write_model_hold (saved, NULL, "held-only", 0, 0), 10, 1);
     s_check_same (saved, loaded, TEST_SNAPSHOT_AT);
     CHECK_EQ_INT (write_model_pending_count (loaded), 2);
     CHECK_EQ_INT (write_model_available (loaded, "payer"),
@@ -410,8 +409,8 @@ static void test_a_loaded_snapshot_folds_on_like_the_model_saved (void)
     CHECK (hold && hold->amount == 40 && hold->state == WRITE_MODEL_PENDING);
     const write_model_pending_t *due = write_model_next_due (loaded, 6000);
     CHECK (due && streq (due->id, "snap-h1") && !write_model_next_due (loaded, 6000));
-    for (int64_t seq = TEST_SNAPSHOT_AT + 1; seq <= TEST_SNAPSHOT_AT + TEST_SNAPSHOT_AFTER;
-         seq++) {
+    for (int64_t seq = TEST_SNAPSHOT_AT + 1;
+         seq <= TEST_SNAPSHOT_AT + TEST_SNAPSHOT_AFTER; seq++) {
         s_random_event (&event, seq);
         write_model_apply (saved, &event);
         write_model_apply (loaded, &event);
