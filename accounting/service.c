@@ -39,10 +39,6 @@ struct service {
 
 //  How often a finished snapshot child is looked for.
 #define ACCOUNTING_SNAPSHOT_POLL_MS 200
-//  At most one snapshot per this long: a catch-up of millions of events
-//  would otherwise write one every --snapshot-every events, each the whole
-//  state, on the cores and the disk the catch-up needs.
-#define ACCOUNTING_SNAPSHOT_INTERVAL_MS_MIN 30000
 
 //  The opening scan of the replica: fold every line.
 static int s_on_scan (void *arg, const event_t *event, const char *line,
@@ -130,7 +126,7 @@ static void s_on_applied (void *arg, int64_t applied_seq)
     if (every > 0 && !self->state.replica_failed && !snapshot_running (self->snapshot) &&
         applied_seq - snapshot_seq (self->snapshot) >= every &&
         (self->snapshot_started_ms == 0 || zclock_mono () - self->snapshot_started_ms >=
-                                               ACCOUNTING_SNAPSHOT_INTERVAL_MS_MIN)) {
+                                               SNAPSHOT_INTERVAL_MS_MIN)) {
         self->snapshot_started_ms = zclock_mono ();
         //  The replica must hold every seq the snapshot folded, durably:
         //  a start folds the replica after the snapshot's seq.

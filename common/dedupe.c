@@ -144,6 +144,58 @@ void dedupe_add (dedupe_t *self, const char *id, int64_t seq)
     s_add (self, id, seq, false);
 }
 
+int dedupe_save (dedupe_t *self, dedupe_write_fn *write_fn, void *writer)
+{
+    assert (self->settled_seq == self->last_seq);
+    int64_t range[2] = {self->oldest_seq, self->last_seq};
+    if (write_fn (writer, range, sizeof range))
+        return -1;
+    //  The ring holds the seqs in order, wrapped at most once: two runs.
+    int64_t seq = self->oldest_seq;
+    while (seq <= self->last_seq) {
+        size_t at = (uint64_t)seq % self->ring_size;
+        size_t run = self->ring_size - at;
+        if ((int64_t)run > self->last_seq - seq + 1)
+            run = (size_t)(self->last_seq - seq + 1);
+        if (write_fn (writer, &self->ring[at], run * sizeof self->ring[0]))
+            return -1;
+        seq += (int64_t)run;
+    }
+    return 0;
+}
+
+int dedupe_load (dedupe_t *self, const uint8_t **data, size_t *left)
+{
+    assert (self->last_seq == 0 || self->last_seq < self->oldest_seq);
+    int64_t range[2];
+    if (*left < sizeof range)
+        return -1;
+    memcpy (range, *data, sizeof range);
+    int64_t oldest = range[0], last = range[1];
+    if (oldest < 1 || last < oldest - 1 || (uint64_t)last > DEDUPE_SEQ_MASK ||
+        (uint64_t)(last - oldest + 1) > (*left - sizeof range) / sizeof (uint64_t))
+        return -1;
+    const uint8_t *hashes = *data + sizeof range;
+    *data += sizeof range + (size_t)(last - oldest + 1) * sizeof (uint64_t);
+    *left -= sizeof range + (size_t)(last - oldest + 1) * sizeof (uint64_t);
+    int64_t first = last - oldest + 1 > (int64_t)self->window
+                        ? last - (int64_t)self->window + 1
+                        : oldest;
+    self->oldest_seq = first;
+    self->last_seq = self->settled_seq = first - 1;
+    for (int64_t seq = first; seq <= last; seq++) {
+        uint64_t hash;
+        memcpy (&hash, hashes + (size_t)(seq - oldest) * sizeof hash, sizeof hash);
+        size_t i = hash & self->slot_mask;
+        while (self->slots[i])
+            i = (i + 1) & self->slot_mask;
+        self->ring[(uint64_t)seq % self->ring_size] = hash;
+        self->slots[i] = s_tag (hash) | (uint64_t)seq;
+        self->last_seq = self->settled_seq = seq;
+    }
+    return 0;
+}
+
 int64_t dedupe_add_checked (dedupe_t *self, const char *id, int64_t seq)
 {
     return s_add (self, id, seq, true);

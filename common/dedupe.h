@@ -53,6 +53,21 @@ void dedupe_prefetch (dedupe_t *self, const char *id, int64_t seq);
 //  (for rebuilding the window from a log, where every id is checked).
 int64_t dedupe_add_checked (dedupe_t *self, const char *id, int64_t seq);
 
+//  Writes bytes of a saved window; 0 or -1 (snapshot.h's writer).
+typedef int (dedupe_write_fn) (void *writer, const void *data, size_t bytes);
+
+//  Writes the settled window for an owner's snapshot: its first and last
+//  seq, then each seq's id hash in seq order (8 bytes per id, no id
+//  itself). Allocates nothing (a forked child may run it). 0, or
+//  write_fn's -1.
+int dedupe_save (dedupe_t *self, dedupe_write_fn *write_fn, void *writer);
+
+//  Restores what dedupe_save wrote into a window to which nothing was
+//  added yet, taking the bytes from *data (*left of them, from disk:
+//  checked) and moving past them. Keeps the last `window` ids of a
+//  larger saved window. 0, or -1 with the window to be destroyed.
+int dedupe_load (dedupe_t *self, const uint8_t **data, size_t *left);
+
 //  Forgets every add since the last settle, newest first.
 void dedupe_undo (dedupe_t *self);
 

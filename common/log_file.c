@@ -25,6 +25,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <pthread.h>
 #include <sodium.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -45,8 +46,27 @@
 #define LOG_FILE_PREALLOCATE_BYTES (16 * 1024 * 1024)
 #define LOG_FILE_PATH_BYTES_MAX    4096
 #define LOG_FILE_NAME_DIGITS       20
-#define LOG_FILE_INDEX_VERSION     1
-#define LOG_FILE_HASH_BYTES        crypto_generichash_BYTES // BLAKE2b-256
+//  2: the segment's checksum is CRC32C ("crc32c"); 1: BLAKE2b-256
+//  ("blake2b"), still read. Every byte of the log passes through the
+//  checksum as it is written, and BLAKE2b was a fifth of a replica's
+//  catch-up; the index guards against a changed byte, not an adversary.
+#define LOG_FILE_INDEX_VERSION    2
+#define LOG_FILE_INDEX_VERSION_V1 1
+#define LOG_FILE_HASH_BYTES       crypto_generichash_BYTES // BLAKE2b-256 (version 1)
+
+//  A segment's checksum as its index holds it.
+typedef struct {
+    bool blake2b; // a version 1 index: BLAKE2b-256 in hash
+    uint32_t crc; // else CRC32C
+    unsigned char hash[LOG_FILE_HASH_BYTES];
+} checksum_t;
+
+//  A checksum being computed over a segment's bytes.
+typedef struct {
+    bool blake2b;
+    uint32_t crc; // CRC32C, inverted while running
+    crypto_generichash_state state;
+} sum_t;
 
 typedef struct {
     int64_t first_seq;
@@ -71,7 +91,7 @@ struct log_file {
     size_t segment_count;
     size_t segment_capacity;
     uint64_t allocated_bytes; // size of the open segment's file
-    crypto_generichash_state hash;
+    sum_t hash;
     int read_fd; // a sealed segment being read, or -1
     size_t read_segment;
     int64_t last_seq;
@@ -105,9 +125,9 @@ typedef struct {
     size_t error_size;
     uint64_t file_bytes;
     int64_t line_number;
-    uint64_t torn_offset;           // where a torn tail starts; file_bytes if none
-    bool sealed;                    // index entries are checked, not added
-    crypto_generichash_state *hash; // NULL: not hashed
+    uint64_t torn_offset; // where a torn tail starts; file_bytes if none
+    bool sealed;          // index entries are checked, not added
+    sum_t *hash;          // NULL: not hashed
     int64_t last_seq;
     int64_t last_ts_ms;
     uint64_t data_bytes; // end of the last complete line
@@ -115,6 +135,81 @@ typedef struct {
 
 static int s_fail (char *error, size_t error_size, const char *format, ...)
     __attribute__ ((format (printf, 3, 4)));
+
+//  CRC32C (Castagnoli), reflected, as iSCSI and ext4 use it.
+static uint32_t s_crc32c_table[256];
+
+static void s_crc32c_table_init (void)
+{
+    for (uint32_t byte = 0; byte < 256; byte++) {
+        uint32_t crc = byte;
+        for (int bit = 0; bit < 8; bit++)
+            crc = crc & 1 ? (crc >> 1) ^ 0x82f63b78u : crc >> 1;
+        s_crc32c_table[byte] = crc;
+    }
+}
+
+static uint32_t s_crc32c_soft (uint32_t crc, const unsigned char *data, size_t bytes)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once (&once, s_crc32c_table_init);
+    while (bytes--)
+        crc = s_crc32c_table[(crc ^ *data++) & 0xff] ^ (crc >> 8);
+    return crc;
+}
+
+#if defined(__x86_64__)
+//  SSE 4.2's crc32 instruction: eight bytes a step.
+__attribute__ ((target ("sse4.2"))) static uint32_t
+s_crc32c_sse42 (uint32_t crc, const unsigned char *data, size_t bytes)
+{
+    uint64_t wide = crc;
+    for (; bytes >= 8; data += 8, bytes -= 8) {
+        uint64_t word;
+        memcpy (&word, data, sizeof word);
+        wide = __builtin_ia32_crc32di (wide, word);
+    }
+    crc = (uint32_t)wide;
+    for (; bytes > 0; data++, bytes--)
+        crc = __builtin_ia32_crc32qi (crc, *data);
+    return crc;
+}
+#endif
+
+static uint32_t s_crc32c (uint32_t crc, const unsigned char *data, size_t bytes)
+{
+#if defined(__x86_64__)
+    if (__builtin_cpu_supports ("sse4.2"))
+        return s_crc32c_sse42 (crc, data, bytes);
+#endif
+    return s_crc32c_soft (crc, data, bytes);
+}
+
+static void s_sum_init (sum_t *sum, bool blake2b)
+{
+    sum->blake2b = blake2b;
+    sum->crc = 0xffffffffu;
+    if (blake2b)
+        crypto_generichash_init (&sum->state, NULL, 0, LOG_FILE_HASH_BYTES);
+}
+
+static void s_sum_update (sum_t *sum, const void *data, size_t bytes)
+{
+    if (sum->blake2b)
+        crypto_generichash_update (&sum->state, data, bytes);
+    else
+        sum->crc = s_crc32c (sum->crc, data, bytes);
+}
+
+static void s_sum_final (sum_t *sum, checksum_t *checksum)
+{
+    memset (checksum, 0, sizeof *checksum);
+    checksum->blake2b = sum->blake2b;
+    if (sum->blake2b)
+        crypto_generichash_final (&sum->state, checksum->hash, sizeof checksum->hash);
+    else
+        checksum->crc = ~sum->crc;
+}
 
 static int s_fail (char *error, size_t error_size, const char *format, ...)
 {
@@ -242,7 +337,7 @@ static int s_scan_line (scan_t *scan, const char *line, size_t bytes, uint64_t o
             scan->path, (long long)scan->line_number, (unsigned long long)offset,
             (long long)event.seq);
     if (scan->hash)
-        crypto_generichash_update (scan->hash, (const unsigned char *)line, bytes + 1);
+        s_sum_update (scan->hash, line, bytes + 1);
     scan->last_seq = event.seq;
     scan->last_ts_ms = event.ts_ms;
     scan->data_bytes = offset + bytes + 1;
@@ -406,10 +501,12 @@ static void s_index_range (int64_t first_seq, int64_t last_seq, size_t *first,
 }
 
 //  Writes segment's index beside it (temp, fsync, rename; the caller
-//  syncs the folder). hash is its final checksum.
+//  syncs the folder). checksum is its final one (CRC32C: only this
+//  version's indexes are written).
 static int s_index_write (log_file_t *self, const segment_t *segment,
-                          const unsigned char *hash)
+                          const checksum_t *checksum)
 {
+    assert (!checksum->blake2b);
     size_t first, end;
     s_index_range (segment->first_seq, segment->last_seq, &first, &end);
     size_t capacity = 512 + (end - first) * (EVENT_INT_BYTES_MAX + 1);
@@ -418,15 +515,13 @@ static int s_index_write (log_file_t *self, const segment_t *segment,
         errno = ENOMEM;
         return -1;
     }
-    char hex[LOG_FILE_HASH_BYTES * 2 + 1];
-    sodium_bin2hex (hex, sizeof hex, hash, LOG_FILE_HASH_BYTES);
     size_t bytes = (size_t)snprintf (
         text, capacity,
         "{\"version\":%d,\"first_seq\":%" PRId64 ",\"last_seq\":%" PRId64
-        ",\"last_ts\":%" PRId64 ",\"bytes\":%" PRIu64 ",\"stride\":%d,\"blake2b\":\"%s\","
-        "\"chain\":null,\"offsets\":[",
+        ",\"last_ts\":%" PRId64 ",\"bytes\":%" PRIu64
+        ",\"stride\":%d,\"crc32c\":\"%08" PRIx32 "\",\"chain\":null,\"offsets\":[",
         LOG_FILE_INDEX_VERSION, segment->first_seq, segment->last_seq,
-        segment->last_ts_ms, segment->bytes, LOG_FILE_INDEX_STRIDE, hex);
+        segment->last_ts_ms, segment->bytes, LOG_FILE_INDEX_STRIDE, checksum->crc);
     for (size_t k = first; k < end; k++)
         bytes += (size_t)snprintf (text + bytes, capacity - bytes, "%s%" PRIu64,
                                    k == first ? "" : ",", self->index[k]);
@@ -474,10 +569,28 @@ static int s_json_int (const cJSON *json, const char *key, int64_t *value)
     return 0;
 }
 
+//  The checksum an index of version holds: "crc32c" (8 hex digits) or,
+//  in version 1, "blake2b" (64). 0 or -1.
+static int s_checksum_parse (const cJSON *json, int64_t version, checksum_t *checksum)
+{
+    checksum->blake2b = version == LOG_FILE_INDEX_VERSION_V1;
+    const cJSON *item =
+        cJSON_GetObjectItemCaseSensitive (json, checksum->blake2b ? "blake2b" : "crc32c");
+    size_t digits = checksum->blake2b ? LOG_FILE_HASH_BYTES * 2 : 8;
+    if (!cJSON_IsString (item) || strlen (item->valuestring) != digits ||
+        strspn (item->valuestring, "0123456789abcdef") != digits)
+        return -1;
+    if (checksum->blake2b)
+        return sodium_hex2bin (checksum->hash, LOG_FILE_HASH_BYTES, item->valuestring,
+                               digits, NULL, NULL, NULL);
+    checksum->crc = (uint32_t)strtoul (item->valuestring, NULL, 16);
+    return 0;
+}
+
 //  Reads the index of the sealed segment at first_seq into segment and
-//  appends its offsets to the in-memory index; hash gets its checksum.
+//  appends its offsets to the in-memory index; checksum gets its checksum.
 static int s_index_load (log_file_t *self, int64_t first_seq, segment_t *segment,
-                         unsigned char *hash, char *error, size_t error_size)
+                         checksum_t *checksum, char *error, size_t error_size)
 {
     char path[LOG_FILE_PATH_BYTES_MAX];
     s_segment_path (self, first_seq, ".idx", path, sizeof path);
@@ -493,22 +606,19 @@ static int s_index_load (log_file_t *self, int64_t first_seq, segment_t *segment
     free (text);
     int64_t version = 0, stride = 0, bytes_in = 0;
     const cJSON *offsets = cJSON_GetObjectItemCaseSensitive (json, "offsets");
-    const cJSON *checksum = cJSON_GetObjectItemCaseSensitive (json, "blake2b");
+    memset (checksum, 0, sizeof *checksum);
     *segment = (segment_t){0, 0, 0, 0};
     int rc = 0;
     if (!json || s_json_int (json, "version", &version) ||
-        version != LOG_FILE_INDEX_VERSION || s_json_int (json, "stride", &stride) ||
-        stride != LOG_FILE_INDEX_STRIDE ||
+        (version != LOG_FILE_INDEX_VERSION && version != LOG_FILE_INDEX_VERSION_V1) ||
+        s_checksum_parse (json, version, checksum) ||
+        s_json_int (json, "stride", &stride) || stride != LOG_FILE_INDEX_STRIDE ||
         s_json_int (json, "first_seq", &segment->first_seq) ||
         s_json_int (json, "last_seq", &segment->last_seq) ||
         s_json_int (json, "last_ts", &segment->last_ts_ms) ||
-        s_json_int (json, "bytes", &bytes_in) || !cJSON_IsArray (offsets) ||
-        !cJSON_IsString (checksum) ||
-        strlen (checksum->valuestring) != LOG_FILE_HASH_BYTES * 2 ||
-        sodium_hex2bin (hash, LOG_FILE_HASH_BYTES, checksum->valuestring,
-                        LOG_FILE_HASH_BYTES * 2, NULL, NULL, NULL))
-        rc = s_fail (error, error_size, "%s: not an index of version %d", path,
-                     LOG_FILE_INDEX_VERSION);
+        s_json_int (json, "bytes", &bytes_in) || !cJSON_IsArray (offsets))
+        rc = s_fail (error, error_size, "%s: not an index of version %d or %d", path,
+                     LOG_FILE_INDEX_VERSION, LOG_FILE_INDEX_VERSION_V1);
     segment->bytes = (uint64_t)bytes_in;
     size_t first, end;
     if (rc == 0) {
@@ -805,13 +915,13 @@ static int s_check_sealed (log_file_t *self, size_t i, char *error, size_t error
 //  checksum) unless hash is NULL. scan's last seq and ts are the previous
 //  segment's.
 static int s_scan_segment (log_file_t *self, size_t i, scan_t *scan,
-                           const unsigned char *hash)
+                           const checksum_t *expected)
 {
     const segment_t *segment = &self->segments[i];
     char path[LOG_FILE_PATH_BYTES_MAX];
     s_segment_path (self, segment->first_seq, ".jsonl", path, sizeof path);
-    crypto_generichash_state state;
-    crypto_generichash_init (&state, NULL, 0, LOG_FILE_HASH_BYTES);
+    sum_t state;
+    s_sum_init (&state, expected && expected->blake2b);
     scan->path = path;
     scan->fd = s_segment_fd (self, i);
     scan->file_bytes = segment->bytes;
@@ -819,20 +929,20 @@ static int s_scan_segment (log_file_t *self, size_t i, scan_t *scan,
     scan->line_number = 0;
     scan->data_bytes = 0;
     scan->sealed = true;
-    scan->hash = hash ? &state : NULL;
+    scan->hash = expected ? &state : NULL;
     if (scan->fd < 0)
         return s_fail (scan->error, scan->error_size, "open(\"%s\") failed: %s", path,
                        strerror (errno));
     if (s_scan (scan))
         return -1;
-    unsigned char computed[LOG_FILE_HASH_BYTES];
-    crypto_generichash_final (&state, computed, sizeof computed);
+    checksum_t computed;
+    s_sum_final (&state, &computed);
     if (scan->torn_offset != segment->bytes || scan->last_seq != segment->last_seq)
         return s_fail (scan->error, scan->error_size,
                        "%s: byte offset %llu: the segment ends before its last seq %lld",
                        path, (unsigned long long)scan->data_bytes,
                        (long long)segment->last_seq);
-    if (hash && memcmp (computed, hash, sizeof computed))
+    if (expected && memcmp (&computed, expected, sizeof computed))
         return s_fail (scan->error, scan->error_size,
                        "%s: its bytes do not match the checksum in its index", path);
     return 0;
@@ -1004,7 +1114,7 @@ static int s_open_dir (log_file_t *self, const char *data_dir, char *error,
 //  Loads the sealed segments' indexes (listing.segments[0..sealed)) and
 //  checks each against its file and its neighbours.
 static int s_load_sealed (log_file_t *self, const listing_t *listing, size_t sealed,
-                          unsigned char *hashes, char *error, size_t error_size)
+                          checksum_t *checksums, char *error, size_t error_size)
 {
     int64_t expected = 1, last_ts_ms = 0;
     for (size_t i = 0; i < sealed; i++) {
@@ -1018,8 +1128,7 @@ static int s_load_sealed (log_file_t *self, const listing_t *listing, size_t sea
         if (s_segment_add (self, first_seq))
             return s_fail (error, error_size, "%s: out of memory", self->dir);
         segment_t *segment = &self->segments[i];
-        if (s_index_load (self, first_seq, segment, hashes + i * LOG_FILE_HASH_BYTES,
-                          error, error_size))
+        if (s_index_load (self, first_seq, segment, &checksums[i], error, error_size))
             return -1;
         if (i > 0 && segment->last_ts_ms < last_ts_ms)
             return s_fail (error, error_size,
@@ -1084,7 +1193,7 @@ static int s_open_last (log_file_t *self, int64_t first_seq, bool create, scan_t
     if (fstat (self->fd, &status))
         return s_fail (scan->error, scan->error_size, "fstat(\"%s\") failed: %s", path,
                        strerror (errno));
-    crypto_generichash_init (&self->hash, NULL, 0, LOG_FILE_HASH_BYTES);
+    s_sum_init (&self->hash, false);
     scan->path = path;
     scan->fd = self->fd;
     scan->file_bytes = (uint64_t)status.st_size;
@@ -1106,12 +1215,12 @@ static int s_open_log (log_file_t *self, const char *data_dir, log_file_scan_fn 
                        void *arg, char *error, size_t error_size)
 {
     listing_t listing = {0};
-    unsigned char *hashes = NULL;
+    checksum_t *checksums = NULL;
     size_t sealed = 0;
     int rc = s_open_dir (self, data_dir, error, error_size) ||
              s_list (self, &listing, error, error_size) ||
              s_match (self, &listing, &sealed, error, error_size);
-    if (rc == 0 && sealed && !(hashes = malloc (sealed * LOG_FILE_HASH_BYTES)))
+    if (rc == 0 && sealed && !(checksums = calloc (sealed, sizeof *checksums)))
         rc = s_fail (error, error_size, "%s: out of memory", self->dir);
     if (rc == 0 && listing.segment_count && listing.segments[0] != 1)
         rc = s_fail (error, error_size,
@@ -1119,7 +1228,7 @@ static int s_open_log (log_file_t *self, const char *data_dir, log_file_scan_fn 
                      "(a missing segment)",
                      self->dir, LOG_FILE_NAME_DIGITS, listing.segments[0]);
     if (rc == 0)
-        rc = s_load_sealed (self, &listing, sealed, hashes, error, error_size);
+        rc = s_load_sealed (self, &listing, sealed, checksums, error, error_size);
     //  The tail asked for counts back from the open segment's first seq,
     //  which the last seq follows: a superset of the last tail events.
     int64_t open_first = rc == 0 && sealed ? self->segments[sealed - 1].last_seq + 1 : 1;
@@ -1142,9 +1251,7 @@ static int s_open_log (log_file_t *self, const char *data_dir, log_file_scan_fn 
             scan.last_ts_ms = segment->last_ts_ms;
             continue;
         }
-        rc = s_scan_segment (self, i, &scan,
-                             self->config.verify ? hashes + i * LOG_FILE_HASH_BYTES
-                                                 : NULL);
+        rc = s_scan_segment (self, i, &scan, self->config.verify ? &checksums[i] : NULL);
     }
     //  (Only once every sealed segment loaded: a refusal may stop sooner.)
     int64_t open_seq = rc == 0 && sealed ? self->segments[sealed - 1].last_seq + 1 : 1;
@@ -1156,7 +1263,7 @@ static int s_open_log (log_file_t *self, const char *data_dir, log_file_scan_fn 
                      (long long)listing.segments[sealed], (long long)open_seq);
     if (rc == 0)
         rc = s_open_last (self, open_seq, sealed == listing.segment_count, &scan);
-    free (hashes);
+    free (checksums);
     s_listing_free (&listing);
     return rc;
 }
@@ -1356,11 +1463,11 @@ static int s_pwrite_all (int fd, const char *data, size_t bytes, uint64_t offset
 typedef struct {
     size_t chunks;
     int *fds;
-    uint64_t *bytes;               // each chunk's segment size once written
-    uint64_t *allocated;           // each chunk's file size
-    size_t created;                // new files made: chunks 1..created
-    size_t sealed;                 // indexes written: chunks 0..sealed-1
-    crypto_generichash_state hash; // of the chunk being written
+    uint64_t *bytes;     // each chunk's segment size once written
+    uint64_t *allocated; // each chunk's file size
+    size_t created;      // new files made: chunks 1..created
+    size_t sealed;       // indexes written: chunks 0..sealed-1
+    sum_t hash;          // of the chunk being written
     const char *call;
 } commit_t;
 
@@ -1378,10 +1485,10 @@ static int s_seal (log_file_t *self, commit_t *commit, size_t c, int64_t first_s
     self->sync_count++;
     if (fdatasync (commit->fds[c]))
         return -1;
-    unsigned char hash[LOG_FILE_HASH_BYTES];
-    crypto_generichash_final (&commit->hash, hash, sizeof hash);
+    checksum_t checksum;
+    s_sum_final (&commit->hash, &checksum);
     commit->call = "write index";
-    if (s_index_write (self, &segment, hash))
+    if (s_index_write (self, &segment, &checksum))
         return -1;
     commit->sealed = c + 1;
     return 0;
@@ -1403,7 +1510,7 @@ static int s_commit_chunk (log_file_t *self, commit_t *commit, size_t c)
         if (commit->fds[c] < 0)
             return -1;
         commit->created = c;
-        crypto_generichash_init (&commit->hash, NULL, 0, LOG_FILE_HASH_BYTES);
+        s_sum_init (&commit->hash, false);
     }
     commit->call = "fallocate";
     commit->allocated[c] = c == 0 ? self->allocated_bytes : 0;
@@ -1412,8 +1519,7 @@ static int s_commit_chunk (log_file_t *self, commit_t *commit, size_t c)
     commit->call = "write";
     if (s_pwrite_all (commit->fds[c], self->pending + start, end - start, base))
         return -1;
-    crypto_generichash_update (&commit->hash,
-                               (const unsigned char *)self->pending + start, end - start);
+    s_sum_update (&commit->hash, self->pending + start, end - start);
     commit->bytes[c] = base + end - start;
     if (commit->allocated[c] < commit->bytes[c])
         commit->allocated[c] = commit->bytes[c];

@@ -17,6 +17,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -286,6 +287,10 @@ int snapshot_start (snapshot_t *self, int64_t seq, snapshot_save_fn *save_fn, vo
         return -1;
     }
     if (child == 0) {
+        //  Nothing the parent holds (its listening sockets above all) may
+        //  outlive it in the child: a restart must find its port free.
+        //  The child opens what it writes by path.
+        syscall (SYS_close_range, 3U, ~0U, 0U);
         const char *call = "";
         _exit (s_write_file (self, seq, save_fn, state, &call) ? 1 : 0);
     }

@@ -26,6 +26,10 @@
 
 #define SNAPSHOT_EVERY_DEFAULT 1000000 // events between snapshots: ~a second of folding
 #define SNAPSHOT_KEEP          2       // the newest, and one to fall back on
+//  At most one snapshot per this long: a catch-up of millions of events
+//  would otherwise write one every --snapshot-every events, each the whole
+//  state, on the cores and the disk the catch-up needs.
+#define SNAPSHOT_INTERVAL_MS_MIN 30000
 
 typedef struct snapshot snapshot_t;
 

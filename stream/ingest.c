@@ -53,6 +53,10 @@ _Static_assert(INGEST_ERROR_BYTES_MAX >= WIRE_RESULT_SEQS_BYTES_MAX,
 //  once it is open: every one is a repeated id but for a 64-bit collision,
 //  so a log with repeats is refused on the first few.
 #define INGEST_REPEAT_CANDIDATES_MAX 16
+//  The opening scan adds each id to the dedupe window this many lines
+//  after it parsed it, its slots prefetched meanwhile: the window is tens
+//  of MiB, and one cache miss after another was most of a start.
+#define INGEST_SCAN_PREFETCH_EVENTS 8
 
 typedef struct {
     size_t id_offset; // request id in the burst text
@@ -129,6 +133,13 @@ struct ingest {
     log_file_t *opening; // the log while it is being opened (read by the snapshot's load)
     //  Opening only: the seq being scanned, and the hash hits seen so far
     int64_t scan_seq;
+    //  Opening only: ids parsed, not yet added (a ring, oldest at head).
+    struct {
+        char id[EVENT_ID_BYTES_MAX + 1];
+        int64_t seq;
+    } scan_pending[INGEST_SCAN_PREFETCH_EVENTS];
+    size_t scan_pending_head;
+    size_t scan_pending_count;
     struct {
         int64_t earlier, later;
     } repeats[INGEST_REPEAT_CANDIDATES_MAX];
@@ -254,13 +265,13 @@ static int s_check_repeats (ingest_t *self, const char *path, char *error,
 
 //  True if the stored line holds the event with this id: parsed, not
 //  searched for, so no spelling of a line can hide its id.
-static bool s_line_has_id (ingest_t *self, const char *line, size_t bytes,
-                           const char *id)
+static bool s_line_has_id (ingest_t *self, const char *line, size_t bytes, const char *id)
 {
     char reason[INGEST_ERROR_BYTES_MAX];
-    if (event_parse_canonical (line, bytes, &self->confirm_event, reason, sizeof reason)) {
-        log_error ("stored line read back while checking id \"%s\" does not parse: %s", id,
-                   reason);
+    if (event_parse_canonical (line, bytes, &self->confirm_event, reason,
+                               sizeof reason)) {
+        log_error ("stored line read back while checking id \"%s\" does not parse: %s",
+                   id, reason);
         return false;
     }
     return strcmp (self->confirm_event.id, id) == 0;
@@ -289,6 +300,19 @@ static bool s_confirm (void *arg, int64_t seq, const char *id)
     return s_line_has_id (self, self->line, bytes - 1, id); // without its \n
 }
 
+//  The oldest pending id of the opening scan into the dedupe window.
+static void s_scan_add_oldest (ingest_t *self)
+{
+    assert (self->scan_pending_count > 0);
+    size_t head = self->scan_pending_head;
+    self->scan_seq = self->scan_pending[head].seq;
+    //  Hits are kept as candidates (s_confirm), checked once the log is open.
+    dedupe_add_checked (self->dedupe, self->scan_pending[head].id, self->scan_seq);
+    dedupe_settle (self->dedupe);
+    self->scan_pending_head = (head + 1) % INGEST_SCAN_PREFETCH_EVENTS;
+    self->scan_pending_count--;
+}
+
 static int s_scan (void *arg, const event_t *event, const char *line, size_t line_bytes)
 {
     ingest_t *self = (ingest_t *)arg;
@@ -299,9 +323,13 @@ static int s_scan (void *arg, const event_t *event, const char *line, size_t lin
     }
     if (event->seq > self->versions_seq && s_bump_versions (self, event, false))
         return -1; // out of memory: the open fails
-    self->scan_seq = event->seq;
-    dedupe_add_checked (self->dedupe, event->id, event->seq); // hits kept as candidates
-    dedupe_settle (self->dedupe);
+    dedupe_prefetch (self->dedupe, event->id, event->seq);
+    if (self->scan_pending_count == INGEST_SCAN_PREFETCH_EVENTS)
+        s_scan_add_oldest (self);
+    size_t tail = (self->scan_pending_head + self->scan_pending_count++) %
+                  INGEST_SCAN_PREFETCH_EVENTS;
+    memcpy (self->scan_pending[tail].id, event->id, sizeof event->id);
+    self->scan_pending[tail].seq = event->seq;
     return 0;
 }
 
@@ -428,6 +456,8 @@ static int s_open_log (ingest_t *self, const char *data_dir,
     self->opening = log_file_open (data_dir, &config, s_scan, self, error, error_size);
     if (!self->opening)
         return -1;
+    while (self->scan_pending_count > 0)
+        s_scan_add_oldest (self);
     if (self->versions_seq > 0 && !s_snapshot_matches (self, self->versions_seq)) {
         log_warn (
             "snapshot at seq %lld of %s does not match its log (another log's, or a "

@@ -24,6 +24,7 @@
 #define API_SINGLE_BODY_BYTES_MAX (64 * 1024)       // DESIGN: one command
 #define API_BATCH_BODY_BYTES_MAX  (8 * 1024 * 1024) // DESIGN: one batch
 #define API_TICK_MS_MAX           50                // timeout granularity
+#define API_SNAPSHOT_POLL_MS      200 // a finished snapshot child is reaped this soon
 
 //  The subscriber's events: folded into the write model.
 static void s_on_event (void *arg, const event_t *event, const char *line,
@@ -162,19 +163,69 @@ static int s_connect_ingest (api_t *self)
     return 0;
 }
 
+static void s_on_applied (void *arg, int64_t applied_seq)
+{
+    api_t *self = (api_t *)arg;
+    request_on_applied (self, applied_seq);
+    if (self->snapshots)
+        model_snapshot_on_applied (self->snapshots, self->model);
+}
+
+//  Reaps a finished snapshot child; snapshots of a log that is not the
+//  stream's are removed (a restart would load them only to diverge again).
+static int s_on_snapshot_timer (zloop_t *loop, int timer_id, void *arg)
+{
+    api_t *self = (api_t *)arg;
+    if (subscriber_diverged (self->subscriber))
+        model_snapshot_discard (self->snapshots);
+    else
+        model_snapshot_on_applied (self->snapshots, self->model);
+    return 0;
+}
+
+//  With --data-dir: the write model from its newest snapshot. The
+//  subscriber then follows from its seq, checking that the stream's log
+//  holds the events it folded (its identity and last id).
+static int s_load_snapshot (api_t *self)
+{
+    if (!self->config.data_dir)
+        return 0;
+    int64_t started_ms = zclock_mono ();
+    self->snapshots =
+        model_snapshot_new (self->config.data_dir, self->config.snapshot_every);
+    if (!self->snapshots)
+        return -1;
+    int64_t seq = model_snapshot_load (self->snapshots, &self->model);
+    if (seq > 0)
+        log_info ("write model from the snapshot at seq %" PRId64 " (%zu accounts) in "
+                  "%" PRId64 " ms; folding the stream's log from seq %" PRId64,
+                  seq, write_model_account_count (self->model),
+                  zclock_mono () - started_ms, seq + 1);
+    else
+        log_info ("write model: no snapshot loaded; folding the stream's log from seq 1");
+    self->snapshot_timer_id =
+        zloop_timer (self->loop, API_SNAPSHOT_POLL_MS, 0, s_on_snapshot_timer, self);
+    return self->snapshot_timer_id < 0 ? -1 : 0;
+}
+
 static int s_start_subscriber (api_t *self)
 {
+    int64_t applied_seq = write_model_applied_seq (self->model);
+    const write_model_record_t *last = write_model_record (self->model, applied_seq);
     subscriber_config_t config = {
         .publish_endpoint = self->config.publish_endpoint,
         .replay_endpoint = self->config.replay_endpoint,
-        .applied_seq = 0,
+        .applied_seq = applied_seq,
+        .applied_ts_ms = last ? last->ts_ms : 0,
         .want_results = true,
         .curve = self->curve,
+        .identity = write_model_identity (self->model),
+        .applied_id = write_model_applied_id (self->model),
     };
     subscriber_handlers_t handlers = {
         .on_event = s_on_event,
         .on_result = request_on_result,
-        .on_applied = request_on_applied,
+        .on_applied = s_on_applied,
     };
     self->subscriber = subscriber_new (self->loop, &config, &handlers, self);
     return self->subscriber ? 0 : -1;
@@ -224,6 +275,7 @@ api_t *api_new (zloop_t *loop, const api_config_t *config)
     self->config = *config;
     self->loop = loop;
     self->timer_id = -1;
+    self->snapshot_timer_id = -1;
     self->expiry_timer_id = -1;
     zuuid_t *uuid = zuuid_new ();
     snprintf (self->instance, sizeof self->instance, "%s", zuuid_str (uuid));
@@ -242,7 +294,7 @@ api_t *api_new (zloop_t *loop, const api_config_t *config)
     self->by_key = s_index_new ();
     self->by_lookup = zhashx_new ();
     if (!self->model || !self->idempotency || !self->requests || !self->by_attempt ||
-        !self->by_key || !self->by_lookup)
+        !self->by_key || !self->by_lookup || s_load_snapshot (self))
         goto failed;
     if (config->security.curve_dir &&
         !(self->curve = curve_new (config->security.curve_dir, true)))
@@ -279,6 +331,13 @@ void api_destroy (api_t **self_p)
         request_fail (request, 503, "the service is stopping", NULL, NULL);
     if (self->timer_id >= 0)
         zloop_timer_end (self->loop, self->timer_id);
+    if (self->snapshot_timer_id >= 0)
+        zloop_timer_end (self->loop, self->snapshot_timer_id);
+    //  A clean stop leaves a snapshot at the last seq folded, so the next
+    //  start folds nothing (unless the log was another's).
+    if (self->snapshots && self->subscriber && !subscriber_diverged (self->subscriber))
+        model_snapshot_final (self->snapshots, self->model);
+    model_snapshot_destroy (&self->snapshots);
     expiry_stop (self);
     http_server_destroy (&self->http);
     subscriber_destroy (&self->subscriber);

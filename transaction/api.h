@@ -30,6 +30,8 @@ typedef struct {
     int retries_max;             // conflict retries before 409
     size_t idempotency_keys_max; // answers remembered by key
     unsigned connections_per_ip; // HTTP connections one client address may hold
+    const char *data_dir;        // the write model's snapshots; NULL: none
+    int64_t snapshot_every;      // events between snapshots; 0: at clean stops only
     //  How often due holds are looked for and expired; 0: never (this
     //  instance leaves expiry to the others).
     int hold_expiry_ms;

@@ -10,6 +10,7 @@
 #include "http.h"
 #include "log.h"
 #include "security.h"
+#include "snapshot.h"
 
 typedef struct {
     api_config_t api;
@@ -49,6 +50,13 @@ static const config_option_t s_options[] = {
     CONFIG_INT ("connections-per-ip", AT (api.connections_per_ip),
                 HTTP_CONNECTIONS_PER_IP_MAX_DEFAULT, 1, HTTP_CONNECTIONS_PER_IP_LIMIT,
                 "HTTP connections one client address may hold (%s)"),
+    CONFIG_TEXT ("data-dir", "DIR", AT (api.data_dir), NULL,
+                 "write model snapshots here (none: fold the whole\n"
+                 "log at every start)"),
+    CONFIG_INT ("snapshot-every", AT (api.snapshot_every), SNAPSHOT_EVERY_DEFAULT, 0,
+                INT64_MAX,
+                "with --data-dir: snapshot every N events (at most one\n"
+                "per 30 s) and at a clean stop (%s; 0: at a stop only)"),
     CONFIG_LOG_LEVEL (AT (log_level)),
     SECURITY_CONFIG_OPTIONS (options_t, api.security),
 };

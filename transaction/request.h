@@ -27,6 +27,7 @@
 #include "http.h"
 #include "idempotency.h"
 #include "lookup.h"
+#include "model_snapshot.h"
 #include "subscriber.h"
 #include "write_model.h"
 
@@ -150,6 +151,8 @@ struct api {
     subscriber_t *subscriber;
     http_server_t *http;
     write_model_t *model;
+    model_snapshot_t *snapshots; // NULL without --data-dir
+    int snapshot_timer_id;       // -1: none
     idempotency_t *idempotency;
     zlistx_t *requests;   // request_t, arrival (= deadline) order; owns them
     zhashx_t *by_attempt; // attempt id -> request_t

@@ -39,10 +39,11 @@ struct write_model {
     uint32_t *ids; // WRITE_MODEL_ID_SLOTS
     //  The home slot of each ring record's id, so that forgetting a
     //  record never hashes its id again.
-    uint32_t *homes; // WRITE_MODEL_RECENT_EVENTS_MAX
-    dedupe_t *seen;  // ids of the last WRITE_MODEL_SEEN_IDS_MAX events, hashes only
+    uint32_t *homes;   // WRITE_MODEL_RECENT_EVENTS_MAX
+    dedupe_t *seen;    // ids of the last WRITE_MODEL_SEEN_IDS_MAX events, hashes only
     bool seen_started; // the window holds every id from its first seq on
     int64_t head_seq;  // write_model_set_head
+    char identity[EVENT_ID_BYTES_MAX + 1]; // id of seq 1; "" before it
     //  Pending transfers by id (owned), and the unresolved ones with a
     //  timeout in a binary min-heap by timeout_at_ms.
     zhashx_t *pendings;
@@ -408,13 +409,16 @@ int write_model_apply (write_model_t *self, const event_t *event)
 {
     assert (event->seq == self->applied_seq + 1);
     self->applied_seq = event->seq;
+    if (event->seq == 1)
+        s_copy (self->identity, sizeof self->identity, event->id);
     uint32_t ring = (uint32_t)(event->seq % WRITE_MODEL_RECENT_EVENTS_MAX);
     write_model_record_t *record = &self->recent[ring];
     //  The id's slots and those of the record it replaces are far apart
     //  in the index: fetch both at once rather than one miss after another.
     uint32_t home = s_id_hash (event->id);
     __builtin_prefetch (&self->ids[home], 1);
-    bool seen = self->seen_started || event->seq > self->head_seq - WRITE_MODEL_SEEN_IDS_MAX;
+    bool seen =
+        self->seen_started || event->seq > self->head_seq - WRITE_MODEL_SEEN_IDS_MAX;
     if (seen)
         dedupe_prefetch (self->seen, event->id, event->seq);
     if (record->seq)
@@ -588,4 +592,240 @@ void write_model_set_head (write_model_t *self, int64_t head_seq)
     assert (self);
     if (head_seq > self->head_seq)
         self->head_seq = head_seq;
+}
+
+const char *write_model_identity (write_model_t *self)
+{
+    return self->identity;
+}
+
+const char *write_model_applied_id (write_model_t *self)
+{
+    const write_model_record_t *record = write_model_record (self, self->applied_seq);
+    return record ? record->id : "";
+}
+
+//  --------------------------------------------------------------------
+//  Snapshot body: saved_head_t, the accounts (saved_account_t, then the
+//  name and the currency), the kept events (records as they are in
+//  memory, oldest first: record_bytes says the layout), then the seen
+//  window (dedupe_save) when it started.
+
+typedef struct {
+    int64_t applied_seq;
+    uint64_t accounts;
+    uint64_t records;
+    uint32_t record_bytes;
+    uint32_t seen_started;
+    char identity[72]; // NUL-terminated; room for EVENT_ID_BYTES_MAX + 1
+    uint64_t pendings; // write_model_pending_t each (as in memory), after the records
+    uint32_t pending_bytes; // sizeof (write_model_pending_t): the layout saved
+    uint32_t unused;
+} saved_head_t;
+
+typedef struct {
+    int64_t balance;
+    int64_t version;
+    int64_t overdraft_limit;
+    uint64_t metadata_hash;
+    uint8_t limit_set;
+    uint8_t name_bytes;
+    uint8_t currency_bytes;
+    uint8_t unused[5];
+    int64_t held_out;
+} saved_account_t;
+
+_Static_assert(sizeof (saved_head_t) == 120 && sizeof (saved_account_t) == 48,
+               "saved layouts have no padding");
+_Static_assert(sizeof ((saved_head_t *)0)->identity > EVENT_ID_BYTES_MAX, "ids fit");
+
+//  The kept events' seqs run from here to applied_seq.
+static int64_t s_kept_from_seq (int64_t applied_seq)
+{
+    int64_t from = applied_seq - WRITE_MODEL_RECENT_EVENTS_MAX + 1;
+    return from > 1 ? from : 1;
+}
+
+static int64_t s_kept_from (write_model_t *self)
+{
+    return s_kept_from_seq (self->applied_seq);
+}
+
+int write_model_save (write_model_t *self, snapshot_write_fn *write_fn, void *writer)
+{
+    assert (self && write_fn);
+    saved_head_t head;
+    memset (&head, 0, sizeof head);
+    head.applied_seq = self->applied_seq;
+    for (uint32_t record = account_table_next (self->accounts, 0); record;
+         record = account_table_next (self->accounts, record))
+        head.accounts +=
+            ((const account_t *)account_table_value (self->accounts, record))->version >
+            0;
+    for (int64_t seq = s_kept_from (self); seq <= self->applied_seq; seq++)
+        head.records += write_model_record (self, seq) != NULL;
+    head.record_bytes = sizeof (write_model_record_t);
+    head.pendings = zhashx_size (self->pendings);
+    head.pending_bytes = sizeof (write_model_pending_t);
+    head.seen_started = self->seen_started;
+    memcpy (head.identity, self->identity, sizeof self->identity);
+    if (write_fn (writer, &head, sizeof head))
+        return -1;
+    for (uint32_t record = account_table_next (self->accounts, 0); record;
+         record = account_table_next (self->accounts, record)) {
+        const account_t *account = account_table_value (self->accounts, record);
+        if (account->version == 0) // held and never confirmed
+            continue;
+        size_t name_bytes = 0;
+        const char *name = account_table_name (self->accounts, record, &name_bytes);
+        saved_account_t saved;
+        memset (&saved, 0, sizeof saved);
+        saved.balance = account->balance;
+        saved.version = account->version;
+        saved.overdraft_limit = account->overdraft_limit;
+        saved.metadata_hash = account->metadata_hash;
+        saved.held_out = account->held_out;
+        saved.limit_set = account->limit_set;
+        saved.name_bytes = (uint8_t)name_bytes;
+        saved.currency_bytes = (uint8_t)strlen (account->currency);
+        if (write_fn (writer, &saved, sizeof saved) ||
+            write_fn (writer, name, saved.name_bytes) ||
+            write_fn (writer, account->currency, saved.currency_bytes))
+            return -1;
+    }
+    for (int64_t seq = s_kept_from (self); seq <= self->applied_seq; seq++) {
+        const write_model_record_t *record = write_model_record (self, seq);
+        if (record && write_fn (writer, record, sizeof *record))
+            return -1;
+    }
+    //  zhashx's cursor walks without allocating (a forked child runs this).
+    for (const write_model_pending_t *pending = zhashx_first (self->pendings); pending;
+         pending = zhashx_next (self->pendings))
+        if (write_fn (writer, pending, sizeof *pending))
+            return -1;
+    return self->seen_started ? dedupe_save (self->seen, write_fn, writer) : 0;
+}
+
+//  Takes bytes from *data (left bytes remain); -1 if they are not there.
+static int s_take (const uint8_t **data, size_t *left, void *out, size_t bytes)
+{
+    if (*left < bytes)
+        return -1;
+    memcpy (out, *data, bytes);
+    *data += bytes;
+    *left -= bytes;
+    return 0;
+}
+
+static bool s_terminated (const char *text, size_t size)
+{
+    return memchr (text, '\0', size) != NULL;
+}
+
+static int s_load_account (write_model_t *self, const uint8_t **data, size_t *left)
+{
+    saved_account_t saved;
+    char name[EVENT_ACCOUNT_BYTES_MAX + 1] = "";
+    char currency[EVENT_CURRENCY_BYTES_MAX + 1] = "";
+    if (s_take (data, left, &saved, sizeof saved) || saved.name_bytes == 0 ||
+        saved.name_bytes > EVENT_ACCOUNT_BYTES_MAX ||
+        saved.currency_bytes > EVENT_CURRENCY_BYTES_MAX || saved.version < 1 ||
+        saved.limit_set > 1 || saved.held_out < 0 ||
+        s_take (data, left, name, saved.name_bytes) ||
+        s_take (data, left, currency, saved.currency_bytes) ||
+        strlen (name) != saved.name_bytes || strlen (currency) != saved.currency_bytes ||
+        s_account (self, name, false))
+        return -1;
+    account_t *account = s_account (self, name, true);
+    account->balance = saved.balance;
+    account->version = saved.version;
+    account->overdraft_limit = saved.overdraft_limit;
+    account->metadata_hash = saved.metadata_hash;
+    account->held_out = saved.held_out;
+    account->limit_set = saved.limit_set;
+    memcpy (account->currency, currency, sizeof account->currency);
+    return 0;
+}
+
+//  One kept event after *last_seq (the one loaded before), into the ring.
+static int s_load_record (write_model_t *self, int64_t *last_seq, const uint8_t **data,
+                          size_t *left)
+{
+    write_model_record_t loaded;
+    if (s_take (data, left, &loaded, sizeof loaded) || loaded.seq <= *last_seq ||
+        loaded.seq < s_kept_from (self) || loaded.seq > self->applied_seq ||
+        (unsigned)loaded.type > EVENT_TRANSFER_EXPIRED ||
+        !s_terminated (loaded.id, sizeof loaded.id) ||
+        !s_terminated (loaded.account, sizeof loaded.account) ||
+        !s_terminated (loaded.to, sizeof loaded.to) ||
+        !s_terminated (loaded.currency, sizeof loaded.currency))
+        return -1;
+    if (!s_terminated (loaded.pending_id, sizeof loaded.pending_id))
+        return -1;
+    uint32_t ring = (uint32_t)(loaded.seq % WRITE_MODEL_RECENT_EVENTS_MAX);
+    self->recent[ring] = loaded;
+    s_id_learn (self, ring, s_id_hash (loaded.id));
+    *last_seq = loaded.seq;
+    return 0;
+}
+
+//  One pending transfer, into the table (and the heap while unresolved).
+static int s_load_pending (write_model_t *self, const uint8_t **data, size_t *left)
+{
+    write_model_pending_t loaded;
+    if (s_take (data, left, &loaded, sizeof loaded) ||
+        !s_terminated (loaded.id, sizeof loaded.id) || !*loaded.id ||
+        !s_terminated (loaded.from, sizeof loaded.from) ||
+        !s_terminated (loaded.to, sizeof loaded.to) ||
+        !s_terminated (loaded.currency, sizeof loaded.currency) || loaded.amount < 0 ||
+        loaded.timeout_at_ms < 0 || (unsigned)loaded.state > WRITE_MODEL_EXPIRED ||
+        zhashx_lookup (self->pendings, loaded.id))
+        return -1;
+    write_model_pending_t *pending = malloc (sizeof *pending);
+    if (!pending)
+        return -1;
+    *pending = loaded;
+    pending->due_queued = false;
+    zhashx_insert (self->pendings, pending->id, pending);
+    if (pending->state == WRITE_MODEL_PENDING) {
+        self->unresolved++;
+        s_due_push (self, pending);
+    }
+    return 0;
+}
+
+int write_model_load (write_model_t *self, int64_t seq, const uint8_t *body, size_t bytes)
+{
+    assert (self && self->applied_seq == 0 && account_table_size (self->accounts) == 0);
+    saved_head_t head;
+    if (s_take (&body, &bytes, &head, sizeof head) || head.applied_seq != seq ||
+        seq < 1 || head.record_bytes != sizeof (write_model_record_t) ||
+        head.seen_started > 1 || !s_terminated (head.identity, sizeof head.identity) ||
+        strlen (head.identity) > EVENT_ID_BYTES_MAX ||
+        head.accounts > bytes / sizeof (saved_account_t) ||
+        head.records != (uint64_t)(seq - s_kept_from_seq (seq) + 1) ||
+        head.pending_bytes != sizeof (write_model_pending_t) ||
+        head.pendings > bytes / sizeof (write_model_pending_t))
+        return -1;
+    self->applied_seq = seq;
+    memcpy (self->identity, head.identity, sizeof self->identity);
+    for (uint64_t index = 0; index < head.accounts; index++)
+        if (s_load_account (self, &body, &bytes))
+            return -1;
+    int64_t last = 0;
+    for (uint64_t index = 0; index < head.records; index++)
+        if (s_load_record (self, &last, &body, &bytes))
+            return -1;
+    for (uint64_t index = 0; index < head.pendings; index++)
+        if (s_load_pending (self, &body, &bytes))
+            return -1;
+    int64_t range[2]; // the window must end at seq: adds go on from there
+    if (head.seen_started) {
+        if (bytes < sizeof range ||
+            (memcpy (range, body, sizeof range), range[1] != seq) ||
+            dedupe_load (self->seen, &body, &bytes))
+            return -1;
+        self->seen_started = true;
+    }
+    return bytes == 0 ? 0 : -1;
 }

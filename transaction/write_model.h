@@ -28,6 +28,11 @@
 #include <stdint.h>
 
 #include "event.h"
+#include "snapshot.h"
+
+//  The fold's version and its snapshot body's layout: bump it with any
+//  change to either, so a snapshot of another fold is ignored.
+#define WRITE_MODEL_FOLD_VERSION 2 // 2: pending transfers (holds)
 
 //  Recent events kept for responses and duplicate replays: larger than
 //  the largest batch, ~300 bytes each (~10 MiB). A power of two.
@@ -162,5 +167,22 @@ int64_t write_model_find (write_model_t *self, const char *id);
 //  this id; else the seq of one that probably has it (only a 64-bit
 //  hash of each id is kept: ask the stream to be sure).
 int64_t write_model_seen (write_model_t *self, const char *id);
+
+//  The id of seq 1 and of the event at write_model_applied_seq ("" when
+//  nothing was folded): what a subscriber checks the stream's log against.
+const char *write_model_identity (write_model_t *self);
+const char *write_model_applied_id (write_model_t *self);
+
+//  Writes the confirmed state for a snapshot at write_model_applied_seq:
+//  the accounts with a confirmed event, the kept events, the window of
+//  seen ids and the identity; never the holds (they are this process's).
+//  Allocates nothing (a forked child runs it). 0, or write_fn's -1.
+int write_model_save (write_model_t *self, snapshot_write_fn *write_fn, void *writer);
+
+//  Restores what write_model_save wrote at seq into a new (empty) model.
+//  The bytes come from disk: every count, length and seq is checked.
+//  0, or -1 (the model is then to be destroyed).
+int write_model_load (write_model_t *self, int64_t seq, const uint8_t *body,
+                      size_t bytes);
 
 #endif

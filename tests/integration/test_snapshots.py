@@ -3,7 +3,11 @@ Claims: a restart loads the newest snapshot and folds only what follows
 it, to the reference fold; a snapshot that fails its checksum, or one of
 another fold version, is ignored (and the answers stay right); --rebuild
 ignores and discards snapshots; kill -9 while snapshots are being written
-leaves a start that removes the cut temp file and answers right.
+leaves a start that removes the cut temp file and answers right. The
+same for transaction's write model (--data-dir): a restart folds only the
+log after its snapshot and still replays a key from the stored events;
+its snapshots are removed once the stream's log is not the one they
+folded.
 """
 
 import glob
@@ -11,12 +15,14 @@ import hashlib
 import os
 import random
 import re
+import shutil
 import struct
 import time
 
 import harness
 from test_accounting import Ledger, assert_matches_log, wait_applied
 from test_stream import Client, deposit, new_id
+import test_transaction
 
 HEAD_BYTES = 24       # magic[8], format u32, fold u32, seq i64 (snapshot.c)
 FOLD_OFFSET = 12
@@ -239,6 +245,135 @@ def test_a_stream_snapshot_of_another_log_or_with_a_bad_checksum_is_ignored():
     stream.stop_clean()
 
 
+# --------------------------------------------------------------- transaction
+
+def tx_ledger(extra=()):
+    data = harness.tmpdir("ledger-transaction-")
+    return test_transaction.Ledger(accounting=False, tx_extra=["--data-dir", data, *extra])
+
+
+def tx_applied(tx):
+    return harness.get_json(tx.url + "/health")[1]["applied_seq"]
+
+
+def fill_tx(ledger, accounts=20, per_account=30):
+    """Deposits per_account times 10 on each of accounts: seq accounts * per_account."""
+    commands = [{"account": f"t-{a}", "amount": 10}
+                for _ in range(per_account) for a in range(accounts)]
+    status, body, _ = ledger.post("/batch", {"commands": commands})
+    assert status == 201, body
+    return body["last_seq"]
+
+
+def assert_tx_balances(ledger, accounts=20, balance=300):
+    """Each account's balance, as a withdrawal of one more is refused and
+    of all of it answers 0 (t-0 is spent by assert_tx_spends)."""
+    for a in range(1, accounts, 7):
+        status, body, _ = ledger.post("/transactions", {"account": f"t-{a}",
+                                                        "amount": -(balance + 1)})
+        assert status == 422, (a, status, body)
+
+
+def test_transaction_restarts_from_its_snapshot_and_replays_a_key():
+    ledger = tx_ledger(["--snapshot-every", "0"])
+    tx = ledger.tx
+    last = fill_tx(ledger)
+    withdrawal = {"account": "t-0", "amount": -100}
+    status, first, _ = ledger.post("/transactions", withdrawal, {"Idempotency-Key": "k-1"})
+    assert status == 201, first
+    tx.stop_clean()                     # a clean stop snapshots the last seq
+    [newest] = snapshots(tx)
+    assert snapshot_seq(newest) == last + 1
+    tx.start()
+    assert f"write model from the snapshot at seq {last + 1}" in tx.output(), tx.output()
+    status, again, headers = ledger.post("/transactions", withdrawal, {"Idempotency-Key": "k-1"})
+    assert (status, again, headers.get("idempotent-replayed")) == (201, first, "true")
+    assert_tx_balances(ledger)
+    status, body, _ = ledger.post("/transactions", {"account": "t-0", "amount": -200})
+    assert status == 201 and body["balance"] == 0, (status, body)
+    assert len(ledger.events()) == last + 2
+    ledger.stop()
+
+
+def test_a_transaction_snapshot_with_a_bad_checksum_or_another_fold_is_ignored():
+    ledger = tx_ledger(["--snapshot-every", "0"])
+    tx = ledger.tx
+    last = fill_tx(ledger)
+    tx.stop_clean()
+    [newest] = snapshots(tx)
+
+    def flip(data):
+        data[len(data) // 2] ^= 0x01
+    rewrite(newest, flip)
+    tx.start()
+    output = tx.output()
+    assert "fails its checksum: ignored" in output, output
+    assert "write model: no snapshot loaded; folding the stream's log from seq 1" in output
+    harness.wait_until(lambda: tx_applied(tx) >= last, what="the fold from seq 1")
+    assert_tx_balances(ledger)
+    tx.stop_clean()
+
+    def other_fold(data):
+        fold = struct.unpack_from("<I", data, FOLD_OFFSET)[0]
+        struct.pack_into("<I", data, FOLD_OFFSET, fold + 1)
+        data[-HASH_BYTES:] = hashlib.blake2b(bytes(data[:-HASH_BYTES]),
+                                             digest_size=HASH_BYTES).digest()
+    [newest] = snapshots(tx)
+    rewrite(newest, other_fold)
+    tx.start()
+    output = tx.output()
+    assert "is of another fold version: ignored" in output, output
+    harness.wait_until(lambda: tx_applied(tx) >= last, what="the fold from seq 1")
+    assert_tx_balances(ledger)
+    ledger.stop()
+
+
+def test_kill_9_while_transaction_snapshots_are_written_starts_right():
+    ledger = tx_ledger(["--snapshot-every", "100"])
+    tx = ledger.tx
+    rng = random.Random(9)
+    last = 0
+    for _ in range(5):
+        last = fill_tx(ledger, per_account=6)
+        time.sleep(rng.random() * 0.2)
+        tx.kill9()
+        tx.start()
+    cut = os.path.join(data_dir(tx), "snapshot-%020d.tmp" % last)
+    tx.kill9()
+    with open(cut, "wb") as f:
+        f.write(b"LDGSNAP\n" + b"\0" * 100)
+    tx.start()
+    assert not os.path.exists(cut)
+    harness.wait_until(lambda: tx_applied(tx) >= last, what="the fold")
+    assert_tx_balances(ledger, balance=300)
+    ledger.stop()
+
+
+def test_transaction_snapshots_of_another_log_are_removed():
+    ledger = tx_ledger(["--snapshot-every", "0"])
+    tx = ledger.tx
+    fill_tx(ledger)
+    tx.stop_clean()
+    assert snapshots(tx)
+    #  The stream starts again on an empty log: the snapshot is ahead of it.
+    ledger.stream.stop_clean()
+    shutil.rmtree(ledger.stream_dir)
+    os.makedirs(ledger.stream_dir)
+    ledger.stream.start()
+    tx.start(wait=False)                # diverged: /health answers 503
+    harness.wait_until(lambda: "removed them" in tx.output(), what="the snapshots removed")
+    status, body = harness.get_json(tx.url + "/health")
+    assert status == 503 and body.get("reason") == "diverged", (status, body)
+    assert not snapshots(tx)
+    tx.stop_clean()
+    tx.start()
+    assert "no snapshot loaded" in tx.output()
+    status, body, _ = ledger.post("/transactions", {"account": "t-1", "amount": -1})
+    assert status == 422, body  # the new log has no deposits
+    fill_tx(ledger, accounts=2, per_account=1)
+    ledger.stop()
+
+
 if __name__ == "__main__":
     harness.run_tests([
         test_a_restart_loads_the_newest_snapshot_and_folds_only_the_tail,
@@ -246,4 +381,8 @@ if __name__ == "__main__":
         test_kill_9_while_snapshots_are_written_starts_right,
         test_the_stream_restarts_from_its_versions_snapshot_and_the_dedupe_window,
         test_a_stream_snapshot_of_another_log_or_with_a_bad_checksum_is_ignored,
+        test_transaction_restarts_from_its_snapshot_and_replays_a_key,
+        test_a_transaction_snapshot_with_a_bad_checksum_or_another_fold_is_ignored,
+        test_kill_9_while_transaction_snapshots_are_written_starts_right,
+        test_transaction_snapshots_of_another_log_are_removed,
     ])

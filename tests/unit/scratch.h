@@ -44,7 +44,7 @@ static inline void scratch_destroy (scratch_t *scratch)
     zdir_destroy (&dir);
 }
 
-//  The file's bytes, malloc'ed; NULL if it cannot be read.
+//  The file's bytes, malloc'ed and NUL-terminated; NULL if it cannot be read.
 static inline char *scratch_slurp (const char *path, size_t *bytes)
 {
     *bytes = 0;
@@ -59,6 +59,8 @@ static inline char *scratch_slurp (const char *path, size_t *bytes)
         free (data);
         data = NULL;
     }
+    if (data)
+        data[size] = '\0';   //  read as a string too
     fclose (file);
     *bytes = (size_t)size;
     return data;

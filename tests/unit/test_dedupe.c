@@ -147,8 +147,77 @@ static void test_checked_add_names_the_seq_already_holding_the_id (void)
     free (s_ids);
 }
 
+typedef struct {
+    uint8_t data[4096];
+    size_t used;
+} test_buffer_t;
+
+static int s_buffer_write (void *writer, const void *data, size_t bytes)
+{
+    test_buffer_t *buffer = writer;
+    if (bytes > sizeof buffer->data - buffer->used)
+        return -1;
+    memcpy (buffer->data + buffer->used, data, bytes);
+    buffer->used += bytes;
+    return 0;
+}
+
+//  A saved window, loaded into a new one (smaller too), answers as the
+//  one saved; a cut or disordered save is refused.
+static void test_a_saved_window_loads_and_answers_the_same (void)
+{
+    s_ids = calloc (3 * TEST_WINDOW, TEST_ID_BYTES);
+    CHECK (s_ids);
+    dedupe_t *dedupe = dedupe_new (TEST_WINDOW, TEST_SLACK, s_confirm, NULL);
+    CHECK (dedupe);
+    int64_t last = 2 * TEST_WINDOW + 7; // the ring has wrapped
+    for (int64_t seq = 1; seq <= last; seq++) {
+        snprintf (s_ids[seq], TEST_ID_BYTES, "id-%lld", (long long)(seq % 70));
+        dedupe_add (dedupe, s_ids[seq], seq);
+        dedupe_settle (dedupe);
+    }
+    static test_buffer_t buffer;
+    buffer.used = 0;
+    CHECK (dedupe_save (dedupe, s_buffer_write, &buffer) == 0);
+    CHECK_EQ_INT (buffer.used, 16 + 8 * TEST_WINDOW);
+    dedupe_t *loaded = dedupe_new (TEST_WINDOW, TEST_SLACK, s_confirm, NULL);
+    dedupe_t *smaller = dedupe_new (TEST_WINDOW / 2, TEST_SLACK, s_confirm, NULL);
+    CHECK (loaded && smaller);
+    const uint8_t *data = buffer.data;
+    size_t left = buffer.used;
+    CHECK (dedupe_load (loaded, &data, &left) == 0);
+    CHECK_EQ_INT (left, 0);
+    data = buffer.data, left = buffer.used;
+    CHECK (dedupe_load (smaller, &data, &left) == 0);
+    for (int64_t seq = 1; seq <= last; seq++) {
+        CHECK_EQ_INT (dedupe_find (loaded, s_ids[seq]), dedupe_find (dedupe, s_ids[seq]));
+        int64_t expected = s_model_find (last - TEST_WINDOW / 2 + 1, last, s_ids[seq]);
+        CHECK_EQ_INT (dedupe_find (smaller, s_ids[seq]), expected);
+    }
+    //  Adds go on from the saved last seq.
+    snprintf (s_ids[last + 1], TEST_ID_BYTES, "after");
+    dedupe_add (loaded, "after", last + 1);
+    dedupe_settle (loaded);
+    CHECK_EQ_INT (dedupe_find (loaded, "after"), last + 1);
+    dedupe_destroy (&loaded);
+    loaded = dedupe_new (TEST_WINDOW, TEST_SLACK, s_confirm, NULL);
+    data = buffer.data, left = buffer.used - 1;
+    CHECK (dedupe_load (loaded, &data, &left) == -1);
+    int64_t backwards[2] = {10, 5};
+    memcpy (buffer.data, backwards, sizeof backwards);
+    dedupe_destroy (&loaded);
+    loaded = dedupe_new (TEST_WINDOW, TEST_SLACK, s_confirm, NULL);
+    data = buffer.data, left = buffer.used;
+    CHECK (dedupe_load (loaded, &data, &left) == -1);
+    dedupe_destroy (&loaded);
+    dedupe_destroy (&smaller);
+    dedupe_destroy (&dedupe);
+    free (s_ids);
+}
+
 int main (void)
 {
+    RUN (test_a_saved_window_loads_and_answers_the_same);
     RUN (test_checked_add_names_the_seq_already_holding_the_id);
     RUN (test_hash_hit_is_not_a_duplicate_until_the_log_confirms_it);
     RUN (test_window_matches_model_through_undo_and_settle);

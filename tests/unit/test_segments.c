@@ -8,6 +8,7 @@
 #include "log_file.h"
 
 #include <czmq.h>
+#include <sodium.h>
 
 #define CHECK_ON_FAILURE goto cleanup
 #include "check.h"
@@ -453,6 +454,59 @@ cleanup:
     scratch_destroy (&scratch);
 }
 
+//  An index of version 1 (BLAKE2b-256 in "blake2b", what the previous
+//  version wrote) is read, and --verify checks its segment against it.
+static void test_a_version_1_index_with_blake2b_still_verifies (void)
+{
+    scratch_t scratch;
+    scratch_new (&scratch, "test_segments", false);
+    char error[512] = "", path[400], index[400];
+    log_file_t *log = NULL;
+    char *text = NULL, *old = NULL;
+    int64_t seqs[100];
+    size_t count = s_fresh (&scratch, seqs);
+    CHECK (count >= 3);
+    s_path (&scratch, seqs[1], ".jsonl", path, sizeof path);
+    s_path (&scratch, seqs[1], ".idx", index, sizeof index);
+    size_t bytes, index_bytes;
+    text = scratch_slurp (path, &bytes);
+    old = scratch_slurp (index, &index_bytes);
+    CHECK (text && old);
+    unsigned char hash[crypto_generichash_BYTES];
+    crypto_generichash (hash, sizeof hash, (const unsigned char *)text, bytes, NULL, 0);
+    char hex[2 * crypto_generichash_BYTES + 1];
+    sodium_bin2hex (hex, sizeof hex, hash, sizeof hash);
+    char *crc = strstr (old, "\"crc32c\":\"");
+    CHECK (strncmp (old, "{\"version\":2,", 13) == 0 && crc);
+    FILE *file = fopen (index, "wb");
+    CHECK (file);
+    fprintf (file, "{\"version\":1,%.*s\"blake2b\":\"%s\"%s", (int)(crc - old - 13),
+             old + 13, hex, crc + strlen ("\"crc32c\":\"01234567\""));
+    fclose (file);
+    log_file_config_t verify = s_small;
+    verify.verify = true;
+    log = log_file_open (scratch.data, &verify, NULL, NULL, error, sizeof error);
+    if (!log)
+        fprintf (stderr, "    %s\n", error);
+    CHECK (log && log_file_last_seq (log) == 600);
+    log_file_destroy (&log);
+    char *id = strstr (text + 200, "-8000-"); // a digit of an id: still canonical
+    CHECK (id);
+    id[6] = id[6] == '0' ? '1' : '0';
+    file = fopen (path, "r+b");
+    CHECK (file);
+    fwrite (text, 1, bytes, file);
+    fclose (file);
+    char name[64];
+    snprintf (name, sizeof name, "%020lld.jsonl", (long long)seqs[1]);
+    CHECK (s_refused (&scratch, &verify, name, "checksum"));
+cleanup:
+    free (text);
+    free (old);
+    log_file_destroy (&log);
+    scratch_destroy (&scratch);
+}
+
 typedef struct {
     int64_t events;
     int64_t first;
@@ -502,6 +556,7 @@ cleanup:
 
 int main (void)
 {
+    RUN (test_a_version_1_index_with_blake2b_still_verifies);
     log_init ("test_segments", LOG_ERROR);
     RUN (test_a_segment_rolls_once_it_holds_segment_bytes);
     RUN (test_the_same_lines_make_the_same_segments_however_committed);

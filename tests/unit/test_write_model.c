@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "log.h"
 
 #ifndef streq
 #define streq(a, b) (strcmp ((a), (b)) == 0)
@@ -133,7 +134,7 @@ static void test_seen_skips_ids_below_the_window_of_the_known_head (void)
         s_id_name (id, sizeof id, (size_t)seq);
         s_apply_deposit (model, seq, id, "a", 1);
     }
-    CHECK (write_model_seen (model, "id-1000") == 0);  // forgotten by the head anyway
+    CHECK (write_model_seen (model, "id-1000") == 0);    // forgotten by the head anyway
     CHECK (write_model_seen (model, "id-1001") == 1001); // the window's first
     CHECK (write_model_seen (model, "id-2000") == 2000);
     write_model_set_head (model, 5); // a head only grows
@@ -264,6 +265,182 @@ static void test_settings_follow_account_events_and_currency_is_kept (void)
     write_model_destroy (&model);
 }
 
+typedef struct {
+    uint8_t *data;
+    size_t used, size;
+} test_buffer_t;
+
+static int s_buffer_write (void *writer, const void *data, size_t bytes)
+{
+    test_buffer_t *buffer = writer;
+    if (buffer->used + bytes > buffer->size) {
+        size_t size = 2 * (buffer->used + bytes);
+        uint8_t *grown = realloc (buffer->data, size);
+        if (!grown)
+            return -1;
+        buffer->data = grown, buffer->size = size;
+    }
+    memcpy (buffer->data + buffer->used, data, bytes);
+    buffer->used += bytes;
+    return 0;
+}
+
+#define TEST_SNAPSHOT_ACCOUNTS 300
+#define TEST_SNAPSHOT_AT       (WRITE_MODEL_RECENT_EVENTS_MAX + 7000) // the ring wrapped
+#define TEST_SNAPSHOT_AFTER    5000 // events folded by both after the snapshot
+
+//  Event seq of a random mix of every type, a tenth of them in a second
+//  currency, ids repeating now and then.
+static void s_random_event (event_t *event, int64_t seq)
+{
+    event_init (event);
+    event->seq = seq;
+    event->ts_ms = 1000 + seq;
+    int kind = rand () % 10;
+    size_t number = (size_t)rand () % TEST_SNAPSHOT_ACCOUNTS;
+    s_account_name (event->account, sizeof event->account, number);
+    snprintf (event->id, sizeof event->id, "id-%d", rand () % (int)(2 * seq) + 1);
+    snprintf (event->currency, sizeof event->currency, "%s",
+              number % 10 == 0 ? "EUR" : EVENT_CURRENCY_V1);
+    event->amount = rand () % 1000 + 1;
+    if (kind == 0) {
+        event->type = EVENT_ACCOUNT_OPENED;
+        event->amount = 0;
+        event->has_limit = rand () % 2;
+        event->overdraft_limit = rand () % 500;
+    } else if (kind == 1) {
+        event->type = EVENT_ACCOUNT_UPDATED;
+        event->amount = 0;
+        snprintf (event->metadata, sizeof event->metadata, "{\"n\":\"%d\"}", rand ());
+        event->metadata_bytes = strlen (event->metadata);
+    } else if (kind < 5)
+        event->type = EVENT_WITHDRAWN;
+    else if (kind < 8)
+        event->type = EVENT_DEPOSITED;
+    else {
+        event->type = EVENT_TRANSFERRED;
+        snprintf (event->from, sizeof event->from, "%s", event->account);
+        s_account_name (event->to, sizeof event->to, // in the same currency
+                        (number + 10 * (size_t)(rand () % 30)) % TEST_SNAPSHOT_ACCOUNTS);
+    }
+}
+
+//  The same figures, settings, kept events and ids in both models.
+static void s_check_same (write_model_t *a, write_model_t *b, int64_t last)
+{
+    CHECK_EQ_INT (write_model_applied_seq (a), write_model_applied_seq (b));
+    CHECK_EQ_INT (write_model_account_count (a), write_model_account_count (b));
+    CHECK_EQ_STR (write_model_identity (a), write_model_identity (b));
+    CHECK_EQ_STR (write_model_applied_id (a), write_model_applied_id (b));
+    char name[EVENT_ACCOUNT_BYTES_MAX + 1], id[EVENT_ID_BYTES_MAX + 1];
+    for (size_t number = 0; number < TEST_SNAPSHOT_ACCOUNTS; number++) {
+        s_account_name (name, sizeof name, number);
+        int64_t balance[2], available[2], version[2];
+        write_model_settings_t settings[2];
+        write_model_settings (
+            write_model_figures (a, name, &balance[0], &available[0], &version[0]),
+            &settings[0]);
+        write_model_settings (
+            write_model_figures (b, name, &balance[1], &available[1], &version[1]),
+            &settings[1]);
+        CHECK (balance[0] == balance[1] && available[0] == available[1] &&
+               version[0] == version[1]);
+        CHECK (settings[0].known == settings[1].known &&
+               streq (settings[0].currency, settings[1].currency) &&
+               settings[0].limit_set == settings[1].limit_set &&
+               settings[0].overdraft_limit == settings[1].overdraft_limit &&
+               settings[0].metadata_hash == settings[1].metadata_hash);
+    }
+    for (int64_t seq = 1; seq <= last; seq++) {
+        const write_model_record_t *x = write_model_record (a, seq);
+        const write_model_record_t *y = write_model_record (b, seq);
+        CHECK ((x == NULL) == (y == NULL));
+        CHECK (!x || (x->type == y->type && x->amount == y->amount &&
+                      x->balance == y->balance && x->balance_to == y->balance_to &&
+                      x->version == y->version && streq (x->id, y->id) &&
+                      streq (x->account, y->account) && streq (x->to, y->to)));
+    }
+    for (int64_t number = 1; number <= 2 * last; number += 7) {
+        snprintf (id, sizeof id, "id-%lld", (long long)number);
+        CHECK_EQ_INT (write_model_find (a, id), write_model_find (b, id));
+        CHECK_EQ_INT (write_model_seen (a, id), write_model_seen (b, id));
+    }
+}
+
+static void s_apply_hold (write_model_t *model, int64_t seq, event_type_t type,
+                          const char *id, const char *pending_id, int64_t amount,
+                          int64_t timeout_at_ms);
+
+//  A model loaded from a snapshot answers as the one saved (holds too),
+//  and both fold what follows to the same state; a cut or changed body
+//  is refused.
+static void test_a_loaded_snapshot_folds_on_like_the_model_saved (void)
+{
+    write_model_t *saved = write_model_new ();
+    write_model_t *loaded = write_model_new ();
+    CHECK (saved && loaded);
+    srand (23);
+    log_init ("test_write_model", LOG_ERROR); // the mix's currency warnings
+    //  The seen window starts part-way through, as in a catch-up.
+    write_model_set_head (saved, WRITE_MODEL_SEEN_IDS_MAX + 9000);
+    event_t event;
+    for (int64_t seq = 1; seq <= TEST_SNAPSHOT_AT - 2; seq++) {
+        s_random_event (&event, seq);
+        write_model_apply (saved, &event);
+    }
+    s_apply_hold (saved, TEST_SNAPSHOT_AT - 1, EVENT_TRANSFER_PENDING, "snap-h1", "", 40,
+                  5000);
+    s_apply_hold (saved, TEST_SNAPSHOT_AT, EVENT_TRANSFER_PENDING, "snap-h2", "", 2, 0);
+    //  A hold is this process's, never saved.
+    write_model_hold (saved, NULL, "held-only", 10, 1);
+    test_buffer_t buffer = {NULL, 0, 0};
+    CHECK (write_model_save (saved, s_buffer_write, &buffer) == 0);
+    CHECK (write_model_load (loaded, TEST_SNAPSHOT_AT, buffer.data, buffer.used) == 0);
+    CHECK_EQ_INT (write_model_account_count (loaded) + 1,
+                  write_model_account_count (saved));
+    CHECK_EQ_INT (write_model_available (saved, "held-only"), -10);
+    CHECK_EQ_INT (write_model_available (loaded, "held-only"), 0);
+    write_model_release (saved, write_model_hold (saved, NULL, "held-only", 0, 0), 10, 1);
+    s_check_same (saved, loaded, TEST_SNAPSHOT_AT);
+    CHECK_EQ_INT (write_model_pending_count (loaded), 2);
+    CHECK_EQ_INT (write_model_available (loaded, "payer"),
+                  write_model_available (saved, "payer"));
+    const write_model_pending_t *hold = write_model_pending (loaded, "snap-h1");
+    CHECK (hold && hold->amount == 40 && hold->state == WRITE_MODEL_PENDING);
+    const write_model_pending_t *due = write_model_next_due (loaded, 6000);
+    CHECK (due && streq (due->id, "snap-h1") && !write_model_next_due (loaded, 6000));
+    for (int64_t seq = TEST_SNAPSHOT_AT + 1;
+         seq <= TEST_SNAPSHOT_AT + TEST_SNAPSHOT_AFTER; seq++) {
+        s_random_event (&event, seq);
+        write_model_apply (saved, &event);
+        write_model_apply (loaded, &event);
+    }
+    s_check_same (saved, loaded, TEST_SNAPSHOT_AT + TEST_SNAPSHOT_AFTER);
+    //  Refused: another seq, a cut body, a body one byte longer, a name
+    //  longer than any account's.
+    size_t cuts[] = {0, 1, 119, 120, buffer.used / 2, buffer.used - 1};
+    write_model_t *other = write_model_new ();
+    CHECK (write_model_load (other, TEST_SNAPSHOT_AT + 1, buffer.data, buffer.used));
+    for (size_t index = 0; index < sizeof cuts / sizeof cuts[0]; index++) {
+        write_model_destroy (&other);
+        other = write_model_new ();
+        CHECK (write_model_load (other, TEST_SNAPSHOT_AT, buffer.data, cuts[index]));
+    }
+    CHECK (s_buffer_write (&buffer, "", 1) == 0);
+    write_model_destroy (&other);
+    other = write_model_new ();
+    CHECK (write_model_load (other, TEST_SNAPSHOT_AT, buffer.data, buffer.used));
+    buffer.data[120 + 33] = EVENT_ACCOUNT_BYTES_MAX + 1; // the first name's length
+    write_model_destroy (&other);
+    other = write_model_new ();
+    CHECK (write_model_load (other, TEST_SNAPSHOT_AT, buffer.data, buffer.used - 1));
+    write_model_destroy (&other);
+    free (buffer.data);
+    write_model_destroy (&saved);
+    write_model_destroy (&loaded);
+    log_init ("test_write_model", LOG_INFO);
+}
+
 static void s_apply_hold (write_model_t *model, int64_t seq, event_type_t type,
                           const char *id, const char *pending_id, int64_t amount,
                           int64_t timeout_at_ms)
@@ -331,6 +508,7 @@ static void test_holds_reserve_resolve_once_and_fall_due_in_order (void)
 
 int main (void)
 {
+    RUN (test_a_loaded_snapshot_folds_on_like_the_model_saved);
     RUN (test_find_gives_latest_kept_seq_of_repeated_and_evicted_ids);
     RUN (test_seen_knows_the_ids_of_the_window_beyond_the_ring);
     RUN (test_seen_skips_ids_below_the_window_of_the_known_head);
