@@ -217,6 +217,15 @@ bool chain_split (const char *line, size_t bytes, size_t *body_bytes)
     return true;
 }
 
+int chain_named (const char *line, size_t bytes, uint8_t named[CHAIN_BYTES])
+{
+    size_t body = 0;
+    if (!chain_split (line, bytes, &body))
+        return -1;
+    return chain_from_hex (line + body + CHAIN_KEY_PREFIX_BYTES, CHAIN_HEX_BYTES, named,
+                           CHAIN_BYTES);
+}
+
 //  chain(N) over prev and the unchained line: body, then "}" if it was split.
 static void s_next (const uint8_t prev[CHAIN_BYTES], const char *body, size_t bytes,
                     bool split, uint8_t next[CHAIN_BYTES])

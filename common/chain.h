@@ -40,6 +40,9 @@
 //  line[0, body_bytes) followed by "}".
 bool chain_split (const char *line, size_t bytes, size_t *body_bytes);
 
+//  The chain a line's key names, into named: 0, or -1 if it has none.
+int chain_named (const char *line, size_t bytes, uint8_t named[CHAIN_BYTES]);
+
 //  chain(N) from chain(N-1) = prev and line N (with or without its key).
 void chain_next (const uint8_t prev[CHAIN_BYTES], const char *line, size_t bytes,
                  uint8_t next[CHAIN_BYTES]);
