@@ -204,22 +204,6 @@ static size_t s_segment_of (log_file_t *self, int64_t seq)
     return low;
 }
 
-//  event_parse_canonical of a stored line, whose chain key, if any, is
-//  not the event's: parsed as the line without it.
-static int s_parse_chained (const char *line, size_t bytes, event_t *event, char *reason,
-                            size_t reason_size)
-{
-    size_t body = 0;
-    if (!chain_split (line, bytes, &body))
-        return event_parse_canonical (line, bytes, event, reason, reason_size);
-    char plain[EVENT_LINE_BYTES_MAX];
-    if (body + 1 > sizeof plain)
-        return s_fail (reason, reason_size, "longer than %d bytes", EVENT_LINE_BYTES_MAX);
-    memcpy (plain, line, body);
-    plain[body] = '}';
-    return event_parse_canonical (plain, body + 1, event, reason, reason_size);
-}
-
 //  One complete line (without its \n) at offset. Its \n says it was
 //  written whole, so whatever is wrong with it is corruption, never a torn
 //  tail: refused, wherever the line is.
@@ -230,7 +214,7 @@ static int s_scan_line (scan_t *scan, const char *line, size_t bytes, uint64_t o
     event_t event;
     char reason[256] = "";
     uint8_t chain[CHAIN_BYTES];
-    if (s_parse_chained (line, bytes, &event, reason, sizeof reason))
+    if (event_parse_canonical (line, bytes, &event, reason, sizeof reason))
         return s_fail (scan->error, scan->error_size,
                        "%s: line %lld (byte offset %llu): %s", scan->path,
                        (long long)scan->line_number, (unsigned long long)offset, reason);
@@ -833,7 +817,7 @@ static int s_check_sealed (log_file_t *self, size_t i, char *error, size_t error
     size_t line_bytes = got ? (size_t)(end - start - 1) : 0;
     uint8_t named[CHAIN_BYTES];
     if (got == 0 || end[-1] != '\n' || (start == buffer && tail > 0) ||
-        s_parse_chained (start, line_bytes, &event, reason, sizeof reason) ||
+        event_parse_canonical (start, line_bytes, &event, reason, sizeof reason) ||
         event.seq != segment->last_seq || event.ts_ms != segment->last_ts_ms)
         return s_fail (
             error, error_size,
