@@ -253,6 +253,28 @@ static int s_line (verify_t *self, const char *line, size_t bytes, uint64_t offs
     return 0;
 }
 
+//  The bytes after a file's last line, from buffer[start, have) (at file
+//  offset) to its end: zeros, or a torn write (said on err).
+static void s_tail (verify_t *self, int fd, char *buffer, size_t capacity, size_t start,
+                    size_t have, uint64_t offset)
+{
+    bool zeros = true;
+    for (;;) {
+        for (size_t i = start; i < have && zeros; i++)
+            zeros = buffer[i] == 0;
+        ssize_t got = zeros ? read (fd, buffer, capacity) : 0;
+        if (got <= 0)
+            break;
+        start = 0;
+        have = (size_t)got;
+    }
+    if (!zeros)
+        fprintf (self->err,
+                 "stream --verify: %s: bytes after the last line at byte offset %" PRIu64
+                 " without \\n (a torn write): not a line\n",
+                 self->path, offset);
+}
+
 //  Every line of one file; its last line's ts is kept.
 static int s_file (verify_t *self, const char *path, char *buffer, size_t capacity)
 {
@@ -294,17 +316,10 @@ static int s_file (verify_t *self, const char *path, char *buffer, size_t capaci
         self->bytes += start;
         if (rc)
             break;
-        if (got == 0) {
-            //  After the last \n: the open segment's preallocated zeros, or
-            //  a torn write never acknowledged (a start drops it).
-            size_t zeros = 0;
-            while (zeros < have && buffer[zeros] == 0)
-                zeros++;
-            if (zeros < have)
-                fprintf (self->err,
-                         "stream --verify: %s: %zu bytes after the last line at byte "
-                         "offset %" PRIu64 " without \\n (a torn write): not a line\n",
-                         path, have, base);
+        //  After the last \n: the open segment's preallocated zeros, or a
+        //  torn write never acknowledged (a start drops it).
+        if (got == 0 || (have > start && buffer[start] == 0)) {
+            s_tail (self, fd, buffer, capacity, start, have, base + start);
             break;
         }
         memmove (buffer, buffer + start, have - start);
