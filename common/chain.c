@@ -59,6 +59,8 @@ s_blocks_ni (uint32_t state[8], const uint8_t *data, size_t blocks)
     state1 = _mm_blend_epi16 (state1, tmp, 0xF0);      // CDGH
     while (blocks--) {
         __m128i abef = state0, cdgh = state1, w[4];
+        //  Unrolled whole, w[] lives in registers (a loop keeps it in memory).
+#pragma GCC unroll 16
         for (int i = 0; i < 16; i++) {
             if (i < 4)
                 w[i] = _mm_shuffle_epi8 (

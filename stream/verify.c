@@ -440,6 +440,8 @@ int verify_run (const verify_config_t *config, FILE *out, FILE *err)
         if (s_load_head (config, &head, err))
             return 2;
         self.head = &head;
+        //  The empty log's head is every log's beginning.
+        self.head_reached = head.seq == 0;
     }
     file_t *files = NULL;
     size_t count = 0;
