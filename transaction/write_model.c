@@ -255,8 +255,8 @@ static void s_forget_if_empty (write_model_t *self, account_t *account)
         s_account_delete (self, account);
 }
 
-//  An id's home slot (FNV-1a byte by byte, twice per event, was a tenth
-//  of a batch's cost).
+//  An id's home slot: key_hash, like every in-memory table (it runs
+//  twice per event).
 static uint32_t s_id_hash (const char *id)
 {
     return (uint32_t)(key_hash (id) & WRITE_MODEL_ID_MASK);
