@@ -35,9 +35,9 @@
 //  "<seq> <ts> <chain>": 16 digits, 24, 64 and two spaces.
 #define CHAIN_HEAD_TEXT_BYTES_MAX 128
 
-//  True if line (bytes, no \n) ends with a well-formed chain key; then
-//  *body_bytes is where the key starts: the unchained line is
-//  line[0, body_bytes) followed by "}".
+//  True if line (bytes, no \n) ends with a chain key (its 64 digits are
+//  not checked: chain_check compares them); then *body_bytes is where
+//  the key starts: the unchained line is line[0, body_bytes) followed by "}".
 bool chain_split (const char *line, size_t bytes, size_t *body_bytes);
 
 //  The chain a line's key names, into named: 0, or -1 if it has none.

@@ -100,6 +100,12 @@ static void test_sealed_line_checks_and_chains_as_without_its_key (void)
     *digit = '8';
     CHECK_EQ_INT (chain_check (prev, line, sealed, checked), -1);
     *digit = '1';
+    //  A key that is not hex names no chain.
+    char saved = line[sealed - 3];
+    line[sealed - 3] = 'g';
+    CHECK_EQ_INT (chain_check (prev, line, sealed, checked), -1);
+    line[sealed - 3] = saved;
+    CHECK_EQ_INT (chain_check (prev, line, sealed, checked), 0);
     //  Another previous chain: the same.
     prev[0] ^= 1;
     CHECK_EQ_INT (chain_check (prev, line, sealed, checked), -1);
