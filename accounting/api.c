@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "chain.h"
 #include "dashboard.h"
 #include "event.h"
 #include "metrics.h"
@@ -853,6 +854,30 @@ static void s_get_health (http_request_t *request, void *arg)
     s_respond_body (request, ready ? 200 : 503, body, bytes);
 }
 
+//  GET /head -> the replica's {"seq","ts","chain"}, with the stream's
+//  signature when its latest signed head (HEARTBEAT) is this one, or as
+//  "signed_head" when it is an earlier one on the same chain.
+static void s_get_head (http_request_t *request, void *arg)
+{
+    api_context_t *self = arg;
+    chain_head_t head = {.seq = log_file_committed_seq (self->replica),
+                         .ts_ms = log_file_committed_ts_ms (self->replica)};
+    memcpy (head.chain, log_file_committed_chain (self->replica), CHAIN_BYTES);
+    const chain_head_t *signed_head =
+        self->subscriber ? subscriber_signed_head (self->subscriber) : NULL;
+    bool same = signed_head && signed_head->seq == head.seq &&
+                memcmp (signed_head->chain, head.chain, CHAIN_BYTES) == 0;
+    char body[2 * CHAIN_HEAD_JSON_BYTES_MAX + 32];
+    size_t bytes = chain_head_format (same ? signed_head : &head, body, sizeof body);
+    if (signed_head && !same && signed_head->seq < head.seq) {
+        bytes--; // its closing brace
+        bytes += (size_t)snprintf (body + bytes, sizeof body - bytes, ",\"signed_head\":");
+        bytes += chain_head_format (signed_head, body + bytes, sizeof body - bytes);
+        body[bytes++] = '}';
+    }
+    s_respond_body (request, 200, body, (int)bytes);
+}
+
 //  GET /metrics
 static void s_get_metrics (http_request_t *request, void *arg)
 {
@@ -1059,6 +1084,7 @@ static const http_route_t s_routes[] = {
      "min_seq wait_ms"},
     {"GET", "/stats", s_get_stats, 0, AUTH_SCOPE_READ, NULL},
     {"GET", "/health", s_get_health, 0, AUTH_SCOPE_OPEN, NULL},
+    {"GET", "/head", s_get_head, 0, AUTH_SCOPE_READ, NULL},
     {"GET", "/metrics", s_get_metrics, 0, AUTH_SCOPE_METRICS, NULL},
     OPENAPI_ROUTE,
 };

@@ -77,12 +77,17 @@ static void s_on_event (void *arg, const event_t *event, const char *line,
     if (self->state.replica_failed)
         return;
     //  The subscriber delivers only the canonical next line, ts not before
-    //  the replica's last: what log_file_append requires.
-    if (log_file_append (self->state.replica, line, line_bytes, event->seq,
-                         event->ts_ms)) {
-        log_error ("replica append of seq %" PRId64 " failed: out of memory; the replica "
+    //  the replica's last: what log_file_append requires. Its chain was
+    //  checked there: not hashed again.
+    const uint8_t *chain = subscriber_chain (self->state.subscriber);
+    if (chain ? log_file_append_chained (self->state.replica, line, line_bytes, event->seq,
+                                         event->ts_ms, chain)
+              : log_file_append (self->state.replica, line, line_bytes, event->seq,
+                                 event->ts_ms)) {
+        log_error ("replica append of seq %" PRId64 " failed: %s; the replica "
                    "stops following until restart",
-                   event->seq);
+                   event->seq,
+                   errno == EINVAL ? "its chain is not the replica's" : "out of memory");
         log_file_rollback (self->state.replica);
         self->state.replica_failed = true;
         return;
@@ -269,7 +274,12 @@ static int s_start (service_t *self)
         .receive_hwm = (int)options->subscriber_hwm,
         .curve = self->curve,
         .identity = self->identity,
-        .applied_id = self->last_id};
+        .applied_id = self->last_id,
+        //  The chain at applied_seq, which the replica ends on (else unknown).
+        .applied_chain = log_file_committed_seq (self->state.replica) ==
+                                 accounts_applied_seq (self->state.accounts)
+                             ? log_file_committed_chain (self->state.replica)
+                             : NULL};
     subscriber_handlers_t handlers = {.on_event = s_on_event, .on_applied = s_on_applied};
     self->state.subscriber =
         subscriber_new (self->loop, &subscriber_config, &handlers, self);

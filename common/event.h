@@ -197,13 +197,16 @@ int event_parse_proposed_splice (const char *json, size_t bytes, event_t *self,
                                  event_splice_t *splice, char *error, size_t error_size);
 
 //  Parse a stored event line (without its \n). Same validation plus seq >= 1
-//  and a canonical ts. Returns 0 or -1 with a reason as above.
+//  and a canonical ts. A trailing ,"chain":"<64 hex>" key (chain.h) is
+//  the log's, not the event's: the line reads as it would without it
+//  (its value is checked by chain_check, not here). Returns 0 or -1 with
+//  a reason as above.
 int event_parse_stored (const char *line, size_t bytes, event_t *self, char *error,
                         size_t error_size);
 
 //  event_parse_stored, and the line must be exactly event_format_stored's
-//  bytes for the event it holds: what a log line or a line from the stream
-//  must be. Spacing, key order, escapes or a raw \n, \r or NUL anywhere
+//  bytes for the event it holds (with or without the chain key after
+//  them): what a log line or a line from the stream must be. Spacing, key order, escapes or a raw \n, \r or NUL anywhere
 //  refuse it, and so does a type this version does not write (its
 //  canonical form is unknown here: readers are upgraded before writers).
 int event_parse_canonical (const char *line, size_t bytes, event_t *self, char *error,

@@ -12,6 +12,8 @@
 */
 #include "event_internal.h"
 
+#include "chain.h"
+
 #include <assert.h>
 #include <cjson/cJSON.h>
 #include <stdio.h>
@@ -579,10 +581,30 @@ int event_parse_reference (const char *json, size_t bytes, bool stored, event_t 
     return s_parse_json (&ctx, json, bytes, self);
 }
 
-int event_parse_stored (const char *line, size_t bytes, event_t *self, char *error,
-                        size_t error_size)
+//  A stored line's trailing "chain" key (chain.h) is the log's, not the
+//  event's: the line is parsed as it was before the key was added, from
+//  a copy of its body and the closing brace.
+typedef int (parse_fn_t) (const char *line, size_t bytes, event_t *self, char *error,
+                          size_t error_size);
+
+static int s_parse_unchained (parse_fn_t *parse, const char *line, size_t bytes,
+                              event_t *self, char *error, size_t error_size)
 {
-    assert (line && self);
+    size_t body = 0;
+    if (!chain_split (line, bytes, &body))
+        return parse (line, bytes, self, error, error_size);
+    char plain[EVENT_LINE_BYTES_MAX];
+    if (body + 1 > sizeof plain)
+        return event_fail (error, error_size, "event: longer than %d bytes",
+                           EVENT_LINE_BYTES_MAX);
+    memcpy (plain, line, body);
+    plain[body] = '}';
+    return parse (plain, body + 1, self, error, error_size);
+}
+
+static int s_parse_stored (const char *line, size_t bytes, event_t *self, char *error,
+                           size_t error_size)
+{
     event_id_chars_init ();
     if (event_fast_parse_stored (line, bytes, self))
         return 0;
@@ -620,10 +642,9 @@ static int s_unknown_is_canonical (const char *line, size_t bytes, const event_t
     return 0;
 }
 
-int event_parse_canonical (const char *line, size_t bytes, event_t *self, char *error,
-                           size_t error_size)
+static int s_parse_canonical (const char *line, size_t bytes, event_t *self, char *error,
+                              size_t error_size)
 {
-    assert (line && self);
     event_id_chars_init ();
     if (event_fast_parse_stored (line, bytes, self))
         return 0; // the fast path reads exact canonical lines only
@@ -645,6 +666,20 @@ int event_parse_canonical (const char *line, size_t bytes, event_t *self, char *
             "spaces, keys in order, minimal escapes)",
             at);
     return 0;
+}
+
+int event_parse_stored (const char *line, size_t bytes, event_t *self, char *error,
+                        size_t error_size)
+{
+    assert (line && self);
+    return s_parse_unchained (s_parse_stored, line, bytes, self, error, error_size);
+}
+
+int event_parse_canonical (const char *line, size_t bytes, event_t *self, char *error,
+                           size_t error_size)
+{
+    assert (line && self);
+    return s_parse_unchained (s_parse_canonical, line, bytes, self, error, error_size);
 }
 
 int event_parse_proposed (const char *json, size_t bytes, event_t *self, char *error,

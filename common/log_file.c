@@ -15,6 +15,7 @@
 */
 #include "log_file.h"
 
+#include "chain.h"
 #include "log.h"
 
 #include <assert.h>
@@ -73,6 +74,8 @@ typedef struct {
     int64_t last_seq; // first_seq - 1 while empty (the open one only)
     int64_t last_ts_ms;
     uint64_t bytes; // committed bytes of its file
+    uint8_t chain[CHAIN_BYTES]; // the chain at its last line
+    bool chain_known;           // false: an index from before chains, until scanned
 } segment_t;
 
 //  A pending line that starts a new segment.
@@ -80,6 +83,7 @@ typedef struct {
     size_t offset;           // in pending
     int64_t seq;             // its seq: the new segment's first
     int64_t prev_last_ts_ms; // ts of the line before it: the sealed one's last
+    uint8_t prev_chain[CHAIN_BYTES]; // the chain there
 } split_t;
 
 struct log_file {
@@ -98,6 +102,8 @@ struct log_file {
     int64_t last_ts_ms;
     int64_t committed_seq;
     int64_t committed_ts_ms;
+    uint8_t chain[CHAIN_BYTES];           // at last_seq
+    uint8_t committed_chain[CHAIN_BYTES]; // at committed_seq
     uint64_t committed_bytes; // of the open segment
     uint64_t sealed_bytes;    // of every sealed segment
     uint64_t sync_count;
@@ -128,9 +134,11 @@ typedef struct {
     uint64_t torn_offset; // where a torn tail starts; file_bytes if none
     bool sealed;          // index entries are checked, not added
     sum_t *hash;          // NULL: not hashed
+    sum_t *crc;           // NULL, or a CRC32C for an index written again
     int64_t last_seq;
     int64_t last_ts_ms;
-    uint64_t data_bytes; // end of the last complete line
+    uint8_t chain[CHAIN_BYTES]; // at last_seq
+    uint64_t data_bytes;        // end of the last complete line
 } scan_t;
 
 static int s_fail (char *error, size_t error_size, const char *format, ...)
@@ -274,7 +282,7 @@ static int s_segment_add (log_file_t *self, int64_t first_seq)
         self->segments = segments;
         self->segment_capacity = capacity;
     }
-    self->segments[self->segment_count++] = (segment_t){first_seq, first_seq - 1, 0, 0};
+    self->segments[self->segment_count++] = (segment_t){first_seq, first_seq - 1, 0, 0, {0}, false};
     return 0;
 }
 
@@ -301,6 +309,7 @@ static int s_scan_line (scan_t *scan, const char *line, size_t bytes, uint64_t o
     scan->line_number++;
     event_t event;
     char reason[256] = "";
+    uint8_t chain[CHAIN_BYTES];
     if (event_parse_canonical (line, bytes, &event, reason, sizeof reason))
         return s_fail (scan->error, scan->error_size,
                        "%s: line %lld (byte offset %llu): %s", scan->path,
@@ -317,6 +326,12 @@ static int s_scan_line (scan_t *scan, const char *line, size_t bytes, uint64_t o
         return s_fail (scan->error, scan->error_size,
                        "%s: line %lld (byte offset %llu): ts goes backwards", scan->path,
                        (long long)scan->line_number, (unsigned long long)offset);
+    if (chain_check (scan->chain, line, bytes, chain))
+        return s_fail (scan->error, scan->error_size,
+                       "%s: line %lld (byte offset %llu): seq %lld: its chain does not "
+                       "follow from the lines before it (a line changed, went or came)",
+                       scan->path, (long long)scan->line_number,
+                       (unsigned long long)offset, (long long)event.seq);
     if (s_starts_stride (event.seq)) {
         size_t entry = (size_t)((event.seq - 1) / LOG_FILE_INDEX_STRIDE);
         if (scan->sealed && (entry >= self->index_count || self->index[entry] != offset))
@@ -338,8 +353,11 @@ static int s_scan_line (scan_t *scan, const char *line, size_t bytes, uint64_t o
             (long long)event.seq);
     if (scan->hash)
         s_sum_update (scan->hash, line, bytes + 1);
+    if (scan->crc)
+        s_sum_update (scan->crc, line, bytes + 1);
     scan->last_seq = event.seq;
     scan->last_ts_ms = event.ts_ms;
+    memcpy (scan->chain, chain, CHAIN_BYTES);
     scan->data_bytes = offset + bytes + 1;
     return 0;
 }
@@ -515,13 +533,19 @@ static int s_index_write (log_file_t *self, const segment_t *segment,
         errno = ENOMEM;
         return -1;
     }
+    char chain[CHAIN_HEX_BYTES + 3] = "null";
+    if (segment->chain_known) {
+        chain[0] = '"';
+        chain_to_hex (segment->chain, chain + 1);
+        memcpy (chain + 1 + CHAIN_HEX_BYTES, "\"", 2);
+    }
     size_t bytes = (size_t)snprintf (
         text, capacity,
         "{\"version\":%d,\"first_seq\":%" PRId64 ",\"last_seq\":%" PRId64
         ",\"last_ts\":%" PRId64 ",\"bytes\":%" PRIu64
-        ",\"stride\":%d,\"crc32c\":\"%08" PRIx32 "\",\"chain\":null,\"offsets\":[",
+        ",\"stride\":%d,\"crc32c\":\"%08" PRIx32 "\",\"chain\":%s,\"offsets\":[",
         LOG_FILE_INDEX_VERSION, segment->first_seq, segment->last_seq,
-        segment->last_ts_ms, segment->bytes, LOG_FILE_INDEX_STRIDE, checksum->crc);
+        segment->last_ts_ms, segment->bytes, LOG_FILE_INDEX_STRIDE, checksum->crc, chain);
     for (size_t k = first; k < end; k++)
         bytes += (size_t)snprintf (text + bytes, capacity - bytes, "%s%" PRIu64,
                                    k == first ? "" : ",", self->index[k]);
@@ -606,8 +630,9 @@ static int s_index_load (log_file_t *self, int64_t first_seq, segment_t *segment
     free (text);
     int64_t version = 0, stride = 0, bytes_in = 0;
     const cJSON *offsets = cJSON_GetObjectItemCaseSensitive (json, "offsets");
+    const cJSON *chain = cJSON_GetObjectItemCaseSensitive (json, "chain");
     memset (checksum, 0, sizeof *checksum);
-    *segment = (segment_t){0, 0, 0, 0};
+    *segment = (segment_t){0};
     int rc = 0;
     if (!json || s_json_int (json, "version", &version) ||
         (version != LOG_FILE_INDEX_VERSION && version != LOG_FILE_INDEX_VERSION_V1) ||
@@ -616,9 +641,14 @@ static int s_index_load (log_file_t *self, int64_t first_seq, segment_t *segment
         s_json_int (json, "first_seq", &segment->first_seq) ||
         s_json_int (json, "last_seq", &segment->last_seq) ||
         s_json_int (json, "last_ts", &segment->last_ts_ms) ||
-        s_json_int (json, "bytes", &bytes_in) || !cJSON_IsArray (offsets))
+        s_json_int (json, "bytes", &bytes_in) || !cJSON_IsArray (offsets) ||
+        !(cJSON_IsNull (chain) ||
+          (cJSON_IsString (chain) &&
+           chain_from_hex (chain->valuestring, strlen (chain->valuestring),
+                           segment->chain, CHAIN_BYTES) == 0)))
         rc = s_fail (error, error_size, "%s: not an index of version %d or %d", path,
                      LOG_FILE_INDEX_VERSION, LOG_FILE_INDEX_VERSION_V1);
+    segment->chain_known = cJSON_IsString (chain);
     segment->bytes = (uint64_t)bytes_in;
     size_t first, end;
     if (rc == 0) {
@@ -897,9 +927,10 @@ static int s_check_sealed (log_file_t *self, size_t i, char *error, size_t error
     event_t event;
     char reason[256] = "";
     uint64_t offset = tail + (uint64_t)(start - buffer);
+    size_t line_bytes = got ? (size_t)(end - start - 1) : 0;
+    uint8_t named[CHAIN_BYTES];
     if (got == 0 || end[-1] != '\n' || (start == buffer && tail > 0) ||
-        event_parse_canonical (start, (size_t)(end - start - 1), &event, reason,
-                               sizeof reason) ||
+        event_parse_canonical (start, line_bytes, &event, reason, sizeof reason) ||
         event.seq != segment->last_seq || event.ts_ms != segment->last_ts_ms)
         return s_fail (
             error, error_size,
@@ -907,21 +938,30 @@ static int s_check_sealed (log_file_t *self, size_t i, char *error, size_t error
             "its index says %s",
             path, (unsigned long long)offset, (long long)segment->last_seq,
             (long long)segment->last_ts_ms, reason);
+    //  Its own chain key, when it has one, is the one its index names.
+    if (segment->chain_known && chain_named (start, line_bytes, named) == 0 &&
+        memcmp (named, segment->chain, CHAIN_BYTES))
+        return s_fail (error, error_size,
+                       "%s: byte offset %llu: the last line's chain is not the one its "
+                       "index names",
+                       path, (unsigned long long)offset);
     return 0;
 }
 
 //  Every line of segment i (sealed, or the open one's committed part):
-//  through scan_fn from scan_from_seq on, and against hash (its index's
-//  checksum) unless hash is NULL. scan's last seq and ts are the previous
-//  segment's.
+//  through scan_fn from scan_from_seq on, and against expected (its
+//  index's checksum) unless that is NULL; crc, if not NULL, gets its
+//  CRC32C. scan's last seq, ts and chain are the previous segment's.
 static int s_scan_segment (log_file_t *self, size_t i, scan_t *scan,
-                           const checksum_t *expected)
+                           const checksum_t *expected, checksum_t *crc)
 {
     const segment_t *segment = &self->segments[i];
     char path[LOG_FILE_PATH_BYTES_MAX];
     s_segment_path (self, segment->first_seq, ".jsonl", path, sizeof path);
-    sum_t state;
+    sum_t state, crc_state;
     s_sum_init (&state, expected && expected->blake2b);
+    s_sum_init (&crc_state, false);
+    scan->crc = crc ? &crc_state : NULL;
     scan->path = path;
     scan->fd = s_segment_fd (self, i);
     scan->file_bytes = segment->bytes;
@@ -933,10 +973,14 @@ static int s_scan_segment (log_file_t *self, size_t i, scan_t *scan,
     if (scan->fd < 0)
         return s_fail (scan->error, scan->error_size, "open(\"%s\") failed: %s", path,
                        strerror (errno));
-    if (s_scan (scan))
+    int scanned = s_scan (scan);
+    scan->hash = scan->crc = NULL;
+    if (scanned)
         return -1;
     checksum_t computed;
     s_sum_final (&state, &computed);
+    if (crc)
+        s_sum_final (&crc_state, crc);
     if (scan->torn_offset != segment->bytes || scan->last_seq != segment->last_seq)
         return s_fail (scan->error, scan->error_size,
                        "%s: byte offset %llu: the segment ends before its last seq %lld",
@@ -945,6 +989,15 @@ static int s_scan_segment (log_file_t *self, size_t i, scan_t *scan,
     if (expected && memcmp (&computed, expected, sizeof computed))
         return s_fail (scan->error, scan->error_size,
                        "%s: its bytes do not match the checksum in its index", path);
+    bool sealed = i + 1 < self->segment_count || self->fd < 0; // (opening: all sealed)
+    segment_t *record = &self->segments[i];
+    if (sealed && record->chain_known && memcmp (scan->chain, record->chain, CHAIN_BYTES))
+        return s_fail (scan->error, scan->error_size,
+                       "%s: the chain of its lines is not the one its index names", path);
+    if (sealed && !record->chain_known) {
+        memcpy (record->chain, scan->chain, CHAIN_BYTES);
+        record->chain_known = true;
+    }
     return 0;
 }
 
@@ -966,9 +1019,10 @@ int log_file_scan (log_file_t *self, int64_t from_seq, log_file_scan_fn *scan_fn
     if (first > 0) {
         scan.last_seq = self->segments[first - 1].last_seq;
         scan.last_ts_ms = self->segments[first - 1].last_ts_ms;
+        memcpy (scan.chain, self->segments[first - 1].chain, CHAIN_BYTES);
     }
     for (size_t i = first; i < self->segment_count; i++)
-        if (s_scan_segment (self, i, &scan, NULL))
+        if (s_scan_segment (self, i, &scan, NULL, NULL))
             return -1;
     return 0;
 }
@@ -1176,6 +1230,17 @@ static int s_match (log_file_t *self, const listing_t *listing, size_t *sealed,
     return 0;
 }
 
+//  The index of sealed segment i again, now with its chain (checksum:
+//  its CRC32C as just computed).
+static int s_index_rewrite (log_file_t *self, size_t i, const checksum_t *checksum,
+                            char *error, size_t error_size)
+{
+    if (s_index_write (self, &self->segments[i], checksum) || fsync (self->dir_fd))
+        return s_fail (error, error_size, "%s: writing the chain into index %zu failed: %s",
+                       self->dir, i, strerror (errno));
+    return 0;
+}
+
 //  Opens (creating if need be) the open segment at first_seq and scans it.
 static int s_open_last (log_file_t *self, int64_t first_seq, bool create, scan_t *scan)
 {
@@ -1208,6 +1273,8 @@ static int s_open_last (log_file_t *self, int64_t first_seq, bool create, scan_t
     segment->last_seq = scan->last_seq;
     segment->last_ts_ms = scan->last_ts_ms;
     segment->bytes = scan->data_bytes;
+    memcpy (segment->chain, scan->chain, CHAIN_BYTES);
+    segment->chain_known = true;
     return 0;
 }
 
@@ -1245,13 +1312,21 @@ static int s_open_log (log_file_t *self, const char *data_dir, log_file_scan_fn 
                    .error_size = error_size};
     for (size_t i = 0; rc == 0 && i < sealed; i++) {
         const segment_t *segment = &self->segments[i];
-        if (!self->config.verify &&
+        //  An index from before chains names none: its lines give it, once.
+        bool chain_known = segment->chain_known;
+        if (!self->config.verify && chain_known &&
             !(scan_fn && segment->last_seq >= scan.scan_from_seq)) {
             scan.last_seq = segment->last_seq;
             scan.last_ts_ms = segment->last_ts_ms;
+            memcpy (scan.chain, segment->chain, CHAIN_BYTES);
             continue;
         }
-        rc = s_scan_segment (self, i, &scan, self->config.verify ? &checksums[i] : NULL);
+        //  Such an index is written again with its chain (and a CRC32C).
+        checksum_t rewritten;
+        rc = s_scan_segment (self, i, &scan, self->config.verify ? &checksums[i] : NULL,
+                             chain_known ? NULL : &rewritten);
+        if (rc == 0 && !chain_known)
+            rc = s_index_rewrite (self, i, &rewritten, error, error_size);
     }
     //  (Only once every sealed segment loaded: a refusal may stop sooner.)
     int64_t open_seq = rc == 0 && sealed ? self->segments[sealed - 1].last_seq + 1 : 1;
@@ -1295,6 +1370,8 @@ log_file_t *log_file_open (const char *data_dir, const log_file_config_t *config
         : self->segment_count > 1 ? self->segments[self->segment_count - 2].last_ts_ms
                                   : 0;
     self->committed_bytes = self->tail_bytes = open->bytes;
+    memcpy (self->chain, open->chain, CHAIN_BYTES);
+    memcpy (self->committed_chain, open->chain, CHAIN_BYTES);
     return self;
 failed:
     log_file_destroy (&self);
@@ -1340,6 +1417,24 @@ int64_t log_file_last_ts_ms (log_file_t *self)
     return self->last_ts_ms;
 }
 
+int64_t log_file_committed_ts_ms (log_file_t *self)
+{
+    assert (self);
+    return self->committed_ts_ms;
+}
+
+const uint8_t *log_file_chain (log_file_t *self)
+{
+    assert (self);
+    return self->chain;
+}
+
+const uint8_t *log_file_committed_chain (log_file_t *self)
+{
+    assert (self);
+    return self->committed_chain;
+}
+
 uint64_t log_file_bytes (log_file_t *self)
 {
     assert (self);
@@ -1380,14 +1475,26 @@ static int s_split_add (log_file_t *self, int64_t seq)
         self->splits = splits;
         self->split_capacity = capacity;
     }
-    self->splits[self->split_count++] =
-        (split_t){self->pending_bytes, seq, self->last_ts_ms};
+    split_t *split = &self->splits[self->split_count++];
+    *split = (split_t){self->pending_bytes, seq, self->last_ts_ms, {0}};
+    memcpy (split->prev_chain, self->chain, CHAIN_BYTES);
     self->tail_bytes = 0;
     return 0;
 }
 
 int log_file_append (log_file_t *self, const char *line, size_t line_bytes, int64_t seq,
                      int64_t ts_ms)
+{
+    uint8_t chain[CHAIN_BYTES];
+    if (chain_check (self->chain, line, line_bytes, chain)) {
+        errno = EINVAL;
+        return -1;
+    }
+    return log_file_append_chained (self, line, line_bytes, seq, ts_ms, chain);
+}
+
+int log_file_append_chained (log_file_t *self, const char *line, size_t line_bytes,
+                             int64_t seq, int64_t ts_ms, const uint8_t *chain)
 {
     assert (self && line && line_bytes > 0);
     assert (seq == self->last_seq + 1);
@@ -1406,6 +1513,7 @@ int log_file_append (log_file_t *self, const char *line, size_t line_bytes, int6
     self->tail_bytes += line_bytes + 1;
     self->last_seq = seq;
     self->last_ts_ms = ts_ms;
+    memcpy (self->chain, chain, CHAIN_BYTES);
     return 0;
 }
 
@@ -1417,6 +1525,7 @@ void log_file_rollback (log_file_t *self)
     self->tail_bytes = self->committed_bytes;
     self->last_seq = self->committed_seq;
     self->last_ts_ms = self->committed_ts_ms;
+    memcpy (self->chain, self->committed_chain, CHAIN_BYTES);
     s_index_trim (self, self->committed_seq);
 }
 
@@ -1476,7 +1585,8 @@ static int s_seal (log_file_t *self, commit_t *commit, size_t c, int64_t first_s
 {
     const split_t *split = &self->splits[c];
     segment_t segment = {first_seq, split->seq - 1, split->prev_last_ts_ms,
-                         commit->bytes[c]};
+                         commit->bytes[c], {0}, true};
+    memcpy (segment.chain, split->prev_chain, CHAIN_BYTES);
     commit->call = "ftruncate";
     if (commit->allocated[c] != commit->bytes[c] &&
         ftruncate (commit->fds[c], (off_t)commit->bytes[c]))
@@ -1563,14 +1673,18 @@ static int s_commit_adopt (log_file_t *self, commit_t *commit)
         if (c + 1 < commit->chunks) {
             segment->last_seq = self->splits[c].seq - 1;
             segment->last_ts_ms = self->splits[c].prev_last_ts_ms;
+            memcpy (segment->chain, self->splits[c].prev_chain, CHAIN_BYTES);
+            segment->chain_known = true;
             self->sealed_bytes += segment->bytes;
             close (commit->fds[c]);
             self->segment_count++; // reserved before the commit
             self->segments[self->segment_count - 1] =
-                (segment_t){self->splits[c].seq, self->splits[c].seq - 1, 0, 0};
+                (segment_t){self->splits[c].seq, self->splits[c].seq - 1, 0, 0, {0}, false};
         } else {
             segment->last_seq = self->last_seq;
             segment->last_ts_ms = self->last_ts_ms;
+            memcpy (segment->chain, self->chain, CHAIN_BYTES);
+            segment->chain_known = true;
         }
     }
     self->fd = commit->fds[commit->chunks - 1];
@@ -1625,6 +1739,7 @@ int log_file_commit (log_file_t *self, bool sync)
         s_commit_adopt (self, &commit);
         self->committed_seq = self->last_seq;
         self->committed_ts_ms = self->last_ts_ms;
+        memcpy (self->committed_chain, self->chain, CHAIN_BYTES);
         self->pending_bytes = 0;
         self->split_count = 0;
         self->tail_bytes = self->committed_bytes;

@@ -13,8 +13,10 @@
     segments, byte for byte (that is how a replica's segments match the
     stream's). A sealed segment is never written again; beside it,
     <first seq>.idx (one JSON line) holds its last seq and ts, its bytes,
-    its BLAKE2b-256 checksum, the offsets of its seqs 1 + k * STRIDE, and
-    a "chain" field reserved for the tamper-evidence chain at its end.
+    its CRC32C checksum (BLAKE2b-256 in a version 1 index), the offsets of its seqs 1 + k * STRIDE, and
+    "chain": the tamper-evidence chain (chain.h) at its last line (null
+    in an index from before chains: its lines give it at the next open,
+    and the index is written again with it).
     The open segment is preallocated ahead of its data (fallocate), so
     its file ends in zeros that are not lines.
 
@@ -33,6 +35,9 @@
       gap or disorder, or ts going backwards, wherever the line is, even
       last: the open fails with an error naming the file, line number and
       byte offset, and the file is left untouched.
+    Every scanned line's chain key, if it has one, must follow from the
+    lines before it (chain.h), and a sealed segment's lines must end on
+    the chain its index names: a line that does not is refused the same way.
     A missing or extra segment, an index that disagrees with its segment,
     or (when read) a sealed line that disagrees with its index fail the
     same way. Sealed lines are checked when they are read (scan, FETCH).
@@ -120,10 +125,24 @@ uint64_t log_file_sync_count (log_file_t *self);
 
 //  Buffers one canonical line (without \n) whose seq must be
 //  log_file_last_seq() + 1 and whose ts must not go backwards (both
-//  asserted: the caller formats the line). Returns 0, or -1 if the
-//  pending buffer cannot grow (out of memory).
+//  asserted: the caller formats the line). Its chain is computed from
+//  log_file_chain(). Returns 0, or -1 if the pending buffer cannot grow
+//  (out of memory) or its chain key names another chain (EINVAL).
 int log_file_append (log_file_t *self, const char *line, size_t line_bytes, int64_t seq,
                      int64_t ts_ms);
+
+//  The same, for a line whose chain the caller computed or checked from
+//  log_file_chain() (chain_seal, chain_check): not hashed again.
+int log_file_append_chained (log_file_t *self, const char *line, size_t line_bytes,
+                             int64_t seq, int64_t ts_ms, const uint8_t *chain);
+
+//  The chain (CHAIN_BYTES) at log_file_last_seq(), and at the committed
+//  seq; 32 zero bytes for an empty log. Valid until the next call.
+const uint8_t *log_file_chain (log_file_t *self);
+const uint8_t *log_file_committed_chain (log_file_t *self);
+
+//  ts of the last committed event, 0 for an empty log.
+int64_t log_file_committed_ts_ms (log_file_t *self);
 
 //  Writes every pending line with one write and, if sync is true, one
 //  fdatasync. On failure (disk full, I/O error) the file is truncated back

@@ -30,6 +30,7 @@
 #include <stdarg.h>
 #include <string.h>
 
+#include "chain.h"
 #include "log.h"
 #include "wire.h"
 
@@ -123,6 +124,10 @@ struct subscriber {
     int64_t published_seq_max; // highest seq received on PUB
     bool identity_unasked;     // the stream refused the identity frame (older one)
     char diverged[SUBSCRIBER_ERROR_BYTES_MAX]; // why it stopped; "" while consistent
+    uint8_t chain[CHAIN_BYTES]; // at applied_seq, when chain_known
+    bool chain_known;           // false: not given and no chained line applied yet
+    chain_head_t signed_head;   // the stream's latest signed head on this chain
+    bool signed_head_known;
 
     zlistx_t *buffer;     // zmsg_t * (EVENTS, RESULT), oldest first
     size_t buffer_events; // weight of buffer, <= SUBSCRIBER_LIVE_BUFFER_EVENTS_MAX
@@ -342,6 +347,19 @@ static apply_result_t s_apply_text (subscriber_t *self, const char *line, size_t
         s_log_invalid (self, source, index, "ts goes backwards");
         return APPLY_INVALID;
     }
+    //  The chain as the stream's log holds it: a line whose key names
+    //  another is corrupt, whatever else holds. Not knowing the chain
+    //  applied so far, the first line with a key tells it.
+    uint8_t next[CHAIN_BYTES];
+    if (self->chain_known && chain_check (self->chain, line, bytes, next)) {
+        s_log_invalid (self, source, index,
+                       "its chain does not follow from the lines applied before it");
+        return APPLY_INVALID;
+    }
+    if (self->chain_known)
+        memcpy (self->chain, next, CHAIN_BYTES);
+    else
+        self->chain_known = chain_named (line, bytes, self->chain) == 0;
     self->handlers.on_event (self->arg, &self->event, line, bytes);
     self->applied_seq = seq;
     self->applied_ts_ms = self->event.ts_ms;
@@ -810,11 +828,37 @@ static void s_on_reply (subscriber_t *self)
 //  ["HEARTBEAT", last_seq(, identity)]: ahead of applied_seq while live
 //  means the tail was missed; behind it, the stream's history may have
 //  gone back (a catch-up checks); another identity is another log.
+//  A signed head the stream announces is kept once it is the head here:
+//  its seq applied, its chain the one applied, its signature good.
+static void s_see_head_frame (subscriber_t *self, zframe_t *frame)
+{
+    chain_head_t head;
+    char reason[SUBSCRIBER_ERROR_BYTES_MAX];
+    if (chain_head_parse ((const char *)zframe_data (frame), zframe_size (frame), &head,
+                          reason, sizeof reason)) {
+        s_complain (self, "HEARTBEAT from %s with a head that is not one: %s",
+                    self->publish_endpoint, reason);
+        return;
+    }
+    if (!head.is_signed || head.seq != self->applied_seq || !self->chain_known ||
+        head.ts_ms != self->applied_ts_ms)
+        return;
+    if (memcmp (head.chain, self->chain, CHAIN_BYTES) || chain_head_verify (&head, NULL)) {
+        s_complain (self,
+                    "HEARTBEAT from %s names another chain at seq %" PRId64
+                    ", or a signature that does not hold; not kept",
+                    self->publish_endpoint, head.seq);
+        return;
+    }
+    self->signed_head = head;
+    self->signed_head_known = true;
+}
+
 static void s_on_heartbeat (subscriber_t *self, zmsg_t *msg)
 {
     int64_t last_seq;
-    zframe_t *identity;
-    if (wire_heartbeat_parse (msg, &last_seq, &identity)) {
+    zframe_t *identity, *head;
+    if (wire_heartbeat_parse (msg, &last_seq, &identity, &head)) {
         s_complain (self, "HEARTBEAT from %s without a valid seq ignored",
                     self->publish_endpoint);
         return;
@@ -823,6 +867,8 @@ static void s_on_heartbeat (subscriber_t *self, zmsg_t *msg)
         s_check_identity (self, zframe_data (identity), zframe_size (identity));
     if (*self->diverged)
         return;
+    if (head && !self->catching_up)
+        s_see_head_frame (self, head);
     s_see_head (self, last_seq);
     if (last_seq > self->applied_seq && !self->catching_up) {
         self->gaps++;
@@ -1180,6 +1226,9 @@ subscriber_t *subscriber_new (zloop_t *loop, const subscriber_config_t *config,
         snprintf (self->identity, sizeof self->identity, "%s", config->identity);
     if (config->applied_id && config->applied_seq > 0)
         snprintf (self->applied_id, sizeof self->applied_id, "%s", config->applied_id);
+    self->chain_known = config->applied_seq == 0 || config->applied_chain;
+    if (config->applied_seq > 0 && config->applied_chain)
+        memcpy (self->chain, config->applied_chain, CHAIN_BYTES);
     self->upstream_timeout_ms = config->upstream_timeout_ms > 0
                                     ? config->upstream_timeout_ms
                                     : SUBSCRIBER_UPSTREAM_TIMEOUT_MS_DEFAULT;
@@ -1268,6 +1317,18 @@ bool subscriber_caught_up (subscriber_t *self)
 {
     assert (self);
     return self->caught_up;
+}
+
+const uint8_t *subscriber_chain (subscriber_t *self)
+{
+    assert (self);
+    return self->chain_known ? self->chain : NULL;
+}
+
+const chain_head_t *subscriber_signed_head (subscriber_t *self)
+{
+    assert (self);
+    return self->signed_head_known ? &self->signed_head : NULL;
 }
 
 uint64_t subscriber_fetches (subscriber_t *self)

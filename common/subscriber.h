@@ -10,7 +10,9 @@
     Nothing the stream sends is trusted: every line is checked before
     on_event sees it (exactly canonical, see event_parse_canonical; seq
     applied_seq + 1; ts not before the last applied one; at most
-    EVENT_LINE_BYTES_MAX bytes), and so is every frame around the lines.
+    EVENT_LINE_BYTES_MAX bytes; its chain key, if any, the chain of the
+    lines applied before it and of its own: chain.h), and so is every
+    frame around the lines.
     What fails is logged (at most once a second), counted and dropped with
     the rest of its message; the subscriber then fetches again, after a
     pause when the replay side is at fault, and on_event keeps its
@@ -38,6 +40,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "chain.h"
 #include "curve.h"
 #include "event.h"
 
@@ -79,6 +82,9 @@ typedef struct {
     //  event at applied_seq. NULL or "": unknown (not checked).
     const char *identity;
     const char *applied_id;
+    //  The chain at applied_seq (CHAIN_BYTES, copied). NULL: 32 zero bytes
+    //  at applied_seq 0; beyond, unknown until the first line with a key.
+    const uint8_t *applied_chain;
 } subscriber_config_t;
 
 //  Connects and registers with loop; starts catching up at once.
@@ -96,6 +102,13 @@ bool subscriber_caught_up (subscriber_t *self);
 //  Why the stream's log and the local state disagree, or NULL while they
 //  agree. Once set it stays: nothing more is applied until restart.
 const char *subscriber_diverged (subscriber_t *self);
+//  The chain at applied_seq (CHAIN_BYTES; during on_event, the delivered
+//  event's), or NULL while unknown.
+const uint8_t *subscriber_chain (subscriber_t *self);
+//  The stream's latest signed head (HEARTBEAT) that was the head here
+//  when it came: its seq applied, on this chain, its signature good.
+//  NULL: none yet.
+const chain_head_t *subscriber_signed_head (subscriber_t *self);
 //  Counters for metrics.
 uint64_t subscriber_fetches (subscriber_t *self);
 uint64_t subscriber_gaps (subscriber_t *self);

@@ -96,20 +96,24 @@ int wire_events_begin (void *socket)
     return wire_send (socket, WIRE_EVENTS, sizeof WIRE_EVENTS - 1, true);
 }
 
-int wire_heartbeat_send (void *socket, int64_t last_seq, const char *identity)
+int wire_heartbeat_send (void *socket, int64_t last_seq, const char *identity,
+                         const char *head)
 {
-    if (s_send_str (socket, WIRE_HEARTBEAT, true) || s_send_seq (socket, last_seq, true))
+    if (s_send_str (socket, WIRE_HEARTBEAT, true) || s_send_seq (socket, last_seq, true) ||
+        s_send_str (socket, identity, head != NULL))
         return -1;
-    return s_send_str (socket, identity, false);
+    return head ? s_send_str (socket, head, false) : 0;
 }
 
-int wire_heartbeat_parse (zmsg_t *msg, int64_t *last_seq, zframe_t **identity_p)
+int wire_heartbeat_parse (zmsg_t *msg, int64_t *last_seq, zframe_t **identity_p,
+                          zframe_t **head_p)
 {
     zmsg_first (msg);
     zframe_t *seq = zmsg_next (msg);
     if (!seq || wire_seq_parse (zframe_data (seq), zframe_size (seq), last_seq))
         return -1;
     *identity_p = zmsg_next (msg);
+    *head_p = *identity_p ? zmsg_next (msg) : NULL;
     return 0;
 }
 

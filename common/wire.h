@@ -4,7 +4,7 @@
 
         ingest   ["APPEND", request_id, proposed_line...]
         publish  ["EVENTS", line...]  ["RESULT", request_id, result_json]
-                 ["HEARTBEAT", last_seq, identity]
+                 ["HEARTBEAT", last_seq, identity, head]
         replay   ["FETCH", from_seq, max_events(, "packed"(, "identity"))]
                  -> ["BATCH", log_last_seq, line...]
                  |  ["PACKED", log_last_seq, lines(, identity)]
@@ -100,13 +100,18 @@ wire_append_rc_t wire_append_parse (zmq_msg_t *frames, size_t frame_total,
 //  The topic; every line follows as wire_send (socket, line, bytes, more).
 int wire_events_begin (void *socket);
 
-//  ["HEARTBEAT", last_seq, identity]: the identity ("" while the log is
-//  empty) is a trailing frame, which readers of two frames ignore.
-int wire_heartbeat_send (void *socket, int64_t last_seq, const char *identity);
+//  ["HEARTBEAT", last_seq, identity, head]: the identity ("" while the
+//  log is empty) and the head (chain.h's JSON of the log's head, signed
+//  when the stream signs; head NULL: no such frame) are trailing frames,
+//  which readers of fewer frames ignore.
+int wire_heartbeat_send (void *socket, int64_t last_seq, const char *identity,
+                         const char *head);
 
-//  A HEARTBEAT message (its topic first): 0 with last_seq and the
-//  identity frame (NULL if the message has none), or -1 without a valid seq.
-int wire_heartbeat_parse (zmsg_t *msg, int64_t *last_seq, zframe_t **identity_p);
+//  A HEARTBEAT message (its topic first): 0 with last_seq, the identity
+//  frame and the head frame (each NULL if the message has none), or -1
+//  without a valid seq.
+int wire_heartbeat_parse (zmsg_t *msg, int64_t *last_seq, zframe_t **identity_p,
+                          zframe_t **head_p);
 
 //  --------------------------------------------------------------------
 //  RESULT

@@ -18,6 +18,7 @@
 #include <cjson/cJSON.h>
 
 #include "account_table.h"
+#include "chain.h"
 #include "dedupe.h"
 #include "key_hash.h"
 #include "log.h"
@@ -751,9 +752,14 @@ static int s_append_request (ingest_t *self, size_t count, burst_request_t *requ
         size_t bytes = event_format_stored_splice (
             event, (const char *)zmq_msg_data (&self->frames[index + 2]),
             &self->splices[index], line, sizeof line);
+        //  Every stored line ends with its chain (fits: a canonical line
+        //  stays well below EVENT_LINE_BYTES_MAX - CHAIN_KEY_BYTES).
+        uint8_t chain[CHAIN_BYTES];
+        bytes = chain_seal (log_file_chain (self->log), line, bytes, sizeof line, chain);
         assert (bytes > 0);
         ssize_t offset = s_text_add (self, line, bytes);
-        if (offset < 0 || log_file_append (self->log, line, bytes, event->seq, ts_ms)) {
+        if (offset < 0 || log_file_append_chained (self->log, line, bytes, event->seq,
+                                                   ts_ms, chain)) {
             self->burst_errno = ENOMEM;
             return -1;
         }

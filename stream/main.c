@@ -10,6 +10,7 @@
 #include "log.h"
 #include "security.h"
 #include "server.h"
+#include "verify.h"
 
 #define STREAM_HEARTBEAT_MS_MAX  3600000 // an hour: beyond it, no subscriber notices a gap
 #define STREAM_DEDUPE_WINDOW_MAX 100000000 // ~2.4 GiB of ids at ~24 bytes each
@@ -31,15 +32,21 @@ static const config_option_t s_options[] = {
     CONFIG_TEXT ("http-addr", "ADDRESS", AT (server.http_addr), CONFIG_HTTP_ADDRESS,
                  "HTTP address (%s)"),
     CONFIG_INT ("http-port", AT (server.http_port), 3002, 0, 65535,
-                "HTTP port for /health, /metrics, /events (%s; 0 = any)"),
+                "HTTP port for /health, /metrics, /events, /head (%s; 0 = any)"),
     CONFIG_TEXT ("data-dir", "DIR", AT (server.data_dir), "data/stream",
                  "directory of the log, events/ (%s)"),
     CONFIG_INT ("segment-bytes", AT (server.log.segment_bytes),
                 LOG_FILE_SEGMENT_BYTES_DEFAULT, LOG_FILE_SEGMENT_BYTES_MIN,
                 LOG_FILE_SEGMENT_BYTES_MAX,
                 "roll the log's open segment at N bytes (%s)"),
-    CONFIG_FLAG ("verify", AT (server.log.verify),
+    CONFIG_FLAG ("verify-on-start", AT (server.log.verify),
                  "at start, check every sealed segment's lines and checksum"),
+    //  The earlier spelling; with an operand, --verify PATH is the verifier.
+    CONFIG_FLAG ("verify", AT (server.log.verify),
+                 "alone: --verify-on-start; --verify PATH [--head FILE]\n"
+                 "[--public-key HEX]: check a log's chain and exit"),
+    CONFIG_TEXT ("sign-key", "FILE", AT (server.sign_key_path), NULL,
+                 "sign heads with this Ed25519 seed (scripts/sign-key)"),
     CONFIG_FSYNC ("fsync", AT (server.fsync_always), true,
                   "fdatasync each burst before acknowledging (%s)"),
     CONFIG_INT ("heartbeat-ms", AT (server.heartbeat_ms), 1000, 1,
@@ -60,6 +67,8 @@ static const config_t s_config = {
 
 int main (int argc, char *argv[])
 {
+    if (verify_wanted (argc, argv))
+        return verify_main (argc, argv);
     options_t options;
     memset (&options, 0, sizeof options); // what the table does not set is 0
     config_result_t parsed = config_parse (&s_config, &options, argc, argv);

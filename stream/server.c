@@ -8,7 +8,9 @@
 #include <string.h>
 
 #include <cjson/cJSON.h>
+#include <sodium.h>
 
+#include "chain.h"
 #include "curve.h"
 #include "event.h"
 #include "http.h"
@@ -48,7 +50,25 @@ struct server {
     curve_t *curve; // own keypair; NULL: plain (no --curve-dir)
     zap_t *zap;     // decides CURVE clients; NULL: plain
     uint64_t heartbeats;
+    bool signing; // --sign-key: heads are signed with secret_key
+    uint8_t secret_key[CHAIN_SECRET_KEY_BYTES];
+    chain_head_t head; // the committed log's, signed once per seq
 };
+
+//  The committed log's head, signed when signing (once per seq: a
+//  signature costs more than a heartbeat).
+static const chain_head_t *s_head (server_t *self)
+{
+    log_file_t *log = ingest_log (self->ingest);
+    int64_t seq = log_file_committed_seq (log);
+    if (seq == self->head.seq && (seq == 0 || self->head.is_signed == self->signing))
+        return &self->head;
+    self->head = (chain_head_t){.seq = seq, .ts_ms = log_file_committed_ts_ms (log)};
+    memcpy (self->head.chain, log_file_committed_chain (log), CHAIN_BYTES);
+    if (self->signing && seq > 0)
+        chain_head_sign (&self->head, self->secret_key);
+    return &self->head;
+}
 
 static int s_on_ingest (zloop_t *loop, zsock_t *reader, void *arg)
 {
@@ -62,14 +82,16 @@ static int s_on_replay (zloop_t *loop, zsock_t *reader, void *arg)
     return replay_handle (self->replay, reader);
 }
 
-//  ["HEARTBEAT", last_committed_seq, identity] (wire.h; replay.h for the
-//  identity).
+//  ["HEARTBEAT", last_committed_seq, identity, head] (wire.h; replay.h
+//  for the identity, chain.h for the head).
 static int s_on_heartbeat (zloop_t *loop, int timer_id, void *arg)
 {
     server_t *self = (server_t *)arg;
-    wire_heartbeat_send (zsock_resolve (self->publish),
-                         log_file_committed_seq (ingest_log (self->ingest)),
-                         replay_identity (self->replay));
+    char head[CHAIN_HEAD_JSON_BYTES_MAX];
+    const chain_head_t *current = s_head (self);
+    chain_head_format (current, head, sizeof head);
+    wire_heartbeat_send (zsock_resolve (self->publish), current->seq,
+                         replay_identity (self->replay), head);
     self->heartbeats++;
     ingest_snapshot (self->ingest, false); // a forked child, when one is due
     return 0;
@@ -88,6 +110,16 @@ static void s_health (http_request_t *request, void *arg)
     cJSON_AddStringToObject (json, "identity", replay_identity (self->replay));
     http_respond_json (request, 200, json);
     cJSON_Delete (json);
+}
+
+//  GET /head -> {"seq","ts","chain"} (and "public_key","signature" when
+//  signing): what a verifier checks a copy of the log against later.
+static void s_head_route (http_request_t *request, void *arg)
+{
+    server_t *self = (server_t *)arg;
+    char head[CHAIN_HEAD_JSON_BYTES_MAX];
+    size_t bytes = chain_head_format (s_head (self), head, sizeof head);
+    http_respond (request, 200, "application/json", head, bytes);
 }
 
 static void s_metrics (http_request_t *request, void *arg)
@@ -232,6 +264,7 @@ static const http_route_t s_routes[] = {
     {"GET", "/health", s_health, 0, AUTH_SCOPE_OPEN, NULL},
     {"GET", "/metrics", s_metrics, 0, AUTH_SCOPE_METRICS, NULL},
     {"GET", "/events", s_events, 0, AUTH_SCOPE_READ, "from_seq limit"},
+    {"GET", "/head", s_head_route, 0, AUTH_SCOPE_READ, NULL},
     OPENAPI_ROUTE,
 };
 
@@ -328,6 +361,19 @@ server_t *server_new (const server_config_t *config)
     self->loop = zloop_new ();
     if (!self->loop)
         goto failed;
+    if (config->sign_key_path) {
+        char error[512];
+        uint8_t public_key[CHAIN_PUBLIC_KEY_BYTES];
+        if (chain_key_load (config->sign_key_path, self->secret_key, public_key, error,
+                            sizeof error)) {
+            log_error ("--sign-key: %s", error);
+            goto failed;
+        }
+        char hex[CHAIN_PUBLIC_KEY_BYTES * 2 + 1];
+        chain_to_hex (public_key, hex);
+        log_info ("heads are signed; public key %s", hex);
+        self->signing = true;
+    }
     //  The ZAP handler first: a CURVE socket bound without one would let
     //  any key in.
     if (config->security.curve_dir) {
@@ -375,6 +421,7 @@ void server_destroy (server_t **self_p)
         zsock_destroy (&self->pull);
         zsock_destroy (&self->publish);
         curve_destroy (&self->curve);
+        sodium_memzero (self->secret_key, sizeof self->secret_key);
         free (self);
         *self_p = NULL;
     }

@@ -3,7 +3,7 @@
 
     It wires the modules together (ingest decides and appends, replay
     reads, HTTP reports) and owns every socket; it has no logic of its own
-    beyond the HTTP handlers for /health, /metrics and /events.
+    beyond the HTTP handlers for /health, /metrics, /events and /head.
 */
 #ifndef SERVER_H_INCLUDED
 #define SERVER_H_INCLUDED
@@ -27,6 +27,7 @@ typedef struct {
     int64_t heartbeat_ms;
     size_t dedupe_window; // event ids remembered for idempotency
     security_config_t security;
+    const char *sign_key_path; // --sign-key: an Ed25519 seed; NULL: heads unsigned
 } server_config_t;
 
 typedef struct server server_t;

@@ -98,9 +98,10 @@ static void s_check_message (const message_t *message)
     if (wire_lookup_reply_parse (msg, &reply) == WIRE_LOOKUP_FOUND)
         fuzz_check (reply.seq >= 1 && reply.line && reply.id, "FOUND");
     int64_t seq = -1;
-    zframe_t *identity;
-    if (wire_heartbeat_parse (msg, &seq, &identity) == 0)
-        fuzz_check (seq >= 0 && seq <= EVENT_SEQ_MAX, "HEARTBEAT seq");
+    zframe_t *identity, *head;
+    if (wire_heartbeat_parse (msg, &seq, &identity, &head) == 0)
+        fuzz_check (seq >= 0 && seq <= EVENT_SEQ_MAX && (!head || identity),
+                    "HEARTBEAT seq");
     char id[EVENT_ID_BYTES_MAX + 1];
     if (!wire_lookup_parse (msg, id))
         fuzz_check (event_id_is_valid (id, strlen (id)), "LOOKUP id");

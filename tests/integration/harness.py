@@ -10,10 +10,12 @@ sanitizer findings fail the test that stopped the service.
 """
 
 import atexit
+import hashlib
 import http.client
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import socket
@@ -352,6 +354,43 @@ def assert_log_valid(path):
         if i > 1:
             assert ev["ts"] >= events[i - 2]["ts"], f"ts goes backwards at seq {i}"
     return events
+
+
+# The tamper-evidence chain (docs/DESIGN.md): chain(N) = SHA-256(chain(N-1)
+# || line N without its ,"chain":"..." key), chain(0) = 32 zero bytes.
+CHAIN_ZERO = bytes(32)
+_CHAIN_KEY = re.compile(rb',"chain":"([0-9a-f]{64})"\}$')
+
+
+def unchained(line):
+    """A stored line without its chain key (as it was before the key)."""
+    match = _CHAIN_KEY.search(line)
+    return line[:match.start()] + b"}" if match else line
+
+
+def chain_key(line):
+    """The chain a line's key names (bytes), or None."""
+    match = _CHAIN_KEY.search(line)
+    return bytes.fromhex(match.group(1).decode()) if match else None
+
+
+def chain_next(prev, line):
+    return hashlib.sha256(prev + unchained(line)).digest()
+
+
+def chained(prev, plain):
+    """(the line sealed with its chain key, its chain), as the stream writes it."""
+    chain = chain_next(prev, plain)
+    return plain[:-1] + b',"chain":"' + chain.hex().encode() + b'"}', chain
+
+
+def check_chain(lines, prev=CHAIN_ZERO):
+    """Every key in lines follows from the lines before; the last chain."""
+    for number, line in enumerate(lines, start=1):
+        prev = chain_next(prev, line)
+        named = chain_key(line)
+        assert named is None or named == prev, f"line {number}: chain does not follow"
+    return prev
 
 
 def all_accounts(service, page_limit=1000, timeout=10.0):

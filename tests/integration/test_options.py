@@ -15,8 +15,8 @@ SECURITY = ["auth-file", "tls-cert", "tls-key", "curve-dir", "insecure",
             "body-buffer-bytes-max"]
 OPTIONS = {
     "stream": ["ingest", "publish", "replay", "http-addr", "http-port", "data-dir",
-               "segment-bytes", "verify", "fsync", "heartbeat-ms", "dedupe-window",
-               "log-level"],
+               "segment-bytes", "verify-on-start", "verify", "sign-key", "fsync",
+               "heartbeat-ms", "dedupe-window", "log-level"],
     "transaction": ["ingest", "publish", "replay", "http-addr", "http-port",
                     "ack-timeout-ms", "overdraft-limit", "inflight-max", "retries-max",
                     "hold-expiry-ms", "idempotency-keys-max", "connections-per-ip",
@@ -33,7 +33,8 @@ BAD_EVERYWHERE = [["--http-port", "65536"], ["--http-port", "-1"], ["--http-port
                   ["--body-buffer-bytes-max", "5"]]
 BAD = {
     "stream": [["--fsync", "sometimes"], ["--heartbeat-ms", "0"], ["--dedupe-window", "x"],
-               ["--segment-bytes", "10"], ["--verify=1"]],
+               ["--segment-bytes", "10"], ["--verify=1"],
+               ["--verify", "/nonexistent"], ["--verify", ".", "--head"]],
     "transaction": [["--ack-timeout-ms", "0"], ["--retries-max", "1001"],
                     ["--hold-expiry-ms", "-1"], ["--hold-expiry-ms", "3600001"],
                     ["--overdraft-limit", "-1"], ["--inflight-max", "0"],

@@ -490,11 +490,16 @@ def test_heartbeat_carries_the_last_committed_seq_and_the_logs_identity():
     c = s.client
     # While the log is empty its identity is "".
     beat = c.wait_for(lambda m: m[0] == b"HEARTBEAT", what="a heartbeat")
-    assert beat == [b"HEARTBEAT", b"0", b""], beat
+    assert beat[:3] == [b"HEARTBEAT", b"0", b""], beat
     first = new_id()
     c.append(deposit(first), deposit(new_id()))
     beat = c.wait_for(lambda m: m[0] == b"HEARTBEAT" and m[1] == b"2", what="a heartbeat")
-    assert beat == [b"HEARTBEAT", b"2", first.encode()], beat
+    assert beat[:3] == [b"HEARTBEAT", b"2", first.encode()], beat
+    #  The fourth frame is the head, as GET /head answers it.
+    status, head = harness.get_json(s.service.url + "/head")
+    assert status == 200 and json.loads(beat[3]) == head, (beat, head)
+    assert head["seq"] == 2 and bytes.fromhex(head["chain"]) == harness.check_chain(
+        s.log_bytes().splitlines()), head
     s.stop()
 
 

@@ -164,7 +164,8 @@ def test_mixed_log_v1_prefix_v2_tail_folds_and_replicas_stay_identical():
         assert harness.log_data(os.path.join(work, name)) == lines, name
     tail = [json.loads(line) for line in lines.splitlines()[last_v1:]]
     assert [e["v"] for e in tail] == [2, 2, 2, 2, 2, 2, 2, 1]
-    assert tail[-1] == {**json.loads(v1), "seq": head, "ts": tail[-1]["ts"]}
+    assert tail[-1] == {**json.loads(v1), "seq": head, "ts": tail[-1]["ts"],
+                        "chain": tail[-1]["chain"]}
     for accounting in (first, second):
         status, shop = harness.get_json(accounting.url + "/accounts/eu-shop")
         assert status == 200 and shop["balance"] == -500 and shop["version"] == 4, shop

@@ -66,16 +66,20 @@ def test_stream_frames_are_pinned():
     dealer = ctx.socket(zmq.DEALER)
     dealer.connect(endpoints.replay)
     try:
-        assert recv_topic(sub, b"HEARTBEAT") == [b"HEARTBEAT", b"0", b""]
+        assert recv_topic(sub, b"HEARTBEAT") == [
+            b"HEARTBEAT", b"0", b"",
+            b'{"seq":0,"ts":null,"chain":"' + b"0" * 64 + b'"}']
 
         push.send_multipart([b"APPEND", b"req-1", proposed("dep-1"),
                              proposed("dep-2", account="bob", amount=7)])
         events = recv_topic(sub, b"EVENTS")
         assert len(events) == 3, events
-        assert without_ts(events[1]) == \
+        assert without_ts(h.unchained(events[1])) == \
             b'{"seq":1,"id":"dep-1","type":"deposited","v":1,"account":"alice","amount":5}'
-        assert without_ts(events[2]) == \
+        assert without_ts(h.unchained(events[2])) == \
             b'{"seq":2,"id":"dep-2","type":"deposited","v":1,"account":"bob","amount":7}'
+        chain2 = h.check_chain(events[1:])
+        assert h.chain_key(events[2]) == chain2, events
         assert recv_topic(sub, b"RESULT") == \
             [b"RESULT", b"req-1", b'{"status":"ok","first_seq":1,"last_seq":2}']
 
@@ -100,7 +104,11 @@ def test_stream_frames_are_pinned():
         assert recv_topic(sub, b"RESULT") == [
             b"RESULT", b"req-6", b'{"status":"invalid","error":"event 0: event: not valid JSON"}']
 
-        assert recv_topic(sub, b"HEARTBEAT") == [b"HEARTBEAT", b"2", b"dep-1"]
+        beat = recv_topic(sub, b"HEARTBEAT")
+        ts2 = json.loads(events[2])["ts"]
+        assert beat == [b"HEARTBEAT", b"2", b"dep-1",
+                        b'{"seq":2,"ts":"%s","chain":"%s"}' % (ts2.encode(),
+                                                               chain2.hex().encode())], beat
 
         line1, line2 = events[1], events[2]
         dealer.send_multipart([b"FETCH", b"1", b"10"])

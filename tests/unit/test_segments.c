@@ -4,6 +4,7 @@
     preallocation, and the strict refusals (a missing, extra or changed
     segment or index). Every test works in its own mkdtemp directory.
 */
+#include "chain.h"
 #include "log.h"
 #include "log_file.h"
 
@@ -554,6 +555,165 @@ cleanup:
     scratch_destroy (&scratch);
 }
 
+//  The chain over seqs 1..last as s_line writes them.
+static void s_chain_upto (int64_t last, uint8_t chain[CHAIN_BYTES])
+{
+    char line[EVENT_LINE_BYTES_MAX];
+    memset (chain, 0, CHAIN_BYTES);
+    for (int64_t seq = 1; seq <= last; seq++) {
+        size_t bytes = s_line (seq, line, sizeof line);
+        chain_next (chain, line, bytes, chain);
+    }
+}
+
+//  The "chain" of the index of the segment at first_seq: 0 with its
+//  bytes, 1 if it says null, -1 if unreadable.
+static int s_index_chain (const scratch_t *scratch, int64_t first_seq,
+                          uint8_t chain[CHAIN_BYTES], int64_t *last_seq)
+{
+    char path[400];
+    s_path (scratch, first_seq, ".idx", path, sizeof path);
+    size_t bytes = 0;
+    char *text = scratch_slurp (path, &bytes);
+    if (!text)
+        return -1;
+    text[bytes] = 0;
+    const char *last = strstr (text, "\"last_seq\":");
+    const char *at = strstr (text, "\"chain\":");
+    int rc = -1;
+    if (last && at) {
+        *last_seq = atoll (last + 11);
+        at += 8;
+        rc = strncmp (at, "null", 4) == 0                            ? 1
+             : chain_from_hex (at + 1, CHAIN_HEX_BYTES, chain, CHAIN_BYTES) ? -1
+                                                                      : 0;
+    }
+    free (text);
+    return rc;
+}
+
+static void test_sealed_indexes_name_the_chain_at_their_end (void)
+{
+    scratch_t scratch;
+    scratch_new (&scratch, "test_segments", false);
+    log_file_t *log = NULL;
+    int64_t seqs[64];
+    CHECK (s_write (scratch.data, &s_small, 300, 7) == 0);
+    size_t count = s_segments (&scratch, seqs, 64);
+    CHECK (count > 3);
+    for (size_t i = 0; i + 1 < count; i++) {
+        uint8_t named[CHAIN_BYTES], expected[CHAIN_BYTES];
+        int64_t last_seq = 0;
+        CHECK_EQ_INT (s_index_chain (&scratch, seqs[i], named, &last_seq), 0);
+        s_chain_upto (last_seq, expected);
+        CHECK (memcmp (named, expected, CHAIN_BYTES) == 0);
+    }
+    char error[512] = "";
+    log = log_file_open (scratch.data, &s_small, NULL, NULL, error, sizeof error);
+    CHECK (log);
+    uint8_t all[CHAIN_BYTES];
+    s_chain_upto (300, all);
+    CHECK (memcmp (log_file_committed_chain (log), all, CHAIN_BYTES) == 0);
+    CHECK (memcmp (log_file_chain (log), all, CHAIN_BYTES) == 0);
+cleanup:
+    log_file_destroy (&log);
+    scratch_destroy (&scratch);
+}
+
+static void test_an_index_from_before_chains_gets_its_chain_at_the_next_open (void)
+{
+    scratch_t scratch;
+    scratch_new (&scratch, "test_segments", false);
+    log_file_t *log = NULL;
+    int64_t seqs[64];
+    CHECK (s_write (scratch.data, &s_small, 200, 5) == 0);
+    size_t count = s_segments (&scratch, seqs, 64);
+    CHECK (count > 2);
+    //  Every index as the segments version wrote it: "chain":null.
+    for (size_t i = 0; i + 1 < count; i++) {
+        char path[400];
+        s_path (&scratch, seqs[i], ".idx", path, sizeof path);
+        size_t bytes = 0;
+        char *text = scratch_slurp (path, &bytes);
+        CHECK (text);
+        text[bytes] = 0;
+        char *at = strstr (text, "\"chain\":\"");
+        CHECK (at);
+        FILE *file = fopen (path, "wb");
+        CHECK (file);
+        fprintf (file, "%.*s\"chain\":null%s", (int)(at - text), text,
+                 at + 8 + CHAIN_HEX_BYTES + 2);
+        fclose (file);
+        uint8_t named[CHAIN_BYTES];
+        int64_t last_seq = 0;
+        free (text);
+        CHECK_EQ_INT (s_index_chain (&scratch, seqs[i], named, &last_seq), 1);
+    }
+    char error[512] = "";
+    log = log_file_open (scratch.data, &s_small, NULL, NULL, error, sizeof error);
+    CHECK (log);
+    for (size_t i = 0; i + 1 < count; i++) {
+        uint8_t named[CHAIN_BYTES], expected[CHAIN_BYTES];
+        int64_t last_seq = 0;
+        CHECK_EQ_INT (s_index_chain (&scratch, seqs[i], named, &last_seq), 0);
+        s_chain_upto (last_seq, expected);
+        CHECK (memcmp (named, expected, CHAIN_BYTES) == 0);
+    }
+    uint8_t all[CHAIN_BYTES];
+    s_chain_upto (200, all);
+    CHECK (memcmp (log_file_committed_chain (log), all, CHAIN_BYTES) == 0);
+cleanup:
+    log_file_destroy (&log);
+    scratch_destroy (&scratch);
+}
+
+static void test_a_line_whose_chain_key_does_not_follow_is_refused_naming_its_seq (void)
+{
+    scratch_t scratch;
+    scratch_new (&scratch, "test_segments", false);
+    char error[512] = "";
+    log_file_t *log = log_file_open (scratch.data, NULL, NULL, NULL, error, sizeof error);
+    CHECK (log);
+    char line[EVENT_LINE_BYTES_MAX];
+    for (int64_t seq = 1; seq <= 20; seq++) {
+        uint8_t chain[CHAIN_BYTES];
+        size_t bytes = s_line (seq, line, sizeof line);
+        bytes = chain_seal (log_file_chain (log), line, bytes, sizeof line, chain);
+        CHECK (log_file_append_chained (log, line, bytes, seq, TS_START_MS + seq / 3,
+                                        chain) == 0);
+    }
+    //  A key that names another chain is refused at append too.
+    size_t bytes = s_line (21, line, sizeof line);
+    uint8_t wrong[CHAIN_BYTES] = {1}, unused[CHAIN_BYTES];
+    bytes = chain_seal (wrong, line, bytes, sizeof line, unused);
+    CHECK (log_file_append (log, line, bytes, 21, TS_START_MS + 7) == -1);
+    CHECK (log_file_commit (log, true) == 0);
+    log_file_destroy (&log);
+    log = log_file_open (scratch.data, NULL, NULL, NULL, error, sizeof error);
+    CHECK (log && log_file_committed_seq (log) == 20);
+    log_file_destroy (&log);
+    //  One hex digit of seq 13's key changed: refused there, the file untouched.
+    char path[400];
+    s_path (&scratch, 1, ".jsonl", path, sizeof path);
+    size_t file_bytes = 0;
+    char *data = scratch_slurp (path, &file_bytes);
+    CHECK (data);
+    data[file_bytes] = 0;
+    char *at = strstr (data, "{\"seq\":13,");
+    CHECK (at);
+    char *key = strstr (at, "\"chain\":\"") + 9;
+    *key = *key == '0' ? '1' : '0';
+    FILE *file = fopen (path, "r+b");
+    CHECK (file);
+    fwrite (data, 1, file_bytes, file);
+    fclose (file);
+    free (data);
+    CHECK (s_refused (&scratch, NULL, "seq 13", "chain does not follow"));
+cleanup:
+    log_file_destroy (&log);
+    scratch_destroy (&scratch);
+}
+
 int main (void)
 {
     RUN (test_a_version_1_index_with_blake2b_still_verifies);
@@ -567,5 +727,8 @@ int main (void)
     RUN (test_a_missing_extra_or_changed_segment_or_index_refuses_naming_it);
     RUN (test_verify_reads_every_sealed_line_and_its_checksum);
     RUN (test_the_scan_starts_at_scan_from_seq_across_segments);
+    RUN (test_sealed_indexes_name_the_chain_at_their_end);
+    RUN (test_an_index_from_before_chains_gets_its_chain_at_the_next_open);
+    RUN (test_a_line_whose_chain_key_does_not_follow_is_refused_naming_its_seq);
     return check_exit_status ();
 }

@@ -89,10 +89,12 @@ static void test_builders_send_the_protocols_frames (void)
     wire_send (out, "{\"seq\":1}", 9, false);
     CHECK_SENT (pair, "EVENTS|{\"seq\":1}");
 
-    wire_heartbeat_send (out, 0, "");
+    wire_heartbeat_send (out, 0, "", NULL);
     CHECK_SENT (pair, "HEARTBEAT|0|");
-    wire_heartbeat_send (out, 9007199254740991LL, "ev-1");
+    wire_heartbeat_send (out, 9007199254740991LL, "ev-1", NULL);
     CHECK_SENT (pair, "HEARTBEAT|9007199254740991|ev-1");
+    wire_heartbeat_send (out, 3, "ev-1", "{\"seq\":3}");
+    CHECK_SENT (pair, "HEARTBEAT|3|ev-1|{\"seq\":3}");
 
     wire_result_send (out, "req-1xyz", 5, "{\"status\":\"ok\"}");
     CHECK_SENT (pair, "RESULT|req-1|{\"status\":\"ok\"}");
@@ -271,18 +273,23 @@ static void test_seqs_are_digits_only (void)
 static void test_heartbeat_and_lookup_replies_parse (void)
 {
     int64_t seq = 0;
-    zframe_t *identity = NULL;
+    zframe_t *identity = NULL, *head = NULL;
     zmsg_t *msg = s_msg ("HEARTBEAT", "12", "ev-1", NULL);
-    CHECK_EQ_INT (wire_heartbeat_parse (msg, &seq, &identity), 0);
+    CHECK_EQ_INT (wire_heartbeat_parse (msg, &seq, &identity, &head), 0);
     CHECK_EQ_INT (seq, 12);
     CHECK (identity && zframe_streq (identity, "ev-1"));
+    CHECK (head == NULL);
+    zmsg_destroy (&msg);
+    msg = s_msg ("HEARTBEAT", "12", "ev-1", "{}", "a fifth frame", NULL);
+    CHECK_EQ_INT (wire_heartbeat_parse (msg, &seq, &identity, &head), 0);
+    CHECK (head && zframe_streq (head, "{}"));
     zmsg_destroy (&msg);
     msg = s_msg ("HEARTBEAT", "12", NULL);
-    CHECK_EQ_INT (wire_heartbeat_parse (msg, &seq, &identity), 0);
-    CHECK (identity == NULL);
+    CHECK_EQ_INT (wire_heartbeat_parse (msg, &seq, &identity, &head), 0);
+    CHECK (identity == NULL && head == NULL);
     zmsg_destroy (&msg);
     msg = s_msg ("HEARTBEAT", "-1", NULL);
-    CHECK_EQ_INT (wire_heartbeat_parse (msg, &seq, &identity), -1);
+    CHECK_EQ_INT (wire_heartbeat_parse (msg, &seq, &identity, &head), -1);
     zmsg_destroy (&msg);
 
     struct {
