@@ -23,8 +23,9 @@
 //  A subscriber that falls this far behind loses live messages and
 //  catches up through replay (heartbeats reveal the gap); ~200 bytes each.
 #define SERVER_PUBLISH_SNDHWM_MSGS 200000
-//  Bounds one ingest frame; a proposed event is at most EVENT_LINE_BYTES_MAX.
-#define SERVER_INGEST_FRAME_BYTES_MAX (64 * 1024)
+//  Bounds one ingest frame: a proposed event is at most EVENT_LINE_BYTES_MAX,
+//  a packed APPEND many requests (the transaction packs up to 1 MiB).
+#define SERVER_INGEST_FRAME_BYTES_MAX (4 * 1024 * 1024)
 //  Requests queued at the PULL before senders block: several bursts.
 #define SERVER_INGEST_RCVHWM_MSGS   100000
 //  Replies (~1 MiB each) queued to one replay peer before the ROUTER drops
@@ -114,6 +115,11 @@ static void s_metrics (http_request_t *request, void *arg)
                      stats->requests_unavailable);
     metrics_counter (metrics, "stream_bursts_total", "Drained bursts of requests",
                      stats->bursts);
+    metrics_counter (metrics, "stream_packed_appends_total",
+                     "Packed APPEND messages taken (many requests each)",
+                     stats->packed_appends);
+    metrics_counter (metrics, "stream_packed_requests_total",
+                     "Requests that came in packed APPENDs", stats->packed_requests);
     metrics_counter (metrics, "stream_commit_failures_total",
                      "Bursts whose commit failed", stats->commits_failed);
     metrics_counter (metrics, "stream_fsyncs_total", "fdatasync calls on the log", syncs);
