@@ -1034,13 +1034,15 @@ static void s_publish_result (ingest_t *self, burst_request_t *request)
     assert (result);
     void *publish = zsock_resolve (self->publish);
     const char *id = self->ids.data + request->id_offset;
+    //  Results go out in request order: the packed ones before this first.
+    if (self->results.bytes &&
+        (!request->packed || self->results.bytes >= INGEST_PUBLISH_FRAME_BYTES_MAX)) {
+        wire_results_send (publish, self->results.data, self->results.bytes);
+        wire_pack_reset (&self->results);
+    }
     if (!request->packed) {
         wire_result_send (publish, id, request->id_bytes, result);
         return;
-    }
-    if (self->results.bytes >= INGEST_PUBLISH_FRAME_BYTES_MAX) {
-        wire_results_send (publish, self->results.data, self->results.bytes);
-        wire_pack_reset (&self->results);
     }
     if (wire_pack_result (&self->results, id, request->id_bytes, result, strlen (result)))
         log_error ("ingest: out of memory for the result of %.*s; it is lost",
