@@ -291,6 +291,7 @@ static int s_open_log (server_t *self)
         log_error ("cannot open the log \"%s\": %s", path, error);
         return -1;
     }
+    ingest_set_publish_lines (self->ingest, self->config.publish_lines);
     log_info ("log %s/events: %lld events, %llu bytes in %zu segments, %zu accounts",
               path, (long long)log_file_committed_seq (ingest_log (self->ingest)),
               (unsigned long long)log_file_bytes (ingest_log (self->ingest)),
