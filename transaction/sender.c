@@ -25,6 +25,7 @@ struct sender {
     size_t count; // its events
     bool broken;  // it could not be packed
     int timer_id; // the flush due at the end of this turn; -1: none
+    bool in_turn; // a sender_turn_end will flush
     sender_stats_t stats;
 };
 
@@ -176,7 +177,7 @@ int sender_end (sender_t *self)
     }
     self->requests++;
     self->events += self->count;
-    if (self->timer_id < 0) {
+    if (!self->in_turn && self->timer_id < 0) {
         self->timer_id = zloop_timer (self->loop, 0, 1, s_on_timer, self);
         if (self->timer_id < 0 && s_send_pack (self)) {
             //  No timer: sent now, or refused as one send of it would be.
@@ -187,6 +188,17 @@ int sender_end (sender_t *self)
         }
     }
     return 0;
+}
+
+void sender_turn_begin (sender_t *self)
+{
+    self->in_turn = true;
+}
+
+void sender_turn_end (sender_t *self)
+{
+    self->in_turn = false;
+    sender_flush (self);
 }
 
 const sender_stats_t *sender_stats (sender_t *self)

@@ -1,8 +1,9 @@
 /*  sender — the transaction's APPENDs to the stream, coalesced (docs/DESIGN.md,
     "Coalesced frames"): the requests sent during one turn of the loop go
-    out together as one packed APPEND when the turn ends (a zero-delay
-    timer: zloop runs it after the readers of this turn), instead of one
-    message each. A lone request of one event goes in the one-request
+    out together as one packed APPEND when the turn ends, instead of one
+    message each: at the end of the HTTP server's run that sent them
+    (sender_turn_end), or else on a zero-delay timer (zloop runs it after
+    the readers of this turn). A lone request of one event goes in the one-request
     form, byte for byte what it was before packing, and a request too
     large for a pack goes alone in that form at once.
 
@@ -39,6 +40,11 @@ int sender_end (sender_t *self);
 
 //  Sends the pack now (also what the timer does).
 void sender_flush (sender_t *self);
+
+//  Between these the caller promises a sender_flush (the end of an HTTP
+//  server's run, whose handlers send): no timer is set meanwhile.
+void sender_turn_begin (sender_t *self);
+void sender_turn_end (sender_t *self); // flushes
 
 typedef struct {
     uint64_t packs;          // packed APPENDs sent

@@ -210,7 +210,11 @@ def test_concurrent_http_clients_reach_the_stream_packed():
     status, _, metrics_body = harness.request("GET", stream.url + "/metrics")
     metrics = dict(line.split()[:2] for line in metrics_body.decode().splitlines()
                    if line and not line.startswith("#"))
-    assert float(metrics["stream_packed_requests_total"]) >= len(events), metrics
+    # Clients that wait for their answers send again together, when a
+    # burst's results answer them: some turns of the transaction's loop
+    # held several requests, and they reached the stream as one pack.
+    assert float(metrics["stream_packed_requests_total"]) > \
+        float(metrics["stream_packed_appends_total"]) > 0, metrics
     harness.wait_until(lambda: harness.get_json(replica.url + "/health")[1]
                        .get("applied_seq", 0) >= len(events), WAIT_S,
                        what="the replica to apply the log")
