@@ -388,8 +388,10 @@ static apply_result_t s_apply_line (subscriber_t *self, const byte *data, size_t
 
 //  The lines of one EVENTS frame: packed (each ending in \n) or one line
 //  (a frame per line, or a line that is not one). *index counts the
-//  message's lines; recheck, if given, collects s_see_published's.
-static apply_result_t s_apply_frame (subscriber_t *self, const byte *data, size_t bytes,
+//  message's lines; recheck, if given, collects s_see_published's. A
+//  packed line's \n is its NUL while it is applied (no copy), and is put
+//  back after: the frame may be buffered from the gap on.
+static apply_result_t s_apply_frame (subscriber_t *self, byte *data, size_t bytes,
                                      const char *source, size_t *index, size_t *applied,
                                      bool *recheck)
 {
@@ -406,8 +408,14 @@ static apply_result_t s_apply_frame (subscriber_t *self, const byte *data, size_
     while (rc == APPLY_OK && wire_line_next (&reader, &line, &line_bytes)) {
         if (recheck)
             *recheck |= s_see_published (self, line, line_bytes);
-        rc = s_apply_line (self, (const byte *)line, line_bytes, source, (*index)++,
-                           applied);
+        if (!s_line_wanted (self, (const byte *)line, line_bytes, source, *index, &rc)) {
+            (*index)++;
+            continue;
+        }
+        char *end = (char *)line + line_bytes;
+        *end = 0;
+        rc = s_apply_text (self, line, line_bytes, source, (*index)++, applied);
+        *end = '\n';
     }
     return rc;
 }
@@ -972,7 +980,7 @@ static void s_on_live_events (subscriber_t *self, void *handle)
     while (rc == APPLY_OK && zmq_msg_more (frame)) {
         if (zmq_msg_recv (frame, handle, 0) < 0)
             break; // a multipart message arrives whole; only a shutdown stops it
-        rc = s_apply_frame (self, (const byte *)zmq_msg_data (frame), zmq_msg_size (frame),
+        rc = s_apply_frame (self, (byte *)zmq_msg_data (frame), zmq_msg_size (frame),
                             "publish", &index, &applied, &recheck);
     }
     if (applied > 0 && self->handlers.on_applied)
