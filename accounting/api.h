@@ -13,8 +13,9 @@
     GET /                        the dashboard page (dashboard.h)
     GET /stats, GET /health, GET /metrics
 
-    The handlers read the service's state through api_context_t, which the
-    service owns and fills before the loop starts; nothing here changes it.
+    The handlers read the service's state (service_state_t, service.h),
+    which the service owns and fills before the loop starts; nothing here
+    changes it.
 */
 #ifndef API_H_INCLUDED
 #define API_H_INCLUDED
@@ -26,6 +27,7 @@
 #include "feed.h"
 #include "http.h"
 #include "log_file.h"
+#include "service.h"
 #include "subscriber.h"
 #include "waiters.h"
 
@@ -36,18 +38,9 @@
 #define API_WAIT_MS_DEFAULT      5000 // min_seq without wait_ms
 #define API_RETRY_AFTER_S        "1"  // Retry-After on 503
 
-typedef struct {
-    accounts_t *accounts;
-    log_file_t *replica;
-    subscriber_t *subscriber; // NULL until created
-    waiters_t *waiters;
-    feed_t *feed;        // NULL until created
-    http_server_t *http; // NULL until created
-    int64_t wait_ms_max; // cap for wait_ms
-    int64_t overdraft_limit; // shown for accounts opened implicitly
-    bool replica_failed; // the replica stopped following (disk error)
-    char instance[32];   // tells instances sharing a port apart (pid)
-} api_context_t;
+//  The handlers' view of the service's state (service.h), which the
+//  service owns and writes; nothing here changes it.
+typedef service_state_t api_context_t;
 
 //  The route table (static storage).
 const http_route_t *api_routes (size_t *count);

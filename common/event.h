@@ -51,6 +51,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "event_time.h"
+
 #define EVENT_SCHEMA_VERSION           2
 #define EVENT_CURRENCY_BYTES_MAX       12 // ^[A-Z][A-Z0-9]{2,11}$
 #define EVENT_CURRENCY_V1              "XXX" // ISO 4217 "no currency": what v1 events read as
@@ -75,7 +77,6 @@
 // (6 bytes per byte at worst as \u00XX) dominate; keeps every line in one
 // stack buffer.
 #define EVENT_LINE_BYTES_MAX 16384
-#define EVENT_TS_BYTES       24 // "2026-11-22T07:28:47.123Z"
 #define EVENT_SEQ_MAX        9007199254740991LL // 2^53 - 1: exact in a JSON reader's double
 
 typedef enum {
@@ -113,7 +114,7 @@ typedef struct {
     char request_id[EVENT_META_VALUE_BYTES_MAX + 1];
     char reference[EVENT_META_VALUE_BYTES_MAX + 1];
     char principal[EVENT_PRINCIPAL_BYTES_MAX + 1]; // who asked for it (bearer token)
-    size_t expect_count; // proposed events only
+    size_t expect_count;                           // proposed events only
     event_expect_t expect[EVENT_EXPECT_MAX];
     //  The metadata object in its canonical JSON form ("" when absent;
     //  account_opened and account_updated only). Last: a money event
@@ -219,12 +220,5 @@ size_t event_format_proposed (const event_t *self, char *buffer, size_t buffer_s
 //  are the same event. Field by field: event_t has padding and bytes past
 //  each NUL that memcmp would compare.
 const char *event_difference (const event_t *a, const event_t *b);
-
-//  RFC 3339 UTC with milliseconds. event_ts_format writes exactly
-//  EVENT_TS_BYTES characters plus a NUL (buffer of EVENT_TS_BYTES + 1).
-//  event_ts_parse accepts any RFC 3339 date-time (offsets, 0-9 fraction
-//  digits, fractions beyond ms truncated) and returns 0 or -1.
-void event_ts_format (int64_t ts_ms, char *buffer);
-int event_ts_parse (const char *text, int64_t *ts_ms);
 
 #endif

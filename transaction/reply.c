@@ -12,8 +12,12 @@
 #include <string.h>
 
 #include "event.h"
+#include "request.h"
 
 #define REPLY_BYTES_INITIAL 512 // one event answer fits
+//  A deposit's record in a 201 with a derived id and a short account
+//  takes ~140 bytes; longer ones grow the reply.
+#define API_REPLY_RECORD_BYTES_GUESS 192
 
 void reply_init (reply_t *self)
 {
@@ -177,4 +181,103 @@ void reply_append_record (reply_t *self, const write_model_record_t *record,
     self->bytes = (size_t)(cursor - self->data);
     assert (self->bytes < self->capacity);
     self->data[self->bytes] = '\0';
+}
+
+//  --------------------------------------------------------------------
+//  Answers built from the stored events
+
+//  An exact integer member: cJSON's numbers are doubles, which round
+//  beyond 2^53, so the digits go in as raw JSON text.
+void reply_add_int (cJSON *json, const char *name, int64_t value)
+{
+    char text[24];
+    snprintf (text, sizeof text, "%" PRId64, value);
+    cJSON_AddRawToObject (json, name, text);
+}
+
+bool reply_record_matches (const write_model_record_t *record, const command_t *command)
+{
+    if (!streq (record->id, command->id) || record->amount != command->amount)
+        return false;
+    switch (command->kind) {
+    case COMMAND_DEPOSIT:
+        return record->type == EVENT_DEPOSITED &&
+               streq (record->account, command->account);
+    case COMMAND_WITHDRAW:
+        return record->type == EVENT_WITHDRAWN &&
+               streq (record->account, command->account);
+    case COMMAND_TRANSFER:
+        return record->type == EVENT_TRANSFERRED &&
+               streq (record->account, command->from) && streq (record->to, command->to);
+    case COMMAND_OPEN:
+        return record->type == EVENT_ACCOUNT_OPENED &&
+               streq (record->account, command->account);
+    case COMMAND_UPDATE:
+        return record->type == EVENT_ACCOUNT_UPDATED &&
+               streq (record->account, command->account);
+    }
+    return false;
+}
+
+//  The 201 body for first_seq..last_seq (caller frees), or NULL with
+//  *status / detail saying why it cannot be given.
+char *reply_success_text (request_t *request, unsigned *status, const char **detail)
+{
+    write_model_t *model = request->api->model;
+    if (request->last_seq - request->first_seq + 1 != (int64_t)request->count) {
+        *status = request->duplicate ? 422 : 500;
+        *detail = request->duplicate ? "the idempotency key was used for another request"
+                                     : "the stream stored a different number of events";
+        return NULL;
+    }
+    bool batch = request->route == ROUTE_BATCH;
+    reply_t reply;
+    reply_init (&reply);
+    reply_reserve (&reply, request->count * API_REPLY_RECORD_BYTES_GUESS);
+    if (batch) {
+        reply_append_str (&reply, "{\"first_seq\":");
+        reply_append_int (&reply, request->first_seq);
+        reply_append_str (&reply, ",\"last_seq\":");
+        reply_append_int (&reply, request->last_seq);
+        reply_append_str (&reply, ",\"results\":[");
+    }
+    for (size_t index = 0; index < request->count; index++) {
+        const write_model_record_t *record =
+            write_model_record (model, request->first_seq + (int64_t)index);
+        bool matches = record && reply_record_matches (record, &request->commands[index]);
+        if (!matches) {
+            reply_free (&reply);
+            //  A duplicate whose events are no longer kept here was
+            //  applied all the same: say so, never a 4xx.
+            *status = record ? 422 : request->duplicate ? 200 : 500;
+            *detail = record ? "the idempotency key was used for another request"
+                             : "the stored event is no longer kept for replay";
+            return NULL;
+        }
+        if (index > 0)
+            reply_append (&reply, ",", 1);
+        reply_append_record (&reply, record, request->commands[index].metadata);
+    }
+    if (batch)
+        reply_append_str (&reply, "]}");
+    return reply.data;
+}
+
+//  The answer to a request that was applied, when its 201 can no longer
+//  be rebuilt (the balances after its events are not kept): 200, the
+//  problem type .../already-applied and the seqs its events hold.
+char *reply_already_applied_text (request_t *request)
+{
+    cJSON *json = http_problem_new (
+        200, "Already applied",
+        "this request was applied before; its events are stored at the seqs given, but "
+        "its original answer (the balances after it) is no longer kept",
+        NULL);
+    cJSON_AddStringToObject (json, "id", request->commands[0].id);
+    reply_add_int (json, "first_seq", request->first_seq);
+    reply_add_int (json, "last_seq", request->last_seq);
+    char *text = cJSON_PrintUnformatted (json);
+    cJSON_Delete (json);
+    assert (text);
+    return text;
 }

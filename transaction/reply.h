@@ -14,7 +14,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <cjson/cJSON.h>
+
+#include "commands.h"
 #include "write_model.h"
+
+typedef struct request request_t;
 
 typedef struct {
     char *data; // NUL-terminated; owned
@@ -45,5 +50,20 @@ void reply_append_int (reply_t *self, int64_t value);
 //  metadata (canonical JSON, or NULL) from the command.
 void reply_append_record (reply_t *self, const write_model_record_t *record,
                           const char *metadata);
+
+//  An exact integer member: cJSON's numbers are doubles, which round
+//  beyond 2^53, so the digits go in as raw JSON text.
+void reply_add_int (cJSON *json, const char *name, int64_t value);
+
+//  True if record is the stored event of command.
+bool reply_record_matches (const write_model_record_t *record, const command_t *command);
+
+//  The 201 body of an applied request (caller frees), or NULL with
+//  *status / detail saying why it cannot be given.
+char *reply_success_text (request_t *request, unsigned *status, const char **detail);
+
+//  The 200 already-applied problem of a request whose 201 is gone
+//  (caller frees).
+char *reply_already_applied_text (request_t *request);
 
 #endif

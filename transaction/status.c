@@ -1,0 +1,98 @@
+/*  status — GET /health and GET /metrics of the transaction service.
+ */
+#include "status.h"
+
+#include "metrics.h"
+#include "reply.h"
+
+//  Why writes would be refused now, or NULL. The ingest socket connects
+//  with ZMQ_IMMEDIATE: it is writable only with a live connection to the
+//  stream (and room below its high-water mark), which a stopped stream
+//  takes away at once, before the heartbeats from it are missed.
+const char *status_not_writable (api_t *self, const char **status)
+{
+    *status = "unavailable";
+    if (!subscriber_caught_up (self->subscriber)) {
+        *status = "starting";
+        return "starting: the write model is catching up";
+    }
+    if (!subscriber_connected (self->subscriber))
+        return "the stream is unreachable";
+    if (!(zsock_events (self->ingest) & ZMQ_POLLOUT))
+        return "the stream is unreachable";
+    *status = "ok";
+    return NULL;
+}
+
+void status_handle_health (http_request_t *http, void *arg)
+{
+    api_t *self = (api_t *)arg;
+    const char *diverged = subscriber_diverged (self->subscriber);
+    const char *status;
+    const char *reason = status_not_writable (self, &status);
+    if (diverged) {
+        status = "unhealthy";
+        reason = "diverged";
+    }
+    bool ready = !reason;
+    cJSON *json = cJSON_CreateObject ();
+    cJSON_AddStringToObject (json, "status", status);
+    if (reason)
+        cJSON_AddStringToObject (json, "reason", reason);
+    if (diverged)
+        cJSON_AddStringToObject (json, "detail", diverged);
+    cJSON_AddStringToObject (json, "upstream",
+                             subscriber_connected (self->subscriber) ? "connected"
+                                                                     : "disconnected");
+    reply_add_int (json, "applied_seq", write_model_applied_seq (self->model));
+    reply_add_int (json, "head_seq", subscriber_head_seq (self->subscriber));
+    cJSON_AddNumberToObject (json, "inflight", (double)zlistx_size (self->requests));
+    // 503 while writes would be: a load balancer sends them elsewhere.
+    http_respond_json (http, ready ? 200 : 503, json);
+    cJSON_Delete (json);
+}
+
+void status_handle_metrics (http_request_t *http, void *arg)
+{
+    api_t *self = (api_t *)arg;
+    metrics_t *metrics = metrics_new ();
+    assert (metrics);
+    metrics_counter (metrics, "transaction_created_total", "Write requests answered 201",
+                     self->created);
+    metrics_counter (metrics, "transaction_replayed_total",
+                     "Requests answered from an earlier result (Idempotent-Replayed)",
+                     self->replayed);
+    metrics_counter (metrics, "transaction_rejected_total",
+                     "Write requests answered 4xx or 500", self->rejected);
+    metrics_counter (metrics, "transaction_unavailable_total",
+                     "Write requests answered 503", self->unavailable);
+    metrics_counter (metrics, "transaction_conflicts_total",
+                     "Conflict results from the stream", self->conflicts);
+    metrics_counter (metrics, "transaction_retries_total",
+                     "Appends retried after a conflict", self->retried);
+    metrics_counter (metrics, "transaction_timeouts_total",
+                     "Requests given up on (ack timeout or stream unreachable)",
+                     self->timeouts);
+    metrics_counter (metrics, "transaction_http_requests_total", "HTTP requests answered",
+                     http_server_requests_total (self->http));
+    metrics_gauge (metrics, "transaction_inflight",
+                   "Write requests waiting for the stream",
+                   (double)zlistx_size (self->requests));
+    metrics_gauge (metrics, "transaction_applied_seq", "Last seq in the write model",
+                   (double)write_model_applied_seq (self->model));
+    metrics_gauge (metrics, "transaction_accounts", "Accounts in the write model",
+                   (double)write_model_account_count (self->model));
+    metrics_gauge (metrics, "transaction_idempotency_keys", "Answers remembered by key",
+                   (double)idempotency_size (self->idempotency));
+    metrics_gauge (metrics, "transaction_diverged",
+                   "1 once the stream's log and the write model disagree",
+                   subscriber_diverged (self->subscriber) ? 1 : 0);
+    metrics_gauge (metrics, "transaction_upstream_connected",
+                   "1 while the stream is heard",
+                   subscriber_connected (self->subscriber) ? 1 : 0);
+    http_server_metrics (self->http, metrics);
+    size_t bytes = 0;
+    const char *text = metrics_text (metrics, &bytes);
+    http_respond (http, 200, METRICS_CONTENT_TYPE, text, bytes);
+    metrics_destroy (&metrics);
+}
