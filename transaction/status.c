@@ -18,7 +18,14 @@ const char *status_not_writable (api_t *self, const char **status)
     }
     if (!subscriber_connected (self->subscriber))
         return "the stream is unreachable";
-    if (!(zsock_events (self->ingest) & ZMQ_POLLOUT))
+    //  Asked once per turn of the loop (api.c ends it): ZMQ_EVENTS costs a
+    //  poll and a getpid system call, and the turn's requests go out
+    //  together anyway.
+    if (!self->ingest_checked) {
+        self->ingest_writable = (zsock_events (self->ingest) & ZMQ_POLLOUT) != 0;
+        self->ingest_checked = true;
+    }
+    if (!self->ingest_writable)
         return "the stream is unreachable";
     *status = "ok";
     return NULL;
