@@ -82,6 +82,13 @@ void status_handle_metrics (http_request_t *http, void *arg)
                      self->timeouts);
     metrics_counter (metrics, "transaction_http_requests_total", "HTTP requests answered",
                      http_server_requests_total (self->http));
+    const sender_stats_t *sent = sender_stats (self->sender);
+    metrics_counter (metrics, "transaction_packed_appends_total",
+                     "Packed APPENDs sent (the requests of one loop turn)", sent->packs);
+    metrics_counter (metrics, "transaction_packed_requests_total",
+                     "Requests sent in packed APPENDs", sent->packed);
+    metrics_counter (metrics, "transaction_single_appends_total",
+                     "Requests sent alone in the one-request form", sent->single);
     metrics_gauge (metrics, "transaction_inflight",
                    "Write requests waiting for the stream",
                    (double)zlistx_size (self->requests));
