@@ -1,8 +1,7 @@
 /*  accounts — the accounting read model: balances folded from the log.
 
-    Layout: accounts live in one dense array (index = insertion order);
-    an open-addressing table of 32-bit indices (linear probing, power-of-two
-    size, load <= 1/2) finds them by id; ids live once in an arena. An
+    Layout: accounts live in an account table (common/account_table.h:
+    by id, each record at a fixed address, walked in insertion order). An
     account's balance, version and last seq are those of its last touch,
     so the record holds only the touch array. A sorted index of the
     accounts is brought up to date lazily, when a list is asked for.
@@ -15,14 +14,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "key_hash.h"
+#include "account_table.h"
 
-#define ACCOUNTS_SLOTS_MIN     1024 // first hash table size (power of two)
-#define ACCOUNTS_ITEMS_MIN     256  // first account array size
-#define ACCOUNTS_IDS_BYTES_MIN 4096 // first id arena size
-#define ACCOUNTS_TS_MIN        1024 // first ts array size
-#define ACCOUNTS_HISTORY_MIN   1    // most accounts are touched few times
-#define ACCOUNTS_HISTORY_MAX   UINT32_MAX
+#define ACCOUNTS_TS_MIN      1024 // first ts array size
+#define ACCOUNTS_HISTORY_MIN 1    // most accounts are touched few times
+#define ACCOUNTS_HISTORY_MAX UINT32_MAX
 //  The fold's own version. Change it with any change to what an event does
 //  to the state: snapshots of an older fold are then ignored, and the
 //  replica is folded again (the seed's lesson: fix the fold, restart, get
@@ -43,27 +39,20 @@ typedef struct {
     int64_t balance;          // == the last touch's balance_after, without a cache miss
     uint32_t version;         // == touches used
     uint32_t history_capacity;
-    uint32_t id_offset; // into ids; NUL-terminated there
-    uint32_t hash;
+    uint32_t record;      // its own, in the table: names it
     settings_t *settings; // changes, oldest first; NULL for most accounts
     uint32_t settings_count;
     uint16_t currency; // index into currencies; set by the first touch
 } account_t;
 
 struct accounts {
-    account_t *items;
-    uint32_t count;
-    uint32_t capacity;
-    uint32_t *slots;        // index + 1; 0 = empty
-    uint32_t slot_capacity; // power of two, >= 2 * count
-    char *ids;
-    size_t ids_bytes;
-    size_t ids_capacity;
-    int64_t *ts; // ts[seq - 1], for every folded seq
+    account_table_t *table; // id -> account_t
+    int64_t *ts;            // ts[seq - 1], for every folded seq
     int64_t applied_seq;
     int64_t ts_capacity;
-    uint32_t *sorted;      // sorted[0 .. sorted_count) in id order
-    uint32_t sorted_count; // accounts >= sorted_count are not sorted yet
+    uint32_t *sorted;      // records, sorted[0 .. sorted_count) in id order
+    uint32_t sorted_count; // accounts after sorted_last are not sorted yet
+    uint32_t sorted_last;  // the last record sorted; 0: none
     uint64_t events_applied;
     uint64_t unknown_skipped;
     uint64_t overflow_skipped;
@@ -75,95 +64,37 @@ struct accounts {
     size_t currency_count;
 };
 
-static uint32_t s_hash (const char *id, size_t bytes)
+static uint32_t s_count (accounts_t *self)
 {
-    return (uint32_t)key_hash_bytes (id, bytes);
+    return (uint32_t)account_table_size (self->table);
 }
 
-//  The same hash of a NUL-terminated id, and its length.
-static uint32_t s_hash_string (const char *id, size_t *bytes)
+static account_t *s_account (accounts_t *self, uint32_t record)
 {
-    *bytes = strlen (id);
-    return s_hash (id, *bytes);
+    return (account_t *)account_table_value (self->table, record);
 }
 
 static const char *s_id (accounts_t *self, const account_t *account)
 {
-    return self->ids + account->id_offset;
+    size_t bytes;
+    return account_table_name (self->table, account->record, &bytes);
 }
 
-static account_t *s_find (accounts_t *self, const char *id, size_t bytes, uint32_t hash)
+static account_t *s_find (accounts_t *self, const char *id)
 {
-    uint32_t mask = self->slot_capacity - 1;
-    for (uint32_t slot = hash & mask;; slot = (slot + 1) & mask) {
-        uint32_t index = self->slots[slot];
-        if (index == 0)
-            return NULL;
-        account_t *account = &self->items[index - 1];
-        const char *known = s_id (self, account);
-        if (account->hash == hash && memcmp (known, id, bytes) == 0 && known[bytes] == 0)
-            return account;
-    }
+    uint32_t record = account_table_find (self->table, id);
+    return record ? s_account (self, record) : NULL;
 }
 
-static void s_slot_insert (uint32_t *slots, uint32_t slot_capacity, uint32_t hash,
-                           uint32_t index)
+//  Adds an account that is not there yet, with no touch; NULL when
+//  memory is short.
+static account_t *s_add (accounts_t *self, const char *id)
 {
-    uint32_t mask = slot_capacity - 1;
-    uint32_t slot = hash & mask;
-    while (slots[slot])
-        slot = (slot + 1) & mask;
-    slots[slot] = index + 1;
-}
-
-static int s_grow_slots (accounts_t *self)
-{
-    uint32_t capacity = self->slot_capacity * 2;
-    uint32_t *slots = calloc (capacity, sizeof (uint32_t));
-    if (!slots)
-        return -1;
-    for (uint32_t index = 0; index < self->count; index++)
-        s_slot_insert (slots, capacity, self->items[index].hash, index);
-    free (self->slots);
-    self->slots = slots;
-    self->slot_capacity = capacity;
-    return 0;
-}
-
-//  Makes room for one more account with an id of bytes.
-static int s_reserve_account (accounts_t *self, size_t bytes)
-{
-    if (self->count == self->capacity) {
-        uint32_t capacity = self->capacity * 2;
-        account_t *items = realloc (self->items, capacity * sizeof (account_t));
-        if (!items)
-            return -1;
-        self->items = items;
-        self->capacity = capacity;
-    }
-    if ((self->count + 1) * 2 > self->slot_capacity && s_grow_slots (self))
-        return -1;
-    if (self->ids_bytes + bytes + 1 > self->ids_capacity) {
-        size_t capacity = self->ids_capacity * 2;
-        char *ids = realloc (self->ids, capacity);
-        if (!ids)
-            return -1;
-        self->ids = ids;
-        self->ids_capacity = capacity;
-    }
-    return 0;
-}
-
-//  Adds an account that is not there yet (room reserved), with no touch.
-static account_t *s_add (accounts_t *self, const char *id, size_t bytes, uint32_t hash)
-{
-    account_t *account = &self->items[self->count];
-    *account = (account_t){.id_offset = (uint32_t)self->ids_bytes, .hash = hash};
-    memcpy (self->ids + self->ids_bytes, id, bytes);
-    self->ids[self->ids_bytes + bytes] = 0;
-    self->ids_bytes += bytes + 1;
-    s_slot_insert (self->slots, self->slot_capacity, hash, self->count);
-    self->count++;
+    uint32_t record = account_table_ensure (self->table, id);
+    if (!record)
+        return NULL;
+    account_t *account = s_account (self, record);
+    account->record = record;
     return account;
 }
 
@@ -197,7 +128,6 @@ typedef struct {
     const char *id;
     int64_t delta;
     account_t *account; // NULL until found or added
-    uint32_t hash;
     int64_t balance_after;
 } change_t;
 
@@ -224,9 +154,7 @@ static accounts_result_t s_change (accounts_t *self, change_t *changes,
         return ACCOUNTS_FULL;
     for (size_t i = 0; i < change_count; i++) {
         change_t *change = &changes[i];
-        size_t bytes;
-        change->hash = s_hash_string (change->id, &bytes);
-        change->account = s_find (self, change->id, bytes, change->hash);
+        change->account = s_find (self, change->id);
         if (change->account && change->account->version &&
             change->account->currency != currency)
             return ACCOUNTS_MISMATCH;
@@ -237,16 +165,11 @@ static accounts_result_t s_change (accounts_t *self, change_t *changes,
     for (size_t i = 0; i < change_count; i++) {
         change_t *change = &changes[i];
         if (!change->account) {
-            if (self->count >= ACCOUNTS_COUNT_MAX)
+            if (s_count (self) >= ACCOUNTS_COUNT_MAX)
                 return ACCOUNTS_FULL;
-            size_t bytes = strlen (change->id);
-            if (s_reserve_account (self, bytes))
+            change->account = s_add (self, change->id);
+            if (!change->account)
                 return ACCOUNTS_NOMEM;
-            //  The earlier account pointer may have moved with the array.
-            change->account = s_add (self, change->id, bytes, change->hash);
-            for (size_t j = 0; j < i; j++)
-                changes[j].account =
-                    s_find (self, changes[j].id, strlen (changes[j].id), changes[j].hash);
         }
         if (s_reserve_touch (change->account))
             return ACCOUNTS_NOMEM;
@@ -283,9 +206,7 @@ static bool s_reserve_settings (account_t *account)
 static accounts_result_t s_settings (accounts_t *self, const event_t *event)
 {
     bool opened = event->type == EVENT_ACCOUNT_OPENED;
-    size_t bytes;
-    uint32_t hash = s_hash_string (event->account, &bytes);
-    account_t *account = s_find (self, event->account, bytes, hash);
+    account_t *account = s_find (self, event->account);
     bool known = account && account->version;
     const char *name = opened  ? event->currency
                        : known ? self->names[account->currency]
@@ -346,15 +267,10 @@ accounts_t *accounts_new (void)
     accounts_t *self = calloc (1, sizeof (accounts_t));
     if (!self)
         return NULL;
-    self->capacity = ACCOUNTS_ITEMS_MIN;
-    self->slot_capacity = ACCOUNTS_SLOTS_MIN;
-    self->ids_capacity = ACCOUNTS_IDS_BYTES_MIN;
     self->ts_capacity = ACCOUNTS_TS_MIN;
-    self->items = malloc (self->capacity * sizeof (account_t));
-    self->slots = calloc (self->slot_capacity, sizeof (uint32_t));
-    self->ids = malloc (self->ids_capacity);
+    self->table = account_table_new (sizeof (account_t));
     self->ts = malloc ((size_t)self->ts_capacity * sizeof (int64_t));
-    if (!self->items || !self->slots || !self->ids || !self->ts)
+    if (!self->table || !self->ts)
         goto failed;
     return self;
 failed:
@@ -368,16 +284,15 @@ void accounts_destroy (accounts_t **self_p)
     accounts_t *self = *self_p;
     if (!self)
         return;
-    for (uint32_t index = 0; self->items && index < self->count; index++) {
-        account_t *account = &self->items[index];
+    for (uint32_t record = self->table ? account_table_next (self->table, 0) : 0; record;
+         record = account_table_next (self->table, record)) {
+        account_t *account = s_account (self, record);
         free (account->history);
         for (uint32_t i = 0; i < account->settings_count; i++)
             free (account->settings[i].metadata);
         free (account->settings);
     }
-    free (self->items);
-    free (self->slots);
-    free (self->ids);
+    account_table_destroy (&self->table);
     free (self->ts);
     free (self->sorted);
     free (self);
@@ -438,7 +353,7 @@ int64_t accounts_applied_seq (accounts_t *self)
 
 size_t accounts_count (accounts_t *self)
 {
-    return self->count;
+    return s_count (self);
 }
 
 uint64_t accounts_events_applied (accounts_t *self)
@@ -494,8 +409,7 @@ void accounts_int128_format (accounts_int128_t total, char *buffer, size_t buffe
 
 static account_t *s_lookup (accounts_t *self, const char *id)
 {
-    size_t bytes = strlen (id);
-    account_t *account = s_find (self, id, bytes, s_hash (id, bytes));
+    account_t *account = s_find (self, id);
     return account && account->version ? account : NULL;
 }
 
@@ -585,18 +499,20 @@ int accounts_touches (accounts_t *self, const char *id, int64_t after_seq, size_
 static int s_compare_ids (const void *a, const void *b, void *arg)
 {
     accounts_t *self = arg;
-    return strcmp (s_id (self, &self->items[*(const uint32_t *)a]),
-                   s_id (self, &self->items[*(const uint32_t *)b]));
+    size_t bytes;
+    return strcmp (account_table_name (self->table, *(const uint32_t *)a, &bytes),
+                   account_table_name (self->table, *(const uint32_t *)b, &bytes));
 }
 
 //  Sorts the accounts added since the last call and merges them in.
 static int s_sort (accounts_t *self)
 {
-    uint32_t added = self->count - self->sorted_count;
+    uint32_t count = s_count (self);
+    uint32_t added = count - self->sorted_count;
     if (added == 0)
         return 0;
     uint32_t *fresh = malloc (added * sizeof (uint32_t));
-    uint32_t *sorted = realloc (self->sorted, self->count * sizeof (uint32_t));
+    uint32_t *sorted = realloc (self->sorted, count * sizeof (uint32_t));
     if (!fresh || !sorted) {
         free (fresh);
         if (sorted)
@@ -605,17 +521,18 @@ static int s_sort (accounts_t *self)
     }
     self->sorted = sorted;
     for (uint32_t i = 0; i < added; i++)
-        fresh[i] = self->sorted_count + i;
+        fresh[i] = self->sorted_last =
+            account_table_next (self->table, self->sorted_last);
     qsort_r (fresh, added, sizeof (uint32_t), s_compare_ids, self);
     //  Merge from the back so the sorted run can be extended in place.
     int64_t old = (int64_t)self->sorted_count - 1, add = (int64_t)added - 1;
-    for (int64_t to = (int64_t)self->count - 1; add >= 0; to--) {
+    for (int64_t to = (int64_t)count - 1; add >= 0; to--) {
         if (old >= 0 && s_compare_ids (&sorted[old], &fresh[add], self) > 0)
             sorted[to] = sorted[old--];
         else
             sorted[to] = fresh[add--];
     }
-    self->sorted_count = self->count;
+    self->sorted_count = count;
     free (fresh);
     return 0;
 }
@@ -628,14 +545,14 @@ int accounts_list (accounts_t *self, const char *after, size_t limit,
     uint32_t low = 0, high = self->sorted_count;
     while (low < high) {
         uint32_t middle = low + (high - low) / 2;
-        if (strcmp (s_id (self, &self->items[self->sorted[middle]]), after) <= 0)
+        if (strcmp (s_id (self, s_account (self, self->sorted[middle])), after) <= 0)
             low = middle + 1;
         else
             high = middle;
     }
     size_t count = 0;
     for (; low < self->sorted_count && count < limit; low++) {
-        const account_t *account = &self->items[self->sorted[low]];
+        const account_t *account = s_account (self, self->sorted[low]);
         if (account->version == 0)
             continue;
         s_state (self, account, account->version, &states[count++]);
@@ -704,14 +621,15 @@ int accounts_save (accounts_t *self, accounts_write_fn *write_fn, void *arg)
     assert (self && write_fn);
     saved_head_t head = {self->applied_seq,     self->events_applied,
                          self->unknown_skipped, self->overflow_skipped,
-                         self->count,           self->mismatch_skipped,
+                         s_count (self),        self->mismatch_skipped,
                          self->currency_count};
     if (write_fn (arg, &head, sizeof head) ||
         write_fn (arg, self->names, self->currency_count * sizeof self->names[0]) ||
         write_fn (arg, self->ts, (size_t)self->applied_seq * sizeof (int64_t)))
         return -1;
-    for (uint32_t index = 0; index < self->count; index++)
-        if (s_save_account (self, &self->items[index], write_fn, arg))
+    for (uint32_t record = account_table_next (self->table, 0); record;
+         record = account_table_next (self->table, record))
+        if (s_save_account (self, s_account (self, record), write_fn, arg))
             return -1;
     return 0;
 }
@@ -773,11 +691,11 @@ static int s_load_account (accounts_t *self, const uint8_t **data, size_t *left)
     if (memchr (id, 0, saved.id_bytes) ||
         *left / sizeof (account_touch_t) < saved.version)
         return -1;
-    uint32_t hash = s_hash (id, saved.id_bytes);
-    if (s_find (self, id, saved.id_bytes, hash) ||
-        s_reserve_account (self, saved.id_bytes))
+    if (s_find (self, id))
         return -1;
-    account_t *account = s_add (self, id, saved.id_bytes, hash);
+    account_t *account = s_add (self, id);
+    if (!account)
+        return -1;
     account->currency = (uint16_t)saved.currency;
     if (saved.version) {
         account->history = malloc (saved.version * sizeof (account_touch_t));
@@ -805,7 +723,7 @@ static int s_load_account (accounts_t *self, const uint8_t **data, size_t *left)
 
 int accounts_load (accounts_t *self, const uint8_t *data, size_t bytes)
 {
-    assert (self && self->applied_seq == 0 && self->count == 0);
+    assert (self && self->applied_seq == 0 && s_count (self) == 0);
     saved_head_t head;
     if (s_take (&data, &bytes, &head, sizeof head) || head.applied_seq < 0 ||
         head.count > ACCOUNTS_COUNT_MAX ||

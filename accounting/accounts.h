@@ -10,10 +10,10 @@
 
     It is not a store: nothing here touches the disk or the network.
 
-    Memory: one 32-byte record per account plus its id (once), a 4-byte
-    hash slot (load <= 1/2) and a 4-byte sorted-index entry; 16 bytes per
-    account touch; 8 bytes per event. Lookups are one open-addressing
-    probe run keyed by the account id.
+    Memory: one record per account in an account table (48 bytes and its
+    id, padded to 8), an 8-byte slot (load <= 1/2) and a 4-byte
+    sorted-index entry; 16 bytes per account touch; 8 bytes per event.
+    Lookups are one open-addressing probe run keyed by the account id.
 */
 #ifndef ACCOUNTS_H_INCLUDED
 #define ACCOUNTS_H_INCLUDED
@@ -24,8 +24,8 @@
 
 #include "event.h"
 
-//  Ids are stored once in an arena addressed by 32-bit offsets: 50M ids of
-//  at most 65 bytes stay below 4 GiB.
+//  Records are addressed by 32-bit handles in 8-byte units: 50M records of
+//  at most 120 bytes stay below the account table's 32 GiB.
 #define ACCOUNTS_COUNT_MAX 50000000
 
 typedef struct accounts accounts_t;

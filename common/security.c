@@ -12,41 +12,6 @@
 //  One command body (64 KiB) must always fit.
 #define SECURITY_BODY_BUFFER_BYTES_MIN (64 * 1024)
 
-const char *security_usage =
-    "  --auth-file FILE        bearer tokens: NAME SCOPES ACCOUNTS SHA256 a line (none)\n"
-    "  --tls-cert FILE         serve HTTPS with this PEM certificate (with --tls-key)\n"
-    "  --tls-key FILE          the PEM private key of --tls-cert\n"
-    "  --curve-dir DIR         ZeroMQ CURVE certificates of this service (none)\n"
-    "  --insecure              allow non-loopback endpoints without credentials\n"
-    "  --body-buffer-bytes-max N  request bodies held at once over all HTTP\n"
-    "                          connections; beyond, 503 (64 MiB)\n";
-
-int security_option_parse (security_config_t *self, int option, const char *value)
-{
-    switch (option) {
-    case SECURITY_OPT_AUTH_FILE:
-        self->auth_file = value;
-        return 1;
-    case SECURITY_OPT_TLS_CERT:
-        self->tls_cert = value;
-        return 1;
-    case SECURITY_OPT_TLS_KEY:
-        self->tls_key = value;
-        return 1;
-    case SECURITY_OPT_CURVE_DIR:
-        self->curve_dir = value;
-        return 1;
-    case SECURITY_OPT_INSECURE:
-        self->insecure = true;
-        return 1;
-    case SECURITY_OPT_BODY_BUFFER_BYTES_MAX:
-        self->body_buffer_bytes_text = value;
-        return 1;
-    default:
-        return 0;
-    }
-}
-
 int security_options_check (security_config_t *self, const char *service)
 {
     if (!self->tls_cert != !self->tls_key) {

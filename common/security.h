@@ -1,8 +1,8 @@
 /*  security — the credentials options every service shares, and the rule
     that ties them to where a service listens.
 
-    Each service embeds one security_config_t, lets security_option_parse
-    take the five shared options out of its getopt_long loop, and calls
+    Each service embeds one security_config_t, puts the shared options
+    (SECURITY_CONFIG_OPTIONS) into its option table, and calls
     security_check_exposure before it opens anything: an HTTP address or
     a ZeroMQ endpoint beyond loopback needs credentials (--auth-file for
     HTTP, --curve-dir for ZeroMQ) unless --insecure says otherwise.
@@ -10,9 +10,10 @@
 #ifndef SECURITY_H_INCLUDED
 #define SECURITY_H_INCLUDED
 
-#include <getopt.h>
 #include <stdbool.h>
 #include <stdio.h>
+
+#include "config.h"
 
 typedef struct {
     const char *auth_file; // --auth-file: principals and token hashes; NULL: no tokens
@@ -26,34 +27,23 @@ typedef struct {
     size_t body_buffer_bytes_max;
 } security_config_t;
 
-//  getopt_long ids of the shared options; services number their own below.
-enum {
-    SECURITY_OPT_AUTH_FILE = 2000,
-    SECURITY_OPT_TLS_CERT,
-    SECURITY_OPT_TLS_KEY,
-    SECURITY_OPT_CURVE_DIR,
-    SECURITY_OPT_INSECURE,
-    SECURITY_OPT_BODY_BUFFER_BYTES_MAX,
-};
-
-//  The entries to put into a service's struct option table.
-#define SECURITY_LONG_OPTIONS                                                            \
-    {"auth-file", required_argument, NULL, SECURITY_OPT_AUTH_FILE},                      \
-        {"tls-cert", required_argument, NULL, SECURITY_OPT_TLS_CERT},                    \
-        {"tls-key", required_argument, NULL, SECURITY_OPT_TLS_KEY},                      \
-        {"curve-dir", required_argument, NULL, SECURITY_OPT_CURVE_DIR},                  \
-        {"insecure", no_argument, NULL, SECURITY_OPT_INSECURE},                          \
-    {                                                                                    \
-        "body-buffer-bytes-max", required_argument, NULL,                                \
-            SECURITY_OPT_BODY_BUFFER_BYTES_MAX                                           \
-    }
-
-//  The --help lines of the shared options.
-extern const char *security_usage;
-
-//  Takes a shared option. Returns 1 when option was one of them, 0 when
-//  it is not (the caller handles it).
-int security_option_parse (security_config_t *self, int option, const char *value);
+//  The shared options' entries in a service's option table (config.h);
+//  field: the security_config_t in the service's options struct.
+#define SECURITY_CONFIG_OPTIONS(type, field)                                             \
+    CONFIG_TEXT ("auth-file", "FILE", CONFIG_FIELD (type, field.auth_file), NULL,        \
+                 "bearer tokens: NAME SCOPES ACCOUNTS SHA256 a line (%s)"),              \
+        CONFIG_TEXT ("tls-cert", "FILE", CONFIG_FIELD (type, field.tls_cert), NULL,      \
+                     "serve HTTPS with this PEM certificate (with --tls-key)"),          \
+        CONFIG_TEXT ("tls-key", "FILE", CONFIG_FIELD (type, field.tls_key), NULL,        \
+                     "the PEM private key of --tls-cert"),                               \
+        CONFIG_TEXT ("curve-dir", "DIR", CONFIG_FIELD (type, field.curve_dir), NULL,     \
+                     "ZeroMQ CURVE certificates of this service (%s)"),                  \
+        CONFIG_FLAG ("insecure", CONFIG_FIELD (type, field.insecure),                    \
+                     "allow non-loopback endpoints without credentials"),                \
+        CONFIG_TEXT ("body-buffer-bytes-max", "N",                                       \
+                     CONFIG_FIELD (type, field.body_buffer_bytes_text), NULL,            \
+                     "request bodies held at once over all HTTP\n"                       \
+                     "connections; beyond, 503 (64 MiB)")
 
 //  After parsing: --tls-cert and --tls-key go together, and
 //  --body-buffer-bytes-max is a number of bytes (at least 64 KiB). Returns 0, or -1

@@ -47,8 +47,6 @@
 #define SUBSCRIBER_TICK_MS 100
 // Catch-up progress at info level, about once a second.
 #define SUBSCRIBER_PROGRESS_LOG_MS 1000
-// Three missed heartbeats at the default period.
-#define SUBSCRIBER_UPSTREAM_TIMEOUT_MS_DEFAULT 3000
 // Messages taken from one socket per wake-up, so neither socket, nor the
 // HTTP server sharing the loop, starves.
 #define SUBSCRIBER_DRAIN_MESSAGES_MAX 256

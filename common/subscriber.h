@@ -46,6 +46,9 @@
 #define SUBSCRIBER_LIVE_BUFFER_EVENTS_MAX                                                \
     100000 // live events kept while catching up; beyond, dropped and fetched later
 
+//  Three missed heartbeats at the stream's default period.
+#define SUBSCRIBER_UPSTREAM_TIMEOUT_MS_DEFAULT 3000
+
 typedef struct subscriber subscriber_t;
 
 typedef struct {
@@ -67,7 +70,7 @@ typedef struct {
     int64_t applied_seq;          // already applied locally (0 for nothing)
     int64_t applied_ts_ms;        // ts of the event at applied_seq (unused when 0)
     bool want_results;            // also subscribe to RESULT
-    int upstream_timeout_ms; // no message for this long: upstream "disconnected"; 0: 3000
+    int upstream_timeout_ms; // no message for this long: upstream "disconnected"; 0: the default
     int receive_hwm;         // SUB receive high-water mark; 0: ZeroMQ default
     const curve_t *curve;    // CURVE client keys for both sockets; NULL: plain.
                              // Borrowed: must outlive the subscriber

@@ -26,6 +26,7 @@
 #include <cjson/cJSON.h>
 
 #include "dedupe.h"
+#include "account_table.h"
 #include "key_hash.h"
 #include "log.h"
 #include "snapshot.h"
@@ -56,12 +57,6 @@ _Static_assert(INGEST_ERROR_BYTES_MAX >= WIRE_RESULT_SEQS_BYTES_MAX,
 //  An APPEND request's frames: command, request id, events. Frames past
 //  these are received and counted but not kept.
 #define INGEST_REQUEST_FRAMES_MAX (INGEST_REQUEST_EVENTS_MAX + 2)
-//  The versions table: slots (a power of two, at most half full) and the
-//  arena of account records, both doubled as they fill. Records are
-//  addressed in 8-byte units by 32 bits: 32 GiB of records at most.
-#define INGEST_VERSION_SLOTS_MIN       1024
-#define INGEST_VERSION_ARENA_BYTES_MIN (64 * 1024)
-#define INGEST_VERSION_ARENA_BYTES_MAX ((size_t)UINT32_MAX * 8)
 //  Id hash hits kept while the log opens, each checked against the lines
 //  once it is open: every one is a repeated id but for a 64-bit collision,
 //  so a log with repeats is refused on the first few.
@@ -69,7 +64,6 @@ _Static_assert(INGEST_ERROR_BYTES_MAX >= WIRE_RESULT_SEQS_BYTES_MAX,
 //  A packed EVENTS or RESULTS frame is cut at a line's end past this,
 //  so it stays within what subscribers take (a replay page's size).
 #define INGEST_PUBLISH_FRAME_BYTES_MAX (1024 * 1024)
-
 
 typedef struct {
     size_t id_offset; // request id in the burst's ids
@@ -100,16 +94,8 @@ typedef struct {
     int64_t version; // before the burst changed it; 0 = absent
 } undo_t;
 
-//  Versions: account -> version, open addressing over (hash, record)
-//  slots, the records (version and account name) in one arena. Records
-//  are never removed: a version undone to 0 reads as absent. An account
-//  costs ~40 bytes (a zhashx item with its key copy took ~130), and a
-//  probe compares hashes in the slot before it reads a record.
-typedef struct {
-    uint32_t hash;
-    uint32_t record; // arena offset / 8; 0 = empty slot
-} version_slot_t;
-
+//  A saved version record (the snapshot's layout): the version, the
+//  account's length and the account, padded to 8 bytes.
 typedef struct {
     int64_t version; // 0: absent
     uint8_t bytes;   // of account
@@ -127,13 +113,10 @@ struct ingest {
     log_file_t *log;
     zsock_t *publish; // borrowed
     bool fsync_always;
-    version_slot_t *version_slots;
-    size_t version_slot_mask; // slot count - 1
-    size_t version_records;   // records in the arena
-    size_t version_accounts;  // records with version >= 1
-    char *version_arena;      // records, 8-byte aligned, from offset 8
-    size_t version_arena_bytes;
-    size_t version_arena_size;
+    //  account -> int64_t version. Records are never removed: a version
+    //  undone to 0 reads as absent.
+    account_table_t *versions;
+    size_t version_accounts; // records with version >= 1
     dedupe_t *dedupe;
     ingest_stats_t stats;
     event_t *events;         // scratch: one request's parsed events
@@ -178,129 +161,37 @@ struct ingest {
 
 static int s_versions_init (ingest_t *self)
 {
-    self->version_slots =
-        (version_slot_t *)calloc (INGEST_VERSION_SLOTS_MIN, sizeof (version_slot_t));
-    self->version_slot_mask = INGEST_VERSION_SLOTS_MIN - 1;
-    self->version_arena = (char *)malloc (INGEST_VERSION_ARENA_BYTES_MIN);
-    self->version_arena_size = INGEST_VERSION_ARENA_BYTES_MIN;
-    self->version_arena_bytes = 8; // record 0 stands for an empty slot
-    return self->version_slots && self->version_arena ? 0 : -1;
+    self->versions = account_table_new (sizeof (int64_t));
+    return self->versions ? 0 : -1;
 }
 
-//  Back to empty tables (a snapshot that did not load, or not this log's).
+//  Empties the versions (the versions are then those of an empty log).
 static int s_versions_reset (ingest_t *self)
 {
-    free (self->version_slots);
-    free (self->version_arena);
-    self->version_records = self->version_accounts = 0;
+    account_table_destroy (&self->versions);
+    self->version_accounts = 0;
     return s_versions_init (self);
 }
 
-static version_record_t *s_record (ingest_t *self, uint32_t record)
+static int64_t *s_record (ingest_t *self, uint32_t record)
 {
-    return (version_record_t *)(self->version_arena + (size_t)record * 8);
-}
-
-//  The account's hash (key_hash.h; not saved: a snapshot's records are
-//  hashed again as they load), and its length.
-static uint32_t s_account_hash (const char *account, size_t *bytes)
-{
-    *bytes = strlen (account);
-    return (uint32_t)key_hash_bytes (account, *bytes);
-}
-
-//  The account's record, or 0 with *slot_p the empty slot where it goes.
-static uint32_t s_versions_find (ingest_t *self, const char *account, size_t bytes,
-                                 uint32_t hash, size_t *slot_p)
-{
-    size_t slot = hash & self->version_slot_mask;
-    for (;; slot = (slot + 1) & self->version_slot_mask) {
-        version_slot_t *entry = &self->version_slots[slot];
-        if (!entry->record)
-            break;
-        version_record_t *record = s_record (self, entry->record);
-        if (entry->hash == hash && record->bytes == bytes &&
-            memcmp (record->account, account, bytes) == 0)
-            return entry->record;
-    }
-    *slot_p = slot;
-    return 0;
-}
-
-//  Doubles the slots, placing every record again by its stored hash.
-static int s_versions_grow (ingest_t *self)
-{
-    size_t count = (self->version_slot_mask + 1) * 2;
-    version_slot_t *slots = (version_slot_t *)calloc (count, sizeof (version_slot_t));
-    if (!slots)
-        return -1;
-    for (size_t old = 0; old <= self->version_slot_mask; old++) {
-        version_slot_t entry = self->version_slots[old];
-        if (!entry.record)
-            continue;
-        size_t slot = entry.hash & (count - 1);
-        while (slots[slot].record)
-            slot = (slot + 1) & (count - 1);
-        slots[slot] = entry;
-    }
-    free (self->version_slots);
-    self->version_slots = slots;
-    self->version_slot_mask = count - 1;
-    return 0;
-}
-
-//  Appends a record at version 0 into the empty slot found for it (found
-//  again after the table grows). Returns the record, or 0 when memory is
-//  short; the table then holds what it held.
-static uint32_t s_versions_add (ingest_t *self, const char *account, size_t bytes,
-                                uint32_t hash, size_t slot)
-{
-    assert (bytes <= EVENT_ACCOUNT_BYTES_MAX);
-    if ((self->version_records + 1) * 2 > self->version_slot_mask + 1) {
-        if (s_versions_grow (self))
-            return 0;
-        uint32_t found = s_versions_find (self, account, bytes, hash, &slot);
-        assert (!found);
-    }
-    size_t record_bytes = (offsetof (version_record_t, account) + bytes + 7) & ~(size_t)7;
-    size_t needed = self->version_arena_bytes + record_bytes;
-    if (needed > self->version_arena_size) {
-        size_t size = self->version_arena_size * 2;
-        char *arena = size <= INGEST_VERSION_ARENA_BYTES_MAX
-                          ? (char *)realloc (self->version_arena, size)
-                          : NULL;
-        if (!arena)
-            return 0;
-        self->version_arena = arena;
-        self->version_arena_size = size;
-    }
-    uint32_t offset = (uint32_t)(self->version_arena_bytes / 8);
-    version_record_t *record = s_record (self, offset);
-    record->version = 0;
-    record->bytes = (uint8_t)bytes;
-    memcpy (record->account, account, bytes);
-    self->version_arena_bytes = needed;
-    self->version_slots[slot] = (version_slot_t){hash, offset};
-    self->version_records++;
-    return offset;
+    return (int64_t *)account_table_value (self->versions, record);
 }
 
 static int64_t s_version (ingest_t *self, const char *account)
 {
-    size_t bytes, slot;
-    uint32_t hash = s_account_hash (account, &bytes);
-    uint32_t record = s_versions_find (self, account, bytes, hash, &slot);
-    return record ? s_record (self, record)->version : 0;
+    uint32_t record = account_table_find (self->versions, account);
+    return record ? *s_record (self, record) : 0;
 }
 
 static void s_set_version (ingest_t *self, uint32_t record, int64_t version)
 {
-    version_record_t *entry = s_record (self, record);
-    if (entry->version == 0 && version != 0)
+    int64_t *entry = s_record (self, record);
+    if (*entry == 0 && version != 0)
         self->version_accounts++;
-    else if (entry->version != 0 && version == 0)
+    else if (*entry != 0 && version == 0)
         self->version_accounts--;
-    entry->version = version;
+    *entry = version;
 }
 
 //  Touches every account of event: one more version each. Returns 0, or
@@ -314,14 +205,10 @@ static int s_bump_versions (ingest_t *self, const event_t *event, bool record)
     } else if (event->type != EVENT_TYPE_UNKNOWN)
         accounts[0] = event->account;
     for (size_t i = 0; i < 2 && accounts[i]; i++) {
-        size_t bytes, slot;
-        uint32_t hash = s_account_hash (accounts[i], &bytes);
-        uint32_t found = s_versions_find (self, accounts[i], bytes, hash, &slot);
-        if (!found)
-            found = s_versions_add (self, accounts[i], bytes, hash, slot);
+        uint32_t found = account_table_ensure (self->versions, accounts[i]);
         if (!found)
             return -1;
-        int64_t version = s_record (self, found)->version;
+        int64_t version = *s_record (self, found);
         if (record) {
             assert (self->undo_count < INGEST_BURST_UNDO_MAX);
             self->undo[self->undo_count++] = (undo_t){found, version};
@@ -442,18 +329,42 @@ static int s_scan (void *arg, const event_t *event, const char *line, size_t lin
     return 0;
 }
 
-//  The versions' snapshot body: the seq's id (the log it belongs to), then
-//  the version records as the arena holds them. Allocates nothing.
+//  A saved record's bytes, padded to 8.
+static size_t s_saved_bytes (size_t account_bytes)
+{
+    return (offsetof (version_record_t, account) + account_bytes + 7) & ~(size_t)7;
+}
+
+//  The versions' snapshot body: the seq's id (the log it belongs to), the
+//  records' length, then the version records in the order they were
+//  added. Allocates nothing.
 static int s_snapshot_save (void *state, snapshot_write_fn *write_fn, void *writer)
 {
     ingest_t *self = (ingest_t *)state;
     char id[EVENT_ID_BYTES_MAX + 1];
     memset (id, 0, sizeof id);
     memcpy (id, self->snapshot_id, sizeof id);
-    uint64_t bytes = self->version_arena_bytes - 8;
+    uint64_t bytes = 0;
+    size_t account_bytes;
+    for (uint32_t record = account_table_next (self->versions, 0); record;
+         record = account_table_next (self->versions, record)) {
+        account_table_name (self->versions, record, &account_bytes);
+        bytes += s_saved_bytes (account_bytes);
+    }
     if (write_fn (writer, id, sizeof id) || write_fn (writer, &bytes, sizeof bytes))
         return -1;
-    return write_fn (writer, self->version_arena + 8, (size_t)bytes);
+    for (uint32_t record = account_table_next (self->versions, 0); record;
+         record = account_table_next (self->versions, record)) {
+        char saved[sizeof (version_record_t) + EVENT_ACCOUNT_BYTES_MAX + 8] = {0};
+        const char *account = account_table_name (self->versions, record, &account_bytes);
+        memcpy (saved + offsetof (version_record_t, version), s_record (self, record),
+                sizeof (int64_t));
+        saved[offsetof (version_record_t, bytes)] = (char)account_bytes;
+        memcpy (saved + offsetof (version_record_t, account), account, account_bytes);
+        if (write_fn (writer, saved, s_saved_bytes (account_bytes)))
+            return -1;
+    }
+    return 0;
 }
 
 //  Puts one saved record into the (empty) tables; -1 if it is not one.
@@ -465,18 +376,16 @@ static int s_snapshot_record (ingest_t *self, const uint8_t *body, size_t left,
     if (left < fixed)
         return -1;
     memcpy (&head, body, fixed);
-    *record_bytes = (fixed + head.bytes + 7) & ~(size_t)7;
+    *record_bytes = s_saved_bytes (head.bytes);
     char account[EVENT_ACCOUNT_BYTES_MAX + 1];
     if (head.bytes == 0 || head.bytes > EVENT_ACCOUNT_BYTES_MAX || head.version < 0 ||
         *record_bytes > left)
         return -1;
     memcpy (account, body + fixed, head.bytes);
     account[head.bytes] = 0;
-    size_t bytes, slot;
-    uint32_t hash = s_account_hash (account, &bytes);
-    if (bytes != head.bytes || s_versions_find (self, account, bytes, hash, &slot))
+    if (strlen (account) != head.bytes || account_table_find (self->versions, account))
         return -1;
-    uint32_t record = s_versions_add (self, account, bytes, hash, slot);
+    uint32_t record = account_table_ensure (self->versions, account);
     if (!record)
         return -1;
     s_set_version (self, record, head.version);
@@ -625,8 +534,7 @@ void ingest_destroy (ingest_t **self_p)
         snapshot_destroy (&self->snapshot);
         log_file_destroy (&self->log);
         log_file_destroy (&self->opening);
-        free (self->version_slots);
-        free (self->version_arena);
+        account_table_destroy (&self->versions);
         dedupe_destroy (&self->dedupe);
         free (self->events);
         free (self->splices);

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "config.h"
 #include "wire.h"
 
 #define LOAD_CLIENTS_MAX    64
@@ -166,7 +167,7 @@ static int s_run (const load_config_t *config)
 int main (int argc, char *argv[])
 {
     load_config_t config = {
-        "tcp://127.0.0.1:5557", "tcp://127.0.0.1:5556", 10000, 1, 256, 4, 1000, false};
+        CONFIG_INGEST_ENDPOINT, CONFIG_PUBLISH_ENDPOINT, 10000, 1, 256, 4, 1000, false};
     static const struct option options[] = {
         {"ingest", required_argument, NULL, 'i'},
         {"publish", required_argument, NULL, 'p'},

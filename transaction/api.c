@@ -48,8 +48,8 @@ static void s_handle_write (api_t *self, http_request_t *http, route_t route)
         commands_free (parsed.commands, parsed.count);
         return;
     }
-    //  Only a key's later uses compare fingerprints: none without one
-    //  (SHA-1 of a batch of 1000 was a tenth of its cost).
+    //  Only a key's later uses compare fingerprints, so a request without
+    //  a key hashes none (a fingerprint is a SHA-1 over every command).
     char fingerprint[COMMANDS_FINGERPRINT_BYTES + 1] = "";
     if (*parsed.key)
         commands_fingerprint (parsed.commands, parsed.count, route == ROUTE_BATCH,

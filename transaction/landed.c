@@ -52,7 +52,7 @@ static void s_lookup_ids (request_t *request)
 //  True if the write model has perhaps folded one of the request's ids:
 //  only then is the stream asked (a new key, nearly every keyed request,
 //  costs no round trip). An id durable but not folded yet is decided by
-//  the stream's own dedupe, as before.
+//  the stream's own dedupe.
 bool landed_maybe_stored (request_t *request)
 {
     s_lookup_ids (request);

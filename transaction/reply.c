@@ -73,8 +73,8 @@ void reply_append_str (reply_t *self, const char *text)
     (192 + EVENT_CURRENCY_BYTES_MAX + EVENT_ID_BYTES_MAX + 4 * EVENT_ACCOUNT_BYTES_MAX + \
      REPLY_TYPE_BYTES_MAX + EVENT_TS_BYTES + 5 * EVENT_INT_BYTES_MAX)
 
-//  Records are written with a cursor into space reserved once per record
-//  (an append each, with its own reserve and strlen, cost twice as much).
+//  Records are written with a cursor into space reserved once per record:
+//  one reserve per record, not one (and a strlen) per member.
 static char *s_put (char *cursor, const char *text, size_t bytes)
 {
     memcpy (cursor, text, bytes);

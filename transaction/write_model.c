@@ -4,23 +4,17 @@
 
 #include <czmq.h>
 
+#include "account_table.h"
 #include "dedupe.h"
 #include "key_hash.h"
 #include "log.h"
-
-//  Account records live in pages that never move, so a pointer to one
-//  stays valid while others are added (a transfer holds two).
-#define WRITE_MODEL_PAGE_ACCOUNTS 1024
-#define WRITE_MODEL_SLOTS_MIN     1024 // account slots at first; a power of two
 
 typedef struct write_model_account {
     int64_t balance;        // confirmed
     int64_t version;        // confirmed events that touched the account
     int64_t pending_debit;  // >= 0: debits this instance has in flight
     int64_t pending_events; // >= 0: events this instance has in flight
-    uint64_t hash;          // of name: growing the table hashes nothing again
-    uint32_t next_free;     // a forgotten record: the next one + 1 (0: none)
-    char name[EVENT_ACCOUNT_BYTES_MAX + 1];
+    uint32_t record;        // its own, in the table: names it
     //  Schema 2, confirmed: set by the account's first event ("" before).
     char currency[EVENT_CURRENCY_BYTES_MAX + 1];
     bool limit_set;          // an account event gave overdraft_limit
@@ -29,18 +23,9 @@ typedef struct write_model_account {
 } account_t;
 
 struct write_model {
-    //  Accounts by name: open addressing (linear probing) over slots of
-    //  the hash's top 32 bits << 32 | record + 1 (0: empty), at most half
-    //  full. The bits let a probe pass other accounts without reading
-    //  their records (a zhashx lookup, four per event, hashed the name
-    //  byte by byte and followed a chain of items and keys).
-    uint64_t *slots;
-    size_t slot_count; // a power of two
-    account_t **pages; // of WRITE_MODEL_PAGE_ACCOUNTS records
-    size_t page_count;
-    size_t account_count;  // in the table
-    size_t records_used;   // records ever handed out
-    uint32_t free_records; // a forgotten record + 1, chained by next_free
+    //  Accounts by name. A record does not move while others are added,
+    //  so a pointer to one stays valid (a transfer holds two).
+    account_table_t *accounts;
     int64_t applied_seq;
     write_model_record_t *recent; // ring of WRITE_MODEL_RECENT_EVENTS_MAX, by seq
     //  id -> its home slot << 16 | ring index + 1 (0: empty), linear
@@ -95,13 +80,12 @@ write_model_t *write_model_new (void)
     write_model_t *self = calloc (1, sizeof *self);
     if (!self)
         return NULL;
-    self->slot_count = WRITE_MODEL_SLOTS_MIN;
-    self->slots = calloc (self->slot_count, sizeof *self->slots);
+    self->accounts = account_table_new (sizeof (account_t));
     self->recent = calloc (WRITE_MODEL_RECENT_EVENTS_MAX, sizeof *self->recent);
     self->ids = calloc (WRITE_MODEL_ID_SLOTS, sizeof *self->ids);
     self->homes = calloc (WRITE_MODEL_RECENT_EVENTS_MAX, sizeof *self->homes);
     self->seen = dedupe_new (WRITE_MODEL_SEEN_IDS_MAX, 1, s_seen_confirm, NULL);
-    if (!self->slots || !self->recent || !self->ids || !self->homes || !self->seen)
+    if (!self->accounts || !self->recent || !self->ids || !self->homes || !self->seen)
         goto failed;
     return self;
 failed:
@@ -114,10 +98,7 @@ void write_model_destroy (write_model_t **self_p)
     assert (self_p);
     write_model_t *self = *self_p;
     if (self) {
-        free (self->slots);
-        for (size_t page = 0; page < self->page_count; page++)
-            free (self->pages[page]);
-        free (self->pages);
+        account_table_destroy (&self->accounts);
         free (self->recent);
         free (self->ids);
         free (self->homes);
@@ -135,128 +116,26 @@ static void s_copy (char *target, size_t size, const char *source)
     target[bytes] = '\0';
 }
 
-static account_t *s_record (write_model_t *self, uint32_t record)
-{
-    return &self->pages[record / WRITE_MODEL_PAGE_ACCOUNTS]
-                       [record % WRITE_MODEL_PAGE_ACCOUNTS];
-}
-
-static uint32_t s_slot_record (uint64_t slot)
-{
-    return (uint32_t)slot - 1;
-}
-
-//  The slot holding name, or the empty one where it would go.
-static size_t s_account_slot (write_model_t *self, const char *name, uint64_t hash)
-{
-    size_t mask = self->slot_count - 1;
-    uint64_t tag = hash >> 32;
-    size_t slot = (size_t)hash & mask;
-    for (; self->slots[slot]; slot = (slot + 1) & mask) {
-        uint64_t entry = self->slots[slot];
-        if (entry >> 32 == tag &&
-            streq (s_record (self, s_slot_record (entry))->name, name))
-            break;
-    }
-    return slot;
-}
-
-//  Doubles the slots, placing every entry again by its record's hash.
-static void s_accounts_grow (write_model_t *self)
-{
-    size_t old_count = self->slot_count;
-    uint64_t *old = self->slots;
-    self->slot_count = old_count * 2;
-    self->slots = calloc (self->slot_count, sizeof *self->slots);
-    assert (self->slots);
-    size_t mask = self->slot_count - 1;
-    for (size_t index = 0; index < old_count; index++) {
-        if (!old[index])
-            continue;
-        size_t slot = (size_t)s_record (self, s_slot_record (old[index]))->hash & mask;
-        while (self->slots[slot])
-            slot = (slot + 1) & mask;
-        self->slots[slot] = old[index];
-    }
-    free (old);
-}
-
-//  A zeroed record: a forgotten one, or the next of the last page.
-static uint32_t s_record_new (write_model_t *self)
-{
-    uint32_t record = self->free_records - 1;
-    if (self->free_records)
-        self->free_records = s_record (self, record)->next_free;
-    else {
-        if (self->records_used == self->page_count * WRITE_MODEL_PAGE_ACCOUNTS) {
-            account_t **pages =
-                realloc (self->pages, (self->page_count + 1) * sizeof *pages);
-            assert (pages);
-            self->pages = pages;
-            self->pages[self->page_count] =
-                malloc (WRITE_MODEL_PAGE_ACCOUNTS * sizeof (account_t));
-            assert (self->pages[self->page_count]);
-            self->page_count++;
-        }
-        assert (self->records_used < UINT32_MAX);
-        record = (uint32_t)self->records_used++;
-    }
-    *s_record (self, record) = (account_t){.balance = 0};
-    return record;
-}
-
 static account_t *s_account (write_model_t *self, const char *name, bool create)
 {
-    uint64_t hash = key_hash (name);
-    size_t slot = s_account_slot (self, name, hash);
-    if (self->slots[slot])
-        return s_record (self, s_slot_record (self->slots[slot]));
-    if (!create)
+    uint32_t record = create ? account_table_ensure (self->accounts, name)
+                             : account_table_find (self->accounts, name);
+    assert (record || !create);
+    if (!record)
         return NULL;
-    if ((self->account_count + 1) * 2 > self->slot_count) {
-        s_accounts_grow (self);
-        slot = s_account_slot (self, name, hash);
-    }
-    uint32_t record = s_record_new (self);
-    account_t *account = s_record (self, record);
-    account->hash = hash;
-    s_copy (account->name, sizeof account->name, name);
-    self->slots[slot] = (hash >> 32) << 32 | (record + 1);
-    self->account_count++;
+    account_t *account = account_table_value (self->accounts, record);
+    account->record = record;
     return account;
-}
-
-//  Backward-shift deletion (as for ids): entries after the hole that may
-//  sit in it move back. Rare: only accounts held and never confirmed.
-static void s_account_delete (write_model_t *self, account_t *account)
-{
-    size_t mask = self->slot_count - 1;
-    size_t hole = s_account_slot (self, account->name, account->hash);
-    uint64_t entry = self->slots[hole];
-    assert (entry);
-    for (size_t next = (hole + 1) & mask; self->slots[next]; next = (next + 1) & mask) {
-        size_t home =
-            (size_t)s_record (self, s_slot_record (self->slots[next]))->hash & mask;
-        if (((next - home) & mask) >= ((next - hole) & mask)) {
-            self->slots[hole] = self->slots[next];
-            hole = next;
-        }
-    }
-    self->slots[hole] = 0;
-    account->next_free = self->free_records;
-    self->free_records = s_slot_record (entry) + 1;
-    self->account_count--;
 }
 
 //  An account with nothing confirmed and nothing held is not worth keeping.
 static void s_forget_if_empty (write_model_t *self, account_t *account)
 {
     if (account->version == 0 && account->pending_events == 0)
-        s_account_delete (self, account);
+        account_table_remove (self->accounts, account->record);
 }
 
-//  An id's home slot (FNV-1a byte by byte, twice per event, was a tenth
-//  of a batch's cost).
+//  An id's home slot (key_hash.h: ids are hashed twice per event).
 static uint32_t s_id_hash (const char *id)
 {
     return (uint32_t)(key_hash (id) & WRITE_MODEL_ID_MASK);
@@ -429,7 +308,7 @@ int64_t write_model_applied_seq (write_model_t *self)
 
 size_t write_model_account_count (write_model_t *self)
 {
-    return self->account_count;
+    return account_table_size (self->accounts);
 }
 
 int64_t write_model_balance (write_model_t *self, const char *name)
