@@ -2,7 +2,7 @@
 
     The modules behind it: intake (HTTP body to request), ids (keys and
     event ids), landed (requests whose events may be stored already),
-    plan (checks, holds, the APPEND), request (lifecycle, answers),
+    plan (checks, reservations, the APPEND), request (lifecycle, answers),
     reply (201 bodies), status (/health, /metrics).
 */
 #include "api.h"
@@ -23,6 +23,7 @@
 #define API_BATCH_BODY_BYTES_MAX  (8 * 1024 * 1024) // DESIGN: one batch
 #define API_TICK_MS_MAX           50                // timeout granularity
 
+//  The subscriber's events: folded into the write model.
 static void s_on_event (void *arg, const event_t *event, const char *line,
                         size_t line_bytes)
 {

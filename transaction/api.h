@@ -3,8 +3,8 @@
     through the catch-up subscriber).
 
     A write request is validated, planned against the write model (with
-    this instance's holds), sent as one APPEND, and answered only when
-    the stream made it durable and the write model applied it (201), or
+    this instance's reservations), sent as one APPEND, and answered only
+    when the stream made it durable and the write model applied it (201), or
     rejected it (409 after bounded conflict retries, 422), or did not
     answer in time (503). Idempotency keys make retries safe.
 */

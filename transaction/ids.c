@@ -22,9 +22,10 @@ int ids_parse_key (http_request_t *http, const char *body_id, char *key, cJSON *
     return 0;
 }
 
-//  A random (version 4) UUID without a getrandom per id: a random base
-//  drawn once per process, with the low 64 bits XORed with a bijective mix
-//  of a counter. Within a process the ids differ because the mix is a
+//  A random (version 4) UUID without a getrandom per id (zuuid_new makes
+//  one, and allocates and prints, for every id): a random base drawn once
+//  per process, with the low 64 bits XORed with a bijective mix of a
+//  counter. Within a process the ids differ because the mix is a
 //  bijection (and the counter never wraps). Across processes and restarts
 //  each one's whole id set is the same fixed set XORed with an independent
 //  122-bit random base, so two processes collide with probability at most

@@ -250,7 +250,11 @@ def test_hostile_stream_never_aborts_accounting_nor_touches_its_replica():
             assert status == 200, (status, body)
             assert {k: body[k] for k in good} == good, body
             progress = fake.progress()
-            return progress["rounds"] >= HOSTILE_ROUNDS_MIN and progress["replies"] >= replies
+            #  Complaints are logged at most one a second, whichever comes
+            #  first: hostile rounds go on until both kinds were logged.
+            output = accounting.output()
+            return (progress["rounds"] >= HOSTILE_ROUNDS_MIN and progress["replies"] >= replies
+                    and "invalid event line" in output and "PACKED" in output)
         try:
             harness.wait_until(hostile_done, 4 * WAIT_S, 0.1, "every hostile message sent")
         except AssertionError:
