@@ -16,6 +16,7 @@ SECURITY = ["auth-file", "tls-cert", "tls-key", "curve-dir", "insecure",
 OPTIONS = {
     "stream": ["ingest", "publish", "replay", "http-addr", "http-port", "data-dir",
                "segment-bytes", "verify", "fsync", "heartbeat-ms", "dedupe-window",
+               "publish-lines",
                "log-level"],
     "transaction": ["ingest", "publish", "replay", "http-addr", "http-port",
                     "ack-timeout-ms", "overdraft-limit", "inflight-max", "retries-max",
