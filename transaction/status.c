@@ -98,6 +98,11 @@ void status_handle_metrics (http_request_t *http, void *arg)
                    (double)write_model_account_count (self->model));
     metrics_gauge (metrics, "transaction_idempotency_keys", "Answers remembered by key",
                    (double)idempotency_size (self->idempotency));
+    metrics_gauge (metrics, "transaction_holds_pending",
+                   "Holds (pending transfers) not resolved yet, as folded here",
+                   (double)write_model_pending_count (self->model));
+    metrics_counter (metrics, "transaction_holds_expired_total",
+                     "transfer_expired events this instance appended", self->expired);
     metrics_gauge (metrics, "transaction_diverged",
                    "1 once the stream's log and the write model disagree",
                    subscriber_diverged (self->subscriber) ? 1 : 0);
