@@ -828,6 +828,8 @@ void http_run (http_server_t *self)
         return;
     }
     self->in_run = true;
+    if (self->config.before_run)
+        self->config.before_run (self->config.arg);
     bool more = false;
     for (int round = 0; round < HTTP_RUN_ROUNDS_MAX; round++) {
         self->run_again = false;
@@ -840,6 +842,8 @@ void http_run (http_server_t *self)
             break;
     }
     self->in_run = false;
+    if (self->config.after_run)
+        self->config.after_run (self->config.arg);
     //  Still work after the last round (a large body already in the socket
     //  buffer: MHD reads a pool's worth per round, and no new edge on its
     //  epoll fd will come for bytes already there): the next loop turn

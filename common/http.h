@@ -72,6 +72,11 @@ typedef struct {
     unsigned connections_per_ip_max;   // one client address's share; 0: default
     const security_config_t *security; // auth file, TLS, --insecure; NULL: none
     size_t body_buffer_bytes_max;      // request bodies buffered at once; 0: default
+    //  Optional, called with arg around each wake-up's MHD_run rounds: the
+    //  handlers run between them, so what they queue can go out together
+    //  once MHD has no immediate work left.
+    void (*before_run) (void *arg);
+    void (*after_run) (void *arg);
 } http_config_t;
 
 //  Bodies held at once over all connections: a few 8 MiB batches. Beyond,

@@ -10,7 +10,8 @@
     message is applied as it arrives. A gap, a heartbeat ahead or a bad
     line sends it back to catching up. RESULT frames travel through the
     same buffer, so a result is never delivered before the events
-    published ahead of it were applied.
+    published ahead of it were applied. EVENTS and RESULTS come packed
+    (many lines or results in a frame) or one frame per line (wire.h).
 
     It keeps no events of its own: on_event sees each one once, parsed
     into one reused event_t, and the consumer keeps what it needs.
@@ -283,10 +284,28 @@ static bool s_is (zmsg_t *msg, const char *topic)
     return frame && zframe_streq (frame, topic);
 }
 
-//  What a message costs in the buffer: its events, or 1 for a RESULT.
+//  What a message costs in the buffer: its events, or 1 for a RESULT(S).
 static size_t s_weight (zmsg_t *msg)
 {
-    return s_is (msg, WIRE_EVENTS) ? zmsg_size (msg) - 1 : 1;
+    if (!s_is (msg, WIRE_EVENTS))
+        return 1;
+    size_t lines = 0;
+    for (zframe_t *frame = zmsg_next (msg); frame; frame = zmsg_next (msg))
+        lines += wire_events_frame_lines (zframe_data (frame), zframe_size (frame));
+    return lines;
+}
+
+//  s_see_published for each line of an EVENTS frame.
+static bool s_see_frame (subscriber_t *self, const void *data, size_t bytes)
+{
+    wire_reader_t reader;
+    wire_reader_init (&reader, data, bytes);
+    const char *line;
+    size_t line_bytes;
+    bool again = false;
+    while (wire_line_next (&reader, &line, &line_bytes))
+        again |= s_see_published (self, line, line_bytes);
+    return again;
 }
 
 static void s_log_invalid (subscriber_t *self, const char *source, size_t index,
@@ -383,15 +402,50 @@ static apply_result_t s_apply_line (subscriber_t *self, const byte *data, size_t
     return s_apply_text (self, self->line, bytes, source, index, applied);
 }
 
+//  The lines of one EVENTS frame: packed (each ending in \n) or one line
+//  (a frame per line, or a line that is not one). *index counts the
+//  message's lines; recheck, if given, collects s_see_published's. A
+//  packed line's \n is its NUL while it is applied (no copy), and is put
+//  back after: the frame may be buffered from the gap on.
+static apply_result_t s_apply_frame (subscriber_t *self, byte *data, size_t bytes,
+                                     const char *source, size_t *index, size_t *applied,
+                                     bool *recheck)
+{
+    if (bytes == 0 || data[bytes - 1] != '\n') {
+        if (recheck)
+            *recheck |= s_see_published (self, data, bytes);
+        return s_apply_line (self, data, bytes, source, (*index)++, applied);
+    }
+    wire_reader_t reader;
+    wire_reader_init (&reader, data, bytes);
+    const char *line;
+    size_t line_bytes;
+    apply_result_t rc = APPLY_OK;
+    while (rc == APPLY_OK && wire_line_next (&reader, &line, &line_bytes)) {
+        if (recheck)
+            *recheck |= s_see_published (self, line, line_bytes);
+        if (!s_line_wanted (self, (const byte *)line, line_bytes, source, *index, &rc)) {
+            (*index)++;
+            continue;
+        }
+        char *end = (char *)line + line_bytes;
+        *end = 0;
+        rc = s_apply_text (self, line, line_bytes, source, (*index)++, applied);
+        *end = '\n';
+    }
+    return rc;
+}
+
 //  Applies the lines from frame to the end of msg in order; stops at a gap
 //  or a bad line.
 static apply_result_t s_apply_lines (subscriber_t *self, zmsg_t *msg, zframe_t *frame,
                                      const char *source, size_t *applied)
 {
     apply_result_t rc = APPLY_OK;
-    for (size_t index = 1; frame && rc == APPLY_OK; frame = zmsg_next (msg), index++)
-        rc = s_apply_line (self, zframe_data (frame), zframe_size (frame), source, index,
-                           applied);
+    size_t index = 1;
+    for (; frame && rc == APPLY_OK; frame = zmsg_next (msg))
+        rc = s_apply_frame (self, zframe_data (frame), zframe_size (frame), source, &index,
+                            applied, NULL);
     return rc;
 }
 
@@ -414,8 +468,50 @@ static apply_result_t s_apply_page (subscriber_t *self, char *page, size_t bytes
     return rc;
 }
 
+//  A RESULTS frame's results, each given to on_result NUL-terminated in a
+//  copy: the SP and LF that end its parts become NULs.
+static void s_deliver_results (subscriber_t *self, const void *data, size_t bytes)
+{
+    if (!self->handlers.on_result)
+        return;
+    if (bytes + 1 > self->result_text_size) {
+        char *text = (char *)realloc (self->result_text, (bytes + 1) * 2);
+        if (!text) {
+            log_error ("subscriber: out of memory for a RESULTS; it is lost");
+            return;
+        }
+        self->result_text = text;
+        self->result_text_size = (bytes + 1) * 2;
+    }
+    memcpy (self->result_text, data, bytes);
+    self->result_text[bytes] = 0;
+    wire_reader_t reader;
+    wire_reader_init (&reader, self->result_text, bytes);
+    const char *id, *json;
+    size_t id_bytes, json_bytes;
+    wire_packed_rc_t rc;
+    while ((rc = wire_results_next (&reader, &id, &id_bytes, &json, &json_bytes)) ==
+           WIRE_PACKED_REQUEST) {
+        ((char *)id)[id_bytes] = 0;
+        ((char *)json)[json_bytes] = 0;
+        self->handlers.on_result (self->arg, id, json);
+    }
+    if (rc == WIRE_PACKED_MALFORMED)
+        s_complain (self, "RESULTS with a record that is not \"request_id SP result_json "
+                          "LF\": the rest of it ignored");
+}
+
 static void s_deliver_result (subscriber_t *self, zmsg_t *msg)
 {
+    if (s_is (msg, WIRE_RESULTS)) {
+        zframe_t *packed = zmsg_next (msg);
+        if (zmsg_size (msg) != 2)
+            s_complain (self, "RESULTS with %zu frames instead of 2 ignored",
+                        zmsg_size (msg));
+        else
+            s_deliver_results (self, zframe_data (packed), zframe_size (packed));
+        return;
+    }
     if (zmsg_size (msg) != 3) {
         s_complain (self, "RESULT with %zu frames instead of 3 ignored", zmsg_size (msg));
         return;
@@ -544,6 +640,8 @@ static void s_fetch (subscriber_t *self)
     s_fetch_from (self, self->applied_seq + 1, false);
 }
 
+static int64_t s_page_last_seq (const char *page, size_t page_bytes);
+
 //  True if the buffer holds applied_seq + 1: the live events continue
 //  where the fetched ones end, so draining it replaces the next FETCH.
 static bool s_buffer_continues (subscriber_t *self)
@@ -559,7 +657,11 @@ static bool s_buffer_continues (subscriber_t *self)
     for (zmsg_t *msg = zlistx_last (self->buffer); msg; msg = zlistx_prev (self->buffer))
         if (s_is (msg, WIRE_EVENTS) && zmsg_size (msg) > 1) {
             zframe_t *frame = zmsg_last (msg);
-            last = s_line_seq (zframe_data (frame), zframe_size (frame));
+            const char *data = (const char *)zframe_data (frame);
+            size_t bytes = zframe_size (frame);
+            last = bytes > 0 && data[bytes - 1] == '\n'
+                       ? s_page_last_seq (data, bytes)
+                       : s_line_seq ((const byte *)data, bytes);
             break;
         }
     return first > 0 && first <= next && next <= last;
@@ -916,15 +1018,14 @@ static void s_skip_rest (zmq_msg_t *frame, void *handle)
 static void s_on_live_events (subscriber_t *self, void *handle)
 {
     zmq_msg_t *frame = &self->live_frame;
-    size_t applied = 0;
+    size_t applied = 0, index = 1;
     apply_result_t rc = APPLY_OK;
     bool recheck = false;
-    for (size_t index = 1; rc == APPLY_OK && zmq_msg_more (frame); index++) {
+    while (rc == APPLY_OK && zmq_msg_more (frame)) {
         if (zmq_msg_recv (frame, handle, 0) < 0)
             break; // a multipart message arrives whole; only a shutdown stops it
-        recheck |= s_see_published (self, zmq_msg_data (frame), zmq_msg_size (frame));
-        rc = s_apply_line (self, (const byte *)zmq_msg_data (frame), zmq_msg_size (frame),
-                           "publish", index, &applied);
+        rc = s_apply_frame (self, (byte *)zmq_msg_data (frame), zmq_msg_size (frame),
+                            "publish", &index, &applied, &recheck);
     }
     if (applied > 0 && self->handlers.on_applied)
         self->handlers.on_applied (self->arg, self->applied_seq);
@@ -985,6 +1086,18 @@ static void s_on_live_result (subscriber_t *self, void *handle)
                                   self->result_text + json_at);
 }
 
+//  A live ["RESULTS", results] (the topic frame is in hand).
+static void s_on_live_results (subscriber_t *self, void *handle)
+{
+    zmq_msg_t *frame = &self->live_frame;
+    size_t frames = 1;
+    while (zmq_msg_more (frame) && zmq_msg_recv (frame, handle, 0) >= 0)
+        if (++frames == 2 && !zmq_msg_more (frame))
+            s_deliver_results (self, zmq_msg_data (frame), zmq_msg_size (frame));
+    if (frames != 2)
+        s_complain (self, "RESULTS with %zu frames instead of 2 ignored", frames);
+}
+
 static int s_on_publish (zloop_t *loop, zsock_t *reader, void *arg)
 {
     subscriber_t *self = (subscriber_t *)arg;
@@ -1002,6 +1115,8 @@ static int s_on_publish (zloop_t *loop, zsock_t *reader, void *arg)
             s_on_live_events (self, handle);
         else if (!self->catching_up && wire_msg_is (frame, WIRE_RESULT))
             s_on_live_result (self, handle);
+        else if (!self->catching_up && wire_msg_is (frame, WIRE_RESULTS))
+            s_on_live_results (self, handle);
         else {
             //  Kept in the buffer, a RESULT or a HEARTBEAT: rare or small.
             zmsg_t *msg = zmsg_new ();
@@ -1009,7 +1124,7 @@ static int s_on_publish (zloop_t *loop, zsock_t *reader, void *arg)
             //  Catching up already: its first FETCH checks the log.
             if (s_is (msg, WIRE_EVENTS))
                 for (zframe_t *line = zmsg_next (msg); line; line = zmsg_next (msg))
-                    s_see_published (self, zframe_data (line), zframe_size (line));
+                    s_see_frame (self, zframe_data (line), zframe_size (line));
             s_on_publish_message (self, &msg);
             zmsg_destroy (&msg);
         }

@@ -3,6 +3,7 @@
 
 #include <assert.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 //  FETCH's numbers: decimal, at most this many digits, so no overflow
@@ -226,7 +227,11 @@ static bool s_read_seqs (const char *text, wire_result_t *result)
 static int64_t s_result_int (const cJSON *json, const char *name)
 {
     const cJSON *item = cJSON_GetObjectItemCaseSensitive (json, name);
-    return cJSON_IsNumber (item) ? (int64_t)item->valuedouble : 0;
+    //  Beyond any seq (or an int64_t: the cast would be undefined): none.
+    return cJSON_IsNumber (item) && item->valuedouble >= 0 &&
+                   item->valuedouble <= (double)EVENT_SEQ_MAX
+               ? (int64_t)item->valuedouble
+               : 0;
 }
 
 void wire_result_parse (const char *result_json, wire_result_t *result)
@@ -425,4 +430,213 @@ wire_lookup_rc_t wire_lookup_reply_parse (zmsg_t *reply, wire_lookup_reply_t *ou
     out->line = (const char *)zframe_data (line);
     out->line_bytes = zframe_size (line);
     return WIRE_LOOKUP_FOUND;
+}
+
+//  --------------------------------------------------------------------
+//  Packed forms
+
+void wire_pack_reset (wire_pack_t *pack)
+{
+    pack->bytes = 0;
+}
+
+void wire_pack_free (wire_pack_t *pack)
+{
+    free (pack->data);
+    *pack = (wire_pack_t){0};
+}
+
+//  Room for bytes more; -1 when memory is short.
+static int s_pack_room (wire_pack_t *pack, size_t bytes)
+{
+    if (pack->bytes + bytes <= pack->size && pack->data)
+        return 0;
+    size_t size = pack->size ? pack->size : 4096;
+    while (size < pack->bytes + bytes)
+        size *= 2;
+    char *data = (char *)realloc (pack->data, size);
+    if (!data)
+        return -1;
+    pack->data = data;
+    pack->size = size;
+    return 0;
+}
+
+int wire_pack_bytes (wire_pack_t *pack, const void *data, size_t bytes)
+{
+    if (s_pack_room (pack, bytes))
+        return -1;
+    memcpy (pack->data + pack->bytes, data, bytes);
+    pack->bytes += bytes;
+    return 0;
+}
+
+bool wire_packed_id_is_valid (const char *request_id, size_t id_bytes)
+{
+    if (id_bytes == 0 || id_bytes > WIRE_PACKED_ID_BYTES_MAX)
+        return false;
+    for (size_t at = 0; at < id_bytes; at++)
+        if (request_id[at] == ' ' || request_id[at] == '\n' || request_id[at] == '\0')
+            return false;
+    return true;
+}
+
+int wire_pack_request (wire_pack_t *pack, const char *request_id, size_t id_bytes,
+                       size_t count)
+{
+    char digits[24];
+    if (!wire_packed_id_is_valid (request_id, id_bytes) || count > 999999999 ||
+        s_pack_room (pack, id_bytes + sizeof digits + 2))
+        return -1;
+    char *cursor = s_put (pack->data + pack->bytes, request_id, id_bytes);
+    *cursor++ = ' ';
+    cursor += event_format_int (cursor, (int64_t)count);
+    *cursor++ = '\n';
+    pack->bytes = (size_t)(cursor - pack->data);
+    return 0;
+}
+
+int wire_pack_line (wire_pack_t *pack, const char *line, size_t bytes)
+{
+    if (memchr (line, '\n', bytes) || s_pack_room (pack, bytes + 1))
+        return -1;
+    char *cursor = s_put (pack->data + pack->bytes, line, bytes);
+    *cursor = '\n';
+    pack->bytes += bytes + 1;
+    return 0;
+}
+
+int wire_pack_result (wire_pack_t *pack, const char *request_id, size_t id_bytes,
+                      const char *result_json, size_t json_bytes)
+{
+    if (!wire_packed_id_is_valid (request_id, id_bytes) || json_bytes == 0 ||
+        memchr (result_json, '\n', json_bytes) ||
+        s_pack_room (pack, id_bytes + json_bytes + 2))
+        return -1;
+    char *cursor = s_put (pack->data + pack->bytes, request_id, id_bytes);
+    *cursor++ = ' ';
+    cursor = s_put (cursor, result_json, json_bytes);
+    *cursor++ = '\n';
+    pack->bytes = (size_t)(cursor - pack->data);
+    return 0;
+}
+
+int wire_append_packed_send (void *socket, const char *packed, size_t bytes)
+{
+    if (wire_send (socket, WIRE_APPEND, sizeof WIRE_APPEND - 1, true) ||
+        wire_send (socket, "", 0, true))
+        return -1;
+    return wire_send (socket, packed, bytes, false);
+}
+
+int wire_events_packed_send (void *socket, const char *lines, size_t bytes)
+{
+    if (wire_send (socket, WIRE_EVENTS, sizeof WIRE_EVENTS - 1, true))
+        return -1;
+    return wire_send (socket, lines, bytes, false);
+}
+
+int wire_results_send (void *socket, const char *packed, size_t bytes)
+{
+    if (wire_send (socket, WIRE_RESULTS, sizeof WIRE_RESULTS - 1, true))
+        return -1;
+    return wire_send (socket, packed, bytes, false);
+}
+
+bool wire_append_is_packed (zmq_msg_t *frames, size_t frame_total)
+{
+    return frame_total == 3 && wire_msg_is (&frames[0], WIRE_APPEND) &&
+           zmq_msg_size (&frames[1]) == 0;
+}
+
+void wire_reader_init (wire_reader_t *reader, const void *data, size_t bytes)
+{
+    reader->at = (const char *)data;
+    reader->end = reader->at + bytes;
+}
+
+wire_packed_rc_t wire_packed_request_next (wire_reader_t *reader,
+                                           wire_packed_request_t *request)
+{
+    *request = (wire_packed_request_t){0};
+    if (reader->at == reader->end)
+        return WIRE_PACKED_END;
+    const char *header = reader->at;
+    size_t left = (size_t)(reader->end - header);
+    const char *lf = (const char *)memchr (header, '\n', left);
+    const char *sp = (const char *)memchr (header, ' ', lf ? (size_t)(lf - header) : left);
+    if (!lf || !sp || !wire_packed_id_is_valid (header, (size_t)(sp - header)))
+        goto malformed;
+    const char *digits = sp + 1;
+    size_t digit_count = (size_t)(lf - digits);
+    if (digit_count == 0 || digit_count > WIRE_PACKED_COUNT_DIGITS_MAX ||
+        (digit_count > 1 && *digits == '0'))
+        goto malformed;
+    size_t count = 0;
+    for (size_t at = 0; at < digit_count; at++) {
+        if (digits[at] < '0' || digits[at] > '9')
+            goto malformed;
+        count = count * 10 + (size_t)(digits[at] - '0');
+    }
+    request->request_id = header;
+    request->request_id_bytes = (size_t)(sp - header);
+    request->count = count;
+    request->lines = lf + 1;
+    const char *cursor = lf + 1;
+    while (request->line_count < count && cursor < reader->end) {
+        const char *end = (const char *)memchr (cursor, '\n',
+                                                (size_t)(reader->end - cursor));
+        if (!end) {
+            cursor = reader->end; // a line cut at the frame's end: not one
+            break;
+        }
+        request->line_count++;
+        cursor = end + 1;
+    }
+    request->lines_bytes = (size_t)(cursor - request->lines);
+    reader->at = cursor;
+    return WIRE_PACKED_REQUEST;
+malformed:
+    reader->at = reader->end;
+    return WIRE_PACKED_MALFORMED;
+}
+
+bool wire_line_next (wire_reader_t *reader, const char **line, size_t *bytes)
+{
+    if (reader->at >= reader->end)
+        return false;
+    const char *end =
+        (const char *)memchr (reader->at, '\n', (size_t)(reader->end - reader->at));
+    *line = reader->at;
+    *bytes = (size_t)((end ? end : reader->end) - reader->at);
+    reader->at = end ? end + 1 : reader->end;
+    return true;
+}
+
+size_t wire_events_frame_lines (const void *data, size_t bytes)
+{
+    int64_t lines = wire_page_lines ((const char *)data, bytes);
+    return bytes > 0 && lines > 0 ? (size_t)lines : 1;
+}
+
+wire_packed_rc_t wire_results_next (wire_reader_t *reader, const char **request_id,
+                                    size_t *id_bytes, const char **result_json,
+                                    size_t *json_bytes)
+{
+    if (reader->at == reader->end)
+        return WIRE_PACKED_END;
+    const char *record = reader->at;
+    size_t left = (size_t)(reader->end - record);
+    const char *lf = (const char *)memchr (record, '\n', left);
+    const char *sp = lf ? (const char *)memchr (record, ' ', (size_t)(lf - record)) : NULL;
+    if (!sp || !wire_packed_id_is_valid (record, (size_t)(sp - record)) || sp + 1 == lf) {
+        reader->at = reader->end;
+        return WIRE_PACKED_MALFORMED;
+    }
+    *request_id = record;
+    *id_bytes = (size_t)(sp - record);
+    *result_json = sp + 1;
+    *json_bytes = (size_t)(lf - sp - 1);
+    reader->at = lf + 1;
+    return WIRE_PACKED_REQUEST;
 }

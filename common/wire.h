@@ -3,7 +3,9 @@
     here, and nowhere else spells a frame.
 
         ingest   ["APPEND", request_id, proposed_line...]
-        publish  ["EVENTS", line...]  ["RESULT", request_id, result_json]
+                 ["APPEND", "", packed requests]
+        publish  ["EVENTS", line...]  ["EVENTS", packed lines]
+                 ["RESULT", request_id, result_json]  ["RESULTS", packed results]
                  ["HEARTBEAT", last_seq, identity, head]
         replay   ["FETCH", from_seq, max_events(, "packed"(, "identity"))]
                  -> ["BATCH", log_last_seq, line...]
@@ -35,6 +37,7 @@
 #define WIRE_APPEND    "APPEND"
 #define WIRE_EVENTS    "EVENTS"
 #define WIRE_RESULT    "RESULT"
+#define WIRE_RESULTS   "RESULTS"
 #define WIRE_HEARTBEAT "HEARTBEAT"
 #define WIRE_FETCH     "FETCH"
 #define WIRE_BATCH     "BATCH"
@@ -213,5 +216,101 @@ typedef struct {
 } wire_lookup_reply_t;
 
 wire_lookup_rc_t wire_lookup_reply_parse (zmsg_t *reply, wire_lookup_reply_t *out);
+
+//  --------------------------------------------------------------------
+//  Packed forms: many requests, lines or results in one frame, so a
+//  burst costs one message, not one per request or per line.
+//
+//      APPEND   ["APPEND", "", requests]: per request
+//               `request_id SP count LF`, then count proposed lines each
+//               ending in LF. The empty request id marks the form.
+//      EVENTS   ["EVENTS", lines]: stored lines in seq order, each ending
+//               in LF. A frame that does not end in LF is one line (the
+//               form of one frame per line); readers take both.
+//      RESULTS  ["RESULTS", results]: per request `request_id SP
+//               result_json LF`.
+//
+//  A packed request id is 1 to WIRE_PACKED_ID_BYTES_MAX bytes without
+//  SP, LF or NUL: it ends at the first SP.
+
+#define WIRE_PACKED_ID_BYTES_MAX 64
+//  A request header's count: at most this many digits.
+#define WIRE_PACKED_COUNT_DIGITS_MAX 9
+
+//  A packed frame being built; {0} is empty. The builders return 0, or -1
+//  when memory is short or what they are given cannot be packed (an id
+//  with SP, a line holding LF): the pack holds what it held before.
+typedef struct {
+    char *data;
+    size_t bytes;
+    size_t size;
+} wire_pack_t;
+
+void wire_pack_reset (wire_pack_t *pack);
+void wire_pack_free (wire_pack_t *pack);
+//  Appends the bytes as they are (their layout is the caller's).
+int wire_pack_bytes (wire_pack_t *pack, const void *data, size_t bytes);
+//  A request's header; count lines must follow.
+int wire_pack_request (wire_pack_t *pack, const char *request_id, size_t id_bytes,
+                       size_t count);
+//  A line and its LF.
+int wire_pack_line (wire_pack_t *pack, const char *line, size_t bytes);
+//  A result: request_id SP result_json LF.
+int wire_pack_result (wire_pack_t *pack, const char *request_id, size_t id_bytes,
+                      const char *result_json, size_t json_bytes);
+//  True if request_id can be packed.
+bool wire_packed_id_is_valid (const char *request_id, size_t id_bytes);
+
+int wire_append_packed_send (void *socket, const char *packed, size_t bytes);
+int wire_events_packed_send (void *socket, const char *lines, size_t bytes);
+int wire_results_send (void *socket, const char *packed, size_t bytes);
+
+//  True if an APPEND's frames (as wire_append_parse takes them) are the
+//  packed form: three frames, the second empty.
+bool wire_append_is_packed (zmq_msg_t *frames, size_t frame_total);
+
+//  Reads a packed frame front to back; never past end.
+typedef struct {
+    const char *at;
+    const char *end;
+} wire_reader_t;
+
+void wire_reader_init (wire_reader_t *reader, const void *data, size_t bytes);
+
+typedef enum {
+    WIRE_PACKED_REQUEST,   // request set; the reader is past its lines
+    WIRE_PACKED_END,       // nothing left
+    WIRE_PACKED_MALFORMED, // a header that is not `request_id SP count LF`:
+                           // nothing after it can be read
+} wire_packed_rc_t;
+
+typedef struct {
+    const char *request_id; // in the frame, not NUL-terminated
+    size_t request_id_bytes;
+    size_t count;      // as the header says
+    const char *lines; // its lines, each ending in LF
+    size_t lines_bytes;
+    size_t line_count; // lines found: fewer than count when the frame ends
+                       // first (a count that lies, or a line cut at its end)
+} wire_packed_request_t;
+
+//  The next request of a packed APPEND.
+wire_packed_rc_t wire_packed_request_next (wire_reader_t *reader,
+                                           wire_packed_request_t *request);
+
+//  The next line, without its LF: true with line and bytes set, false at
+//  the end. The bytes after the last LF, if any, are a last line too (the
+//  caller decides whether a line cut there is one).
+bool wire_line_next (wire_reader_t *reader, const char **line, size_t *bytes);
+
+//  Lines in one EVENTS frame: its LFs when it ends in LF (packed), else 1.
+size_t wire_events_frame_lines (const void *data, size_t bytes);
+
+//  The next result of a packed RESULTS: WIRE_PACKED_REQUEST with id and
+//  json set (both in the frame, not NUL-terminated), WIRE_PACKED_END, or
+//  WIRE_PACKED_MALFORMED (no SP, an empty id or json, no LF at its end).
+wire_packed_rc_t wire_results_next (wire_reader_t *reader, const char **request_id,
+                                    size_t *id_bytes, const char **result_json,
+                                    size_t *json_bytes);
 
 #endif

@@ -6,6 +6,14 @@
     dedupe adds by dedupe_undo(), log lines by the log file itself. Results
     are kept until the commit has succeeded (or failed), then published in
     request order.
+
+    A packed APPEND (wire.h) brings many requests in one message; each is
+    decided as a request of its own. One that does not fit the burst's
+    bounds waits in the message held for the next burst, so a pack may
+    span bursts. A burst publishes its lines in one packed EVENTS (or, for
+    subscribers that read one frame per line, one EVENTS per request) and
+    the results of packed requests in one RESULTS; a one-request APPEND is
+    answered with a RESULT, as before.
 */
 #include "ingest.h"
 
@@ -58,10 +66,14 @@ _Static_assert(INGEST_ERROR_BYTES_MAX >= WIRE_RESULT_SEQS_BYTES_MAX,
 //  after it parsed it, its slots prefetched meanwhile: the window is tens
 //  of MiB, and one cache miss after another was most of a start.
 #define INGEST_SCAN_PREFETCH_EVENTS 8
+//  A packed EVENTS or RESULTS frame is cut at a line's end past this,
+//  so it stays within what subscribers take (a replay page's size).
+#define INGEST_PUBLISH_FRAME_BYTES_MAX (1024 * 1024)
 
 typedef struct {
-    size_t id_offset; // request id in the burst text
+    size_t id_offset; // request id in the burst's ids
     size_t id_bytes;
+    bool packed; // from a packed APPEND: answered in RESULTS
     wire_status_t status;
     bool stateless;    // invalid whatever the state: stays so when a commit fails
     int64_t first_seq; // ok and duplicate
@@ -72,9 +84,15 @@ typedef struct {
 } burst_request_t;
 
 typedef struct {
-    size_t offset; // in the burst text, without \n
+    size_t offset; // in the burst text, without its \n (which follows it)
     size_t bytes;
 } burst_line_t;
+
+//  A proposed line of the request being decided, in its frame.
+typedef struct {
+    const char *data;
+    size_t bytes;
+} proposed_t;
 
 typedef struct {
     uint32_t record; // the account's version record
@@ -108,9 +126,14 @@ struct ingest {
     ingest_stats_t stats;
     event_t *events;         // scratch: one request's parsed events
     event_splice_t *splices; // where each event's frame splits for its line
-    zmq_msg_t *frames;       // scratch: one request's frames as received
+    proposed_t *proposed;    // scratch: one request's proposed lines
+    zmq_msg_t *frames;       // scratch: one message's frames as received
     size_t frame_count;      // kept in frames
     size_t frame_total;      // received, kept or not
+    bool packing;            // frames hold a packed APPEND read up to pack
+    wire_reader_t pack;
+    bool publish_lines;      // EVENTS one frame per line (older subscribers)
+    wire_pack_t results;     // the burst's packed results, being built
     repeat_slot_t *repeat_slots;
     uint32_t repeat_stamp;
     //  The current burst; every field is reset when it is published
@@ -119,9 +142,10 @@ struct ingest {
     burst_line_t *lines; // line i has seq burst_first_seq + i
     size_t line_count;
     int64_t burst_first_seq;
-    char *text; // lines and request ids
+    char *text; // the burst's lines, each followed by \n
     size_t text_bytes;
     size_t text_size;
+    wire_pack_t ids; // the burst's request ids
     undo_t *undo;
     size_t undo_count;
     int burst_errno;                     // non-zero: the burst failed to append or commit
@@ -498,11 +522,12 @@ ingest_t *ingest_new (const char *data_dir, const log_file_config_t *log_config,
         (burst_line_t *)calloc (INGEST_BURST_EVENTS_HARD_MAX, sizeof (burst_line_t));
     self->undo = (undo_t *)calloc (INGEST_BURST_UNDO_MAX, sizeof (undo_t));
     self->frames = (zmq_msg_t *)calloc (INGEST_REQUEST_FRAMES_MAX, sizeof (zmq_msg_t));
+    self->proposed = (proposed_t *)calloc (INGEST_REQUEST_EVENTS_MAX, sizeof (proposed_t));
     self->repeat_slots =
         (repeat_slot_t *)calloc (INGEST_REPEAT_SLOTS, sizeof (repeat_slot_t));
     if (versions_rc || !self->dedupe || !self->events || !self->splices ||
         !self->requests || !self->lines || !self->undo || !self->frames ||
-        !self->repeat_slots) {
+        !self->proposed || !self->repeat_slots) {
         snprintf (error, error_size, "out of memory (dedupe window %zu)", dedupe_window);
         goto failed;
     }
@@ -515,6 +540,8 @@ failed:
     return NULL;
 }
 
+static void s_frames_close (ingest_t *self);
+
 static void s_burst_reset (ingest_t *self)
 {
     for (size_t i = 0; i < self->request_count; i++)
@@ -522,6 +549,8 @@ static void s_burst_reset (ingest_t *self)
     self->request_count = 0;
     self->line_count = 0;
     self->text_bytes = 0;
+    wire_pack_reset (&self->ids);
+    wire_pack_reset (&self->results);
     self->undo_count = 0;
     self->burst_errno = 0;
 }
@@ -543,9 +572,13 @@ void ingest_destroy (ingest_t **self_p)
         free (self->requests);
         free (self->lines);
         free (self->undo);
+        s_frames_close (self);
         free (self->frames);
+        free (self->proposed);
         free (self->repeat_slots);
         free (self->text);
+        wire_pack_free (&self->ids);
+        wire_pack_free (&self->results);
         free (self);
         *self_p = NULL;
     }
@@ -576,6 +609,7 @@ static void s_frames_close (ingest_t *self)
     for (size_t i = 0; i < self->frame_count; i++)
         zmq_msg_close (&self->frames[i]);
     self->frame_count = 0;
+    self->packing = false;
 }
 
 static void s_answer_invalid (burst_request_t *request, bool stateless, const char *error)
@@ -636,10 +670,8 @@ repeated:;
 
 //  Parses the proposed events and checks ids do not repeat inside the
 //  request. Returns the event count, or 0 with the request answered.
-static size_t s_parse_request (ingest_t *self, const wire_append_t *append,
-                               burst_request_t *request)
+static size_t s_parse_request (ingest_t *self, size_t count, burst_request_t *request)
 {
-    size_t count = append->event_count;
     char error[INGEST_ERROR_BYTES_MAX];
     if (count == 0) {
         s_answer_invalid (request, true, "empty request: no events");
@@ -652,11 +684,11 @@ static size_t s_parse_request (ingest_t *self, const wire_append_t *append,
         return 0;
     }
     for (size_t index = 0; index < count; index++) {
-        zmq_msg_t *frame = &append->events[index];
+        const proposed_t *proposed = &self->proposed[index];
         char reason[INGEST_ERROR_BYTES_MAX - 32];
-        if (event_parse_proposed_splice ((const char *)zmq_msg_data (frame),
-                                         zmq_msg_size (frame), &self->events[index],
-                                         &self->splices[index], reason, sizeof reason)) {
+        if (event_parse_proposed_splice (proposed->data, proposed->bytes,
+                                         &self->events[index], &self->splices[index],
+                                         reason, sizeof reason)) {
             snprintf (error, sizeof error, "event %zu: %s", index, reason);
             s_answer_invalid (request, true, error);
             return 0;
@@ -727,7 +759,7 @@ static bool s_check_expect (ingest_t *self, size_t count, burst_request_t *reque
     return true;
 }
 
-//  Sequences, formats (from the frames, still held) and appends the
+//  Sequences, formats (from the proposed lines, still held) and appends the
 //  request's events. Returns 0, or -1
 //  with burst_errno set (nothing of the burst can be kept then).
 static int s_append_request (ingest_t *self, size_t count, burst_request_t *request)
@@ -743,21 +775,22 @@ static int s_append_request (ingest_t *self, size_t count, burst_request_t *requ
     int64_t ts_ms = zclock_time ();
     if (ts_ms < log_file_last_ts_ms (self->log))
         ts_ms = log_file_last_ts_ms (self->log);
-    char line[EVENT_LINE_BYTES_MAX];
+    char line[EVENT_LINE_BYTES_MAX + 1];
     for (size_t index = 0; index < count; index++) {
         event_t *event = &self->events[index];
         event->seq = request->first_seq + (int64_t)index;
         event->ts_ms = ts_ms;
         event->expect_count = 0;
-        size_t bytes = event_format_stored_splice (
-            event, (const char *)zmq_msg_data (&self->frames[index + 2]),
-            &self->splices[index], line, sizeof line);
+        size_t bytes = event_format_stored_splice (event, self->proposed[index].data,
+                                                   &self->splices[index], line,
+                                                   sizeof line - 1);
         //  Every stored line ends with its chain (fits: a canonical line
         //  stays well below EVENT_LINE_BYTES_MAX - CHAIN_KEY_BYTES).
         uint8_t chain[CHAIN_BYTES];
-        bytes = chain_seal (log_file_chain (self->log), line, bytes, sizeof line, chain);
+        bytes = chain_seal (log_file_chain (self->log), line, bytes, sizeof line - 1, chain);
         assert (bytes > 0);
-        ssize_t offset = s_text_add (self, line, bytes);
+        line[bytes] = '\n'; // the packed EVENTS frame is the text as it lies
+        ssize_t offset = s_text_add (self, line, bytes + 1);
         if (offset < 0 || log_file_append_chained (self->log, line, bytes, event->seq,
                                                    ts_ms, chain)) {
             self->burst_errno = ENOMEM;
@@ -806,11 +839,38 @@ static int s_recv_request (ingest_t *self, void *pull)
     return 0;
 }
 
+//  A new request of the burst with this id; NULL when memory is short.
+static burst_request_t *s_request_new (ingest_t *self, const char *id, size_t id_bytes,
+                                       bool packed)
+{
+    burst_request_t *request = &self->requests[self->request_count];
+    *request = (burst_request_t){.id_offset = self->ids.bytes,
+                                 .id_bytes = id_bytes,
+                                 .packed = packed};
+    if (wire_pack_bytes (&self->ids, id, id_bytes)) {
+        log_error ("ingest: out of memory for a request id");
+        return NULL;
+    }
+    self->request_count++;
+    return request;
+}
+
+//  Decides a request whose count proposed lines are in self->proposed.
+static void s_decide (ingest_t *self, size_t count, burst_request_t *request)
+{
+    if (self->burst_errno) {
+        request->status = WIRE_STATUS_UNAVAILABLE;
+        return;
+    }
+    count = s_parse_request (self, count, request);
+    if (count && !s_check_duplicate (self, count, request) &&
+        !s_check_expect (self, count, request))
+        s_append_request (self, count, request);
+}
+
 //  Decides the received request: ["APPEND", request_id, event...].
 static void s_take_request (ingest_t *self)
 {
-    burst_request_t *request = &self->requests[self->request_count];
-    *request = (burst_request_t){0};
     wire_append_t append;
     wire_append_rc_t rc = wire_append_parse (self->frames, self->frame_total, &append);
     if (rc == WIRE_APPEND_NO_ID) {
@@ -819,24 +879,65 @@ static void s_take_request (ingest_t *self)
         self->stats.requests_invalid++;
         return;
     }
-    ssize_t offset = s_text_add (self, append.request_id, append.request_id_bytes);
-    if (offset < 0) {
-        log_error ("ingest: out of memory for a request id");
+    burst_request_t *request =
+        s_request_new (self, append.request_id, append.request_id_bytes, false);
+    if (!request)
+        return;
+    if (rc == WIRE_APPEND_NOT_APPEND && !self->burst_errno) {
+        s_answer_invalid (request, true, "unknown command (expected APPEND)");
         return;
     }
-    request->id_offset = (size_t)offset;
-    request->id_bytes = append.request_id_bytes;
-    self->request_count++;
-    if (self->burst_errno)
-        request->status = WIRE_STATUS_UNAVAILABLE;
-    else if (rc == WIRE_APPEND_NOT_APPEND)
-        s_answer_invalid (request, true, "unknown command (expected APPEND)");
-    else {
-        size_t count = s_parse_request (self, &append, request);
-        if (count && !s_check_duplicate (self, count, request) &&
-            !s_check_expect (self, count, request))
-            s_append_request (self, count, request);
+    //  Frames past INGEST_REQUEST_FRAMES_MAX were not kept: such a request
+    //  is refused on its count before any line is read.
+    size_t kept = rc == WIRE_APPEND_OK && self->frame_count > 2 ? self->frame_count - 2 : 0;
+    for (size_t index = 0; index < kept && index < INGEST_REQUEST_EVENTS_MAX; index++)
+        self->proposed[index] =
+            (proposed_t){(const char *)zmq_msg_data (&append.events[index]),
+                         zmq_msg_size (&append.events[index])};
+    s_decide (self, append.event_count, request);
+}
+
+//  Decides the next request of the packed APPEND in frames; at its end
+//  (or a header that cannot be read) the message is let go.
+static void s_take_packed (ingest_t *self)
+{
+    wire_packed_request_t packed;
+    wire_packed_rc_t rc = wire_packed_request_next (&self->pack, &packed);
+    if (rc != WIRE_PACKED_REQUEST) {
+        if (rc == WIRE_PACKED_MALFORMED) {
+            log_warn ("ingest: a packed APPEND holds a header that is not "
+                      "\"request_id SP count LF\"; the rest of it is dropped");
+            self->stats.requests_invalid++;
+        }
+        s_frames_close (self);
+        return;
     }
+    burst_request_t *request =
+        s_request_new (self, packed.request_id, packed.request_id_bytes, true);
+    if (!request)
+        return;
+    self->stats.packed_requests++;
+    if (self->burst_errno) {
+        request->status = WIRE_STATUS_UNAVAILABLE;
+        return;
+    }
+    if (packed.line_count < packed.count) {
+        char error[INGEST_ERROR_BYTES_MAX];
+        snprintf (error, sizeof error,
+                  "packed request: count %zu, but the frame ends after %zu line(s)",
+                  packed.count, packed.line_count);
+        s_answer_invalid (request, true, error);
+        return;
+    }
+    wire_reader_t lines;
+    wire_reader_init (&lines, packed.lines, packed.lines_bytes);
+    for (size_t index = 0; index < packed.count && index < INGEST_REQUEST_EVENTS_MAX;
+         index++) {
+        bool line = wire_line_next (&lines, &self->proposed[index].data,
+                                    &self->proposed[index].bytes);
+        assert (line);
+    }
+    s_decide (self, packed.count, request);
 }
 
 //  The burst is not durable: forget its effects, newest first.
@@ -875,16 +976,34 @@ static void s_publish_result (ingest_t *self, burst_request_t *request)
         result = text;
     }
     assert (result);
-    wire_result_send (zsock_resolve (self->publish), self->text + request->id_offset,
-                      request->id_bytes, result);
+    void *publish = zsock_resolve (self->publish);
+    const char *id = self->ids.data + request->id_offset;
+    //  Results go out in request order: the packed ones before this first.
+    if (self->results.bytes &&
+        (!request->packed || self->results.bytes >= INGEST_PUBLISH_FRAME_BYTES_MAX)) {
+        wire_results_send (publish, self->results.data, self->results.bytes);
+        wire_pack_reset (&self->results);
+    }
+    if (!request->packed) {
+        wire_result_send (publish, id, request->id_bytes, result);
+        return;
+    }
+    if (wire_pack_result (&self->results, id, request->id_bytes, result, strlen (result)))
+        log_error ("ingest: out of memory for the result of %.*s; it is lost",
+                   (int)request->id_bytes, id);
 }
 
-static void s_publish_burst (ingest_t *self)
+//  The burst's lines in seq order: packed frames cut at a line's end past
+//  INGEST_PUBLISH_FRAME_BYTES_MAX, or one EVENTS per request of one frame
+//  per line.
+static void s_publish_events (ingest_t *self)
 {
-    for (size_t i = 0; i < self->request_count; i++) {
-        burst_request_t *request = &self->requests[i];
-        if (request->status == WIRE_STATUS_OK) {
-            void *publish = zsock_resolve (self->publish);
+    void *publish = zsock_resolve (self->publish);
+    if (self->publish_lines) {
+        for (size_t i = 0; i < self->request_count; i++) {
+            burst_request_t *request = &self->requests[i];
+            if (request->status != WIRE_STATUS_OK)
+                continue;
             wire_events_begin (publish);
             for (size_t l = 0; l < request->line_count; l++) {
                 burst_line_t *line = &self->lines[request->line_first + l];
@@ -892,6 +1011,25 @@ static void s_publish_burst (ingest_t *self)
                            l + 1 < request->line_count);
             }
         }
+        return;
+    }
+    size_t first = 0;
+    for (size_t l = 0; l < self->line_count; l++) {
+        const burst_line_t *line = &self->lines[l];
+        size_t end = line->offset + line->bytes + 1;
+        size_t start = self->lines[first].offset;
+        if (l + 1 == self->line_count || end - start >= INGEST_PUBLISH_FRAME_BYTES_MAX) {
+            wire_events_packed_send (publish, self->text + start, end - start);
+            first = l + 1;
+        }
+    }
+}
+
+static void s_publish_burst (ingest_t *self)
+{
+    s_publish_events (self);
+    for (size_t i = 0; i < self->request_count; i++) {
+        burst_request_t *request = &self->requests[i];
         s_publish_result (self, request);
         uint64_t *counters[] = {
             &self->stats.requests_ok,          &self->stats.requests_conflict,
@@ -900,20 +1038,38 @@ static void s_publish_burst (ingest_t *self)
         };
         (*counters[request->status])++;
     }
+    if (self->results.bytes)
+        wire_results_send (zsock_resolve (self->publish), self->results.data,
+                           self->results.bytes);
 }
 
-int ingest_drain (ingest_t *self, zsock_t *pull)
+//  Takes requests until the burst is full or nothing waits: from a packed
+//  APPEND held since the last burst first.
+static void s_fill_burst (ingest_t *self, void *socket)
 {
-    void *socket = zsock_resolve (pull);
     while (self->request_count < INGEST_BURST_REQUESTS_MAX &&
            self->line_count < INGEST_BURST_EVENTS_MAX) {
+        if (self->packing) {
+            s_take_packed (self);
+            continue;
+        }
         if (s_recv_request (self, socket))
             break;
+        if (wire_append_is_packed (self->frames, self->frame_total)) {
+            self->stats.packed_appends++;
+            self->packing = true;
+            wire_reader_init (&self->pack, zmq_msg_data (&self->frames[2]),
+                              zmq_msg_size (&self->frames[2]));
+            continue;
+        }
         s_take_request (self);
         s_frames_close (self);
     }
-    if (self->request_count == 0)
-        return 0;
+}
+
+//  Commits and publishes the burst in hand.
+static void s_burst_end (ingest_t *self)
+{
     self->stats.bursts++;
     if (self->line_count && !self->burst_errno &&
         log_file_commit (self->log, self->fsync_always))
@@ -929,7 +1085,25 @@ int ingest_drain (ingest_t *self, zsock_t *pull)
     }
     s_publish_burst (self);
     s_burst_reset (self);
+}
+
+int ingest_drain (ingest_t *self, zsock_t *pull)
+{
+    void *socket = zsock_resolve (pull);
+    //  A pack the burst's bounds cut goes on in the next burst, now: the
+    //  socket may have nothing more to wake the loop with.
+    do {
+        s_fill_burst (self, socket);
+        if (self->request_count == 0)
+            return 0;
+        s_burst_end (self);
+    } while (self->packing);
     return 0;
+}
+
+void ingest_set_publish_lines (ingest_t *self, bool publish_lines)
+{
+    self->publish_lines = publish_lines;
 }
 
 log_file_t *ingest_log (ingest_t *self)

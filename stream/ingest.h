@@ -6,8 +6,8 @@
     ingest_drain() takes one burst of requests off the PULL socket,
     decides each in order (invalid, duplicate, conflict or appended; later
     requests see the effects of earlier ones), makes the burst durable with
-    one log_file_commit(), and only then publishes EVENTS and RESULT per
-    request. If the commit fails, the burst's effects are undone and its
+    one log_file_commit(), and only then publishes the burst's EVENTS and
+    a RESULT per one-request APPEND, one RESULTS for packed ones (wire.h). If the commit fails, the burst's effects are undone and its
     requests are answered "unavailable"; the log and the state stay as they
     were before the burst.
 
@@ -35,6 +35,8 @@ typedef struct {
     uint64_t requests_unavailable;
     uint64_t events_appended; // committed since start
     uint64_t bursts;          // drains that took at least one request
+    uint64_t packed_appends;  // packed APPEND messages taken
+    uint64_t packed_requests; // requests in them
     uint64_t commits_failed;
 } ingest_stats_t;
 
@@ -52,6 +54,11 @@ void ingest_destroy (ingest_t **self_p);
 //  Takes one burst of requests from pull (non-blocking), commits and
 //  publishes. Returns 0; storage failures are answered, not returned.
 int ingest_drain (ingest_t *self, zsock_t *pull);
+
+//  EVENTS in the older form, one message per request and one frame per
+//  line, for subscribers that do not read the packed form; packed (one
+//  frame per burst) by default.
+void ingest_set_publish_lines (ingest_t *self, bool publish_lines);
 
 //  Events between two snapshots of the versions (<data-dir>/snapshot-<seq>.bin,
 //  snapshot.h): a start scans at most this many more than the dedupe window.

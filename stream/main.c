@@ -26,7 +26,7 @@ static const config_option_t s_options[] = {
     CONFIG_TEXT ("ingest", "ENDPOINT", AT (server.ingest_endpoint),
                  CONFIG_INGEST_ENDPOINT, "PULL bind for APPEND requests (%s)"),
     CONFIG_TEXT ("publish", "ENDPOINT", AT (server.publish_endpoint),
-                 CONFIG_PUBLISH_ENDPOINT, "PUB bind for EVENTS, RESULT, HEARTBEAT (%s)"),
+                 CONFIG_PUBLISH_ENDPOINT, "PUB bind for EVENTS, RESULT(S), HEARTBEAT (%s)"),
     CONFIG_TEXT ("replay", "ENDPOINT", AT (server.replay_endpoint),
                  CONFIG_REPLAY_ENDPOINT, "ROUTER bind for FETCH (%s)"),
     CONFIG_TEXT ("http-addr", "ADDRESS", AT (server.http_addr), CONFIG_HTTP_ADDRESS,
@@ -54,6 +54,9 @@ static const config_option_t s_options[] = {
     CONFIG_INT ("dedupe-window", AT (server.dedupe_window), INGEST_DEDUPE_WINDOW_DEFAULT,
                 1, STREAM_DEDUPE_WINDOW_MAX,
                 "event ids remembered for idempotency (%s, ~24 bytes each)"),
+    CONFIG_FLAG ("publish-lines", AT (server.publish_lines),
+                 "EVENTS one message per request, one frame per line: for "
+                 "subscribers older than the packed form"),
     CONFIG_LOG_LEVEL (AT (log_level)),
     SECURITY_CONFIG_OPTIONS (options_t, server.security),
 };

@@ -25,8 +25,9 @@
 //  A subscriber that falls this far behind loses live messages and
 //  catches up through replay (heartbeats reveal the gap); ~200 bytes each.
 #define SERVER_PUBLISH_SNDHWM_MSGS 200000
-//  Bounds one ingest frame; a proposed event is at most EVENT_LINE_BYTES_MAX.
-#define SERVER_INGEST_FRAME_BYTES_MAX (64 * 1024)
+//  Bounds one ingest frame: a proposed event is at most EVENT_LINE_BYTES_MAX,
+//  a packed APPEND many requests (the transaction packs up to 1 MiB).
+#define SERVER_INGEST_FRAME_BYTES_MAX (4 * 1024 * 1024)
 //  Requests queued at the PULL before senders block: several bursts.
 #define SERVER_INGEST_RCVHWM_MSGS   100000
 //  Replies (~1 MiB each) queued to one replay peer before the ROUTER drops
@@ -146,6 +147,11 @@ static void s_metrics (http_request_t *request, void *arg)
                      stats->requests_unavailable);
     metrics_counter (metrics, "stream_bursts_total", "Drained bursts of requests",
                      stats->bursts);
+    metrics_counter (metrics, "stream_packed_appends_total",
+                     "Packed APPEND messages taken (many requests each)",
+                     stats->packed_appends);
+    metrics_counter (metrics, "stream_packed_requests_total",
+                     "Requests that came in packed APPENDs", stats->packed_requests);
     metrics_counter (metrics, "stream_commit_failures_total",
                      "Bursts whose commit failed", stats->commits_failed);
     metrics_counter (metrics, "stream_fsyncs_total", "fdatasync calls on the log", syncs);
@@ -318,6 +324,7 @@ static int s_open_log (server_t *self)
         log_error ("cannot open the log \"%s\": %s", path, error);
         return -1;
     }
+    ingest_set_publish_lines (self->ingest, self->config.publish_lines);
     log_info ("log %s/events: %lld events, %llu bytes in %zu segments, %zu accounts",
               path, (long long)log_file_committed_seq (ingest_log (self->ingest)),
               (unsigned long long)log_file_bytes (ingest_log (self->ingest)),

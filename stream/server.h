@@ -24,6 +24,7 @@ typedef struct {
     const char *data_dir;  // holds events/
     log_file_config_t log; // segment bytes, --verify
     bool fsync_always;
+    bool publish_lines; // EVENTS one frame per line, for older subscribers
     int64_t heartbeat_ms;
     size_t dedupe_window; // event ids remembered for idempotency
     security_config_t security;

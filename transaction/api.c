@@ -143,6 +143,16 @@ static const http_route_t s_routes[] = {
     OPENAPI_ROUTE,
 };
 
+//  A pack the stream could not take: its requests are answered as one
+//  APPEND that could not be sent would have been.
+static void s_on_send_failed (void *arg, const char *attempt)
+{
+    api_t *self = (api_t *)arg;
+    request_t *request = zhashx_lookup (self->by_attempt, attempt);
+    if (request && request->state == STATE_SENT)
+        request_fail (request, 503, "the stream is unreachable", NULL, NULL);
+}
+
 static int s_connect_ingest (api_t *self)
 {
     self->ingest = zsock_new (ZMQ_PUSH);
@@ -160,7 +170,8 @@ static int s_connect_ingest (api_t *self)
                    self->config.ingest_endpoint, zmq_strerror (errno));
         return -1;
     }
-    return 0;
+    self->sender = sender_new (self->loop, self->ingest, s_on_send_failed, self);
+    return self->sender ? 0 : -1;
 }
 
 static void s_on_applied (void *arg, int64_t applied_seq)
@@ -231,6 +242,21 @@ static int s_start_subscriber (api_t *self)
     return self->subscriber ? 0 : -1;
 }
 
+//  The handlers of one wake-up of the HTTP server are a turn: what they
+//  sent goes out as one pack at its end, and the stream's writability is
+//  asked again in the next.
+static void s_before_http_run (void *arg)
+{
+    sender_turn_begin (((api_t *)arg)->sender);
+}
+
+static void s_after_http_run (void *arg)
+{
+    api_t *self = (api_t *)arg;
+    sender_turn_end (self->sender);
+    self->ingest_checked = false;
+}
+
 static int s_start_http (api_t *self)
 {
     openapi_register (s_routes, sizeof s_routes / sizeof s_routes[0]);
@@ -243,6 +269,8 @@ static int s_start_http (api_t *self)
         .arg = self,
         .connections_per_ip_max = self->config.connections_per_ip,
         .security = &self->config.security,
+        .before_run = s_before_http_run,
+        .after_run = s_after_http_run,
     };
     self->http = http_server_new (self->loop, &config);
     return self->http ? 0 : -1;
@@ -342,6 +370,7 @@ void api_destroy (api_t **self_p)
     http_server_destroy (&self->http);
     subscriber_destroy (&self->subscriber);
     lookup_destroy (&self->lookup);
+    sender_destroy (&self->sender);
     zsock_destroy (&self->ingest);
     curve_destroy (&self->curve);
     zhashx_destroy (&self->by_lookup);

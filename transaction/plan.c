@@ -20,7 +20,6 @@
 #include "key_hash.h"
 #include "log.h"
 #include "reply.h"
-#include "wire.h"
 
 #define API_RESERVATIONS_SCAN_MAX                                                        \
     8 // beyond: reservations are indexed by account (batches)
@@ -643,16 +642,9 @@ int plan_send (request_t *request)
     request->attempt[attempt_bytes] = '\0';
     for (size_t index = 0; index < request->reservation_count; index++)
         request->reservations[index].expect_sent = false;
-    //  The first frame asks whether the stream can take it: with a send
-    //  timeout of 0 it fails with EAGAIN when there is no connection
-    //  (immediate) or the queue is full, which is what ZMQ_EVENTS would
-    //  say at the price of a poll of the socket's mailbox per request.
-    void *socket = zsock_resolve (self->ingest);
-    int rc = wire_append_begin (socket, request->attempt, request->count > 0);
-    if (rc && zmq_errno () == EAGAIN) {
-        *request->attempt = '\0';
-        return -1;
-    }
+    //  Packed with the other requests of this turn of the loop (sender.h);
+    //  a pack the stream cannot take fails its requests then.
+    sender_begin (self->sender, request->attempt, request->count);
     event_t event;
     event_init (&event);
     request_copy (event.request_id, sizeof event.request_id, request->request_id);
@@ -660,13 +652,13 @@ int plan_send (request_t *request)
                   request->correlation_id);
     request_copy (event.principal, sizeof event.principal, request->principal);
     char line[EVENT_LINE_BYTES_MAX];
-    for (size_t index = 0; index < request->count && rc == 0; index++) {
+    for (size_t index = 0; index < request->count; index++) {
         s_event_from_command (request, &request->commands[index], &event);
         size_t bytes = event_format_proposed (&event, line, sizeof line);
         assert (bytes > 0);
-        rc = wire_append_event (socket, line, bytes, index + 1 == request->count);
+        sender_line (self->sender, line, bytes);
     }
-    if (rc) {
+    if (sender_end (self->sender)) {
         log_warn ("zmq_send (APPEND %s) failed: %s", request->attempt,
                   zmq_strerror (zmq_errno ()));
         *request->attempt = '\0';

@@ -28,6 +28,7 @@
 #include "idempotency.h"
 #include "lookup.h"
 #include "model_snapshot.h"
+#include "sender.h"
 #include "subscriber.h"
 #include "write_model.h"
 
@@ -147,6 +148,9 @@ struct api {
     api_config_t config;
     zloop_t *loop;
     zsock_t *ingest;
+    sender_t *sender;    // the APPENDs of a turn of the loop, packed
+    bool ingest_checked; // ingest_writable holds for this turn of the loop
+    bool ingest_writable;
     curve_t *curve; // own keypair and the stream's key; NULL: plain
     subscriber_t *subscriber;
     http_server_t *http;

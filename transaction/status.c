@@ -18,7 +18,14 @@ const char *status_not_writable (api_t *self, const char **status)
     }
     if (!subscriber_connected (self->subscriber))
         return "the stream is unreachable";
-    if (!(zsock_events (self->ingest) & ZMQ_POLLOUT))
+    //  Asked once per turn of the loop (api.c ends it): ZMQ_EVENTS costs a
+    //  poll and a getpid system call, and the turn's requests go out
+    //  together anyway.
+    if (!self->ingest_checked) {
+        self->ingest_writable = (zsock_events (self->ingest) & ZMQ_POLLOUT) != 0;
+        self->ingest_checked = true;
+    }
+    if (!self->ingest_writable)
         return "the stream is unreachable";
     *status = "ok";
     return NULL;
@@ -75,6 +82,13 @@ void status_handle_metrics (http_request_t *http, void *arg)
                      self->timeouts);
     metrics_counter (metrics, "transaction_http_requests_total", "HTTP requests answered",
                      http_server_requests_total (self->http));
+    const sender_stats_t *sent = sender_stats (self->sender);
+    metrics_counter (metrics, "transaction_packed_appends_total",
+                     "Packed APPENDs sent (the requests of one loop turn)", sent->packs);
+    metrics_counter (metrics, "transaction_packed_requests_total",
+                     "Requests sent in packed APPENDs", sent->packed);
+    metrics_counter (metrics, "transaction_single_appends_total",
+                     "Requests sent alone in the one-request form", sent->single);
     metrics_gauge (metrics, "transaction_inflight",
                    "Write requests waiting for the stream",
                    (double)zlistx_size (self->requests));

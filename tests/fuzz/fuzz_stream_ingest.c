@@ -10,16 +10,19 @@
     published, decides what each request must get. Claims, from ingest.h
     and DESIGN.md:
     - every message of two frames or more gets exactly one RESULT, in
-      order, with its request id; shorter messages get none;
+      order, with its request id; shorter messages get none; a packed
+      APPEND (["APPEND", "", requests], wire.h) gets one result in RESULTS
+      per request up to a header that cannot be read, each request decided
+      on its own (one cut by the frame's end is invalid);
     - the status is the model's: invalid (not APPEND, no events, an event
       that does not parse, an id twice, ids partly stored), duplicate (every
       id stored in order, with the stored seqs), conflict (an expect that
       does not hold, with the versions now), else ok;
-    - an ok request's EVENTS come right before its RESULT: its events in
-      order, in canonical stored form (formatted here from the parsed
-      fields; the stream splices the proposed bytes), seqs contiguous from the last
-      one, ts never decreasing; a conflict reports every expected account's
-      version;
+    - an ok request's events are published (packed EVENTS) before its
+      result: in order, in canonical stored form (formatted here from the
+      parsed fields; the stream splices the proposed bytes), seqs
+      contiguous from the last one, ts never decreasing; a conflict reports
+      every expected account's version;
     - the log file is exactly the published lines, reopens at the last
       seq, and an ingest reopened on it knows the same accounts; the
       counters agree with the answers.
@@ -38,6 +41,7 @@
 #include "ingest.h"
 #include "log.h"
 #include "log_file.h"
+#include "wire.h"
 
 #define FUZZ_INGEST_DEDUPE_WINDOW 4096 // beyond any input's events: no id is forgotten
 
@@ -54,8 +58,27 @@ typedef struct {
     char *published; // every published line with its \n
     size_t published_bytes;
     uint64_t answered[4]; // by status
-    uint64_t dropped;     // messages of fewer than two frames
+    uint64_t dropped;     // messages of fewer than two frames, unreadable packs
+    //  Published and not yet checked: lines (each with its \n) and results
+    char *lines;
+    size_t lines_bytes, lines_at;
+    size_t lines_seen; // lines published so far
+    zlistx_t *results; // result_t *, in arrival order
 } fuzz_t;
+
+typedef struct {
+    bool packed; // came in RESULTS
+    size_t lines_before; // lines published before it
+    char *id;
+    size_t id_bytes;
+    char *json;
+} result_t;
+
+//  A proposed line of a request.
+typedef struct {
+    const char *data;
+    size_t bytes;
+} proposed_t;
 
 static const log_file_config_t s_fuzz_log = {.no_preallocate =
                                                  true}; // the file is the log
@@ -70,6 +93,8 @@ static void s_cleanup (void)
     zhashx_destroy (&s_fuzz.ids);
     zhashx_destroy (&s_fuzz.versions);
     free (s_fuzz.published);
+    free (s_fuzz.lines);
+    zlistx_destroy (&s_fuzz.results);
     fuzz_log_dir_remove (&s_fuzz.files);
 }
 
@@ -132,19 +157,16 @@ static int64_t s_model_seq (const char *id)
     return (int64_t)(intptr_t)zhashx_lookup (s_fuzz.ids, id);
 }
 
-//  What the request must get, with its events parsed into events.
-static status_t s_expected (const message_t *message, event_t *events, size_t *count_out)
+//  What a request of these lines must get, with its events parsed into events.
+static status_t s_expected (bool append, const proposed_t *lines, size_t count,
+                            event_t *events)
 {
-    size_t count = message->frame_count - 2;
-    *count_out = count;
-    if (message->frame_bytes[0] != 6 || memcmp (message->frames[0], "APPEND", 6) != 0 ||
-        count == 0)
+    if (!append || count == 0 || count > EVENT_REQUEST_EVENTS_MAX)
         return STATUS_INVALID;
     char error[FUZZ_ERROR_BYTES];
     for (size_t index = 0; index < count; index++)
-        if (event_parse_proposed ((const char *)message->frames[index + 2],
-                                  message->frame_bytes[index + 2], &events[index], error,
-                                  sizeof error))
+        if (event_parse_proposed (lines[index].data, lines[index].bytes, &events[index],
+                                  error, sizeof error))
             return STATUS_INVALID;
     for (size_t later = 1; later < count; later++)
         for (size_t index = 0; index < later; index++)
@@ -171,10 +193,66 @@ static void s_serve (void *ingest)
     ingest_drain ((ingest_t *)ingest, s_fuzz.pull);
 }
 
-//  The next publication, draining the ingest while none is there.
-static zmsg_t *s_next_publication (ingest_t *ingest)
+//  Takes the next publication (draining the ingest while none is there)
+//  into the lines and results not yet checked.
+static void s_take_publication (ingest_t *ingest)
 {
-    return fuzz_frames_next (s_fuzz.subscribe, s_serve, ingest, "a publication");
+    zmsg_t *msg = fuzz_frames_next (s_fuzz.subscribe, s_serve, ingest, "a publication");
+    zframe_t *topic = zmsg_first (msg);
+    if (zframe_streq (topic, "EVENTS")) {
+        fuzz_check (zmsg_size (msg) == 2, "EVENTS of %zu frames, not packed",
+                    zmsg_size (msg));
+        zframe_t *frame = zmsg_next (msg);
+        size_t bytes = zframe_size (frame);
+        fuzz_check (bytes > 0 && zframe_data (frame)[bytes - 1] == '\n',
+                    "EVENTS frame that does not end in \\n");
+        s_fuzz.lines = realloc (s_fuzz.lines, s_fuzz.lines_bytes + bytes);
+        fuzz_check (s_fuzz.lines, "out of memory");
+        memcpy (s_fuzz.lines + s_fuzz.lines_bytes, zframe_data (frame), bytes);
+        s_fuzz.lines_bytes += bytes;
+        s_fuzz.lines_seen += (size_t)wire_page_lines ((const char *)zframe_data (frame),
+                                                      bytes);
+    } else if (zframe_streq (topic, "RESULT")) {
+        fuzz_check (zmsg_size (msg) == 3, "RESULT of %zu frames", zmsg_size (msg));
+        result_t *result = calloc (1, sizeof (result_t));
+        zframe_t *id = zmsg_next (msg);
+        result->id_bytes = zframe_size (id);
+        result->id = malloc (result->id_bytes + 1);
+        memcpy (result->id, zframe_data (id), result->id_bytes);
+        result->json = zframe_strdup (zmsg_next (msg));
+        result->lines_before = s_fuzz.lines_seen;
+        zlistx_add_end (s_fuzz.results, result);
+    } else {
+        fuzz_check (zframe_streq (topic, "RESULTS") && zmsg_size (msg) == 2,
+                    "a publication that is not EVENTS, RESULT or RESULTS");
+        zframe_t *frame = zmsg_next (msg);
+        wire_reader_t reader;
+        wire_reader_init (&reader, zframe_data (frame), zframe_size (frame));
+        const char *id, *json;
+        size_t id_bytes, json_bytes;
+        wire_packed_rc_t rc;
+        while ((rc = wire_results_next (&reader, &id, &id_bytes, &json, &json_bytes)) ==
+               WIRE_PACKED_REQUEST) {
+            result_t *result = calloc (1, sizeof (result_t));
+            result->packed = true;
+            result->id_bytes = id_bytes;
+            result->id = malloc (id_bytes + 1);
+            memcpy (result->id, id, id_bytes);
+            result->json = strndup (json, json_bytes);
+            result->lines_before = s_fuzz.lines_seen;
+            zlistx_add_end (s_fuzz.results, result);
+        }
+        fuzz_check (rc == WIRE_PACKED_END, "RESULTS that does not read back");
+    }
+    zmsg_destroy (&msg);
+}
+
+static void s_result_free (result_t **result_p)
+{
+    free ((*result_p)->id);
+    free ((*result_p)->json);
+    free (*result_p);
+    *result_p = NULL;
 }
 
 static void s_model_append (const event_t *event)
@@ -190,20 +268,19 @@ static void s_model_append (const event_t *event)
                        (void *)(intptr_t)(s_model_version (accounts[index]) + 1));
 }
 
-//  EVENTS of an ok request: its events, stored in canonical form from the
-//  next seq on. Feeds the model and the published text.
-static void s_check_events (zmsg_t *msg, event_t *events, size_t count)
+//  The published lines of an ok request: its events, stored in canonical
+//  form from the next seq on. Feeds the model and the published text.
+static void s_check_events (ingest_t *ingest, event_t *events, size_t count)
 {
-    zframe_t *frame = zmsg_first (msg);
-    fuzz_check (zframe_streq (frame, "EVENTS"), "an ok request without EVENTS first");
-    fuzz_check (zmsg_size (msg) == count + 1, "EVENTS of %zu frames for %zu events",
-                zmsg_size (msg), count);
     char line[EVENT_LINE_BYTES_MAX];
     char error[FUZZ_ERROR_BYTES];
     for (size_t index = 0; index < count; index++) {
-        frame = zmsg_next (msg);
-        const char *text = (const char *)zframe_data (frame);
-        size_t bytes = zframe_size (frame);
+        while (s_fuzz.lines_at == s_fuzz.lines_bytes)
+            s_take_publication (ingest);
+        const char *text = s_fuzz.lines + s_fuzz.lines_at;
+        const char *end = memchr (text, '\n', s_fuzz.lines_bytes - s_fuzz.lines_at);
+        size_t bytes = (size_t)(end - text);
+        s_fuzz.lines_at += bytes + 1;
         event_t stored;
         fuzz_check (event_parse_stored (text, bytes, &stored, error, sizeof error) == 0,
                     "published line does not parse: %s", error);
@@ -254,18 +331,23 @@ static void s_check_conflict (const cJSON *result, const event_t *events, size_t
                 "conflict names accounts no expect named");
 }
 
-//  RESULT for request id, with the status the model expects.
-static void s_check_result (zmsg_t *msg, const message_t *message, status_t status,
-                            const event_t *events, size_t count, int64_t first_seq)
+//  The next result: for request id, in the form it was asked in, after
+//  the lines published so far, with the status the model expects.
+static void s_check_result (ingest_t *ingest, const void *id, size_t id_bytes, bool packed,
+                            status_t status, const event_t *events, size_t count,
+                            int64_t first_seq)
 {
     static const char *names[] = {"ok", "conflict", "duplicate", "invalid"};
-    fuzz_check (zmsg_size (msg) == 3, "RESULT of %zu frames", zmsg_size (msg));
-    fuzz_check (zframe_streq (zmsg_first (msg), "RESULT"), "not a RESULT");
-    zframe_t *id = zmsg_next (msg);
-    fuzz_check (zframe_size (id) == message->frame_bytes[1] &&
-                    memcmp (zframe_data (id), message->frames[1], zframe_size (id)) == 0,
-                "RESULT for another request id");
-    char *text = zframe_strdup (zmsg_next (msg));
+    while (zlistx_size (s_fuzz.results) == 0)
+        s_take_publication (ingest);
+    result_t *answer = (result_t *)zlistx_detach (s_fuzz.results, NULL);
+    fuzz_check (answer->id_bytes == id_bytes && memcmp (answer->id, id, id_bytes) == 0,
+                "result for another request id");
+    fuzz_check (answer->packed == packed, "a %s answered in %s",
+                packed ? "packed request" : "request", packed ? "RESULT" : "RESULTS");
+    fuzz_check (status != STATUS_OK || answer->lines_before >= s_fuzz.last_seq,
+                "an ok result before its events");
+    char *text = answer->json;
     cJSON *result = cJSON_Parse (text);
     fuzz_check (result, "RESULT is not JSON: %s", text);
     const cJSON *name = cJSON_GetObjectItemCaseSensitive (result, "status");
@@ -285,25 +367,64 @@ static void s_check_result (zmsg_t *msg, const message_t *message, status_t stat
     }
     s_fuzz.answered[status]++;
     cJSON_Delete (result);
-    free (text);
+    s_result_free (&answer);
+}
+
+static event_t s_events[EVENT_REQUEST_EVENTS_MAX];
+static proposed_t s_lines[EVENT_REQUEST_EVENTS_MAX];
+
+//  One request: what it must get, checked against what was published.
+static void s_check_one (ingest_t *ingest, const void *id, size_t id_bytes, bool packed,
+                         status_t status, size_t count)
+{
+    int64_t first_seq = status == STATUS_OK          ? s_fuzz.last_seq + 1
+                        : status == STATUS_DUPLICATE ? s_model_seq (s_events[0].id)
+                                                     : 0;
+    if (status == STATUS_OK)
+        s_check_events (ingest, s_events, count);
+    s_check_result (ingest, id, id_bytes, packed, status, s_events, count, first_seq);
+}
+
+//  ["APPEND", "", requests]: each request on its own, up to a header that
+//  cannot be read.
+static void s_check_packed (ingest_t *ingest, const message_t *message)
+{
+    wire_reader_t reader;
+    wire_reader_init (&reader, message->frames[2], message->frame_bytes[2]);
+    wire_packed_request_t request;
+    wire_packed_rc_t rc;
+    while ((rc = wire_packed_request_next (&reader, &request)) == WIRE_PACKED_REQUEST) {
+        status_t status = STATUS_INVALID;
+        if (request.line_count == request.count &&
+            request.count <= EVENT_REQUEST_EVENTS_MAX) {
+            wire_reader_t lines;
+            wire_reader_init (&lines, request.lines, request.lines_bytes);
+            for (size_t index = 0; index < request.count; index++)
+                wire_line_next (&lines, &s_lines[index].data, &s_lines[index].bytes);
+            status = s_expected (true, s_lines, request.count, s_events);
+        }
+        s_check_one (ingest, request.request_id, request.request_id_bytes, true, status,
+                     request.count);
+    }
+    if (rc == WIRE_PACKED_MALFORMED)
+        s_fuzz.dropped++;
 }
 
 static void s_check_request (ingest_t *ingest, const message_t *message)
 {
-    static event_t events[256];
-    size_t count = 0;
-    status_t status = s_expected (message, events, &count);
-    int64_t first_seq = status == STATUS_OK          ? s_fuzz.last_seq + 1
-                        : status == STATUS_DUPLICATE ? s_model_seq (events[0].id)
-                                                     : 0;
-    zmsg_t *msg = s_next_publication (ingest);
-    if (status == STATUS_OK) {
-        s_check_events (msg, events, count);
-        zmsg_destroy (&msg);
-        msg = s_next_publication (ingest);
+    bool append =
+        message->frame_bytes[0] == 6 && memcmp (message->frames[0], "APPEND", 6) == 0;
+    if (append && message->frame_count == 3 && message->frame_bytes[1] == 0) {
+        s_check_packed (ingest, message);
+        return;
     }
-    s_check_result (msg, message, status, events, count, first_seq);
-    zmsg_destroy (&msg);
+    size_t count = message->frame_count - 2;
+    for (size_t index = 0; index < count; index++)
+        s_lines[index] = (proposed_t){(const char *)message->frames[index + 2],
+                                      message->frame_bytes[index + 2]};
+    status_t status = s_expected (append, s_lines, count, s_events);
+    s_check_one (ingest, message->frames[1], message->frame_bytes[1], false, status,
+                 count);
 }
 
 //  The file holds exactly what was published, reopens, and a new ingest
@@ -364,6 +485,11 @@ static void s_reset (void)
     s_fuzz.published_bytes = 0;
     memset (s_fuzz.answered, 0, sizeof s_fuzz.answered);
     s_fuzz.dropped = 0;
+    s_fuzz.lines_bytes = s_fuzz.lines_at = s_fuzz.lines_seen = 0;
+    if (!s_fuzz.results) {
+        s_fuzz.results = zlistx_new ();
+        fuzz_check (s_fuzz.results, "out of memory");
+    }
     unlink (s_fuzz.files.path);
 }
 
@@ -386,7 +512,9 @@ int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
     }
     ingest_drain (ingest, s_fuzz.pull);
     fuzz_check (!(zsock_events (s_fuzz.pull) & ZMQ_POLLIN), "requests left unread");
-    fuzz_check (!(zsock_events (s_fuzz.subscribe) & ZMQ_POLLIN),
+    fuzz_check (!(zsock_events (s_fuzz.subscribe) & ZMQ_POLLIN) &&
+                    zlistx_size (s_fuzz.results) == 0 &&
+                    s_fuzz.lines_at == s_fuzz.lines_bytes,
                 "a publication no request asked for");
     s_check_stats (ingest);
     ingest_destroy (&ingest);

@@ -9,7 +9,12 @@
     - a FETCH taken has 3 to 5 frames, numbers >= 1, "packed" exactly when
       it has 4 or more, "identity" exactly with 5;
     - a page's line count is its \n count, or -1 when it does not end in one;
-    - a FOUND has a seq >= 1 and its line; a HEARTBEAT taken has a seq.
+    - a FOUND has a seq >= 1 and its line; a HEARTBEAT taken has a seq;
+    - a packed APPEND's requests (any frame read as one) have ids without
+      SP, their lines inside the frame, at most count of them, fewer only
+      where the frame ends; packed again they give back the bytes read;
+      the same for a packed RESULTS; an EVENTS frame's lines are its LFs
+      when it ends in one, else 1.
 */
 #include "fuzz_common.h"
 #include "fuzz_frames.h"
@@ -83,6 +88,68 @@ static void s_check_seq (const uint8_t *data, size_t bytes)
                 "page lines %lld", (long long)lines);
 }
 
+static void s_check_packed (const uint8_t *data, size_t bytes)
+{
+    const char *text = (const char *)data, *end = text + bytes;
+    wire_reader_t reader;
+    wire_reader_init (&reader, data, bytes);
+    wire_pack_t pack = {0};
+    wire_packed_request_t request;
+    wire_packed_rc_t rc;
+    const char *whole = text; // the end of the last request read whole
+    while ((rc = wire_packed_request_next (&reader, &request)) == WIRE_PACKED_REQUEST) {
+        fuzz_check (!memchr (request.request_id, ' ', request.request_id_bytes) &&
+                        request.request_id_bytes > 0,
+                    "packed id");
+        fuzz_check (request.lines >= text && request.lines + request.lines_bytes <= end &&
+                        reader.at == request.lines + request.lines_bytes,
+                    "lines outside the frame");
+        fuzz_check (request.line_count <= request.count, "more lines than the count");
+        fuzz_check (request.line_count == request.count || reader.at == end,
+                    "a short request before the frame's end");
+        if (request.line_count < request.count)
+            break;
+        fuzz_check (wire_pack_request (&pack, request.request_id, request.request_id_bytes,
+                                       request.count) == 0,
+                    "a request id read is refused");
+        wire_reader_t lines;
+        wire_reader_init (&lines, request.lines, request.lines_bytes);
+        const char *line;
+        size_t line_bytes, found = 0;
+        while (wire_line_next (&lines, &line, &line_bytes)) {
+            fuzz_check (wire_pack_line (&pack, line, line_bytes) == 0, "line refused");
+            found++;
+        }
+        fuzz_check (found == request.count, "%zu lines for a count of %zu", found,
+                    request.count);
+        whole = reader.at;
+    }
+    fuzz_check (rc != WIRE_PACKED_MALFORMED || reader.at == end, "reading after malformed");
+    fuzz_check (pack.bytes == (size_t)(whole - text) &&
+                    (pack.bytes == 0 || memcmp (pack.data, text, pack.bytes) == 0),
+                "packed again, the requests differ");
+    wire_pack_reset (&pack);
+
+    wire_reader_init (&reader, data, bytes);
+    const char *id, *json;
+    size_t id_bytes, json_bytes;
+    while ((rc = wire_results_next (&reader, &id, &id_bytes, &json, &json_bytes)) ==
+           WIRE_PACKED_REQUEST)
+        fuzz_check (wire_pack_result (&pack, id, id_bytes, json, json_bytes) == 0,
+                    "a result read is refused");
+    fuzz_check (rc == WIRE_PACKED_END || reader.at == end, "results after malformed");
+    fuzz_check (rc != WIRE_PACKED_END ||
+                    (pack.bytes == bytes && (bytes == 0 || memcmp (pack.data, text, bytes) == 0)),
+                "packed again, the results differ");
+    wire_pack_free (&pack);
+
+    size_t newlines = 0;
+    for (size_t index = 0; index < bytes; index++)
+        newlines += data[index] == '\n';
+    size_t expected = bytes > 0 && data[bytes - 1] == '\n' ? newlines : 1;
+    fuzz_check (wire_events_frame_lines (data, bytes) == expected, "EVENTS frame lines");
+}
+
 static void s_check_message (const message_t *message)
 {
     zmsg_t *msg = s_msg (message);
@@ -109,6 +176,7 @@ static void s_check_message (const message_t *message)
     for (size_t index = 0; index < message->frame_count; index++) {
         s_check_result (message->frames[index], message->frame_bytes[index]);
         s_check_seq (message->frames[index], message->frame_bytes[index]);
+        s_check_packed (message->frames[index], message->frame_bytes[index]);
     }
 }
 

@@ -276,6 +276,43 @@ def post_json(url, obj, headers=None, timeout=10.0):
     return status, (json.loads(data) if data else None), resp_headers
 
 
+# The ZeroMQ protocol's packed forms (common/wire.h), for tests that read
+# the stream's PUB or write its PULL themselves.
+
+def event_lines(msg):
+    """The stored lines of an EVENTS message, packed (one frame, each line
+    ending in LF) or one frame per line."""
+    assert msg[0] == b"EVENTS", msg[:1]
+    lines = []
+    for frame in msg[1:]:
+        if frame.endswith(b"\n"):
+            lines += frame[:-1].split(b"\n")
+        else:
+            lines.append(frame)
+    return lines
+
+
+def results(msg):
+    """[(request_id, result_json bytes)] of a RESULT or a packed RESULTS."""
+    if msg[0] == b"RESULT":
+        assert len(msg) == 3, msg
+        return [(msg[1], msg[2])]
+    assert msg[0] == b"RESULTS" and len(msg) == 2 and msg[1].endswith(b"\n"), msg
+    out = []
+    for record in msg[1][:-1].split(b"\n"):
+        request_id, json_text = record.split(b" ", 1)
+        out.append((request_id, json_text))
+    return out
+
+
+def packed_append(requests):
+    """["APPEND", "", packed] for [(request_id, [proposed line, ...])]."""
+    body = b"".join(rid + b" " + str(len(lines)).encode() + b"\n" +
+                    b"".join(line + b"\n" for line in lines)
+                    for rid, lines in requests)
+    return [b"APPEND", b"", body]
+
+
 def wait_until(predicate, timeout_s=20.0, interval_s=0.02, what="condition"):
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:

@@ -16,7 +16,7 @@ SECURITY = ["auth-file", "tls-cert", "tls-key", "curve-dir", "insecure",
 OPTIONS = {
     "stream": ["ingest", "publish", "replay", "http-addr", "http-port", "data-dir",
                "segment-bytes", "verify-on-start", "verify", "sign-key", "fsync",
-               "heartbeat-ms", "dedupe-window", "log-level"],
+               "heartbeat-ms", "dedupe-window", "publish-lines", "log-level"],
     "transaction": ["ingest", "publish", "replay", "http-addr", "http-port",
                     "ack-timeout-ms", "overdraft-limit", "inflight-max", "retries-max",
                     "hold-expiry-ms", "idempotency-keys-max", "connections-per-ip",

@@ -2,7 +2,9 @@
 """The ZeroMQ protocol's bytes, pinned: every message the services build
 (APPEND, EVENTS, RESULT, HEARTBEAT, BATCH, PACKED, ERROR, FOUND, ABSENT)
 and every refusal the stream answers, frame for frame, as DESIGN.md spells
-them. Written against the code before common/wire existed (and run
+them; the packed forms (APPEND with an empty request id, EVENTS of one
+frame, RESULTS) beside the older ones, which stay as they were (EVENTS of
+a frame per line with the stream's --publish-lines). Written against the code before common/wire existed (and run
 against it again for schema 2's proposed lines), so the codec is proven
 to send the same bytes.
 
@@ -56,7 +58,8 @@ def without_ts(line):
 
 def test_stream_frames_are_pinned():
     endpoints = h.Endpoints()
-    stream = h.start_stream(endpoints, h.tmpdir(), extra=["--heartbeat-ms", "100"])
+    stream = h.start_stream(endpoints, h.tmpdir(),
+                            extra=["--heartbeat-ms", "100", "--publish-lines"])
     ctx = zmq.Context.instance()
     sub = ctx.socket(zmq.SUB)
     sub.setsockopt(zmq.SUBSCRIBE, b"")
@@ -160,6 +163,66 @@ def test_stream_frames_are_pinned():
     stream.stop()
 
 
+def test_stream_packed_frames_are_pinned():
+    endpoints = h.Endpoints()
+    stream = h.start_stream(endpoints, h.tmpdir(), extra=["--heartbeat-ms", "100"])
+    ctx = zmq.Context.instance()
+    sub = ctx.socket(zmq.SUB)
+    sub.setsockopt(zmq.SUBSCRIBE, b"")
+    sub.connect(endpoints.publish)
+    push = ctx.socket(zmq.PUSH)
+    push.connect(endpoints.ingest)
+    try:
+        assert recv_topic(sub, b"HEARTBEAT")[:3] == [b"HEARTBEAT", b"0", b""]
+        # Decided one by one: a duplicate of an earlier request's event, a
+        # conflict, an empty request, a line that is not JSON and a count
+        # that lies do not reject their neighbours.
+        packed = (b"req-1 2\n" + proposed("dep-1") + b"\n" +
+                  proposed("dep-2", account="bob", amount=7) + b"\n" +
+                  b"req-2 1\n" + proposed("dep-1") + b"\n" +
+                  b"req-3 1\n" + proposed("wd-1", type_="withdrawn", amount=1,
+                                          expect={"alice": 4}) + b"\n" +
+                  b"req-4 0\n" +
+                  b"req-5 1\n{\n" +
+                  b"req-6 1\n" + proposed("dep-3", account="carol") + b"\n" +
+                  b"req-7 2\n" + proposed("dep-4") + b"\n")
+        push.send_multipart([b"APPEND", b"", packed])
+        events = recv_topic(sub, b"EVENTS")
+        assert len(events) == 2, events
+        lines = events[1].split(b"\n")
+        assert lines[-1] == b"" and len(lines) == 4, events
+        assert [without_ts(h.unchained(line)) for line in lines[:3]] == [
+            b'{"seq":1,"id":"dep-1","type":"deposited","v":1,"account":"alice","amount":5}',
+            b'{"seq":2,"id":"dep-2","type":"deposited","v":1,"account":"bob","amount":7}',
+            b'{"seq":3,"id":"dep-3","type":"deposited","v":1,"account":"carol","amount":5}',
+        ]
+        assert recv_topic(sub, b"RESULTS") == [b"RESULTS", b"".join([
+            b'req-1 {"status":"ok","first_seq":1,"last_seq":2}\n',
+            b'req-2 {"status":"duplicate","first_seq":1,"last_seq":1}\n',
+            b'req-3 {"status":"conflict","versions":{"alice":1}}\n',
+            b'req-4 {"status":"invalid","error":"empty request: no events"}\n',
+            b'req-5 {"status":"invalid","error":"event 0: event: not valid JSON"}\n',
+            b'req-6 {"status":"ok","first_seq":3,"last_seq":3}\n',
+            b'req-7 {"status":"invalid","error":"packed request: count 2, but the frame '
+            b'ends after 1 line(s)"}\n',
+        ])]
+        # A header that cannot be read ends the pack: what came before it
+        # is answered, nothing after it.
+        push.send_multipart([b"APPEND", b"", b"req-8 1\n" + proposed("dep-5") +
+                             b"\nreq 9 1\n" + proposed("dep-6") + b"\n"])
+        assert recv_topic(sub, b"EVENTS")[1].count(b"\n") == 1
+        assert recv_topic(sub, b"RESULTS") == [
+            b"RESULTS", b'req-8 {"status":"ok","first_seq":4,"last_seq":4}\n']
+        # The one-request form is answered in its own form.
+        push.send_multipart([b"APPEND", b"req-10", proposed("dep-1")])
+        assert recv_topic(sub, b"RESULT") == \
+            [b"RESULT", b"req-10", b'{"status":"duplicate","first_seq":1,"last_seq":1}']
+    finally:
+        for sock in (sub, push):
+            sock.close(0)
+    stream.stop()
+
+
 class FakeStream:
     """PULL for ingest, PUB for heartbeats, ROUTER answering every FETCH
     with an empty PACKED page: a log with nothing in it."""
@@ -243,20 +306,23 @@ def test_transaction_append_frames_are_pinned():
                        {"X-Request-Id": "rq-2", "Idempotency-Key": "bx"})
         append = fake.serve(10.0)
         assert append is not None, "no APPEND for the batch"
-        assert append[:2] == [b"APPEND", instance + b"-2"], append[:2]
+        # A request of several events goes packed, even alone: one frame
+        # instead of one per event. (The one-request form of several
+        # events stays pinned in test_stream_frames_are_pinned.)
+        assert append[:2] == [b"APPEND", b""], append[:2]
         # The expect rides on the first event that debits an account.
-        assert append[2:] == [
+        assert append[2:] == [instance + b"-2 3\n" +
             b'{"id":"bx:0","type":"deposited","v":2,"account":"bob","amount":3,'
-            b'"currency":"XXX","meta":{"request_id":"rq-2"}}',
+            b'"currency":"XXX","meta":{"request_id":"rq-2"}}\n'
             b'{"id":"bx:1","type":"transferred","v":2,"from":"bob","to":"carol","amount":2,'
-            b'"currency":"XXX","meta":{"request_id":"rq-2"},"expect":{"bob":0}}',
+            b'"currency":"XXX","meta":{"request_id":"rq-2"},"expect":{"bob":0}}\n'
             b'{"id":"bx:2","type":"withdrawn","v":2,"account":"bob","amount":1,'
-            b'"currency":"XXX","meta":{"request_id":"rq-2"}}',
-        ], append[2:]
+            b'"currency":"XXX","meta":{"request_id":"rq-2"}}\n'], append[2:]
     finally:
         fake.close()
     transaction.stop()
 
 
 if __name__ == "__main__":
-    h.run_tests([test_stream_frames_are_pinned, test_transaction_append_frames_are_pinned])
+    h.run_tests([test_stream_frames_are_pinned, test_stream_packed_frames_are_pinned,
+                 test_transaction_append_frames_are_pinned])

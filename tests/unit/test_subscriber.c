@@ -13,6 +13,7 @@
     or a deadline passes. No claim depends on how fast anything is.
 */
 #include "subscriber.h"
+#include "wire.h"
 #include "check.h"
 
 #include <inttypes.h>
@@ -260,13 +261,21 @@ static void s_stream_destroy (stream_t **self_p)
     *self_p = NULL;
 }
 
-//  ["EVENTS", line(first) .. line(last)]
+//  ["EVENTS", line(first) .. line(last)], or packed (one frame, each line
+//  ending in \n) when first is even: every test sees both forms.
 static void s_publish_events (stream_t *self, int64_t first, int64_t last)
 {
     zmsg_t *msg = zmsg_new ();
     zmsg_addstr (msg, "EVENTS");
-    for (int64_t seq = first; seq <= last; seq++)
-        zmsg_addstr (msg, self->lines[seq]);
+    if (first % 2 == 0) {
+        wire_pack_t pack = {0};
+        for (int64_t seq = first; seq <= last; seq++)
+            wire_pack_line (&pack, self->lines[seq], strlen (self->lines[seq]));
+        zmsg_addmem (msg, pack.data, pack.bytes);
+        wire_pack_free (&pack);
+    } else
+        for (int64_t seq = first; seq <= last; seq++)
+            zmsg_addstr (msg, self->lines[seq]);
     zmsg_send (&msg, self->pub);
 }
 
@@ -472,6 +481,11 @@ static bool s_two_requests (fixture_t *self)
 static bool s_disconnected (fixture_t *self)
 {
     return !subscriber_connected (self->subscriber);
+}
+
+static bool s_three_results (fixture_t *self)
+{
+    return self->sink.results == 3;
 }
 
 static bool s_one_result (fixture_t *self)
@@ -1095,6 +1109,54 @@ static void test_results_of_the_wrong_frame_count_are_ignored (fixture_t *f)
     CHECK (streq (f->sink.result_json, "{\"status\":\"ok\",\"first_seq\":4}"));
 }
 
+static bool s_two_results (fixture_t *self)
+{
+    return self->sink.results == 2;
+}
+
+//  ["RESULTS", "id SP json LF"...]: each result on its own; a record that
+//  is not one ends the frame's results.
+static void test_packed_results_are_delivered_one_by_one (fixture_t *f)
+{
+    s_stream_append (f->stream, 3);
+    s_start (f, (start_t){.want_results = true});
+    CHECK (s_wait (f, s_live));
+    zstr_sendx (f->stream->pub, "RESULTS",
+                "req-1 {\"status\":\"ok\",\"first_seq\":4}\n"
+                "req-2 {\"status\":\"conflict\",\"versions\":{}}\n"
+                "no-json-here\nreq-3 {}\n",
+                NULL);
+    CHECK (s_wait (f, s_two_results));
+    CHECK (streq (f->sink.request_id, "req-2"));
+    CHECK (streq (f->sink.result_json, "{\"status\":\"conflict\",\"versions\":{}}"));
+    zstr_sendx (f->stream->pub, "RESULTS", "req-4 {}\n", "extra", NULL); // ignored
+    zstr_sendx (f->stream->pub, "RESULTS", "req-5 {\"status\":\"ok\"}\n", NULL);
+    CHECK (s_wait (f, s_three_results));
+    CHECK (streq (f->sink.request_id, "req-5"));
+}
+
+//  A packed frame whose lines skip a seq: those before the gap are applied,
+//  the rest wait for the FETCH that fills it.
+static void test_gap_inside_a_packed_frame_is_fetched (fixture_t *f)
+{
+    s_stream_append (f->stream, 9);
+    s_start (f, (start_t){0});
+    CHECK (s_wait (f, s_live));
+    s_stream_append (f->stream, 13);
+    wire_pack_t pack = {0};
+    for (int64_t seq = 10; seq <= 13; seq++)
+        if (seq != 12)
+            wire_pack_line (&pack, f->stream->lines[seq], strlen (f->stream->lines[seq]));
+    zmsg_t *msg = zmsg_new ();
+    zmsg_addstr (msg, "EVENTS");
+    zmsg_addmem (msg, pack.data, pack.bytes);
+    zmsg_send (&msg, f->stream->pub);
+    wire_pack_free (&pack);
+    CHECK (s_wait (f, s_applied_all));
+    CHECK (f->sink.events == 13);
+    CHECK (subscriber_gaps (f->subscriber) == 1);
+}
+
 static void test_result_during_catch_up_comes_after_its_events (fixture_t *f)
 {
     s_stream_append (f->stream, 11);
@@ -1107,6 +1169,20 @@ static void test_result_during_catch_up_comes_after_its_events (fixture_t *f)
     s_stream_answer (f->stream, &f->stream->held[0]);
     CHECK (s_wait (f, s_one_result));
     CHECK (f->sink.seq_at_result == 11);
+}
+
+static void test_packed_result_during_catch_up_comes_after_its_events (fixture_t *f)
+{
+    s_stream_append (f->stream, 12);
+    f->stream->visible_seq = 10;
+    f->stream->holds = 1;
+    s_start (f, (start_t){.want_results = true});
+    CHECK (s_wait (f, s_request_held));
+    s_publish_events (f->stream, 11, 12);
+    zstr_sendx (f->stream->pub, "RESULTS", "req-11 {\"status\":\"ok\"}\n", NULL);
+    s_stream_answer (f->stream, &f->stream->held[0]);
+    CHECK (s_wait (f, s_one_result));
+    CHECK (f->sink.seq_at_result == 12);
 }
 
 static bool s_was_live (fixture_t *self)
@@ -1254,6 +1330,9 @@ int main (void)
     RUN_WITH_FIXTURE (test_results_are_delivered_when_wanted);
     RUN_WITH_FIXTURE (test_results_of_the_wrong_frame_count_are_ignored);
     RUN_WITH_FIXTURE (test_result_during_catch_up_comes_after_its_events);
+    RUN_WITH_FIXTURE (test_packed_results_are_delivered_one_by_one);
+    RUN_WITH_FIXTURE (test_gap_inside_a_packed_frame_is_fetched);
+    RUN_WITH_FIXTURE (test_packed_result_during_catch_up_comes_after_its_events);
     RUN_WITH_FIXTURE (test_live_buffer_is_bounded_and_dropped_events_are_fetched);
     RUN_WITH_FIXTURE (test_live_buffer_is_bounded_in_bytes_too);
     RUN_WITH_FIXTURE (test_random_losses_duplicates_and_pages_converge_exactly_once);

@@ -349,6 +349,141 @@ static void test_append_parse_names_its_parts (void)
         zmq_msg_close (&frames[index]);
 }
 
+static void test_packed_builders_send_one_frame (void)
+{
+    pair_t pair = s_pair ();
+    void *out = zsock_resolve (pair.out);
+    wire_pack_t pack = {0};
+    CHECK_EQ_INT (wire_pack_request (&pack, "req-1", 5, 2), 0);
+    CHECK_EQ_INT (wire_pack_line (&pack, "{\"a\":1}", 7), 0);
+    CHECK_EQ_INT (wire_pack_line (&pack, "{\"b\":2}", 7), 0);
+    CHECK_EQ_INT (wire_pack_request (&pack, "req-2", 5, 0), 0);
+    //  Refused, and the pack is as it was.
+    size_t bytes = pack.bytes;
+    CHECK_EQ_INT (wire_pack_request (&pack, "req 3", 5, 1), -1);
+    CHECK_EQ_INT (wire_pack_request (&pack, "", 0, 1), -1);
+    CHECK_EQ_INT (wire_pack_line (&pack, "{}\n{}", 5), -1);
+    CHECK_EQ_INT (pack.bytes, bytes);
+    CHECK_EQ_INT (wire_append_packed_send (out, pack.data, pack.bytes), 0);
+    CHECK_SENT (pair, "APPEND||req-1 2\n{\"a\":1}\n{\"b\":2}\nreq-2 0\n");
+    CHECK_EQ_INT (wire_events_packed_send (out, "{\"seq\":1}\n{\"seq\":2}\n", 20), 0);
+    CHECK_SENT (pair, "EVENTS|{\"seq\":1}\n{\"seq\":2}\n");
+    wire_pack_reset (&pack);
+    const char ok[] = "{\"status\":\"ok\",\"first_seq\":1,\"last_seq\":2}";
+    CHECK_EQ_INT (wire_pack_result (&pack, "req-1", 5, ok, strlen (ok)), 0);
+    CHECK_EQ_INT (wire_pack_result (&pack, "req 2", 5, ok, strlen (ok)), -1);
+    CHECK_EQ_INT (wire_pack_result (&pack, "req-2", 5, "", 0), -1);
+    CHECK_EQ_INT (wire_results_send (out, pack.data, pack.bytes), 0);
+    CHECK_SENT (pair, "RESULTS|req-1 {\"status\":\"ok\",\"first_seq\":1,\"last_seq\":2}\n");
+    wire_pack_free (&pack);
+    s_pair_destroy (&pair);
+}
+
+//  The requests of a packed APPEND as "id:count:found|..." and how it ended.
+static char *s_packed_requests (const char *packed, size_t bytes)
+{
+    char *text = (char *)calloc (1, 4096);
+    wire_reader_t reader;
+    wire_reader_init (&reader, packed, bytes);
+    wire_packed_request_t request;
+    wire_packed_rc_t rc;
+    while ((rc = wire_packed_request_next (&reader, &request)) == WIRE_PACKED_REQUEST) {
+        size_t used = strlen (text);
+        snprintf (text + used, 4096 - used, "%.*s:%zu:%zu|", (int)request.request_id_bytes,
+                  request.request_id, request.count, request.line_count);
+        //  Its lines are whole and end where it ends.
+        wire_reader_t lines;
+        wire_reader_init (&lines, request.lines, request.lines_bytes);
+        const char *line;
+        size_t line_bytes, found = 0;
+        while (wire_line_next (&lines, &line, &line_bytes))
+            found++;
+        assert (found >= request.line_count && found <= request.line_count + 1);
+    }
+    strcat (text, rc == WIRE_PACKED_END ? "end" : "malformed");
+    return text;
+}
+
+#define CHECK_PACKED(packed, expected)                                                   \
+    do {                                                                                 \
+        char *got_ = s_packed_requests ((packed), sizeof (packed) - 1);                  \
+        CHECK_EQ_STR_NOLEAVE (got_, expected);                                           \
+        free (got_);                                                                     \
+    } while (0)
+
+static void test_packed_append_parses_request_by_request (void)
+{
+    CHECK_PACKED ("", "end");
+    CHECK_PACKED ("a 2\n{}\n{}\nb 1\n{}\n", "a:2:2|b:1:1|end");
+    //  An empty request is one: its answer is the stream's to give.
+    CHECK_PACKED ("a 0\nb 1\n{}\n", "a:0:0|b:1:1|end");
+    //  A count that lies high: the frame ends first.
+    CHECK_PACKED ("a 1\n{}\nb 3\n{}\n{}\n", "a:1:1|b:3:2|end");
+    //  A request cut at the frame's end (its last line has no LF).
+    CHECK_PACKED ("a 2\n{}\n{}", "a:2:1|end");
+    //  A count that lies low: the next line is read as a header.
+    CHECK_PACKED ("a 1\n{}\n{}\nb 1\n{}\n", "a:1:1|malformed");
+    //  A request id with a space, an empty one, a count that is not one.
+    CHECK_PACKED ("a b 1\n{}\n", "malformed");
+    CHECK_PACKED (" 1\n{}\n", "malformed");
+    CHECK_PACKED ("a \n", "malformed");
+    CHECK_PACKED ("a 01\n{}\n", "malformed");
+    CHECK_PACKED ("a -1\n", "malformed");
+    CHECK_PACKED ("a 1234567890\n", "malformed");
+    CHECK_PACKED ("a 1", "malformed");
+    CHECK_PACKED ("ok 1\n{}\nbad", "ok:1:1|malformed");
+
+    zmq_msg_t frames[3];
+    const char *texts[] = {"APPEND", "", "a 0\n"};
+    for (size_t index = 0; index < 3; index++) {
+        zmq_msg_init_size (&frames[index], strlen (texts[index]));
+        memcpy (zmq_msg_data (&frames[index]), texts[index], strlen (texts[index]));
+    }
+    CHECK (wire_append_is_packed (frames, 3));
+    CHECK (!wire_append_is_packed (frames, 2));
+    CHECK (!wire_append_is_packed (frames, 4));
+    CHECK (!wire_append_is_packed (frames + 1, 2));
+    for (size_t index = 0; index < 3; index++)
+        zmq_msg_close (&frames[index]);
+}
+
+static void test_packed_events_and_results_read_back (void)
+{
+    CHECK_EQ_INT (wire_events_frame_lines ("{\"seq\":1}", 9), 1);
+    CHECK_EQ_INT (wire_events_frame_lines ("{\"seq\":1}\n{\"seq\":2}\n", 20), 2);
+    CHECK_EQ_INT (wire_events_frame_lines ("", 0), 1);
+    //  A line that is not one (LF inside, none at the end): one line, refused by its parse.
+    CHECK_EQ_INT (wire_events_frame_lines ("{}\n{}", 5), 1);
+
+    const char packed[] = "r-1 {\"status\":\"ok\"}\nr-2 {\"status\":\"conflict\"}\n";
+    wire_reader_t reader;
+    wire_reader_init (&reader, packed, sizeof packed - 1);
+    const char *id, *json;
+    size_t id_bytes, json_bytes;
+    CHECK_EQ_INT (wire_results_next (&reader, &id, &id_bytes, &json, &json_bytes),
+                  WIRE_PACKED_REQUEST);
+    CHECK (id_bytes == 3 && memcmp (id, "r-1", 3) == 0);
+    CHECK (json_bytes == 15 && memcmp (json, "{\"status\":\"ok\"}", 15) == 0);
+    CHECK_EQ_INT (wire_results_next (&reader, &id, &id_bytes, &json, &json_bytes),
+                  WIRE_PACKED_REQUEST);
+    CHECK (id_bytes == 3 && memcmp (id, "r-2", 3) == 0);
+    CHECK_EQ_INT (wire_results_next (&reader, &id, &id_bytes, &json, &json_bytes),
+                  WIRE_PACKED_END);
+    const char *bad[] = {"r-1 {}", "r-1\n", " {}\n", "r-1 \n", "r-1{}\n"};
+    for (size_t index = 0; index < sizeof bad / sizeof bad[0]; index++) {
+        wire_reader_init (&reader, bad[index], strlen (bad[index]));
+        CHECK_EQ_INT (wire_results_next (&reader, &id, &id_bytes, &json, &json_bytes),
+                      WIRE_PACKED_MALFORMED);
+        CHECK_EQ_INT (wire_results_next (&reader, &id, &id_bytes, &json, &json_bytes),
+                      WIRE_PACKED_END);
+    }
+    //  A request id with a space ends at it: the rest is the JSON's.
+    wire_reader_init (&reader, "a b {}\n", 7);
+    CHECK_EQ_INT (wire_results_next (&reader, &id, &id_bytes, &json, &json_bytes),
+                  WIRE_PACKED_REQUEST);
+    CHECK (id_bytes == 1 && json_bytes == 4);
+}
+
 int main (void)
 {
     RUN (test_builders_send_the_protocols_frames);
@@ -358,5 +493,8 @@ int main (void)
     RUN (test_seqs_are_digits_only);
     RUN (test_heartbeat_and_lookup_replies_parse);
     RUN (test_append_parse_names_its_parts);
+    RUN (test_packed_builders_send_one_frame);
+    RUN (test_packed_append_parses_request_by_request);
+    RUN (test_packed_events_and_results_read_back);
     return check_exit_status ();
 }
