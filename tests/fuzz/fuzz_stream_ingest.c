@@ -38,6 +38,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "chain.h"
 #include "ingest.h"
 #include "log.h"
 #include "log_file.h"
@@ -55,6 +56,7 @@ typedef struct {
     zhashx_t *versions; // account -> (void *) version
     int64_t last_seq;
     int64_t last_ts_ms;
+    uint8_t chain[CHAIN_BYTES]; // at last_seq
     char *published; // every published line with its \n
     size_t published_bytes;
     uint64_t answered[4]; // by status
@@ -292,8 +294,12 @@ static void s_check_events (ingest_t *ingest, event_t *events, size_t count)
         expected.ts_ms = stored.ts_ms;
         expected.expect_count = 0;
         size_t line_bytes = event_format_stored (&expected, line, sizeof line);
+        uint8_t chain[CHAIN_BYTES];
+        line_bytes = chain_seal (s_fuzz.chain, line, line_bytes, sizeof line, chain);
         fuzz_check (line_bytes == bytes && memcmp (line, text, bytes) == 0,
-                    "event %zu is not stored as proposed: %.*s", index, (int)bytes, text);
+                    "event %zu is not stored as proposed, chained: %.*s", index, (int)bytes,
+                    text);
+        memcpy (s_fuzz.chain, chain, CHAIN_BYTES);
         s_fuzz.last_seq = stored.seq;
         s_fuzz.last_ts_ms = stored.ts_ms;
         s_model_append (&expected);
@@ -345,7 +351,7 @@ static void s_check_result (ingest_t *ingest, const void *id, size_t id_bytes, b
                 "result for another request id");
     fuzz_check (answer->packed == packed, "a %s answered in %s",
                 packed ? "packed request" : "request", packed ? "RESULT" : "RESULTS");
-    fuzz_check (status != STATUS_OK || answer->lines_before >= s_fuzz.last_seq,
+    fuzz_check (status != STATUS_OK || (int64_t)answer->lines_before >= s_fuzz.last_seq,
                 "an ok result before its events");
     char *text = answer->json;
     cJSON *result = cJSON_Parse (text);
@@ -482,6 +488,7 @@ static void s_reset (void)
     s_fuzz.versions = zhashx_new ();
     fuzz_check (s_fuzz.ids && s_fuzz.versions, "out of memory");
     s_fuzz.last_seq = s_fuzz.last_ts_ms = 0;
+    memset (s_fuzz.chain, 0, sizeof s_fuzz.chain);
     s_fuzz.published_bytes = 0;
     memset (s_fuzz.answered, 0, sizeof s_fuzz.answered);
     s_fuzz.dropped = 0;
