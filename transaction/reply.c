@@ -94,8 +94,9 @@ static char *s_put_int (char *cursor, int64_t value)
 }
 
 //  A member: its name (with the punctuation before it) and its value.
-#define s_put_str_after(cursor, literal, text) s_put_str (s_put_literal ((cursor), (literal)), (text))
-#define s_put_int_after(cursor, literal, value) \
+#define s_put_str_after(cursor, literal, text)                                           \
+    s_put_str (s_put_literal ((cursor), (literal)), (text))
+#define s_put_int_after(cursor, literal, value)                                          \
     s_put_int (s_put_literal ((cursor), (literal)), (value))
 
 //  The amount and currency of a money-moving record, open-quoted after.
