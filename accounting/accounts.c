@@ -23,7 +23,7 @@
 //  to the state: snapshots of an older fold are then ignored, and the
 //  replica is folded again (the seed's lesson: fix the fold, restart, get
 //  the right balances).
-#define ACCOUNTS_FOLD_VERSION 2 // 2: schema 2 (currencies, settings)
+#define ACCOUNTS_FOLD_VERSION 3 // 2: schema 2 (currencies, settings); 3: holds
 
 //  One change of an account's limit or metadata (account_opened or
 //  account_updated), as of seq. Each holds the whole settings after it.
@@ -34,6 +34,13 @@ typedef struct {
     char *metadata; // canonical JSON, owned; NULL when none
 } settings_t;
 
+//  An account's pending sums after the hold event at seq.
+typedef struct {
+    int64_t seq;
+    int64_t debits;
+    int64_t credits;
+} pending_t;
+
 typedef struct {
     account_touch_t *history; // version touches, oldest first; never empty
     int64_t balance;          // == the last touch's balance_after, without a cache miss
@@ -43,6 +50,8 @@ typedef struct {
     settings_t *settings; // changes, oldest first; NULL for most accounts
     uint32_t settings_count;
     uint16_t currency; // index into currencies; set by the first touch
+    pending_t *pending; // changes of its pending sums, oldest first; NULL for most
+    uint32_t pending_count;
 } account_t;
 
 struct accounts {
@@ -62,6 +71,7 @@ struct accounts {
     account_currency_t currencies[ACCOUNTS_CURRENCIES_MAX];
     char names[ACCOUNTS_CURRENCIES_MAX][EVENT_CURRENCY_BYTES_MAX + 1];
     size_t currency_count;
+    transfers_t *transfers; // every hold, by id
 };
 
 static uint32_t s_count (accounts_t *self)
@@ -249,6 +259,78 @@ static accounts_result_t s_settings (accounts_t *self, const event_t *event)
     return ACCOUNTS_APPLIED;
 }
 
+static pending_t s_pending_last (const account_t *account)
+{
+    return account->pending_count ? account->pending[account->pending_count - 1]
+                                  : (pending_t){0, 0, 0};
+}
+
+//  Appends the account's pending sums after seq; false when out of memory.
+static bool s_pending_append (account_t *account, pending_t entry)
+{
+    pending_t *grown =
+        realloc (account->pending, (account->pending_count + 1) * sizeof (pending_t));
+    if (!grown)
+        return false;
+    account->pending = grown;
+    account->pending[account->pending_count++] = entry;
+    return true;
+}
+
+//  transfer_pending, _posted, _voided, _expired: touches from and to; a
+//  hold raises from's pending debits and to's pending credits by its
+//  amount, a resolution lowers them by the hold's amount (a post moves
+//  its own, perhaps smaller, amount). A resolution of nothing pending
+//  (or a repeated hold id) is skipped as a mismatch: the transaction
+//  service never proposes one.
+static accounts_result_t s_hold_event (accounts_t *self, const event_t *event,
+                                       int currency)
+{
+    int64_t held = event->amount, moved = 0;
+    if (event->type == EVENT_TRANSFER_PENDING) {
+        if (transfers_find (self->transfers, event->id))
+            return ACCOUNTS_MISMATCH;
+    } else {
+        const transfer_t *transfer = transfers_resolvable (self->transfers, event);
+        if (!transfer)
+            return ACCOUNTS_MISMATCH;
+        held = -transfer->amount;
+        moved = event->type == EVENT_TRANSFER_POSTED ? event->amount : 0;
+    }
+    const char *ids[2] = {event->from, event->to};
+    pending_t after[2];
+    for (int side = 0; side < 2; side++) {
+        account_t *account = s_find (self, ids[side]);
+        after[side] = account ? s_pending_last (account) : (pending_t){0, 0, 0};
+        after[side].seq = event->seq;
+        int64_t *sum = side == 0 ? &after[side].debits : &after[side].credits;
+        if (__builtin_add_overflow (*sum, held, sum))
+            return ACCOUNTS_OVERFLOW;
+    }
+    change_t changes[2] = {{.id = event->from, .delta = -moved},
+                           {.id = event->to, .delta = moved}};
+    accounts_result_t result = s_change (self, changes, 2, event->seq, currency);
+    if (result != ACCOUNTS_APPLIED)
+        return result;
+    //  After the touches: out of memory here would leave them without
+    //  their sums, so it is a failure of the process, not of the event.
+    for (int side = 0; side < 2; side++) {
+        bool appended = s_pending_append (changes[side].account, after[side]);
+        assert (appended);
+        (void)appended;
+    }
+    if (event->type == EVENT_TRANSFER_PENDING)
+        transfers_open (self->transfers, event);
+    else
+        transfers_resolve (self->transfers, event);
+    return ACCOUNTS_APPLIED;
+}
+
+transfers_t *accounts_transfers (accounts_t *self)
+{
+    return self->transfers;
+}
+
 static int s_reserve_ts (accounts_t *self)
 {
     if (self->applied_seq < self->ts_capacity)
@@ -270,7 +352,8 @@ accounts_t *accounts_new (void)
     self->ts_capacity = ACCOUNTS_TS_MIN;
     self->table = account_table_new (sizeof (account_t));
     self->ts = malloc ((size_t)self->ts_capacity * sizeof (int64_t));
-    if (!self->table || !self->ts)
+    self->transfers = transfers_new ();
+    if (!self->table || !self->ts || !self->transfers)
         goto failed;
     return self;
 failed:
@@ -291,7 +374,9 @@ void accounts_destroy (accounts_t **self_p)
         for (uint32_t i = 0; i < account->settings_count; i++)
             free (account->settings[i].metadata);
         free (account->settings);
+        free (account->pending);
     }
+    transfers_destroy (&self->transfers);
     account_table_destroy (&self->table);
     free (self->ts);
     free (self->sorted);
@@ -327,6 +412,12 @@ accounts_result_t accounts_apply (accounts_t *self, const event_t *event)
     case EVENT_ACCOUNT_OPENED:
     case EVENT_ACCOUNT_UPDATED:
         result = s_settings (self, event);
+        break;
+    case EVENT_TRANSFER_PENDING:
+    case EVENT_TRANSFER_POSTED:
+    case EVENT_TRANSFER_VOIDED:
+    case EVENT_TRANSFER_EXPIRED:
+        result = currency < 0 ? ACCOUNTS_FULL : s_hold_event (self, event, currency);
         break;
     default:
         result = ACCOUNTS_UNKNOWN;
@@ -453,6 +544,19 @@ static void s_state (accounts_t *self, const account_t *account, uint32_t touche
         state->overdraft_limit = settings->overdraft_limit;
         state->metadata = settings->metadata;
     }
+    //  The pending sums as of that touch, the same way.
+    low = 0, high = account->pending_count;
+    while (low < high) {
+        uint32_t middle = low + (high - low) / 2;
+        if (account->pending[middle].seq <= touch->seq)
+            low = middle + 1;
+        else
+            high = middle;
+    }
+    if (low > 0) {
+        state->pending_debits = account->pending[low - 1].debits;
+        state->pending_credits = account->pending[low - 1].credits;
+    }
 }
 
 int accounts_state_at (accounts_t *self, const char *id, int64_t at_seq,
@@ -576,16 +680,19 @@ typedef struct {
     uint64_t count;
     uint64_t mismatch_skipped;
     uint64_t currency_count;
+    uint64_t transfer_count; // transfer_t records after the accounts
 } saved_head_t;
 
 //  One account's head in a saved state, then id_bytes of id, version
 //  touches, settings_count settings (each saved_settings_t, then its
-//  metadata_bytes of metadata).
+//  metadata_bytes of metadata), pending_count pending_t.
 typedef struct {
     uint32_t id_bytes;
     uint32_t version;
     uint32_t settings_count;
     uint32_t currency;
+    uint32_t pending_count;
+    uint32_t unused; // zero
 } saved_account_t;
 
 typedef struct {
@@ -599,8 +706,9 @@ static int s_save_account (accounts_t *self, const account_t *account,
                            accounts_write_fn *write_fn, void *arg)
 {
     const char *id = s_id (self, account);
-    saved_account_t saved = {(uint32_t)strlen (id), account->version,
-                             account->settings_count, account->currency};
+    saved_account_t saved = {(uint32_t)strlen (id),   account->version,
+                             account->settings_count, account->currency,
+                             account->pending_count,  0};
     if (write_fn (arg, &saved, sizeof saved) || write_fn (arg, id, saved.id_bytes) ||
         write_fn (arg, account->history, account->version * sizeof (account_touch_t)))
         return -1;
@@ -613,7 +721,7 @@ static int s_save_account (accounts_t *self, const account_t *account,
             write_fn (arg, settings->metadata, entry.metadata_bytes))
             return -1;
     }
-    return 0;
+    return write_fn (arg, account->pending, account->pending_count * sizeof (pending_t));
 }
 
 int accounts_save (accounts_t *self, accounts_write_fn *write_fn, void *arg)
@@ -622,7 +730,7 @@ int accounts_save (accounts_t *self, accounts_write_fn *write_fn, void *arg)
     saved_head_t head = {self->applied_seq,     self->events_applied,
                          self->unknown_skipped, self->overflow_skipped,
                          s_count (self),        self->mismatch_skipped,
-                         self->currency_count};
+                         self->currency_count,  transfers_count (self->transfers)};
     if (write_fn (arg, &head, sizeof head) ||
         write_fn (arg, self->names, self->currency_count * sizeof self->names[0]) ||
         write_fn (arg, self->ts, (size_t)self->applied_seq * sizeof (int64_t)))
@@ -631,7 +739,7 @@ int accounts_save (accounts_t *self, accounts_write_fn *write_fn, void *arg)
          record = account_table_next (self->table, record))
         if (s_save_account (self, s_account (self, record), write_fn, arg))
             return -1;
-    return 0;
+    return transfers_save (self->transfers, write_fn, arg);
 }
 
 //  Takes bytes from *data (left bytes remain); -1 if they are not there.
@@ -677,6 +785,26 @@ static int s_load_settings (accounts_t *self, account_t *account, uint32_t count
     return 0;
 }
 
+//  An account's saved pending sums: in seq order, never negative.
+static int s_load_pending (accounts_t *self, account_t *account, uint32_t count,
+                           const uint8_t **data, size_t *left)
+{
+    if (count == 0)
+        return 0;
+    if (*left / sizeof (pending_t) < count ||
+        !(account->pending = malloc (count * sizeof (pending_t))))
+        return -1;
+    s_take (data, left, account->pending, count * sizeof (pending_t));
+    account->pending_count = count;
+    for (uint32_t i = 0; i < count; i++) {
+        const pending_t *entry = &account->pending[i];
+        if (entry->seq < 1 || entry->seq > self->applied_seq || entry->debits < 0 ||
+            entry->credits < 0 || (i > 0 && entry->seq <= account->pending[i - 1].seq))
+            return -1;
+    }
+    return 0;
+}
+
 //  One saved account into self; its touches must be in seq order within
 //  the saved applied_seq, its id new and valid, its currency known.
 static int s_load_account (accounts_t *self, const uint8_t **data, size_t *left)
@@ -718,7 +846,9 @@ static int s_load_account (accounts_t *self, const uint8_t **data, size_t *left)
         self->currencies[saved.currency].accounts++;
         self->currencies[saved.currency].total += account->balance;
     }
-    return s_load_settings (self, account, saved.settings_count, data, left);
+    if (s_load_settings (self, account, saved.settings_count, data, left))
+        return -1;
+    return s_load_pending (self, account, saved.pending_count, data, left);
 }
 
 int accounts_load (accounts_t *self, const uint8_t *data, size_t bytes)
@@ -751,6 +881,9 @@ int accounts_load (accounts_t *self, const uint8_t *data, size_t bytes)
     for (uint64_t i = 0; i < head.count; i++)
         if (s_load_account (self, &data, &bytes))
             return -1;
+    if (transfers_load (self->transfers, head.transfer_count, head.applied_seq, &data,
+                        &bytes))
+        return -1;
     if (bytes != 0)
         return -1;
     self->events_applied = head.events_applied;

@@ -23,6 +23,7 @@
 #include <stdint.h>
 
 #include "event.h"
+#include "transfers.h"
 
 //  Records are addressed by 32-bit handles in 8-byte units: 50M records of
 //  at most 120 bytes stay below the account table's 32 GiB.
@@ -56,6 +57,10 @@ typedef struct {
     bool limit_implicit;
     int64_t overdraft_limit; // when not implicit: >= 0 or EVENT_LIMIT_UNLIMITED
     const char *metadata;    // canonical JSON object, borrowed; NULL when none
+    //  Unresolved holds as of that seq: debiting it (reserved of its
+    //  available balance) and crediting it (not available yet).
+    int64_t pending_debits;
+    int64_t pending_credits;
 } account_state_t;
 
 //  One currency's figures at the head.
@@ -100,6 +105,9 @@ accounts_result_t accounts_apply (accounts_t *self, const event_t *event);
 
 //  Seq of the last event folded (applied or skipped); 0 when empty.
 int64_t accounts_applied_seq (accounts_t *self);
+
+//  The pending transfers folded so far (borrowed; changes with apply).
+transfers_t *accounts_transfers (accounts_t *self);
 
 //  Counters.
 size_t accounts_count (accounts_t *self);

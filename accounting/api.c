@@ -128,7 +128,7 @@ static void s_not_yet (http_request_t *request, int64_t min_seq, int64_t applied
 //  body stays far below API_BODY_BYTES_MAX.
 //  With metadata, an account body is at most this long.
 #define API_ACCOUNT_BYTES_MAX (EVENT_METADATA_BYTES_MAX + 512)
-_Static_assert(EVENT_ACCOUNT_BYTES_MAX + EVENT_CURRENCY_BYTES_MAX + 6 * 20 + 160 <
+_Static_assert(EVENT_ACCOUNT_BYTES_MAX + EVENT_CURRENCY_BYTES_MAX + 9 * 20 + 220 <
                    API_ACCOUNT_BYTES_MAX - EVENT_METADATA_BYTES_MAX,
                "an account body fits its buffer");
 
@@ -147,6 +147,26 @@ static char *s_put_int (char *p, int64_t value)
 //  ,"currency":..,"overdraft_limit":..,"metadata":{..} of schema 2: an
 //  account opened implicitly shows the deployment's limit, and {} when it
 //  has no metadata.
+//  ,"pending_debits":..,"pending_credits":..,"available":.. of schema 2's
+//  holds: available is balance - pending_debits + overdraft_limit, null
+//  when the limit is (an overflow shows as null too: beyond any limit).
+static char *s_put_pending (api_context_t *self, char *p, const account_state_t *state)
+{
+    p = s_put_text (p, ",\"pending_debits\":");
+    p = s_put_int (p, state->pending_debits);
+    p = s_put_text (p, ",\"pending_credits\":");
+    p = s_put_int (p, state->pending_credits);
+    p = s_put_text (p, ",\"available\":");
+    int64_t limit =
+        state->limit_implicit ? self->overdraft_limit : state->overdraft_limit;
+    int64_t available;
+    if (limit == EVENT_LIMIT_UNLIMITED ||
+        __builtin_sub_overflow (state->balance, state->pending_debits, &available) ||
+        __builtin_add_overflow (available, limit, &available))
+        return s_put_text (p, "null");
+    return s_put_int (p, available);
+}
+
 static char *s_put_settings (api_context_t *self, char *p, const account_state_t *state)
 {
     p = s_put_text (p, ",\"currency\":\"");
@@ -210,8 +230,54 @@ static void s_account_answer (api_context_t *self, http_request_t *request,
         p = s_put_int (p, at_seq);
     }
     p = s_put_settings (self, p, &state);
+    p = s_put_pending (self, p, &state);
     p = s_put_text (p, "}");
     http_respond (request, 200, "application/json", body, (size_t)(p - body));
+}
+
+//  Answers GET /transfers/{transfer} from the state now: the hold, its
+//  state and the seqs that changed it. A token that sees some accounts
+//  only sees holds from or to one of them (others are 404, as unknown).
+static void s_transfer_answer (api_context_t *self, http_request_t *request,
+                               const char *id)
+{
+    const transfer_t *transfer = transfers_find (accounts_transfers (self->accounts), id);
+    const auth_principal_t *principal = http_request_principal (request);
+    if (!transfer || !(auth_principal_allows_account (principal, transfer->from) ||
+                       auth_principal_allows_account (principal, transfer->to))) {
+        char detail[160];
+        snprintf (detail, sizeof detail, "no pending transfer %s", id);
+        http_respond_problem (request, 404, "Transfer not found", detail, NULL);
+        return;
+    }
+    cJSON *json = cJSON_CreateObject ();
+    cJSON_AddStringToObject (json, "id", transfer->id);
+    cJSON_AddStringToObject (json, "state", transfers_state_name (transfer->state));
+    cJSON_AddStringToObject (json, "from", transfer->from);
+    cJSON_AddStringToObject (json, "to", transfer->to);
+    char number[EVENT_INT_BYTES_MAX + 1];
+    number[event_format_int (number, transfer->amount)] = '\0';
+    cJSON_AddRawToObject (json, "amount", number);
+    cJSON_AddStringToObject (json, "currency", transfer->currency);
+    if (transfer->timeout_at_ms) {
+        char ts[EVENT_TS_BYTES + 1];
+        event_ts_format (transfer->timeout_at_ms, ts);
+        cJSON_AddStringToObject (json, "timeout_at", ts);
+    }
+    if (transfer->state == TRANSFER_POSTED) {
+        number[event_format_int (number, transfer->posted_amount)] = '\0';
+        cJSON_AddRawToObject (json, "posted_amount", number);
+    }
+    cJSON_AddNumberToObject (json, "pending_seq", (double)transfer->pending_seq);
+    if (transfer->resolved_seq)
+        cJSON_AddNumberToObject (json, "resolved_seq", (double)transfer->resolved_seq);
+    cJSON *seqs = cJSON_AddArrayToObject (json, "seqs");
+    cJSON_AddItemToArray (seqs, cJSON_CreateNumber ((double)transfer->pending_seq));
+    if (transfer->resolved_seq)
+        cJSON_AddItemToArray (seqs, cJSON_CreateNumber ((double)transfer->resolved_seq));
+    cJSON_AddNumberToObject (json, "applied_seq", (double)s_applied_seq (self));
+    http_respond_json (request, 200, json);
+    cJSON_Delete (json);
 }
 
 //  The stream's log is not the history this replica holds: answering
@@ -291,6 +357,46 @@ static void s_get_account (http_request_t *request, void *arg)
     s_account_answer (self, request, id, &query);
 }
 
+//  GET /transfers/{transfer}[?min_seq=N[&wait_ms=M]]
+static void s_get_transfer (http_request_t *request, void *arg)
+{
+    api_context_t *self = arg;
+    if (s_refuse_diverged (self, request))
+        return;
+    const char *id = http_request_param (request, "transfer");
+    if (!id || !event_id_is_valid (id, strlen (id))) {
+        cJSON *errors = NULL;
+        http_problem_add_error (&errors, "transfer",
+                                "must match ^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$");
+        http_respond_problem (request, 400, "Invalid transfer id",
+                              "the transfer id is not valid", errors);
+        return;
+    }
+    cJSON *errors = NULL;
+    int64_t min_seq = 0, wait_ms = API_WAIT_MS_DEFAULT;
+    bool has_min_seq =
+        http_request_query_int64 (request, "min_seq", 0, INT64_MAX, &min_seq, &errors);
+    http_request_query_int64 (request, "wait_ms", 0, INT64_MAX, &wait_ms, &errors);
+    if (errors) {
+        http_respond_invalid_query (request, errors);
+        return;
+    }
+    int64_t applied_seq = s_applied_seq (self);
+    bool waits = has_min_seq && min_seq > applied_seq;
+    if (!waits && s_refuse_not_caught_up (self, request))
+        return;
+    if (waits) {
+        if (wait_ms > self->wait_ms_max)
+            wait_ms = self->wait_ms_max;
+        if (wait_ms <= 0)
+            s_not_yet (request, min_seq, applied_seq, "no wait asked");
+        else if (waiters_add (self->waiters, request, min_seq, wait_ms))
+            s_not_yet (request, min_seq, applied_seq, "too many waiting requests");
+        return;
+    }
+    s_transfer_answer (self, request, id);
+}
+
 void api_on_waiter (void *arg, http_request_t *request, waiter_reason_t reason)
 {
     api_context_t *self = arg;
@@ -306,6 +412,8 @@ void api_on_waiter (void *arg, http_request_t *request, waiter_reason_t reason)
         s_not_yet (request, query.min_seq, applied_seq, "shutting down");
     else if (query.min_seq > applied_seq)
         s_not_yet (request, query.min_seq, applied_seq, "wait_ms passed");
+    else if (!id) // GET /transfers/{transfer}: the other route that waits
+        s_transfer_answer (self, request, http_request_param (request, "transfer"));
     else
         s_account_answer (self, request, id, &query);
 }
@@ -577,6 +685,7 @@ static void s_get_accounts (http_request_t *request, void *arg)
     for (int i = 0; i < count; i++) {
         static char settings[API_ACCOUNT_BYTES_MAX];
         char *end = s_put_settings (self, settings, &states[i]);
+        end = s_put_pending (self, end, &states[i]);
         fprintf (out,
                  "%s{\"account\":\"%s\",\"balance\":%" PRId64 ",\"version\":%" PRId64
                  ",\"last_seq\":%" PRId64 "%.*s}",
@@ -946,6 +1055,8 @@ static const http_route_t s_routes[] = {
      "at_seq at min_seq wait_ms"},
     {"GET", "/accounts/{id}/events", s_get_account_events, 0, AUTH_SCOPE_READ,
      "after_seq limit"},
+    {"GET", "/transfers/{transfer}", s_get_transfer, 0, AUTH_SCOPE_READ,
+     "min_seq wait_ms"},
     {"GET", "/stats", s_get_stats, 0, AUTH_SCOPE_READ, NULL},
     {"GET", "/health", s_get_health, 0, AUTH_SCOPE_OPEN, NULL},
     {"GET", "/metrics", s_get_metrics, 0, AUTH_SCOPE_METRICS, NULL},

@@ -1,12 +1,15 @@
 /*  api — the accounting HTTP API (reads only): routes and handlers.
 
     GET /accounts/{id}           balance, version, last_seq, applied_seq,
-                                 currency, overdraft_limit, metadata;
+                                 currency, overdraft_limit, metadata,
+                                 pending_debits, pending_credits, available;
                                  ?at_seq=N | ?at=RFC3339 (time travel),
                                  ?min_seq=N[&wait_ms=M] (read-your-writes)
     GET /accounts                ?after=ID&limit=N, sorted by id;
                                  ?currency=C, ?metadata.KEY=VALUE filter
     GET /accounts/{id}/events    ?after_seq=N&limit=N, the stored lines
+    GET /transfers/{transfer}    a hold: state, amounts, the seqs that
+                                 changed it; ?min_seq=N[&wait_ms=M]
     GET /events                  Accept: text/event-stream: the live feed
                                  (feed.h); otherwise a JSON page of the
                                  replica. ?from_seq=N&account=ID[&limit=N]

@@ -10,9 +10,17 @@
 #include <stdio.h>
 #include <string.h>
 
-static const char *s_type_names[] = {
-    "", "deposited", "withdrawn", "transferred", "account_opened", "account_updated"};
-#define EVENT_TYPE_LAST EVENT_ACCOUNT_UPDATED
+static const char *s_type_names[] = {"",
+                                     "deposited",
+                                     "withdrawn",
+                                     "transferred",
+                                     "account_opened",
+                                     "account_updated",
+                                     "transfer_pending",
+                                     "transfer_posted",
+                                     "transfer_voided",
+                                     "transfer_expired"};
+#define EVENT_TYPE_LAST EVENT_TRANSFER_EXPIRED
 
 unsigned char event_id_chars[256];
 static bool s_id_chars_ready;
@@ -80,7 +88,18 @@ const char *event_type_name (event_type_t type)
 bool event_type_moves_money (event_type_t type)
 {
     return type == EVENT_DEPOSITED || type == EVENT_WITHDRAWN ||
-           type == EVENT_TRANSFERRED;
+           event_type_has_parties (type);
+}
+
+bool event_type_has_parties (event_type_t type)
+{
+    return type == EVENT_TRANSFERRED ||
+           (type >= EVENT_TRANSFER_PENDING && type <= EVENT_TRANSFER_EXPIRED);
+}
+
+bool event_type_resolves_hold (event_type_t type)
+{
+    return type >= EVENT_TRANSFER_POSTED && type <= EVENT_TRANSFER_EXPIRED;
 }
 
 bool event_currency_is_valid (const char *text, size_t bytes)
@@ -154,7 +173,7 @@ bool event_text_is_utf8 (const char *text, size_t bytes)
 
 bool event_touches (const event_t *self, const char *account)
 {
-    if (self->type == EVENT_TRANSFERRED)
+    if (event_type_has_parties (self->type))
         return strcmp (account, self->from) == 0 || strcmp (account, self->to) == 0;
     return strcmp (account, self->account) == 0; // every other type names one account
 }
@@ -163,7 +182,9 @@ int event_upcast (event_t *self, char *error, size_t error_size)
 {
     switch (self->v) {
     case 1:
-        if (!event_type_moves_money (self->type))
+        //  v1 had the three money types only.
+        if (self->type != EVENT_DEPOSITED && self->type != EVENT_WITHDRAWN &&
+            self->type != EVENT_TRANSFERRED)
             return event_fail (error, error_size, "v: %s needs version 2",
                                self->type_name);
         memcpy (self->currency, EVENT_CURRENCY_V1, sizeof EVENT_CURRENCY_V1);
@@ -193,6 +214,8 @@ const char *event_difference (const event_t *a, const event_t *b)
         return "overdraft_limit";
     if (a->metadata_bytes != b->metadata_bytes)
         return "metadata_bytes";
+    if (a->timeout_at_ms != b->timeout_at_ms)
+        return "timeout_at";
     const struct {
         const char *name, *a, *b;
     } strings[] = {{"id", a->id, b->id},
@@ -200,6 +223,7 @@ const char *event_difference (const event_t *a, const event_t *b)
                    {"account", a->account, b->account},
                    {"from", a->from, b->from},
                    {"to", a->to, b->to},
+                   {"pending_id", a->pending_id, b->pending_id},
                    {"correlation_id", a->correlation_id, b->correlation_id},
                    {"request_id", a->request_id, b->request_id},
                    {"reference", a->reference, b->reference},

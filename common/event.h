@@ -23,9 +23,10 @@
     metadata's keys are sorted bytewise, so one map has one form.
     Canonical proposed line: same without seq and ts, with an optional
     trailing "expect":{"account":version,...} in the order given.
-    The holds of schema 2 (transfer_pending, _posted, _voided, _expired)
-    will follow the same rule: "pending_id" first when present, then
-    "from","to","amount","currency", then "timeout_at" when present.
+    The holds of schema 2 follow the same rule:
+       "from","to","amount","currency"[,"timeout_at":".."] (transfer_pending)
+       "pending_id","from","to","amount","currency"
+                                  (transfer_posted, _voided, _expired)
 
     Upcast: a v1 event reads as currency EVENT_CURRENCY_V1 ("XXX") and
     keeps v = 1, so it formats back to its own v1 bytes (the stream
@@ -84,8 +85,12 @@ typedef enum {
     EVENT_DEPOSITED,
     EVENT_WITHDRAWN,
     EVENT_TRANSFERRED,
-    EVENT_ACCOUNT_OPENED,  // v2
-    EVENT_ACCOUNT_UPDATED, // v2
+    EVENT_ACCOUNT_OPENED,   // v2
+    EVENT_ACCOUNT_UPDATED,  // v2
+    EVENT_TRANSFER_PENDING, // v2: reserves amount of from
+    EVENT_TRANSFER_POSTED,  // v2: moves amount (<= the hold's) of pending_id
+    EVENT_TRANSFER_VOIDED,  // v2: releases pending_id
+    EVENT_TRANSFER_EXPIRED, // v2: releases pending_id after its timeout_at
 } event_type_t;
 
 typedef struct {
@@ -103,6 +108,10 @@ typedef struct {
     char account[EVENT_ACCOUNT_BYTES_MAX + 1]; // deposited, withdrawn
     char from[EVENT_ACCOUNT_BYTES_MAX + 1];    // transferred
     char to[EVENT_ACCOUNT_BYTES_MAX + 1];      // transferred; never equal to from
+    //  Holds: the transfer_pending a resolution resolves (its id), and a
+    //  transfer_pending's timeout_at (ms since the epoch; 0: none).
+    char pending_id[EVENT_ID_BYTES_MAX + 1];
+    int64_t timeout_at_ms;
     int64_t amount;                            // 1 .. EVENT_AMOUNT_MAX
     char currency[EVENT_CURRENCY_BYTES_MAX + 1]; // money events and account_opened
     //  account_opened always has a limit; account_updated when has_limit.
@@ -154,6 +163,13 @@ int event_metadata_format (const void *cjson_object, char *out, char *error,
 
 //  True for the types that move money (they carry amount and currency).
 bool event_type_moves_money (event_type_t type);
+
+//  True for the types that name from and to (transferred and the holds):
+//  the accounts such an event touches.
+bool event_type_has_parties (event_type_t type);
+
+//  True for transfer_posted, transfer_voided and transfer_expired.
+bool event_type_resolves_hold (event_type_t type);
 
 //  Type name <-> enum; event_type_from_name returns EVENT_TYPE_UNKNOWN for
 //  names it does not know. event_type_name returns "" for unknown.

@@ -367,6 +367,8 @@ static void s_fast_init (event_t *self)
     self->overdraft_limit = 0;
     self->metadata_bytes = 0;
     self->metadata[0] = '\0';
+    self->pending_id[0] = '\0';
+    self->timeout_at_ms = 0;
     self->expect_count = 0;
 }
 

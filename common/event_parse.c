@@ -36,12 +36,28 @@ typedef enum {
     F_CURRENCY,
     F_LIMIT,
     F_METADATA,
+    F_PENDING_ID,
+    F_TIMEOUT_AT,
     F_COUNT
 } field_t;
 
 static const char *s_field_names[F_COUNT] = {
-    "seq", "id",     "type", "v",      "ts",       "account",         "from",
-    "to",  "amount", "meta", "expect", "currency", "overdraft_limit", "metadata",
+    "seq",
+    "id",
+    "type",
+    "v",
+    "ts",
+    "account",
+    "from",
+    "to",
+    "amount",
+    "meta",
+    "expect",
+    "currency",
+    "overdraft_limit",
+    "metadata",
+    "pending_id",
+    "timeout_at",
 };
 
 //  overdraft_limit: 0 .. 10^18, so -limit and balance - limit stay in int64.
@@ -256,7 +272,8 @@ static int s_parse_common (parse_ctx_t *ctx, slot_t slots[F_COUNT], event_t *sel
     if (!slots[F_TYPE].item)
         return event_fail (ctx->error, ctx->error_size, "type: missing");
     static const char type_rule[] =
-        "must be deposited, withdrawn, transferred, account_opened or account_updated";
+        "must be deposited, withdrawn, transferred, account_opened, account_updated, "
+        "transfer_pending, transfer_posted, transfer_voided or transfer_expired";
     if (s_get_string (ctx, &slots[F_TYPE], "type", self->type_name, EVENT_TYPE_BYTES_MAX,
                       type_rule))
         return -1;
@@ -439,12 +456,29 @@ static int s_parse_account_body (parse_ctx_t *ctx, slot_t slots[F_COUNT], event_
     return 0;
 }
 
+//  A hold's timeout_at: canonical RFC 3339 UTC with milliseconds, as ts.
+static int s_parse_timeout_at (parse_ctx_t *ctx, const slot_t *slot, event_t *self)
+{
+    static const char rule[] = "must be RFC 3339 UTC with milliseconds "
+                               "(YYYY-MM-DDTHH:MM:SS.mmmZ)";
+    const char *text = cJSON_IsString (slot->item) ? slot->item->valuestring : NULL;
+    if (!text || strlen (text) != EVENT_TS_BYTES ||
+        event_ts_parse (text, &self->timeout_at_ms) || self->timeout_at_ms <= 0)
+        return event_fail (ctx->error, ctx->error_size, "timeout_at: %s", rule);
+    char canonical[EVENT_TS_BYTES + 1];
+    event_ts_format (self->timeout_at_ms, canonical);
+    if (strcmp (canonical, text) != 0)
+        return event_fail (ctx->error, ctx->error_size, "timeout_at: %s", rule);
+    return 0;
+}
+
 //  The fields of a known type, after the common ones.
 static int s_parse_body (parse_ctx_t *ctx, slot_t slots[F_COUNT], const char *unknown,
                          event_t *self)
 {
-    bool transfer = self->type == EVENT_TRANSFERRED;
+    bool transfer = event_type_has_parties (self->type);
     bool money = event_type_moves_money (self->type);
+    bool resolves = event_type_resolves_hold (self->type);
     bool allowed[F_COUNT] = {
         [F_SEQ] = true,
         [F_ID] = true,
@@ -460,6 +494,8 @@ static int s_parse_body (parse_ctx_t *ctx, slot_t slots[F_COUNT], const char *un
         [F_CURRENCY] = self->type == EVENT_ACCOUNT_OPENED || (money && self->v >= 2),
         [F_LIMIT] = !money,
         [F_METADATA] = !money,
+        [F_PENDING_ID] = resolves,
+        [F_TIMEOUT_AT] = self->type == EVENT_TRANSFER_PENDING,
     };
     for (int field = 0; field < F_COUNT; field++)
         if (slots[field].item && !allowed[field])
@@ -468,6 +504,11 @@ static int s_parse_body (parse_ctx_t *ctx, slot_t slots[F_COUNT], const char *un
                                ctx->stored ? "stored event" : "event");
     if (unknown)
         return event_fail (ctx->error, ctx->error_size, "%.64s: unknown field", unknown);
+    if (resolves && s_get_id (ctx, &slots[F_PENDING_ID], "pending_id", self->pending_id,
+                              EVENT_ID_BYTES_MAX))
+        return -1;
+    if (slots[F_TIMEOUT_AT].item && s_parse_timeout_at (ctx, &slots[F_TIMEOUT_AT], self))
+        return -1;
     if (transfer) {
         if (s_get_id (ctx, &slots[F_FROM], "from", self->from, EVENT_ACCOUNT_BYTES_MAX) ||
             s_get_id (ctx, &slots[F_TO], "to", self->to, EVENT_ACCOUNT_BYTES_MAX))

@@ -16,7 +16,11 @@ static const char *s_type_names_quoted[] = {"\"\"",
                                             "\"withdrawn\"",
                                             "\"transferred\"",
                                             "\"account_opened\"",
-                                            "\"account_updated\""};
+                                            "\"account_updated\"",
+                                            "\"transfer_pending\"",
+                                            "\"transfer_posted\"",
+                                            "\"transfer_voided\"",
+                                            "\"transfer_expired\""};
 
 typedef struct {
     char *p;
@@ -190,7 +194,11 @@ static void s_put_account_body (writer_t *w, const event_t *self)
 //  Everything after ts: the type's fields and meta (shared by both forms).
 static void s_put_body (writer_t *w, const event_t *self)
 {
-    if (self->type == EVENT_TRANSFERRED) {
+    if (event_type_has_parties (self->type)) {
+        if (event_type_resolves_hold (self->type)) {
+            s_put_lit (w, ",\"pending_id\":");
+            s_put_string (w, self->pending_id);
+        }
         s_put_lit (w, ",\"from\":");
         s_put_string (w, self->from);
         s_put_lit (w, ",\"to\":");
@@ -208,6 +216,13 @@ static void s_put_body (writer_t *w, const event_t *self)
         if (self->v >= 2) {
             s_put_lit (w, ",\"currency\":");
             s_put_string (w, self->currency);
+        }
+        if (self->type == EVENT_TRANSFER_PENDING && self->timeout_at_ms) {
+            char ts[EVENT_TS_BYTES + 1];
+            event_ts_format (self->timeout_at_ms, ts);
+            s_put_lit (w, ",\"timeout_at\":\"");
+            s_put (w, ts, EVENT_TS_BYTES);
+            s_put_lit (w, "\"");
         }
     }
     const char *values[] = {self->correlation_id, self->request_id, self->reference,

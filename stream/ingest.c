@@ -175,7 +175,7 @@ static void s_set_version (ingest_t *self, uint32_t record, int64_t version)
 static int s_bump_versions (ingest_t *self, const event_t *event, bool record)
 {
     const char *accounts[2] = {NULL, NULL};
-    if (event->type == EVENT_TRANSFERRED) {
+    if (event_type_has_parties (event->type)) {
         accounts[0] = event->from;
         accounts[1] = event->to;
     } else if (event->type != EVENT_TYPE_UNKNOWN)

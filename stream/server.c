@@ -159,7 +159,7 @@ static bool s_line_visible (const auth_principal_t *principal, const char *line,
     if (event_parse_stored (line, bytes, &event, error, sizeof error))
         return false; // the log was checked at start: cannot happen
     *seq = event.seq;
-    if (event.type == EVENT_TRANSFERRED)
+    if (event_type_has_parties (event.type))
         return auth_principal_allows_account (principal, event.from) ||
                auth_principal_allows_account (principal, event.to);
     return event.type != EVENT_TYPE_UNKNOWN &&

@@ -8,6 +8,8 @@
 #include "api.h"
 
 #include <inttypes.h>
+
+#include "expiry.h"
 #include <sys/random.h>
 
 #include "intake.h"
@@ -45,7 +47,7 @@ static void s_handle_write (api_t *self, http_request_t *http, route_t route)
     }
     parsed_t parsed = {NULL, 0, ""};
     if (intake_parse (self, http, route, &parsed) != 0 ||
-        intake_refuse_accounts (http, route, &parsed)) {
+        intake_refuse_accounts (self, http, route, &parsed)) {
         commands_free (parsed.commands, parsed.count);
         return;
     }
@@ -109,10 +111,26 @@ static void s_handle_update (http_request_t *http, void *arg)
     s_handle_write ((api_t *)arg, http, ROUTE_UPDATE);
 }
 
+//  POST /transfers/{id}/post {"amount"?} (the hold id in the path)
+static void s_handle_post (http_request_t *http, void *arg)
+{
+    s_handle_write ((api_t *)arg, http, ROUTE_POST);
+}
+
+//  POST /transfers/{id}/void {}
+static void s_handle_void (http_request_t *http, void *arg)
+{
+    s_handle_write ((api_t *)arg, http, ROUTE_VOID);
+}
+
 static const http_route_t s_routes[] = {
     {"POST", "/transactions", s_handle_transactions, API_SINGLE_BODY_BYTES_MAX,
      AUTH_SCOPE_WRITE, NULL},
     {"POST", "/transfers", s_handle_transfers, API_SINGLE_BODY_BYTES_MAX,
+     AUTH_SCOPE_WRITE, NULL},
+    {"POST", "/transfers/{id}/post", s_handle_post, API_SINGLE_BODY_BYTES_MAX,
+     AUTH_SCOPE_WRITE, NULL},
+    {"POST", "/transfers/{id}/void", s_handle_void, API_SINGLE_BODY_BYTES_MAX,
      AUTH_SCOPE_WRITE, NULL},
     {"POST", "/batch", s_handle_batch, API_BATCH_BODY_BYTES_MAX, AUTH_SCOPE_WRITE, NULL},
     {"POST", "/accounts", s_handle_open, API_SINGLE_BODY_BYTES_MAX, AUTH_SCOPE_WRITE,
@@ -206,6 +224,7 @@ api_t *api_new (zloop_t *loop, const api_config_t *config)
     self->config = *config;
     self->loop = loop;
     self->timer_id = -1;
+    self->expiry_timer_id = -1;
     zuuid_t *uuid = zuuid_new ();
     snprintf (self->instance, sizeof self->instance, "%s", zuuid_str (uuid));
     zuuid_destroy (&uuid);
@@ -237,7 +256,7 @@ api_t *api_new (zloop_t *loop, const api_config_t *config)
     int tick_ms = config->ack_timeout_ms / 4;
     tick_ms = tick_ms < 1 ? 1 : tick_ms > API_TICK_MS_MAX ? API_TICK_MS_MAX : tick_ms;
     self->timer_id = zloop_timer (loop, (size_t)tick_ms, 0, request_on_tick, self);
-    if (self->timer_id < 0)
+    if (self->timer_id < 0 || expiry_start (self))
         goto failed;
     log_info (
         "listening on %s:%d, ingest %s, ack timeout %d ms, overdraft limit %" PRId64,
@@ -260,6 +279,7 @@ void api_destroy (api_t **self_p)
         request_fail (request, 503, "the service is stopping", NULL, NULL);
     if (self->timer_id >= 0)
         zloop_timer_end (self->loop, self->timer_id);
+    expiry_stop (self);
     http_server_destroy (&self->http);
     subscriber_destroy (&self->subscriber);
     lookup_destroy (&self->lookup);

@@ -30,6 +30,9 @@ typedef struct {
     int retries_max;             // conflict retries before 409
     size_t idempotency_keys_max; // answers remembered by key
     unsigned connections_per_ip; // HTTP connections one client address may hold
+    //  How often due holds are looked for and expired; 0: never (this
+    //  instance leaves expiry to the others).
+    int hold_expiry_ms;
     security_config_t security;
 } api_config_t;
 

@@ -182,13 +182,17 @@ static int s_parse_amount (const cJSON *item, const char *prefix, command_t *com
     const char *fault = s_integer_from_text (item->valuestring, &value);
     if (fault == NULL && value == 0)
         fault = "must not be zero";
-    if (fault == NULL && command->kind == COMMAND_TRANSFER && value < 0)
-        fault = "must be positive (1 to 10^15) for a transfer";
+    bool signed_amount =
+        command->kind == COMMAND_DEPOSIT || command->kind == COMMAND_WITHDRAW;
+    if (fault == NULL && !signed_amount && value < 0)
+        fault = command->kind == COMMAND_POST
+                    ? "must be positive (1 to 10^15): what of the hold to post"
+                    : "must be positive (1 to 10^15) for a transfer";
     if (fault) {
         s_error (errors_p, prefix, "amount", fault);
         return -1;
     }
-    if (command->kind != COMMAND_TRANSFER)
+    if (signed_amount)
         command->kind = value > 0 ? COMMAND_DEPOSIT : COMMAND_WITHDRAW;
     command->amount = value > 0 ? value : -value;
     return 0;
@@ -204,6 +208,10 @@ static int s_parse_amount (const cJSON *item, const char *prefix, command_t *com
 #define FIELD_CURRENCY  64u
 #define FIELD_LIMIT     128u
 #define FIELD_METADATA  256u
+#define FIELD_PENDING   512u
+#define FIELD_TIMEOUT   1024u
+#define FIELD_POST      2048u
+#define FIELD_VOID      4096u
 
 static unsigned s_field_bit (const char *name)
 {
@@ -216,6 +224,10 @@ static unsigned s_field_bit (const char *name)
            : streq (name, "currency")        ? FIELD_CURRENCY
            : streq (name, "overdraft_limit") ? FIELD_LIMIT
            : streq (name, "metadata")        ? FIELD_METADATA
+           : streq (name, "pending")         ? FIELD_PENDING
+           : streq (name, "timeout_ms")      ? FIELD_TIMEOUT
+           : streq (name, "post")            ? FIELD_POST
+           : streq (name, "void")            ? FIELD_VOID
                                              : 0;
 }
 
@@ -284,8 +296,42 @@ static int s_parse_metadata (const cJSON *item, const char *prefix, command_t *c
     return 0;
 }
 
+//  "pending": true makes a transfer a hold; false is a plain transfer.
+static int s_parse_pending (const cJSON *item, const char *prefix, command_t *command,
+                            cJSON **errors_p)
+{
+    if (!cJSON_IsBool (item)) {
+        s_error (errors_p, prefix, "pending", "must be true or false");
+        return -1;
+    }
+    if (cJSON_IsTrue (item))
+        command->kind = COMMAND_HOLD;
+    return 0;
+}
+
+static int s_parse_timeout (const cJSON *item, const char *prefix, command_t *command,
+                            cJSON **errors_p)
+{
+    int64_t value = 0;
+    const char *fault = cJSON_IsNumber (item)
+                            ? s_integer_from_text (item->valuestring, &value)
+                            : "must be an integer (milliseconds)";
+    if (!fault && (value < 1 || value > COMMANDS_TIMEOUT_MS_MAX))
+        fault = "must be between 1 and 2592000000 (30 days)";
+    if (fault) {
+        s_error (errors_p, prefix, "timeout_ms", fault);
+        return -1;
+    }
+    command->timeout_ms = value;
+    return 0;
+}
+
 static command_shape_t s_shape_of (unsigned present)
 {
+    if (present & FIELD_POST)
+        return COMMAND_SHAPE_POST;
+    if (present & FIELD_VOID)
+        return COMMAND_SHAPE_VOID;
     if (!(present & FIELD_AMOUNT) && (present & FIELD_ACCOUNT) &&
         (present & (FIELD_CURRENCY | FIELD_LIMIT | FIELD_METADATA)))
         return present & FIELD_CURRENCY ? COMMAND_SHAPE_OPEN : COMMAND_SHAPE_UPDATE;
@@ -303,6 +349,28 @@ static int s_parse_member (const cJSON *item, unsigned bit, command_shape_t shap
 {
     bool transfer = shape == COMMAND_SHAPE_TRANSFER;
     bool account_command = shape == COMMAND_SHAPE_OPEN || shape == COMMAND_SHAPE_UPDATE;
+    bool resolution = shape == COMMAND_SHAPE_POST || shape == COMMAND_SHAPE_VOID;
+    if (resolution) {
+        //  The pending id (batch items), amount (posts) and the common ones.
+        if ((bit == FIELD_POST && shape == COMMAND_SHAPE_POST) ||
+            (bit == FIELD_VOID && shape == COMMAND_SHAPE_VOID))
+            return s_parse_id (item, prefix, command->pending_id, errors_p);
+        if (bit == FIELD_AMOUNT && shape == COMMAND_SHAPE_POST)
+            return s_parse_amount (item, prefix, command, errors_p);
+        if (bit == FIELD_REFERENCE)
+            return s_parse_reference (item, prefix, command, errors_p);
+        if (bit == FIELD_ID)
+            return s_parse_id (item, prefix, command->id, errors_p);
+        s_error (errors_p, prefix, item->string,
+                 bit == FIELD_POST || bit == FIELD_VOID
+                     ? "a command either posts or voids a hold"
+                     : "unknown field");
+        return -1;
+    }
+    if (bit == FIELD_PENDING && transfer)
+        return s_parse_pending (item, prefix, command, errors_p);
+    if (bit == FIELD_TIMEOUT && transfer)
+        return s_parse_timeout (item, prefix, command, errors_p);
     if (bit == FIELD_CURRENCY && shape != COMMAND_SHAPE_UPDATE)
         return s_parse_currency (item, prefix, command, errors_p);
     if (bit == FIELD_LIMIT && account_command)
@@ -356,8 +424,10 @@ int commands_parse (const cJSON *json, command_shape_t shape, const char *prefix
     unsigned present = 0;
     for (const cJSON *item = json->child; item; item = item->next)
         present |= s_field_bit (item->string);
-    //  PATCH /accounts/{id} names the account in its path, not its body.
+    //  PATCH /accounts/{id} names the account in its path, not its body;
+    //  POST /transfers/{id}/post and /void the hold.
     bool account_in_path = shape == COMMAND_SHAPE_UPDATE;
+    bool hold_in_path = shape == COMMAND_SHAPE_POST || shape == COMMAND_SHAPE_VOID;
     if (shape == COMMAND_SHAPE_ANY)
         shape = s_shape_of (present);
     if (shape == COMMAND_SHAPE_ANY) {
@@ -367,7 +437,14 @@ int commands_parse (const cJSON *json, command_shape_t shape, const char *prefix
     command->kind = shape == COMMAND_SHAPE_TRANSFER ? COMMAND_TRANSFER
                     : shape == COMMAND_SHAPE_OPEN   ? COMMAND_OPEN
                     : shape == COMMAND_SHAPE_UPDATE ? COMMAND_UPDATE
+                    : shape == COMMAND_SHAPE_POST   ? COMMAND_POST
+                    : shape == COMMAND_SHAPE_VOID   ? COMMAND_VOID
                                                     : COMMAND_DEPOSIT;
+    if (hold_in_path && (present & (FIELD_POST | FIELD_VOID))) {
+        s_error (errors_p, prefix, present & FIELD_POST ? "post" : "void",
+                 "the hold is given by the path, not the body");
+        return -1;
+    }
     if (account_in_path && (present & FIELD_ACCOUNT)) {
         s_error (errors_p, prefix, "account", "given by the path, not the body");
         return -1;
@@ -389,21 +466,30 @@ int commands_parse (const cJSON *json, command_shape_t shape, const char *prefix
         shape == COMMAND_SHAPE_TRANSFER ? FIELD_AMOUNT | FIELD_FROM | FIELD_TO
         : shape == COMMAND_SHAPE_OPEN   ? FIELD_ACCOUNT | FIELD_CURRENCY
         : shape == COMMAND_SHAPE_UPDATE ? (account_in_path ? 0 : FIELD_ACCOUNT)
+        : hold_in_path                  ? 0
+        : shape == COMMAND_SHAPE_POST   ? FIELD_POST
+        : shape == COMMAND_SHAPE_VOID   ? FIELD_VOID
                                         : FIELD_AMOUNT | FIELD_ACCOUNT;
+    if (rc == 0 && command->timeout_ms && command->kind != COMMAND_HOLD) {
+        s_error (errors_p, prefix, "timeout_ms", "only for a hold (\"pending\": true)");
+        rc = -1;
+    }
     if (shape == COMMAND_SHAPE_UPDATE && !(present & (FIELD_LIMIT | FIELD_METADATA))) {
         s_error (errors_p, prefix, "overdraft_limit", "required (or metadata)");
         rc = -1;
     }
-    const char *names[] = {"amount",    "account", "from",    "to",
-                           "reference", "id",      "currency"};
-    for (unsigned index = 0; index < 7; index++) {
+    const char *names[] = {"amount",    "account", "from",       "to",
+                           "reference", "id",      "currency",   "overdraft_limit",
+                           "metadata",  "pending", "timeout_ms", "post",
+                           "void"};
+    for (unsigned index = 0; index < sizeof names / sizeof names[0]; index++) {
         unsigned bit = 1u << index;
         if ((required & bit) && !(present & bit)) {
             s_error (errors_p, prefix, names[index], "required");
             rc = -1;
         }
     }
-    if (rc == 0 && shape == COMMAND_SHAPE_TRANSFER &&
+    if (rc == 0 && shape == COMMAND_SHAPE_TRANSFER && *command->from && *command->to &&
         streq (command->from, command->to)) {
         s_error (errors_p, prefix, "to", "must differ from from (transfer to self)");
         rc = -1;
@@ -441,6 +527,14 @@ static size_t s_fingerprint_line (const command_t *command, bool batch, char *li
     bytes += digits + 1;
     bytes = s_field (line, bytes, batch ? command->id : "", '|');
     bytes = s_field (line, bytes, command->reference, '|');
+    if (command->kind >= COMMAND_HOLD) {
+        //  Holds: currency, timeout and the hold resolved.
+        bytes = s_field (line, bytes, command->currency, '|');
+        char timeout[24];
+        timeout[event_format_int (timeout, command->timeout_ms)] = '\0';
+        bytes = s_field (line, bytes, timeout, '|');
+        return s_field (line, bytes, command->pending_id, ';');
+    }
     if (command->kind != COMMAND_OPEN && command->kind != COMMAND_UPDATE)
         return s_field (line, bytes, command->currency, ';');
     //  Account commands: currency, limit ("-" when not given) and metadata.
@@ -639,11 +733,15 @@ static unsigned s_field_bit_of (const char *name, size_t bytes)
     case 6:
         return memcmp (name, "amount", 6) == 0 ? FIELD_AMOUNT : 0;
     case 7:
-        return memcmp (name, "account", 7) == 0 ? FIELD_ACCOUNT : 0;
+        return memcmp (name, "account", 7) == 0   ? FIELD_ACCOUNT
+               : memcmp (name, "pending", 7) == 0 ? FIELD_PENDING
+                                                  : 0;
     case 8:
         return memcmp (name, "currency", 8) == 0 ? FIELD_CURRENCY : 0;
     case 9:
         return memcmp (name, "reference", 9) == 0 ? FIELD_REFERENCE : 0;
+    case 10:
+        return memcmp (name, "timeout_ms", 10) == 0 ? FIELD_TIMEOUT : 0;
     default:
         return 0;
     }
@@ -674,10 +772,34 @@ static bool s_read_reference (reader_t *reader, char *target)
 }
 
 //  One member's value into command; amount goes to *amount (signed).
+//  A literal token (true, false) followed by what may follow a value.
+static bool s_read_literal (reader_t *reader, const char *literal, size_t bytes)
+{
+    s_skip_space (reader);
+    if ((size_t)(reader->end - reader->p) <= bytes || memcmp (reader->p, literal, bytes) ||
+        !strchr (",} \t\r\n", reader->p[bytes]) || reader->p[bytes] == '\0')
+        return false;
+    reader->p += bytes;
+    return true;
+}
+
 static bool s_read_member (reader_t *reader, unsigned bit, command_t *command,
                            int64_t *amount)
 {
     switch (bit) {
+    case FIELD_PENDING:
+        //  Only true: "pending": false is rare enough for the cJSON path.
+        if (!s_read_literal (reader, "true", 4))
+            return false;
+        command->kind = COMMAND_HOLD;
+        return true;
+    case FIELD_TIMEOUT: {
+        int64_t value;
+        if (!s_read_amount (reader, &value) || value < 1 || value > COMMANDS_TIMEOUT_MS_MAX)
+            return false;
+        command->timeout_ms = value;
+        return true;
+    }
     case FIELD_AMOUNT:
         return s_read_amount (reader, amount);
     case FIELD_ACCOUNT:
@@ -716,6 +838,9 @@ static bool s_read_command (reader_t *reader, command_shape_t shape, command_t *
     command->has_limit = false;
     command->overdraft_limit = 0;
     command->metadata = NULL; // the fast path takes no account commands
+    command->timeout_ms = 0;  // nor holds
+    command->timeout_at_ms = 0;
+    command->pending_id[0] = '\0';
     if (!s_take (reader, '{'))
         return false;
     unsigned present = 0;
@@ -739,13 +864,18 @@ static bool s_read_command (reader_t *reader, command_shape_t shape, command_t *
                             ? FIELD_AMOUNT | FIELD_FROM | FIELD_TO
                             : FIELD_AMOUNT | FIELD_ACCOUNT;
     unsigned allowed = required | FIELD_REFERENCE | FIELD_ID | FIELD_CURRENCY;
+    if (shape == COMMAND_SHAPE_TRANSFER)
+        allowed |= FIELD_PENDING | FIELD_TIMEOUT;
+    //  timeout_ms belongs to a hold (the cJSON path names the fault).
+    if ((present & FIELD_TIMEOUT) && !(present & FIELD_PENDING))
+        return false;
     if (shape == COMMAND_SHAPE_ANY || (present & required) != required ||
         (present & ~allowed))
         return false;
     if (shape == COMMAND_SHAPE_TRANSFER) {
         if (amount < 0 || streq (command->from, command->to))
             return false;
-        command->kind = COMMAND_TRANSFER;
+        command->kind = present & FIELD_PENDING ? COMMAND_HOLD : COMMAND_TRANSFER;
     } else
         command->kind = amount > 0 ? COMMAND_DEPOSIT : COMMAND_WITHDRAW;
     command->amount = amount > 0 ? amount : -amount;
@@ -813,9 +943,10 @@ static bool s_read_batch (reader_t *reader, command_t **commands_p, size_t *coun
 int commands_read (const char *body, size_t bytes, command_shape_t shape, bool batch,
                    command_t **commands_p, size_t *count_p, char *key)
 {
-    if (shape == COMMAND_SHAPE_OPEN || shape == COMMAND_SHAPE_UPDATE) {
+    if (shape == COMMAND_SHAPE_OPEN || shape == COMMAND_SHAPE_UPDATE ||
+        shape == COMMAND_SHAPE_POST || shape == COMMAND_SHAPE_VOID) {
         *key = '\0';
-        return -1; // account commands are rare: the cJSON path reads them
+        return -1; // account commands and holds: the cJSON path reads them
     }
     s_string_bytes_init ();
     reader_t reader = {body, body + bytes};

@@ -30,6 +30,10 @@ typedef enum {
     COMMAND_TRANSFER,
     COMMAND_OPEN,   // POST /accounts: account_opened
     COMMAND_UPDATE, // PATCH /accounts/{id}: account_updated
+    COMMAND_HOLD,   // POST /transfers with "pending": true: transfer_pending
+    COMMAND_POST,   // POST /transfers/{id}/post: transfer_posted
+    COMMAND_VOID,   // POST /transfers/{id}/void: transfer_voided
+    COMMAND_EXPIRE, // never from a client: the expiry timer's transfer_expired
 } command_kind_t;
 
 typedef enum {
@@ -38,9 +42,19 @@ typedef enum {
     COMMAND_SHAPE_ANY,         // batch item: decided by its fields
     COMMAND_SHAPE_OPEN,        // account, currency, overdraft_limit?, metadata?
     COMMAND_SHAPE_UPDATE,      // account, overdraft_limit?, metadata? (one at least)
+    COMMAND_SHAPE_POST,        // amount? (the pending id is in the path)
+    COMMAND_SHAPE_VOID,        // nothing but reference? and id?
 } command_shape_t;
 //  A batch item is an account command when it has no amount: with a
-//  currency it opens the account, without one it updates it.
+//  currency it opens the account, without one it updates it. An item
+//  with "post" or "void" (the pending id) resolves a hold; a transfer
+//  with "pending": true makes one.
+
+//  DESIGN: a hold's timeout_ms is at most 30 days.
+#define COMMANDS_TIMEOUT_MS_MAX (30LL * 24 * 3600 * 1000)
+//  A hold's id leaves room for ".expired": its expiry's id is
+//  "<pending id>.expired", within EVENT_ID_BYTES_MAX.
+#define COMMANDS_HOLD_ID_BYTES_MAX (EVENT_ID_BYTES_MAX - 8)
 
 //  Strings are NUL-ended; the bytes after the NUL are undefined. The
 //  members most commands use come first: a batch's commands then touch a
@@ -59,6 +73,11 @@ typedef struct {
     bool has_limit;          // open and update; an open without one gets the default
     int64_t overdraft_limit; // >= 0 or EVENT_LIMIT_UNLIMITED
     char *metadata;          // canonical JSON, owned (commands_free); NULL: none
+    //  Holds. timeout_ms: 0 for none (hold). pending_id: post, void and
+    //  expire. A post's amount is 0 when it posts the whole hold.
+    int64_t timeout_ms;
+    char pending_id[EVENT_ID_BYTES_MAX + 1];
+    int64_t timeout_at_ms; // a hold's, fixed when first planned (0: none yet)
 } command_t;
 
 //  Frees commands (count of them) and the metadata they own; NULL is fine.

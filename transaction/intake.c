@@ -14,6 +14,8 @@ static command_shape_t s_shape (route_t route)
            : route == ROUTE_TRANSFER ? COMMAND_SHAPE_TRANSFER
            : route == ROUTE_OPEN     ? COMMAND_SHAPE_OPEN
            : route == ROUTE_UPDATE   ? COMMAND_SHAPE_UPDATE
+           : route == ROUTE_POST     ? COMMAND_SHAPE_POST
+           : route == ROUTE_VOID     ? COMMAND_SHAPE_VOID
                                      : COMMAND_SHAPE_TRANSACTION;
 }
 
@@ -38,12 +40,18 @@ static int s_parse_body_json (api_t *self, http_request_t *http, route_t route,
         parsed->commands = calloc (1, sizeof (command_t));
         assert (parsed->commands);
         rc = commands_parse (json, s_shape (route), "", parsed->commands, &errors);
-        const char *id = route == ROUTE_UPDATE ? http_request_param (http, "id") : NULL;
+        //  The path names the account of a PATCH, the hold of a post or void.
+        bool hold = route == ROUTE_POST || route == ROUTE_VOID;
+        const char *id =
+            route == ROUTE_UPDATE || hold ? http_request_param (http, "id") : NULL;
         if (id && !event_id_is_valid (id, strlen (id))) {
             http_problem_add_error (&errors, "id",
                                     "must match ^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$");
             rc = -1;
-        } else if (id)
+        } else if (id && hold)
+            request_copy (parsed->commands->pending_id,
+                          sizeof parsed->commands->pending_id, id);
+        else if (id)
             request_copy (parsed->commands->account, sizeof parsed->commands->account,
                           id);
     }
@@ -134,7 +142,8 @@ bool intake_refuse_diverged (api_t *self, http_request_t *http)
 //  Refuses (403) commands that touch an account outside the principal's
 //  pattern, naming the first such field; nothing of the request is
 //  appended. Returns true when refused.
-bool intake_refuse_accounts (http_request_t *http, route_t route, const parsed_t *parsed)
+bool intake_refuse_accounts (api_t *self, http_request_t *http, route_t route,
+                             const parsed_t *parsed)
 {
     const auth_principal_t *principal = http_request_principal (http);
     if (auth_principal_sees_all (principal))
@@ -142,13 +151,23 @@ bool intake_refuse_accounts (http_request_t *http, route_t route, const parsed_t
     for (size_t index = 0; index < parsed->count; index++) {
         const command_t *command = &parsed->commands[index];
         const char *field = NULL, *account = NULL;
-        if (command->kind != COMMAND_TRANSFER) {
+        const char *from = command->from, *to = command->to;
+        bool parties = command->kind == COMMAND_TRANSFER || command->kind == COMMAND_HOLD;
+        if (command->kind == COMMAND_POST || command->kind == COMMAND_VOID) {
+            //  A hold's accounts; one not known here is refused by planning.
+            const write_model_pending_t *hold =
+                write_model_pending (self->model, command->pending_id);
+            if (!hold)
+                continue;
+            from = hold->from, to = hold->to, parties = true;
+        }
+        if (!parties) {
             if (!auth_principal_allows_account (principal, command->account))
                 field = "account", account = command->account;
-        } else if (!auth_principal_allows_account (principal, command->from))
-            field = "from", account = command->from;
-        else if (!auth_principal_allows_account (principal, command->to))
-            field = "to", account = command->to;
+        } else if (!auth_principal_allows_account (principal, from))
+            field = "from", account = from;
+        else if (!auth_principal_allows_account (principal, to))
+            field = "to", account = to;
         if (!field)
             continue;
         char name[48], detail[256];

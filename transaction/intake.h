@@ -17,7 +17,9 @@ bool intake_known_key (api_t *self, http_request_t *http, const char *key,
 bool intake_refuse_diverged (api_t *self, http_request_t *http);
 
 //  403 for commands on accounts outside the principal's; true when answered.
-bool intake_refuse_accounts (http_request_t *http, route_t route, const parsed_t *parsed);
+//  A post or void is judged by its hold's accounts.
+bool intake_refuse_accounts (api_t *self, http_request_t *http, route_t route,
+                             const parsed_t *parsed);
 
 //  POST /accounts of an account open with the same settings: 201 replayed;
 //  true when answered.

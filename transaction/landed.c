@@ -104,8 +104,9 @@ static bool s_line_matches (const char *line, size_t line_bytes, const command_t
     write_model_record_t record = {.type = event.type, .amount = event.amount};
     request_copy (record.id, sizeof record.id, event.id);
     request_copy (record.account, sizeof record.account,
-                  event.type == EVENT_TRANSFERRED ? event.from : event.account);
+                  event_type_has_parties (event.type) ? event.from : event.account);
     request_copy (record.to, sizeof record.to, event.to);
+    request_copy (record.pending_id, sizeof record.pending_id, event.pending_id);
     return reply_record_matches (&record, command);
 }
 

@@ -39,6 +39,10 @@ static const config_option_t s_options[] = {
                 "waiting requests; beyond, 503 at once (%s)"),
     CONFIG_INT ("retries-max", AT (api.retries_max), 5, 0, 1000,
                 "conflict retries before 409 (%s)"),
+    //  Due holds expire within about this; 0: never (other instances do).
+    CONFIG_INT ("hold-expiry-ms", AT (api.hold_expiry_ms), 100, 0, 3600000,
+                "look for holds past their timeout every N ms and expire them (%s; "
+                "0 = never)"),
     //  ~0.5 KiB each.
     CONFIG_INT ("idempotency-keys-max", AT (api.idempotency_keys_max), 100000, 1,
                 100000000, "answers remembered by Idempotency-Key (%s)"),

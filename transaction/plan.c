@@ -5,8 +5,17 @@
     money (planned, one APPEND, answered from the stored event); planning
     keeps per account its currency and limit as the request's earlier
     commands leave them, so a batch can open accounts and pay into them.
+
+    Holds (two-phase transfers): a hold is planned like a transfer that
+    debits from's available balance only; a post, void or expiry is
+    checked against the hold as the request's earlier commands leave it
+    (planned_hold_t), else as the write model folded it. Each carries
+    expect on from: any two resolutions of one hold, on any instances,
+    change from's version, so at most one of them lands.
 */
 #include "plan.h"
+
+#include <czmq.h>
 
 #include "key_hash.h"
 #include "log.h"
@@ -186,8 +195,8 @@ static int s_plan_currency (request_t *request, size_t index, reservation_t *fro
 {
     const command_t *command = &request->commands[index];
     reservation_t *reservations[2] = {from, to};
-    const char *names[2] = {command->kind == COMMAND_TRANSFER ? "from" : "account",
-                            command->kind == COMMAND_TRANSFER ? "to" : "account"};
+    bool parties = command->kind == COMMAND_TRANSFER || command->kind == COMMAND_HOLD;
+    const char *names[2] = {parties ? "from" : "account", parties ? "to" : "account"};
     const char *currency = *command->currency ? command->currency : NULL;
     for (int side = 0; side < 2; side++) {
         reservation_t *reservation = reservations[side];
@@ -255,6 +264,195 @@ static int s_plan_account (request_t *request, size_t index, cJSON **errors_p,
     return 0;
 }
 
+//  --------------------------------------------------------------------
+//  Holds
+
+//  The request's record of hold id, or NULL when none of its commands
+//  made or resolved it yet.
+static planned_hold_t *s_planned_hold (request_t *request, const char *id)
+{
+    for (size_t index = 0; index < request->planned_hold_count; index++)
+        if (streq (request->planned_holds[index].id, id))
+            return &request->planned_holds[index];
+    return NULL;
+}
+
+static planned_hold_t *s_planned_hold_add (request_t *request)
+{
+    if (request->planned_hold_count == request->planned_hold_capacity) {
+        size_t capacity =
+            request->planned_hold_capacity ? request->planned_hold_capacity * 2 : 2;
+        planned_hold_t *holds =
+            realloc (request->planned_holds, capacity * sizeof *holds);
+        assert (holds);
+        request->planned_holds = holds;
+        request->planned_hold_capacity = capacity;
+    }
+    planned_hold_t *hold = &request->planned_holds[request->planned_hold_count++];
+    *hold = (planned_hold_t){.state = WRITE_MODEL_PENDING};
+    return hold;
+}
+
+//  The insufficient-funds refusal of reservation (its account debited).
+static int s_refuse_funds (request_t *request, size_t index, const reservation_t *from,
+                           cJSON **errors_p, cJSON **extra_p, refusal_t *refusal)
+{
+    s_amount_error (request, index, errors_p, "exceeds the available balance");
+    *extra_p = cJSON_CreateObject ();
+    cJSON_AddStringToObject (*extra_p, "account", from->account);
+    reply_add_int (*extra_p, "balance", from->balance);
+    reply_add_int (*extra_p, "available", from->available);
+    reply_add_int (*extra_p, "overdraft_limit", from->limit);
+    return s_refuse (refusal, 422, "insufficient funds");
+}
+
+//  POST /transfers with "pending": true (or such a batch item): reserves
+//  amount of from's available balance; no balance moves.
+static int s_plan_hold (request_t *request, size_t index, cJSON **errors_p,
+                        cJSON **extra_p, refusal_t *refusal)
+{
+    command_t *command = &request->commands[index];
+    if (strlen (command->id) > COMMANDS_HOLD_ID_BYTES_MAX) {
+        s_field_error (request, index, errors_p, "id",
+                       "a hold's id is at most 56 bytes (its expiry's id adds "
+                       "\".expired\")");
+        return s_refuse (refusal, 422, "invalid command");
+    }
+    size_t from_index = s_reserve (request, command->from);
+    size_t to_index = s_reserve (request, command->to);
+    reservation_t *from = &request->reservations[from_index];
+    reservation_t *to = &request->reservations[to_index];
+    if (s_plan_currency (request, index, from, to, errors_p, refusal))
+        return -1;
+    int64_t available;
+    if (__builtin_sub_overflow (from->available, command->amount, &available) ||
+        (from->limit != EVENT_LIMIT_UNLIMITED && available < -from->limit))
+        return s_refuse_funds (request, index, from, errors_p, extra_p, refusal);
+    from->available = available;
+    from->debit += command->amount;
+    from->events++;
+    to->events++;
+    //  Fixed once: a retry after a conflict keeps the hold's timeout.
+    if (command->timeout_ms && !command->timeout_at_ms)
+        command->timeout_at_ms = zclock_time () + command->timeout_ms;
+    planned_hold_t *hold = s_planned_hold_add (request);
+    request_copy (hold->id, sizeof hold->id, command->id);
+    request_copy (hold->from, sizeof hold->from, command->from);
+    request_copy (hold->to, sizeof hold->to, command->to);
+    request_copy (hold->currency, sizeof hold->currency, from->currency);
+    hold->amount = command->amount;
+    hold->timeout_at_ms = command->timeout_at_ms;
+    return 0;
+}
+
+//  The field a refusal of a resolution names: the path's id, or the
+//  batch item's "post" / "void".
+static const char *s_resolution_field (const request_t *request, const command_t *command)
+{
+    if (request->route != ROUTE_BATCH)
+        return "id";
+    return command->kind == COMMAND_POST ? "post" : "void";
+}
+
+//  A resolution refused for the hold's state: 422 with it.
+static int s_refuse_state (request_t *request, size_t index, const planned_hold_t *hold,
+                           const char *state, cJSON **errors_p, cJSON **extra_p,
+                           refusal_t *refusal)
+{
+    const command_t *command = &request->commands[index];
+    char message[96];
+    snprintf (message, sizeof message, "the hold is %s: it resolves once", state);
+    s_field_error (request, index, errors_p, s_resolution_field (request, command),
+                   message);
+    *extra_p = cJSON_CreateObject ();
+    cJSON_AddStringToObject (*extra_p, "pending_id", hold->id);
+    cJSON_AddStringToObject (*extra_p, "state", state);
+    return s_refuse (refusal, 422,
+                     streq (state, "expired") ? "the hold expired"
+                                              : "the hold is resolved");
+}
+
+//  The hold a resolution names, into the request's records: the one an
+//  earlier command made or resolved, else the write model's. NULL when
+//  the hold is unknown.
+static planned_hold_t *s_hold_of (request_t *request, const char *id)
+{
+    planned_hold_t *hold = s_planned_hold (request, id);
+    if (hold)
+        return hold;
+    const write_model_pending_t *pending = write_model_pending (request->api->model, id);
+    if (!pending)
+        return NULL;
+    hold = s_planned_hold_add (request);
+    request_copy (hold->id, sizeof hold->id, pending->id);
+    request_copy (hold->from, sizeof hold->from, pending->from);
+    request_copy (hold->to, sizeof hold->to, pending->to);
+    request_copy (hold->currency, sizeof hold->currency, pending->currency);
+    hold->amount = pending->amount;
+    hold->timeout_at_ms = pending->timeout_at_ms;
+    hold->state = pending->state;
+    return hold;
+}
+
+//  POST /transfers/{id}/post and /void (or their batch items), and the
+//  expiry timer's transfer_expired: the hold must be pending, and (but
+//  for an expiry) not past its timeout_at even when no expiry landed yet.
+static int s_plan_resolution (request_t *request, size_t index, cJSON **errors_p,
+                              cJSON **extra_p, refusal_t *refusal)
+{
+    const command_t *command = &request->commands[index];
+    planned_hold_t *hold = s_hold_of (request, command->pending_id);
+    if (!hold) {
+        s_field_error (request, index, errors_p, s_resolution_field (request, command),
+                       "no hold with this id");
+        return s_refuse (refusal, request->route == ROUTE_BATCH ? 422 : 404,
+                         "the pending transfer (hold) does not exist");
+    }
+    if (hold->state != WRITE_MODEL_PENDING)
+        return s_refuse_state (request, index, hold,
+                               write_model_pending_state_name (hold->state), errors_p,
+                               extra_p, refusal);
+    bool timed_out = hold->timeout_at_ms && zclock_time () >= hold->timeout_at_ms;
+    if (command->kind == COMMAND_EXPIRE ? !timed_out : timed_out) {
+        if (command->kind == COMMAND_EXPIRE)
+            return s_refuse (refusal, 422, "the hold is not due");
+        return s_refuse_state (request, index, hold, "expired", errors_p, extra_p,
+                               refusal);
+    }
+    int64_t amount =
+        command->kind == COMMAND_POST && command->amount ? command->amount : hold->amount;
+    if (amount > hold->amount) {
+        char message[96];
+        snprintf (message, sizeof message, "exceeds the hold's amount (%" PRId64 ")",
+                  hold->amount);
+        s_amount_error (request, index, errors_p, message);
+        return s_refuse (refusal, 422, "invalid amount");
+    }
+    size_t from_index = s_reserve (request, hold->from);
+    size_t to_index = s_reserve (request, hold->to);
+    reservation_t *from = &request->reservations[from_index];
+    reservation_t *to = &request->reservations[to_index];
+    if (command->kind == COMMAND_POST) {
+        int64_t credited;
+        if (__builtin_add_overflow (to->balance, amount, &credited)) {
+            s_amount_error (request, index, errors_p, "the balance would overflow");
+            return s_refuse (refusal, 422, "invalid amount");
+        }
+        from->balance -= amount;
+        to->balance = credited;
+        to->available += amount;
+    }
+    //  What was reserved comes back; a post spends what it moves of it.
+    from->available += hold->amount - (command->kind == COMMAND_POST ? amount : 0);
+    from->events++;
+    to->events++;
+    hold->state = command->kind == COMMAND_POST   ? WRITE_MODEL_POSTED
+                  : command->kind == COMMAND_VOID ? WRITE_MODEL_VOIDED
+                                                  : WRITE_MODEL_EXPIRED;
+    hold->resolved_amount = amount;
+    return 0;
+}
+
 //  Plans command index: returns 0, or -1 with *refusal, *extra_p /
 //  *errors_p set.
 static int s_plan_command (request_t *request, size_t index, cJSON **errors_p,
@@ -263,6 +461,11 @@ static int s_plan_command (request_t *request, size_t index, cJSON **errors_p,
     const command_t *command = &request->commands[index];
     if (command->kind == COMMAND_OPEN || command->kind == COMMAND_UPDATE)
         return s_plan_account (request, index, errors_p, refusal);
+    if (command->kind == COMMAND_HOLD)
+        return s_plan_hold (request, index, errors_p, extra_p, refusal);
+    if (command->kind == COMMAND_POST || command->kind == COMMAND_VOID ||
+        command->kind == COMMAND_EXPIRE)
+        return s_plan_resolution (request, index, errors_p, extra_p, refusal);
     const char *debited = command->kind == COMMAND_WITHDRAW   ? command->account
                           : command->kind == COMMAND_TRANSFER ? command->from
                                                               : NULL;
@@ -276,15 +479,8 @@ static int s_plan_command (request_t *request, size_t index, cJSON **errors_p,
     if (s_plan_currency (request, index, from, to, errors_p, refusal))
         return -1;
     if (from && from->limit != EVENT_LIMIT_UNLIMITED &&
-        from->available - command->amount < -from->limit) {
-        s_amount_error (request, index, errors_p, "exceeds the available balance");
-        *extra_p = cJSON_CreateObject ();
-        cJSON_AddStringToObject (*extra_p, "account", debited);
-        reply_add_int (*extra_p, "balance", from->balance);
-        reply_add_int (*extra_p, "available", from->available);
-        reply_add_int (*extra_p, "overdraft_limit", from->limit);
-        return s_refuse (refusal, 422, "insufficient funds");
-    }
+        from->available - command->amount < -from->limit)
+        return s_refuse_funds (request, index, from, errors_p, extra_p, refusal);
     int64_t credited_balance = 0;
     if (to && __builtin_add_overflow (to->balance, command->amount, &credited_balance)) {
         s_amount_error (request, index, errors_p, "the balance would overflow");
@@ -310,6 +506,7 @@ static int s_plan_command (request_t *request, size_t index, cJSON **errors_p,
 int plan_request (request_t *request)
 {
     s_reservations_clear (request);
+    request->planned_hold_count = 0;
     cJSON *errors = NULL, *extra = NULL;
     for (size_t index = 0; index < request->count; index++) {
         refusal_t refusal = {422, "invalid command"};
@@ -370,6 +567,8 @@ static void s_event_from_command (request_t *request, const command_t *command,
     event->amount = command->amount;
     request_copy (event->reference, sizeof event->reference, command->reference);
     event->expect_count = 0;
+    event->pending_id[0] = '\0';
+    event->timeout_at_ms = 0;
     event->has_limit = false;
     event->metadata_bytes = 0;
     event->metadata[0] = '\0';
@@ -391,8 +590,24 @@ static void s_event_from_command (request_t *request, const command_t *command,
         }
         //  Opening expects version 0: two instances cannot both open it.
         s_expect (request, event, command->account);
-    } else if (command->kind == COMMAND_TRANSFER) {
-        event->type = EVENT_TRANSFERRED;
+    } else if (command->kind == COMMAND_POST || command->kind == COMMAND_VOID ||
+               command->kind == COMMAND_EXPIRE) {
+        const planned_hold_t *hold = s_planned_hold (request, command->pending_id);
+        assert (hold); // planned
+        event->type = command->kind == COMMAND_POST   ? EVENT_TRANSFER_POSTED
+                      : command->kind == COMMAND_VOID ? EVENT_TRANSFER_VOIDED
+                                                      : EVENT_TRANSFER_EXPIRED;
+        event->account[0] = '\0';
+        request_copy (event->pending_id, sizeof event->pending_id, hold->id);
+        request_copy (event->from, sizeof event->from, hold->from);
+        request_copy (event->to, sizeof event->to, hold->to);
+        request_copy (event->currency, sizeof event->currency, hold->currency);
+        event->amount = hold->resolved_amount;
+        s_expect (request, event, hold->from);
+    } else if (command->kind == COMMAND_TRANSFER || command->kind == COMMAND_HOLD) {
+        event->type =
+            command->kind == COMMAND_HOLD ? EVENT_TRANSFER_PENDING : EVENT_TRANSFERRED;
+        event->timeout_at_ms = command->timeout_at_ms;
         event->account[0] = '\0';
         request_copy (event->from, sizeof event->from, command->from);
         request_copy (event->to, sizeof event->to, command->to);

@@ -66,12 +66,13 @@ void reply_append_str (reply_t *self, const char *text)
 }
 
 //  One record's text at most: the member names and punctuation
-//  (under 192 bytes), an id, up to four account ids, a currency, a type name, a
-//  timestamp and five integers.
+//  (under 192 bytes), two ids, up to four account ids, a currency, a type
+//  name, two timestamps and five integers.
 #define REPLY_TYPE_BYTES_MAX 16
 #define REPLY_RECORD_BYTES_MAX                                                           \
-    (192 + EVENT_CURRENCY_BYTES_MAX + EVENT_ID_BYTES_MAX + 4 * EVENT_ACCOUNT_BYTES_MAX + \
-     REPLY_TYPE_BYTES_MAX + EVENT_TS_BYTES + 5 * EVENT_INT_BYTES_MAX)
+    (224 + EVENT_CURRENCY_BYTES_MAX + 2 * EVENT_ID_BYTES_MAX +                           \
+     4 * EVENT_ACCOUNT_BYTES_MAX + REPLY_TYPE_BYTES_MAX + 2 * EVENT_TS_BYTES +           \
+     5 * EVENT_INT_BYTES_MAX)
 
 //  Records are written with a cursor into space reserved once per record:
 //  one reserve per record, not one (and a strlen) per member.
@@ -154,10 +155,18 @@ void reply_append_record (reply_t *self, const write_model_record_t *record,
             cursor = s_put_str_after (cursor, ",\"metadata\":", metadata);
         cursor = s_put_int_after (cursor, ",\"version\":", record->version);
         cursor = s_put_literal (cursor, "}");
-    } else if (record->type == EVENT_TRANSFERRED) {
+    } else if (event_type_has_parties (record->type)) {
+        if (event_type_resolves_hold (record->type))
+            cursor = s_put_str_after (cursor, "\",\"pending_id\":\"", record->pending_id);
         cursor = s_put_str_after (cursor, "\",\"from\":\"", record->account);
         cursor = s_put_str_after (cursor, "\",\"to\":\"", record->to);
         cursor = s_put_money (cursor, record);
+        if (record->timeout_at_ms) {
+            cursor = s_put_literal (cursor, "\",\"timeout_at\":\"");
+            char ts[EVENT_TS_BYTES + 1];
+            event_ts_format (record->timeout_at_ms, ts);
+            cursor = s_put (cursor, ts, EVENT_TS_BYTES);
+        }
         cursor = s_put_str_after (cursor, "\",\"balances\":{\"", record->account);
         cursor = s_put_int_after (cursor, "\":", record->balance);
         cursor = s_put_str_after (cursor, ",\"", record->to);
@@ -188,7 +197,13 @@ void reply_add_int (cJSON *json, const char *name, int64_t value)
 
 bool reply_record_matches (const write_model_record_t *record, const command_t *command)
 {
-    if (!streq (record->id, command->id) || record->amount != command->amount)
+    //  A post of the whole hold (amount 0), a void and an expiry name no
+    //  amount: the hold's.
+    bool amount_given = command->kind != COMMAND_VOID &&
+                        command->kind != COMMAND_EXPIRE &&
+                        (command->kind != COMMAND_POST || command->amount);
+    if (!streq (record->id, command->id) ||
+        (amount_given && record->amount != command->amount))
         return false;
     switch (command->kind) {
     case COMMAND_DEPOSIT:
@@ -206,6 +221,17 @@ bool reply_record_matches (const write_model_record_t *record, const command_t *
     case COMMAND_UPDATE:
         return record->type == EVENT_ACCOUNT_UPDATED &&
                streq (record->account, command->account);
+    case COMMAND_HOLD:
+        return record->type == EVENT_TRANSFER_PENDING &&
+               streq (record->account, command->from) && streq (record->to, command->to);
+    case COMMAND_POST:
+    case COMMAND_VOID:
+    case COMMAND_EXPIRE:
+        return record->type == (command->kind == COMMAND_POST ? EVENT_TRANSFER_POSTED
+                                : command->kind == COMMAND_VOID
+                                    ? EVENT_TRANSFER_VOIDED
+                                    : EVENT_TRANSFER_EXPIRED) &&
+               streq (record->pending_id, command->pending_id);
     }
     return false;
 }

@@ -45,7 +45,9 @@ void reply_append_int (reply_t *self, int64_t value);
 
 //  One stored event as answered: {"seq","id","type","ts",...,"amount",
 //  "currency","balance"} or, for transfers, {...,"from","to","amount",
-//  "currency","balances"}; account events {"seq","id","type","ts",
+//  "currency","balances"} (holds: "pending_id" before from when they
+//  resolve one, "timeout_at" after currency when set); account events
+//  {"seq","id","type","ts",
 //  "account","currency"?,"overdraft_limit"?,"metadata"?,"version"} with
 //  metadata (canonical JSON, or NULL) from the command.
 void reply_append_record (reply_t *self, const write_model_record_t *record,

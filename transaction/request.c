@@ -6,6 +6,7 @@
 
 #include <inttypes.h>
 
+#include "expiry.h"
 #include "log.h"
 #include "plan.h"
 #include "reply.h"
@@ -53,13 +54,17 @@ static void s_wait_insert (waitlist_t *list, request_t *request, bool by_last_se
 
 //  A problem+json body (caller frees). Takes ownership of errors and extra
 //  (extra's members are added to the problem, e.g. "balance").
-static char *s_problem_text (unsigned status, const char *detail, cJSON *errors,
-                             cJSON *extra)
+static char *s_problem_text (unsigned status, route_t route, const char *detail,
+                             cJSON *errors, cJSON *extra)
 {
-    //  A write's only 404 is PATCH of an account never seen: typed as
-    //  accounting's (…/account-not-found).
-    cJSON *json = http_problem_new (status, status == 404 ? "Account not found" : NULL,
-                                    detail, errors);
+    //  A write's 404s are a PATCH of an account never seen, typed as
+    //  accounting's (…/account-not-found), and a post or void of a hold
+    //  never seen (…/transfer-not-found, as GET /transfers/{id}).
+    bool hold = route == ROUTE_POST || route == ROUTE_VOID;
+    const char *title = status != 404 ? NULL
+                        : hold        ? "Transfer not found"
+                                      : "Account not found";
+    cJSON *json = http_problem_new (status, title, detail, errors);
     while (extra && extra->child) {
         cJSON *item = cJSON_DetachItemViaPointer (extra, extra->child);
         cJSON_AddItemToObject (json, item->string, item);
@@ -104,7 +109,7 @@ void request_respond (api_t *self, http_request_t *http, unsigned status,
 void request_respond_problem (api_t *self, http_request_t *http, unsigned status,
                               const char *detail, cJSON *errors)
 {
-    char *body = s_problem_text (status, detail, errors, NULL);
+    char *body = s_problem_text (status, ROUTE_TRANSACTION, detail, errors, NULL);
     request_respond_bytes (self, http, status, body, strlen (body), false, true);
 }
 
@@ -116,6 +121,7 @@ static void s_request_destroy (request_t **request_p)
         assert (!request->followers || zlistx_size (request->followers) == 0);
         zlistx_destroy (&request->followers);
         free (request->reservation_slots);
+        free (request->planned_holds);
         if (request->reservations != request->reservations_inline)
             free (request->reservations);
         cJSON_Delete (request->versions);
@@ -168,13 +174,16 @@ void request_end (request_t *request, unsigned status, char *body, bool replayed
         self->waiters--;
     }
     free (body);
+    if (request->route == ROUTE_EXPIRE)
+        expiry_ended (self, request->commands[0].pending_id, status == 201);
     s_request_destroy (&request);
 }
 
 void request_fail (request_t *request, unsigned status, const char *detail, cJSON *errors,
                    cJSON *extra)
 {
-    request_end (request, status, s_problem_text (status, detail, errors, extra), false);
+    request_end (request, status,
+                 s_problem_text (status, request->route, detail, errors, extra), false);
 }
 
 request_t *request_new (api_t *self, http_request_t *http, route_t route,
@@ -190,19 +199,22 @@ request_t *request_new (api_t *self, http_request_t *http, route_t route,
     request->keyed = *parsed->key != '\0';
     request_copy (request->key, sizeof request->key, parsed->key);
     request_copy (request->fingerprint, sizeof request->fingerprint, fingerprint);
+    //  No http: the service's own request (an expiry), with no meta.
     request_copy (request->request_id, sizeof request->request_id,
-                  http_request_id (http));
-    const char *correlation = http_request_header (http, "X-Correlation-Id");
+                  http ? http_request_id (http) : "");
+    const char *correlation =
+        http ? http_request_header (http, "X-Correlation-Id") : NULL;
     request_copy (request->correlation_id, sizeof request->correlation_id,
                   correlation ? correlation : "");
-    const auth_principal_t *principal = http_request_principal (http);
+    const auth_principal_t *principal = http ? http_request_principal (http) : NULL;
     request_copy (request->principal, sizeof request->principal,
                   principal ? principal->name : "");
     request->reservations = request->reservations_inline;
     request->reservation_capacity = API_RESERVATIONS_INLINE;
     request->deadline_ms = zclock_mono () + self->config.ack_timeout_ms;
     request->originator = http;
-    self->waiters++;
+    if (http)
+        self->waiters++;
     request->handle = zlistx_add_end (self->requests, request);
     if (request->keyed)
         zhashx_insert (self->by_key, request->key, request);

@@ -43,6 +43,9 @@ typedef enum {
     ROUTE_BATCH,
     ROUTE_OPEN,   // POST /accounts
     ROUTE_UPDATE, // PATCH /accounts/{id}
+    ROUTE_POST,   // POST /transfers/{id}/post
+    ROUTE_VOID,   // POST /transfers/{id}/void
+    ROUTE_EXPIRE, // no client: the expiry of a hold whose timeout passed (expiry.c)
 } route_t;
 
 typedef enum {
@@ -70,6 +73,21 @@ typedef struct {
     int64_t limit;          // effective: >= 0 or EVENT_LIMIT_UNLIMITED
     uint64_t metadata_hash; // 0: none
 } reservation_t;
+
+//  A pending transfer (two-phase hold) as the request's earlier commands
+//  leave it: made by one of them, or the write model's once a command
+//  resolves it. So a batch may make a hold and post it, and cannot
+//  resolve one twice.
+typedef struct {
+    char id[EVENT_ID_BYTES_MAX + 1];
+    char from[EVENT_ACCOUNT_BYTES_MAX + 1];
+    char to[EVENT_ACCOUNT_BYTES_MAX + 1];
+    char currency[EVENT_CURRENCY_BYTES_MAX + 1];
+    int64_t amount;        // reserved
+    int64_t timeout_at_ms; // 0: none
+    write_model_pending_state_t state;
+    int64_t resolved_amount; // posted: what moves; voided, expired: the amount
+} planned_hold_t;
 
 typedef struct request request_t;
 
@@ -103,6 +121,9 @@ struct request {
     //  + 1 per slot (0: empty), at most half full. Indexes survive reservations moving.
     uint32_t *reservation_slots;
     size_t reservation_slot_count; // a power of two, or 0
+    //  Holds made or resolved by the request's commands (planning).
+    planned_hold_t *planned_holds;
+    size_t planned_hold_count, planned_hold_capacity;
     int64_t deadline_ms;
     int retries;
     state_t state;
@@ -144,6 +165,11 @@ struct api {
     uint64_t uuids;
     int timer_id;
     uint64_t created, replayed, rejected, conflicts, retried, timeouts, unavailable;
+    //  Holds: pending ids this instance is expiring (request in flight),
+    //  its timer, and the expiries it appended.
+    zhashx_t *expiring;
+    int expiry_timer_id;
+    uint64_t expired;
 };
 
 //  A request's commands as parsed from its body, before it is a request_t.
@@ -163,7 +189,8 @@ static inline void request_copy (char *target, size_t size, const char *source)
 }
 
 //  A new request for http (suspended by the caller), owning parsed's
-//  commands, in api's list and (keyed) its key index.
+//  commands, in api's list and (keyed) its key index. http NULL: one the
+//  service makes itself (an expiry), which answers no one.
 request_t *request_new (api_t *self, http_request_t *http, route_t route,
                         parsed_t *parsed, const char *fingerprint);
 

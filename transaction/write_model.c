@@ -14,6 +14,7 @@ typedef struct write_model_account {
     int64_t version;        // confirmed events that touched the account
     int64_t pending_debit;  // >= 0: debits this instance has in flight
     int64_t pending_events; // >= 0: events this instance has in flight
+    int64_t held_out;       // >= 0: confirmed unresolved holds debiting it
     uint32_t record;        // its own, in the table: names it
     //  Schema 2, confirmed: set by the account's first event ("" before).
     char currency[EVENT_CURRENCY_BYTES_MAX + 1];
@@ -42,6 +43,12 @@ struct write_model {
     dedupe_t *seen;  // ids of the last WRITE_MODEL_SEEN_IDS_MAX events, hashes only
     bool seen_started; // the window holds every id from its first seq on
     int64_t head_seq;  // write_model_set_head
+    //  Pending transfers by id (owned), and the unresolved ones with a
+    //  timeout in a binary min-heap by timeout_at_ms.
+    zhashx_t *pendings;
+    write_model_pending_t **due;
+    size_t due_count, due_capacity;
+    size_t unresolved;
 };
 
 _Static_assert((WRITE_MODEL_RECENT_EVENTS_MAX & (WRITE_MODEL_RECENT_EVENTS_MAX - 1)) == 0,
@@ -69,6 +76,12 @@ static uint32_t s_slot_ring (uint32_t entry)
     return (entry & 0xffff) - 1;
 }
 
+static void s_pending_destroy (void **item_p)
+{
+    free (*item_p);
+    *item_p = NULL;
+}
+
 //  A hash hit is all the window knows: write_model_seen says "probably".
 static bool s_seen_confirm (void *arg, int64_t seq, const char *id)
 {
@@ -85,8 +98,11 @@ write_model_t *write_model_new (void)
     self->ids = calloc (WRITE_MODEL_ID_SLOTS, sizeof *self->ids);
     self->homes = calloc (WRITE_MODEL_RECENT_EVENTS_MAX, sizeof *self->homes);
     self->seen = dedupe_new (WRITE_MODEL_SEEN_IDS_MAX, 1, s_seen_confirm, NULL);
-    if (!self->accounts || !self->recent || !self->ids || !self->homes || !self->seen)
+    self->pendings = zhashx_new ();
+    if (!self->accounts || !self->recent || !self->ids || !self->homes || !self->seen ||
+        !self->pendings)
         goto failed;
+    zhashx_set_destructor (self->pendings, s_pending_destroy);
     return self;
 failed:
     write_model_destroy (&self);
@@ -103,6 +119,8 @@ void write_model_destroy (write_model_t **self_p)
         free (self->ids);
         free (self->homes);
         dedupe_destroy (&self->seen);
+        zhashx_destroy (&self->pendings);
+        free (self->due);
         free (self);
         *self_p = NULL;
     }
@@ -203,6 +221,176 @@ static int s_apply_settings (write_model_t *self, const event_t *event,
     return 0;
 }
 
+//  --------------------------------------------------------------------
+//  Pending transfers
+
+const char *write_model_pending_state_name (write_model_pending_state_t state)
+{
+    static const char *names[] = {"pending", "posted", "voided", "expired"};
+    return (unsigned)state < 4 ? names[state] : "";
+}
+
+static bool s_due_before (const write_model_pending_t *a, const write_model_pending_t *b)
+{
+    return a->timeout_at_ms < b->timeout_at_ms;
+}
+
+static void s_due_push (write_model_t *self, write_model_pending_t *pending)
+{
+    if (pending->due_queued || !pending->timeout_at_ms)
+        return;
+    if (self->due_count == self->due_capacity) {
+        size_t capacity = self->due_capacity ? self->due_capacity * 2 : 64;
+        write_model_pending_t **due = realloc (self->due, capacity * sizeof *due);
+        assert (due);
+        self->due = due;
+        self->due_capacity = capacity;
+    }
+    size_t at = self->due_count++;
+    while (at > 0 && s_due_before (pending, self->due[(at - 1) / 2])) {
+        self->due[at] = self->due[(at - 1) / 2];
+        at = (at - 1) / 2;
+    }
+    self->due[at] = pending;
+    pending->due_queued = true;
+}
+
+static write_model_pending_t *s_due_pop (write_model_t *self)
+{
+    assert (self->due_count > 0);
+    write_model_pending_t *top = self->due[0];
+    write_model_pending_t *last = self->due[--self->due_count];
+    size_t at = 0;
+    for (;;) {
+        size_t child = 2 * at + 1;
+        if (child >= self->due_count)
+            break;
+        if (child + 1 < self->due_count &&
+            s_due_before (self->due[child + 1], self->due[child]))
+            child++;
+        if (!s_due_before (self->due[child], last))
+            break;
+        self->due[at] = self->due[child];
+        at = child;
+    }
+    if (self->due_count)
+        self->due[at] = last;
+    top->due_queued = false;
+    return top;
+}
+
+const write_model_pending_t *write_model_next_due (write_model_t *self, int64_t now_ms)
+{
+    while (self->due_count && self->due[0]->timeout_at_ms <= now_ms) {
+        write_model_pending_t *pending = s_due_pop (self);
+        if (pending->state == WRITE_MODEL_PENDING)
+            return pending;
+    }
+    return NULL;
+}
+
+void write_model_due_again (write_model_t *self, const char *id)
+{
+    write_model_pending_t *pending = zhashx_lookup (self->pendings, id);
+    if (pending && pending->state == WRITE_MODEL_PENDING)
+        s_due_push (self, pending);
+}
+
+const write_model_pending_t *write_model_pending (write_model_t *self, const char *id)
+{
+    return zhashx_lookup (self->pendings, id);
+}
+
+size_t write_model_pending_count (write_model_t *self)
+{
+    return self->unresolved;
+}
+
+//  A new hold: reserves amount of from. A repeated id (beyond the
+//  stream's dedupe window) is not a second hold.
+static void s_hold_open (write_model_t *self, const event_t *event, account_t *from)
+{
+    if (zhashx_lookup (self->pendings, event->id)) {
+        log_warn ("event seq %" PRId64 " repeats the hold id %s; not applied", event->seq,
+                  event->id);
+        return;
+    }
+    write_model_pending_t *pending = calloc (1, sizeof *pending);
+    assert (pending);
+    s_copy (pending->id, sizeof pending->id, event->id);
+    s_copy (pending->from, sizeof pending->from, event->from);
+    s_copy (pending->to, sizeof pending->to, event->to);
+    s_copy (pending->currency, sizeof pending->currency, event->currency);
+    pending->amount = event->amount;
+    pending->timeout_at_ms = event->timeout_at_ms;
+    zhashx_insert (self->pendings, pending->id, pending);
+    from->held_out += event->amount;
+    self->unresolved++;
+    s_due_push (self, pending);
+}
+
+//  posted, voided, expired of a known unresolved hold between the same
+//  accounts (else only the touch counts, as the stream counted it).
+static int s_hold_resolve (write_model_t *self, const event_t *event, account_t *from,
+                           account_t *to)
+{
+    write_model_pending_t *pending = zhashx_lookup (self->pendings, event->pending_id);
+    bool posted = event->type == EVENT_TRANSFER_POSTED;
+    if (!pending || pending->state != WRITE_MODEL_PENDING ||
+        !streq (pending->from, event->from) || !streq (pending->to, event->to) ||
+        (posted ? event->amount > pending->amount : event->amount != pending->amount)) {
+        log_warn ("event seq %" PRId64 " resolves hold %s, which is %s; not applied",
+                  event->seq, event->pending_id,
+                  pending ? write_model_pending_state_name (pending->state) : "unknown");
+        return 0;
+    }
+    int64_t from_after = from->balance, to_after = to->balance;
+    if (posted && (__builtin_sub_overflow (from->balance, event->amount, &from_after) ||
+                   __builtin_add_overflow (to->balance, event->amount, &to_after))) {
+        log_error ("event seq %" PRId64 " overflows a balance; not applied", event->seq);
+        return -1;
+    }
+    from->balance = from_after;
+    to->balance = to_after;
+    from->held_out -= pending->amount;
+    assert (from->held_out >= 0);
+    pending->state = posted                                 ? WRITE_MODEL_POSTED
+                     : event->type == EVENT_TRANSFER_VOIDED ? WRITE_MODEL_VOIDED
+                                                            : WRITE_MODEL_EXPIRED;
+    self->unresolved--;
+    return 0;
+}
+
+//  The four hold events: each touches from and to (the stream counts
+//  both versions whatever the event does here).
+static int s_apply_hold (write_model_t *self, const event_t *event,
+                         write_model_record_t *record)
+{
+    account_t *from = s_account (self, event->from, true);
+    account_t *to = s_account (self, event->to, true);
+    int rc = 0;
+    if ((from->version && !streq (from->currency, event->currency)) ||
+        (to->version && !streq (to->currency, event->currency)))
+        log_warn ("event seq %" PRId64 " moves %s of an account in another currency; "
+                  "not applied",
+                  event->seq, event->currency);
+    else if (event->type == EVENT_TRANSFER_PENDING)
+        s_hold_open (self, event, from);
+    else
+        rc = s_hold_resolve (self, event, from, to);
+    if (!from->version)
+        s_copy (from->currency, sizeof from->currency, event->currency);
+    if (!to->version)
+        s_copy (to->currency, sizeof to->currency, event->currency);
+    from->version++;
+    to->version++;
+    s_copy (record->account, sizeof record->account, event->from);
+    s_copy (record->to, sizeof record->to, event->to);
+    record->balance = from->balance;
+    record->balance_to = to->balance;
+    return rc;
+}
+
 void write_model_settings (const write_model_account_t *entry,
                            write_model_settings_t *settings)
 {
@@ -243,6 +431,8 @@ int write_model_apply (write_model_t *self, const event_t *event)
     record->has_limit = event->has_limit;
     record->overdraft_limit = event->overdraft_limit;
     s_copy (record->id, sizeof record->id, event->id);
+    s_copy (record->pending_id, sizeof record->pending_id, event->pending_id);
+    record->timeout_at_ms = event->timeout_at_ms;
     s_id_learn (self, ring, home);
     if (seen) {
         if (!self->seen_started)
@@ -254,6 +444,8 @@ int write_model_apply (write_model_t *self, const event_t *event)
 
     if (event->type == EVENT_ACCOUNT_OPENED || event->type == EVENT_ACCOUNT_UPDATED)
         return s_apply_settings (self, event, record);
+    if (event->type >= EVENT_TRANSFER_PENDING && event->type <= EVENT_TRANSFER_EXPIRED)
+        return s_apply_hold (self, event, record);
     const char *debited = NULL, *credited = NULL;
     if (event->type == EVENT_DEPOSITED)
         credited = event->account;
@@ -326,8 +518,9 @@ int64_t write_model_version (write_model_t *self, const char *name)
 int64_t write_model_available (write_model_t *self, const char *name)
 {
     account_t *account = s_account (self, name, false);
-    // Pending debits are bounded by inflight * 10^15, far from overflow.
-    return account ? account->balance - account->pending_debit : 0;
+    // Pending debits are bounded by inflight * 10^15, held ones by the
+    // holds' count * 10^15: far from overflow.
+    return account ? account->balance - account->held_out - account->pending_debit : 0;
 }
 
 write_model_account_t *write_model_figures (write_model_t *self, const char *name,
@@ -336,7 +529,8 @@ write_model_account_t *write_model_figures (write_model_t *self, const char *nam
 {
     account_t *account = s_account (self, name, false);
     *balance = account ? account->balance : 0;
-    *available = account ? account->balance - account->pending_debit : 0;
+    *available =
+        account ? account->balance - account->held_out - account->pending_debit : 0;
     *version = account ? account->version : 0;
     return account;
 }

@@ -13,6 +13,13 @@
     indexed by id, so a retried request whose events already landed is
     recognised before it is validated again (its debit is already in the
     balances). It is not a read model: it answers no queries beyond these.
+
+    Schema 2's pending transfers (holds of money, not the in-flight
+    reservations above) are kept by id with their state, so a second
+    resolution is refused, and the unresolved ones count against their
+    payer's available balance. Those with a timeout wait in a heap by
+    timeout_at for the expiry timer. Resolved ones are kept too (a post
+    of a posted hold is 422, not 404): ~260 bytes each.
 */
 #ifndef WRITE_MODEL_H_INCLUDED
 #define WRITE_MODEL_H_INCLUDED
@@ -54,7 +61,31 @@ typedef struct {
     bool has_limit;                              // account events that set one
     int64_t overdraft_limit;                     // >= 0 or EVENT_LIMIT_UNLIMITED
     int64_t version; // account events: the account's version after it
+    char pending_id[EVENT_ID_BYTES_MAX + 1]; // posted, voided, expired
+    int64_t timeout_at_ms;                   // transfer_pending; 0: none
 } write_model_record_t;
+
+typedef enum {
+    WRITE_MODEL_PENDING = 0,
+    WRITE_MODEL_POSTED,
+    WRITE_MODEL_VOIDED,
+    WRITE_MODEL_EXPIRED,
+} write_model_pending_state_t;
+
+//  A pending transfer as the stream's events left it.
+typedef struct {
+    char id[EVENT_ID_BYTES_MAX + 1];
+    char from[EVENT_ACCOUNT_BYTES_MAX + 1];
+    char to[EVENT_ACCOUNT_BYTES_MAX + 1];
+    char currency[EVENT_CURRENCY_BYTES_MAX + 1];
+    int64_t amount;        // reserved
+    int64_t timeout_at_ms; // 0: none
+    write_model_pending_state_t state;
+    bool due_queued; // in the heap of due holds
+} write_model_pending_t;
+
+//  "pending", "posted", "voided", "expired".
+const char *write_model_pending_state_name (write_model_pending_state_t state);
 
 write_model_t *write_model_new (void);
 void write_model_destroy (write_model_t **self_p);
@@ -75,7 +106,8 @@ size_t write_model_account_count (write_model_t *self);
 //  Confirmed figures (0 for an account never seen).
 int64_t write_model_balance (write_model_t *self, const char *account);
 int64_t write_model_version (write_model_t *self, const char *account);
-//  Confirmed balance minus this instance's pending debits.
+//  Confirmed balance minus unresolved holds and this instance's pending
+//  debits.
 int64_t write_model_available (write_model_t *self, const char *account);
 //  The three above with one lookup (a batch asks for each account).
 //  Returns the account's entry, or NULL when it has none. Entries never
@@ -106,6 +138,18 @@ write_model_account_t *write_model_hold (write_model_t *self,
 //  Removes a hold that write_model_hold added (same entry and figures).
 void write_model_release (write_model_t *self, write_model_account_t *entry,
                           int64_t debit, int64_t events);
+
+//  The pending transfer with this id, or NULL when none was stored.
+const write_model_pending_t *write_model_pending (write_model_t *self, const char *id);
+
+//  Unresolved pending transfers whose timeout_at_ms <= now_ms, one per
+//  call, earliest first (each leaves the heap); NULL when none is due.
+//  The caller appends its expiry; write_model_due_again puts one back
+//  whose expiry did not land (it is then due again at once).
+const write_model_pending_t *write_model_next_due (write_model_t *self, int64_t now_ms);
+void write_model_due_again (write_model_t *self, const char *id);
+//  Unresolved pending transfers.
+size_t write_model_pending_count (write_model_t *self);
 
 //  The stored event at seq, or NULL when it is no longer (or not yet) kept.
 const write_model_record_t *write_model_record (write_model_t *self, int64_t seq);

@@ -13,7 +13,9 @@
       plain decimal integer equal to the value; it appends no error; an
       account command (open, update) has no amount, a valid account, a
       valid currency when it opens, a limit >= 0 or unlimited, and
-      metadata in canonical form;
+      metadata in canonical form; a hold is a transfer with "pending": true
+      and a timeout_ms within 30 days (only a hold has one); a post or void
+      names a valid hold id (as given), a post an amount or none;
     - a command that fails appends at least one {field, message}, each
       field named under the prefix;
     - a validated command, made into the proposed event transaction sends,
@@ -120,10 +122,23 @@ static void s_check_event_accepted (const command_t *command)
                         "metadata size");
             memcpy (event.metadata, command->metadata, event.metadata_bytes + 1);
         }
-    } else if (command->kind == COMMAND_TRANSFER) {
-        event.type = EVENT_TRANSFERRED;
+    } else if (command->kind == COMMAND_TRANSFER || command->kind == COMMAND_HOLD) {
+        event.type =
+            command->kind == COMMAND_HOLD ? EVENT_TRANSFER_PENDING : EVENT_TRANSFERRED;
         snprintf (event.from, sizeof event.from, "%s", command->from);
         snprintf (event.to, sizeof event.to, "%s", command->to);
+        //  timeout_at as planning makes it: now + timeout_ms.
+        if (command->timeout_ms)
+            event.timeout_at_ms = 1764000000000LL + command->timeout_ms;
+    } else if (command->kind == COMMAND_POST || command->kind == COMMAND_VOID) {
+        event.type =
+            command->kind == COMMAND_POST ? EVENT_TRANSFER_POSTED : EVENT_TRANSFER_VOIDED;
+        snprintf (event.pending_id, sizeof event.pending_id, "%s",
+                  *command->pending_id ? command->pending_id : "fuzz-hold");
+        snprintf (event.from, sizeof event.from, "fuzz-from");
+        snprintf (event.to, sizeof event.to, "fuzz-to");
+        if (!event.amount)
+            event.amount = 1; // the whole hold's
     } else {
         event.type = command->kind == COMMAND_DEPOSIT ? EVENT_DEPOSITED : EVENT_WITHDRAWN;
         snprintf (event.account, sizeof event.account, "%s", command->account);
@@ -164,9 +179,46 @@ static void s_check_account_command (const cJSON *json, const command_t *command
     s_check_event_accepted (command);
 }
 
+static void s_check_resolution (const cJSON *json, command_shape_t shape,
+                                const command_t *command)
+{
+    bool post = command->kind == COMMAND_POST;
+    fuzz_check (shape == COMMAND_SHAPE_ANY ||
+                    shape == (post ? COMMAND_SHAPE_POST : COMMAND_SHAPE_VOID),
+                "a post or void from shape %d", shape);
+    const char *named = s_member (json, post ? "post" : "void");
+    fuzz_check (strcmp (command->pending_id, named) == 0, "pending id '%s' not '%s'",
+                command->pending_id, named);
+    fuzz_check (shape != COMMAND_SHAPE_ANY || fuzz_account_is_valid (command->pending_id),
+                "pending id '%s'", command->pending_id);
+    fuzz_check (!*command->account && !*command->from && !*command->to &&
+                    !command->timeout_ms && !command->metadata && !command->has_limit,
+                "a resolution with other fields");
+    if (post && command->amount)
+        s_check_amount_text (json, command);
+    else
+        fuzz_check (command->amount == 0 &&
+                        !cJSON_GetObjectItemCaseSensitive (json, "amount"),
+                    "amount %lld", (long long)command->amount);
+    s_check_event_accepted (command);
+}
+
 static void s_check_valid (const cJSON *json, command_shape_t shape,
                            const command_t *command)
 {
+    if (command->kind == COMMAND_POST || command->kind == COMMAND_VOID) {
+        s_check_resolution (json, shape, command);
+        return;
+    }
+    fuzz_check (!*command->pending_id, "pending id '%s' on kind %d", command->pending_id,
+                command->kind);
+    fuzz_check (command->kind == COMMAND_HOLD ||
+                    (command->timeout_ms == 0 &&
+                     !cJSON_IsTrue (cJSON_GetObjectItemCaseSensitive (json, "pending"))),
+                "not a hold, yet pending or timeout_ms");
+    fuzz_check (command->timeout_ms >= 0 &&
+                    command->timeout_ms <= COMMANDS_TIMEOUT_MS_MAX,
+                "timeout_ms %lld", (long long)command->timeout_ms);
     fuzz_check (strcmp (command->currency, s_member (json, "currency")) == 0,
                 "currency '%s' differs from the body", command->currency);
     fuzz_check (!*command->currency || event_currency_is_valid (
@@ -187,8 +239,11 @@ static void s_check_valid (const cJSON *json, command_shape_t shape,
                     ? COMMAND_SHAPE_TRANSACTION
                     : COMMAND_SHAPE_TRANSFER;
     if (shape == COMMAND_SHAPE_TRANSFER) {
-        fuzz_check (command->kind == COMMAND_TRANSFER, "kind %d for a transfer",
-                    command->kind);
+        fuzz_check (command->kind == COMMAND_TRANSFER || command->kind == COMMAND_HOLD,
+                    "kind %d for a transfer", command->kind);
+        fuzz_check ((command->kind == COMMAND_HOLD) ==
+                        cJSON_IsTrue (cJSON_GetObjectItemCaseSensitive (json, "pending")),
+                    "a hold without \"pending\": true, or the other way");
         fuzz_check (fuzz_account_is_valid (command->from), "from '%s'", command->from);
         fuzz_check (fuzz_account_is_valid (command->to), "to '%s'", command->to);
         fuzz_check (strcmp (command->from, command->to) != 0, "from == to");
@@ -297,6 +352,11 @@ static void s_check_same_command (const command_t *fast, const command_t *refere
                   {"id", fast->id, reference->id},
                   {"reference", fast->reference, reference->reference},
                   {"currency", fast->currency, reference->currency}};
+    fuzz_check (fast->timeout_ms == reference->timeout_ms,
+                "command %zu: timeout_ms %lld, cJSON path %lld", index,
+                (long long)fast->timeout_ms, (long long)reference->timeout_ms);
+    fuzz_check (!*fast->pending_id && !*reference->pending_id,
+                "command %zu: the fast path took a post or void", index);
     fuzz_check (!fast->metadata && !reference->metadata && !fast->has_limit &&
                     !reference->has_limit,
                 "command %zu: the fast path took an account command", index);
@@ -383,12 +443,15 @@ int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
         s_parse_alone (root, COMMAND_SHAPE_ANY);
         s_parse_alone (root, COMMAND_SHAPE_OPEN);
         s_parse_alone (root, COMMAND_SHAPE_UPDATE);
+        s_parse_alone (root, COMMAND_SHAPE_POST);
+        s_parse_alone (root, COMMAND_SHAPE_VOID);
         s_check_batch (root);
     }
     s_check_fast_path (body, size, root, COMMAND_SHAPE_TRANSACTION, false);
     s_check_fast_path (body, size, root, COMMAND_SHAPE_TRANSFER, false);
     s_check_fast_path (body, size, root, COMMAND_SHAPE_ANY, true);
     s_check_fast_path (body, size, root, COMMAND_SHAPE_OPEN, false);
+    s_check_fast_path (body, size, root, COMMAND_SHAPE_POST, false);
     cJSON_Delete (root);
     free (body);
     return 0;

@@ -67,7 +67,15 @@ static inline void fuzz_check_known_event (const event_t *event)
     }
     fuzz_check (event->amount >= 1 && event->amount <= EVENT_AMOUNT_MAX, "amount %lld",
                 (long long)event->amount);
-    if (event->type == EVENT_TRANSFERRED) {
+    fuzz_check (event_type_resolves_hold (event->type) ==
+                    (*event->pending_id && fuzz_account_is_valid (event->pending_id)),
+                "pending_id '%s' on %s", event->pending_id, event->type_name);
+    fuzz_check (event->type == EVENT_TRANSFER_PENDING || event->timeout_at_ms == 0,
+                "timeout_at on %s", event->type_name);
+    fuzz_check (event->v == 2 || !event_type_has_parties (event->type) ||
+                    event->type == EVENT_TRANSFERRED,
+                "a v1 hold");
+    if (event_type_has_parties (event->type)) {
         fuzz_check (fuzz_account_is_valid (event->from), "from '%s'", event->from);
         fuzz_check (fuzz_account_is_valid (event->to), "to '%s'", event->to);
         fuzz_check (strcmp (event->from, event->to) != 0, "from == to '%s'", event->to);

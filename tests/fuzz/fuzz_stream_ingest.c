@@ -189,7 +189,7 @@ static void s_model_append (const event_t *event)
 {
     zhashx_insert (s_fuzz.ids, event->id, (void *)(intptr_t)event->seq);
     const char *accounts[2] = {event->account, NULL};
-    if (event->type == EVENT_TRANSFERRED) {
+    if (event_type_has_parties (event->type)) {
         accounts[0] = event->from;
         accounts[1] = event->to;
     }

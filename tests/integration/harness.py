@@ -386,6 +386,12 @@ def fold(events, upto_seq=None):
             touch(ev["to"], ev["amount"])
         elif ev["type"] in ("account_opened", "account_updated"):
             touch(ev["account"], 0)  # a touch that moves no money
+        elif ev["type"] == "transfer_posted":
+            touch(ev["from"], -ev["amount"])
+            touch(ev["to"], ev["amount"])
+        elif ev["type"] in ("transfer_pending", "transfer_voided", "transfer_expired"):
+            touch(ev["from"], 0)  # a hold and its release move no balance
+            touch(ev["to"], 0)
     return state
 
 

@@ -9,6 +9,11 @@ The accounts are in three currencies, with limits of their own (one
 unlimited) or the service's: per currency the balances sum to the net
 deposits acknowledged, no balance goes below its own limit, money never
 crosses currencies (such transfers are refused 422).
+Holds (two-phase transfers) are made, posted in part or whole, voided
+and left to expire (some with a timeout) on both instances: per currency
+the unresolved holds sum to the pending debits every accounting instance
+shows, no available balance (balance - pending debits) goes below its
+limit, and every hold is resolved at most once (expiries included).
 
 The seed is printed; LEDGER_SEED=<n> replays the same commands and crash
 schedule (thread interleaving still varies). LEDGER_STRESS=1 runs longer.
@@ -36,13 +41,16 @@ CURRENCY = {**{a: c for a, (c, _) in OPENED.items()}, "inv-5": "XXX"}
 LIMIT = {**{a: limit for a, (_, limit) in OPENED.items()}, "inv-5": OVERDRAFT_LIMIT}
 AMOUNT_MAX = 500
 UNKNOWN = (None, 503)       # no answer, or 503: may or may not have landed
+RESOLUTIONS = ("transfer_posted", "transfer_voided", "transfer_expired")
+HOLD_TIMEOUTS_MS = (None, None, 300, 3000)  # None: the hold waits to be posted or voided
 
 
 class Client(threading.Thread):
     """One seeded client. ops: key -> {path, body, status, answer, kind}."""
 
-    def __init__(self, cluster, seed, index, stopping):
+    def __init__(self, cluster, seed, index, stopping, holds):
         super().__init__()
+        self.holds = holds      # shared: (hold id, amount) of every 201 hold
         self.cluster = cluster
         self.rng = random.Random(seed)
         self.index = index
@@ -55,11 +63,15 @@ class Client(threading.Thread):
         rng = self.rng
         a, b = rng.sample(ACCOUNTS, 2)
         amount = rng.randint(1, AMOUNT_MAX)
-        kind = rng.choice(["deposit", "withdraw", "transfer"])
+        kind = rng.choice(["deposit", "withdraw", "transfer", "hold"])
         if kind == "deposit":
             return {"account": a, "amount": amount}
         if kind == "withdraw":
             return {"account": a, "amount": -amount}
+        if kind == "hold":
+            timeout_ms = rng.choice(HOLD_TIMEOUTS_MS)
+            return {"from": a, "to": b, "amount": amount, "pending": True,
+                    **({"timeout_ms": timeout_ms} if timeout_ms else {})}
         return {"from": a, "to": b, "amount": amount}
 
     def _next(self):
@@ -69,11 +81,21 @@ class Client(threading.Thread):
         self.count += 1
         roll = rng.random()
         done = [k for k, op in self.ops.items() if op["status"] == 201]
+        if 0.27 <= roll < 0.37 and self.holds:
+            hold_id, amount = rng.choice(self.holds)
+            if rng.random() < 0.3:
+                return "new", f"/transfers/{hold_id}/void", {}, key
+            body = {} if rng.random() < 0.5 else {"amount": rng.randint(1, amount)}
+            return "new", f"/transfers/{hold_id}/post", body, key
+        # Resent with another body: those with an amount to change.
+        changeable = [k for k in done if "amount" in (
+            self.ops[k]["body"]["commands"][0] if self.ops[k]["path"] == "/batch"
+            else self.ops[k]["body"])]
         if roll < 0.05 and done:
             old = self.ops[rng.choice(done)]
             return "same-key-same-body", old["path"], old["body"], old["key"]
-        if roll < 0.10 and done:
-            old = self.ops[rng.choice(done)]
+        if roll < 0.10 and changeable:
+            old = self.ops[rng.choice(changeable)]
             other = json.loads(json.dumps(old["body"]))
             target = other["commands"][0] if old["path"] == "/batch" else other
             target["amount"] += 1 if target["amount"] > 0 else -1
@@ -101,10 +123,23 @@ class Client(threading.Thread):
             if kind == "new" or kind == "bad":
                 self.ops[key] = {"key": key, "path": path, "body": body, "status": status,
                                  "answer": answer, "kind": kind}
+                if status == 201:
+                    note_holds(self.holds, path, answer)
             else:
                 self.replays.append((kind, self.ops[key], status, answer))
             if status in UNKNOWN:
                 time.sleep(0.05)
+
+
+def note_holds(holds, path, answer):
+    """The holds a 201 made, for later posts and voids."""
+    for result in answer["results"] if path == "/batch" else [answer]:
+        if result["type"] == "transfer_pending":
+            holds.append((result["id"], result["amount"]))
+
+
+def command_list(path, body):
+    return body["commands"] if path == "/batch" else [body]
 
 
 def resolve(cluster, ops):
@@ -121,7 +156,7 @@ def resolve(cluster, ops):
 
 def deltas(path, body):
     """Net change of each currency's total by a command (transfers: 0)."""
-    commands = body["commands"] if path == "/batch" else [body]
+    commands = command_list(path, body)
     net = {}
     for c in commands:
         if "account" in c:
@@ -134,14 +169,29 @@ def check_answer_against_log(op, by_id, states_at):
     balances it reports are the fold's balances right after each event."""
     seqs = answered_seqs(op["path"], op["answer"])
     assert sorted(seqs) == sorted(event_ids(op["key"], op["path"], op["body"])), op
-    commands = op["body"]["commands"] if op["path"] == "/batch" else [op["body"]]
+    commands = command_list(op["path"], op["body"])
     results = op["answer"]["results"] if op["path"] == "/batch" else [op["answer"]]
     for command, result in zip(commands, results):
         ev = by_id[result["id"]]
         assert ev["seq"] == result["seq"] and ev["ts"] == result["ts"], (ev, result)
-        assert ev["amount"] == abs(command["amount"]), (ev, command)
+        assert ev["type"] == result["type"] and ev["amount"] == result["amount"], (ev, result)
         state = states_at[ev["seq"]]
-        if "from" in command:
+        if ev["type"] in RESOLUTIONS:
+            action = op["path"].rsplit("/", 1)[1]
+            assert (ev["type"], ev["pending_id"]) == \
+                (f"transfer_{action}ed", op["path"].split("/")[2]), (ev, op)
+            assert "amount" not in command or ev["amount"] == command["amount"], (ev, op)
+            assert result["balances"] == {ev["from"]: state[ev["from"]],
+                                          ev["to"]: state[ev["to"]]}, (ev, result)
+            continue
+        assert ev["amount"] == abs(command["amount"]), (ev, command)
+        if command.get("pending"):
+            assert (ev["type"], ev["from"], ev["to"]) == \
+                ("transfer_pending", command["from"], command["to"]), (ev, command)
+            assert ("timeout_at" in ev) == ("timeout_ms" in command), (ev, command)
+            assert result["balances"] == {command["from"]: state[command["from"]],
+                                          command["to"]: state[command["to"]]}, (ev, result)
+        elif "from" in command:
             assert (ev["type"], ev["from"], ev["to"]) == \
                 ("transferred", command["from"], command["to"]), (ev, command)
             assert result["balances"] == {command["from"]: state[command["from"]],
@@ -155,8 +205,11 @@ def check_answer_against_log(op, by_id, states_at):
 def fold_checked(events):
     """Balances after each seq ({seq: {account: balance}}, sparse copies are
     too big: the touched accounts only), asserting each account's own
-    floor (none when unlimited) and that money stays in its currency."""
+    floor (none when unlimited) under its pending debits, that money stays
+    in its currency and that every hold resolves at most once. Returns
+    the balances, the states and the holds ({id: hold})."""
     balances, states_at, currency, limit = {}, {}, {}, {}
+    holds, pending = {}, {}  # pending: account -> its unresolved holds' sum
     for ev in events:
         if ev["type"] in ("account_opened", "account_updated"):
             if ev["type"] == "account_opened":
@@ -172,7 +225,33 @@ def fold_checked(events):
                 assert currency.setdefault(account, ev["currency"]) == ev["currency"], \
                     f"seq {ev['seq']} moves {ev['currency']} of a {currency[account]} account"
                 limit.setdefault(account, OVERDRAFT_LIMIT)
-        if ev["type"] == "transferred":
+        if ev["type"] == "transfer_pending":
+            assert ev["id"] not in holds, f"hold {ev['id']} made twice"
+            holds[ev["id"]] = {**ev, "state": "pending"}
+            pending[ev["from"]] = pending.get(ev["from"], 0) + ev["amount"]
+            balances.setdefault(ev["from"], 0)
+            balances.setdefault(ev["to"], 0)
+            touched = (ev["from"], ev["to"])
+        elif ev["type"] in RESOLUTIONS:
+            hold = holds.get(ev["pending_id"])
+            assert hold, f"seq {ev['seq']} resolves hold {ev['pending_id']}, never made"
+            assert hold["state"] == "pending", \
+                f"seq {ev['seq']} resolves hold {ev['pending_id']} again ({hold['state']})"
+            assert (ev["from"], ev["to"], ev["currency"]) == \
+                (hold["from"], hold["to"], hold["currency"]), (ev, hold)
+            if ev["type"] == "transfer_posted":
+                assert 1 <= ev["amount"] <= hold["amount"], (ev, hold)
+                balances[ev["from"]] -= ev["amount"]
+                balances[ev["to"]] += ev["amount"]
+            else:
+                assert ev["amount"] == hold["amount"], (ev, hold)
+            if ev["type"] == "transfer_expired":
+                assert ev["id"] == hold["id"] + ".expired", ev
+                assert "timeout_at" in hold and ev["ts"] >= hold["timeout_at"], (ev, hold)
+            hold["state"] = ev["type"][len("transfer_"):]
+            pending[ev["from"]] -= hold["amount"]
+            touched = (ev["from"], ev["to"])
+        elif ev["type"] == "transferred":
             balances[ev["from"]] = balances.get(ev["from"], 0) - ev["amount"]
             balances[ev["to"]] = balances.get(ev["to"], 0) + ev["amount"]
             touched = (ev["from"], ev["to"])
@@ -181,10 +260,11 @@ def fold_checked(events):
             balances[ev["account"]] = balances.get(ev["account"], 0) + sign * ev["amount"]
             touched = (ev["account"],)
         for account in touched:
-            assert limit[account] is None or balances[account] >= -limit[account], \
-                f"{account} at {balances[account]} after seq {ev['seq']}"
+            available = balances[account] - pending.get(account, 0)
+            assert limit[account] is None or available >= -limit[account], \
+                f"{account} available {available} after seq {ev['seq']}"
         states_at[ev["seq"]] = {a: balances[a] for a in touched}
-    return balances, states_at
+    return balances, states_at, holds
 
 
 def check_reader_against_prefix(cluster, rng):
@@ -208,6 +288,45 @@ def check_reader_against_prefix(cluster, rng):
     note("reader answers checked against the log mid-run", 1)
 
 
+def wait_for_due_holds(cluster):
+    """Until no hold with a timeout is left pending in the log (the
+    transaction instances expire them), so the log is quiescent."""
+    def settled():
+        holds = {}
+        for ev in cluster.events_prefix():
+            if ev["type"] == "transfer_pending" and "timeout_at" in ev:
+                holds[ev["id"]] = True
+            elif ev["type"] in RESOLUTIONS:
+                holds.pop(ev["pending_id"], None)
+        return not holds
+    harness.wait_until(settled, RESOLVE_TIMEOUT_S, interval_s=0.1, what="due holds expired")
+
+
+def check_pending(cluster, holds):
+    """Every accounting instance shows each account's pending debits and
+    credits as the unresolved holds sum them; per currency the pending
+    debits are the unresolved holds' sum."""
+    debits, credits, per_currency = {}, {}, {}
+    for hold in holds.values():
+        if hold["state"] == "pending":
+            debits[hold["from"]] = debits.get(hold["from"], 0) + hold["amount"]
+            credits[hold["to"]] = credits.get(hold["to"], 0) + hold["amount"]
+            per_currency[hold["currency"]] = per_currency.get(hold["currency"], 0) + \
+                hold["amount"]
+    for acc in cluster.accs:
+        shown = {}
+        for account in ACCOUNTS:
+            status, body = get_json(f"{acc.url}/accounts/{account}", timeout=HTTP_TIMEOUT_S)
+            assert status == 200, (status, body)
+            assert body["pending_debits"] == debits.get(account, 0), (acc.url, body)
+            assert body["pending_credits"] == credits.get(account, 0), (acc.url, body)
+            want = None if LIMIT[account] is None else \
+                body["balance"] - body["pending_debits"] + LIMIT[account]
+            assert body["available"] == want, (acc.url, body)
+            shown[CURRENCY[account]] = shown.get(CURRENCY[account], 0) + body["pending_debits"]
+        assert {c: v for c, v in shown.items() if v} == per_currency, (shown, per_currency)
+
+
 def test_random_workload_with_crashes_keeps_every_invariant():
     seed = int(os.environ.get("LEDGER_SEED") or random.randrange(1 << 30))
     print(f"seed {seed} (LEDGER_SEED={seed} replays it)", flush=True)
@@ -227,7 +346,8 @@ def test_random_workload_with_crashes_keeps_every_invariant():
                                              "open-inv-5", cluster.txs[0])
     assert status == 201 and answer["currency"] == "XXX", (status, answer)
     stopping = threading.Event()
-    clients = [Client(cluster, rng.random(), i, stopping) for i in range(6)]
+    holds = []
+    clients = [Client(cluster, rng.random(), i, stopping, holds) for i in range(6)]
     for client in clients:
         client.start()
     try:
@@ -247,12 +367,16 @@ def test_random_workload_with_crashes_keeps_every_invariant():
             assert not client.is_alive(), "a client hangs"
     ops = [op for client in clients for op in client.ops.values()]
     resolve(cluster, ops)
+    for op in ops:
+        if op["status"] == 201:
+            note_holds(holds, op["path"], op["answer"])
+    wait_for_due_holds(cluster)
     events = cluster.converge()
     by_id = {}
     for ev in events:
         assert ev["id"] not in by_id, f"{ev['id']} is in the log twice"
         by_id[ev["id"]] = ev
-    balances, states_at = fold_checked(events)
+    balances, states_at, folded_holds = fold_checked(events)
 
     statuses = {}
     acked_total = {"XXX": 1}  # open-inv-5
@@ -269,11 +393,15 @@ def test_random_workload_with_crashes_keeps_every_invariant():
                 acked_total[currency] = acked_total.get(currency, 0) + net
         else:
             # A refusal is definitive: a landed command retried by key is
-            # answered with its original 201, never refused.
-            assert op["status"] in (409, 422) and not any(landed), op
+            # answered with its original 201, never refused. (404: a post
+            # or void of a hold the instance had not folded yet.)
+            assert op["status"] in (409, 422, 404) and not any(landed), op
+            assert op["status"] != 404 or "/transfers/" in op["path"], op
     want_ids = {i for op in ops if op["status"] == 201
                 for i in event_ids(op["key"], op["path"], op["body"])}
     want_ids |= {f"open-{account}" for account in [*OPENED, "inv-5"]}
+    # Expiries are the transaction service's own (checked in fold_checked).
+    want_ids |= {ev["id"] for ev in events if ev["type"] == "transfer_expired"}
     assert set(by_id) == want_ids, sorted(set(by_id) ^ want_ids)[:10]
     totals = {}
     for account, balance in balances.items():
@@ -282,6 +410,10 @@ def test_random_workload_with_crashes_keeps_every_invariant():
         {c: t for c, t in acked_total.items() if t}, (totals, acked_total)
     unlimited_negative = [a for a, b in balances.items() if LIMIT[a] is None and b < 0]
     note("unlimited accounts that went below zero", len(unlimited_negative))
+    check_pending(cluster, folded_holds)
+    note("holds made", len(folded_holds))
+    for state in ("posted", "voided", "expired", "pending"):
+        note(f"holds {state}", sum(1 for h in folded_holds.values() if h["state"] == state))
     for acc in cluster.accs:
         status, stats = get_json(f"{acc.url}/stats")
         assert {c: v["total_balance"] for c, v in stats["currencies"].items() if

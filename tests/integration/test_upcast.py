@@ -17,7 +17,8 @@ from test_stream import Client, new_id  # noqa: E402
 
 FIXTURE = os.path.join(os.path.dirname(__file__), "..", "fixtures", "v1")
 # What schema 2 adds to an account body (and to each list entry), and to /stats.
-ACCOUNT_ADDED = ("currency", "overdraft_limit", "metadata")
+ACCOUNT_ADDED = ("currency", "overdraft_limit", "metadata", "pending_debits",
+                 "pending_credits", "available")
 STATS_ADDED = ("currency_skipped", "currencies", "feed_subscribers")
 
 
@@ -54,6 +55,9 @@ def strip_account(answer):
     if status == 200 and "account" in body and "balance" in body:
         assert body["currency"] == "XXX" and body["overdraft_limit"] == 0, body
         assert body["metadata"] == {}, body
+        # No holds in v1: nothing pending, all of the balance available.
+        assert body["pending_debits"] == body["pending_credits"] == 0, body
+        assert body["available"] == body["balance"], body
         body = without(body, ACCOUNT_ADDED)
     return {"status": status, "body": body}
 
@@ -197,8 +201,8 @@ def test_unknown_types_of_a_newer_writer_are_stored_skipped_and_counted():
     stream.stop_clean()
     last = recorded["stats"]["body"]["applied_seq"]
     ts = json.loads(harness.log_data(stream_dir).splitlines()[-1])["ts"]
-    newer = ('{"seq":%d,"id":"h1","type":"transfer_pending","v":2,"ts":"%s","from":"alice",'
-             '"to":"bob","amount":5,"currency":"XXX","timeout_at":"2030-01-01T00:00:00.000Z"}'
+    newer = ('{"seq":%d,"id":"h1","type":"transfer_frozen","v":2,"ts":"%s","from":"alice",'
+             '"to":"bob","amount":5,"currency":"XXX","until":"2030-01-01T00:00:00.000Z"}'
              % (last + 1, ts))
     harness.append_log(stream_dir, newer.encode() + b"\n")
     stream.start()

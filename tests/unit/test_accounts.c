@@ -3,6 +3,7 @@
     over randomized event sequences.
 */
 #include <assert.h>
+#include <stddef.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -375,6 +376,91 @@ static void test_saved_state_loads_into_the_same_answers (void)
     accounts_destroy (&accounts);
 }
 
+static event_t s_hold_event (int64_t seq, event_type_t type, const char *id,
+                             const char *pending_id, int64_t amount)
+{
+    event_t event = s_event (seq, seq, type, amount);
+    strcpy (event.id, id);
+    strcpy (event.pending_id, pending_id);
+    strcpy (event.from, "payer");
+    strcpy (event.to, "payee");
+    strcpy (event.currency, "EUR");
+    return event;
+}
+
+static void s_check_pending (accounts_t *accounts, const char *id, int64_t at_seq,
+                             int64_t balance, int64_t debits, int64_t credits)
+{
+    account_state_t state;
+    CHECK (accounts_state_at (accounts, id, at_seq, &state) == 0);
+    CHECK_EQ_INT (state.balance, balance);
+    CHECK_EQ_INT (state.pending_debits, debits);
+    CHECK_EQ_INT (state.pending_credits, credits);
+}
+
+static void test_holds_reserve_then_resolve_exactly_once_as_of_every_seq (void)
+{
+    accounts_t *accounts = accounts_new ();
+    CHECK (accounts);
+    event_t deposit = s_event (1, 1, EVENT_DEPOSITED, 1000);
+    strcpy (deposit.account, "payer");
+    strcpy (deposit.currency, "EUR");
+    CHECK (accounts_apply (accounts, &deposit) == ACCOUNTS_APPLIED);
+    event_t events[] = {
+        s_hold_event (2, EVENT_TRANSFER_PENDING, "h1", "", 300),
+        s_hold_event (3, EVENT_TRANSFER_PENDING, "h2", "", 100),
+        s_hold_event (4, EVENT_TRANSFER_POSTED, "p1", "h1", 200), // 100 released
+        s_hold_event (5, EVENT_TRANSFER_VOIDED, "v1", "h1", 300), // resolved: skipped
+        s_hold_event (6, EVENT_TRANSFER_EXPIRED, "h2.expired", "h2", 100),
+        s_hold_event (7, EVENT_TRANSFER_POSTED, "p2", "h2", 100), // expired: skipped
+        s_hold_event (8, EVENT_TRANSFER_PENDING, "h1", "", 5),    // a repeated id
+        s_hold_event (9, EVENT_TRANSFER_POSTED, "p3", "nope", 1), // unknown hold
+    };
+    accounts_result_t expected[] = {
+        ACCOUNTS_APPLIED, ACCOUNTS_APPLIED,  ACCOUNTS_APPLIED,  ACCOUNTS_MISMATCH,
+        ACCOUNTS_APPLIED, ACCOUNTS_MISMATCH, ACCOUNTS_MISMATCH, ACCOUNTS_MISMATCH};
+    for (size_t i = 0; i < sizeof events / sizeof events[0]; i++)
+        CHECK_EQ_INT (accounts_apply (accounts, &events[i]), expected[i]);
+    s_check_pending (accounts, "payer", 1, 1000, 0, 0);
+    s_check_pending (accounts, "payer", 3, 1000, 400, 0);
+    s_check_pending (accounts, "payee", 3, 0, 0, 400);
+    s_check_pending (accounts, "payer", 4, 800, 100, 0);
+    s_check_pending (accounts, "payee", 4, 200, 0, 100);
+    s_check_pending (accounts, "payer", INT64_MAX, 800, 0, 0);
+    s_check_pending (accounts, "payee", INT64_MAX, 200, 0, 0);
+    transfers_t *transfers = accounts_transfers (accounts);
+    const transfer_t *h1 = transfers_find (transfers, "h1");
+    CHECK (h1 && h1->state == TRANSFER_POSTED && h1->pending_seq == 2 &&
+           h1->resolved_seq == 4 && h1->posted_amount == 200 && h1->amount == 300);
+    const transfer_t *h2 = transfers_find (transfers, "h2");
+    CHECK (h2 && h2->state == TRANSFER_EXPIRED && h2->resolved_seq == 6);
+    CHECK (transfers_count (transfers) == 2 && transfers_unresolved (transfers) == 0);
+    //  A hold left pending survives a saved state, and is resolved after it.
+    event_t open = s_hold_event (10, EVENT_TRANSFER_PENDING, "h3", "", 50);
+    CHECK (accounts_apply (accounts, &open) == ACCOUNTS_APPLIED);
+    buffer_t saved = {0};
+    CHECK (accounts_save (accounts, s_buffer_write, &saved) == 0);
+    accounts_t *loaded = accounts_new ();
+    CHECK (loaded && accounts_load (loaded, saved.data, saved.bytes) == 0);
+    s_check_pending (loaded, "payer", 3, 1000, 400, 0);
+    s_check_pending (loaded, "payer", INT64_MAX, 800, 50, 0);
+    CHECK (transfers_unresolved (accounts_transfers (loaded)) == 1);
+    event_t post = s_hold_event (11, EVENT_TRANSFER_POSTED, "p4", "h3", 50);
+    CHECK (accounts_apply (loaded, &post) == ACCOUNTS_APPLIED);
+    s_check_pending (loaded, "payer", INT64_MAX, 750, 0, 0);
+    s_check_pending (loaded, "payee", INT64_MAX, 250, 0, 0);
+    accounts_destroy (&loaded);
+    //  A saved hold whose seq is beyond the state is refused.
+    memset (saved.data + saved.bytes - sizeof (transfer_t) +
+                offsetof (transfer_t, pending_seq),
+            0x7f, 8);
+    loaded = accounts_new ();
+    CHECK (accounts_load (loaded, saved.data, saved.bytes) == -1);
+    accounts_destroy (&loaded);
+    free (saved.data);
+    accounts_destroy (&accounts);
+}
+
 int main (void)
 {
     RUN (test_fold_matches_model_at_every_point);
@@ -382,5 +468,6 @@ int main (void)
     RUN (test_list_is_sorted_and_paginates_across_new_accounts);
     RUN (test_settings_and_currencies_fold_as_of_every_seq);
     RUN (test_saved_state_loads_into_the_same_answers);
+    RUN (test_holds_reserve_then_resolve_exactly_once_as_of_every_seq);
     return check_exit_status ();
 }

@@ -220,8 +220,9 @@ static const bad_input_t s_bad_proposed[] = {
     {"{\"id\":\"e1\",\"ts\":\"2026-01-01T00:00:00.000Z\",\"type\":\"deposited\",\"v\":1}",
      "ts: not allowed in a proposed event"},
     {"{\"id\":\"e1\",\"type\":\"refunded\",\"v\":1,\"account\":\"a\",\"amount\":1}",
-     "type: must be deposited, withdrawn, transferred, account_opened or "
-     "account_updated"},
+     "type: must be deposited, withdrawn, transferred, account_opened, "
+     "account_updated, transfer_pending, transfer_posted, transfer_voided or "
+     "transfer_expired"},
     {"{\"id\":\"e1\",\"type\":\"deposited\",\"v\":3,\"account\":\"a\",\"amount\":1}",
      "v: must be an integer between 1 and 2"},
     {"{\"id\":\"e1\",\"type\":\"deposited\",\"v\":2,\"account\":\"a\",\"amount\":1}",
@@ -468,7 +469,7 @@ static void test_v1_events_upcast_to_currency_xxx_and_keep_their_bytes (void)
 static void test_unknown_types_in_minimal_form_are_canonical (void)
 {
     const char *lines[] = {
-        "{\"seq\":9,\"id\":\"x\",\"type\":\"transfer_pending\",\"v\":2,\"ts\":\"2026-11-"
+        "{\"seq\":9,\"id\":\"x\",\"type\":\"transfer_frozen\",\"v\":2,\"ts\":\"2026-11-"
         "22T07:"
         "28:47.123Z\",\"from\":\"a\",\"to\":\"b\",\"amount\":5,\"currency\":\"EUR\"}",
         "{\"seq\":9,\"id\":\"x\",\"type\":\"deposited\",\"v\":3,\"ts\":\"2026-11-22T07:"
@@ -483,6 +484,102 @@ static void test_unknown_types_in_minimal_form_are_canonical (void)
         if (event_parse_canonical (lines[i], strlen (lines[i]), &event, error, 256) != 0)
             fprintf (stderr, "    line %zu: %s\n", i, error);
         CHECK (event.type == EVENT_TYPE_UNKNOWN && event.seq == 9);
+    }
+}
+
+static void test_hold_lines_are_canonical_and_round_trip (void)
+{
+    const char *lines[] = {
+        "{\"seq\":5,\"id\":\"h1\",\"type\":\"transfer_pending\",\"v\":2,\"ts\":"
+        "\"2026-11-22T07:28:47.123Z\",\"from\":\"a\",\"to\":\"b\",\"amount\":300,"
+        "\"currency\":\"EUR\",\"timeout_at\":\"2026-11-22T08:28:47.123Z\"}",
+        "{\"seq\":6,\"id\":\"h2\",\"type\":\"transfer_pending\",\"v\":2,\"ts\":"
+        "\"2026-11-22T07:28:47.123Z\",\"from\":\"a\",\"to\":\"b\",\"amount\":1,"
+        "\"currency\":\"XXX\",\"meta\":{\"reference\":\"r\"}}",
+        "{\"seq\":7,\"id\":\"p\",\"type\":\"transfer_posted\",\"v\":2,\"ts\":"
+        "\"2026-11-22T07:28:48.000Z\",\"pending_id\":\"h1\",\"from\":\"a\",\"to\":\"b\","
+        "\"amount\":200,\"currency\":\"EUR\"}",
+        "{\"seq\":8,\"id\":\"v\",\"type\":\"transfer_voided\",\"v\":2,\"ts\":"
+        "\"2026-11-22T07:28:48.000Z\",\"pending_id\":\"h2\",\"from\":\"a\",\"to\":\"b\","
+        "\"amount\":1,\"currency\":\"XXX\"}",
+        "{\"seq\":9,\"id\":\"h3.expired\",\"type\":\"transfer_expired\",\"v\":2,"
+        "\"ts\":\"2026-11-22T07:28:48.000Z\",\"pending_id\":\"h3\",\"from\":\"a\","
+        "\"to\":\"b\",\"amount\":9,\"currency\":\"XXX\"}",
+    };
+    for (size_t i = 0; i < sizeof lines / sizeof lines[0]; i++) {
+        event_t fast, reference;
+        char error[256] = "";
+        if (event_parse_canonical (lines[i], strlen (lines[i]), &fast, error, 256) != 0) {
+            fprintf (stderr, "    line %zu: %s\n", i, error);
+            CHECK (false);
+            continue;
+        }
+        CHECK (s_reference_stored (lines[i], strlen (lines[i]), &reference, error) == 0);
+        CHECK (s_same (&fast, &reference));
+        char buffer[EVENT_LINE_BYTES_MAX];
+        size_t bytes = event_format_stored (&fast, buffer, sizeof buffer);
+        CHECK (bytes == strlen (lines[i]) && memcmp (buffer, lines[i], bytes) == 0);
+        CHECK (event_type_has_parties (fast.type) && event_type_moves_money (fast.type));
+    }
+    event_t event;
+    char error[256];
+    CHECK (s_stored (lines[0], &event, error) == 0);
+    CHECK (event.type == EVENT_TRANSFER_PENDING && event.amount == 300);
+    CHECK (event.timeout_at_ms == event.ts_ms + 3600 * 1000);
+    CHECK (s_stored (lines[2], &event, error) == 0);
+    CHECK (event.type == EVENT_TRANSFER_POSTED && streq (event.pending_id, "h1"));
+    CHECK (event_type_resolves_hold (event.type));
+    //  A proposed resolution may expect the versions of from and to.
+    const char *proposed =
+        "{\"id\":\"p\",\"type\":\"transfer_voided\",\"v\":2,"
+        "\"pending_id\":\"h\",\"from\":\"a\",\"to\":\"b\",\"amount\":1,"
+        "\"currency\":\"XXX\",\"expect\":{\"a\":3}}";
+    CHECK (s_proposed (proposed, &event, error) == 0 && event.expect_count == 1);
+    char buffer[EVENT_LINE_BYTES_MAX];
+    CHECK (event_format_proposed (&event, buffer, sizeof buffer) == strlen (proposed));
+    CHECK (streq (buffer, proposed));
+}
+
+static void test_bad_hold_events_are_rejected_naming_the_field (void)
+{
+    const struct {
+        const char *json, *field;
+    } cases[] = {
+        //  A resolution names its hold; a hold has no pending_id.
+        {"{\"id\":\"p\",\"type\":\"transfer_posted\",\"v\":2,\"from\":\"a\",\"to\":"
+         "\"b\",\"amount\":1,\"currency\":\"XXX\"}",
+         "pending_id"},
+        {"{\"id\":\"p\",\"type\":\"transfer_pending\",\"v\":2,\"pending_id\":\"h\","
+         "\"from\":\"a\",\"to\":\"b\",\"amount\":1,\"currency\":\"XXX\"}",
+         "pending_id"},
+        //  timeout_at only on a hold, canonical ms.
+        {"{\"id\":\"p\",\"type\":\"transfer_voided\",\"v\":2,\"pending_id\":\"h\","
+         "\"from\":\"a\",\"to\":\"b\",\"amount\":1,\"currency\":\"XXX\","
+         "\"timeout_at\":\"2026-11-22T08:28:47.123Z\"}",
+         "timeout_at"},
+        {"{\"id\":\"p\",\"type\":\"transfer_pending\",\"v\":2,\"from\":\"a\",\"to\":"
+         "\"b\",\"amount\":1,\"currency\":\"XXX\",\"timeout_at\":\"2026-11-22T08:28Z\"}",
+         "timeout_at"},
+        //  Holds are v2 only, between two accounts.
+        {"{\"id\":\"p\",\"type\":\"transfer_pending\",\"v\":1,\"from\":\"a\",\"to\":"
+         "\"b\",\"amount\":1}",
+         "v"},
+        {"{\"id\":\"p\",\"type\":\"transfer_pending\",\"v\":2,\"from\":\"a\",\"to\":"
+         "\"a\",\"amount\":1,\"currency\":\"XXX\"}",
+         "to"},
+        {"{\"id\":\"p\",\"type\":\"transfer_expired\",\"v\":2,\"pending_id\":\"h\","
+         "\"account\":\"a\",\"amount\":1,\"currency\":\"XXX\"}",
+         "account"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        event_t event;
+        char error[256] = "";
+        int rc = s_proposed (cases[i].json, &event, error);
+        size_t length = strlen (cases[i].field);
+        bool named = strncmp (error, cases[i].field, length) == 0 && error[length] == ':';
+        if (rc == 0 || !named)
+            fprintf (stderr, "    case %zu: rc %d, %s\n", i, rc, error);
+        CHECK (rc != 0 && named);
     }
 }
 
@@ -505,5 +602,7 @@ int main (int argc, char **argv)
     RUN (test_v2_lines_are_canonical_and_round_trip);
     RUN (test_v1_events_upcast_to_currency_xxx_and_keep_their_bytes);
     RUN (test_unknown_types_in_minimal_form_are_canonical);
+    RUN (test_hold_lines_are_canonical_and_round_trip);
+    RUN (test_bad_hold_events_are_rejected_naming_the_field);
     return check_exit_status ();
 }

@@ -264,6 +264,71 @@ static void test_settings_follow_account_events_and_currency_is_kept (void)
     write_model_destroy (&model);
 }
 
+static void s_apply_hold (write_model_t *model, int64_t seq, event_type_t type,
+                          const char *id, const char *pending_id, int64_t amount,
+                          int64_t timeout_at_ms)
+{
+    event_t event;
+    event_init (&event);
+    event.seq = seq;
+    event.type = type;
+    event.amount = amount;
+    event.timeout_at_ms = timeout_at_ms;
+    snprintf (event.id, sizeof event.id, "%s", id);
+    snprintf (event.pending_id, sizeof event.pending_id, "%s", pending_id);
+    snprintf (event.from, sizeof event.from, "payer");
+    snprintf (event.to, sizeof event.to, "payee");
+    CHECK (write_model_apply (model, &event) == 0);
+}
+
+//  Unresolved holds count against available; each resolves once; due
+//  ones come out of the heap earliest first, each once unless put back.
+static void test_holds_reserve_resolve_once_and_fall_due_in_order (void)
+{
+    write_model_t *model = write_model_new ();
+    CHECK (model);
+    s_apply_deposit (model, 1, "d", "payer", 1000);
+    s_apply_hold (model, 2, EVENT_TRANSFER_PENDING, "h-late", "", 100, 5000);
+    s_apply_hold (model, 3, EVENT_TRANSFER_PENDING, "h-early", "", 200, 3000);
+    s_apply_hold (model, 4, EVENT_TRANSFER_PENDING, "h-none", "", 300, 0);
+    CHECK_EQ_INT (write_model_available (model, "payer"), 400);
+    CHECK_EQ_INT (write_model_balance (model, "payer"), 1000);
+    CHECK_EQ_INT (write_model_version (model, "payee"), 3); // every hold touches both
+    CHECK_EQ_INT (write_model_pending_count (model), 3);
+    CHECK (write_model_next_due (model, 2999) == NULL);
+    const write_model_pending_t *due = write_model_next_due (model, 6000);
+    CHECK (due && streq (due->id, "h-early"));
+    write_model_due_again (model, "h-early");
+    due = write_model_next_due (model, 6000);
+    CHECK (due && streq (due->id, "h-early"));
+    due = write_model_next_due (model, 6000);
+    CHECK (due && streq (due->id, "h-late"));
+    CHECK (write_model_next_due (model, 6000) == NULL); // h-none never falls due
+    //  Post 150 of h-none: 150 moves, 150 is released.
+    s_apply_hold (model, 5, EVENT_TRANSFER_POSTED, "p", "h-none", 150, 0);
+    CHECK_EQ_INT (write_model_balance (model, "payer"), 850);
+    CHECK_EQ_INT (write_model_balance (model, "payee"), 150);
+    CHECK_EQ_INT (write_model_available (model, "payer"), 550);
+    //  A second resolution of it, or one of a hold never made, moves nothing.
+    s_apply_hold (model, 6, EVENT_TRANSFER_VOIDED, "v", "h-none", 300, 0);
+    s_apply_hold (model, 7, EVENT_TRANSFER_POSTED, "p2", "nope", 1, 0);
+    CHECK_EQ_INT (write_model_available (model, "payer"), 550);
+    CHECK_EQ_INT (write_model_version (model, "payer"), 7);
+    s_apply_hold (model, 8, EVENT_TRANSFER_EXPIRED, "h-early.expired", "h-early", 200, 0);
+    CHECK_EQ_INT (write_model_available (model, "payer"), 750);
+    const write_model_pending_t *hold = write_model_pending (model, "h-early");
+    CHECK (hold && hold->state == WRITE_MODEL_EXPIRED);
+    CHECK (write_model_pending (model, "h-none")->state == WRITE_MODEL_POSTED);
+    //  A resolved hold put back is not due again.
+    write_model_due_again (model, "h-early");
+    CHECK (write_model_next_due (model, 6000) == NULL);
+    CHECK_EQ_INT (write_model_pending_count (model), 1);
+    const write_model_record_t *record = write_model_record (model, 5);
+    CHECK (record && streq (record->pending_id, "h-none") && record->balance == 850 &&
+           record->balance_to == 150 && streq (record->account, "payer"));
+    write_model_destroy (&model);
+}
+
 int main (void)
 {
     RUN (test_find_gives_latest_kept_seq_of_repeated_and_evicted_ids);
@@ -271,5 +336,6 @@ int main (void)
     RUN (test_seen_skips_ids_below_the_window_of_the_known_head);
     RUN (test_accounts_match_model_through_holds_forgetting_and_growth);
     RUN (test_settings_follow_account_events_and_currency_is_kept);
+    RUN (test_holds_reserve_resolve_once_and_fall_due_in_order);
     return check_exit_status ();
 }
