@@ -139,6 +139,18 @@ void metrics_gauge (metrics_t *self, const char *name, const char *help, double 
         s_append (self, "%s %s\n", name, s_shortest (value, (char[32]){0}, 32));
 }
 
+void metrics_samples (metrics_t *self, const metrics_sample_t *samples, size_t count)
+{
+    assert (self);
+    for (size_t index = 0; index < count; index++) {
+        const metrics_sample_t *sample = &samples[index];
+        if (sample->gauge)
+            metrics_gauge (self, sample->name, sample->help, sample->value);
+        else
+            metrics_counter (self, sample->name, sample->help, sample->count);
+    }
+}
+
 const char *metrics_text (metrics_t *self, size_t *bytes)
 {
     assert (self);

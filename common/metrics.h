@@ -5,6 +5,7 @@
 #ifndef METRICS_H_INCLUDED
 #define METRICS_H_INCLUDED
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -24,6 +25,18 @@ void metrics_gauge (metrics_t *self, const char *name, const char *help, double 
 void metrics_counter_labeled (metrics_t *self, const char *name, const char *help,
                               const char *label, const char *const *values,
                               const uint64_t *counts, size_t count);
+
+//  One sample of a service's page: a counter, or with gauge set a gauge.
+typedef struct {
+    const char *name;
+    const char *help;
+    uint64_t count; // a counter's value
+    bool gauge;
+    double value; // a gauge's value
+} metrics_sample_t;
+
+//  Writes each sample in order, as metrics_counter or metrics_gauge would.
+void metrics_samples (metrics_t *self, const metrics_sample_t *samples, size_t count);
 
 //  The text so far (borrowed, NUL-terminated).
 const char *metrics_text (metrics_t *self, size_t *bytes);

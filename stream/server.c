@@ -29,7 +29,7 @@
 //  a packed APPEND many requests (the transaction packs up to 1 MiB).
 #define SERVER_INGEST_FRAME_BYTES_MAX (4 * 1024 * 1024)
 //  Requests queued at the PULL before senders block: several bursts.
-#define SERVER_INGEST_RCVHWM_MSGS   100000
+#define SERVER_INGEST_RCVHWM_MSGS 100000
 //  Replies (~1 MiB each) queued to one replay peer before the ROUTER drops
 //  the next ones: a client that sends FETCHes and never reads pins this
 //  much, not the default 1000. The catch-up subscriber has at most two
@@ -130,55 +130,56 @@ static void s_metrics (http_request_t *request, void *arg)
     log_file_t *log = ingest_log (self->ingest);
     uint64_t syncs = log_file_sync_count (log);
     metrics_t *metrics = metrics_new ();
-    metrics_counter (metrics, "stream_appends_total", "Append requests stored",
-                     stats->requests_ok);
-    metrics_counter (metrics, "stream_events_total", "Events stored since start",
-                     stats->events_appended);
-    metrics_counter (metrics, "stream_requests_ok_total", "Requests answered ok",
-                     stats->requests_ok);
-    metrics_counter (metrics, "stream_requests_conflict_total",
-                     "Requests answered conflict", stats->requests_conflict);
-    metrics_counter (metrics, "stream_requests_duplicate_total",
-                     "Requests answered duplicate", stats->requests_duplicate);
-    metrics_counter (metrics, "stream_requests_invalid_total",
-                     "Requests answered invalid", stats->requests_invalid);
-    metrics_counter (metrics, "stream_requests_unavailable_total",
-                     "Requests answered unavailable (storage failed)",
-                     stats->requests_unavailable);
-    metrics_counter (metrics, "stream_bursts_total", "Drained bursts of requests",
-                     stats->bursts);
-    metrics_counter (metrics, "stream_packed_appends_total",
-                     "Packed APPEND messages taken (many requests each)",
-                     stats->packed_appends);
-    metrics_counter (metrics, "stream_packed_requests_total",
-                     "Requests that came in packed APPENDs", stats->packed_requests);
-    metrics_counter (metrics, "stream_commit_failures_total",
-                     "Bursts whose commit failed", stats->commits_failed);
-    metrics_counter (metrics, "stream_fsyncs_total", "fdatasync calls on the log", syncs);
-    metrics_gauge (metrics, "stream_events_per_fsync", "Average events per fdatasync",
-                   syncs ? (double)stats->events_appended / (double)syncs : 0.0);
-    metrics_gauge (metrics, "stream_last_seq", "Last committed seq",
-                   (double)log_file_committed_seq (log));
-    metrics_gauge (metrics, "stream_log_bytes", "Committed bytes of the log",
-                   (double)log_file_bytes (log));
-    metrics_gauge (metrics, "stream_accounts", "Accounts with at least one event",
-                   (double)ingest_account_count (self->ingest));
-    metrics_counter (metrics, "stream_http_requests_total", "HTTP requests answered",
-                     http_server_requests_total (self->http));
+    const metrics_sample_t samples[] = {
+        {"stream_appends_total", "Append requests stored", .count = stats->requests_ok},
+        {"stream_events_total", "Events stored since start",
+         .count = stats->events_appended},
+        {"stream_requests_ok_total", "Requests answered ok", .count = stats->requests_ok},
+        {"stream_requests_conflict_total", "Requests answered conflict",
+         .count = stats->requests_conflict},
+        {"stream_requests_duplicate_total", "Requests answered duplicate",
+         .count = stats->requests_duplicate},
+        {"stream_requests_invalid_total", "Requests answered invalid",
+         .count = stats->requests_invalid},
+        {"stream_requests_unavailable_total",
+         "Requests answered unavailable (storage failed)",
+         .count = stats->requests_unavailable},
+        {"stream_bursts_total", "Drained bursts of requests", .count = stats->bursts},
+        {"stream_packed_appends_total", "Packed APPEND messages taken (many requests each)",
+         .count = stats->packed_appends},
+        {"stream_packed_requests_total", "Requests that came in packed APPENDs",
+         .count = stats->packed_requests},
+        {"stream_commit_failures_total", "Bursts whose commit failed",
+         .count = stats->commits_failed},
+        {"stream_fsyncs_total", "fdatasync calls on the log", .count = syncs},
+        {"stream_events_per_fsync", "Average events per fdatasync", .gauge = true,
+         .value = syncs ? (double)stats->events_appended / (double)syncs : 0.0},
+        {"stream_last_seq", "Last committed seq", .gauge = true,
+         .value = (double)log_file_committed_seq (log)},
+        {"stream_log_bytes", "Committed bytes of the log", .gauge = true,
+         .value = (double)log_file_bytes (log)},
+        {"stream_accounts", "Accounts with at least one event", .gauge = true,
+         .value = (double)ingest_account_count (self->ingest)},
+        {"stream_http_requests_total", "HTTP requests answered",
+         .count = http_server_requests_total (self->http)},
+    };
+    metrics_samples (metrics, samples, sizeof samples / sizeof samples[0]);
     http_server_metrics (self->http, metrics);
     const replay_stats_t *replay = replay_stats (self->replay);
-    metrics_counter (metrics, "stream_replay_requests_total",
-                     "Requests received on the replay ROUTER", replay->requests);
-    metrics_counter (
-        metrics, "stream_replay_replies_dropped_total",
-        "Replay requests dropped: the peer's reply queue was full, or it left",
-        replay->replies_dropped);
     const zap_stats_t *zap = self->zap ? zap_stats (self->zap) : &(zap_stats_t){0};
-    metrics_counter (metrics, "stream_curve_allowed_total",
-                     "CURVE handshakes whose client key was allowed", zap->allowed);
-    metrics_counter (metrics, "stream_curve_refused_total",
-                     "CURVE handshakes refused (key not in the socket's list)",
-                     zap->refused);
+    const metrics_sample_t links[] = {
+        {"stream_replay_requests_total", "Requests received on the replay ROUTER",
+         .count = replay->requests},
+        {"stream_replay_replies_dropped_total",
+         "Replay requests dropped: the peer's reply queue was full, or it left",
+         .count = replay->replies_dropped},
+        {"stream_curve_allowed_total", "CURVE handshakes whose client key was allowed",
+         .count = zap->allowed},
+        {"stream_curve_refused_total",
+         "CURVE handshakes refused (key not in the socket's list)",
+         .count = zap->refused},
+    };
+    metrics_samples (metrics, links, sizeof links / sizeof links[0]);
     size_t bytes = 0;
     const char *text = metrics_text (metrics, &bytes);
     http_respond (request, 200, METRICS_CONTENT_TYPE, text, bytes);

@@ -94,6 +94,19 @@ static char *s_put_int (char *cursor, int64_t value)
     return cursor + event_format_int (cursor, value);
 }
 
+//  A member: its name (with the punctuation before it) and its value.
+#define s_put_str_after(cursor, literal, text)                                           \
+    s_put_str (s_put_literal ((cursor), (literal)), (text))
+#define s_put_int_after(cursor, literal, value)                                          \
+    s_put_int (s_put_literal ((cursor), (literal)), (value))
+
+//  The amount and currency of a money-moving record, open-quoted after.
+static char *s_put_money (char *cursor, const write_model_record_t *record)
+{
+    cursor = s_put_int_after (cursor, "\",\"amount\":", record->amount);
+    return s_put_str_after (cursor, ",\"currency\":\"", record->currency);
+}
+
 void reply_append_int (reply_t *self, int64_t value)
 {
     char digits[EVENT_INT_BYTES_MAX];
@@ -119,21 +132,16 @@ void reply_append_record (reply_t *self, const write_model_record_t *record,
     assert (strlen (type) <= REPLY_TYPE_BYTES_MAX);
     s_reserve (self, REPLY_RECORD_BYTES_MAX + (metadata ? strlen (metadata) : 0));
     char *cursor = self->data + self->bytes;
-    cursor = s_put_literal (cursor, "{\"seq\":");
-    cursor = s_put_int (cursor, record->seq);
-    cursor = s_put_literal (cursor, ",\"id\":\"");
-    cursor = s_put_str (cursor, record->id);
-    cursor = s_put_literal (cursor, "\",\"type\":\"");
-    cursor = s_put_str (cursor, type);
-    cursor = s_put_literal (cursor, "\",\"ts\":\"");
-    cursor = s_put (cursor, s_ts (self, record->ts_ms), EVENT_TS_BYTES);
+    cursor = s_put_int_after (cursor, "{\"seq\":", record->seq);
+    cursor = s_put_str_after (cursor, ",\"id\":\"", record->id);
+    cursor = s_put_str_after (cursor, "\",\"type\":\"", type);
+    cursor = s_put (s_put_literal (cursor, "\",\"ts\":\""), s_ts (self, record->ts_ms),
+                    EVENT_TS_BYTES);
     if (!event_type_moves_money (record->type)) {
-        cursor = s_put_literal (cursor, "\",\"account\":\"");
-        cursor = s_put_str (cursor, record->account);
+        cursor = s_put_str_after (cursor, "\",\"account\":\"", record->account);
         cursor = s_put_literal (cursor, "\"");
         if (record->type == EVENT_ACCOUNT_OPENED) {
-            cursor = s_put_literal (cursor, ",\"currency\":\"");
-            cursor = s_put_str (cursor, record->currency);
+            cursor = s_put_str_after (cursor, ",\"currency\":\"", record->currency);
             cursor = s_put_literal (cursor, "\"");
         }
         if (record->has_limit) {
@@ -143,50 +151,31 @@ void reply_append_record (reply_t *self, const write_model_record_t *record,
             else
                 cursor = s_put_int (cursor, record->overdraft_limit);
         }
-        if (metadata) {
-            cursor = s_put_literal (cursor, ",\"metadata\":");
-            cursor = s_put_str (cursor, metadata);
-        }
-        cursor = s_put_literal (cursor, ",\"version\":");
-        cursor = s_put_int (cursor, record->version);
+        if (metadata)
+            cursor = s_put_str_after (cursor, ",\"metadata\":", metadata);
+        cursor = s_put_int_after (cursor, ",\"version\":", record->version);
         cursor = s_put_literal (cursor, "}");
     } else if (event_type_has_parties (record->type)) {
-        if (event_type_resolves_hold (record->type)) {
-            cursor = s_put_literal (cursor, "\",\"pending_id\":\"");
-            cursor = s_put_str (cursor, record->pending_id);
-        }
-        cursor = s_put_literal (cursor, "\",\"from\":\"");
-        cursor = s_put_str (cursor, record->account);
-        cursor = s_put_literal (cursor, "\",\"to\":\"");
-        cursor = s_put_str (cursor, record->to);
-        cursor = s_put_literal (cursor, "\",\"amount\":");
-        cursor = s_put_int (cursor, record->amount);
-        cursor = s_put_literal (cursor, ",\"currency\":\"");
-        cursor = s_put_str (cursor, record->currency);
+        if (event_type_resolves_hold (record->type))
+            cursor = s_put_str_after (cursor, "\",\"pending_id\":\"", record->pending_id);
+        cursor = s_put_str_after (cursor, "\",\"from\":\"", record->account);
+        cursor = s_put_str_after (cursor, "\",\"to\":\"", record->to);
+        cursor = s_put_money (cursor, record);
         if (record->timeout_at_ms) {
             cursor = s_put_literal (cursor, "\",\"timeout_at\":\"");
             char ts[EVENT_TS_BYTES + 1];
             event_ts_format (record->timeout_at_ms, ts);
             cursor = s_put (cursor, ts, EVENT_TS_BYTES);
         }
-        cursor = s_put_literal (cursor, "\",\"balances\":{\"");
-        cursor = s_put_str (cursor, record->account);
-        cursor = s_put_literal (cursor, "\":");
-        cursor = s_put_int (cursor, record->balance);
-        cursor = s_put_literal (cursor, ",\"");
-        cursor = s_put_str (cursor, record->to);
-        cursor = s_put_literal (cursor, "\":");
-        cursor = s_put_int (cursor, record->balance_to);
+        cursor = s_put_str_after (cursor, "\",\"balances\":{\"", record->account);
+        cursor = s_put_int_after (cursor, "\":", record->balance);
+        cursor = s_put_str_after (cursor, ",\"", record->to);
+        cursor = s_put_int_after (cursor, "\":", record->balance_to);
         cursor = s_put_literal (cursor, "}}");
     } else {
-        cursor = s_put_literal (cursor, "\",\"account\":\"");
-        cursor = s_put_str (cursor, record->account);
-        cursor = s_put_literal (cursor, "\",\"amount\":");
-        cursor = s_put_int (cursor, record->amount);
-        cursor = s_put_literal (cursor, ",\"currency\":\"");
-        cursor = s_put_str (cursor, record->currency);
-        cursor = s_put_literal (cursor, "\",\"balance\":");
-        cursor = s_put_int (cursor, record->balance);
+        cursor = s_put_str_after (cursor, "\",\"account\":\"", record->account);
+        cursor = s_put_money (cursor, record);
+        cursor = s_put_int_after (cursor, "\",\"balance\":", record->balance);
         cursor = s_put_literal (cursor, "}");
     }
     self->bytes = (size_t)(cursor - self->data);

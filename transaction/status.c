@@ -64,51 +64,51 @@ void status_handle_metrics (http_request_t *http, void *arg)
     api_t *self = (api_t *)arg;
     metrics_t *metrics = metrics_new ();
     assert (metrics);
-    metrics_counter (metrics, "transaction_created_total", "Write requests answered 201",
-                     self->created);
-    metrics_counter (metrics, "transaction_replayed_total",
-                     "Requests answered from an earlier result (Idempotent-Replayed)",
-                     self->replayed);
-    metrics_counter (metrics, "transaction_rejected_total",
-                     "Write requests answered 4xx or 500", self->rejected);
-    metrics_counter (metrics, "transaction_unavailable_total",
-                     "Write requests answered 503", self->unavailable);
-    metrics_counter (metrics, "transaction_conflicts_total",
-                     "Conflict results from the stream", self->conflicts);
-    metrics_counter (metrics, "transaction_retries_total",
-                     "Appends retried after a conflict", self->retried);
-    metrics_counter (metrics, "transaction_timeouts_total",
-                     "Requests given up on (ack timeout or stream unreachable)",
-                     self->timeouts);
-    metrics_counter (metrics, "transaction_http_requests_total", "HTTP requests answered",
-                     http_server_requests_total (self->http));
     const sender_stats_t *sent = sender_stats (self->sender);
-    metrics_counter (metrics, "transaction_packed_appends_total",
-                     "Packed APPENDs sent (the requests of one loop turn)", sent->packs);
-    metrics_counter (metrics, "transaction_packed_requests_total",
-                     "Requests sent in packed APPENDs", sent->packed);
-    metrics_counter (metrics, "transaction_single_appends_total",
-                     "Requests sent alone in the one-request form", sent->single);
-    metrics_gauge (metrics, "transaction_inflight",
-                   "Write requests waiting for the stream",
-                   (double)zlistx_size (self->requests));
-    metrics_gauge (metrics, "transaction_applied_seq", "Last seq in the write model",
-                   (double)write_model_applied_seq (self->model));
-    metrics_gauge (metrics, "transaction_accounts", "Accounts in the write model",
-                   (double)write_model_account_count (self->model));
-    metrics_gauge (metrics, "transaction_idempotency_keys", "Answers remembered by key",
-                   (double)idempotency_size (self->idempotency));
-    metrics_gauge (metrics, "transaction_holds_pending",
-                   "Holds (pending transfers) not resolved yet, as folded here",
-                   (double)write_model_pending_count (self->model));
-    metrics_counter (metrics, "transaction_holds_expired_total",
-                     "transfer_expired events this instance appended", self->expired);
-    metrics_gauge (metrics, "transaction_diverged",
-                   "1 once the stream's log and the write model disagree",
-                   subscriber_diverged (self->subscriber) ? 1 : 0);
-    metrics_gauge (metrics, "transaction_upstream_connected",
-                   "1 while the stream is heard",
-                   subscriber_connected (self->subscriber) ? 1 : 0);
+    const metrics_sample_t samples[] = {
+        {"transaction_created_total", "Write requests answered 201",
+         .count = self->created},
+        {"transaction_replayed_total",
+         "Requests answered from an earlier result (Idempotent-Replayed)",
+         .count = self->replayed},
+        {"transaction_rejected_total", "Write requests answered 4xx or 500",
+         .count = self->rejected},
+        {"transaction_unavailable_total", "Write requests answered 503",
+         .count = self->unavailable},
+        {"transaction_conflicts_total", "Conflict results from the stream",
+         .count = self->conflicts},
+        {"transaction_retries_total", "Appends retried after a conflict",
+         .count = self->retried},
+        {"transaction_timeouts_total",
+         "Requests given up on (ack timeout or stream unreachable)",
+         .count = self->timeouts},
+        {"transaction_http_requests_total", "HTTP requests answered",
+         .count = http_server_requests_total (self->http)},
+        {"transaction_packed_appends_total",
+         "Packed APPENDs sent (the requests of one loop turn)", .count = sent->packs},
+        {"transaction_packed_requests_total", "Requests sent in packed APPENDs",
+         .count = sent->packed},
+        {"transaction_single_appends_total", "Requests sent alone in the one-request form",
+         .count = sent->single},
+        {"transaction_inflight", "Write requests waiting for the stream", .gauge = true,
+         .value = (double)zlistx_size (self->requests)},
+        {"transaction_applied_seq", "Last seq in the write model", .gauge = true,
+         .value = (double)write_model_applied_seq (self->model)},
+        {"transaction_accounts", "Accounts in the write model", .gauge = true,
+         .value = (double)write_model_account_count (self->model)},
+        {"transaction_idempotency_keys", "Answers remembered by key", .gauge = true,
+         .value = (double)idempotency_size (self->idempotency)},
+        {"transaction_holds_pending",
+         "Holds (pending transfers) not resolved yet, as folded here", .gauge = true,
+         .value = (double)write_model_pending_count (self->model)},
+        {"transaction_holds_expired_total",
+         "transfer_expired events this instance appended", .count = self->expired},
+        {"transaction_diverged", "1 once the stream's log and the write model disagree",
+         .gauge = true, .value = subscriber_diverged (self->subscriber) ? 1 : 0},
+        {"transaction_upstream_connected", "1 while the stream is heard", .gauge = true,
+         .value = subscriber_connected (self->subscriber) ? 1 : 0},
+    };
+    metrics_samples (metrics, samples, sizeof samples / sizeof samples[0]);
     http_server_metrics (self->http, metrics);
     size_t bytes = 0;
     const char *text = metrics_text (metrics, &bytes);
